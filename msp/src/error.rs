@@ -1,0 +1,130 @@
+//! The crate's error type: one enum, structured fields, no patient data.
+
+use crate::ou::NodeOu;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in MSP validation, signing and the certificate authority.
+///
+/// Messages name MSP ids, enrollment ids, serial numbers and file paths, never certificate
+/// attributes' values (they may carry patient identifiers).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A signature is not DER-encoded ECDSA (`SEQUENCE { r INTEGER, s INTEGER }`).
+    #[error("malformed signature: not a DER-encoded ECDSA signature")]
+    MalformedSignature,
+    /// A signature's `s` is above n/2; Fabric accepts only low-S signatures.
+    #[error("invalid signature: high-S value (Fabric requires low-S ECDSA signatures)")]
+    HighS,
+    /// The signature does not verify under the identity's public key.
+    #[error("signature verification failed")]
+    BadSignature,
+    /// A key could not be generated, read or used.
+    #[error("key error: {0}")]
+    Key(String),
+    /// Bytes that should hold a certificate (PEM or DER) do not.
+    #[error("malformed certificate: {0}")]
+    MalformedCertificate(String),
+    /// Bytes that should hold a `msp.SerializedIdentity` do not.
+    #[error("malformed serialized identity: {0}")]
+    MalformedIdentity(String),
+    /// The identity names an MSP this validator does not know.
+    #[error("unknown MSP {msp_id:?}")]
+    UnknownMsp {
+        /// MSP id the identity claimed.
+        msp_id: String,
+    },
+    /// No chain from the certificate to one of the MSP's root certificates.
+    #[error("certificate (serial {serial}) is not issued by any CA of MSP {msp_id}")]
+    UnknownAuthority {
+        /// MSP id validated against.
+        msp_id: String,
+        /// Certificate serial, hex.
+        serial: String,
+    },
+    /// A certificate in the chain does not carry a valid signature from its issuer: it was
+    /// altered after issuing, or it names an issuer whose key did not sign it.
+    #[error("certificate (serial {serial}) has an invalid signature from its issuer")]
+    BadCertificateSignature {
+        /// Certificate serial, hex.
+        serial: String,
+    },
+    /// A certificate in the chain is outside its validity period at the time checked.
+    #[error("certificate (serial {serial}) has expired (not after {not_after})")]
+    Expired {
+        /// Certificate serial, hex.
+        serial: String,
+        /// End of validity, RFC 3339.
+        not_after: String,
+    },
+    /// A certificate in the chain is not valid yet at the time checked.
+    #[error("certificate (serial {serial}) is not yet valid (not before {not_before})")]
+    NotYetValid {
+        /// Certificate serial, hex.
+        serial: String,
+        /// Start of validity, RFC 3339.
+        not_before: String,
+    },
+    /// A certificate in the chain is on its issuer's CRL.
+    #[error("certificate (serial {serial}) has been revoked")]
+    Revoked {
+        /// Certificate serial, hex.
+        serial: String,
+    },
+    /// With NodeOUs enabled, the identity must carry exactly one known NodeOU.
+    #[error("identity (serial {serial}) of MSP {msp_id} has no valid NodeOU: {reason}")]
+    InvalidNodeOu {
+        /// MSP id validated against.
+        msp_id: String,
+        /// Certificate serial, hex.
+        serial: String,
+        /// What is wrong (none, several).
+        reason: String,
+    },
+    /// The identity's NodeOU does not fit the role it acts in.
+    #[error("identity of MSP {msp_id} has NodeOU {actual:?}, expected {expected}")]
+    WrongNodeOu {
+        /// MSP id.
+        msp_id: String,
+        /// Role required.
+        expected: NodeOu,
+        /// Role the identity has.
+        actual: Option<NodeOu>,
+    },
+    /// An MSP's configuration is unusable (no root, bad CRL, bad NodeOU file).
+    #[error("invalid MSP configuration for {msp_id}: {reason}")]
+    InvalidMspConfig {
+        /// MSP id.
+        msp_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A CRL does not parse or is not signed by a CA of the MSP.
+    #[error("invalid CRL: {0}")]
+    InvalidCrl(String),
+    /// A certificate authority operation was refused; see [`crate::ca::CaError`].
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    /// A policy could not be parsed.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// File system error with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path read or written.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Command-line interface: argument types (clap) and dispatch.
+
+pub mod ca;
+pub mod msp;
+
+use clap::{Parser, Subcommand};
+
+/// Medledger: a permissioned blockchain for electronic health records, built the way
+/// Hyperledger Fabric is built.
+#[derive(Debug, Parser)]
+#[command(name = "medledger", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Certificate authority: init and serve a CA, enroll, register, revoke, CRLs.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// Inspect and validate identities in MSP folders.
+    #[command(subcommand)]
+    Msp(msp::MspCommand),
+}
+
+/// Sets up `tracing` output on stderr.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command.
+///
+/// # Errors
+/// Whatever the command reports, with context for the user.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Ca(cmd) => runtime.block_on(ca::run(cmd)),
+        Command::Msp(cmd) => msp::run(cmd),
+    }
+}

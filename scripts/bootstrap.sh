@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a fresh machine (Rust, gcc, Python and Node
+# are assumed present). Idempotent; installs nothing that is already there.
+set -euo pipefail
+
+need_apt=()
+# aws-lc-sys (aws-lc-rs) builds C with the cc crate; it needs a C compiler and, on some
+# targets, cmake. gcc is on every machine; cmake is only needed if the cc build is unsupported.
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# The proto compatibility test installs @hyperledger/fabric-protos with npm.
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${need_apt[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
