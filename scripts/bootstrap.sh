@@ -7,6 +7,12 @@ need_apt=()
 # aws-lc-sys (aws-lc-rs) builds C with the cc crate; it needs a C compiler and, on some
 # targets, cmake. gcc is on every machine; cmake is only needed if the cc build is unsupported.
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# librocksdb-sys generates its bindings with bindgen, which loads libclang at build time.
+if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then
+  need_apt+=(libclang-dev)
+fi
+# RocksDB's bundled build compiles C++.
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 # The proto compatibility test installs @hyperledger/fabric-protos with npm.
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 

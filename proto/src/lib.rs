@@ -99,4 +99,10 @@ pub mod medledger {
         ca,
         "medledger.ca"
     );
+    generated!(
+        /// Package `medledger.channel`: channel configuration (orgs, consenters,
+        /// policies, batch parameters) carried by config blocks.
+        channel,
+        "medledger.channel"
+    );
 }

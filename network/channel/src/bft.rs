@@ -1,0 +1,264 @@
+//! What BFT consenters sign, and the verifier of a block's commit certificate.
+//!
+//! The ordering service decides each block with Tendermint (Malachite's core). A block's
+//! SIGNATURES metadata is a `common.Metadata` whose `value` is a serialized
+//! `medledger.channel.BlockCommit { round }` and whose `signatures` are the precommits of the
+//! decision: one `MetadataSignature` per consenter, with `identifier_header` = serialized
+//! `common.IdentifierHeader { identifier = consenter id }` and `signature` = that consenter's
+//! ECDSA P-256 signature (Fabric style: SHA-256, DER, low-S) over
+//! [`vote_sign_bytes`]`(channel, Precommit, block number, round, Some(header hash), id)`.
+//! A peer that knows only the channel's consenter set verifies a block with
+//! [`verify_block_signatures`]; orderers use the same function for blocks they sync.
+
+use std::collections::BTreeSet;
+
+use medledger_msp::crypto;
+use medledger_proto::common::{
+    Block, BlockMetadataIndex, IdentifierHeader, Metadata, MetadataSignature,
+};
+use medledger_proto::medledger::channel::BlockCommit;
+use prost::Message;
+
+use crate::block;
+use crate::config::ConsenterSet;
+
+/// Domain separator of vote sign bytes.
+const VOTE_DOMAIN: &[u8] = b"medledger/bft/vote/v1";
+/// Domain separator of proposal sign bytes.
+const PROPOSAL_DOMAIN: &[u8] = b"medledger/bft/proposal/v1";
+
+/// Tendermint vote types; the byte is part of what is signed, so a prevote signature can never
+/// pass as a precommit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VoteKind {
+    /// First-phase vote.
+    Prevote = 1,
+    /// Second-phase vote: 2f+1 of them for one value decide it.
+    Precommit = 2,
+}
+
+fn put_channel(b: &mut Vec<u8>, channel_id: &str) {
+    b.extend_from_slice(&(channel_id.len() as u32).to_be_bytes());
+    b.extend_from_slice(channel_id.as_bytes());
+}
+
+/// The bytes a consenter signs for a vote: domain ‖ len(channel) ‖ channel ‖ kind ‖
+/// height (u64 BE) ‖ round (i64 BE) ‖ (0 = nil | 1 ‖ value id, 32 bytes) ‖ voter (u32 BE).
+/// Height, round and kind are all included, so no signature is valid in another round,
+/// height, vote type or channel.
+pub fn vote_sign_bytes(
+    channel_id: &str,
+    kind: VoteKind,
+    height: u64,
+    round: i64,
+    value: Option<&[u8; 32]>,
+    voter: u32,
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(VOTE_DOMAIN.len() + channel_id.len() + 60);
+    b.extend_from_slice(VOTE_DOMAIN);
+    put_channel(&mut b, channel_id);
+    b.push(kind as u8);
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&round.to_be_bytes());
+    match value {
+        None => b.push(0),
+        Some(id) => {
+            b.push(1);
+            b.extend_from_slice(id);
+        }
+    }
+    b.extend_from_slice(&voter.to_be_bytes());
+    b
+}
+
+/// The bytes a proposer signs for a proposal: domain ‖ len(channel) ‖ channel ‖ height ‖
+/// round ‖ proof-of-lock round (i64 BE, −1 for none) ‖ value id ‖ proposer.
+pub fn proposal_sign_bytes(
+    channel_id: &str,
+    height: u64,
+    round: i64,
+    pol_round: i64,
+    value: &[u8; 32],
+    proposer: u32,
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(PROPOSAL_DOMAIN.len() + channel_id.len() + 64);
+    b.extend_from_slice(PROPOSAL_DOMAIN);
+    put_channel(&mut b, channel_id);
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&round.to_be_bytes());
+    b.extend_from_slice(&pol_round.to_be_bytes());
+    b.extend_from_slice(value);
+    b.extend_from_slice(&proposer.to_be_bytes());
+    b
+}
+
+/// One precommit signature of a commit certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSignature {
+    /// Consenter id.
+    pub consenter: u32,
+    /// DER ECDSA signature over the precommit's [`vote_sign_bytes`].
+    pub signature: Vec<u8>,
+}
+
+/// Encodes a commit certificate as the SIGNATURES metadata bytes (a `common.Metadata`).
+pub fn signatures_metadata(round: i64, signatures: &[CommitSignature]) -> Vec<u8> {
+    Metadata {
+        value: BlockCommit { round }.encode_to_vec(),
+        signatures: signatures
+            .iter()
+            .map(|s| MetadataSignature {
+                signature_header: Vec::new(),
+                signature: s.signature.clone(),
+                identifier_header: IdentifierHeader {
+                    identifier: s.consenter,
+                    nonce: Vec::new(),
+                }
+                .encode_to_vec(),
+            })
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+/// What [`verify_block_signatures`] established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCommit {
+    /// Block number.
+    pub number: u64,
+    /// Block header hash.
+    pub header_hash: [u8; 32],
+    /// Decision round.
+    pub round: i64,
+    /// Consenters whose precommit signatures verified, ascending.
+    pub signers: Vec<u32>,
+}
+
+/// Why a block's signatures are not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockVerifyError {
+    /// The block has no header or no data.
+    #[error("block is missing its header or data")]
+    Incomplete,
+    /// `header.data_hash` is not the hash of the block's data.
+    #[error("block {number}: data hash does not match the block data")]
+    DataHashMismatch {
+        /// Block number.
+        number: u64,
+    },
+    /// The SIGNATURES metadata does not decode.
+    #[error("block {number}: malformed SIGNATURES metadata")]
+    MalformedSignatures {
+        /// Block number.
+        number: u64,
+    },
+    /// A signature names a consenter outside the set.
+    #[error("block {number}: signature by unknown consenter {consenter}")]
+    UnknownConsenter {
+        /// Block number.
+        number: u64,
+        /// Consenter id claimed.
+        consenter: u32,
+    },
+    /// Two signatures name the same consenter.
+    #[error("block {number}: consenter {consenter} signed twice")]
+    DuplicateSigner {
+        /// Block number.
+        number: u64,
+        /// Consenter id.
+        consenter: u32,
+    },
+    /// A signature does not verify.
+    #[error("block {number}: invalid signature by consenter {consenter}")]
+    BadSignature {
+        /// Block number.
+        number: u64,
+        /// Consenter id.
+        consenter: u32,
+    },
+    /// Fewer valid signatures than the quorum.
+    #[error("block {number}: {got} consenter signatures, {needed} needed")]
+    NoQuorum {
+        /// Block number.
+        number: u64,
+        /// Valid signatures.
+        got: usize,
+        /// Quorum ⌊2n/3⌋ + 1.
+        needed: usize,
+    },
+}
+
+/// Verifies a block decided by the BFT ordering service: its data hash, and a quorum
+/// (⌊2n/3⌋ + 1) of distinct consenters' precommit signatures over its header hash, where
+/// every signature present must be valid. Chaining to the previous block is the caller's
+/// check (it knows the previous block).
+///
+/// # Errors
+/// A [`BlockVerifyError`] saying which check failed.
+pub fn verify_block_signatures(
+    block: &Block,
+    channel_id: &str,
+    consenters: &ConsenterSet,
+) -> Result<VerifiedCommit, BlockVerifyError> {
+    let header = block.header.as_ref().ok_or(BlockVerifyError::Incomplete)?;
+    let data = block.data.as_ref().ok_or(BlockVerifyError::Incomplete)?;
+    let number = header.number;
+    if header.data_hash != block::data_hash(data) {
+        return Err(BlockVerifyError::DataHashMismatch { number });
+    }
+    let header_hash = block::header_hash(header);
+    let malformed = BlockVerifyError::MalformedSignatures { number };
+    let meta =
+        block::metadata(block, BlockMetadataIndex::Signatures).map_err(|_| malformed.clone())?;
+    let round = BlockCommit::decode(meta.value.as_slice())
+        .map_err(|_| malformed.clone())?
+        .round;
+    if round < 0 {
+        return Err(malformed);
+    }
+    let mut signers = BTreeSet::new();
+    for sig in &meta.signatures {
+        let id = IdentifierHeader::decode(sig.identifier_header.as_slice())
+            .map_err(|_| BlockVerifyError::MalformedSignatures { number })?
+            .identifier;
+        let consenter = consenters
+            .get(id)
+            .ok_or(BlockVerifyError::UnknownConsenter {
+                number,
+                consenter: id,
+            })?;
+        if !signers.insert(id) {
+            return Err(BlockVerifyError::DuplicateSigner {
+                number,
+                consenter: id,
+            });
+        }
+        let msg = vote_sign_bytes(
+            channel_id,
+            VoteKind::Precommit,
+            number,
+            round,
+            Some(&header_hash),
+            id,
+        );
+        crypto::verify(consenter.public_key(), &msg, &sig.signature).map_err(|_| {
+            BlockVerifyError::BadSignature {
+                number,
+                consenter: id,
+            }
+        })?;
+    }
+    if signers.len() < consenters.quorum() {
+        return Err(BlockVerifyError::NoQuorum {
+            number,
+            got: signers.len(),
+            needed: consenters.quorum(),
+        });
+    }
+    Ok(VerifiedCommit {
+        number,
+        header_hash,
+        round,
+        signers: signers.into_iter().collect(),
+    })
+}

@@ -1,0 +1,21 @@
+//! What orderers and peers of a channel share.
+//!
+//! - [`block`]: Fabric's block header hash (SHA-256 of the ASN.1 DER of number, previous hash,
+//!   data hash) and data hash, building blocks, metadata slots.
+//! - [`config`]: the channel configuration (organizations and their MSPs, BFT consenters,
+//!   policies, batch parameters), validated, and the config (genesis) block that carries it.
+//! - [`envelope`]: parsing and checking a transaction envelope's headers, tx_id and creator
+//!   signature, with Fabric's `TxValidationCode` for each failure.
+//! - [`bft`]: the bytes BFT consenters sign for votes, and the verifier of a block's
+//!   SIGNATURES metadata (the commit certificate, ≥ 2f+1 precommits): what the orderer writes
+//!   and every peer's committer checks.
+
+pub mod bft;
+pub mod block;
+pub mod config;
+pub mod envelope;
+
+pub use config::{ChannelConfig, ConfigError};
+
+#[cfg(feature = "test-utils")]
+pub mod testing;

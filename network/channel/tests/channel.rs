@@ -1,0 +1,264 @@
+//! Channel configuration, config blocks, envelope checks and the BFT block verifier.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::SystemTime;
+
+use medledger_channel::bft::{self, BlockVerifyError, CommitSignature, VoteKind};
+use medledger_channel::block;
+use medledger_channel::config::ChannelConfig;
+use medledger_channel::envelope;
+use medledger_channel::testing::{TestChannel, signed_envelope};
+use medledger_msp::ou::NodeOu;
+use medledger_proto::common::{BlockMetadataIndex, HeaderType};
+use medledger_proto::protos::TxValidationCode;
+use prost::Message;
+
+#[test]
+fn config_round_trips_through_the_genesis_block() {
+    let ch = TestChannel::new("ehr", 2, 4);
+    let genesis = ch.config.config_block(0, &[], SystemTime::now());
+    assert_eq!(block::number(&genesis), 0);
+    let back = ChannelConfig::from_config_block(&genesis).unwrap();
+    assert_eq!(back.to_proto(), ch.config.to_proto());
+    assert_eq!(back.consenters().len(), 4);
+    assert_eq!(back.consenters().quorum(), 3);
+    assert_eq!(back.consenters().max_faulty(), 1);
+    assert_eq!(back.batch().max_message_count, 500);
+    assert_eq!(
+        back.application_orgs().collect::<Vec<_>>(),
+        ["Org1MSP", "Org2MSP"]
+    );
+    // A normal block is not a config block.
+    let b = block::new_block(1, &[0; 32], vec![b"x".to_vec()]);
+    assert!(ChannelConfig::from_config_block(&b).is_err());
+}
+
+#[test]
+fn invalid_configs_are_refused_with_the_field_named() {
+    let ch = TestChannel::new("ehr", 2, 4);
+    let base = ch.config.to_proto().clone();
+    let check = |mutate: &dyn Fn(&mut medledger_proto::medledger::channel::ChannelConfig),
+                 needle: &str| {
+        let mut p = base.clone();
+        mutate(&mut p);
+        let err = ChannelConfig::from_proto(p).unwrap_err().to_string();
+        assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    };
+    check(&|p| p.channel_id = "Bad_Channel".into(), "channel_id");
+    check(
+        &|p| {
+            p.policies.remove("Writers");
+        },
+        "policy Writers is missing",
+    );
+    check(
+        &|p| {
+            p.policies
+                .insert("Endorsement".into(), "AND('Org9MSP.peer')".into());
+        },
+        "unknown organization Org9MSP",
+    );
+    check(
+        &|p| {
+            p.policies.insert("Readers".into(), "AND(".into());
+        },
+        "policy Readers",
+    );
+    check(&|p| p.consenters[1].id = p.consenters[0].id, "unique");
+    check(
+        &|p| p.consenters[0].msp_id = "Org1MSP".into(),
+        "not an orderer organization",
+    );
+    check(
+        &|p| p.consenters[0].identity = b"junk".to_vec(),
+        "consenter 1 identity",
+    );
+    check(
+        &|p| {
+            let o = p.organizations[0].clone();
+            p.organizations.push(o);
+        },
+        "appears twice",
+    );
+    check(&|p| p.organizations[0].root_certs.clear(), "no root CA");
+}
+
+#[test]
+fn block_signatures_need_a_quorum_of_valid_distinct_consenters() {
+    let ch = TestChannel::new("ehr", 1, 4);
+    let cs = ch.config.consenters();
+    let mut b = block::new_block(7, &[1; 32], vec![b"env1".to_vec(), b"env2".to_vec()]);
+
+    ch.sign_block(&mut b, &[1, 2, 3], 0);
+    let ok = bft::verify_block_signatures(&b, "ehr", cs).unwrap();
+    assert_eq!(
+        (ok.number, ok.round, ok.signers.clone()),
+        (7, 0, vec![1, 2, 3])
+    );
+
+    ch.sign_block(&mut b, &[1, 2, 3, 4], 2);
+    assert_eq!(
+        bft::verify_block_signatures(&b, "ehr", cs).unwrap().round,
+        2
+    );
+
+    ch.sign_block(&mut b, &[2, 4], 0);
+    assert_eq!(
+        bft::verify_block_signatures(&b, "ehr", cs),
+        Err(BlockVerifyError::NoQuorum {
+            number: 7,
+            got: 2,
+            needed: 3
+        })
+    );
+
+    ch.sign_block(&mut b, &[1, 1, 2], 0);
+    assert!(matches!(
+        bft::verify_block_signatures(&b, "ehr", cs),
+        Err(BlockVerifyError::DuplicateSigner { consenter: 1, .. })
+    ));
+
+    // Signatures for another channel, round or vote type do not verify.
+    ch.sign_block(&mut b, &[1, 2, 3], 0);
+    assert!(matches!(
+        bft::verify_block_signatures(&b, "other", cs),
+        Err(BlockVerifyError::BadSignature { .. })
+    ));
+    let mut meta = block::metadata(&b, BlockMetadataIndex::Signatures).unwrap();
+    meta.value = medledger_proto::medledger::channel::BlockCommit { round: 1 }.encode_to_vec();
+    let mut wrong_round = b.clone();
+    block::set_metadata_bytes(
+        &mut wrong_round,
+        BlockMetadataIndex::Signatures,
+        meta.encode_to_vec(),
+    );
+    assert!(matches!(
+        bft::verify_block_signatures(&wrong_round, "ehr", cs),
+        Err(BlockVerifyError::BadSignature { .. })
+    ));
+    let hash = block::header_hash(b.header.as_ref().unwrap());
+    let prevotes: Vec<CommitSignature> = [1u32, 2, 3]
+        .iter()
+        .map(|id| {
+            let ident = &ch.consenters[*id as usize - 1].1;
+            let msg = bft::vote_sign_bytes("ehr", VoteKind::Prevote, 7, 0, Some(&hash), *id);
+            CommitSignature {
+                consenter: *id,
+                signature: ident.sign(&msg).unwrap(),
+            }
+        })
+        .collect();
+    let mut with_prevotes = b.clone();
+    block::set_metadata_bytes(
+        &mut with_prevotes,
+        BlockMetadataIndex::Signatures,
+        bft::signatures_metadata(0, &prevotes),
+    );
+    assert!(matches!(
+        bft::verify_block_signatures(&with_prevotes, "ehr", cs),
+        Err(BlockVerifyError::BadSignature { .. })
+    ));
+
+    // Tampered data or header.
+    let mut tampered = b.clone();
+    tampered.data.as_mut().unwrap().data[0] = b"evil".to_vec();
+    assert_eq!(
+        bft::verify_block_signatures(&tampered, "ehr", cs),
+        Err(BlockVerifyError::DataHashMismatch { number: 7 })
+    );
+    let mut renumbered = b.clone();
+    renumbered.header.as_mut().unwrap().number = 8;
+    assert!(matches!(
+        bft::verify_block_signatures(&renumbered, "ehr", cs),
+        Err(BlockVerifyError::BadSignature { .. })
+    ));
+    // Unknown consenter and garbage metadata.
+    let mut unknown = b.clone();
+    let sig = CommitSignature {
+        consenter: 9,
+        signature: vec![1],
+    };
+    block::set_metadata_bytes(
+        &mut unknown,
+        BlockMetadataIndex::Signatures,
+        bft::signatures_metadata(0, &[sig]),
+    );
+    assert!(matches!(
+        bft::verify_block_signatures(&unknown, "ehr", cs),
+        Err(BlockVerifyError::UnknownConsenter { consenter: 9, .. })
+    ));
+    let mut garbage = b.clone();
+    block::set_metadata_bytes(
+        &mut garbage,
+        BlockMetadataIndex::Signatures,
+        vec![0xff, 0xff],
+    );
+    assert!(matches!(
+        bft::verify_block_signatures(&garbage, "ehr", cs),
+        Err(BlockVerifyError::MalformedSignatures { .. })
+    ));
+}
+
+#[test]
+fn envelope_checks_give_fabric_codes() {
+    let mut ch = TestChannel::new("ehr", 2, 4);
+    let client = ch.orgs[0].identity("app1", NodeOu::Client, &[]);
+    let other = ch.orgs[1].identity("app2", NodeOu::Client, &[]);
+    let now = SystemTime::now();
+    let env = signed_envelope(
+        &client,
+        "ehr",
+        HeaderType::EndorserTransaction,
+        b"tx".to_vec(),
+    );
+    let checked = envelope::check(&env, &ch.config, now).unwrap();
+    assert_eq!(checked.creator.msp_id(), "Org1MSP");
+    assert_eq!(checked.parsed.tx_id().len(), 64);
+    assert!(ch.config.evaluate("Writers", &[checked.creator.signer()]));
+    assert!(!ch.config.evaluate("Admins", &[checked.creator.signer()]));
+
+    let code = |e: &medledger_proto::common::Envelope| {
+        envelope::check(e, &ch.config, now).unwrap_err().code
+    };
+    // Wrong channel.
+    let wrong = signed_envelope(&client, "other", HeaderType::EndorserTransaction, vec![]);
+    assert_eq!(code(&wrong), TxValidationCode::TargetChainNotFound);
+    // Signature by someone else.
+    let mut forged = env.clone();
+    forged.signature = other.sign(&env.payload).unwrap();
+    assert_eq!(code(&forged), TxValidationCode::BadCreatorSignature);
+    // Tampered payload (signature no longer matches).
+    let mut tampered = env.clone();
+    let n = tampered.payload.len();
+    tampered.payload[n - 1] ^= 1;
+    assert_eq!(code(&tampered), TxValidationCode::BadCreatorSignature);
+    // Garbage and empty payloads.
+    assert_eq!(
+        code(&medledger_proto::common::Envelope {
+            payload: vec![0xff; 4],
+            signature: vec![]
+        }),
+        TxValidationCode::BadPayload
+    );
+    assert_eq!(
+        code(&medledger_proto::common::Envelope::default()),
+        TxValidationCode::NilEnvelope
+    );
+    // A config envelope cannot be submitted; a wrong tx_id is caught.
+    let cfg = signed_envelope(&client, "ehr", HeaderType::Config, vec![]);
+    assert_eq!(code(&cfg), TxValidationCode::UnknownTxType);
+    let mut p = medledger_proto::common::Payload::decode(env.payload.as_slice()).unwrap();
+    let mut chh = medledger_proto::common::ChannelHeader::decode(
+        p.header.as_ref().unwrap().channel_header.as_slice(),
+    )
+    .unwrap();
+    chh.tx_id = "00".repeat(32);
+    p.header.as_mut().unwrap().channel_header = chh.encode_to_vec();
+    let payload = p.encode_to_vec();
+    let bad_txid = medledger_proto::common::Envelope {
+        signature: client.sign(&payload).unwrap(),
+        payload,
+    };
+    assert_eq!(code(&bad_txid), TxValidationCode::BadProposalTxid);
+}
