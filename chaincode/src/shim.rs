@@ -627,3 +627,88 @@ impl ChaincodeStub for ShimStub {
         Ok(())
     }
 }
+
+/// Environment variable naming the chaincode id to register as (Fabric's).
+pub const ENV_CHAINCODE_ID: &str = "CORE_CHAINCODE_ID_NAME";
+/// Environment variable: `stdin` when the peer passed a connected socket as standard input
+/// (Medledger's sandboxed runtime).
+pub const ENV_TRANSPORT: &str = "MEDLEDGER_SHIM_TRANSPORT";
+/// Environment variable of the peer address to dial (Fabric's `CORE_PEER_ADDRESS`, plaintext).
+pub const ENV_PEER_ADDRESS: &str = "CORE_PEER_ADDRESS";
+/// Environment variable of the address to serve on as chaincode-as-a-service (Fabric samples'
+/// `CHAINCODE_SERVER_ADDRESS`).
+pub const ENV_SERVER_ADDRESS: &str = "CHAINCODE_SERVER_ADDRESS";
+
+/// A gRPC channel over the connected Unix socket inherited as standard input.
+///
+/// # Errors
+/// [`ChaincodeError::Stream`] if standard input is not a usable socket.
+pub async fn channel_over_stdin() -> Result<Channel> {
+    use std::os::fd::AsFd;
+    let io = |e: std::io::Error| ChaincodeError::Stream(format!("standard input socket: {e}"));
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(io)?;
+    let socket = std::os::unix::net::UnixStream::from(fd);
+    socket.set_nonblocking(true).map_err(io)?;
+    let socket = tokio::net::UnixStream::from_std(socket).map_err(io)?;
+    let slot = Arc::new(Mutex::new(Some(socket)));
+    tonic::transport::Endpoint::from_static("http://peer.invalid")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = slot.lock().ok().and_then(|mut s| s.take());
+            async move {
+                socket.map(hyper_util::rt::TokioIo::new).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotConnected,
+                        "the peer socket was already used",
+                    )
+                })
+            }
+        }))
+        .await
+        .map_err(|e| ChaincodeError::Stream(format!("connect over standard input: {e}")))
+}
+
+/// Entry point for a chaincode executable (Fabric's `shim.Start`): registers with the peer
+/// over the inherited socket (`MEDLEDGER_SHIM_TRANSPORT=stdin`), or dials
+/// `CORE_PEER_ADDRESS`, or serves chaincode-as-a-service on `CHAINCODE_SERVER_ADDRESS`; the
+/// chaincode id comes from `CORE_CHAINCODE_ID_NAME`. Returns when the peer closes the
+/// connection.
+///
+/// # Errors
+/// [`ChaincodeError::Context`] for missing settings, or any connection error.
+pub fn start(chaincode: Arc<dyn Chaincode>) -> Result<()> {
+    let id = std::env::var(ENV_CHAINCODE_ID)
+        .map_err(|_| ChaincodeError::Context(format!("{ENV_CHAINCODE_ID} is not set")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+        .map_err(|e| ChaincodeError::Stream(format!("runtime: {e}")))?;
+    runtime.block_on(async move {
+        if std::env::var(ENV_TRANSPORT).as_deref() == Ok("stdin") {
+            let channel = channel_over_stdin().await?;
+            return register(channel, &id, chaincode).await;
+        }
+        if let Ok(addr) = std::env::var(ENV_SERVER_ADDRESS) {
+            let addr = addr.parse().map_err(|_| {
+                ChaincodeError::Context(format!("{ENV_SERVER_ADDRESS}: not HOST:PORT"))
+            })?;
+            tracing::info!(target: "chaincode::shim", %addr, "serving chaincode-as-a-service");
+            return tonic::transport::Server::builder()
+                .add_service(ChaincodeServer::new(&id, chaincode).into_service())
+                .serve(addr)
+                .await
+                .map_err(|e| ChaincodeError::Stream(e.to_string()));
+        }
+        let addr = std::env::var(ENV_PEER_ADDRESS).map_err(|_| {
+            ChaincodeError::Context(format!(
+                "set {ENV_TRANSPORT}=stdin, {ENV_SERVER_ADDRESS} or {ENV_PEER_ADDRESS}"
+            ))
+        })?;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|_| ChaincodeError::Context(format!("{ENV_PEER_ADDRESS}: bad address")))?
+            .connect()
+            .await
+            .map_err(|e| ChaincodeError::Stream(format!("dial {addr}: {e}")))?;
+        register(channel, &id, chaincode).await
+    })
+}

@@ -2,7 +2,12 @@
 //! round trips, range queries across QUERY_STATE_NEXT pages, events, errors and panics, 1,000
 //! concurrent transactions without crossed replies, and chaincode-as-a-service.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,18 @@
+//! Medledger's chaincode runtime, the peer side of Fabric's chaincode shim protocol.
+//!
+//! - [`sandbox`]: the confinement the trusted trampoline `medledger-sandbox` applies before it
+//!   `exec`s a chaincode (rlimits, seccomp, network namespace, Landlock).
+//! - [`process`]: launching chaincode executables in the sandbox, connected to the peer only
+//!   through a socket pair inherited as standard input; restart after a crash or timeout.
+//! - [`support`]: a registered chaincode connection (over that socket, or dialled for
+//!   chaincode-as-a-service) and the execution of one transaction against a
+//!   [`TxSimulator`], answering the chaincode's state requests, bounded by a timeout.
+//! - [`TxSimulator`]: what a transaction may do to state during simulation; the endorser
+//!   implements it over a world-state snapshot and records the read-write set.
+
+pub mod process;
+pub mod sandbox;
+mod simulator;
+pub mod support;
+
+pub use simulator::{HistoryEntry, MemorySimulator, RangePage, SimError, TxSimulator};

@@ -1,0 +1,589 @@
+//! The peer side of Fabric's chaincode shim protocol: registration, then one exchange per
+//! transaction in which the peer answers the chaincode's state requests from a
+//! [`TxSimulator`] until `COMPLETED` or `ERROR`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use medledger_proto::protos::chaincode_message::Type as MsgType;
+use medledger_proto::protos::chaincode_support_server::{ChaincodeSupport, ChaincodeSupportServer};
+use medledger_proto::protos::{
+    ChaincodeEvent, ChaincodeId, ChaincodeInput, ChaincodeMessage, DelState, GetHistoryForKey,
+    GetState, GetStateByRange, GetStateMetadata, PutState, PutStateMetadata, QueryMetadata,
+    QueryResponse, QueryResponseMetadata, QueryResultBytes, QueryStateClose, QueryStateNext,
+    Response, SignedProposal, StateMetadata, StateMetadataResult,
+};
+use medledger_proto::queryresult::{KeyModification, Kv};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Status, Streaming};
+
+use crate::simulator::{SimError, TxSimulator};
+
+/// Results per `QueryResponse` page of an iterator (Fabric's `totalQueryLimit` default is
+/// larger; pages keep messages small).
+pub const QUERY_PAGE_SIZE: usize = 100;
+
+/// Why an execution failed. Messages carry chaincode ids and tx ids only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    /// The chaincode did not complete within the execution timeout.
+    #[error("chaincode {chaincode} timed out after {after:?} executing tx {tx_id}")]
+    Timeout {
+        /// Chaincode id.
+        chaincode: String,
+        /// Transaction id.
+        tx_id: String,
+        /// Timeout.
+        after: Duration,
+    },
+    /// The chaincode process exited or its connection broke.
+    #[error("chaincode {chaincode} exited or disconnected")]
+    Exited {
+        /// Chaincode id.
+        chaincode: String,
+    },
+    /// The chaincode answered the transaction with `ERROR`.
+    #[error("chaincode {chaincode} failed: {message}")]
+    Failed {
+        /// Chaincode id.
+        chaincode: String,
+        /// Its message.
+        message: String,
+    },
+    /// The same (channel, tx id) is already executing on this chaincode.
+    #[error("tx {tx_id} is already executing")]
+    DuplicateTransaction {
+        /// Transaction id.
+        tx_id: String,
+    },
+    /// The chaincode could not be started or did not register.
+    #[error("chaincode {chaincode} could not be started: {message}")]
+    Launch {
+        /// Chaincode id.
+        chaincode: String,
+        /// Cause.
+        message: String,
+    },
+    /// The chaincode broke the protocol.
+    #[error("chaincode {chaincode} protocol error: {message}")]
+    Protocol {
+        /// Chaincode id.
+        chaincode: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// One invocation.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// Channel id.
+    pub channel_id: String,
+    /// Transaction id.
+    pub tx_id: String,
+    /// Arguments (function name first).
+    pub input: ChaincodeInput,
+    /// The client's signed proposal (creator, transient data, timestamp for the chaincode).
+    pub proposal: Option<SignedProposal>,
+    /// `INIT` instead of `TRANSACTION`.
+    pub is_init: bool,
+}
+
+/// The chaincode's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecOutcome {
+    /// `protos.Response` (status ≥ 400: failure, not endorsed).
+    pub response: Response,
+    /// The event the transaction set, if any (chaincode id and tx id filled in).
+    pub event: Option<ChaincodeEvent>,
+}
+
+type TxKey = (String, String);
+
+/// A registered chaincode: its outbound queue and the transactions in flight.
+pub struct ChaincodeConnection {
+    chaincode: String,
+    out: mpsc::UnboundedSender<ChaincodeMessage>,
+    txs: Mutex<HashMap<TxKey, mpsc::UnboundedSender<ChaincodeMessage>>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for ChaincodeConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChaincodeConnection")
+            .field("chaincode", &self.chaincode)
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
+fn msg(kind: MsgType, payload: Vec<u8>, channel_id: &str, tx_id: &str) -> ChaincodeMessage {
+    ChaincodeMessage {
+        r#type: kind as i32,
+        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+        payload,
+        txid: tx_id.to_owned(),
+        proposal: None,
+        chaincode_event: None,
+        channel_id: channel_id.to_owned(),
+    }
+}
+
+/// Reads `REGISTER` and answers `REGISTERED` + `READY`; returns the chaincode id.
+async fn handshake<S>(
+    inbound: &mut S,
+    out: &mpsc::UnboundedSender<ChaincodeMessage>,
+) -> Result<String, String>
+where
+    S: Stream<Item = Result<ChaincodeMessage, Status>> + Unpin,
+{
+    let first = inbound
+        .next()
+        .await
+        .ok_or("stream closed before REGISTER")?
+        .map_err(|s| s.message().to_owned())?;
+    if first.r#type != MsgType::Register as i32 {
+        return Err(format!(
+            "expected REGISTER, got message type {}",
+            first.r#type
+        ));
+    }
+    let id = ChaincodeId::decode(first.payload.as_slice())
+        .map_err(|_| "REGISTER payload is not a ChaincodeID".to_owned())?;
+    if id.name.is_empty() {
+        return Err("REGISTER without a chaincode name".into());
+    }
+    for kind in [MsgType::Registered, MsgType::Ready] {
+        out.send(msg(kind, Vec::new(), "", ""))
+            .map_err(|_| "outbound closed".to_owned())?;
+    }
+    Ok(id.name)
+}
+
+impl ChaincodeConnection {
+    /// Runs the handshake on a fresh stream and starts routing its messages. Used for both
+    /// directions: the stream the chaincode opened (`ChaincodeSupport.Register`) and the one
+    /// the peer opened (chaincode-as-a-service `Connect`).
+    ///
+    /// # Errors
+    /// A description of the handshake failure.
+    pub async fn establish<S>(
+        mut inbound: S,
+        out: mpsc::UnboundedSender<ChaincodeMessage>,
+    ) -> Result<Arc<Self>, String>
+    where
+        S: Stream<Item = Result<ChaincodeMessage, Status>> + Unpin + Send + 'static,
+    {
+        let chaincode = handshake(&mut inbound, &out).await?;
+        let conn = Arc::new(ChaincodeConnection {
+            chaincode,
+            out,
+            txs: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
+        let reader = conn.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = inbound.next().await {
+                if m.r#type == MsgType::Keepalive as i32 {
+                    continue;
+                }
+                let key = (m.channel_id.clone(), m.txid.clone());
+                let route = reader.txs.lock().ok().and_then(|t| t.get(&key).cloned());
+                match route {
+                    Some(tx) => {
+                        let _ = tx.send(m);
+                    }
+                    None => tracing::warn!(
+                        target: "peer::chaincode",
+                        chaincode = %reader.chaincode,
+                        tx_id = %m.txid,
+                        "message for no transaction in flight"
+                    ),
+                }
+            }
+            reader.closed.store(true, Ordering::SeqCst);
+            if let Ok(mut t) = reader.txs.lock() {
+                t.clear();
+            }
+            tracing::info!(target: "peer::chaincode", chaincode = %reader.chaincode, "chaincode disconnected");
+        });
+        Ok(conn)
+    }
+
+    /// The id the chaincode registered with.
+    pub fn chaincode(&self) -> &str {
+        &self.chaincode
+    }
+
+    /// Whether the stream is still open.
+    pub fn is_alive(&self) -> bool {
+        !self.closed.load(Ordering::SeqCst) && !self.out.is_closed()
+    }
+
+    /// Executes one transaction: sends it, serves the chaincode's requests from `sim`, and
+    /// returns its response, all within `timeout`.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Timeout`], [`RuntimeError::Exited`], [`RuntimeError::Failed`] (the
+    /// chaincode sent `ERROR`), [`RuntimeError::DuplicateTransaction`],
+    /// [`RuntimeError::Protocol`].
+    pub async fn execute(
+        &self,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+        timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        let exited = || RuntimeError::Exited {
+            chaincode: self.chaincode.clone(),
+        };
+        if !self.is_alive() {
+            return Err(exited());
+        }
+        let key = (req.channel_id.clone(), req.tx_id.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        {
+            let mut txs = self.txs.lock().map_err(|_| exited())?;
+            if txs.contains_key(&key) {
+                return Err(RuntimeError::DuplicateTransaction {
+                    tx_id: req.tx_id.clone(),
+                });
+            }
+            txs.insert(key.clone(), tx);
+        }
+        let kind = if req.is_init {
+            MsgType::Init
+        } else {
+            MsgType::Transaction
+        };
+        let mut first = msg(kind, req.input.encode_to_vec(), &req.channel_id, &req.tx_id);
+        first.proposal = req.proposal.clone();
+        let exchange = async {
+            self.out.send(first).map_err(|_| exited())?;
+            let mut queries = Queries::default();
+            loop {
+                let m = rx.recv().await.ok_or_else(exited)?;
+                match MsgType::try_from(m.r#type) {
+                    Ok(MsgType::Completed) => {
+                        let response = Response::decode(m.payload.as_slice()).map_err(|_| {
+                            RuntimeError::Protocol {
+                                chaincode: self.chaincode.clone(),
+                                message: "COMPLETED payload is not a Response".into(),
+                            }
+                        })?;
+                        let event = m.chaincode_event.map(|mut e| {
+                            e.chaincode_id = self.chaincode.clone();
+                            e.tx_id = req.tx_id.clone();
+                            e
+                        });
+                        return Ok(ExecOutcome { response, event });
+                    }
+                    Ok(MsgType::Error) => {
+                        return Err(RuntimeError::Failed {
+                            chaincode: self.chaincode.clone(),
+                            message: String::from_utf8_lossy(&m.payload).into_owned(),
+                        });
+                    }
+                    _ => {
+                        let reply = serve_request(&m, sim, &mut queries);
+                        self.out.send(reply).map_err(|_| exited())?;
+                    }
+                }
+            }
+        };
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(RuntimeError::Timeout {
+                chaincode: self.chaincode.clone(),
+                tx_id: req.tx_id.clone(),
+                after: timeout,
+            }),
+        };
+        if let Ok(mut txs) = self.txs.lock() {
+            txs.remove(&key);
+        }
+        result
+    }
+}
+
+/// Open iterators of one transaction.
+#[derive(Default)]
+struct Queries {
+    next_id: u64,
+    open: HashMap<String, VecDeque<Vec<u8>>>,
+}
+
+impl Queries {
+    fn start(&mut self, results: Vec<Vec<u8>>) -> QueryResponse {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        self.open.insert(id.clone(), results.into());
+        self.page(&id)
+    }
+
+    fn page(&mut self, id: &str) -> QueryResponse {
+        let Some(rest) = self.open.get_mut(id) else {
+            return QueryResponse::default();
+        };
+        let n = rest.len().min(QUERY_PAGE_SIZE);
+        let results = rest
+            .drain(..n)
+            .map(|b| QueryResultBytes { result_bytes: b })
+            .collect();
+        let has_more = !rest.is_empty();
+        if !has_more {
+            self.open.remove(id);
+        }
+        QueryResponse {
+            results,
+            has_more,
+            id: id.to_owned(),
+            metadata: Vec::new(),
+        }
+    }
+}
+
+fn decode<M: Message + Default>(m: &ChaincodeMessage, what: &str) -> Result<M, SimError> {
+    M::decode(m.payload.as_slice()).map_err(|_| SimError(format!("{what} does not decode")))
+}
+
+/// Answers one chaincode request (`RESPONSE` or `ERROR`).
+fn serve_request(
+    m: &ChaincodeMessage,
+    sim: &mut dyn TxSimulator,
+    queries: &mut Queries,
+) -> ChaincodeMessage {
+    let answer = |r: Result<Vec<u8>, SimError>| match r {
+        Ok(payload) => msg(MsgType::Response, payload, &m.channel_id, &m.txid),
+        Err(e) => msg(MsgType::Error, e.0.into_bytes(), &m.channel_id, &m.txid),
+    };
+    let kind = MsgType::try_from(m.r#type).unwrap_or(MsgType::Undefined);
+    answer(handle(kind, m, sim, queries))
+}
+
+fn handle(
+    kind: MsgType,
+    m: &ChaincodeMessage,
+    sim: &mut dyn TxSimulator,
+    queries: &mut Queries,
+) -> Result<Vec<u8>, SimError> {
+    match kind {
+        MsgType::GetState => {
+            let r: GetState = decode(m, "GetState")?;
+            let v = if r.collection.is_empty() {
+                sim.get_state(&r.key)?
+            } else {
+                sim.get_private(&r.collection, &r.key)?
+            };
+            Ok(v.unwrap_or_default())
+        }
+        MsgType::PutState => {
+            let r: PutState = decode(m, "PutState")?;
+            if r.key.is_empty() {
+                return Err(SimError("key must not be empty".into()));
+            }
+            if r.collection.is_empty() {
+                sim.put_state(&r.key, r.value)?;
+            } else {
+                sim.put_private(&r.collection, &r.key, r.value)?;
+            }
+            Ok(Vec::new())
+        }
+        MsgType::DelState => {
+            let r: DelState = decode(m, "DelState")?;
+            if r.collection.is_empty() {
+                sim.del_state(&r.key)?;
+            } else {
+                sim.del_private(&r.collection, &r.key)?;
+            }
+            Ok(Vec::new())
+        }
+        MsgType::PurgePrivateData => {
+            let r: DelState = decode(m, "PurgePrivateState")?;
+            if r.collection.is_empty() {
+                return Err(SimError("purge needs a collection".into()));
+            }
+            sim.purge_private(&r.collection, &r.key)?;
+            Ok(Vec::new())
+        }
+        MsgType::GetPrivateDataHash => {
+            let r: GetState = decode(m, "GetState")?;
+            Ok(sim.private_hash(&r.collection, &r.key)?.unwrap_or_default())
+        }
+        MsgType::GetStateByRange => {
+            let r: GetStateByRange = decode(m, "GetStateByRange")?;
+            if !r.collection.is_empty() {
+                return Err(SimError(
+                    "range queries over private data are not supported".into(),
+                ));
+            }
+            let kv = |(key, value): (String, Vec<u8>)| {
+                Kv {
+                    namespace: String::new(),
+                    key,
+                    value,
+                }
+                .encode_to_vec()
+            };
+            if r.metadata.is_empty() {
+                let (all, _) = sim.range(&r.start_key, &r.end_key, "", None)?;
+                Ok(queries
+                    .start(all.into_iter().map(kv).collect())
+                    .encode_to_vec())
+            } else {
+                let meta = QueryMetadata::decode(r.metadata.as_slice())
+                    .map_err(|_| SimError("QueryMetadata does not decode".into()))?;
+                let size = usize::try_from(meta.page_size)
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| SimError("page size must be > 0".into()))?;
+                let (page, bookmark) =
+                    sim.range(&r.start_key, &r.end_key, &meta.bookmark, Some(size))?;
+                let fetched = i32::try_from(page.len()).unwrap_or(i32::MAX);
+                let mut resp = queries.start(page.into_iter().map(kv).collect());
+                resp.metadata = QueryResponseMetadata {
+                    fetched_records_count: fetched,
+                    bookmark,
+                }
+                .encode_to_vec();
+                Ok(resp.encode_to_vec())
+            }
+        }
+        MsgType::QueryStateNext => {
+            let r: QueryStateNext = decode(m, "QueryStateNext")?;
+            Ok(queries.page(&r.id).encode_to_vec())
+        }
+        MsgType::QueryStateClose => {
+            let r: QueryStateClose = decode(m, "QueryStateClose")?;
+            queries.open.remove(&r.id);
+            Ok(QueryResponse {
+                id: r.id,
+                ..QueryResponse::default()
+            }
+            .encode_to_vec())
+        }
+        MsgType::GetHistoryForKey => {
+            let r: GetHistoryForKey = decode(m, "GetHistoryForKey")?;
+            let entries = sim.history(&r.key)?;
+            let results = entries
+                .into_iter()
+                .map(|h| {
+                    KeyModification {
+                        tx_id: h.tx_id,
+                        value: h.value,
+                        timestamp: h.timestamp.map(prost_types::Timestamp::from),
+                        is_delete: h.is_delete,
+                    }
+                    .encode_to_vec()
+                })
+                .collect();
+            Ok(queries.start(results).encode_to_vec())
+        }
+        MsgType::GetStateMetadata => {
+            let r: GetStateMetadata = decode(m, "GetStateMetadata")?;
+            let entries = sim
+                .get_metadata(&r.collection, &r.key)?
+                .into_iter()
+                .map(|(metakey, value)| StateMetadata { metakey, value })
+                .collect();
+            Ok(StateMetadataResult { entries }.encode_to_vec())
+        }
+        MsgType::PutStateMetadata => {
+            let r: PutStateMetadata = decode(m, "PutStateMetadata")?;
+            let md = r
+                .metadata
+                .ok_or_else(|| SimError("PutStateMetadata without metadata".into()))?;
+            sim.put_metadata(&r.collection, &r.key, &md.metakey, md.value)?;
+            Ok(Vec::new())
+        }
+        other => Err(SimError(format!(
+            "request {} is not supported by this peer",
+            other.as_str_name()
+        ))),
+    }
+}
+
+/// `ChaincodeSupport.Register` served by the peer: each chaincode that registers is handed,
+/// as a [`ChaincodeConnection`], to the receiver given at construction.
+#[derive(Clone)]
+pub struct SupportService {
+    registered: mpsc::UnboundedSender<Arc<ChaincodeConnection>>,
+}
+
+impl SupportService {
+    /// A service announcing registrations on `registered`.
+    pub fn new(registered: mpsc::UnboundedSender<Arc<ChaincodeConnection>>) -> Self {
+        SupportService { registered }
+    }
+
+    /// As a tonic service.
+    pub fn into_service(self) -> ChaincodeSupportServer<Self> {
+        ChaincodeSupportServer::new(self)
+    }
+}
+
+type RegisterStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ChaincodeSupport for SupportService {
+    type RegisterStream = RegisterStream;
+
+    async fn register(
+        &self,
+        request: Request<Streaming<ChaincodeMessage>>,
+    ) -> Result<tonic::Response<Self::RegisterStream>, Status> {
+        let inbound = request.into_inner();
+        let (out, rx) = mpsc::unbounded_channel();
+        let registered = self.registered.clone();
+        tokio::spawn(async move {
+            match ChaincodeConnection::establish(inbound, out).await {
+                Ok(conn) => {
+                    tracing::info!(target: "peer::chaincode", chaincode = %conn.chaincode(), "chaincode registered");
+                    let _ = registered.send(conn);
+                }
+                Err(e) => {
+                    tracing::warn!(target: "peer::chaincode", error = %e, "chaincode registration failed")
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(
+            UnboundedReceiverStream::new(rx).map(Ok),
+        )))
+    }
+}
+
+/// Dials a chaincode-as-a-service endpoint (`protos.Chaincode/Connect`, plaintext or with the
+/// TLS settings already on `channel`) and completes the handshake.
+///
+/// # Errors
+/// [`RuntimeError::Launch`] if the call or the handshake fails.
+pub async fn connect_service(
+    channel: tonic::transport::Channel,
+    expected_id: &str,
+) -> Result<Arc<ChaincodeConnection>, RuntimeError> {
+    let launch = |message: String| RuntimeError::Launch {
+        chaincode: expected_id.to_owned(),
+        message,
+    };
+    let (out, rx) = mpsc::unbounded_channel();
+    let inbound = medledger_proto::protos::chaincode_client::ChaincodeClient::new(channel)
+        .connect(UnboundedReceiverStream::new(rx))
+        .await
+        .map_err(|s| launch(format!("Connect: {}", s.message())))?
+        .into_inner();
+    let conn = ChaincodeConnection::establish(inbound, out)
+        .await
+        .map_err(launch)?;
+    if conn.chaincode() != expected_id {
+        return Err(launch(format!(
+            "registered as {:?}, expected {expected_id:?}",
+            conn.chaincode()
+        )));
+    }
+    Ok(conn)
+}
