@@ -10,6 +10,7 @@
 //! - [`TxSimulator`]: what a transaction may do to state during simulation; the endorser
 //!   implements it over a world-state snapshot and records the read-write set.
 
+pub mod inprocess;
 pub mod process;
 pub mod sandbox;
 mod simulator;

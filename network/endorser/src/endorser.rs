@@ -1,0 +1,363 @@
+//! `protos.Endorser/ProcessProposal`: check, simulate, sign.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use medledger_channel::ChannelConfig;
+use medledger_msp::identity::SigningIdentity;
+use medledger_proto::protos::{
+    ChaincodeAction, ChaincodeId, Endorsement, ProposalResponse, ProposalResponsePayload, Response,
+    SignedProposal,
+};
+use medledger_proto::rwset::TxPvtReadWriteSet;
+use medledger_runtime::TxSimulator;
+use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode};
+use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
+use prost::Message;
+
+use crate::proposal::{self, CheckedProposal, ProposalError, ProposalErrorKind};
+use crate::rwset::{CollectionAccess, RwSetSimulator};
+use crate::snapshot::StateSnapshot;
+
+/// Endorser settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndorserConfig {
+    /// Largest accepted difference between a proposal's timestamp and the peer's clock
+    /// (default 15 min, Fabric's `peer.authentication.timewindow`).
+    pub max_timestamp_skew: Duration,
+}
+
+impl Default for EndorserConfig {
+    fn default() -> Self {
+        EndorserConfig {
+            max_timestamp_skew: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What the endorser needs from the peer for one channel.
+pub trait ChannelContext: Send + Sync {
+    /// Current channel configuration.
+    fn config(&self) -> Arc<ChannelConfig>;
+    /// A consistent snapshot of the world state.
+    ///
+    /// # Errors
+    /// A message if the ledger cannot provide one.
+    fn snapshot(&self) -> Result<Arc<dyn StateSnapshot>, String>;
+    /// Whether a transaction id is already committed.
+    ///
+    /// # Errors
+    /// A message if the ledger cannot answer.
+    fn is_committed(&self, tx_id: &str) -> Result<bool, String>;
+    /// The collections of a chaincode defined on the channel (and this peer's membership);
+    /// `None` if the chaincode is not defined.
+    fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>>;
+    /// Ledger height (blocks committed), recorded with transient private data.
+    fn height(&self) -> u64;
+}
+
+/// Runs a chaincode against a simulator.
+#[tonic::async_trait]
+pub trait ChaincodeExecutor: Send + Sync {
+    /// Executes one invocation of `chaincode`.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] if the chaincode cannot run or fails.
+    async fn execute(
+        &self,
+        chaincode: &str,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+    ) -> Result<ExecOutcome, RuntimeError>;
+}
+
+/// Sandboxed chaincode processes, by chaincode name.
+pub struct RuntimeExecutor {
+    runtime: ChaincodeRuntime,
+    installed: HashMap<String, InstalledChaincode>,
+}
+
+impl RuntimeExecutor {
+    /// Executes chaincodes from `installed` (name → executable) on `runtime`.
+    pub fn new(runtime: ChaincodeRuntime, installed: HashMap<String, InstalledChaincode>) -> Self {
+        RuntimeExecutor { runtime, installed }
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &ChaincodeRuntime {
+        &self.runtime
+    }
+}
+
+#[tonic::async_trait]
+impl ChaincodeExecutor for RuntimeExecutor {
+    async fn execute(
+        &self,
+        chaincode: &str,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        let cc = self
+            .installed
+            .get(chaincode)
+            .ok_or_else(|| RuntimeError::Launch {
+                chaincode: chaincode.to_owned(),
+                message: "not installed on this peer".into(),
+            })?;
+        self.runtime.execute(cc, req, sim).await
+    }
+}
+
+/// Where private data from simulation waits until its transaction commits (Fabric's
+/// transient store).
+pub trait TransientStore: Send + Sync {
+    /// Stores a transaction's private read-write set, simulated at ledger `height`.
+    ///
+    /// # Errors
+    /// A message if it cannot be stored.
+    fn persist(&self, tx_id: &str, height: u64, private: &TxPvtReadWriteSet) -> Result<(), String>;
+}
+
+/// A transient store in memory (tests, and peers that do not restart between endorsing and
+/// committing).
+#[derive(Debug, Default)]
+pub struct MemoryTransientStore {
+    entries: Mutex<BTreeMap<String, (u64, TxPvtReadWriteSet)>>,
+}
+
+impl MemoryTransientStore {
+    /// Private data stored for a transaction.
+    pub fn get(&self, tx_id: &str) -> Option<TxPvtReadWriteSet> {
+        self.entries.lock().ok()?.get(tx_id).map(|(_, p)| p.clone())
+    }
+}
+
+impl TransientStore for MemoryTransientStore {
+    fn persist(&self, tx_id: &str, height: u64, private: &TxPvtReadWriteSet) -> Result<(), String> {
+        self.entries
+            .lock()
+            .map_err(|_| "transient store lock poisoned".to_owned())?
+            .insert(tx_id.to_owned(), (height, private.clone()));
+        Ok(())
+    }
+}
+
+/// The endorser of one peer.
+pub struct Endorser {
+    signer: Arc<SigningIdentity>,
+    channels: RwLock<HashMap<String, Arc<dyn ChannelContext>>>,
+    executor: Arc<dyn ChaincodeExecutor>,
+    transient: Arc<dyn TransientStore>,
+    config: EndorserConfig,
+}
+
+impl std::fmt::Debug for Endorser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endorser")
+            .field("msp_id", &self.signer.msp_id())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error_response(status: i32, message: impl Into<String>) -> ProposalResponse {
+    ProposalResponse {
+        version: 1,
+        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+        response: Some(Response {
+            status,
+            message: message.into(),
+            payload: Vec::new(),
+        }),
+        payload: Vec::new(),
+        endorsement: None,
+        interest: None,
+    }
+}
+
+impl Endorser {
+    /// An endorser signing with `signer` (the peer's identity).
+    pub fn new(
+        signer: Arc<SigningIdentity>,
+        executor: Arc<dyn ChaincodeExecutor>,
+        transient: Arc<dyn TransientStore>,
+        config: EndorserConfig,
+    ) -> Self {
+        Endorser {
+            signer,
+            channels: RwLock::new(HashMap::new()),
+            executor,
+            transient,
+            config,
+        }
+    }
+
+    /// Serves a channel.
+    pub fn add_channel(&self, channel_id: &str, ctx: Arc<dyn ChannelContext>) {
+        if let Ok(mut c) = self.channels.write() {
+            c.insert(channel_id.to_owned(), ctx);
+        }
+    }
+
+    fn channel(&self, id: &str) -> Option<Arc<dyn ChannelContext>> {
+        self.channels.read().ok()?.get(id).cloned()
+    }
+
+    /// Processes a proposal at the current time. Never fails at the RPC level: refusals are
+    /// responses with status 500 and a message, as Fabric.
+    pub async fn process_proposal(&self, signed: SignedProposal) -> ProposalResponse {
+        self.process_proposal_at(signed, SystemTime::now()).await
+    }
+
+    /// As [`Endorser::process_proposal`] at time `now` (validity and skew are checked against it).
+    pub async fn process_proposal_at(
+        &self,
+        signed: SignedProposal,
+        now: SystemTime,
+    ) -> ProposalResponse {
+        match self.endorse(&signed, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(target: "peer::endorser", error = %e, "proposal refused");
+                error_response(500, e.message)
+            }
+        }
+    }
+
+    async fn endorse(
+        &self,
+        signed: &SignedProposal,
+        now: SystemTime,
+    ) -> Result<ProposalResponse, ProposalError> {
+        use ProposalErrorKind as K;
+        let channel_id = proposal::channel_of(signed)?;
+        let ctx = self.channel(&channel_id).ok_or_else(|| ProposalError {
+            kind: K::UnknownChannel,
+            message: format!("channel '{channel_id}' not found"),
+        })?;
+        let config = ctx.config();
+        let checked = proposal::check(signed, &config, now, self.config.max_timestamp_skew)?;
+        let internal = |m: String| ProposalError {
+            kind: K::Malformed,
+            message: m,
+        };
+        if ctx.is_committed(&checked.tx_id).map_err(internal)? {
+            return Err(ProposalError {
+                kind: K::Duplicate,
+                message: format!("duplicate transaction found [{}]", checked.tx_id),
+            });
+        }
+        let collections = ctx
+            .chaincode(&checked.chaincode)
+            .ok_or_else(|| ProposalError {
+                kind: K::UnknownChaincode,
+                message: format!(
+                    "chaincode {} is not defined on channel {channel_id}",
+                    checked.chaincode
+                ),
+            })?;
+        let snapshot = ctx.snapshot().map_err(internal)?;
+        let height = ctx.height();
+        Ok(self
+            .simulate(signed, &checked, &*snapshot, &collections, height)
+            .await)
+    }
+
+    async fn simulate(
+        &self,
+        signed: &SignedProposal,
+        checked: &CheckedProposal,
+        snapshot: &dyn StateSnapshot,
+        collections: &[CollectionAccess],
+        height: u64,
+    ) -> ProposalResponse {
+        let mut sim = RwSetSimulator::new(snapshot, &checked.chaincode, collections);
+        let req = ExecRequest {
+            channel_id: checked.channel_id.clone(),
+            tx_id: checked.tx_id.clone(),
+            input: checked.input.clone(),
+            proposal: Some(signed.clone()),
+            is_init: checked.input.is_init,
+        };
+        let started = std::time::Instant::now();
+        let outcome = self
+            .executor
+            .execute(&checked.chaincode, req, &mut sim)
+            .await;
+        tracing::debug!(target: "peer::endorser", tx_id = %checked.tx_id, elapsed_us = started.elapsed().as_micros() as u64, "chaincode executed");
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => return error_response(500, format!("error executing chaincode: {e}")),
+        };
+        let status = outcome.response.status;
+        if status >= medledger_chaincode_error_threshold() {
+            // Fabric: a chaincode error is returned to the client without an endorsement.
+            return ProposalResponse {
+                response: Some(outcome.response),
+                ..error_response(status, String::new())
+            };
+        }
+        let results = sim.finish();
+        if let Some(private) = &results.private
+            && let Err(e) = self.transient.persist(&checked.tx_id, height, private)
+        {
+            return error_response(500, format!("failed to store private data: {e}"));
+        }
+        let action = ChaincodeAction {
+            results: results.public.encode_to_vec(),
+            events: outcome.event.map(|e| e.encode_to_vec()).unwrap_or_default(),
+            response: Some(outcome.response.clone()),
+            chaincode_id: Some(ChaincodeId {
+                path: String::new(),
+                name: checked.chaincode.clone(),
+                version: String::new(),
+            }),
+        };
+        let prp = ProposalResponsePayload {
+            proposal_hash: checked.proposal_hash.to_vec(),
+            extension: action.encode_to_vec(),
+        }
+        .encode_to_vec();
+        let endorser = self.signer.serialized().to_vec();
+        let mut signed_bytes = Vec::with_capacity(prp.len() + endorser.len());
+        signed_bytes.extend_from_slice(&prp);
+        signed_bytes.extend_from_slice(&endorser);
+        let signature = match self.signer.sign(&signed_bytes) {
+            Ok(s) => s,
+            Err(e) => return error_response(500, format!("signing failed: {e}")),
+        };
+        ProposalResponse {
+            version: 1,
+            timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+            response: Some(outcome.response),
+            payload: prp,
+            endorsement: Some(Endorsement {
+                endorser,
+                signature,
+            }),
+            interest: None,
+        }
+    }
+}
+
+/// Chaincode status at or above which Fabric returns the response without endorsing.
+const fn medledger_chaincode_error_threshold() -> i32 {
+    400
+}
+
+/// The gRPC service (`protos.Endorser`) over an [`Endorser`].
+#[derive(Clone, Debug)]
+pub struct EndorserService(pub Arc<Endorser>);
+
+#[tonic::async_trait]
+impl medledger_proto::protos::endorser_server::Endorser for EndorserService {
+    async fn process_proposal(
+        &self,
+        request: tonic::Request<SignedProposal>,
+    ) -> Result<tonic::Response<ProposalResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.0.process_proposal(request.into_inner()).await,
+        ))
+    }
+}

@@ -1,0 +1,22 @@
+//! Medledger's endorser: Fabric's `protos.Endorser/ProcessProposal`.
+//!
+//! For each signed proposal: check it ([`proposal::check`]: signature, creator under the
+//! channel's MSPs and Writers policy, tx_id = hex(SHA-256(nonce ‖ creator)), not already
+//! committed, header type, channel and chaincode known, timestamp skew); simulate the
+//! chaincode against a consistent world-state [`StateSnapshot`] with
+//! [`RwSetSimulator`] recording a Fabric read-write set (`rwset.TxReadWriteSet`: reads with
+//! versions, range query info, sorted writes, hashed private writes); sign the
+//! `ProposalResponse` exactly as Fabric (DESIGN.md §2). Private data written during simulation
+//! goes to a [`TransientStore`] until its transaction commits.
+
+pub mod endorser;
+pub mod proposal;
+mod rwset;
+mod snapshot;
+
+pub use endorser::{
+    ChaincodeExecutor, ChannelContext, Endorser, EndorserConfig, EndorserService,
+    MemoryTransientStore, RuntimeExecutor, TransientStore,
+};
+pub use rwset::{CollectionAccess, RwSetSimulator, SimulationResults};
+pub use snapshot::{MemoryState, SnapshotError, StateSnapshot, Version};
