@@ -10,14 +10,24 @@
 //! - [`node`]: one orderer as a pure state machine (envelopes, messages, timers in; WAL
 //!   records, messages, timers, blocks out), including block sync.
 //! - [`wal`], [`store`]: the write-ahead log and the append-only block store, both fsynced.
+//! - [`server`]: the orderer process: `orderer.AtomicBroadcast` (Broadcast, Deliver) and the
+//!   `medledger.orderer.Cluster` transport over mutual TLS, `/healthz` and `/metrics`
+//!   ([`metrics`]); configured by `orderer.yaml` ([`config`]).
+//! - [`client`]: a Broadcast/Deliver client; [`devnet`]: generates a development cluster
+//!   (CAs, genesis block, orderer configs).
 //!
 //! The host that runs a [`node::Node`] over real I/O carries out its [`node::Action`]s in
 //! order, flushing the WAL before any message leaves and storing blocks before serving them.
 
 pub mod batch;
+pub mod client;
+pub mod config;
 pub mod consensus;
+pub mod devnet;
 mod error;
+pub mod metrics;
 pub mod node;
+pub mod server;
 pub mod store;
 pub mod wal;
 

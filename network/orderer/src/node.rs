@@ -710,6 +710,12 @@ impl Node {
         if p.height > self.chain.next_number + 1 {
             return;
         }
+        // As the core does for proposals: nothing more than 10 rounds ahead (bounds memory).
+        if p.height == self.chain.next_number
+            && i64::from(round) > self.engine.round().max(0) + MAX_ROUNDS_AHEAD
+        {
+            return;
+        }
         let limit = self
             .config
             .batch()
@@ -1110,6 +1116,9 @@ impl Node {
         });
     }
 }
+
+/// Proposal parts for rounds further ahead of ours than this are dropped.
+const MAX_ROUNDS_AHEAD: i64 = 10;
 
 fn status(next_height: u64) -> pb::ClusterMessage {
     pb::ClusterMessage {
