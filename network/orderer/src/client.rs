@@ -73,6 +73,28 @@ impl OrdererClient {
         Ok(out)
     }
 
+    /// Broadcasts the envelopes of `envelopes` on one stream as it yields them; returns the
+    /// responses, in order, once the stream ended.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] if the stream fails.
+    pub async fn broadcast_stream<S>(&mut self, envelopes: S) -> Result<Vec<BroadcastResponse>>
+    where
+        S: tokio_stream::Stream<Item = Envelope> + Send + 'static,
+    {
+        let mut responses = self
+            .inner
+            .broadcast(envelopes)
+            .await
+            .map_err(transport)?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(r) = responses.message().await.map_err(transport)? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
     /// Sends one signed SeekInfo request and returns the response stream (blocks, then a
     /// final status).
     ///

@@ -98,6 +98,11 @@ pub struct OrdererConfig {
     /// Consensus timing.
     #[serde(default)]
     pub consensus: ConsensusSection,
+    /// Diagnostics: append every vote received from another orderer to this file, one line
+    /// each (`voter height round type value-hex signature-hex`), to audit for equivocation.
+    /// Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote_audit_file: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -122,7 +127,10 @@ impl OrdererConfig {
             &mut c.msp_dir,
             &mut c.tls_cert,
             &mut c.tls_key,
-        ] {
+        ]
+        .into_iter()
+        .chain(c.vote_audit_file.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

@@ -222,6 +222,7 @@ pub fn generate(dir: &Path, spec: &DevNetSpec) -> Result<DevNet> {
                 .and_then(|p| p.get(i))
                 .map(|p| format!("{}:{p}", spec.host)),
             consensus: spec.consensus.clone(),
+            vote_audit_file: None,
         };
         let path = home.join("orderer.yaml");
         let yaml = serde_yaml_ng::to_string(&cfg).map_err(|e| cfg_err("yaml", e))?;

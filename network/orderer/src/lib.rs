@@ -14,12 +14,13 @@
 //!   `medledger.orderer.Cluster` transport over mutual TLS, `/healthz` and `/metrics`
 //!   ([`metrics`]); configured by `orderer.yaml` ([`config`]).
 //! - [`client`]: a Broadcast/Deliver client; [`devnet`]: generates a development cluster
-//!   (CAs, genesis block, orderer configs).
+//!   (CAs, genesis block, orderer configs); [`bench`]: the ordering benchmark.
 //!
 //! The host that runs a [`node::Node`] over real I/O carries out its [`node::Action`]s in
 //! order, flushing the WAL before any message leaves and storing blocks before serving them.
 
 pub mod batch;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod consensus;

@@ -45,6 +45,8 @@ use crate::{Error, Result};
 const MAX_CLUSTER_MESSAGE: usize = 128 * 1024 * 1024;
 /// Messages queued per other orderer before new ones are dropped.
 const PEER_QUEUE: usize = 16 * 1024;
+/// Most envelopes admitted (and forwarded) in one pass of the core.
+const SUBMIT_BATCH: usize = 1000;
 /// Bytes of blocks per sync response (at least one block is sent).
 const SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -344,6 +346,17 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         }));
     }
 
+    let audit = match &cfg.vote_audit_file {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| Error::io("open", p, e))?,
+        ),
+        None => None,
+    };
+
     // The core.
     let rt = tokio::runtime::Handle::current();
     let core_shared = shared.clone();
@@ -359,6 +372,7 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
                 generation: 0,
                 rt,
                 events: core_tx,
+                audit,
             };
             if let Err(e) = core.run(initial, core_rx) {
                 tracing::error!(target: "orderer", error = %e, "orderer core stopped");
@@ -449,22 +463,45 @@ struct Core {
     generation: u64,
     rt: tokio::runtime::Handle,
     events: mpsc::Sender<CoreEvent>,
+    audit: Option<std::fs::File>,
 }
 
 impl Core {
     fn run(&mut self, initial: Vec<Action>, mut rx: mpsc::Receiver<CoreEvent>) -> Result<()> {
         self.execute(initial)?;
-        while let Some(ev) = rx.blocking_recv() {
+        let mut next = None;
+        while let Some(ev) = next.take().or_else(|| rx.blocking_recv()) {
             let now = Now::system();
             match ev {
                 CoreEvent::Submit(envelopes, reply) => {
-                    let (results, actions) = self.node.submit(envelopes, now);
+                    // Take the submissions already waiting too: one admission pass and one
+                    // forward message for all of them.
+                    let mut batch = vec![(envelopes.len(), reply)];
+                    let mut all = envelopes;
+                    while all.len() < SUBMIT_BATCH {
+                        match rx.try_recv() {
+                            Ok(CoreEvent::Submit(e, r)) => {
+                                batch.push((e.len(), r));
+                                all.extend(e);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (results, actions) = self.node.submit(all, now);
                     self.execute(actions)?;
                     let rejected = results.iter().filter(|r| r.is_err()).count() as u64;
                     self.shared.metrics.broadcast_rejected.inc_by(rejected);
-                    let _ = reply.send(results);
+                    let mut results = results.into_iter();
+                    for (n, reply) in batch {
+                        let _ = reply.send(results.by_ref().take(n).collect());
+                    }
                 }
                 CoreEvent::Message(from, msg) => {
+                    self.audit(&msg);
                     let actions = self.node.message(from, msg, now);
                     self.execute(actions)?;
                 }
@@ -528,6 +565,34 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Appends a received vote to the audit file, if one is configured.
+    fn audit(&mut self, msg: &pb::ClusterMessage) {
+        use std::io::Write;
+        let (Some(file), Some(pb::cluster_message::Message::Vote(v))) =
+            (self.audit.as_mut(), msg.message.as_ref())
+        else {
+            return;
+        };
+        let Some(vote) = &v.vote else { return };
+        let line = format!(
+            "{} {} {} {} {} {}\n",
+            vote.voter,
+            vote.height,
+            vote.round,
+            vote.vote_type,
+            if vote.value_id.is_empty() {
+                "nil".to_owned()
+            } else {
+                hex::encode(&vote.value_id)
+            },
+            hex::encode(&v.signature)
+        );
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            tracing::warn!(target: "orderer", error = %e, "vote audit write failed; audit off");
+            self.audit = None;
+        }
     }
 
     fn send(&self, to: Target, msg: pb::ClusterMessage) {
