@@ -105,4 +105,11 @@ pub mod medledger {
         channel,
         "medledger.channel"
     );
+    generated!(
+        /// Package `medledger.orderer`: messages between BFT orderers (votes, proposals and
+        /// their parts, certificates, forwarded envelopes, block sync), the `Cluster` service,
+        /// and the orderer's write-ahead log records.
+        orderer,
+        "medledger.orderer"
+    );
 }

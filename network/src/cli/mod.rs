@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod msp;
+pub mod orderer;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,9 @@ pub enum Command {
     /// Inspect and validate identities in MSP folders.
     #[command(subcommand)]
     Msp(msp::MspCommand),
+    /// BFT ordering service: run an orderer, generate a dev cluster, benchmark.
+    #[command(subcommand)]
+    Orderer(orderer::OrdererCommand),
 }
 
 /// Sets up `tracing` output on stderr.
@@ -55,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ca(cmd) => runtime.block_on(ca::run(cmd)),
         Command::Msp(cmd) => msp::run(cmd),
+        Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
     }
 }

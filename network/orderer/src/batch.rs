@@ -1,0 +1,394 @@
+//! Envelope admission, the pending pool, block cutting, and validation of proposed batches.
+//!
+//! Everything here is pure: inputs (bytes, the channel configuration, the time) in, results
+//! out. The rules follow Fabric's orderer (`orderer/common/msgprocessor`,
+//! `orderer/common/blockcutter`):
+//!
+//! - an envelope is admitted if it is at most `absolute_max_bytes`, decodes, passes
+//!   [`medledger_channel::envelope::check`] (headers, channel, tx_id, creator and signature),
+//!   its creator satisfies the channel's `Writers` policy, and its tx_id is neither pending nor
+//!   already ordered;
+//! - a block takes pending envelopes in arrival order, at most `max_message_count`, stopping
+//!   before the total would pass `preferred_max_bytes` (an envelope larger than that goes in a
+//!   block of its own); blocks are never empty;
+//! - a proposed batch is valid if it is the next block (number, previous hash), its data hash
+//!   matches, its size follows the cutting rules, and every envelope would be admitted, with
+//!   no tx_id twice in the block or already in the ledger.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use medledger_channel::ChannelConfig;
+use medledger_channel::config::BatchConfig;
+use medledger_channel::envelope;
+use medledger_proto::common::{BlockData, Envelope, HeaderType, Status};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+/// Why an envelope was not admitted: the Fabric broadcast status and a reason (ids and codes
+/// only, never payload contents).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status:?}: {reason}")]
+pub struct Rejection {
+    /// `BAD_REQUEST`, `FORBIDDEN` or `REQUEST_ENTITY_TOO_LARGE`, as Fabric's broadcast handler.
+    pub status: Status,
+    /// Why.
+    pub reason: String,
+}
+
+fn reject(status: Status, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        status,
+        reason: reason.into(),
+    }
+}
+
+/// An envelope that passed admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Its transaction id.
+    pub tx_id: String,
+    /// SHA-256 of the serialized envelope.
+    pub hash: [u8; 32],
+}
+
+/// SHA-256 of serialized envelope bytes (the key of the pending pool).
+pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Checks one serialized envelope for ordering on `config`'s channel at time `now` (size,
+/// decoding, headers, tx_id, creator validity and signature, `Writers` policy). Duplicate
+/// tx_ids are the pool's and the ledger's check.
+///
+/// # Errors
+/// A [`Rejection`] with `REQUEST_ENTITY_TOO_LARGE` (over `absolute_max_bytes`),
+/// `BAD_REQUEST` (malformed, wrong channel, unsupported header type, bad tx_id) or
+/// `FORBIDDEN` (invalid creator or signature, `Writers` not satisfied).
+pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Admitted, Rejection> {
+    use medledger_proto::protos::TxValidationCode as C;
+    let max = config.batch().absolute_max_bytes as usize;
+    if bytes.len() > max {
+        return Err(reject(
+            Status::RequestEntityTooLarge,
+            format!("envelope of {} bytes exceeds {max}", bytes.len()),
+        ));
+    }
+    let env = Envelope::decode(bytes)
+        .map_err(|_| reject(Status::BadRequest, "envelope does not decode"))?;
+    let checked = envelope::check(&env, config, now).map_err(|e| {
+        let status = match e.code {
+            C::BadCreatorSignature => Status::Forbidden,
+            _ => Status::BadRequest,
+        };
+        reject(status, e.to_string())
+    })?;
+    if checked.parsed.header_type() != Some(HeaderType::EndorserTransaction) {
+        return Err(reject(
+            Status::BadRequest,
+            "only ENDORSER_TRANSACTION envelopes are ordered (config updates are not supported yet)",
+        ));
+    }
+    if !config.evaluate("Writers", &[checked.creator.signer()]) {
+        return Err(reject(
+            Status::Forbidden,
+            format!(
+                "creator of MSP {} does not satisfy the channel Writers policy",
+                checked.creator.msp_id()
+            ),
+        ));
+    }
+    Ok(Admitted {
+        tx_id: checked.parsed.tx_id().to_owned(),
+        hash: envelope_hash(bytes),
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    bytes: Vec<u8>,
+    tx_id: String,
+    hash: [u8; 32],
+    arrived: Instant,
+}
+
+/// Admitted envelopes waiting to be ordered, in arrival order, without duplicate tx_ids.
+#[derive(Debug, Default)]
+pub struct Pool {
+    by_seq: BTreeMap<u64, Pending>,
+    by_tx: HashMap<String, u64>,
+    by_hash: HashMap<[u8; 32], u64>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+impl Pool {
+    /// Adds an admitted envelope; false if its tx_id is already pending.
+    pub fn insert(&mut self, bytes: Vec<u8>, admitted: Admitted, now: Instant) -> bool {
+        if self.by_tx.contains_key(&admitted.tx_id) {
+            return false;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += bytes.len();
+        self.by_tx.insert(admitted.tx_id.clone(), seq);
+        self.by_hash.insert(admitted.hash, seq);
+        self.by_seq.insert(
+            seq,
+            Pending {
+                bytes,
+                tx_id: admitted.tx_id,
+                hash: admitted.hash,
+                arrived: now,
+            },
+        );
+        true
+    }
+
+    /// Whether an envelope with this tx_id is pending.
+    pub fn contains_tx(&self, tx_id: &str) -> bool {
+        self.by_tx.contains_key(tx_id)
+    }
+
+    /// Whether exactly these envelope bytes (by hash) are pending, i.e. were admitted here.
+    pub fn contains_hash(&self, hash: &[u8; 32]) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// The tx_id of the pending envelope with exactly these bytes (by hash), if any: such an
+    /// envelope was admitted here and need not be verified again.
+    pub fn tx_of(&self, hash: &[u8; 32]) -> Option<&str> {
+        let seq = self.by_hash.get(hash)?;
+        self.by_seq.get(seq).map(|p| p.tx_id.as_str())
+    }
+
+    /// Removes the envelopes with these tx_ids (they were ordered).
+    pub fn remove_txs<'a>(&mut self, tx_ids: impl IntoIterator<Item = &'a str>) {
+        for tx in tx_ids {
+            if let Some(seq) = self.by_tx.remove(tx)
+                && let Some(p) = self.by_seq.remove(&seq)
+            {
+                self.by_hash.remove(&p.hash);
+                self.bytes -= p.bytes.len();
+            }
+        }
+    }
+
+    /// Number of pending envelopes.
+    pub fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.by_seq.is_empty()
+    }
+
+    /// Total bytes pending.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// When the oldest pending envelope arrived.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.by_seq.values().next().map(|p| p.arrived)
+    }
+
+    /// Whether a block should be cut now: a full block's worth is pending (count or preferred
+    /// bytes), or the oldest envelope has waited `batch_timeout_ms`. `None` if nothing is
+    /// pending; otherwise `Some(Duration::ZERO)` when ready, or how long until the batch
+    /// timeout.
+    pub fn time_to_cut(&self, batch: &BatchConfig, now: Instant) -> Option<Duration> {
+        let oldest = self.oldest()?;
+        if self.len() >= batch.max_message_count as usize
+            || self.bytes >= batch.preferred_max_bytes as usize
+        {
+            return Some(Duration::ZERO);
+        }
+        let timeout = Duration::from_millis(batch.batch_timeout_ms);
+        Some(timeout.saturating_sub(now.saturating_duration_since(oldest)))
+    }
+
+    /// The envelopes of the next block, in arrival order (see [`cut_sizes`]); empty if
+    /// nothing is pending.
+    pub fn cut(&self, batch: &BatchConfig) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for p in self.by_seq.values() {
+            if !fits(batch, out.len(), total, p.bytes.len()) {
+                break;
+            }
+            total += p.bytes.len();
+            out.push(p.bytes.clone());
+        }
+        out
+    }
+
+    /// Tx ids pending, oldest first (for tests and metrics).
+    pub fn tx_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_seq.values().map(|p| p.tx_id.as_str())
+    }
+}
+
+/// Whether an envelope of `size` bytes may join a block that holds `count` envelopes of
+/// `total` bytes: Fabric's block cutter rule.
+fn fits(batch: &BatchConfig, count: usize, total: usize, size: usize) -> bool {
+    if count == 0 {
+        return true;
+    }
+    count < batch.max_message_count as usize && total + size <= batch.preferred_max_bytes as usize
+}
+
+/// Why a proposed batch is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Not the next block number.
+    #[error("block number {got}, expected {expected}")]
+    WrongNumber {
+        /// Number in the header.
+        got: u64,
+        /// Next block number.
+        expected: u64,
+    },
+    /// Does not chain to the last block.
+    #[error("block {number}: previous hash does not match block {}", number.saturating_sub(1))]
+    WrongPreviousHash {
+        /// Block number.
+        number: u64,
+    },
+    /// Header data hash differs from the envelopes' hash.
+    #[error("block {number}: data hash does not match its envelopes")]
+    DataHashMismatch {
+        /// Block number.
+        number: u64,
+    },
+    /// No envelopes (empty blocks are never ordered).
+    #[error("block {number}: empty")]
+    Empty {
+        /// Block number.
+        number: u64,
+    },
+    /// Violates max_message_count or preferred/absolute bytes.
+    #[error("block {number}: violates the batch size limits")]
+    TooLarge {
+        /// Block number.
+        number: u64,
+    },
+    /// An envelope would not be admitted.
+    #[error("block {number}: envelope {index}: {rejection}")]
+    BadEnvelope {
+        /// Block number.
+        number: u64,
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        rejection: Rejection,
+    },
+    /// A tx_id appears twice in the block or is already in the ledger.
+    #[error("block {number}: envelope {index}: duplicate tx_id {tx_id}")]
+    DuplicateTxId {
+        /// Block number.
+        number: u64,
+        /// Position in the block.
+        index: usize,
+        /// The tx id.
+        tx_id: String,
+    },
+}
+
+/// What a batch is checked against: the chain so far.
+#[derive(Debug)]
+pub struct ChainView<'a> {
+    /// Next block number.
+    pub next_number: u64,
+    /// Header hash of the last block.
+    pub last_hash: [u8; 32],
+    /// Every tx_id already ordered.
+    pub ordered_tx_ids: &'a HashSet<String>,
+}
+
+/// A proposed batch: the block header fields and the envelopes streamed for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// Block number.
+    pub number: u64,
+    /// Previous block's header hash.
+    pub previous_hash: &'a [u8; 32],
+    /// Data hash claimed by the header.
+    pub data_hash: &'a [u8; 32],
+    /// Serialized envelopes, in block order.
+    pub envelopes: &'a [Vec<u8>],
+}
+
+/// Validates a proposed batch (see the module docs) and returns its tx_ids in block order.
+/// `already_admitted(hash)` says whether this process already admitted exactly these envelope
+/// bytes (then the signature is not verified again).
+///
+/// # Errors
+/// The first [`BatchError`] found.
+pub fn validate(
+    config: &ChannelConfig,
+    chain: &ChainView<'_>,
+    candidate: &Candidate<'_>,
+    already_admitted: &dyn Fn(&[u8; 32]) -> Option<String>,
+    now: SystemTime,
+) -> Result<Vec<String>, BatchError> {
+    let Candidate {
+        number,
+        previous_hash,
+        data_hash,
+        envelopes,
+    } = *candidate;
+    if number != chain.next_number {
+        return Err(BatchError::WrongNumber {
+            got: number,
+            expected: chain.next_number,
+        });
+    }
+    if previous_hash != &chain.last_hash {
+        return Err(BatchError::WrongPreviousHash { number });
+    }
+    if envelopes.is_empty() {
+        return Err(BatchError::Empty { number });
+    }
+    let data = BlockData {
+        data: envelopes.to_vec(),
+    };
+    if &medledger_channel::block::data_hash(&data) != data_hash {
+        return Err(BatchError::DataHashMismatch { number });
+    }
+    let batch = config.batch();
+    let mut total = 0usize;
+    for (i, e) in envelopes.iter().enumerate() {
+        if e.len() > batch.absolute_max_bytes as usize || !fits(batch, i, total, e.len()) {
+            return Err(BatchError::TooLarge { number });
+        }
+        total += e.len();
+    }
+    let mut seen = HashSet::with_capacity(envelopes.len());
+    let mut tx_ids = Vec::with_capacity(envelopes.len());
+    for (index, e) in envelopes.iter().enumerate() {
+        let hash = envelope_hash(e);
+        let tx_id = match already_admitted(&hash) {
+            Some(tx) => tx,
+            None => {
+                admit(config, e, now)
+                    .map_err(|rejection| BatchError::BadEnvelope {
+                        number,
+                        index,
+                        rejection,
+                    })?
+                    .tx_id
+            }
+        };
+        if chain.ordered_tx_ids.contains(&tx_id) || !seen.insert(tx_id.clone()) {
+            return Err(BatchError::DuplicateTxId {
+                number,
+                index,
+                tx_id,
+            });
+        }
+        tx_ids.push(tx_id);
+    }
+    Ok(tx_ids)
+}

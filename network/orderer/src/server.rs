@@ -1,0 +1,960 @@
+//! The orderer process: gRPC services over TLS (`orderer.AtomicBroadcast` for clients and
+//! peers, `medledger.orderer.Cluster` between orderers over mutual TLS), the operations
+//! endpoint (`/healthz`, `/metrics`), and the I/O around the pure [`Node`].
+//!
+//! One thread (the *core*) owns the node, the write-ahead log and appends to the block store;
+//! it receives submitted envelopes, cluster messages and timer expiries on a channel and
+//! carries out the node's actions in order: WAL records are fsynced before any message is
+//! queued for sending, blocks are fsynced before Deliver can see them. One task per other
+//! consenter keeps a `Cluster.Step` stream open to it and reconnects when it breaks; messages
+//! that cannot be sent are dropped (consensus re-sends votes and syncs missed blocks).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use medledger_channel::ChannelConfig;
+use medledger_msp::cert::Certificate;
+use medledger_proto::common::{Block, Envelope, HeaderType, Status as FabricStatus};
+use medledger_proto::medledger::orderer as pb;
+use medledger_proto::orderer::{
+    self as ab, BroadcastResponse, DeliverResponse, SeekInfo, atomic_broadcast_server,
+    deliver_response, seek_info, seek_position,
+};
+use pb::cluster_client::ClusterClient;
+use pb::cluster_server::{Cluster, ClusterServer};
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::{
+    Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::batch::Rejection;
+use crate::config::OrdererConfig;
+use crate::metrics::Metrics;
+use crate::node::{Action, Node, NodeConfig, Now, Target, TimerId};
+use crate::store::BlockStore;
+use crate::wal::Wal;
+use crate::{Error, Result};
+
+/// Largest gRPC message accepted from another orderer (sync responses carry blocks), bytes.
+const MAX_CLUSTER_MESSAGE: usize = 128 * 1024 * 1024;
+/// Messages queued per other orderer before new ones are dropped.
+const PEER_QUEUE: usize = 16 * 1024;
+/// Most envelopes admitted (and forwarded) in one pass of the core.
+const SUBMIT_BATCH: usize = 1000;
+/// Bytes of blocks per sync response (at least one block is sent).
+const SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Config { .. } | Error::Channel(_) => Status::invalid_argument(e.to_string()),
+            Error::NotAConsenter { .. } => Status::permission_denied(e.to_string()),
+            _ => Status::internal(e.to_string()),
+        }
+    }
+}
+
+enum CoreEvent {
+    Submit(Vec<Vec<u8>>, oneshot::Sender<Vec<Result<(), Rejection>>>),
+    Message(u32, pb::ClusterMessage),
+    Timer(TimerId, u64),
+    Shutdown,
+}
+
+/// State shared by the services and the core.
+struct Shared {
+    config: Arc<ChannelConfig>,
+    store: RwLock<BlockStore>,
+    height: watch::Sender<u64>,
+    metrics: Metrics,
+    healthy: AtomicBool,
+    core: mpsc::Sender<CoreEvent>,
+}
+
+impl Shared {
+    fn block(&self, number: u64) -> Result<Option<Block>> {
+        match self.store.read() {
+            Ok(s) => s.get(number),
+            Err(_) => Err(Error::Store {
+                reason: "block store lock poisoned".into(),
+            }),
+        }
+    }
+}
+
+/// A running orderer. Dropping it does not stop it; call [`RunningOrderer::stop`].
+pub struct RunningOrderer {
+    /// Address of the gRPC services.
+    pub addr: SocketAddr,
+    /// Address of the operations endpoint, if enabled.
+    pub operations_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    core: Option<std::thread::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningOrderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningOrderer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningOrderer {
+    /// Number of blocks in the chain (genesis included).
+    pub fn height(&self) -> u64 {
+        *self.shared.height.borrow()
+    }
+
+    /// A stored block.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::Store`] from the block store.
+    pub fn block(&self, number: u64) -> Result<Option<Block>> {
+        self.shared.block(number)
+    }
+
+    /// Whether the core is running (not halted by an I/O or consensus failure).
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The metrics text (what `/metrics` serves).
+    pub fn metrics(&self) -> String {
+        self.shared.metrics.render()
+    }
+
+    /// Stops the services and the core, and waits for them.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.shared.core.send(CoreEvent::Shutdown).await;
+        if let Some(core) = self.core.take() {
+            let _ = tokio::task::spawn_blocking(move || core.join()).await;
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until the orderer stops by itself (fatal error) or `signal` completes, then
+    /// stops it.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        let shared = self.shared.clone();
+        let halted = async move {
+            while shared.healthy.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            () = signal => {}
+            () = halted => tracing::error!(target: "orderer", "orderer halted"),
+        }
+        self.stop().await;
+    }
+}
+
+fn pem_of_ders(ders: &[Vec<u8>]) -> Vec<u8> {
+    ders.iter()
+        .filter_map(|d| Certificate::from_der(d).ok())
+        .map(|c| c.to_pem())
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn transport(reason: impl std::fmt::Display) -> Error {
+    Error::Transport {
+        reason: reason.to_string(),
+    }
+}
+
+/// Starts an orderer from its configuration: opens (or initialises from the genesis block)
+/// the block store, replays the WAL, binds the gRPC and operations listeners, connects to the
+/// other consenters.
+///
+/// # Errors
+/// [`Error`] for unusable configuration, key material, storage or listeners.
+pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
+    let genesis_bytes =
+        std::fs::read(&cfg.genesis_block).map_err(|e| Error::io("read", &cfg.genesis_block, e))?;
+    let genesis = Block::decode(genesis_bytes.as_slice()).map_err(|_| Error::Config {
+        reason: format!("{} is not a block", cfg.genesis_block.display()),
+    })?;
+    let config = Arc::new(ChannelConfig::from_config_block(&genesis)?);
+    cfg.check_against(config.batch().batch_timeout_ms)?;
+    let signer = Arc::new(
+        medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(|e| {
+            Error::Config {
+                reason: format!("signing identity in {}: {e}", cfg.msp_dir.display()),
+            }
+        })?,
+    );
+
+    let (mut store, mut chain) = BlockStore::open(&cfg.data_dir.join("blocks"))?;
+    if store.height() == 0 {
+        store.append(&genesis)?;
+        chain.append(&genesis)?;
+    } else if store.get(0)?.map(|b| b.header) != Some(genesis.header.clone()) {
+        return Err(Error::Store {
+            reason: "block 0 in the store is not this channel's genesis block".into(),
+        });
+    }
+    let mut wal = Wal::open(&cfg.data_dir.join("wal"))?;
+    let records = wal.read(chain.next_number)?;
+    if !records.is_empty() {
+        wal.start(chain.next_number)?;
+    }
+    let mut node_cfg = NodeConfig::new(cfg.consenter_id);
+    node_cfg.timeouts = cfg.consensus.timeouts();
+    let (node, initial) = Node::new(
+        node_cfg,
+        config.clone(),
+        signer.clone(),
+        chain,
+        &records,
+        Now::system(),
+    )?;
+
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| Error::io("read", p, e));
+    let cert_pem = read(&cfg.tls_cert)?;
+    let key_pem = read(&cfg.tls_key)?;
+    let tls_roots: Vec<Vec<u8>> = config
+        .to_proto()
+        .organizations
+        .iter()
+        .chain(&config.to_proto().orderer_organizations)
+        .flat_map(|o| o.tls_root_certs.clone())
+        .collect();
+    let roots_pem = pem_of_ders(&tls_roots);
+    let mut consenter_certs = HashMap::new();
+    for c in config.consenters().iter() {
+        if let Ok(cert) = Certificate::from_pem(&c.client_tls_cert_pem) {
+            consenter_certs.insert(cert.der().to_vec(), c.id);
+        }
+    }
+
+    let (core_tx, core_rx) = mpsc::channel(4096);
+    let (height_tx, _) = watch::channel(store.height());
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store: RwLock::new(store),
+        height: height_tx,
+        metrics: Metrics::new(),
+        healthy: AtomicBool::new(true),
+        core: core_tx.clone(),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    // Senders to the other consenters.
+    let mut peers = HashMap::new();
+    for c in config
+        .consenters()
+        .iter()
+        .filter(|c| c.id != cfg.consenter_id)
+    {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(TlsCertificate::from_pem(&roots_pem))
+            .identity(Identity::from_pem(&cert_pem, &key_pem))
+            .domain_name(c.host.clone());
+        let endpoint = Endpoint::from_shared(format!("https://{}:{}", c.host, c.port))
+            .and_then(|e| e.tls_config(tls))
+            .map_err(transport)?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        tasks.push(tokio::spawn(peer_sender(
+            cfg.consenter_id,
+            c.id,
+            endpoint,
+            rx,
+        )));
+        peers.insert(c.id, tx);
+    }
+
+    // gRPC services.
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| Error::io("bind", &cfg.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("bind", &cfg.listen, e))?;
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&cert_pem, &key_pem))
+        .client_ca_root(TlsCertificate::from_pem(&roots_pem))
+        .client_auth_optional(true);
+    let cluster = tonic::service::interceptor::InterceptedService::new(
+        ClusterServer::new(ClusterService {
+            shared: shared.clone(),
+        })
+        .max_decoding_message_size(MAX_CLUSTER_MESSAGE),
+        ClusterAuth {
+            consenters: Arc::new(consenter_certs),
+        },
+    );
+    let max_envelope = config.batch().absolute_max_bytes as usize + 64 * 1024;
+    let broadcast = atomic_broadcast_server::AtomicBroadcastServer::new(AtomicBroadcastService {
+        shared: shared.clone(),
+    })
+    .max_decoding_message_size(max_envelope)
+    .max_encoding_message_size(MAX_CLUSTER_MESSAGE);
+    let mut sd = shutdown_rx.clone();
+    let grpc = Server::builder()
+        .tls_config(tls)
+        .map_err(transport)?
+        .tcp_nodelay(true)
+        .add_service(cluster)
+        .add_service(broadcast)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = sd.wait_for(|s| *s).await;
+        });
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = grpc.await {
+            tracing::error!(target: "orderer", error = %e, "gRPC server failed");
+        }
+    }));
+
+    // Operations endpoint.
+    let mut operations_addr = None;
+    if let Some(ops) = &cfg.operations_listen {
+        let l = tokio::net::TcpListener::bind(ops)
+            .await
+            .map_err(|e| Error::io("bind", ops, e))?;
+        operations_addr = Some(l.local_addr().map_err(|e| Error::io("bind", ops, e))?);
+        let app = axum::Router::new()
+            .route("/healthz", axum::routing::get(healthz))
+            .route("/metrics", axum::routing::get(metrics))
+            .with_state(shared.clone());
+        let mut sd = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = axum::serve(l, app)
+                .with_graceful_shutdown(async move {
+                    let _ = sd.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(target: "orderer", error = %e, "operations endpoint failed");
+            }
+        }));
+    }
+
+    let audit = match &cfg.vote_audit_file {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| Error::io("open", p, e))?,
+        ),
+        None => None,
+    };
+
+    // The core.
+    let rt = tokio::runtime::Handle::current();
+    let core_shared = shared.clone();
+    let core = std::thread::Builder::new()
+        .name(format!("orderer-core-{}", cfg.consenter_id))
+        .spawn(move || {
+            let mut core = Core {
+                node,
+                wal,
+                shared: core_shared.clone(),
+                peers,
+                timers: HashMap::new(),
+                generation: 0,
+                rt,
+                events: core_tx,
+                audit,
+            };
+            if let Err(e) = core.run(initial, core_rx) {
+                tracing::error!(target: "orderer", error = %e, "orderer core stopped");
+            }
+            core_shared.healthy.store(false, Ordering::Relaxed);
+        })
+        .map_err(|e| Error::io("spawn", "orderer core thread", e))?;
+    tracing::info!(target: "orderer", consenter = cfg.consenter_id, %addr, channel = %config.channel_id(), "orderer started");
+    Ok(RunningOrderer {
+        addr,
+        operations_addr,
+        shared,
+        shutdown: shutdown_tx,
+        core: Some(core),
+        tasks,
+    })
+}
+
+async fn healthz(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+) -> (axum::http::StatusCode, &'static str) {
+    if shared.healthy.load(Ordering::Relaxed) {
+        (axum::http::StatusCode::OK, "{\"status\":\"OK\"}\n")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "{\"status\":\"halted\"}\n",
+        )
+    }
+}
+
+async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> String {
+    shared.metrics.render()
+}
+
+/// Keeps a `Cluster.Step` stream to one consenter open and feeds it from `rx`.
+async fn peer_sender(
+    me: u32,
+    peer: u32,
+    endpoint: Endpoint,
+    mut rx: mpsc::Receiver<pb::ClusterMessage>,
+) {
+    loop {
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(target: "orderer::cluster", me, peer, error = %e, "connect failed");
+                // Drop what queued up while the peer is unreachable; consensus re-sends.
+                while rx.try_recv().is_ok() {}
+                if rx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let mut client = ClusterClient::new(channel)
+            .max_encoding_message_size(MAX_CLUSTER_MESSAGE)
+            .max_decoding_message_size(MAX_CLUSTER_MESSAGE);
+        let (tx, stream_rx) = mpsc::channel(1024);
+        let mut call =
+            tokio::spawn(async move { client.step(ReceiverStream::new(stream_rx)).await });
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => if tx.send(m).await.is_err() { break },
+                    None => { call.abort(); return }
+                },
+                r = &mut call => {
+                    if let Ok(Err(e)) = r {
+                        tracing::debug!(target: "orderer::cluster", me, peer, error = %e, "stream ended");
+                    }
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The core thread: the node, its WAL and its timers.
+struct Core {
+    node: Node,
+    wal: Wal,
+    shared: Arc<Shared>,
+    peers: HashMap<u32, mpsc::Sender<pb::ClusterMessage>>,
+    timers: HashMap<TimerId, u64>,
+    generation: u64,
+    rt: tokio::runtime::Handle,
+    events: mpsc::Sender<CoreEvent>,
+    audit: Option<std::fs::File>,
+}
+
+impl Core {
+    fn run(&mut self, initial: Vec<Action>, mut rx: mpsc::Receiver<CoreEvent>) -> Result<()> {
+        self.execute(initial)?;
+        let mut next = None;
+        while let Some(ev) = next.take().or_else(|| rx.blocking_recv()) {
+            let now = Now::system();
+            match ev {
+                CoreEvent::Submit(envelopes, reply) => {
+                    // Take the submissions already waiting too: one admission pass and one
+                    // forward message for all of them.
+                    let mut batch = vec![(envelopes.len(), reply)];
+                    let mut all = envelopes;
+                    while all.len() < SUBMIT_BATCH {
+                        match rx.try_recv() {
+                            Ok(CoreEvent::Submit(e, r)) => {
+                                batch.push((e.len(), r));
+                                all.extend(e);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (results, actions) = self.node.submit(all, now);
+                    self.execute(actions)?;
+                    let rejected = results.iter().filter(|r| r.is_err()).count() as u64;
+                    self.shared.metrics.broadcast_rejected.inc_by(rejected);
+                    let mut results = results.into_iter();
+                    for (n, reply) in batch {
+                        let _ = reply.send(results.by_ref().take(n).collect());
+                    }
+                }
+                CoreEvent::Message(from, msg) => {
+                    self.audit(&msg);
+                    let actions = self.node.message(from, msg, now);
+                    self.execute(actions)?;
+                }
+                CoreEvent::Timer(id, generation) => {
+                    if self.timers.get(&id) == Some(&generation) {
+                        self.timers.remove(&id);
+                        let actions = self.node.timer(id, now);
+                        self.execute(actions)?;
+                    }
+                }
+                CoreEvent::Shutdown => break,
+            }
+            let m = &self.shared.metrics;
+            m.round.set(self.node.round());
+            m.pending.set(self.node.pending() as i64);
+            if let Some(reason) = self.node.halted() {
+                return Err(Error::Consensus(
+                    crate::consensus::EngineError::ReplayDiverged {
+                        height: self.node.chain().next_number,
+                        round: -1,
+                        detail: reason.to_owned(),
+                    },
+                ));
+            }
+        }
+        self.wal.flush()
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) -> Result<()> {
+        for a in actions {
+            match a {
+                Action::WalStart { height } => self.wal.start(height)?,
+                Action::Wal(e) => self.wal.append(&e)?,
+                Action::Send { to, msg } => {
+                    self.wal.flush()?;
+                    self.send(to, msg);
+                }
+                Action::SetTimer(id, after) => {
+                    self.generation += 1;
+                    let g = self.generation;
+                    self.timers.insert(id, g);
+                    let tx = self.events.clone();
+                    self.rt.spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(CoreEvent::Timer(id, g)).await;
+                    });
+                }
+                Action::CancelTimer(id) => {
+                    self.timers.remove(&id);
+                }
+                Action::CancelConsensusTimers => {
+                    self.timers
+                        .retain(|t, _| !matches!(t, TimerId::Consensus(_)));
+                }
+                Action::Commit {
+                    block,
+                    round,
+                    latency,
+                } => self.commit(&block, round, latency)?,
+                Action::ServeSync { to, from } => self.serve_sync(to, from)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a received vote to the audit file, if one is configured.
+    fn audit(&mut self, msg: &pb::ClusterMessage) {
+        use std::io::Write;
+        let (Some(file), Some(pb::cluster_message::Message::Vote(v))) =
+            (self.audit.as_mut(), msg.message.as_ref())
+        else {
+            return;
+        };
+        let Some(vote) = &v.vote else { return };
+        let line = format!(
+            "{} {} {} {} {} {}\n",
+            vote.voter,
+            vote.height,
+            vote.round,
+            vote.vote_type,
+            if vote.value_id.is_empty() {
+                "nil".to_owned()
+            } else {
+                hex::encode(&vote.value_id)
+            },
+            hex::encode(&v.signature)
+        );
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            tracing::warn!(target: "orderer", error = %e, "vote audit write failed; audit off");
+            self.audit = None;
+        }
+    }
+
+    fn send(&self, to: Target, msg: pb::ClusterMessage) {
+        let push = |tx: &mpsc::Sender<pb::ClusterMessage>, m: pb::ClusterMessage| {
+            // A full queue means the peer is far behind or gone: drop, it will sync.
+            let _ = tx.try_send(m);
+        };
+        match to {
+            Target::All => {
+                for tx in self.peers.values() {
+                    push(tx, msg.clone());
+                }
+            }
+            Target::One(id) => {
+                if let Some(tx) = self.peers.get(&id) {
+                    push(tx, msg);
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, block: &Block, round: i64, latency: Option<Duration>) -> Result<()> {
+        let height = {
+            let mut store = self.shared.store.write().map_err(|_| Error::Store {
+                reason: "block store lock poisoned".into(),
+            })?;
+            store.append(block)?;
+            store.height()
+        };
+        self.shared.height.send_replace(height);
+        let m = &self.shared.metrics;
+        m.height.set(height as i64);
+        let envelopes = block.data.as_ref().map_or(0, |d| d.data.len());
+        match latency {
+            Some(l) => {
+                m.blocks_decided.inc();
+                m.rounds_per_height.observe((round + 1) as f64);
+                m.consensus_latency.observe(l.as_secs_f64());
+            }
+            None => {
+                m.blocks_synced.inc();
+            }
+        }
+        m.block_envelopes.observe(envelopes as f64);
+        m.envelopes_ordered.inc_by(envelopes as u64);
+        m.proposals.inner().store(
+            self.node.stats().proposals,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    fn serve_sync(&self, to: u32, from: u64) -> Result<()> {
+        let mut blocks = Vec::new();
+        let mut bytes = 0usize;
+        let mut n = from;
+        while let Some(b) = self.shared.block(n)? {
+            bytes += b.encoded_len();
+            blocks.push(b);
+            n += 1;
+            if bytes >= SYNC_RESPONSE_BYTES {
+                break;
+            }
+        }
+        if !blocks.is_empty() {
+            self.send(
+                Target::One(to),
+                pb::ClusterMessage {
+                    message: Some(pb::cluster_message::Message::SyncResponse(
+                        pb::SyncResponse { blocks },
+                    )),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The consenter a cluster connection belongs to, set by [`ClusterAuth`].
+#[derive(Debug, Clone, Copy)]
+struct ConsenterPeer(u32);
+
+/// Maps the TLS client certificate of a cluster connection to a consenter id; refuses
+/// connections without a certificate or with one that is no consenter's.
+#[derive(Clone)]
+struct ClusterAuth {
+    consenters: Arc<HashMap<Vec<u8>, u32>>,
+}
+
+impl tonic::service::Interceptor for ClusterAuth {
+    fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
+        let certs = req.peer_certs().ok_or_else(|| {
+            Status::unauthenticated("a consenter's TLS client certificate is required")
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no TLS client certificate"))?;
+        let id = *self.consenters.get(leaf.as_ref()).ok_or_else(|| {
+            Status::permission_denied("TLS client certificate is not a consenter's")
+        })?;
+        req.extensions_mut().insert(ConsenterPeer(id));
+        Ok(req)
+    }
+}
+
+struct ClusterService {
+    shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn step(
+        &self,
+        request: Request<Streaming<pb::ClusterMessage>>,
+    ) -> std::result::Result<Response<pb::Empty>, Status> {
+        let from = request
+            .extensions()
+            .get::<ConsenterPeer>()
+            .ok_or_else(|| Status::unauthenticated("unknown consenter"))?
+            .0;
+        let mut stream = request.into_inner();
+        while let Some(msg) = stream.message().await? {
+            if self
+                .shared
+                .core
+                .send(CoreEvent::Message(from, msg))
+                .await
+                .is_err()
+            {
+                return Err(Status::unavailable("orderer is stopping"));
+            }
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+}
+
+struct AtomicBroadcastService {
+    shared: Arc<Shared>,
+}
+
+fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
+    match r {
+        Some(Ok(())) => BroadcastResponse {
+            status: FabricStatus::Success as i32,
+            info: String::new(),
+        },
+        Some(Err(rej)) => BroadcastResponse {
+            status: rej.status as i32,
+            info: rej.reason,
+        },
+        None => BroadcastResponse {
+            status: FabricStatus::ServiceUnavailable as i32,
+            info: "orderer is not running".into(),
+        },
+    }
+}
+
+/// Resolves a Deliver request's positions against a chain of `height` blocks: the first and
+/// last block numbers to send (Fabric's `SeekInfo` rules: `newest` means the last block at
+/// the time of the request; `next_commit` is only a start).
+///
+/// # Errors
+/// `BAD_REQUEST` for missing or inverted positions, `NOT_FOUND` for a start that does not
+/// exist yet under `FAIL_IF_NOT_READY`.
+pub fn resolve_seek(seek: &SeekInfo, height: u64) -> std::result::Result<(u64, u64), FabricStatus> {
+    let newest = height.saturating_sub(1);
+    let pos = |p: Option<&ab::SeekPosition>, is_start: bool| match p.and_then(|p| p.r#type) {
+        Some(seek_position::Type::Oldest(_)) => Ok(0),
+        Some(seek_position::Type::Newest(_)) => Ok(newest),
+        Some(seek_position::Type::Specified(s)) => Ok(s.number),
+        Some(seek_position::Type::NextCommit(_)) if is_start => Ok(height),
+        _ => Err(FabricStatus::BadRequest),
+    };
+    let start = pos(seek.start.as_ref(), true)?;
+    let stop = pos(seek.stop.as_ref(), false)?;
+    if start > stop {
+        return Err(FabricStatus::BadRequest);
+    }
+    if seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32 && start >= height {
+        return Err(FabricStatus::NotFound);
+    }
+    Ok((start, stop))
+}
+
+/// Checks a Deliver request envelope: a `DELIVER_SEEK_INFO` for this channel, signed by a
+/// valid identity that satisfies the channel's `Readers` policy. Returns the `SeekInfo`.
+fn check_deliver_request(
+    config: &ChannelConfig,
+    env: &Envelope,
+) -> std::result::Result<SeekInfo, FabricStatus> {
+    let parsed = medledger_channel::envelope::parse(env).map_err(|_| FabricStatus::BadRequest)?;
+    if parsed.header_type() != Some(HeaderType::DeliverSeekInfo) {
+        return Err(FabricStatus::BadRequest);
+    }
+    if parsed.channel_header.channel_id != config.channel_id().as_ref() {
+        return Err(FabricStatus::NotFound);
+    }
+    let creator = config
+        .msps()
+        .verify(
+            &parsed.signature_header.creator,
+            &env.payload,
+            &env.signature,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|_| FabricStatus::Forbidden)?;
+    if !config.evaluate("Readers", &[creator.signer()]) {
+        return Err(FabricStatus::Forbidden);
+    }
+    SeekInfo::decode(parsed.payload.data.as_slice()).map_err(|_| FabricStatus::BadRequest)
+}
+
+fn deliver_status(s: FabricStatus) -> DeliverResponse {
+    DeliverResponse {
+        r#type: Some(deliver_response::Type::Status(s as i32)),
+    }
+}
+
+#[tonic::async_trait]
+impl atomic_broadcast_server::AtomicBroadcast for AtomicBroadcastService {
+    type BroadcastStream = ReceiverStream<std::result::Result<BroadcastResponse, Status>>;
+    type DeliverStream = ReceiverStream<std::result::Result<DeliverResponse, Status>>;
+
+    async fn broadcast(
+        &self,
+        request: Request<Streaming<Envelope>>,
+    ) -> std::result::Result<Response<Self::BroadcastStream>, Status> {
+        let mut input = request.into_inner();
+        let (tx, rx) = mpsc::channel(256);
+        let core = self.shared.core.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(env)) = input.message().await {
+                let (rtx, rrx) = oneshot::channel();
+                let result = if core
+                    .send(CoreEvent::Submit(vec![env.encode_to_vec()], rtx))
+                    .await
+                    .is_ok()
+                {
+                    rrx.await.ok().and_then(|mut v| v.pop())
+                } else {
+                    None
+                };
+                if tx.send(Ok(broadcast_response(result))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn deliver(
+        &self,
+        request: Request<Streaming<Envelope>>,
+    ) -> std::result::Result<Response<Self::DeliverStream>, Status> {
+        let mut input = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(env)) = input.message().await {
+                let status = match deliver_one(&shared, &env, &tx).await {
+                    Ok(()) => FabricStatus::Success,
+                    Err(None) => return, // client gone
+                    Err(Some(s)) => s,
+                };
+                if tx.send(Ok(deliver_status(status))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Serves one SeekInfo request; `Err(None)` when the client went away.
+async fn deliver_one(
+    shared: &Shared,
+    env: &Envelope,
+    tx: &mpsc::Sender<std::result::Result<DeliverResponse, Status>>,
+) -> std::result::Result<(), Option<FabricStatus>> {
+    let seek = check_deliver_request(&shared.config, env).map_err(Some)?;
+    let mut height = shared.height.subscribe();
+    let (start, stop) = resolve_seek(&seek, *height.borrow()).map_err(Some)?;
+    let headers_only = seek.content_type == seek_info::SeekContentType::HeaderWithSig as i32;
+    let mut n = start;
+    while n <= stop {
+        if *height.borrow_and_update() <= n {
+            // BLOCK_UNTIL_READY: wait for the block to be stored.
+            if height.changed().await.is_err() {
+                return Err(Some(FabricStatus::ServiceUnavailable));
+            }
+            continue;
+        }
+        let mut block = match shared.block(n) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(Some(FabricStatus::NotFound)),
+            Err(_) => return Err(Some(FabricStatus::InternalServerError)),
+        };
+        if headers_only {
+            block.data = None;
+        }
+        let msg = DeliverResponse {
+            r#type: Some(deliver_response::Type::Block(block)),
+        };
+        if tx.send(Ok(msg)).await.is_err() {
+            return Err(None);
+        }
+        if n == u64::MAX {
+            break;
+        }
+        n += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seek(start: seek_position::Type, stop: seek_position::Type, fail: bool) -> SeekInfo {
+        SeekInfo {
+            start: Some(ab::SeekPosition {
+                r#type: Some(start),
+            }),
+            stop: Some(ab::SeekPosition { r#type: Some(stop) }),
+            behavior: if fail {
+                seek_info::SeekBehavior::FailIfNotReady as i32
+            } else {
+                seek_info::SeekBehavior::BlockUntilReady as i32
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn seek_positions_follow_fabric() {
+        use seek_position::Type as T;
+        let oldest = T::Oldest(ab::SeekOldest {});
+        let newest = T::Newest(ab::SeekNewest {});
+        let spec = |n| T::Specified(ab::SeekSpecified { number: n });
+        let next = T::NextCommit(ab::SeekNextCommit {});
+        assert_eq!(resolve_seek(&seek(oldest, newest, false), 5), Ok((0, 4)));
+        assert_eq!(resolve_seek(&seek(newest, newest, false), 5), Ok((4, 4)));
+        assert_eq!(resolve_seek(&seek(spec(7), spec(9), false), 5), Ok((7, 9)));
+        assert_eq!(
+            resolve_seek(&seek(spec(7), spec(9), true), 5),
+            Err(FabricStatus::NotFound)
+        );
+        assert_eq!(
+            resolve_seek(&seek(next, spec(u64::MAX), false), 5),
+            Ok((5, u64::MAX))
+        );
+        assert_eq!(
+            resolve_seek(&seek(spec(3), spec(2), false), 5),
+            Err(FabricStatus::BadRequest)
+        );
+        assert_eq!(
+            resolve_seek(&seek(oldest, next, false), 5),
+            Err(FabricStatus::BadRequest)
+        );
+        assert_eq!(
+            resolve_seek(&SeekInfo::default(), 5),
+            Err(FabricStatus::BadRequest)
+        );
+    }
+}
