@@ -515,6 +515,7 @@ impl Core {
                 CoreEvent::Shutdown => break,
             }
             let m = &self.shared.metrics;
+            m.sync_counters(self.node.stats());
             m.round.set(self.node.round());
             m.pending.set(self.node.pending() as i64);
             if let Some(reason) = self.node.halted() {
@@ -626,22 +627,11 @@ impl Core {
         let m = &self.shared.metrics;
         m.height.set(height as i64);
         let envelopes = block.data.as_ref().map_or(0, |d| d.data.len());
-        match latency {
-            Some(l) => {
-                m.blocks_decided.inc();
-                m.rounds_per_height.observe((round + 1) as f64);
-                m.consensus_latency.observe(l.as_secs_f64());
-            }
-            None => {
-                m.blocks_synced.inc();
-            }
+        if let Some(l) = latency {
+            m.rounds_per_height.observe((round + 1) as f64);
+            m.consensus_latency.observe(l.as_secs_f64());
         }
         m.block_envelopes.observe(envelopes as f64);
-        m.envelopes_ordered.inc_by(envelopes as u64);
-        m.proposals.inner().store(
-            self.node.stats().proposals,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         Ok(())
     }
 
