@@ -392,3 +392,204 @@ pub fn validate(
     }
     Ok(tx_ids)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use medledger_channel::testing::{TestChannel, signed_envelope};
+    use medledger_msp::ou::NodeOu;
+    use medledger_proto::medledger::channel as cpb;
+
+    fn channel(batch: cpb::BatchConfig) -> (TestChannel, ChannelConfig) {
+        let ch = TestChannel::new("ehr", 1, 4);
+        let mut proto = ch.config.to_proto().clone();
+        proto.batch = Some(batch);
+        let config = ChannelConfig::from_proto(proto).unwrap();
+        (ch, config)
+    }
+
+    fn batch(max: u32, preferred: u32, absolute: u32) -> cpb::BatchConfig {
+        cpb::BatchConfig {
+            max_message_count: max,
+            preferred_max_bytes: preferred,
+            absolute_max_bytes: absolute,
+            batch_timeout_ms: 100,
+        }
+    }
+
+    #[test]
+    fn admission_follows_fabric_broadcast_statuses() {
+        let (mut ch, config) = channel(batch(10, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let ok = signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![1; 10]);
+        let a = admit(&config, &ok.encode_to_vec(), now).unwrap();
+        assert_eq!(a.tx_id.len(), 64);
+        let status = |e: &Envelope| admit(&config, &e.encode_to_vec(), now).unwrap_err().status;
+        let other = signed_envelope(&client, "other", HeaderType::EndorserTransaction, vec![]);
+        assert_eq!(status(&other), Status::BadRequest);
+        let update = signed_envelope(&client, "ehr", HeaderType::ConfigUpdate, vec![]);
+        assert_eq!(status(&update), Status::BadRequest);
+        let mut forged = ok.clone();
+        forged.signature[8] ^= 1;
+        assert!(matches!(
+            status(&forged),
+            Status::Forbidden | Status::BadRequest
+        ));
+        // An orderer identity is valid but no Writer (application organizations only).
+        let orderer = ch.orderer_org.identity("o", NodeOu::Orderer, &[]);
+        let by_orderer = signed_envelope(&orderer, "ehr", HeaderType::EndorserTransaction, vec![]);
+        assert_eq!(status(&by_orderer), Status::Forbidden);
+        let big = signed_envelope(
+            &client,
+            "ehr",
+            HeaderType::EndorserTransaction,
+            vec![0; 7000],
+        );
+        assert_eq!(status(&big), Status::RequestEntityTooLarge);
+        assert_eq!(
+            admit(&config, b"\xff\xff", now).unwrap_err().status,
+            Status::BadRequest
+        );
+    }
+
+    #[test]
+    fn cutting_respects_count_preferred_bytes_and_timeout() {
+        let b = BatchConfig {
+            max_message_count: 3,
+            preferred_max_bytes: 250,
+            absolute_max_bytes: 1000,
+            batch_timeout_ms: 100,
+        };
+        let t0 = Instant::now();
+        let mut pool = Pool::default();
+        assert_eq!(pool.time_to_cut(&b, t0), None);
+        let add = |pool: &mut Pool, tx: &str, size: usize| {
+            let bytes = vec![tx.as_bytes()[0]; size];
+            let admitted = Admitted {
+                tx_id: tx.into(),
+                hash: envelope_hash(&bytes),
+            };
+            pool.insert(bytes, admitted, t0)
+        };
+        assert!(add(&mut pool, "a", 100));
+        assert!(!add(&mut pool, "a", 100), "duplicate tx_id");
+        assert_eq!(
+            pool.time_to_cut(&b, t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(70))
+        );
+        assert_eq!(
+            pool.time_to_cut(&b, t0 + Duration::from_millis(130)),
+            Some(Duration::ZERO)
+        );
+        add(&mut pool, "b", 100);
+        add(&mut pool, "c", 100);
+        // 300 bytes pending >= preferred: cut now; the block stops before passing 250 bytes.
+        assert_eq!(pool.time_to_cut(&b, t0), Some(Duration::ZERO));
+        assert_eq!(pool.cut(&b).len(), 2);
+        pool.remove_txs(["a", "b"]);
+        assert_eq!(pool.len(), 1);
+        // One envelope larger than preferred goes alone.
+        add(&mut pool, "d", 600);
+        assert_eq!(pool.cut(&b).len(), 1);
+        pool.remove_txs(["c"]);
+        assert_eq!(pool.cut(&b), vec![vec![b'd'; 600]]);
+        // Count limit.
+        pool.remove_txs(["d"]);
+        for t in ["e", "f", "g", "h"] {
+            add(&mut pool, t, 1);
+        }
+        assert_eq!(pool.cut(&b).len(), 3);
+        assert_eq!(pool.time_to_cut(&b, t0), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn batch_validation_names_the_first_violation() {
+        let (mut ch, config) = channel(batch(3, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let envs: Vec<Vec<u8>> = (0..4)
+            .map(|i| {
+                signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![i; 10])
+                    .encode_to_vec()
+            })
+            .collect();
+        let ordered = HashSet::new();
+        let chain = ChainView {
+            next_number: 5,
+            last_hash: [9; 32],
+            ordered_tx_ids: &ordered,
+        };
+        let hash_of =
+            |e: &[Vec<u8>]| medledger_channel::block::data_hash(&BlockData { data: e.to_vec() });
+        let none = |_: &[u8; 32]| None;
+        let check =
+            |number: u64, prev: [u8; 32], data: [u8; 32], e: &[Vec<u8>], chain: &ChainView<'_>| {
+                validate(
+                    &config,
+                    chain,
+                    &Candidate {
+                        number,
+                        previous_hash: &prev,
+                        data_hash: &data,
+                        envelopes: e,
+                    },
+                    &none,
+                    now,
+                )
+            };
+        let two = &envs[..2];
+        assert_eq!(
+            check(5, [9; 32], hash_of(two), two, &chain).unwrap().len(),
+            2
+        );
+        assert!(matches!(
+            check(6, [9; 32], hash_of(two), two, &chain),
+            Err(BatchError::WrongNumber {
+                got: 6,
+                expected: 5
+            })
+        ));
+        assert!(matches!(
+            check(5, [8; 32], hash_of(two), two, &chain),
+            Err(BatchError::WrongPreviousHash { .. })
+        ));
+        assert!(matches!(
+            check(5, [9; 32], [0; 32], two, &chain),
+            Err(BatchError::DataHashMismatch { .. })
+        ));
+        assert!(matches!(
+            check(5, [9; 32], hash_of(&[]), &[], &chain),
+            Err(BatchError::Empty { .. })
+        ));
+        assert!(matches!(
+            check(5, [9; 32], hash_of(&envs), &envs, &chain),
+            Err(BatchError::TooLarge { .. })
+        ));
+        let dup = vec![envs[0].clone(), envs[0].clone()];
+        assert!(matches!(
+            check(5, [9; 32], hash_of(&dup), &dup, &chain),
+            Err(BatchError::DuplicateTxId { index: 1, .. })
+        ));
+        let first_tx = check(5, [9; 32], hash_of(two), two, &chain).unwrap()[0].clone();
+        let ordered: HashSet<String> = [first_tx].into_iter().collect();
+        let chain2 = ChainView {
+            next_number: 5,
+            last_hash: [9; 32],
+            ordered_tx_ids: &ordered,
+        };
+        assert!(matches!(
+            check(5, [9; 32], hash_of(two), two, &chain2),
+            Err(BatchError::DuplicateTxId { index: 0, .. })
+        ));
+        let mut bad = envs[1].clone();
+        let n = bad.len();
+        bad[n - 3] ^= 0x55;
+        let with_bad = vec![envs[0].clone(), bad];
+        assert!(matches!(
+            check(5, [9; 32], hash_of(&with_bad), &with_bad, &chain),
+            Err(BatchError::BadEnvelope { index: 1, .. })
+        ));
+    }
+}

@@ -111,6 +111,21 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Sets the cumulative counters to the node's totals (the node is their one source).
+    pub fn sync_counters(&self, stats: &crate::node::NodeStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.blocks_decided
+            .inner()
+            .store(stats.blocks_decided, Relaxed);
+        self.blocks_synced
+            .inner()
+            .store(stats.blocks_synced, Relaxed);
+        self.proposals.inner().store(stats.proposals, Relaxed);
+        self.envelopes_ordered
+            .inner()
+            .store(stats.envelopes_ordered, Relaxed);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

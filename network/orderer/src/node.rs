@@ -136,6 +136,9 @@ pub struct NodeConfig {
     pub envelopes_per_part: usize,
     /// Wait for a sync answer before asking another orderer (default 1 s).
     pub sync_retry: Duration,
+    /// Most envelopes pending; Broadcast answers `SERVICE_UNAVAILABLE` beyond (default
+    /// 100,000).
+    pub max_pending_envelopes: usize,
 }
 
 impl NodeConfig {
@@ -146,6 +149,7 @@ impl NodeConfig {
             timeouts: TimeoutConfig::default(),
             envelopes_per_part: 100,
             sync_retry: Duration::from_secs(1),
+            max_pending_envelopes: 100_000,
         }
     }
 }
@@ -282,7 +286,8 @@ pub struct Node {
     own_recorded: HashMap<(u64, u32), [u8; 32]>,
     max_seen_height: u64,
     syncing: Option<u32>,
-    status_told: HashMap<u32, u64>,
+    sync_attempts: usize,
+    status_told: HashMap<u32, (u64, u32)>,
     stats: NodeStats,
     halted: Option<String>,
 }
@@ -352,6 +357,7 @@ impl Node {
             own_recorded: HashMap::new(),
             max_seen_height: 0,
             syncing: None,
+            sync_attempts: 0,
             status_told: HashMap::new(),
             stats: NodeStats::default(),
             halted: None,
@@ -472,6 +478,12 @@ impl Node {
     }
 
     fn admit_to_pool(&mut self, e: &[u8], now: Now) -> Result<(), Rejection> {
+        if self.pool.len() >= self.cfg.max_pending_envelopes {
+            return Err(Rejection {
+                status: medledger_proto::common::Status::ServiceUnavailable,
+                reason: "too many envelopes pending; retry later".into(),
+            });
+        }
         let admitted = batch::admit(&self.config, e, now.wall)?;
         if self.chain.tx_ids.contains(&admitted.tx_id) || self.pool.contains_tx(&admitted.tx_id) {
             return Err(Rejection {
@@ -547,8 +559,18 @@ impl Node {
             }
             TimerId::SyncRetry => {
                 if let Some(peer) = self.syncing.take() {
-                    let next = self.next_peer(peer);
-                    self.request_sync(next, &mut actions);
+                    self.sync_attempts += 1;
+                    if self.sync_attempts >= self.config.consenters().len().saturating_sub(1) {
+                        // Nobody had the blocks we were told about: stop chasing them (a
+                        // Byzantine orderer may have claimed a height that does not exist).
+                        tracing::warn!(target: "orderer::sync", consenter = self.me, "no orderer served the missing blocks; giving up for now");
+                        self.sync_attempts = 0;
+                        self.max_seen_height = self.chain.next_number.saturating_sub(1);
+                        self.kick(now, &mut actions);
+                    } else {
+                        let next = self.next_peer(peer);
+                        self.request_sync(next, &mut actions);
+                    }
                 }
             }
         }
@@ -568,14 +590,8 @@ impl Node {
     ) -> bool {
         let next = self.chain.next_number;
         if height < next {
-            // The sender is behind: tell it where we are (once per height).
-            if self.status_told.get(&from) != Some(&next) {
-                self.status_told.insert(from, next);
-                actions.push(Action::Send {
-                    to: Target::One(from),
-                    msg: status(next),
-                });
-            }
+            // The sender is behind: tell it where we are.
+            self.tell_status(from, actions);
             return false;
         }
         self.max_seen_height = self.max_seen_height.max(height);
@@ -599,13 +615,28 @@ impl Node {
             if self.syncing.is_none() {
                 self.request_sync(from, actions);
             }
-        } else if their_next < next && self.status_told.get(&from) != Some(&next) {
-            self.status_told.insert(from, next);
-            actions.push(Action::Send {
-                to: Target::One(from),
-                msg: status(next),
-            });
+        } else if their_next < next {
+            self.tell_status(from, actions);
         }
+    }
+
+    /// Sends our chain height to an orderer that is behind: on the first of its messages at
+    /// each of our heights, and again every [`STATUS_REPEAT`] messages (in case it was lost).
+    fn tell_status(&mut self, to: u32, actions: &mut Vec<Action>) {
+        let next = self.chain.next_number;
+        let entry = self.status_told.entry(to).or_insert((0, 0));
+        if entry.0 != next {
+            *entry = (next, 0);
+        } else {
+            entry.1 += 1;
+            if !entry.1.is_multiple_of(STATUS_REPEAT) {
+                return;
+            }
+        }
+        actions.push(Action::Send {
+            to: Target::One(to),
+            msg: status(next),
+        });
     }
 
     fn request_sync(&mut self, peer: u32, actions: &mut Vec<Action>) {
@@ -683,6 +714,7 @@ impl Node {
         }
         tracing::info!(target: "orderer::sync", consenter = self.me, from, appended, next = self.chain.next_number, "synced blocks");
         self.syncing = None;
+        self.sync_attempts = 0;
         actions.push(Action::CancelTimer(TimerId::SyncRetry));
         // Leave whatever height we were in; join at the new chain height.
         self.reset_height_state();
@@ -711,9 +743,12 @@ impl Node {
             return;
         }
         // As the core does for proposals: nothing more than 10 rounds ahead (bounds memory).
-        if p.height == self.chain.next_number
-            && i64::from(round) > self.engine.round().max(0) + MAX_ROUNDS_AHEAD
-        {
+        let current_round = if p.height == self.chain.next_number {
+            self.engine.round().max(0)
+        } else {
+            0
+        };
+        if i64::from(round) > current_round + MAX_ROUNDS_AHEAD {
             return;
         }
         let limit = self
@@ -827,11 +862,9 @@ impl Node {
 
     fn kick(&mut self, now: Now, actions: &mut Vec<Action>) {
         match self.phase {
-            Phase::Idle => {
-                if self.syncing.is_none() {
-                    self.start_height(now, actions);
-                }
-            }
+            // Even while syncing: if the claim that others are ahead was false, this height
+            // is the one to decide; if it was true, starting it costs nothing.
+            Phase::Idle => self.start_height(now, actions),
             Phase::Running => self.try_propose(now, actions),
         }
     }
@@ -1119,6 +1152,9 @@ impl Node {
 
 /// Proposal parts for rounds further ahead of ours than this are dropped.
 const MAX_ROUNDS_AHEAD: i64 = 10;
+/// An orderer that keeps sending messages for old heights is told our height again after
+/// this many of them.
+const STATUS_REPEAT: u32 = 32;
 
 fn status(next_height: u64) -> pb::ClusterMessage {
     pb::ClusterMessage {

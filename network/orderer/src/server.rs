@@ -45,6 +45,8 @@ use crate::{Error, Result};
 const MAX_CLUSTER_MESSAGE: usize = 128 * 1024 * 1024;
 /// Messages queued per other orderer before new ones are dropped.
 const PEER_QUEUE: usize = 16 * 1024;
+/// Decision latencies kept for [`RunningOrderer::decision_latencies`].
+const LATENCY_SAMPLES: usize = 10_000;
 /// Most envelopes admitted (and forwarded) in one pass of the core.
 const SUBMIT_BATCH: usize = 1000;
 /// Bytes of blocks per sync response (at least one block is sent).
@@ -75,6 +77,9 @@ struct Shared {
     metrics: Metrics,
     healthy: AtomicBool,
     core: mpsc::Sender<CoreEvent>,
+    /// Recent decision latencies (height start → decision), newest last, at most
+    /// [`LATENCY_SAMPLES`].
+    latencies: std::sync::Mutex<std::collections::VecDeque<Duration>>,
 }
 
 impl Shared {
@@ -125,6 +130,16 @@ impl RunningOrderer {
     /// Whether the core is running (not halted by an I/O or consensus failure).
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The latencies (height start → decision) of the most recent blocks this orderer
+    /// decided, oldest first.
+    pub fn decision_latencies(&self) -> Vec<Duration> {
+        self.shared
+            .latencies
+            .lock()
+            .map(|l| l.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The metrics text (what `/metrics` serves).
@@ -250,6 +265,7 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         metrics: Metrics::new(),
         healthy: AtomicBool::new(true),
         core: core_tx.clone(),
+        latencies: std::sync::Mutex::new(std::collections::VecDeque::new()),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -515,6 +531,7 @@ impl Core {
                 CoreEvent::Shutdown => break,
             }
             let m = &self.shared.metrics;
+            m.sync_counters(self.node.stats());
             m.round.set(self.node.round());
             m.pending.set(self.node.pending() as i64);
             if let Some(reason) = self.node.halted() {
@@ -626,22 +643,17 @@ impl Core {
         let m = &self.shared.metrics;
         m.height.set(height as i64);
         let envelopes = block.data.as_ref().map_or(0, |d| d.data.len());
-        match latency {
-            Some(l) => {
-                m.blocks_decided.inc();
-                m.rounds_per_height.observe((round + 1) as f64);
-                m.consensus_latency.observe(l.as_secs_f64());
-            }
-            None => {
-                m.blocks_synced.inc();
+        if let Some(l) = latency {
+            m.rounds_per_height.observe((round + 1) as f64);
+            m.consensus_latency.observe(l.as_secs_f64());
+            if let Ok(mut samples) = self.shared.latencies.lock() {
+                if samples.len() == LATENCY_SAMPLES {
+                    samples.pop_front();
+                }
+                samples.push_back(l);
             }
         }
         m.block_envelopes.observe(envelopes as f64);
-        m.envelopes_ordered.inc_by(envelopes as u64);
-        m.proposals.inner().store(
-            self.node.stats().proposals,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         Ok(())
     }
 

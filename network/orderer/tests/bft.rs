@@ -261,6 +261,21 @@ fn byzantine_garbage_signing_voter_is_ignored() {
     byzantine_run(Byzantine::GarbageVotes, 120);
 }
 
+#[test]
+fn byzantine_orderer_claiming_a_higher_height_does_not_stall_the_others() {
+    let honest_run = byzantine_run(Byzantine::GarbageVotes, 120).time;
+    let sim = byzantine_run(Byzantine::LiesAboutHeight, 120);
+    println!(
+        "virtual ms: {} with a liar, {honest_run} with a garbage voter",
+        sim.time
+    );
+    assert!(
+        sim.time < honest_run * 3 + 5_000,
+        "false height claims slowed ordering from {honest_run} ms to {} ms",
+        sim.time
+    );
+}
+
 /// The stated bound: with forwarding, an envelope held by every honest orderer is ordered
 /// within f + 1 = 2 blocks decided after it reached them (round-robin proposers: of any f + 1
 /// consecutive heights at least one round-0 proposer is honest), given fewer than

@@ -419,8 +419,10 @@ impl Engine {
     /// A consensus message (vote, proposal, polka or round certificate) from consenter
     /// `from`. Other message kinds are ignored (empty output).
     ///
+    /// Malformed messages (bad lengths, rounds out of range, unknown vote types) are dropped
+    /// and logged at debug level; signatures are verified by the core through our effects.
+    ///
     /// # Errors
-    /// [`WireError`] inside `Ok(Err)` is not used: malformed messages are dropped and logged;
     /// [`EngineError`] if the core reports a fatal condition.
     pub fn message(
         &mut self,

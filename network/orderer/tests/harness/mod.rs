@@ -44,6 +44,8 @@ pub enum Byzantine {
     Censor(String),
     /// Signs its votes with garbage.
     GarbageVotes,
+    /// Claims to be 1,000 blocks ahead whenever it sends anything (and serves no such block).
+    LiesAboutHeight,
 }
 
 /// Network behaviour.
@@ -570,6 +572,19 @@ impl Sim {
                 })
                 .collect(),
             Byzantine::Censor(_) => actions,
+            Byzantine::LiesAboutHeight => {
+                let mut out = actions;
+                if out.iter().any(|a| matches!(a, Action::Send { .. })) {
+                    let next = self.height(id) + 1000;
+                    out.push(Action::Send {
+                        to: Target::All,
+                        msg: pb::ClusterMessage {
+                            message: Some(M::Status(pb::Status { next_height: next })),
+                        },
+                    });
+                }
+                out
+            }
             Byzantine::Equivocate
             | Byzantine::BadSignature
             | Byzantine::DuplicateTxId
