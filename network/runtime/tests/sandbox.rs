@@ -286,3 +286,49 @@ async fn chaincode_as_a_service_is_dialled_by_the_peer() {
     assert!(support::connect_service(again, "other:1").await.is_err());
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_thousand_proposals_in_flight_on_one_sandboxed_process() {
+    let work = tempfile::tempdir().unwrap();
+    let rt = std::sync::Arc::new(runtime(work.path()));
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut state = BTreeMap::new();
+            state.insert(format!("key{i}"), format!("value{i}").into_bytes());
+            let mut sim = MemorySimulator::new(state);
+            let key = format!("key{i}");
+            let got = rt
+                .execute(&kv(), req(&format!("tx{i}"), &["get", &key]), &mut sim)
+                .await;
+            let put = rt
+                .execute(
+                    &kv(),
+                    req(&format!("px{i}"), &["put", &key, &format!("new{i}")]),
+                    &mut sim,
+                )
+                .await;
+            (i, got, put, sim.writes)
+        }));
+    }
+    for t in tasks {
+        let (i, got, put, writes) = t.await.unwrap();
+        assert_eq!(
+            got.unwrap().response.payload,
+            format!("value{i}").into_bytes(),
+            "tx{i} got another transaction's answer"
+        );
+        assert_eq!(put.unwrap().event.unwrap().tx_id, format!("px{i}"));
+        assert_eq!(
+            writes,
+            vec![(
+                String::new(),
+                format!("key{i}"),
+                Some(format!("new{i}").into_bytes())
+            )]
+        );
+    }
+    assert_eq!(rt.launches(), 1, "all on one chaincode process");
+    rt.shutdown().await;
+}
