@@ -1,4 +1,21 @@
-//! Medledger gateway: Fabric's `gateway.Gateway` service (runs inside each peer) and the Rust
-//! client SDK.
+//! Medledger's gateway, as Fabric's Gateway (Fabric 2.4+): the `gateway.Gateway` service that
+//! runs inside each peer, and a Rust client SDK mirroring Fabric's client API.
 //!
-//! Not built yet: see docs/ARCHITECTURE.md for the plan and the open issues for the schedule.
+//! - [`proposal`]: building and signing proposals and gateway requests (tx_id = hex(SHA-256(
+//!   nonce ‖ creator)), signatures over `proposal_bytes`, `Envelope.payload`, the serialized
+//!   `CommitStatusRequest` and `ChaincodeEventsRequest`, as DESIGN.md §2).
+//! - [`client`]: `Gateway::connect(identity, channel)` → `network(name)` → `contract(name)` →
+//!   `submit_transaction` / `evaluate_transaction` / `new_proposal(...)` → `endorse` →
+//!   `submit` → `status`, and `chaincode_events`.
+//! - [`server`]: the service: endorsement planning from the chaincode's endorsement policy
+//!   (and collection membership when the proposal carries transient data), endorsements from
+//!   one peer per required organization with retry on another peer of the same organization,
+//!   submission to every orderer (success once f+1 accept), commit status and chaincode events
+//!   from the local ledger; errors as gRPC statuses with `gateway.ErrorDetail`s.
+
+pub mod client;
+mod errors;
+pub mod proposal;
+pub mod server;
+
+pub use errors::{GatewayError, error_details};

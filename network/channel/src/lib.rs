@@ -6,6 +6,7 @@
 //!   policies, batch parameters), validated, and the config (genesis) block that carries it.
 //! - [`envelope`]: parsing and checking a transaction envelope's headers, tx_id and creator
 //!   signature, with Fabric's `TxValidationCode` for each failure.
+//! - [`tx`]: assembling an endorser transaction from a proposal and its endorsements.
 //! - [`bft`]: the bytes BFT consenters sign for votes, and the verifier of a block's
 //!   SIGNATURES metadata (the commit certificate, ≥ 2f+1 precommits): what the orderer writes
 //!   and every peer's committer checks.
@@ -14,6 +15,7 @@ pub mod bft;
 pub mod block;
 pub mod config;
 pub mod envelope;
+pub mod tx;
 
 pub use config::{ChannelConfig, ConfigError};
 

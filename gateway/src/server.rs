@@ -1,0 +1,573 @@
+//! The `gateway.Gateway` service (Fabric 2.4+ `internal/pkg/gateway`), run inside a peer.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::join_all;
+use medledger_channel::ChannelConfig;
+use medledger_channel::tx::assemble_transaction;
+use medledger_endorser::Endorser;
+use medledger_msp::policy::{OrgPolicies, Policy, Signer};
+use medledger_proto::common::{ChannelHeader, Envelope, Header, Status as CommonStatus};
+use medledger_proto::gateway::{
+    ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, CommitStatusResponse,
+    EndorseRequest, EndorseResponse, ErrorDetail, EvaluateRequest, EvaluateResponse,
+    SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest, SubmitResponse,
+    gateway_server::GatewayServer,
+};
+use medledger_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use medledger_proto::orderer::seek_position::Type as SeekType;
+use medledger_proto::protos::endorser_client::EndorserClient;
+use medledger_proto::protos::{
+    ChaincodeEvent, ChaincodeHeaderExtension, ChaincodeProposalPayload, Proposal, ProposalResponse,
+    SignedProposal, TxValidationCode,
+};
+use prost::Message;
+use tokio::sync::Semaphore;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status};
+
+use crate::errors::status_with_details;
+
+/// Gateway limits and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Requests served at once; more wait (default 500, Fabric's `gateway.concurrencyLimit`).
+    pub concurrency_limit: usize,
+    /// Endorsement (and evaluation) deadline (default 30 s, Fabric's `endorsementTimeout`).
+    pub endorse_timeout: Duration,
+    /// Submission to the orderers (default 10 s, Fabric's `broadcastTimeout`).
+    pub submit_timeout: Duration,
+    /// Longest wait for a commit status (default 5 min).
+    pub commit_status_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            concurrency_limit: 500,
+            endorse_timeout: Duration::from_secs(30),
+            submit_timeout: Duration::from_secs(10),
+            commit_status_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How the gateway reaches an endorser.
+#[derive(Clone)]
+pub enum EndorserHandle {
+    /// The endorser of this peer (no network hop).
+    Local(Arc<Endorser>),
+    /// Another peer's `protos.Endorser` over gRPC (mutual TLS configured on the channel).
+    Remote(EndorserClient<tonic::transport::Channel>),
+}
+
+impl EndorserHandle {
+    async fn process(&self, signed: SignedProposal) -> Result<ProposalResponse, Status> {
+        match self {
+            EndorserHandle::Local(e) => Ok(e.process_proposal(signed).await),
+            EndorserHandle::Remote(c) => Ok(c.clone().process_proposal(signed).await?.into_inner()),
+        }
+    }
+}
+
+/// A peer the gateway can ask for endorsements.
+#[derive(Clone)]
+pub struct PeerEndpoint {
+    /// MSP id of its organization.
+    pub msp_id: String,
+    /// Address (for error details).
+    pub address: String,
+    /// How to reach it.
+    pub endorser: EndorserHandle,
+}
+
+/// An orderer the gateway submits to.
+#[derive(Clone, Debug)]
+pub struct OrdererEndpoint {
+    /// Address (for error details).
+    pub address: String,
+    /// Connected channel (TLS configured).
+    pub channel: tonic::transport::Channel,
+}
+
+/// Which chaincode needs which endorsements.
+pub trait ChaincodePolicies: Send + Sync {
+    /// The endorsement policy of `chaincode` on `channel` (`None`: the channel's
+    /// `Endorsement` policy), and its collections with their member MSP ids.
+    fn policy(
+        &self,
+        channel: &str,
+        chaincode: &str,
+    ) -> (Option<Policy>, HashMap<String, Vec<String>>);
+}
+
+/// The channel's default `Endorsement` policy for every chaincode, no collections.
+#[derive(Debug, Default)]
+pub struct DefaultPolicies;
+
+impl ChaincodePolicies for DefaultPolicies {
+    fn policy(
+        &self,
+        _channel: &str,
+        _chaincode: &str,
+    ) -> (Option<Policy>, HashMap<String, Vec<String>>) {
+        (None, HashMap::new())
+    }
+}
+
+/// A boxed stream of committed blocks' chaincode events.
+pub type EventStream = Pin<Box<dyn Stream<Item = (u64, Vec<ChaincodeEvent>)> + Send>>;
+
+/// What the gateway reads from its peer's ledger.
+#[tonic::async_trait]
+pub trait CommitSource: Send + Sync {
+    /// Waits until `tx_id` is committed on `channel`; its validation code and block.
+    ///
+    /// # Errors
+    /// A message if the ledger fails.
+    async fn wait_for_commit(
+        &self,
+        channel: &str,
+        tx_id: &str,
+    ) -> Result<(TxValidationCode, u64), String>;
+
+    /// Chaincode events of `chaincode` per block from block `start` (`None`: next block),
+    /// following new commits.
+    ///
+    /// # Errors
+    /// A message if the ledger fails.
+    async fn chaincode_events(
+        &self,
+        channel: &str,
+        chaincode: &str,
+        start: Option<u64>,
+    ) -> Result<EventStream, String>;
+}
+
+/// What the gateway knows of one channel.
+#[derive(Clone)]
+pub struct ChannelGateway {
+    /// Configuration (MSPs, policies, consenters).
+    pub config: Arc<ChannelConfig>,
+    /// Peers of every organization (this peer's own first).
+    pub peers: Vec<PeerEndpoint>,
+    /// Orderers.
+    pub orderers: Vec<OrdererEndpoint>,
+}
+
+/// The service.
+#[derive(Clone)]
+pub struct GatewayService {
+    local_msp: String,
+    channels: Arc<HashMap<String, ChannelGateway>>,
+    policies: Arc<dyn ChaincodePolicies>,
+    commits: Arc<dyn CommitSource>,
+    config: GatewayConfig,
+    limiter: Arc<Semaphore>,
+}
+
+struct ParsedProposal {
+    channel_id: String,
+    chaincode: String,
+    has_transient: bool,
+}
+
+fn parse_proposal(signed: &SignedProposal) -> Result<ParsedProposal, Status> {
+    let bad = |what: &str| {
+        Status::invalid_argument(format!("failed to unpack transaction proposal: {what}"))
+    };
+    let p = Proposal::decode(signed.proposal_bytes.as_slice()).map_err(|_| bad("proposal"))?;
+    let h = Header::decode(p.header.as_slice()).map_err(|_| bad("header"))?;
+    let ch =
+        ChannelHeader::decode(h.channel_header.as_slice()).map_err(|_| bad("channel header"))?;
+    let ext = ChaincodeHeaderExtension::decode(ch.extension.as_slice())
+        .map_err(|_| bad("header extension"))?;
+    let payload =
+        ChaincodeProposalPayload::decode(p.payload.as_slice()).map_err(|_| bad("payload"))?;
+    Ok(ParsedProposal {
+        channel_id: ch.channel_id,
+        chaincode: ext.chaincode_id.map(|c| c.name).unwrap_or_default(),
+        has_transient: !payload.transient_map.is_empty(),
+    })
+}
+
+/// Smallest set of organizations (in preference order) whose peers' endorsements satisfy
+/// `policy`: tries sets of 1, 2, ... organizations, each organization contributing one peer
+/// signature.
+pub fn plan_endorsers(
+    policy: &Policy,
+    org_policies: &OrgPolicies,
+    candidates: &[String],
+) -> Option<Vec<String>> {
+    let signer = |i: usize, msp: &str| Signer {
+        msp_id: msp.to_owned(),
+        ou: Some(medledger_msp::ou::NodeOu::Peer),
+        id: [u8::try_from(i).unwrap_or(u8::MAX); 32],
+    };
+    let n = candidates.len().min(16);
+    let mut best: Option<Vec<String>> = None;
+    for mask in 1u32..(1u32 << n) {
+        let size = mask.count_ones() as usize;
+        if best.as_ref().is_some_and(|b| b.len() <= size) {
+            continue;
+        }
+        let chosen: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).collect();
+        let signers: Vec<Signer> = chosen.iter().map(|&i| signer(i, &candidates[i])).collect();
+        if policy.evaluate(&signers, org_policies) {
+            best = Some(chosen.iter().map(|&i| candidates[i].clone()).collect());
+        }
+    }
+    best
+}
+
+impl GatewayService {
+    /// A gateway for a peer of `local_msp`.
+    pub fn new(
+        local_msp: &str,
+        channels: HashMap<String, ChannelGateway>,
+        policies: Arc<dyn ChaincodePolicies>,
+        commits: Arc<dyn CommitSource>,
+        config: GatewayConfig,
+    ) -> Self {
+        GatewayService {
+            local_msp: local_msp.to_owned(),
+            channels: Arc::new(channels),
+            policies,
+            commits,
+            limiter: Arc::new(Semaphore::new(config.concurrency_limit.max(1))),
+            config,
+        }
+    }
+
+    /// As a tonic service.
+    pub fn into_service(self) -> GatewayServer<Self> {
+        GatewayServer::new(self)
+    }
+
+    fn channel(&self, id: &str) -> Result<&ChannelGateway, Status> {
+        self.channels
+            .get(id)
+            .ok_or_else(|| Status::not_found(format!("channel {id} not found")))
+    }
+
+    /// Organizations with peers, this peer's own first.
+    fn candidate_orgs(&self, ch: &ChannelGateway) -> Vec<String> {
+        let mut orgs: Vec<String> = Vec::new();
+        for p in &ch.peers {
+            if !orgs.contains(&p.msp_id) {
+                orgs.push(p.msp_id.clone());
+            }
+        }
+        orgs.sort_by_key(|o| *o != self.local_msp);
+        orgs
+    }
+
+    async fn endorse_with_org(
+        &self,
+        ch: &ChannelGateway,
+        org: &str,
+        signed: &SignedProposal,
+    ) -> Result<ProposalResponse, Vec<ErrorDetail>> {
+        let mut details = Vec::new();
+        for peer in ch.peers.iter().filter(|p| p.msp_id == org) {
+            let detail = |message: String| ErrorDetail {
+                address: peer.address.clone(),
+                msp_id: peer.msp_id.clone(),
+                message,
+            };
+            match tokio::time::timeout(
+                self.config.endorse_timeout,
+                peer.endorser.process(signed.clone()),
+            )
+            .await
+            {
+                Ok(Ok(r)) => {
+                    let status = r.response.as_ref().map_or(0, |x| x.status);
+                    if (200..400).contains(&status) && r.endorsement.is_some() {
+                        return Ok(r);
+                    }
+                    let msg = r.response.map(|x| x.message).unwrap_or_default();
+                    details.push(detail(format!("chaincode response {status}, {msg}")));
+                    if status >= 400 && status != 500 {
+                        break; // the chaincode refused: another peer would refuse too
+                    }
+                }
+                Ok(Err(s)) => details.push(detail(format!("rpc error: {}", s.message()))),
+                Err(_) => details.push(detail("endorsement timed out".into())),
+            }
+        }
+        if details.is_empty() {
+            details.push(ErrorDetail {
+                address: String::new(),
+                msp_id: org.to_owned(),
+                message: "no peer of this organization is known".into(),
+            });
+        }
+        Err(details)
+    }
+}
+
+type EventsStream = Pin<Box<dyn Stream<Item = Result<ChaincodeEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
+    async fn endorse(
+        &self,
+        request: Request<EndorseRequest>,
+    ) -> Result<Response<EndorseResponse>, Status> {
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("gateway shutting down"))?;
+        let req = request.into_inner();
+        let signed = req
+            .proposed_transaction
+            .ok_or_else(|| Status::invalid_argument("a proposed transaction is required"))?;
+        let parsed = parse_proposal(&signed)?;
+        let ch = self.channel(&parsed.channel_id)?;
+        let orgs = if req.endorsing_organizations.is_empty() {
+            let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
+            let policy = policy
+                .or_else(|| ch.config.policy("Endorsement").cloned())
+                .ok_or_else(|| Status::failed_precondition("no endorsement policy"))?;
+            let mut candidates = self.candidate_orgs(ch);
+            if parsed.has_transient && !collections.is_empty() {
+                // Only members of the chaincode's collections may see transient (private) data.
+                candidates.retain(|org| collections.values().any(|members| members.contains(org)));
+            }
+            plan_endorsers(&policy, ch.config.org_policies(), &candidates).ok_or_else(|| {
+                Status::failed_precondition(
+                    "no combination of available organizations satisfies the endorsement policy",
+                )
+            })?
+        } else {
+            req.endorsing_organizations.clone()
+        };
+        let results = join_all(
+            orgs.iter()
+                .map(|org| self.endorse_with_org(ch, org, &signed)),
+        )
+        .await;
+        let mut responses = Vec::new();
+        let mut details = Vec::new();
+        for r in results {
+            match r {
+                Ok(resp) => responses.push(resp),
+                Err(d) => details.extend(d),
+            }
+        }
+        if !details.is_empty() {
+            return Err(status_with_details(
+                Code::Aborted,
+                "failed to collect enough transaction endorsements, see attached details for more info",
+                &details,
+            ));
+        }
+        let envelope = assemble_transaction(&signed, &responses)
+            .map_err(|e| Status::aborted(e.to_string()))?;
+        Ok(Response::new(EndorseResponse {
+            prepared_transaction: Some(envelope),
+        }))
+    }
+
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<SubmitResponse>, Status> {
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("gateway shutting down"))?;
+        let req = request.into_inner();
+        let ch = self.channel(&req.channel_id)?;
+        let envelope: Envelope = req
+            .prepared_transaction
+            .ok_or_else(|| Status::invalid_argument("a prepared transaction is required"))?;
+        if envelope.signature.is_empty() {
+            return Err(Status::invalid_argument(
+                "prepared transaction must be signed",
+            ));
+        }
+        let needed = ch.config.consenters().max_faulty() + 1;
+        let timeout = self.config.submit_timeout;
+        let sends = ch.orderers.iter().map(|o| {
+            let env = envelope.clone();
+            async move {
+                let mut client = AtomicBroadcastClient::new(o.channel.clone());
+                let call = async {
+                    let mut stream = client
+                        .broadcast(tokio_stream::once(env))
+                        .await?
+                        .into_inner();
+                    stream
+                        .next()
+                        .await
+                        .ok_or_else(|| Status::unavailable("orderer closed the stream"))?
+                };
+                let detail = |message: String| ErrorDetail {
+                    address: o.address.clone(),
+                    msp_id: String::new(),
+                    message,
+                };
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(r)) if r.status == CommonStatus::Success as i32 => Ok(()),
+                    Ok(Ok(r)) => Err(detail(format!(
+                        "received unsuccessful response from orderer: status={} info={}",
+                        r.status, r.info
+                    ))),
+                    Ok(Err(s)) => Err(detail(format!("rpc error: {}", s.message()))),
+                    Err(_) => Err(detail("submission timed out".into())),
+                }
+            }
+        });
+        let results = join_all(sends).await;
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        if accepted >= needed {
+            return Ok(Response::new(SubmitResponse {}));
+        }
+        let details: Vec<ErrorDetail> = results.into_iter().filter_map(Result::err).collect();
+        Err(status_with_details(
+            Code::Unavailable,
+            &format!("{accepted} orderers accepted the transaction, {needed} needed"),
+            &details,
+        ))
+    }
+
+    async fn commit_status(
+        &self,
+        request: Request<SignedCommitStatusRequest>,
+    ) -> Result<Response<CommitStatusResponse>, Status> {
+        let signed = request.into_inner();
+        let req = CommitStatusRequest::decode(signed.request.as_slice())
+            .map_err(|_| Status::invalid_argument("commit status request does not decode"))?;
+        let ch = self.channel(&req.channel_id)?;
+        let who = ch
+            .config
+            .msps()
+            .verify(
+                &req.identity,
+                &signed.request,
+                &signed.signature,
+                SystemTime::now(),
+            )
+            .map_err(|e| Status::permission_denied(format!("commit status request: {e}")))?;
+        if !ch.config.evaluate("Readers", &[who.signer()]) {
+            return Err(Status::permission_denied(
+                "identity does not satisfy the channel Readers policy",
+            ));
+        }
+        let wait = self
+            .commits
+            .wait_for_commit(&req.channel_id, &req.transaction_id);
+        let (code, block) = tokio::time::timeout(self.config.commit_status_timeout, wait)
+            .await
+            .map_err(|_| Status::deadline_exceeded("transaction not committed in time"))?
+            .map_err(Status::unavailable)?;
+        Ok(Response::new(CommitStatusResponse {
+            result: code as i32,
+            block_number: block,
+        }))
+    }
+
+    async fn evaluate(
+        &self,
+        request: Request<EvaluateRequest>,
+    ) -> Result<Response<EvaluateResponse>, Status> {
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("gateway shutting down"))?;
+        let req = request.into_inner();
+        let signed = req
+            .proposed_transaction
+            .ok_or_else(|| Status::invalid_argument("a proposed transaction is required"))?;
+        let parsed = parse_proposal(&signed)?;
+        let ch = self.channel(&parsed.channel_id)?;
+        let orgs = if req.target_organizations.is_empty() {
+            self.candidate_orgs(ch)
+        } else {
+            req.target_organizations.clone()
+        };
+        let mut details = Vec::new();
+        for org in &orgs {
+            match self.endorse_with_org(ch, org, &signed).await {
+                Ok(r) => {
+                    return Ok(Response::new(EvaluateResponse { result: r.response }));
+                }
+                Err(d) => {
+                    let refused = d
+                        .iter()
+                        .any(|x| x.message.starts_with("chaincode response 4"));
+                    details.extend(d);
+                    if refused {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(status_with_details(
+            Code::Aborted,
+            "evaluate call to endorser returned error, see attached details for more info",
+            &details,
+        ))
+    }
+
+    type ChaincodeEventsStream = EventsStream;
+
+    async fn chaincode_events(
+        &self,
+        request: Request<SignedChaincodeEventsRequest>,
+    ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
+        let signed = request.into_inner();
+        let req = ChaincodeEventsRequest::decode(signed.request.as_slice())
+            .map_err(|_| Status::invalid_argument("chaincode events request does not decode"))?;
+        let ch = self.channel(&req.channel_id)?;
+        let who = ch
+            .config
+            .msps()
+            .verify(
+                &req.identity,
+                &signed.request,
+                &signed.signature,
+                SystemTime::now(),
+            )
+            .map_err(|e| Status::permission_denied(format!("chaincode events request: {e}")))?;
+        if !ch.config.evaluate("Readers", &[who.signer()]) {
+            return Err(Status::permission_denied(
+                "identity does not satisfy the channel Readers policy",
+            ));
+        }
+        let start = match req.start_position.and_then(|p| p.r#type) {
+            Some(SeekType::Specified(s)) => Some(s.number),
+            Some(SeekType::Oldest(_)) => Some(0),
+            _ => None,
+        };
+        let events = self
+            .commits
+            .chaincode_events(&req.channel_id, &req.chaincode_id, start)
+            .await
+            .map_err(Status::unavailable)?;
+        // `after_transaction_id` applies within the start block only (Fabric's semantics).
+        let mut after = (!req.after_transaction_id.is_empty()).then_some(req.after_transaction_id);
+        let stream = events.filter_map(move |(block, evs)| {
+            let evs: Vec<ChaincodeEvent> = match after.take() {
+                Some(tx) => match evs.iter().position(|e| e.tx_id == tx) {
+                    Some(i) => evs[i + 1..].to_vec(),
+                    None => evs,
+                },
+                None => evs,
+            };
+            (!evs.is_empty()).then_some(Ok(ChaincodeEventsResponse {
+                events: evs,
+                block_number: block,
+            }))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

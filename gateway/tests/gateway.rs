@@ -1,0 +1,371 @@
+//! The gateway service and client SDK with real endorsers of two organizations (one local, one
+//! remote over gRPC, one of its peers down), endorsement planning from the policy, retry on
+//! another peer of the same organization, ErrorDetails naming failing peers, commit status and
+//! chaincode events from the peer's ledger (an in-memory stand-in here), and refused requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use medledger_chaincode::Router;
+use medledger_channel::ChannelConfig;
+use medledger_channel::testing::TestChannel;
+use medledger_endorser::{
+    ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig, EndorserService,
+    MemoryState, MemoryTransientStore, StateSnapshot, Version,
+};
+use medledger_gateway::client::Gateway;
+use medledger_gateway::server::{
+    ChannelGateway, CommitSource, DefaultPolicies, EndorserHandle, EventStream, GatewayConfig,
+    GatewayService, PeerEndpoint,
+};
+use medledger_gateway::{GatewayError, error_details};
+use medledger_msp::ou::NodeOu;
+use medledger_proto::protos::endorser_client::EndorserClient;
+use medledger_proto::protos::endorser_server::EndorserServer;
+use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
+use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
+use medledger_runtime::{TxSimulator, inprocess};
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+struct Exec(Router);
+
+#[tonic::async_trait]
+impl ChaincodeExecutor for Exec {
+    async fn execute(
+        &self,
+        cc: &str,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        inprocess::execute(&self.0, cc, &req, sim).map_err(|e| RuntimeError::Failed {
+            chaincode: cc.into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn contract() -> Router {
+    Router::new()
+        .add("put", |stub, args| {
+            stub.put_state(&args[0], args[1].as_bytes())?;
+            Ok(b"stored".to_vec())
+        })
+        .add("get", |stub, args| {
+            Ok(stub.get_state(&args[0])?.unwrap_or_default())
+        })
+}
+
+struct Ctx {
+    config: Arc<ChannelConfig>,
+    state: Arc<MemoryState>,
+    defined: bool,
+}
+
+impl ChannelContext for Ctx {
+    fn config(&self) -> Arc<ChannelConfig> {
+        self.config.clone()
+    }
+    fn snapshot(&self) -> Result<Arc<dyn StateSnapshot>, String> {
+        Ok(self.state.clone())
+    }
+    fn is_committed(&self, _tx: &str) -> Result<bool, String> {
+        Ok(false)
+    }
+    fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
+        (self.defined && name == "kv").then(Vec::new)
+    }
+    fn height(&self) -> u64 {
+        1
+    }
+}
+
+#[derive(Default)]
+struct Commits {
+    statuses: Mutex<HashMap<String, (TxValidationCode, u64)>>,
+}
+
+#[tonic::async_trait]
+impl CommitSource for Commits {
+    async fn wait_for_commit(
+        &self,
+        _channel: &str,
+        tx_id: &str,
+    ) -> Result<(TxValidationCode, u64), String> {
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(tx_id)
+            .copied()
+            .ok_or_else(|| "not committed".to_owned())
+    }
+    async fn chaincode_events(
+        &self,
+        _channel: &str,
+        chaincode: &str,
+        start: Option<u64>,
+    ) -> Result<EventStream, String> {
+        let ev = |tx: &str, name: &str| ChaincodeEvent {
+            chaincode_id: chaincode.into(),
+            tx_id: tx.into(),
+            event_name: name.into(),
+            payload: vec![],
+        };
+        let blocks = vec![
+            (1, vec![ev("t1", "a"), ev("t2", "b")]),
+            (2, vec![ev("t3", "c")]),
+        ];
+        let from = start.unwrap_or(0);
+        Ok(Box::pin(tokio_stream::iter(
+            blocks.into_iter().filter(move |(b, _)| *b >= from),
+        )))
+    }
+}
+
+fn endorser(ch: &mut TestChannel, org: usize, name: &str, defined: bool) -> Arc<Endorser> {
+    let peer = Arc::new(ch.orgs[org].identity(name, NodeOu::Peer, &[]));
+    let mut state = MemoryState::default();
+    state.put("kv", "k", b"v1", Version { block: 1, tx: 0 });
+    let ctx = Arc::new(Ctx {
+        config: Arc::new(ch.config.clone()),
+        state: Arc::new(state),
+        defined,
+    });
+    let e = Arc::new(Endorser::new(
+        peer,
+        Arc::new(Exec(contract())),
+        Arc::new(MemoryTransientStore::default()),
+        EndorserConfig::default(),
+    ));
+    e.add_channel("ehr", ctx);
+    e
+}
+
+async fn serve_endorser(e: Arc<Endorser>) -> (String, oneshot::Sender<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(EndorserServer::new(EndorserService(e)))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
+                let _ = rx.await;
+            }),
+    );
+    (addr, tx)
+}
+
+fn remote(addr: &str) -> EndorserHandle {
+    EndorserHandle::Remote(EndorserClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy(),
+    ))
+}
+
+#[tokio::test]
+async fn endorse_evaluate_status_and_events_through_the_gateway() {
+    let mut ch = TestChannel::new("ehr", 2, 4);
+    let org1 = endorser(&mut ch, 0, "peer0", true);
+    let org2_good = endorser(&mut ch, 1, "peer1", true);
+    let org2_broken = endorser(&mut ch, 1, "peer2", false);
+    let client = ch.orgs[0].identity("app1", NodeOu::Client, &[]);
+    let client2 = ch.orgs[0].identity("app2", NodeOu::Client, &[]);
+    let (good_addr, stop_good) = serve_endorser(org2_good).await;
+    let (broken_addr, stop_broken) = serve_endorser(org2_broken).await;
+    // A peer of Org2 that is down: nothing listens on this port.
+    let down_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+
+    let peers = |org2: Vec<(&str, EndorserHandle)>| {
+        let mut v = vec![PeerEndpoint {
+            msp_id: "Org1MSP".into(),
+            address: "local".into(),
+            endorser: EndorserHandle::Local(org1.clone()),
+        }];
+        v.extend(org2.into_iter().map(|(a, h)| PeerEndpoint {
+            msp_id: "Org2MSP".into(),
+            address: a.to_owned(),
+            endorser: h,
+        }));
+        v
+    };
+    let commits = Arc::new(Commits::default());
+    let start_gateway = |peers: Vec<PeerEndpoint>| {
+        let channel = ChannelGateway {
+            config: Arc::new(ch.config.clone()),
+            peers,
+            orderers: vec![],
+        };
+        let svc = GatewayService::new(
+            "Org1MSP",
+            [("ehr".to_owned(), channel)].into_iter().collect(),
+            Arc::new(DefaultPolicies),
+            commits.clone(),
+            GatewayConfig::default(),
+        );
+        async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = format!("http://{}", l.local_addr().unwrap());
+            let (tx, rx) = oneshot::channel::<()>();
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(svc.into_service())
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
+                        let _ = rx.await;
+                    }),
+            );
+            (
+                tonic::transport::Endpoint::from_shared(addr)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap(),
+                tx,
+            )
+        }
+    };
+
+    // Org2's first peer is down: the gateway retries its second peer.
+    let (channel, stop_gw) = start_gateway(peers(vec![
+        (&down_addr, remote(&down_addr)),
+        (&good_addr, remote(&good_addr)),
+    ]))
+    .await;
+    let gw = Gateway::connect(client, channel);
+    let contract = gw.network("ehr").contract("kv");
+    let tx = contract
+        .new_proposal("put")
+        .args(&["k", "v2"])
+        .build()
+        .unwrap()
+        .endorse()
+        .await
+        .unwrap();
+    assert_eq!(tx.result(), b"stored");
+    let endorsers = endorsing_msps(tx.envelope());
+    assert_eq!(
+        endorsers,
+        ["Org1MSP", "Org2MSP"],
+        "MAJORITY of 2 orgs needs both"
+    );
+    assert_eq!(
+        contract.evaluate_transaction("get", &["k"]).await.unwrap(),
+        b"v1"
+    );
+
+    // Commit status (signed request) and chaincode events, resumable after a tx id.
+    commits.statuses.lock().unwrap().insert(
+        tx.tx_id().to_owned(),
+        (TxValidationCode::MvccReadConflict, 7),
+    );
+    let commit = gw.network("ehr").commit(tx.tx_id());
+    assert_eq!(
+        commit.status().await.unwrap(),
+        (TxValidationCode::MvccReadConflict, 7)
+    );
+    use futures::StreamExt;
+    let events: Vec<_> = gw
+        .network("ehr")
+        .chaincode_events("kv", Some(1), Some("t1"))
+        .await
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|(b, e)| (*b, e.tx_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "t2"), (2, "t3")]
+    );
+
+    // Submit without reachable orderers fails cleanly.
+    let err = tx.submit().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GatewayError::Status {
+                code: tonic::Code::Unavailable,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let _ = stop_gw.send(());
+
+    // Every Org2 peer fails: ErrorDetails name each of them.
+    let (channel, stop_gw) = start_gateway(peers(vec![
+        (&down_addr, remote(&down_addr)),
+        (&broken_addr, remote(&broken_addr)),
+    ]))
+    .await;
+    let gw = Gateway::connect(client2, channel.clone());
+    let err = gw
+        .network("ehr")
+        .contract("kv")
+        .new_proposal("put")
+        .args(&["k", "x"])
+        .build()
+        .unwrap()
+        .endorse()
+        .await
+        .unwrap_err();
+    let GatewayError::Status { code, details, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(code, tonic::Code::Aborted);
+    let addrs: HashSet<&str> = details.iter().map(|d| d.address.as_str()).collect();
+    assert_eq!(
+        addrs,
+        [down_addr.as_str(), broken_addr.as_str()]
+            .into_iter()
+            .collect()
+    );
+    assert!(details.iter().all(|d| d.msp_id == "Org2MSP"));
+    assert!(
+        details.iter().any(|d| d.message.contains("not defined")),
+        "{details:?}"
+    );
+
+    // A forged commit status request is refused.
+    let mut raw = medledger_proto::gateway::gateway_client::GatewayClient::new(channel);
+    let status = raw
+        .commit_status(medledger_proto::gateway::SignedCommitStatusRequest {
+            request: vec![1, 2],
+            signature: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(error_details(&status).is_empty());
+    let _ = (stop_gw.send(()), stop_good.send(()), stop_broken.send(()));
+}
+
+fn endorsing_msps(envelope: &medledger_proto::common::Envelope) -> Vec<String> {
+    use medledger_proto::common::Payload;
+    use medledger_proto::protos::{ChaincodeActionPayload, Transaction};
+    use prost::Message;
+    let payload = Payload::decode(envelope.payload.as_slice()).unwrap();
+    let tx = Transaction::decode(payload.data.as_slice()).unwrap();
+    let cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+    let mut msps: Vec<String> = cap
+        .action
+        .unwrap()
+        .endorsements
+        .iter()
+        .map(|e| {
+            medledger_msp::identity::deserialize_identity(&e.endorser)
+                .unwrap()
+                .0
+        })
+        .collect();
+    msps.sort();
+    msps
+}
