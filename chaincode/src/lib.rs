@@ -22,7 +22,7 @@ mod stub;
 
 pub use contract::{Chaincode, ContractError, Handler, Router, json_arg};
 pub use error::{ChaincodeError, Result};
-pub use stub::{ChaincodeStub, Creator, KeyModification, Kv, Page, TxContext};
+pub use stub::{ChaincodeStub, Creator, EventSlot, KeyModification, Kv, Page, TxContext};
 
 pub use medledger_proto::protos::Response;
 

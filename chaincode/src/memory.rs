@@ -14,7 +14,7 @@ use medledger_proto::protos::Response;
 use crate::ERROR_THRESHOLD;
 use crate::contract::Chaincode;
 use crate::error::{ChaincodeError, Result};
-use crate::stub::{ChaincodeStub, KeyModification, Kv, Page, TxContext};
+use crate::stub::{ChaincodeStub, EventSlot, KeyModification, Kv, Page, TxContext};
 
 /// An event emitted by a committed transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl MemoryLedger {
             ledger: self,
             ctx,
             writes: Mutex::new(Vec::new()),
-            event: Mutex::new(None),
+            event: EventSlot::default(),
         };
         let response = chaincode.invoke(&stub);
         if response.status < ERROR_THRESHOLD {
@@ -84,7 +84,7 @@ impl MemoryLedger {
 
     fn apply(&self, stub: &MemoryStub<'_>) {
         let writes = stub.writes.lock().map(|w| w.clone()).unwrap_or_default();
-        let event = stub.event.lock().ok().and_then(|e| e.clone());
+        let event = stub.event.take();
         let timestamp = stub.ctx.timestamp;
         let tx_id = stub.ctx.tx_id.clone();
         let mut d = self.lock();
@@ -180,7 +180,7 @@ pub struct MemoryStub<'a> {
     ledger: &'a MemoryLedger,
     ctx: TxContext,
     writes: Mutex<Vec<Write>>,
-    event: Mutex<Option<(String, Vec<u8>)>>,
+    event: EventSlot,
 }
 
 impl MemoryStub<'_> {
@@ -318,17 +318,7 @@ impl ChaincodeStub for MemoryStub<'_> {
     }
 
     fn set_event(&self, name: &str, payload: &[u8]) -> Result<()> {
-        if name.is_empty() {
-            return Err(ChaincodeError::InvalidArgument(
-                "event name must not be empty".into(),
-            ));
-        }
-        *self
-            .event
-            .lock()
-            .map_err(|_| ChaincodeError::Stream("stub lock poisoned".into()))? =
-            Some((name.to_owned(), payload.to_vec()));
-        Ok(())
+        self.event.set(name, payload)
     }
 }
 

@@ -41,7 +41,7 @@ use tonic::{Request, Status, Streaming};
 
 use crate::contract::{Chaincode, failure};
 use crate::error::{ChaincodeError, Result};
-use crate::stub::{ChaincodeStub, KeyModification, Kv, Page, TxContext};
+use crate::stub::{ChaincodeStub, EventSlot, KeyModification, Kv, Page, TxContext};
 
 /// Metadata key of key-level endorsement policies (Fabric's `VALIDATION_PARAMETER`).
 pub const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
@@ -296,7 +296,7 @@ fn execute(
         pending,
         timeout,
         call_lock: Mutex::new(()),
-        event: Mutex::new(None),
+        event: EventSlot::default(),
     };
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         if is_init {
@@ -318,7 +318,7 @@ fn execute(
         &msg.channel_id,
         &msg.txid,
     );
-    if let Some((name, payload)) = stub.event.lock().ok().and_then(|mut e| e.take()) {
+    if let Some((name, payload)) = stub.event.take() {
         done.chaincode_event = Some(ChaincodeEvent {
             chaincode_id: String::new(),
             tx_id: msg.txid.clone(),
@@ -337,7 +337,7 @@ struct ShimStub {
     timeout: Duration,
     /// One outstanding request per transaction, as the protocol requires.
     call_lock: Mutex<()>,
-    event: Mutex<Option<(String, Vec<u8>)>>,
+    event: EventSlot,
 }
 
 impl ShimStub {
@@ -614,17 +614,7 @@ impl ChaincodeStub for ShimStub {
     }
 
     fn set_event(&self, name: &str, payload: &[u8]) -> Result<()> {
-        if name.is_empty() {
-            return Err(ChaincodeError::InvalidArgument(
-                "event name must not be empty".into(),
-            ));
-        }
-        *self
-            .event
-            .lock()
-            .map_err(|_| ChaincodeError::Stream("stub lock poisoned".into()))? =
-            Some((name.to_owned(), payload.to_vec()));
-        Ok(())
+        self.event.set(name, payload)
     }
 }
 

@@ -44,6 +44,32 @@ pub struct KeyModification {
     pub is_delete: bool,
 }
 
+/// The event a transaction sets (one per transaction; the last `set` wins, as in Fabric).
+#[derive(Debug, Default)]
+pub struct EventSlot(std::sync::Mutex<Option<(String, Vec<u8>)>>);
+
+impl EventSlot {
+    /// Sets the event.
+    ///
+    /// # Errors
+    /// [`ChaincodeError::InvalidArgument`] for an empty name.
+    pub fn set(&self, name: &str, payload: &[u8]) -> Result<()> {
+        if name.is_empty() {
+            return Err(ChaincodeError::InvalidArgument(
+                "event name must not be empty".into(),
+            ));
+        }
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some((name.to_owned(), payload.to_vec()));
+        Ok(())
+    }
+
+    /// Takes the event (name, payload), if one was set.
+    pub fn take(&self) -> Option<(String, Vec<u8>)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// The identity that submitted the proposal: MSP id and certificate (with Fabric CA
 /// attributes). The peer has validated it before invoking the chaincode.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -310,6 +310,29 @@ impl GatewayService {
     }
 }
 
+/// Checks a signed read request (commit status, chaincode events): the identity is valid
+/// under the channel's MSPs, signed `request`, and satisfies the channel Readers policy.
+fn authorize_reader(
+    ch: &ChannelGateway,
+    identity: &[u8],
+    request: &[u8],
+    signature: &[u8],
+    what: &str,
+) -> Result<(), Status> {
+    let who = ch
+        .config
+        .msps()
+        .verify(identity, request, signature, SystemTime::now())
+        .map_err(|e| Status::permission_denied(format!("{what}: {e}")))?;
+    if ch.config.evaluate("Readers", &[who.signer()]) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(
+            "identity does not satisfy the channel Readers policy",
+        ))
+    }
+}
+
 type EventsStream = Pin<Box<dyn Stream<Item = Result<ChaincodeEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -446,21 +469,13 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let req = CommitStatusRequest::decode(signed.request.as_slice())
             .map_err(|_| Status::invalid_argument("commit status request does not decode"))?;
         let ch = self.channel(&req.channel_id)?;
-        let who = ch
-            .config
-            .msps()
-            .verify(
-                &req.identity,
-                &signed.request,
-                &signed.signature,
-                SystemTime::now(),
-            )
-            .map_err(|e| Status::permission_denied(format!("commit status request: {e}")))?;
-        if !ch.config.evaluate("Readers", &[who.signer()]) {
-            return Err(Status::permission_denied(
-                "identity does not satisfy the channel Readers policy",
-            ));
-        }
+        authorize_reader(
+            ch,
+            &req.identity,
+            &signed.request,
+            &signed.signature,
+            "commit status request",
+        )?;
         let wait = self
             .commits
             .wait_for_commit(&req.channel_id, &req.transaction_id);
@@ -528,21 +543,13 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let req = ChaincodeEventsRequest::decode(signed.request.as_slice())
             .map_err(|_| Status::invalid_argument("chaincode events request does not decode"))?;
         let ch = self.channel(&req.channel_id)?;
-        let who = ch
-            .config
-            .msps()
-            .verify(
-                &req.identity,
-                &signed.request,
-                &signed.signature,
-                SystemTime::now(),
-            )
-            .map_err(|e| Status::permission_denied(format!("chaincode events request: {e}")))?;
-        if !ch.config.evaluate("Readers", &[who.signer()]) {
-            return Err(Status::permission_denied(
-                "identity does not satisfy the channel Readers policy",
-            ));
-        }
+        authorize_reader(
+            ch,
+            &req.identity,
+            &signed.request,
+            &signed.signature,
+            "chaincode events request",
+        )?;
         let start = match req.start_position.and_then(|p| p.r#type) {
             Some(SeekType::Specified(s)) => Some(s.number),
             Some(SeekType::Oldest(_)) => Some(0),

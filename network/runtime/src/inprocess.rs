@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use medledger_chaincode::{
-    Chaincode, ChaincodeError, ChaincodeStub, KeyModification, Kv, Page, TxContext,
+    Chaincode, ChaincodeError, ChaincodeStub, EventSlot, KeyModification, Kv, Page, TxContext,
 };
 use medledger_proto::protos::ChaincodeEvent;
 
@@ -16,7 +16,7 @@ use crate::support::{ExecOutcome, ExecRequest};
 struct SimStub<'a> {
     ctx: TxContext,
     sim: Mutex<&'a mut dyn TxSimulator>,
-    event: Mutex<Option<(String, Vec<u8>)>>,
+    event: EventSlot,
 }
 
 impl SimStub<'_> {
@@ -140,17 +140,7 @@ impl ChaincodeStub for SimStub<'_> {
         Ok(md.remove(medledger_chaincode::shim::VALIDATION_PARAMETER))
     }
     fn set_event(&self, name: &str, payload: &[u8]) -> Result<(), ChaincodeError> {
-        if name.is_empty() {
-            return Err(ChaincodeError::InvalidArgument(
-                "event name must not be empty".into(),
-            ));
-        }
-        *self
-            .event
-            .lock()
-            .map_err(|_| ChaincodeError::Stream("stub lock poisoned".into()))? =
-            Some((name.to_owned(), payload.to_vec()));
-        Ok(())
+        self.event.set(name, payload)
     }
 }
 
@@ -173,7 +163,7 @@ pub fn execute(
     let stub = SimStub {
         ctx,
         sim: Mutex::new(sim),
-        event: Mutex::new(None),
+        event: EventSlot::default(),
     };
     let response = if req.is_init {
         chaincode.init(&stub)
@@ -182,9 +172,7 @@ pub fn execute(
     };
     let event = stub
         .event
-        .lock()
-        .ok()
-        .and_then(|mut e| e.take())
+        .take()
         .map(|(event_name, payload)| ChaincodeEvent {
             chaincode_id: chaincode_id.to_owned(),
             tx_id: req.tx_id.clone(),
