@@ -1,6 +1,7 @@
 //! Command-line interface: argument types (clap) and dispatch.
 
 pub mod ca;
+pub mod chaincode;
 pub mod msp;
 pub mod orderer;
 
@@ -31,6 +32,9 @@ pub enum Command {
     /// BFT ordering service: run an orderer, generate a dev cluster, benchmark.
     #[command(subcommand)]
     Orderer(orderer::OrdererCommand),
+    /// Invoke or query a chaincode through a peer's gateway.
+    #[command(subcommand)]
+    Chaincode(chaincode::ChaincodeCommand),
 }
 
 /// Sets up `tracing` output on stderr.
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Ca(cmd) => runtime.block_on(ca::run(cmd)),
+        Command::Chaincode(cmd) => runtime.block_on(chaincode::run(cmd)),
         Command::Msp(cmd) => msp::run(cmd),
         Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
     }
