@@ -392,3 +392,95 @@ pub fn bundles_dir() -> std::path::PathBuf {
             )
         })
 }
+
+/// Five sample patients covering all 16 resource types of the sample data, including the
+/// largest bundle (302 entries, 638 kB).
+pub const SAMPLE_PATIENTS: [&str; 5] = [
+    "77f70af5-b53b-4e55-a122-8cd68784c258",
+    "148f10e1-2182-4297-ac1f-39bb9eca6f1a",
+    "76bc2bcd-3074-46b9-bc18-18daf50825a2",
+    "12981771-2029-4458-9260-efb1e6b43db7",
+    "07f741ce-220d-4744-b1ab-d28366110264",
+];
+
+/// The bundle file of a sample patient.
+pub fn sample_bundle(patient_id: &str) -> Vec<u8> {
+    let path = bundles_dir().join(format!("{patient_id}.json"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A resource of a sample bundle: its record id, its original bytes (a slice of the file, so
+/// byte-exact) and its parsed value.
+pub struct SampleResource {
+    pub record_id: String,
+    pub bytes: Vec<u8>,
+    pub value: Value,
+}
+
+/// The resources of a bundle file. Independently of the contract's parsing, checks that each
+/// is a sub-slice of the file (its original bytes, untouched) and parses to the same value as
+/// the entry's `resource` in a plain parse of the whole bundle.
+pub fn sample_resources(file: &[u8]) -> Vec<SampleResource> {
+    let plain: Value = serde_json::from_slice(file).unwrap();
+    let entries = plain["entry"].as_array().unwrap();
+    let raws = ehr_chaincode::fhir::bundle_resources(file).unwrap();
+    assert_eq!(raws.len(), entries.len());
+    let base = file.as_ptr() as usize;
+    raws.iter()
+        .zip(entries)
+        .map(|(raw, entry)| {
+            let offset = raw.as_ptr() as usize - base;
+            assert!(offset + raw.len() <= file.len());
+            assert_eq!(&file[offset..offset + raw.len()], *raw);
+            let value: Value = serde_json::from_slice(raw).unwrap();
+            assert_eq!(value, entry["resource"]);
+            SampleResource {
+                record_id: format!(
+                    "{}/{}",
+                    value["resourceType"].as_str().unwrap(),
+                    value["id"].as_str().unwrap()
+                ),
+                bytes: raw.to_vec(),
+                value,
+            }
+        })
+        .collect()
+}
+
+/// The number of resources of a patient's bundle per `manifest.csv`.
+pub fn manifest_resources(patient_id: &str) -> usize {
+    let manifest = std::fs::read_to_string(bundles_dir().join("../manifest.csv")).unwrap();
+    manifest
+        .lines()
+        .find_map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            (cols.get(1) == Some(&patient_id)).then(|| cols[3].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{patient_id} not in manifest"))
+}
+
+/// Loads a sample patient at Org1MSP: registers it, then stores its bundle in chunks of at
+/// most `chunk_bytes` (split client-side) as `doctor1`; returns the resources and the number
+/// of chunks.
+pub fn load_sample_patient(
+    n: &mut Net,
+    patient_id: &str,
+    chunk_bytes: usize,
+) -> (Vec<SampleResource>, usize) {
+    n.register(patient_id);
+    let file = sample_bundle(patient_id);
+    let resources = sample_resources(&file);
+    let chunks = ehr_chaincode::fhir::split_bundle(&file, chunk_bytes, 100).unwrap();
+    let mut created = 0;
+    for chunk in &chunks {
+        let v = n.ok_t(
+            "doctor1",
+            &["CreateRecordsFromBundle", patient_id],
+            &[("bundle", chunk)],
+        );
+        created += v["created"].as_u64().unwrap();
+        assert_eq!(v["unchanged"], 0);
+    }
+    assert_eq!(created as usize, resources.len());
+    (resources, chunks.len())
+}
