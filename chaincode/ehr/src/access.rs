@@ -15,8 +15,8 @@ use crate::ids::{
 };
 use crate::model::{
     AccessEntry, AccessKind, AccessStateEntry, Basis, Consent, ConsentStatus, Decision, DenyReason,
-    EmergencyReason, EmergencyWindow, PatientEntry, Purpose, RecordMeta, RecordStatus,
-    ResetApprovals, ShareEntry,
+    EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus, ResetApprovals,
+    ShareEntry,
 };
 use crate::state_machine::{AccessState, Action, TransitionError, reset, transition};
 use crate::tx::{Events, all, get_json, load_patient, now_ms, opt_param, param, put_json, to_json};
@@ -276,7 +276,7 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
     let now = now_ms(stub)?;
     let mut events = Events::default();
 
-    let (decision, basis, basis_id, reason) = if caller.is_patient(patient_id) {
+    let (decision, basis, basis_id, reason) = if caller.is_patient(&patient) {
         (Decision::Granted, Some(Basis::Patient), None, None)
     } else if caller.is_staff_of(&patient.custodian_msp) {
         (Decision::Granted, Some(Basis::Custodian), None, None)
@@ -512,7 +512,7 @@ pub(crate) fn get_access_state(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         Grantee::Org(msp) => *msp == caller.msp_id,
         Grantee::Identity(id) => *id == caller.id,
     };
-    if !(caller.is_patient(patient_id)
+    if !(caller.is_patient(&patient)
         || caller.role == Some(Role::Auditor)
         || caller.is_admin_of(&patient.custodian_msp)
         || is_grantee)
@@ -542,8 +542,8 @@ pub(crate) fn reset_access_state(stub: &dyn ChaincodeStub, args: &[String]) -> R
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
     let grantee: Grantee = param(args, 1, USAGE)?.parse()?;
-    let patient: PatientEntry = load_patient(stub, patient_id)?;
-    let by_patient = caller.is_patient(patient_id);
+    let patient = load_patient(stub, patient_id)?;
+    let by_patient = caller.is_patient(&patient);
     if !by_patient && !caller.is_admin_of(&patient.custodian_msp) {
         return Err(EhrError::forbidden(
             "only the patient and an admin of the custodian organization reset an access state",

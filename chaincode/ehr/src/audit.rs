@@ -22,8 +22,8 @@ pub(crate) fn list_audit_entries(stub: &dyn ChaincodeStub, args: &[String]) -> R
     const USAGE: &str = "ListAuditEntries PATIENT_ID [PAGE_SIZE [BOOKMARK]]";
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
-    caller.require_patient_or_auditor(patient_id, true)?;
-    load_patient(stub, patient_id)?;
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(&patient, true)?;
     let (size, bookmark) = page_params(args, 1)?;
     let range = access_range(patient_id)?;
     let first = bookmark.is_empty();
@@ -52,8 +52,8 @@ pub(crate) fn request_erasure(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
     const USAGE: &str = "RequestErasure PATIENT_ID RECORD_ID";
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
-    caller.require_patient_or_auditor(patient_id, false)?;
-    load_patient(stub, patient_id)?;
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(&patient, false)?;
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
     load_active_record(stub, patient_id, &record)?;
     let key = erasure_key(patient_id, &record)?;

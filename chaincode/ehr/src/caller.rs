@@ -4,6 +4,7 @@
 use medledger_chaincode::{ChaincodeStub, Creator};
 
 use crate::error::{EhrError, Result};
+use crate::model::PatientEntry;
 
 /// Certificate attribute with the caller's EHR role (one of [`Role`]).
 pub const ATTR_ROLE: &str = "ehr.role";
@@ -122,9 +123,13 @@ impl Caller {
         self.role.is_some_and(|r| roles.contains(&r))
     }
 
-    /// The caller is the patient `patient_id` (role `patient` and that `ehr.patient_id`).
-    pub fn is_patient(&self, patient_id: &str) -> bool {
-        self.role == Some(Role::Patient) && self.patient_id.as_deref() == Some(patient_id)
+    /// The caller is `patient`: role `patient`, that `ehr.patient_id`, and enrolled by the
+    /// patient's custodian organization (so another organization's CA cannot issue a
+    /// certificate that speaks for the patient).
+    pub fn is_patient(&self, patient: &PatientEntry) -> bool {
+        self.role == Some(Role::Patient)
+            && self.patient_id.as_deref() == Some(patient.patient_id.as_str())
+            && self.msp_id == patient.custodian_msp
     }
 
     /// The caller is staff (doctor, nurse, lab, admin) of organization `msp_id`.
@@ -142,12 +147,13 @@ impl Caller {
         self.role.map_or("none", Role::as_str)
     }
 
-    /// Refuses unless the caller is the patient `patient_id` (or, with `auditor`, an auditor).
+    /// Refuses unless the caller is `patient` (or, with `auditor`, an auditor).
     ///
     /// # Errors
     /// [`EhrError::Forbidden`].
-    pub fn require_patient_or_auditor(&self, patient_id: &str, auditor: bool) -> Result<()> {
-        if self.is_patient(patient_id) || (auditor && self.role == Some(Role::Auditor)) {
+    pub fn require_patient_or_auditor(&self, patient: &PatientEntry, auditor: bool) -> Result<()> {
+        let patient_id = &patient.patient_id;
+        if self.is_patient(patient) || (auditor && self.role == Some(Role::Auditor)) {
             Ok(())
         } else if auditor {
             Err(EhrError::forbidden(format!(

@@ -117,8 +117,8 @@ pub(crate) fn grant_consent(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     const USAGE: &str = "GrantConsent CONSENT_JSON";
     let caller = Caller::of(stub)?;
     let a: GrantArgs = json_param(args, 0, USAGE)?;
-    caller.require_patient_or_auditor(&a.patient_id, false)?;
-    load_patient(stub, &a.patient_id)?;
+    let patient = load_patient(stub, &a.patient_id)?;
+    caller.require_patient_or_auditor(&patient, false)?;
     a.grantee.validate()?;
     check_scope(&a.resource_types, &a.purposes)?;
     let now = now_ms(stub)?;
@@ -159,8 +159,8 @@ pub(crate) fn revoke_consent(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
     let consent_id = param(args, 1, USAGE)?;
-    caller.require_patient_or_auditor(patient_id, false)?;
-    load_patient(stub, patient_id)?;
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(&patient, false)?;
     let key = consent_key(patient_id, consent_id)?;
     let mut consent: Consent = get_json(stub, &key, "consent")?
         .ok_or_else(|| EhrError::not_found("consent", consent_id))?;
@@ -190,8 +190,8 @@ pub(crate) fn list_consents(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     const USAGE: &str = "ListConsents PATIENT_ID [PAGE_SIZE [BOOKMARK]]";
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
-    caller.require_patient_or_auditor(patient_id, true)?;
-    load_patient(stub, patient_id)?;
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(&patient, true)?;
     let (size, bookmark) = page_params(args, 1)?;
     let (consents, bookmark): (Vec<Consent>, _) =
         page(stub, consent_range(patient_id)?, size, &bookmark, "consent")?;
@@ -284,8 +284,8 @@ fn pending_request(
 ) -> Result<(String, AccessRequest)> {
     let patient_id = param(args, 0, usage)?;
     let request_id = param(args, 1, usage)?;
-    caller.require_patient_or_auditor(patient_id, false)?;
-    load_patient(stub, patient_id)?;
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(&patient, false)?;
     let key = access_request_key(patient_id, request_id)?;
     let request: AccessRequest = get_json(stub, &key, "access request")?
         .ok_or_else(|| EhrError::not_found("access request", request_id))?;
@@ -355,8 +355,8 @@ pub(crate) fn list_access_requests(stub: &dyn ChaincodeStub, args: &[String]) ->
     const USAGE: &str = "ListAccessRequests PATIENT_ID [PAGE_SIZE [BOOKMARK]]";
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
-    caller.require_patient_or_auditor(patient_id, true)?;
-    load_patient(stub, patient_id)?;
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(&patient, true)?;
     let (size, bookmark) = page_params(args, 1)?;
     let (requests, bookmark): (Vec<AccessRequest>, _) = page(
         stub,

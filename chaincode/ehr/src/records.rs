@@ -298,7 +298,7 @@ pub(crate) fn create_records_from_bundle(
 /// Who may read a patient's record metadata: the patient, staff of the custodian
 /// organization (doctor, nurse, lab, admin — not other patients enrolled there), auditors.
 fn require_metadata_reader(caller: &Caller, patient: &PatientEntry) -> Result<()> {
-    if caller.is_patient(&patient.patient_id)
+    if caller.is_patient(patient)
         || caller.is_staff_of(&patient.custodian_msp)
         || caller.role == Some(Role::Auditor)
     {

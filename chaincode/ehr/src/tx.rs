@@ -16,6 +16,10 @@ pub const DEFAULT_PAGE_SIZE: i32 = 50;
 /// Largest page size of list functions.
 pub const MAX_PAGE_SIZE: i32 = 200;
 
+/// Latest transaction time accepted, ms (9999-12-31T23:59:59.999Z, protobuf `Timestamp`'s
+/// limit), so sums of times and durations never overflow.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
 /// Parameter `i`, or 400 with the function's usage.
 pub(crate) fn param<'a>(args: &'a [String], i: usize, usage: &str) -> Result<&'a str> {
     args.get(i)
@@ -62,7 +66,10 @@ pub(crate) fn now_ms(stub: &dyn ChaincodeStub) -> Result<u64> {
         .duration_since(UNIX_EPOCH)
         .map_err(|_| EhrError::invalid("the proposal timestamp is before 1970"))?
         .as_millis();
-    u64::try_from(ms).map_err(|_| EhrError::invalid("the proposal timestamp is out of range"))
+    u64::try_from(ms)
+        .ok()
+        .filter(|ms| *ms <= MAX_TIME_MS)
+        .ok_or_else(|| EhrError::invalid("the proposal timestamp is after year 9999"))
 }
 
 /// Reads and decodes a JSON entry.

@@ -208,6 +208,12 @@ fn refusals(w: &World) -> Vec<Row> {
         row("doctor2", &["GrantConsent", &grant(PA, json!({}))], 403),
         row("admin1", &["GrantConsent", &grant(PA, json!({}))], 403),
         row("patientB", &["GrantConsent", &grant(PA, json!({}))], 403),
+        row("patientA@org2", &["GrantConsent", &grant(PA, json!({}))], 403),
+        row("patientA@org2", &["ListConsents", PA], 403),
+        row("patientA@org2", &["ResetAccessState", PA, "org:Org2MSP"], 403),
+        row("patientA@org2", &["RequestErasure", PA, "Observation/obs-1"], 403),
+        row("patientA@org2", &["ReadRecordMetadata", PA, "Observation/obs-1"], 403),
+        row("patientA@org2", &["RequestRecordAccess", PA, "Observation/obs-1", "treatment"], 403),
         row("auditor1", &["GrantConsent", &grant(PA, json!({}))], 403),
         row("patientA", &["GrantConsent", &grant(PA, json!({"purposes": []}))], 400),
         row("patientA", &["GrantConsent", &grant(PA, json!({"purposes": ["marketing"]}))], 400),
@@ -1006,4 +1012,16 @@ fn erasure_purges_phi_and_keeps_the_hash() {
     assert_eq!(h[0]["status"], "purged");
     assert_eq!(h[1]["status"], "active");
     assert_eq!(h[0]["sha256"], h[1]["sha256"]);
+}
+
+#[test]
+fn transaction_time_comes_from_the_proposal_and_is_bounded() {
+    let mut n = Net::new();
+    // Past year 9999: refused, so time arithmetic never overflows.
+    n.now_ms = 253_402_300_800_000;
+    n.refused(Some("admin1"), &["RegisterPatient", PA], &[], 400);
+    // The registration time is the proposal's timestamp, not the wall clock.
+    n.now_ms = T0_MS;
+    let v = n.ok("admin1", &["RegisterPatient", PA]);
+    assert_eq!(v["registered_at_ms"], T0_MS + 1);
 }

@@ -47,6 +47,8 @@ fn spec(name: &str) -> (&'static str, Vec<(&'static str, String)>) {
         "badrole1" => ("Org1MSP", role("superuser")),
         "patientA" => ("Org1MSP", patient(PA)),
         "patientB" => ("Org1MSP", patient(PB)),
+        // A certificate of another organization's CA claiming to be patient A.
+        "patientA@org2" => ("Org2MSP", patient(PA)),
         "admin2" => ("Org2MSP", role("admin")),
         "doctor2" => ("Org2MSP", role("doctor")),
         "doctor2b" => ("Org2MSP", role("doctor")),
@@ -100,7 +102,7 @@ pub fn creator(name: &str) -> Creator {
         TestOrg::new(msp, &domain)
     });
     let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let enrollment = name.replace(':', "-");
+    let enrollment = name.replace([':', '@'], "-");
     let id = org.identity(&enrollment, NodeOu::Client, &attrs);
     let c = Creator {
         msp_id: id.msp_id().to_owned(),
