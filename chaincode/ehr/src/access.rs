@@ -10,13 +10,10 @@ use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::ids::{Grantee, RecordId};
-use crate::ids::{
-    access_key, access_state_key, consent_range, emergency_key, record_key, share_key,
-};
+use crate::ids::{access_key, access_state_key, consent_range, emergency_key, record_key};
 use crate::model::{
     AccessEntry, AccessKind, AccessStateEntry, Basis, Consent, ConsentStatus, Decision, DenyReason,
     EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus, ResetApprovals,
-    ShareEntry,
 };
 use crate::state_machine::{AccessState, Action, TransitionError, reset, transition};
 use crate::tx::{Events, all, get_json, load_patient, now_ms, opt_param, param, put_json, to_json};
@@ -228,7 +225,7 @@ fn parse_purpose(s: &str) -> Result<Purpose> {
     })
 }
 
-/// Loads a record's metadata, or 404.
+/// Loads a record's metadata (reserved, active or purged), or 404.
 pub(crate) fn load_record(
     stub: &dyn ChaincodeStub,
     patient_id: &str,
@@ -240,13 +237,26 @@ pub(crate) fn load_record(
     Ok((key, meta))
 }
 
-/// Loads a record that still holds its PHI: 404 if absent, 410 if purged.
-pub(crate) fn load_active_record(
+/// Loads a created record (active or purged): 404 if absent or only reserved.
+pub(crate) fn load_created_record(
     stub: &dyn ChaincodeStub,
     patient_id: &str,
     record: &RecordId,
 ) -> Result<(String, RecordMeta)> {
     let (key, meta) = load_record(stub, patient_id, record)?;
+    if meta.status == RecordStatus::Reserved {
+        return Err(EhrError::not_found("record", record.to_string()));
+    }
+    Ok((key, meta))
+}
+
+/// Loads a record that holds its PHI: 404 if absent or only reserved, 410 if purged.
+pub(crate) fn load_active_record(
+    stub: &dyn ChaincodeStub,
+    patient_id: &str,
+    record: &RecordId,
+) -> Result<(String, RecordMeta)> {
+    let (key, meta) = load_created_record(stub, patient_id, record)?;
     if meta.status == RecordStatus::Purged {
         return Err(EhrError::Purged {
             record_id: record.to_string(),
@@ -397,20 +407,13 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
     let (key, meta) = load_active_record(stub, patient_id, &record)?;
     // A grantee organization's own peers serve a shared copy; the custodian's serve the
     // original. A peer that is not a member of a collection answers nothing (or an error).
-    let mut collections = Vec::new();
-    if caller.msp_id != patient.custodian_msp {
-        let share: Option<ShareEntry> = get_json(
-            stub,
-            &share_key(patient_id, &record, &caller.msp_id)?,
-            "share",
-        )?;
-        if let Some(s) =
-            share.filter(|s| s.status == RecordStatus::Active && s.sha256 == meta.sha256)
-        {
-            collections.push(s.collection);
-        }
-    }
-    collections.push(patient.collection.clone());
+    let mut collections: Vec<&str> = meta
+        .shares
+        .iter()
+        .filter(|s| s.grantee_msp == caller.msp_id && s.sha256 == meta.sha256)
+        .map(|s| s.collection.as_str())
+        .collect();
+    collections.push(&patient.collection);
     for collection in &collections {
         if let Ok(Some(bytes)) = stub.get_private_data(collection, &key) {
             if hex::encode(Sha256::digest(&bytes)) != meta.sha256 {

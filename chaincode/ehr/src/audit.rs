@@ -3,12 +3,11 @@
 use medledger_chaincode::ChaincodeStub;
 use serde_json::json;
 
-use crate::access::{load_active_record, load_record};
+use crate::access::{load_active_record, load_created_record};
 use crate::caller::Caller;
 use crate::error::{EhrError, Result};
 use crate::events;
-use crate::ids::{RecordId, access_range, erasure_key, share_range};
-use crate::model::ShareEntry;
+use crate::ids::{RecordId, access_range, erasure_key};
 use crate::model::{AccessEntry, Basis, Decision, ErasureRequest, ErasureStatus, RecordStatus};
 use crate::tx::to_json;
 use crate::tx::{Events, all, get_json, load_patient, now_ms, page, page_params, param, put_json};
@@ -96,7 +95,7 @@ pub(crate) fn purge_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
         ));
     }
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
-    let (key, mut meta) = load_record(stub, patient_id, &record)?;
+    let (key, mut meta) = load_created_record(stub, patient_id, &record)?;
     if meta.status == RecordStatus::Purged {
         return Err(EhrError::Purged {
             record_id: record.to_string(),
@@ -113,18 +112,8 @@ pub(crate) fn purge_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
         })?;
     let now = now_ms(stub)?;
     stub.purge_private_data(&patient.collection, &key)?;
-    let shares: Vec<ShareEntry> = all(stub, share_range(patient_id, &record)?, "share")?;
-    for mut share in shares
-        .into_iter()
-        .filter(|s| s.status == RecordStatus::Active)
-    {
+    for share in &meta.shares {
         stub.purge_private_data(&share.collection, &key)?;
-        share.status = RecordStatus::Purged;
-        put_json(
-            stub,
-            &crate::ids::share_key(patient_id, &record, &share.grantee_msp)?,
-            &share,
-        )?;
     }
     meta.status = RecordStatus::Purged;
     meta.purged_by = Some(caller.id.clone());

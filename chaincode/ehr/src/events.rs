@@ -39,6 +39,8 @@ pub const TEMPLATE_PUT: &str = "TemplatePut";
 pub const RECORD_CREATED: &str = "RecordCreated";
 /// A record was updated: `{patient_id, record_id, version, sha256}`.
 pub const RECORD_UPDATED: &str = "RecordUpdated";
+/// Record keys were reserved: `{patient_id, reserved}` (count).
+pub const RECORDS_RESERVED: &str = "RecordsReserved";
 /// A bundle was stored: `{patient_id, created, unchanged}` (counts).
 pub const RECORDS_CREATED: &str = "RecordsCreated";
 /// A record's PHI was copied to a grantee organization:

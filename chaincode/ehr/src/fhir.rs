@@ -156,6 +156,18 @@ pub fn bundle_resources(bytes: &[u8]) -> Result<Vec<&[u8]>> {
         .collect()
 }
 
+/// The record ids (`ResourceType/id`) of a Bundle's entries, in entry order: what a client
+/// passes to `ReserveRecords` before `CreateRecordsFromBundle`.
+///
+/// # Errors
+/// As [`bundle_resources`] and [`parse_resource`].
+pub fn bundle_record_ids(bytes: &[u8]) -> Result<Vec<RecordId>> {
+    bundle_resources(bytes)?
+        .into_iter()
+        .map(|r| parse_resource(r).map(|r| r.record_id))
+        .collect()
+}
+
 /// Splits a Bundle into Bundles of the same `type`, each at most `max_bytes` long and with at
 /// most `max_entries` entries, for clients to submit in several `CreateRecordsFromBundle`
 /// calls. Entries are copied byte for byte, so every resource keeps its exact bytes (and

@@ -32,8 +32,6 @@ pub mod object {
     pub const ACCESS_REQUEST: &str = "accessRequest";
     /// `emergency\0{patient_id}\0{identity}`: [`crate::model::EmergencyWindow`].
     pub const EMERGENCY: &str = "emergency";
-    /// `share\0{patient_id}\0{resourceType}\0{id}\0{msp_id}`: [`crate::model::ShareEntry`].
-    pub const SHARE: &str = "share";
     /// `erasure\0{patient_id}\0{resourceType}\0{id}`: [`crate::model::ErasureRequest`].
     pub const ERASURE: &str = "erasure";
 }
@@ -143,28 +141,6 @@ pub fn access_request_range(patient_id: &str) -> Result<(String, String)> {
 /// As [`patient_key`].
 pub fn emergency_key(patient_id: &str, identity: &str) -> Result<String> {
     key(object::EMERGENCY, &[patient_id, identity])
-}
-
-/// Key of a record's shared copy for an organization.
-///
-/// # Errors
-/// As [`patient_key`].
-pub fn share_key(patient_id: &str, record: &RecordId, msp_id: &str) -> Result<String> {
-    key(
-        object::SHARE,
-        &[patient_id, &record.resource_type, &record.id, msp_id],
-    )
-}
-
-/// Range of all shared copies of a record.
-///
-/// # Errors
-/// As [`patient_key`].
-pub fn share_range(patient_id: &str, record: &RecordId) -> Result<(String, String)> {
-    range(
-        object::SHARE,
-        &[patient_id, &record.resource_type, &record.id],
-    )
 }
 
 /// Key of a patient's erasure request for a record.

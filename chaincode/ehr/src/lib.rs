@@ -51,6 +51,8 @@ pub mod functions {
     pub const REGISTER_PATIENT: &str = "RegisterPatient";
     /// `GetPatient PATIENT_ID`.
     pub const GET_PATIENT: &str = "GetPatient";
+    /// `ReserveRecords PATIENT_ID RECORD_IDS_JSON`.
+    pub const RESERVE_RECORDS: &str = "ReserveRecords";
     /// `CreateRecord PATIENT_ID` + transient `resource`.
     pub const CREATE_RECORD: &str = "CreateRecord";
     /// `UpdateRecord PATIENT_ID` + transient `resource`.
@@ -141,13 +143,14 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 26] {
+fn table() -> [(&'static str, Function); 27] {
     use functions::*;
     [
         (REGISTER_PATIENT, registry::register_patient),
         (GET_PATIENT, registry::get_patient),
         (PUT_TEMPLATE, registry::put_template),
         (GET_TEMPLATE, registry::get_template),
+        (RESERVE_RECORDS, records::reserve_records),
         (CREATE_RECORD, records::create_record),
         (UPDATE_RECORD, records::update_record),
         (

@@ -26,10 +26,31 @@ pub struct PatientEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
+    /// Key reserved (`ReserveRecords`, version 0, no PHI yet): it already carries the
+    /// custodian's key-level endorsement policy, so the PHI-carrying create can be endorsed by
+    /// the custodian alone (ADR 0020).
+    Reserved,
     /// PHI held in the collection.
     Active,
     /// PHI purged (right to erasure); metadata and hash remain.
     Purged,
+}
+
+/// A copy of a record's PHI in a grantee organization's collection (`ShareRecord`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedCopy {
+    /// Grantee organization.
+    pub grantee_msp: String,
+    /// Collection holding the copy.
+    pub collection: String,
+    /// Record version copied.
+    pub version: u64,
+    /// Hex SHA-256 of the copy (the record's at that version).
+    pub sha256: String,
+    /// Identity that shared it.
+    pub shared_by: String,
+    /// When, ms.
+    pub shared_at_ms: u64,
 }
 
 /// Public metadata of a record (one FHIR resource). Its key also holds the resource JSON in the
@@ -42,9 +63,9 @@ pub struct RecordMeta {
     pub patient_id: String,
     /// FHIR resource type.
     pub resource_type: String,
-    /// Version, 1 on create, +1 per update.
+    /// Version: 0 while reserved, 1 on create, +1 per update.
     pub version: u64,
-    /// Hex SHA-256 of the exact bytes stored in the collection.
+    /// Hex SHA-256 of the exact bytes stored in the collection (empty while reserved).
     pub sha256: String,
     /// Size of the stored bytes.
     pub size_bytes: u64,
@@ -69,6 +90,9 @@ pub struct RecordMeta {
     /// Identity that purged the PHI, if purged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purged_by: Option<String>,
+    /// Copies in grantee organizations' collections, one per organization (latest share).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<SharedCopy>,
 }
 
 /// Purpose of use (FHIR `Consent.provision.purpose`, HL7 v3 PurposeOfUse).
@@ -365,29 +389,6 @@ pub struct AccessRequest {
     /// Consent created by the approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_id: Option<String>,
-}
-
-/// A record's PHI copied into a grantee organization's collection by `ShareRecord`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShareEntry {
-    /// `Patient.id`.
-    pub patient_id: String,
-    /// `ResourceType/id`.
-    pub record_id: String,
-    /// Grantee organization.
-    pub grantee_msp: String,
-    /// Collection holding the copy.
-    pub collection: String,
-    /// Hex SHA-256 of the copy (equals the record's at the time of sharing).
-    pub sha256: String,
-    /// Record version copied.
-    pub version: u64,
-    /// Identity that shared it.
-    pub shared_by: String,
-    /// When, ms.
-    pub shared_at_ms: u64,
-    /// Active, or purged with the record.
-    pub status: RecordStatus,
 }
 
 /// Status of an erasure request.

@@ -1,5 +1,11 @@
 //! Records: FHIR resources stored as PHI in the custodian's private data collection, with
 //! public metadata (ids, type, version, author, time, SHA-256) under the same key.
+//!
+//! Creating a record takes two transactions (ADR 0020): `ReserveRecords` (no PHI, channel
+//! endorsement policy) creates the metadata keys with the custodian's key-level endorsement
+//! policy; `CreateRecord` / `CreateRecordsFromBundle` (PHI in the transient map) then write
+//! only keys governed by the custodian — those reserved keys and the custodian's collection —
+//! so the custodian's peers alone endorse them and PHI reaches no other organization.
 
 use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
@@ -9,22 +15,22 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::access::{
-    ConsentCheck, check_consents, consents_for, load_active_record, load_record, refuse_blocked,
-    relations,
+    ConsentCheck, Relation, check_consents, consents_for, load_active_record, load_record,
+    refuse_blocked, relations,
 };
 use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
-use crate::fhir::{Resource, bundle_resources, parse_resource};
+use crate::fhir::{MAX_BUNDLE_ENTRIES, Resource, bundle_resources, parse_resource};
 use crate::ids::{Grantee, RecordId, check_collection, check_msp_id, default_collection};
-use crate::ids::{record_key, record_range, share_key};
-use crate::model::{PatientEntry, Purpose, RecordMeta, RecordStatus, ShareEntry};
+use crate::ids::{consent_range, record_key, record_range};
+use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
 use crate::policy::custodian_endorsement_policy;
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
 use crate::template::Template;
-use crate::tx::{Events, get_json, load_patient, now_ms, opt_param, page, page_params, param};
-use crate::tx::{put_json, to_json};
+use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, opt_param, page};
+use crate::tx::{page_params, param, put_json, to_json};
 
 /// Transient map key carrying one resource's JSON (`CreateRecord`, `UpdateRecord`).
 pub const TRANSIENT_RESOURCE: &str = "resource";
@@ -33,8 +39,8 @@ pub const TRANSIENT_BUNDLE: &str = "bundle";
 
 /// Who may write records of `patient` of `resource_type`: staff of the custodian, or a
 /// clinician (doctor, nurse, lab) of another organization holding a consent in force for this
-/// type and `treatment`, with an Authorized relation. Nothing else is written here: these
-/// transactions are endorsed by the custodian alone.
+/// type and `treatment`, with an Authorized relation. Only reads here: the PHI-carrying
+/// transactions write nothing but custodian-governed keys.
 fn authorize_write(
     stub: &dyn ChaincodeStub,
     caller: &Caller,
@@ -79,52 +85,161 @@ fn summary(meta: &RecordMeta) -> serde_json::Value {
     json!({"record_id": meta.record_id, "version": meta.version, "sha256": meta.sha256})
 }
 
-/// Writes the PHI into the patient's collection and the metadata into public state; on
-/// creation, sets both keys' endorsement policy to the custodian.
-fn store(
-    stub: &dyn ChaincodeStub,
-    patient: &PatientEntry,
-    key: &str,
-    meta: &RecordMeta,
-    bytes: &[u8],
-    created: bool,
-) -> Result<()> {
-    stub.put_private_data(&patient.collection, key, bytes)?;
-    put_json(stub, key, meta)?;
-    if created {
-        let policy = custodian_endorsement_policy(&patient.custodian_msp);
-        stub.set_validation_parameter("", key, &policy)?;
-        stub.set_validation_parameter(&patient.collection, key, &policy)?;
+/// `ReserveRecords PATIENT_ID RECORD_IDS_JSON` (submitted; the channel's endorsement policy;
+/// no PHI: only `["ResourceType/id", …]`, at most [`MAX_BUNDLE_ENTRIES`]). Creates each
+/// record's public key with status `reserved`, version 0, and the custodian's key-level
+/// endorsement policy, so that the create carrying the PHI can be endorsed by the custodian
+/// alone. Same callers as `CreateRecord`. Keys already reserved or created are left as they
+/// are (a retry succeeds). Returns `{reserved, existing}`.
+pub(crate) fn reserve_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = r#"ReserveRecords PATIENT_ID ["ResourceType/id",...]"#;
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    let ids: Vec<String> = json_param(args, 1, USAGE)?;
+    if ids.is_empty() || ids.len() > MAX_BUNDLE_ENTRIES {
+        return Err(EhrError::invalid(format!(
+            "reserve 1 to {MAX_BUNDLE_ENTRIES} record ids per call"
+        )));
     }
-    Ok(())
+    let now = now_ms(stub)?;
+    let mut seen: BTreeMap<RecordId, ()> = BTreeMap::new();
+    let mut checked_types: BTreeMap<String, ()> = BTreeMap::new();
+    let policy = custodian_endorsement_policy(&patient.custodian_msp);
+    let (mut reserved, mut existing) = (0u64, 0u64);
+    for id in &ids {
+        let record: RecordId = id.parse()?;
+        if !checked_types.contains_key(&record.resource_type) {
+            template_for(stub, &record)?;
+            authorize_write(stub, &caller, &patient, &record.resource_type, now)?;
+            checked_types.insert(record.resource_type.clone(), ());
+        }
+        if seen.insert(record.clone(), ()).is_some() {
+            continue;
+        }
+        let key = record_key(&patient.patient_id, &record)?;
+        if stub.get_state(&key)?.is_some() {
+            existing += 1;
+            continue;
+        }
+        let meta = RecordMeta {
+            record_id: record.to_string(),
+            patient_id: patient.patient_id.clone(),
+            resource_type: record.resource_type.clone(),
+            version: 0,
+            sha256: String::new(),
+            size_bytes: 0,
+            author: caller.id.clone(),
+            author_msp: caller.msp_id.clone(),
+            author_role: caller.role_name().to_owned(),
+            custodian_msp: patient.custodian_msp.clone(),
+            collection: patient.collection.clone(),
+            template_version: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+            status: RecordStatus::Reserved,
+            purged_by: None,
+            shares: Vec::new(),
+        };
+        put_json(stub, &key, &meta)?;
+        stub.set_validation_parameter("", &key, &policy)?;
+        reserved += 1;
+    }
+    let mut events = Events::default();
+    events.push(
+        events::RECORDS_RESERVED,
+        json!({"patient_id": patient.patient_id, "reserved": reserved}),
+    );
+    events.emit(stub)?;
+    to_json(&json!({"reserved": reserved, "existing": existing}))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn new_meta(
-    patient: &PatientEntry,
+/// A validated resource ready to store.
+struct Checked<'a> {
+    resource: Resource<'a>,
+    template_version: u64,
+    key: String,
+    sha256: String,
+}
+
+/// Parses and validates a resource for `patient` (template cache per type).
+fn check_resource<'a>(
+    stub: &dyn ChaincodeStub,
     caller: &Caller,
-    resource: &Resource<'_>,
-    template: &Template,
-    previous: Option<&RecordMeta>,
+    patient: &PatientEntry,
+    bytes: &'a [u8],
+    templates: &mut BTreeMap<String, Template>,
     now: u64,
-) -> RecordMeta {
-    RecordMeta {
-        record_id: resource.record_id.to_string(),
-        patient_id: patient.patient_id.clone(),
-        resource_type: resource.record_id.resource_type.clone(),
-        version: previous.map_or(1, |p| p.version + 1),
+) -> Result<Checked<'a>> {
+    let resource = parse_resource(bytes)?;
+    let rt = resource.record_id.resource_type.clone();
+    let template = match templates.get(&rt) {
+        Some(t) => t,
+        None => {
+            let t = template_for(stub, &resource.record_id)?;
+            authorize_write(stub, caller, patient, &rt, now)?;
+            templates.entry(rt).or_insert(t)
+        }
+    };
+    template.check(&resource.value, &patient.patient_id)?;
+    Ok(Checked {
+        key: record_key(&patient.patient_id, &resource.record_id)?,
         sha256: sha256_hex(resource.bytes),
-        size_bytes: resource.bytes.len() as u64,
-        author: caller.id.clone(),
-        author_msp: caller.msp_id.clone(),
-        author_role: caller.role_name().to_owned(),
-        custodian_msp: patient.custodian_msp.clone(),
-        collection: patient.collection.clone(),
         template_version: template.version,
-        created_at_ms: previous.map_or(now, |p| p.created_at_ms),
-        updated_at_ms: now,
-        status: RecordStatus::Active,
-        purged_by: None,
+        resource,
+    })
+}
+
+/// Writes the PHI into the patient's collection and the metadata (version + 1) into the
+/// record's public key; on creation, also gives the private key the custodian's policy.
+fn store(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+    checked: &Checked<'_>,
+    previous: &RecordMeta,
+    now: u64,
+) -> Result<RecordMeta> {
+    let creating = previous.status == RecordStatus::Reserved;
+    let mut meta = previous.clone();
+    meta.version = previous.version + 1;
+    meta.sha256 = checked.sha256.clone();
+    meta.size_bytes = checked.resource.bytes.len() as u64;
+    meta.author = caller.id.clone();
+    meta.author_msp = caller.msp_id.clone();
+    meta.author_role = caller.role_name().to_owned();
+    meta.template_version = checked.template_version;
+    meta.updated_at_ms = now;
+    meta.status = RecordStatus::Active;
+    if creating {
+        meta.created_at_ms = now;
+    }
+    stub.put_private_data(&patient.collection, &checked.key, checked.resource.bytes)?;
+    put_json(stub, &checked.key, &meta)?;
+    if creating {
+        let policy = custodian_endorsement_policy(&patient.custodian_msp);
+        stub.set_validation_parameter(&patient.collection, &checked.key, &policy)?;
+    }
+    Ok(meta)
+}
+
+/// The record's current metadata, checked for a create (must be reserved) or an update (must
+/// be active).
+fn writable(stub: &dyn ChaincodeStub, checked: &Checked<'_>, update: bool) -> Result<RecordMeta> {
+    let record_id = checked.resource.record_id.to_string();
+    let previous: Option<RecordMeta> = get_json(stub, &checked.key, "record")?;
+    match (previous, update) {
+        (None, false) => Err(EhrError::conflict(format!(
+            "record {record_id} is not reserved: submit ReserveRecords first"
+        ))),
+        (None, true) => Err(EhrError::not_found("record", record_id)),
+        (Some(p), _) if p.status == RecordStatus::Purged => Err(EhrError::Purged { record_id }),
+        (Some(p), false) if p.status == RecordStatus::Active => Err(EhrError::conflict(format!(
+            "record {record_id} exists; use UpdateRecord"
+        ))),
+        (Some(p), true) if p.status == RecordStatus::Reserved => {
+            Err(EhrError::not_found("record", record_id))
+        }
+        (Some(p), _) => Ok(p),
     }
 }
 
@@ -140,45 +255,14 @@ fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Resu
     let bytes = stub.transient().get(TRANSIENT_RESOURCE).ok_or_else(|| {
         EhrError::invalid(format!("the transient map has no `{TRANSIENT_RESOURCE}`"))
     })?;
-    let resource = parse_resource(bytes)?;
-    let template = template_for(stub, &resource.record_id)?;
-    authorize_write(
-        stub,
-        &caller,
-        &patient,
-        &resource.record_id.resource_type,
-        now,
-    )?;
-    template.check(&resource.value, &patient.patient_id)?;
-    let key = record_key(&patient.patient_id, &resource.record_id)?;
-    let previous: Option<RecordMeta> = get_json(stub, &key, "record")?;
-    let record_id = resource.record_id.to_string();
-    match (&previous, update) {
-        (Some(_), false) => {
-            return Err(EhrError::conflict(format!(
-                "record {record_id} exists; use UpdateRecord"
-            )));
-        }
-        (None, true) => return Err(EhrError::not_found("record", record_id)),
-        (Some(p), true) if p.status == RecordStatus::Purged => {
-            return Err(EhrError::Purged { record_id });
-        }
-        _ => {}
-    }
-    let meta = new_meta(
-        &patient,
-        &caller,
-        &resource,
-        &template,
-        previous.as_ref(),
-        now,
-    );
-    store(stub, &patient, &key, &meta, resource.bytes, !update)?;
-    let mut events = Events::default();
+    let checked = check_resource(stub, &caller, &patient, bytes, &mut BTreeMap::new(), now)?;
+    let previous = writable(stub, &checked, update)?;
+    let meta = store(stub, &caller, &patient, &checked, &previous, now)?;
     let mut payload = summary(&meta);
     if let Some(p) = payload.as_object_mut() {
         p.insert("patient_id".into(), patient.patient_id.clone().into());
     }
+    let mut events = Events::default();
     events.push(
         if update {
             events::RECORD_UPDATED
@@ -192,9 +276,10 @@ fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Resu
 }
 
 /// `CreateRecord PATIENT_ID` with transient `resource` (submitted; endorsed by the custodian
-/// only). Validates the resource (JSON object, known `resourceType`, FHIR `id`, patient
-/// reference, template), stores its exact bytes in the custodian's collection and the
-/// metadata publicly, version 1. Returns `{record_id, version, sha256}`.
+/// only; the record reserved first). Validates the resource (JSON object, known
+/// `resourceType`, FHIR `id`, patient reference, template), stores its exact bytes in the
+/// custodian's collection and the metadata publicly, version 1. Returns
+/// `{record_id, version, sha256}`.
 pub(crate) fn create_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     write_record(stub, args, false)
 }
@@ -208,15 +293,17 @@ pub(crate) fn update_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result
 fn in_entry(i: usize) -> impl Fn(EhrError) -> EhrError {
     move |e| match e {
         EhrError::Invalid(m) => EhrError::Invalid(format!("bundle entry {i}: {m}")),
+        EhrError::Conflict(m) => EhrError::Conflict(format!("bundle entry {i}: {m}")),
         other => other,
     }
 }
 
 /// `CreateRecordsFromBundle PATIENT_ID` with transient `bundle` (submitted; endorsed by the
-/// custodian only): creates every entry of a FHIR Bundle (at most
-/// [`crate::fhir::MAX_BUNDLE_BYTES`] and [`crate::fhir::MAX_BUNDLE_ENTRIES`]; clients split
-/// larger ones with [`crate::fhir::split_bundle`]). All or nothing, as a FHIR transaction. An
-/// entry equal (same hash) to a record already stored, or to an earlier entry, is counted
+/// custodian only; its record ids reserved first, [`crate::fhir::bundle_record_ids`]):
+/// creates every entry of a FHIR Bundle (at most [`crate::fhir::MAX_BUNDLE_BYTES`] and
+/// [`MAX_BUNDLE_ENTRIES`]; clients split larger ones with [`crate::fhir::split_bundle`]). All
+/// or nothing, as a FHIR transaction: every entry is validated before any state is looked at.
+/// An entry equal (same hash) to a record already created, or to an earlier entry, is counted
 /// `unchanged` (so a retried chunk succeeds); one that differs is a conflict (409). Returns
 /// `{created, unchanged, records:[{record_id, version, sha256}]}`.
 pub(crate) fn create_records_from_bundle(
@@ -230,61 +317,46 @@ pub(crate) fn create_records_from_bundle(
     let bytes = stub.transient().get(TRANSIENT_BUNDLE).ok_or_else(|| {
         EhrError::invalid(format!("the transient map has no `{TRANSIENT_BUNDLE}`"))
     })?;
-    let entries = bundle_resources(bytes)?;
-    let mut templates: BTreeMap<String, Template> = BTreeMap::new();
-    // Reads do not see this transaction's writes: track what this bundle created.
-    let mut seen: BTreeMap<RecordId, String> = BTreeMap::new();
+    let mut templates = BTreeMap::new();
+    let checked = bundle_resources(bytes)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            check_resource(stub, &caller, &patient, raw, &mut templates, now).map_err(in_entry(i))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Reads do not see this transaction's writes: track what this bundle wrote.
+    let mut seen: BTreeMap<&RecordId, &str> = BTreeMap::new();
     let mut records = Vec::new();
     let (mut created, mut unchanged) = (0u64, 0u64);
-    for (i, raw) in entries.into_iter().enumerate() {
-        let resource = parse_resource(raw).map_err(in_entry(i))?;
-        let rt = resource.record_id.resource_type.clone();
-        if !templates.contains_key(&rt) {
-            let t = template_for(stub, &resource.record_id).map_err(in_entry(i))?;
-            authorize_write(stub, &caller, &patient, &rt, now)?;
-            templates.insert(rt.clone(), t);
+    for (i, c) in checked.iter().enumerate() {
+        if let Some(earlier) = seen.get(&c.resource.record_id) {
+            if *earlier != c.sha256 {
+                return Err(in_entry(i)(EhrError::conflict(format!(
+                    "record {} appears twice with different content",
+                    c.resource.record_id
+                ))));
+            }
+            unchanged += 1;
+            continue;
         }
-        let template = templates.get(&rt).ok_or(EhrError::Corrupt("template"))?;
-        template
-            .check(&resource.value, &patient.patient_id)
-            .map_err(in_entry(i))?;
-        let sha = sha256_hex(resource.bytes);
-        if let Some(earlier) = seen.get(&resource.record_id) {
-            if *earlier == sha {
-                unchanged += 1;
-                continue;
+        seen.insert(&c.resource.record_id, &c.sha256);
+        let current: Option<RecordMeta> = get_json(stub, &c.key, "record")?;
+        if let Some(m) = current.filter(|m| m.status == RecordStatus::Active) {
+            if m.sha256 != c.sha256 {
+                return Err(in_entry(i)(EhrError::conflict(format!(
+                    "record {} exists with other content; use UpdateRecord",
+                    m.record_id
+                ))));
             }
-            return Err(EhrError::conflict(format!(
-                "bundle entry {i}: record {} appears twice with different content",
-                resource.record_id
-            )));
+            unchanged += 1;
+            records.push(summary(&m));
+            continue;
         }
-        let key = record_key(&patient.patient_id, &resource.record_id)?;
-        let previous: Option<RecordMeta> = get_json(stub, &key, "record")?;
-        seen.insert(resource.record_id.clone(), sha.clone());
-        match previous {
-            Some(p) if p.status == RecordStatus::Purged => {
-                return Err(EhrError::Purged {
-                    record_id: p.record_id,
-                });
-            }
-            Some(p) if p.sha256 == sha => {
-                unchanged += 1;
-                records.push(summary(&p));
-            }
-            Some(p) => {
-                return Err(EhrError::conflict(format!(
-                    "bundle entry {i}: record {} exists with other content; use UpdateRecord",
-                    p.record_id
-                )));
-            }
-            None => {
-                let meta = new_meta(&patient, &caller, &resource, template, None, now);
-                store(stub, &patient, &key, &meta, resource.bytes, true)?;
-                created += 1;
-                records.push(summary(&meta));
-            }
-        }
+        let previous = writable(stub, c, false).map_err(in_entry(i))?;
+        let meta = store(stub, &caller, &patient, c, &previous, now)?;
+        created += 1;
+        records.push(summary(&meta));
     }
     let mut events = Events::default();
     events.push(
@@ -377,9 +449,9 @@ pub(crate) fn list_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
 /// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]` (submitted; staff of the
 /// custodian; endorsed by the custodian only). Copies the record's PHI (hash checked) into a
 /// collection of the grantee organization (default `<GranteeMsp>PHI`), so the grantee's peers
-/// can serve it. Needs a consent in force for that organization (or one of its identities)
-/// covering the record's type, with an Authorized relation. Returns
-/// `{record_id, grantee_msp, collection, version, sha256}`.
+/// can serve it, and lists the copy in the record's metadata. Needs a consent in force for
+/// that organization (or one of its identities) covering the record's type, with an
+/// Authorized relation. Returns `{record_id, grantee_msp, collection, version, sha256}`.
 pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     const USAGE: &str = "ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]";
     let caller = Caller::of(stub)?;
@@ -404,23 +476,19 @@ pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
             "the target collection is the custodian's own",
         ));
     }
-    let (key, meta) = load_active_record(stub, &patient.patient_id, &record)?;
+    let (key, mut meta) = load_active_record(stub, &patient.patient_id, &record)?;
     let now = now_ms(stub)?;
-    let consents: Vec<crate::model::Consent> = crate::tx::all(
+    let org = Relation::load(
         stub,
-        crate::ids::consent_range(&patient.patient_id)?,
-        "consent",
+        &patient.patient_id,
+        Grantee::Org(grantee_msp.to_owned()),
     )?;
+    let consents: Vec<Consent> = all(stub, consent_range(&patient.patient_id)?, "consent")?;
     let mut consented = false;
     for c in consents.iter().filter(|c| {
         c.grantee.msp_id() == grantee_msp && c.in_force(now) && c.in_scope(&record.resource_type)
     }) {
-        let rel = crate::access::Relation::load(stub, &patient.patient_id, c.grantee.clone())?;
-        let org = crate::access::Relation::load(
-            stub,
-            &patient.patient_id,
-            Grantee::Org(grantee_msp.to_owned()),
-        )?;
+        let rel = Relation::load(stub, &patient.patient_id, c.grantee.clone())?;
         if rel.state == AccessState::Authorized && org.state != AccessState::Blocked {
             consented = true;
             break;
@@ -440,35 +508,31 @@ pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
             record_id: record.to_string(),
         });
     }
-    let policy = custodian_endorsement_policy(&patient.custodian_msp);
     stub.put_private_data(&collection, &key, &bytes)?;
-    stub.set_validation_parameter(&collection, &key, &policy)?;
-    let skey = share_key(&patient.patient_id, &record, grantee_msp)?;
-    let existed = stub.get_state(&skey)?.is_some();
-    let share = ShareEntry {
-        patient_id: patient.patient_id.clone(),
-        record_id: record.to_string(),
+    stub.set_validation_parameter(
+        &collection,
+        &key,
+        &custodian_endorsement_policy(&patient.custodian_msp),
+    )?;
+    meta.shares.retain(|s| s.grantee_msp != grantee_msp);
+    meta.shares.push(SharedCopy {
         grantee_msp: grantee_msp.to_owned(),
         collection: collection.clone(),
-        sha256: meta.sha256.clone(),
         version: meta.version,
+        sha256: meta.sha256.clone(),
         shared_by: caller.id.clone(),
         shared_at_ms: now,
-        status: RecordStatus::Active,
-    };
-    put_json(stub, &skey, &share)?;
-    if !existed {
-        stub.set_validation_parameter("", &skey, &policy)?;
-    }
+    });
+    put_json(stub, &key, &meta)?;
     let mut events = Events::default();
     events.push(
         events::RECORD_SHARED,
-        json!({"patient_id": patient.patient_id, "record_id": share.record_id,
+        json!({"patient_id": patient.patient_id, "record_id": meta.record_id,
                "grantee_msp": grantee_msp, "version": meta.version}),
     );
     events.emit(stub)?;
     to_json(
-        &json!({"record_id": share.record_id, "grantee_msp": grantee_msp,
+        &json!({"record_id": meta.record_id, "grantee_msp": grantee_msp,
                      "collection": collection, "version": meta.version, "sha256": meta.sha256}),
     )
 }

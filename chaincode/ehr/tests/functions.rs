@@ -155,6 +155,7 @@ fn refusals(w: &World) -> Vec<Row> {
         row_t("doctor3", &["CreateRecord", PA], ("resource", obs_new.clone()), 403),
         row_t("doctor2", &["CreateRecord", PA], ("resource", condition("cond-x", PA)), 403),
         row("doctor1", &["CreateRecord", PA], 400),
+        row_t("doctor1", &["CreateRecord", PA], ("resource", obs_new.clone()), 409),
         row_t("doctor1", &["CreateRecord", PA], ("resource", b"{not json".to_vec()), 400),
         row_t("doctor1", &["CreateRecord", PA], ("resource", br#"{"resourceType":"Spaceship","id":"s1"}"#.to_vec()), 400),
         row_t("doctor1", &["CreateRecord", PA], ("resource", observation("obs-x", PB)), 400),
@@ -163,6 +164,20 @@ fn refusals(w: &World) -> Vec<Row> {
         row_t("doctor1", &["CreateRecord", PA], ("resource", observation("obs-1", PA)), 409),
         row_t("doctor1", &["CreateRecord", "nobody"], ("resource", observation("o", "nobody")), 404),
         row_t("doctor1", &["CreateRecord", PA], ("bundle", obs_new.clone()), 400),
+        // ReserveRecords: the same callers as CreateRecord; ids only.
+        row("researcher1", &["ReserveRecords", PA, r#"["Observation/obs-new"]"#], 403),
+        row("patientA", &["ReserveRecords", PA, r#"["Observation/obs-new"]"#], 403),
+        row("auditor1", &["ReserveRecords", PA, r#"["Observation/obs-new"]"#], 403),
+        row("doctor3", &["ReserveRecords", PA, r#"["Observation/obs-new"]"#], 403),
+        row("doctor2", &["ReserveRecords", PA, r#"["Observation/obs-new","Condition/c-new"]"#], 403),
+        (None, vec!["ReserveRecords".into(), PA.into(), r#"["Observation/obs-new"]"#.into()], vec![], 403),
+        row("doctor1", &["ReserveRecords", PA], 400),
+        row("doctor1", &["ReserveRecords", PA, "Observation/obs-new"], 400),
+        row("doctor1", &["ReserveRecords", PA, "[]"], 400),
+        row("doctor1", &["ReserveRecords", PA, &serde_json::to_string(&(0..501).map(|i| format!("Observation/o{i}")).collect::<Vec<_>>()).unwrap()], 400),
+        row("doctor1", &["ReserveRecords", PA, r#"["Spaceship/s1"]"#], 400),
+        row("doctor1", &["ReserveRecords", PA, r#"["Observation/a b"]"#], 400),
+        row("doctor1", &["ReserveRecords", "nobody", r#"["Observation/o"]"#], 404),
         // UpdateRecord.
         row_t("doctor1", &["UpdateRecord", PA], ("resource", obs_new.clone()), 404),
         row_t("researcher1", &["UpdateRecord", PA], ("resource", observation("obs-1", PA)), 403),
@@ -176,8 +191,9 @@ fn refusals(w: &World) -> Vec<Row> {
         row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[obs_new.clone(), bad_obs.clone()])), 400),
         row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[obs_new.clone(), observation("obs-x", PB)])), 400),
         row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[obs_new.clone(), condition("cond-1", "other")])), 400),
-        row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[obs_new.clone(), condition("cond-1", PA), changed_cond.clone()])), 409),
-        row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[obs_new.clone(), changed_cond.clone()])), 409),
+        row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[condition("cond-1", PA), changed_cond.clone()])), 409),
+        row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(std::slice::from_ref(&changed_cond))), 409),
+        row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&[condition("cond-1", PA), obs_new.clone()])), 409),
         row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", bundle(&many)), 400),
         row_t("doctor1", &["CreateRecordsFromBundle", PA], ("bundle", b"{\"resourceType\":\"Patient\"}".to_vec()), 400),
         // ReadRecordMetadata / GetRecordHistory / ListRecords: patient, custodian, auditor.
@@ -421,9 +437,14 @@ fn update_record_versions_and_history() {
     assert_eq!(n.ledger.private("Org1MSPPHI", &key).unwrap(), v3);
     let h = n.ok("auditor1", &["GetRecordHistory", PA, "Observation/obs-1"]);
     let h = h.as_array().unwrap();
-    assert_eq!(h.len(), 3);
+    assert_eq!(h.len(), 4);
     let versions: Vec<u64> = h.iter().map(|e| e["version"].as_u64().unwrap()).collect();
-    assert_eq!(versions, [3, 2, 1], "newest first");
+    assert_eq!(
+        versions,
+        [3, 2, 1, 0],
+        "newest first, down to the reservation"
+    );
+    assert_eq!(h[3]["status"], "reserved");
     assert_eq!(h[0]["sha256"], sha256_hex(&v3));
     assert_eq!(h[0]["author_msp"], "Org2MSP");
     assert_eq!(h[1]["sha256"], sha256_hex(&v2));
@@ -440,6 +461,69 @@ fn update_record_versions_and_history() {
 }
 
 #[test]
+fn reserved_keys_carry_the_custodian_policy_before_any_phi() {
+    let mut n = Net::new();
+    n.register(PA);
+    let ids = [
+        "Observation/o1".to_owned(),
+        "Condition/c1".to_owned(),
+        "Observation/o1".to_owned(),
+    ];
+    let v = n.reserve("doctor1", PA, &ids);
+    assert_eq!(v, json!({"reserved": 2, "existing": 0}));
+    assert_eq!(n.last_event_names(), ["RecordsReserved"]);
+    let key = record_key(PA, "Observation/o1");
+    assert_eq!(
+        n.ledger.validation_parameter("", &key).unwrap(),
+        custodian_endorsement_policy("Org1MSP")
+    );
+    assert!(n.ledger.private_state().is_empty(), "no PHI yet");
+    let meta = n.ok("doctor1", &["ReadRecordMetadata", PA, "Observation/o1"]);
+    assert_eq!(meta["status"], "reserved");
+    assert_eq!(meta["version"], 0);
+    // A retry succeeds; reserved records are not readable, updatable or erasable.
+    assert_eq!(
+        n.reserve("doctor1", PA, &ids[..2]),
+        json!({"reserved": 0, "existing": 2})
+    );
+    n.refused(
+        Some("doctor1"),
+        &["RequestRecordAccess", PA, "Observation/o1", "treatment"],
+        &[],
+        404,
+    );
+    n.refused(
+        Some("doctor1"),
+        &["UpdateRecord", PA],
+        &[("resource", &observation("o1", PA))],
+        404,
+    );
+    n.refused(
+        Some("patientA"),
+        &["RequestErasure", PA, "Observation/o1"],
+        &[],
+        404,
+    );
+    // The PHI-carrying create then writes only custodian-governed keys.
+    n.advance_s(10);
+    let bytes = observation("o1", PA);
+    let v = n.ok_t("doctor1", &["CreateRecord", PA], &[("resource", &bytes)]);
+    assert_eq!(v["version"], 1);
+    let meta = n.ok("doctor1", &["ReadRecordMetadata", PA, "Observation/o1"]);
+    assert_eq!(meta["status"], "active");
+    assert_eq!(meta["created_at_ms"], meta["updated_at_ms"]);
+    let h = n.ok("doctor1", &["GetRecordHistory", PA, "Observation/o1"]);
+    assert_eq!(h[0]["version"], 1);
+    assert_eq!(h[1]["version"], 0);
+    assert_eq!(h[1]["status"], "reserved");
+    // A consented clinician of another organization reserves types it may write.
+    let c = json!({"patient_id": PA, "grantee": {"org": "Org2MSP"}, "resource_types": ["Observation"],
+                   "purposes": ["treatment"], "valid_for_s": 3600});
+    n.grant("patientA", c);
+    n.create("doctor2", PA, &observation("o2", PA));
+}
+
+#[test]
 fn bundle_creates_all_entries_and_retries_are_idempotent() {
     let mut n = Net::new();
     n.register(PA);
@@ -452,11 +536,16 @@ fn bundle_creates_all_entries_and_retries_are_idempotent() {
         org,
     ];
     let b = bundle(&entries);
-    let v = n.ok_t(
-        "doctor1",
+    // Without reservation the PHI-carrying call is refused (it could not be endorsed by the
+    // custodian alone), and nothing is written.
+    let m = n.refused(
+        Some("doctor1"),
         &["CreateRecordsFromBundle", PA],
         &[("bundle", &b)],
+        409,
     );
+    assert!(m.contains("ReserveRecords"), "{m}");
+    let v = n.create_bundle("doctor1", PA, &b);
     assert_eq!(v["created"], 4);
     assert_eq!(v["unchanged"], 1, "the repeated Organization");
     assert_eq!(n.last_event_names(), ["RecordsCreated"]);
@@ -982,7 +1071,7 @@ fn erasure_purges_phi_and_keeps_the_hash() {
         Some("doctor1"),
         &["CreateRecord", PA],
         &[("resource", &original)],
-        409,
+        410,
     );
     n.refused(
         Some("doctor1"),
@@ -1024,4 +1113,107 @@ fn transaction_time_comes_from_the_proposal_and_is_bounded() {
     n.now_ms = T0_MS;
     let v = n.ok("admin1", &["RegisterPatient", PA]);
     assert_eq!(v["registered_at_ms"], T0_MS + 1);
+}
+
+/// Public keys whose value a call changed, and whether each had a committed key-level
+/// endorsement policy naming the custodian *before* the call (what a Fabric committer checks:
+/// a new key, or one without `VALIDATION_PARAMETER`, falls under the chaincode's policy).
+#[track_caller]
+fn assert_custodian_governed(n: &mut Net, who: &str, args: &[&str], transient: &[(&str, &[u8])]) {
+    let policy = custodian_endorsement_policy("Org1MSP");
+    let before = n.ledger.public_state();
+    let governed: BTreeSet<String> = before
+        .keys()
+        .filter(|k| n.ledger.validation_parameter("", k).as_ref() == Some(&policy))
+        .cloned()
+        .collect();
+    let private_before = n.ledger.private_state();
+    let r = n.call_t(who, args, transient);
+    assert_eq!(r.status, 200, "{args:?}: {}", r.message);
+    let after = n.ledger.public_state();
+    let mut changed = 0;
+    for (k, v) in &after {
+        if before.get(k) != Some(v) {
+            changed += 1;
+            assert!(
+                governed.contains(k),
+                "{args:?} wrote {k:?}, not custodian-governed"
+            );
+        }
+    }
+    assert!(changed > 0);
+    for ((collection, key), v) in n.ledger.private_state() {
+        if private_before.get(&(collection.clone(), key.clone())) != Some(&v) {
+            assert!(
+                collection == "Org1MSPPHI" || args[0] == "ShareRecord",
+                "{args:?} wrote collection {collection}"
+            );
+        }
+    }
+}
+
+#[test]
+fn phi_transactions_write_only_custodian_governed_keys() {
+    let (mut n, _) = world();
+    let phi = observation("obs-9", PA);
+    n.reserve(
+        "doctor1",
+        PA,
+        &[
+            "Observation/obs-9".into(),
+            "Condition/c-9".into(),
+            "Observation/o-b".into(),
+        ],
+    );
+    assert_custodian_governed(
+        &mut n,
+        "doctor1",
+        &["CreateRecord", PA],
+        &[("resource", &phi)],
+    );
+    let v2 = String::from_utf8(phi)
+        .unwrap()
+        .replace("172.4", "180.1")
+        .into_bytes();
+    assert_custodian_governed(
+        &mut n,
+        "doctor1",
+        &["UpdateRecord", PA],
+        &[("resource", &v2)],
+    );
+    let v3 = String::from_utf8(v2)
+        .unwrap()
+        .replace("180.1", "181.1")
+        .into_bytes();
+    assert_custodian_governed(
+        &mut n,
+        "doctor2",
+        &["UpdateRecord", PA],
+        &[("resource", &v3)],
+    );
+    let b = bundle(&[condition("c-9", PA), observation("o-b", PA)]);
+    assert_custodian_governed(
+        &mut n,
+        "nurse1",
+        &["CreateRecordsFromBundle", PA],
+        &[("bundle", &b)],
+    );
+    assert_custodian_governed(
+        &mut n,
+        "doctor1",
+        &["ShareRecord", PA, "Observation/obs-9", "Org2MSP"],
+        &[],
+    );
+    for f in ehr_chaincode::CUSTODIAN_ENDORSED_FUNCTIONS {
+        assert!(
+            [
+                "CreateRecord",
+                "UpdateRecord",
+                "CreateRecordsFromBundle",
+                "ShareRecord"
+            ]
+            .contains(f),
+            "{f} not checked here"
+        );
+    }
 }

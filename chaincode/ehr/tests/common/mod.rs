@@ -284,13 +284,43 @@ impl Net {
         self.ok("admin1", &["RegisterPatient", patient_id]);
     }
 
-    /// Creates a record as `who`.
+    /// Reserves record ids (`Type/id`) as `who`.
+    #[track_caller]
+    pub fn reserve(&mut self, who: &str, patient_id: &str, ids: &[String]) -> Value {
+        let ids = serde_json::to_string(ids).unwrap();
+        self.ok(who, &["ReserveRecords", patient_id, &ids])
+    }
+
+    /// Reserves and creates a record as `who` (the client's two steps).
     #[track_caller]
     pub fn create(&mut self, who: &str, patient_id: &str, resource: &[u8]) -> Value {
+        let v: Value = serde_json::from_slice(resource).unwrap();
+        let id = format!(
+            "{}/{}",
+            v["resourceType"].as_str().unwrap(),
+            v["id"].as_str().unwrap()
+        );
+        self.reserve(who, patient_id, &[id]);
         self.ok_t(
             who,
             &["CreateRecord", patient_id],
             &[("resource", resource)],
+        )
+    }
+
+    /// Reserves a bundle's record ids, then creates its entries, as `who`.
+    #[track_caller]
+    pub fn create_bundle(&mut self, who: &str, patient_id: &str, bundle: &[u8]) -> Value {
+        let ids: Vec<String> = ehr_chaincode::fhir::bundle_record_ids(bundle)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.reserve(who, patient_id, &ids);
+        self.ok_t(
+            who,
+            &["CreateRecordsFromBundle", patient_id],
+            &[("bundle", bundle)],
         )
     }
 
@@ -475,11 +505,7 @@ pub fn load_sample_patient(
     let chunks = ehr_chaincode::fhir::split_bundle(&file, chunk_bytes, 100).unwrap();
     let mut created = 0;
     for chunk in &chunks {
-        let v = n.ok_t(
-            "doctor1",
-            &["CreateRecordsFromBundle", patient_id],
-            &[("bundle", chunk)],
-        );
+        let v = n.create_bundle("doctor1", patient_id, chunk);
         created += v["created"].as_u64().unwrap();
         assert_eq!(v["unchanged"], 0);
     }
