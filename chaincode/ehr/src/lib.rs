@@ -6,7 +6,7 @@
 //! and acts only through the stub, so the same code runs under the peer's shim
 //! (`ehr-chaincode` binary) and on [`medledger_chaincode::memory::MemoryLedger`] in tests.
 //!
-//! - **Records** ([`records`]): the resource JSON travels in the transient map, is validated
+//! - **Records**: the resource JSON travels in the transient map, is validated
 //!   ([`fhir`], [`template`]) and stored byte for byte in the custodian's private data
 //!   collection; public state holds metadata and the SHA-256 ([`model::RecordMeta`]). Record
 //!   keys carry a key-level endorsement policy naming the custodian ([`policy`]).

@@ -1217,3 +1217,173 @@ fn phi_transactions_write_only_custodian_governed_keys() {
         );
     }
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Grant,
+    InScope,
+    OutOfScope,
+}
+
+/// PA with Observation/obs-1 and Condition/cond-1; (PA, org:Org2MSP) driven into `state`.
+fn relation_in(state: &str) -> Net {
+    let mut n = Net::new();
+    n.register(PA);
+    n.create("doctor1", PA, &observation("obs-1", PA));
+    n.create("doctor1", PA, &condition("cond-1", PA));
+    let steps: &[Op] = match state {
+        "NoRelation" => &[],
+        "Authorized" => &[Op::Grant],
+        "Suspended" => &[Op::Grant, Op::OutOfScope],
+        "Blocked" => &[Op::Grant, Op::OutOfScope, Op::OutOfScope],
+        other => panic!("{other}"),
+    };
+    for op in steps {
+        apply(&mut n, *op);
+    }
+    assert_eq!(n.state(PA, "org:Org2MSP"), state);
+    n
+}
+
+/// Runs one contract operation of Org2 on PA: (status, decision if any).
+fn apply(n: &mut Net, op: Op) -> (i32, Option<String>) {
+    let r = match op {
+        Op::Grant => n.call(
+            "patientA",
+            &[
+                "GrantConsent",
+                &json!({"patient_id": PA, "grantee": {"org": "Org2MSP"},
+                        "resource_types": ["Observation"], "purposes": ["treatment"],
+                        "valid_for_s": 3600})
+                .to_string(),
+            ],
+        ),
+        Op::InScope => n.call(
+            "doctor2",
+            &["RequestRecordAccess", PA, "Observation/obs-1", "treatment"],
+        ),
+        Op::OutOfScope => n.call(
+            "doctor2",
+            &["RequestRecordAccess", PA, "Condition/cond-1", "treatment"],
+        ),
+    };
+    let decision = serde_json::from_slice::<Value>(&r.payload)
+        .ok()
+        .and_then(|v| v["decision"].as_str().map(str::to_owned));
+    (r.status, decision)
+}
+
+#[test]
+fn state_machine_on_the_ledger() {
+    // (state, operation, action it is, next state, status, decision)
+    type Row = (
+        &'static str,
+        Op,
+        &'static str,
+        &'static str,
+        i32,
+        Option<&'static str>,
+    );
+    let table: [Row; 12] = [
+        (
+            "NoRelation",
+            Op::Grant,
+            "Authentication",
+            "Authorized",
+            200,
+            None,
+        ),
+        (
+            "NoRelation",
+            Op::InScope,
+            "NoAction",
+            "NoRelation",
+            200,
+            Some("denied"),
+        ),
+        (
+            "NoRelation",
+            Op::OutOfScope,
+            "NoAction",
+            "NoRelation",
+            200,
+            Some("denied"),
+        ),
+        (
+            "Authorized",
+            Op::Grant,
+            "Authentication",
+            "Authorized",
+            200,
+            None,
+        ),
+        (
+            "Authorized",
+            Op::InScope,
+            "NoAction",
+            "Authorized",
+            200,
+            Some("granted"),
+        ),
+        (
+            "Authorized",
+            Op::OutOfScope,
+            "Violation",
+            "Suspended",
+            200,
+            Some("denied"),
+        ),
+        (
+            "Suspended",
+            Op::Grant,
+            "Permission",
+            "Authorized",
+            200,
+            None,
+        ),
+        (
+            "Suspended",
+            Op::InScope,
+            "NoAction",
+            "Suspended",
+            200,
+            Some("denied"),
+        ),
+        (
+            "Suspended",
+            Op::OutOfScope,
+            "Violation",
+            "Blocked",
+            200,
+            Some("denied"),
+        ),
+        ("Blocked", Op::Grant, "Authentication", "Blocked", 403, None),
+        ("Blocked", Op::InScope, "NoAction", "Blocked", 403, None),
+        ("Blocked", Op::OutOfScope, "Violation", "Blocked", 403, None),
+    ];
+    for (state, op, action, next, status, decision) in table {
+        let mut n = relation_in(state);
+        let before = n.snapshot();
+        let (got_status, got_decision) = apply(&mut n, op);
+        assert_eq!(got_status, status, "{state} {op:?}");
+        assert_eq!(got_decision.as_deref(), decision, "{state} {op:?}");
+        assert_eq!(n.state(PA, "org:Org2MSP"), next, "{state} {op:?}");
+        if status == 403 {
+            assert_eq!(
+                n.snapshot(),
+                before,
+                "Blocked: error and abort, nothing written"
+            );
+        } else if state != next {
+            let e = n.events().last().cloned().unwrap();
+            let payload = String::from_utf8(e.payload).unwrap();
+            assert!(
+                payload.contains(&format!(r#""action":"{action}""#)),
+                "{payload}"
+            );
+            assert!(payload.contains(&format!(r#""to":"{next}""#)), "{payload}");
+        } else {
+            assert!(!n.last_event_names().contains(&"StateChanged".to_owned()));
+        }
+    }
+}
