@@ -172,6 +172,19 @@ impl MemoryLedger {
     pub fn public_state(&self) -> BTreeMap<String, Vec<u8>> {
         self.lock().state.clone()
     }
+
+    /// All private values, by (collection, key).
+    pub fn private_state(&self) -> BTreeMap<(String, String), Vec<u8>> {
+        self.lock().private.clone()
+    }
+
+    /// Committed key-level endorsement policy of `key` ("" collection = public state).
+    pub fn validation_parameter(&self, collection: &str, key: &str) -> Option<Vec<u8>> {
+        self.lock()
+            .validation
+            .get(&(collection.to_owned(), key.to_owned()))
+            .cloned()
+    }
 }
 
 /// The stub of one transaction over a [`MemoryLedger`].

@@ -1,0 +1,612 @@
+//! Access decisions: consent evaluation against the access state machine, the two-step read
+//! (`RequestRecordAccess` submitted → `ReadRecord` evaluated), break-glass, and the access
+//! state's reset.
+
+use medledger_chaincode::ChaincodeStub;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::caller::{Caller, Role};
+use crate::error::{EhrError, Result};
+use crate::events;
+use crate::ids::{Grantee, RecordId};
+use crate::ids::{access_key, access_state_key, consent_range, emergency_key, record_key};
+use crate::model::{
+    AccessEntry, AccessKind, AccessStateEntry, Basis, Consent, ConsentStatus, Decision, DenyReason,
+    EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus, ResetApprovals,
+};
+use crate::state_machine::{AccessState, Action, TransitionError, reset, transition};
+use crate::tx::{Events, all, get_json, load_patient, now_ms, opt_param, param, put_json, to_json};
+
+/// How long a granted record access lets `ReadRecord` serve the PHI, ms (10 min).
+pub const ACCESS_FRESHNESS_MS: u64 = 10 * 60 * 1000;
+/// Default and longest break-glass window, s (24 h).
+pub const MAX_EMERGENCY_WINDOW_S: u64 = 24 * 60 * 60;
+
+/// The relation of a caller (as identity, or through its organization) with a patient.
+#[derive(Debug, Clone)]
+pub(crate) struct Relation {
+    pub grantee: Grantee,
+    pub key: String,
+    pub state: AccessState,
+    pub entry: Option<AccessStateEntry>,
+}
+
+impl Relation {
+    pub(crate) fn load(
+        stub: &dyn ChaincodeStub,
+        patient_id: &str,
+        grantee: Grantee,
+    ) -> Result<Relation> {
+        let key = access_state_key(patient_id, &grantee)?;
+        let entry: Option<AccessStateEntry> = get_json(stub, &key, "access state")?;
+        Ok(Relation {
+            state: entry.as_ref().map_or(AccessState::NoRelation, |e| e.state),
+            grantee,
+            key,
+            entry,
+        })
+    }
+
+    /// Applies `action`; writes the state and records a StateChanged event if it changed.
+    ///
+    /// # Errors
+    /// [`EhrError::Blocked`] from Blocked; [`EhrError::Conflict`] for an invalid transition.
+    pub(crate) fn apply(
+        &mut self,
+        stub: &dyn ChaincodeStub,
+        patient_id: &str,
+        action: Action,
+        now: u64,
+        events: &mut Events,
+    ) -> Result<()> {
+        let next =
+            transition(self.state, action).map_err(|e| self.transition_error(patient_id, e))?;
+        self.set(stub, patient_id, next, action.as_str(), now, events)
+    }
+
+    pub(crate) fn set(
+        &mut self,
+        stub: &dyn ChaincodeStub,
+        patient_id: &str,
+        next: AccessState,
+        action: &str,
+        now: u64,
+        events: &mut Events,
+    ) -> Result<()> {
+        if next == self.state {
+            return Ok(());
+        }
+        let entry = AccessStateEntry {
+            patient_id: patient_id.to_owned(),
+            grantee: self.grantee.clone(),
+            state: next,
+            updated_at_ms: now,
+            reset: ResetApprovals::default(),
+        };
+        put_json(stub, &self.key, &entry)?;
+        events.push(
+            events::STATE_CHANGED,
+            json!({"patient_id": patient_id, "grantee": self.grantee.to_string(),
+                   "from": self.state, "to": next, "action": action}),
+        );
+        self.state = next;
+        self.entry = Some(entry);
+        Ok(())
+    }
+
+    pub(crate) fn transition_error(&self, patient_id: &str, e: TransitionError) -> EhrError {
+        match e {
+            TransitionError::Blocked => self.blocked(patient_id),
+            TransitionError::Invalid { .. } => EhrError::conflict(e.to_string()),
+        }
+    }
+
+    pub(crate) fn blocked(&self, patient_id: &str) -> EhrError {
+        EhrError::Blocked {
+            patient_id: patient_id.to_owned(),
+            grantee: self.grantee.to_string(),
+        }
+    }
+}
+
+/// The caller's two relations with the patient: as an identity, and through its organization.
+pub(crate) fn relations(
+    stub: &dyn ChaincodeStub,
+    patient_id: &str,
+    caller: &Caller,
+) -> Result<Vec<Relation>> {
+    Ok(vec![
+        Relation::load(stub, patient_id, Grantee::Identity(caller.id.clone()))?,
+        Relation::load(stub, patient_id, Grantee::Org(caller.msp_id.clone()))?,
+    ])
+}
+
+/// Errors if any relation is Blocked ("error and abort").
+pub(crate) fn refuse_blocked(relations: &[Relation], patient_id: &str) -> Result<()> {
+    match relations.iter().find(|r| r.state == AccessState::Blocked) {
+        Some(r) => Err(r.blocked(patient_id)),
+        None => Ok(()),
+    }
+}
+
+/// Every consent of the patient (any status) whose grantee is one of `relations`.
+pub(crate) fn consents_for(
+    stub: &dyn ChaincodeStub,
+    patient_id: &str,
+    relations: &[Relation],
+) -> Result<Vec<Consent>> {
+    let mut consents: Vec<Consent> = all(stub, consent_range(patient_id)?, "consent")?;
+    consents.retain(|c| relations.iter().any(|r| r.grantee == c.grantee));
+    Ok(consents)
+}
+
+/// Outcome of checking consents for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConsentCheck {
+    /// A consent in force covers it and its grantee is Authorized.
+    Granted(String),
+    /// A consent covers it but its grantee is not Authorized (Suspended).
+    NotAuthorized,
+    /// Nothing covers it.
+    Denied(DenyReason),
+}
+
+/// Checks `consents` (of `relations`' grantees) for `resource_type` and `purpose` at `now`.
+pub(crate) fn check_consents(
+    consents: &[Consent],
+    relations: &[Relation],
+    resource_type: &str,
+    purpose: Purpose,
+    now: u64,
+) -> ConsentCheck {
+    let state_of = |g: &Grantee| {
+        relations
+            .iter()
+            .find(|r| &r.grantee == g)
+            .map_or(AccessState::NoRelation, |r| r.state)
+    };
+    let covering: Vec<&Consent> = consents
+        .iter()
+        .filter(|c| c.covers(resource_type, purpose, now))
+        .collect();
+    if let Some(c) = covering
+        .iter()
+        .find(|c| state_of(&c.grantee) == AccessState::Authorized)
+    {
+        return ConsentCheck::Granted(c.consent_id.clone());
+    }
+    if !covering.is_empty() {
+        return ConsentCheck::NotAuthorized;
+    }
+    let reason = if consents.is_empty() {
+        DenyReason::NoConsent
+    } else if consents
+        .iter()
+        .any(|c| c.in_force(now) && c.in_scope(resource_type))
+    {
+        DenyReason::PurposeNotPermitted
+    } else if consents
+        .iter()
+        .any(|c| c.status == ConsentStatus::Active && c.in_scope(resource_type))
+    {
+        DenyReason::Expired
+    } else if consents
+        .iter()
+        .any(|c| c.status == ConsentStatus::Inactive && c.in_scope(resource_type))
+    {
+        DenyReason::Revoked
+    } else {
+        DenyReason::OutOfScope
+    };
+    ConsentCheck::Denied(reason)
+}
+
+/// Whether the caller may state `purpose` (its role must fit it): treatment — doctor, nurse,
+/// lab; payment — insurer, admin; research — researcher; operations — admin, doctor, nurse;
+/// public health — doctor, researcher, admin.
+pub(crate) fn role_fits_purpose(role: Option<Role>, purpose: Purpose) -> bool {
+    use Role::*;
+    let allowed: &[Role] = match purpose {
+        Purpose::Treatment => &[Doctor, Nurse, Lab],
+        Purpose::Payment => &[Insurer, Admin],
+        Purpose::Research => &[Researcher],
+        Purpose::Operations => &[Admin, Doctor, Nurse],
+        Purpose::PublicHealth => &[Doctor, Researcher, Admin],
+    };
+    role.is_some_and(|r| allowed.contains(&r))
+}
+
+fn parse_purpose(s: &str) -> Result<Purpose> {
+    Purpose::parse(s).ok_or_else(|| {
+        EhrError::invalid(
+            "purpose must be treatment, payment, research, operations or public-health",
+        )
+    })
+}
+
+/// Loads a record's metadata (reserved, active or purged), or 404.
+pub(crate) fn load_record(
+    stub: &dyn ChaincodeStub,
+    patient_id: &str,
+    record: &RecordId,
+) -> Result<(String, RecordMeta)> {
+    let key = record_key(patient_id, record)?;
+    let meta: RecordMeta = get_json(stub, &key, "record")?
+        .ok_or_else(|| EhrError::not_found("record", record.to_string()))?;
+    Ok((key, meta))
+}
+
+/// Loads a created record (active or purged): 404 if absent or only reserved.
+pub(crate) fn load_created_record(
+    stub: &dyn ChaincodeStub,
+    patient_id: &str,
+    record: &RecordId,
+) -> Result<(String, RecordMeta)> {
+    let (key, meta) = load_record(stub, patient_id, record)?;
+    if meta.status == RecordStatus::Reserved {
+        return Err(EhrError::not_found("record", record.to_string()));
+    }
+    Ok((key, meta))
+}
+
+/// Loads a record that holds its PHI: 404 if absent or only reserved, 410 if purged.
+pub(crate) fn load_active_record(
+    stub: &dyn ChaincodeStub,
+    patient_id: &str,
+    record: &RecordId,
+) -> Result<(String, RecordMeta)> {
+    let (key, meta) = load_created_record(stub, patient_id, record)?;
+    if meta.status == RecordStatus::Purged {
+        return Err(EhrError::Purged {
+            record_id: record.to_string(),
+        });
+    }
+    Ok((key, meta))
+}
+
+fn access_id(stub: &dyn ChaincodeStub, now: u64) -> String {
+    format!("{now:015}.{}", stub.tx_id())
+}
+
+/// `RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE` (submitted; any identity). Decides on
+/// the patient's own access, custodianship, consent (scope, purpose, period) with the access
+/// state, or an open break-glass window; writes the access entry; returns only
+/// `{access_id, decision}`. A denial is a successful transaction (so it is audited) and is a
+/// Violation for a grantee with a relation. A Blocked relation errors (403) and writes
+/// nothing.
+pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let record: RecordId = param(args, 1, USAGE)?.parse()?;
+    let purpose = parse_purpose(param(args, 2, USAGE)?)?;
+    let patient = load_patient(stub, patient_id)?;
+    load_active_record(stub, patient_id, &record)?;
+    let now = now_ms(stub)?;
+    let mut events = Events::default();
+
+    let (decision, basis, basis_id, reason) = if caller.is_patient(&patient) {
+        (Decision::Granted, Some(Basis::Patient), None, None)
+    } else if caller.is_staff_of(&patient.custodian_msp) {
+        (Decision::Granted, Some(Basis::Custodian), None, None)
+    } else {
+        if !role_fits_purpose(caller.role, purpose) {
+            return Err(EhrError::forbidden(format!(
+                "role {} may not request access for this purpose",
+                caller.role_name()
+            )));
+        }
+        let mut rels = relations(stub, patient_id, &caller)?;
+        refuse_blocked(&rels, patient_id)?;
+        let consents = consents_for(stub, patient_id, &rels)?;
+        let check = check_consents(&consents, &rels, &record.resource_type, purpose, now);
+        let window: Option<EmergencyWindow> = get_json(
+            stub,
+            &emergency_key(patient_id, &caller.id)?,
+            "emergency window",
+        )?;
+        let window = window.filter(|w| w.opened_at_ms <= now && now < w.expires_at_ms);
+        match (check, window) {
+            (ConsentCheck::Granted(consent_id), _) => (
+                Decision::Granted,
+                Some(Basis::Consent),
+                Some(consent_id),
+                None,
+            ),
+            (_, Some(w)) => (
+                Decision::Granted,
+                Some(Basis::Emergency),
+                Some(w.access_id),
+                None,
+            ),
+            (ConsentCheck::NotAuthorized, None) => {
+                (Decision::Denied, None, None, Some(DenyReason::Suspended))
+            }
+            (ConsentCheck::Denied(reason), None) => {
+                for r in rels
+                    .iter_mut()
+                    .filter(|r| matches!(r.state, AccessState::Authorized | AccessState::Suspended))
+                {
+                    r.apply(stub, patient_id, Action::Violation, now, &mut events)?;
+                }
+                (Decision::Denied, None, None, Some(reason))
+            }
+        }
+    };
+
+    let access_id = access_id(stub, now);
+    let entry = AccessEntry {
+        access_id: access_id.clone(),
+        kind: AccessKind::RecordAccess,
+        patient_id: patient_id.to_owned(),
+        record_id: Some(record.to_string()),
+        requester: caller.id.clone(),
+        requester_msp: caller.msp_id.clone(),
+        requester_role: caller.role_name().to_owned(),
+        purpose: Some(purpose),
+        at_ms: now,
+        decision,
+        basis,
+        basis_id,
+        reason,
+        valid_until_ms: (decision == Decision::Granted).then_some(now + ACCESS_FRESHNESS_MS),
+        emergency_reason: None,
+    };
+    put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
+    let (name, detail) = match decision {
+        Decision::Granted => (events::ACCESS_GRANTED, json!({"basis": basis})),
+        Decision::Denied => (events::ACCESS_DENIED, json!({"reason": reason})),
+    };
+    let mut payload = json!({"patient_id": patient_id, "access_id": access_id,
+        "record_id": record.to_string(), "requester_msp": caller.msp_id});
+    if let (Some(p), Some(d)) = (payload.as_object_mut(), detail.as_object()) {
+        p.extend(d.clone());
+    }
+    // The access event first, then any state change.
+    let mut all_events = Events::default();
+    all_events.push(name, payload);
+    all_events.extend(events);
+    all_events.emit(stub)?;
+    to_json(&json!({"access_id": access_id, "decision": decision}))
+}
+
+/// `ReadRecord PATIENT_ID ACCESS_ID` (evaluated only, on a peer holding the PHI; never
+/// submit it: a submitted response is stored in the block). Returns the resource's exact
+/// bytes when the access entry is committed, is the caller's, was granted, and is fresh
+/// ([`ACCESS_FRESHNESS_MS`]); the bytes are checked against the on-chain SHA-256.
+pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ReadRecord PATIENT_ID ACCESS_ID";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let access_id = param(args, 1, USAGE)?;
+    let patient = load_patient(stub, patient_id)?;
+    let entry: AccessEntry = get_json(stub, &access_key(patient_id, access_id)?, "access")?
+        .ok_or_else(|| EhrError::not_found("access entry", access_id))?;
+    if entry.kind != AccessKind::RecordAccess || entry.requester != caller.id {
+        return Err(EhrError::forbidden(format!(
+            "access entry {access_id} is not a record access of the caller"
+        )));
+    }
+    if entry.decision != Decision::Granted {
+        return Err(EhrError::forbidden(format!(
+            "access {access_id} was denied"
+        )));
+    }
+    let now = now_ms(stub)?;
+    if now < entry.at_ms || entry.valid_until_ms.is_none_or(|until| now >= until) {
+        return Err(EhrError::forbidden(format!(
+            "access {access_id} is no longer fresh; request access again"
+        )));
+    }
+    let record: RecordId = entry
+        .record_id
+        .as_deref()
+        .ok_or(EhrError::Corrupt("access"))?
+        .parse()?;
+    let (key, meta) = load_active_record(stub, patient_id, &record)?;
+    // A grantee organization's own peers serve a shared copy; the custodian's serve the
+    // original. A peer that is not a member of a collection answers nothing (or an error).
+    let mut collections: Vec<&str> = meta
+        .shares
+        .iter()
+        .filter(|s| s.grantee_msp == caller.msp_id && s.sha256 == meta.sha256)
+        .map(|s| s.collection.as_str())
+        .collect();
+    collections.push(&patient.collection);
+    for collection in &collections {
+        if let Ok(Some(bytes)) = stub.get_private_data(collection, &key) {
+            if hex::encode(Sha256::digest(&bytes)) != meta.sha256 {
+                return Err(EhrError::Integrity {
+                    record_id: record.to_string(),
+                });
+            }
+            return Ok(bytes);
+        }
+    }
+    Err(EhrError::not_found(
+        "PHI on this peer for record",
+        record.to_string(),
+    ))
+}
+
+fn parse_reason(s: &str) -> Result<EmergencyReason> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| EhrError::invalid("emergency reason must be ETREAT or BTG"))
+}
+
+/// `EmergencyAccess PATIENT_ID REASON [WINDOW_S]` (submitted; doctor or nurse with
+/// `ehr.emergency=true`). Opens a break-glass window (default and at most 24 h) in which the
+/// clinician's record access requests are granted without consent; audited as an access
+/// entry, and an `EmergencyAccess` event notifies the patient. Returns
+/// `{access_id, expires_at_ms}`.
+pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]";
+    let caller = Caller::of(stub)?;
+    if !(caller.emergency && caller.has_role(&[Role::Doctor, Role::Nurse])) {
+        return Err(EhrError::forbidden(
+            "break-glass needs a doctor or nurse certificate with ehr.emergency=true",
+        ));
+    }
+    let patient_id = param(args, 0, USAGE)?;
+    let reason = parse_reason(param(args, 1, USAGE)?)?;
+    let window_s = match opt_param(args, 2) {
+        None => MAX_EMERGENCY_WINDOW_S,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=MAX_EMERGENCY_WINDOW_S).contains(s))
+            .ok_or_else(|| {
+                EhrError::invalid(format!("window must be 1 to {MAX_EMERGENCY_WINDOW_S} s"))
+            })?,
+    };
+    load_patient(stub, patient_id)?;
+    let rels = relations(stub, patient_id, &caller)?;
+    refuse_blocked(&rels, patient_id)?;
+    let now = now_ms(stub)?;
+    let expires_at_ms = now + window_s * 1000;
+    let access_id = access_id(stub, now);
+    let window = EmergencyWindow {
+        patient_id: patient_id.to_owned(),
+        clinician: caller.id.clone(),
+        access_id: access_id.clone(),
+        opened_at_ms: now,
+        expires_at_ms,
+        reason,
+    };
+    put_json(stub, &emergency_key(patient_id, &caller.id)?, &window)?;
+    let entry = AccessEntry {
+        access_id: access_id.clone(),
+        kind: AccessKind::EmergencyAccess,
+        patient_id: patient_id.to_owned(),
+        record_id: None,
+        requester: caller.id.clone(),
+        requester_msp: caller.msp_id.clone(),
+        requester_role: caller.role_name().to_owned(),
+        purpose: None,
+        at_ms: now,
+        decision: Decision::Granted,
+        basis: Some(Basis::Emergency),
+        basis_id: None,
+        reason: None,
+        valid_until_ms: Some(expires_at_ms),
+        emergency_reason: Some(reason),
+    };
+    put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
+    let mut events = Events::default();
+    events.push(
+        events::EMERGENCY_ACCESS,
+        json!({"patient_id": patient_id, "access_id": access_id, "clinician": caller.id,
+               "clinician_msp": caller.msp_id, "reason": reason, "expires_at_ms": expires_at_ms}),
+    );
+    events.emit(stub)?;
+    to_json(&json!({"access_id": access_id, "expires_at_ms": expires_at_ms}))
+}
+
+/// `GetAccessState PATIENT_ID GRANTEE` (evaluated; the patient, an auditor, the custodian's
+/// admin, or the grantee itself). `GRANTEE` is `org:MSPID` or `identity:MSPID/hash`.
+pub(crate) fn get_access_state(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "GetAccessState PATIENT_ID GRANTEE";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let grantee: Grantee = param(args, 1, USAGE)?.parse()?;
+    let patient = load_patient(stub, patient_id)?;
+    let is_grantee = match &grantee {
+        Grantee::Org(msp) => *msp == caller.msp_id,
+        Grantee::Identity(id) => *id == caller.id,
+    };
+    if !(caller.is_patient(&patient)
+        || caller.role == Some(Role::Auditor)
+        || caller.is_admin_of(&patient.custodian_msp)
+        || is_grantee)
+    {
+        return Err(EhrError::forbidden(
+            "only the patient, an auditor, the custodian's admin or the grantee reads this state",
+        ));
+    }
+    let rel = Relation::load(stub, patient_id, grantee.clone())?;
+    let entry = rel.entry.unwrap_or(AccessStateEntry {
+        patient_id: patient_id.to_owned(),
+        grantee,
+        state: AccessState::NoRelation,
+        updated_at_ms: 0,
+        reset: ResetApprovals::default(),
+    });
+    to_json(&entry)
+}
+
+/// `ResetAccessState PATIENT_ID GRANTEE` (submitted; the patient and an admin of the
+/// custodian organization, one call each, in either order). Only a Blocked relation is reset:
+/// the first call records its approval; the second resets the state to NoRelation and ends
+/// (status `inactive`, reason `reset`) the grantee's consents still active, so access starts
+/// over from a new grant.
+pub(crate) fn reset_access_state(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ResetAccessState PATIENT_ID GRANTEE";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let grantee: Grantee = param(args, 1, USAGE)?.parse()?;
+    let patient = load_patient(stub, patient_id)?;
+    let by_patient = caller.is_patient(&patient);
+    if !by_patient && !caller.is_admin_of(&patient.custodian_msp) {
+        return Err(EhrError::forbidden(
+            "only the patient and an admin of the custodian organization reset an access state",
+        ));
+    }
+    let mut rel = Relation::load(stub, patient_id, grantee.clone())?;
+    let now = now_ms(stub)?;
+    let mut entry = match (&rel.entry, rel.state) {
+        (Some(e), AccessState::Blocked) => e.clone(),
+        _ => {
+            return Err(EhrError::conflict(format!(
+                "access state of {grantee} is {}; only a Blocked one is reset",
+                rel.state.as_str()
+            )));
+        }
+    };
+    let mut events = Events::default();
+    if by_patient {
+        if entry.reset.patient_at_ms.is_some() {
+            return Err(EhrError::conflict(
+                "the patient already approved this reset",
+            ));
+        }
+        entry.reset.patient_at_ms = Some(now);
+    } else {
+        if entry.reset.admin.is_some() {
+            return Err(EhrError::conflict("an admin already approved this reset"));
+        }
+        entry.reset.admin = Some(caller.id.clone());
+        entry.reset.admin_at_ms = Some(now);
+    }
+    let done = entry.reset.patient_at_ms.is_some() && entry.reset.admin.is_some();
+    if done {
+        let next = reset(rel.state).map_err(|e| rel.transition_error(patient_id, e))?;
+        rel.set(stub, patient_id, next, "Reset", now, &mut events)?;
+        let consents: Vec<Consent> = all(stub, consent_range(patient_id)?, "consent")?;
+        for mut c in consents
+            .into_iter()
+            .filter(|c| c.grantee == grantee && c.status == ConsentStatus::Active)
+        {
+            c.status = ConsentStatus::Inactive;
+            c.revoked_at_ms = Some(now);
+            c.revoked_reason = Some("reset".into());
+            put_json(
+                stub,
+                &crate::ids::consent_key(patient_id, &c.consent_id)?,
+                &c,
+            )?;
+        }
+    } else {
+        put_json(stub, &rel.key, &entry)?;
+        events.push(
+            events::RESET_APPROVED,
+            json!({"patient_id": patient_id, "grantee": grantee.to_string(),
+                   "approved_by": if by_patient { "patient" } else { "admin" }}),
+        );
+    }
+    events.emit(stub)?;
+    to_json(
+        &json!({"patient_id": patient_id, "grantee": grantee.to_string(),
+                     "state": rel.state, "reset_complete": done}),
+    )
+}

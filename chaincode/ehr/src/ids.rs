@@ -1,0 +1,391 @@
+//! Identifiers (validated) and the world-state key layout.
+//!
+//! Every key is a Fabric composite key (`\0objectType\0attr…\0`, [`medledger_chaincode::composite`]),
+//! with the patient id first wherever a patient is involved, so one patient's entries of one
+//! kind form a range (`GetStateByPartialCompositeKey`). Private PHI uses the same key as the
+//! record's public metadata, in the custodian's (or a grantee's) collection.
+
+use std::fmt;
+use std::str::FromStr;
+
+use medledger_chaincode::composite;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EhrError, Result};
+
+/// Object types of the composite keys.
+pub mod object {
+    /// `patient\0{patient_id}`: [`crate::model::PatientEntry`].
+    pub const PATIENT: &str = "patient";
+    /// `record\0{patient_id}\0{resourceType}\0{id}`: [`crate::model::RecordMeta`] (public) and
+    /// the resource JSON (private, same key).
+    pub const RECORD: &str = "record";
+    /// `template\0{resourceType}`: [`crate::template::Template`].
+    pub const TEMPLATE: &str = "template";
+    /// `consent\0{patient_id}\0{consent_id}`: [`crate::model::Consent`].
+    pub const CONSENT: &str = "consent";
+    /// `accessState\0{patient_id}\0{grantee}`: [`crate::model::AccessStateEntry`].
+    pub const ACCESS_STATE: &str = "accessState";
+    /// `access\0{patient_id}\0{access_id}`: [`crate::model::AccessEntry`] (the audit trail).
+    pub const ACCESS: &str = "access";
+    /// `accessRequest\0{patient_id}\0{request_id}`: [`crate::model::AccessRequest`].
+    pub const ACCESS_REQUEST: &str = "accessRequest";
+    /// `emergency\0{patient_id}\0{identity}`: [`crate::model::EmergencyWindow`].
+    pub const EMERGENCY: &str = "emergency";
+    /// `erasure\0{patient_id}\0{resourceType}\0{id}`: [`crate::model::ErasureRequest`].
+    pub const ERASURE: &str = "erasure";
+}
+
+fn key(object_type: &str, attrs: &[&str]) -> Result<String> {
+    composite::create(object_type, attrs).map_err(|e| EhrError::invalid(e.to_string()))
+}
+
+fn range(object_type: &str, attrs: &[&str]) -> Result<(String, String)> {
+    composite::partial_range(object_type, attrs).map_err(|e| EhrError::invalid(e.to_string()))
+}
+
+/// Key of a patient entry.
+///
+/// # Errors
+/// [`EhrError::Invalid`] if a part cannot be in a composite key.
+pub fn patient_key(patient_id: &str) -> Result<String> {
+    key(object::PATIENT, &[patient_id])
+}
+
+/// Key of a record (public metadata and private PHI).
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn record_key(patient_id: &str, record: &RecordId) -> Result<String> {
+    key(
+        object::RECORD,
+        &[patient_id, &record.resource_type, &record.id],
+    )
+}
+
+/// Range of all records of a patient.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn record_range(patient_id: &str) -> Result<(String, String)> {
+    range(object::RECORD, &[patient_id])
+}
+
+/// Key of a template.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn template_key(resource_type: &str) -> Result<String> {
+    key(object::TEMPLATE, &[resource_type])
+}
+
+/// Key of a consent.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn consent_key(patient_id: &str, consent_id: &str) -> Result<String> {
+    key(object::CONSENT, &[patient_id, consent_id])
+}
+
+/// Range of all consents of a patient.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn consent_range(patient_id: &str) -> Result<(String, String)> {
+    range(object::CONSENT, &[patient_id])
+}
+
+/// Key of the access state of (patient, grantee).
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn access_state_key(patient_id: &str, grantee: &Grantee) -> Result<String> {
+    key(object::ACCESS_STATE, &[patient_id, &grantee.to_string()])
+}
+
+/// Key of an access (audit) entry.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn access_key(patient_id: &str, access_id: &str) -> Result<String> {
+    key(object::ACCESS, &[patient_id, access_id])
+}
+
+/// Range of all access entries of a patient, oldest first.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn access_range(patient_id: &str) -> Result<(String, String)> {
+    range(object::ACCESS, &[patient_id])
+}
+
+/// Key of an access request.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn access_request_key(patient_id: &str, request_id: &str) -> Result<String> {
+    key(object::ACCESS_REQUEST, &[patient_id, request_id])
+}
+
+/// Range of all access requests of a patient.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn access_request_range(patient_id: &str) -> Result<(String, String)> {
+    range(object::ACCESS_REQUEST, &[patient_id])
+}
+
+/// Key of a clinician's break-glass window for a patient.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn emergency_key(patient_id: &str, identity: &str) -> Result<String> {
+    key(object::EMERGENCY, &[patient_id, identity])
+}
+
+/// Key of a patient's erasure request for a record.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn erasure_key(patient_id: &str, record: &RecordId) -> Result<String> {
+    key(
+        object::ERASURE,
+        &[patient_id, &record.resource_type, &record.id],
+    )
+}
+
+/// Checks a FHIR id (R4 `id` datatype: `[A-Za-z0-9\-\.]{1,64}`), used for `Patient.id`,
+/// resource ids, consent, request and access ids.
+///
+/// # Errors
+/// [`EhrError::Invalid`] naming `what` (never repeating the value).
+pub fn check_fhir_id(what: &str, id: &str) -> Result<()> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(EhrError::invalid(format!(
+            "{what} is not a FHIR id ([A-Za-z0-9-.], 1 to 64 characters)"
+        )))
+    }
+}
+
+/// Checks a FHIR resource type name (`[A-Z][A-Za-z]{0,63}`).
+///
+/// # Errors
+/// [`EhrError::Invalid`].
+pub fn check_resource_type(resource_type: &str) -> Result<()> {
+    let mut bytes = resource_type.bytes();
+    let ok = resource_type.len() <= 64
+        && bytes.next().is_some_and(|b| b.is_ascii_uppercase())
+        && bytes.all(|b| b.is_ascii_alphabetic());
+    if ok {
+        Ok(())
+    } else {
+        Err(EhrError::invalid(
+            "resourceType is not a FHIR resource type name",
+        ))
+    }
+}
+
+/// Checks an MSP id (`[A-Za-z0-9._-]{1,128}`).
+///
+/// # Errors
+/// [`EhrError::Invalid`].
+pub fn check_msp_id(msp_id: &str) -> Result<()> {
+    let ok = (1..=128).contains(&msp_id.len())
+        && msp_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EhrError::invalid(
+            "not an MSP id ([A-Za-z0-9._-], 1 to 128)",
+        ))
+    }
+}
+
+/// Checks a private data collection name (Fabric: `[A-Za-z0-9_-]`, starting with a letter or
+/// digit, here at most 128 characters).
+///
+/// # Errors
+/// [`EhrError::Invalid`].
+pub fn check_collection(name: &str) -> Result<()> {
+    let ok = (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EhrError::invalid(
+            "not a collection name ([A-Za-z0-9_-], 1 to 128)",
+        ))
+    }
+}
+
+/// The collection of an organization's PHI by convention: `<MspId>PHI` (e.g. `Org1MSPPHI`),
+/// with characters a collection name cannot hold (`.`) replaced by `-`.
+pub fn default_collection(msp_id: &str) -> String {
+    let mut name: String = msp_id
+        .chars()
+        .map(|c| if c == '.' { '-' } else { c })
+        .collect();
+    name.push_str("PHI");
+    name
+}
+
+/// A record id: FHIR relative reference `ResourceType/id` (e.g. `Observation/4f6a…`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId {
+    /// FHIR resource type.
+    pub resource_type: String,
+    /// The resource's `id`.
+    pub id: String,
+}
+
+impl RecordId {
+    /// A record id from validated parts.
+    ///
+    /// # Errors
+    /// [`EhrError::Invalid`] if either part is malformed.
+    pub fn new(resource_type: &str, id: &str) -> Result<RecordId> {
+        check_resource_type(resource_type)?;
+        check_fhir_id("resource id", id)?;
+        Ok(RecordId {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl FromStr for RecordId {
+    type Err = EhrError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (t, id) = s
+            .split_once('/')
+            .ok_or_else(|| EhrError::invalid("record id must be ResourceType/id"))?;
+        RecordId::new(t, id)
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.resource_type, self.id)
+    }
+}
+
+/// Who a consent is given to (FHIR `Consent.provision.actor`): a whole organization, or one
+/// identity. JSON: `{"org":"Org2MSP"}` or `{"identity":"Org2MSP/<64 hex>"}`; as a string
+/// (keys, positional arguments): `org:Org2MSP` or `identity:Org2MSP/<64 hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Grantee {
+    /// Every identity of this MSP.
+    Org(String),
+    /// One identity: `MSPID/hex(SHA-256(certificate DER))` ([`crate::Caller::id`]).
+    Identity(String),
+}
+
+impl Grantee {
+    /// Checks the MSP id or identity id.
+    ///
+    /// # Errors
+    /// [`EhrError::Invalid`].
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Grantee::Org(msp) => check_msp_id(msp),
+            Grantee::Identity(id) => {
+                let (msp, hash) = id
+                    .split_once('/')
+                    .ok_or_else(|| EhrError::invalid("identity grantee must be MSPID/hash"))?;
+                check_msp_id(msp)?;
+                if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(())
+                } else {
+                    Err(EhrError::invalid(
+                        "identity grantee hash must be 64 hex digits",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The organization the grantee belongs to.
+    pub fn msp_id(&self) -> &str {
+        match self {
+            Grantee::Org(msp) => msp,
+            Grantee::Identity(id) => id.split_once('/').map_or(id.as_str(), |(msp, _)| msp),
+        }
+    }
+}
+
+impl fmt::Display for Grantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Grantee::Org(msp) => write!(f, "org:{msp}"),
+            Grantee::Identity(id) => write!(f, "identity:{id}"),
+        }
+    }
+}
+
+impl FromStr for Grantee {
+    type Err = EhrError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let g = if let Some(msp) = s.strip_prefix("org:") {
+            Grantee::Org(msp.to_owned())
+        } else if let Some(id) = s.strip_prefix("identity:") {
+            Grantee::Identity(id.to_owned())
+        } else {
+            return Err(EhrError::invalid(
+                "grantee must be org:MSPID or identity:MSPID/hash",
+            ));
+        };
+        g.validate()?;
+        Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_grantees() {
+        assert!(check_fhir_id("x", "07f741ce-220d-4744-b1ab-d28366110264").is_ok());
+        for bad in ["", "a/b", "a b", "é", &"a".repeat(65), "a\u{0}"] {
+            assert!(check_fhir_id("x", bad).is_err(), "{bad:?}");
+        }
+        let r: RecordId = "Observation/abc-1".parse().unwrap();
+        assert_eq!(r.to_string(), "Observation/abc-1");
+        assert!("observation/abc".parse::<RecordId>().is_err());
+        assert!("Observation".parse::<RecordId>().is_err());
+        assert!("Observation/a/b".parse::<RecordId>().is_err());
+        let g: Grantee = "org:Org2MSP".parse().unwrap();
+        assert_eq!(g, Grantee::Org("Org2MSP".into()));
+        assert_eq!(serde_json::to_string(&g).unwrap(), r#"{"org":"Org2MSP"}"#);
+        let id = format!("identity:Org2MSP/{}", "a".repeat(64));
+        let g: Grantee = id.parse().unwrap();
+        assert_eq!(g.to_string(), id);
+        assert_eq!(g.msp_id(), "Org2MSP");
+        assert!("identity:Org2MSP/xyz".parse::<Grantee>().is_err());
+        assert!("Org2MSP".parse::<Grantee>().is_err());
+        assert_eq!(default_collection("Org1MSP"), "Org1MSPPHI");
+        assert_eq!(default_collection("org1.example"), "org1-examplePHI");
+        assert!(check_collection("Org1MSPPHI").is_ok());
+        assert!(check_collection("_x").is_err());
+        let k = record_key("p1", &r).unwrap();
+        let (s, e) = record_range("p1").unwrap();
+        assert!(s < k && k < e);
+    }
+}

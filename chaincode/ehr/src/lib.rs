@@ -1,0 +1,210 @@
+//! Medledger's EHR chaincode: FHIR R4 records as private data, patient consent, an access
+//! state machine, break-glass access, audit and erasure.
+//!
+//! The contract is pure logic over a [`ChaincodeStub`]: every function reads its inputs
+//! (arguments, transient map, the creator's certificate attributes, the transaction timestamp)
+//! and acts only through the stub, so the same code runs under the peer's shim
+//! (`ehr-chaincode` binary) and on [`medledger_chaincode::memory::MemoryLedger`] in tests.
+//!
+//! - **Records**: the resource JSON travels in the transient map, is validated
+//!   ([`fhir`], [`template`]) and stored byte for byte in the custodian's private data
+//!   collection; public state holds metadata and the SHA-256 ([`model::RecordMeta`]). Record
+//!   keys carry a key-level endorsement policy naming the custodian ([`policy`]).
+//! - **Consent** ([`model::Consent`], after FHIR `Consent`) and the **access state machine**
+//!   per (patient, grantee) ([`state_machine`]).
+//! - **Reading**: `RequestRecordAccess` (submitted) decides and writes an access entry;
+//!   `ReadRecord` (evaluated only) returns the PHI for a committed, granted, fresh entry.
+//! - **Audit**, **break-glass**, **erasure**, **templates**.
+//!
+//! Keys: [`ids`]. Function list, callers and shapes: `docs/ehr-chaincode.md`. No function
+//! puts PHI into public state, events, errors or the response of a submitted transaction.
+//!
+//! [`ChaincodeStub`]: medledger_chaincode::ChaincodeStub
+
+mod access;
+mod audit;
+pub mod caller;
+mod consents;
+pub mod error;
+pub mod events;
+pub mod fhir;
+pub mod ids;
+pub mod model;
+pub mod policy;
+mod records;
+mod registry;
+pub mod state_machine;
+pub mod template;
+mod tx;
+
+use medledger_chaincode::{ChaincodeStub, ContractError, Router};
+
+pub use access::{ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S};
+pub use caller::{Caller, Role};
+pub use error::{EhrError, Result};
+pub use records::{TRANSIENT_BUNDLE, TRANSIENT_RESOURCE};
+pub use tx::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+/// Function names, as clients call them.
+pub mod functions {
+    /// `RegisterPatient PATIENT_ID [COLLECTION]`.
+    pub const REGISTER_PATIENT: &str = "RegisterPatient";
+    /// `GetPatient PATIENT_ID`.
+    pub const GET_PATIENT: &str = "GetPatient";
+    /// `ReserveRecords PATIENT_ID RECORD_IDS_JSON`.
+    pub const RESERVE_RECORDS: &str = "ReserveRecords";
+    /// `CreateRecord PATIENT_ID` + transient `resource`.
+    pub const CREATE_RECORD: &str = "CreateRecord";
+    /// `UpdateRecord PATIENT_ID` + transient `resource`.
+    pub const UPDATE_RECORD: &str = "UpdateRecord";
+    /// `CreateRecordsFromBundle PATIENT_ID` + transient `bundle`.
+    pub const CREATE_RECORDS_FROM_BUNDLE: &str = "CreateRecordsFromBundle";
+    /// `ReadRecordMetadata PATIENT_ID RECORD_ID`.
+    pub const READ_RECORD_METADATA: &str = "ReadRecordMetadata";
+    /// `GetRecordHistory PATIENT_ID RECORD_ID`.
+    pub const GET_RECORD_HISTORY: &str = "GetRecordHistory";
+    /// `ListRecords PATIENT_ID [PAGE_SIZE [BOOKMARK]]`.
+    pub const LIST_RECORDS: &str = "ListRecords";
+    /// `PutTemplate TEMPLATE_JSON`.
+    pub const PUT_TEMPLATE: &str = "PutTemplate";
+    /// `GetTemplate RESOURCE_TYPE`.
+    pub const GET_TEMPLATE: &str = "GetTemplate";
+    /// `GrantConsent CONSENT_JSON`.
+    pub const GRANT_CONSENT: &str = "GrantConsent";
+    /// `RevokeConsent PATIENT_ID CONSENT_ID`.
+    pub const REVOKE_CONSENT: &str = "RevokeConsent";
+    /// `ListConsents PATIENT_ID [PAGE_SIZE [BOOKMARK]]`.
+    pub const LIST_CONSENTS: &str = "ListConsents";
+    /// `RequestAccess REQUEST_JSON`.
+    pub const REQUEST_ACCESS: &str = "RequestAccess";
+    /// `ApproveAccessRequest PATIENT_ID REQUEST_ID`.
+    pub const APPROVE_ACCESS_REQUEST: &str = "ApproveAccessRequest";
+    /// `RejectAccessRequest PATIENT_ID REQUEST_ID`.
+    pub const REJECT_ACCESS_REQUEST: &str = "RejectAccessRequest";
+    /// `ListAccessRequests PATIENT_ID [PAGE_SIZE [BOOKMARK]]`.
+    pub const LIST_ACCESS_REQUESTS: &str = "ListAccessRequests";
+    /// `RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE`.
+    pub const REQUEST_RECORD_ACCESS: &str = "RequestRecordAccess";
+    /// `ReadRecord PATIENT_ID ACCESS_ID`.
+    pub const READ_RECORD: &str = "ReadRecord";
+    /// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]`.
+    pub const SHARE_RECORD: &str = "ShareRecord";
+    /// `EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]`.
+    pub const EMERGENCY_ACCESS: &str = "EmergencyAccess";
+    /// `GetAccessState PATIENT_ID GRANTEE`.
+    pub const GET_ACCESS_STATE: &str = "GetAccessState";
+    /// `ResetAccessState PATIENT_ID GRANTEE`.
+    pub const RESET_ACCESS_STATE: &str = "ResetAccessState";
+    /// `ListAuditEntries PATIENT_ID [PAGE_SIZE [BOOKMARK]]`.
+    pub const LIST_AUDIT_ENTRIES: &str = "ListAuditEntries";
+    /// `RequestErasure PATIENT_ID RECORD_ID`.
+    pub const REQUEST_ERASURE: &str = "RequestErasure";
+    /// `PurgeRecord PATIENT_ID RECORD_ID`.
+    pub const PURGE_RECORD: &str = "PurgeRecord";
+}
+
+/// Functions that only read (clients evaluate them; submitting them is pointless).
+pub const EVALUATE_FUNCTIONS: &[&str] = &[
+    functions::GET_PATIENT,
+    functions::READ_RECORD_METADATA,
+    functions::GET_RECORD_HISTORY,
+    functions::LIST_RECORDS,
+    functions::GET_TEMPLATE,
+    functions::LIST_CONSENTS,
+    functions::LIST_ACCESS_REQUESTS,
+    functions::READ_RECORD,
+    functions::GET_ACCESS_STATE,
+    functions::LIST_AUDIT_ENTRIES,
+];
+
+/// Functions whose response is PHI: a gateway must refuse to submit them (a submitted
+/// transaction's response is stored in the block on every peer).
+pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD];
+
+/// Functions that carry or copy PHI: endorsed by the patient's custodian organization only
+/// (the gateway sends them to the custodian collection's member peers). Everything else
+/// follows the chaincode's channel endorsement policy.
+pub const CUSTODIAN_ENDORSED_FUNCTIONS: &[&str] = &[
+    functions::CREATE_RECORD,
+    functions::UPDATE_RECORD,
+    functions::CREATE_RECORDS_FROM_BUNDLE,
+    functions::SHARE_RECORD,
+];
+
+type Function = fn(&dyn ChaincodeStub, &[String]) -> Result<Vec<u8>>;
+
+fn route(
+    f: Function,
+) -> impl Fn(&dyn ChaincodeStub, &[String]) -> std::result::Result<Vec<u8>, ContractError>
++ Send
++ Sync
++ 'static {
+    move |stub, args| f(stub, args).map_err(ContractError::from)
+}
+
+/// Every function with its handler.
+fn table() -> [(&'static str, Function); 27] {
+    use functions::*;
+    [
+        (REGISTER_PATIENT, registry::register_patient),
+        (GET_PATIENT, registry::get_patient),
+        (PUT_TEMPLATE, registry::put_template),
+        (GET_TEMPLATE, registry::get_template),
+        (RESERVE_RECORDS, records::reserve_records),
+        (CREATE_RECORD, records::create_record),
+        (UPDATE_RECORD, records::update_record),
+        (
+            CREATE_RECORDS_FROM_BUNDLE,
+            records::create_records_from_bundle,
+        ),
+        (READ_RECORD_METADATA, records::read_record_metadata),
+        (GET_RECORD_HISTORY, records::get_record_history),
+        (LIST_RECORDS, records::list_records),
+        (SHARE_RECORD, records::share_record),
+        (GRANT_CONSENT, consents::grant_consent),
+        (REVOKE_CONSENT, consents::revoke_consent),
+        (LIST_CONSENTS, consents::list_consents),
+        (REQUEST_ACCESS, consents::request_access),
+        (APPROVE_ACCESS_REQUEST, consents::approve_access_request),
+        (REJECT_ACCESS_REQUEST, consents::reject_access_request),
+        (LIST_ACCESS_REQUESTS, consents::list_access_requests),
+        (REQUEST_RECORD_ACCESS, access::request_record_access),
+        (READ_RECORD, access::read_record),
+        (EMERGENCY_ACCESS, access::emergency_access),
+        (GET_ACCESS_STATE, access::get_access_state),
+        (RESET_ACCESS_STATE, access::reset_access_state),
+        (LIST_AUDIT_ENTRIES, audit::list_audit_entries),
+        (REQUEST_ERASURE, audit::request_erasure),
+        (PURGE_RECORD, audit::purge_record),
+    ]
+}
+
+/// The EHR contract: a [`Router`] from function name to handler (also reachable as
+/// `ehr:Function`, fabric-contract-api style).
+pub fn contract() -> Router {
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (name, f)| {
+            router.add(name, route(f))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_is_routed_once() {
+        let names: Vec<&str> = table().iter().map(|(n, _)| *n).collect();
+        let router = contract();
+        let routed: Vec<&str> = router.functions().collect();
+        assert_eq!(routed.len(), names.len(), "duplicate names");
+        for f in EVALUATE_FUNCTIONS
+            .iter()
+            .chain(PHI_RESPONSE_FUNCTIONS)
+            .chain(CUSTODIAN_ENDORSED_FUNCTIONS)
+        {
+            assert!(routed.contains(f), "{f} is not routed");
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! Records: FHIR resources stored as PHI in the custodian's private data collection, with
+//! public metadata (ids, type, version, author, time, SHA-256) under the same key.
+//!
+//! Creating a record takes two transactions (ADR 0020): `ReserveRecords` (no PHI, channel
+//! endorsement policy) creates the metadata keys with the custodian's key-level endorsement
+//! policy; `CreateRecord` / `CreateRecordsFromBundle` (PHI in the transient map) then write
+//! only keys governed by the custodian — those reserved keys and the custodian's collection —
+//! so the custodian's peers alone endorse them and PHI reaches no other organization.
+
+use std::collections::BTreeMap;
+use std::time::UNIX_EPOCH;
+
+use medledger_chaincode::ChaincodeStub;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::access::{
+    ConsentCheck, Relation, check_consents, consents_for, load_active_record, load_record,
+    refuse_blocked, relations,
+};
+use crate::caller::{Caller, Role};
+use crate::error::{EhrError, Result};
+use crate::events;
+use crate::fhir::{MAX_BUNDLE_ENTRIES, Resource, bundle_resources, parse_resource};
+use crate::ids::{Grantee, RecordId, check_collection, check_msp_id, default_collection};
+use crate::ids::{consent_range, record_key, record_range};
+use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
+use crate::policy::custodian_endorsement_policy;
+use crate::registry::effective_template;
+use crate::state_machine::AccessState;
+use crate::template::Template;
+use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, opt_param, page};
+use crate::tx::{page_params, param, put_json, to_json};
+
+/// Transient map key carrying one resource's JSON (`CreateRecord`, `UpdateRecord`).
+pub const TRANSIENT_RESOURCE: &str = "resource";
+/// Transient map key carrying a Bundle's JSON (`CreateRecordsFromBundle`).
+pub const TRANSIENT_BUNDLE: &str = "bundle";
+
+/// Who may write records of `patient` of `resource_type`: staff of the custodian, or a
+/// clinician (doctor, nurse, lab) of another organization holding a consent in force for this
+/// type and `treatment`, with an Authorized relation. Only reads here: the PHI-carrying
+/// transactions write nothing but custodian-governed keys.
+fn authorize_write(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+    resource_type: &str,
+    now: u64,
+) -> Result<()> {
+    if caller.is_staff_of(&patient.custodian_msp) {
+        return Ok(());
+    }
+    if caller.role.is_some_and(Role::is_clinician) {
+        let rels = relations(stub, &patient.patient_id, caller)?;
+        refuse_blocked(&rels, &patient.patient_id)?;
+        let consents = consents_for(stub, &patient.patient_id, &rels)?;
+        if let ConsentCheck::Granted(_) =
+            check_consents(&consents, &rels, resource_type, Purpose::Treatment, now)
+        {
+            return Ok(());
+        }
+    }
+    Err(EhrError::forbidden(format!(
+        "only staff of the custodian, or a clinician with a treatment consent for {resource_type}, \
+         writes records of patient {}",
+        patient.patient_id
+    )))
+}
+
+fn template_for(stub: &dyn ChaincodeStub, record: &RecordId) -> Result<Template> {
+    effective_template(stub, &record.resource_type)?.ok_or_else(|| {
+        EhrError::invalid(format!(
+            "resource type {} has no template (unknown type)",
+            record.resource_type
+        ))
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn summary(meta: &RecordMeta) -> serde_json::Value {
+    json!({"record_id": meta.record_id, "version": meta.version, "sha256": meta.sha256})
+}
+
+/// `ReserveRecords PATIENT_ID RECORD_IDS_JSON` (submitted; the channel's endorsement policy;
+/// no PHI: only `["ResourceType/id", …]`, at most [`MAX_BUNDLE_ENTRIES`]). Creates each
+/// record's public key with status `reserved`, version 0, and the custodian's key-level
+/// endorsement policy, so that the create carrying the PHI can be endorsed by the custodian
+/// alone. Same callers as `CreateRecord`. Keys already reserved or created are left as they
+/// are (a retry succeeds). Returns `{reserved, existing}`.
+pub(crate) fn reserve_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = r#"ReserveRecords PATIENT_ID ["ResourceType/id",...]"#;
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    let ids: Vec<String> = json_param(args, 1, USAGE)?;
+    if ids.is_empty() || ids.len() > MAX_BUNDLE_ENTRIES {
+        return Err(EhrError::invalid(format!(
+            "reserve 1 to {MAX_BUNDLE_ENTRIES} record ids per call"
+        )));
+    }
+    let now = now_ms(stub)?;
+    let mut seen: BTreeMap<RecordId, ()> = BTreeMap::new();
+    let mut checked_types: BTreeMap<String, ()> = BTreeMap::new();
+    let policy = custodian_endorsement_policy(&patient.custodian_msp);
+    let (mut reserved, mut existing) = (0u64, 0u64);
+    for id in &ids {
+        let record: RecordId = id.parse()?;
+        if !checked_types.contains_key(&record.resource_type) {
+            template_for(stub, &record)?;
+            authorize_write(stub, &caller, &patient, &record.resource_type, now)?;
+            checked_types.insert(record.resource_type.clone(), ());
+        }
+        if seen.insert(record.clone(), ()).is_some() {
+            continue;
+        }
+        let key = record_key(&patient.patient_id, &record)?;
+        if stub.get_state(&key)?.is_some() {
+            existing += 1;
+            continue;
+        }
+        let meta = RecordMeta {
+            record_id: record.to_string(),
+            patient_id: patient.patient_id.clone(),
+            resource_type: record.resource_type.clone(),
+            version: 0,
+            sha256: String::new(),
+            size_bytes: 0,
+            author: caller.id.clone(),
+            author_msp: caller.msp_id.clone(),
+            author_role: caller.role_name().to_owned(),
+            custodian_msp: patient.custodian_msp.clone(),
+            collection: patient.collection.clone(),
+            template_version: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+            status: RecordStatus::Reserved,
+            purged_by: None,
+            shares: Vec::new(),
+        };
+        put_json(stub, &key, &meta)?;
+        stub.set_validation_parameter("", &key, &policy)?;
+        reserved += 1;
+    }
+    let mut events = Events::default();
+    events.push(
+        events::RECORDS_RESERVED,
+        json!({"patient_id": patient.patient_id, "reserved": reserved}),
+    );
+    events.emit(stub)?;
+    to_json(&json!({"reserved": reserved, "existing": existing}))
+}
+
+/// A validated resource ready to store.
+struct Checked<'a> {
+    resource: Resource<'a>,
+    template_version: u64,
+    key: String,
+    sha256: String,
+}
+
+/// Parses and validates a resource for `patient` (template cache per type).
+fn check_resource<'a>(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+    bytes: &'a [u8],
+    templates: &mut BTreeMap<String, Template>,
+    now: u64,
+) -> Result<Checked<'a>> {
+    let resource = parse_resource(bytes)?;
+    let rt = resource.record_id.resource_type.clone();
+    let template = match templates.get(&rt) {
+        Some(t) => t,
+        None => {
+            let t = template_for(stub, &resource.record_id)?;
+            authorize_write(stub, caller, patient, &rt, now)?;
+            templates.entry(rt).or_insert(t)
+        }
+    };
+    template.check(&resource.value, &patient.patient_id)?;
+    Ok(Checked {
+        key: record_key(&patient.patient_id, &resource.record_id)?,
+        sha256: sha256_hex(resource.bytes),
+        template_version: template.version,
+        resource,
+    })
+}
+
+/// Writes the PHI into the patient's collection and the metadata (version + 1) into the
+/// record's public key; on creation, also gives the private key the custodian's policy.
+fn store(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+    checked: &Checked<'_>,
+    previous: &RecordMeta,
+    now: u64,
+) -> Result<RecordMeta> {
+    let creating = previous.status == RecordStatus::Reserved;
+    let mut meta = previous.clone();
+    meta.version = previous.version + 1;
+    meta.sha256 = checked.sha256.clone();
+    meta.size_bytes = checked.resource.bytes.len() as u64;
+    meta.author = caller.id.clone();
+    meta.author_msp = caller.msp_id.clone();
+    meta.author_role = caller.role_name().to_owned();
+    meta.template_version = checked.template_version;
+    meta.updated_at_ms = now;
+    meta.status = RecordStatus::Active;
+    if creating {
+        meta.created_at_ms = now;
+    }
+    stub.put_private_data(&patient.collection, &checked.key, checked.resource.bytes)?;
+    put_json(stub, &checked.key, &meta)?;
+    if creating {
+        let policy = custodian_endorsement_policy(&patient.custodian_msp);
+        stub.set_validation_parameter(&patient.collection, &checked.key, &policy)?;
+    }
+    Ok(meta)
+}
+
+/// The record's current metadata, checked for a create (must be reserved) or an update (must
+/// be active).
+fn writable(stub: &dyn ChaincodeStub, checked: &Checked<'_>, update: bool) -> Result<RecordMeta> {
+    let record_id = checked.resource.record_id.to_string();
+    let previous: Option<RecordMeta> = get_json(stub, &checked.key, "record")?;
+    match (previous, update) {
+        (None, false) => Err(EhrError::conflict(format!(
+            "record {record_id} is not reserved: submit ReserveRecords first"
+        ))),
+        (None, true) => Err(EhrError::not_found("record", record_id)),
+        (Some(p), _) if p.status == RecordStatus::Purged => Err(EhrError::Purged { record_id }),
+        (Some(p), false) if p.status == RecordStatus::Active => Err(EhrError::conflict(format!(
+            "record {record_id} exists; use UpdateRecord"
+        ))),
+        (Some(p), true) if p.status == RecordStatus::Reserved => {
+            Err(EhrError::not_found("record", record_id))
+        }
+        (Some(p), _) => Ok(p),
+    }
+}
+
+fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Result<Vec<u8>> {
+    let usage = if update {
+        "UpdateRecord PATIENT_ID (transient `resource`: the resource JSON)"
+    } else {
+        "CreateRecord PATIENT_ID (transient `resource`: the resource JSON)"
+    };
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, usage)?)?;
+    let now = now_ms(stub)?;
+    let bytes = stub.transient().get(TRANSIENT_RESOURCE).ok_or_else(|| {
+        EhrError::invalid(format!("the transient map has no `{TRANSIENT_RESOURCE}`"))
+    })?;
+    let checked = check_resource(stub, &caller, &patient, bytes, &mut BTreeMap::new(), now)?;
+    let previous = writable(stub, &checked, update)?;
+    let meta = store(stub, &caller, &patient, &checked, &previous, now)?;
+    let mut payload = summary(&meta);
+    if let Some(p) = payload.as_object_mut() {
+        p.insert("patient_id".into(), patient.patient_id.clone().into());
+    }
+    let mut events = Events::default();
+    events.push(
+        if update {
+            events::RECORD_UPDATED
+        } else {
+            events::RECORD_CREATED
+        },
+        payload,
+    );
+    events.emit(stub)?;
+    to_json(&summary(&meta))
+}
+
+/// `CreateRecord PATIENT_ID` with transient `resource` (submitted; endorsed by the custodian
+/// only; the record reserved first). Validates the resource (JSON object, known
+/// `resourceType`, FHIR `id`, patient reference, template), stores its exact bytes in the
+/// custodian's collection and the metadata publicly, version 1. Returns
+/// `{record_id, version, sha256}`.
+pub(crate) fn create_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    write_record(stub, args, false)
+}
+
+/// `UpdateRecord PATIENT_ID` with transient `resource` (submitted; endorsed by the custodian
+/// only): as `CreateRecord` for an existing, not purged record; the version goes up by one.
+pub(crate) fn update_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    write_record(stub, args, true)
+}
+
+fn in_entry(i: usize) -> impl Fn(EhrError) -> EhrError {
+    move |e| match e {
+        EhrError::Invalid(m) => EhrError::Invalid(format!("bundle entry {i}: {m}")),
+        EhrError::Conflict(m) => EhrError::Conflict(format!("bundle entry {i}: {m}")),
+        other => other,
+    }
+}
+
+/// `CreateRecordsFromBundle PATIENT_ID` with transient `bundle` (submitted; endorsed by the
+/// custodian only; its record ids reserved first, [`crate::fhir::bundle_record_ids`]):
+/// creates every entry of a FHIR Bundle (at most [`crate::fhir::MAX_BUNDLE_BYTES`] and
+/// [`MAX_BUNDLE_ENTRIES`]; clients split larger ones with [`crate::fhir::split_bundle`]). All
+/// or nothing, as a FHIR transaction: every entry is validated before any state is looked at.
+/// An entry equal (same hash) to a record already created, or to an earlier entry, is counted
+/// `unchanged` (so a retried chunk succeeds); one that differs is a conflict (409). Returns
+/// `{created, unchanged, records:[{record_id, version, sha256}]}`.
+pub(crate) fn create_records_from_bundle(
+    stub: &dyn ChaincodeStub,
+    args: &[String],
+) -> Result<Vec<u8>> {
+    const USAGE: &str = "CreateRecordsFromBundle PATIENT_ID (transient `bundle`: the Bundle JSON)";
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    let now = now_ms(stub)?;
+    let bytes = stub.transient().get(TRANSIENT_BUNDLE).ok_or_else(|| {
+        EhrError::invalid(format!("the transient map has no `{TRANSIENT_BUNDLE}`"))
+    })?;
+    let mut templates = BTreeMap::new();
+    let checked = bundle_resources(bytes)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            check_resource(stub, &caller, &patient, raw, &mut templates, now).map_err(in_entry(i))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Reads do not see this transaction's writes: track what this bundle wrote.
+    let mut seen: BTreeMap<&RecordId, &str> = BTreeMap::new();
+    let mut records = Vec::new();
+    let (mut created, mut unchanged) = (0u64, 0u64);
+    for (i, c) in checked.iter().enumerate() {
+        if let Some(earlier) = seen.get(&c.resource.record_id) {
+            if *earlier != c.sha256 {
+                return Err(in_entry(i)(EhrError::conflict(format!(
+                    "record {} appears twice with different content",
+                    c.resource.record_id
+                ))));
+            }
+            unchanged += 1;
+            continue;
+        }
+        seen.insert(&c.resource.record_id, &c.sha256);
+        let current: Option<RecordMeta> = get_json(stub, &c.key, "record")?;
+        if let Some(m) = current.filter(|m| m.status == RecordStatus::Active) {
+            if m.sha256 != c.sha256 {
+                return Err(in_entry(i)(EhrError::conflict(format!(
+                    "record {} exists with other content; use UpdateRecord",
+                    m.record_id
+                ))));
+            }
+            unchanged += 1;
+            records.push(summary(&m));
+            continue;
+        }
+        let previous = writable(stub, c, false).map_err(in_entry(i))?;
+        let meta = store(stub, &caller, &patient, c, &previous, now)?;
+        created += 1;
+        records.push(summary(&meta));
+    }
+    let mut events = Events::default();
+    events.push(
+        events::RECORDS_CREATED,
+        json!({"patient_id": patient.patient_id, "created": created, "unchanged": unchanged}),
+    );
+    events.emit(stub)?;
+    to_json(&json!({"created": created, "unchanged": unchanged, "records": records}))
+}
+
+/// Who may read a patient's record metadata: the patient, staff of the custodian
+/// organization (doctor, nurse, lab, admin — not other patients enrolled there), auditors.
+fn require_metadata_reader(caller: &Caller, patient: &PatientEntry) -> Result<()> {
+    if caller.is_patient(patient)
+        || caller.is_staff_of(&patient.custodian_msp)
+        || caller.role == Some(Role::Auditor)
+    {
+        Ok(())
+    } else {
+        Err(EhrError::forbidden(
+            "only the patient, staff of the custodian or an auditor reads record metadata",
+        ))
+    }
+}
+
+/// `ReadRecordMetadata PATIENT_ID RECORD_ID` (evaluated; the patient, the custodian's
+/// staff, auditors): the record's public metadata (also after a purge).
+pub(crate) fn read_record_metadata(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ReadRecordMetadata PATIENT_ID RECORD_ID";
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    require_metadata_reader(&caller, &patient)?;
+    let record: RecordId = param(args, 1, USAGE)?.parse()?;
+    let (_, meta) = load_record(stub, &patient.patient_id, &record)?;
+    to_json(&meta)
+}
+
+/// `GetRecordHistory PATIENT_ID RECORD_ID` (evaluated; as `ReadRecordMetadata`): every
+/// committed version, newest first (`GetHistoryForKey`):
+/// `[{tx_id, timestamp_ms, version, sha256, author, author_msp, status}]`.
+pub(crate) fn get_record_history(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "GetRecordHistory PATIENT_ID RECORD_ID";
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    require_metadata_reader(&caller, &patient)?;
+    let record: RecordId = param(args, 1, USAGE)?.parse()?;
+    let key = record_key(&patient.patient_id, &record)?;
+    let history = stub.get_history_for_key(&key)?;
+    if history.is_empty() {
+        return Err(EhrError::not_found("record", record.to_string()));
+    }
+    let versions = history
+        .iter()
+        .filter(|m| !m.is_delete)
+        .map(|m| {
+            let meta: RecordMeta =
+                serde_json::from_slice(&m.value).map_err(|_| EhrError::Corrupt("record"))?;
+            let timestamp_ms = m
+                .timestamp
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            Ok(
+                json!({"tx_id": m.tx_id, "timestamp_ms": timestamp_ms, "version": meta.version,
+                      "sha256": meta.sha256, "author": meta.author, "author_msp": meta.author_msp,
+                      "status": meta.status}),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    to_json(&versions)
+}
+
+/// `ListRecords PATIENT_ID [PAGE_SIZE [BOOKMARK]]` (evaluated; as `ReadRecordMetadata`):
+/// `{records:[metadata…], bookmark}`.
+pub(crate) fn list_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ListRecords PATIENT_ID [PAGE_SIZE [BOOKMARK]]";
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    require_metadata_reader(&caller, &patient)?;
+    let (size, bookmark) = page_params(args, 1)?;
+    let (records, bookmark): (Vec<RecordMeta>, _) = page(
+        stub,
+        record_range(&patient.patient_id)?,
+        size,
+        &bookmark,
+        "record",
+    )?;
+    to_json(&json!({"records": records, "bookmark": bookmark}))
+}
+
+/// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]` (submitted; staff of the
+/// custodian; endorsed by the custodian only). Copies the record's PHI (hash checked) into a
+/// collection of the grantee organization (default `<GranteeMsp>PHI`), so the grantee's peers
+/// can serve it, and lists the copy in the record's metadata. Needs a consent in force for
+/// that organization (or one of its identities) covering the record's type, with an
+/// Authorized relation. Returns `{record_id, grantee_msp, collection, version, sha256}`.
+pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]";
+    let caller = Caller::of(stub)?;
+    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    if !caller.is_staff_of(&patient.custodian_msp) {
+        return Err(EhrError::forbidden(
+            "only staff of the custodian organization shares its records",
+        ));
+    }
+    let record: RecordId = param(args, 1, USAGE)?.parse()?;
+    let grantee_msp = param(args, 2, USAGE)?;
+    check_msp_id(grantee_msp)?;
+    if grantee_msp == patient.custodian_msp {
+        return Err(EhrError::invalid("the custodian already holds the record"));
+    }
+    let collection = opt_param(args, 3)
+        .map(str::to_owned)
+        .unwrap_or_else(|| default_collection(grantee_msp));
+    check_collection(&collection)?;
+    if collection == patient.collection {
+        return Err(EhrError::invalid(
+            "the target collection is the custodian's own",
+        ));
+    }
+    let (key, mut meta) = load_active_record(stub, &patient.patient_id, &record)?;
+    let now = now_ms(stub)?;
+    let org = Relation::load(
+        stub,
+        &patient.patient_id,
+        Grantee::Org(grantee_msp.to_owned()),
+    )?;
+    let consents: Vec<Consent> = all(stub, consent_range(&patient.patient_id)?, "consent")?;
+    let mut consented = false;
+    for c in consents.iter().filter(|c| {
+        c.grantee.msp_id() == grantee_msp && c.in_force(now) && c.in_scope(&record.resource_type)
+    }) {
+        let rel = Relation::load(stub, &patient.patient_id, c.grantee.clone())?;
+        if rel.state == AccessState::Authorized && org.state != AccessState::Blocked {
+            consented = true;
+            break;
+        }
+    }
+    if !consented {
+        return Err(EhrError::forbidden(format!(
+            "no consent in force lets {grantee_msp} hold {}",
+            record.resource_type
+        )));
+    }
+    let bytes = stub
+        .get_private_data(&patient.collection, &key)?
+        .ok_or_else(|| EhrError::not_found("PHI on this peer for record", record.to_string()))?;
+    if sha256_hex(&bytes) != meta.sha256 {
+        return Err(EhrError::Integrity {
+            record_id: record.to_string(),
+        });
+    }
+    stub.put_private_data(&collection, &key, &bytes)?;
+    stub.set_validation_parameter(
+        &collection,
+        &key,
+        &custodian_endorsement_policy(&patient.custodian_msp),
+    )?;
+    meta.shares.retain(|s| s.grantee_msp != grantee_msp);
+    meta.shares.push(SharedCopy {
+        grantee_msp: grantee_msp.to_owned(),
+        collection: collection.clone(),
+        version: meta.version,
+        sha256: meta.sha256.clone(),
+        shared_by: caller.id.clone(),
+        shared_at_ms: now,
+    });
+    put_json(stub, &key, &meta)?;
+    let mut events = Events::default();
+    events.push(
+        events::RECORD_SHARED,
+        json!({"patient_id": patient.patient_id, "record_id": meta.record_id,
+               "grantee_msp": grantee_msp, "version": meta.version}),
+    );
+    events.emit(stub)?;
+    to_json(
+        &json!({"record_id": meta.record_id, "grantee_msp": grantee_msp,
+                     "collection": collection, "version": meta.version, "sha256": meta.sha256}),
+    )
+}

@@ -1,0 +1,514 @@
+//! Test harness: real identities (CA-issued certificates with EHR attributes) and the EHR
+//! contract on a `MemoryLedger` with a controlled clock.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code,
+    missing_docs
+)]
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use medledger_chaincode::memory::{Event, MemoryLedger};
+use medledger_chaincode::{Creator, Response, Router, TxContext};
+use medledger_channel::testing::TestOrg;
+use medledger_msp::ou::NodeOu;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Patient ids used by the unit tests (FHIR ids).
+pub const PA: &str = "patient-a";
+pub const PB: &str = "patient-b";
+
+/// Identities by name: (MSP id, attributes).
+fn spec(name: &str) -> (&'static str, Vec<(&'static str, String)>) {
+    let role = |r: &str| vec![("ehr.role", r.to_owned())];
+    let emergency = |r: &str| vec![("ehr.role", r.to_owned()), ("ehr.emergency", "true".into())];
+    let patient = |p: &str| {
+        vec![
+            ("ehr.role", "patient".into()),
+            ("ehr.patient_id", p.to_owned()),
+        ]
+    };
+    match name {
+        "admin1" => ("Org1MSP", role("admin")),
+        "registrar1" => ("Org1MSP", role("registrar")),
+        "doctor1" => ("Org1MSP", role("doctor")),
+        "nurse1" => ("Org1MSP", role("nurse")),
+        "lab1" => ("Org1MSP", role("lab")),
+        "insurer1" => ("Org1MSP", role("insurer")),
+        "researcher1" => ("Org1MSP", role("researcher")),
+        "auditor1" => ("Org1MSP", role("auditor")),
+        "norole1" => ("Org1MSP", vec![]),
+        "badrole1" => ("Org1MSP", role("superuser")),
+        "patientA" => ("Org1MSP", patient(PA)),
+        "patientB" => ("Org1MSP", patient(PB)),
+        // A certificate of another organization's CA claiming to be patient A.
+        "patientA@org2" => ("Org2MSP", patient(PA)),
+        "admin2" => ("Org2MSP", role("admin")),
+        "doctor2" => ("Org2MSP", role("doctor")),
+        "doctor2b" => ("Org2MSP", role("doctor")),
+        "nurse2" => ("Org2MSP", role("nurse")),
+        "lab2" => ("Org2MSP", role("lab")),
+        "insurer2" => ("Org2MSP", role("insurer")),
+        "researcher2" => ("Org2MSP", role("researcher")),
+        "auditor2" => ("Org2MSP", role("auditor")),
+        "emergency2" => ("Org2MSP", emergency("doctor")),
+        "doctor3" => ("Org3MSP", emergency("doctor")),
+        "nurse3" => ("Org3MSP", emergency("nurse")),
+        "lab3" => ("Org3MSP", emergency("lab")),
+        "plain3" => ("Org3MSP", role("doctor")),
+        "admin3" => ("Org3MSP", role("admin")),
+        "researcher3" => ("Org3MSP", role("researcher")),
+        other => {
+            // `patient:<Patient.id>`: a patient identity of Org1MSP for that id.
+            let id = other
+                .strip_prefix("patient:")
+                .unwrap_or_else(|| panic!("no identity {other}"));
+            ("Org1MSP", patient(id))
+        }
+    }
+}
+
+struct Registry {
+    orgs: BTreeMap<&'static str, TestOrg>,
+    creators: BTreeMap<String, Creator>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REG: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REG.get_or_init(|| {
+        Mutex::new(Registry {
+            orgs: BTreeMap::new(),
+            creators: BTreeMap::new(),
+        })
+    })
+}
+
+/// The creator (MSP id, certificate, serialized identity) of a named test identity; issued
+/// once per process by a real CA of its organization.
+pub fn creator(name: &str) -> Creator {
+    let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = reg.creators.get(name) {
+        return c.clone();
+    }
+    let (msp, attrs) = spec(name);
+    let org = reg.orgs.entry(msp).or_insert_with(|| {
+        let domain = format!("{}.example.com", msp.trim_end_matches("MSP").to_lowercase());
+        TestOrg::new(msp, &domain)
+    });
+    let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let enrollment = name.replace([':', '@'], "-");
+    let id = org.identity(&enrollment, NodeOu::Client, &attrs);
+    let c = Creator {
+        msp_id: id.msp_id().to_owned(),
+        cert: id.certificate().clone(),
+        serialized: id.serialized().to_vec(),
+    };
+    reg.creators.insert(name.to_owned(), c.clone());
+    c
+}
+
+/// `MSPID/hash` of a named identity (what consents to one identity name).
+pub fn identity_id(name: &str) -> String {
+    creator(name).id()
+}
+
+/// Start of the test clock: 2024-01-01T00:00:00Z, ms.
+pub const T0_MS: u64 = 1_704_067_200_000;
+
+/// One call made, for privacy checks.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub function: String,
+    pub status: i32,
+    pub message: String,
+    pub payload: Vec<u8>,
+}
+
+/// The contract on an in-memory ledger.
+pub struct Net {
+    pub ledger: MemoryLedger,
+    pub cc: Router,
+    pub now_ms: u64,
+    seq: u64,
+    pub calls: Vec<Call>,
+}
+
+/// Everything a transaction could change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub public: BTreeMap<String, Vec<u8>>,
+    pub private: BTreeMap<(String, String), Vec<u8>>,
+    pub events: usize,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net::new()
+    }
+}
+
+impl Net {
+    pub fn new() -> Net {
+        Net {
+            ledger: MemoryLedger::new(),
+            cc: ehr_chaincode::contract(),
+            now_ms: T0_MS,
+            seq: 0,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Advances the clock.
+    pub fn advance_s(&mut self, s: u64) {
+        self.now_ms += s * 1000;
+    }
+
+    /// A fresh Fabric-like tx id (64 hex digits).
+    pub fn next_tx_id(&mut self) -> String {
+        self.seq += 1;
+        hex::encode(Sha256::digest(format!("tx-{}", self.seq)))
+    }
+
+    /// Invokes `args` as `who` (`None` = no creator) with a transient map.
+    pub fn invoke_as(
+        &mut self,
+        who: Option<&str>,
+        args: &[&str],
+        transient: &[(&str, &[u8])],
+    ) -> Response {
+        self.now_ms += 1;
+        let ctx = TxContext {
+            channel_id: "ehr".into(),
+            tx_id: self.next_tx_id(),
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            transient: transient
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect(),
+            creator: who.map(creator),
+            timestamp: Some(UNIX_EPOCH + Duration::from_millis(self.now_ms)),
+        };
+        let r = self.ledger.invoke(&self.cc, ctx);
+        self.calls.push(Call {
+            function: args.first().map(|s| (*s).to_owned()).unwrap_or_default(),
+            status: r.status,
+            message: r.message.clone(),
+            payload: r.payload.clone(),
+        });
+        r
+    }
+
+    pub fn call(&mut self, who: &str, args: &[&str]) -> Response {
+        self.invoke_as(Some(who), args, &[])
+    }
+
+    pub fn call_t(&mut self, who: &str, args: &[&str], transient: &[(&str, &[u8])]) -> Response {
+        self.invoke_as(Some(who), args, transient)
+    }
+
+    /// Calls and expects status 200; returns the payload as JSON (or `Null` if not JSON).
+    #[track_caller]
+    pub fn ok(&mut self, who: &str, args: &[&str]) -> Value {
+        let r = self.call(who, args);
+        assert_eq!(r.status, 200, "{args:?} as {who}: {}", r.message);
+        serde_json::from_slice(&r.payload).unwrap_or(Value::Null)
+    }
+
+    #[track_caller]
+    pub fn ok_t(&mut self, who: &str, args: &[&str], transient: &[(&str, &[u8])]) -> Value {
+        let r = self.call_t(who, args, transient);
+        assert_eq!(r.status, 200, "{args:?} as {who}: {}", r.message);
+        serde_json::from_slice(&r.payload).unwrap_or(Value::Null)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            public: self.ledger.public_state(),
+            private: self.ledger.private_state(),
+            events: self.ledger.events().len(),
+        }
+    }
+
+    /// Calls and asserts `status`, and that nothing changed.
+    #[track_caller]
+    pub fn refused(
+        &mut self,
+        who: Option<&str>,
+        args: &[&str],
+        transient: &[(&str, &[u8])],
+        status: i32,
+    ) -> String {
+        let before = self.snapshot();
+        let r = self.invoke_as(who, args, transient);
+        assert_eq!(
+            r.status, status,
+            "{args:?} as {who:?}: expected {status}, got {} {}",
+            r.status, r.message
+        );
+        assert!(r.payload.is_empty());
+        assert_eq!(self.snapshot(), before, "{args:?} as {who:?} changed state");
+        r.message
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.ledger.events()
+    }
+
+    /// Names of the last event (expanding a combined `EhrEvents`).
+    pub fn last_event_names(&self) -> Vec<String> {
+        let events = self.ledger.events();
+        let Some(e) = events.last() else {
+            return vec![];
+        };
+        if e.name == "EhrEvents" {
+            let v: Value = serde_json::from_slice(&e.payload).unwrap();
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_owned())
+                .collect()
+        } else {
+            vec![e.name.clone()]
+        }
+    }
+
+    /// Registers a patient at Org1MSP (collection Org1MSPPHI).
+    pub fn register(&mut self, patient_id: &str) {
+        self.ok("admin1", &["RegisterPatient", patient_id]);
+    }
+
+    /// Reserves record ids (`Type/id`) as `who`.
+    #[track_caller]
+    pub fn reserve(&mut self, who: &str, patient_id: &str, ids: &[String]) -> Value {
+        let ids = serde_json::to_string(ids).unwrap();
+        self.ok(who, &["ReserveRecords", patient_id, &ids])
+    }
+
+    /// Reserves and creates a record as `who` (the client's two steps).
+    #[track_caller]
+    pub fn create(&mut self, who: &str, patient_id: &str, resource: &[u8]) -> Value {
+        let v: Value = serde_json::from_slice(resource).unwrap();
+        let id = format!(
+            "{}/{}",
+            v["resourceType"].as_str().unwrap(),
+            v["id"].as_str().unwrap()
+        );
+        self.reserve(who, patient_id, &[id]);
+        self.ok_t(
+            who,
+            &["CreateRecord", patient_id],
+            &[("resource", resource)],
+        )
+    }
+
+    /// Reserves a bundle's record ids, then creates its entries, as `who`.
+    #[track_caller]
+    pub fn create_bundle(&mut self, who: &str, patient_id: &str, bundle: &[u8]) -> Value {
+        let ids: Vec<String> = ehr_chaincode::fhir::bundle_record_ids(bundle)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.reserve(who, patient_id, &ids);
+        self.ok_t(
+            who,
+            &["CreateRecordsFromBundle", patient_id],
+            &[("bundle", bundle)],
+        )
+    }
+
+    /// Grants a consent (as the patient named `patient`) and returns its id.
+    #[track_caller]
+    pub fn grant(&mut self, patient: &str, consent: Value) -> String {
+        let v = self.ok(patient, &["GrantConsent", &consent.to_string()]);
+        v["consent_id"].as_str().unwrap().to_owned()
+    }
+
+    /// RequestRecordAccess: (access id, decision).
+    #[track_caller]
+    pub fn request(
+        &mut self,
+        who: &str,
+        patient_id: &str,
+        record: &str,
+        purpose: &str,
+    ) -> (String, String) {
+        let v = self.ok(who, &["RequestRecordAccess", patient_id, record, purpose]);
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            2,
+            "only access_id and decision: {v}"
+        );
+        (
+            v["access_id"].as_str().unwrap().to_owned(),
+            v["decision"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Access state of (patient, grantee) as read by an auditor.
+    pub fn state(&mut self, patient_id: &str, grantee: &str) -> String {
+        let v = self.ok("auditor1", &["GetAccessState", patient_id, grantee]);
+        v["state"].as_str().unwrap().to_owned()
+    }
+
+    /// Requests access and reads the record (bytes), asserting both succeed.
+    #[track_caller]
+    pub fn read(&mut self, who: &str, patient_id: &str, record: &str, purpose: &str) -> Vec<u8> {
+        let (access, decision) = self.request(who, patient_id, record, purpose);
+        assert_eq!(decision, "granted", "{who} {record}");
+        let r = self.call(who, &["ReadRecord", patient_id, &access]);
+        assert_eq!(r.status, 200, "ReadRecord {record} as {who}: {}", r.message);
+        r.payload
+    }
+}
+
+/// A small Observation of `patient_id`.
+pub fn observation(id: &str, patient_id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"resourceType":"Observation","id":"{id}","status":"final","code":{{"text":"Body Height"}},"subject":{{"reference":"urn:uuid:{patient_id}"}},"valueQuantity":{{"value":172.4,"unit":"cm"}}}}"#
+    )
+    .into_bytes()
+}
+
+/// A small Condition of `patient_id`.
+pub fn condition(id: &str, patient_id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"resourceType":"Condition","id":"{id}","code":{{"text":"Viral sinusitis"}},"subject":{{"reference":"Patient/{patient_id}"}}}}"#
+    )
+    .into_bytes()
+}
+
+/// A Patient resource.
+pub fn patient_resource(patient_id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"resourceType":"Patient","id":"{patient_id}","name":[{{"family":"Zyxwvutson","given":["Quintavius"]}}],"gender":"male","birthDate":"1970-01-01"}}"#
+    )
+    .into_bytes()
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The public metadata key of a record.
+pub fn record_key(patient_id: &str, record: &str) -> String {
+    let (t, id) = record.split_once('/').unwrap();
+    medledger_chaincode::composite::create("record", &[patient_id, t, id]).unwrap()
+}
+
+/// The sample data's `bundles/` directory: `$MEDLEDGER_EHR_BUNDLES` if set, else the first
+/// `shared/data/ehr/bundles` found going up from this crate (`../../../shared/…` from the
+/// main checkout, one level more from a worktree under `wt/`). Panics if there is none: the
+/// sample-data tests must not pass by skipping.
+pub fn bundles_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MEDLEDGER_EHR_BUNDLES") {
+        return dir.into();
+    }
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|a| a.join("shared/data/ehr/bundles"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "no shared/data/ehr/bundles above {}; set MEDLEDGER_EHR_BUNDLES",
+                crate_dir.display()
+            )
+        })
+}
+
+/// Five sample patients covering all 16 resource types of the sample data, including the
+/// largest bundle (302 entries, 638 kB).
+pub const SAMPLE_PATIENTS: [&str; 5] = [
+    "77f70af5-b53b-4e55-a122-8cd68784c258",
+    "148f10e1-2182-4297-ac1f-39bb9eca6f1a",
+    "76bc2bcd-3074-46b9-bc18-18daf50825a2",
+    "12981771-2029-4458-9260-efb1e6b43db7",
+    "07f741ce-220d-4744-b1ab-d28366110264",
+];
+
+/// The bundle file of a sample patient.
+pub fn sample_bundle(patient_id: &str) -> Vec<u8> {
+    let path = bundles_dir().join(format!("{patient_id}.json"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A resource of a sample bundle: its record id, its original bytes (a slice of the file, so
+/// byte-exact) and its parsed value.
+pub struct SampleResource {
+    pub record_id: String,
+    pub bytes: Vec<u8>,
+    pub value: Value,
+}
+
+/// The resources of a bundle file. Independently of the contract's parsing, checks that each
+/// is a sub-slice of the file (its original bytes, untouched) and parses to the same value as
+/// the entry's `resource` in a plain parse of the whole bundle.
+pub fn sample_resources(file: &[u8]) -> Vec<SampleResource> {
+    let plain: Value = serde_json::from_slice(file).unwrap();
+    let entries = plain["entry"].as_array().unwrap();
+    let raws = ehr_chaincode::fhir::bundle_resources(file).unwrap();
+    assert_eq!(raws.len(), entries.len());
+    let base = file.as_ptr() as usize;
+    raws.iter()
+        .zip(entries)
+        .map(|(raw, entry)| {
+            let offset = raw.as_ptr() as usize - base;
+            assert!(offset + raw.len() <= file.len());
+            assert_eq!(&file[offset..offset + raw.len()], *raw);
+            let value: Value = serde_json::from_slice(raw).unwrap();
+            assert_eq!(value, entry["resource"]);
+            SampleResource {
+                record_id: format!(
+                    "{}/{}",
+                    value["resourceType"].as_str().unwrap(),
+                    value["id"].as_str().unwrap()
+                ),
+                bytes: raw.to_vec(),
+                value,
+            }
+        })
+        .collect()
+}
+
+/// The number of resources of a patient's bundle per `manifest.csv`.
+pub fn manifest_resources(patient_id: &str) -> usize {
+    let manifest = std::fs::read_to_string(bundles_dir().join("../manifest.csv")).unwrap();
+    manifest
+        .lines()
+        .find_map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            (cols.get(1) == Some(&patient_id)).then(|| cols[3].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{patient_id} not in manifest"))
+}
+
+/// Loads a sample patient at Org1MSP: registers it, then stores its bundle in chunks of at
+/// most `chunk_bytes` (split client-side) as `doctor1`; returns the resources and the number
+/// of chunks.
+pub fn load_sample_patient(
+    n: &mut Net,
+    patient_id: &str,
+    chunk_bytes: usize,
+) -> (Vec<SampleResource>, usize) {
+    n.register(patient_id);
+    let file = sample_bundle(patient_id);
+    let resources = sample_resources(&file);
+    let chunks = ehr_chaincode::fhir::split_bundle(&file, chunk_bytes, 100).unwrap();
+    let mut created = 0;
+    for chunk in &chunks {
+        let v = n.create_bundle("doctor1", patient_id, chunk);
+        created += v["created"].as_u64().unwrap();
+        assert_eq!(v["unchanged"], 0);
+    }
+    assert_eq!(created as usize, resources.len());
+    (resources, chunks.len())
+}
