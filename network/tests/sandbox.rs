@@ -332,3 +332,40 @@ async fn one_thousand_proposals_in_flight_on_one_sandboxed_process() {
     assert_eq!(rt.launches(), 1, "all on one chaincode process");
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn ehr_chaincode_runs_in_the_sandbox() {
+    let work = tempfile::tempdir().unwrap();
+    let rt = runtime(work.path());
+    let ehr = InstalledChaincode {
+        id: "ehr:1.0".into(),
+        executable: env!("CARGO_BIN_EXE_ehr-chaincode").into(),
+    };
+    let mut sim = MemorySimulator::new(BTreeMap::new());
+    // A doctor's signed proposal: the contract reads the role from the certificate.
+    let mut org = medledger_channel::testing::TestOrg::new("Org1MSP", "org1.example.com");
+    let doctor = org.identity(
+        "doctor1",
+        medledger_msp::ou::NodeOu::Client,
+        &[("ehr.role", "doctor")],
+    );
+    let args: Vec<Vec<u8>> = vec![b"GetTemplate".to_vec(), b"Observation".to_vec()];
+    let built =
+        medledger_gateway::proposal::build_proposal(&doctor, "ehr", "ehr", &args, &BTreeMap::new())
+            .unwrap();
+    let mut get = req(&built.tx_id, &["GetTemplate", "Observation"]);
+    get.proposal = Some(built.signed);
+    // The default templates answer without any prior state.
+    let out = rt.execute(&ehr, get, &mut sim).await.unwrap();
+    assert_eq!(out.response.status, 200, "{}", out.response.message);
+    let text = String::from_utf8(out.response.payload).unwrap();
+    assert!(text.contains("Observation"), "{text}");
+    // Without a creator, a call is refused and writes nothing.
+    let out = rt
+        .execute(&ehr, req("e2", &["GrantConsent", "{}"]), &mut sim)
+        .await
+        .unwrap();
+    assert!(out.response.status >= 400);
+    assert!(sim.writes.is_empty());
+    rt.shutdown().await;
+}
