@@ -105,4 +105,10 @@ pub mod medledger {
         channel,
         "medledger.channel"
     );
+    generated!(
+        /// Package `medledger.privdata`: peer-to-peer private data transfer between member
+        /// peers of a collection.
+        privdata,
+        "medledger.privdata"
+    );
 }
