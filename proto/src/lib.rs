@@ -112,4 +112,10 @@ pub mod medledger {
         orderer,
         "medledger.orderer"
     );
+    generated!(
+        /// Package `medledger.privdata`: peer-to-peer private data transfer between member
+        /// peers of a collection.
+        privdata,
+        "medledger.privdata"
+    );
 }

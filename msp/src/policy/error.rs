@@ -140,6 +140,13 @@ pub enum PolicyError {
         /// Offset of the `ANY`/`ALL`/`MAJORITY` keyword.
         pos: usize,
     },
+    /// A `common.SignaturePolicyEnvelope` that does not convert (see
+    /// [`SignaturePolicy::from_envelope`](super::SignaturePolicy::from_envelope)).
+    #[error("invalid signature policy envelope: {reason}")]
+    InvalidEnvelope {
+        /// What is wrong (principal kind, index, threshold, depth).
+        reason: &'static str,
+    },
 }
 
 impl PolicyError {
@@ -147,7 +154,7 @@ impl PolicyError {
     /// [`PolicyError::Empty`]).
     pub fn position(&self) -> Option<usize> {
         match self {
-            PolicyError::Empty => None,
+            PolicyError::Empty | PolicyError::InvalidEnvelope { .. } => None,
             PolicyError::UnclosedParen { open: pos }
             | PolicyError::UnexpectedCloseParen { pos }
             | PolicyError::UnterminatedQuote { pos }

@@ -56,6 +56,7 @@
 //!   (e.g. `policydsl.SignedByMspMember`) is exactly that.
 //! * Gate nesting is limited to [`MAX_DEPTH`] so that no input can exhaust the stack.
 
+mod envelope;
 mod error;
 mod eval;
 mod parse;

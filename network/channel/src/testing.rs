@@ -213,7 +213,8 @@ pub fn signed_envelope(
     }
 }
 
-fn rand_nonce() -> [u8; 24] {
+/// A fresh 24-byte nonce (time and a process-wide counter, hashed).
+pub fn rand_nonce() -> [u8; 24] {
     // Unique enough for tests without another dependency: time + counter, hashed.
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,47 @@
+//! The crate's error type: one enum, structured fields (channel, block), no state values or
+//! health data in any message; mapped to gRPC status in one place.
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the peer's committer and services can fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ledger failed or is corrupted.
+    #[error(transparent)]
+    Ledger(#[from] medledger_ledger::Error),
+    /// A block was refused whole: orderer signatures that do not verify, a data hash that
+    /// does not match, or a block that does not extend the chain. Nothing was written.
+    #[error("channel {channel}: block {block} refused: {reason}")]
+    BlockRefused {
+        /// Channel id.
+        channel: String,
+        /// Block number.
+        block: u64,
+        /// Which check failed.
+        reason: String,
+    },
+    /// The genesis block is missing or is not this channel's config block.
+    #[error("channel {channel}: invalid genesis block: {reason}")]
+    Genesis {
+        /// Channel id.
+        channel: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A request names a channel this peer does not serve.
+    #[error("channel {channel} is not served by this peer")]
+    UnknownChannel {
+        /// Channel id.
+        channel: String,
+    },
+    /// Binding or serving a network endpoint failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which endpoint.
+        what: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,29 @@
+//! Medledger's peer: the committer and validator of blocks, the Deliver service and the
+//! operations endpoint (DESIGN.md §3, Peer). Endorsement and chaincode execution come in a
+//! later issue.
+//!
+//! - [`validator`]: block validation as pure logic over a
+//!   [`StateReader`](medledger_ledger::StateReader): parallel signature checks, then
+//!   sequential duplicate-tx, endorsement-policy (chaincode, collection and key-level) and MVCC
+//!   checks, producing the block's update with its TRANSACTIONS_FILTER and COMMIT_HASH.
+//! - [`committer::Committer`]: verifies orderer signatures and chaining, runs the validator,
+//!   commits atomically to the [`Ledger`](medledger_ledger::Ledger), publishes
+//!   [`committer::CommitEvent`]s.
+//! - [`definitions`]: where endorsement policies and collections come from (a trait; the
+//!   lifecycle issue supplies the real source).
+//! - [`deliver::DeliverService`]: Fabric's `protos.Deliver` (`Deliver`, `DeliverFiltered`).
+//! - [`operations`]: `/healthz`, `/metrics`, `/version`.
+//! - [`privdata`]: private data between member peers over mutual TLS, and the reconciler.
+
+pub mod committer;
+pub mod definitions;
+pub mod deliver;
+mod error;
+pub mod operations;
+pub mod privdata;
+pub mod validator;
+
+#[cfg(feature = "test-utils")]
+pub mod testing;
+
+pub use error::{Error, Result};

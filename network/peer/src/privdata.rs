@@ -1,0 +1,384 @@
+//! Private data between member peers (`medledger.privdata.PrivateData`, mutual TLS), and the
+//! reconciler that fetches private data a member peer lacks.
+//!
+//! A peer commits a transaction's public part and the hashes of its private writes whether or
+//! not it holds the private data; a member peer that did not receive it records it as missing
+//! ([`Ledger::missing_private`]). The [`Reconciler`] asks other member peers — the
+//! transaction's endorsers' organizations first — for each missing collection, checks what
+//! comes back against the hashes in the committed block, and stores it; what stays missing is
+//! retried on the next round. The [`PrivateDataService`] answers such requests: it identifies
+//! the caller's organization from its TLS client certificate (issued by that organization's
+//! TLS CA in the channel configuration) and returns only collections that organization is a
+//! member of, so non-members never receive private data.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use medledger_channel::ChannelConfig;
+use medledger_ledger::{Ledger, MissingPrivate};
+use medledger_msp::cert::Certificate;
+use medledger_proto::medledger::privdata::private_data_client::PrivateDataClient;
+use medledger_proto::medledger::privdata::private_data_server::{PrivateData, PrivateDataServer};
+use medledger_proto::medledger::privdata::{
+    FetchRequest, FetchResponse, PrivateDataDigest, PrivateDataElement,
+};
+use tonic::transport::{Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Response, Status};
+use tracing::{debug, info, warn};
+
+use crate::definitions::ChaincodeDefinitions;
+use crate::validator::{tx, verify_private_rwset};
+
+/// Largest number of digests answered per request.
+pub const MAX_DIGESTS_PER_REQUEST: usize = 1024;
+
+#[derive(Clone)]
+struct ServedChannel {
+    ledger: Arc<Ledger>,
+    config: Arc<ChannelConfig>,
+    definitions: Arc<dyn ChaincodeDefinitions>,
+}
+
+/// Serves this peer's private data to member peers of the same collections.
+#[derive(Clone, Default)]
+pub struct PrivateDataService {
+    channels: Arc<RwLock<HashMap<String, ServedChannel>>>,
+}
+
+impl std::fmt::Debug for PrivateDataService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateDataService").finish_non_exhaustive()
+    }
+}
+
+impl PrivateDataService {
+    /// A service with no channels.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves the private data of `ledger`'s channel, with `definitions` saying which
+    /// organizations are members of which collection.
+    pub fn add_channel(
+        &self,
+        ledger: Arc<Ledger>,
+        config: Arc<ChannelConfig>,
+        definitions: Arc<dyn ChaincodeDefinitions>,
+    ) {
+        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        channels.insert(
+            config.channel_id().to_string(),
+            ServedChannel {
+                ledger,
+                config,
+                definitions,
+            },
+        );
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> PrivateDataServer<Self> {
+        PrivateDataServer::new(self)
+    }
+}
+
+/// The MSP whose TLS root CA issued `leaf`, among the channel's organizations.
+pub fn tls_org(config: &ChannelConfig, leaf: &Certificate) -> Option<String> {
+    let msps = config.msps();
+    msps.msp_ids().into_iter().find_map(|id| {
+        let msp = msps.msp(id)?;
+        msp.tls_roots()
+            .iter()
+            .any(|root| leaf.verify_signed_by(root).is_ok())
+            .then(|| id.to_owned())
+    })
+}
+
+#[tonic::async_trait]
+impl PrivateData for PrivateDataService {
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
+            .ok_or_else(|| Status::unauthenticated("a TLS client certificate is required"))?;
+        let req = request.into_inner();
+        if req.digests.len() > MAX_DIGESTS_PER_REQUEST {
+            return Err(Status::invalid_argument("too many digests"));
+        }
+        let channel = {
+            let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
+            channels.get(&req.channel_id).cloned()
+        }
+        .ok_or_else(|| Status::not_found("channel not served"))?;
+        let leaf = Certificate::from_der(&leaf)
+            .map_err(|_| Status::unauthenticated("unreadable TLS client certificate"))?;
+        let org = tls_org(&channel.config, &leaf).ok_or_else(|| {
+            Status::permission_denied("TLS certificate of no channel organization")
+        })?;
+        let ledger = channel.ledger.clone();
+        let defs = channel.definitions.clone();
+        let elements = tokio::task::spawn_blocking(move || {
+            req.digests
+                .into_iter()
+                .filter(|d| {
+                    defs.definition(&d.namespace)
+                        .and_then(|def| def.collections.get(&d.collection).cloned())
+                        .is_some_and(|c| c.is_member(&org))
+                })
+                .filter_map(|d| {
+                    let rwset = ledger
+                        .private_rwset(d.block_num, d.tx_num, &d.namespace, &d.collection)
+                        .ok()??;
+                    Some(PrivateDataElement {
+                        digest: Some(d),
+                        rwset,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| Status::internal("private data lookup failed"))?;
+        debug!(target: "peer::privdata", served = elements.len(), "private data request answered");
+        Ok(Response::new(FetchResponse { elements }))
+    }
+}
+
+/// A peer to ask for private data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEndpoint {
+    /// `https://host:port`.
+    pub url: String,
+    /// Name its TLS server certificate is checked against.
+    pub tls_name: String,
+}
+
+/// Where the peers of each organization are (discovery; the channel configuration's
+/// organization endpoints or a peer's own configuration).
+pub trait PeerDirectory: Send + Sync {
+    /// Peers of organization `msp_id` to ask, in order of preference.
+    fn peers(&self, msp_id: &str) -> Vec<PeerEndpoint>;
+}
+
+impl PeerDirectory for HashMap<String, Vec<PeerEndpoint>> {
+    fn peers(&self, msp_id: &str) -> Vec<PeerEndpoint> {
+        self.get(msp_id).cloned().unwrap_or_default()
+    }
+}
+
+/// This peer's TLS client identity and the roots it trusts (PEM).
+#[derive(Clone)]
+pub struct TlsClient {
+    /// TLS root certificates of the channel's organizations, PEM.
+    pub roots_pem: Vec<u8>,
+    /// This peer's TLS certificate, PEM.
+    pub cert_pem: Vec<u8>,
+    /// Its private key, PEM.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient").finish_non_exhaustive()
+    }
+}
+
+/// What a reconciliation round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Collections of transactions obtained, verified and stored.
+    pub stored: usize,
+    /// Still missing after the round.
+    pub missing: usize,
+}
+
+/// Fetches private data this member peer lacks from other member peers.
+pub struct Reconciler {
+    ledger: Arc<Ledger>,
+    config: Arc<ChannelConfig>,
+    definitions: Arc<dyn ChaincodeDefinitions>,
+    directory: Arc<dyn PeerDirectory>,
+    tls: TlsClient,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler").finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// A reconciler for `ledger`'s channel.
+    pub fn new(
+        ledger: Arc<Ledger>,
+        config: Arc<ChannelConfig>,
+        definitions: Arc<dyn ChaincodeDefinitions>,
+        directory: Arc<dyn PeerDirectory>,
+        tls: TlsClient,
+    ) -> Self {
+        Reconciler {
+            ledger,
+            config,
+            definitions,
+            directory,
+            tls,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn fetch_from(
+        &self,
+        peer: &PeerEndpoint,
+        digest: PrivateDataDigest,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(TlsCertificate::from_pem(&self.tls.roots_pem))
+            .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
+            .domain_name(peer.tls_name.clone());
+        let channel = Endpoint::from_shared(peer.url.clone())
+            .map_err(|e| e.to_string())?
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .tls_config(tls)
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let resp = PrivateDataClient::new(channel)
+            .fetch(FetchRequest {
+                channel_id: self.config.channel_id().to_string(),
+                digests: vec![digest.clone()],
+            })
+            .await
+            .map_err(|e| e.message().to_owned())?
+            .into_inner();
+        Ok(resp
+            .elements
+            .into_iter()
+            .find(|e| e.digest.as_ref() == Some(&digest))
+            .map(|e| e.rwset))
+    }
+
+    /// One round: for every missing collection of a committed transaction, asks member peers
+    /// (the endorsers' organizations first), verifies the answer against the block's hashes
+    /// and stores it. Unreachable peers and bad answers are logged and skipped.
+    ///
+    /// # Errors
+    /// Ledger errors only.
+    pub async fn reconcile_once(&self) -> crate::Result<ReconcileReport> {
+        let ledger = self.ledger.clone();
+        let missing = tokio::task::spawn_blocking(move || ledger.missing_private())
+            .await
+            .map_err(|_| crate::Error::Io {
+                what: "reconciler",
+                source: std::io::Error::other("task failed"),
+            })??;
+        let mut report = ReconcileReport::default();
+        for m in missing {
+            if self.reconcile_one(&m).await? {
+                report.stored += 1;
+            } else {
+                report.missing += 1;
+            }
+        }
+        if report.stored > 0 {
+            info!(target: "peer::privdata", stored = report.stored, missing = report.missing, "private data reconciled");
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_one(&self, m: &MissingPrivate) -> crate::Result<bool> {
+        let Some(block) = self.ledger.block(m.block_num)? else {
+            return Ok(false);
+        };
+        let entry = block
+            .data
+            .as_ref()
+            .and_then(|d| d.data.get(m.tx_num as usize));
+        let Some((rwsets, endorser_orgs)) = entry.and_then(|e| tx::decode_committed(e)) else {
+            return Ok(false);
+        };
+        let Some(coll) = rwsets
+            .iter()
+            .find(|n| n.namespace == m.namespace)
+            .and_then(|n| n.collections.iter().find(|c| c.name == m.collection))
+        else {
+            return Ok(false);
+        };
+        let members: Vec<String> = self
+            .definitions
+            .definition(&m.namespace)
+            .and_then(|d| d.collections.get(&m.collection).cloned())
+            .map(|c| {
+                c.member_orgs
+                    .msp_ids()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut orgs: Vec<String> = endorser_orgs
+            .into_iter()
+            .filter(|o| members.contains(o))
+            .collect();
+        for o in members {
+            if !orgs.contains(&o) {
+                orgs.push(o);
+            }
+        }
+        let digest = PrivateDataDigest {
+            block_num: m.block_num,
+            tx_num: m.tx_num,
+            namespace: m.namespace.clone(),
+            collection: m.collection.clone(),
+        };
+        for org in orgs {
+            for peer in self.directory.peers(&org) {
+                match self.fetch_from(&peer, digest.clone()).await {
+                    Ok(Some(bytes)) => {
+                        if verify_private_rwset(&bytes, coll).is_none() {
+                            warn!(target: "peer::privdata", peer = %peer.url, block = m.block_num, tx = m.tx_num, "private data does not match the on-chain hash; rejected");
+                            continue;
+                        }
+                        let ledger = self.ledger.clone();
+                        let m2 = m.clone();
+                        tokio::task::spawn_blocking(move || ledger.reconcile_private(&m2, &bytes))
+                            .await
+                            .map_err(|_| crate::Error::Io {
+                                what: "reconciler",
+                                source: std::io::Error::other("task failed"),
+                            })??;
+                        return Ok(true);
+                    }
+                    Ok(None) => {
+                        debug!(target: "peer::privdata", peer = %peer.url, "peer has no such private data");
+                    }
+                    Err(e) => {
+                        debug!(target: "peer::privdata", peer = %peer.url, error = %e, "private data fetch failed");
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs [`Reconciler::reconcile_once`] every `interval` until `shutdown` resolves.
+    pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.reconcile_once().await {
+                        warn!(target: "peer::privdata", error = %e, "reconciliation round failed");
+                    }
+                }
+            }
+        }
+    }
+}

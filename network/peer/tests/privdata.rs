@@ -1,0 +1,280 @@
+//! Private data between peers over mutual TLS: a member peer that did not endorse obtains the
+//! data from an endorsing peer and verifies it against the block's hashes; tampered data from
+//! a bad peer is rejected; a non-member peer is refused the data and never holds it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::{CC, CHANNEL, Net, Peer};
+use medledger_channel::testing::TestOrg;
+use medledger_msp::ca::{Profile, Registration, build_csr};
+use medledger_msp::crypto::SigningKey;
+use medledger_msp::ou::NodeOu;
+use medledger_peer::definitions::ChaincodeDefinitions;
+use medledger_peer::privdata::{PeerEndpoint, PrivateDataService, Reconciler, TlsClient};
+use medledger_peer::testing::{TxSpec, private_writes, tx_private, write};
+use medledger_peer::validator::BlockPrivateData;
+use medledger_proto::kvrwset::{KvWrite, KvrwSet};
+use medledger_proto::medledger::privdata::private_data_client::PrivateDataClient;
+use medledger_proto::medledger::privdata::private_data_server::{PrivateData, PrivateDataServer};
+use medledger_proto::medledger::privdata::{
+    FetchRequest, FetchResponse, PrivateDataDigest, PrivateDataElement,
+};
+use medledger_proto::protos::TxValidationCode as C;
+use prost::Message;
+use tonic::transport::{
+    Certificate as TlsCertificate, ClientTlsConfig, Identity, Server, ServerTlsConfig,
+};
+
+struct Tls {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+fn tls_identity(org: &mut TestOrg, name: &str) -> Tls {
+    org.ca
+        .register(
+            "admin",
+            Registration::new(name, NodeOu::Peer).with_secret("pw"),
+        )
+        .unwrap();
+    let key = SigningKey::generate().unwrap();
+    let hosts = vec!["localhost".to_owned()];
+    let csr = build_csr(&key, name, &hosts).unwrap();
+    let e = org
+        .ca
+        .enroll(name, "pw", &csr, Profile::Tls, &hosts)
+        .unwrap();
+    Tls {
+        cert_pem: e.cert_pem.into_bytes(),
+        key_pem: key.to_pkcs8_pem().unwrap().into_bytes(),
+    }
+}
+
+fn roots_pem(net: &Net) -> Vec<u8> {
+    net.ch
+        .orgs
+        .iter()
+        .map(|o| o.ca.tls_root_cert().to_pem())
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Serves `service` over mutual TLS on loopback; returns its address and a stop sender.
+async fn serve<S: PrivateData>(
+    service: PrivateDataServer<S>,
+    tls: &Tls,
+    roots: &[u8],
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+        .client_ca_root(TlsCertificate::from_pem(roots));
+    let server = Server::builder()
+        .tls_config(config)
+        .unwrap()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
+                let _ = rx.await;
+            },
+        );
+    let handle = tokio::spawn(async move {
+        server.await.unwrap();
+    });
+    (addr, tx, handle)
+}
+
+/// A peer that answers every request with forged private data.
+struct Forger;
+
+#[tonic::async_trait]
+impl PrivateData for Forger {
+    async fn fetch(
+        &self,
+        request: tonic::Request<FetchRequest>,
+    ) -> Result<tonic::Response<FetchResponse>, tonic::Status> {
+        let forged = KvrwSet {
+            writes: vec![KvWrite {
+                key: "obs1".into(),
+                is_delete: false,
+                value: b"forged".to_vec(),
+            }],
+            ..Default::default()
+        };
+        let elements = request
+            .into_inner()
+            .digests
+            .into_iter()
+            .map(|d| PrivateDataElement {
+                digest: Some(d),
+                rwset: forged.encode_to_vec(),
+            })
+            .collect();
+        Ok(tonic::Response::new(FetchResponse { elements }))
+    }
+}
+
+fn endpoint(addr: std::net::SocketAddr) -> PeerEndpoint {
+    PeerEndpoint {
+        url: format!("https://127.0.0.1:{}", addr.port()),
+        tls_name: "localhost".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_fetches_verified_private_data_and_non_member_is_refused() {
+    let mut net = Net::new();
+    let tls_a = tls_identity(&mut net.ch.orgs[0], "peer0-tls");
+    let tls_b = tls_identity(&mut net.ch.orgs[0], "peer1-tls");
+    let tls_bad = tls_identity(&mut net.ch.orgs[0], "peer9-tls");
+    let tls_c = tls_identity(&mut net.ch.orgs[1], "peer0-tls");
+    let roots = roots_pem(&net);
+    let net = Arc::new(net);
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = Peer::open(&net, da.path(), "Org1MSP"); // endorser, holds the data
+    let b = Peer::open(&net, db.path(), "Org1MSP"); // member, did not endorse
+    let c = Peer::open(&net, dc.path(), "Org2MSP"); // not a member
+    for p in [&a, &b, &c] {
+        p.defs.insert(common::phi_definition());
+    }
+
+    let phi = br#"{"resourceType":"Condition","code":"I10"}"#;
+    let (hashed, pvt) = private_writes("Org1PHI", vec![write("obs1", phi)], vec![]);
+    let mut spec = TxSpec::kv(CC, KvrwSet::default());
+    spec.rwsets[0].collection_hashed_rwset = vec![hashed];
+    let (t, _) = net.tx_by(&spec, &[&net.peer1]);
+    let with_data = BlockPrivateData::from([(0, tx_private(CC, vec![pvt]))]);
+    assert_eq!(
+        a.commit_private(&net, std::slice::from_ref(&t), &with_data)
+            .codes,
+        vec![C::Valid]
+    );
+    assert_eq!(
+        b.commit(&net, std::slice::from_ref(&t)).codes,
+        vec![C::Valid]
+    );
+    assert_eq!(c.commit(&net, &[t]).codes, vec![C::Valid]);
+    assert_eq!(b.ledger().missing_private().unwrap().len(), 1);
+    assert!(c.ledger().missing_private().unwrap().is_empty());
+
+    // A serves over mutual TLS; a forger serves too.
+    let service = PrivateDataService::new();
+    service.add_channel(
+        a.committer.ledger().clone(),
+        a.committer.config().clone(),
+        a.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+    );
+    let (addr_a, stop_a, srv_a) = serve(service.into_server(), &tls_a, &roots).await;
+    let (addr_bad, stop_bad, srv_bad) =
+        serve(PrivateDataServer::new(Forger), &tls_bad, &roots).await;
+
+    // B asks the forger first, rejects its data, then gets and verifies A's.
+    let directory: HashMap<String, Vec<PeerEndpoint>> = HashMap::from([(
+        "Org1MSP".to_owned(),
+        vec![endpoint(addr_bad), endpoint(addr_a)],
+    )]);
+    let reconciler = Reconciler::new(
+        b.committer.ledger().clone(),
+        b.committer.config().clone(),
+        b.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+        Arc::new(directory),
+        TlsClient {
+            roots_pem: roots.clone(),
+            cert_pem: tls_b.cert_pem.clone(),
+            key_pem: tls_b.key_pem.clone(),
+        },
+    );
+    let report = reconciler.reconcile_once().await.unwrap();
+    assert_eq!((report.stored, report.missing), (1, 0));
+    let got = b
+        .ledger()
+        .get_private(CC, "Org1PHI", "obs1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.value, phi);
+    assert!(b.ledger().missing_private().unwrap().is_empty());
+
+    // C (Org2, not a member) asks A directly with its own TLS identity: nothing is returned.
+    let client_tls = ClientTlsConfig::new()
+        .ca_certificate(TlsCertificate::from_pem(&roots))
+        .identity(Identity::from_pem(&tls_c.cert_pem, &tls_c.key_pem))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr_a).url)
+        .unwrap()
+        .tls_config(client_tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let resp = PrivateDataClient::new(channel)
+        .fetch(FetchRequest {
+            channel_id: CHANNEL.into(),
+            digests: vec![PrivateDataDigest {
+                block_num: 1,
+                tx_num: 0,
+                namespace: CC.into(),
+                collection: "Org1PHI".into(),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.elements.is_empty(),
+        "a non-member received private data"
+    );
+    assert!(
+        c.ledger()
+            .get_private(CC, "Org1PHI", "obs1")
+            .unwrap()
+            .is_none()
+    );
+
+    // Without a client certificate the TLS handshake itself fails.
+    let no_cert = ClientTlsConfig::new()
+        .ca_certificate(TlsCertificate::from_pem(&roots))
+        .domain_name("localhost");
+    let denied = async {
+        let ch = tonic::transport::Endpoint::from_shared(endpoint(addr_a).url)
+            .ok()?
+            .tls_config(no_cert)
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        PrivateDataClient::new(ch)
+            .fetch(FetchRequest {
+                channel_id: CHANNEL.into(),
+                digests: vec![],
+            })
+            .await
+            .ok()
+    }
+    .await;
+    assert!(
+        denied.is_none(),
+        "served a client without a TLS certificate"
+    );
+
+    for stop in [stop_a, stop_bad] {
+        let _ = stop.send(());
+    }
+    srv_a.await.unwrap();
+    srv_bad.await.unwrap();
+}
