@@ -18,6 +18,7 @@
 pub mod committer;
 pub mod definitions;
 pub mod deliver;
+pub mod endorsement;
 mod error;
 pub mod operations;
 pub mod privdata;
