@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use medledger_channel::ChannelConfig;
-use medledger_endorser::{ChannelContext, CollectionAccess, SnapshotError, StateSnapshot, Version};
+use medledger_endorser::{
+    ChannelContext, CollectionAccess, SnapshotError, StateSnapshot, TransientStore, Version,
+};
 use medledger_ledger::{Ledger, VersionedValue};
 use medledger_runtime::HistoryEntry;
 
@@ -169,5 +171,20 @@ impl ChannelContext for PeerChannelContext {
 
     fn height(&self) -> u64 {
         self.committer.ledger().height()
+    }
+}
+
+/// The ledger crate's durable transient store as the endorser's [`TransientStore`].
+#[derive(Debug)]
+pub struct PeerTransientStore(pub Arc<medledger_ledger::TransientStore>);
+
+impl TransientStore for PeerTransientStore {
+    fn persist(
+        &self,
+        tx_id: &str,
+        height: u64,
+        private: &medledger_proto::rwset::TxPvtReadWriteSet,
+    ) -> Result<(), String> {
+        self.0.persist(tx_id, height, private)
     }
 }

@@ -1,0 +1,167 @@
+//! A durable transient store (Fabric's `transientstore`): private read-write sets produced by
+//! simulation wait here, keyed by transaction id, until their transaction commits (the
+//! committer takes them) or they age out (purged below a block height).
+
+use std::path::Path;
+
+use medledger_proto::rwset::TxPvtReadWriteSet;
+use prost::Message;
+use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
+
+/// Key layout: `t/<tx_id>` → 8-byte big-endian height ‖ serialized `TxPvtReadWriteSet`, and
+/// `h/<height BE>/<tx_id>` → empty, an index for purging by age.
+pub struct TransientStore {
+    db: DB,
+}
+
+impl std::fmt::Debug for TransientStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransientStore").finish_non_exhaustive()
+    }
+}
+
+fn tx_key(tx_id: &str) -> Vec<u8> {
+    [b"t/".as_slice(), tx_id.as_bytes()].concat()
+}
+
+fn height_key(height: u64, tx_id: &str) -> Vec<u8> {
+    [
+        b"h/".as_slice(),
+        &height.to_be_bytes(),
+        b"/",
+        tx_id.as_bytes(),
+    ]
+    .concat()
+}
+
+impl TransientStore {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// A message if RocksDB cannot open it.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        DB::open(&opts, dir)
+            .map(|db| TransientStore { db })
+            .map_err(|e| format!("transient store {}: {e}", dir.display()))
+    }
+
+    /// The private data stored for `tx_id`, with the height it was simulated at.
+    ///
+    /// # Errors
+    /// A message on storage or decode failure.
+    pub fn get(&self, tx_id: &str) -> Result<Option<(u64, TxPvtReadWriteSet)>, String> {
+        let Some(raw) = self.db.get(tx_key(tx_id)).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let (h, body) = raw
+            .split_first_chunk::<8>()
+            .ok_or("transient entry too short")?;
+        let set = TxPvtReadWriteSet::decode(body).map_err(|e| e.to_string())?;
+        Ok(Some((u64::from_be_bytes(*h), set)))
+    }
+
+    /// Removes the entry of a committed transaction.
+    ///
+    /// # Errors
+    /// A message on storage failure.
+    pub fn remove(&self, tx_id: &str) -> Result<(), String> {
+        let Some((height, _)) = self.get(tx_id)? else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::default();
+        batch.delete(tx_key(tx_id));
+        batch.delete(height_key(height, tx_id));
+        self.db.write(batch).map_err(|e| e.to_string())
+    }
+
+    /// Purges every entry simulated below `height` (Fabric's `transientstoreMaxBlockRetention`);
+    /// returns how many were removed.
+    ///
+    /// # Errors
+    /// A message on storage failure.
+    pub fn purge_below(&self, height: u64) -> Result<usize, String> {
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        let start = b"h/".to_vec();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&start, rocksdb::Direction::Forward))
+        {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            let Some(rest) = k.strip_prefix(b"h/") else {
+                break;
+            };
+            let Some((h, tail)) = rest.split_first_chunk::<8>() else {
+                break;
+            };
+            if u64::from_be_bytes(*h) >= height {
+                break;
+            }
+            let tx_id = tail.strip_prefix(b"/").unwrap_or(tail);
+            batch.delete(&k);
+            batch.delete([b"t/".as_slice(), tx_id].concat());
+            n += 1;
+        }
+        self.db.write(batch).map_err(|e| e.to_string())?;
+        Ok(n)
+    }
+}
+
+impl TransientStore {
+    /// Stores a transaction's private read-write set simulated at ledger `height`, fsynced.
+    ///
+    /// # Errors
+    /// A message on storage failure.
+    pub fn persist(
+        &self,
+        tx_id: &str,
+        height: u64,
+        private: &TxPvtReadWriteSet,
+    ) -> Result<(), String> {
+        let mut value = height.to_be_bytes().to_vec();
+        value.extend_from_slice(&private.encode_to_vec());
+        let mut batch = WriteBatch::default();
+        batch.put(tx_key(tx_id), value);
+        batch.put(height_key(height, tx_id), []);
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medledger_proto::rwset::NsPvtReadWriteSet;
+
+    fn set(ns: &str) -> TxPvtReadWriteSet {
+        TxPvtReadWriteSet {
+            data_model: 0,
+            ns_pvt_rwset: vec![NsPvtReadWriteSet {
+                namespace: ns.into(),
+                collection_pvt_rwset: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn persist_reopen_remove_and_purge_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = TransientStore::open(dir.path()).unwrap();
+            store.persist("tx1", 5, &set("a")).unwrap();
+            store.persist("tx2", 9, &set("b")).unwrap();
+            store.persist("tx3", 12, &set("c")).unwrap();
+        }
+        let store = TransientStore::open(dir.path()).unwrap();
+        assert_eq!(store.get("tx2").unwrap(), Some((9, set("b"))));
+        store.remove("tx2").unwrap();
+        assert_eq!(store.get("tx2").unwrap(), None);
+        assert_eq!(store.purge_below(10).unwrap(), 1);
+        assert_eq!(store.get("tx1").unwrap(), None);
+        assert_eq!(store.get("tx3").unwrap(), Some((12, set("c"))));
+        assert_eq!(store.purge_below(10).unwrap(), 0);
+    }
+}
