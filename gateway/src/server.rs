@@ -175,6 +175,16 @@ struct ParsedProposal {
     has_transient: bool,
 }
 
+/// The required proposal of an Endorse or Evaluate request, with its channel and chaincode.
+fn proposal_of(
+    proposal: Option<SignedProposal>,
+) -> Result<(SignedProposal, ParsedProposal), Status> {
+    let signed =
+        proposal.ok_or_else(|| Status::invalid_argument("a proposed transaction is required"))?;
+    let parsed = parse_proposal(&signed)?;
+    Ok((signed, parsed))
+}
+
 fn parse_proposal(signed: &SignedProposal) -> Result<ParsedProposal, Status> {
     let bad = |what: &str| {
         Status::invalid_argument(format!("failed to unpack transaction proposal: {what}"))
@@ -245,6 +255,14 @@ impl GatewayService {
     /// As a tonic service.
     pub fn into_service(self) -> GatewayServer<Self> {
         GatewayServer::new(self)
+    }
+
+    /// Waits for a slot under the concurrency limit.
+    async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+        self.limiter
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("gateway shutting down"))
     }
 
     fn channel(&self, id: &str) -> Result<&ChannelGateway, Status> {
@@ -341,16 +359,9 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<EndorseRequest>,
     ) -> Result<Response<EndorseResponse>, Status> {
-        let _permit = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("gateway shutting down"))?;
+        let _permit = self.admit().await?;
         let req = request.into_inner();
-        let signed = req
-            .proposed_transaction
-            .ok_or_else(|| Status::invalid_argument("a proposed transaction is required"))?;
-        let parsed = parse_proposal(&signed)?;
+        let (signed, parsed) = proposal_of(req.proposed_transaction)?;
         let ch = self.channel(&parsed.channel_id)?;
         let orgs = if req.endorsing_organizations.is_empty() {
             let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
@@ -401,11 +412,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<SubmitRequest>,
     ) -> Result<Response<SubmitResponse>, Status> {
-        let _permit = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("gateway shutting down"))?;
+        let _permit = self.admit().await?;
         let req = request.into_inner();
         let ch = self.channel(&req.channel_id)?;
         let envelope: Envelope = req
@@ -493,16 +500,9 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<EvaluateRequest>,
     ) -> Result<Response<EvaluateResponse>, Status> {
-        let _permit = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("gateway shutting down"))?;
+        let _permit = self.admit().await?;
         let req = request.into_inner();
-        let signed = req
-            .proposed_transaction
-            .ok_or_else(|| Status::invalid_argument("a proposed transaction is required"))?;
-        let parsed = parse_proposal(&signed)?;
+        let (signed, parsed) = proposal_of(req.proposed_transaction)?;
         let ch = self.channel(&parsed.channel_id)?;
         let orgs = if req.target_organizations.is_empty() {
             self.candidate_orgs(ch)
