@@ -1,6 +1,6 @@
-//! Medledger nodes and the `medledger` command line.
-//!
-//! Today: the certificate authority commands (`medledger ca ...`). The ledger, peer and
-//! orderer arrive with their issues; see docs/ARCHITECTURE.md.
+//! Medledger nodes and the `medledger` command line: certificate authorities, orderers,
+//! peers, whole networks (`medledger network up`), chaincode clients. See
+//! docs/ARCHITECTURE.md.
 
 pub mod cli;
+pub mod net;

@@ -261,6 +261,15 @@ pub struct Enrollment {
     pub ca_cert_pem: String,
 }
 
+/// What [`CertificateAuthority::issue_local`] issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalIdentity {
+    /// Enrollment certificate, PEM.
+    pub cert_pem: String,
+    /// TLS certificate, PEM, when TLS host names were given.
+    pub tls_cert_pem: Option<String>,
+}
+
 /// A signing CA: key and certificate.
 struct CaKey {
     key: KeyPair,
@@ -853,6 +862,54 @@ impl CertificateAuthority {
             .signed_by(&self.root.issuer()?)
             .map_err(|e| CaError::Issue(e.to_string()))?;
         Ok(crl.der().to_vec())
+    }
+
+    /// Registers `registration` by `registrar` and enrolls it here, on the CA's host (what
+    /// `network up` and development clusters do instead of a CA client round trip): writes
+    /// `<home>/msp` (Fabric MSP folder with a fresh P-256 key) and, when `tls_hosts` is not
+    /// empty, `<home>/tls/{ca.crt,server.crt,server.key}` with a TLS certificate for those
+    /// host names. Returns the enrollment certificate and, if issued, the TLS certificate (PEM).
+    ///
+    /// # Errors
+    /// [`CaError`] from registration or enrollment; [`CaError::Storage`] if the folders cannot
+    /// be written.
+    pub fn issue_local(
+        &mut self,
+        registrar: &str,
+        registration: Registration,
+        home: &Path,
+        tls_hosts: &[String],
+    ) -> CaResult<LocalIdentity> {
+        let name = registration.enrollment_id.clone();
+        let secret = self.register(registrar, registration)?;
+        let key_err = |e: crate::Error| CaError::Issue(e.to_string());
+        let key = SigningKey::generate().map_err(key_err)?;
+        let csr = build_csr(&key, &name, &[])?;
+        let ecert = self.enroll(&name, &secret, &csr, Profile::Ecert, &[])?;
+        let tls_ca = self.tls_root_cert().to_pem();
+        let write_err = |e: crate::Error| CaError::Storage(e.to_string());
+        crate::folder::write_msp(
+            home,
+            &crate::folder::MspMaterial {
+                ca_cert_pem: &self.root_cert().to_pem(),
+                tls_ca_cert_pem: &tls_ca,
+                cert_pem: &ecert.cert_pem,
+                key: &key,
+            },
+        )
+        .map_err(write_err)?;
+        let mut tls_cert_pem = None;
+        if !tls_hosts.is_empty() {
+            let tls_key = SigningKey::generate().map_err(key_err)?;
+            let csr = build_csr(&tls_key, &name, tls_hosts)?;
+            let tls = self.reenroll(&name, &csr, Profile::Tls, tls_hosts)?;
+            crate::folder::write_tls(home, &tls_ca, &tls.cert_pem, &tls_key).map_err(write_err)?;
+            tls_cert_pem = Some(tls.cert_pem);
+        }
+        Ok(LocalIdentity {
+            cert_pem: ecert.cert_pem,
+            tls_cert_pem,
+        })
     }
 
     /// Checks that `cert` is a current enrollment certificate of an active identity of this

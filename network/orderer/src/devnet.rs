@@ -17,10 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use medledger_msp::ca::{CaConfig, CertificateAuthority, Profile, Registration, build_csr};
+use medledger_msp::ca::{CaConfig, CertificateAuthority, Registration};
 use medledger_msp::cert::Certificate;
-use medledger_msp::crypto::SigningKey;
-use medledger_msp::folder::{self, MspMaterial};
 use medledger_msp::ou::NodeOu;
 use medledger_proto::medledger::channel as pb;
 use prost::Message;
@@ -88,41 +86,14 @@ impl Org {
         })
     }
 
-    /// Registers `name` and enrolls an enrollment certificate and a TLS certificate for
-    /// `hosts`, writing `<home>/msp` and `<home>/tls`.
+    /// Registers and enrolls `name`, writing `<home>/msp` and (with `hosts`) `<home>/tls`;
+    /// returns the TLS certificate if issued, else the enrollment certificate (PEM).
     fn enroll(&mut self, home: &Path, name: &str, ou: NodeOu, hosts: &[String]) -> Result<String> {
-        self.ca
-            .register("admin", Registration::new(name, ou).with_secret("pw"))
-            .map_err(|e| cfg_err("register", e))?;
-        let key = SigningKey::generate().map_err(|e| cfg_err("key", e))?;
-        let csr = build_csr(&key, name, &[]).map_err(|e| cfg_err("csr", e))?;
-        let ecert = self
+        let issued = self
             .ca
-            .enroll(name, "pw", &csr, Profile::Ecert, &[])
+            .issue_local("admin", Registration::new(name, ou), home, hosts)
             .map_err(|e| cfg_err("enroll", e))?;
-        let tls_ca = self.ca.tls_root_cert().to_pem();
-        folder::write_msp(
-            home,
-            &MspMaterial {
-                ca_cert_pem: &self.ca.root_cert().to_pem(),
-                tls_ca_cert_pem: &tls_ca,
-                cert_pem: &ecert.cert_pem,
-                key: &key,
-            },
-        )
-        .map_err(|e| cfg_err("write msp", e))?;
-        if !hosts.is_empty() {
-            let tls_key = SigningKey::generate().map_err(|e| cfg_err("key", e))?;
-            let csr = build_csr(&tls_key, name, hosts).map_err(|e| cfg_err("csr", e))?;
-            let tls = self
-                .ca
-                .reenroll(name, &csr, Profile::Tls, hosts)
-                .map_err(|e| cfg_err("tls enroll", e))?;
-            folder::write_tls(home, &tls_ca, &tls.cert_pem, &tls_key)
-                .map_err(|e| cfg_err("write tls", e))?;
-            return Ok(tls.cert_pem);
-        }
-        Ok(ecert.cert_pem)
+        Ok(issued.tls_cert_pem.unwrap_or(issued.cert_pem))
     }
 
     fn organization(&self) -> Result<pb::Organization> {

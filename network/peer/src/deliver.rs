@@ -49,7 +49,9 @@ impl From<Error> for GrpcStatus {
             Error::BlockRefused { .. } | Error::Genesis { .. } => {
                 GrpcStatus::invalid_argument(e.to_string())
             }
-            Error::Ledger(_) | Error::Io { .. } => GrpcStatus::internal(e.to_string()),
+            Error::Ledger(_) | Error::Io { .. } | Error::Config { .. } => {
+                GrpcStatus::internal(e.to_string())
+            }
         }
     }
 }
@@ -350,8 +352,9 @@ pub fn filtered_block(block: &Block, channel_id: &str) -> FilteredBlock {
     }
 }
 
-/// The chaincode event of an endorser transaction's payload data, if it has one.
-fn chaincode_event(tx_bytes: &[u8]) -> Option<ChaincodeEvent> {
+/// The chaincode event of an endorser transaction's payload data (`protos.Transaction`
+/// bytes), if it has one.
+pub fn chaincode_event(tx_bytes: &[u8]) -> Option<ChaincodeEvent> {
     let tx = Transaction::decode(tx_bytes).ok()?;
     let action = tx.actions.first()?;
     let cap = ChaincodeActionPayload::decode(action.payload.as_slice()).ok()?;

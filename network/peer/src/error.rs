@@ -35,6 +35,12 @@ pub enum Error {
         /// Channel id.
         channel: String,
     },
+    /// The peer's configuration or key material is unusable.
+    #[error("peer configuration: {reason}")]
+    Config {
+        /// What is wrong, naming the field or file.
+        reason: String,
+    },
     /// Binding or serving a network endpoint failed.
     #[error("{what}: {source}")]
     Io {

@@ -1,6 +1,5 @@
 //! Medledger's peer: the committer and validator of blocks, the Deliver service and the
-//! operations endpoint (DESIGN.md §3, Peer). Endorsement and chaincode execution come in a
-//! later issue.
+//! operations endpoint (DESIGN.md §3, Peer), and the peer node that runs them all.
 //!
 //! - [`validator`]: block validation as pure logic over a
 //!   [`StateReader`](medledger_ledger::StateReader): parallel signature checks, then
@@ -14,12 +13,16 @@
 //! - [`deliver::DeliverService`]: Fabric's `protos.Deliver` (`Deliver`, `DeliverFiltered`).
 //! - [`operations`]: `/healthz`, `/metrics`, `/version`.
 //! - [`privdata`]: private data between member peers over mutual TLS, and the reconciler.
+//! - [`node`]: the whole peer process (`medledger peer start`): ledgers, committers, block
+//!   pulling from the orderers, endorser and sandboxed chaincode, gateway, Deliver, private
+//!   data, operations; configured by `peer.yaml`.
 
 pub mod committer;
 pub mod definitions;
 pub mod deliver;
 pub mod endorsement;
 mod error;
+pub mod node;
 pub mod operations;
 pub mod privdata;
 pub mod validator;

@@ -3,7 +3,9 @@
 pub mod ca;
 pub mod chaincode;
 pub mod msp;
+pub mod network;
 pub mod orderer;
+pub mod peer;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,14 @@ pub enum Command {
     /// BFT ordering service: run an orderer, generate a dev cluster, benchmark.
     #[command(subcommand)]
     Orderer(orderer::OrdererCommand),
+    /// A whole network from one configuration file: up, down, status (docs/network.md).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// The demo identities of a network (names for `--as`).
+    Identities(network::DirArgs),
+    /// Peer node: ledgers, endorser, gateway, Deliver (see docs/peer.md).
+    #[command(subcommand)]
+    Peer(peer::PeerCommand),
     /// Invoke or query a chaincode through a peer's gateway.
     #[command(subcommand)]
     Chaincode(chaincode::ChaincodeCommand),
@@ -49,6 +59,7 @@ pub fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -64,6 +75,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(cmd) => runtime.block_on(ca::run(cmd)),
         Command::Chaincode(cmd) => runtime.block_on(chaincode::run(cmd)),
         Command::Msp(cmd) => msp::run(cmd),
+        Command::Network(cmd) => network::run(cmd),
+        Command::Identities(a) => network::identities(a),
         Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
+        Command::Peer(cmd) => runtime.block_on(peer::run(cmd)),
     }
 }

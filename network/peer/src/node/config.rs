@@ -1,0 +1,371 @@
+//! The peer's configuration file (`peer.yaml`), read by `medledger peer start`.
+//!
+//! ```yaml
+//! name: peer0.org1                     # this peer's name (logs, metrics)
+//! msp_id: Org1MSP
+//! msp_dir: msp                         # Fabric MSP folder with the peer's signing identity
+//! tls_cert: tls/server.crt             # TLS certificate (server, and client to peers/orderers)
+//! tls_key: tls/server.key
+//! listen: 127.0.0.1:7051               # Endorser, Gateway, Deliver, PrivateData (gRPC, TLS)
+//! external_endpoint: 127.0.0.1:7051    # how other nodes reach it (default: listen)
+//! operations_listen: 127.0.0.1:9444    # /healthz, /metrics, /version (HTTP); omit to disable
+//! data_dir: data                       # ledgers/<channel>, transient/, chaincode/
+//! channels:                            # channels joined, by their genesis (config) block
+//!   - genesis_block: ../genesis.block
+//! chaincodes:                          # installed chaincode and its definition
+//!   - name: ehr
+//!     version: "1.0"
+//!     executable: /opt/medledger/bin/ehr-chaincode
+//!     endorsement_policy: "AND('Org1MSP.peer','Org2MSP.peer')"   # default MAJORITY Endorsement
+//!     collections:
+//!       - name: Org1MSPPrivateCollection
+//!         member_orgs: "OR('Org1MSP.member')"
+//!         endorsement_policy: "OR('Org1MSP.peer')"                # optional
+//!         block_to_live: 0
+//! sandbox:                             # optional; defaults shown
+//!   launcher: medledger-sandbox        # default: next to the running executable
+//!   execution_timeout_ms: 30000
+//! gateway:                             # optional; defaults shown (Fabric's peer.gateway)
+//!   concurrency_limit: 500
+//!   endorse_timeout_ms: 30000
+//!   submit_timeout_ms: 10000
+//!   commit_status_timeout_ms: 300000
+//! ```
+//!
+//! Relative paths are relative to the configuration file's directory. Chaincode definitions
+//! are read from this file until the chaincode lifecycle (approve/commit on the channel) lands;
+//! every peer of a channel must then carry the same definitions, or they validate differently.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use medledger_gateway::server::GatewayConfig;
+use medledger_msp::policy::{Policy, SignaturePolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::definitions::{ChaincodeDefinition, CollectionDefinition};
+use crate::error::{Error, Result};
+
+/// `peer.yaml`. See the module docs for the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// This peer's name, for logs and metrics.
+    pub name: String,
+    /// MSP id of its organization.
+    pub msp_id: String,
+    /// MSP folder of its signing identity.
+    pub msp_dir: PathBuf,
+    /// TLS certificate, PEM: served to clients and peers, presented to orderers and peers.
+    pub tls_cert: PathBuf,
+    /// TLS private key, PEM.
+    pub tls_key: PathBuf,
+    /// gRPC listen address (default `0.0.0.0:7051`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `host:port` other nodes and clients use (default: `listen`). Matched against the
+    /// channel configuration's peer endpoints to recognise itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_endpoint: Option<String>,
+    /// Operations HTTP listen address; none to disable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations_listen: Option<String>,
+    /// Ledgers, transient store and chaincode working directories.
+    pub data_dir: PathBuf,
+    /// Channels joined.
+    pub channels: Vec<ChannelSection>,
+    /// Installed chaincodes with their definitions.
+    #[serde(default)]
+    pub chaincodes: Vec<ChaincodeSection>,
+    /// Chaincode sandbox.
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    /// Gateway limits.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:7051".to_owned()
+}
+
+/// A joined channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSection {
+    /// The channel's genesis block file (serialized `common.Block` 0).
+    pub genesis_block: PathBuf,
+}
+
+/// An installed chaincode and its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaincodeSection {
+    /// Chaincode name (namespace).
+    pub name: String,
+    /// Version label (the package id is `name:version`).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// The shim-speaking executable, run in the sandbox.
+    pub executable: PathBuf,
+    /// Endorsement policy (Fabric policy syntax); default `MAJORITY Endorsement`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_policy: Option<String>,
+    /// Private data collections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<CollectionSection>,
+}
+
+fn default_version() -> String {
+    "1.0".to_owned()
+}
+
+/// A private data collection (Fabric's `StaticCollectionConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSection {
+    /// Collection name.
+    pub name: String,
+    /// Member organizations, a signature policy such as `OR('Org1MSP.member')`.
+    pub member_orgs: String,
+    /// Collection-level endorsement policy, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_policy: Option<String>,
+    /// Blocks to live (0 = forever).
+    #[serde(default)]
+    pub block_to_live: u64,
+}
+
+/// Chaincode sandbox settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// The `medledger-sandbox` launcher; default: next to the running executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<PathBuf>,
+    /// Per-invocation execution timeout, ms (default 30000).
+    pub execution_timeout_ms: u64,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        SandboxSection {
+            launcher: None,
+            execution_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Gateway limits (Fabric's `peer.gateway`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// Requests served at once (default 500).
+    pub concurrency_limit: usize,
+    /// Endorsement deadline, ms (default 30000).
+    pub endorse_timeout_ms: u64,
+    /// Submission deadline, ms (default 10000).
+    pub submit_timeout_ms: u64,
+    /// Longest commit-status wait, ms (default 300000).
+    pub commit_status_timeout_ms: u64,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        let d = GatewayConfig::default();
+        GatewaySection {
+            concurrency_limit: d.concurrency_limit,
+            endorse_timeout_ms: d.endorse_timeout.as_millis() as u64,
+            submit_timeout_ms: d.submit_timeout.as_millis() as u64,
+            commit_status_timeout_ms: d.commit_status_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl GatewaySection {
+    /// As the gateway's settings.
+    pub fn to_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            concurrency_limit: self.concurrency_limit,
+            endorse_timeout: Duration::from_millis(self.endorse_timeout_ms),
+            submit_timeout: Duration::from_millis(self.submit_timeout_ms),
+            commit_status_timeout: Duration::from_millis(self.commit_status_timeout_ms),
+        }
+    }
+}
+
+fn config_err(reason: impl Into<String>) -> Error {
+    Error::Config {
+        reason: reason.into(),
+    }
+}
+
+impl PeerConfig {
+    /// Reads and validates a configuration file; relative paths are resolved against its
+    /// directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Config`] naming the problem.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            what: "reading the peer configuration",
+            source,
+        })?;
+        let mut c: PeerConfig = serde_yaml_ng::from_str(&text)
+            .map_err(|e| config_err(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut c.msp_dir);
+        abs(&mut c.tls_cert);
+        abs(&mut c.tls_key);
+        abs(&mut c.data_dir);
+        c.channels
+            .iter_mut()
+            .for_each(|ch| abs(&mut ch.genesis_block));
+        c.chaincodes
+            .iter_mut()
+            .for_each(|cc| abs(&mut cc.executable));
+        if let Some(l) = c.sandbox.launcher.as_mut() {
+            abs(l);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The endpoint other nodes use to reach this peer.
+    pub fn external(&self) -> &str {
+        self.external_endpoint.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// Checks values that need no other file: names, policies, limits.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.msp_id.is_empty() {
+            return Err(config_err("msp_id is empty"));
+        }
+        if self.channels.is_empty() {
+            return Err(config_err("no channels: list at least one genesis_block"));
+        }
+        if self.gateway.concurrency_limit == 0 {
+            return Err(config_err("gateway.concurrency_limit must be > 0"));
+        }
+        if self.sandbox.execution_timeout_ms == 0 {
+            return Err(config_err("sandbox.execution_timeout_ms must be > 0"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for cc in &self.chaincodes {
+            if !seen.insert(cc.name.as_str()) {
+                return Err(config_err(format!("chaincode {} is listed twice", cc.name)));
+            }
+            cc.definition()?;
+        }
+        Ok(())
+    }
+}
+
+impl ChaincodeSection {
+    /// The chaincode definition this section describes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a policy that does not parse or a duplicate collection.
+    pub fn definition(&self) -> Result<ChaincodeDefinition> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            config_err(format!("chaincode {}: {what}: {e}", self.name))
+        };
+        let mut def = ChaincodeDefinition::with_default_policy(&self.name);
+        if let Some(p) = &self.endorsement_policy {
+            def.endorsement_policy = p
+                .parse::<Policy>()
+                .map_err(|e| bad("endorsement_policy", &e))?;
+        }
+        let mut collections = BTreeMap::new();
+        for c in &self.collections {
+            let member_orgs = c
+                .member_orgs
+                .parse::<SignaturePolicy>()
+                .map_err(|e| bad(&format!("collection {} member_orgs", c.name), &e))?;
+            let endorsement_policy = c
+                .endorsement_policy
+                .as_deref()
+                .map(str::parse::<Policy>)
+                .transpose()
+                .map_err(|e| bad(&format!("collection {} endorsement_policy", c.name), &e))?;
+            let def = CollectionDefinition {
+                name: c.name.clone(),
+                member_orgs,
+                endorsement_policy,
+                block_to_live: c.block_to_live,
+            };
+            if collections.insert(c.name.clone(), def).is_some() {
+                return Err(bad("collection listed twice", &c.name));
+            }
+        }
+        def.collections = collections;
+        Ok(def)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINIMAL: &str = "name: peer0\nmsp_id: Org1MSP\nmsp_dir: msp\ntls_cert: tls/server.crt\ntls_key: tls/server.key\ndata_dir: data\nchannels:\n  - genesis_block: ../genesis.block\n";
+
+    fn load(text: &str) -> Result<PeerConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peer.yaml");
+        std::fs::write(&path, text).unwrap();
+        PeerConfig::load(&path)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = load(MINIMAL).unwrap();
+        assert!(c.msp_dir.is_absolute() && c.msp_dir.ends_with("msp"));
+        assert!(c.channels[0].genesis_block.ends_with("../genesis.block"));
+        assert_eq!(c.listen, "0.0.0.0:7051");
+        assert_eq!(c.external(), "0.0.0.0:7051");
+        assert_eq!(c.gateway.to_config(), GatewayConfig::default());
+        assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn chaincode_definitions_parse() {
+        let text = format!(
+            "{MINIMAL}chaincodes:\n  - name: ehr\n    executable: /bin/ehr\n    endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\"\n    collections:\n      - name: c1\n        member_orgs: \"OR('Org1MSP.member')\"\n        endorsement_policy: \"OR('Org1MSP.peer')\"\n"
+        );
+        let c = load(&text).unwrap();
+        let def = c.chaincodes[0].definition().unwrap();
+        assert_eq!(
+            def.endorsement_policy.to_string(),
+            "AND('Org1MSP.peer', 'Org2MSP.peer')"
+        );
+        assert!(def.collections["c1"].is_member("Org1MSP"));
+        assert!(!def.collections["c1"].is_member("Org2MSP"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = load(&format!(
+            "{MINIMAL}chaincodes:\n  - name: ehr\n    executable: /bin/ehr\n    endorsement_policy: \"AND(\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("endorsement_policy"), "{e}");
+        let e = load(&MINIMAL.replace(
+            "channels:\n  - genesis_block: ../genesis.block\n",
+            "channels: []\n",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("no channels"), "{e}");
+        let e = load(&format!("{MINIMAL}colour: blue\n")).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+}

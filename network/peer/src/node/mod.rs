@@ -1,0 +1,508 @@
+//! A whole peer node, as `medledger peer start` runs it: for every joined channel a RocksDB
+//! ledger, its committer and a puller of blocks from the orderers; the endorser with the
+//! sandboxed chaincode runtime and the durable transient store; the gateway; Deliver; the
+//! private-data service and reconciler; the operations endpoint. One gRPC port (TLS) serves
+//! `protos.Endorser`, `gateway.Gateway`, `protos.Deliver` and `medledger.privdata`, as a
+//! Fabric peer serves its services on one port.
+//!
+//! Discovery: the peers of every organization come from the channel configuration
+//! (`Organization.peers`); this peer recognises itself by its external endpoint and serves its
+//! own endorsements in-process. Orderers are the channel's consenters.
+
+pub mod commits;
+pub mod config;
+pub mod pull;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use medledger_channel::ChannelConfig;
+use medledger_endorser::{Endorser, EndorserConfig, EndorserService, RuntimeExecutor};
+use medledger_gateway::server::{
+    ChaincodePolicies, ChannelGateway, EndorserHandle, GatewayService, OrdererEndpoint,
+    PeerEndpoint as GatewayPeer,
+};
+use medledger_ledger::{Ledger, LedgerConfig, TransientStore};
+use medledger_msp::policy::Policy;
+use medledger_proto::common::Block;
+use medledger_proto::protos::endorser_client::EndorserClient;
+use medledger_proto::protos::endorser_server::EndorserServer;
+use medledger_runtime::process::{
+    ChaincodeRuntime, InstalledChaincode, RuntimeConfig, default_launcher,
+};
+use prost::Message;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{
+    Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
+use tracing::{info, warn};
+
+use crate::committer::Committer;
+use crate::definitions::{ChaincodeDefinitions, InMemoryDefinitions};
+use crate::deliver::{DeliverChannel, DeliverService};
+use crate::endorsement::{PeerChannelContext, PeerTransientStore};
+use crate::error::{Error, Result};
+use crate::operations::{Operations, OperationsHandle, PeerMetrics};
+use crate::privdata::{self, PeerDirectory, PrivateDataService, Reconciler, TlsClient};
+use commits::LedgerCommits;
+use config::PeerConfig;
+use pull::BlockPuller;
+
+/// Largest gRPC message accepted (Fabric's peer default `maxRecvMsgSize`, 100 MiB); larger
+/// requests are refused with `RESOURCE_EXHAUSTED`.
+pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+
+/// How often the reconciler looks for missing private data.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
+
+fn config_err(reason: impl Into<String>) -> Error {
+    Error::Config {
+        reason: reason.into(),
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| config_err(format!("{}: {e}", path.display())))
+}
+
+/// PEM of every TLS root certificate of the channels' organizations (application and
+/// orderer).
+fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8> {
+    let mut pem = String::new();
+    let mut seen = std::collections::HashSet::new();
+    for config in configs {
+        let p = config.to_proto();
+        for der in p
+            .organizations
+            .iter()
+            .chain(&p.orderer_organizations)
+            .flat_map(|o| &o.tls_root_certs)
+        {
+            if seen.insert(der.clone())
+                && let Ok(cert) = medledger_msp::cert::Certificate::from_der(der)
+            {
+                pem.push_str(&cert.to_pem());
+            }
+        }
+    }
+    pem.into_bytes()
+}
+
+/// The gateway's endorsement policies and collection members, from the definitions.
+struct DefinitionPolicies(Arc<InMemoryDefinitions>);
+
+impl ChaincodePolicies for DefinitionPolicies {
+    fn policy(
+        &self,
+        _channel: &str,
+        chaincode: &str,
+    ) -> (Option<Policy>, HashMap<String, Vec<String>>) {
+        match self.0.definition(chaincode) {
+            Some(d) => (
+                Some(d.endorsement_policy.clone()),
+                d.collections
+                    .iter()
+                    .map(|(name, c)| {
+                        let members = c.member_orgs.msp_ids().into_iter().map(str::to_owned);
+                        (name.clone(), members.collect())
+                    })
+                    .collect(),
+            ),
+            None => (None, HashMap::new()),
+        }
+    }
+}
+
+/// Peers of each organization of a channel, other than this one (for private data).
+struct ChannelPeers(HashMap<String, Vec<privdata::PeerEndpoint>>);
+
+impl PeerDirectory for ChannelPeers {
+    fn peers(&self, msp_id: &str) -> Vec<privdata::PeerEndpoint> {
+        self.0.get(msp_id).cloned().unwrap_or_default()
+    }
+}
+
+/// A running peer; stop it with [`RunningPeer::stop`].
+pub struct RunningPeer {
+    addr: SocketAddr,
+    operations: Option<OperationsHandle>,
+    committers: Vec<Arc<Committer>>,
+    executor: Arc<RuntimeExecutor>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningPeer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningPeer {
+    /// The gRPC address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The operations endpoint's address, if enabled.
+    pub fn operations_addr(&self) -> Option<SocketAddr> {
+        self.operations.as_ref().map(OperationsHandle::local_addr)
+    }
+
+    /// Ledger height of `channel`, if joined.
+    pub fn height(&self, channel: &str) -> Option<u64> {
+        self.committers
+            .iter()
+            .find(|c| c.channel_id() == channel)
+            .map(|c| c.ledger().height())
+    }
+
+    /// Stops serving, pulling and reconciling, stops chaincode processes, and waits.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        if let Some(ops) = self.operations.take() {
+            ops.shutdown().await;
+        }
+        self.executor.runtime().shutdown().await;
+        info!(target: "peer", "peer stopped");
+    }
+
+    /// Runs until `signal` resolves, then stops.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.stop().await;
+    }
+}
+
+/// One joined channel while starting.
+struct Joined {
+    committer: Arc<Committer>,
+    config: Arc<ChannelConfig>,
+}
+
+fn join_channel(
+    cfg: &PeerConfig,
+    genesis_path: &std::path::Path,
+    definitions: &Arc<InMemoryDefinitions>,
+    metrics: &Arc<PeerMetrics>,
+) -> Result<Joined> {
+    let genesis = Block::decode(read(genesis_path)?.as_slice())
+        .map_err(|_| config_err(format!("{} is not a block", genesis_path.display())))?;
+    let config = ChannelConfig::from_config_block(&genesis)
+        .map_err(|e| config_err(format!("{}: {e}", genesis_path.display())))?;
+    let channel = config.channel_id().to_string();
+    let ledger = Arc::new(Ledger::open(
+        &cfg.data_dir.join("ledgers").join(&channel),
+        &channel,
+        &LedgerConfig::default(),
+    )?);
+    let committer = Committer::new(
+        ledger,
+        Some(&genesis),
+        definitions.clone() as Arc<dyn ChaincodeDefinitions>,
+        cfg.msp_id.clone(),
+    )?
+    .with_metrics(metrics.clone());
+    let config = committer.config().clone();
+    Ok(Joined {
+        committer: Arc::new(committer),
+        config,
+    })
+}
+
+/// Builds the gateway's view of a channel: its peers (this one local) and orderers.
+fn channel_gateway(
+    cfg: &PeerConfig,
+    config: &Arc<ChannelConfig>,
+    endorser: &Arc<Endorser>,
+    tls: &TlsClient,
+) -> Result<ChannelGateway> {
+    let client_tls = |host: &str| {
+        ClientTlsConfig::new()
+            .ca_certificate(TlsCertificate::from_pem(&tls.roots_pem))
+            .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+            .domain_name(host.to_owned())
+    };
+    let lazy = |host: &str, port: u32| -> Result<tonic::transport::Channel> {
+        Ok(Endpoint::from_shared(format!("https://{host}:{port}"))
+            .and_then(|e| e.tls_config(client_tls(host)))
+            .map_err(|e| config_err(format!("endpoint {host}:{port}: {e}")))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .connect_lazy())
+    };
+    let own = GatewayPeer {
+        msp_id: cfg.msp_id.clone(),
+        address: cfg.external().to_owned(),
+        endorser: EndorserHandle::Local(endorser.clone()),
+    };
+    let mut peers = vec![own];
+    for org in &config.to_proto().organizations {
+        for p in &org.peers {
+            let address = format!("{}:{}", p.host, p.port);
+            if address == cfg.external() {
+                continue;
+            }
+            let client = EndorserClient::new(lazy(&p.host, p.port)?)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            peers.push(GatewayPeer {
+                msp_id: org.msp_id.clone(),
+                address,
+                endorser: EndorserHandle::Remote(client),
+            });
+        }
+    }
+    let orderers = config
+        .consenters()
+        .iter()
+        .map(|c| {
+            Ok(OrdererEndpoint {
+                address: format!("{}:{}", c.host, c.port),
+                channel: lazy(&c.host, u32::from(c.port))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ChannelGateway {
+        config: config.clone(),
+        peers,
+        orderers,
+    })
+}
+
+/// Peers of other organizations' and this organization's other peers, for private data.
+fn private_data_peers(cfg: &PeerConfig, config: &ChannelConfig) -> ChannelPeers {
+    let mut map: HashMap<String, Vec<privdata::PeerEndpoint>> = HashMap::new();
+    for org in &config.to_proto().organizations {
+        for p in &org.peers {
+            if format!("{}:{}", p.host, p.port) == cfg.external() {
+                continue;
+            }
+            map.entry(org.msp_id.clone())
+                .or_default()
+                .push(privdata::PeerEndpoint {
+                    url: format!("https://{}:{}", p.host, p.port),
+                    tls_name: p.host.clone(),
+                });
+        }
+    }
+    ChannelPeers(map)
+}
+
+/// Starts a peer from its configuration: opens (or joins from the genesis blocks) the
+/// channels' ledgers, binds the gRPC and operations listeners, and starts pulling blocks.
+///
+/// # Errors
+/// [`Error::Config`] for unusable configuration or key material, [`Error::Ledger`] for
+/// storage, [`Error::Io`] for listeners.
+pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
+    let signer = Arc::new(
+        medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(|e| {
+            config_err(format!(
+                "signing identity in {}: {e}",
+                cfg.msp_dir.display()
+            ))
+        })?,
+    );
+    let definitions = Arc::new(InMemoryDefinitions::new());
+    let mut installed = HashMap::new();
+    for cc in &cfg.chaincodes {
+        definitions.insert(cc.definition()?);
+        installed.insert(
+            cc.name.clone(),
+            InstalledChaincode {
+                id: format!("{}:{}", cc.name, cc.version),
+                executable: cc.executable.clone(),
+            },
+        );
+    }
+    let metrics = Arc::new(PeerMetrics::new());
+    let joined = cfg
+        .channels
+        .iter()
+        .map(|ch| join_channel(cfg, &ch.genesis_block, &definitions, &metrics))
+        .collect::<Result<Vec<_>>>()?;
+
+    let tls = TlsClient {
+        roots_pem: tls_roots_pem(joined.iter().map(|j| j.config.as_ref())),
+        cert_pem: read(&cfg.tls_cert)?,
+        key_pem: read(&cfg.tls_key)?,
+    };
+    let transient = Arc::new(
+        TransientStore::open(&cfg.data_dir.join("transient"))
+            .map_err(|e| config_err(format!("transient store: {e}")))?,
+    );
+
+    // Endorser with the sandboxed runtime.
+    let launcher = cfg
+        .sandbox
+        .launcher
+        .clone()
+        .unwrap_or_else(|| default_launcher(None));
+    let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
+    runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
+    let executor = Arc::new(RuntimeExecutor::new(
+        ChaincodeRuntime::new(runtime),
+        installed,
+    ));
+    let endorser = Arc::new(Endorser::new(
+        signer.clone(),
+        executor.clone(),
+        Arc::new(PeerTransientStore(transient.clone())),
+        EndorserConfig::default(),
+    ));
+
+    let deliver = DeliverService::default();
+    let private = PrivateDataService::new();
+    let mut gateways = HashMap::new();
+    for j in &joined {
+        let channel = j.config.channel_id().to_string();
+        endorser.add_channel(
+            &channel,
+            Arc::new(PeerChannelContext::new(
+                j.committer.clone(),
+                definitions.clone(),
+                &cfg.msp_id,
+            )),
+        );
+        deliver.add_channel(DeliverChannel::from_committer(&j.committer));
+        private.add_channel(
+            j.committer.ledger().clone(),
+            j.config.clone(),
+            definitions.clone(),
+        );
+        gateways.insert(channel, channel_gateway(cfg, &j.config, &endorser, &tls)?);
+    }
+    let gateway = GatewayService::new(
+        &cfg.msp_id,
+        gateways,
+        Arc::new(DefinitionPolicies(definitions.clone())),
+        Arc::new(LedgerCommits::new(
+            joined.iter().map(|j| j.committer.clone()),
+        )),
+        cfg.gateway.to_config(),
+    );
+
+    // gRPC services on one TLS port; client certificates optional (clients), required by the
+    // private-data service (checked there).
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| Error::Io {
+            what: "binding the peer's gRPC listener",
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Io {
+        what: "peer listener address",
+        source,
+    })?;
+    let server_tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+        .client_ca_root(TlsCertificate::from_pem(&tls.roots_pem))
+        .client_auth_optional(true);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let router = Server::builder()
+        .tls_config(server_tls)
+        .map_err(|e| config_err(format!("TLS: {e}")))?
+        .tcp_nodelay(true)
+        .add_service(
+            EndorserServer::new(EndorserService(endorser.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            gateway
+                .into_service()
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            deliver
+                .into_server()
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(private.into_server());
+    let mut sd = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let signal = async move {
+            let _ = sd.wait_for(|s| *s).await;
+        };
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .await
+        {
+            warn!(target: "peer", error = %e, "gRPC server stopped");
+        }
+    }));
+
+    // Block pullers and reconcilers.
+    for j in &joined {
+        let puller = BlockPuller {
+            committer: j.committer.clone(),
+            signer: signer.clone(),
+            tls: tls.clone(),
+            transient: transient.clone(),
+        };
+        tasks.push(tokio::spawn(puller.run(shutdown_rx.clone())));
+        let reconciler = Reconciler::new(
+            j.committer.ledger().clone(),
+            j.config.clone(),
+            definitions.clone(),
+            Arc::new(private_data_peers(cfg, &j.config)),
+            tls.clone(),
+        );
+        let mut sd = shutdown_rx.clone();
+        tasks.push(tokio::spawn(reconciler.run(
+            RECONCILE_INTERVAL,
+            async move {
+                let _ = sd.wait_for(|s| *s).await;
+            },
+        )));
+    }
+
+    // Operations endpoint.
+    let operations = match &cfg.operations_listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|source| Error::Io {
+                    what: "binding the operations listener",
+                    source,
+                })?;
+            let mut ops = Operations::new(metrics.clone());
+            for j in &joined {
+                let ledger = j.committer.ledger().clone();
+                ops = ops.with_check(
+                    format!("ledger:{}", j.config.channel_id()),
+                    Box::new(move || {
+                        if ledger.height() > 0 {
+                            Ok(())
+                        } else {
+                            Err("ledger is empty".into())
+                        }
+                    }),
+                );
+            }
+            Some(ops.serve(listener)?)
+        }
+        None => None,
+    };
+    info!(target: "peer", name = %cfg.name, msp_id = %cfg.msp_id, %addr, channels = joined.len(), "peer started");
+    Ok(RunningPeer {
+        addr,
+        operations,
+        committers: joined.iter().map(|j| j.committer.clone()).collect(),
+        executor,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}

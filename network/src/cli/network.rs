@@ -1,0 +1,156 @@
+//! `medledger network up|down|status` and `medledger identities`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::net::{self, generate::Identities, process};
+
+/// Network subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Generate (first time) and start a network in the background; returns once every node
+    /// is healthy. A second `up` restarts the same network with its ledgers intact.
+    Up(UpArgs),
+    /// Stop every node of the network cleanly.
+    Down(DownArgs),
+    /// Each node's process, health and ledger height.
+    Status(DirArgs),
+}
+
+/// The network directory.
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// Network directory (default $MEDLEDGER_HOME, else ./medledger-net).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `network up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Network configuration (default: the built-in network/configs/dev.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Network directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Longest wait for every node to be healthy, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// `network down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Network directory.
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Also delete the network directory (ledgers, keys, logs).
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// Runs a network subcommand.
+///
+/// # Errors
+/// Whatever the subcommand reports, with context.
+pub fn run(cmd: NetworkCommand) -> Result<()> {
+    match cmd {
+        NetworkCommand::Up(a) => {
+            let dir = net::default_dir(a.dir.dir);
+            let exe = std::env::current_exe().context("locating the medledger executable")?;
+            let report = net::up(
+                &dir,
+                a.config.as_deref(),
+                &exe,
+                Duration::from_secs(a.timeout),
+                |msg| println!("  {msg}"),
+            )?;
+            println!(
+                "network {} is up in {} ({} orderers, {} peers)",
+                report.spec.channel,
+                dir.display(),
+                report.spec.orderer_org.orderers.len(),
+                report
+                    .spec
+                    .organizations
+                    .iter()
+                    .map(|o| o.peers.len())
+                    .sum::<usize>()
+            );
+            for org in &report.spec.organizations {
+                for p in &org.peers {
+                    println!(
+                        "  {} peer {} gateway grpcs://{}",
+                        org.msp_id,
+                        p.name,
+                        p.endpoint()
+                    );
+                }
+            }
+            println!(
+                "  connection profile: {}",
+                dir.join("connection.yaml").display()
+            );
+            println!("  TLS roots: {}", dir.join("tls-roots.pem").display());
+            println!("  identities: medledger identities --dir {}", dir.display());
+            println!("  logs: {}", dir.join("logs").display());
+            Ok(())
+        }
+        NetworkCommand::Down(a) => {
+            let dir = net::default_dir(a.dir.dir);
+            let (_, nodes) = net::nodes_of(&dir)?;
+            let stopped = process::stop_all(&dir, &nodes)?;
+            println!("stopped {} node(s)", stopped.len());
+            if a.purge {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("deleting {}", dir.display()))?;
+                println!("deleted {}", dir.display());
+            }
+            Ok(())
+        }
+        NetworkCommand::Status(a) => {
+            let dir = net::default_dir(a.dir);
+            let (spec, nodes) = net::nodes_of(&dir)?;
+            println!(
+                "{:<16} {:>8} {:<10} {:>7}",
+                "NODE", "PID", "HEALTH", "HEIGHT"
+            );
+            for node in &nodes {
+                let pid = process::running_pid(&dir, node);
+                let health = match (pid, process::healthy(node)) {
+                    (None, _) => "stopped",
+                    (Some(_), true) => "healthy",
+                    (Some(_), false) => "unhealthy",
+                };
+                let height = pid
+                    .and_then(|_| process::height(node, &spec.channel))
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "-".into());
+                let pid = pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                println!("{:<16} {pid:>8} {health:<10} {height:>7}", node.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `medledger identities`: the demo identities of a network.
+///
+/// # Errors
+/// No network in the directory.
+pub fn identities(a: DirArgs) -> Result<()> {
+    let dir = net::default_dir(a.dir);
+    let ids = Identities::load(&dir)?;
+    println!("{:<52} {:<9} {:<10} GATEWAY", "NAME (--as)", "MSP", "ROLE");
+    for i in &ids.identities {
+        println!(
+            "{:<52} {:<9} {:<10} {}",
+            i.name, i.msp_id, i.role, i.gateway
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `medledger network ...`: a whole network from one configuration file — generate its
+//! material ([`generate`]), run its nodes as background processes ([`process`]), stop them,
+//! report their status. The schema of the configuration is [`spec::NetworkSpec`]
+//! (docs/network.md).
+
+pub mod generate;
+pub mod process;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use generate::GeneratedNode;
+use spec::NetworkSpec;
+
+/// The default network configuration (`network/configs/dev.yaml`), built in.
+pub const DEV_YAML: &str = include_str!("../../configs/dev.yaml");
+
+/// Demo patients enrolled by `up`: the first this many Patient ids of the sample data.
+pub const DEMO_PATIENTS: usize = 3;
+
+/// The network directory: `--dir`, else `$MEDLEDGER_HOME`, else `./medledger-net`.
+pub fn default_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.or_else(|| std::env::var_os("MEDLEDGER_HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("medledger-net"))
+}
+
+/// The spec of the network in `dir`, if one was generated there.
+///
+/// # Errors
+/// A `network.yaml` that does not load.
+pub fn existing(dir: &Path) -> Result<Option<NetworkSpec>> {
+    let path = dir.join("network.yaml");
+    if path.exists() {
+        NetworkSpec::load(&path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The nodes of the network in `dir`.
+///
+/// # Errors
+/// No network there.
+pub fn nodes_of(dir: &Path) -> Result<(NetworkSpec, Vec<GeneratedNode>)> {
+    let spec = existing(dir)?.with_context(|| {
+        format!(
+            "no network in {} (run `medledger network up`)",
+            dir.display()
+        )
+    })?;
+    let nodes = generate::nodes(dir, &spec);
+    Ok((spec, nodes))
+}
+
+/// Patient ids (Patient.id) of the first `n` FHIR bundles under `bundles`, in file-name order.
+pub fn sample_patients(bundles: &Path, n: usize) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(bundles)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|f| {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(f).ok()?).ok()?;
+            v["entry"].as_array()?.iter().find_map(|e| {
+                let r = &e["resource"];
+                (r["resourceType"] == "Patient").then(|| r["id"].as_str().map(str::to_owned))?
+            })
+        })
+        .take(n)
+        .collect()
+}
+
+/// Where the sample bundles are: `$MEDLEDGER_EHR_BUNDLES`, else `shared/data/ehr/bundles` in
+/// the working directory or one of its parents.
+pub fn find_sample_bundles() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MEDLEDGER_EHR_BUNDLES") {
+        return Some(PathBuf::from(p));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .map(|a| a.join("shared/data/ehr/bundles"))
+        .find(|p| p.is_dir())
+}
+
+/// What `up` did.
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    /// The network's spec.
+    pub spec: NetworkSpec,
+    /// Its nodes.
+    pub nodes: Vec<GeneratedNode>,
+    /// Whether the material was generated now (else an existing network was restarted).
+    pub generated: bool,
+    /// Nodes started now (the others were running already).
+    pub started: Vec<String>,
+}
+
+/// `network up`: generates the network in `dir` from `config` (or the built-in dev network)
+/// unless it exists, starts every node that is not running with `exe`, and waits until all
+/// are healthy.
+///
+/// # Errors
+/// A bad configuration, a `dir` holding a different network, a node that fails to start.
+pub fn up(
+    dir: &Path,
+    config: Option<&Path>,
+    exe: &Path,
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<UpReport> {
+    let wanted = match config {
+        Some(p) => Some(NetworkSpec::load(p)?),
+        None => None,
+    };
+    let (spec, generated) = match existing(dir)? {
+        Some(spec) => {
+            if wanted.as_ref().is_some_and(|w| w != &spec) {
+                bail!(
+                    "{} holds a network generated from another configuration; stop and delete it with `medledger network down --purge --dir {}` first",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            progress(&format!("restarting the network in {}", dir.display()));
+            (spec, false)
+        }
+        None => {
+            let spec = match wanted {
+                Some(s) => s,
+                None => {
+                    let s: NetworkSpec = serde_yaml_ng::from_str(DEV_YAML)?;
+                    s.validate()?;
+                    s
+                }
+            };
+            let patients = find_sample_bundles()
+                .map(|b| sample_patients(&b, DEMO_PATIENTS))
+                .unwrap_or_default();
+            progress(&format!(
+                "generating CAs, identities, genesis block and node configurations in {}",
+                dir.display()
+            ));
+            generate::generate(dir, &spec, &patients)?;
+            (spec, true)
+        }
+    };
+    let nodes = generate::nodes(dir, &spec);
+    let mut started = Vec::new();
+    for node in &nodes {
+        if process::running_pid(dir, node).is_some() {
+            progress(&format!("{} is already running", node.name));
+            continue;
+        }
+        let pid = process::spawn(dir, exe, node)?;
+        progress(&format!("started {} (pid {pid})", node.name));
+        started.push(node.name.clone());
+    }
+    process::wait_healthy(dir, &nodes, timeout, &mut progress)?;
+    Ok(UpReport {
+        spec,
+        nodes,
+        generated,
+        started,
+    })
+}

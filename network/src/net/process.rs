@@ -1,0 +1,199 @@
+//! Running a generated network's nodes as background OS processes: `up` starts every node that
+//! is not running (`medledger orderer start` / `medledger peer start`, logs under `logs/`, pid
+//! files under `run/`) and waits until each answers `/healthz`; `down` stops them (SIGTERM,
+//! then SIGKILL after a grace period); `status` reports each node's health and height.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::generate::GeneratedNode;
+
+/// How long `down` waits after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+fn pid_file(dir: &Path, node: &str) -> PathBuf {
+    dir.join("run").join(format!("{node}.pid"))
+}
+
+/// The log file of a node.
+pub fn log_file(dir: &Path, node: &str) -> PathBuf {
+    dir.join("logs").join(format!("{node}.log"))
+}
+
+/// The pid of `node` if its process is alive and is that node (its command line names the
+/// node's configuration file, so a reused pid is not mistaken for it).
+pub fn running_pid(dir: &Path, node: &GeneratedNode) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file(dir, &node.name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let config = node.config.to_string_lossy();
+    let ours = cmdline
+        .split(|b| *b == 0)
+        .any(|arg| arg == config.as_bytes());
+    (ours && kill(Pid::from_raw(pid), None).is_ok()).then_some(pid)
+}
+
+/// Starts `node` with `exe` (the `medledger` executable) in the background, in its own
+/// process group, appending to its log; returns its pid.
+///
+/// # Errors
+/// The process cannot be spawned or its files written.
+pub fn spawn(dir: &Path, exe: &Path, node: &GeneratedNode) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    std::fs::create_dir_all(dir.join("run"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file(dir, &node.name))?;
+    let kind = if node.orderer { "orderer" } else { "peer" };
+    let child = Command::new(exe)
+        .args(["-v", kind, "start", "--config"])
+        .arg(&node.config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {} with {}", node.name, exe.display()))?;
+    let pid = child.id();
+    std::fs::write(pid_file(dir, &node.name), pid.to_string())?;
+    Ok(pid)
+}
+
+/// A plain HTTP/1.0 GET of `path` on `addr` (`host:port`): status code and body.
+///
+/// # Errors
+/// Connection or protocol failure.
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    let sock = addr
+        .to_socket_addrs()?
+        .next()
+        .with_context(|| format!("no address for {addr}"))?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("bad HTTP answer from {addr}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Whether `node` answers `/healthz` with 200.
+pub fn healthy(node: &GeneratedNode) -> bool {
+    matches!(http_get(&node.operations, "/healthz"), Ok((200, _)))
+}
+
+/// The block height a node reports in `/metrics` (`orderer_height`, or the peer's
+/// `ledger_blockchain_height` of `channel`).
+pub fn height(node: &GeneratedNode, channel: &str) -> Option<u64> {
+    let (_, body) = http_get(&node.operations, "/metrics").ok()?;
+    let wanted = if node.orderer {
+        "orderer_height".to_owned()
+    } else {
+        format!("ledger_blockchain_height{{channel=\"{channel}\"}}")
+    };
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == wanted).then(|| value.parse::<f64>().ok())?
+        })
+        .map(|v| v as u64)
+}
+
+/// Waits until every node answers `/healthz`, failing early (with the end of its log) if a
+/// node's process exits.
+///
+/// # Errors
+/// A node exited or `timeout` passed.
+pub fn wait_healthy(
+    dir: &Path,
+    nodes: &[GeneratedNode],
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<&GeneratedNode> = nodes.iter().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for node in pending {
+            if healthy(node) {
+                progress(&format!("{} is healthy", node.name));
+            } else if running_pid(dir, node).is_none() {
+                bail!(
+                    "{} exited; the end of {}:\n{}",
+                    node.name,
+                    log_file(dir, &node.name).display(),
+                    log_tail(dir, &node.name, 20)
+                );
+            } else {
+                still.push(node);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let names: Vec<&str> = pending.iter().map(|n| n.name.as_str()).collect();
+            bail!("not healthy after {timeout:?}: {}", names.join(", "));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// The last `lines` lines of a node's log.
+pub fn log_tail(dir: &Path, node: &str, lines: usize) -> String {
+    let text = std::fs::read_to_string(log_file(dir, node)).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Stops every running node: SIGTERM, then SIGKILL for those still alive after the grace
+/// period. Returns the names of the nodes stopped.
+///
+/// # Errors
+/// Signals that cannot be sent.
+pub fn stop_all(dir: &Path, nodes: &[GeneratedNode]) -> Result<Vec<String>> {
+    let mut stopping = Vec::new();
+    for node in nodes {
+        if let Some(pid) = running_pid(dir, node) {
+            kill(Pid::from_raw(pid), Signal::SIGTERM)
+                .with_context(|| format!("stopping {}", node.name))?;
+            stopping.push(node);
+        }
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while stopping.iter().any(|n| running_pid(dir, n).is_some()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in &stopping {
+        if let Some(pid) = running_pid(dir, node) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    for node in nodes {
+        let _ = std::fs::remove_file(pid_file(dir, &node.name));
+    }
+    Ok(stopping.iter().map(|n| n.name.clone()).collect())
+}
