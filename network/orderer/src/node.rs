@@ -164,6 +164,9 @@ pub struct Chain {
     pub last_hash: [u8; 32],
     /// Transaction ids already in blocks.
     pub tx_ids: HashSet<String>,
+    /// SHA-256 of every envelope already in blocks (an identical envelope broadcast again is
+    /// acknowledged, not ordered twice).
+    pub envelope_hashes: HashSet<[u8; 32]>,
     /// Number of the last config block.
     pub last_config: u64,
 }
@@ -201,6 +204,10 @@ impl Chain {
         } else {
             for tx in block_tx_ids(b) {
                 self.tx_ids.insert(tx);
+            }
+            if let Some(data) = b.data.as_ref() {
+                self.envelope_hashes
+                    .extend(data.data.iter().map(|e| batch::envelope_hash(e)));
             }
         }
         self.last_hash = blk::header_hash(header);
@@ -458,10 +465,11 @@ impl Node {
         let mut forward = Vec::new();
         for e in envelopes {
             match self.admit_to_pool(&e, now) {
-                Ok(()) => {
+                Ok(true) => {
                     forward.push(e);
                     results.push(Ok(()));
                 }
+                Ok(false) => results.push(Ok(())),
                 Err(r) => results.push(Err(r)),
             }
         }
@@ -477,7 +485,15 @@ impl Node {
         (results, actions)
     }
 
-    fn admit_to_pool(&mut self, e: &[u8], now: Now) -> Result<(), Rejection> {
+    /// Verifies and adds an envelope to the pool: `Ok(true)` if added, `Ok(false)` if exactly
+    /// this envelope is pending or ordered already (Broadcast is idempotent: a client — or a
+    /// gateway sending to every orderer — that repeats an envelope another orderer forwarded
+    /// here gets SUCCESS, and the envelope is ordered once).
+    fn admit_to_pool(&mut self, e: &[u8], now: Now) -> Result<bool, Rejection> {
+        let hash = batch::envelope_hash(e);
+        if self.pool.contains_hash(&hash) || self.chain.envelope_hashes.contains(&hash) {
+            return Ok(false);
+        }
         if self.pool.len() >= self.cfg.max_pending_envelopes {
             return Err(Rejection {
                 status: medledger_proto::common::Status::ServiceUnavailable,
@@ -491,8 +507,7 @@ impl Node {
                 reason: format!("duplicate tx_id {}", admitted.tx_id),
             });
         }
-        self.pool.insert(e.to_vec(), admitted, now.mono);
-        Ok(())
+        Ok(self.pool.insert(e.to_vec(), admitted, now.mono))
     }
 
     /// A message from consenter `from` (authenticated by the transport).
@@ -509,7 +524,7 @@ impl Node {
             M::Forward(f) => {
                 let mut added = false;
                 for e in &f.envelopes {
-                    added |= self.admit_to_pool(e, now).is_ok();
+                    added |= matches!(self.admit_to_pool(e, now), Ok(true));
                 }
                 if added {
                     self.kick(now, &mut actions);

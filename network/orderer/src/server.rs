@@ -258,13 +258,13 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
 
     let (core_tx, core_rx) = mpsc::channel(4096);
     let (height_tx, _) = watch::channel(store.height());
-    let metrics = Metrics::new();
-    metrics.height.set(store.height() as i64);
+    let orderer_metrics = Metrics::new();
+    orderer_metrics.height.set(store.height() as i64);
     let shared = Arc::new(Shared {
         config: config.clone(),
         store: RwLock::new(store),
         height: height_tx,
-        metrics,
+        metrics: orderer_metrics,
         healthy: AtomicBool::new(true),
         core: core_tx.clone(),
         latencies: std::sync::Mutex::new(std::collections::VecDeque::new()),

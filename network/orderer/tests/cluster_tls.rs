@@ -162,23 +162,40 @@ async fn four_orderers_over_mutual_tls() {
         .await
         .unwrap();
     let mut bad = envelopes(2);
-    let dup = bad[0].clone();
+    let repeat = bad[0].clone();
+    // Same tx_id (same nonce and creator), different bytes.
+    let nb2 = [0xEEu8; 24]; // a nonce the counter never reaches
+    let first = transaction_envelope(&client, CHANNEL, &nb2, vec![1u8; 64]).unwrap();
+    let conflicting = transaction_envelope(&client, CHANNEL, &nb2, vec![2u8; 64]).unwrap();
     bad[1].signature[10] ^= 1;
     let r = c1
-        .broadcast(vec![bad[0].clone(), dup, bad[1].clone()])
+        .broadcast(vec![
+            bad[0].clone(),
+            repeat,
+            bad[1].clone(),
+            first,
+            conflicting,
+        ])
         .await
         .unwrap();
     assert_eq!(r[0].status, Status::Success as i32);
     assert_eq!(
         r[1].status,
-        Status::BadRequest as i32,
-        "duplicate tx_id: {}",
+        Status::Success as i32,
+        "an identical envelope again is acknowledged (ordered once): {}",
         r[1].info
     );
     assert!(
         r[2].status == Status::Forbidden as i32 || r[2].status == Status::BadRequest as i32,
         "tampered signature: {:?}",
         r[2]
+    );
+    assert_eq!(r[3].status, Status::Success as i32);
+    assert_eq!(
+        r[4].status,
+        Status::BadRequest as i32,
+        "duplicate tx_id, different envelope: {}",
+        r[4].info
     );
 
     // Deliver: a client of the channel reads blocks 0..=2; an orderer identity does not

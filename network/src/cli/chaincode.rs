@@ -23,9 +23,9 @@ pub enum ChaincodeCommand {
 /// What to call and how to connect.
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// Channel, e.g. `ehr`.
+    /// Channel, e.g. `ehr` (default with a network directory: its channel).
     #[arg(short = 'C', long)]
-    pub channel: String,
+    pub channel: Option<String>,
     /// Chaincode name.
     #[arg(short = 'n', long)]
     pub name: String,
@@ -38,9 +38,17 @@ pub struct CallArgs {
     /// Transient data as a JSON object of base64 values, e.g. '{"phi":"eyJ..."}'.
     #[arg(long)]
     pub transient: Option<String>,
-    /// Gateway peer address, `https://HOST:PORT` (or `http://` without TLS).
-    #[arg(long)]
-    pub peer: String,
+    /// Gateway peer address, `https://HOST:PORT` (or `http://` without TLS). Without it, the
+    /// network started by `network up` in `--dir` is used, as identity `--as`.
+    #[arg(long, requires_all = ["mspdir", "mspid", "channel"])]
+    pub peer: Option<String>,
+    /// Act as this identity of the network in `--dir` (see `medledger identities`); default:
+    /// its first organization's admin.
+    #[arg(long = "as", conflicts_with = "peer")]
+    pub as_identity: Option<String>,
+    /// Network directory (default $MEDLEDGER_HOME, else ./medledger-net).
+    #[arg(long, conflicts_with = "peer")]
+    pub dir: Option<PathBuf>,
     /// PEM file of the peer's TLS root CA.
     #[arg(long)]
     pub tls_ca: Option<PathBuf>,
@@ -52,10 +60,10 @@ pub struct CallArgs {
     pub tls_key: Option<PathBuf>,
     /// MSP folder of the signing identity.
     #[arg(short = 'M', long)]
-    pub mspdir: PathBuf,
+    pub mspdir: Option<PathBuf>,
     /// MSP id of the signing identity.
     #[arg(long)]
-    pub mspid: String,
+    pub mspid: Option<String>,
 }
 
 fn parse_args(a: &CallArgs) -> Result<Vec<String>> {
@@ -91,11 +99,20 @@ fn parse_transient(t: Option<&str>) -> Result<Vec<(String, Vec<u8>)>> {
         .collect()
 }
 
-async fn connect(a: &CallArgs) -> Result<Gateway> {
-    let identity = folder::load_signing_identity(&a.mspdir, &a.mspid)
-        .with_context(|| format!("loading identity from {}", a.mspdir.display()))?;
-    let mut endpoint = Endpoint::from_shared(a.peer.clone()).context("bad --peer address")?;
-    if a.peer.starts_with("https://") {
+/// The gateway connection and channel: explicit flags, or the network directory.
+async fn connect(a: &CallArgs) -> Result<(Gateway, String)> {
+    let (Some(peer), Some(mspdir), Some(mspid), Some(channel)) =
+        (&a.peer, &a.mspdir, &a.mspid, &a.channel)
+    else {
+        let dir = crate::net::default_dir(a.dir.clone());
+        let client = crate::net::client::connect_as(&dir, a.as_identity.as_deref()).await?;
+        let channel = a.channel.clone().unwrap_or(client.channel);
+        return Ok((client.gateway, channel));
+    };
+    let identity = folder::load_signing_identity(mspdir, mspid)
+        .with_context(|| format!("loading identity from {}", mspdir.display()))?;
+    let mut endpoint = Endpoint::from_shared(peer.clone()).context("bad --peer address")?;
+    if peer.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &a.tls_ca {
             tls = tls.ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
@@ -108,11 +125,14 @@ async fn connect(a: &CallArgs) -> Result<Gateway> {
         }
         endpoint = endpoint.tls_config(tls)?;
     }
-    let channel = endpoint
+    let endpoint_channel = endpoint
         .connect()
         .await
-        .with_context(|| format!("connecting to {}", a.peer))?;
-    Ok(Gateway::connect(identity, channel))
+        .with_context(|| format!("connecting to {peer}"))?;
+    Ok((
+        Gateway::connect(identity, endpoint_channel),
+        channel.clone(),
+    ))
 }
 
 fn explain(e: GatewayError) -> anyhow::Error {
@@ -146,8 +166,8 @@ pub async fn run(cmd: ChaincodeCommand) -> Result<()> {
         .split_first()
         .ok_or_else(|| anyhow!("no function given"))?;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-    let gateway = connect(&a).await?;
-    let contract = gateway.network(&a.channel).contract(&a.name);
+    let (gateway, channel) = connect(&a).await?;
+    let contract = gateway.network(&channel).contract(&a.name);
     let mut builder = contract.new_proposal(function).args(&rest);
     for (k, v) in parse_transient(a.transient.as_deref())? {
         builder = builder.with_transient(&k, &v);
@@ -182,17 +202,19 @@ mod tests {
 
     fn call(args: Option<&str>, ctor: Option<&str>) -> CallArgs {
         CallArgs {
-            channel: "ehr".into(),
+            channel: Some("ehr".into()),
             name: "kv".into(),
             args: args.map(str::to_owned),
             ctor: ctor.map(str::to_owned),
             transient: None,
-            peer: "http://127.0.0.1:1".into(),
+            peer: Some("http://127.0.0.1:1".into()),
+            as_identity: None,
+            dir: None,
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
-            mspdir: PathBuf::new(),
-            mspid: "Org1MSP".into(),
+            mspdir: Some(PathBuf::new()),
+            mspid: Some("Org1MSP".into()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! report their status. The schema of the configuration is [`spec::NetworkSpec`]
 //! (docs/network.md).
 
+pub mod client;
 pub mod generate;
 pub mod process;
 pub mod spec;

@@ -1,0 +1,196 @@
+//! `medledger network up` end to end, with real processes on loopback and TLS: 4 BFT
+//! orderers and one peer in each of two organizations, started by the `medledger` executable
+//! from a network configuration; a KV contract and the EHR contract run in the peers'
+//! sandboxes. Submits through the gateway with the Rust SDK, reads at the other organization,
+//! checks both peers' heights, restarts the network with its ledgers intact, stops it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use medledger_network::net::client::connect_as;
+use medledger_proto::protos::TxValidationCode;
+
+const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+
+/// Stops the network even when the test fails.
+struct Network {
+    dir: PathBuf,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new(MEDLEDGER)
+            .args(["network", "down", "--dir"])
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn medledger(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(MEDLEDGER)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "medledger {args:?} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn spec(ports: &[u16]) -> String {
+    let node = |name: &str, i: usize| {
+        format!(
+            "{{ name: {name}, host: 127.0.0.1, port: {}, operations_port: {} }}",
+            ports[2 * i],
+            ports[2 * i + 1]
+        )
+    };
+    format!(
+        "channel: ehr
+batch: {{ max_message_count: 100, batch_timeout_ms: 100 }}
+orderer_org:
+  name: orderer
+  msp_id: OrdererMSP
+  domain: orderer.test
+  orderers: [{}, {}, {}, {}]
+organizations:
+  - {{ name: org1, msp_id: Org1MSP, domain: org1.test, peers: [{}] }}
+  - {{ name: org2, msp_id: Org2MSP, domain: org2.test, peers: [{}] }}
+chaincodes:
+  - {{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }}
+  - {{ name: ehr, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\", private_collection_per_org: true }}
+",
+        node("orderer1", 0),
+        node("orderer2", 1),
+        node("orderer3", 2),
+        node("orderer4", 3),
+        node("peer0", 4),
+        node("peer0", 5),
+    )
+}
+
+fn heights(status: &str) -> Vec<(String, String)> {
+    status
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(cols[2], "healthy", "{status}");
+            (cols[0].to_owned(), cols[3].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_up_submit_evaluate_restart_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
+    let config = tmp.path().join("network.yaml");
+    std::fs::write(&config, spec(&ports)).unwrap();
+    let net = Network { dir: dir.clone() };
+
+    let up = medledger(
+        &["network", "up", "--config", config.to_str().unwrap()],
+        &dir,
+    );
+    assert!(up.contains("network ehr is up"), "{up}");
+    let ids = medledger(&["identities"], &dir);
+    assert!(ids.contains("org2-doctor"), "{ids}");
+
+    // Submit at Org1's gateway: endorsed by both organizations' sandboxed chaincode, ordered
+    // by the BFT orderers, committed on both peers.
+    let org1 = connect_as(&dir, Some("org1-admin")).await.unwrap();
+    let kv = org1.gateway.network("ehr").contract("kv");
+    let tx = kv
+        .new_proposal("put")
+        .args(&["patient-count", "3"])
+        .build()
+        .unwrap()
+        .endorse()
+        .await
+        .unwrap();
+    let commit = tx.submit().await.unwrap();
+    let (code, block) = commit.status().await.unwrap();
+    assert_eq!((code, block), (TxValidationCode::Valid, 1));
+
+    // Org2's peer has committed it too: evaluate there.
+    let org2 = connect_as(&dir, Some("org2-lab")).await.unwrap();
+    let value = org2
+        .gateway
+        .network("ehr")
+        .contract("kv")
+        .evaluate_transaction("get", &["patient-count"])
+        .await
+        .unwrap();
+    assert_eq!(value, b"3");
+
+    // The CLI with --as: register a sample patient with the EHR contract.
+    medledger(
+        &[
+            "chaincode",
+            "invoke",
+            "-n",
+            "ehr",
+            "--as",
+            "org1-admin",
+            "--args",
+            r#"["RegisterPatient","07f741ce-220d-4744-b1ab-d28366110264"]"#,
+        ],
+        &dir,
+    );
+    let status = medledger(&["network", "status"], &dir);
+    let hs = heights(&status);
+    assert_eq!(hs.len(), 6, "{status}");
+    let peers: Vec<&str> = hs
+        .iter()
+        .filter(|(n, _)| n.starts_with("peer"))
+        .map(|(_, h)| h.as_str())
+        .collect();
+    assert_eq!(peers, ["3", "3"], "{status}");
+
+    // Restart: the same network, ledgers intact.
+    drop(org1);
+    drop(org2);
+    let down = medledger(&["network", "down"], &dir);
+    assert!(down.contains("stopped 6 node(s)"), "{down}");
+    let status = medledger(&["network", "status"], &dir);
+    assert_eq!(status.matches("stopped").count(), 6, "{status}");
+    let up = medledger(&["network", "up"], &dir);
+    assert!(up.contains("restarting"), "{up}");
+    let org2 = connect_as(&dir, Some("org2-doctor")).await.unwrap();
+    let patient = org2
+        .gateway
+        .network("ehr")
+        .contract("ehr")
+        .evaluate_transaction("GetPatient", &["07f741ce-220d-4744-b1ab-d28366110264"])
+        .await
+        .unwrap();
+    let patient: serde_json::Value = serde_json::from_slice(&patient).unwrap();
+    assert_eq!(patient["custodian_msp"], "Org1MSP");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A different configuration for the same directory is refused.
+    let out = Command::new(MEDLEDGER)
+        .args(["network", "up", "--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml"))
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another configuration"));
+
+    drop(org2);
+    medledger(&["network", "down", "--purge"], &dir);
+    assert!(!dir.exists());
+    drop(net);
+}
