@@ -4,3 +4,4 @@
 //! orderer arrive with their issues; see docs/ARCHITECTURE.md.
 
 pub mod cli;
+pub mod ehr_client;
