@@ -42,7 +42,8 @@ pub struct ImportOptions {
     /// Private data collection given to `RegisterPatient` (default: the chaincode's
     /// `<MspId>PHI`).
     pub collection: Option<String>,
-    /// Retries of a transaction invalidated by an MVCC or phantom read conflict (default 3).
+    /// Retries of a transaction invalidated by an MVCC or phantom read conflict, or refused by
+    /// an endorser lagging behind the gateway's peer (default 5; backoff 50 ms doubling).
     pub max_retries: u32,
 }
 
@@ -53,7 +54,7 @@ impl Default for ImportOptions {
             max_chunk_bytes: MAX_BUNDLE_BYTES,
             max_chunk_entries: MAX_BUNDLE_ENTRIES,
             collection: None,
-            max_retries: 3,
+            max_retries: 5,
         }
     }
 }
@@ -273,14 +274,25 @@ fn reason(step: &str, e: &EhrClientError) -> String {
     }
 }
 
+/// Whether a failed call is worth retrying: an MVCC or phantom read conflict at commit, or a
+/// 404/409 from an endorser that has not yet committed the block the gateway's peer already
+/// reported (the patient just registered, the ids just reserved): peers commit at their own
+/// pace, and commit status only speaks for the gateway's peer.
 fn is_retryable(e: &EhrClientError) -> bool {
-    matches!(
-        e,
-        EhrClientError::Invalid {
-            code: TxValidationCode::MvccReadConflict | TxValidationCode::PhantomReadConflict,
-            ..
+    match e {
+        EhrClientError::Invalid { code, .. } => matches!(
+            code,
+            TxValidationCode::MvccReadConflict | TxValidationCode::PhantomReadConflict
+        ),
+        EhrClientError::Chaincode {
+            function, status, ..
+        } => {
+            (*function == ehr_chaincode::functions::RESERVE_RECORDS && *status == 404)
+                || (*function == ehr_chaincode::functions::CREATE_RECORDS_FROM_BUNDLE
+                    && matches!(status, 404 | 409))
         }
-    )
+        _ => false,
+    }
 }
 
 /// Shared state of one import run.
@@ -335,8 +347,9 @@ impl Run<'_> {
             };
             match result {
                 Err(e) if is_retryable(&e) && attempt < self.options.max_retries => {
+                    tracing::debug!(target: "ehr_client::import", attempt, reason = %reason("retry", &e), "retrying");
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
                 }
                 other => {
                     if other.is_ok() {
