@@ -492,7 +492,7 @@ async fn import_read_back_reimport_and_everyday_operations() {
     assert_eq!(versions, [1, 0]);
 
     // The patient: consent to Org2 granted, listed, revoked; the audit trail shows the
-    // custodian's reads; erasure requested, then purged by the custodian's admin.
+    // custodian's reads; erasure requested.
     let patient = net.client(patient_identity);
     let grant = patient
         .grant_consent(&ConsentGrant {

@@ -92,15 +92,44 @@ fn parse_transient(t: Option<&str>) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 async fn connect(a: &CallArgs) -> Result<Gateway> {
-    let identity = folder::load_signing_identity(&a.mspdir, &a.mspid)
+    connect_gateway(&GatewayAddress {
+        peer: &a.peer,
+        tls_ca: a.tls_ca.as_deref(),
+        tls_cert: a.tls_cert.as_deref(),
+        tls_key: a.tls_key.as_deref(),
+        mspdir: &a.mspdir,
+        mspid: &a.mspid,
+    })
+    .await
+}
+
+/// Where a gateway is and who signs: the connection flags of client commands.
+pub(crate) struct GatewayAddress<'a> {
+    /// `https://HOST:PORT` (or `http://` without TLS).
+    pub peer: &'a str,
+    /// PEM file of the peer's TLS root CA.
+    pub tls_ca: Option<&'a std::path::Path>,
+    /// Client TLS certificate (PEM) for mutual TLS.
+    pub tls_cert: Option<&'a std::path::Path>,
+    /// Client TLS key (PEM).
+    pub tls_key: Option<&'a std::path::Path>,
+    /// MSP folder of the signing identity.
+    pub mspdir: &'a std::path::Path,
+    /// MSP id of the signing identity.
+    pub mspid: &'a str,
+}
+
+/// Connects to a gateway peer (TLS when `https://`) as the identity of an MSP folder.
+pub(crate) async fn connect_gateway(a: &GatewayAddress<'_>) -> Result<Gateway> {
+    let identity = folder::load_signing_identity(a.mspdir, a.mspid)
         .with_context(|| format!("loading identity from {}", a.mspdir.display()))?;
-    let mut endpoint = Endpoint::from_shared(a.peer.clone()).context("bad --peer address")?;
+    let mut endpoint = Endpoint::from_shared(a.peer.to_owned()).context("bad --peer address")?;
     if a.peer.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &a.tls_ca {
+        if let Some(ca) = a.tls_ca {
             tls = tls.ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
         }
-        if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        if let (Some(cert), Some(key)) = (a.tls_cert, a.tls_key) {
             tls = tls.identity(Identity::from_pem(
                 std::fs::read(cert)?,
                 std::fs::read(key)?,
