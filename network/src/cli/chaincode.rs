@@ -1,15 +1,11 @@
 //! `medledger chaincode invoke|query`: call a chaincode through a peer's gateway, as
 //! `peer chaincode invoke|query` does in Fabric.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use clap::{Args, Subcommand};
 use medledger_gateway::GatewayError;
 use medledger_gateway::client::Gateway;
-use medledger_msp::folder;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// Chaincode subcommands.
 #[derive(Debug, Subcommand)]
@@ -38,32 +34,9 @@ pub struct CallArgs {
     /// Transient data as a JSON object of base64 values, e.g. '{"phi":"eyJ..."}'.
     #[arg(long)]
     pub transient: Option<String>,
-    /// Gateway peer address, `https://HOST:PORT` (or `http://` without TLS). Without it, the
-    /// network started by `network up` in `--dir` is used, as identity `--as`.
-    #[arg(long, requires_all = ["mspdir", "mspid", "channel"])]
-    pub peer: Option<String>,
-    /// Act as this identity of the network in `--dir` (see `medledger identities`); default:
-    /// its first organization's admin.
-    #[arg(long = "as", conflicts_with = "peer")]
-    pub as_identity: Option<String>,
-    /// Network directory (default $MEDLEDGER_HOME, else ./medledger-net).
-    #[arg(long, conflicts_with = "peer")]
-    pub dir: Option<PathBuf>,
-    /// PEM file of the peer's TLS root CA.
-    #[arg(long)]
-    pub tls_ca: Option<PathBuf>,
-    /// Client TLS certificate and key (PEM) for mutual TLS.
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// Client TLS key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// MSP folder of the signing identity.
-    #[arg(short = 'M', long)]
-    pub mspdir: Option<PathBuf>,
-    /// MSP id of the signing identity.
-    #[arg(long)]
-    pub mspid: Option<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub gateway: super::connect::GatewayArgs,
 }
 
 fn parse_args(a: &CallArgs) -> Result<Vec<String>> {
@@ -99,40 +72,15 @@ fn parse_transient(t: Option<&str>) -> Result<Vec<(String, Vec<u8>)>> {
         .collect()
 }
 
-/// The gateway connection and channel: explicit flags, or the network directory.
+/// The gateway connection and channel (`--channel`, else the network's).
 async fn connect(a: &CallArgs) -> Result<(Gateway, String)> {
-    let (Some(peer), Some(mspdir), Some(mspid), Some(channel)) =
-        (&a.peer, &a.mspdir, &a.mspid, &a.channel)
-    else {
-        let dir = crate::net::default_dir(a.dir.clone());
-        let client = crate::net::client::connect_as(&dir, a.as_identity.as_deref()).await?;
-        let channel = a.channel.clone().unwrap_or(client.channel);
-        return Ok((client.gateway, channel));
-    };
-    let identity = folder::load_signing_identity(mspdir, mspid)
-        .with_context(|| format!("loading identity from {}", mspdir.display()))?;
-    let mut endpoint = Endpoint::from_shared(peer.clone()).context("bad --peer address")?;
-    if peer.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &a.tls_ca {
-            tls = tls.ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
-        }
-        if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
-            tls = tls.identity(Identity::from_pem(
-                std::fs::read(cert)?,
-                std::fs::read(key)?,
-            ));
-        }
-        endpoint = endpoint.tls_config(tls)?;
-    }
-    let endpoint_channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {peer}"))?;
-    Ok((
-        Gateway::connect(identity, endpoint_channel),
-        channel.clone(),
-    ))
+    let (gateway, network_channel) = a.gateway.connect().await?;
+    let channel = a
+        .channel
+        .clone()
+        .or(network_channel)
+        .context("--channel is required with --peer")?;
+    Ok((gateway, channel))
 }
 
 fn explain(e: GatewayError) -> anyhow::Error {
@@ -207,14 +155,7 @@ mod tests {
             args: args.map(str::to_owned),
             ctor: ctor.map(str::to_owned),
             transient: None,
-            peer: Some("http://127.0.0.1:1".into()),
-            as_identity: None,
-            dir: None,
-            tls_ca: None,
-            tls_cert: None,
-            tls_key: None,
-            mspdir: Some(PathBuf::new()),
-            mspid: Some("Org1MSP".into()),
+            gateway: Default::default(),
         }
     }
 

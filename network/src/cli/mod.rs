@@ -2,6 +2,8 @@
 
 pub mod ca;
 pub mod chaincode;
+pub mod connect;
+pub mod ehr;
 pub mod msp;
 pub mod network;
 pub mod orderer;
@@ -42,6 +44,9 @@ pub enum Command {
     /// Peer node: ledgers, endorser, gateway, Deliver (see docs/peer.md).
     #[command(subcommand)]
     Peer(peer::PeerCommand),
+    /// EHR application: import FHIR bundles, audited reads, consent, audit, break-glass.
+    #[command(subcommand)]
+    Ehr(ehr::EhrCommand),
     /// Invoke or query a chaincode through a peer's gateway.
     #[command(subcommand)]
     Chaincode(chaincode::ChaincodeCommand),
@@ -74,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ca(cmd) => runtime.block_on(ca::run(cmd)),
         Command::Chaincode(cmd) => runtime.block_on(chaincode::run(cmd)),
+        Command::Ehr(cmd) => runtime.block_on(ehr::run(cmd)),
         Command::Msp(cmd) => msp::run(cmd),
         Command::Network(cmd) => network::run(cmd),
         Command::Identities(a) => network::identities(a),

@@ -1,0 +1,574 @@
+//! `medledger ehr …`: the EHR application's client commands over a peer's gateway, thin
+//! wrappers of [`crate::ehr_client`]: bundle import, record read (audited two-step) and
+//! history, consent, access requests, audit trail, break-glass read, erasure and purge.
+//!
+//! Results are printed as JSON on stdout; a record's bytes (PHI) go to stdout or `--out`
+//! only, never to logs or stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::model::{EmergencyReason, Purpose};
+use serde::Serialize;
+
+use crate::ehr_client::bundle::bundle_files;
+use crate::ehr_client::{
+    AccessRequestArgs, ConsentGrant, EhrClient, ImportOptions, ImportProgress, RecordRead, import,
+};
+
+/// EHR subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EhrCommand {
+    /// Import FHIR R4 transaction bundles (files or directories of `*.json`): register each
+    /// patient, create every resource as a record (idempotent: a re-run skips what is stored).
+    Import(ImportArgs),
+    /// Records: read (audited), history.
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Patient consent: grant, revoke, list.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+    /// Access requests of providers: request, approve, reject, list.
+    #[command(subcommand)]
+    Access(AccessCommand),
+    /// A patient's audit trail (who accessed which record, when, why).
+    Audit(AuditArgs),
+    /// Break-glass: open an emergency window, then read a record (audited, patient notified).
+    EmergencyRead(EmergencyReadArgs),
+    /// Ask the custodian to erase a record's PHI (the patient).
+    Erasure(RecordArgs),
+    /// Purge a record's PHI on the patient's pending erasure request (custodian admin).
+    Purge(RecordArgs),
+}
+
+/// How to reach the gateway and who signs.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Channel.
+    #[arg(short = 'C', long, default_value = "ehr")]
+    pub channel: String,
+    /// Chaincode name.
+    #[arg(short = 'n', long = "name", default_value = "ehr")]
+    pub chaincode: String,
+    /// Connection.
+    #[command(flatten)]
+    pub gateway: super::connect::GatewayArgs,
+}
+
+impl ConnectArgs {
+    async fn client(&self) -> Result<EhrClient> {
+        let (gateway, _) = self.gateway.connect().await?;
+        Ok(EhrClient::new(
+            gateway.network(&self.channel).contract(&self.chaincode),
+        ))
+    }
+}
+
+/// `ehr import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Bundle files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Chaincode calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Largest bundle chunk per `CreateRecordsFromBundle` proposal, bytes (≤ 1048576).
+    #[arg(long, default_value_t = ehr_chaincode::fhir::MAX_BUNDLE_BYTES)]
+    pub max_chunk_bytes: usize,
+    /// Most entries per chunk (≤ 500).
+    #[arg(long, default_value_t = ehr_chaincode::fhir::MAX_BUNDLE_ENTRIES)]
+    pub max_chunk_entries: usize,
+    /// PHI collection for newly registered patients (default `<MspId>PHI`).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// A patient and one of their records.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// `ResourceType/id`.
+    pub record_id: String,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Record subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Read a record's exact bytes: RequestRecordAccess (submitted, audited), then ReadRecord
+    /// (evaluated on the custodian's peers).
+    Get(RecordGetArgs),
+    /// Every committed version of a record, newest first.
+    History(RecordArgs),
+}
+
+/// `ehr record get`.
+#[derive(Debug, Args)]
+pub struct RecordGetArgs {
+    /// Purpose of use: treatment, payment, research, operations, public-health.
+    #[arg(long, default_value = "treatment", value_parser = parse_purpose)]
+    pub purpose: Purpose,
+    /// Write the resource to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The record.
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// Consent subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Grant access to an organization or identity (the patient).
+    Grant(ConsentGrantArgs),
+    /// Revoke a consent (the patient).
+    Revoke(IdArgs),
+    /// List a patient's consents (the patient, auditors).
+    List(PatientPageArgs),
+}
+
+/// `ehr consent grant`.
+#[derive(Debug, Args)]
+pub struct ConsentGrantArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Grantee: `org:MSPID` or `identity:MSPID/<sha256 of the certificate>`.
+    #[arg(long, value_parser = parse_grantee)]
+    pub grantee: Grantee,
+    /// Resource types in scope (repeat; none = all).
+    #[arg(long = "type")]
+    pub resource_types: Vec<String>,
+    /// Purposes permitted (repeat).
+    #[arg(long = "purpose", required = true, value_parser = parse_purpose)]
+    pub purposes: Vec<Purpose>,
+    /// Validity, seconds.
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    pub valid_for_s: u64,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// A patient and an id (consent or request).
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Consent or request id.
+    pub id: String,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// A patient and a page.
+#[derive(Debug, Args)]
+pub struct PatientPageArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Page size (1-200).
+    #[arg(long, default_value_t = 50)]
+    pub page_size: u32,
+    /// Bookmark of the page (from the previous page).
+    #[arg(long, default_value = "")]
+    pub bookmark: String,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Access request subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// File an access request (doctor, nurse, lab, insurer, researcher).
+    Request(AccessRequestCliArgs),
+    /// Approve a request (the patient): grants the consent asked for.
+    Approve(IdArgs),
+    /// Reject a request (the patient).
+    Reject(IdArgs),
+    /// List a patient's access requests (the patient, auditors).
+    List(PatientPageArgs),
+}
+
+/// `ehr access request`.
+#[derive(Debug, Args)]
+pub struct AccessRequestCliArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Resource types asked for (repeat; none = all).
+    #[arg(long = "type")]
+    pub resource_types: Vec<String>,
+    /// Purposes asked for (repeat).
+    #[arg(long = "purpose", required = true, value_parser = parse_purpose)]
+    pub purposes: Vec<Purpose>,
+    /// Consent duration asked for, seconds.
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    pub valid_for_s: u64,
+    /// Ask for this identity only instead of its organization.
+    #[arg(long)]
+    pub for_identity: bool,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `ehr audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The patient and page.
+    #[command(flatten)]
+    pub page: PatientPageArgs,
+}
+
+/// `ehr emergency-read`.
+#[derive(Debug, Args)]
+pub struct EmergencyReadArgs {
+    /// Reason: ETREAT (emergency treatment) or BTG (break the glass).
+    #[arg(long, default_value = "ETREAT", value_parser = parse_reason)]
+    pub reason: EmergencyReason,
+    /// Window, seconds (default and at most 24 h).
+    #[arg(long)]
+    pub window_s: Option<u64>,
+    /// Write the resource to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The record.
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+fn parse_purpose(s: &str) -> Result<Purpose, String> {
+    Purpose::parse(s)
+        .ok_or_else(|| "one of treatment, payment, research, operations, public-health".into())
+}
+
+fn parse_grantee(s: &str) -> Result<Grantee, String> {
+    s.parse::<Grantee>()
+        .map_err(|_| "org:MSPID or identity:MSPID/<64 hex>".into())
+}
+
+fn parse_reason(s: &str) -> Result<EmergencyReason, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| "ETREAT or BTG".into())
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Writes a record's bytes to `out` or stdout; its access id to stderr.
+fn write_record(read: &RecordRead, out: Option<&PathBuf>) -> Result<()> {
+    eprintln!("access {}", read.access_id);
+    match out {
+        Some(path) => std::fs::write(path, &read.bytes)
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&read.bytes)?;
+            stdout.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// A progress line on stderr at most every 500 ms.
+fn progress_printer() -> impl Fn(&ImportProgress) + Send + Sync {
+    let last = Mutex::new(Instant::now());
+    move |p: &ImportProgress| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        let done = p.bundles_done == p.bundles_total;
+        if done || last.elapsed() >= Duration::from_millis(500) {
+            *last = Instant::now();
+            eprint!(
+                "\rbundles {}/{}  resources {}/{} ({} failed)",
+                p.bundles_done,
+                p.bundles_total,
+                p.resources_done,
+                p.resources_seen,
+                p.resources_failed
+            );
+            if done {
+                eprintln!();
+            }
+        }
+    }
+}
+
+async fn run_import(a: ImportArgs) -> Result<()> {
+    let options = ImportOptions {
+        concurrency: a.concurrency,
+        max_chunk_bytes: a.max_chunk_bytes,
+        max_chunk_entries: a.max_chunk_entries,
+        collection: a.collection,
+        ..ImportOptions::default()
+    };
+    options.validate()?;
+    let files = bundle_files(&a.paths).context("listing the bundle paths")?;
+    if files.is_empty() {
+        bail!("no bundle files found");
+    }
+    let client = a.connect.client().await?;
+    let printer = progress_printer();
+    let quiet = |_: &ImportProgress| {};
+    let on_progress: &(dyn Fn(&ImportProgress) + Send + Sync) =
+        if a.quiet { &quiet } else { &printer };
+    let summary = import(&client, &files, &options, on_progress).await?;
+    if a.json {
+        print_json(&summary)?;
+    } else {
+        print!("{summary}");
+    }
+    if !summary.is_complete() {
+        bail!("{} resources were not imported", summary.resources_failed);
+    }
+    Ok(())
+}
+
+/// Runs an `ehr` subcommand.
+///
+/// # Errors
+/// Connection failures, chaincode refusals (status and message, which carry ids only),
+/// invalid commits, and an import that left resources out.
+pub async fn run(cmd: EhrCommand) -> Result<()> {
+    match cmd {
+        EhrCommand::Import(a) => run_import(a).await,
+        EhrCommand::Record(RecordCommand::Get(a)) => {
+            let r = &a.record;
+            let client = r.connect.client().await?;
+            let read = client
+                .read_record(&r.patient_id, &r.record_id, a.purpose)
+                .await?;
+            write_record(&read, a.out.as_ref())
+        }
+        EhrCommand::Record(RecordCommand::History(r)) => {
+            let client = r.connect.client().await?;
+            print_json(&client.record_history(&r.patient_id, &r.record_id).await?)
+        }
+        EhrCommand::Consent(ConsentCommand::Grant(a)) => {
+            let client = a.connect.client().await?;
+            let grant = ConsentGrant {
+                patient_id: a.patient_id,
+                grantee: a.grantee,
+                resource_types: a.resource_types,
+                purposes: a.purposes,
+                valid_for_s: a.valid_for_s,
+            };
+            print_json(&client.grant_consent(&grant).await?)
+        }
+        EhrCommand::Consent(ConsentCommand::Revoke(a)) => {
+            let client = a.connect.client().await?;
+            print_json(&client.revoke_consent(&a.patient_id, &a.id).await?)
+        }
+        EhrCommand::Consent(ConsentCommand::List(p)) => {
+            let client = p.connect.client().await?;
+            let page = client
+                .list_consents(&p.patient_id, p.page_size, &p.bookmark)
+                .await?;
+            print_json(&serde_json::json!({"consents": page.items, "bookmark": page.bookmark}))
+        }
+        EhrCommand::Access(AccessCommand::Request(a)) => {
+            let client = a.connect.client().await?;
+            let request_id = client
+                .request_access(&AccessRequestArgs {
+                    patient_id: a.patient_id,
+                    resource_types: a.resource_types,
+                    purposes: a.purposes,
+                    valid_for_s: a.valid_for_s,
+                    for_identity: a.for_identity,
+                })
+                .await?;
+            print_json(&serde_json::json!({ "request_id": request_id }))
+        }
+        EhrCommand::Access(AccessCommand::Approve(a)) => {
+            let client = a.connect.client().await?;
+            print_json(&client.approve_access_request(&a.patient_id, &a.id).await?)
+        }
+        EhrCommand::Access(AccessCommand::Reject(a)) => {
+            let client = a.connect.client().await?;
+            print_json(&client.reject_access_request(&a.patient_id, &a.id).await?)
+        }
+        EhrCommand::Access(AccessCommand::List(p)) => {
+            let client = p.connect.client().await?;
+            let page = client
+                .list_access_requests(&p.patient_id, p.page_size, &p.bookmark)
+                .await?;
+            print_json(&serde_json::json!({"requests": page.items, "bookmark": page.bookmark}))
+        }
+        EhrCommand::Audit(AuditArgs { page: p }) => {
+            let client = p.connect.client().await?;
+            let page = client
+                .audit_entries(&p.patient_id, p.page_size, &p.bookmark)
+                .await?;
+            print_json(
+                &serde_json::json!({"entries": page.entries, "bookmark": page.bookmark,
+                "summary": page.summary}),
+            )
+        }
+        EhrCommand::EmergencyRead(a) => {
+            let r = &a.record;
+            let client = r.connect.client().await?;
+            let (opened, read) = client
+                .emergency_read(&r.patient_id, &r.record_id, a.reason, a.window_s)
+                .await?;
+            eprintln!(
+                "emergency window {} open until {} ms",
+                opened.access_id, opened.expires_at_ms
+            );
+            write_record(&read, a.out.as_ref())
+        }
+        EhrCommand::Erasure(r) => {
+            let client = r.connect.client().await?;
+            print_json(&client.request_erasure(&r.patient_id, &r.record_id).await?)
+        }
+        EhrCommand::Purge(r) => {
+            let client = r.connect.client().await?;
+            print_json(&client.purge_record(&r.patient_id, &r.record_id).await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `medledger ehr …` as cli/mod.rs will mount it.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        ehr: EhrCommand,
+    }
+
+    const CONNECT: [&str; 6] = [
+        "--peer",
+        "http://127.0.0.1:7051",
+        "-M",
+        "msp",
+        "--mspid",
+        "Org1MSP",
+    ];
+
+    fn parse(args: &[&str]) -> std::result::Result<EhrCommand, clap::Error> {
+        let all: Vec<&str> = std::iter::once("ehr")
+            .chain(args.iter().copied())
+            .chain(CONNECT)
+            .collect();
+        Cli::try_parse_from(all).map(|c| c.ehr)
+    }
+
+    #[test]
+    fn commands_parse() {
+        let EhrCommand::Import(a) =
+            parse(&["import", "a.json", "dir", "--concurrency", "8"]).unwrap()
+        else {
+            panic!("import")
+        };
+        assert_eq!(a.paths, [PathBuf::from("a.json"), PathBuf::from("dir")]);
+        assert_eq!((a.concurrency, a.max_chunk_entries), (8, 500));
+        assert_eq!(
+            (a.connect.channel.as_str(), a.connect.chaincode.as_str()),
+            ("ehr", "ehr")
+        );
+
+        let EhrCommand::Record(RecordCommand::Get(g)) = parse(&[
+            "record",
+            "get",
+            "p1",
+            "Observation/o1",
+            "--purpose",
+            "public-health",
+        ])
+        .unwrap() else {
+            panic!("record get")
+        };
+        assert_eq!(g.purpose, Purpose::PublicHealth);
+        assert_eq!(g.record.record_id, "Observation/o1");
+
+        let EhrCommand::Consent(ConsentCommand::Grant(c)) = parse(&[
+            "consent",
+            "grant",
+            "p1",
+            "--grantee",
+            "org:Org2MSP",
+            "--purpose",
+            "treatment",
+            "--type",
+            "Observation",
+        ])
+        .unwrap() else {
+            panic!("consent grant")
+        };
+        assert_eq!(c.grantee, Grantee::Org("Org2MSP".into()));
+        assert_eq!(c.resource_types, ["Observation"]);
+
+        let EhrCommand::EmergencyRead(e) =
+            parse(&["emergency-read", "p1", "Observation/o1", "--reason", "BTG"]).unwrap()
+        else {
+            panic!("emergency-read")
+        };
+        assert_eq!(e.reason, EmergencyReason::BreakTheGlass);
+
+        for ok in [
+            &["record", "history", "p1", "Observation/o1"][..],
+            &["consent", "revoke", "p1", "c1"],
+            &["consent", "list", "p1"],
+            &["access", "request", "p1", "--purpose", "research"],
+            &["access", "approve", "p1", "r1"],
+            &["access", "reject", "p1", "r1"],
+            &["access", "list", "p1"],
+            &["audit", "p1", "--page-size", "200"],
+            &["erasure", "p1", "Observation/o1"],
+            &["purge", "p1", "Observation/o1"],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &[
+                "record",
+                "get",
+                "p1",
+                "Observation/o1",
+                "--purpose",
+                "curiosity",
+            ][..],
+            &[
+                "consent",
+                "grant",
+                "p1",
+                "--grantee",
+                "Org2MSP",
+                "--purpose",
+                "treatment",
+            ],
+            &[
+                "emergency-read",
+                "p1",
+                "Observation/o1",
+                "--reason",
+                "bored",
+            ],
+            &["import"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,892 @@
+//! The client side of the EHR application: typed calls of the EHR chaincode
+//! (`docs/ehr-chaincode.md`) through the gateway client SDK, and the FHIR bundle importer.
+//!
+//! Independent of how the network was started: an [`EhrClient`] wraps an already connected
+//! [`Contract`] (gateway → network → contract `ehr`) and signs as the gateway's identity.
+//!
+//! - [`EhrClient`]: everyday operations — patient registration, record metadata, history and
+//!   the audited two-step read (`RequestRecordAccess` submitted, then `ReadRecord` evaluated
+//!   on the custodian's peers, ADR 0023), consent grant/revoke/list, access requests and their
+//!   approval, the audit trail, break-glass, erasure and purge.
+//! - [`import`]: FHIR R4 transaction bundles to records with the two-transaction create of
+//!   ADR 0020 (`ReserveRecords` under the channel policy, then `CreateRecordsFromBundle`
+//!   endorsed by the custodian organization only), idempotent, with bounded concurrency.
+//! - [`bundle`]: reading bundle files and cutting them into chunks.
+//!
+//! Errors carry function names, ids, statuses and codes from the chaincode (which never puts
+//! PHI in them); resource contents never appear in errors or logs.
+
+pub mod bundle;
+pub mod import;
+
+use std::time::Duration;
+
+use ehr_chaincode::functions as f;
+use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::model::{
+    AccessEntry, AccessRequest, Consent, ConsentStatus, Decision, EmergencyReason, ErasureRequest,
+    PatientEntry, Purpose, RecordMeta, RecordStatus, RequestStatus,
+};
+use ehr_chaincode::state_machine::AccessState;
+use medledger_gateway::GatewayError;
+use medledger_gateway::client::Contract;
+use medledger_proto::protos::TxValidationCode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use import::{ImportOptions, ImportProgress, ImportSummary, import};
+
+/// Errors of the EHR client.
+#[derive(Debug, thiserror::Error)]
+pub enum EhrClientError {
+    /// The chaincode refused or failed the call (status 400-599; messages carry ids only).
+    #[error("{function}: chaincode status {status}: {message}")]
+    Chaincode {
+        /// Chaincode function.
+        function: &'static str,
+        /// Chaincode status (400 malformed, 403 forbidden, 404 unknown, 409 conflict, 410
+        /// purged, 500 internal).
+        status: i32,
+        /// The chaincode's message.
+        message: String,
+    },
+    /// The gateway or the network failed the call (no chaincode status).
+    #[error("{function}: {source}")]
+    Gateway {
+        /// Chaincode function.
+        function: &'static str,
+        /// The SDK's error.
+        #[source]
+        source: GatewayError,
+    },
+    /// The transaction was ordered but committed invalid (e.g. an MVCC read conflict).
+    #[error("{function}: transaction {tx_id} committed with status {code:?} in block {block}")]
+    Invalid {
+        /// Chaincode function.
+        function: &'static str,
+        /// Transaction id.
+        tx_id: String,
+        /// Validation code.
+        code: TxValidationCode,
+        /// Block number.
+        block: u64,
+    },
+    /// The chaincode's response is not the JSON this client expects.
+    #[error("{function}: the response does not decode as expected")]
+    Decode {
+        /// Chaincode function.
+        function: &'static str,
+    },
+    /// The access decision of `RequestRecordAccess` was a denial (audited on the ledger).
+    #[error("access {access_id} denied")]
+    AccessDenied {
+        /// Access id of the audited denial.
+        access_id: String,
+    },
+    /// Invalid options or arguments given to the client.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl EhrClientError {
+    /// The chaincode status, if the chaincode answered with an error.
+    pub fn chaincode_status(&self) -> Option<i32> {
+        match self {
+            EhrClientError::Chaincode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Maps an SDK error: chaincode refusals (a `chaincode response NNN, …` detail from the
+    /// gateway, or an evaluated status ≥ 400) become [`EhrClientError::Chaincode`].
+    fn from_gateway(function: &'static str, e: GatewayError) -> Self {
+        match e {
+            GatewayError::Chaincode { status, message } => EhrClientError::Chaincode {
+                function,
+                status,
+                message,
+            },
+            GatewayError::Commit { tx_id, code, block } => EhrClientError::Invalid {
+                function,
+                tx_id,
+                code,
+                block,
+            },
+            GatewayError::Status { ref details, .. } => {
+                let refusal = details.iter().find_map(|d| {
+                    let rest = d.message.strip_prefix("chaincode response ")?;
+                    let (status, message) = rest.split_once(", ")?;
+                    let status: i32 = status.parse().ok()?;
+                    (status >= 400).then(|| (status, message.to_owned()))
+                });
+                match refusal {
+                    Some((status, message)) => EhrClientError::Chaincode {
+                        function,
+                        status,
+                        message,
+                    },
+                    None => EhrClientError::Gateway {
+                        function,
+                        source: e,
+                    },
+                }
+            }
+            other => EhrClientError::Gateway {
+                function,
+                source: other,
+            },
+        }
+    }
+}
+
+/// Result alias of the EHR client.
+pub type Result<T, E = EhrClientError> = std::result::Result<T, E>;
+
+/// A committed transaction's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Transaction id.
+    pub tx_id: String,
+    /// Block it was committed in.
+    pub block: u64,
+    /// The chaincode's response payload.
+    pub payload: Vec<u8>,
+}
+
+/// One page of a listing; `bookmark` is empty on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Page<T> {
+    /// The items (`records`, `consents`, `requests` or `entries` in the chaincode's JSON).
+    #[serde(
+        alias = "records",
+        alias = "consents",
+        alias = "requests",
+        alias = "entries"
+    )]
+    pub items: Vec<T>,
+    /// Opaque bookmark of the next page (empty: none).
+    pub bookmark: String,
+}
+
+/// `ListAuditEntries`: a page of access entries, and on the first page a summary.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditPage {
+    /// Access entries, oldest first.
+    pub entries: Vec<AccessEntry>,
+    /// Opaque bookmark of the next page (empty: none).
+    pub bookmark: String,
+    /// Counts over all entries (first page only).
+    #[serde(default)]
+    pub summary: Option<AuditSummary>,
+}
+
+/// Counts of a patient's audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AuditSummary {
+    /// Entries.
+    pub total: u64,
+    /// Granted accesses (and break-glass windows).
+    pub granted: u64,
+    /// Denied accesses.
+    pub denied: u64,
+    /// Break-glass windows and the accesses made under them.
+    pub emergency: u64,
+}
+
+/// One committed version of a record (`GetRecordHistory`), newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RecordVersion {
+    /// Transaction that wrote it.
+    pub tx_id: String,
+    /// Its block timestamp, ms since the Unix epoch.
+    pub timestamp_ms: Option<u64>,
+    /// Record version (0 reserved, 1 created, +1 per update).
+    pub version: u64,
+    /// Hex SHA-256 of the PHI at that version (empty while reserved).
+    pub sha256: String,
+    /// Author identity.
+    pub author: String,
+    /// Author's MSP id.
+    pub author_msp: String,
+    /// Status at that version.
+    pub status: RecordStatus,
+}
+
+/// `CreateRecordsFromBundle`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BundleCreated {
+    /// Records created.
+    pub created: u64,
+    /// Entries equal to records already stored.
+    pub unchanged: u64,
+}
+
+/// `ReserveRecords`' result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Reserved {
+    /// Keys reserved now.
+    pub reserved: u64,
+    /// Keys that already existed.
+    pub existing: u64,
+}
+
+/// A consent granted (`GrantConsent`, `ApproveAccessRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ConsentGranted {
+    /// Consent id (the granting transaction's id).
+    pub consent_id: String,
+    /// Access state of the grantee afterwards.
+    pub state: AccessState,
+}
+
+/// A consent revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ConsentRevoked {
+    /// Consent id.
+    pub consent_id: String,
+    /// Its status now (`inactive`).
+    pub status: ConsentStatus,
+}
+
+/// An access request decided by the patient (`RejectAccessRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RequestDecided {
+    /// Request id.
+    pub request_id: String,
+    /// Its status now.
+    pub status: RequestStatus,
+}
+
+/// `GrantConsent`'s argument (FHIR `Consent`, one `permit` provision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentGrant {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Organization or identity given access.
+    pub grantee: Grantee,
+    /// Resource types in scope (empty: all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resource_types: Vec<String>,
+    /// Purposes permitted.
+    pub purposes: Vec<Purpose>,
+    /// Duration, seconds.
+    pub valid_for_s: u64,
+}
+
+/// `RequestAccess`' argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessRequestArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Resource types asked for (empty: all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resource_types: Vec<String>,
+    /// Purposes asked for.
+    pub purposes: Vec<Purpose>,
+    /// Consent duration asked for, seconds.
+    pub valid_for_s: u64,
+    /// Ask for the caller's identity only, not its organization.
+    pub for_identity: bool,
+}
+
+/// A record access decision (`RequestRecordAccess`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AccessDecision {
+    /// Access id of the audit entry.
+    pub access_id: String,
+    /// Granted or denied.
+    pub decision: Decision,
+}
+
+/// A break-glass window opened (`EmergencyAccess`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EmergencyOpened {
+    /// Access id of the audit entry.
+    pub access_id: String,
+    /// When the window closes, ms.
+    pub expires_at_ms: u64,
+}
+
+/// A record read through the audited two-step read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRead {
+    /// Access id of the audit entry that allowed the read.
+    pub access_id: String,
+    /// The resource's exact bytes (PHI: never log them).
+    pub bytes: Vec<u8>,
+}
+
+/// `PurgeRecord`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Purged {
+    /// `ResourceType/id`.
+    pub record_id: String,
+    /// `purged`.
+    pub status: RecordStatus,
+    /// The hash that stays on the ledger.
+    pub sha256: String,
+}
+
+/// How often and how long [`EhrClient::read_record`] waits for the access entry to reach the
+/// custodian's peer (a peer other than the gateway's may commit a little later).
+const READ_RETRIES: u32 = 10;
+const READ_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// Typed calls of the EHR chaincode as the gateway's identity.
+#[derive(Clone, Debug)]
+pub struct EhrClient {
+    contract: Contract,
+}
+
+fn decode<T: DeserializeOwned>(function: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|_| EhrClientError::Decode { function })
+}
+
+fn page_args<'a>(patient_id: &'a str, size: &'a str, bookmark: &'a str) -> [&'a str; 3] {
+    [patient_id, size, bookmark]
+}
+
+impl EhrClient {
+    /// A client of the EHR chaincode reached through `contract`.
+    pub fn new(contract: Contract) -> Self {
+        EhrClient { contract }
+    }
+
+    /// The contract used.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// Submits `function` (endorse, order, wait for the commit). `transient` is sent to the
+    /// endorsers only; `endorsing_org`, if given, is the only organization asked to endorse
+    /// (the custodian, for PHI-carrying functions).
+    ///
+    /// # Errors
+    /// [`EhrClientError::Chaincode`] if an endorser's chaincode refused, [`EhrClientError::
+    /// Invalid`] if it committed invalid, [`EhrClientError::Gateway`] otherwise.
+    pub async fn submit(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        transient: Option<(&str, &[u8])>,
+        endorsing_org: Option<&str>,
+    ) -> Result<Committed> {
+        let err = |e| EhrClientError::from_gateway(function, e);
+        let mut builder = self.contract.new_proposal(function).args(args);
+        if let Some((key, value)) = transient {
+            builder = builder.with_transient(key, value);
+        }
+        if let Some(org) = endorsing_org {
+            builder = builder.with_endorsing_organizations(&[org]);
+        }
+        let tx = builder.build().map_err(err)?.endorse().await.map_err(err)?;
+        let payload = tx.result().to_vec();
+        let commit = tx.submit().await.map_err(err)?;
+        let (code, block) = commit.status().await.map_err(err)?;
+        tracing::debug!(target: "ehr_client", function, tx_id = %commit.tx_id, block, ?code, "committed");
+        if code != TxValidationCode::Valid {
+            return Err(EhrClientError::Invalid {
+                function,
+                tx_id: commit.tx_id,
+                code,
+                block,
+            });
+        }
+        Ok(Committed {
+            tx_id: commit.tx_id,
+            block,
+            payload,
+        })
+    }
+
+    /// Evaluates `function` on one peer (of `target_org` if given); nothing is written.
+    ///
+    /// # Errors
+    /// As [`Self::submit`], without `Invalid`.
+    pub async fn evaluate(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        target_org: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let err = |e| EhrClientError::from_gateway(function, e);
+        let mut builder = self.contract.new_proposal(function).args(args);
+        if let Some(org) = target_org {
+            builder = builder.with_endorsing_organizations(&[org]);
+        }
+        builder.build().map_err(err)?.evaluate().await.map_err(err)
+    }
+
+    async fn submit_json<T: DeserializeOwned>(
+        &self,
+        function: &'static str,
+        args: &[&str],
+    ) -> Result<T> {
+        let c = self.submit(function, args, None, None).await?;
+        decode(function, &c.payload)
+    }
+
+    async fn evaluate_json<T: DeserializeOwned>(
+        &self,
+        function: &'static str,
+        args: &[&str],
+    ) -> Result<T> {
+        decode(function, &self.evaluate(function, args, None).await?)
+    }
+
+    /// `GetPatient`: the patient's custodian and collection; `None` if not registered.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] other than 404.
+    pub async fn get_patient(&self, patient_id: &str) -> Result<Option<PatientEntry>> {
+        match self.evaluate_json(f::GET_PATIENT, &[patient_id]).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.chaincode_status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `RegisterPatient` (admin or registrar): the caller's organization becomes custodian.
+    ///
+    /// # Errors
+    /// 409 if already registered, 403 without the role.
+    pub async fn register_patient(
+        &self,
+        patient_id: &str,
+        collection: Option<&str>,
+    ) -> Result<PatientEntry> {
+        let mut args = vec![patient_id];
+        args.extend(collection);
+        self.submit_json(f::REGISTER_PATIENT, &args).await
+    }
+
+    /// `ReserveRecords` (≤ 500 ids `ResourceType/id`, channel policy): step 1 of a create.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn reserve_records(&self, patient_id: &str, record_ids: &[&str]) -> Result<Reserved> {
+        let ids = serde_json::to_string(record_ids)
+            .map_err(|_| EhrClientError::Usage("record ids do not encode".into()))?;
+        self.submit_json(f::RESERVE_RECORDS, &[patient_id, &ids])
+            .await
+    }
+
+    /// `CreateRecordsFromBundle` with `bundle` (≤ 1 MiB, ≤ 500 entries) in the transient map,
+    /// endorsed by `custodian_msp` only: step 2 of a create (ADR 0020).
+    ///
+    /// # Errors
+    /// [`EhrClientError`]; 409 if a record is not reserved or differs from a stored one.
+    pub async fn create_records_from_bundle(
+        &self,
+        patient_id: &str,
+        custodian_msp: &str,
+        bundle: &[u8],
+    ) -> Result<BundleCreated> {
+        let c = self
+            .submit(
+                f::CREATE_RECORDS_FROM_BUNDLE,
+                &[patient_id],
+                Some((ehr_chaincode::TRANSIENT_BUNDLE, bundle)),
+                Some(custodian_msp),
+            )
+            .await?;
+        decode(f::CREATE_RECORDS_FROM_BUNDLE, &c.payload)
+    }
+
+    /// `ReadRecordMetadata`: a record's public metadata.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn record_metadata(&self, patient_id: &str, record_id: &str) -> Result<RecordMeta> {
+        self.evaluate_json(f::READ_RECORD_METADATA, &[patient_id, record_id])
+            .await
+    }
+
+    /// `GetRecordHistory`: every committed version, newest first.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn record_history(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+    ) -> Result<Vec<RecordVersion>> {
+        self.evaluate_json(f::GET_RECORD_HISTORY, &[patient_id, record_id])
+            .await
+    }
+
+    /// `ListRecords`: one page of record metadata (page size 1-200).
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn list_records(
+        &self,
+        patient_id: &str,
+        page_size: u32,
+        bookmark: &str,
+    ) -> Result<Page<RecordMeta>> {
+        let size = page_size.to_string();
+        self.evaluate_json(f::LIST_RECORDS, &page_args(patient_id, &size, bookmark))
+            .await
+    }
+
+    /// Every record's metadata of a patient, through all `ListRecords` pages.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn all_records(&self, patient_id: &str) -> Result<Vec<RecordMeta>> {
+        let mut out = Vec::new();
+        let mut bookmark = String::new();
+        loop {
+            let page = self
+                .list_records(
+                    patient_id,
+                    ehr_chaincode::MAX_PAGE_SIZE.unsigned_abs(),
+                    &bookmark,
+                )
+                .await?;
+            out.extend(page.items);
+            if page.bookmark.is_empty() {
+                return Ok(out);
+            }
+            bookmark = page.bookmark;
+        }
+    }
+
+    /// `RequestRecordAccess` (submitted, audited): the access decision.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 if the caller's relation is Blocked or its role does not fit).
+    pub async fn request_record_access(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+        purpose: Purpose,
+    ) -> Result<AccessDecision> {
+        self.submit_json(
+            f::REQUEST_RECORD_ACCESS,
+            &[patient_id, record_id, purpose_arg(purpose)],
+        )
+        .await
+    }
+
+    /// `ReadRecord` (evaluated only, never submitted) on a peer of `org`: the exact bytes for
+    /// a committed, granted, fresh access entry of the caller. Retries briefly while the entry
+    /// is not yet committed on that peer.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 not granted or stale, 410 purged).
+    pub async fn read_record_with(
+        &self,
+        patient_id: &str,
+        access_id: &str,
+        org: &str,
+    ) -> Result<Vec<u8>> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .evaluate(f::READ_RECORD, &[patient_id, access_id], Some(org))
+                .await
+            {
+                Err(e)
+                    if e.chaincode_status() == Some(404)
+                        && attempt < READ_RETRIES
+                        && matches!(&e, EhrClientError::Chaincode { message, .. }
+                            if message.starts_with("access entry")) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(READ_RETRY_DELAY).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The audited two-step read (ADR 0023): `RequestRecordAccess` (submitted), then
+    /// `ReadRecord` (evaluated on the custodian's peers, which hold the PHI).
+    ///
+    /// # Errors
+    /// [`EhrClientError::AccessDenied`] if the decision is a denial (it is audited), 404 if the
+    /// patient is not registered, and as [`Self::read_record_with`].
+    pub async fn read_record(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+        purpose: Purpose,
+    ) -> Result<RecordRead> {
+        let patient =
+            self.get_patient(patient_id)
+                .await?
+                .ok_or_else(|| EhrClientError::Chaincode {
+                    function: f::GET_PATIENT,
+                    status: 404,
+                    message: format!("patient {patient_id} not found"),
+                })?;
+        let decision = self
+            .request_record_access(patient_id, record_id, purpose)
+            .await?;
+        if decision.decision != Decision::Granted {
+            return Err(EhrClientError::AccessDenied {
+                access_id: decision.access_id,
+            });
+        }
+        let bytes = self
+            .read_record_with(patient_id, &decision.access_id, &patient.custodian_msp)
+            .await?;
+        Ok(RecordRead {
+            access_id: decision.access_id,
+            bytes,
+        })
+    }
+
+    /// `EmergencyAccess` (doctor or nurse with `ehr.emergency=true`): opens a break-glass
+    /// window of `window_s` seconds (default and at most 24 h).
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn emergency_access(
+        &self,
+        patient_id: &str,
+        reason: EmergencyReason,
+        window_s: Option<u64>,
+    ) -> Result<EmergencyOpened> {
+        let code = match reason {
+            EmergencyReason::EmergencyTreatment => "ETREAT",
+            EmergencyReason::BreakTheGlass => "BTG",
+        };
+        let window = window_s.map(|s| s.to_string());
+        let mut args = vec![patient_id, code];
+        args.extend(window.as_deref());
+        self.submit_json(f::EMERGENCY_ACCESS, &args).await
+    }
+
+    /// Break-glass read: opens a window ([`Self::emergency_access`]) then reads the record
+    /// for treatment through the audited two-step read.
+    ///
+    /// # Errors
+    /// As both calls.
+    pub async fn emergency_read(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+        reason: EmergencyReason,
+        window_s: Option<u64>,
+    ) -> Result<(EmergencyOpened, RecordRead)> {
+        let opened = self.emergency_access(patient_id, reason, window_s).await?;
+        let read = self
+            .read_record(patient_id, record_id, Purpose::Treatment)
+            .await?;
+        Ok((opened, read))
+    }
+
+    /// `GrantConsent` (the patient).
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn grant_consent(&self, grant: &ConsentGrant) -> Result<ConsentGranted> {
+        let json = serde_json::to_string(grant)
+            .map_err(|_| EhrClientError::Usage("consent does not encode".into()))?;
+        self.submit_json(f::GRANT_CONSENT, &[&json]).await
+    }
+
+    /// `RevokeConsent` (the patient).
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn revoke_consent(
+        &self,
+        patient_id: &str,
+        consent_id: &str,
+    ) -> Result<ConsentRevoked> {
+        self.submit_json(f::REVOKE_CONSENT, &[patient_id, consent_id])
+            .await
+    }
+
+    /// `ListConsents` (the patient, auditors): one page.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn list_consents(
+        &self,
+        patient_id: &str,
+        page_size: u32,
+        bookmark: &str,
+    ) -> Result<Page<Consent>> {
+        let size = page_size.to_string();
+        self.evaluate_json(f::LIST_CONSENTS, &page_args(patient_id, &size, bookmark))
+            .await
+    }
+
+    /// `RequestAccess` (doctor, nurse, lab, insurer, researcher): the request id.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn request_access(&self, request: &AccessRequestArgs) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Filed {
+            request_id: String,
+        }
+        let json = serde_json::to_string(request)
+            .map_err(|_| EhrClientError::Usage("access request does not encode".into()))?;
+        let filed: Filed = self.submit_json(f::REQUEST_ACCESS, &[&json]).await?;
+        Ok(filed.request_id)
+    }
+
+    /// `ApproveAccessRequest` (the patient): grants the consent asked for.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn approve_access_request(
+        &self,
+        patient_id: &str,
+        request_id: &str,
+    ) -> Result<ConsentGranted> {
+        self.submit_json(f::APPROVE_ACCESS_REQUEST, &[patient_id, request_id])
+            .await
+    }
+
+    /// `RejectAccessRequest` (the patient).
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn reject_access_request(
+        &self,
+        patient_id: &str,
+        request_id: &str,
+    ) -> Result<RequestDecided> {
+        self.submit_json(f::REJECT_ACCESS_REQUEST, &[patient_id, request_id])
+            .await
+    }
+
+    /// `ListAccessRequests` (the patient, auditors): one page.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn list_access_requests(
+        &self,
+        patient_id: &str,
+        page_size: u32,
+        bookmark: &str,
+    ) -> Result<Page<AccessRequest>> {
+        let size = page_size.to_string();
+        self.evaluate_json(
+            f::LIST_ACCESS_REQUESTS,
+            &page_args(patient_id, &size, bookmark),
+        )
+        .await
+    }
+
+    /// `ListAuditEntries` (the patient, auditors): one page, with the summary on the first.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn audit_entries(
+        &self,
+        patient_id: &str,
+        page_size: u32,
+        bookmark: &str,
+    ) -> Result<AuditPage> {
+        let size = page_size.to_string();
+        self.evaluate_json(
+            f::LIST_AUDIT_ENTRIES,
+            &page_args(patient_id, &size, bookmark),
+        )
+        .await
+    }
+
+    /// `RequestErasure` (the patient): asks the custodian to purge a record's PHI.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn request_erasure(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+    ) -> Result<ErasureRequest> {
+        self.submit_json(f::REQUEST_ERASURE, &[patient_id, record_id])
+            .await
+    }
+
+    /// `PurgeRecord` (custodian admin, on a pending erasure request).
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (409 without a pending request, 410 already purged).
+    pub async fn purge_record(&self, patient_id: &str, record_id: &str) -> Result<Purged> {
+        self.submit_json(f::PURGE_RECORD, &[patient_id, record_id])
+            .await
+    }
+}
+
+/// The chaincode's spelling of a purpose (`treatment`, `public-health`, …).
+pub fn purpose_arg(p: Purpose) -> &'static str {
+    match p {
+        Purpose::Treatment => "treatment",
+        Purpose::Payment => "payment",
+        Purpose::Research => "research",
+        Purpose::Operations => "operations",
+        Purpose::PublicHealth => "public-health",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medledger_proto::gateway::ErrorDetail;
+
+    #[test]
+    fn chaincode_refusals_are_recognized_in_gateway_details() {
+        let e = GatewayError::Status {
+            code: tonic::Code::Aborted,
+            message: "failed".into(),
+            details: vec![ErrorDetail {
+                address: "peer0".into(),
+                msp_id: "Org1MSP".into(),
+                message: "chaincode response 404, patient p not found".into(),
+            }],
+        };
+        let e = EhrClientError::from_gateway(f::GET_PATIENT, e);
+        assert_eq!(e.chaincode_status(), Some(404));
+        assert_eq!(
+            e.to_string(),
+            "GetPatient: chaincode status 404: patient p not found"
+        );
+        let e = GatewayError::Status {
+            code: tonic::Code::Aborted,
+            message: "failed".into(),
+            details: vec![ErrorDetail {
+                address: "peer0".into(),
+                msp_id: "Org1MSP".into(),
+                message: "rpc error: connection refused".into(),
+            }],
+        };
+        let e = EhrClientError::from_gateway(f::GET_PATIENT, e);
+        assert!(matches!(e, EhrClientError::Gateway { .. }));
+        assert_eq!(e.chaincode_status(), None);
+    }
+
+    #[test]
+    fn pages_and_arguments_decode_as_the_chaincode_writes_them() {
+        let p: Page<Consent> = serde_json::from_str(r#"{"consents":[],"bookmark":"b"}"#).unwrap();
+        assert_eq!((p.items.len(), p.bookmark.as_str()), (0, "b"));
+        let grant = ConsentGrant {
+            patient_id: "p".into(),
+            grantee: Grantee::Org("Org2MSP".into()),
+            resource_types: vec![],
+            purposes: vec![Purpose::Treatment, Purpose::PublicHealth],
+            valid_for_s: 60,
+        };
+        assert_eq!(
+            serde_json::to_string(&grant).unwrap(),
+            r#"{"patient_id":"p","grantee":{"org":"Org2MSP"},"purposes":["treatment","public-health"],"valid_for_s":60}"#
+        );
+        for p in [
+            Purpose::Treatment,
+            Purpose::Payment,
+            Purpose::Research,
+            Purpose::Operations,
+            Purpose::PublicHealth,
+        ] {
+            assert_eq!(Purpose::parse(purpose_arg(p)), Some(p));
+        }
+    }
+}
