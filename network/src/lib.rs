@@ -2,6 +2,7 @@
 //! peers, whole networks (`medledger network up`), chaincode and EHR clients. See
 //! docs/ARCHITECTURE.md.
 
+pub mod bench;
 pub mod cli;
 pub mod ehr_client;
 pub mod net;

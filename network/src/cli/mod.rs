@@ -41,6 +41,9 @@ pub enum Command {
     Network(network::NetworkCommand),
     /// The demo identities of a network (names for `--as`).
     Identities(network::DirArgs),
+    /// Benchmark a running network through its gateway: committed tx/s, submit→commit
+    /// latency, CPU per transaction (docs/performance.md).
+    Bench(BenchArgs),
     /// Peer node: ledgers, endorser, gateway, Deliver (see docs/peer.md).
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -83,7 +86,52 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Msp(cmd) => msp::run(cmd),
         Command::Network(cmd) => network::run(cmd),
         Command::Identities(a) => network::identities(a),
+        Command::Bench(a) => runtime.block_on(bench(a)),
         Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
         Command::Peer(cmd) => runtime.block_on(peer::run(cmd)),
     }
+}
+
+/// `medledger bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Workload: `create` (one CreateRecord transaction per FHIR Observation) or `read`
+    /// (consent-checked reads by another organization).
+    #[arg(long, value_enum, default_value = "create")]
+    pub workload: crate::bench::Workload,
+    /// Operations to run.
+    #[arg(long, default_value_t = 4000)]
+    pub operations: usize,
+    /// Operations in flight at most.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Offered load, operations/s (open loop); default: closed loop at `--concurrency`.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// FHIR bundles (default: $MEDLEDGER_EHR_BUNDLES or shared/data/ehr/bundles above the
+    /// working directory).
+    #[arg(long)]
+    pub bundles: Option<std::path::PathBuf>,
+    /// Network directory (default $MEDLEDGER_HOME, else ./medledger-net).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+async fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let bundles = a
+        .bundles
+        .or_else(crate::net::find_sample_bundles)
+        .context("no sample bundles found: pass --bundles DIR")?;
+    let report = crate::bench::run(&crate::bench::BenchOptions {
+        dir: crate::net::default_dir(a.dir),
+        bundles: vec![bundles],
+        workload: a.workload,
+        operations: a.operations,
+        concurrency: a.concurrency,
+        rate: a.rate,
+    })
+    .await?;
+    println!("{report}");
+    Ok(())
 }

@@ -493,6 +493,26 @@ impl EhrClient {
         decode(f::CREATE_RECORDS_FROM_BUNDLE, &c.payload)
     }
 
+    /// `CreateRecord` with one FHIR resource's exact bytes in the transient map, endorsed by
+    /// `custodian_msp` only: step 2 of a single-record create (ADR 0020). Returns the commit.
+    ///
+    /// # Errors
+    /// [`EhrClientError`]; 409 if the record is not reserved or exists already.
+    pub async fn create_record(
+        &self,
+        patient_id: &str,
+        custodian_msp: &str,
+        resource: &[u8],
+    ) -> Result<Committed> {
+        self.submit(
+            f::CREATE_RECORD,
+            &[patient_id],
+            Some((ehr_chaincode::TRANSIENT_RESOURCE, resource)),
+            Some(custodian_msp),
+        )
+        .await
+    }
+
     /// `ReadRecordMetadata`: a record's public metadata.
     ///
     /// # Errors
