@@ -1,0 +1,245 @@
+//! The main job end to end on a real network (issue 8): `network up` with the dev topology
+//! (4 BFT orderers, Org1 hospital and Org2 lab, one peer each, TLS, loopback, free ports),
+//! `medledger ehr import` of three Synthea patients, every record read back byte-exact by the
+//! custodian with its on-chain hash equal to the SHA-256 of its bytes, a patient's consent
+//! letting Org2's doctor read and its revocation refusing it (both audited), both peers'
+//! ledgers agreeing (same height and commit hash), `network down`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::model::{Decision, Purpose};
+use futures::StreamExt;
+use medledger_network::ehr_client::bundle::read_bundle;
+use medledger_network::ehr_client::{ConsentGrant, EhrClient, EhrClientError};
+use medledger_network::net::client::connect_as;
+use medledger_network::net::spec::NetworkSpec;
+
+const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+
+struct Network {
+    dir: PathBuf,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new(MEDLEDGER)
+            .args(["network", "down", "--dir"])
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
+    let out = Command::new(MEDLEDGER)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env("MEDLEDGER_EHR_BUNDLES", bundles)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "medledger {args:?} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn sample_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
+        return PathBuf::from(d);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data/ehr/bundles"))
+        .find(|d| d.is_dir())
+        .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
+}
+
+/// dev.yaml with free ports.
+fn dev_spec_on_free_ports() -> String {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
+    let mut spec = NetworkSpec::load(&dev).unwrap();
+    let n = spec.nodes().count();
+    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 2 * n).unwrap();
+    let mut it = ports.into_iter();
+    for o in &mut spec.orderer_org.orderers {
+        o.port = it.next().unwrap();
+        o.operations_port = it.next().unwrap();
+    }
+    for org in &mut spec.organizations {
+        for p in &mut org.peers {
+            p.port = it.next().unwrap();
+            p.operations_port = it.next().unwrap();
+        }
+    }
+    serde_yaml_ng::to_string(&spec).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_read_consent_audit_on_a_real_network() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    // Three sample patients.
+    let bundles = tmp.path().join("bundles");
+    std::fs::create_dir_all(&bundles).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sample_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files.iter().take(3) {
+        std::fs::copy(f, bundles.join(f.file_name().unwrap())).unwrap();
+    }
+    let config = tmp.path().join("dev.yaml");
+    std::fs::write(&config, dev_spec_on_free_ports()).unwrap();
+    let net = Network { dir: dir.clone() };
+    medledger(
+        &["network", "up", "--config", config.to_str().unwrap()],
+        &dir,
+        &bundles,
+    );
+
+    // The main job: import through the gateway.
+    let summary = medledger(
+        &[
+            "ehr",
+            "import",
+            bundles.to_str().unwrap(),
+            "--json",
+            "--quiet",
+        ],
+        &dir,
+        &bundles,
+    );
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let expected: Vec<_> = std::fs::read_dir(&bundles)
+        .unwrap()
+        .map(|e| read_bundle(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    let total: usize = expected.iter().map(|b| b.resources.len()).sum();
+    assert_eq!(summary["resources_created"], total as u64, "{summary}");
+    assert_eq!(summary["resources_failed"], 0, "{summary}");
+    assert_eq!(summary["patients_registered"], 3, "{summary}");
+
+    // Every record: on-chain hash = SHA-256 of the bytes, read back byte-exact by the
+    // custodian's doctor (audited two-step read).
+    let doctor = connect_as(&dir, Some("org1-doctor")).await.unwrap();
+    let doctor = EhrClient::new(doctor.gateway.network("ehr").contract("ehr"));
+    let reads = futures::stream::iter(
+        expected
+            .iter()
+            .flat_map(|b| b.resources.iter().map(move |r| (b.patient_id.clone(), r))),
+    )
+    .map(|(patient, r)| {
+        let doctor = &doctor;
+        async move {
+            let meta = doctor
+                .record_metadata(&patient, &r.record_id)
+                .await
+                .unwrap();
+            assert_eq!(meta.sha256, r.sha256, "{}", r.record_id);
+            let read = doctor
+                .read_record(&patient, &r.record_id, Purpose::Treatment)
+                .await
+                .unwrap();
+            assert!(read.bytes == r.bytes, "{} differs", r.record_id);
+            hex::encode(medledger_msp::crypto::sha256(&read.bytes)) == meta.sha256
+        }
+    })
+    .buffer_unordered(64)
+    .collect::<Vec<bool>>()
+    .await;
+    assert_eq!(reads.len(), total);
+    assert!(reads.iter().all(|ok| *ok));
+
+    // Consent: Org2's doctor is refused, then reads under the patient's consent, then is
+    // refused again after revocation; every attempt is in the patient's audit trail.
+    let patient_id = expected[0].patient_id.clone();
+    let record = expected[0].resources[1].clone();
+    let org2 = connect_as(&dir, Some("org2-doctor")).await.unwrap();
+    let org2 = EhrClient::new(org2.gateway.network("ehr").contract("ehr"));
+    let before = org2
+        .read_record(&patient_id, &record.record_id, Purpose::Treatment)
+        .await;
+    assert!(
+        matches!(before, Err(EhrClientError::AccessDenied { .. })),
+        "{before:?}"
+    );
+    let patient = connect_as(&dir, Some(&format!("patient:{patient_id}")))
+        .await
+        .unwrap();
+    let patient = EhrClient::new(patient.gateway.network("ehr").contract("ehr"));
+    let consent = patient
+        .grant_consent(&ConsentGrant {
+            patient_id: patient_id.clone(),
+            grantee: Grantee::Org("Org2MSP".into()),
+            resource_types: Vec::new(),
+            purposes: vec![Purpose::Treatment],
+            valid_for_s: 3600,
+        })
+        .await
+        .unwrap();
+    let read = org2
+        .read_record(&patient_id, &record.record_id, Purpose::Treatment)
+        .await
+        .unwrap();
+    assert!(read.bytes == record.bytes);
+    patient
+        .revoke_consent(&patient_id, &consent.consent_id)
+        .await
+        .unwrap();
+    let after = org2
+        .read_record(&patient_id, &record.record_id, Purpose::Treatment)
+        .await;
+    assert!(
+        matches!(after, Err(EhrClientError::AccessDenied { .. })),
+        "{after:?}"
+    );
+    let mut entries = Vec::new();
+    let mut bookmark = String::new();
+    loop {
+        let page = patient
+            .audit_entries(&patient_id, 200, &bookmark)
+            .await
+            .unwrap();
+        entries.extend(page.entries);
+        if page.bookmark.is_empty() {
+            break;
+        }
+        bookmark = page.bookmark;
+    }
+    let org2_entries: Vec<Decision> = entries
+        .iter()
+        .filter(|e| e.requester_msp == "Org2MSP")
+        .map(|e| e.decision)
+        .collect();
+    assert_eq!(
+        org2_entries,
+        [Decision::Denied, Decision::Granted, Decision::Denied]
+    );
+
+    // Both peers agree: stop the network, open both ledgers, compare.
+    drop((doctor, org2, patient));
+    medledger(&["network", "down"], &dir, &bundles);
+    let open = |name: &str| {
+        medledger_ledger::Ledger::open(
+            &dir.join("nodes").join(name).join("data/ledgers/ehr"),
+            "ehr",
+            &medledger_ledger::LedgerConfig::default(),
+        )
+        .unwrap()
+        .info()
+    };
+    let (a, b) = (open("peer0.org1"), open("peer0.org2"));
+    assert!(a.height > 3);
+    assert_eq!(a, b, "the peers' chains and commit hashes differ");
+    medledger(&["network", "down", "--purge"], &dir, &bundles);
+    drop(net);
+}
