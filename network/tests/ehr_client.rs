@@ -518,15 +518,24 @@ async fn import_read_back_reimport_and_everyday_operations() {
     assert_eq!(summary.total, bundles[0].resources.len() as u64);
     assert_eq!(summary.granted, summary.total);
 
-    // Erasure requested by the patient. (`PurgeRecord` is not exercised: it purges the
-    // custodian's collection and writes a channel-policy key, so Org2's peer must endorse it,
-    // and the endorser refuses to simulate a purge of a collection its organization is not a
-    // member of: "this peer's organization is not a member of collection Org1MSPPHI".)
+    // Erasure: requested by the patient, purged by the custodian's admin (Org2's peer
+    // endorses the blind purge of Org1's collection: hashes only). The hash stays on the
+    // ledger; the PHI is gone (410).
     let erasure = patient
         .request_erasure(patient_id, &record_id)
         .await
         .unwrap();
     assert_eq!(erasure.record_id, record_id);
+    let purged = admin.purge_record(patient_id, &record_id).await.unwrap();
+    assert_eq!(purged.status, RecordStatus::Purged);
+    let gone = admin
+        .read_record(patient_id, &record_id, Purpose::Treatment)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(gone, EhrClientError::Chaincode { status: 410, .. }),
+        "{gone}"
+    );
 
     // Break-glass needs the emergency attribute: the admin is refused (403), nothing leaks.
     let err = admin

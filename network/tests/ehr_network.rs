@@ -29,7 +29,7 @@ impl Drop for Network {
         let _ = Command::new(MEDLEDGER)
             .args(["network", "down", "--dir"])
             .arg(&self.dir)
-            .status();
+            .output();
     }
 }
 

@@ -39,8 +39,8 @@ pub struct CollectionAccess {
 pub struct SimulationResults {
     /// Public read-write set (goes into the transaction).
     pub public: TxReadWriteSet,
-    /// Private read-write set (goes to the transient store, then to member peers), if any
-    /// private data was written.
+    /// Private read-write set of the collections this peer is a member of (goes to the
+    /// transient store, then to the ledger), if any private data was written there.
     pub private: Option<TxPvtReadWriteSet>,
 }
 
@@ -119,6 +119,21 @@ impl<'a> RwSetSimulator<'a> {
         }
     }
 
+    /// Writes (put, delete, purge) need a defined collection only: as in Fabric, a peer of a
+    /// non-member organization may endorse a blind write; it records the hashes and keeps no
+    /// private data (see [`RwSetSimulator::finish`]).
+    fn defined(&self, collection: &str) -> Result<(), SimError> {
+        if self.collections.contains_key(collection) {
+            Ok(())
+        } else {
+            Err(SimError(format!(
+                "collection {collection} is not defined for chaincode {}",
+                self.ns
+            )))
+        }
+    }
+
+    /// Reads need membership: only member peers hold a collection's private data.
     fn member(&self, collection: &str) -> Result<(), SimError> {
         match self.collections.get(collection) {
             Some(true) => Ok(()),
@@ -265,7 +280,9 @@ impl<'a> RwSetSimulator<'a> {
                     Vec::new()
                 },
             });
-            if has_private {
+            // Only a member keeps the private data (its transient store, then its ledger); a
+            // non-member's endorsement carries the hashes alone.
+            if has_private && self.collections.get(coll) == Some(&true) {
                 private_sets.push(CollectionPvtReadWriteSet {
                     collection_name: coll.clone(),
                     rwset: private_bytes,
@@ -364,7 +381,7 @@ impl TxSimulator for RwSetSimulator<'_> {
 
     fn put_private(&mut self, collection: &str, key: &str, value: Vec<u8>) -> Result<(), SimError> {
         nonempty(key)?;
-        self.member(collection)?;
+        self.defined(collection)?;
         self.pvt_writes.insert(
             (collection.to_owned(), key.to_owned()),
             PrivateWrite {
@@ -377,7 +394,7 @@ impl TxSimulator for RwSetSimulator<'_> {
 
     fn del_private(&mut self, collection: &str, key: &str) -> Result<(), SimError> {
         nonempty(key)?;
-        self.member(collection)?;
+        self.defined(collection)?;
         self.pvt_writes.insert(
             (collection.to_owned(), key.to_owned()),
             PrivateWrite::default(),
@@ -387,7 +404,7 @@ impl TxSimulator for RwSetSimulator<'_> {
 
     fn purge_private(&mut self, collection: &str, key: &str) -> Result<(), SimError> {
         nonempty(key)?;
-        self.member(collection)?;
+        self.defined(collection)?;
         self.pvt_writes.insert(
             (collection.to_owned(), key.to_owned()),
             PrivateWrite {

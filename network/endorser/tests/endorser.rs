@@ -53,6 +53,9 @@ fn contract() -> Router {
             stub.put_private_data(&args[0], "rec1", &phi)?;
             Ok(vec![])
         })
+        .add("readprivate", |stub, args| {
+            Ok(stub.get_private_data(&args[0], "rec1")?.unwrap_or_default())
+        })
         .add("missing", |_stub, _args| {
             Err(ContractError::not_found("no such record"))
         })
@@ -393,22 +396,44 @@ async fn private_writes_leave_only_hashes_on_the_public_side() {
         KvrwSet::decode(pvt.rwset.as_slice()).unwrap().writes[0].value,
         phi
     );
-    // A collection this peer's org is not a member of.
+    // A collection this peer's org is not a member of: a blind write is endorsed (as in
+    // Fabric), with its hashes in the transaction and no private data kept here.
+    let p = proposal(
+        &s.client,
+        "ehr",
+        &["private", "Org2Private"],
+        &[("phi", phi)],
+        SystemTime::now(),
+        &rand_nonce(),
+    );
+    let r = s.endorser.process_proposal(p.signed.clone()).await;
+    assert_eq!(r.response.as_ref().unwrap().status, 200, "{r:?}");
+    let action = ChaincodeAction::decode(
+        ProposalResponsePayload::decode(r.payload.as_slice())
+            .unwrap()
+            .extension
+            .as_slice(),
+    )
+    .unwrap();
+    let rw = TxReadWriteSet::decode(action.results.as_slice()).unwrap();
+    let coll = &rw.ns_rwset[0].collection_hashed_rwset[0];
+    assert_eq!(coll.collection_name, "Org2Private");
+    let hashed =
+        medledger_proto::kvrwset::HashedRwSet::decode(coll.hashed_rwset.as_slice()).unwrap();
+    assert_eq!(
+        hashed.hashed_writes[0].value_hash,
+        Sha256::digest(phi).to_vec()
+    );
+    assert!(
+        s.transient.get(&p.tx_id).is_none(),
+        "a non-member keeps no private data"
+    );
+    // Reading it is refused: only members hold it.
     let r = s
         .endorser
-        .process_proposal(
-            proposal(
-                &s.client,
-                "ehr",
-                &["private", "Org2Private"],
-                &[("phi", phi)],
-                SystemTime::now(),
-                &rand_nonce(),
-            )
-            .signed,
-        )
+        .process_proposal(simple(&s.client, &["readprivate", "Org2Private"]).signed)
         .await;
-    assert!(refused(&r).contains("not a member"));
+    assert!(refused(&r).contains("not a member"), "{r:?}");
     // A chaincode error is returned without endorsement.
     let r = s
         .endorser
