@@ -1,49 +1,61 @@
 #!/usr/bin/env bash
-# Medledger demo (what exists today: an organization's certificate authority).
-# Builds the `medledger` binary, creates Org1's CA, serves it over TLS on loopback, enrolls the
-# bootstrap admin, registers and enrolls a doctor with EHR attributes, validates the doctor's
-# MSP folder, revokes the doctor and shows that validation now fails. Everything is written
-# under ./medledger-demo (or $1) and the CA server is stopped at the end.
+# The main job: a Medledger network on this machine — 4 BFT orderers, Org1 (hospital) and Org2
+# (lab) with one peer each, TLS everywhere, the EHR chaincode in each peer's sandbox — the 60
+# Synthea patients of the sample data imported as FHIR records, then a short tour: an audited
+# read by the custodian, a refused read by the lab, the patient's consent, the lab's read, the
+# revocation, the audit trail, an erasure with purge.
+#
+# The network keeps running afterwards (`medledger network status`, `medledger network down`);
+# it lives in $MEDLEDGER_HOME (default ./medledger-net). Run again: the network restarts with its
+# ledgers and the import skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medledger/target}"
+export MEDLEDGER_HOME="${MEDLEDGER_HOME:-$PWD/medledger-net}"
+bundles="${MEDLEDGER_EHR_BUNDLES:-$PWD/../shared/data/ehr/bundles}"
+export MEDLEDGER_EHR_BUNDLES="$bundles"
 scripts/bootstrap.sh
-cargo build --release --bin medledger
+cargo build --release --workspace --bins
 ml="$CARGO_TARGET_DIR/release/medledger"
-demo="${1:-./medledger-demo}"
-rm -rf "$demo"; mkdir -p "$demo"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "init Org1's CA (root CA + TLS CA, bootstrap registrar admin)"
-"$ml" ca init --dir "$demo/ca" --name ca-org1 --msp-id Org1MSP --organization org1.example.com -b admin:adminpw
+step "network up (generates CAs, identities, genesis block on first run; starts every node)"
+"$ml" network up
+"$ml" network status
 
-step "serve it over TLS on 127.0.0.1 (free port)"
-"$ml" ca serve --dir "$demo/ca" --listen 127.0.0.1:0 > "$demo/ca.out" 2> "$demo/ca.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q 'listening on' "$demo/ca.out" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/^listening on //p' "$demo/ca.out")
-url="https://$addr"; tls="$demo/ca/tls/ca.crt"
-echo "CA at $url"
+step "import the sample patients through the gateway (FHIR R4 bundles → private records)"
+"$ml" ehr import "$bundles"
 
-step "enroll the bootstrap admin (key generated locally, CSR sent)"
-"$ml" ca enroll -u "https://admin:adminpw@$addr" --tls-certfiles "$tls" --home "$demo/admin"
+patient=$("$ml" identities | awk '/^patient:/ { sub("patient:", "", $1); print $1; exit }')
+record=$("$ml" chaincode query -n ehr --as org1-doctor --args "[\"ListRecords\",\"$patient\",\"200\"]" |
+  python3 -c 'import json,sys; print(next(r["record_id"] for r in json.load(sys.stdin)["records"] if r["resource_type"]=="Observation"))')
+echo "patient $patient, record $record"
 
-step "register doctor1 with ehr.role=doctor, one enrollment"
-"$ml" ca register -u "$url" --tls-certfiles "$tls" -M "$demo/admin/msp" \
-  --id-name doctor1 --id-secret doctorpw --id-type client \
-  --id-attrs 'ehr.role=doctor:ecert,ehr.emergency=true:ecert' --id-maxenrollments 1
+step "the custodian's doctor reads it (audited two-step read); its SHA-256 equals the on-chain hash"
+"$ml" ehr record get "$patient" "$record" --as org1-doctor | head -c 200; echo " …"
+"$ml" chaincode query -n ehr --as org1-doctor --args "[\"ReadRecordMetadata\",\"$patient\",\"$record\"]" |
+  python3 -c 'import json,sys; m=json.load(sys.stdin); print("on-chain sha256", m["sha256"], "version", m["version"])'
 
-step "enroll doctor1 and validate the identity under Org1's MSP"
-"$ml" ca enroll -u "$url" --tls-certfiles "$tls" --id doctor1 --secret doctorpw --home "$demo/doctor1"
-"$ml" msp show -M "$demo/doctor1/msp" --mspid Org1MSP
+step "the lab's doctor (Org2) is refused: no consent"
+"$ml" ehr record get "$patient" "$record" --as org2-doctor || echo "(refused, and audited)"
 
-step "a second enrollment is refused (max enrollments = 1)"
-"$ml" ca enroll -u "$url" --tls-certfiles "$tls" --id doctor1 --secret doctorpw --home "$demo/again" || true
+step "the patient grants Org2 treatment access; the lab reads; the patient revokes"
+consent=$("$ml" ehr consent grant "$patient" --grantee org:Org2MSP --purpose treatment --as "patient:$patient" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["consent_id"])')
+"$ml" ehr record get "$patient" "$record" --as org2-doctor | head -c 200; echo " …"
+"$ml" ehr consent revoke "$patient" "$consent" --as "patient:$patient"
+"$ml" ehr record get "$patient" "$record" --as org2-doctor || echo "(refused again)"
 
-step "revoke doctor1, generate the CRL into the MSP folder, validate again"
-mkdir -p "$demo/doctor1/msp/crls"
-"$ml" ca revoke -u "$url" --tls-certfiles "$tls" -M "$demo/admin/msp" \
-  --revoke-name doctor1 --revoke-reason keyCompromise --gencrl "$demo/doctor1/msp/crls/crl.pem"
-"$ml" msp show -M "$demo/doctor1/msp" --mspid Org1MSP || echo "(refused, as it should be)"
+step "the patient's audit trail: every access, granted or denied"
+"$ml" ehr audit "$patient" --as "patient:$patient" |
+  python3 -c 'import json,sys; [print(e["requester_msp"], e["requester_role"], e.get("purpose"), e["decision"]) for e in json.load(sys.stdin)["entries"][-6:]]'
+
+step "erasure: the patient asks, the custodian's admin purges the PHI (the hash stays on the ledger)"
+"$ml" ehr erasure "$patient" "$record" --as "patient:$patient"
+"$ml" ehr purge "$patient" "$record" --as org1-admin
+"$ml" ehr record get "$patient" "$record" --as org1-doctor || echo "(gone: 410)"
+
+step "done; the network keeps running"
+"$ml" network status
+echo "stop it with: $ml network down   (add --purge to delete $MEDLEDGER_HOME)"

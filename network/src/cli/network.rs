@@ -40,6 +40,10 @@ pub struct UpArgs {
     /// Longest wait for every node to be healthy, seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Only generate the material and configuration files (e.g. for a multi-host network:
+    /// copy each node's directory to its machine); start nothing.
+    #[arg(long)]
+    pub generate_only: bool,
 }
 
 /// `network down`.
@@ -67,8 +71,19 @@ pub fn run(cmd: NetworkCommand) -> Result<()> {
                 a.config.as_deref(),
                 &exe,
                 Duration::from_secs(a.timeout),
+                a.generate_only,
                 |msg| println!("  {msg}"),
             )?;
+            if a.generate_only {
+                println!(
+                    "generated the network in {} (nothing started)",
+                    dir.display()
+                );
+                for node in &report.nodes {
+                    println!("  {}: {}", node.name, node.config.display());
+                }
+                return Ok(());
+            }
             println!(
                 "network {} is up in {} ({} orderers, {} peers)",
                 report.spec.channel,

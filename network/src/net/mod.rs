@@ -105,8 +105,8 @@ pub struct UpReport {
 }
 
 /// `network up`: generates the network in `dir` from `config` (or the built-in dev network)
-/// unless it exists, starts every node that is not running with `exe`, and waits until all
-/// are healthy.
+/// unless it exists, then (unless `generate_only`) starts every node that is not running with
+/// `exe` and waits until all are healthy.
 ///
 /// # Errors
 /// A bad configuration, a `dir` holding a different network, a node that fails to start.
@@ -115,6 +115,7 @@ pub fn up(
     config: Option<&Path>,
     exe: &Path,
     timeout: Duration,
+    generate_only: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<UpReport> {
     let wanted = match config {
@@ -155,6 +156,14 @@ pub fn up(
     };
     let nodes = generate::nodes(dir, &spec);
     let mut started = Vec::new();
+    if generate_only {
+        return Ok(UpReport {
+            spec,
+            nodes,
+            generated,
+            started,
+        });
+    }
     for node in &nodes {
         if process::running_pid(dir, node).is_some() {
             progress(&format!("{} is already running", node.name));
