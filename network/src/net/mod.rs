@@ -23,9 +23,14 @@ pub const DEV_YAML: &str = include_str!("../../configs/dev.yaml");
 pub const DEMO_PATIENTS: usize = 3;
 
 /// The network directory: `--dir`, else `$MEDLEDGER_HOME`, else `./medledger-net`.
+///
+/// Made absolute: node processes are recognised by the configuration path on their command
+/// line, which must not depend on the working directory of the command that asks.
 pub fn default_dir(dir: Option<PathBuf>) -> PathBuf {
-    dir.or_else(|| std::env::var_os("MEDLEDGER_HOME").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("medledger-net"))
+    let dir = dir
+        .or_else(|| std::env::var_os("MEDLEDGER_HOME").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("medledger-net"));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The spec of the network in `dir`, if one was generated there.
@@ -180,4 +185,31 @@ pub fn up(
         generated,
         started,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn network_dir_is_absolute() {
+        let d = default_dir(Some(PathBuf::from("some-net")));
+        assert!(d.is_absolute() && d.ends_with("some-net"));
+    }
+
+    #[test]
+    fn sample_patients_come_from_the_bundles() {
+        let bundles = find_sample_bundles()
+            .or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .ancestors()
+                    .map(|a| a.join("shared/data/ehr/bundles"))
+                    .find(|p| p.is_dir())
+            })
+            .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES");
+        let ids = sample_patients(&bundles, 3);
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|id| id.len() == 36), "{ids:?}");
+    }
 }
