@@ -240,6 +240,51 @@ async fn import_read_consent_audit_on_a_real_network() {
     let (a, b) = (open("peer0.org1"), open("peer0.org2"));
     assert!(a.height > 3);
     assert_eq!(a, b, "the peers' chains and commit hashes differ");
+
+    // No PHI on the shared ledger, in the lab's private store, or in any log: the blocks
+    // (every peer has them) hold no resource's bytes; Org2's peer holds no Org1 PHI;
+    // node logs mention no resource.
+    let org2 = medledger_ledger::Ledger::open(
+        &dir.join("nodes/peer0.org2/data/ledgers/ehr"),
+        "ehr",
+        &medledger_ledger::LedgerConfig::default(),
+    )
+    .unwrap();
+    let org1 = medledger_ledger::Ledger::open(
+        &dir.join("nodes/peer0.org1/data/ledgers/ehr"),
+        "ehr",
+        &medledger_ledger::LedgerConfig::default(),
+    )
+    .unwrap();
+    let blocks: Vec<Vec<u8>> = (0..b.height)
+        .map(|n| prost::Message::encode_to_vec(&org2.block(n).unwrap().unwrap()))
+        .collect();
+    let logs: Vec<Vec<u8>> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for bundle in &expected {
+        for r in bundle.resources.iter().take(5) {
+            for hay in blocks.iter().chain(&logs) {
+                assert!(
+                    !contains(hay, &r.bytes),
+                    "{} found on the ledger or in a log",
+                    r.record_id
+                );
+            }
+            let id: ehr_chaincode::ids::RecordId = r.record_id.parse().unwrap();
+            let key = ehr_chaincode::ids::record_key(&bundle.patient_id, &id).unwrap();
+            assert!(
+                org2.get_private("ehr", "Org1MSPPHI", &key)
+                    .unwrap()
+                    .is_none(),
+                "Org2 holds Org1's PHI for {}",
+                r.record_id
+            );
+        }
+    }
+    drop((org1, org2));
     medledger(&["network", "down", "--purge"], &dir, &bundles);
     drop(net);
 }
