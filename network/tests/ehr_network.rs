@@ -285,6 +285,27 @@ async fn import_read_consent_audit_on_a_real_network() {
         }
     }
     drop((org1, org2));
+    // `ledger verify` replays both peers' chains: sound, and the custodian's private data
+    // matches the on-chain hashes.
+    let org1_verified = medledger(
+        &["ledger", "verify", "--node", "peer0.org1"],
+        &dir,
+        &bundles,
+    );
+    assert!(org1_verified.contains(": OK"), "{org1_verified}");
+    assert!(
+        org1_verified.contains(&format!("{total} private values match")),
+        "{org1_verified}"
+    );
+    let org2_verified = medledger(
+        &["ledger", "verify", "--node", "peer0.org2"],
+        &dir,
+        &bundles,
+    );
+    assert!(
+        org2_verified.contains("0 private values match"),
+        "{org2_verified}"
+    );
     medledger(&["network", "down", "--purge"], &dir, &bundles);
     drop(net);
 }

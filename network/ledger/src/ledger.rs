@@ -835,8 +835,28 @@ impl Ledger {
     /// # Errors
     /// [`Error::Storage`].
     pub fn content_digest(&self) -> Result<[u8; 32]> {
+        self.digest_of(&ALL_CFS)
+    }
+
+    /// SHA-256 over the parts every peer of the channel derives from the blocks alone: world
+    /// state, key history, hashed private state and the tx index. Equal on every peer that
+    /// committed the same blocks, whatever private data it holds (`ledger verify` compares
+    /// it with a replay of the blocks).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub fn public_digest(&self) -> Result<[u8; 32]> {
+        self.digest_of(&[
+            keys::CF_STATE,
+            keys::CF_HISTORY,
+            keys::CF_PVT_HASHES,
+            keys::CF_TXIDS,
+        ])
+    }
+
+    fn digest_of(&self, cfs: &[&'static str]) -> Result<[u8; 32]> {
         let mut h = Sha256::new();
-        for name in ALL_CFS {
+        for name in cfs.iter().copied() {
             h.update((name.len() as u32).to_be_bytes());
             h.update(name.as_bytes());
             for item in self.db.iterator_cf(self.cf(name)?, IteratorMode::Start) {
@@ -851,6 +871,44 @@ impl Ledger {
             }
         }
         Ok(h.finalize().into())
+    }
+
+    /// Checks every private value this peer holds against the hashed private state on the
+    /// chain: the SHA-256 of the value must be the hashed value of the same key, at the same
+    /// version. Returns how many values were checked, or `Err((namespace, collection))` of the
+    /// first that does not match (no key or value is named: they may be health data).
+    ///
+    /// # Errors
+    /// [`Error::CorruptedRecord`], [`Error::Storage`].
+    pub fn check_private(&self) -> Result<std::result::Result<u64, (String, String)>> {
+        let hashes = self.cf(keys::CF_PVT_HASHES)?;
+        let mut checked = 0;
+        for item in self
+            .db
+            .iterator_cf(self.cf(keys::CF_PVT_DATA)?, IteratorMode::Start)
+        {
+            let (k, v) = item.map_err(|e| self.storage(e))?;
+            let value = StoredValue::decode(v.as_ref()).map_err(|_| self.bad_record("private"))?;
+            let hashed = self
+                .db
+                .get_cf(hashes, &k)
+                .map_err(|e| self.storage(e))?
+                .map(|h| StoredValue::decode(h.as_slice()))
+                .transpose()
+                .map_err(|_| self.bad_record("hashed private"))?;
+            let ok = hashed.is_some_and(|h| {
+                h.value[..] == Sha256::digest(&value.value)[..]
+                    && (h.block_num, h.tx_num) == (value.block_num, value.tx_num)
+            });
+            if !ok {
+                let mut parts = k.splitn(3, |b| *b == 0);
+                let ns = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+                let coll = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+                return Ok(Err((ns, coll)));
+            }
+            checked += 1;
+        }
+        Ok(Ok(checked))
     }
 }
 

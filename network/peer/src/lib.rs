@@ -16,6 +16,7 @@
 //! - [`node`]: the whole peer process (`medledger peer start`): ledgers, committers, block
 //!   pulling from the orderers, endorser and sandboxed chaincode, gateway, Deliver, private
 //!   data, operations; configured by `peer.yaml`.
+//! - [`verify`]: `ledger verify`, a stopped peer's ledger checked against a replay.
 
 pub mod committer;
 pub mod definitions;
@@ -26,6 +27,7 @@ pub mod node;
 pub mod operations;
 pub mod privdata;
 pub mod validator;
+pub mod verify;
 
 #[cfg(feature = "test-utils")]
 pub mod testing;

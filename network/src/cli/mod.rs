@@ -4,6 +4,7 @@ pub mod ca;
 pub mod chaincode;
 pub mod connect;
 pub mod ehr;
+pub mod ledger;
 pub mod msp;
 pub mod network;
 pub mod orderer;
@@ -44,6 +45,10 @@ pub enum Command {
     /// Benchmark a running network through its gateway: committed tx/s, submit→commit
     /// latency, CPU per transaction (docs/performance.md).
     Bench(BenchArgs),
+    /// Check a stopped peer's ledger: chain, orderer signatures, state against a replay,
+    /// private data against the on-chain hashes.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Peer node: ledgers, endorser, gateway, Deliver (see docs/peer.md).
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -86,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Msp(cmd) => msp::run(cmd),
         Command::Network(cmd) => network::run(cmd),
         Command::Identities(a) => network::identities(a),
+        Command::Ledger(cmd) => ledger::run(cmd),
         Command::Bench(a) => runtime.block_on(bench(a)),
         Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
         Command::Peer(cmd) => runtime.block_on(peer::run(cmd)),

@@ -161,6 +161,7 @@ pub fn up(
     };
     let nodes = generate::nodes(dir, &spec);
     let mut started = Vec::new();
+    let mut children = std::collections::HashMap::new();
     if generate_only {
         return Ok(UpReport {
             spec,
@@ -174,11 +175,12 @@ pub fn up(
             progress(&format!("{} is already running", node.name));
             continue;
         }
-        let pid = process::spawn(dir, exe, node)?;
-        progress(&format!("started {} (pid {pid})", node.name));
+        let child = process::spawn(dir, exe, node)?;
+        progress(&format!("started {} (pid {})", node.name, child.id()));
         started.push(node.name.clone());
+        children.insert(node.name.clone(), child);
     }
-    process::wait_healthy(dir, &nodes, timeout, &mut progress)?;
+    process::wait_healthy(dir, &nodes, &mut children, timeout, &mut progress)?;
     Ok(UpReport {
         spec,
         nodes,

@@ -3,10 +3,11 @@
 //! files under `run/`) and waits until each answers `/healthz`; `down` stops them (SIGTERM,
 //! then SIGKILL after a grace period); `status` reports each node's health and height.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -44,11 +45,12 @@ pub fn running_pid(dir: &Path, node: &GeneratedNode) -> Option<i32> {
 }
 
 /// Starts `node` with `exe` (the `medledger` executable) in the background, in its own
-/// process group, appending to its log; returns its pid.
+/// process group, appending to its log; returns the child (dropping it leaves the node
+/// running).
 ///
 /// # Errors
 /// The process cannot be spawned or its files written.
-pub fn spawn(dir: &Path, exe: &Path, node: &GeneratedNode) -> Result<u32> {
+pub fn spawn(dir: &Path, exe: &Path, node: &GeneratedNode) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(dir.join("logs"))?;
     std::fs::create_dir_all(dir.join("run"))?;
@@ -66,9 +68,8 @@ pub fn spawn(dir: &Path, exe: &Path, node: &GeneratedNode) -> Result<u32> {
         .process_group(0)
         .spawn()
         .with_context(|| format!("starting {} with {}", node.name, exe.display()))?;
-    let pid = child.id();
-    std::fs::write(pid_file(dir, &node.name), pid.to_string())?;
-    Ok(pid)
+    std::fs::write(pid_file(dir, &node.name), child.id().to_string())?;
+    Ok(child)
 }
 
 /// A plain HTTP/1.0 GET of `path` on `addr` (`host:port`): status code and body.
@@ -121,13 +122,15 @@ pub fn height(node: &GeneratedNode, channel: &str) -> Option<u64> {
 }
 
 /// Waits until every node answers `/healthz`, failing early (with the end of its log) if a
-/// node's process exits.
+/// node's process exits: a node in `started` (spawned by this process) by its exit status,
+/// another by its pid file.
 ///
 /// # Errors
 /// A node exited or `timeout` passed.
 pub fn wait_healthy(
     dir: &Path,
     nodes: &[GeneratedNode],
+    started: &mut HashMap<String, Child>,
     timeout: Duration,
     mut progress: impl FnMut(&str),
 ) -> Result<()> {
@@ -136,9 +139,13 @@ pub fn wait_healthy(
     while !pending.is_empty() {
         let mut still = Vec::new();
         for node in pending {
+            let exited = match started.get_mut(&node.name) {
+                Some(child) => child.try_wait().ok().flatten().is_some(),
+                None => running_pid(dir, node).is_none(),
+            };
             if healthy(node) {
                 progress(&format!("{} is healthy", node.name));
-            } else if running_pid(dir, node).is_none() {
+            } else if exited {
                 bail!(
                     "{} exited; the end of {}:\n{}",
                     node.name,
