@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use medledger_gateway::GatewayError;
 use medledger_network::net::client::connect_as;
 use medledger_network::net::generate::Identities;
 use medledger_proto::common::{Envelope, Payload};
@@ -204,6 +205,28 @@ async fn fabric_gateway_node_client_against_network() {
     let (later, first) = tokio::join!(later, tokio::time::timeout(EVENT_TIMEOUT, next.next()));
     later.unwrap();
     assert!(first.unwrap().unwrap().unwrap().header.unwrap().number > block_number);
+
+    // A channel the peer does not serve: Deliver answers NOT_FOUND.
+    let unknown = org1
+        .gateway
+        .network("no-such-channel")
+        .block_events(Some(0))
+        .await
+        .unwrap();
+    tokio::pin!(unknown);
+    let refused = tokio::time::timeout(EVENT_TIMEOUT, unknown.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            refused,
+            Err(GatewayError::Deliver {
+                status: medledger_proto::common::Status::NotFound
+            })
+        ),
+        "{refused:?}"
+    );
 
     // The event names the chaincode (not its package id) and the transaction.
     let events = network
