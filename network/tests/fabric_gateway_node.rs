@@ -16,7 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,7 +28,9 @@ use medledger_proto::protos::TxValidationCode;
 use prost::Message;
 use tokio_stream::StreamExt;
 
-const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+mod common;
+
+use common::{MEDLEDGER, Network, spec};
 
 /// Versions of Fabric's Node client verified against Medledger.
 const NPM_PACKAGES: &[&str] = &[
@@ -39,51 +41,6 @@ const NPM_PACKAGES: &[&str] = &[
 
 /// Longest wait for an event (a block commits every ~100 ms here).
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Stops the network even when the test fails.
-struct Network {
-    dir: PathBuf,
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new(MEDLEDGER)
-            .args(["network", "down", "--dir"])
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn spec(ports: &[u16]) -> String {
-    let node = |name: &str, i: usize| {
-        format!(
-            "{{ name: {name}, host: 127.0.0.1, port: {}, operations_port: {} }}",
-            ports[2 * i],
-            ports[2 * i + 1]
-        )
-    };
-    format!(
-        "channel: ehr
-batch: {{ max_message_count: 100, batch_timeout_ms: 100 }}
-orderer_org:
-  name: orderer
-  msp_id: OrdererMSP
-  domain: orderer.test
-  orderers: [{}, {}, {}, {}]
-organizations:
-  - {{ name: org1, msp_id: Org1MSP, domain: org1.test, peers: [{}] }}
-  - {{ name: org2, msp_id: Org2MSP, domain: org2.test, peers: [{}] }}
-chaincodes:
-  - {{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }}
-",
-        node("orderer1", 0),
-        node("orderer2", 1),
-        node("orderer3", 2),
-        node("orderer4", 3),
-        node("peer0", 4),
-        node("peer0", 5),
-    )
-}
 
 /// Whether `program --version` runs.
 fn available(program: &str) -> bool {
@@ -148,7 +105,8 @@ async fn fabric_gateway_node_client_against_network() {
     let dir = tmp.path().join("net");
     let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
-    std::fs::write(&config, spec(&ports)).unwrap();
+    let kv = "{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }";
+    std::fs::write(&config, spec(&ports, &[kv])).unwrap();
     let net = Network { dir: dir.clone() };
     let up = Command::new(MEDLEDGER)
         .args(["network", "up", "--config"])
