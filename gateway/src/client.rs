@@ -7,25 +7,32 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use medledger_msp::identity::SigningIdentity;
-use medledger_proto::common::Envelope;
+use medledger_proto::common::{Block, Envelope, Status as CommonStatus};
 use medledger_proto::gateway::gateway_client::GatewayClient;
 use medledger_proto::gateway::{
     ChaincodeEventsRequest, CommitStatusRequest, EndorseRequest, EvaluateRequest,
     SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest,
 };
 use medledger_proto::orderer::{SeekNextCommit, SeekPosition, SeekSpecified, seek_position};
-use medledger_proto::protos::{ChaincodeEvent, SignedProposal, TxValidationCode};
+use medledger_proto::protos::deliver_client::DeliverClient;
+use medledger_proto::protos::{
+    ChaincodeEvent, DeliverResponse, SignedProposal, TxValidationCode, deliver_response,
+};
 use prost::Message;
 use tonic::transport::Channel;
 
 use crate::errors::GatewayError;
-use crate::proposal::build_proposal;
+use crate::proposal::{build_proposal, build_seek_envelope};
+
+/// Largest block accepted from `block_events` (bytes), as the peer's gRPC message limit.
+const MAX_BLOCK_BYTES: usize = 100 * 1024 * 1024;
 
 /// A connection to a gateway peer as one identity.
 #[derive(Clone)]
 pub struct Gateway {
     identity: Arc<SigningIdentity>,
     client: GatewayClient<Channel>,
+    channel: Channel,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -41,7 +48,8 @@ impl Gateway {
     pub fn connect(identity: SigningIdentity, channel: Channel) -> Self {
         Gateway {
             identity: Arc::new(identity),
-            client: GatewayClient::new(channel),
+            client: GatewayClient::new(channel.clone()),
+            channel,
         }
     }
 
@@ -84,6 +92,41 @@ impl Network {
         }
     }
 
+    /// Committed blocks of this channel from block `start` (`None`: from the next commit),
+    /// following new commits, from the gateway peer's `protos.Deliver` service (Fabric's
+    /// `network.getBlockEvents`). The identity must satisfy the channel's `Readers` policy.
+    ///
+    /// # Errors
+    /// [`GatewayError::Local`] if signing fails, [`GatewayError::Status`] if the call fails;
+    /// in the stream, [`GatewayError::Deliver`] if the peer answers with a status instead of
+    /// a block (e.g. `FORBIDDEN`, `NOT_FOUND` for an unknown channel).
+    pub async fn block_events(
+        &self,
+        start: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<Block, GatewayError>> + use<>, GatewayError> {
+        let gw = &self.gateway;
+        let envelope = build_seek_envelope(&gw.identity, &self.channel_id, seek_start(start))
+            .map_err(GatewayError::Local)?;
+        let stream = DeliverClient::new(gw.channel.clone())
+            .max_decoding_message_size(MAX_BLOCK_BYTES)
+            .deliver(tokio_stream::once(envelope))
+            .await?
+            .into_inner();
+        Ok(stream.map(|r| match r? {
+            DeliverResponse {
+                r#type: Some(deliver_response::Type::Block(block)),
+            } => Ok(block),
+            DeliverResponse {
+                r#type: Some(deliver_response::Type::Status(s)),
+            } => Err(GatewayError::Deliver {
+                status: CommonStatus::try_from(s).unwrap_or(CommonStatus::Unknown),
+            }),
+            _ => Err(GatewayError::Local(
+                "unexpected deliver response (not a block)".into(),
+            )),
+        }))
+    }
+
     /// Chaincode events of `chaincode` from block `start` (`None`: from the next commit),
     /// after `after_tx_id` within the start block.
     ///
@@ -96,17 +139,11 @@ impl Network {
         after_tx_id: Option<&str>,
     ) -> Result<impl Stream<Item = Result<(u64, ChaincodeEvent), GatewayError>>, GatewayError> {
         let gw = &self.gateway;
-        let position = match start {
-            Some(number) => seek_position::Type::Specified(SeekSpecified { number }),
-            None => seek_position::Type::NextCommit(SeekNextCommit {}),
-        };
         let request = ChaincodeEventsRequest {
             channel_id: self.channel_id.clone(),
             chaincode_id: chaincode.to_owned(),
             identity: gw.identity.serialized().to_vec(),
-            start_position: Some(SeekPosition {
-                r#type: Some(position),
-            }),
+            start_position: Some(seek_start(start)),
             after_transaction_id: after_tx_id.unwrap_or_default().to_owned(),
         }
         .encode_to_vec();
@@ -131,6 +168,17 @@ impl Network {
             };
             futures::stream::iter(items)
         }))
+    }
+}
+
+/// Where an event stream starts: block `start`, or the next commit.
+fn seek_start(start: Option<u64>) -> SeekPosition {
+    let position = match start {
+        Some(number) => seek_position::Type::Specified(SeekSpecified { number }),
+        None => seek_position::Type::NextCommit(SeekNextCommit {}),
+    };
+    SeekPosition {
+        r#type: Some(position),
     }
 }
 

@@ -83,6 +83,12 @@ pub enum GatewayError {
         /// Message.
         message: String,
     },
+    /// The peer's Deliver service ended a block stream with this status instead of a block.
+    #[error("deliver refused the request: {status:?}")]
+    Deliver {
+        /// Fabric `common.Status` (e.g. `Forbidden`, `NotFound`, `BadRequest`).
+        status: medledger_proto::common::Status,
+    },
     /// A local step failed (signing, decoding).
     #[error("{0}")]
     Local(String),

@@ -6,7 +6,7 @@
 //!   `CommitStatusRequest` and `ChaincodeEventsRequest`, as DESIGN.md §2).
 //! - [`client`]: `Gateway::connect(identity, channel)` → `network(name)` → `contract(name)` →
 //!   `submit_transaction` / `evaluate_transaction` / `new_proposal(...)` → `endorse` →
-//!   `submit` → `status`, and `chaincode_events`.
+//!   `submit` → `status`, `chaincode_events`, and `block_events` (the peer's Deliver).
 //! - [`server`]: the service: endorsement planning from the chaincode's endorsement policy
 //!   (and collection membership when the proposal carries transient data), endorsements from
 //!   one peer per required organization with retry on another peer of the same organization,

@@ -526,11 +526,26 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
                 }
             }
         }
-        Err(status_with_details(
-            Code::Aborted,
-            "evaluate call to endorser returned error, see attached details for more info",
-            &details,
-        ))
+        // Fabric's codes: a chaincode's refusal is `UNKNOWN` with the chaincode's status and
+        // message (applications match on both), anything else `ABORTED`.
+        match details
+            .last()
+            .filter(|d| d.message.starts_with("chaincode response "))
+        {
+            Some(refusal) => Err(status_with_details(
+                Code::Unknown,
+                &format!(
+                    "evaluate call to endorser returned error: {}",
+                    refusal.message
+                ),
+                &details,
+            )),
+            None => Err(status_with_details(
+                Code::Aborted,
+                "failed to evaluate transaction, see attached details for more info",
+                &details,
+            )),
+        }
     }
 
     type ChaincodeEventsStream = EventsStream;

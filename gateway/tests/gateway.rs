@@ -258,6 +258,19 @@ async fn endorse_evaluate_status_and_events_through_the_gateway() {
         contract.evaluate_transaction("get", &["k"]).await.unwrap(),
         b"v1"
     );
+    // A chaincode's refusal: UNKNOWN with its status and message, as Fabric's gateway.
+    let err = contract
+        .evaluate_transaction("nope", &[])
+        .await
+        .unwrap_err();
+    let GatewayError::Status { code, message, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(code, tonic::Code::Unknown);
+    assert!(
+        message.starts_with("evaluate call to endorser returned error: chaincode response 400, "),
+        "{message}"
+    );
 
     // Commit status (signed request) and chaincode events, resumable after a tx id.
     commits.statuses.lock().unwrap().insert(

@@ -6,74 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use medledger_network::ehr_client::EhrClient;
 use medledger_network::ehr_client::bundle::read_bundle;
 use medledger_network::net::client::connect_as;
-use medledger_network::net::spec::NetworkSpec;
 
-const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+mod common;
 
-struct Network {
-    dir: PathBuf,
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new(MEDLEDGER)
-            .args(["network", "down", "--dir"])
-            .arg(&self.dir)
-            .output();
-    }
-}
-
-fn medledger(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(MEDLEDGER)
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "medledger {args:?} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn sample_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
-        return PathBuf::from(d);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/ehr/bundles"))
-        .find(|d| d.is_dir())
-        .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
-}
-
-fn dev_spec_on_free_ports() -> String {
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
-    let mut spec = NetworkSpec::load(&dev).unwrap();
-    let n = spec.nodes().count();
-    let mut ports = medledger_orderer::devnet::free_ports("127.0.0.1", 2 * n)
-        .unwrap()
-        .into_iter();
-    for o in &mut spec.orderer_org.orderers {
-        (o.port, o.operations_port) = (ports.next().unwrap(), ports.next().unwrap());
-    }
-    for org in &mut spec.organizations {
-        for p in &mut org.peers {
-            (p.port, p.operations_port) = (ports.next().unwrap(), ports.next().unwrap());
-        }
-    }
-    serde_yaml_ng::to_string(&spec).unwrap()
-}
+use common::{MEDLEDGER, Network, copy_sample_bundles, dev_spec_on_free_ports, medledger};
 
 fn kill9(dir: &Path, node: &str) {
     let pid = std::fs::read_to_string(dir.join("run").join(format!("{node}.pid"))).unwrap();
@@ -89,16 +32,7 @@ async fn kill_an_orderer_and_a_peer_mid_import() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let bundles = tmp.path().join("bundles");
-    std::fs::create_dir_all(&bundles).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(sample_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for f in files.iter().take(8) {
-        std::fs::copy(f, bundles.join(f.file_name().unwrap())).unwrap();
-    }
+    copy_sample_bundles(&bundles, 8);
     let config = tmp.path().join("dev.yaml");
     std::fs::write(&config, dev_spec_on_free_ports()).unwrap();
     let net = Network { dir: dir.clone() };

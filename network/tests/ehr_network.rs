@@ -7,8 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{Decision, Purpose};
@@ -16,69 +15,13 @@ use futures::StreamExt;
 use medledger_network::ehr_client::bundle::read_bundle;
 use medledger_network::ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_network::net::client::connect_as;
-use medledger_network::net::spec::NetworkSpec;
 
-const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+mod common;
 
-struct Network {
-    dir: PathBuf,
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new(MEDLEDGER)
-            .args(["network", "down", "--dir"])
-            .arg(&self.dir)
-            .output();
-    }
-}
+use common::{Network, copy_sample_bundles, dev_spec_on_free_ports, medledger_with};
 
 fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
-    let out = Command::new(MEDLEDGER)
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("MEDLEDGER_EHR_BUNDLES", bundles)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "medledger {args:?} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn sample_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
-        return PathBuf::from(d);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/ehr/bundles"))
-        .find(|d| d.is_dir())
-        .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
-}
-
-/// dev.yaml with free ports.
-fn dev_spec_on_free_ports() -> String {
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
-    let mut spec = NetworkSpec::load(&dev).unwrap();
-    let n = spec.nodes().count();
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 2 * n).unwrap();
-    let mut it = ports.into_iter();
-    for o in &mut spec.orderer_org.orderers {
-        o.port = it.next().unwrap();
-        o.operations_port = it.next().unwrap();
-    }
-    for org in &mut spec.organizations {
-        for p in &mut org.peers {
-            p.port = it.next().unwrap();
-            p.operations_port = it.next().unwrap();
-        }
-    }
-    serde_yaml_ng::to_string(&spec).unwrap()
+    medledger_with(args, dir, &[("MEDLEDGER_EHR_BUNDLES", bundles)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,16 +30,7 @@ async fn import_read_consent_audit_on_a_real_network() {
     let dir = tmp.path().join("net");
     // Three sample patients.
     let bundles = tmp.path().join("bundles");
-    std::fs::create_dir_all(&bundles).unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(sample_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for f in files.iter().take(3) {
-        std::fs::copy(f, bundles.join(f.file_name().unwrap())).unwrap();
-    }
+    copy_sample_bundles(&bundles, 3);
     let config = tmp.path().join("dev.yaml");
     std::fs::write(&config, dev_spec_on_free_ports()).unwrap();
     let net = Network { dir: dir.clone() };

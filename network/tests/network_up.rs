@@ -6,76 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use medledger_network::net::client::connect_as;
 use medledger_proto::protos::TxValidationCode;
 
-const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+mod common;
 
-/// Stops the network even when the test fails.
-struct Network {
-    dir: PathBuf,
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new(MEDLEDGER)
-            .args(["network", "down", "--dir"])
-            .arg(&self.dir)
-            .output();
-    }
-}
-
-fn medledger(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(MEDLEDGER)
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "medledger {args:?} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn spec(ports: &[u16]) -> String {
-    let node = |name: &str, i: usize| {
-        format!(
-            "{{ name: {name}, host: 127.0.0.1, port: {}, operations_port: {} }}",
-            ports[2 * i],
-            ports[2 * i + 1]
-        )
-    };
-    format!(
-        "channel: ehr
-batch: {{ max_message_count: 100, batch_timeout_ms: 100 }}
-orderer_org:
-  name: orderer
-  msp_id: OrdererMSP
-  domain: orderer.test
-  orderers: [{}, {}, {}, {}]
-organizations:
-  - {{ name: org1, msp_id: Org1MSP, domain: org1.test, peers: [{}] }}
-  - {{ name: org2, msp_id: Org2MSP, domain: org2.test, peers: [{}] }}
-chaincodes:
-  - {{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }}
-  - {{ name: ehr, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\", private_collection_per_org: true }}
-",
-        node("orderer1", 0),
-        node("orderer2", 1),
-        node("orderer3", 2),
-        node("orderer4", 3),
-        node("peer0", 4),
-        node("peer0", 5),
-    )
-}
+use common::{MEDLEDGER, Network, medledger, spec};
 
 fn heights(status: &str) -> Vec<(String, String)> {
     status
@@ -95,7 +35,17 @@ async fn network_up_submit_evaluate_restart_down() {
     let dir = tmp.path().join("net");
     let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
-    std::fs::write(&config, spec(&ports)).unwrap();
+    std::fs::write(
+        &config,
+        spec(
+            &ports,
+            &[
+                "{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }",
+                "{ name: ehr, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\", private_collection_per_org: true }",
+            ],
+        ),
+    )
+    .unwrap();
     let net = Network { dir: dir.clone() };
 
     let up = medledger(

@@ -306,7 +306,16 @@ impl Endorser {
         }
         let action = ChaincodeAction {
             results: results.public.encode_to_vec(),
-            events: outcome.event.map(|e| e.encode_to_vec()).unwrap_or_default(),
+            // Fabric names the chaincode (the namespace, not its package id) and the
+            // transaction in the event, whatever the chaincode set.
+            events: outcome
+                .event
+                .map(|mut e| {
+                    e.chaincode_id.clone_from(&checked.chaincode);
+                    e.tx_id.clone_from(&checked.tx_id);
+                    e.encode_to_vec()
+                })
+                .unwrap_or_default(),
             response: Some(outcome.response.clone()),
             chaincode_id: Some(ChaincodeId {
                 path: String::new(),

@@ -75,10 +75,18 @@ impl ChaincodeExecutor for Counting {
         sim: &mut dyn TxSimulator,
     ) -> Result<ExecOutcome, RuntimeError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        inprocess::execute(&self.cc, chaincode, &req, sim).map_err(|e| RuntimeError::Failed {
-            chaincode: chaincode.into(),
-            message: e.to_string(),
-        })
+        let mut outcome = inprocess::execute(&self.cc, chaincode, &req, sim).map_err(|e| {
+            RuntimeError::Failed {
+                chaincode: chaincode.into(),
+                message: e.to_string(),
+            }
+        })?;
+        // As the sandbox does: the event names the chaincode's package, not the namespace
+        // (the endorser must put the namespace in the transaction).
+        if let Some(e) = outcome.event.as_mut() {
+            e.chaincode_id = format!("{chaincode}:1.0");
+        }
+        Ok(outcome)
     }
 }
 

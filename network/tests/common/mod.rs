@@ -1,0 +1,131 @@
+//! What the end-to-end tests that start a network with `medledger network up` share: the
+//! network configuration on free loopback ports, a guard that stops the network, running the
+//! `medledger` executable, the sample data.
+
+#![allow(dead_code)] // each test crate uses a part
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use medledger_network::net::spec::NetworkSpec;
+
+/// The `medledger` executable under test.
+pub const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+
+/// Stops the network in `dir` (`medledger network down`) even when the test fails.
+pub struct Network {
+    /// The network directory.
+    pub dir: PathBuf,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new(MEDLEDGER)
+            .args(["network", "down", "--dir"])
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// A network configuration on loopback: channel `ehr`, 4 BFT orderers, one peer in Org1MSP and
+/// one in Org2MSP, on `ports` (12: a gRPC and an operations port per node), with the
+/// `chaincodes` YAML list entries (one `- { name: ... }` per line).
+pub fn spec(ports: &[u16], chaincodes: &[&str]) -> String {
+    let node = |name: &str, i: usize| {
+        format!(
+            "{{ name: {name}, host: 127.0.0.1, port: {}, operations_port: {} }}",
+            ports[2 * i],
+            ports[2 * i + 1]
+        )
+    };
+    let chaincodes: String = chaincodes.iter().map(|c| format!("  - {c}\n")).collect();
+    format!(
+        "channel: ehr
+batch: {{ max_message_count: 100, batch_timeout_ms: 100 }}
+orderer_org:
+  name: orderer
+  msp_id: OrdererMSP
+  domain: orderer.test
+  orderers: [{}, {}, {}, {}]
+organizations:
+  - {{ name: org1, msp_id: Org1MSP, domain: org1.test, peers: [{}] }}
+  - {{ name: org2, msp_id: Org2MSP, domain: org2.test, peers: [{}] }}
+chaincodes:
+{chaincodes}",
+        node("orderer1", 0),
+        node("orderer2", 1),
+        node("orderer3", 2),
+        node("orderer4", 3),
+        node("peer0", 4),
+        node("peer0", 5),
+    )
+}
+
+/// Runs `medledger ARGS --dir DIR` with `envs`; its stdout; panics with both outputs on
+/// failure.
+pub fn medledger_with(args: &[&str], dir: &Path, envs: &[(&str, &Path)]) -> String {
+    let mut cmd = Command::new(MEDLEDGER);
+    cmd.args(args).arg("--dir").arg(dir);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "medledger {args:?} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Runs `medledger ARGS --dir DIR`; its stdout.
+pub fn medledger(args: &[&str], dir: &Path) -> String {
+    medledger_with(args, dir, &[])
+}
+
+/// The sample FHIR bundles: `$MEDLEDGER_EHR_BUNDLES`, else `shared/data/ehr/bundles` above the
+/// crate.
+pub fn sample_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
+        return PathBuf::from(d);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data/ehr/bundles"))
+        .find(|d| d.is_dir())
+        .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
+}
+
+/// The first `n` sample bundles (by file name) copied into `into`.
+pub fn copy_sample_bundles(into: &Path, n: usize) {
+    std::fs::create_dir_all(into).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sample_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files.iter().take(n) {
+        std::fs::copy(f, into.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+/// `network/configs/dev.yaml` (the default network) moved to free loopback ports.
+pub fn dev_spec_on_free_ports() -> String {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
+    let mut spec = NetworkSpec::load(&dev).unwrap();
+    let n = spec.nodes().count();
+    let mut ports = medledger_orderer::devnet::free_ports("127.0.0.1", 2 * n)
+        .unwrap()
+        .into_iter();
+    for o in &mut spec.orderer_org.orderers {
+        (o.port, o.operations_port) = (ports.next().unwrap(), ports.next().unwrap());
+    }
+    for org in &mut spec.organizations {
+        for p in &mut org.peers {
+            (p.port, p.operations_port) = (ports.next().unwrap(), ports.next().unwrap());
+        }
+    }
+    serde_yaml_ng::to_string(&spec).unwrap()
+}
