@@ -140,7 +140,28 @@ fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
 }
 
-/// CPU time of every running node and of this process.
+/// Pids of the direct children of `parent` (a peer's chaincode processes).
+fn children_of(parent: i32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|t| {
+                    let rest = t[t.rfind(')')? + 1..].to_owned();
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// CPU time of every running node (a peer's chaincode processes apart, as
+/// `<peer>/chaincode`) and of this process.
 fn cpu_snapshot(dir: &Path) -> Result<HashMap<String, Duration>> {
     let (_, nodes) = net::nodes_of(dir)?;
     let mut out = HashMap::new();
@@ -149,6 +170,10 @@ fn cpu_snapshot(dir: &Path) -> Result<HashMap<String, Duration>> {
             && let Some(t) = cpu_time(&pid.to_string())
         {
             out.insert(node.name.clone(), t);
+            let chaincode: Duration = children_of(pid).iter().filter_map(|c| cpu_time(c)).sum();
+            if !node.orderer {
+                out.insert(format!("{}/chaincode", node.name), chaincode);
+            }
         }
     }
     if let Some(t) = cpu_time("self") {
