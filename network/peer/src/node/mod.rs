@@ -53,8 +53,30 @@ use config::PeerConfig;
 use pull::BlockPuller;
 
 /// Largest gRPC message accepted (Fabric's peer default `maxRecvMsgSize`, 100 MiB); larger
-/// requests are refused with `RESOURCE_EXHAUSTED`.
+/// requests are refused with `RESOURCE_EXHAUSTED` (see [`oversize_as_resource_exhausted`]).
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024 * 1024;
+
+/// Rewrites tonic's answer to an oversize request (`OUT_OF_RANGE`, "decoded message length
+/// too large", sent trailers-only) to the code gRPC's reference implementations and Fabric's
+/// peers give, `RESOURCE_EXHAUSTED`, so Fabric clients see what they expect.
+fn oversize_as_resource_exhausted<B>(
+    mut response: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    let headers = response.headers_mut();
+    let oversize = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .is_some_and(|m| {
+            m.contains("message%20length%20too%20large") || m.contains("message length too large")
+        });
+    if oversize && headers.get("grpc-status").is_some_and(|s| s == "11") {
+        headers.insert(
+            "grpc-status",
+            tonic::codegen::http::HeaderValue::from_static("8"),
+        );
+    }
+    response
+}
 
 /// How often the reconciler looks for missing private data.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
@@ -414,6 +436,9 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         .tls_config(server_tls)
         .map_err(|e| config_err(format!("TLS: {e}")))?
         .tcp_nodelay(true)
+        .layer(tower::util::MapResponseLayer::new(
+            oversize_as_resource_exhausted,
+        ))
         .add_service(
             EndorserServer::new(EndorserService(endorser.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
