@@ -21,8 +21,8 @@ use medledger_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use medledger_proto::orderer::seek_position::Type as SeekType;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::{
-    ChaincodeEvent, ChaincodeHeaderExtension, ChaincodeProposalPayload, Proposal, ProposalResponse,
-    SignedProposal, TxValidationCode,
+    ChaincodeEvent, ChaincodeHeaderExtension, ChaincodeInvocationSpec, ChaincodeProposalPayload,
+    Proposal, ProposalResponse, SignedProposal, TxValidationCode,
 };
 use prost::Message;
 use tokio::sync::Semaphore;
@@ -102,6 +102,13 @@ pub trait ChaincodePolicies: Send + Sync {
         channel: &str,
         chaincode: &str,
     ) -> (Option<Policy>, HashMap<String, Vec<String>>);
+
+    /// Whether `function` of `chaincode` may only be evaluated, never endorsed for
+    /// submission: its response carries data that must not go into a block, which every peer
+    /// of the channel stores (e.g. the EHR chaincode's `ReadRecord`, ADR 0023). Default: none.
+    fn evaluate_only(&self, _channel: &str, _chaincode: &str, _function: &str) -> bool {
+        false
+    }
 }
 
 /// The channel's default `Endorsement` policy for every chaincode, no collections.
@@ -172,6 +179,7 @@ pub struct GatewayService {
 struct ParsedProposal {
     channel_id: String,
     chaincode: String,
+    function: String,
     has_transient: bool,
 }
 
@@ -197,9 +205,18 @@ fn parse_proposal(signed: &SignedProposal) -> Result<ParsedProposal, Status> {
         .map_err(|_| bad("header extension"))?;
     let payload =
         ChaincodeProposalPayload::decode(p.payload.as_slice()).map_err(|_| bad("payload"))?;
+    let invocation = ChaincodeInvocationSpec::decode(payload.input.as_slice())
+        .map_err(|_| bad("invocation spec"))?;
+    let function = invocation
+        .chaincode_spec
+        .and_then(|spec| spec.input)
+        .and_then(|input| input.args.into_iter().next())
+        .map(|f| String::from_utf8_lossy(&f).into_owned())
+        .unwrap_or_default();
     Ok(ParsedProposal {
         channel_id: ch.channel_id,
         chaincode: ext.chaincode_id.map(|c| c.name).unwrap_or_default(),
+        function,
         has_transient: !payload.transient_map.is_empty(),
     })
 }
@@ -363,6 +380,15 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let req = request.into_inner();
         let (signed, parsed) = proposal_of(req.proposed_transaction)?;
         let ch = self.channel(&parsed.channel_id)?;
+        if self
+            .policies
+            .evaluate_only(&parsed.channel_id, &parsed.chaincode, &parsed.function)
+        {
+            return Err(Status::failed_precondition(format!(
+                "{} of chaincode {} may only be evaluated: its response must not be written into a block",
+                parsed.function, parsed.chaincode
+            )));
+        }
         let orgs = if req.endorsing_organizations.is_empty() {
             let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
             let policy = policy
