@@ -74,7 +74,21 @@ async fn serve<S: PrivateData>(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on("127.0.0.1:0", service, tls, roots).await
+}
+
+/// As [`serve`], on `addr`.
+async fn serve_on<S: PrivateData>(
+    addr: &str,
+    service: PrivateDataServer<S>,
+    tls: &Tls,
+    roots: &[u8],
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let config = ServerTlsConfig::new()
@@ -277,4 +291,98 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
     }
     srv_a.await.unwrap();
     srv_bad.await.unwrap();
+}
+
+/// The reconciler keeps retrying: while the only endorser is unreachable the member peer that
+/// lacks the data commits the public part and records it missing; once the endorser serves,
+/// a later round of `Reconciler::run` fetches, verifies and stores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciler_retries_until_an_endorser_is_reachable() {
+    let mut net = Net::new();
+    let tls_a = tls_identity(&mut net.ch.orgs[0], "peer0-tls");
+    let tls_b = tls_identity(&mut net.ch.orgs[0], "peer1-tls");
+    let roots = roots_pem(&net);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Peer::open(&net, da.path(), "Org1MSP");
+    let b = Peer::open(&net, db.path(), "Org1MSP");
+    for p in [&a, &b] {
+        p.defs.insert(common::phi_definition());
+    }
+    let phi = br#"{"resourceType":"Observation","status":"final"}"#;
+    let (hashed, pvt) = private_writes("Org1PHI", vec![write("obs2", phi)], vec![]);
+    let mut spec = TxSpec::kv(CC, KvrwSet::default());
+    spec.rwsets[0].collection_hashed_rwset = vec![hashed];
+    let (t, _) = net.tx_by(&spec, &[&net.peer1]);
+    let with_data = BlockPrivateData::from([(0, tx_private(CC, vec![pvt]))]);
+    assert_eq!(
+        a.commit_private(&net, std::slice::from_ref(&t), &with_data)
+            .codes,
+        vec![C::Valid]
+    );
+    assert_eq!(b.commit(&net, &[t]).codes, vec![C::Valid]);
+    assert_eq!(b.ledger().missing_private().unwrap().len(), 1);
+
+    // A's address, not served yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let directory: HashMap<String, Vec<PeerEndpoint>> =
+        HashMap::from([("Org1MSP".to_owned(), vec![endpoint(addr)])]);
+    let reconciler = Reconciler::new(
+        b.committer.ledger().clone(),
+        b.committer.config().clone(),
+        b.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+        Arc::new(directory),
+        TlsClient {
+            roots_pem: roots.clone(),
+            cert_pem: tls_b.cert_pem.clone(),
+            key_pem: tls_b.key_pem.clone(),
+        },
+    );
+    let (stop_run, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(
+        reconciler.run(std::time::Duration::from_millis(100), async {
+            let _ = stopped.await;
+        }),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        b.ledger().missing_private().unwrap().len(),
+        1,
+        "nothing to fetch while the endorser is down"
+    );
+
+    let service = PrivateDataService::new();
+    service.add_channel(
+        a.committer.ledger().clone(),
+        a.committer.config().clone(),
+        a.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+    );
+    let (_, stop_a, srv_a) =
+        serve_on(&addr.to_string(), service.into_server(), &tls_a, &roots).await;
+    let mut fetched = false;
+    for _ in 0..100 {
+        if b.ledger().missing_private().unwrap().is_empty() {
+            fetched = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        fetched,
+        "the reconciler did not fetch the data once the endorser served"
+    );
+    let got = b
+        .ledger()
+        .get_private(CC, "Org1PHI", "obs2")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.value, phi);
+    let _ = stop_run.send(());
+    run.await.unwrap();
+    let _ = stop_a.send(());
+    srv_a.await.unwrap();
 }
