@@ -293,6 +293,14 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
         for (suffix, ou, role) in DEMO_ROLES {
             add(&mut o, format!("{}-{suffix}", org.name), ou, role, &[])?;
         }
+        // A doctor allowed break-glass access.
+        add(
+            &mut o,
+            format!("{}-emergency", org.name),
+            NodeOu::Client,
+            "doctor",
+            &[("ehr.emergency", "true")],
+        )?;
         if index == 0 {
             for p in patients {
                 add(
