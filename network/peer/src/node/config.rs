@@ -12,7 +12,7 @@
 //! data_dir: data                       # ledgers/<channel>, transient/, chaincode/
 //! channels:                            # channels joined, by their genesis (config) block
 //!   - genesis_block: ../genesis.block
-//! chaincodes:                          # installed chaincode and its definition
+//! chaincodes:                          # installed chaincode; definition = fallback (below)
 //!   - name: ehr
 //!     version: "1.0"
 //!     executable: /opt/medledger/bin/ehr-chaincode
@@ -32,9 +32,11 @@
 //!   commit_status_timeout_ms: 300000
 //! ```
 //!
-//! Relative paths are relative to the configuration file's directory. Chaincode definitions
-//! are read from this file until the chaincode lifecycle (approve/commit on the channel) lands;
-//! every peer of a channel must then carry the same definitions, or they validate differently.
+//! Relative paths are relative to the configuration file's directory. `chaincodes` installs
+//! chaincodes (name → executable). The definition given with each (policy, collections) is
+//! only a fallback: the definition committed on the channel through `_lifecycle`
+//! (`medledger lifecycle approve|commit`) takes precedence as soon as one is committed; until
+//! then every peer of a channel must carry the same fallback, or they validate differently.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
