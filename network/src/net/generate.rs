@@ -25,7 +25,7 @@ use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
 use medledger_peer::lifecycle::{CollectionConfig, Definition};
 use medledger_peer::node::config::{
-    ChaincodeSection, ChannelSection, CollectionSection, GatewaySection, PeerConfig, SandboxSection,
+    ChaincodeSection, ChannelSection, GatewaySection, PeerConfig, SandboxSection,
 };
 use medledger_proto::medledger::channel as pb;
 use prost::Message;
@@ -405,16 +405,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
                 version: cc.version.clone(),
                 executable: chaincode_executable(cc.executable.as_deref(), &cc.name),
                 endorsement_policy: def.endorsement_policy,
-                collections: def
-                    .collections
-                    .into_iter()
-                    .map(|c| CollectionSection {
-                        name: c.name,
-                        member_orgs: c.member_orgs,
-                        endorsement_policy: c.endorsement_policy,
-                        block_to_live: c.block_to_live,
-                    })
-                    .collect(),
+                collections: def.collections,
             }
         })
         .collect();
