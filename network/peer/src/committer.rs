@@ -237,7 +237,17 @@ impl Committer {
         };
         let validated = validator::validate_block(block, &ctx, private)?;
         let block = Arc::new(validated.update.block.clone());
+        let lifecycle_writes: Vec<(String, Option<Vec<u8>>)> = validated
+            .update
+            .state
+            .iter()
+            .filter(|((ns, _), _)| ns == crate::lifecycle::NAMESPACE)
+            .map(|((_, key), v)| (key.clone(), v.as_ref().map(|v| v.value.clone())))
+            .collect();
         self.ledger.commit(validated.update)?;
+        if !lifecycle_writes.is_empty() {
+            self.definitions.lifecycle_committed(&lifecycle_writes);
+        }
         let valid = validated
             .codes
             .iter()

@@ -158,6 +158,9 @@ impl ChannelContext for PeerChannelContext {
     }
 
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
+        if name == crate::lifecycle::NAMESPACE {
+            return Some(Vec::new()); // the system chaincode, always defined
+        }
         self.definitions.definition(name).map(|d| {
             d.collections
                 .values()

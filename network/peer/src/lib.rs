@@ -8,8 +8,10 @@
 //! - [`committer::Committer`]: verifies orderer signatures and chaining, runs the validator,
 //!   commits atomically to the [`Ledger`](medledger_ledger::Ledger), publishes
 //!   [`committer::CommitEvent`]s.
-//! - [`definitions`]: where endorsement policies and collections come from (a trait; the
-//!   lifecycle issue supplies the real source).
+//! - [`definitions`]: where endorsement policies and collections come from: the definitions
+//!   committed on the channel (`LedgerDefinitions`), over those of `peer.yaml`.
+//! - [`lifecycle`]: Fabric's `_lifecycle`: the system chaincode (approve, commit, query,
+//!   commit readiness) run in-process by the endorser, and the committer's rules for its writes.
 //! - [`deliver::DeliverService`]: Fabric's `protos.Deliver` (`Deliver`, `DeliverFiltered`).
 //! - [`operations`]: `/healthz`, `/metrics`, `/version`.
 //! - [`privdata`]: private data between member peers over mutual TLS, and the reconciler.
@@ -23,6 +25,7 @@ pub mod definitions;
 pub mod deliver;
 pub mod endorsement;
 mod error;
+pub mod lifecycle;
 pub mod node;
 pub mod operations;
 pub mod privdata;

@@ -4,8 +4,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use clap::{Args, Subcommand};
-use medledger_gateway::GatewayError;
 use medledger_gateway::client::Gateway;
+
+use crate::net::client::explain;
 
 /// Chaincode subcommands.
 #[derive(Debug, Subcommand)]
@@ -81,23 +82,6 @@ async fn connect(a: &CallArgs) -> Result<(Gateway, String)> {
         .or(network_channel)
         .context("--channel is required with --peer")?;
     Ok((gateway, channel))
-}
-
-fn explain(e: GatewayError) -> anyhow::Error {
-    match e {
-        GatewayError::Status {
-            code,
-            message,
-            details,
-        } => {
-            let mut text = format!("{code:?}: {message}");
-            for d in details {
-                text.push_str(&format!("\n  {} ({}): {}", d.address, d.msp_id, d.message));
-            }
-            anyhow!(text)
-        }
-        other => anyhow!(other),
-    }
 }
 
 /// Runs a chaincode subcommand; prints the result payload (as text when UTF-8).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use medledger_peer::definitions::InMemoryDefinitions;
+use medledger_peer::definitions::{InMemoryDefinitions, LedgerDefinitions};
 use medledger_peer::node::config::PeerConfig;
 use prost::Message;
 
@@ -65,10 +65,13 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
                 .to_string()
         }
     };
-    let definitions = Arc::new(InMemoryDefinitions::new());
+    let fallback = Arc::new(InMemoryDefinitions::new());
     for cc in &cfg.chaincodes {
-        definitions.insert(cc.definition()?);
+        fallback.insert(cc.definition()?);
     }
+    // The replay starts from the genesis block: committed definitions take effect as the
+    // replayed `_lifecycle` transactions commit, as they did on the peer.
+    let definitions = Arc::new(LedgerDefinitions::new(fallback));
     let ledger = cfg.data_dir.join("ledgers").join(&channel);
     if !ledger.is_dir() {
         bail!("no ledger of channel {channel} at {}", ledger.display());

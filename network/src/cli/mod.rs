@@ -5,6 +5,7 @@ pub mod chaincode;
 pub mod connect;
 pub mod ehr;
 pub mod ledger;
+pub mod lifecycle;
 pub mod msp;
 pub mod network;
 pub mod orderer;
@@ -58,6 +59,10 @@ pub enum Command {
     /// Invoke or query a chaincode through a peer's gateway.
     #[command(subcommand)]
     Chaincode(chaincode::ChaincodeCommand),
+    /// Chaincode lifecycle on the channel: approve a definition for your organization,
+    /// commit it, query it, check who approved it (Fabric's `peer lifecycle chaincode`).
+    #[command(subcommand)]
+    Lifecycle(lifecycle::LifecycleCommand),
 }
 
 /// Sets up `tracing` output on stderr.
@@ -88,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(cmd) => runtime.block_on(ca::run(cmd)),
         Command::Chaincode(cmd) => runtime.block_on(chaincode::run(cmd)),
         Command::Ehr(cmd) => runtime.block_on(ehr::run(cmd)),
+        Command::Lifecycle(cmd) => runtime.block_on(lifecycle::run(cmd)),
         Command::Msp(cmd) => msp::run(cmd),
         Command::Network(cmd) => network::run(cmd),
         Command::Identities(a) => network::identities(a),

@@ -74,6 +74,19 @@ pub fn run(cmd: NetworkCommand) -> Result<()> {
                 a.generate_only,
                 |msg| println!("  {msg}"),
             )?;
+            if !a.generate_only {
+                // The spec's chaincodes approved by every organization's admin and committed
+                // on the channel (first time; a restart finds them defined).
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(net::lifecycle::define_spec_chaincodes(
+                        &dir,
+                        &report.spec,
+                        |msg| println!("  {msg}"),
+                    ))
+                    .context("defining the chaincodes on the channel")?;
+            }
             if a.generate_only {
                 println!(
                     "generated the network in {} (nothing started)",

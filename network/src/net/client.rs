@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use medledger_gateway::GatewayError;
 use medledger_gateway::client::Gateway;
 use medledger_msp::folder;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
@@ -64,4 +65,22 @@ pub async fn connect_as(dir: &Path, name: Option<&str>) -> Result<NetworkClient>
         channel: ids.channel,
         identity: entry,
     })
+}
+
+/// A gateway error for the user: its code and message, then each peer's or orderer's detail.
+pub fn explain(e: GatewayError) -> anyhow::Error {
+    match e {
+        GatewayError::Status {
+            code,
+            message,
+            details,
+        } => {
+            let mut text = format!("{code:?}: {message}");
+            for d in details {
+                text.push_str(&format!("\n  {} ({}): {}", d.address, d.msp_id, d.message));
+            }
+            anyhow::anyhow!(text)
+        }
+        other => anyhow::anyhow!(other),
+    }
 }

@@ -23,14 +23,15 @@ use anyhow::{Context, Result};
 use medledger_msp::ca::{CaConfig, CertificateAuthority, Registration};
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
+use medledger_peer::lifecycle::{CollectionConfig, Definition};
 use medledger_peer::node::config::{
-    ChaincodeSection, ChannelSection, CollectionSection, GatewaySection, PeerConfig, SandboxSection,
+    ChaincodeSection, ChannelSection, GatewaySection, PeerConfig, SandboxSection,
 };
 use medledger_proto::medledger::channel as pb;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use super::spec::{NetworkSpec, NodeSpec, OrgSpec};
+use super::spec::{ChaincodeSpec, NetworkSpec, NodeSpec, OrgSpec};
 
 /// Password of each CA's bootstrap registrar in a generated network (the CA state stays on
 /// this machine; change it before serving a CA to others).
@@ -215,6 +216,31 @@ fn chaincode_executable(spec_path: Option<&Path>, name: &str) -> PathBuf {
     })
 }
 
+/// The definition (sequence 1) of a chaincode of the spec, as `network up` approves and
+/// commits it: its endorsement policy, and with `private_collection_per_org` one collection
+/// `<MSPID>PHI` per organization whose only member and endorser is that organization.
+pub fn chaincode_definition(spec: &NetworkSpec, cc: &ChaincodeSpec) -> Definition {
+    Definition {
+        name: cc.name.clone(),
+        version: cc.version.clone(),
+        sequence: 1,
+        endorsement_policy: cc.endorsement_policy.clone(),
+        collections: if cc.private_collection_per_org {
+            spec.organizations
+                .iter()
+                .map(|o| CollectionConfig {
+                    name: ehr_chaincode::ids::default_collection(&o.msp_id),
+                    member_orgs: format!("OR('{}.member')", o.msp_id),
+                    endorsement_policy: Some(format!("OR('{}.peer')", o.msp_id)),
+                    block_to_live: 0,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
 /// Demo identities per organization: (suffix, NodeOU, `ehr.role`).
 const DEMO_ROLES: [(&str, NodeOu, &str); 3] = [
     ("admin", NodeOu::Admin, "admin"),
@@ -376,27 +402,19 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
         };
         write_yaml(&home.join("orderer.yaml"), &cfg)?;
     }
+    // Installation, with the definition sequence 1 as the fallback until `up` commits it.
     let chaincodes: Vec<ChaincodeSection> = spec
         .chaincodes
         .iter()
-        .map(|cc| ChaincodeSection {
-            name: cc.name.clone(),
-            version: cc.version.clone(),
-            executable: chaincode_executable(cc.executable.as_deref(), &cc.name),
-            endorsement_policy: cc.endorsement_policy.clone(),
-            collections: if cc.private_collection_per_org {
-                spec.organizations
-                    .iter()
-                    .map(|o| CollectionSection {
-                        name: ehr_chaincode::ids::default_collection(&o.msp_id),
-                        member_orgs: format!("OR('{}.member')", o.msp_id),
-                        endorsement_policy: Some(format!("OR('{}.peer')", o.msp_id)),
-                        block_to_live: 0,
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
+        .map(|cc| {
+            let def = chaincode_definition(spec, cc);
+            ChaincodeSection {
+                name: cc.name.clone(),
+                version: cc.version.clone(),
+                executable: chaincode_executable(cc.executable.as_deref(), &cc.name),
+                endorsement_policy: def.endorsement_policy,
+                collections: def.collections,
+            }
         })
         .collect();
     for org in &spec.organizations {

@@ -1,10 +1,11 @@
 //! `medledger network ...`: a whole network from one configuration file — generate its
-//! material ([`generate`]), run its nodes as background processes ([`process`]), stop them,
-//! report their status. The schema of the configuration is [`spec::NetworkSpec`]
+//! material ([`generate`]), run its nodes as background processes ([`process`]), define its
+//! chaincodes on the channel ([`lifecycle`]), stop them, report their status. The schema of the configuration is [`spec::NetworkSpec`]
 //! (docs/network.md).
 
 pub mod client;
 pub mod generate;
+pub mod lifecycle;
 pub mod process;
 pub mod spec;
 

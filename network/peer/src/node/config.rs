@@ -12,7 +12,7 @@
 //! data_dir: data                       # ledgers/<channel>, transient/, chaincode/
 //! channels:                            # channels joined, by their genesis (config) block
 //!   - genesis_block: ../genesis.block
-//! chaincodes:                          # installed chaincode and its definition
+//! chaincodes:                          # installed chaincode; definition = fallback (below)
 //!   - name: ehr
 //!     version: "1.0"
 //!     executable: /opt/medledger/bin/ehr-chaincode
@@ -32,20 +32,21 @@
 //!   commit_status_timeout_ms: 300000
 //! ```
 //!
-//! Relative paths are relative to the configuration file's directory. Chaincode definitions
-//! are read from this file until the chaincode lifecycle (approve/commit on the channel) lands;
-//! every peer of a channel must then carry the same definitions, or they validate differently.
+//! Relative paths are relative to the configuration file's directory. `chaincodes` installs
+//! chaincodes (name → executable). The definition given with each (policy, collections) is
+//! only a fallback: the definition committed on the channel through `_lifecycle`
+//! (`medledger lifecycle approve|commit`) takes precedence as soon as one is committed; until
+//! then every peer of a channel must carry the same fallback, or they validate differently.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use medledger_gateway::server::GatewayConfig;
-use medledger_msp::policy::{Policy, SignaturePolicy};
 use serde::{Deserialize, Serialize};
 
-use crate::definitions::{ChaincodeDefinition, CollectionDefinition};
+use crate::definitions::ChaincodeDefinition;
 use crate::error::{Error, Result};
+use crate::lifecycle::Definition;
 
 /// `peer.yaml`. See the module docs for the schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,21 +122,10 @@ fn default_version() -> String {
     "1.0".to_owned()
 }
 
-/// A private data collection (Fabric's `StaticCollectionConfig`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CollectionSection {
-    /// Collection name.
-    pub name: String,
-    /// Member organizations, a signature policy such as `OR('Org1MSP.member')`.
-    pub member_orgs: String,
-    /// Collection-level endorsement policy, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endorsement_policy: Option<String>,
-    /// Blocks to live (0 = forever).
-    #[serde(default)]
-    pub block_to_live: u64,
-}
+/// A private data collection (Fabric's `StaticCollectionConfig`): `name`, `member_orgs` (a
+/// signature policy such as `OR('Org1MSP.member')`), optional `endorsement_policy`,
+/// `block_to_live` (0 = forever) — the same shape as in a lifecycle definition.
+pub use crate::lifecycle::CollectionConfig as CollectionSection;
 
 /// Chaincode sandbox settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,41 +264,18 @@ impl ChaincodeSection {
     /// The chaincode definition this section describes.
     ///
     /// # Errors
-    /// [`Error::Config`] for a policy that does not parse or a duplicate collection.
+    /// [`Error::Config`] for an invalid name or version, a policy that does not parse or a
+    /// duplicate collection.
     pub fn definition(&self) -> Result<ChaincodeDefinition> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            config_err(format!("chaincode {}: {what}: {e}", self.name))
-        };
-        let mut def = ChaincodeDefinition::with_default_policy(&self.name);
-        if let Some(p) = &self.endorsement_policy {
-            def.endorsement_policy = p
-                .parse::<Policy>()
-                .map_err(|e| bad("endorsement_policy", &e))?;
+        Definition {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            sequence: 1,
+            endorsement_policy: self.endorsement_policy.clone(),
+            collections: self.collections.clone(),
         }
-        let mut collections = BTreeMap::new();
-        for c in &self.collections {
-            let member_orgs = c
-                .member_orgs
-                .parse::<SignaturePolicy>()
-                .map_err(|e| bad(&format!("collection {} member_orgs", c.name), &e))?;
-            let endorsement_policy = c
-                .endorsement_policy
-                .as_deref()
-                .map(str::parse::<Policy>)
-                .transpose()
-                .map_err(|e| bad(&format!("collection {} endorsement_policy", c.name), &e))?;
-            let def = CollectionDefinition {
-                name: c.name.clone(),
-                member_orgs,
-                endorsement_policy,
-                block_to_live: c.block_to_live,
-            };
-            if collections.insert(c.name.clone(), def).is_some() {
-                return Err(bad("collection listed twice", &c.name));
-            }
-        }
-        def.collections = collections;
-        Ok(def)
+        .to_chaincode_definition()
+        .map_err(|e| config_err(e.to_string()))
     }
 }
 

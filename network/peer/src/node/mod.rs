@@ -42,10 +42,11 @@ use tonic::transport::{
 use tracing::{info, warn};
 
 use crate::committer::Committer;
-use crate::definitions::{ChaincodeDefinitions, InMemoryDefinitions};
+use crate::definitions::{ChaincodeDefinitions, InMemoryDefinitions, LedgerDefinitions};
 use crate::deliver::{DeliverChannel, DeliverService};
 use crate::endorsement::{PeerChannelContext, PeerTransientStore};
 use crate::error::{Error, Result};
+use crate::lifecycle::{self, LifecycleExecutor};
 use crate::operations::{Operations, OperationsHandle, PeerMetrics};
 use crate::privdata::{self, PeerDirectory, PrivateDataService, Reconciler, TlsClient};
 use commits::LedgerCommits;
@@ -114,16 +115,23 @@ fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8
     pem.into_bytes()
 }
 
-/// The gateway's endorsement policies and collection members, from the definitions.
-struct DefinitionPolicies(Arc<InMemoryDefinitions>);
+/// The gateway's endorsement policies and collection members, from each channel's
+/// definitions; `_lifecycle` needs the channel's lifecycle endorsement policy.
+struct DefinitionPolicies(HashMap<String, (Arc<LedgerDefinitions>, Arc<ChannelConfig>)>);
 
 impl ChaincodePolicies for DefinitionPolicies {
     fn policy(
         &self,
-        _channel: &str,
+        channel: &str,
         chaincode: &str,
     ) -> (Option<Policy>, HashMap<String, Vec<String>>) {
-        match self.0.definition(chaincode) {
+        let Some((definitions, config)) = self.0.get(channel) else {
+            return (None, HashMap::new());
+        };
+        if chaincode == lifecycle::NAMESPACE {
+            return (Some(lifecycle::lifecycle_policy(config)), HashMap::new());
+        }
+        match definitions.definition(chaincode) {
             Some(d) => (
                 Some(d.endorsement_policy.clone()),
                 d.collections
@@ -209,12 +217,14 @@ impl RunningPeer {
 struct Joined {
     committer: Arc<Committer>,
     config: Arc<ChannelConfig>,
+    /// Definitions committed on the channel, over `peer.yaml`'s.
+    definitions: Arc<LedgerDefinitions>,
 }
 
 fn join_channel(
     cfg: &PeerConfig,
     genesis_path: &std::path::Path,
-    definitions: &Arc<InMemoryDefinitions>,
+    fallback: &Arc<InMemoryDefinitions>,
     metrics: &Arc<PeerMetrics>,
 ) -> Result<Joined> {
     let genesis = Block::decode(read(genesis_path)?.as_slice())
@@ -227,6 +237,10 @@ fn join_channel(
         &channel,
         &LedgerConfig::default(),
     )?);
+    let definitions = Arc::new(LedgerDefinitions::load(
+        &ledger,
+        fallback.clone() as Arc<dyn ChaincodeDefinitions>,
+    )?);
     let committer = Committer::new(
         ledger,
         Some(&genesis),
@@ -238,6 +252,7 @@ fn join_channel(
     Ok(Joined {
         committer: Arc::new(committer),
         config,
+        definitions,
     })
 }
 
@@ -376,9 +391,13 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         ChaincodeRuntime::new(runtime),
         installed,
     ));
+    let system = Arc::new(LifecycleExecutor::new(executor.clone(), &cfg.msp_id));
+    for j in &joined {
+        system.add_channel(j.config.clone());
+    }
     let endorser = Arc::new(Endorser::new(
         signer.clone(),
-        executor.clone(),
+        system,
         Arc::new(PeerTransientStore(transient.clone())),
         EndorserConfig::default(),
     ));
@@ -392,7 +411,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
             &channel,
             Arc::new(PeerChannelContext::new(
                 j.committer.clone(),
-                definitions.clone(),
+                j.definitions.clone(),
                 &cfg.msp_id,
             )),
         );
@@ -400,14 +419,22 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         private.add_channel(
             j.committer.ledger().clone(),
             j.config.clone(),
-            definitions.clone(),
+            j.definitions.clone(),
         );
         gateways.insert(channel, channel_gateway(cfg, &j.config, &endorser, &tls)?);
     }
     let gateway = GatewayService::new(
         &cfg.msp_id,
         gateways,
-        Arc::new(DefinitionPolicies(definitions.clone())),
+        Arc::new(DefinitionPolicies(
+            joined
+                .iter()
+                .map(|j| {
+                    let channel = j.config.channel_id().to_string();
+                    (channel, (j.definitions.clone(), j.config.clone()))
+                })
+                .collect(),
+        )),
         Arc::new(LedgerCommits::new(
             joined.iter().map(|j| j.committer.clone()),
         )),
@@ -481,7 +508,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         let reconciler = Reconciler::new(
             j.committer.ledger().clone(),
             j.config.clone(),
-            definitions.clone(),
+            j.definitions.clone(),
             Arc::new(private_data_peers(cfg, &j.config)),
             tls.clone(),
         );

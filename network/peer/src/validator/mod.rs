@@ -5,7 +5,9 @@
 //!    endorsement signatures.
 //! 2. Sequentially, in block order, for each transaction that passed: duplicate tx_id (on the
 //!    ledger or earlier in the block) → `DUPLICATE_TXID`; endorsement policy with Fabric's
-//!    collection-level and key-level (state-based) overrides → `ENDORSEMENT_POLICY_FAILURE`;
+//!    collection-level and key-level (state-based) overrides, and the lifecycle rules for
+//!    writes to `_lifecycle` ([`crate::lifecycle::validate_writes`]) →
+//!    `ENDORSEMENT_POLICY_FAILURE`;
 //!    MVCC of every read and range query against committed state plus the block's earlier
 //!    valid writes → `MVCC_READ_CONFLICT` / `PHANTOM_READ_CONFLICT`; then its writes are
 //!    applied to the block-local [`state::Overlay`].
@@ -222,6 +224,13 @@ fn check_endorsement(
         }
     }
     for ns_name in namespaces {
+        if ns_name == crate::lifecycle::NAMESPACE {
+            let ns = tx.rwsets.iter().find(|n| n.namespace == ns_name);
+            if let Err(e) = crate::lifecycle::validate_writes(tx, ns, ctx.config, overlay)? {
+                return Ok(Err(e));
+            }
+            continue;
+        }
         let def = definition(ctx, ns_name);
         let mut cc_checked = false;
         let mut any_checked = false;

@@ -1,0 +1,1103 @@
+//! Fabric's chaincode lifecycle (`_lifecycle`, Fabric 2.x): a chaincode definition (name,
+//! version, sequence, endorsement policy, collections) takes effect on a channel when a
+//! majority of its application organizations have approved it and it is committed.
+//!
+//! Three parts, as in Fabric (`core/chaincode/lifecycle`):
+//! - the system chaincode, run in-process by the endorsing peer ([`invoke`], and
+//!   [`LifecycleExecutor`] which serves `_lifecycle` and hands every other chaincode to the
+//!   sandboxed runtime): `ApproveChaincodeDefinitionForMyOrg`, `CommitChaincodeDefinition`,
+//!   `QueryChaincodeDefinition`, `CheckCommitReadiness`;
+//! - the committer's validation of `_lifecycle` writes ([`validate_writes`]);
+//! - the committed definitions read back by the peer
+//!   ([`LedgerDefinitions`](crate::definitions::LedgerDefinitions)).
+//!
+//! State layout (public world state of namespace `_lifecycle`, ADR 0017):
+//!
+//! | key | value |
+//! |---|---|
+//! | `definitions/<name>` | the committed definition, canonical JSON ([`Definition`]) |
+//! | `approvals/<name>/<sequence>/<MSP id>` | hex SHA-256 of the canonical JSON of the definition that organization approved for that sequence |
+//!
+//! Fabric keeps approvals in each organization's implicit private collection; approvals are
+//! not secret (any organization may ask any other), so they are public state here, which lets
+//! every peer check commit readiness and the committer re-check it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use medledger_channel::ChannelConfig;
+use medledger_endorser::{ChaincodeExecutor, RuntimeExecutor};
+use medledger_ledger::Result as LedgerResult;
+use medledger_msp::crypto::sha256;
+use medledger_msp::ou::NodeOu;
+use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
+use medledger_proto::common::{Header, SignatureHeader};
+use medledger_proto::protos::{Proposal, Response};
+use medledger_runtime::TxSimulator;
+use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::definitions::{ChaincodeDefinition, CollectionDefinition};
+use crate::validator::state::Overlay;
+use crate::validator::tx::{EndorserTx, NamespaceRwSet};
+
+/// The lifecycle system chaincode's name and state namespace.
+pub const NAMESPACE: &str = "_lifecycle";
+/// Channel policy that writes of committed definitions must satisfy (Fabric's
+/// `/Channel/Application/LifecycleEndorsement`); `MAJORITY Endorsement` when the channel has
+/// none.
+pub const LIFECYCLE_ENDORSEMENT: &str = "LifecycleEndorsement";
+/// Key prefix of committed definitions.
+pub const DEFINITION_PREFIX: &str = "definitions/";
+/// Key prefix of approvals.
+pub const APPROVAL_PREFIX: &str = "approvals/";
+
+/// Function: record this organization's approval of a definition (args: definition JSON).
+pub const APPROVE: &str = "ApproveChaincodeDefinitionForMyOrg";
+/// Function: commit a definition approved by a majority (args: definition JSON).
+pub const COMMIT: &str = "CommitChaincodeDefinition";
+/// Function: the committed definition of a chaincode and who approved it (args: name).
+pub const QUERY_COMMITTED: &str = "QueryChaincodeDefinition";
+/// Function: which organizations approved a definition (args: definition JSON).
+pub const CHECK_COMMIT_READINESS: &str = "CheckCommitReadiness";
+
+/// Why a lifecycle invocation was refused (status 500 to the client, as Fabric). Messages
+/// carry names, sequences and MSP ids only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    /// Unknown function or unusable arguments.
+    #[error("{function}: {reason}")]
+    Arguments {
+        /// Function called.
+        function: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The definition is not well formed.
+    #[error("chaincode definition of {name}: {reason}")]
+    InvalidDefinition {
+        /// Chaincode name as given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The sequence is not the next one (or the current one, for an approval).
+    #[error(
+        "requested sequence is {requested}, but new definition of {name} must be sequence {expected}"
+    )]
+    Sequence {
+        /// Chaincode name.
+        name: String,
+        /// Sequence given.
+        requested: u64,
+        /// Sequence expected.
+        expected: u64,
+    },
+    /// Approving needs an admin (NodeOU `admin`) of the endorsing peer's organization.
+    #[error(
+        "{creator_msp} identity with NodeOU {creator_ou} cannot approve for {peer_msp}: an admin of {peer_msp} must approve at a peer of {peer_msp}"
+    )]
+    NotAdmin {
+        /// Creator's MSP.
+        creator_msp: String,
+        /// Creator's NodeOU (`none` if unclassified).
+        creator_ou: String,
+        /// Endorsing peer's MSP.
+        peer_msp: String,
+    },
+    /// Not enough organizations approved the definition.
+    #[error(
+        "chaincode definition of {name} sequence {sequence} approved by {approved} of {orgs} organizations; {required} required"
+    )]
+    NotAgreed {
+        /// Chaincode name.
+        name: String,
+        /// Sequence.
+        sequence: u64,
+        /// Organizations that approved exactly this definition.
+        approved: usize,
+        /// Application organizations of the channel.
+        orgs: usize,
+        /// Majority threshold.
+        required: usize,
+    },
+    /// The endorsing peer's own organization did not approve (Fabric's check).
+    #[error("chaincode definition not agreed to by this org ({msp_id})")]
+    ThisOrgNotAgreed {
+        /// The endorsing peer's MSP.
+        msp_id: String,
+    },
+    /// No definition of the chaincode is committed.
+    #[error("namespace {name} is not defined")]
+    NotCommitted {
+        /// Chaincode name.
+        name: String,
+    },
+    /// State could not be read or written.
+    #[error("lifecycle state: {0}")]
+    State(String),
+}
+
+/// A private data collection of a [`Definition`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionConfig {
+    /// Collection name.
+    pub name: String,
+    /// Member organizations, a signature policy such as `OR('Org1MSP.member')`.
+    pub member_orgs: String,
+    /// Collection-level endorsement policy, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_policy: Option<String>,
+    /// Blocks to live (0 = forever).
+    #[serde(default)]
+    pub block_to_live: u64,
+}
+
+/// A chaincode definition as organizations approve and commit it (Fabric's
+/// `ChaincodeDefinition` parameters we use: name, version, sequence, endorsement policy,
+/// collections). Its canonical form ([`Definition::canonical`]) is what is hashed and stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Chaincode name (Fabric's rule: `[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*`).
+    pub name: String,
+    /// Version label (`[A-Za-z0-9_.+-]+`).
+    pub version: String,
+    /// Sequence: 1 for the first definition, +1 for each change.
+    pub sequence: u64,
+    /// Endorsement policy; default `MAJORITY Endorsement`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_policy: Option<String>,
+    /// Private data collections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<CollectionConfig>,
+}
+
+fn valid_chaincode_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .split(['-', '_'])
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+}
+
+impl Definition {
+    /// The definition with every policy parsed and re-printed in one spelling, the default
+    /// endorsement policy made explicit and collections sorted by name: two organizations
+    /// approving the same definition written differently approve the same hash.
+    ///
+    /// # Errors
+    /// [`LifecycleError::InvalidDefinition`]: bad name or version, sequence 0, a policy that
+    /// does not parse, a collection named twice.
+    pub fn canonical(&self) -> Result<Definition, LifecycleError> {
+        let bad = |reason: String| LifecycleError::InvalidDefinition {
+            name: self.name.clone(),
+            reason,
+        };
+        if !valid_chaincode_name(&self.name) {
+            return Err(bad("invalid chaincode name".into()));
+        }
+        if !valid_version(&self.version) {
+            return Err(bad("invalid version".into()));
+        }
+        if self.sequence == 0 {
+            return Err(bad("sequence must be at least 1".into()));
+        }
+        let policy = match &self.endorsement_policy {
+            Some(p) => p
+                .parse::<Policy>()
+                .map_err(|e| bad(format!("endorsement_policy: {e}")))?,
+            None => Policy::implicit_meta(MetaRule::Majority, "Endorsement"),
+        };
+        let mut collections: BTreeMap<String, CollectionConfig> = BTreeMap::new();
+        for c in &self.collections {
+            if !crate::validator::tx::valid_name(&c.name) || c.name.contains('/') {
+                return Err(bad("invalid collection name".into()));
+            }
+            let members = c
+                .member_orgs
+                .parse::<SignaturePolicy>()
+                .map_err(|e| bad(format!("collection {} member_orgs: {e}", c.name)))?;
+            let endorsement_policy = c
+                .endorsement_policy
+                .as_deref()
+                .map(str::parse::<Policy>)
+                .transpose()
+                .map_err(|e| bad(format!("collection {} endorsement_policy: {e}", c.name)))?;
+            let canon = CollectionConfig {
+                name: c.name.clone(),
+                member_orgs: members.to_string(),
+                endorsement_policy: endorsement_policy.map(|p| p.to_string()),
+                block_to_live: c.block_to_live,
+            };
+            if collections.insert(c.name.clone(), canon).is_some() {
+                return Err(bad(format!("collection {} listed twice", c.name)));
+            }
+        }
+        Ok(Definition {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            sequence: self.sequence,
+            endorsement_policy: Some(policy.to_string()),
+            collections: collections.into_values().collect(),
+        })
+    }
+
+    /// Canonical JSON bytes (what `definitions/<name>` holds).
+    ///
+    /// # Errors
+    /// As [`Definition::canonical`].
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, LifecycleError> {
+        serde_json::to_vec(&self.canonical()?).map_err(|e| LifecycleError::State(e.to_string()))
+    }
+
+    /// Hex SHA-256 of the canonical JSON (what an approval records).
+    ///
+    /// # Errors
+    /// As [`Definition::canonical`].
+    pub fn hash_hex(&self) -> Result<String, LifecycleError> {
+        Ok(hex::encode(sha256(&self.canonical_bytes()?)))
+    }
+
+    /// What validation and endorsement need of it.
+    ///
+    /// # Errors
+    /// As [`Definition::canonical`].
+    pub fn to_chaincode_definition(&self) -> Result<ChaincodeDefinition, LifecycleError> {
+        let c = self.canonical()?;
+        let bad = |reason: String| LifecycleError::InvalidDefinition {
+            name: c.name.clone(),
+            reason,
+        };
+        let mut def = ChaincodeDefinition::with_default_policy(&c.name);
+        if let Some(p) = &c.endorsement_policy {
+            def.endorsement_policy = p.parse().map_err(|e| bad(format!("{e}")))?;
+        }
+        for coll in &c.collections {
+            let member_orgs = coll.member_orgs.parse().map_err(|e| bad(format!("{e}")))?;
+            let endorsement_policy = coll
+                .endorsement_policy
+                .as_deref()
+                .map(str::parse::<Policy>)
+                .transpose()
+                .map_err(|e| bad(format!("{e}")))?;
+            def.collections.insert(
+                coll.name.clone(),
+                CollectionDefinition {
+                    name: coll.name.clone(),
+                    member_orgs,
+                    endorsement_policy,
+                    block_to_live: coll.block_to_live,
+                },
+            );
+        }
+        Ok(def)
+    }
+
+    /// Decodes a stored or submitted definition (JSON).
+    ///
+    /// # Errors
+    /// [`LifecycleError::InvalidDefinition`] if it is not a definition.
+    pub fn from_json(bytes: &[u8]) -> Result<Definition, LifecycleError> {
+        serde_json::from_slice(bytes).map_err(|e| LifecycleError::InvalidDefinition {
+            name: String::new(),
+            reason: format!("not a definition: {e}"),
+        })
+    }
+}
+
+/// `definitions/<name>`.
+pub fn definition_key(name: &str) -> String {
+    format!("{DEFINITION_PREFIX}{name}")
+}
+
+/// `approvals/<name>/<sequence>/<msp_id>`.
+pub fn approval_key(name: &str, sequence: u64, msp_id: &str) -> String {
+    format!("{APPROVAL_PREFIX}{name}/{sequence}/{msp_id}")
+}
+
+/// A key of the `_lifecycle` namespace, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleKey<'a> {
+    /// `definitions/<name>`.
+    Definition {
+        /// Chaincode name.
+        name: &'a str,
+    },
+    /// `approvals/<name>/<sequence>/<msp_id>`.
+    Approval {
+        /// Chaincode name.
+        name: &'a str,
+        /// Sequence.
+        sequence: u64,
+        /// Approving organization.
+        msp_id: &'a str,
+    },
+}
+
+/// Parses a `_lifecycle` key; `None` for any other shape.
+pub fn parse_key(key: &str) -> Option<LifecycleKey<'_>> {
+    if let Some(name) = key.strip_prefix(DEFINITION_PREFIX) {
+        return valid_chaincode_name(name).then_some(LifecycleKey::Definition { name });
+    }
+    let rest = key.strip_prefix(APPROVAL_PREFIX)?;
+    let mut parts = rest.split('/');
+    let (name, seq, msp_id) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !valid_chaincode_name(name) || msp_id.is_empty() {
+        return None;
+    }
+    let sequence: u64 = seq.parse().ok()?;
+    (seq == sequence.to_string()).then_some(LifecycleKey::Approval {
+        name,
+        sequence,
+        msp_id,
+    })
+}
+
+/// The channel's lifecycle endorsement policy: `LifecycleEndorsement`, else
+/// `MAJORITY Endorsement`.
+pub fn lifecycle_policy(config: &ChannelConfig) -> Policy {
+    config
+        .policy(LIFECYCLE_ENDORSEMENT)
+        .cloned()
+        .unwrap_or_else(|| Policy::implicit_meta(MetaRule::Majority, "Endorsement"))
+}
+
+/// Who invokes `_lifecycle`, at which peer, on which channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    /// The channel configuration.
+    pub config: &'a ChannelConfig,
+    /// MSP id of the endorsing peer.
+    pub peer_msp: &'a str,
+    /// MSP id of the proposal's creator (validated).
+    pub creator_msp: &'a str,
+    /// NodeOU of the creator.
+    pub creator_ou: Option<NodeOu>,
+}
+
+fn state_err(e: medledger_runtime::SimError) -> LifecycleError {
+    LifecycleError::State(e.0)
+}
+
+/// The committed definition of `name`, if any, read through the simulator.
+///
+/// # Errors
+/// [`LifecycleError::State`].
+pub fn committed(
+    sim: &mut dyn TxSimulator,
+    name: &str,
+) -> Result<Option<Definition>, LifecycleError> {
+    match sim.get_state(&definition_key(name)).map_err(state_err)? {
+        Some(bytes) => Definition::from_json(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// For each application organization of the channel, whether it approved exactly `def`
+/// (canonical) for `def.sequence`.
+///
+/// # Errors
+/// [`LifecycleError::State`], or an invalid definition.
+pub fn approvals(
+    config: &ChannelConfig,
+    sim: &mut dyn TxSimulator,
+    def: &Definition,
+) -> Result<BTreeMap<String, bool>, LifecycleError> {
+    let hash = def.hash_hex()?;
+    let mut out = BTreeMap::new();
+    for org in config.application_orgs() {
+        let approved = sim
+            .get_state(&approval_key(&def.name, def.sequence, org))
+            .map_err(state_err)?
+            .is_some_and(|v| v == hash.as_bytes());
+        out.insert(org.to_owned(), approved);
+    }
+    Ok(out)
+}
+
+fn definition_arg(function: &str, args: &[Vec<u8>]) -> Result<Definition, LifecycleError> {
+    match args {
+        [json] => Definition::from_json(json)?.canonical(),
+        _ => Err(LifecycleError::Arguments {
+            function: function.to_owned(),
+            reason: "expected one argument: the definition as JSON".into(),
+        }),
+    }
+}
+
+/// The readiness answer: `{"approvals":{"Org1MSP":true,...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Per application organization, whether it approved the definition.
+    pub approvals: BTreeMap<String, bool>,
+}
+
+/// The answer to `QueryChaincodeDefinition`: the committed definition and who approved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The definition.
+    #[serde(flatten)]
+    pub definition: Definition,
+    /// Per application organization, whether it approved this definition.
+    pub approvals: BTreeMap<String, bool>,
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, LifecycleError> {
+    serde_json::to_vec(v).map_err(|e| LifecycleError::State(e.to_string()))
+}
+
+/// Runs one `_lifecycle` function (args[0] is its name) over `sim`; returns the response
+/// payload.
+///
+/// - `ApproveChaincodeDefinitionForMyOrg(def)`: the creator must be an admin of the peer's
+///   organization; `def.sequence` must be the committed sequence + 1, or the committed one
+///   with the committed definition (an organization catching up); writes the approval.
+/// - `CommitChaincodeDefinition(def)`: sequence = committed + 1; a majority of the channel's
+///   application organizations, including the peer's own (Fabric), approved exactly `def`;
+///   writes `definitions/<name>`.
+/// - `QueryChaincodeDefinition(name)`: [`Committed`] as JSON.
+/// - `CheckCommitReadiness(def)`: [`Readiness`] as JSON.
+///
+/// # Errors
+/// [`LifecycleError`] naming what was refused.
+pub fn invoke(
+    inv: &Invocation<'_>,
+    args: &[Vec<u8>],
+    sim: &mut dyn TxSimulator,
+) -> Result<Vec<u8>, LifecycleError> {
+    let (function, rest) = args
+        .split_first()
+        .ok_or_else(|| LifecycleError::Arguments {
+            function: String::new(),
+            reason: "no function given".into(),
+        })?;
+    let function = String::from_utf8_lossy(function).into_owned();
+    match function.as_str() {
+        APPROVE => {
+            let def = definition_arg(&function, rest)?;
+            if inv.creator_ou != Some(NodeOu::Admin) || inv.creator_msp != inv.peer_msp {
+                return Err(LifecycleError::NotAdmin {
+                    creator_msp: inv.creator_msp.to_owned(),
+                    creator_ou: inv
+                        .creator_ou
+                        .map_or_else(|| "none".to_owned(), |ou| ou.as_str().to_owned()),
+                    peer_msp: inv.peer_msp.to_owned(),
+                });
+            }
+            let current = committed(sim, &def.name)?;
+            let current_seq = current.as_ref().map_or(0, |d| d.sequence);
+            let same_as_current = current
+                .as_ref()
+                .is_some_and(|c| c.canonical().ok().as_ref() == Some(&def));
+            if def.sequence != current_seq + 1 && !(def.sequence == current_seq && same_as_current)
+            {
+                return Err(LifecycleError::Sequence {
+                    name: def.name.clone(),
+                    requested: def.sequence,
+                    expected: current_seq + 1,
+                });
+            }
+            let hash = def.hash_hex()?;
+            sim.put_state(
+                &approval_key(&def.name, def.sequence, inv.peer_msp),
+                hash.clone().into_bytes(),
+            )
+            .map_err(state_err)?;
+            Ok(hash.into_bytes())
+        }
+        COMMIT => {
+            let def = definition_arg(&function, rest)?;
+            let current_seq = committed(sim, &def.name)?.map_or(0, |d| d.sequence);
+            if def.sequence != current_seq + 1 {
+                return Err(LifecycleError::Sequence {
+                    name: def.name.clone(),
+                    requested: def.sequence,
+                    expected: current_seq + 1,
+                });
+            }
+            let approvals = approvals(inv.config, sim, &def)?;
+            let approved = approvals.values().filter(|a| **a).count();
+            let required = MetaRule::Majority.threshold(approvals.len()).max(1);
+            if approved < required {
+                return Err(LifecycleError::NotAgreed {
+                    name: def.name.clone(),
+                    sequence: def.sequence,
+                    approved,
+                    orgs: approvals.len(),
+                    required,
+                });
+            }
+            if approvals.get(inv.peer_msp) != Some(&true) {
+                return Err(LifecycleError::ThisOrgNotAgreed {
+                    msp_id: inv.peer_msp.to_owned(),
+                });
+            }
+            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)
+                .map_err(state_err)?;
+            json(&Readiness { approvals })
+        }
+        QUERY_COMMITTED => {
+            let [name] = rest else {
+                return Err(LifecycleError::Arguments {
+                    function,
+                    reason: "expected one argument: the chaincode name".into(),
+                });
+            };
+            let name = String::from_utf8_lossy(name).into_owned();
+            let def = committed(sim, &name)?.ok_or(LifecycleError::NotCommitted { name })?;
+            let approvals = approvals(inv.config, sim, &def)?;
+            json(&Committed {
+                definition: def,
+                approvals,
+            })
+        }
+        CHECK_COMMIT_READINESS => {
+            let def = definition_arg(&function, rest)?;
+            let approvals = approvals(inv.config, sim, &def)?;
+            json(&Readiness { approvals })
+        }
+        _ => Err(LifecycleError::Arguments {
+            function,
+            reason: "unknown function of _lifecycle".into(),
+        }),
+    }
+}
+
+/// Whether an endorser of `msp_id` with NodeOU `peer` signed the transaction.
+fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &str) -> bool {
+    tx.endorsers
+        .iter()
+        .any(|s| s.msp_id == msp_id && s.ou == Some(NodeOu::Peer))
+}
+
+/// The committer's rules for writes to the `_lifecycle` namespace (Fabric's lifecycle
+/// validation, with our public approvals). `Ok(Err(reason))` means
+/// `ENDORSEMENT_POLICY_FAILURE`:
+/// - only a transaction invoking `_lifecycle` may write it, with no collections, metadata or
+///   deletes;
+/// - `approvals/<name>/<seq>/<X>`: X is an application organization of the channel and a peer
+///   of X endorsed the transaction; the value is a hex SHA-256;
+/// - `definitions/<name>`: the channel's lifecycle endorsement policy is satisfied, the value
+///   is a canonical definition of `<name>` whose sequence is the current one + 1, and a
+///   majority of the application organizations approved exactly it (approvals in state,
+///   including earlier valid transactions of the block);
+/// - any other key is refused;
+/// - a `_lifecycle` transaction that writes nothing needs the lifecycle endorsement policy.
+///
+/// # Errors
+/// State read errors only.
+pub fn validate_writes(
+    tx: &EndorserTx,
+    ns: Option<&NamespaceRwSet>,
+    config: &ChannelConfig,
+    overlay: &Overlay<'_>,
+) -> LedgerResult<std::result::Result<(), String>> {
+    let policy_ok = || lifecycle_policy(config).evaluate(&tx.endorsers, config.org_policies());
+    let Some(ns) = ns.filter(|n| !n.kv.writes.is_empty()) else {
+        if ns.is_some_and(|n| !n.kv.metadata_writes.is_empty() || !n.collections.is_empty()) {
+            return Ok(Err("_lifecycle takes no metadata or private writes".into()));
+        }
+        return Ok(if policy_ok() {
+            Ok(())
+        } else {
+            Err("lifecycle endorsement policy not satisfied".into())
+        });
+    };
+    if tx.chaincode != NAMESPACE {
+        return Ok(Err(format!(
+            "chaincode {} may not write the _lifecycle namespace",
+            tx.chaincode
+        )));
+    }
+    if !ns.kv.metadata_writes.is_empty() || !ns.collections.is_empty() {
+        return Ok(Err("_lifecycle takes no metadata or private writes".into()));
+    }
+    let orgs: Vec<&str> = config.application_orgs().collect();
+    for w in &ns.kv.writes {
+        if w.is_delete {
+            return Ok(Err(format!("_lifecycle key {} may not be deleted", w.key)));
+        }
+        match parse_key(&w.key) {
+            Some(LifecycleKey::Approval { msp_id, .. }) => {
+                if !orgs.contains(&msp_id) {
+                    return Ok(Err(format!("approval of unknown organization {msp_id}")));
+                }
+                if !endorsed_by_peer_of(tx, msp_id) {
+                    return Ok(Err(format!(
+                        "approval of {msp_id} not endorsed by a peer of {msp_id}"
+                    )));
+                }
+                if w.value.len() != 64 || !w.value.iter().all(u8::is_ascii_hexdigit) {
+                    return Ok(Err("approval value is not a SHA-256".into()));
+                }
+            }
+            Some(LifecycleKey::Definition { name }) => {
+                if !policy_ok() {
+                    return Ok(Err(format!(
+                        "definition of {name}: lifecycle endorsement policy not satisfied"
+                    )));
+                }
+                let Ok(def) = Definition::from_json(&w.value) else {
+                    return Ok(Err(format!("definition of {name} does not decode")));
+                };
+                if def.canonical().ok().as_ref() != Some(&def) || def.name != name {
+                    return Ok(Err(format!("definition of {name} is not canonical")));
+                }
+                let current = overlay
+                    .get(NAMESPACE, &w.key)?
+                    .and_then(|v| Definition::from_json(&v.value).ok())
+                    .map_or(0, |d| d.sequence);
+                if def.sequence != current + 1 {
+                    return Ok(Err(format!(
+                        "definition of {name}: sequence {} is not {}",
+                        def.sequence,
+                        current + 1
+                    )));
+                }
+                let hash = hex::encode(sha256(&w.value));
+                let mut approved = 0;
+                for org in &orgs {
+                    let v = overlay.get(NAMESPACE, &approval_key(name, def.sequence, org))?;
+                    if v.is_some_and(|v| v.value == hash.as_bytes()) {
+                        approved += 1;
+                    }
+                }
+                if approved < MetaRule::Majority.threshold(orgs.len()).max(1) {
+                    return Ok(Err(format!(
+                        "definition of {name} sequence {} approved by {approved} of {} organizations",
+                        def.sequence,
+                        orgs.len()
+                    )));
+                }
+            }
+            None => return Ok(Err(format!("_lifecycle key {} is not allowed", w.key))),
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The endorser's chaincode executor of a peer: `_lifecycle` in-process, every other chaincode
+/// on the sandboxed runtime.
+pub struct LifecycleExecutor {
+    runtime: Arc<RuntimeExecutor>,
+    msp_id: String,
+    channels: RwLock<BTreeMap<String, Arc<ChannelConfig>>>,
+}
+
+impl std::fmt::Debug for LifecycleExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LifecycleExecutor")
+            .field("msp_id", &self.msp_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LifecycleExecutor {
+    /// Serves `_lifecycle` for a peer of `msp_id`; delegates the rest to `runtime`.
+    pub fn new(runtime: Arc<RuntimeExecutor>, msp_id: &str) -> Self {
+        LifecycleExecutor {
+            runtime,
+            msp_id: msp_id.to_owned(),
+            channels: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Serves `_lifecycle` on a channel with this configuration.
+    pub fn add_channel(&self, config: Arc<ChannelConfig>) {
+        let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        channels.insert(config.channel_id().to_string(), config);
+    }
+
+    fn run(&self, req: &ExecRequest, sim: &mut dyn TxSimulator) -> Result<Vec<u8>, String> {
+        let config = self
+            .channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&req.channel_id)
+            .cloned()
+            .ok_or_else(|| format!("channel {} not served", req.channel_id))?;
+        let signed = req.proposal.as_ref().ok_or("no proposal")?;
+        let creator = Proposal::decode(signed.proposal_bytes.as_slice())
+            .ok()
+            .and_then(|p| Header::decode(p.header.as_slice()).ok())
+            .and_then(|h| SignatureHeader::decode(h.signature_header.as_slice()).ok())
+            .map(|s| s.creator)
+            .ok_or("proposal does not decode")?;
+        let identity = config
+            .msps()
+            .validate(&creator, SystemTime::now())
+            .map_err(|e| e.to_string())?;
+        let inv = Invocation {
+            config: &config,
+            peer_msp: &self.msp_id,
+            creator_msp: identity.msp_id(),
+            creator_ou: identity.node_ou(),
+        };
+        invoke(&inv, &req.input.args, sim).map_err(|e| e.to_string())
+    }
+}
+
+#[tonic::async_trait]
+impl ChaincodeExecutor for LifecycleExecutor {
+    async fn execute(
+        &self,
+        chaincode: &str,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        if chaincode != NAMESPACE {
+            return self.runtime.execute(chaincode, req, sim).await;
+        }
+        let response = match self.run(&req, sim) {
+            Ok(payload) => Response {
+                status: 200,
+                message: String::new(),
+                payload,
+            },
+            Err(message) => {
+                tracing::info!(target: "peer::lifecycle", tx_id = %req.tx_id, %message, "lifecycle invocation refused");
+                Response {
+                    status: 500,
+                    message,
+                    payload: Vec::new(),
+                }
+            }
+        };
+        Ok(ExecOutcome {
+            response,
+            event: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use medledger_channel::testing::TestChannel;
+    use medledger_runtime::MemorySimulator;
+
+    /// A channel of three organizations (majority: 2).
+    fn channel() -> TestChannel {
+        TestChannel::new("ch", 3, 4)
+    }
+
+    fn def(sequence: u64, policy: &str) -> Definition {
+        Definition {
+            name: "kv".into(),
+            version: "1.0".into(),
+            sequence,
+            endorsement_policy: Some(policy.into()),
+            collections: Vec::new(),
+        }
+    }
+
+    /// State after applying the simulator's writes.
+    struct Ledger(BTreeMap<String, Vec<u8>>);
+
+    impl Ledger {
+        /// Runs `args` as `creator` (MSP, NodeOU) at a peer of `peer`; applies the writes on
+        /// success.
+        fn call(
+            &mut self,
+            config: &ChannelConfig,
+            peer: &str,
+            creator: (&str, NodeOu),
+            args: &[&[u8]],
+        ) -> Result<Vec<u8>, LifecycleError> {
+            let mut sim = MemorySimulator::new(self.0.clone());
+            let inv = Invocation {
+                config,
+                peer_msp: peer,
+                creator_msp: creator.0,
+                creator_ou: Some(creator.1),
+            };
+            let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            let out = invoke(&inv, &args, &mut sim)?;
+            for (_, k, v) in sim.writes {
+                self.0.insert(k, v.unwrap());
+            }
+            Ok(out)
+        }
+
+        fn approve(
+            &mut self,
+            config: &ChannelConfig,
+            org: &str,
+            d: &Definition,
+        ) -> Result<Vec<u8>, LifecycleError> {
+            let json = serde_json::to_vec(d).unwrap();
+            self.call(
+                config,
+                org,
+                (org, NodeOu::Admin),
+                &[APPROVE.as_bytes(), &json],
+            )
+        }
+
+        fn commit(
+            &mut self,
+            config: &ChannelConfig,
+            peer: &str,
+            d: &Definition,
+        ) -> Result<Vec<u8>, LifecycleError> {
+            let json = serde_json::to_vec(d).unwrap();
+            self.call(
+                config,
+                peer,
+                (peer, NodeOu::Client),
+                &[COMMIT.as_bytes(), &json],
+            )
+        }
+    }
+
+    #[test]
+    fn canonical_form_ignores_spelling_and_order() {
+        let a = Definition {
+            collections: vec![
+                CollectionConfig {
+                    name: "b".into(),
+                    member_orgs: "OR('Org1MSP.member','Org2MSP.member')".into(),
+                    endorsement_policy: None,
+                    block_to_live: 0,
+                },
+                CollectionConfig {
+                    name: "a".into(),
+                    member_orgs: "OR('Org1MSP.member')".into(),
+                    endorsement_policy: Some("OR('Org1MSP.peer')".into()),
+                    block_to_live: 3,
+                },
+            ],
+            ..def(1, "AND('Org1MSP.peer','Org2MSP.peer')")
+        };
+        let mut b = a.clone();
+        b.collections.reverse();
+        b.endorsement_policy = Some("AND('Org1MSP.peer', 'Org2MSP.peer')".into());
+        assert_eq!(a.hash_hex().unwrap(), b.hash_hex().unwrap());
+        assert_eq!(a.canonical().unwrap().collections[0].name, "a");
+        // The default policy is explicit in the canonical form.
+        let d = Definition {
+            endorsement_policy: None,
+            ..def(1, "")
+        };
+        assert_eq!(
+            d.canonical().unwrap().endorsement_policy.as_deref(),
+            Some("MAJORITY Endorsement")
+        );
+        for bad in [
+            Definition {
+                name: "bad name".into(),
+                ..def(1, "ANY Endorsement")
+            },
+            Definition {
+                version: String::new(),
+                ..def(1, "ANY Endorsement")
+            },
+            def(0, "ANY Endorsement"),
+            def(1, "AND("),
+        ] {
+            assert!(
+                matches!(
+                    bad.canonical(),
+                    Err(LifecycleError::InvalidDefinition { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_parse_strictly() {
+        assert_eq!(
+            parse_key("definitions/kv"),
+            Some(LifecycleKey::Definition { name: "kv" })
+        );
+        assert_eq!(
+            parse_key(&approval_key("kv", 2, "Org1MSP")),
+            Some(LifecycleKey::Approval {
+                name: "kv",
+                sequence: 2,
+                msp_id: "Org1MSP"
+            })
+        );
+        for bad in [
+            "definitions/",
+            "definitions/a/b",
+            "approvals/kv/01/Org1MSP",
+            "approvals/kv/1",
+            "approvals/kv/1/Org1MSP/x",
+            "other",
+        ] {
+            assert_eq!(parse_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn minority_approvals_do_not_commit_majority_does() {
+        let ch = channel();
+        let mut l = Ledger(BTreeMap::new());
+        let d = def(1, "OR('Org1MSP.peer')");
+        l.approve(&ch.config, "Org1MSP", &d).unwrap();
+        let e = l.commit(&ch.config, "Org1MSP", &d).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LifecycleError::NotAgreed {
+                    approved: 1,
+                    orgs: 3,
+                    required: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Org2 approves a different definition: still one approval of this one.
+        l.approve(&ch.config, "Org2MSP", &def(1, "OR('Org2MSP.peer')"))
+            .unwrap();
+        assert!(matches!(
+            l.commit(&ch.config, "Org1MSP", &d),
+            Err(LifecycleError::NotAgreed { approved: 1, .. })
+        ));
+        // Org2 changes its mind: two of three.
+        l.approve(&ch.config, "Org2MSP", &d).unwrap();
+        let readiness: Readiness = serde_json::from_slice(
+            &l.call(
+                &ch.config,
+                "Org3MSP",
+                ("Org3MSP", NodeOu::Client),
+                &[
+                    CHECK_COMMIT_READINESS.as_bytes(),
+                    &serde_json::to_vec(&d).unwrap(),
+                ],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            readiness.approvals,
+            BTreeMap::from([
+                ("Org1MSP".into(), true),
+                ("Org2MSP".into(), true),
+                ("Org3MSP".into(), false)
+            ])
+        );
+        // Org3's peer did not approve: it does not endorse the commit (Fabric's rule).
+        assert!(matches!(
+            l.commit(&ch.config, "Org3MSP", &d),
+            Err(LifecycleError::ThisOrgNotAgreed { .. })
+        ));
+        l.commit(&ch.config, "Org1MSP", &d).unwrap();
+        let q: Committed = serde_json::from_slice(
+            &l.call(
+                &ch.config,
+                "Org3MSP",
+                ("Org3MSP", NodeOu::Client),
+                &[QUERY_COMMITTED.as_bytes(), b"kv"],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(q.definition, d.canonical().unwrap());
+        assert_eq!(q.approvals.values().filter(|a| **a).count(), 2);
+    }
+
+    #[test]
+    fn sequences_must_follow_the_committed_one() {
+        let ch = channel();
+        let mut l = Ledger(BTreeMap::new());
+        // Sequence 2 before 1 exists.
+        let e = l
+            .approve(&ch.config, "Org1MSP", &def(2, "ANY Endorsement"))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LifecycleError::Sequence {
+                    requested: 2,
+                    expected: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let d1 = def(1, "ANY Endorsement");
+        l.approve(&ch.config, "Org1MSP", &d1).unwrap();
+        l.approve(&ch.config, "Org2MSP", &d1).unwrap();
+        l.commit(&ch.config, "Org1MSP", &d1).unwrap();
+        // Committing sequence 1 again, or skipping to 3, is refused.
+        assert!(matches!(
+            l.commit(&ch.config, "Org1MSP", &d1),
+            Err(LifecycleError::Sequence {
+                requested: 1,
+                expected: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            l.approve(&ch.config, "Org1MSP", &def(3, "ANY Endorsement")),
+            Err(LifecycleError::Sequence { expected: 2, .. })
+        ));
+        // An organization may still approve the committed definition (catching up), not
+        // another one at the committed sequence.
+        l.approve(&ch.config, "Org3MSP", &d1).unwrap();
+        assert!(matches!(
+            l.approve(&ch.config, "Org3MSP", &def(1, "ALL Endorsement")),
+            Err(LifecycleError::Sequence { .. })
+        ));
+        let d2 = def(2, "OR('Org1MSP.peer')");
+        l.approve(&ch.config, "Org1MSP", &d2).unwrap();
+        l.approve(&ch.config, "Org3MSP", &d2).unwrap();
+        l.commit(&ch.config, "Org3MSP", &d2).unwrap();
+        assert_eq!(
+            Definition::from_json(&l.0["definitions/kv"])
+                .unwrap()
+                .sequence,
+            2
+        );
+    }
+
+    #[test]
+    fn only_an_admin_of_the_peers_org_approves() {
+        let ch = channel();
+        let mut l = Ledger(BTreeMap::new());
+        let json = serde_json::to_vec(&def(1, "ANY Endorsement")).unwrap();
+        let args: [&[u8]; 2] = [APPROVE.as_bytes(), &json];
+        let e = l
+            .call(&ch.config, "Org1MSP", ("Org1MSP", NodeOu::Client), &args)
+            .unwrap_err();
+        assert!(matches!(e, LifecycleError::NotAdmin { .. }), "{e}");
+        // Org2's admin at Org1's peer would record Org1's approval: refused.
+        let e = l
+            .call(&ch.config, "Org1MSP", ("Org2MSP", NodeOu::Admin), &args)
+            .unwrap_err();
+        assert!(matches!(e, LifecycleError::NotAdmin { .. }), "{e}");
+        assert!(l.0.is_empty());
+        let e = l
+            .call(
+                &ch.config,
+                "Org1MSP",
+                ("Org1MSP", NodeOu::Admin),
+                &[b"Nope"],
+            )
+            .unwrap_err();
+        assert!(matches!(e, LifecycleError::Arguments { .. }), "{e}");
+        let e = l
+            .call(
+                &ch.config,
+                "Org1MSP",
+                ("Org1MSP", NodeOu::Admin),
+                &[QUERY_COMMITTED.as_bytes(), b"kv"],
+            )
+            .unwrap_err();
+        assert!(matches!(e, LifecycleError::NotCommitted { .. }), "{e}");
+    }
+}
