@@ -3,7 +3,7 @@
 //! refused and audited; break-glass by Org2's emergency doctor works and is audited; the
 //! patient grants Org2 Observations only → an Observation is read, a Condition refused
 //! (Violation → Suspended); re-grant → Authorized; revoke → refused; two violations →
-//! Blocked; erasure purges the PHI from the custodian's store while the hash stays on chain;
+//! Blocked; the gateway refuses to submit ReadRecord; erasure purges the PHI from the custodian's store while the hash stays on chain;
 //! the patient's name and identifiers appear in no block, public state, lab store or log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -103,6 +103,22 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     // 1. No consent: refused, audited; no relation.
     assert!(denied(read_as(&org2, &p, &obs.record_id).await));
     assert_eq!(state(&patient, &p).await, "NoRelation");
+
+    // The gateway never endorses ReadRecord for submission: its response (PHI) would go into
+    // a block on every peer (dev.yaml's `evaluate_only`).
+    let submitted = patient
+        .contract()
+        .new_proposal("ReadRecord")
+        .args(&[&p, "any-access-id"])
+        .build()
+        .unwrap()
+        .endorse()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&submitted, medledger_gateway::GatewayError::Status { code, .. } if *code == tonic::Code::FailedPrecondition),
+        "{submitted}"
+    );
 
     // 2. Break-glass by Org2's emergency doctor: the Condition, byte-exact.
     let er = client(&dir, "org2-emergency").await;

@@ -7,27 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use medledger_network::net::client::connect_as;
 use medledger_proto::protos::TxValidationCode;
 
-const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+mod common;
 
-/// Stops the network even when the test fails.
-struct Network {
-    dir: PathBuf,
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new(MEDLEDGER)
-            .args(["network", "down", "--dir"])
-            .arg(&self.dir)
-            .output();
-    }
-}
+use common::{MEDLEDGER, Network};
 
 fn run<S: AsRef<str>>(args: &[S], dir: &Path) -> Output {
     Command::new(MEDLEDGER)
@@ -39,14 +27,8 @@ fn run<S: AsRef<str>>(args: &[S], dir: &Path) -> Output {
 }
 
 fn ok<S: AsRef<str> + std::fmt::Debug>(args: &[S], dir: &Path) -> String {
-    let out = run(args, dir);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "medledger {args:?} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    common::medledger(&args, dir)
 }
 
 fn fails<S: AsRef<str> + std::fmt::Debug>(args: &[S], dir: &Path) -> String {
@@ -56,33 +38,9 @@ fn fails<S: AsRef<str> + std::fmt::Debug>(args: &[S], dir: &Path) -> String {
 }
 
 fn spec(ports: &[u16]) -> String {
-    let node = |name: &str, i: usize| {
-        format!(
-            "{{ name: {name}, host: 127.0.0.1, port: {}, operations_port: {} }}",
-            ports[2 * i],
-            ports[2 * i + 1]
-        )
-    };
-    format!(
-        "channel: ehr
-batch: {{ max_message_count: 100, batch_timeout_ms: 100 }}
-orderer_org:
-  name: orderer
-  msp_id: OrdererMSP
-  domain: orderer.test
-  orderers: [{}, {}, {}, {}]
-organizations:
-  - {{ name: org1, msp_id: Org1MSP, domain: org1.test, peers: [{}] }}
-  - {{ name: org2, msp_id: Org2MSP, domain: org2.test, peers: [{}] }}
-chaincodes:
-  - {{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }}
-",
-        node("orderer1", 0),
-        node("orderer2", 1),
-        node("orderer3", 2),
-        node("orderer4", 3),
-        node("peer0", 4),
-        node("peer0", 5),
+    common::spec(
+        ports,
+        &["{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }"],
     )
 }
 

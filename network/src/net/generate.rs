@@ -414,6 +414,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
                 executable: chaincode_executable(cc.executable.as_deref(), &cc.name),
                 endorsement_policy: def.endorsement_policy,
                 collections: def.collections,
+                evaluate_only: cc.evaluate_only.clone(),
             }
         })
         .collect();

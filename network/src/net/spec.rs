@@ -136,6 +136,10 @@ pub struct ChaincodeSpec {
     /// (and endorser) is that organization — where the EHR chaincode keeps a custodian's PHI.
     #[serde(default)]
     pub private_collection_per_org: bool,
+    /// Functions the gateways only evaluate, never submit: their responses must not enter a
+    /// block (for the EHR chaincode: `ReadRecord`, which returns PHI; ADR 0023).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluate_only: Vec<String>,
 }
 
 fn default_version() -> String {

@@ -116,6 +116,10 @@ pub struct ChaincodeSection {
     /// Private data collections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collections: Vec<CollectionSection>,
+    /// Functions the gateway only evaluates, never endorses for submission: their responses
+    /// must not be written into a block (the EHR chaincode's `ReadRecord`, ADR 0023).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluate_only: Vec<String>,
 }
 
 fn default_version() -> String {

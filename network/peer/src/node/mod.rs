@@ -117,7 +117,11 @@ fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8
 
 /// The gateway's endorsement policies and collection members, from each channel's
 /// definitions; `_lifecycle` needs the channel's lifecycle endorsement policy.
-struct DefinitionPolicies(HashMap<String, (Arc<LedgerDefinitions>, Arc<ChannelConfig>)>);
+struct DefinitionPolicies {
+    channels: HashMap<String, (Arc<LedgerDefinitions>, Arc<ChannelConfig>)>,
+    /// Chaincode → functions only evaluated (`peer.yaml`'s `evaluate_only`).
+    evaluate_only: HashMap<String, std::collections::HashSet<String>>,
+}
 
 impl ChaincodePolicies for DefinitionPolicies {
     fn policy(
@@ -125,7 +129,7 @@ impl ChaincodePolicies for DefinitionPolicies {
         channel: &str,
         chaincode: &str,
     ) -> (Option<Policy>, HashMap<String, Vec<String>>) {
-        let Some((definitions, config)) = self.0.get(channel) else {
+        let Some((definitions, config)) = self.channels.get(channel) else {
             return (None, HashMap::new());
         };
         if chaincode == lifecycle::NAMESPACE {
@@ -144,6 +148,12 @@ impl ChaincodePolicies for DefinitionPolicies {
             ),
             None => (None, HashMap::new()),
         }
+    }
+
+    fn evaluate_only(&self, _channel: &str, chaincode: &str, function: &str) -> bool {
+        self.evaluate_only
+            .get(chaincode)
+            .is_some_and(|fs| fs.contains(function))
     }
 }
 
@@ -426,15 +436,20 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     let gateway = GatewayService::new(
         &cfg.msp_id,
         gateways,
-        Arc::new(DefinitionPolicies(
-            joined
+        Arc::new(DefinitionPolicies {
+            channels: joined
                 .iter()
                 .map(|j| {
                     let channel = j.config.channel_id().to_string();
                     (channel, (j.definitions.clone(), j.config.clone()))
                 })
                 .collect(),
-        )),
+            evaluate_only: cfg
+                .chaincodes
+                .iter()
+                .map(|cc| (cc.name.clone(), cc.evaluate_only.iter().cloned().collect()))
+                .collect(),
+        }),
         Arc::new(LedgerCommits::new(
             joined.iter().map(|j| j.committer.clone()),
         )),
