@@ -216,6 +216,22 @@ pub struct ChannelConfig {
     batch: BatchConfig,
 }
 
+/// The channel policies of a new channel, as Fabric's sample `configtx.yaml` profiles set
+/// them: `Readers` and `Writers` ANY, `Admins` and `Endorsement` MAJORITY (the chaincode
+/// lifecycle uses `Endorsement` when there is no `LifecycleEndorsement`). For
+/// `pb::ChannelConfig::policies`.
+pub fn default_policies() -> std::collections::HashMap<String, String> {
+    [
+        ("Readers", "ANY Readers"),
+        ("Writers", "ANY Writers"),
+        ("Admins", "MAJORITY Admins"),
+        ("Endorsement", "MAJORITY Endorsement"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 impl ChannelConfig {
     /// Validates a protobuf configuration.
     ///

@@ -124,15 +124,7 @@ impl TestChannel {
                     }),
                 })
                 .collect(),
-            policies: [
-                ("Readers", "ANY Readers"),
-                ("Writers", "ANY Writers"),
-                ("Admins", "MAJORITY Admins"),
-                ("Endorsement", "MAJORITY Endorsement"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+            policies: crate::config::default_policies(),
             batch: None,
         };
         let config = ChannelConfig::from_proto(proto).expect("valid test channel config");

@@ -152,15 +152,7 @@ pub fn generate(dir: &Path, spec: &DevNetSpec) -> Result<DevNet> {
         organizations: vec![org1.organization()?],
         orderer_organizations: vec![orderer_org.organization()?],
         consenters,
-        policies: [
-            ("Readers", "ANY Readers"),
-            ("Writers", "ANY Writers"),
-            ("Admins", "MAJORITY Admins"),
-            ("Endorsement", "MAJORITY Endorsement"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
+        policies: medledger_channel::config::default_policies(),
         batch: Some(spec.batch),
     };
     let config = medledger_channel::ChannelConfig::from_proto(proto)?;

@@ -361,15 +361,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
         organizations,
         orderer_organizations: vec![orderer_org.organization(&oo.msp_id, Vec::new())?],
         consenters,
-        policies: [
-            ("Readers", "ANY Readers"),
-            ("Writers", "ANY Writers"),
-            ("Admins", "MAJORITY Admins"),
-            ("Endorsement", "MAJORITY Endorsement"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
+        policies: medledger_channel::config::default_policies(),
         batch: Some(batch),
     };
     let config = medledger_channel::ChannelConfig::from_proto(proto)
