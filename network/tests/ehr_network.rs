@@ -18,7 +18,7 @@ use medledger_network::net::client::connect_as;
 
 mod common;
 
-use common::{Network, copy_sample_bundles, dev_spec_on_free_ports, medledger_with};
+use common::{Network, copy_sample_bundles, dev_spec_on_free_ports, medledger_with, settle};
 
 fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
     medledger_with(args, dir, &[("MEDLEDGER_EHR_BUNDLES", bundles)])
@@ -53,6 +53,7 @@ async fn import_read_consent_audit_on_a_real_network() {
         &bundles,
     );
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    settle(&dir).await;
     let expected: Vec<_> = std::fs::read_dir(&bundles)
         .unwrap()
         .map(|e| read_bundle(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
@@ -99,6 +100,7 @@ async fn import_read_consent_audit_on_a_real_network() {
     let record = expected[0].resources[1].clone();
     let org2 = connect_as(&dir, Some("org2-doctor")).await.unwrap();
     let org2 = EhrClient::new(org2.gateway.network("ehr").contract("ehr"));
+    settle(&dir).await;
     let before = org2
         .read_record(&patient_id, &record.record_id, Purpose::Treatment)
         .await;
@@ -120,6 +122,7 @@ async fn import_read_consent_audit_on_a_real_network() {
         })
         .await
         .unwrap();
+    settle(&dir).await;
     let read = org2
         .read_record(&patient_id, &record.record_id, Purpose::Treatment)
         .await
@@ -129,6 +132,7 @@ async fn import_read_consent_audit_on_a_real_network() {
         .revoke_consent(&patient_id, &consent.consent_id)
         .await
         .unwrap();
+    settle(&dir).await;
     let after = org2
         .read_record(&patient_id, &record.record_id, Purpose::Treatment)
         .await;
@@ -136,6 +140,7 @@ async fn import_read_consent_audit_on_a_real_network() {
         matches!(after, Err(EhrClientError::AccessDenied { .. })),
         "{after:?}"
     );
+    settle(&dir).await;
     let mut entries = Vec::new();
     let mut bookmark = String::new();
     loop {

@@ -18,7 +18,7 @@ use medledger_network::net::client::connect_as;
 
 mod common;
 
-use common::{Network, copy_sample_bundles, dev_spec_on_free_ports, medledger_with};
+use common::{Network, copy_sample_bundles, dev_spec_on_free_ports, medledger_with, settle};
 
 fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
     medledger_with(args, dir, &[("MEDLEDGER_EHR_BUNDLES", bundles)])
@@ -29,7 +29,8 @@ async fn client(dir: &Path, name: &str) -> EhrClient {
     EhrClient::new(c.gateway.network("ehr").contract("ehr"))
 }
 
-async fn state(c: &EhrClient, patient: &str) -> String {
+async fn state(dir: &Path, c: &EhrClient, patient: &str) -> String {
+    settle(dir).await;
     let raw = c
         .contract()
         .evaluate_transaction("GetAccessState", &[patient, "org:Org2MSP"])
@@ -40,10 +41,12 @@ async fn state(c: &EhrClient, patient: &str) -> String {
 }
 
 async fn read_as(
+    dir: &Path,
     who: &EhrClient,
     patient: &str,
     record: &str,
 ) -> Result<medledger_network::ehr_client::RecordRead, EhrClientError> {
+    settle(dir).await;
     who.read_record(patient, record, Purpose::Treatment).await
 }
 
@@ -70,6 +73,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
         &dir,
         &bundles,
     );
+    settle(&dir).await;
 
     let file = std::fs::read_dir(&bundles)
         .unwrap()
@@ -101,8 +105,8 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     };
 
     // 1. No consent: refused, audited; no relation.
-    assert!(denied(read_as(&org2, &p, &obs.record_id).await));
-    assert_eq!(state(&patient, &p).await, "NoRelation");
+    assert!(denied(read_as(&dir, &org2, &p, &obs.record_id).await));
+    assert_eq!(state(&dir, &patient, &p).await, "NoRelation");
 
     // The gateway never endorses ReadRecord for submission: its response (PHI) would go into
     // a block on every peer (dev.yaml's `evaluate_only`).
@@ -122,6 +126,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
 
     // 2. Break-glass by Org2's emergency doctor: the Condition, byte-exact.
     let er = client(&dir, "org2-emergency").await;
+    settle(&dir).await;
     let (_, er_read) = er
         .emergency_read(
             &p,
@@ -139,37 +144,50 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
         .grant_consent(&grant(vec!["Observation".into()]))
         .await
         .unwrap();
-    assert_eq!(state(&patient, &p).await, "Authorized");
-    assert!(read_as(&org2, &p, &obs.record_id).await.unwrap().bytes == obs.bytes);
-    assert!(denied(read_as(&org2, &p, &cond.record_id).await));
-    assert_eq!(state(&patient, &p).await, "Suspended");
+    assert_eq!(state(&dir, &patient, &p).await, "Authorized");
+    assert!(
+        read_as(&dir, &org2, &p, &obs.record_id)
+            .await
+            .unwrap()
+            .bytes
+            == obs.bytes
+    );
+    assert!(denied(read_as(&dir, &org2, &p, &cond.record_id).await));
+    assert_eq!(state(&dir, &patient, &p).await, "Suspended");
 
     // 4. Re-grant: Authorized (Permission); revoke both consents: refused.
     let c2 = patient
         .grant_consent(&grant(vec!["Observation".into()]))
         .await
         .unwrap();
-    assert_eq!(state(&patient, &p).await, "Authorized");
-    assert!(read_as(&org2, &p, &obs.record_id).await.unwrap().bytes == obs.bytes);
+    assert_eq!(state(&dir, &patient, &p).await, "Authorized");
+    assert!(
+        read_as(&dir, &org2, &p, &obs.record_id)
+            .await
+            .unwrap()
+            .bytes
+            == obs.bytes
+    );
     for c in [&c1, &c2] {
         patient.revoke_consent(&p, &c.consent_id).await.unwrap();
     }
-    assert!(denied(read_as(&org2, &p, &obs.record_id).await));
+    assert!(denied(read_as(&dir, &org2, &p, &obs.record_id).await));
 
     // 5. Re-grant, then two violations: Blocked, and every request is refused.
     patient
         .grant_consent(&grant(vec!["Observation".into()]))
         .await
         .unwrap();
-    assert_eq!(state(&patient, &p).await, "Authorized");
-    assert!(denied(read_as(&org2, &p, &cond.record_id).await));
-    assert_eq!(state(&patient, &p).await, "Suspended");
-    let second = read_as(&org2, &p, &cond.record_id).await;
+    assert_eq!(state(&dir, &patient, &p).await, "Authorized");
+    assert!(denied(read_as(&dir, &org2, &p, &cond.record_id).await));
+    assert_eq!(state(&dir, &patient, &p).await, "Suspended");
+    let second = read_as(&dir, &org2, &p, &cond.record_id).await;
     assert!(second.is_err(), "{second:?}");
-    assert_eq!(state(&patient, &p).await, "Blocked");
-    assert!(read_as(&org2, &p, &obs.record_id).await.is_err());
+    assert_eq!(state(&dir, &patient, &p).await, "Blocked");
+    assert!(read_as(&dir, &org2, &p, &obs.record_id).await.is_err());
 
     // 6. The patient's audit shows the refusals, the reads and the break-glass.
+    settle(&dir).await;
     let audit = patient.audit_entries(&p, 200, "").await.unwrap();
     let summary = audit.summary.unwrap();
     assert!(summary.emergency >= 2, "{summary:?}");
@@ -177,6 +195,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
 
     // 7. Erasure: requested by the patient, purged by the custodian's admin.
     patient.request_erasure(&p, &obs.record_id).await.unwrap();
+    settle(&dir).await;
     let admin = client(&dir, "org1-admin").await;
     let purged = admin.purge_record(&p, &obs.record_id).await.unwrap();
     assert_eq!(purged.sha256, obs.sha256, "the hash stays on the ledger");

@@ -15,7 +15,7 @@ use medledger_proto::protos::TxValidationCode;
 
 mod common;
 
-use common::{MEDLEDGER, Network, medledger, spec};
+use common::{MEDLEDGER, Network, medledger, settle, spec};
 
 fn heights(status: &str) -> Vec<(String, String)> {
     status
@@ -75,6 +75,7 @@ async fn network_up_submit_evaluate_restart_down() {
     assert_eq!(code, TxValidationCode::Valid);
 
     // Org2's peer has committed it too: evaluate there.
+    settle(&dir).await;
     let org2 = connect_as(&dir, Some("org2-lab")).await.unwrap();
     let value = org2
         .gateway
