@@ -153,6 +153,21 @@ async fn network_up_submit_evaluate_restart_down() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another configuration"));
 
+    // A second network on the same ports is refused before anything starts (its health
+    // checks would otherwise be answered by this network's nodes).
+    let other = tmp.path().join("other");
+    let out = Command::new(MEDLEDGER)
+        .args(["network", "up", "--config"])
+        .arg(&config)
+        .arg("--dir")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already in use"), "{err}");
+    assert!(!other.join("run").exists(), "nothing was started");
+
     drop(org2);
     medledger(&["network", "down", "--purge"], &dir);
     assert!(!dir.exists());

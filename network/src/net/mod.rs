@@ -171,10 +171,31 @@ pub fn up(
             started,
         });
     }
+    // The addresses each node binds, to refuse early when another process holds one.
+    let binds: std::collections::HashMap<String, Vec<String>> = spec
+        .orderer_org
+        .orderers
+        .iter()
+        .map(|n| (generate::node_dir_name(None, n), n))
+        .chain(spec.organizations.iter().flat_map(|o| {
+            o.peers
+                .iter()
+                .map(move |n| (generate::node_dir_name(Some(o), n), n))
+        }))
+        .map(|(name, n)| (name, vec![n.bind(n.port), n.bind(n.operations_port)]))
+        .collect();
     for node in &nodes {
         if process::running_pid(dir, node).is_some() {
             progress(&format!("{} is already running", node.name));
             continue;
+        }
+        for addr in binds.get(&node.name).into_iter().flatten() {
+            if std::net::TcpListener::bind(addr.as_str()).is_err() {
+                bail!(
+                    "{}: {addr} is already in use by another process (another network? see `medledger network status --dir DIR`)",
+                    node.name
+                );
+            }
         }
         let child = process::spawn(dir, exe, node)?;
         progress(&format!("started {} (pid {})", node.name, child.id()));

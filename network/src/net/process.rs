@@ -143,15 +143,16 @@ pub fn wait_healthy(
                 Some(child) => child.try_wait().ok().flatten().is_some(),
                 None => running_pid(dir, node).is_none(),
             };
-            if healthy(node) {
-                progress(&format!("{} is healthy", node.name));
-            } else if exited {
+            // Exit first: another process answering on the same port must not pass for it.
+            if exited {
                 bail!(
                     "{} exited; the end of {}:\n{}",
                     node.name,
                     log_file(dir, &node.name).display(),
                     log_tail(dir, &node.name, 20)
                 );
+            } else if healthy(node) {
+                progress(&format!("{} is healthy", node.name));
             } else {
                 still.push(node);
             }
