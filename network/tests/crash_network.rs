@@ -16,7 +16,7 @@ use medledger_network::net::client::connect_as;
 
 mod common;
 
-use common::{MEDLEDGER, Network, copy_sample_bundles, dev_spec_on_free_ports, medledger};
+use common::{MEDLEDGER, medledger, up_dev_network};
 
 fn kill9(dir: &Path, node: &str) {
     let pid = std::fs::read_to_string(dir.join("run").join(format!("{node}.pid"))).unwrap();
@@ -30,16 +30,7 @@ fn kill9(dir: &Path, node: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_an_orderer_and_a_peer_mid_import() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    let bundles = tmp.path().join("bundles");
-    copy_sample_bundles(&bundles, 8);
-    let config = tmp.path().join("dev.yaml");
-    std::fs::write(&config, dev_spec_on_free_ports()).unwrap();
-    let net = Network { dir: dir.clone() };
-    medledger(
-        &["network", "up", "--config", config.to_str().unwrap()],
-        &dir,
-    );
+    let (dir, bundles, net) = up_dev_network(tmp.path(), 8);
 
     // Import in the background, small chunks so that it takes a while.
     let mut import = Command::new(MEDLEDGER)

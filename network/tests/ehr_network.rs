@@ -18,7 +18,7 @@ use medledger_network::net::client::connect_as;
 
 mod common;
 
-use common::{Network, copy_sample_bundles, dev_spec_on_free_ports, medledger_with, settle};
+use common::{medledger_with, settle, up_dev_network};
 
 fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
     medledger_with(args, dir, &[("MEDLEDGER_EHR_BUNDLES", bundles)])
@@ -27,18 +27,7 @@ fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_read_consent_audit_on_a_real_network() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("net");
-    // Three sample patients.
-    let bundles = tmp.path().join("bundles");
-    copy_sample_bundles(&bundles, 3);
-    let config = tmp.path().join("dev.yaml");
-    std::fs::write(&config, dev_spec_on_free_ports()).unwrap();
-    let net = Network { dir: dir.clone() };
-    medledger(
-        &["network", "up", "--config", config.to_str().unwrap()],
-        &dir,
-        &bundles,
-    );
+    let (dir, bundles, net) = up_dev_network(tmp.path(), 3);
 
     // The main job: import through the gateway.
     let summary = medledger(

@@ -70,6 +70,15 @@ impl TransientStore {
         let Some((height, _)) = self.get(tx_id)? else {
             return Ok(());
         };
+        self.remove_at(tx_id, height)
+    }
+
+    /// Removes the entry of a committed transaction simulated at `height` (as [`Self::get`]
+    /// returned it), without reading it again.
+    ///
+    /// # Errors
+    /// A message on storage failure.
+    pub fn remove_at(&self, tx_id: &str, height: u64) -> Result<(), String> {
         let mut batch = WriteBatch::default();
         batch.delete(tx_key(tx_id));
         batch.delete(height_key(height, tx_id));

@@ -150,3 +150,22 @@ pub async fn settle(dir: &Path) {
     }
     panic!("peers did not converge");
 }
+
+/// The dev topology (`configs/dev.yaml` on free ports) started with `network up` in
+/// `tmp/net`, with the first `bundles` sample bundles copied into `tmp/bundles` (their first
+/// three patients get demo identities). Returns the network directory, the bundles directory
+/// and the guard that stops the network.
+pub fn up_dev_network(tmp: &Path, bundles: usize) -> (PathBuf, PathBuf, Network) {
+    let dir = tmp.join("net");
+    let bundle_dir = tmp.join("bundles");
+    copy_sample_bundles(&bundle_dir, bundles);
+    let config = tmp.join("dev.yaml");
+    std::fs::write(&config, dev_spec_on_free_ports()).unwrap();
+    let net = Network { dir: dir.clone() };
+    medledger_with(
+        &["network", "up", "--config", config.to_str().unwrap()],
+        &dir,
+        &[("MEDLEDGER_EHR_BUNDLES", &bundle_dir)],
+    );
+    (dir, bundle_dir, net)
+}

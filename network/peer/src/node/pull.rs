@@ -49,10 +49,11 @@ impl std::fmt::Debug for BlockPuller {
     }
 }
 
-/// Private data of `block`'s transactions found in the transient store, by position.
-fn private_of(transient: &TransientStore, block: &Block) -> (BlockPrivateData, Vec<String>) {
+/// Private data of `block`'s transactions found in the transient store, by position, and the
+/// (tx id, simulation height) of those entries, to remove after the commit.
+fn private_of(transient: &TransientStore, block: &Block) -> (BlockPrivateData, Vec<(String, u64)>) {
     let mut private = BlockPrivateData::new();
-    let mut tx_ids = Vec::new();
+    let mut found = Vec::new();
     let entries = block
         .data
         .as_ref()
@@ -68,15 +69,15 @@ fn private_of(transient: &TransientStore, block: &Block) -> (BlockPrivateData, V
             continue;
         };
         match transient.get(&tx_id) {
-            Ok(Some((_, rwset))) => {
+            Ok(Some((height, rwset))) => {
                 private.insert(i as u64, rwset);
+                found.push((tx_id, height));
             }
             Ok(None) => {}
             Err(e) => warn!(target: "peer::pull", error = %e, "transient store read failed"),
         }
-        tx_ids.push(tx_id);
     }
-    (private, tx_ids)
+    (private, found)
 }
 
 impl BlockPuller {
@@ -157,10 +158,10 @@ impl BlockPuller {
         let committer = self.committer.clone();
         let transient = self.transient.clone();
         let summary = tokio::task::spawn_blocking(move || {
-            let (private, tx_ids) = private_of(&transient, &block);
+            let (private, found) = private_of(&transient, &block);
             let summary = committer.commit_block(block, &private)?;
-            for tx_id in &tx_ids {
-                if let Err(e) = transient.remove(tx_id) {
+            for (tx_id, height) in &found {
+                if let Err(e) = transient.remove_at(tx_id, *height) {
                     warn!(target: "peer::pull", error = %e, "transient store cleanup failed");
                 }
             }
