@@ -56,6 +56,8 @@ const REQUIRED_MESSAGES: &[&str] = &[
     ".common.Metadata",
     ".common.MetadataSignature",
     ".common.OrdererBlockMetadata",
+    ".common.ConfigUpdateEnvelope",
+    ".common.ConfigSignature",
     ".common.SignaturePolicyEnvelope",
     ".common.ImplicitMetaPolicy",
     ".common.MSPPrincipal",

@@ -431,11 +431,14 @@ impl ChannelConfig {
         b
     }
 
-    /// Reads the configuration out of a config block.
+    /// Reads the configuration out of a config block: the genesis block's `CONFIG` envelope,
+    /// or the configuration proposed by the `CONFIG_UPDATE` envelope of a later config block.
+    /// The update's signatures are not checked: use this on blocks a committer or orderer
+    /// already validated (its own store), and [`ChannelConfig::apply_update`] otherwise.
     ///
     /// # Errors
-    /// [`ConfigError::NotConfigBlock`] if the block does not hold exactly one `CONFIG`
-    /// envelope; any error of [`ChannelConfig::from_proto`].
+    /// [`ConfigError::NotConfigBlock`] if the block does not hold exactly one `CONFIG` or
+    /// `CONFIG_UPDATE` envelope; any error of [`ChannelConfig::from_proto`].
     pub fn from_config_block(block: &Block) -> Result<Self, ConfigError> {
         let not = |m: &str| ConfigError::NotConfigBlock(m.to_owned());
         let data = block.data.as_ref().ok_or_else(|| not("no data"))?;
@@ -447,11 +450,14 @@ impl ChannelConfig {
         let header = payload.header.ok_or_else(|| not("no header"))?;
         let ch = ChannelHeader::decode(header.channel_header.as_slice())
             .map_err(|_| not("bad channel header"))?;
-        if ch.r#type != HeaderType::Config as i32 {
-            return Err(not("channel header type is not CONFIG"));
-        }
-        let proto = pb::ChannelConfig::decode(payload.data.as_slice())
-            .map_err(|_| not("payload is not a ChannelConfig"))?;
+        let proto = if ch.r#type == HeaderType::Config as i32 {
+            pb::ChannelConfig::decode(payload.data.as_slice())
+                .map_err(|_| not("payload is not a ChannelConfig"))?
+        } else if ch.r#type == HeaderType::ConfigUpdate as i32 {
+            crate::update::proposed_config(&payload.data).map_err(|e| not(&e.to_string()))?
+        } else {
+            return Err(not("channel header type is not CONFIG or CONFIG_UPDATE"));
+        };
         if proto.channel_id != ch.channel_id {
             return Err(not(
                 "channel header and configuration name different channels",

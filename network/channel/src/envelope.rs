@@ -93,7 +93,7 @@ pub struct CheckedEnvelope {
 
 /// Checks a signed envelope for `config`'s channel at time `now`: headers decode, the channel
 /// is this one, the header type is one a client may submit (`ENDORSER_TRANSACTION` or
-/// `CONFIG_UPDATE`), creator and nonce are present, for endorser transactions tx_id =
+/// `CONFIG_UPDATE`), creator and nonce are present, tx_id =
 /// hex(SHA-256(nonce ‖ creator)), and the creator is a valid identity of a channel MSP whose
 /// signature over the payload bytes verifies. Policy checks (Writers, endorsement) are the
 /// caller's.
@@ -129,14 +129,12 @@ pub fn check(
     if sh.creator.is_empty() || sh.nonce.is_empty() {
         return Err(fail(C::BadCommonHeader, "creator or nonce is empty"));
     }
-    if header_type == Some(HeaderType::EndorserTransaction) {
-        let expected = TxId::compute(&sh.nonce, &sh.creator);
-        if ch.tx_id != expected.as_ref() {
-            return Err(fail(
-                C::BadProposalTxid,
-                "tx_id is not hex(SHA-256(nonce || creator))",
-            ));
-        }
+    let expected = TxId::compute(&sh.nonce, &sh.creator);
+    if ch.tx_id != expected.as_ref() {
+        return Err(fail(
+            C::BadProposalTxid,
+            "tx_id is not hex(SHA-256(nonce || creator))",
+        ));
     }
     let creator = config
         .msps()

@@ -6,6 +6,8 @@
 //!   policies, batch parameters), validated, and the config (genesis) block that carries it.
 //! - [`envelope`]: parsing and checking a transaction envelope's headers, tx_id and creator
 //!   signature, with Fabric's `TxValidationCode` for each failure.
+//! - [`update`]: configuration updates (organizations joining, CRL changes): building,
+//!   signing, and checking them against the current configuration.
 //! - [`tx`]: assembling an endorser transaction from a proposal and its endorsements.
 //! - [`bft`]: the bytes BFT consenters sign for votes, and the verifier of a block's
 //!   SIGNATURES metadata (the commit certificate, ≥ 2f+1 precommits): what the orderer writes
@@ -16,6 +18,7 @@ pub mod block;
 pub mod config;
 pub mod envelope;
 pub mod tx;
+pub mod update;
 
 pub use config::{ChannelConfig, ConfigError};
 

@@ -6,11 +6,13 @@
 //!
 //! - an envelope is admitted if it is at most `absolute_max_bytes`, decodes, passes
 //!   [`medledger_channel::envelope::check`] (headers, channel, tx_id, creator and signature),
-//!   its creator satisfies the channel's `Writers` policy, and its tx_id is neither pending nor
-//!   already ordered;
+//!   its creator satisfies the channel's `Writers` policy, a `CONFIG_UPDATE` passes
+//!   [`ChannelConfig::apply_update`] against the current configuration, and its tx_id is
+//!   neither pending nor already ordered;
 //! - a block takes pending envelopes in arrival order, at most `max_message_count`, stopping
 //!   before the total would pass `preferred_max_bytes` (an envelope larger than that goes in a
-//!   block of its own); blocks are never empty;
+//!   block of its own); a config update always goes in a block of its own (Fabric's block
+//!   cutter isolates config messages); blocks are never empty;
 //! - a proposed batch is valid if it is the next block (number, previous hash), its data hash
 //!   matches, its size follows the cutting rules, and every envelope would be admitted, with
 //!   no tx_id twice in the block or already in the ledger.
@@ -50,6 +52,8 @@ pub struct Admitted {
     pub tx_id: String,
     /// SHA-256 of the serialized envelope.
     pub hash: [u8; 32],
+    /// Whether it is a config update (ordered alone in its block).
+    pub config_update: bool,
 }
 
 /// SHA-256 of serialized envelope bytes (the key of the pending pool).
@@ -58,13 +62,15 @@ pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Checks one serialized envelope for ordering on `config`'s channel at time `now` (size,
-/// decoding, headers, tx_id, creator validity and signature, `Writers` policy). Duplicate
-/// tx_ids are the pool's and the ledger's check.
+/// decoding, headers, tx_id, creator validity and signature, `Writers` policy; for a config
+/// update, [`ChannelConfig::apply_update`]). Duplicate tx_ids are the pool's and the ledger's
+/// check.
 ///
 /// # Errors
 /// A [`Rejection`] with `REQUEST_ENTITY_TOO_LARGE` (over `absolute_max_bytes`),
-/// `BAD_REQUEST` (malformed, wrong channel, unsupported header type, bad tx_id) or
-/// `FORBIDDEN` (invalid creator or signature, `Writers` not satisfied).
+/// `BAD_REQUEST` (malformed, wrong channel, unsupported header type, bad tx_id, a config
+/// update that does not apply) or `FORBIDDEN` (invalid creator or signature, `Writers` not
+/// satisfied, a config update without the admins' signatures it needs).
 pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Admitted, Rejection> {
     use medledger_proto::protos::TxValidationCode as C;
     let max = config.batch().absolute_max_bytes as usize;
@@ -83,12 +89,6 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
         };
         reject(status, e.to_string())
     })?;
-    if checked.parsed.header_type() != Some(HeaderType::EndorserTransaction) {
-        return Err(reject(
-            Status::BadRequest,
-            "only ENDORSER_TRANSACTION envelopes are ordered (config updates are not supported yet)",
-        ));
-    }
     if !config.evaluate("Writers", &[checked.creator.signer()]) {
         return Err(reject(
             Status::Forbidden,
@@ -98,9 +98,16 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
             ),
         ));
     }
+    let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
+    if config_update {
+        config
+            .apply_update(&checked.parsed.payload.data, now)
+            .map_err(|e| reject(e.status(), e.to_string()))?;
+    }
     Ok(Admitted {
         tx_id: checked.parsed.tx_id().to_owned(),
         hash: envelope_hash(bytes),
+        config_update,
     })
 }
 
@@ -109,6 +116,7 @@ struct Pending {
     bytes: Vec<u8>,
     tx_id: String,
     hash: [u8; 32],
+    config_update: bool,
     arrived: Instant,
 }
 
@@ -139,6 +147,7 @@ impl Pool {
                 bytes,
                 tx_id: admitted.tx_id,
                 hash: admitted.hash,
+                config_update: admitted.config_update,
                 arrived: now,
             },
         );
@@ -155,11 +164,13 @@ impl Pool {
         self.by_hash.contains_key(hash)
     }
 
-    /// The tx_id of the pending envelope with exactly these bytes (by hash), if any: such an
-    /// envelope was admitted here and need not be verified again.
-    pub fn tx_of(&self, hash: &[u8; 32]) -> Option<&str> {
+    /// The tx_id and config-update flag of the pending envelope with exactly these bytes (by
+    /// hash), if any: such an envelope was admitted here and need not be verified again.
+    pub fn tx_of(&self, hash: &[u8; 32]) -> Option<(&str, bool)> {
         let seq = self.by_hash.get(hash)?;
-        self.by_seq.get(seq).map(|p| p.tx_id.as_str())
+        self.by_seq
+            .get(seq)
+            .map(|p| (p.tx_id.as_str(), p.config_update))
     }
 
     /// Removes the envelopes with these tx_ids (they were ordered).
@@ -172,6 +183,19 @@ impl Pool {
                 self.bytes -= p.bytes.len();
             }
         }
+    }
+
+    /// Keeps only the pending envelopes for which `keep(bytes)` holds (after a configuration
+    /// change, those still admissible); returns how many were dropped.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let drop: Vec<String> = self
+            .by_seq
+            .values()
+            .filter(|p| !keep(&p.bytes))
+            .map(|p| p.tx_id.clone())
+            .collect();
+        self.remove_txs(drop.iter().map(String::as_str));
+        drop.len()
     }
 
     /// Number of pending envelopes.
@@ -195,13 +219,15 @@ impl Pool {
     }
 
     /// Whether a block should be cut now: a full block's worth is pending (count or preferred
-    /// bytes), or the oldest envelope has waited `batch_timeout_ms`. `None` if nothing is
+    /// bytes), a config update is pending, or the oldest envelope has waited
+    /// `batch_timeout_ms`. `None` if nothing is
     /// pending; otherwise `Some(Duration::ZERO)` when ready, or how long until the batch
     /// timeout.
     pub fn time_to_cut(&self, batch: &BatchConfig, now: Instant) -> Option<Duration> {
         let oldest = self.oldest()?;
         if self.len() >= batch.max_message_count as usize
             || self.bytes >= batch.preferred_max_bytes as usize
+            || self.by_seq.values().any(|p| p.config_update)
         {
             return Some(Duration::ZERO);
         }
@@ -209,12 +235,18 @@ impl Pool {
         Some(timeout.saturating_sub(now.saturating_duration_since(oldest)))
     }
 
-    /// The envelopes of the next block, in arrival order (see [`cut_sizes`]); empty if
-    /// nothing is pending.
+    /// The envelopes of the next block, in arrival order; empty if nothing is pending. A
+    /// config update is cut alone, and ends the block of the envelopes before it.
     pub fn cut(&self, batch: &BatchConfig) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut total = 0usize;
         for p in self.by_seq.values() {
+            if p.config_update {
+                if out.is_empty() {
+                    out.push(p.bytes.clone());
+                }
+                break;
+            }
             if !fits(batch, out.len(), total, p.bytes.len()) {
                 break;
             }
@@ -284,6 +316,12 @@ pub enum BatchError {
         /// Why.
         rejection: Rejection,
     },
+    /// A config update shares its block with other envelopes.
+    #[error("block {number}: a config update must be alone in its block")]
+    ConfigNotAlone {
+        /// Block number.
+        number: u64,
+    },
     /// A tx_id appears twice in the block or is already in the ledger.
     #[error("block {number}: envelope {index}: duplicate tx_id {tx_id}")]
     DuplicateTxId {
@@ -321,8 +359,9 @@ pub struct Candidate<'a> {
 }
 
 /// Validates a proposed batch (see the module docs) and returns its tx_ids in block order.
-/// `already_admitted(hash)` says whether this process already admitted exactly these envelope
-/// bytes (then the signature is not verified again).
+/// `already_admitted(hash)` gives the tx_id and config-update flag of envelope bytes this
+/// process already admitted under the current configuration (then they are not verified
+/// again).
 ///
 /// # Errors
 /// The first [`BatchError`] found.
@@ -330,7 +369,7 @@ pub fn validate(
     config: &ChannelConfig,
     chain: &ChainView<'_>,
     candidate: &Candidate<'_>,
-    already_admitted: &dyn Fn(&[u8; 32]) -> Option<String>,
+    already_admitted: &dyn Fn(&[u8; 32]) -> Option<(String, bool)>,
     now: SystemTime,
 ) -> Result<Vec<String>, BatchError> {
     let Candidate {
@@ -369,18 +408,20 @@ pub fn validate(
     let mut tx_ids = Vec::with_capacity(envelopes.len());
     for (index, e) in envelopes.iter().enumerate() {
         let hash = envelope_hash(e);
-        let tx_id = match already_admitted(&hash) {
-            Some(tx) => tx,
+        let (tx_id, config_update) = match already_admitted(&hash) {
+            Some(known) => known,
             None => {
-                admit(config, e, now)
-                    .map_err(|rejection| BatchError::BadEnvelope {
-                        number,
-                        index,
-                        rejection,
-                    })?
-                    .tx_id
+                let a = admit(config, e, now).map_err(|rejection| BatchError::BadEnvelope {
+                    number,
+                    index,
+                    rejection,
+                })?;
+                (a.tx_id, a.config_update)
             }
         };
+        if config_update && envelopes.len() > 1 {
+            return Err(BatchError::ConfigNotAlone { number });
+        }
         if chain.ordered_tx_ids.contains(&tx_id) || !seen.insert(tx_id.clone()) {
             return Err(BatchError::DuplicateTxId {
                 number,
@@ -470,6 +511,7 @@ mod tests {
             let admitted = Admitted {
                 tx_id: tx.into(),
                 hash: envelope_hash(&bytes),
+                config_update: false,
             };
             pool.insert(bytes, admitted, t0)
         };

@@ -167,7 +167,7 @@ pub struct Chain {
     /// SHA-256 of every envelope already in blocks (an identical envelope broadcast again is
     /// acknowledged, not ordered twice).
     pub envelope_hashes: HashSet<[u8; 32]>,
-    /// Number of the last config block.
+    /// Number of the last config block (0, the genesis block, or the last config update).
     pub last_config: u64,
 }
 
@@ -202,6 +202,9 @@ impl Chain {
         if header.number == 0 {
             self.last_config = 0;
         } else {
+            if medledger_channel::update::is_config_block(b) {
+                self.last_config = header.number;
+            }
             for tx in block_tx_ids(b) {
                 self.tx_ids.insert(tx);
             }
@@ -414,6 +417,36 @@ impl Node {
     /// Our consenter id.
     pub fn id(&self) -> u32 {
         self.me
+    }
+
+    /// The current channel configuration (from the last config block in the chain).
+    pub fn config(&self) -> &Arc<ChannelConfig> {
+        &self.config
+    }
+
+    /// After `b` joined the chain: if it is a config block, its configuration takes effect
+    /// (it was validated against the previous one by a quorum, this orderer included when it
+    /// decided it) and pending envelopes no longer admissible under it are dropped — a
+    /// second update proposed for the same sequence, say, or a creator whose certificate the
+    /// new CRL revokes.
+    fn after_append(&mut self, b: &Block, now: Now) {
+        if !medledger_channel::update::is_config_block(b) {
+            return;
+        }
+        let number = blk::number(b);
+        match ChannelConfig::from_config_block(b) {
+            Ok(next) => {
+                let config = Arc::new(next);
+                let dropped = self
+                    .pool
+                    .retain(|e| batch::admit(&config, e, now.wall).is_ok());
+                tracing::info!(target: "orderer::consensus", consenter = self.me, block = number, sequence = config.sequence(), dropped, "channel configuration updated");
+                self.config = config;
+            }
+            Err(e) => {
+                tracing::error!(target: "orderer::consensus", consenter = self.me, block = number, error = %e, "config block does not carry a valid configuration; keeping the previous one");
+            }
+        }
     }
 
     /// The chain as the node sees it.
@@ -710,6 +743,7 @@ impl Node {
                         break;
                     }
                     self.pool.remove_txs(tx_ids.iter().map(String::as_str));
+                    self.after_append(b, now);
                     self.stats.blocks_synced += 1;
                     appended += 1;
                     actions.push(Action::Commit {
@@ -852,7 +886,7 @@ impl Node {
                     data_hash: &header.data_hash,
                     envelopes: &body,
                 },
-                &|h| pool.tx_of(h).map(str::to_owned),
+                &|h| pool.tx_of(h).map(|(tx, config)| (tx.to_owned(), config)),
                 now.wall,
             )
             .map(|_| ())
@@ -1150,6 +1184,7 @@ impl Node {
             return;
         }
         self.pool.remove_txs(tx_ids.iter().map(String::as_str));
+        self.after_append(&block, now);
         self.stats.blocks_decided += 1;
         self.stats.envelopes_ordered += body.len() as u64;
         self.stats.rounds_total += u64::try_from(round).unwrap_or(0) + 1;

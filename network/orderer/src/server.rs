@@ -71,7 +71,8 @@ enum CoreEvent {
 
 /// State shared by the services and the core.
 struct Shared {
-    config: Arc<ChannelConfig>,
+    /// The current channel configuration (replaced when a config block is stored).
+    config: RwLock<Arc<ChannelConfig>>,
     store: RwLock<BlockStore>,
     height: watch::Sender<u64>,
     metrics: Metrics,
@@ -83,6 +84,13 @@ struct Shared {
 }
 
 impl Shared {
+    fn config(&self) -> Arc<ChannelConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn block(&self, number: u64) -> Result<Option<Block>> {
         match self.store.read() {
             Ok(s) => s.get(number),
@@ -203,8 +211,8 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
     let genesis = Block::decode(genesis_bytes.as_slice()).map_err(|_| Error::Config {
         reason: format!("{} is not a block", cfg.genesis_block.display()),
     })?;
-    let config = Arc::new(ChannelConfig::from_config_block(&genesis)?);
-    cfg.check_against(config.batch().batch_timeout_ms)?;
+    let genesis_config = ChannelConfig::from_config_block(&genesis)?;
+    cfg.check_against(genesis_config.batch().batch_timeout_ms)?;
     let signer = Arc::new(
         medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(|e| {
             Error::Config {
@@ -222,6 +230,15 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
             reason: "block 0 in the store is not this channel's genesis block".into(),
         });
     }
+    // The current configuration: the genesis block's, or the last config update's.
+    let config = Arc::new(if chain.last_config == 0 {
+        genesis_config
+    } else {
+        let block = store.get(chain.last_config)?.ok_or_else(|| Error::Store {
+            reason: format!("config block {} is missing", chain.last_config),
+        })?;
+        ChannelConfig::from_config_block(&block)?
+    });
     let mut wal = Wal::open(&cfg.data_dir.join("wal"))?;
     let records = wal.read(chain.next_number)?;
     if !records.is_empty() {
@@ -261,7 +278,7 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
     let orderer_metrics = Metrics::new();
     orderer_metrics.height.set(store.height() as i64);
     let shared = Arc::new(Shared {
-        config: config.clone(),
+        config: RwLock::new(config.clone()),
         store: RwLock::new(store),
         height: height_tx,
         metrics: orderer_metrics,
@@ -641,6 +658,20 @@ impl Core {
             store.append(block)?;
             store.height()
         };
+        if medledger_channel::update::is_config_block(block) {
+            match ChannelConfig::from_config_block(block) {
+                Ok(next) => {
+                    *self
+                        .shared
+                        .config
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+                }
+                Err(e) => {
+                    tracing::error!(target: "orderer", height, error = %e, "stored config block does not parse");
+                }
+            }
+        }
         self.shared.height.send_replace(height);
         let m = &self.shared.metrics;
         m.height.set(height as i64);
@@ -886,7 +917,7 @@ async fn deliver_one(
     env: &Envelope,
     tx: &mpsc::Sender<std::result::Result<DeliverResponse, Status>>,
 ) -> std::result::Result<(), Option<FabricStatus>> {
-    let seek = check_deliver_request(&shared.config, env).map_err(Some)?;
+    let seek = check_deliver_request(&shared.config(), env).map_err(Some)?;
     let mut height = shared.height.subscribe();
     let (start, stop) = resolve_seek(&seek, *height.borrow()).map_err(Some)?;
     let headers_only = seek.content_type == seek_info::SeekContentType::HeaderWithSig as i32;

@@ -1,7 +1,8 @@
 //! [`Committer`]: verifies and commits a channel's blocks, one at a time, and publishes what
 //! it committed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use medledger_channel::ChannelConfig;
 use medledger_channel::bft;
@@ -63,7 +64,10 @@ pub struct CommitSummary {
 pub struct Committer {
     channel: String,
     ledger: Arc<Ledger>,
-    config: Arc<ChannelConfig>,
+    /// The current configuration: replaced when a config block commits.
+    config: RwLock<Arc<ChannelConfig>>,
+    /// Number of the block that carries the current configuration.
+    last_config: AtomicU64,
     definitions: Arc<dyn ChaincodeDefinitions>,
     msp_id: String,
     events: broadcast::Sender<Arc<CommitEvent>>,
@@ -84,8 +88,9 @@ impl std::fmt::Debug for Committer {
 impl Committer {
     /// A committer over `ledger` for a peer of organization `msp_id`. An empty ledger is
     /// initialised with `genesis` (the channel's config block 0, committed unsigned as Fabric
-    /// joins a channel from its genesis block); otherwise the configuration is read from the
-    /// stored block 0 and `genesis`, if given, must be that block.
+    /// joins a channel from its genesis block); otherwise `genesis`, if given, must be the
+    /// stored block 0, and the configuration is read from the last config block (the
+    /// LAST_CONFIG metadata this committer wrote into the last block).
     ///
     /// # Errors
     /// [`Error::Genesis`] if the genesis block is missing, not a valid config block of the
@@ -101,7 +106,7 @@ impl Committer {
             channel: channel.clone(),
             reason,
         };
-        let config = if ledger.height() == 0 {
+        let (config, last_config) = if ledger.height() == 0 {
             let g = genesis.ok_or_else(|| genesis_err("the ledger is empty".into()))?;
             if block::number(g) != 0 {
                 return Err(genesis_err("block number is not 0".into()));
@@ -131,7 +136,7 @@ impl Committer {
                 ..update
             })?;
             info!(target: "peer::committer", channel = %channel, "genesis block committed");
-            config
+            (config, 0)
         } else {
             let stored = ledger
                 .block(0)?
@@ -141,14 +146,28 @@ impl Committer {
             {
                 return Err(genesis_err("differs from the ledger's block 0".into()));
             }
-            ChannelConfig::from_config_block(&stored).map_err(|e| genesis_err(e.to_string()))?
+            let last = ledger
+                .block(ledger.height() - 1)?
+                .map(|b| last_config_index(&b))
+                .unwrap_or(0);
+            let block = if last == 0 {
+                stored
+            } else {
+                ledger
+                    .block(last)?
+                    .ok_or_else(|| genesis_err(format!("config block {last} is missing")))?
+            };
+            let config = ChannelConfig::from_config_block(&block)
+                .map_err(|e| genesis_err(format!("config block {last}: {e}")))?;
+            (config, last)
         };
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (height, _) = watch::channel(ledger.height());
         Ok(Committer {
             channel,
             ledger,
-            config: Arc::new(config),
+            config: RwLock::new(Arc::new(config)),
+            last_config: AtomicU64::new(last_config),
             definitions,
             msp_id: msp_id.into(),
             events,
@@ -175,9 +194,12 @@ impl Committer {
         &self.ledger
     }
 
-    /// The channel configuration (from block 0).
-    pub fn config(&self) -> &Arc<ChannelConfig> {
-        &self.config
+    /// The current channel configuration (from the last committed config block).
+    pub fn config(&self) -> Arc<ChannelConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Commit events from now on.
@@ -226,14 +248,16 @@ impl Committer {
         if prev != info.current_hash.as_slice() {
             return Err(self.refuse(number, "previous_hash is not the hash of the last block"));
         }
-        bft::verify_block_signatures(&block, &self.channel, self.config.consenters())
+        let config = self.config();
+        bft::verify_block_signatures(&block, &self.channel, config.consenters())
             .map_err(|e| self.refuse(number, e.to_string()))?;
         let ctx = BlockContext {
-            config: &self.config,
+            config: &config,
             definitions: self.definitions.as_ref(),
             state: self.ledger.as_ref(),
             msp_id: &self.msp_id,
             previous_commit_hash: &info.commit_hash,
+            last_config: self.last_config.load(Ordering::Acquire),
         };
         let validated = validator::validate_block(block, &ctx, private)?;
         let block = Arc::new(validated.update.block.clone());
@@ -245,6 +269,14 @@ impl Committer {
             .map(|((_, key), v)| (key.clone(), v.as_ref().map(|v| v.value.clone())))
             .collect();
         self.ledger.commit(validated.update)?;
+        if let Some(next) = validated.config {
+            info!(target: "peer::committer", channel = %self.channel, block = number, sequence = next.sequence(), orgs = next.application_orgs().count(), "channel configuration updated");
+            *self
+                .config
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+            self.last_config.store(number, Ordering::Release);
+        }
         if !lifecycle_writes.is_empty() {
             self.definitions.lifecycle_committed(&lifecycle_writes);
         }
@@ -283,4 +315,15 @@ impl Committer {
             codes: validated.codes,
         })
     }
+}
+
+/// The LAST_CONFIG index in a block's metadata (0 if absent or undecodable).
+fn last_config_index(block: &Block) -> u64 {
+    block
+        .metadata
+        .as_ref()
+        .and_then(|m| m.metadata.get(BlockMetadataIndex::LastConfig as usize))
+        .and_then(|bytes| PbMetadata::decode(bytes.as_slice()).ok())
+        .and_then(|m| medledger_proto::common::LastConfig::decode(m.value.as_slice()).ok())
+        .map_or(0, |l| l.index)
 }

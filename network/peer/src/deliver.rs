@@ -60,18 +60,23 @@ impl From<Error> for GrpcStatus {
 #[derive(Clone, Debug)]
 pub struct DeliverChannel {
     ledger: Arc<Ledger>,
-    config: Arc<ChannelConfig>,
+    /// Its current configuration (requests are checked against the latest config block).
+    committer: Arc<Committer>,
     height: watch::Receiver<u64>,
 }
 
 impl DeliverChannel {
     /// The channel served by `committer`.
-    pub fn from_committer(committer: &Committer) -> Self {
+    pub fn from_committer(committer: &Arc<Committer>) -> Self {
         DeliverChannel {
             ledger: committer.ledger().clone(),
-            config: committer.config().clone(),
+            committer: committer.clone(),
             height: committer.height(),
         }
+    }
+
+    fn config(&self) -> Arc<ChannelConfig> {
+        self.committer.config()
     }
 }
 
@@ -115,7 +120,7 @@ impl DeliverService {
 
     /// Serves `channel` from now on.
     pub fn add_channel(&self, channel: DeliverChannel) {
-        let id = channel.config.channel_id().to_string();
+        let id = channel.committer.channel_id().to_owned();
         let mut channels = self
             .inner
             .channels
@@ -211,8 +216,8 @@ async fn handle(
             "timestamp outside the time window",
         ));
     }
-    let creator = channel
-        .config
+    let config = channel.config();
+    let creator = config
         .msps()
         .verify(
             &parsed.signature_header.creator,
@@ -221,7 +226,7 @@ async fn handle(
             now,
         )
         .map_err(|_| Refusal(Status::Forbidden, "creator or signature invalid"))?;
-    if !channel.config.evaluate("Readers", &[creator.signer()]) {
+    if !config.evaluate("Readers", &[creator.signer()]) {
         return Err(Refusal(
             Status::Forbidden,
             "creator does not satisfy Readers",
@@ -297,7 +302,7 @@ async fn handle(
 }
 
 fn channel_id(c: &DeliverChannel) -> String {
-    c.config.channel_id().to_string()
+    c.committer.channel_id().to_owned()
 }
 
 /// The filtered form of a committed block (Fabric's `FilteredBlock`): per transaction its

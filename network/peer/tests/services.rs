@@ -180,8 +180,9 @@ async fn operations_endpoint_serves_health_metrics_and_version() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(PeerMetrics::new());
     let peer = Peer::open(&net, dir.path(), "Org1MSP");
-    let committer = peer.committer;
-    let committer = committer.with_metrics(metrics.clone());
+    let committer = Arc::into_inner(peer.committer)
+        .expect("only reference")
+        .with_metrics(metrics.clone());
     let (t, _) = net.tx(&put("a"));
     let info = committer.ledger().info();
     let b = medledger_peer::testing::signed_block(

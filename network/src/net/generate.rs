@@ -287,67 +287,10 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
     };
     let mut tls_roots = orderer_org.ca.tls_root_cert().to_pem();
     for (index, org) in spec.organizations.iter().enumerate() {
-        let mut o = Org::new(dir, &org.name, &org.msp_id, &org.domain)?;
-        for node in &org.peers {
-            let home = nodes_dir.join(node_dir_name(Some(org), node));
-            o.issue(
-                Registration::new(node_dir_name(Some(org), node), NodeOu::Peer),
-                &home,
-                &tls_hosts(node),
-            )?;
-        }
-        let gateway = &org.peers[0];
-        let mut add =
-            |o: &mut Org, name: String, ou: NodeOu, role: &str, extra: &[(&str, &str)]| {
-                let enrollment_id = name.replace(':', "-");
-                let home = dir.join("identities").join(&enrollment_id);
-                let mut reg = Registration::new(enrollment_id, ou).with_attribute("ehr.role", role);
-                for (k, v) in extra {
-                    reg = reg.with_attribute(k, v);
-                }
-                o.issue(reg, &home, &[])?;
-                identities.identities.push(IdentityEntry {
-                    name,
-                    msp_id: org.msp_id.clone(),
-                    msp_dir: home.join("msp").strip_prefix(dir)?.to_path_buf(),
-                    role: role.to_owned(),
-                    gateway: gateway.endpoint(),
-                    gateway_host: gateway.host.clone(),
-                });
-                anyhow::Ok(())
-            };
-        for (suffix, ou, role) in DEMO_ROLES {
-            add(&mut o, format!("{}-{suffix}", org.name), ou, role, &[])?;
-        }
-        // A doctor allowed break-glass access.
-        add(
-            &mut o,
-            format!("{}-emergency", org.name),
-            NodeOu::Client,
-            "doctor",
-            &[("ehr.emergency", "true")],
-        )?;
-        if index == 0 {
-            for p in patients {
-                add(
-                    &mut o,
-                    format!("patient:{p}"),
-                    NodeOu::Client,
-                    "patient",
-                    &[("ehr.patient_id", p)],
-                )?;
-            }
-        }
-        tls_roots.push_str(&o.ca.tls_root_cert().to_pem());
-        let peers = org
-            .peers
-            .iter()
-            .map(|p| pb::Endpoint {
-                host: p.host.clone(),
-                port: u32::from(p.port),
-            })
-            .collect();
-        organizations.push(o.organization(&org.msp_id, peers)?);
+        let patients = if index == 0 { patients } else { &[] };
+        let (organization, tls_root) = generate_org(dir, org, patients, &mut identities)?;
+        tls_roots.push_str(&tls_root);
+        organizations.push(organization);
     }
     let batch = pb::BatchConfig {
         max_message_count: spec.batch.max_message_count,
@@ -394,6 +337,97 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
         };
         write_yaml(&home.join("orderer.yaml"), &cfg)?;
     }
+    for org in &spec.organizations {
+        write_peer_configs(dir, spec, org)?;
+    }
+    identities.save(dir)?;
+    write_connection_profile(dir, spec)?;
+    write_yaml(&dir.join("network.yaml"), spec)?;
+    Ok(nodes(dir, spec))
+}
+
+/// Generates one application organization into `dir`: its CA (and TLS CA), its peers'
+/// identities and TLS certificates, and demo identities (admin, doctor, lab technician, an
+/// emergency doctor, and `patients`), which are appended to `identities`. Returns its channel
+/// configuration entry and its TLS root certificate (PEM).
+///
+/// # Errors
+/// Certificates that cannot be issued, files that cannot be written.
+pub fn generate_org(
+    dir: &Path,
+    org: &OrgSpec,
+    patients: &[String],
+    identities: &mut Identities,
+) -> Result<(pb::Organization, String)> {
+    let nodes_dir = dir.join("nodes");
+    let mut o = Org::new(dir, &org.name, &org.msp_id, &org.domain)?;
+    for node in &org.peers {
+        let home = nodes_dir.join(node_dir_name(Some(org), node));
+        o.issue(
+            Registration::new(node_dir_name(Some(org), node), NodeOu::Peer),
+            &home,
+            &tls_hosts(node),
+        )?;
+    }
+    let gateway = &org.peers[0];
+    let mut add = |o: &mut Org, name: String, ou: NodeOu, role: &str, extra: &[(&str, &str)]| {
+        let enrollment_id = name.replace(':', "-");
+        let home = dir.join("identities").join(&enrollment_id);
+        let mut reg = Registration::new(enrollment_id, ou).with_attribute("ehr.role", role);
+        for (k, v) in extra {
+            reg = reg.with_attribute(k, v);
+        }
+        o.issue(reg, &home, &[])?;
+        identities.identities.push(IdentityEntry {
+            name,
+            msp_id: org.msp_id.clone(),
+            msp_dir: home.join("msp").strip_prefix(dir)?.to_path_buf(),
+            role: role.to_owned(),
+            gateway: gateway.endpoint(),
+            gateway_host: gateway.host.clone(),
+        });
+        anyhow::Ok(())
+    };
+    for (suffix, ou, role) in DEMO_ROLES {
+        add(&mut o, format!("{}-{suffix}", org.name), ou, role, &[])?;
+    }
+    // A doctor allowed break-glass access.
+    add(
+        &mut o,
+        format!("{}-emergency", org.name),
+        NodeOu::Client,
+        "doctor",
+        &[("ehr.emergency", "true")],
+    )?;
+    for p in patients {
+        add(
+            &mut o,
+            format!("patient:{p}"),
+            NodeOu::Client,
+            "patient",
+            &[("ehr.patient_id", p)],
+        )?;
+    }
+    let peers = org
+        .peers
+        .iter()
+        .map(|p| pb::Endpoint {
+            host: p.host.clone(),
+            port: u32::from(p.port),
+        })
+        .collect();
+    Ok((
+        o.organization(&org.msp_id, peers)?,
+        o.ca.tls_root_cert().to_pem(),
+    ))
+}
+
+/// Writes `peer.yaml` for each peer of `org`: joined to the channel from `genesis.block`,
+/// with the spec's chaincodes installed.
+///
+/// # Errors
+/// Files that cannot be written.
+pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Result<()> {
     // Installation, with the definition sequence 1 as the fallback until `up` commits it.
     let chaincodes: Vec<ChaincodeSection> = spec
         .chaincodes
@@ -410,38 +444,36 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
             }
         })
         .collect();
-    for org in &spec.organizations {
-        for node in &org.peers {
-            let name = node_dir_name(Some(org), node);
-            let cfg = PeerConfig {
-                name: name.clone(),
-                msp_id: org.msp_id.clone(),
-                msp_dir: PathBuf::from("msp"),
-                tls_cert: PathBuf::from("tls/server.crt"),
-                tls_key: PathBuf::from("tls/server.key"),
-                listen: node.bind(node.port),
-                external_endpoint: Some(node.endpoint()),
-                operations_listen: Some(node.bind(node.operations_port)),
-                data_dir: PathBuf::from("data"),
-                channels: vec![ChannelSection {
-                    genesis_block: PathBuf::from("../../genesis.block"),
-                }],
-                chaincodes: chaincodes.clone(),
-                sandbox: SandboxSection::default(),
-                gateway: GatewaySection::default(),
-            };
-            write_yaml(&nodes_dir.join(&name).join("peer.yaml"), &cfg)?;
-        }
+    for node in &org.peers {
+        let name = node_dir_name(Some(org), node);
+        let cfg = PeerConfig {
+            name: name.clone(),
+            msp_id: org.msp_id.clone(),
+            msp_dir: PathBuf::from("msp"),
+            tls_cert: PathBuf::from("tls/server.crt"),
+            tls_key: PathBuf::from("tls/server.key"),
+            listen: node.bind(node.port),
+            external_endpoint: Some(node.endpoint()),
+            operations_listen: Some(node.bind(node.operations_port)),
+            data_dir: PathBuf::from("data"),
+            channels: vec![ChannelSection {
+                genesis_block: PathBuf::from("../../genesis.block"),
+            }],
+            chaincodes: chaincodes.clone(),
+            sandbox: SandboxSection::default(),
+            gateway: GatewaySection::default(),
+        };
+        write_yaml(&dir.join("nodes").join(&name).join("peer.yaml"), &cfg)?;
     }
-    identities.save(dir)?;
-    write_connection_profile(dir, spec)?;
-    write_yaml(&dir.join("network.yaml"), spec)?;
-    Ok(nodes(dir, spec))
+    Ok(())
 }
 
-/// `connection.yaml`: Fabric's common connection profile (organizations, peers with
+/// Writes `connection.yaml`: Fabric's common connection profile (organizations, peers with
 /// `grpcs://` URLs and TLS CA files, orderers, the channel).
-fn write_connection_profile(dir: &Path, spec: &NetworkSpec) -> Result<()> {
+///
+/// # Errors
+/// Write failure.
+pub fn write_connection_profile(dir: &Path, spec: &NetworkSpec) -> Result<()> {
     use serde_json::json;
     let mut orgs = serde_json::Map::new();
     let mut peers = serde_json::Map::new();

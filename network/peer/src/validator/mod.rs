@@ -2,7 +2,8 @@
 //!
 //! 1. In parallel (rayon) for every transaction: [`tx::prevalidate`] — envelope, headers,
 //!    creator signature and tx_id, endorser-transaction structure, read-write set decoding,
-//!    endorsement signatures.
+//!    endorsement signatures; for a config update, its signatures against the current
+//!    configuration ([`medledger_channel::ChannelConfig::apply_update`]).
 //! 2. Sequentially, in block order, for each transaction that passed: duplicate tx_id (on the
 //!    ledger or earlier in the block) → `DUPLICATE_TXID`; endorsement policy with Fabric's
 //!    collection-level and key-level (state-based) overrides, and the lifecycle rules for
@@ -11,8 +12,8 @@
 //!    MVCC of every read and range query against committed state plus the block's earlier
 //!    valid writes → `MVCC_READ_CONFLICT` / `PHANTOM_READ_CONFLICT`; then its writes are
 //!    applied to the block-local [`state::Overlay`].
-//! 3. The result is a [`medledger_ledger::BlockUpdate`]: TRANSACTIONS_FILTER and COMMIT_HASH
-//!    metadata, tx index, final state, history, hashed and private state.
+//! 3. The result is a [`medledger_ledger::BlockUpdate`]: TRANSACTIONS_FILTER, COMMIT_HASH and
+//!    LAST_CONFIG metadata (the committer's own, not the orderer's), tx index, final state, history, hashed and private state.
 //!
 //! Nothing here does I/O besides reading state through the trait; the committer around it
 //! verifies orderer signatures and writes the update.
@@ -62,6 +63,8 @@ pub struct BlockContext<'a> {
     pub msp_id: &'a str,
     /// Commit hash of the previous block (empty before the first).
     pub previous_commit_hash: &'a [u8],
+    /// Number of the last config block before this block (0: the genesis block).
+    pub last_config: u64,
 }
 
 /// A validated block: codes per transaction and the update to commit.
@@ -72,8 +75,11 @@ pub struct ValidatedBlock {
     /// Authenticated tx id of each transaction (`None` where the creator's signature over it
     /// did not verify or the envelope did not parse).
     pub tx_ids: Vec<Option<String>>,
-    /// What to commit; `update.block` has TRANSACTIONS_FILTER and COMMIT_HASH set.
+    /// What to commit; `update.block` has TRANSACTIONS_FILTER, COMMIT_HASH and LAST_CONFIG
+    /// set.
     pub update: BlockUpdate,
+    /// The channel configuration from this block on, if the block is a valid config update.
+    pub config: Option<ChannelConfig>,
 }
 
 /// Validates `block` (whose orderer signatures the caller verified) and computes its update.
@@ -101,6 +107,8 @@ pub fn validate_block(
     let mut tx_ids = Vec::with_capacity(pre.len());
     let mut update = BlockUpdate::default();
     let mut seen_ids: HashSet<String> = HashSet::new();
+    let mut new_config = None;
+    let alone = entries.len() == 1;
     for (i, p) in pre.into_iter().enumerate() {
         let tx_num = i as u64;
         let (code, tx_id) = match p {
@@ -111,6 +119,18 @@ pub fn validate_block(
             } => {
                 debug!(target: "peer::committer", block = number, tx_num, ?code, %reason, "transaction invalid");
                 (code, tx_id)
+            }
+            Prevalidated::Config { tx_id, config } => {
+                let code = if !alone {
+                    debug!(target: "peer::committer", block = number, tx_num, "config update not alone in its block");
+                    TxValidationCode::InvalidConfigTransaction
+                } else if overlay.tx_exists(&tx_id)? {
+                    TxValidationCode::DuplicateTxid
+                } else {
+                    new_config = Some(*config);
+                    TxValidationCode::Valid
+                };
+                (code, Some(tx_id))
             }
             Prevalidated::Endorser(tx) => {
                 let code = if overlay.tx_exists(&tx.tx_id)? || seen_ids.contains(&tx.tx_id) {
@@ -156,12 +176,27 @@ pub fn validate_block(
         }
         .encode_to_vec(),
     );
+    let last_config = if new_config.is_some() {
+        number
+    } else {
+        ctx.last_config
+    };
+    block::set_metadata_bytes(
+        &mut block,
+        BlockMetadataIndex::LastConfig,
+        PbMetadata {
+            value: medledger_proto::common::LastConfig { index: last_config }.encode_to_vec(),
+            signatures: Vec::new(),
+        }
+        .encode_to_vec(),
+    );
     update.block = block;
     update.commit_hash = commit_hash;
     Ok(ValidatedBlock {
         codes,
         tx_ids,
         update,
+        config: new_config,
     })
 }
 

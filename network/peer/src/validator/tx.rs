@@ -70,6 +70,14 @@ pub enum Prevalidated {
     },
     /// Passed; state checks follow.
     Endorser(Box<EndorserTx>),
+    /// A configuration update whose signatures satisfy the policy it needs under the current
+    /// configuration; valid if it is alone in its block and its tx_id is new.
+    Config {
+        /// Authenticated tx id.
+        tx_id: String,
+        /// The configuration it leads to.
+        config: Box<ChannelConfig>,
+    },
 }
 
 fn invalid(code: TxValidationCode, tx_id: Option<&str>, reason: impl Into<String>) -> Prevalidated {
@@ -81,7 +89,8 @@ fn invalid(code: TxValidationCode, tx_id: Option<&str>, reason: impl Into<String
 }
 
 /// Checks one block entry: envelope and headers (Fabric's `msgvalidation`), creator signature
-/// and tx_id, a single endorser action with a proposal hash that matches its headers, the
+/// and tx_id; for a `CONFIG_UPDATE`, the channel's `Writers` policy and
+/// [`ChannelConfig::apply_update`]; for an endorser transaction, a single endorser action with a proposal hash that matches its headers, the
 /// decodable read-write set, and every endorsement signature. Identities are validated at the
 /// transaction's channel-header timestamp, so that every peer, and every replay, reaches the
 /// same verdict (Fabric reaches determinism by ignoring expiry at commit instead; the orderer
@@ -113,14 +122,31 @@ pub fn prevalidate(entry: &[u8], config: &ChannelConfig) -> Prevalidated {
         Ok(c) => c,
         Err(e) => return invalid(e.code, None, e.reason),
     };
+    let creator = checked.creator;
     let parsed = checked.parsed;
     let tx_id = parsed.channel_header.tx_id.clone();
     let id = Some(tx_id.as_str());
+    if parsed.header_type() == Some(HeaderType::ConfigUpdate) {
+        if !config.evaluate("Writers", &[creator.signer()]) {
+            return invalid(
+                C::InvalidConfigTransaction,
+                id,
+                "the submitter does not satisfy the channel Writers policy",
+            );
+        }
+        return match config.apply_update(&parsed.payload.data, at) {
+            Ok(next) => Prevalidated::Config {
+                tx_id,
+                config: Box::new(next),
+            },
+            Err(e) => invalid(e.validation_code(), id, e.to_string()),
+        };
+    }
     if parsed.header_type() != Some(HeaderType::EndorserTransaction) {
         return invalid(
             C::UnknownTxType,
             id,
-            "only endorser transactions are committed",
+            "only endorser transactions and config updates are committed",
         );
     }
     let Ok(tx) = Transaction::decode(parsed.payload.data.as_slice()) else {

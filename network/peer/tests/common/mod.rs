@@ -96,7 +96,7 @@ impl Net {
 
 /// A peer: ledger + committer.
 pub struct Peer {
-    pub committer: Committer,
+    pub committer: Arc<Committer>,
     pub defs: Arc<InMemoryDefinitions>,
 }
 
@@ -111,7 +111,10 @@ impl Peer {
             msp_id,
         )
         .unwrap();
-        Peer { committer, defs }
+        Peer {
+            committer: Arc::new(committer),
+            defs,
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
