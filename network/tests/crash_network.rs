@@ -111,15 +111,7 @@ async fn kill_an_orderer_and_a_peer_mid_import() {
     assert_eq!(heights[0], heights[1], "peers did not converge");
     drop(admin);
     medledger(&["network", "down"], &dir);
-    let info = |node: &str| {
-        medledger_ledger::Ledger::open(
-            &dir.join("nodes").join(node).join("data/ledgers/ehr"),
-            "ehr",
-            &medledger_ledger::LedgerConfig::default(),
-        )
-        .unwrap()
-        .info()
-    };
+    let info = |node: &str| common::open_ledger(&dir, node).info();
     assert_eq!(info("peer0.org1"), info("peer0.org2"));
     medledger(&["network", "down", "--purge"], &dir);
     drop(net);

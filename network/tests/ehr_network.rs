@@ -156,15 +156,7 @@ async fn import_read_consent_audit_on_a_real_network() {
     // Both peers agree: stop the network, open both ledgers, compare.
     drop((doctor, org2, patient));
     medledger(&["network", "down"], &dir, &bundles);
-    let open = |name: &str| {
-        medledger_ledger::Ledger::open(
-            &dir.join("nodes").join(name).join("data/ledgers/ehr"),
-            "ehr",
-            &medledger_ledger::LedgerConfig::default(),
-        )
-        .unwrap()
-        .info()
-    };
+    let open = |name: &str| common::open_ledger(&dir, name).info();
     let (a, b) = (open("peer0.org1"), open("peer0.org2"));
     assert!(a.height > 3);
     assert_eq!(a, b, "the peers' chains and commit hashes differ");
@@ -172,18 +164,8 @@ async fn import_read_consent_audit_on_a_real_network() {
     // No PHI on the shared ledger, in the lab's private store, or in any log: the blocks
     // (every peer has them) hold no resource's bytes; Org2's peer holds no Org1 PHI;
     // node logs mention no resource.
-    let org2 = medledger_ledger::Ledger::open(
-        &dir.join("nodes/peer0.org2/data/ledgers/ehr"),
-        "ehr",
-        &medledger_ledger::LedgerConfig::default(),
-    )
-    .unwrap();
-    let org1 = medledger_ledger::Ledger::open(
-        &dir.join("nodes/peer0.org1/data/ledgers/ehr"),
-        "ehr",
-        &medledger_ledger::LedgerConfig::default(),
-    )
-    .unwrap();
+    let org2 = common::open_ledger(&dir, "peer0.org2");
+    let org1 = common::open_ledger(&dir, "peer0.org1");
     let blocks: Vec<Vec<u8>> = (0..b.height)
         .map(|n| prost::Message::encode_to_vec(&org2.block(n).unwrap().unwrap()))
         .collect();

@@ -194,14 +194,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     //    in the lab's store, or in any log.
     drop((org2, patient, er, admin));
     medledger(&["network", "down"], &dir, &bundles);
-    let open = |node: &str| {
-        medledger_ledger::Ledger::open(
-            &dir.join("nodes").join(node).join("data/ledgers/ehr"),
-            "ehr",
-            &medledger_ledger::LedgerConfig::default(),
-        )
-        .unwrap()
-    };
+    let open = |node: &str| common::open_ledger(&dir, node);
     let (org1_ledger, org2_ledger) = (open("peer0.org1"), open("peer0.org2"));
     let key = |r: &str| {
         let id: ehr_chaincode::ids::RecordId = r.parse().unwrap();

@@ -97,6 +97,15 @@ pub fn metadata(block: &Block, index: BlockMetadataIndex) -> Result<Metadata, pr
     Metadata::decode(bytes)
 }
 
+/// The LAST_CONFIG index of a block: the number of the config block whose configuration
+/// applies to it (0, the genesis block, when absent or undecodable).
+pub fn last_config_index(block: &Block) -> u64 {
+    metadata(block, BlockMetadataIndex::LastConfig)
+        .ok()
+        .and_then(|m| medledger_proto::common::LastConfig::decode(m.value.as_slice()).ok())
+        .map_or(0, |l| l.index)
+}
+
 /// Raw bytes of the metadata slot at `index` (TRANSACTIONS_FILTER holds raw codes, not a
 /// `Metadata`); empty if absent.
 pub fn metadata_bytes(block: &Block, index: BlockMetadataIndex) -> &[u8] {

@@ -334,6 +334,10 @@ pub enum BatchError {
     },
 }
 
+/// What this orderer knows of envelope bytes it admitted: the tx_id, and whether it is a
+/// config update.
+pub type KnownEnvelope = (String, bool);
+
 /// What a batch is checked against: the chain so far.
 #[derive(Debug)]
 pub struct ChainView<'a> {
@@ -369,7 +373,7 @@ pub fn validate(
     config: &ChannelConfig,
     chain: &ChainView<'_>,
     candidate: &Candidate<'_>,
-    already_admitted: &dyn Fn(&[u8; 32]) -> Option<(String, bool)>,
+    already_admitted: &dyn Fn(&[u8; 32]) -> Option<KnownEnvelope>,
     now: SystemTime,
 ) -> Result<Vec<String>, BatchError> {
     let Candidate {

@@ -1161,6 +1161,12 @@ impl Node {
             return;
         }
         let mut block = blk::new_block(height, &header.previous_hash, body.to_vec());
+        // A config block points at itself, as Fabric's.
+        let last_config = if medledger_channel::update::is_config_block(&block) {
+            height
+        } else {
+            self.chain.last_config
+        };
         blk::set_metadata_bytes(
             &mut block,
             BlockMetadataIndex::Signatures,
@@ -1170,10 +1176,7 @@ impl Node {
             &mut block,
             BlockMetadataIndex::LastConfig,
             Metadata {
-                value: LastConfig {
-                    index: self.chain.last_config,
-                }
-                .encode_to_vec(),
+                value: LastConfig { index: last_config }.encode_to_vec(),
                 signatures: Vec::new(),
             }
             .encode_to_vec(),

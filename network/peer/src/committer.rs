@@ -72,6 +72,8 @@ pub struct Committer {
     msp_id: String,
     events: broadcast::Sender<Arc<CommitEvent>>,
     height: watch::Sender<u64>,
+    /// Sequence of the current configuration.
+    config_sequence: watch::Sender<u64>,
     metrics: Option<Arc<PeerMetrics>>,
     commit_lock: Mutex<()>,
 }
@@ -148,7 +150,7 @@ impl Committer {
             }
             let last = ledger
                 .block(ledger.height() - 1)?
-                .map(|b| last_config_index(&b))
+                .map(|b| block::last_config_index(&b))
                 .unwrap_or(0);
             let block = if last == 0 {
                 stored
@@ -163,6 +165,7 @@ impl Committer {
         };
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (height, _) = watch::channel(ledger.height());
+        let (config_sequence, _) = watch::channel(config.sequence());
         Ok(Committer {
             channel,
             ledger,
@@ -172,6 +175,7 @@ impl Committer {
             msp_id: msp_id.into(),
             events,
             height,
+            config_sequence,
             metrics: None,
             commit_lock: Mutex::new(()),
         })
@@ -205,6 +209,12 @@ impl Committer {
     /// Commit events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommitEvent>> {
         self.events.subscribe()
+    }
+
+    /// The sequence of the current channel configuration, updated when a config block
+    /// commits.
+    pub fn config_sequence(&self) -> watch::Receiver<u64> {
+        self.config_sequence.subscribe()
     }
 
     /// The ledger height, updated after every commit (what Deliver waits on).
@@ -276,6 +286,7 @@ impl Committer {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
             self.last_config.store(number, Ordering::Release);
+            self.config_sequence.send_replace(self.config().sequence());
         }
         if !lifecycle_writes.is_empty() {
             self.definitions.lifecycle_committed(&lifecycle_writes);
@@ -315,15 +326,4 @@ impl Committer {
             codes: validated.codes,
         })
     }
-}
-
-/// The LAST_CONFIG index in a block's metadata (0 if absent or undecodable).
-fn last_config_index(block: &Block) -> u64 {
-    block
-        .metadata
-        .as_ref()
-        .and_then(|m| m.metadata.get(BlockMetadataIndex::LastConfig as usize))
-        .and_then(|bytes| PbMetadata::decode(bytes.as_slice()).ok())
-        .and_then(|m| medledger_proto::common::LastConfig::decode(m.value.as_slice()).ok())
-        .map_or(0, |l| l.index)
 }

@@ -52,6 +52,7 @@ fn latency_histogram() -> Histogram {
 /// | `ledger_blocks_committed_total` | counter | channel | blocks |
 /// | `ledger_transaction_count_total` | counter | channel, validation_code | transactions |
 /// | `ledger_blockchain_height` | gauge | channel | blocks |
+/// | `peer_channel_config_sequence` | gauge | channel | config sequence the peer's services run with |
 /// | `endorser_proposal_duration_seconds` | histogram | channel | seconds |
 /// | `chaincode_execute_duration_seconds` | histogram | chaincode | seconds |
 #[derive(Debug)]
@@ -60,6 +61,7 @@ pub struct PeerMetrics {
     blocks: Family<ChannelLabels, Counter>,
     txs: Family<TxLabels, Counter>,
     height: Family<ChannelLabels, Gauge>,
+    config_sequence: Family<ChannelLabels, Gauge>,
     endorsement: Family<ChannelLabels, Histogram, fn() -> Histogram>,
     chaincode: Family<ChaincodeLabels, Histogram, fn() -> Histogram>,
 }
@@ -77,6 +79,7 @@ impl PeerMetrics {
         let blocks = Family::<ChannelLabels, Counter>::default();
         let txs = Family::<TxLabels, Counter>::default();
         let height = Family::<ChannelLabels, Gauge>::default();
+        let config_sequence = Family::<ChannelLabels, Gauge>::default();
         let endorsement =
             Family::<ChannelLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 latency_histogram,
@@ -101,6 +104,11 @@ impl PeerMetrics {
             height.clone(),
         );
         registry.register(
+            "peer_channel_config_sequence",
+            "Sequence of the channel configuration the peer's services were started with",
+            config_sequence.clone(),
+        );
+        registry.register(
             "endorser_proposal_duration_seconds",
             "Time to endorse a proposal",
             endorsement.clone(),
@@ -115,6 +123,7 @@ impl PeerMetrics {
             blocks,
             txs,
             height,
+            config_sequence,
             endorsement,
             chaincode,
         }
@@ -144,6 +153,15 @@ impl PeerMetrics {
                 channel: channel.to_owned(),
             })
             .set(i64::try_from(height).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the sequence of the channel configuration the peer's services run with.
+    pub fn set_config_sequence(&self, channel: &str, sequence: u64) {
+        self.config_sequence
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .set(i64::try_from(sequence).unwrap_or(i64::MAX));
     }
 
     /// Records the duration of one endorsement, seconds.

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod msp;
 pub mod network;
 pub mod orderer;
+pub mod org;
 pub mod peer;
 
 use clap::{Parser, Subcommand};
@@ -63,6 +64,10 @@ pub enum Command {
     /// commit it, query it, check who approved it (Fabric's `peer lifecycle chaincode`).
     #[command(subcommand)]
     Lifecycle(lifecycle::LifecycleCommand),
+    /// Channel organizations: add one by a configuration update signed by a majority of the
+    /// existing organizations' admins (Fabric's channel config update).
+    #[command(subcommand)]
+    Org(org::OrgCommand),
 }
 
 /// Sets up `tracing` output on stderr.
@@ -101,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => runtime.block_on(bench(a)),
         Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
         Command::Peer(cmd) => runtime.block_on(peer::run(cmd)),
+        Command::Org(cmd) => runtime.block_on(org::run(cmd)),
     }
 }
 

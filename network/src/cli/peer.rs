@@ -31,21 +31,19 @@ pub async fn run(cmd: PeerCommand) -> Result<()> {
         PeerCommand::Start(a) => {
             let cfg = PeerConfig::load(&a.config)
                 .with_context(|| format!("loading {}", a.config.display()))?;
-            let running = medledger_peer::node::start(&cfg)
-                .await
-                .context("starting the peer")?;
             println!(
-                "peer {} ({}) listening on {}{}",
+                "peer {} ({}) starting on {}{}",
                 cfg.name,
                 cfg.msp_id,
-                running.local_addr(),
-                running
-                    .operations_addr()
+                cfg.listen,
+                cfg.operations_listen
+                    .as_ref()
                     .map(|a| format!(", operations on {a}"))
                     .unwrap_or_default()
             );
-            running.run_until(super::orderer::shutdown_signal()).await;
-            Ok(())
+            medledger_peer::node::run(&cfg, super::orderer::shutdown_signal())
+                .await
+                .context("running the peer")
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod generate;
 pub mod lifecycle;
+pub mod org;
 pub mod process;
 pub mod spec;
 

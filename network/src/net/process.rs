@@ -106,17 +106,25 @@ pub fn healthy(node: &GeneratedNode) -> bool {
 /// The block height a node reports in `/metrics` (`orderer_height`, or the peer's
 /// `ledger_blockchain_height` of `channel`).
 pub fn height(node: &GeneratedNode, channel: &str) -> Option<u64> {
-    let (_, body) = http_get(&node.operations, "/metrics").ok()?;
-    let wanted = if node.orderer {
-        "orderer_height".to_owned()
+    if node.orderer {
+        gauge(node, "orderer_height")
     } else {
-        format!("ledger_blockchain_height{{channel=\"{channel}\"}}")
-    };
+        gauge(
+            node,
+            &format!("ledger_blockchain_height{{channel=\"{channel}\"}}"),
+        )
+    }
+}
+
+/// The value of one series (name with labels, as printed, e.g.
+/// `peer_channel_config_sequence{channel="ehr"}`) in a node's `/metrics`.
+pub fn gauge(node: &GeneratedNode, series: &str) -> Option<u64> {
+    let (_, body) = http_get(&node.operations, "/metrics").ok()?;
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;
-            (name == wanted).then(|| value.parse::<f64>().ok())?
+            (name == series).then(|| value.parse::<f64>().ok())?
         })
         .map(|v| v as u64)
 }

@@ -169,3 +169,13 @@ pub fn up_dev_network(tmp: &Path, bundles: usize) -> (PathBuf, PathBuf, Network)
     );
     (dir, bundle_dir, net)
 }
+
+/// Opens the `ehr` channel ledger of a stopped peer of the network in `dir`.
+pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
+    medledger_ledger::Ledger::open(
+        &dir.join("nodes").join(node).join("data/ledgers/ehr"),
+        "ehr",
+        &medledger_ledger::LedgerConfig::default(),
+    )
+    .unwrap()
+}

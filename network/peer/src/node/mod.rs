@@ -221,6 +221,79 @@ impl RunningPeer {
         signal.await;
         self.stop().await;
     }
+
+    /// Resolves once a joined channel's configuration changed since the peer started (a
+    /// config block committed). The peer's TLS client roots, gateway discovery, private-data
+    /// peers and lifecycle policy come from the configuration it started with, so it should
+    /// then be restarted: [`run`] does that.
+    pub async fn config_changed(&self) {
+        let watches = self.committers.iter().map(|c| {
+            let mut rx = c.config_sequence();
+            let started = *rx.borrow_and_update();
+            Box::pin(async move {
+                if rx.wait_for(|s| *s != started).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+        });
+        let watches: Vec<_> = watches.collect();
+        if watches.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        futures::future::select_all(watches).await;
+    }
+}
+
+/// How long a restart waits for the stopped instance's last tasks (a commit in progress, a
+/// client's stream) to release the ledgers.
+const RESTART_GRACE: Duration = Duration::from_secs(30);
+
+/// [`start`] again after a stop: a task of the stopped instance that still finishes a
+/// commit or serves a client's stream keeps a ledger's RocksDB lock for a moment, so a
+/// refused start is retried until [`RESTART_GRACE`] passes.
+async fn restart_after_stop(cfg: &PeerConfig) -> Result<RunningPeer> {
+    let deadline = std::time::Instant::now() + RESTART_GRACE;
+    loop {
+        match start(cfg).await {
+            Ok(p) => return Ok(p),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(target: "peer", error = %e, "restart: retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs a peer until `signal` resolves: [`start`], and whenever a channel's configuration
+/// changes (an organization joined, a CRL changed), stop and start again in-process so
+/// every service runs with the new configuration (Fabric's peer applies a config block to
+/// its TLS roots, discovery and policies as it commits it). Clients see the peer
+/// unavailable for the moment of the restart.
+///
+/// # Errors
+/// [`start`]'s errors, at the first start or a restart.
+pub async fn run(cfg: &PeerConfig, signal: impl std::future::Future<Output = ()>) -> Result<()> {
+    tokio::pin!(signal);
+    let mut restart = false;
+    loop {
+        let peer = if restart {
+            restart_after_stop(cfg).await?
+        } else {
+            start(cfg).await?
+        };
+        restart = true;
+        tokio::select! {
+            () = &mut signal => {
+                peer.stop().await;
+                return Ok(());
+            }
+            () = peer.config_changed() => {
+                info!(target: "peer", name = %cfg.name, "channel configuration changed; restarting the peer's services");
+                peer.stop().await;
+            }
+        }
+    }
 }
 
 /// One joined channel while starting.
@@ -258,7 +331,8 @@ fn join_channel(
         cfg.msp_id.clone(),
     )?
     .with_metrics(metrics.clone());
-    let config = committer.config().clone();
+    let config = committer.config();
+    metrics.set_config_sequence(&channel, config.sequence());
     Ok(Joined {
         committer: Arc::new(committer),
         config,
@@ -279,13 +353,25 @@ fn channel_gateway(
             .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
             .domain_name(host.to_owned())
     };
+    let lazy_with =
+        |host: &str, port: u32, tls: ClientTlsConfig| -> Result<tonic::transport::Channel> {
+            Ok(Endpoint::from_shared(format!("https://{host}:{port}"))
+                .and_then(|e| e.tls_config(tls))
+                .map_err(|e| config_err(format!("endpoint {host}:{port}: {e}")))?
+                .connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true)
+                .connect_lazy())
+        };
     let lazy = |host: &str, port: u32| -> Result<tonic::transport::Channel> {
-        Ok(Endpoint::from_shared(format!("https://{host}:{port}"))
-            .and_then(|e| e.tls_config(client_tls(host)))
-            .map_err(|e| config_err(format!("endpoint {host}:{port}: {e}")))?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .connect_lazy())
+        lazy_with(host, port, client_tls(host))
+    };
+    // Orderers authorize Broadcast by the envelope's signature (Writers), not by a client
+    // certificate, which their fixed TLS client roots might not know (see `pull.rs`).
+    let lazy_no_cert = |host: &str, port: u32| -> Result<tonic::transport::Channel> {
+        let no_cert = ClientTlsConfig::new()
+            .ca_certificate(TlsCertificate::from_pem(&tls.roots_pem))
+            .domain_name(host.to_owned());
+        lazy_with(host, port, no_cert)
     };
     let own = GatewayPeer {
         msp_id: cfg.msp_id.clone(),
@@ -315,7 +401,7 @@ fn channel_gateway(
         .map(|c| {
             Ok(OrdererEndpoint {
                 address: format!("{}:{}", c.host, c.port),
-                channel: lazy(&c.host, u32::from(c.port))?,
+                channel: lazy_no_cert(&c.host, u32::from(c.port))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

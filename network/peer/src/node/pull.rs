@@ -15,7 +15,7 @@ use medledger_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use medledger_proto::orderer::deliver_response::Type as DeliverType;
 use prost::Message;
 use tokio::sync::watch;
-use tonic::transport::{Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate as TlsCertificate, ClientTlsConfig, Endpoint};
 use tracing::{debug, info, warn};
 
 use crate::committer::Committer;
@@ -117,9 +117,12 @@ impl BlockPuller {
     }
 
     async fn pull_from(&self, host: &str, port: u16) -> Result<(), String> {
+        // No client certificate: the orderer authorizes Deliver by the signed request
+        // (channel Readers policy), and an orderer's TLS client roots are those of the
+        // configuration it started with, which a peer of an organization that joined later
+        // is not under.
         let tls = ClientTlsConfig::new()
             .ca_certificate(TlsCertificate::from_pem(&self.tls.roots_pem))
-            .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
             .domain_name(host.to_owned());
         let channel = Endpoint::from_shared(format!("https://{host}:{port}"))
             .map_err(|e| e.to_string())?

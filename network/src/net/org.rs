@@ -1,0 +1,342 @@
+//! `medledger org add`: an organization joins a running network's channel.
+//!
+//! 1. The new organization's CA is created and issues its peers' and demo identities (as
+//!    `network up` does for the first organizations).
+//! 2. The channel's current configuration is read from an orderer (the newest block's
+//!    LAST_CONFIG, then that config block).
+//! 3. A configuration update adding the organization's MSP and peers (sequence + 1) is signed
+//!    by the chosen admins (Fabric's `ConfigSignature`s) and broadcast to the orderers, who
+//!    admit it only if the signatures satisfy the channel's `Admins` policy (`MAJORITY Admins`).
+//! 4. Once every peer of the network has committed the config block, the network directory
+//!    records the organization (network.yaml, identities.yaml, connection.yaml,
+//!    tls-roots.pem), and its peers start, pull the chain from the orderers and catch up.
+//!
+//! If the update is refused, the material generated in step 1 is removed again and nothing
+//! about the network changes.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use medledger_channel::ChannelConfig;
+use medledger_channel::update;
+use medledger_msp::identity::SigningIdentity;
+use medledger_orderer::client::{OrdererClient, seek_envelope};
+use medledger_proto::common::{Block, Status};
+use medledger_proto::orderer::deliver_response;
+
+use super::generate::{self, GeneratedNode, Identities};
+use super::process;
+use super::spec::{NetworkSpec, OrgSpec};
+
+/// What `org add` did.
+#[derive(Debug, Clone)]
+pub struct AddReport {
+    /// The config block that added the organization.
+    pub config_block: u64,
+    /// The channel configuration's new sequence.
+    pub sequence: u64,
+    /// The new organization's peers (started unless `--no-start`).
+    pub peers: Vec<GeneratedNode>,
+}
+
+/// Loads the signing identity of demo identity `name` of the network in `dir`.
+///
+/// # Errors
+/// Unknown name, unreadable MSP folder.
+pub fn signing_identity(
+    dir: &Path,
+    identities: &Identities,
+    name: &str,
+) -> Result<SigningIdentity> {
+    let entry = identities.get(name).with_context(|| {
+        format!("no identity {name} in this network (see `medledger identities`)")
+    })?;
+    medledger_msp::folder::load_signing_identity(&dir.join(&entry.msp_dir), &entry.msp_id)
+        .with_context(|| format!("loading {name}'s MSP folder"))
+}
+
+/// A connected orderer of the network, with its node entry.
+async fn connect_orderer(dir: &Path, spec: &NetworkSpec) -> Result<(OrdererClient, GeneratedNode)> {
+    let roots = std::fs::read(dir.join("tls-roots.pem")).context("reading tls-roots.pem")?;
+    let nodes = generate::nodes(dir, spec);
+    let mut last_err = None;
+    for (node, o) in nodes
+        .iter()
+        .filter(|n| n.orderer)
+        .zip(&spec.orderer_org.orderers)
+    {
+        match OrdererClient::connect(&o.host, o.port, &roots).await {
+            Ok(c) => return Ok((c, node.clone())),
+            Err(e) => last_err = Some(format!("{}: {e}", node.name)),
+        }
+    }
+    bail!(
+        "no orderer reachable ({})",
+        last_err.unwrap_or_else(|| "none configured".into())
+    )
+}
+
+/// Block `number` of the channel, read from an orderer as `reader`.
+async fn fetch_block(
+    orderer: &mut OrdererClient,
+    reader: &SigningIdentity,
+    channel: &str,
+    number: u64,
+) -> Result<Block> {
+    let request = seek_envelope(reader, channel, number, number)?;
+    let mut stream = orderer.deliver(request).await?;
+    while let Some(msg) = stream.message().await? {
+        match msg.r#type {
+            Some(deliver_response::Type::Block(b)) => return Ok(b),
+            Some(deliver_response::Type::Status(s)) => {
+                bail!("the orderer refused to deliver block {number}: status {s}")
+            }
+            _ => {}
+        }
+    }
+    bail!("the orderer closed the stream before block {number}")
+}
+
+/// The channel's current configuration and the number of the block that carries it, read
+/// from an orderer: the newest block's LAST_CONFIG, then that block.
+///
+/// # Errors
+/// No orderer reachable, a refused Deliver, an unreadable config block.
+pub async fn current_config(
+    dir: &Path,
+    spec: &NetworkSpec,
+    reader: &SigningIdentity,
+) -> Result<(ChannelConfig, u64)> {
+    let (mut orderer, node) = connect_orderer(dir, spec).await?;
+    let height = process::height(&node, &spec.channel)
+        .with_context(|| format!("reading {}'s height", node.name))?;
+    let newest = fetch_block(
+        &mut orderer,
+        reader,
+        &spec.channel,
+        height.saturating_sub(1),
+    )
+    .await?;
+    let index = medledger_channel::block::last_config_index(&newest);
+    let block = if index == height.saturating_sub(1) {
+        newest
+    } else {
+        fetch_block(&mut orderer, reader, &spec.channel, index).await?
+    };
+    let config = ChannelConfig::from_config_block(&block)
+        .with_context(|| format!("reading the configuration in block {index}"))?;
+    Ok((config, index))
+}
+
+/// Signs a configuration update to `next` by `signers` and broadcasts it to an orderer,
+/// submitted by the first signer.
+///
+/// # Errors
+/// No signer; the orderer's refusal (`FORBIDDEN` when the signatures do not satisfy the
+/// policy, `BAD_REQUEST` otherwise) with its reason.
+pub async fn submit_update(
+    dir: &Path,
+    spec: &NetworkSpec,
+    next: &medledger_proto::medledger::channel::ChannelConfig,
+    signers: &[SigningIdentity],
+) -> Result<()> {
+    let Some(submitter) = signers.first() else {
+        bail!("a configuration update needs at least one admin's signature");
+    };
+    let bytes = update::update_bytes(next);
+    let signatures = signers
+        .iter()
+        .map(|s| update::sign_update(&bytes, s))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let envelope = update::update_envelope(
+        &spec.channel,
+        bytes,
+        signatures,
+        submitter,
+        SystemTime::now(),
+    )?;
+    let (mut orderer, node) = connect_orderer(dir, spec).await?;
+    let responses = orderer.broadcast(vec![envelope]).await?;
+    let Some(r) = responses.first() else {
+        bail!("{} sent no response", node.name);
+    };
+    if r.status != Status::Success as i32 {
+        let status = Status::try_from(r.status)
+            .map(|s| s.as_str_name().to_owned())
+            .unwrap_or_else(|_| r.status.to_string());
+        bail!(
+            "{} refused the configuration update: {status}: {}",
+            node.name,
+            r.info
+        );
+    }
+    Ok(())
+}
+
+/// Waits until every peer in `peers` runs with configuration sequence `sequence` (its
+/// `peer_channel_config_sequence` metric: the peer committed the config block and
+/// restarted its services with it).
+///
+/// # Errors
+/// `timeout` passed.
+pub fn wait_config_sequence(
+    peers: &[GeneratedNode],
+    channel: &str,
+    sequence: u64,
+    timeout: Duration,
+) -> Result<()> {
+    let series = format!("peer_channel_config_sequence{{channel=\"{channel}\"}}");
+    let deadline = Instant::now() + timeout;
+    for p in peers {
+        while process::gauge(p, &series) != Some(sequence) {
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not apply configuration sequence {sequence} within {timeout:?}",
+                    p.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
+/// Removes what [`generate::generate_org`] wrote for `org` (after a refused update).
+fn remove_org_material(dir: &Path, org: &OrgSpec, identities: &Identities) {
+    let _ = std::fs::remove_dir_all(dir.join("ca").join(&org.name));
+    for p in &org.peers {
+        let _ = std::fs::remove_dir_all(
+            dir.join("nodes")
+                .join(generate::node_dir_name(Some(org), p)),
+        );
+    }
+    for i in identities
+        .identities
+        .iter()
+        .filter(|i| i.msp_id == org.msp_id)
+    {
+        if let Some(home) = dir.join(&i.msp_dir).parent() {
+            let _ = std::fs::remove_dir_all(home);
+        }
+    }
+}
+
+/// Adds `org` to the network in `dir` (see the module docs): its configuration update is
+/// signed by the identities named in `signers` (default: every existing organization's
+/// `<org>-admin`). With `start`, its peers are started with `exe` and the call returns once
+/// they caught up with the channel.
+///
+/// # Errors
+/// A name, MSP id or port already in the network; an unknown signer; the orderers' refusal;
+/// peers that do not apply the update or do not start within `timeout`.
+pub async fn add(
+    dir: &Path,
+    org: OrgSpec,
+    signers: &[String],
+    exe: &Path,
+    start: bool,
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<AddReport> {
+    let (spec, nodes) = super::nodes_of(dir)?;
+    let mut next_spec = spec.clone();
+    next_spec.organizations.push(org.clone());
+    next_spec
+        .validate()
+        .with_context(|| format!("adding {} to the network", org.msp_id))?;
+    let mut identities = Identities::load(dir)?;
+    let signer_names: Vec<String> = if signers.is_empty() {
+        spec.organizations
+            .iter()
+            .map(|o| format!("{}-admin", o.name))
+            .collect()
+    } else {
+        signers.to_vec()
+    };
+    let signing = signer_names
+        .iter()
+        .map(|n| signing_identity(dir, &identities, n))
+        .collect::<Result<Vec<_>>>()?;
+    let (current, _) = current_config(dir, &spec, &signing[0]).await?;
+    progress(&format!(
+        "channel {} is at configuration sequence {} with {}",
+        spec.channel,
+        current.sequence(),
+        current.application_orgs().collect::<Vec<_>>().join(", ")
+    ));
+
+    progress(&format!(
+        "creating the CA of {} and issuing its identities",
+        org.msp_id
+    ));
+    let before = identities.identities.len();
+    let (organization, tls_root) = generate::generate_org(dir, &org, &[], &mut identities)?;
+    let mut next = current.to_proto().clone();
+    next.sequence += 1;
+    next.organizations.push(organization);
+    progress(&format!(
+        "submitting the configuration update (sequence {}) signed by {}",
+        next.sequence,
+        signer_names.join(", ")
+    ));
+    if let Err(e) = submit_update(dir, &spec, &next, &signing).await {
+        let added = Identities {
+            channel: identities.channel.clone(),
+            identities: identities.identities[before..].to_vec(),
+        };
+        remove_org_material(dir, &org, &added);
+        return Err(e);
+    }
+    let peers: Vec<GeneratedNode> = nodes.iter().filter(|n| !n.orderer).cloned().collect();
+    wait_config_sequence(&peers, &spec.channel, next.sequence, timeout)?;
+    let (updated, config_block) = current_config(dir, &spec, &signing[0]).await?;
+    progress(&format!(
+        "config block {config_block} committed: {} joined channel {} (sequence {})",
+        org.msp_id,
+        spec.channel,
+        updated.sequence()
+    ));
+
+    // Record the organization in the network directory.
+    identities.save(dir)?;
+    let mut roots = std::fs::read_to_string(dir.join("tls-roots.pem")).unwrap_or_default();
+    roots.push_str(&tls_root);
+    std::fs::write(dir.join("tls-roots.pem"), roots)?;
+    generate::write_peer_configs(dir, &next_spec, &org)?;
+    generate::write_connection_profile(dir, &next_spec)?;
+    std::fs::write(
+        dir.join("network.yaml"),
+        serde_yaml_ng::to_string(&next_spec)?,
+    )?;
+    let all = generate::nodes(dir, &next_spec);
+    let new_peers: Vec<GeneratedNode> = all
+        .iter()
+        .filter(|n| !nodes.iter().any(|old| old.name == n.name))
+        .cloned()
+        .collect();
+    if start {
+        let mut children = std::collections::HashMap::new();
+        for node in &new_peers {
+            let child = process::spawn(dir, exe, node)?;
+            progress(&format!("started {} (pid {})", node.name, child.id()));
+            children.insert(node.name.clone(), child);
+        }
+        process::wait_healthy(dir, &new_peers, &mut children, timeout, &mut progress)?;
+        // Caught up: it committed the config block, and restarted its services with it.
+        wait_config_sequence(&new_peers, &spec.channel, next.sequence, timeout)?;
+        process::wait_healthy(dir, &new_peers, &mut children, timeout, &mut progress)?;
+        for node in &new_peers {
+            progress(&format!(
+                "{} caught up (height {})",
+                node.name,
+                process::height(node, &spec.channel).unwrap_or(0)
+            ));
+        }
+    }
+    Ok(AddReport {
+        config_block,
+        sequence: next.sequence,
+        peers: new_peers,
+    })
+}
