@@ -3,7 +3,8 @@
 //! existing organizations' admins is refused by the orderers and changes nothing; one signed
 //! by a majority is ordered and committed; the new organization's peer starts, pulls the
 //! chain from the orderers, reaches the same height and commit hash as the others, keeps up
-//! with new blocks, and serves the new organization's identities through its gateway.
+//! with new blocks, and serves the new organization's identities through its gateway. An
+//! organization's new CRL, signed by its own admin, takes effect the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -144,6 +145,45 @@ async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up
         .unwrap();
     assert_eq!(value, b"1");
     drop(org3_client);
+
+    // A CRL travels the same way: Org2 revokes its lab technician and publishes the new CRL
+    // with its own admin's signature; every node then refuses that certificate.
+    let lab = connect_as(&dir, Some("org2-lab")).await.unwrap();
+    let kv = lab.gateway.network("ehr").contract("kv");
+    assert_eq!(
+        kv.evaluate_transaction("get", &["after-join"])
+            .await
+            .unwrap(),
+        b"1"
+    );
+    let crl = medledger(
+        &["org", "update-crl", "--org", "org2", "--revoke", "org2-lab"],
+        &dir,
+    );
+    assert!(crl.contains("configuration sequence 2"), "{crl}");
+    drop(lab);
+    let lab = connect_as(&dir, Some("org2-lab")).await.unwrap();
+    let refused = lab
+        .gateway
+        .network("ehr")
+        .contract("kv")
+        .evaluate_transaction("get", &["after-join"])
+        .await
+        .expect_err("a revoked identity was served");
+    assert!(format!("{refused:?}").contains("revoked"), "{refused:?}");
+    let doctor = connect_as(&dir, Some("org2-doctor")).await.unwrap();
+    assert_eq!(
+        doctor
+            .gateway
+            .network("ehr")
+            .contract("kv")
+            .evaluate_transaction("get", &["after-join"])
+            .await
+            .unwrap(),
+        b"1"
+    );
+    drop((lab, doctor));
+    settle(&dir).await;
 
     // The same chain everywhere, and Org3's replays from the genesis block through the config
     // block.

@@ -16,6 +16,33 @@ pub enum OrgCommand {
     /// configuration update adding its MSP signed by existing organizations' admins, and
     /// start its peers, which pull the chain from the orderers.
     Add(AddArgs),
+    /// Publish an organization's CRL on the channel (after revoking identities at its CA):
+    /// a configuration update signed by the organization's own admin.
+    UpdateCrl(UpdateCrlArgs),
+}
+
+/// `org update-crl`.
+#[derive(Debug, Args)]
+pub struct UpdateCrlArgs {
+    /// The organization (its short name in the network, e.g. `org2`).
+    #[arg(long)]
+    pub org: String,
+    /// Revoke this identity of the organization at its CA first (repeatable), e.g.
+    /// `--revoke org2-doctor`.
+    #[arg(long)]
+    pub revoke: Vec<String>,
+    /// RFC 5280 revocation reason.
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+    /// Admin identities that sign the update (default: the organization's `<org>-admin`).
+    #[arg(long = "sign-as")]
+    pub sign_as: Vec<String>,
+    /// Network directory.
+    #[command(flatten)]
+    pub dir: super::network::DirArgs,
+    /// Longest wait for every peer to apply the update, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// `org add`.
@@ -74,6 +101,27 @@ pub async fn run(cmd: OrgCommand) -> Result<()> {
             println!(
                 "its identities: medledger identities --dir {}",
                 dir.display()
+            );
+            Ok(())
+        }
+        OrgCommand::UpdateCrl(a) => {
+            let dir = net::default_dir(a.dir.dir);
+            let report = net::org::update_crl(
+                &dir,
+                &a.org,
+                &a.revoke,
+                &a.reason,
+                &a.sign_as,
+                Duration::from_secs(a.timeout),
+                |msg| println!("  {msg}"),
+            )
+            .await?;
+            println!(
+                "{}'s CRL is in effect on the channel from config block {} (configuration sequence {}); {} certificate(s) revoked now",
+                a.org,
+                report.config_block,
+                report.sequence,
+                report.revoked.len()
             );
             Ok(())
         }
