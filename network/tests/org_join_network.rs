@@ -3,7 +3,8 @@
 //! existing organizations' admins is refused by the orderers and changes nothing; one signed
 //! by a majority is ordered and committed; the new organization's peer starts, pulls the
 //! chain from the orderers, reaches the same height and commit hash as the others, keeps up
-//! with new blocks, and serves the new organization's identities through its gateway. An
+//! with new blocks, serves the new organization's identities through its gateway, and
+//! endorses once a chaincode definition approved by a majority of the three names it. An
 //! organization's new CRL, signed by its own admin, takes effect the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -145,6 +146,36 @@ async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up
         .unwrap();
     assert_eq!(value, b"1");
     drop(org3_client);
+
+    // Org3 endorses once a definition names it: kv sequence 2, endorsed by Org3 alone, approved
+    // by a majority of the three organizations (Org1 and Org3) and committed.
+    let def = [
+        "-n",
+        "kv",
+        "-v",
+        "1.0",
+        "--sequence",
+        "2",
+        "--signature-policy",
+        "OR('Org3MSP.peer')",
+    ];
+    for admin in ["org1-admin", "org3-admin"] {
+        let args: Vec<&str> = ["lifecycle", "approve"]
+            .into_iter()
+            .chain(def)
+            .chain(["--as", admin])
+            .collect();
+        medledger(&args, &dir);
+    }
+    let args: Vec<&str> = ["lifecycle", "commit"]
+        .into_iter()
+        .chain(def)
+        .chain(["--as", "org1-admin"])
+        .collect();
+    medledger(&args, &dir);
+    settle(&dir).await;
+    put(&dir, "endorsed-by-org3").await;
+    settle(&dir).await;
 
     // A CRL travels the same way: Org2 revokes its lab technician and publishes the new CRL
     // with its own admin's signature; every node then refuses that certificate.
