@@ -638,4 +638,107 @@ mod tests {
             Err(BatchError::BadEnvelope { index: 1, .. })
         ));
     }
+
+    #[test]
+    fn config_updates_need_the_admins_and_are_ordered_alone() {
+        use medledger_channel::testing::TestOrg;
+        use medledger_channel::update;
+        let mut ch = TestChannel::new("ehr", 2, 4);
+        let admins: Vec<_> = (0..2)
+            .map(|i| ch.orgs[i].identity(&format!("admin{i}"), NodeOu::Admin, &[]))
+            .collect();
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let mut next = ch.config.to_proto().clone();
+        next.sequence += 1;
+        next.organizations
+            .push(TestOrg::new("Org3MSP", "org3.example.com").organization());
+        let signed_by = |signers: &[&medledger_msp::identity::SigningIdentity]| {
+            let bytes = update::update_bytes(&next);
+            let sigs = signers
+                .iter()
+                .map(|s| update::sign_update(&bytes, s).unwrap())
+                .collect();
+            update::update_envelope("ehr", bytes, sigs, signers[0], now)
+                .unwrap()
+                .encode_to_vec()
+        };
+        let minority = signed_by(&[&admins[0]]);
+        assert_eq!(
+            admit(&ch.config, &minority, now).unwrap_err().status,
+            Status::Forbidden
+        );
+        let majority = signed_by(&[&admins[0], &admins[1]]);
+        let admitted = admit(&ch.config, &majority, now).unwrap();
+        assert!(admitted.config_update);
+
+        // Cut alone: the envelopes before it form a block, it forms the next, at once.
+        let tx = |i: u8| {
+            signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![i; 10])
+                .encode_to_vec()
+        };
+        let (a, b) = (tx(1), tx(2));
+        let t0 = Instant::now();
+        let mut pool = Pool::default();
+        for e in [&a, &majority, &b] {
+            let adm = admit(&ch.config, e, now).unwrap();
+            assert!(pool.insert(e.clone(), adm, t0));
+        }
+        let cfg = ch.config.batch();
+        assert_eq!(pool.time_to_cut(cfg, t0), Some(Duration::ZERO));
+        assert_eq!(pool.cut(cfg), vec![a.clone()]);
+        let a_tx = admit(&ch.config, &a, now).unwrap().tx_id;
+        pool.remove_txs([a_tx.as_str()]);
+        assert_eq!(pool.cut(cfg), vec![majority.clone()]);
+
+        // A proposal with the update among other envelopes is invalid; alone it is valid.
+        let ordered = HashSet::new();
+        let chain = ChainView {
+            next_number: 1,
+            last_hash: [0; 32],
+            ordered_tx_ids: &ordered,
+        };
+        let propose = |e: &[Vec<u8>]| {
+            let data = medledger_channel::block::data_hash(&BlockData { data: e.to_vec() });
+            validate(
+                &ch.config,
+                &chain,
+                &Candidate {
+                    number: 1,
+                    previous_hash: &[0; 32],
+                    data_hash: &data,
+                    envelopes: e,
+                },
+                &|_| None,
+                now,
+            )
+        };
+        assert!(matches!(
+            propose(&[b.clone(), majority.clone()]),
+            Err(BatchError::ConfigNotAlone { .. })
+        ));
+        assert_eq!(propose(&[majority.clone()]).unwrap().len(), 1);
+
+        // Once the update applied, the same update (stale sequence) is no longer admissible.
+        let applied = ch
+            .config
+            .apply_update(
+                &medledger_proto::common::Payload::decode(
+                    Envelope::decode(majority.as_slice())
+                        .unwrap()
+                        .payload
+                        .as_slice(),
+                )
+                .unwrap()
+                .data,
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            pool.retain(|e| admit(&applied, e, now).is_ok()),
+            1,
+            "the stale update is dropped"
+        );
+        assert_eq!(pool.len(), 1);
+    }
 }
