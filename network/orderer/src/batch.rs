@@ -717,7 +717,7 @@ mod tests {
             propose(&[b.clone(), majority.clone()]),
             Err(BatchError::ConfigNotAlone { .. })
         ));
-        assert_eq!(propose(&[majority.clone()]).unwrap().len(), 1);
+        assert_eq!(propose(std::slice::from_ref(&majority)).unwrap().len(), 1);
 
         // Once the update applied, the same update (stale sequence) is no longer admissible.
         let applied = ch
