@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use medledger_channel::ChannelConfig;
 use medledger_channel::tx::assemble_transaction;
 use medledger_endorser::Endorser;
@@ -174,6 +176,8 @@ pub struct GatewayService {
     commits: Arc<dyn CommitSource>,
     config: GatewayConfig,
     limiter: Arc<Semaphore>,
+    /// Rotates the orderers a submission tries first, spreading admission work.
+    next_orderer: Arc<AtomicUsize>,
 }
 
 struct ParsedProposal {
@@ -250,6 +254,18 @@ pub fn plan_endorsers(
     best
 }
 
+/// How long a submission waits for its first f + 1 orderers before sending to the others too.
+pub const SUBMIT_HEDGE_AFTER: Duration = Duration::from_secs(1);
+
+/// The orderers (indices into a channel's `n` orderers) a submission sends to first — `needed`
+/// of them, starting at `start` modulo `n` — and the others, in the order tried when the first
+/// ones do not all accept.
+fn submission_order(n: usize, needed: usize, start: usize) -> (Vec<usize>, Vec<usize>) {
+    let order: Vec<usize> = (0..n).map(|k| (start + k) % n.max(1)).collect();
+    let split = needed.min(n);
+    (order[..split].to_vec(), order[split..].to_vec())
+}
+
 impl GatewayService {
     /// A gateway for a peer of `local_msp`.
     pub fn new(
@@ -266,6 +282,7 @@ impl GatewayService {
             commits,
             limiter: Arc::new(Semaphore::new(config.concurrency_limit.max(1))),
             config,
+            next_orderer: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -451,10 +468,12 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         }
         let needed = ch.config.consenters().max_faulty() + 1;
         let timeout = self.config.submit_timeout;
-        let sends = ch.orderers.iter().map(|o| {
+        let send = |o: &OrdererEndpoint| {
             let env = envelope.clone();
+            let address = o.address.clone();
+            let channel = o.channel.clone();
             async move {
-                let mut client = AtomicBroadcastClient::new(o.channel.clone());
+                let mut client = AtomicBroadcastClient::new(channel);
                 let call = async {
                     let mut stream = client
                         .broadcast(tokio_stream::once(env))
@@ -466,7 +485,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
                         .ok_or_else(|| Status::unavailable("orderer closed the stream"))?
                 };
                 let detail = |message: String| ErrorDetail {
-                    address: o.address.clone(),
+                    address,
                     msp_id: String::new(),
                     message,
                 };
@@ -480,13 +499,47 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
                     Err(_) => Err(detail("submission timed out".into())),
                 }
             }
-        });
-        let results = join_all(sends).await;
-        let accepted = results.iter().filter(|r| r.is_ok()).count();
-        if accepted >= needed {
-            return Ok(Response::new(SubmitResponse {}));
+        };
+        // f + 1 orderers (ADR 0019): one of them is honest and forwards the envelope to every
+        // other orderer (ADR 0013). Another orderer for each one that refuses or fails, as soon
+        // as it does; all the others if the first ones have not answered within
+        // SUBMIT_HEDGE_AFTER (an orderer that hangs).
+        let start = self.next_orderer.fetch_add(1, Ordering::Relaxed);
+        let (first, rest) = submission_order(ch.orderers.len(), needed, start);
+        let mut in_flight: FuturesUnordered<_> =
+            first.iter().map(|&i| send(&ch.orderers[i])).collect();
+        let mut rest = rest.into_iter();
+        let hedge = tokio::time::sleep(SUBMIT_HEDGE_AFTER.min(timeout));
+        tokio::pin!(hedge);
+        let mut hedged = false;
+        let mut accepted = 0;
+        let mut details: Vec<ErrorDetail> = Vec::new();
+        loop {
+            let next = tokio::select! {
+                r = in_flight.next() => r,
+                () = &mut hedge, if !hedged => {
+                    hedged = true;
+                    None
+                }
+            };
+            match next {
+                Some(Ok(())) => accepted += 1,
+                Some(Err(d)) => {
+                    details.push(d);
+                    if let Some(i) = rest.next() {
+                        in_flight.push(send(&ch.orderers[i]));
+                    }
+                }
+                None if hedged && rest.len() > 0 => {
+                    in_flight.extend(rest.by_ref().map(|i| send(&ch.orderers[i])));
+                }
+                None if in_flight.is_empty() => break,
+                None => {}
+            }
+            if accepted >= needed {
+                return Ok(Response::new(SubmitResponse {}));
+            }
         }
-        let details: Vec<ErrorDetail> = results.into_iter().filter_map(Result::err).collect();
         Err(status_with_details(
             Code::Unavailable,
             &format!("{accepted} orderers accepted the transaction, {needed} needed"),
@@ -617,5 +670,19 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             }))
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::submission_order;
+
+    #[test]
+    fn submission_order_rotates_and_covers_every_orderer() {
+        assert_eq!(submission_order(4, 2, 0), (vec![0, 1], vec![2, 3]));
+        assert_eq!(submission_order(4, 2, 3), (vec![3, 0], vec![1, 2]));
+        assert_eq!(submission_order(4, 2, 9), (vec![1, 2], vec![3, 0]));
+        assert_eq!(submission_order(1, 2, 5), (vec![0], vec![]));
+        assert_eq!(submission_order(0, 1, 0), (vec![], vec![]));
     }
 }

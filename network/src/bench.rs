@@ -25,7 +25,7 @@ use ehr_chaincode::model::Purpose;
 use tokio::sync::Semaphore;
 
 use crate::ehr_client::bundle::{BundleResource, bundle_files, read_bundle};
-use crate::ehr_client::{ConsentGrant, EhrClient, ImportOptions, import};
+use crate::ehr_client::{ConsentGrant, EhrClient, ImportOptions, SubmitTimings, import};
 use crate::net::{self, client::connect_as, process};
 
 /// Which load.
@@ -73,6 +73,8 @@ pub struct BenchReport {
     pub latencies: Vec<Duration>,
     /// CPU seconds per committed transaction, per process (node name or `client`).
     pub cpu_per_tx: Vec<(String, f64)>,
+    /// Mean time of each step of a committed transaction (`create` only).
+    pub steps: Option<SubmitTimings>,
 }
 
 impl BenchReport {
@@ -112,6 +114,15 @@ impl std::fmt::Display for BenchReport {
             ms(self.percentile(99.0)),
             ms(self.latencies.last().copied().unwrap_or_default())
         )?;
+        if let Some(t) = &self.steps {
+            writeln!(
+                f,
+                "steps:      endorse {:.0} ms, submit {:.0} ms, commit wait {:.0} ms (means)",
+                ms(t.endorse),
+                ms(t.submit),
+                ms(t.commit)
+            )?;
+        }
         for (reason, n) in &self.failures {
             writeln!(f, "failure:    {n} × {reason}")?;
         }
@@ -323,6 +334,8 @@ async fn bench_create(opts: &BenchOptions) -> Result<BenchReport> {
         }
         if client.get_patient(&patient).await?.is_none() {
             client.register_patient(&patient, None).await?;
+            // Reserving is endorsed by every organization: wait until each peer has the patient.
+            settle(&opts.dir).await?;
         }
         let stored: std::collections::HashSet<String> = client
             .all_records(&patient)
@@ -349,18 +362,62 @@ async fn bench_create(opts: &BenchOptions) -> Result<BenchReport> {
     }
     let before = cpu_snapshot(&opts.dir)?;
     let c = client.clone();
+    let steps = Arc::new(std::sync::Mutex::new((SubmitTimings::default(), 0u32)));
+    let sum = steps.clone();
     let (latencies, failures, elapsed) =
         drive(ops, opts.concurrency, opts.rate, move |(patient, r)| {
             let c = c.clone();
             let custodian = custodian.clone();
+            let sum = sum.clone();
             async move {
-                c.create_record(&patient, &custodian, &r.bytes).await?;
+                let t = c
+                    .create_record(&patient, &custodian, &r.bytes)
+                    .await?
+                    .timings;
+                if let Ok(mut s) = sum.lock() {
+                    s.0.endorse += t.endorse;
+                    s.0.submit += t.submit;
+                    s.0.commit += t.commit;
+                    s.1 += 1;
+                }
                 Ok(())
             }
         })
         .await;
     let after = cpu_snapshot(&opts.dir)?;
-    Ok(report(opts, latencies, failures, elapsed, &before, &after))
+    let mut report = report(opts, latencies, failures, elapsed, &before, &after);
+    report.steps = steps
+        .lock()
+        .ok()
+        .filter(|s| s.1 > 0)
+        .map(|s| SubmitTimings {
+            endorse: s.0.endorse / s.1,
+            submit: s.0.submit / s.1,
+            commit: s.0.commit / s.1,
+        });
+    Ok(report)
+}
+
+/// Waits (up to 10 s) until every peer of the network in `dir` has committed as many blocks
+/// as the furthest one, read from their operations endpoints (`ledger_blockchain_height`).
+///
+/// # Errors
+/// The network's nodes cannot be read, or the peers do not converge in time.
+async fn settle(dir: &Path) -> Result<()> {
+    let (spec, nodes) = net::nodes_of(dir)?;
+    let peers: Vec<_> = nodes.iter().filter(|n| !n.orderer).collect();
+    for _ in 0..200 {
+        let heights: Vec<u64> = peers
+            .iter()
+            .map(|n| process::height(n, &spec.channel).unwrap_or(0))
+            .collect();
+        let top = heights.iter().copied().max().unwrap_or(0);
+        if heights.iter().all(|h| *h == top) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the peers did not reach the same height within 10 s")
 }
 
 fn report(
@@ -381,6 +438,7 @@ fn report(
         elapsed,
         latencies,
         cpu_per_tx: cpu_per_tx(before, after, committed),
+        steps: None,
     }
 }
 

@@ -112,7 +112,8 @@ impl ChaincodeExecutor for RuntimeExecutor {
 /// Where private data from simulation waits until its transaction commits (Fabric's
 /// transient store).
 pub trait TransientStore: Send + Sync {
-    /// Stores a transaction's private read-write set, simulated at ledger `height`.
+    /// Stores a transaction's private read-write set, simulated at ledger `height`. May block
+    /// (a durable store fsyncs): the endorser calls it on tokio's blocking pool.
     ///
     /// # Errors
     /// A message if it cannot be stored.
@@ -299,8 +300,8 @@ impl Endorser {
             };
         }
         let results = sim.finish();
-        if let Some(private) = &results.private
-            && let Err(e) = self.transient.persist(&checked.tx_id, height, private)
+        if let Some(private) = results.private
+            && let Err(e) = self.persist_private(&checked.tx_id, height, private).await
         {
             return error_response(500, format!("failed to store private data: {e}"));
         }
@@ -347,6 +348,23 @@ impl Endorser {
             }),
             interest: None,
         }
+    }
+
+    /// Stores a transaction's private read-write set in the transient store on tokio's
+    /// blocking pool: the store fsyncs (ADR 0018), and an fsync on a runtime worker would stall
+    /// every other task on it; concurrent endorsements off the workers also share one fsync
+    /// through RocksDB's group commit.
+    async fn persist_private(
+        &self,
+        tx_id: &str,
+        height: u64,
+        private: TxPvtReadWriteSet,
+    ) -> Result<(), String> {
+        let store = self.transient.clone();
+        let tx_id = tx_id.to_owned();
+        tokio::task::spawn_blocking(move || store.persist(&tx_id, height, &private))
+            .await
+            .unwrap_or_else(|e| Err(format!("transient store task failed: {e}")))
     }
 }
 

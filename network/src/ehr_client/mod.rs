@@ -19,7 +19,7 @@
 pub mod bundle;
 pub mod import;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ehr_chaincode::functions as f;
 use ehr_chaincode::ids::Grantee;
@@ -151,6 +151,19 @@ pub struct Committed {
     pub block: u64,
     /// The chaincode's response payload.
     pub payload: Vec<u8>,
+    /// How long each step took, as this client saw it.
+    pub timings: SubmitTimings,
+}
+
+/// Wall time of each step of a submitted transaction, as the client sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubmitTimings {
+    /// Signing the proposal and the gateway's `Endorse` (simulation, endorsements).
+    pub endorse: Duration,
+    /// The gateway's `Submit` (the orderers accepting the envelope).
+    pub submit: Duration,
+    /// The gateway's `CommitStatus` (block cut, ordered, validated and committed).
+    pub commit: Duration,
 }
 
 /// One page of a listing; `bookmark` is empty on the last page.
@@ -379,10 +392,18 @@ impl EhrClient {
         if let Some(org) = endorsing_org {
             builder = builder.with_endorsing_organizations(&[org]);
         }
+        let started = Instant::now();
         let tx = builder.build().map_err(err)?.endorse().await.map_err(err)?;
+        let endorsed = Instant::now();
         let payload = tx.result().to_vec();
         let commit = tx.submit().await.map_err(err)?;
+        let submitted = Instant::now();
         let (code, block) = commit.status().await.map_err(err)?;
+        let timings = SubmitTimings {
+            endorse: endorsed - started,
+            submit: submitted - endorsed,
+            commit: submitted.elapsed(),
+        };
         tracing::debug!(target: "ehr_client", function, tx_id = %commit.tx_id, block, ?code, "committed");
         if code != TxValidationCode::Valid {
             return Err(EhrClientError::Invalid {
@@ -396,6 +417,7 @@ impl EhrClient {
             tx_id: commit.tx_id,
             block,
             payload,
+            timings,
         })
     }
 
