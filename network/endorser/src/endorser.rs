@@ -351,7 +351,7 @@ impl Endorser {
     }
 
     /// Stores a transaction's private read-write set in the transient store on tokio's
-    /// blocking pool: the store fsyncs (ADR 0018), and an fsync on a runtime worker would stall
+    /// blocking pool: the store fsyncs (ADR 0025), and an fsync on a runtime worker would stall
     /// every other task on it; concurrent endorsements off the workers also share one fsync
     /// through RocksDB's group commit.
     async fn persist_private(
