@@ -168,20 +168,33 @@ impl RunningOrderer {
         }
     }
 
-    /// Waits until the orderer stops by itself (fatal error) or `signal` completes, then
-    /// stops it.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+    /// Waits until the orderer stops by itself (fatal error, or its core thread panicked) or
+    /// `signal` completes, then stops it. Returns `false` if it stopped by itself.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> bool {
         let shared = self.shared.clone();
         let halted = async move {
             while shared.healthy.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
-        tokio::select! {
-            () = signal => {}
-            () = halted => tracing::error!(target: "orderer", "orderer halted"),
-        }
+        let by_signal = tokio::select! {
+            () = signal => true,
+            () = halted => {
+                tracing::error!(target: "orderer", "orderer halted");
+                false
+            }
+        };
         self.stop().await;
+        by_signal
+    }
+}
+
+/// Marks the orderer unhealthy when dropped (at the end of the core thread, however it ends).
+struct HaltedOnExit(Arc<Shared>);
+
+impl Drop for HaltedOnExit {
+    fn drop(&mut self) {
+        self.0.healthy.store(false, Ordering::Relaxed);
     }
 }
 
@@ -398,6 +411,9 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
     let core = std::thread::Builder::new()
         .name(format!("orderer-core-{}", cfg.consenter_id))
         .spawn(move || {
+            // Unhealthy once the core ends, also by a panic (the guard drops while unwinding):
+            // the process must not go on answering gRPC without ordering.
+            let _halted_on_exit = HaltedOnExit(core_shared.clone());
             let mut core = Core {
                 node,
                 wal,
@@ -412,7 +428,6 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
             if let Err(e) = core.run(initial, core_rx) {
                 tracing::error!(target: "orderer", error = %e, "orderer core stopped");
             }
-            core_shared.healthy.store(false, Ordering::Relaxed);
         })
         .map_err(|e| Error::io("spawn", "orderer core thread", e))?;
     tracing::info!(target: "orderer", consenter = cfg.consenter_id, %addr, channel = %config.channel_id(), "orderer started");

@@ -100,8 +100,14 @@ pub async fn run(cmd: OrdererCommand) -> Result<()> {
                     .map(|a| format!(", operations on {a}"))
                     .unwrap_or_default()
             );
-            running.run_until(shutdown_signal()).await;
-            Ok(())
+            if running.run_until(shutdown_signal()).await {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "orderer {} halted (its consensus core stopped; see the log above)",
+                    cfg.consenter_id
+                )
+            }
         }
         OrdererCommand::Devnet(a) => {
             let ops = (!a.operations_ports.is_empty()).then_some(a.operations_ports.clone());
