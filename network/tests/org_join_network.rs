@@ -106,10 +106,24 @@ async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up
         !dir.join("ca/org3").exists(),
         "the refused org's CA was kept"
     );
+    assert!(
+        !dir.join("nodes/peer0.org3").exists(),
+        "the refused org's peer was kept"
+    );
     assert!(!medledger(&["identities"], &dir).contains("org3-admin"));
 
-    // A majority (both admins, the default): ordered, committed, Org3's peer catches up.
+    // A majority (both admins, the default): ordered, committed, Org3's peer catches up. An
+    // application keeps a block stream open at Org1's peer meanwhile: the peer's restart with
+    // the new configuration must not wait for it.
+    let watcher = connect_as(&dir, Some("org1-admin")).await.unwrap();
+    let open_stream = watcher
+        .gateway
+        .network("ehr")
+        .block_events(Some(0))
+        .await
+        .unwrap();
     let added = medledger(&["org", "add", "--config", org3.to_str().unwrap()], &dir);
+    drop((open_stream, watcher));
     assert!(added.contains("Org3MSP joined the channel"), "{added}");
     assert!(added.contains("peer0.org3 caught up"), "{added}");
     settle(&dir).await;
@@ -174,6 +188,21 @@ async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up
         .collect();
     medledger(&args, &dir);
     settle(&dir).await;
+    let committed = medledger(
+        &[
+            "lifecycle",
+            "querycommitted",
+            "--name",
+            "kv",
+            "--as",
+            "org2-admin",
+        ],
+        &dir,
+    );
+    assert!(
+        committed.contains("Sequence: 2") && committed.contains("Org3MSP.peer"),
+        "{committed}"
+    );
     put(&dir, "endorsed-by-org3").await;
     settle(&dir).await;
 

@@ -245,6 +245,7 @@ impl ChannelConfig {
             return Err(invalid("no application organizations"));
         }
         let mut seen = BTreeSet::new();
+        let mut roots_seen: BTreeMap<&[u8], &str> = BTreeMap::new();
         let mut msps = Vec::new();
         for org in proto
             .organizations
@@ -259,6 +260,23 @@ impl ChannelConfig {
             }
             medledger_proto::types::MspId::try_from(org.msp_id.as_str())
                 .map_err(|e| invalid(format!("msp_id: {e}")))?;
+            // A root (or TLS root) certificate belongs to one organization: shared, an
+            // identity or TLS certificate would be attributed to whichever comes first.
+            let own: BTreeSet<&[u8]> = org
+                .root_certs
+                .iter()
+                .chain(&org.intermediate_certs)
+                .chain(&org.tls_root_certs)
+                .map(Vec::as_slice)
+                .collect();
+            for der in own {
+                if let Some(other) = roots_seen.insert(der, org.msp_id.as_str()) {
+                    return Err(invalid(format!(
+                        "organizations {other} and {} share a root certificate",
+                        org.msp_id
+                    )));
+                }
+            }
             let msp = Msp::new(msp_config(org)).map_err(|source| ConfigError::Msp {
                 msp_id: org.msp_id.clone(),
                 source,

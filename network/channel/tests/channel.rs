@@ -65,6 +65,13 @@ fn invalid_configs_are_refused_with_the_field_named() {
         },
         "policy Readers",
     );
+    check(
+        &|p| {
+            let tls = p.organizations[1].tls_root_certs[0].clone();
+            p.organizations[0].tls_root_certs.push(tls);
+        },
+        "organizations Org1MSP and Org2MSP share a root certificate",
+    );
     check(&|p| p.consenters[1].id = p.consenters[0].id, "unique");
     check(
         &|p| p.consenters[0].msp_id = "Org1MSP".into(),

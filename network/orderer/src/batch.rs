@@ -45,6 +45,10 @@ fn reject(status: Status, reason: impl Into<String>) -> Rejection {
     }
 }
 
+/// How far a config update's channel-header timestamp may be from the orderer's clock
+/// (Fabric's default time window for signed requests, 15 minutes).
+pub const CONFIG_UPDATE_TIME_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 /// An envelope that passed admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -62,9 +66,11 @@ pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Checks one serialized envelope for ordering on `config`'s channel at time `now` (size,
-/// decoding, headers, tx_id, creator validity and signature, `Writers` policy; for a config
-/// update, [`ChannelConfig::apply_update`]). Duplicate tx_ids are the pool's and the ledger's
-/// check.
+/// decoding, headers, tx_id, creator validity and signature, `Writers` policy). A config
+/// update must also carry a timestamp within [`CONFIG_UPDATE_TIME_WINDOW`] of `now`, and pass
+/// the creator and `Writers` checks and [`ChannelConfig::apply_update`] at that timestamp,
+/// exactly as every peer's committer checks it. Duplicate tx_ids are the pool's and the
+/// ledger's check.
 ///
 /// # Errors
 /// A [`Rejection`] with `REQUEST_ENTITY_TOO_LARGE` (over `absolute_max_bytes`),
@@ -100,8 +106,36 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
     if config_update {
+        // Peers check a config update at its channel-header timestamp (deterministic), so
+        // the orderers check it there too — besides now, above — or the two could disagree
+        // about a configuration and split for good.
+        let at = checked
+            .parsed
+            .channel_header
+            .timestamp
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .ok_or_else(|| reject(Status::BadRequest, "config update without a timestamp"))?;
+        let skew = now.duration_since(at).unwrap_or_else(|e| e.duration());
+        if skew > CONFIG_UPDATE_TIME_WINDOW {
+            return Err(reject(
+                Status::BadRequest,
+                format!(
+                    "config update timestamp is {}s away from this orderer's clock (at most {}s)",
+                    skew.as_secs(),
+                    CONFIG_UPDATE_TIME_WINDOW.as_secs()
+                ),
+            ));
+        }
+        let at_timestamp = envelope::check(&env, config, at)
+            .map_err(|e| reject(Status::Forbidden, format!("at its timestamp: {e}")))?;
+        if !config.evaluate("Writers", &[at_timestamp.creator.signer()]) {
+            return Err(reject(
+                Status::Forbidden,
+                "at its timestamp, the creator does not satisfy the channel Writers policy",
+            ));
+        }
         config
-            .apply_update(&checked.parsed.payload.data, now)
+            .apply_update(&checked.parsed.payload.data, at)
             .map_err(|e| reject(e.status(), e.to_string()))?;
     }
     Ok(Admitted {
@@ -671,6 +705,22 @@ mod tests {
         let majority = signed_by(&[&admins[0], &admins[1]]);
         let admitted = admit(&ch.config, &majority, now).unwrap();
         assert!(admitted.config_update);
+        // Checked at its own timestamp, as peers check it: one far from this orderer's clock
+        // is refused.
+        let stale = {
+            let bytes = update::update_bytes(&next);
+            let sigs = [&admins[0], &admins[1]]
+                .iter()
+                .map(|s| update::sign_update(&bytes, s).unwrap())
+                .collect();
+            let an_hour_ago = now - Duration::from_secs(3600);
+            update::update_envelope("ehr", bytes, sigs, &admins[0], an_hour_ago)
+                .unwrap()
+                .encode_to_vec()
+        };
+        let refusal = admit(&ch.config, &stale, now).unwrap_err();
+        assert_eq!(refusal.status, Status::BadRequest);
+        assert!(refusal.reason.contains("timestamp"), "{refusal}");
 
         // Cut alone: the envelopes before it form a block, it forms the next, at once.
         let tx = |i: u8| {

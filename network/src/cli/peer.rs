@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use medledger_peer::node::RunOutcome;
 use medledger_peer::node::config::PeerConfig;
 
 /// Peer subcommands.
@@ -41,9 +42,23 @@ pub async fn run(cmd: PeerCommand) -> Result<()> {
                     .map(|a| format!(", operations on {a}"))
                     .unwrap_or_default()
             );
-            medledger_peer::node::run(&cfg, super::orderer::shutdown_signal())
+            match medledger_peer::node::run(&cfg, super::orderer::shutdown_signal())
                 .await
-                .context("running the peer")
+                .context("running the peer")?
+            {
+                RunOutcome::Stopped => Ok(()),
+                RunOutcome::ConfigChanged => {
+                    // Start afresh with the new configuration: the same executable and
+                    // arguments in this process (same pid, same log), nothing left over from
+                    // the previous instance (open streams, ledger locks).
+                    use std::os::unix::process::CommandExt;
+                    let exe = std::env::current_exe().context("locating the executable")?;
+                    let err = std::process::Command::new(exe)
+                        .args(std::env::args_os().skip(1))
+                        .exec();
+                    Err(anyhow::anyhow!("restarting the peer: {err}"))
+                }
+            }
         }
     }
 }

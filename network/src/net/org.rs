@@ -24,6 +24,7 @@ use medledger_msp::identity::SigningIdentity;
 use medledger_orderer::client::{OrdererClient, seek_envelope};
 use medledger_proto::common::{Block, Status};
 use medledger_proto::orderer::deliver_response;
+use prost::Message;
 
 use super::generate::{self, GeneratedNode, Identities};
 use super::process;
@@ -99,7 +100,8 @@ async fn fetch_block(
 }
 
 /// The channel's current configuration and the number of the block that carries it, read
-/// from an orderer: the newest block's LAST_CONFIG, then that block.
+/// from an orderer: the newest block's LAST_CONFIG, then that block, whose quorum of
+/// consenter signatures is verified (or which must be the local genesis block).
 ///
 /// # Errors
 /// No orderer reachable, a refused Deliver, an unreadable config block.
@@ -124,6 +126,36 @@ pub async fn current_config(
     } else {
         fetch_block(&mut orderer, reader, &spec.channel, index).await?
     };
+    // Trust no single orderer: a config block after the genesis block must carry a quorum of
+    // the consenters' signatures (the consenter set never changes, ADR 0018), and block 0 must
+    // be this network's own genesis block.
+    let genesis = Block::decode(
+        std::fs::read(dir.join("genesis.block"))
+            .context("reading genesis.block")?
+            .as_slice(),
+    )
+    .context("decoding genesis.block")?;
+    if index == 0 {
+        if block.header != genesis.header {
+            bail!(
+                "{} served a block 0 that is not this channel's genesis block",
+                node.name
+            );
+        }
+    } else {
+        let genesis_config = ChannelConfig::from_config_block(&genesis)?;
+        medledger_channel::bft::verify_block_signatures(
+            &block,
+            &spec.channel,
+            genesis_config.consenters(),
+        )
+        .with_context(|| {
+            format!(
+                "{}'s config block {index} is not signed by a quorum",
+                node.name
+            )
+        })?;
+    }
     let config = ChannelConfig::from_config_block(&block)
         .with_context(|| format!("reading the configuration in block {index}"))?;
     Ok((config, index))
@@ -165,13 +197,43 @@ pub async fn submit_update(
         let status = Status::try_from(r.status)
             .map(|s| s.as_str_name().to_owned())
             .unwrap_or_else(|_| r.status.to_string());
-        bail!(
+        return Err(Refused(format!(
             "{} refused the configuration update: {status}: {}",
-            node.name,
-            r.info
-        );
+            node.name, r.info
+        ))
+        .into());
     }
     Ok(())
+}
+
+/// An orderer's definite refusal of a configuration update (as opposed to a transport error,
+/// after which the update may still be ordered).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+/// Waits until the orderers' current configuration has `sequence`.
+///
+/// # Errors
+/// `timeout` passed, or the orderers cannot be read.
+async fn wait_ordered(
+    dir: &Path,
+    spec: &NetworkSpec,
+    reader: &SigningIdentity,
+    sequence: u64,
+    timeout: Duration,
+) -> Result<(ChannelConfig, u64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (config, block) = current_config(dir, spec, reader).await?;
+        if config.sequence() >= sequence {
+            return Ok((config, block));
+        }
+        if Instant::now() > deadline {
+            bail!("the configuration update was not ordered within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until every peer in `peers` runs with configuration sequence `sequence` (its
@@ -271,7 +333,20 @@ pub async fn add(
         org.msp_id
     ));
     let before = identities.identities.len();
-    let (organization, tls_root) = generate::generate_org(dir, &org, &[], &mut identities)?;
+    let cleanup = |identities: &Identities| {
+        let added = Identities {
+            channel: identities.channel.clone(),
+            identities: identities.identities[before..].to_vec(),
+        };
+        remove_org_material(dir, &org, &added);
+    };
+    let (organization, tls_root) = match generate::generate_org(dir, &org, &[], &mut identities) {
+        Ok(generated) => generated,
+        Err(e) => {
+            cleanup(&identities);
+            return Err(e);
+        }
+    };
     let mut next = current.to_proto().clone();
     next.sequence += 1;
     next.organizations.push(organization);
@@ -280,19 +355,32 @@ pub async fn add(
         next.sequence,
         signer_names.join(", ")
     ));
-    if let Err(e) = submit_update(dir, &spec, &next, &signing).await {
-        let added = Identities {
-            channel: identities.channel.clone(),
-            identities: identities.identities[before..].to_vec(),
-        };
-        remove_org_material(dir, &org, &added);
-        return Err(e);
+    match submit_update(dir, &spec, &next, &signing).await {
+        Ok(()) => {}
+        Err(e) if e.downcast_ref::<Refused>().is_some() => {
+            cleanup(&identities);
+            return Err(e);
+        }
+        Err(e) => {
+            return Err(e.context(format!(
+                "the update may still be ordered: {}'s material is kept in {}; check with `medledger network status`",
+                org.msp_id,
+                dir.join("ca").join(&org.name).display()
+            )));
+        }
     }
-    let peers: Vec<GeneratedNode> = nodes.iter().filter(|n| !n.orderer).cloned().collect();
-    wait_config_sequence(&peers, &spec.channel, next.sequence, timeout)?;
-    let (updated, config_block) = current_config(dir, &spec, &signing[0]).await?;
+    let (updated, config_block) =
+        wait_ordered(dir, &spec, &signing[0], next.sequence, timeout).await?;
+    if !updated.application_orgs().any(|m| m == org.msp_id) {
+        cleanup(&identities);
+        bail!(
+            "another configuration update was ordered first (sequence {}); {} did not join",
+            updated.sequence(),
+            org.msp_id
+        );
+    }
     progress(&format!(
-        "config block {config_block} committed: {} joined channel {} (sequence {})",
+        "config block {config_block} ordered: {} joined channel {} (sequence {})",
         org.msp_id,
         spec.channel,
         updated.sequence()
@@ -309,6 +397,10 @@ pub async fn add(
         dir.join("network.yaml"),
         serde_yaml_ng::to_string(&next_spec)?,
     )?;
+    // Every existing peer applies it (a peer that is down applies it when it comes back).
+    let peers: Vec<GeneratedNode> = nodes.iter().filter(|n| !n.orderer).cloned().collect();
+    wait_config_sequence(&peers, &spec.channel, next.sequence, timeout)
+        .context("the organization joined and is recorded; some peers have not applied it yet")?;
     let all = generate::nodes(dir, &next_spec);
     let new_peers: Vec<GeneratedNode> = all
         .iter()

@@ -171,6 +171,8 @@ pub struct RunningPeer {
     addr: SocketAddr,
     operations: Option<OperationsHandle>,
     committers: Vec<Arc<Committer>>,
+    /// Configuration sequence of each channel (as `committers`) the services were built with.
+    config_sequences: Vec<u64>,
     executor: Arc<RuntimeExecutor>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -206,8 +208,14 @@ impl RunningPeer {
     /// Stops serving, pulling and reconciling, stops chaincode processes, and waits.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
+        for mut t in self.tasks.drain(..) {
+            // The gRPC server's graceful shutdown waits for open streams (Deliver, chaincode
+            // events, a commit-status wait): bounded, then aborted.
+            if tokio::time::timeout(STOP_GRACE, &mut t).await.is_err() {
+                warn!(target: "peer", "a task did not stop within {STOP_GRACE:?}; aborting it");
+                t.abort();
+                let _ = t.await;
+            }
         }
         if let Some(ops) = self.operations.take() {
             ops.shutdown().await;
@@ -227,15 +235,18 @@ impl RunningPeer {
     /// peers and lifecycle policy come from the configuration it started with, so it should
     /// then be restarted: [`run`] does that.
     pub async fn config_changed(&self) {
-        let watches = self.committers.iter().map(|c| {
-            let mut rx = c.config_sequence();
-            let started = *rx.borrow_and_update();
-            Box::pin(async move {
-                if rx.wait_for(|s| *s != started).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })
-        });
+        let watches = self
+            .committers
+            .iter()
+            .zip(self.config_sequences.iter().copied())
+            .map(|(c, started)| {
+                let mut rx = c.config_sequence();
+                Box::pin(async move {
+                    if rx.wait_for(|s| *s != started).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+            });
         let watches: Vec<_> = watches.collect();
         if watches.is_empty() {
             std::future::pending::<()>().await;
@@ -244,54 +255,43 @@ impl RunningPeer {
     }
 }
 
-/// How long a restart waits for the stopped instance's last tasks (a commit in progress, a
-/// client's stream) to release the ledgers.
-const RESTART_GRACE: Duration = Duration::from_secs(30);
+/// How long [`RunningPeer::stop`] waits for each task (the gRPC server's graceful shutdown
+/// included) before aborting it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// [`start`] again after a stop: a task of the stopped instance that still finishes a
-/// commit or serves a client's stream keeps a ledger's RocksDB lock for a moment, so a
-/// refused start is retried until [`RESTART_GRACE`] passes.
-async fn restart_after_stop(cfg: &PeerConfig) -> Result<RunningPeer> {
-    let deadline = std::time::Instant::now() + RESTART_GRACE;
-    loop {
-        match start(cfg).await {
-            Ok(p) => return Ok(p),
-            Err(e) if std::time::Instant::now() < deadline => {
-                tracing::debug!(target: "peer", error = %e, "restart: retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The signal came; the peer stopped.
+    Stopped,
+    /// A channel's configuration changed (an organization joined, a CRL changed); the peer
+    /// stopped and should be started again so that every service runs with the new
+    /// configuration (`medledger peer start` re-executes itself).
+    ConfigChanged,
 }
 
-/// Runs a peer until `signal` resolves: [`start`], and whenever a channel's configuration
-/// changes (an organization joined, a CRL changed), stop and start again in-process so
-/// every service runs with the new configuration (Fabric's peer applies a config block to
-/// its TLS roots, discovery and policies as it commits it). Clients see the peer
-/// unavailable for the moment of the restart.
+/// Runs a peer until `signal` resolves or a joined channel's configuration changes, then
+/// stops it. TLS roots, gateway discovery, private-data peers and the lifecycle policy are
+/// built at start, so after [`RunOutcome::ConfigChanged`] the caller starts the peer again
+/// (Fabric's peer applies a config block to all of them as it commits it); clients see the
+/// peer unavailable for that moment.
 ///
 /// # Errors
-/// [`start`]'s errors, at the first start or a restart.
-pub async fn run(cfg: &PeerConfig, signal: impl std::future::Future<Output = ()>) -> Result<()> {
-    tokio::pin!(signal);
-    let mut restart = false;
-    loop {
-        let peer = if restart {
-            restart_after_stop(cfg).await?
-        } else {
-            start(cfg).await?
-        };
-        restart = true;
-        tokio::select! {
-            () = &mut signal => {
-                peer.stop().await;
-                return Ok(());
-            }
-            () = peer.config_changed() => {
-                info!(target: "peer", name = %cfg.name, "channel configuration changed; restarting the peer's services");
-                peer.stop().await;
-            }
+/// [`start`]'s errors.
+pub async fn run(
+    cfg: &PeerConfig,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<RunOutcome> {
+    let peer = start(cfg).await?;
+    tokio::select! {
+        () = signal => {
+            peer.stop().await;
+            Ok(RunOutcome::Stopped)
+        }
+        () = peer.config_changed() => {
+            info!(target: "peer", name = %cfg.name, "channel configuration changed; restarting the peer");
+            peer.stop().await;
+            Ok(RunOutcome::ConfigChanged)
         }
     }
 }
@@ -654,6 +654,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         addr,
         operations,
         committers: joined.iter().map(|j| j.committer.clone()).collect(),
+        config_sequences: joined.iter().map(|j| j.config.sequence()).collect(),
         executor,
         shutdown: shutdown_tx,
         tasks,
