@@ -335,7 +335,7 @@ async fn bench_create(opts: &BenchOptions) -> Result<BenchReport> {
         if client.get_patient(&patient).await?.is_none() {
             client.register_patient(&patient, None).await?;
             // Reserving is endorsed by every organization: wait until each peer has the patient.
-            settle(&opts.dir).await?;
+            net::settle(&opts.dir).await?;
         }
         let stored: std::collections::HashSet<String> = client
             .all_records(&patient)
@@ -396,28 +396,6 @@ async fn bench_create(opts: &BenchOptions) -> Result<BenchReport> {
             commit: s.0.commit / s.1,
         });
     Ok(report)
-}
-
-/// Waits (up to 10 s) until every peer of the network in `dir` has committed as many blocks
-/// as the furthest one, read from their operations endpoints (`ledger_blockchain_height`).
-///
-/// # Errors
-/// The network's nodes cannot be read, or the peers do not converge in time.
-async fn settle(dir: &Path) -> Result<()> {
-    let (spec, nodes) = net::nodes_of(dir)?;
-    let peers: Vec<_> = nodes.iter().filter(|n| !n.orderer).collect();
-    for _ in 0..200 {
-        let heights: Vec<u64> = peers
-            .iter()
-            .map(|n| process::height(n, &spec.channel).unwrap_or(0))
-            .collect();
-        let top = heights.iter().copied().max().unwrap_or(0);
-        if heights.iter().all(|h| *h == top) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the peers did not reach the same height within 10 s")
 }
 
 fn report(

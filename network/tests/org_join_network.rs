@@ -51,6 +51,21 @@ async fn put(dir: &std::path::Path, key: &str) {
     assert_eq!(commit.status().await.unwrap().0, TxValidationCode::Valid);
 }
 
+/// Evaluates kv `get(key)` as identity `who`, through its organization's gateway.
+async fn get_as(
+    dir: &std::path::Path,
+    who: &str,
+    key: &str,
+) -> Result<Vec<u8>, medledger_gateway::GatewayError> {
+    let client = connect_as(dir, Some(who)).await.unwrap();
+    client
+        .gateway
+        .network("ehr")
+        .contract("kv")
+        .evaluate_transaction("get", &[key])
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
@@ -150,16 +165,7 @@ async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up
         &dir,
     );
     assert!(committed.contains("Org3MSP: false"), "{committed}");
-    let org3_client = connect_as(&dir, Some("org3-lab")).await.unwrap();
-    let value = org3_client
-        .gateway
-        .network("ehr")
-        .contract("kv")
-        .evaluate_transaction("get", &["after-join"])
-        .await
-        .unwrap();
-    assert_eq!(value, b"1");
-    drop(org3_client);
+    assert_eq!(get_as(&dir, "org3-lab", "after-join").await.unwrap(), b"1");
 
     // Org3 endorses once a definition names it: kv sequence 2, endorsed by Org3 alone, approved
     // by a majority of the three organizations (Org1 and Org3) and committed.
@@ -208,41 +214,20 @@ async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up
 
     // A CRL travels the same way: Org2 revokes its lab technician and publishes the new CRL
     // with its own admin's signature; every node then refuses that certificate.
-    let lab = connect_as(&dir, Some("org2-lab")).await.unwrap();
-    let kv = lab.gateway.network("ehr").contract("kv");
-    assert_eq!(
-        kv.evaluate_transaction("get", &["after-join"])
-            .await
-            .unwrap(),
-        b"1"
-    );
+    assert_eq!(get_as(&dir, "org2-lab", "after-join").await.unwrap(), b"1");
     let crl = medledger(
         &["org", "update-crl", "--org", "org2", "--revoke", "org2-lab"],
         &dir,
     );
     assert!(crl.contains("configuration sequence 2"), "{crl}");
-    drop(lab);
-    let lab = connect_as(&dir, Some("org2-lab")).await.unwrap();
-    let refused = lab
-        .gateway
-        .network("ehr")
-        .contract("kv")
-        .evaluate_transaction("get", &["after-join"])
+    let refused = get_as(&dir, "org2-lab", "after-join")
         .await
         .expect_err("a revoked identity was served");
     assert!(format!("{refused:?}").contains("revoked"), "{refused:?}");
-    let doctor = connect_as(&dir, Some("org2-doctor")).await.unwrap();
     assert_eq!(
-        doctor
-            .gateway
-            .network("ehr")
-            .contract("kv")
-            .evaluate_transaction("get", &["after-join"])
-            .await
-            .unwrap(),
+        get_as(&dir, "org2-doctor", "after-join").await.unwrap(),
         b"1"
     );
-    drop((lab, doctor));
     settle(&dir).await;
 
     // The same chain everywhere, and Org3's replays from the genesis block through the config

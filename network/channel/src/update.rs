@@ -17,7 +17,6 @@
 //! default). The ordering service (orderer organizations and consenters) cannot be changed by
 //! a config update.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
 use medledger_msp::identity::SigningIdentity;
@@ -269,6 +268,7 @@ impl ChannelConfig {
         };
         if !satisfied {
             let mut orgs: Vec<&str> = signers.iter().map(|s| s.msp_id.as_str()).collect();
+            orgs.sort_unstable();
             orgs.dedup();
             return Err(UpdateError::Forbidden(format!(
                 "{} valid signature(s) (from {}) do not satisfy {required}",
@@ -283,12 +283,11 @@ impl ChannelConfig {
         ChannelConfig::from_proto(next).map_err(|e| UpdateError::InvalidConfig(e.to_string()))
     }
 
-    /// The distinct valid signers of an update under this configuration's MSPs; signatures
-    /// that do not verify, or by identities no MSP of the channel accepts, are ignored.
+    /// The valid signers of an update under this configuration's MSPs; signatures that do not
+    /// verify, or by identities no MSP of the channel accepts, are ignored. (Policies count an
+    /// identity once however often it signed.)
     fn update_signers(&self, env: &ConfigUpdateEnvelope, at: SystemTime) -> Vec<Signer> {
-        let mut seen = HashSet::new();
-        let mut signers: Vec<Signer> = env
-            .signatures
+        env.signatures
             .iter()
             .filter_map(|s| {
                 let header = SignatureHeader::decode(s.signature_header.as_slice()).ok()?;
@@ -299,10 +298,7 @@ impl ChannelConfig {
                     .ok()?;
                 Some(identity.signer())
             })
-            .filter(|s| seen.insert(s.id))
-            .collect();
-        signers.sort_by(|a, b| a.msp_id.cmp(&b.msp_id));
-        signers
+            .collect()
     }
 }
 

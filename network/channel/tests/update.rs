@@ -72,7 +72,7 @@ fn an_organization_joins_with_a_majority_of_admins() {
         .unwrap_err();
     assert!(matches!(e, UpdateError::Forbidden(_)), "{e}");
     assert_eq!(e.status(), Status::Forbidden);
-    // The same admin twice still counts once.
+    // The same admin twice is still one organization's approval.
     let e = ch
         .config
         .apply_update(&update_data(&next, &[&a[1], &a[1]]), now)

@@ -161,6 +161,8 @@ pub struct Pool {
     by_tx: HashMap<String, u64>,
     by_hash: HashMap<[u8; 32], u64>,
     bytes: usize,
+    /// How many pending envelopes are config updates (so cutting need not scan the pool).
+    config_updates: usize,
     next_seq: u64,
 }
 
@@ -173,6 +175,7 @@ impl Pool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += bytes.len();
+        self.config_updates += usize::from(admitted.config_update);
         self.by_tx.insert(admitted.tx_id.clone(), seq);
         self.by_hash.insert(admitted.hash, seq);
         self.by_seq.insert(
@@ -215,6 +218,7 @@ impl Pool {
             {
                 self.by_hash.remove(&p.hash);
                 self.bytes -= p.bytes.len();
+                self.config_updates -= usize::from(p.config_update);
             }
         }
     }
@@ -261,7 +265,7 @@ impl Pool {
         let oldest = self.oldest()?;
         if self.len() >= batch.max_message_count as usize
             || self.bytes >= batch.preferred_max_bytes as usize
-            || self.by_seq.values().any(|p| p.config_update)
+            || self.config_updates > 0
         {
             return Some(Duration::ZERO);
         }

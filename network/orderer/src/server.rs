@@ -674,18 +674,12 @@ impl Core {
             store.height()
         };
         if medledger_channel::update::is_config_block(block) {
-            match ChannelConfig::from_config_block(block) {
-                Ok(next) => {
-                    *self
-                        .shared
-                        .config
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
-                }
-                Err(e) => {
-                    tracing::error!(target: "orderer", height, error = %e, "stored config block does not parse");
-                }
-            }
+            // The node applied it when the block joined its chain (`Node::after_append`).
+            *self
+                .shared
+                .config
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = self.node.config().clone();
         }
         self.shared.height.send_replace(height);
         let m = &self.shared.metrics;

@@ -280,13 +280,14 @@ impl Committer {
             .collect();
         self.ledger.commit(validated.update)?;
         if let Some(next) = validated.config {
-            info!(target: "peer::committer", channel = %self.channel, block = number, sequence = next.sequence(), orgs = next.application_orgs().count(), "channel configuration updated");
+            let sequence = next.sequence();
+            info!(target: "peer::committer", channel = %self.channel, block = number, sequence, orgs = next.application_orgs().count(), "channel configuration updated");
             *self
                 .config
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
             self.last_config.store(number, Ordering::Release);
-            self.config_sequence.send_replace(self.config().sequence());
+            self.config_sequence.send_replace(sequence);
         }
         if !lifecycle_writes.is_empty() {
             self.definitions.lifecycle_committed(&lifecycle_writes);

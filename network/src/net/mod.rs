@@ -63,6 +63,30 @@ pub fn nodes_of(dir: &Path) -> Result<(NetworkSpec, Vec<GeneratedNode>)> {
     Ok((spec, nodes))
 }
 
+/// Waits (up to 10 s) until every peer of the network in `dir` has committed as many blocks
+/// as the furthest one (`ledger_blockchain_height` from their operations endpoints): a
+/// transaction one organization's gateway confirmed is then visible to reads and
+/// endorsements at every peer.
+///
+/// # Errors
+/// The network's nodes cannot be read, or the peers do not converge in time.
+pub async fn settle(dir: &Path) -> Result<()> {
+    let (spec, nodes) = nodes_of(dir)?;
+    let peers: Vec<_> = nodes.iter().filter(|n| !n.orderer).collect();
+    for _ in 0..200 {
+        let heights: Vec<u64> = peers
+            .iter()
+            .map(|n| process::height(n, &spec.channel).unwrap_or(0))
+            .collect();
+        let top = heights.iter().copied().max().unwrap_or(0);
+        if heights.iter().all(|h| *h == top) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the peers did not reach the same height within 10 s")
+}
+
 /// Patient ids (Patient.id) of the first `n` FHIR bundles under `bundles`, in file-name order.
 pub fn sample_patients(bundles: &Path, n: usize) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(bundles)

@@ -57,6 +57,32 @@ pub fn signing_identity(
         .with_context(|| format!("loading {name}'s MSP folder"))
 }
 
+/// The signing identities named in `names`, or by default the `<org>-admin` of each of
+/// `default_orgs`; returns the names used and the identities.
+///
+/// # Errors
+/// An unknown name, an unreadable MSP folder.
+fn load_signers<'a>(
+    dir: &Path,
+    identities: &Identities,
+    names: &[String],
+    default_orgs: impl Iterator<Item = &'a OrgSpec>,
+) -> Result<(Vec<String>, Vec<SigningIdentity>)> {
+    let names: Vec<String> = if names.is_empty() {
+        default_orgs.map(|o| format!("{}-admin", o.name)).collect()
+    } else {
+        names.to_vec()
+    };
+    if names.is_empty() {
+        bail!("a configuration update needs at least one admin's signature");
+    }
+    let signing = names
+        .iter()
+        .map(|n| signing_identity(dir, identities, n))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((names, signing))
+}
+
 /// A connected orderer of the network, with its node entry.
 async fn connect_orderer(dir: &Path, spec: &NetworkSpec) -> Result<(OrdererClient, GeneratedNode)> {
     let roots = std::fs::read(dir.join("tls-roots.pem")).context("reading tls-roots.pem")?;
@@ -308,18 +334,8 @@ pub async fn add(
         .validate()
         .with_context(|| format!("adding {} to the network", org.msp_id))?;
     let mut identities = Identities::load(dir)?;
-    let signer_names: Vec<String> = if signers.is_empty() {
-        spec.organizations
-            .iter()
-            .map(|o| format!("{}-admin", o.name))
-            .collect()
-    } else {
-        signers.to_vec()
-    };
-    let signing = signer_names
-        .iter()
-        .map(|n| signing_identity(dir, &identities, n))
-        .collect::<Result<Vec<_>>>()?;
+    let (signer_names, signing) =
+        load_signers(dir, &identities, signers, spec.organizations.iter())?;
     let (current, _) = current_config(dir, &spec, &signing[0]).await?;
     progress(&format!(
         "channel {} is at configuration sequence {} with {}",
@@ -493,15 +509,7 @@ pub async fn update_crl(
         revoked.extend(serials);
     }
     let crls = ca.msp_config()?.crls;
-    let signer_names: Vec<String> = if signers.is_empty() {
-        vec![format!("{}-admin", org.name)]
-    } else {
-        signers.to_vec()
-    };
-    let signing = signer_names
-        .iter()
-        .map(|n| signing_identity(dir, &identities, n))
-        .collect::<Result<Vec<_>>>()?;
+    let (signer_names, signing) = load_signers(dir, &identities, signers, std::iter::once(org))?;
     let (current, _) = current_config(dir, &spec, &signing[0]).await?;
     let mut next = current.to_proto().clone();
     next.sequence += 1;

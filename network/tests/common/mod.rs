@@ -134,21 +134,7 @@ pub fn dev_spec_on_free_ports() -> String {
 /// as the furthest one: a transaction confirmed by one organization's gateway is then visible
 /// to reads and endorsements at every peer.
 pub async fn settle(dir: &Path) {
-    use medledger_network::net::{nodes_of, process};
-    let (spec, nodes) = nodes_of(dir).unwrap();
-    let peers: Vec<_> = nodes.iter().filter(|n| !n.orderer).collect();
-    for _ in 0..200 {
-        let heights: Vec<u64> = peers
-            .iter()
-            .map(|n| process::height(n, &spec.channel).unwrap_or(0))
-            .collect();
-        let top = heights.iter().copied().max().unwrap_or(0);
-        if heights.iter().all(|h| *h == top) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("peers did not converge");
+    medledger_network::net::settle(dir).await.unwrap();
 }
 
 /// The dev topology (`configs/dev.yaml` on free ports) started with `network up` in
