@@ -147,7 +147,8 @@ impl Router {
 impl Chaincode for Router {
     fn invoke(&self, stub: &dyn ChaincodeStub) -> Response {
         let (function, params) = stub.function_and_parameters();
-        let name = function.rsplit(':').next().unwrap_or_default();
+        let name = medledger_proto::invocation::canonical_function(function.as_bytes());
+        let name = name.as_str();
         let Some(handler) = self.handlers.get(name) else {
             return failure(400, format!("unknown function {name:?}"));
         };

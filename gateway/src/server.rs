@@ -19,13 +19,15 @@ use medledger_proto::gateway::{
     SignedChaincodeEventsRequest, SignedCommitStatusRequest, SubmitRequest, SubmitResponse,
     gateway_server::GatewayServer,
 };
+use medledger_proto::invocation::decode_invocation;
 use medledger_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use medledger_proto::orderer::seek_position::Type as SeekType;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::{
-    ChaincodeEvent, ChaincodeHeaderExtension, ChaincodeInvocationSpec, ChaincodeProposalPayload,
-    Proposal, ProposalResponse, SignedProposal, TxValidationCode,
+    ChaincodeAction, ChaincodeEvent, Proposal, ProposalResponse, ProposalResponsePayload,
+    SignedProposal, TxValidationCode,
 };
+use medledger_proto::rwset::TxReadWriteSet;
 use prost::Message;
 use tokio::sync::Semaphore;
 use tokio_stream::{Stream, StreamExt};
@@ -205,24 +207,36 @@ fn parse_proposal(signed: &SignedProposal) -> Result<ParsedProposal, Status> {
     let h = Header::decode(p.header.as_slice()).map_err(|_| bad("header"))?;
     let ch =
         ChannelHeader::decode(h.channel_header.as_slice()).map_err(|_| bad("channel header"))?;
-    let ext = ChaincodeHeaderExtension::decode(ch.extension.as_slice())
-        .map_err(|_| bad("header extension"))?;
-    let payload =
-        ChaincodeProposalPayload::decode(p.payload.as_slice()).map_err(|_| bad("payload"))?;
-    let invocation = ChaincodeInvocationSpec::decode(payload.input.as_slice())
-        .map_err(|_| bad("invocation spec"))?;
-    let function = invocation
-        .chaincode_spec
-        .and_then(|spec| spec.input)
-        .and_then(|input| input.args.into_iter().next())
-        .map(|f| String::from_utf8_lossy(&f).into_owned())
-        .unwrap_or_default();
+    let invocation = decode_invocation(&ch.extension, &p.payload).map_err(|e| {
+        Status::invalid_argument(format!("failed to unpack transaction proposal: {e}"))
+    })?;
     Ok(ParsedProposal {
         channel_id: ch.channel_id,
-        chaincode: ext.chaincode_id.map(|c| c.name).unwrap_or_default(),
-        function,
-        has_transient: !payload.transient_map.is_empty(),
+        chaincode: invocation.chaincode,
+        function: invocation.function,
+        has_transient: invocation.has_transient,
     })
+}
+
+/// Names of the collections of `chaincode` whose private data an endorsed response reads or
+/// writes (its hashed read-write sets); empty if the response does not decode.
+fn touched_collections(response: &ProposalResponse, chaincode: &str) -> Vec<String> {
+    let Ok(prp) = ProposalResponsePayload::decode(response.payload.as_slice()) else {
+        return Vec::new();
+    };
+    let Ok(action) = ChaincodeAction::decode(prp.extension.as_slice()) else {
+        return Vec::new();
+    };
+    let Ok(rwset) = TxReadWriteSet::decode(action.results.as_slice()) else {
+        return Vec::new();
+    };
+    rwset
+        .ns_rwset
+        .into_iter()
+        .filter(|ns| ns.namespace == chaincode)
+        .flat_map(|ns| ns.collection_hashed_rwset)
+        .map(|c| c.collection_name)
+        .collect()
 }
 
 /// Smallest set of organizations (in preference order) whose peers' endorsements satisfy
@@ -306,6 +320,77 @@ impl GatewayService {
     }
 
     /// Organizations with peers, this peer's own first.
+    /// The endorsement plan of a proposal with transient data and no endorsing organizations
+    /// named: endorses first at one member organization of the chaincode's collections (this
+    /// peer's if it is one), reads from that response which collections the transaction
+    /// touches, and plans the other endorsers among organizations that are members of every
+    /// one of them (only the first when it touches none; a chaincode without collections is
+    /// endorsed by this peer's organization only). Returns the first endorsed response and the
+    /// other organizations to ask; when the chaincode-level
+    /// policy cannot be met by members alone, no other organization is asked and the
+    /// transaction relies on the collection- or key-level policy that governs its writes
+    /// (validation refuses it otherwise).
+    ///
+    /// # Errors
+    /// `FAILED_PRECONDITION` if no organization this gateway can reach may receive the
+    /// transient data; `ABORTED` with details if the first endorsement fails.
+    async fn plan_private(
+        &self,
+        ch: &ChannelGateway,
+        parsed: &ParsedProposal,
+        signed: &SignedProposal,
+    ) -> Result<(ProposalResponse, Vec<String>), Status> {
+        let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
+        let candidates = self.candidate_orgs(ch);
+        let first = candidates
+            .iter()
+            .find(|org| {
+                collections.is_empty() && **org == self.local_msp
+                    || collections.values().any(|members| members.contains(org))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                Status::failed_precondition(
+                    "the proposal carries transient data but no organization this gateway can \
+                     reach is a member of the chaincode's collections; retry specifying \
+                     endorsing organization(s) to protect transient data",
+                )
+            })?;
+        let response = self
+            .endorse_with_org(ch, &first, signed, true)
+            .await
+            .map_err(|details| {
+                status_with_details(
+                    Code::Aborted,
+                    "failed to collect enough transaction endorsements, see attached details for more info",
+                    &details,
+                )
+            })?;
+        let touched = touched_collections(&response, &parsed.chaincode);
+        let allowed: Vec<String> = if touched.is_empty() {
+            vec![first.clone()]
+        } else {
+            let mut allowed = candidates.clone();
+            allowed.retain(|org| {
+                touched.iter().all(|c| {
+                    collections
+                        .get(c)
+                        .is_some_and(|members| members.contains(org))
+                })
+            });
+            allowed.sort_by_key(|o| *o != first);
+            allowed
+        };
+        let rest = policy
+            .or_else(|| ch.config.policy("Endorsement").cloned())
+            .and_then(|p| plan_endorsers(&p, ch.config.org_policies(), &allowed))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|org| *org != first)
+            .collect();
+        Ok((response, rest))
+    }
+
     fn candidate_orgs(&self, ch: &ChannelGateway) -> Vec<String> {
         let mut orgs: Vec<String> = Vec::new();
         for p in &ch.peers {
@@ -317,11 +402,15 @@ impl GatewayService {
         orgs
     }
 
+    /// Asks `org`'s peers in turn for a response to `signed`; an endorsed one, or for an
+    /// evaluation (`endorsed == false`) any successful one (the endorser does not sign the
+    /// output of an evaluate-only function).
     async fn endorse_with_org(
         &self,
         ch: &ChannelGateway,
         org: &str,
         signed: &SignedProposal,
+        endorsed: bool,
     ) -> Result<ProposalResponse, Vec<ErrorDetail>> {
         let mut details = Vec::new();
         for peer in ch.peers.iter().filter(|p| p.msp_id == org) {
@@ -338,7 +427,7 @@ impl GatewayService {
             {
                 Ok(Ok(r)) => {
                     let status = r.response.as_ref().map_or(0, |x| x.status);
-                    if (200..400).contains(&status) && r.endorsement.is_some() {
+                    if (200..400).contains(&status) && (r.endorsement.is_some() || !endorsed) {
                         return Ok(r);
                     }
                     let msg = r.response.map(|x| x.message).unwrap_or_default();
@@ -406,30 +495,32 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
                 parsed.function, parsed.chaincode
             )));
         }
-        let orgs = if req.endorsing_organizations.is_empty() {
-            let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
+        let mut responses = Vec::new();
+        let orgs = if !req.endorsing_organizations.is_empty() {
+            req.endorsing_organizations.clone()
+        } else if parsed.has_transient {
+            // Transient data is private: it goes only to organizations that are members of the
+            // collections the transaction touches (Fabric's gateway rule).
+            let (response, rest) = self.plan_private(ch, &parsed, &signed).await?;
+            responses.push(response);
+            rest
+        } else {
+            let (policy, _) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
             let policy = policy
                 .or_else(|| ch.config.policy("Endorsement").cloned())
                 .ok_or_else(|| Status::failed_precondition("no endorsement policy"))?;
-            let mut candidates = self.candidate_orgs(ch);
-            if parsed.has_transient && !collections.is_empty() {
-                // Only members of the chaincode's collections may see transient (private) data.
-                candidates.retain(|org| collections.values().any(|members| members.contains(org)));
-            }
+            let candidates = self.candidate_orgs(ch);
             plan_endorsers(&policy, ch.config.org_policies(), &candidates).ok_or_else(|| {
                 Status::failed_precondition(
                     "no combination of available organizations satisfies the endorsement policy",
                 )
             })?
-        } else {
-            req.endorsing_organizations.clone()
         };
         let results = join_all(
             orgs.iter()
-                .map(|org| self.endorse_with_org(ch, org, &signed)),
+                .map(|org| self.endorse_with_org(ch, org, &signed, true)),
         )
         .await;
-        let mut responses = Vec::new();
         let mut details = Vec::new();
         for r in results {
             match r {
@@ -590,7 +681,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         };
         let mut details = Vec::new();
         for org in &orgs {
-            match self.endorse_with_org(ch, org, &signed).await {
+            match self.endorse_with_org(ch, org, &signed, false).await {
                 Ok(r) => {
                     return Ok(Response::new(EvaluateResponse { result: r.response }));
                 }

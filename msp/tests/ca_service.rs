@@ -494,3 +494,66 @@ async fn tls_profile_issues_from_tls_ca() {
     assert!(cert.verify_signed_by(&root).is_err());
     ca.stop().await;
 }
+
+/// Issue 13 (private-data pull): peers trust TLS certificates of their organizations' TLS CAs
+/// on node-to-node links, so the CA issues them to peer and orderer identities only, or to an
+/// identity registered with `medledger.tls=true`. Failed on 4436d0b: a patient obtained one by
+/// enrolling or reenrolling with `--profile tls` and any hosts.
+#[tokio::test]
+async fn tls_certificates_only_for_nodes_or_registered_attribute() {
+    let tmp = tempfile::tempdir().unwrap();
+    init_ca(tmp.path());
+    let ca = RunningCa::start(tmp.path()).await;
+    let mut client = ca.client().await;
+    let admin = enroll_identity(&mut client, "admin", "adminpw").await;
+    let patient_reg = Registration::new("patient1", NodeOu::Client)
+        .with_secret("pw")
+        .with_attribute("ehr.role", "patient")
+        .with_max_enrollments(-1);
+    client.register(&admin, &patient_reg).await.unwrap();
+    let hosts = vec!["peer0.org1.example.com".to_owned(), "127.0.0.1".to_owned()];
+
+    // Enrolling with the TLS profile: refused, as is reenrolling with the ecert in hand.
+    let key = SigningKey::generate().unwrap();
+    let (code, message) = refused(
+        client
+            .enroll("patient1", "pw", &key, Profile::Tls, &hosts)
+            .await,
+    );
+    assert_eq!(code, tonic::Code::PermissionDenied, "{message}");
+    assert!(message.contains("TLS certificates"), "{message}");
+    let patient = enroll_identity(&mut client, "patient1", "pw").await;
+    let (code, _) = refused(
+        client
+            .reenroll(
+                &patient,
+                &SigningKey::generate().unwrap(),
+                Profile::Tls,
+                &hosts,
+            )
+            .await,
+    );
+    assert_eq!(code, tonic::Code::PermissionDenied);
+
+    // A client application registered with the explicit attribute may have one.
+    client
+        .register(
+            &admin,
+            &Registration::new("app1", NodeOu::Client)
+                .with_secret("pw")
+                .with_attribute("medledger.tls", "true"),
+        )
+        .await
+        .unwrap();
+    client
+        .enroll(
+            "app1",
+            "pw",
+            &SigningKey::generate().unwrap(),
+            Profile::Tls,
+            &hosts,
+        )
+        .await
+        .unwrap();
+    ca.stop().await;
+}

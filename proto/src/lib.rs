@@ -13,6 +13,8 @@
 //! * The Medledger certificate authority API in [`medledger::ca`].
 //! * Validated identifier types ([`TxId`], [`ChannelId`], [`MspId`],
 //!   [`ChaincodeName`], [`BlockNumber`]) in [`types`].
+//! * [`invocation`]: the chaincode and canonical function a proposal invokes, resolved one
+//!   way for the gateway, the endorser and the contract router.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of all of the above, for
 //!   gRPC reflection and schema checks.
 //!
@@ -20,6 +22,7 @@
 //! [`prost_types`].
 
 mod ext;
+pub mod invocation;
 pub mod types;
 
 pub use types::{BlockNumber, ChaincodeName, ChannelId, IdError, IdKind, MspId, TxId};

@@ -644,6 +644,15 @@ impl CertificateAuthority {
         hosts: &[String],
         count_enrollment: bool,
     ) -> CaResult<Enrollment> {
+        if profile == Profile::Tls && !may_hold_tls_certificate(identity) {
+            return Err(CaError::Unauthorized {
+                enrollment_id: identity.enrollment_id.clone(),
+                reason: format!(
+                    "TLS certificates are issued to peer and orderer identities only \
+                     (or with the registered attribute {TLS_ATTRIBUTE}=true)"
+                ),
+            });
+        }
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::BadCsr(e.to_string()))?;
         if csr.public_key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
@@ -1003,6 +1012,20 @@ fn self_signed_ca(
         .map_err(|e| CaError::Issue(e.to_string()))?;
     let cert = Certificate::from_der(cert.der()).map_err(|e| CaError::Issue(e.to_string()))?;
     Ok(CaKey { key, cert })
+}
+
+/// Registered attribute that lets an identity other than a peer or orderer obtain TLS
+/// certificates (for example a client application that must present one), set by a
+/// registrar: `medledger.tls=true`.
+pub const TLS_ATTRIBUTE: &str = "medledger.tls";
+
+/// Whether `identity` may be issued a TLS certificate: nodes (NodeOU `peer` or `orderer`),
+/// or an identity registered with [`TLS_ATTRIBUTE`]`=true`. Peers trust TLS certificates of
+/// their organizations' TLS CAs on node-to-node links, so handing them to patients and
+/// clinicians would let those pose as nodes at the transport layer.
+fn may_hold_tls_certificate(identity: &RegisteredIdentity) -> bool {
+    matches!(identity.identity_type, NodeOu::Peer | NodeOu::Orderer)
+        || identity.attribute(TLS_ATTRIBUTE) == Some("true")
 }
 
 /// A random positive 128-bit serial (RFC 5280 §4.1.2.2: positive, at most 20 octets).

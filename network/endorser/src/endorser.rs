@@ -1,6 +1,6 @@
 //! `protos.Endorser/ProcessProposal`: check, simulate, sign.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -151,6 +151,8 @@ pub struct Endorser {
     executor: Arc<dyn ChaincodeExecutor>,
     transient: Arc<dyn TransientStore>,
     config: EndorserConfig,
+    /// Chaincode → canonical functions that may only be evaluated.
+    evaluate_only: HashMap<String, HashSet<String>>,
 }
 
 impl std::fmt::Debug for Endorser {
@@ -191,7 +193,26 @@ impl Endorser {
             executor,
             transient,
             config,
+            evaluate_only: HashMap::new(),
         }
+    }
+
+    /// Functions (canonical names, by chaincode) that may only be evaluated: their response
+    /// carries data that must never be written into a block (e.g. the EHR chaincode's
+    /// `ReadRecord`, ADR 0023). For them the endorser returns the chaincode's response
+    /// without an endorsement and keeps no private data, so no transaction carrying their
+    /// output can satisfy an endorsement policy, whoever assembles it (the gateway, or a
+    /// client calling `ProcessProposal` and `Broadcast` itself).
+    #[must_use]
+    pub fn with_evaluate_only(mut self, evaluate_only: HashMap<String, HashSet<String>>) -> Self {
+        self.evaluate_only = evaluate_only;
+        self
+    }
+
+    fn is_evaluate_only(&self, chaincode: &str, function: &str) -> bool {
+        self.evaluate_only
+            .get(chaincode)
+            .is_some_and(|fs| fs.contains(function))
     }
 
     /// Serves a channel.
@@ -294,6 +315,13 @@ impl Endorser {
         let status = outcome.response.status;
         if status >= medledger_chaincode_error_threshold() {
             // Fabric: a chaincode error is returned to the client without an endorsement.
+            return ProposalResponse {
+                response: Some(outcome.response),
+                ..error_response(status, String::new())
+            };
+        }
+        if self.is_evaluate_only(&checked.chaincode, &checked.function) {
+            tracing::debug!(target: "peer::endorser", tx_id = %checked.tx_id, "evaluate-only function: response returned unendorsed");
             return ProposalResponse {
                 response: Some(outcome.response),
                 ..error_response(status, String::new())

@@ -8,10 +8,8 @@ use medledger_channel::ChannelConfig;
 use medledger_msp::msp::VerifiedIdentity;
 use medledger_proto::TxId;
 use medledger_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
-use medledger_proto::protos::{
-    ChaincodeHeaderExtension, ChaincodeInput, ChaincodeInvocationSpec, ChaincodeProposalPayload,
-    Proposal, SignedProposal,
-};
+use medledger_proto::invocation::decode_invocation;
+use medledger_proto::protos::{ChaincodeInput, ChaincodeProposalPayload, Proposal, SignedProposal};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -63,8 +61,10 @@ pub struct CheckedProposal {
     pub channel_id: String,
     /// Transaction id.
     pub tx_id: String,
-    /// Chaincode name.
+    /// Chaincode name (the header extension and the invocation spec agree on it).
     pub chaincode: String,
+    /// Canonical function name ([`medledger_proto::invocation::canonical_function`]).
+    pub function: String,
     /// Invocation arguments.
     pub input: ChaincodeInput,
     /// Whether the proposal carries transient data.
@@ -172,21 +172,10 @@ pub fn check(
             ),
         ));
     }
-    let ext = ChaincodeHeaderExtension::decode(ch.extension.as_slice())
-        .map_err(|_| refuse(K::Malformed, "chaincode header extension does not decode"))?;
+    let invocation = decode_invocation(&ch.extension, &proposal.payload)
+        .map_err(|e| refuse(K::Malformed, e.to_string()))?;
     let payload = ChaincodeProposalPayload::decode(proposal.payload.as_slice())
         .map_err(|_| refuse(K::Malformed, "chaincode proposal payload does not decode"))?;
-    let cis = ChaincodeInvocationSpec::decode(payload.input.as_slice())
-        .map_err(|_| refuse(K::Malformed, "chaincode invocation spec does not decode"))?;
-    let spec = cis
-        .chaincode_spec
-        .ok_or_else(|| refuse(K::Malformed, "no chaincode spec"))?;
-    let name = spec
-        .chaincode_id
-        .map(|id| id.name)
-        .filter(|n| !n.is_empty())
-        .or_else(|| ext.chaincode_id.map(|id| id.name))
-        .ok_or_else(|| refuse(K::Malformed, "no chaincode name"))?;
     let mut hasher = Sha256::new();
     hasher.update(&header.channel_header);
     hasher.update(&header.signature_header);
@@ -200,9 +189,10 @@ pub fn check(
     Ok(CheckedProposal {
         channel_id: ch.channel_id,
         tx_id: ch.tx_id,
-        chaincode: name,
-        input: spec.input.unwrap_or_default(),
-        has_transient: !payload.transient_map.is_empty(),
+        chaincode: invocation.chaincode,
+        function: invocation.function,
+        input: invocation.input,
+        has_transient: invocation.has_transient,
         creator,
         proposal_hash: hasher.finalize().into(),
     })

@@ -6,23 +6,31 @@
 //! ([`Ledger::missing_private`]). The [`Reconciler`] asks other member peers — the
 //! transaction's endorsers' organizations first — for each missing collection, checks what
 //! comes back against the hashes in the committed block, and stores it; what stays missing is
-//! retried on the next round. The [`PrivateDataService`] answers such requests: it identifies
-//! the caller's organization from its TLS client certificate (issued by that organization's
-//! TLS CA in the channel configuration) and returns only collections that organization is a
-//! member of, so non-members never receive private data.
+//! retried on the next round. The [`PrivateDataService`] answers such requests only from
+//! another *peer*, as Fabric's gossip does: every request is signed by the requesting peer's
+//! enrollment identity (validated under the channel's MSPs at the server's clock, CRLs
+//! included, and required to carry NodeOU `peer`) and names the SHA-256 of the TLS client
+//! certificate it is sent with, which must be the certificate of the connection and issued by
+//! the same organization's TLS CA. Only collections whose member organizations include that
+//! peer's organization are served, so neither non-members nor a member organization's
+//! clients (a patient or a doctor with a TLS certificate) ever receive private data this way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
 use medledger_ledger::{Ledger, MissingPrivate};
 use medledger_msp::cert::Certificate;
+use medledger_msp::crypto::sha256;
+use medledger_msp::identity::SigningIdentity;
+use medledger_msp::ou::NodeOu;
 use medledger_proto::medledger::privdata::private_data_client::PrivateDataClient;
 use medledger_proto::medledger::privdata::private_data_server::{PrivateData, PrivateDataServer};
 use medledger_proto::medledger::privdata::{
-    FetchRequest, FetchResponse, PrivateDataDigest, PrivateDataElement,
+    FetchRequest, FetchResponse, PrivateDataDigest, PrivateDataElement, SignedFetchRequest,
 };
+use prost::Message;
 use tonic::transport::{Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
@@ -32,6 +40,74 @@ use crate::validator::{tx, verify_private_rwset};
 
 /// Largest number of digests answered per request.
 pub const MAX_DIGESTS_PER_REQUEST: usize = 1024;
+
+/// Largest accepted difference between a request's timestamp and the server's clock (as the
+/// endorser's proposal window).
+pub const MAX_REQUEST_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// Builds the signed request a peer sends: `request` with `creator` = the peer's serialized
+/// enrollment identity, `tls_cert_hash` = SHA-256 of `tls_cert_der` (the TLS client
+/// certificate the request travels with) and the current time, signed by `signer`.
+///
+/// # Errors
+/// A signing failure, as text.
+pub fn sign_fetch_request(
+    signer: &SigningIdentity,
+    tls_cert_der: &[u8],
+    channel_id: &str,
+    digests: Vec<PrivateDataDigest>,
+) -> Result<SignedFetchRequest, String> {
+    let request = FetchRequest {
+        channel_id: channel_id.to_owned(),
+        digests,
+        creator: signer.serialized().to_vec(),
+        tls_cert_hash: sha256(tls_cert_der).to_vec(),
+        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+    }
+    .encode_to_vec();
+    let signature = signer.sign(&request).map_err(|e| e.to_string())?;
+    Ok(SignedFetchRequest { request, signature })
+}
+
+/// Why a request is refused (each a `PERMISSION_DENIED` or `INVALID_ARGUMENT` status).
+fn authorize(
+    config: &ChannelConfig,
+    leaf_der: &[u8],
+    signed: &SignedFetchRequest,
+    now: SystemTime,
+) -> Result<(FetchRequest, String), Status> {
+    let req = FetchRequest::decode(signed.request.as_slice())
+        .map_err(|_| Status::invalid_argument("malformed fetch request"))?;
+    if req.tls_cert_hash.as_slice() != sha256(leaf_der).as_slice() {
+        return Err(Status::permission_denied(
+            "request not bound to this connection's TLS certificate",
+        ));
+    }
+    let at = req
+        .timestamp
+        .and_then(|t| SystemTime::try_from(t).ok())
+        .ok_or_else(|| Status::invalid_argument("request without a valid timestamp"))?;
+    let skew = now.duration_since(at).unwrap_or_else(|e| e.duration());
+    if skew > MAX_REQUEST_SKEW {
+        return Err(Status::permission_denied("request timestamp out of window"));
+    }
+    let identity = config
+        .msps()
+        .verify(&req.creator, &signed.request, &signed.signature, now)
+        .map_err(|e| Status::permission_denied(format!("requester refused: {e}")))?;
+    identity
+        .require_ou(NodeOu::Peer)
+        .map_err(|_| Status::permission_denied("only peers may fetch private data"))?;
+    let leaf = Certificate::from_der(leaf_der)
+        .map_err(|_| Status::unauthenticated("unreadable TLS client certificate"))?;
+    if tls_org(config, &leaf).as_deref() != Some(identity.msp_id()) {
+        return Err(Status::permission_denied(
+            "TLS certificate not issued by the requester's organization",
+        ));
+    }
+    let org = identity.msp_id().to_owned();
+    Ok((req, org))
+}
 
 #[derive(Clone)]
 struct ServedChannel {
@@ -99,26 +175,28 @@ pub fn tls_org(config: &ChannelConfig, leaf: &Certificate) -> Option<String> {
 impl PrivateData for PrivateDataService {
     async fn fetch(
         &self,
-        request: Request<FetchRequest>,
+        request: Request<SignedFetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
         let leaf = request
             .peer_certs()
             .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
             .ok_or_else(|| Status::unauthenticated("a TLS client certificate is required"))?;
-        let req = request.into_inner();
+        let signed = request.into_inner();
+        let channel_id = FetchRequest::decode(signed.request.as_slice())
+            .map_err(|_| Status::invalid_argument("malformed fetch request"))?
+            .channel_id;
+        let channel = {
+            let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
+            channels.get(&channel_id).cloned()
+        }
+        .ok_or_else(|| Status::not_found("channel not served"))?;
+        let (req, org) = authorize(&channel.config, &leaf, &signed, SystemTime::now())
+            .inspect_err(|e| {
+                warn!(target: "peer::privdata", reason = %e.message(), "private data request refused");
+            })?;
         if req.digests.len() > MAX_DIGESTS_PER_REQUEST {
             return Err(Status::invalid_argument("too many digests"));
         }
-        let channel = {
-            let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
-            channels.get(&req.channel_id).cloned()
-        }
-        .ok_or_else(|| Status::not_found("channel not served"))?;
-        let leaf = Certificate::from_der(&leaf)
-            .map_err(|_| Status::unauthenticated("unreadable TLS client certificate"))?;
-        let org = tls_org(&channel.config, &leaf).ok_or_else(|| {
-            Status::permission_denied("TLS certificate of no channel organization")
-        })?;
         let ledger = channel.ledger.clone();
         let defs = channel.definitions.clone();
         let elements = tokio::task::spawn_blocking(move || {
@@ -201,7 +279,9 @@ pub struct Reconciler {
     config: Arc<ChannelConfig>,
     definitions: Arc<dyn ChaincodeDefinitions>,
     directory: Arc<dyn PeerDirectory>,
+    signer: Arc<SigningIdentity>,
     tls: TlsClient,
+    tls_cert_der: Vec<u8>,
     timeout: Duration,
 }
 
@@ -212,22 +292,36 @@ impl std::fmt::Debug for Reconciler {
 }
 
 impl Reconciler {
-    /// A reconciler for `ledger`'s channel.
+    /// A reconciler for `ledger`'s channel that signs its requests with `signer` (this
+    /// peer's enrollment identity) and sends them with `tls` (this peer's TLS client
+    /// certificate).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] if `tls.cert_pem` holds no certificate.
     pub fn new(
         ledger: Arc<Ledger>,
         config: Arc<ChannelConfig>,
         definitions: Arc<dyn ChaincodeDefinitions>,
         directory: Arc<dyn PeerDirectory>,
+        signer: Arc<SigningIdentity>,
         tls: TlsClient,
-    ) -> Self {
-        Reconciler {
+    ) -> crate::Result<Self> {
+        let tls_cert_der = Certificate::from_pem(&tls.cert_pem)
+            .map_err(|e| crate::Error::Config {
+                reason: format!("TLS client certificate: {e}"),
+            })?
+            .der()
+            .to_vec();
+        Ok(Reconciler {
             ledger,
             config,
             definitions,
             directory,
+            signer,
             tls,
+            tls_cert_der,
             timeout: Duration::from_secs(5),
-        }
+        })
     }
 
     async fn fetch_from(
@@ -248,11 +342,14 @@ impl Reconciler {
             .connect()
             .await
             .map_err(|e| e.to_string())?;
+        let request = sign_fetch_request(
+            &self.signer,
+            &self.tls_cert_der,
+            self.config.channel_id().as_ref(),
+            vec![digest.clone()],
+        )?;
         let resp = PrivateDataClient::new(channel)
-            .fetch(FetchRequest {
-                channel_id: self.config.channel_id().to_string(),
-                digests: vec![digest.clone()],
-            })
+            .fetch(request)
             .await
             .map_err(|e| e.message().to_owned())?
             .into_inner();

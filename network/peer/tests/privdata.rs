@@ -1,6 +1,8 @@
 //! Private data between peers over mutual TLS: a member peer that did not endorse obtains the
 //! data from an endorsing peer and verifies it against the block's hashes; tampered data from
-//! a bad peer is rejected; a non-member peer is refused the data and never holds it.
+//! a bad peer is rejected; a non-member peer is refused the data and never holds it; only a
+//! valid, unrevoked *peer* identity whose signed request is bound to its TLS session is served
+//! (issue 13: failed on 4436d0b, where any TLS certificate of a member organization sufficed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,19 +12,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::{CC, CHANNEL, Net, Peer};
+use medledger_channel::ChannelConfig;
 use medledger_channel::testing::TestOrg;
-use medledger_msp::ca::{Profile, Registration, build_csr};
+use medledger_msp::ca::{Profile, Registration, RevokeTarget, build_csr};
+use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
+use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_peer::definitions::ChaincodeDefinitions;
-use medledger_peer::privdata::{PeerEndpoint, PrivateDataService, Reconciler, TlsClient};
+use medledger_peer::privdata::{
+    PeerEndpoint, PrivateDataService, Reconciler, TlsClient, sign_fetch_request,
+};
 use medledger_peer::testing::{TxSpec, private_writes, tx_private, write};
 use medledger_peer::validator::BlockPrivateData;
 use medledger_proto::kvrwset::{KvWrite, KvrwSet};
 use medledger_proto::medledger::privdata::private_data_client::PrivateDataClient;
 use medledger_proto::medledger::privdata::private_data_server::{PrivateData, PrivateDataServer};
 use medledger_proto::medledger::privdata::{
-    FetchRequest, FetchResponse, PrivateDataDigest, PrivateDataElement,
+    FetchRequest, FetchResponse, PrivateDataDigest, PrivateDataElement, SignedFetchRequest,
 };
 use medledger_proto::protos::TxValidationCode as C;
 use prost::Message;
@@ -36,12 +43,17 @@ struct Tls {
 }
 
 fn tls_identity(org: &mut TestOrg, name: &str) -> Tls {
-    org.ca
-        .register(
-            "admin",
-            Registration::new(name, NodeOu::Peer).with_secret("pw"),
-        )
-        .unwrap();
+    tls_identity_as(org, name, NodeOu::Peer)
+}
+
+/// A TLS certificate for a new identity of type `ou` (clients get the registered attribute
+/// that allows one).
+fn tls_identity_as(org: &mut TestOrg, name: &str, ou: NodeOu) -> Tls {
+    let mut reg = Registration::new(name, ou).with_secret("pw");
+    if ou == NodeOu::Client {
+        reg = reg.with_attribute("medledger.tls", "true");
+    }
+    org.ca.register("admin", reg).unwrap();
     let key = SigningKey::generate().unwrap();
     let hosts = vec!["localhost".to_owned()];
     let csr = build_csr(&key, name, &hosts).unwrap();
@@ -117,8 +129,9 @@ struct Forger;
 impl PrivateData for Forger {
     async fn fetch(
         &self,
-        request: tonic::Request<FetchRequest>,
+        request: tonic::Request<SignedFetchRequest>,
     ) -> Result<tonic::Response<FetchResponse>, tonic::Status> {
+        let request = FetchRequest::decode(request.into_inner().request.as_slice()).unwrap();
         let forged = KvrwSet {
             writes: vec![KvWrite {
                 key: "obs1".into(),
@@ -128,7 +141,6 @@ impl PrivateData for Forger {
             ..Default::default()
         };
         let elements = request
-            .into_inner()
             .digests
             .into_iter()
             .map(|d| PrivateDataElement {
@@ -138,6 +150,45 @@ impl PrivateData for Forger {
             .collect();
         Ok(tonic::Response::new(FetchResponse { elements }))
     }
+}
+
+/// Calls `Fetch` on `addr` over a connection with TLS client certificate `conn`, with a request
+/// for block 1's first transaction signed by `signer` and bound to `bound_to`'s certificate.
+async fn fetch_signed(
+    addr: std::net::SocketAddr,
+    conn: &Tls,
+    roots: &[u8],
+    signer: &SigningIdentity,
+    bound_to: &Tls,
+) -> Result<FetchResponse, tonic::Status> {
+    let client_tls = ClientTlsConfig::new()
+        .ca_certificate(TlsCertificate::from_pem(roots))
+        .identity(Identity::from_pem(&conn.cert_pem, &conn.key_pem))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr).url)
+        .unwrap()
+        .tls_config(client_tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let bound_der = Certificate::from_pem(&bound_to.cert_pem).unwrap();
+    let request = sign_fetch_request(
+        signer,
+        bound_der.der(),
+        CHANNEL,
+        vec![PrivateDataDigest {
+            block_num: 1,
+            tx_num: 0,
+            namespace: CC.into(),
+            collection: "Org1PHI".into(),
+        }],
+    )
+    .unwrap();
+    PrivateDataClient::new(channel)
+        .fetch(request)
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 fn endpoint(addr: std::net::SocketAddr) -> PeerEndpoint {
@@ -154,6 +205,23 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
     let tls_b = tls_identity(&mut net.ch.orgs[0], "peer1-tls");
     let tls_bad = tls_identity(&mut net.ch.orgs[0], "peer9-tls");
     let tls_c = tls_identity(&mut net.ch.orgs[1], "peer0-tls");
+    let tls_client = tls_identity_as(&mut net.ch.orgs[0], "doctor-tls", NodeOu::Client);
+    let signer_b = Arc::new(net.ch.orgs[0].identity("peer1-sign", NodeOu::Peer, &[]));
+    let signer_c = net.ch.orgs[1].identity("peer0-sign", NodeOu::Peer, &[]);
+    let doctor = net.ch.orgs[0].identity("doctor", NodeOu::Client, &[("ehr.role", "doctor")]);
+    let revoked = net.ch.orgs[0].identity("peer7-sign", NodeOu::Peer, &[]);
+    let tls_rev = tls_identity(&mut net.ch.orgs[0], "peer7-tls");
+    net.ch.orgs[0]
+        .ca
+        .revoke(
+            "admin",
+            RevokeTarget::Identity("peer7-sign".into()),
+            "keyCompromise",
+        )
+        .unwrap();
+    let mut with_crl = net.ch.config.to_proto().clone();
+    with_crl.organizations[0] = net.ch.orgs[0].organization();
+    let with_crl = Arc::new(ChannelConfig::from_proto(with_crl).unwrap());
     let roots = roots_pem(&net);
     let net = Arc::new(net);
     let (da, db, dc) = (
@@ -187,11 +255,12 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
     assert_eq!(b.ledger().missing_private().unwrap().len(), 1);
     assert!(c.ledger().missing_private().unwrap().is_empty());
 
-    // A serves over mutual TLS; a forger serves too.
+    // A serves over mutual TLS (its channel configuration carries Org1's CRL, which revokes
+    // peer7); a forger serves too.
     let service = PrivateDataService::new();
     service.add_channel(
         a.committer.ledger().clone(),
-        a.committer.config().clone(),
+        with_crl,
         a.defs.clone() as Arc<dyn ChaincodeDefinitions>,
     );
     let (addr_a, stop_a, srv_a) = serve(service.into_server(), &tls_a, &roots).await;
@@ -208,12 +277,14 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
         b.committer.config().clone(),
         b.defs.clone() as Arc<dyn ChaincodeDefinitions>,
         Arc::new(directory),
+        signer_b.clone(),
         TlsClient {
             roots_pem: roots.clone(),
             cert_pem: tls_b.cert_pem.clone(),
             key_pem: tls_b.key_pem.clone(),
         },
-    );
+    )
+    .unwrap();
     let report = reconciler.reconcile_once().await.unwrap();
     assert_eq!((report.stored, report.missing), (1, 0));
     let got = b
@@ -224,31 +295,10 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
     assert_eq!(got.value, phi);
     assert!(b.ledger().missing_private().unwrap().is_empty());
 
-    // C (Org2, not a member) asks A directly with its own TLS identity: nothing is returned.
-    let client_tls = ClientTlsConfig::new()
-        .ca_certificate(TlsCertificate::from_pem(&roots))
-        .identity(Identity::from_pem(&tls_c.cert_pem, &tls_c.key_pem))
-        .domain_name("localhost");
-    let channel = tonic::transport::Endpoint::from_shared(endpoint(addr_a).url)
-        .unwrap()
-        .tls_config(client_tls)
-        .unwrap()
-        .connect()
+    // C (Org2, not a member) asks A with its own peer identity: nothing is returned.
+    let resp = fetch_signed(addr_a, &tls_c, &roots, &signer_c, &tls_c)
         .await
         .unwrap();
-    let resp = PrivateDataClient::new(channel)
-        .fetch(FetchRequest {
-            channel_id: CHANNEL.into(),
-            digests: vec![PrivateDataDigest {
-                block_num: 1,
-                tx_num: 0,
-                namespace: CC.into(),
-                collection: "Org1PHI".into(),
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert!(
         resp.elements.is_empty(),
         "a non-member received private data"
@@ -260,6 +310,24 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
             .is_none()
     );
 
+    // A member organization's client (a doctor holding a TLS certificate of Org1's TLS CA):
+    // refused, whether it signs itself or sends a peer's signed request on its own session.
+    // A revoked peer identity is refused too, on a TLS certificate of its own organization.
+    for (conn, signer, bound_to, what) in [
+        (&tls_client, &doctor, &tls_client, "a client identity"),
+        (
+            &tls_client,
+            &*signer_b,
+            &tls_b,
+            "a peer's request replayed on another TLS session",
+        ),
+        (&tls_rev, &revoked, &tls_rev, "a revoked peer identity"),
+    ] {
+        let err = fetch_signed(addr_a, conn, &roots, signer, bound_to)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{what}: {err:?}");
+    }
     // Without a client certificate the TLS handshake itself fails.
     let no_cert = ClientTlsConfig::new()
         .ca_certificate(TlsCertificate::from_pem(&roots))
@@ -273,10 +341,7 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
             .await
             .ok()?;
         PrivateDataClient::new(ch)
-            .fetch(FetchRequest {
-                channel_id: CHANNEL.into(),
-                digests: vec![],
-            })
+            .fetch(SignedFetchRequest::default())
             .await
             .ok()
     }
@@ -301,6 +366,7 @@ async fn reconciler_retries_until_an_endorser_is_reachable() {
     let mut net = Net::new();
     let tls_a = tls_identity(&mut net.ch.orgs[0], "peer0-tls");
     let tls_b = tls_identity(&mut net.ch.orgs[0], "peer1-tls");
+    let signer_b = Arc::new(net.ch.orgs[0].identity("peer1-sign", NodeOu::Peer, &[]));
     let roots = roots_pem(&net);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Peer::open(&net, da.path(), "Org1MSP");
@@ -336,12 +402,14 @@ async fn reconciler_retries_until_an_endorser_is_reachable() {
         b.committer.config().clone(),
         b.defs.clone() as Arc<dyn ChaincodeDefinitions>,
         Arc::new(directory),
+        signer_b.clone(),
         TlsClient {
             roots_pem: roots.clone(),
             cert_pem: tls_b.cert_pem.clone(),
             key_pem: tls_b.key_pem.clone(),
         },
-    );
+    )
+    .unwrap();
     let (stop_run, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(
         reconciler.run(std::time::Duration::from_millis(100), async {

@@ -27,6 +27,7 @@ use medledger_gateway::server::{
 use medledger_ledger::{Ledger, LedgerConfig, TransientStore};
 use medledger_msp::policy::Policy;
 use medledger_proto::common::Block;
+use medledger_proto::invocation::canonical_function;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::endorser_server::EndorserServer;
 use medledger_runtime::process::{
@@ -491,12 +492,25 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     for j in &joined {
         system.add_channel(j.config.clone());
     }
-    let endorser = Arc::new(Endorser::new(
-        signer.clone(),
-        system,
-        Arc::new(PeerTransientStore(transient.clone())),
-        EndorserConfig::default(),
-    ));
+    // Canonical names, so `ehr:ReadRecord` in a configuration means `ReadRecord`.
+    let evaluate_only: HashMap<String, std::collections::HashSet<String>> = cfg
+        .chaincodes
+        .iter()
+        .map(|cc| {
+            let functions = cc.evaluate_only.iter();
+            let canonical = functions.map(|f| canonical_function(f.as_bytes()));
+            (cc.name.clone(), canonical.collect())
+        })
+        .collect();
+    let endorser = Arc::new(
+        Endorser::new(
+            signer.clone(),
+            system,
+            Arc::new(PeerTransientStore(transient.clone())),
+            EndorserConfig::default(),
+        )
+        .with_evaluate_only(evaluate_only.clone()),
+    );
 
     let deliver = DeliverService::default();
     let private = PrivateDataService::new();
@@ -530,11 +544,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
                     (channel, (j.definitions.clone(), j.config.clone()))
                 })
                 .collect(),
-            evaluate_only: cfg
-                .chaincodes
-                .iter()
-                .map(|cc| (cc.name.clone(), cc.evaluate_only.iter().cloned().collect()))
-                .collect(),
+            evaluate_only,
         }),
         Arc::new(LedgerCommits::new(
             joined.iter().map(|j| j.committer.clone()),
@@ -611,8 +621,9 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
             j.config.clone(),
             j.definitions.clone(),
             Arc::new(private_data_peers(cfg, &j.config)),
+            signer.clone(),
             tls.clone(),
-        );
+        )?;
         let mut sd = shutdown_rx.clone();
         tasks.push(tokio::spawn(reconciler.run(
             RECONCILE_INTERVAL,
