@@ -319,43 +319,42 @@ impl GatewayService {
             .ok_or_else(|| Status::not_found(format!("channel {id} not found")))
     }
 
-    /// Organizations with peers, this peer's own first.
     /// The endorsement plan of a proposal with transient data and no endorsing organizations
-    /// named: endorses first at one member organization of the chaincode's collections (this
-    /// peer's if it is one), reads from that response which collections the transaction
-    /// touches, and plans the other endorsers among organizations that are members of every
-    /// one of them (only the first when it touches none; a chaincode without collections is
-    /// endorsed by this peer's organization only). Returns the first endorsed response and the
-    /// other organizations to ask; when the chaincode-level
-    /// policy cannot be met by members alone, no other organization is asked and the
-    /// transaction relies on the collection- or key-level policy that governs its writes
-    /// (validation refuses it otherwise).
+    /// named (Fabric's gateway rule: transient data never reaches a non-member). Endorses
+    /// first at this gateway's own organization, which must be a member of the chaincode's
+    /// collections (or the chaincode has none); reads from that response which collections
+    /// the transaction touches; this organization must be a member of each. The other
+    /// endorsers are planned only among organizations that are members of every touched
+    /// collection. When those cannot meet the chaincode-level policy but the transaction
+    /// writes private data, it goes out with their endorsements and the collection- or
+    /// key-level policy that governs its writes decides at validation (the EHR chaincode's
+    /// custodian-endorsed records, ADR 0020). Returns the first response and the other
+    /// organizations to ask.
     ///
     /// # Errors
-    /// `FAILED_PRECONDITION` if no organization this gateway can reach may receive the
-    /// transient data; `ABORTED` with details if the first endorsement fails.
+    /// `FAILED_PRECONDITION` (retry naming endorsing organizations) when this organization may
+    /// not receive the transient data, or the transaction touches no collection and this
+    /// organization alone does not satisfy the policy; `ABORTED` with details if the first
+    /// endorsement fails.
     async fn plan_private(
         &self,
         ch: &ChannelGateway,
         parsed: &ParsedProposal,
         signed: &SignedProposal,
     ) -> Result<(ProposalResponse, Vec<String>), Status> {
+        const RETRY: &str = "retry specifying endorsing organization(s) to protect transient data";
         let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
-        let candidates = self.candidate_orgs(ch);
-        let first = candidates
-            .iter()
-            .find(|org| {
-                collections.is_empty() && **org == self.local_msp
-                    || collections.values().any(|members| members.contains(org))
-            })
-            .cloned()
-            .ok_or_else(|| {
-                Status::failed_precondition(
-                    "the proposal carries transient data but no organization this gateway can \
-                     reach is a member of the chaincode's collections; retry specifying \
-                     endorsing organization(s) to protect transient data",
-                )
-            })?;
+        let first = self.local_msp.clone();
+        let is_member = |org: &str, collection: &str| {
+            collections
+                .get(collection)
+                .is_some_and(|members| members.iter().any(|m| m == org))
+        };
+        if !collections.is_empty() && !collections.keys().any(|c| is_member(&first, c)) {
+            return Err(Status::failed_precondition(format!(
+                "this gateway's organization is not a member of the chaincode's collections; {RETRY}"
+            )));
+        }
         let response = self
             .endorse_with_org(ch, &first, signed, true)
             .await
@@ -367,30 +366,32 @@ impl GatewayService {
                 )
             })?;
         let touched = touched_collections(&response, &parsed.chaincode);
-        let allowed: Vec<String> = if touched.is_empty() {
-            vec![first.clone()]
-        } else {
-            let mut allowed = candidates.clone();
-            allowed.retain(|org| {
-                touched.iter().all(|c| {
-                    collections
-                        .get(c)
-                        .is_some_and(|members| members.contains(org))
-                })
-            });
-            allowed.sort_by_key(|o| *o != first);
-            allowed
-        };
-        let rest = policy
+        if touched.iter().any(|c| !is_member(&first, c)) {
+            return Err(Status::failed_precondition(format!(
+                "the transaction touches a collection this gateway's organization is not a member of; {RETRY}"
+            )));
+        }
+        let mut allowed = self.candidate_orgs(ch);
+        allowed.retain(|org| *org == first || touched.iter().all(|c| is_member(org, c)));
+        if touched.is_empty() {
+            allowed = vec![first.clone()];
+        }
+        let policy = policy
             .or_else(|| ch.config.policy("Endorsement").cloned())
-            .and_then(|p| plan_endorsers(&p, ch.config.org_policies(), &allowed))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|org| *org != first)
-            .collect();
+            .ok_or_else(|| Status::failed_precondition("no endorsement policy"))?;
+        let rest = match plan_endorsers(&policy, ch.config.org_policies(), &allowed) {
+            Some(plan) => plan.into_iter().filter(|org| *org != first).collect(),
+            None if touched.is_empty() => {
+                return Err(Status::failed_precondition(format!(
+                    "the endorsement policy needs organizations other than this gateway's; {RETRY}"
+                )));
+            }
+            None => Vec::new(),
+        };
         Ok((response, rest))
     }
 
+    /// Organizations with peers, this peer's own first.
     fn candidate_orgs(&self, ch: &ChannelGateway) -> Vec<String> {
         let mut orgs: Vec<String> = Vec::new();
         for p in &ch.peers {
@@ -674,7 +675,11 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let req = request.into_inner();
         let (signed, parsed) = proposal_of(req.proposed_transaction)?;
         let ch = self.channel(&parsed.channel_id)?;
-        let orgs = if req.target_organizations.is_empty() {
+        let orgs = if req.target_organizations.is_empty() && parsed.has_transient {
+            // Transient data stays with this gateway's organization unless the client names
+            // others.
+            vec![self.local_msp.clone()]
+        } else if req.target_organizations.is_empty() {
             self.candidate_orgs(ch)
         } else {
             req.target_organizations.clone()

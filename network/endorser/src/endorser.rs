@@ -153,7 +153,13 @@ pub struct Endorser {
     config: EndorserConfig,
     /// Chaincode → canonical functions that may only be evaluated.
     evaluate_only: HashMap<String, HashSet<String>>,
+    /// Told of every processed proposal of a served channel: channel id and duration.
+    observer: Option<ProposalObserver>,
 }
+
+/// Called with the channel id and the processing time of every proposal of a served channel
+/// (the peer's `endorser_proposal_duration_seconds` metric).
+pub type ProposalObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
 
 impl std::fmt::Debug for Endorser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,7 +200,15 @@ impl Endorser {
             transient,
             config,
             evaluate_only: HashMap::new(),
+            observer: None,
         }
+    }
+
+    /// Reports every processed proposal of a served channel to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: ProposalObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Functions (canonical names, by chaincode) that may only be evaluated: their response
@@ -238,13 +252,21 @@ impl Endorser {
         signed: SignedProposal,
         now: SystemTime,
     ) -> ProposalResponse {
-        match self.endorse(&signed, now).await {
+        let started = std::time::Instant::now();
+        let response = match self.endorse(&signed, now).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(target: "peer::endorser", error = %e, "proposal refused");
                 error_response(500, e.message)
             }
+        };
+        if let Some(observe) = &self.observer
+            && let Ok(channel) = proposal::channel_of(&signed)
+            && self.channel(&channel).is_some()
+        {
+            observe(&channel, started.elapsed());
         }
+        response
     }
 
     async fn endorse(

@@ -109,10 +109,14 @@ fn authorize(
     Ok((req, org))
 }
 
+/// The channel configuration in force (the committer's, which a config block replaces), read
+/// on every request so a revocation or a removed organization applies at once.
+pub type ConfigSource = Arc<dyn Fn() -> Arc<ChannelConfig> + Send + Sync>;
+
 #[derive(Clone)]
 struct ServedChannel {
     ledger: Arc<Ledger>,
-    config: Arc<ChannelConfig>,
+    config: ConfigSource,
     definitions: Arc<dyn ChaincodeDefinitions>,
 }
 
@@ -134,17 +138,19 @@ impl PrivateDataService {
         Self::default()
     }
 
-    /// Serves the private data of `ledger`'s channel, with `definitions` saying which
+    /// Serves the private data of `ledger`'s channel, authorizing requesters under the
+    /// configuration `config` returns at each request, with `definitions` saying which
     /// organizations are members of which collection.
     pub fn add_channel(
         &self,
         ledger: Arc<Ledger>,
-        config: Arc<ChannelConfig>,
+        config: ConfigSource,
         definitions: Arc<dyn ChaincodeDefinitions>,
     ) {
+        let channel_id = config().channel_id().to_string();
         let mut channels = self.channels.write().unwrap_or_else(|e| e.into_inner());
         channels.insert(
-            config.channel_id().to_string(),
+            channel_id,
             ServedChannel {
                 ledger,
                 config,
@@ -190,7 +196,7 @@ impl PrivateData for PrivateDataService {
             channels.get(&channel_id).cloned()
         }
         .ok_or_else(|| Status::not_found("channel not served"))?;
-        let (req, org) = authorize(&channel.config, &leaf, &signed, SystemTime::now())
+        let (req, org) = authorize(&(channel.config)(), &leaf, &signed, SystemTime::now())
             .inspect_err(|e| {
                 warn!(target: "peer::privdata", reason = %e.message(), "private data request refused");
             })?;

@@ -260,7 +260,7 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
     let service = PrivateDataService::new();
     service.add_channel(
         a.committer.ledger().clone(),
-        with_crl,
+        Arc::new(move || with_crl.clone()),
         a.defs.clone() as Arc<dyn ChaincodeDefinitions>,
     );
     let (addr_a, stop_a, srv_a) = serve(service.into_server(), &tls_a, &roots).await;
@@ -426,7 +426,10 @@ async fn reconciler_retries_until_an_endorser_is_reachable() {
     let service = PrivateDataService::new();
     service.add_channel(
         a.committer.ledger().clone(),
-        a.committer.config().clone(),
+        {
+            let committer = a.committer.clone();
+            Arc::new(move || committer.config())
+        },
         a.defs.clone() as Arc<dyn ChaincodeDefinitions>,
     );
     let (_, stop_a, srv_a) =

@@ -509,7 +509,13 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
             Arc::new(PeerTransientStore(transient.clone())),
             EndorserConfig::default(),
         )
-        .with_evaluate_only(evaluate_only.clone()),
+        .with_evaluate_only(evaluate_only.clone())
+        .with_observer({
+            let metrics = metrics.clone();
+            Arc::new(move |channel: &str, took: Duration| {
+                metrics.observe_endorsement(channel, took.as_secs_f64());
+            })
+        }),
     );
 
     let deliver = DeliverService::default();
@@ -526,9 +532,10 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
             )),
         );
         deliver.add_channel(DeliverChannel::from_committer(&j.committer));
+        let committer = j.committer.clone();
         private.add_channel(
             j.committer.ledger().clone(),
-            j.config.clone(),
+            Arc::new(move || committer.config()),
             j.definitions.clone(),
         );
         gateways.insert(channel, channel_gateway(cfg, &j.config, &endorser, &tls)?);
