@@ -20,16 +20,37 @@ pub fn serialize_identity(msp_id: &str, cert: &Certificate) -> Vec<u8> {
 
 /// Decodes a `msp.SerializedIdentity` and parses its PEM certificate.
 ///
+/// Only one encoding of an identity is accepted, so that one key cannot pass for two signers:
+/// the protobuf must re-encode to exactly `bytes` (no unknown, repeated or out-of-order
+/// fields), and `id_bytes` must be one PEM `CERTIFICATE` block with nothing but whitespace
+/// around it. (PEM line lengths may still differ between encoders; identities are therefore
+/// compared by certificate, [`crate::msp::VerifiedIdentity::id`], as Fabric does.)
+///
 /// # Errors
-/// [`Error::MalformedIdentity`] if the protobuf does not decode or the MSP id is empty;
-/// [`Error::MalformedCertificate`] if `id_bytes` holds no certificate.
+/// [`Error::MalformedIdentity`] if the protobuf does not decode, is not in canonical form, the
+/// MSP id is empty, or `id_bytes` is not exactly one PEM certificate;
+/// [`Error::MalformedCertificate`] if the certificate does not parse.
 pub fn deserialize_identity(bytes: &[u8]) -> Result<(String, Certificate)> {
     let sid = SerializedIdentity::decode(bytes)
         .map_err(|e| Error::MalformedIdentity(format!("protobuf: {e}")))?;
     if sid.mspid.is_empty() {
         return Err(Error::MalformedIdentity("empty mspid".into()));
     }
-    let cert = Certificate::from_pem(&sid.id_bytes)?;
+    if sid.encode_to_vec() != bytes {
+        return Err(Error::MalformedIdentity(
+            "not in canonical protobuf form".into(),
+        ));
+    }
+    let text = sid.id_bytes.trim_ascii();
+    let single_block = text.starts_with(b"-----BEGIN CERTIFICATE-----")
+        && text.ends_with(b"-----END CERTIFICATE-----")
+        && pem::parse_many(text).is_ok_and(|blocks| blocks.len() == 1);
+    if !single_block {
+        return Err(Error::MalformedIdentity(
+            "id_bytes must be exactly one PEM certificate".into(),
+        ));
+    }
+    let cert = Certificate::from_pem(text)?;
     Ok((sid.mspid, cert))
 }
 

@@ -344,6 +344,15 @@ fn check_time(cert: &Certificate, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// [`VerifiedIdentity::id`] of `cert` in MSP `msp_id`.
+pub fn certificate_id(msp_id: &str, cert: &Certificate) -> [u8; 32] {
+    let mut bytes = Vec::with_capacity(msp_id.len() + 1 + cert.der().len());
+    bytes.extend_from_slice(msp_id.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(cert.der());
+    sha256(&bytes)
+}
+
 /// Unix seconds of a `SystemTime` (negative before 1970).
 pub fn unix_seconds(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -383,7 +392,9 @@ impl VerifiedIdentity {
         self.cert.attribute(name)
     }
 
-    /// SHA-256 of the serialized identity: equal for the same identity.
+    /// Who this is, for counting signers once: SHA-256 of the MSP id, a zero byte and the
+    /// certificate's DER, so every encoding of one certificate is one identity (Fabric's
+    /// identity identifier: MSP id and the hash of the raw certificate).
     pub fn id(&self) -> &[u8; 32] {
         &self.id
     }
@@ -478,11 +489,12 @@ impl MspManager {
             msp_id: msp_id.clone(),
         })?;
         let (node_ou, window) = msp.validate_window(&cert, now)?;
+        let id = certificate_id(&msp_id, &cert);
         let verified = Arc::new(VerifiedIdentity {
             msp_id,
             cert,
             node_ou,
-            id: key,
+            id,
             window,
         });
         if let Ok(mut cache) = self.cache.lock() {

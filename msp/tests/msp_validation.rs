@@ -327,3 +327,63 @@ fn crl_from_a_foreign_ca_is_refused() {
     cfg.crls = vec![pem::parse(org2_crl).unwrap().into_contents()];
     assert!(matches!(Msp::new(cfg), Err(Error::InvalidCrl(_))));
 }
+
+/// Issue 13, item 5: one certificate is one identity however its PEM is wrapped, and encodings
+/// that smuggle a second form (unknown protobuf fields, extra PEM blocks, text around the
+/// block) are refused. On 4436d0b identities were told apart by their serialized bytes, so one
+/// key signing under two encodings counted as two signers of an OutOf/AND policy.
+#[test]
+fn one_certificate_is_one_identity_and_non_canonical_encodings_are_refused() {
+    use medledger_proto::msp::SerializedIdentity;
+    use prost::Message;
+
+    let mut f = fixture();
+    let peer = enroll(&mut f.org1, "peer0", NodeOu::Peer);
+    let other = enroll(&mut f.org1, "peer1", NodeOu::Peer);
+    let m = manager(&f);
+    let now = SystemTime::now();
+    let encode = |id_bytes: Vec<u8>| {
+        SerializedIdentity {
+            mspid: "Org1MSP".into(),
+            id_bytes,
+        }
+        .encode_to_vec()
+    };
+    // The same certificate with 76-column lines and CRLF line ends (another encoder's PEM).
+    let der = peer.certificate().der();
+    let rewrapped = pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new()
+            .set_line_ending(pem::LineEnding::CRLF)
+            .set_line_wrap(76),
+    );
+    let second = encode(rewrapped.into_bytes());
+    assert_ne!(second, peer.serialized());
+    let a = m.validate(peer.serialized(), now).unwrap();
+    let b = m.validate(&second, now).unwrap();
+    assert_eq!(
+        a.id(),
+        b.id(),
+        "two encodings of one certificate are two identities"
+    );
+    assert_eq!(a.signer(), b.signer());
+    let c = m.validate(other.serialized(), now).unwrap();
+    assert_ne!(a.id(), c.id());
+
+    // Non-canonical forms: refused.
+    let pem = peer.certificate().to_pem();
+    let mut unknown_field = peer.serialized().to_vec();
+    unknown_field.extend_from_slice(&[0x18, 0x01]);
+    let two_blocks = encode(format!("{pem}{}", other.certificate().to_pem()).into_bytes());
+    let prefixed = encode(format!("junk\n{pem}").into_bytes());
+    for (bytes, what) in [
+        (unknown_field, "an unknown protobuf field"),
+        (two_blocks, "two PEM blocks"),
+        (prefixed, "text before the PEM block"),
+    ] {
+        assert!(
+            matches!(m.validate(&bytes, now), Err(Error::MalformedIdentity(_))),
+            "{what} accepted"
+        );
+    }
+}
