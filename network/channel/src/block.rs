@@ -57,10 +57,19 @@ fn der_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-/// SHA-256 of the concatenated data entries: Fabric's `protoutil.ComputeBlockDataHash`.
+/// The block's data hash: SHA-256 of the entry count (u64 big-endian) followed, for each
+/// entry, by its length (u64 big-endian) and its bytes.
+///
+/// Fabric's `protoutil.ComputeBlockDataHash` hashes the entries joined end to end, so
+/// `[A, B]` and `[A‖B]` share a hash (prost decodes the merged entry as B, and A vanishes)
+/// and the consenters' signatures over the header would cover either split. Length-prefixing
+/// binds the number and the boundaries of the entries to the header every consenter signs;
+/// the `common.Block` format is unchanged (ADR 0026).
 pub fn data_hash(data: &BlockData) -> [u8; 32] {
     let mut h = Sha256::new();
+    h.update((data.data.len() as u64).to_be_bytes());
     for entry in &data.data {
+        h.update((entry.len() as u64).to_be_bytes());
         h.update(entry);
     }
     h.finalize().into()
@@ -174,7 +183,20 @@ mod tests {
     fn new_block_chains_and_hashes_data() {
         let b = new_block(3, &[7; 32], vec![b"a".to_vec(), b"bc".to_vec()]);
         let header = b.header.clone().unwrap();
-        assert_eq!(header.data_hash, Sha256::digest(b"abc").to_vec());
+        let mut framed = 2u64.to_be_bytes().to_vec();
+        framed.extend_from_slice(&1u64.to_be_bytes());
+        framed.extend_from_slice(b"a");
+        framed.extend_from_slice(&2u64.to_be_bytes());
+        framed.extend_from_slice(b"bc");
+        assert_eq!(header.data_hash, Sha256::digest(&framed).to_vec());
+        // Issue 14 item 1: the same bytes split otherwise hash otherwise (on 4436d0b they did
+        // not: Fabric's formula joins the entries end to end).
+        let merged = new_block(3, &[7; 32], vec![b"abc".to_vec()]);
+        let resplit = new_block(3, &[7; 32], vec![b"ab".to_vec(), b"c".to_vec()]);
+        let empty_tail = new_block(3, &[7; 32], vec![b"a".to_vec(), b"bc".to_vec(), Vec::new()]);
+        for other in [merged, resplit, empty_tail] {
+            assert_ne!(other.header.unwrap().data_hash, header.data_hash);
+        }
         assert_eq!(b.metadata.as_ref().unwrap().metadata.len(), METADATA_SLOTS);
         assert_eq!(number(&b), 3);
         assert_ne!(header_hash(&header), [0; 32]);

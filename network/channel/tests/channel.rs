@@ -174,6 +174,21 @@ fn block_signatures_need_a_quorum_of_valid_distinct_consenters() {
         bft::verify_block_signatures(&tampered, "ehr", cs),
         Err(BlockVerifyError::DataHashMismatch { number: 7 })
     );
+    // Issue 14 item 1: the same envelopes joined end to end (a Byzantine orderer's Deliver
+    // serving [A‖B] for [A, B]: prost would decode the merged entry as B and A would vanish)
+    // or split elsewhere. On 4436d0b both kept the data hash and so the consenters' signatures.
+    for entries in [
+        vec![b"env1env2".to_vec()],
+        vec![b"env1e".to_vec(), b"nv2".to_vec()],
+        vec![b"env1".to_vec(), b"env2".to_vec(), Vec::new()],
+    ] {
+        let mut resplit = b.clone();
+        resplit.data.as_mut().unwrap().data = entries;
+        assert_eq!(
+            bft::verify_block_signatures(&resplit, "ehr", cs),
+            Err(BlockVerifyError::DataHashMismatch { number: 7 })
+        );
+    }
     let mut renumbered = b.clone();
     renumbered.header.as_mut().unwrap().number = 8;
     assert!(matches!(
