@@ -12,7 +12,7 @@
 //! | `pvt_missing` | block (u64) ‖ tx (u64) ‖ namespace ‖ 0x00 ‖ collection | empty |
 //! | `pvt_tx` | block (u64) ‖ tx (u64) ‖ namespace ‖ 0x00 ‖ collection | the collection's private `KVRWSet` bytes of that transaction |
 //! | `pvt_key_tx` | namespace ‖ 0x00 ‖ collection ‖ 0x00 ‖ key hash (32) ‖ block ‖ tx | empty: which `pvt_tx` entries write a key (for purge) |
-//! | `meta` | `savepoint`, `verified` | [`Savepoint`](crate::records::Savepoint), u64 |
+//! | `meta` | `savepoint`, `verified`; `purged` ‖ 0x00 ‖ namespace ‖ 0x00 ‖ collection ‖ 0x00 ‖ key hash | [`Savepoint`](crate::records::Savepoint), u64; the purging transaction's version (block, tx) |
 //!
 //! Namespaces (chaincode names) and collection names never contain NUL, so `namespace ‖ 0x00`
 //! is an exact prefix; keys may (Fabric composite keys start with and separate by U+0000),
@@ -52,6 +52,17 @@ pub const ALL_CFS: [&str; 10] = [
     CF_PVT_KEY_TX,
     CF_META,
 ];
+
+/// `meta` key prefix of purge marks: `purged` ‖ 0x00 ‖ [`collection_key`] → the purging
+/// transaction's version (block, tx: u64 big-endian each).
+pub const META_PURGED: &[u8] = b"purged\0";
+
+/// `meta` key of the purge mark of a private key.
+pub fn purge_mark_key(namespace: &str, collection: &str, key_hash: &[u8]) -> Vec<u8> {
+    let mut k = META_PURGED.to_vec();
+    k.extend_from_slice(&collection_key(namespace, collection, key_hash));
+    k
+}
 
 /// `meta` key of the savepoint.
 pub const META_SAVEPOINT: &[u8] = b"savepoint";

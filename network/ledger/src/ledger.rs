@@ -478,19 +478,27 @@ impl Ledger {
     }
 
     /// Removes purged keys' writes from the stored private read-write sets that hold them.
-    fn apply_purges(&self, batch: &mut WriteBatch, purges: &[crate::HashedKey]) -> Result<()> {
+    fn apply_purges(
+        &self,
+        batch: &mut WriteBatch,
+        purges: &[(crate::HashedKey, Version)],
+    ) -> Result<()> {
         if purges.is_empty() {
             return Ok(());
         }
         let pvt_tx = self.cf(keys::CF_PVT_TX)?;
         let key_tx = self.cf(keys::CF_PVT_KEY_TX)?;
         let pvt_data = self.cf(keys::CF_PVT_DATA)?;
+        let meta = self.cf(keys::CF_META)?;
         let mut rewritten: std::collections::HashMap<Vec<u8>, KvrwSet> =
             std::collections::HashMap::new();
-        for (ns, coll, key_hash) in purges {
+        for ((ns, coll, key_hash), at) in purges {
             self.check_name(ns, "namespace")?;
             self.check_name(coll, "collection")?;
             batch.delete_cf(pvt_data, keys::collection_key(ns, coll, key_hash));
+            let mut mark = at.block_num.to_be_bytes().to_vec();
+            mark.extend_from_slice(&at.tx_num.to_be_bytes());
+            batch.put_cf(meta, keys::purge_mark_key(ns, coll, key_hash), mark);
             let prefix = keys::collection_key(ns, coll, key_hash);
             let mut upper = prefix.clone();
             upper.extend_from_slice(&[0xff; 17]);
@@ -556,6 +564,32 @@ impl Ledger {
             .map_err(|e| self.storage(e))
     }
 
+    /// The version of the transaction that last purged private key `key_hash` of collection
+    /// `coll` of `ns`, if it was ever purged.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; [`Error::Corrupted`] for an unreadable mark.
+    pub fn purged_at(&self, ns: &str, coll: &str, key_hash: &[u8]) -> Result<Option<Version>> {
+        let Some(mark) = self
+            .db
+            .get_cf(
+                self.cf(keys::CF_META)?,
+                keys::purge_mark_key(ns, coll, key_hash),
+            )
+            .map_err(|e| self.storage(e))?
+        else {
+            return Ok(None);
+        };
+        let (block, tx) = mark
+            .split_at_checked(8)
+            .and_then(|(b, t)| Some((<[u8; 8]>::try_from(b).ok()?, <[u8; 8]>::try_from(t).ok()?)))
+            .ok_or_else(|| self.bad_record("purge mark"))?;
+        Ok(Some(Version::new(
+            u64::from_be_bytes(block),
+            u64::from_be_bytes(tx),
+        )))
+    }
+
     /// Stores private data obtained after its block was committed (reconciliation): the
     /// read-write set `rwset` of `missing`, which the caller has checked against the on-chain
     /// hash. Each write becomes the current private value only if the key's hashed state
@@ -568,10 +602,29 @@ impl Ledger {
     pub fn reconcile_private(&self, missing: &MissingPrivate, rwset: &[u8]) -> Result<()> {
         let _tip = self.lock_tip();
         let m = missing;
-        let set = KvrwSet::decode(rwset).map_err(|_| self.bad_record("private rwset"))?;
+        let mut set = KvrwSet::decode(rwset).map_err(|_| self.bad_record("private rwset"))?;
         let mut batch = WriteBatch::default();
         let version = Version::new(m.block_num, m.tx_num);
         let private = self.cf(keys::CF_PVT_DATA)?;
+        // A write purged since is neither installed nor kept to serve: purged PHI never comes
+        // back through a member peer that still had it.
+        let before = set.writes.len();
+        let mut kept = Vec::with_capacity(before);
+        for w in std::mem::take(&mut set.writes) {
+            let key_hash = Sha256::digest(w.key.as_bytes());
+            if self
+                .purged_at(&m.namespace, &m.collection, &key_hash)?
+                .is_none_or(|at| at < version)
+            {
+                kept.push(w);
+            }
+        }
+        set.writes = kept;
+        let stored = if set.writes.len() == before {
+            rwset.to_vec()
+        } else {
+            set.encode_to_vec()
+        };
         let mut key_hashes = Vec::with_capacity(set.writes.len());
         for w in &set.writes {
             let key_hash = Sha256::digest(w.key.as_bytes()).to_vec();
@@ -598,7 +651,7 @@ impl Ledger {
                 tx_num: m.tx_num,
                 namespace: m.namespace.clone(),
                 collection: m.collection.clone(),
-                rwset: rwset.to_vec(),
+                rwset: stored,
                 key_hashes,
             }],
         )?;

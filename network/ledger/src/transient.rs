@@ -1,6 +1,8 @@
 //! A durable transient store (Fabric's `transientstore`): private read-write sets produced by
 //! simulation wait here, keyed by transaction id, until their transaction commits (the
-//! committer takes them) or they age out (purged below a block height).
+//! committer takes them, valid or not) or they expire: after a time to live (the peer's
+//! `transient_ttl_s`, minutes; [`TransientStore::purge_older_than`]) or below a block height.
+//! Unsubmitted PHI does not wait on a disk for long.
 
 use std::path::Path;
 
@@ -8,8 +10,9 @@ use medledger_proto::rwset::TxPvtReadWriteSet;
 use prost::Message;
 use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
-/// Key layout: `t/<tx_id>` → 8-byte big-endian height ‖ serialized `TxPvtReadWriteSet`, and
-/// `h/<height BE>/<tx_id>` → empty, an index for purging by age.
+/// Key layout: `t/<tx_id>` → 8-byte big-endian height ‖ serialized `TxPvtReadWriteSet`;
+/// `h/<height BE>/<tx_id>` → empty, an index for purging by height; `w/<unix seconds BE>/<tx_id>`
+/// → empty, an index for expiry by time (left behind by removals, dropped at expiry).
 pub struct TransientStore {
     db: DB,
 }
@@ -22,6 +25,22 @@ impl std::fmt::Debug for TransientStore {
 
 fn tx_key(tx_id: &str) -> Vec<u8> {
     [b"t/".as_slice(), tx_id.as_bytes()].concat()
+}
+
+fn time_key(unix_secs: u64, tx_id: &str) -> Vec<u8> {
+    [
+        b"w/".as_slice(),
+        &unix_secs.to_be_bytes(),
+        b"/",
+        tx_id.as_bytes(),
+    ]
+    .concat()
+}
+
+fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn height_key(height: u64, tx_id: &str) -> Vec<u8> {
@@ -116,6 +135,42 @@ impl TransientStore {
         self.db.write(batch).map_err(|e| e.to_string())?;
         Ok(n)
     }
+
+    /// Removes every entry stored before `cutoff` (the peer calls it with now minus its time
+    /// to live); returns how many entries were removed.
+    ///
+    /// # Errors
+    /// A message on storage failure.
+    pub fn purge_older_than(&self, cutoff: std::time::SystemTime) -> Result<usize, String> {
+        let cutoff = unix_secs(cutoff);
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        let start = b"w/".to_vec();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(&start, rocksdb::Direction::Forward))
+        {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            let Some(rest) = k.strip_prefix(b"w/") else {
+                break;
+            };
+            let Some((t, tail)) = rest.split_first_chunk::<8>() else {
+                break;
+            };
+            if u64::from_be_bytes(*t) >= cutoff {
+                break;
+            }
+            batch.delete(&k);
+            let tx_id = String::from_utf8_lossy(tail.strip_prefix(b"/").unwrap_or(tail));
+            if let Some((height, _)) = self.get(&tx_id)? {
+                batch.delete(tx_key(&tx_id));
+                batch.delete(height_key(height, &tx_id));
+                n += 1;
+            }
+        }
+        self.db.write(batch).map_err(|e| e.to_string())?;
+        Ok(n)
+    }
 }
 
 impl TransientStore {
@@ -134,6 +189,7 @@ impl TransientStore {
         let mut batch = WriteBatch::default();
         batch.put(tx_key(tx_id), value);
         batch.put(height_key(height, tx_id), []);
+        batch.put(time_key(unix_secs(std::time::SystemTime::now()), tx_id), []);
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(batch, &opts).map_err(|e| e.to_string())
@@ -172,5 +228,30 @@ mod tests {
         assert_eq!(store.get("tx1").unwrap(), None);
         assert_eq!(store.get("tx3").unwrap(), Some((12, set("c"))));
         assert_eq!(store.purge_below(10).unwrap(), 0);
+    }
+
+    /// Issue 13 item 7: unsubmitted private data expires by time, not only 1000 blocks later
+    /// (on 4436d0b an endorsement never submitted kept its PHI on disk until the channel had
+    /// grown by 1000 blocks, for ever on a quiet channel).
+    #[test]
+    fn entries_expire_after_their_time_to_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransientStore::open(dir.path()).unwrap();
+        store.persist("tx1", 5, &set("a")).unwrap();
+        store.persist("tx2", 6, &set("b")).unwrap();
+        store.remove("tx2").unwrap();
+        let now = std::time::SystemTime::now();
+        assert_eq!(
+            store
+                .purge_older_than(now - std::time::Duration::from_secs(60))
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.get("tx1").unwrap(), Some((5, set("a"))));
+        let later = now + std::time::Duration::from_secs(2);
+        assert_eq!(store.purge_older_than(later).unwrap(), 1);
+        assert_eq!(store.get("tx1").unwrap(), None);
+        // Nothing of either is left, index entries included.
+        assert_eq!(store.db.iterator(IteratorMode::Start).count(), 0);
     }
 }

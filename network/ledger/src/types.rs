@@ -169,9 +169,11 @@ pub struct BlockUpdate {
     pub missing_private: Vec<MissingPrivate>,
     /// Private read-write sets of member collections, kept to serve other member peers.
     pub private_rwsets: Vec<PrivateRwSet>,
-    /// Private keys purged by the block: their stored private read-write sets from earlier
-    /// blocks lose these keys' writes (the hashes on chain stay).
-    pub purges: Vec<HashedKey>,
+    /// Private keys purged by the block, with the purging transaction's version: their stored
+    /// private read-write sets from earlier blocks lose these keys' writes (the hashes on chain
+    /// stay), and the ledger remembers the purge so that no later reconciliation stores a value
+    /// written before it ([`crate::Ledger::purged_at`]).
+    pub purges: Vec<(HashedKey, Version)>,
     /// The block's commit hash (also in its COMMIT_HASH metadata), chained from the previous
     /// block's.
     pub commit_hash: Vec<u8>,

@@ -36,7 +36,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
 use crate::definitions::ChaincodeDefinitions;
-use crate::validator::{tx, verify_private_rwset};
+use crate::validator::{tx, verify_private_rwset, verify_private_writes};
 
 /// Largest number of digests answered per request.
 pub const MAX_DIGESTS_PER_REQUEST: usize = 1024;
@@ -443,7 +443,7 @@ impl Reconciler {
             for peer in self.directory.peers(&org) {
                 match self.fetch_from(&peer, digest.clone()).await {
                     Ok(Some(bytes)) => {
-                        if verify_private_rwset(&bytes, coll).is_none() {
+                        if !self.acceptable(&bytes, coll, m)? {
                             warn!(target: "peer::privdata", peer = %peer.url, block = m.block_num, tx = m.tx_num, "private data does not match the on-chain hash; rejected");
                             continue;
                         }
@@ -467,6 +467,46 @@ impl Reconciler {
             }
         }
         Ok(false)
+    }
+
+    /// Whether `bytes`, a peer's answer for `m`, may be stored: the exact private read-write
+    /// set the block's hash commits to, or that set without the writes of keys this ledger
+    /// has seen purged since (what a member peer serves after a purge: ADR 0016). Every write
+    /// present must match the block's hashed writes either way.
+    fn acceptable(
+        &self,
+        bytes: &[u8],
+        coll: &tx::CollectionRwSet,
+        m: &MissingPrivate,
+    ) -> crate::Result<bool> {
+        if verify_private_rwset(bytes, coll).is_some() {
+            return Ok(true);
+        }
+        let Some(set) = verify_private_writes(bytes, coll) else {
+            return Ok(false);
+        };
+        let version = medledger_ledger::Version::new(m.block_num, m.tx_num);
+        let present: Vec<[u8; 32]> = set
+            .writes
+            .iter()
+            .map(|w| sha256(w.key.as_bytes()))
+            .collect();
+        for h in coll.hashed.hashed_writes.iter().filter(|h| !h.is_purge) {
+            if present
+                .iter()
+                .any(|p| p.as_slice() == h.key_hash.as_slice())
+            {
+                continue;
+            }
+            let purged = self
+                .ledger
+                .purged_at(&m.namespace, &m.collection, &h.key_hash)?
+                .is_some_and(|at| at > version);
+            if !purged {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Runs [`Reconciler::reconcile_once`] every `interval` until `shutdown` resolves.

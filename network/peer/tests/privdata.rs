@@ -457,3 +457,181 @@ async fn reconciler_retries_until_an_endorser_is_reachable() {
     let _ = stop_a.send(());
     srv_a.await.unwrap();
 }
+
+/// Serves one fixed private read-write set for every digest asked: a member peer that has not
+/// applied a purge yet (or keeps what it should not).
+struct Stale(Vec<u8>);
+
+#[tonic::async_trait]
+impl PrivateData for Stale {
+    async fn fetch(
+        &self,
+        request: tonic::Request<SignedFetchRequest>,
+    ) -> Result<tonic::Response<FetchResponse>, tonic::Status> {
+        let request = FetchRequest::decode(request.into_inner().request.as_slice()).unwrap();
+        let elements = request
+            .digests
+            .into_iter()
+            .map(|d| PrivateDataElement {
+                digest: Some(d),
+                rwset: self.0.clone(),
+            })
+            .collect();
+        Ok(tonic::Response::new(FetchResponse { elements }))
+    }
+}
+
+/// Issue 13 item 7: a member peer that lacked a transaction's private data and reconciles only
+/// after a purge of one of its keys never holds the purged value, even when a peer serves the
+/// original (hash-valid) set; from an honest peer, which serves the set without the purged
+/// write, it obtains the rest. On 4436d0b the stale answer was stored whole (and served on),
+/// and the honest one refused for its whole-set hash, so the rest stayed missing for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_private_data_never_comes_back_through_reconciliation() {
+    use medledger_proto::kvrwset::{HashedRwSet, KvWriteHash};
+    let mut net = Net::new();
+    let tls_a = tls_identity(&mut net.ch.orgs[0], "peer0-tls");
+    let tls_b = tls_identity(&mut net.ch.orgs[0], "peer1-tls");
+    let tls_stale = tls_identity(&mut net.ch.orgs[0], "peer2-tls");
+    let signer_b = Arc::new(net.ch.orgs[0].identity("peer1-sign", NodeOu::Peer, &[]));
+    let roots = roots_pem(&net);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Peer::open(&net, da.path(), "Org1MSP");
+    let b = Peer::open(&net, db.path(), "Org1MSP");
+    for p in [&a, &b] {
+        p.defs.insert(common::phi_definition());
+    }
+    let erased = br#"{"resourceType":"Condition","code":"F32.9"}"#;
+    let kept = br#"{"resourceType":"Observation","status":"final"}"#;
+    let (hashed, pvt) = private_writes(
+        "Org1PHI",
+        vec![write("cond1", erased), write("obs1", kept)],
+        vec![],
+    );
+    let original = pvt.rwset.clone();
+    let mut spec = TxSpec::kv(CC, KvrwSet::default());
+    spec.rwsets[0].collection_hashed_rwset = vec![hashed];
+    let (t, _) = net.tx_by(&spec, &[&net.peer1]);
+    let with_data = BlockPrivateData::from([(0, tx_private(CC, vec![pvt]))]);
+    assert_eq!(
+        a.commit_private(&net, std::slice::from_ref(&t), &with_data)
+            .codes,
+        vec![C::Valid]
+    );
+    assert_eq!(
+        b.commit(&net, std::slice::from_ref(&t)).codes,
+        vec![C::Valid]
+    );
+    let create = t;
+
+    // Block 2 purges cond1 on both peers.
+    let purge = HashedRwSet {
+        hashed_writes: vec![KvWriteHash {
+            key_hash: medledger_msp::crypto::sha256(b"cond1").to_vec(),
+            is_delete: true,
+            value_hash: Vec::new(),
+            is_purge: true,
+        }],
+        ..Default::default()
+    };
+    let mut spec = TxSpec::kv(CC, KvrwSet::default());
+    spec.rwsets[0].collection_hashed_rwset =
+        vec![medledger_proto::rwset::CollectionHashedReadWriteSet {
+            collection_name: "Org1PHI".into(),
+            hashed_rwset: purge.encode_to_vec(),
+            pvt_rwset_hash: Vec::new(),
+        }];
+    let (t, _) = net.tx_by(&spec, &[&net.peer1]);
+    for p in [&a, &b] {
+        assert_eq!(
+            p.commit(&net, std::slice::from_ref(&t)).codes,
+            vec![C::Valid]
+        );
+    }
+    let purge_tx = t;
+    assert_eq!(b.ledger().missing_private().unwrap().len(), 1);
+
+    // A stale peer serves the original set: B keeps nothing of cond1.
+    let (addr_stale, stop_stale, srv_stale) =
+        serve(PrivateDataServer::new(Stale(original)), &tls_stale, &roots).await;
+    let tls_client = TlsClient {
+        roots_pem: roots.clone(),
+        cert_pem: tls_b.cert_pem.clone(),
+        key_pem: tls_b.key_pem.clone(),
+    };
+    let reconciler = |addr| {
+        Reconciler::new(
+            b.committer.ledger().clone(),
+            b.committer.config().clone(),
+            b.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+            Arc::new(HashMap::from([(
+                "Org1MSP".to_owned(),
+                vec![endpoint(addr)],
+            )])),
+            signer_b.clone(),
+            tls_client.clone(),
+        )
+        .unwrap()
+    };
+    let report = reconciler(addr_stale).reconcile_once().await.unwrap();
+    assert_eq!(report.stored, 1);
+    let holds_erased = |p: &Peer| {
+        p.ledger()
+            .get_private(CC, "Org1PHI", "cond1")
+            .unwrap()
+            .is_some()
+            || p.ledger()
+                .private_rwset(1, 0, CC, "Org1PHI")
+                .unwrap()
+                .is_some_and(|s| s.windows(erased.len()).any(|w| w == erased))
+    };
+    assert!(!holds_erased(&b), "the purged value came back to B");
+    assert!(!holds_erased(&a));
+    let _ = stop_stale.send(());
+    srv_stale.await.unwrap();
+
+    // A fresh peer C in B's place reconciles from honest A, which serves the set without
+    // cond1: obs1 is stored, cond1 is not, nothing stays missing.
+    let dc = tempfile::tempdir().unwrap();
+    let c = Peer::open(&net, dc.path(), "Org1MSP");
+    c.defs.insert(common::phi_definition());
+    for t in [create, purge_tx] {
+        assert_eq!(c.commit(&net, &[t]).codes, vec![C::Valid]);
+    }
+    assert_eq!(c.ledger().missing_private().unwrap().len(), 1);
+    let service = PrivateDataService::new();
+    service.add_channel(
+        a.committer.ledger().clone(),
+        {
+            let committer = a.committer.clone();
+            Arc::new(move || committer.config())
+        },
+        a.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+    );
+    let (addr_a, stop_a, srv_a) = serve(service.into_server(), &tls_a, &roots).await;
+    let reconciler_c = Reconciler::new(
+        c.committer.ledger().clone(),
+        c.committer.config().clone(),
+        c.defs.clone() as Arc<dyn ChaincodeDefinitions>,
+        Arc::new(HashMap::from([(
+            "Org1MSP".to_owned(),
+            vec![endpoint(addr_a)],
+        )])),
+        signer_b.clone(),
+        tls_client.clone(),
+    )
+    .unwrap();
+    let report = reconciler_c.reconcile_once().await.unwrap();
+    assert_eq!((report.stored, report.missing), (1, 0));
+    assert_eq!(
+        c.ledger()
+            .get_private(CC, "Org1PHI", "obs1")
+            .unwrap()
+            .unwrap()
+            .value,
+        kept
+    );
+    assert!(!holds_erased(&c));
+    let _ = stop_a.send(());
+    srv_a.await.unwrap();
+}

@@ -462,6 +462,7 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
             chaincodes: chaincodes.clone(),
             sandbox: SandboxSection::default(),
             gateway: GatewaySection::default(),
+            transient_ttl_s: medledger_peer::node::config::DEFAULT_TRANSIENT_TTL_S,
         };
         write_yaml(&dir.join("nodes").join(&name).join("peer.yaml"), &cfg)?;
     }

@@ -85,6 +85,19 @@ pub struct PeerConfig {
     /// Gateway limits.
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// Seconds an endorsement's private data waits in the transient store for its transaction
+    /// to commit before it is deleted (default 1800: longer than the 15-minute proposal
+    /// window; a transaction committed later finds its private data missing and reconciles
+    /// it from other member peers).
+    #[serde(default = "default_transient_ttl_s")]
+    pub transient_ttl_s: u64,
+}
+
+/// Default [`PeerConfig::transient_ttl_s`]: 30 minutes.
+pub const DEFAULT_TRANSIENT_TTL_S: u64 = 1800;
+
+fn default_transient_ttl_s() -> u64 {
+    DEFAULT_TRANSIENT_TTL_S
 }
 
 fn default_listen() -> String {

@@ -640,6 +640,35 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         )));
     }
 
+    // Transient store expiry: unsubmitted private data does not stay on disk.
+    {
+        let transient = transient.clone();
+        let ttl = Duration::from_secs(cfg.transient_ttl_s);
+        let mut sd = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval((ttl / 10).clamp(
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            ));
+            loop {
+                tokio::select! {
+                    () = async { let _ = sd.wait_for(|s| *s).await; } => return,
+                    _ = tick.tick() => {
+                        let store = transient.clone();
+                        let cutoff = std::time::SystemTime::now() - ttl;
+                        match tokio::task::spawn_blocking(move || store.purge_older_than(cutoff)).await {
+                            Ok(Ok(n)) if n > 0 => {
+                                info!(target: "peer", expired = n, "transient private data expired");
+                            }
+                            Ok(Err(e)) => warn!(target: "peer", error = %e, "transient store expiry failed"),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
     // Operations endpoint.
     let operations = match &cfg.operations_listen {
         Some(listen) => {

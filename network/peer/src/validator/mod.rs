@@ -522,9 +522,8 @@ fn apply_tx(
                     }
                     purge_in_block(update, &ns.namespace, &coll.name, key_hash);
                     update.purges.push((
-                        ns.namespace.clone(),
-                        coll.name.clone(),
-                        key_hash.to_vec(),
+                        (ns.namespace.clone(), coll.name.clone(), key_hash.to_vec()),
+                        version,
                     ));
                     continue;
                 }
@@ -647,6 +646,13 @@ pub fn verify_private_rwset(bytes: &[u8], coll: &tx::CollectionRwSet) -> Option<
     if sha256(bytes).as_slice() != coll.pvt_rwset_hash.as_slice() {
         return None;
     }
+    verify_private_writes(bytes, coll)
+}
+
+/// As [`verify_private_rwset`] without the whole-set hash: every write of the decoded set
+/// matches one of the transaction's hashed writes (a set some of whose writes were removed by
+/// purges passes; the caller decides whether the missing ones may be missing).
+pub fn verify_private_writes(bytes: &[u8], coll: &tx::CollectionRwSet) -> Option<KvrwSet> {
     let kv = KvrwSet::decode(bytes).ok()?;
     let consistent = kv.writes.iter().all(|w| {
         coll.hashed.hashed_writes.iter().any(|h| {
