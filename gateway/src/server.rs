@@ -46,6 +46,12 @@ pub struct GatewayConfig {
     pub submit_timeout: Duration,
     /// Longest wait for a commit status (default 5 min).
     pub commit_status_timeout: Duration,
+    /// Commit-status requests waiting at once; more are refused with `RESOURCE_EXHAUSTED`
+    /// (default 10,000): a client cannot pile up waits for transactions that never commit.
+    pub max_commit_status_waits: usize,
+    /// Chaincode-event streams open at once; more are refused with `RESOURCE_EXHAUSTED`
+    /// (default 1,000).
+    pub max_event_streams: usize,
 }
 
 impl Default for GatewayConfig {
@@ -55,6 +61,8 @@ impl Default for GatewayConfig {
             endorse_timeout: Duration::from_secs(30),
             submit_timeout: Duration::from_secs(10),
             commit_status_timeout: Duration::from_secs(300),
+            max_commit_status_waits: 10_000,
+            max_event_streams: 1_000,
         }
     }
 }
@@ -178,6 +186,8 @@ pub struct GatewayService {
     commits: Arc<dyn CommitSource>,
     config: GatewayConfig,
     limiter: Arc<Semaphore>,
+    commit_waits: Arc<Semaphore>,
+    event_streams: Arc<Semaphore>,
     /// Rotates the orderers a submission tries first, spreading admission work.
     next_orderer: Arc<AtomicUsize>,
 }
@@ -295,6 +305,8 @@ impl GatewayService {
             policies,
             commits,
             limiter: Arc::new(Semaphore::new(config.concurrency_limit.max(1))),
+            commit_waits: Arc::new(Semaphore::new(config.max_commit_status_waits.max(1))),
+            event_streams: Arc::new(Semaphore::new(config.max_event_streams.max(1))),
             config,
             next_orderer: Arc::new(AtomicUsize::new(0)),
         }
@@ -654,6 +666,9 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             &signed.signature,
             "commit status request",
         )?;
+        let _waiting = self.commit_waits.try_acquire().map_err(|_| {
+            Status::resource_exhausted("too many commit-status requests waiting; retry later")
+        })?;
         let wait = self
             .commits
             .wait_for_commit(&req.channel_id, &req.transaction_id);
@@ -740,6 +755,13 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             &signed.signature,
             "chaincode events request",
         )?;
+        let open = self
+            .event_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted("too many chaincode-event streams open; retry later")
+            })?;
         let start = match req.start_position.and_then(|p| p.r#type) {
             Some(SeekType::Specified(s)) => Some(s.number),
             Some(SeekType::Oldest(_)) => Some(0),
@@ -753,6 +775,8 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         // `after_transaction_id` applies within the start block only (Fabric's semantics).
         let mut after = (!req.after_transaction_id.is_empty()).then_some(req.after_transaction_id);
         let stream = events.filter_map(move |(block, evs)| {
+            // The stream holds its permit until the client closes it.
+            let _open = &open;
             let evs: Vec<ChaincodeEvent> = match after.take() {
                 Some(tx) => match evs.iter().position(|e| e.tx_id == tx) {
                     Some(i) => evs[i + 1..].to_vec(),

@@ -382,3 +382,119 @@ fn endorsing_msps(envelope: &medledger_proto::common::Envelope) -> Vec<String> {
     msps.sort();
     msps
 }
+
+/// Never answers: a transaction that never commits, an event stream with no events.
+struct Pending;
+
+#[tonic::async_trait]
+impl CommitSource for Pending {
+    async fn wait_for_commit(
+        &self,
+        _channel: &str,
+        _tx_id: &str,
+    ) -> Result<(TxValidationCode, u64), String> {
+        std::future::pending().await
+    }
+    async fn chaincode_events(
+        &self,
+        _channel: &str,
+        _chaincode: &str,
+        _start: Option<u64>,
+    ) -> Result<EventStream, String> {
+        Ok(Box::pin(tokio_stream::pending()))
+    }
+}
+
+/// Issue 13 item 9: one client cannot pile up commit-status waits or chaincode-event streams
+/// without bound (on 4436d0b neither was limited): past the configured number the gateway
+/// answers RESOURCE_EXHAUSTED at once, and a closed stream frees its place.
+#[tokio::test]
+async fn commit_status_waits_and_event_streams_are_bounded() {
+    use medledger_proto::gateway::gateway_server::Gateway as _;
+    use medledger_proto::gateway::{
+        ChaincodeEventsRequest, CommitStatusRequest, SignedChaincodeEventsRequest,
+        SignedCommitStatusRequest,
+    };
+    use prost::Message;
+
+    let mut ch = TestChannel::new("ehr", 1, 4);
+    let client = ch.orgs[0].identity("app1", NodeOu::Client, &[]);
+    let channel = ChannelGateway {
+        config: Arc::new(ch.config.clone()),
+        peers: vec![],
+        orderers: vec![],
+    };
+    let config = GatewayConfig {
+        max_commit_status_waits: 2,
+        max_event_streams: 1,
+        ..GatewayConfig::default()
+    };
+    let svc = Arc::new(GatewayService::new(
+        "Org1MSP",
+        [("ehr".to_owned(), channel)].into_iter().collect(),
+        Arc::new(DefaultPolicies),
+        Arc::new(Pending),
+        config,
+    ));
+    let status_request = |tx: &str| {
+        let request = CommitStatusRequest {
+            transaction_id: tx.into(),
+            channel_id: "ehr".into(),
+            identity: client.serialized().to_vec(),
+        }
+        .encode_to_vec();
+        SignedCommitStatusRequest {
+            signature: client.sign(&request).unwrap(),
+            request,
+        }
+    };
+    let waits: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|tx| {
+            let svc = svc.clone();
+            let req = status_request(tx);
+            tokio::spawn(async move { svc.commit_status(tonic::Request::new(req)).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let third = svc
+        .commit_status(tonic::Request::new(status_request("c")))
+        .await
+        .unwrap_err();
+    assert_eq!(third.code(), tonic::Code::ResourceExhausted);
+    for w in waits {
+        w.abort();
+    }
+
+    let events_request = || {
+        let request = ChaincodeEventsRequest {
+            channel_id: "ehr".into(),
+            chaincode_id: "kv".into(),
+            identity: client.serialized().to_vec(),
+            start_position: None,
+            after_transaction_id: String::new(),
+        }
+        .encode_to_vec();
+        SignedChaincodeEventsRequest {
+            signature: client.sign(&request).unwrap(),
+            request,
+        }
+    };
+    let open = svc
+        .chaincode_events(tonic::Request::new(events_request()))
+        .await
+        .unwrap();
+    let refused = svc
+        .chaincode_events(tonic::Request::new(events_request()))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    drop(open);
+    assert!(
+        svc.chaincode_events(tonic::Request::new(events_request()))
+            .await
+            .is_ok(),
+        "a closed stream did not free its place"
+    );
+}

@@ -176,6 +176,10 @@ pub struct GatewaySection {
     pub submit_timeout_ms: u64,
     /// Longest commit-status wait, ms (default 300000).
     pub commit_status_timeout_ms: u64,
+    /// Commit-status requests waiting at once (default 10000).
+    pub max_commit_status_waits: usize,
+    /// Chaincode-event streams open at once (default 1000).
+    pub max_event_streams: usize,
 }
 
 impl Default for GatewaySection {
@@ -186,6 +190,8 @@ impl Default for GatewaySection {
             endorse_timeout_ms: d.endorse_timeout.as_millis() as u64,
             submit_timeout_ms: d.submit_timeout.as_millis() as u64,
             commit_status_timeout_ms: d.commit_status_timeout.as_millis() as u64,
+            max_commit_status_waits: d.max_commit_status_waits,
+            max_event_streams: d.max_event_streams,
         }
     }
 }
@@ -198,6 +204,8 @@ impl GatewaySection {
             endorse_timeout: Duration::from_millis(self.endorse_timeout_ms),
             submit_timeout: Duration::from_millis(self.submit_timeout_ms),
             commit_status_timeout: Duration::from_millis(self.commit_status_timeout_ms),
+            max_commit_status_waits: self.max_commit_status_waits,
+            max_event_streams: self.max_event_streams,
         }
     }
 }
