@@ -557,3 +557,48 @@ async fn tls_certificates_only_for_nodes_or_registered_attribute() {
         .unwrap();
     ca.stop().await;
 }
+
+/// Issue 13 item 9: unauthenticated enrollments are checked (PBKDF2) outside the CA's lock and
+/// at most a few at once; a flood of wrong secrets is refused (UNAUTHENTICATED, or
+/// RESOURCE_EXHAUSTED beyond the limit) and the CA still serves a real enrollment after it.
+/// On 4436d0b every attempt hashed under the one lock every CA operation takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_floods_are_bounded_and_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    init_ca(tmp.path());
+    let ca = RunningCa::start(tmp.path()).await;
+    let mut client = ca.client().await;
+    let admin = enroll_identity(&mut client, "admin", "adminpw").await;
+    client
+        .register(
+            &admin,
+            &Registration::new("nurse1", NodeOu::Client).with_secret("right"),
+        )
+        .await
+        .unwrap();
+    let attempts: Vec<_> = (0..24)
+        .map(|i| {
+            let url = ca.url.clone();
+            let tls = ca.tls_ca.clone();
+            tokio::spawn(async move {
+                let mut c = CaClient::connect(&url, &tls, "ca-org1").await.unwrap();
+                let key = SigningKey::generate().unwrap();
+                c.enroll("nurse1", &format!("wrong{i}"), &key, Profile::Ecert, &[])
+                    .await
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for a in attempts {
+        codes.push(refused(a.await.unwrap()).0);
+    }
+    assert!(
+        codes.iter().all(|c| matches!(
+            c,
+            tonic::Code::Unauthenticated | tonic::Code::ResourceExhausted
+        )),
+        "{codes:?}"
+    );
+    enroll_identity(&mut client, "nurse1", "right").await;
+    ca.stop().await;
+}

@@ -592,16 +592,48 @@ impl CertificateAuthority {
         let auth_failed = || CaError::AuthenticationFailed {
             enrollment_id: enrollment_id.to_owned(),
         };
+        let stored = self.secret_hash(enrollment_id).ok_or_else(auth_failed)?;
+        if !secret_matches(secret, &stored) {
+            return Err(auth_failed());
+        }
+        self.enroll_authenticated(enrollment_id, &stored, csr_pem, profile, hosts)
+    }
+
+    /// The stored secret hash of `enrollment_id` (for [`secret_matches`] outside any lock).
+    pub fn secret_hash(&self, enrollment_id: &str) -> Option<String> {
+        self.store
+            .state()
+            .identities
+            .get(enrollment_id)
+            .map(|i| i.secret_hash.clone())
+    }
+
+    /// [`Self::enroll`] after the caller checked the secret against `secret_hash` (as read by
+    /// [`Self::secret_hash`]) with [`secret_matches`]: the CA service hashes secrets (PBKDF2,
+    /// tens of milliseconds) without holding the CA, so one client's enrollments cannot
+    /// stall every other operation. Refused if the secret hash changed in between.
+    ///
+    /// # Errors
+    /// As [`Self::enroll`].
+    pub fn enroll_authenticated(
+        &mut self,
+        enrollment_id: &str,
+        secret_hash: &str,
+        csr_pem: &str,
+        profile: Profile,
+        hosts: &[String],
+    ) -> CaResult<Enrollment> {
+        let auth_failed = || CaError::AuthenticationFailed {
+            enrollment_id: enrollment_id.to_owned(),
+        };
         let identity = self
             .store
             .state()
             .identities
             .get(enrollment_id)
+            .filter(|i| i.secret_hash == secret_hash)
             .ok_or_else(auth_failed)?
             .clone();
-        if !verify_secret(secret, &identity.secret_hash) {
-            return Err(auth_failed());
-        }
         if identity.revoked {
             return Err(CaError::IdentityRevoked {
                 enrollment_id: enrollment_id.to_owned(),
@@ -1057,6 +1089,12 @@ fn hash_secret(secret: &str) -> CaResult<String> {
         hex::encode(salt),
         hex::encode(out)
     ))
+}
+
+/// Whether `secret` matches a stored secret hash (`pbkdf2-sha256$iterations$salt$hash`).
+/// Deliberately slow (PBKDF2); call it without holding the CA.
+pub fn secret_matches(secret: &str, stored: &str) -> bool {
+    verify_secret(secret, stored)
 }
 
 fn verify_secret(secret: &str, stored: &str) -> bool {

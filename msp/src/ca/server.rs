@@ -50,17 +50,23 @@ impl From<CaError> for Status {
 }
 
 /// The gRPC service over one [`CertificateAuthority`]. Operations run one at a time on the
-/// blocking pool (they fsync and hash secrets).
+/// blocking pool (they fsync); an enrollment's secret is hashed outside that turn.
 #[derive(Clone)]
 pub struct CaService {
     ca: Arc<Mutex<CertificateAuthority>>,
+    enroll_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Enrollments (unauthenticated, PBKDF2-checked) in progress at once; more are refused with
+/// `RESOURCE_EXHAUSTED`.
+pub const MAX_CONCURRENT_ENROLLMENTS: usize = 4;
 
 impl CaService {
     /// Wraps a CA.
     pub fn new(ca: CertificateAuthority) -> Self {
         CaService {
             ca: Arc::new(Mutex::new(ca)),
+            enroll_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_ENROLLMENTS)),
         }
     }
 
@@ -180,11 +186,35 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
         let req = request.into_inner();
+        // Unauthenticated and slow to check (PBKDF2): at most a few at once, refused beyond,
+        // and the secret is checked without holding the CA.
+        let _slot = self.enroll_slots.try_acquire().map_err(|_| {
+            Status::resource_exhausted("too many enrollments in progress; retry later")
+        })?;
+        let (req, stored) = self
+            .with_ca(move |ca| {
+                check_ca_name(ca, &req.ca_name)?;
+                let stored = ca.secret_hash(&req.enrollment_id);
+                Ok((req, stored))
+            })
+            .await?;
+        let failed = Status::from(CaError::AuthenticationFailed {
+            enrollment_id: req.enrollment_id.clone(),
+        });
+        let Some(stored) = stored else {
+            return Err(failed);
+        };
+        let (secret, hash) = (req.secret.clone(), stored.clone());
+        let matches = tokio::task::spawn_blocking(move || super::secret_matches(&secret, &hash))
+            .await
+            .map_err(|_| Status::internal("CA task failed"))?;
+        if !matches {
+            return Err(failed);
+        }
         self.with_ca(move |ca| {
-            check_ca_name(ca, &req.ca_name)?;
-            let enrollment = ca.enroll(
+            let enrollment = ca.enroll_authenticated(
                 &req.enrollment_id,
-                &req.secret,
+                &stored,
                 csr_text(&req.csr_pem)?,
                 profile(&req.profile)?,
                 &req.hosts,
