@@ -202,10 +202,30 @@ pub fn verify_block_signatures(
 ) -> Result<VerifiedCommit, BlockVerifyError> {
     let header = block.header.as_ref().ok_or(BlockVerifyError::Incomplete)?;
     let data = block.data.as_ref().ok_or(BlockVerifyError::Incomplete)?;
-    let number = header.number;
     if header.data_hash != block::data_hash(data) {
-        return Err(BlockVerifyError::DataHashMismatch { number });
+        return Err(BlockVerifyError::DataHashMismatch {
+            number: header.number,
+        });
     }
+    verify_block_attestation(block, channel_id, consenters)
+}
+
+/// Verifies a block's commit certificate over its header alone (Fabric's
+/// `VerifyBlockAttestation`): a quorum of distinct consenters' precommit signatures over the
+/// header hash, every signature present valid. The data is neither needed nor checked, so
+/// this proves that the ordering service decided block `header.number` with this header (a
+/// `HEADER_WITH_SIG` Deliver response suffices), not that a block's entries are the decided
+/// ones: a block to commit goes through [`verify_block_signatures`].
+///
+/// # Errors
+/// A [`BlockVerifyError`] other than `DataHashMismatch`.
+pub fn verify_block_attestation(
+    block: &Block,
+    channel_id: &str,
+    consenters: &ConsenterSet,
+) -> Result<VerifiedCommit, BlockVerifyError> {
+    let header = block.header.as_ref().ok_or(BlockVerifyError::Incomplete)?;
+    let number = header.number;
     let header_hash = block::header_hash(header);
     let malformed = BlockVerifyError::MalformedSignatures { number };
     let meta =

@@ -151,6 +151,42 @@ pub fn seek_envelope(
     )
 }
 
+/// A signed Deliver request for the headers and signatures (`HEADER_WITH_SIG`, no block data)
+/// of the newest block and of every block after it, waiting for blocks not yet there: what a
+/// peer's puller uses to watch an orderer's height (Fabric's BFT censorship monitor).
+///
+/// # Errors
+/// [`Error::Config`] if signing fails.
+pub fn header_stream_envelope(signer: &SigningIdentity, channel_id: &str) -> Result<Envelope> {
+    use medledger_proto::orderer::{SeekNewest, SeekSpecified, seek_position::Type};
+    let seek = SeekInfo {
+        start: Some(SeekPosition {
+            r#type: Some(Type::Newest(SeekNewest {})),
+        }),
+        stop: Some(SeekPosition {
+            r#type: Some(Type::Specified(SeekSpecified { number: u64::MAX })),
+        }),
+        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
+        content_type: seek_info::SeekContentType::HeaderWithSig as i32,
+        ..Default::default()
+    };
+    let nonce = medledger_msp::crypto::sha256(
+        &SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            .to_be_bytes(),
+    );
+    signed(
+        signer,
+        channel_id,
+        HeaderType::DeliverSeekInfo,
+        String::new(),
+        &nonce[..24],
+        seek.encode_to_vec(),
+    )
+}
+
 /// An envelope of `header_type` for `channel_id` whose payload is signed by `signer`.
 fn signed(
     signer: &SigningIdentity,

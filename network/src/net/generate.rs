@@ -25,7 +25,8 @@ use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
 use medledger_peer::lifecycle::{CollectionConfig, Definition};
 use medledger_peer::node::config::{
-    ChaincodeSection, ChannelSection, GatewaySection, PeerConfig, SandboxSection,
+    ChaincodeSection, ChannelSection, DeliverClientSection, GatewaySection, PeerConfig,
+    SandboxSection,
 };
 use medledger_proto::medledger::channel as pb;
 use prost::Message;
@@ -463,6 +464,7 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
             sandbox: SandboxSection::default(),
             gateway: GatewaySection::default(),
             transient_ttl_s: medledger_peer::node::config::DEFAULT_TRANSIENT_TTL_S,
+            deliver_client: DeliverClientSection::default(),
         };
         write_yaml(&dir.join("nodes").join(&name).join("peer.yaml"), &cfg)?;
     }

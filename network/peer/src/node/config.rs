@@ -30,6 +30,9 @@
 //!   endorse_timeout_ms: 30000
 //!   submit_timeout_ms: 10000
 //!   commit_status_timeout_ms: 300000
+//! deliver_client:                      # optional; defaults shown (Fabric's peer.deliveryclient)
+//!   block_censorship_timeout_ms: 5000  # an attested block undelivered this long: switch orderer
+//!   reconnect_delay_ms: 500            # after a failed stream or refused block
 //! ```
 //!
 //! Relative paths are relative to the configuration file's directory. `chaincodes` installs
@@ -47,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::definitions::ChaincodeDefinition;
 use crate::error::{Error, Result};
 use crate::lifecycle::Definition;
+use crate::node::pull::PullConfig;
 
 /// `peer.yaml`. See the module docs for the schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +89,9 @@ pub struct PeerConfig {
     /// Gateway limits.
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// When the block puller switches orderer.
+    #[serde(default)]
+    pub deliver_client: DeliverClientSection,
     /// Seconds an endorsement's private data waits in the transient store for its transaction
     /// to commit before it is deleted (default 1800: longer than the 15-minute proposal
     /// window; a transaction committed later finds its private data missing and reconciles
@@ -210,6 +217,39 @@ impl GatewaySection {
     }
 }
 
+/// When the block puller leaves an orderer (Fabric's `peer.deliveryclient`; docs/peer.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverClientSection {
+    /// How long a block other orderers have shown (with a quorum of consenter signatures) may
+    /// stay undelivered by the orderer the peer pulls from before it switches, ms (default
+    /// 5000; Fabric's `blockCensorshipTimeout`).
+    pub block_censorship_timeout_ms: u64,
+    /// Wait after a failed connection, stream or refused block before the next orderer, ms
+    /// (default 500).
+    pub reconnect_delay_ms: u64,
+}
+
+impl Default for DeliverClientSection {
+    fn default() -> Self {
+        let d = PullConfig::default();
+        DeliverClientSection {
+            block_censorship_timeout_ms: d.block_censorship_timeout.as_millis() as u64,
+            reconnect_delay_ms: d.reconnect_delay.as_millis() as u64,
+        }
+    }
+}
+
+impl DeliverClientSection {
+    /// As the puller's settings.
+    pub fn to_config(&self) -> PullConfig {
+        PullConfig {
+            block_censorship_timeout: Duration::from_millis(self.block_censorship_timeout_ms),
+            reconnect_delay: Duration::from_millis(self.reconnect_delay_ms),
+        }
+    }
+}
+
 fn config_err(reason: impl Into<String>) -> Error {
     Error::Config {
         reason: reason.into(),
@@ -271,6 +311,11 @@ impl PeerConfig {
         if self.gateway.concurrency_limit == 0 {
             return Err(config_err("gateway.concurrency_limit must be > 0"));
         }
+        if self.deliver_client.block_censorship_timeout_ms == 0 {
+            return Err(config_err(
+                "deliver_client.block_censorship_timeout_ms must be > 0",
+            ));
+        }
         if self.sandbox.execution_timeout_ms == 0 {
             return Err(config_err("sandbox.execution_timeout_ms must be > 0"));
         }
@@ -327,6 +372,11 @@ mod tests {
         assert_eq!(c.external(), "0.0.0.0:7051");
         assert_eq!(c.gateway.to_config(), GatewayConfig::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
+        assert_eq!(c.deliver_client.to_config(), PullConfig::default());
+        assert_eq!(
+            PullConfig::default().block_censorship_timeout,
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

@@ -621,6 +621,8 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
             signer: signer.clone(),
             tls: tls.clone(),
             transient: transient.clone(),
+            peer_name: cfg.name.clone(),
+            config: cfg.deliver_client.to_config(),
         };
         tasks.push(tokio::spawn(puller.run(shutdown_rx.clone())));
         let reconciler = Reconciler::new(
