@@ -248,6 +248,11 @@ async fn handle(
     if start > stop {
         return Err(Refusal(Status::BadRequest, "start is after stop"));
     }
+    // Re-checked before every block under the configuration then in force (a cache hit and a
+    // policy evaluation), so an identity revoked (or an organization removed) by a config
+    // block, or a certificate that expires, ends the stream with FORBIDDEN at the next block
+    // (Fabric's deliver session check).
+    let creator_bytes = parsed.signature_header.creator.clone();
     let fail_if_not_ready = seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
     let headers_only = seek.content_type == seek_info::SeekContentType::HeaderWithSig as i32;
     let mut next = start;
@@ -264,6 +269,17 @@ async fn handle(
                 }
                 _ = tx.closed() => return Ok(false),
             }
+        }
+        let authorized = channel.config();
+        let still = authorized
+            .msps()
+            .validate(&creator_bytes, SystemTime::now())
+            .is_ok_and(|who| authorized.evaluate("Readers", &[who.signer()]));
+        if !still {
+            return Err(Refusal(
+                Status::Forbidden,
+                "creator no longer valid or no longer satisfies Readers",
+            ));
         }
         let ledger = channel.ledger.clone();
         let block = tokio::task::spawn_blocking(move || ledger.block(next))

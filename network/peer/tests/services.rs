@@ -234,3 +234,87 @@ async fn operations_endpoint_serves_health_metrics_and_version() {
     assert!(body.contains("ledger unavailable"));
     handle.shutdown().await;
 }
+
+/// Issue 13 item 9: Deliver re-checks the requester before every block under the
+/// configuration then in force. A reader whose certificate a config block revokes (its
+/// organization's new CRL) gets FORBIDDEN instead of the next block. On 4436d0b the stream was
+/// authorized once and kept streaming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_readers_open_stream_ends_at_the_config_block() {
+    use medledger_channel::update;
+    use medledger_msp::ca::RevokeTarget;
+    use medledger_msp::ou::NodeOu;
+
+    let mut net = Net::new();
+    let reader = net.ch.orgs[0].identity("reader", NodeOu::Client, &[]);
+    let admin1 = net.ch.orgs[0].identity("admin1", NodeOu::Admin, &[]);
+    let admin2 = net.ch.orgs[1].identity("admin2", NodeOu::Admin, &[]);
+    net.ch.orgs[0]
+        .ca
+        .revoke(
+            "admin",
+            RevokeTarget::Identity("reader".into()),
+            "keyCompromise",
+        )
+        .unwrap();
+    let mut next_config = net.ch.config.to_proto().clone();
+    next_config.sequence = 1;
+    next_config.organizations[0] = net.ch.orgs[0].organization();
+    let bytes = update::update_bytes(&next_config);
+    let sigs = [&admin1, &admin2]
+        .iter()
+        .map(|s| update::sign_update(&bytes, s).unwrap())
+        .collect();
+    let revocation =
+        update::update_envelope(CHANNEL, bytes, sigs, &admin1, std::time::SystemTime::now())
+            .unwrap();
+    let net = Arc::new(net);
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Arc::new(Peer::open(&net, dir.path(), "Org1MSP"));
+    peer.commit(&net, &[net.tx(&put("a")).0]);
+    let service = DeliverService::default();
+    service.add_channel(DeliverChannel::from_committer(&peer.committer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stop_rx.await;
+                },
+            ),
+    );
+    let mut client = DeliverClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (req_tx, req_rx) = tokio::sync::mpsc::channel(4);
+    req_tx
+        .send(seek_envelope(&reader, CHANNEL, 1, u64::MAX))
+        .await
+        .unwrap();
+    let mut stream = client
+        .deliver(tokio_stream::wrappers::ReceiverStream::new(req_rx))
+        .await
+        .unwrap()
+        .into_inner();
+    match next(&mut stream).await {
+        deliver_response::Type::Block(b) => assert_eq!(b.header.unwrap().number, 1),
+        other => panic!("expected block 1, got {other:?}"),
+    }
+    let (p, n) = (peer.clone(), net.clone());
+    let summary = tokio::task::spawn_blocking(move || p.commit(&n, &[revocation]))
+        .await
+        .unwrap();
+    assert_eq!(summary.codes, [TxValidationCode::Valid]);
+    assert_eq!(peer.committer.config().sequence(), 1);
+    match next(&mut stream).await {
+        deliver_response::Type::Status(s) => assert_eq!(s, Status::Forbidden as i32),
+        other => panic!("a revoked reader was served {other:?}"),
+    }
+    drop(req_tx);
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
