@@ -12,7 +12,7 @@ use medledger_proto::common::{Block, BlockMetadataIndex, Metadata as PbMetadata}
 use medledger_proto::protos::TxValidationCode;
 use prost::Message;
 use tokio::sync::{broadcast, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::definitions::ChaincodeDefinitions;
 use crate::error::{Error, Result};
@@ -74,6 +74,9 @@ pub struct Committer {
     height: watch::Sender<u64>,
     /// Sequence of the current configuration.
     config_sequence: watch::Sender<u64>,
+    /// Set when the peer disagreed with the ordering service on a configuration transaction:
+    /// nothing more is committed on the channel ([`Error::ChannelHalted`]).
+    halted: RwLock<Option<(u64, String)>>,
     metrics: Option<Arc<PeerMetrics>>,
     commit_lock: Mutex<()>,
 }
@@ -176,6 +179,7 @@ impl Committer {
             events,
             height,
             config_sequence,
+            halted: RwLock::new(None),
             metrics: None,
             commit_lock: Mutex::new(()),
         })
@@ -196,6 +200,15 @@ impl Committer {
     /// The ledger.
     pub fn ledger(&self) -> &Arc<Ledger> {
         &self.ledger
+    }
+
+    /// Why the channel is halted on this peer (block, reason), if it is: the peer found a
+    /// configuration transaction the ordering service accepted invalid.
+    pub fn halted(&self) -> Option<(u64, String)> {
+        self.halted
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The current channel configuration (from the last committed config block).
@@ -243,6 +256,13 @@ impl Committer {
     pub fn commit_block(&self, block: Block, private: &BlockPrivateData) -> Result<CommitSummary> {
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let number = block::number(&block);
+        if let Some((block, reason)) = self.halted() {
+            return Err(Error::ChannelHalted {
+                channel: self.channel.clone(),
+                block,
+                reason,
+            });
+        }
         let info = self.ledger.info();
         if block.header.is_none() {
             return Err(self.refuse(number, "block has no header"));
@@ -270,6 +290,23 @@ impl Committer {
             last_config: self.last_config.load(Ordering::Acquire),
         };
         let validated = validator::validate_block(block, &ctx, private)?;
+        if let Some((tx_num, code)) = validated.config_disagreement {
+            let reason = format!(
+                "the ordering service accepted configuration transaction {tx_num}, which this \
+                 peer finds invalid ({code:?}); resolve the disagreement and restart the peer"
+            );
+            error!(target: "peer::committer", channel = %self.channel, block = number, %reason, "channel halted");
+            *self
+                .halted
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((number, reason.clone()));
+            return Err(Error::ChannelHalted {
+                channel: self.channel.clone(),
+                block: number,
+                reason,
+            });
+        }
         let block = Arc::new(validated.update.block.clone());
         let lifecycle_writes: Vec<(String, Option<Vec<u8>>)> = validated
             .update

@@ -46,7 +46,7 @@ impl From<Error> for GrpcStatus {
     fn from(e: Error) -> Self {
         match &e {
             Error::UnknownChannel { .. } => GrpcStatus::not_found(e.to_string()),
-            Error::BlockRefused { .. } | Error::Genesis { .. } => {
+            Error::BlockRefused { .. } | Error::Genesis { .. } | Error::ChannelHalted { .. } => {
                 GrpcStatus::invalid_argument(e.to_string())
             }
             Error::Ledger(_) | Error::Io { .. } | Error::Config { .. } => {

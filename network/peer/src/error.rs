@@ -21,6 +21,19 @@ pub enum Error {
         /// Which check failed.
         reason: String,
     },
+    /// The ordering service accepted a configuration transaction this peer finds invalid: the
+    /// peer no longer agrees with the network on the channel's configuration, so it commits
+    /// nothing more on the channel (as Fabric, which halts the channel) until an operator
+    /// resolves the disagreement and restarts it. The block was not written.
+    #[error("channel {channel} halted at block {block}: {reason}")]
+    ChannelHalted {
+        /// Channel id.
+        channel: String,
+        /// The block carrying the configuration transaction.
+        block: u64,
+        /// Why the peer finds it invalid.
+        reason: String,
+    },
     /// The genesis block is missing or is not this channel's config block.
     #[error("channel {channel}: invalid genesis block: {reason}")]
     Genesis {

@@ -682,11 +682,13 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
                 })?;
             let mut ops = Operations::new(metrics.clone());
             for j in &joined {
-                let ledger = j.committer.ledger().clone();
+                let committer = j.committer.clone();
                 ops = ops.with_check(
                     format!("ledger:{}", j.config.channel_id()),
                     Box::new(move || {
-                        if ledger.height() > 0 {
+                        if let Some((block, _)) = committer.halted() {
+                            Err(format!("channel halted at block {block}"))
+                        } else if committer.ledger().height() > 0 {
                             Ok(())
                         } else {
                             Err("ledger is empty".into())

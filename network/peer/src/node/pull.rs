@@ -467,6 +467,10 @@ impl BlockPuller {
                 r = this.pull_from(&orderers[from], &heights, &mut monitor) => r,
                 _ = shutdown.wait_for(|s| *s) => return,
             };
+            if let Some((block, reason)) = this.committer.halted() {
+                tracing::error!(target: "peer::pull", channel = %this.committer.channel_id(), block, %reason, "channel halted: no more blocks are pulled");
+                return;
+            }
             let failed = matches!(reason, SwitchReason::Failed(_));
             if failed {
                 monitor.failed(&heights.snapshot());

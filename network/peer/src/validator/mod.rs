@@ -80,6 +80,10 @@ pub struct ValidatedBlock {
     pub update: BlockUpdate,
     /// The channel configuration from this block on, if the block is a valid config update.
     pub config: Option<ChannelConfig>,
+    /// A configuration transaction of the block that this peer finds invalid (position and
+    /// code): the ordering service admitted it, so the peer disagrees with the network and
+    /// must not commit the block ([`crate::Error::ChannelHalted`]).
+    pub config_disagreement: Option<(u64, TxValidationCode)>,
 }
 
 /// Validates `block` (whose orderer signatures the caller verified) and computes its update.
@@ -108,6 +112,7 @@ pub fn validate_block(
     let mut update = BlockUpdate::default();
     let mut seen_ids: HashSet<String> = HashSet::new();
     let mut new_config = None;
+    let mut config_disagreement = None;
     let alone = entries.len() == 1;
     for (i, p) in pre.into_iter().enumerate() {
         let tx_num = i as u64;
@@ -149,6 +154,12 @@ pub fn validate_block(
                 (code, Some(tx.tx_id))
             }
         };
+        if code != TxValidationCode::Valid
+            && config_disagreement.is_none()
+            && entries.get(i).is_some_and(|e| tx::is_config_update(e))
+        {
+            config_disagreement = Some((tx_num, code));
+        }
         if let Some(id) = &tx_id
             && code != TxValidationCode::DuplicateTxid
         {
@@ -197,6 +208,7 @@ pub fn validate_block(
         tx_ids,
         update,
         config: new_config,
+        config_disagreement,
     })
 }
 

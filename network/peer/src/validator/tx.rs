@@ -284,6 +284,15 @@ fn decode_rwset(bytes: &[u8]) -> Result<Vec<NamespaceRwSet>, &'static str> {
     Ok(out)
 }
 
+/// Whether a block entry is a `CONFIG_UPDATE` envelope (decoded without any check).
+pub fn is_config_update(entry: &[u8]) -> bool {
+    Envelope::decode(entry)
+        .ok()
+        .and_then(|env| envelope::parse(&env).ok())
+        .and_then(|p| p.header_type())
+        == Some(HeaderType::ConfigUpdate)
+}
+
 /// The read-write sets of an endorser transaction and the MSP ids of its endorsers, decoded
 /// without any check (for a transaction already validated and committed, e.g. to find the
 /// on-chain hashes of private data to reconcile).
