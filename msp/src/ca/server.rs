@@ -188,7 +188,7 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
         let req = request.into_inner();
         // Unauthenticated and slow to check (PBKDF2): at most a few at once, refused beyond,
         // and the secret is checked without holding the CA.
-        let _slot = self.enroll_slots.try_acquire().map_err(|_| {
+        let slot = self.enroll_slots.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted("too many enrollments in progress; retry later")
         })?;
         let (req, stored) = self
@@ -205,9 +205,14 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
             return Err(failed);
         };
         let (secret, hash) = (req.secret.clone(), stored.clone());
-        let matches = tokio::task::spawn_blocking(move || super::secret_matches(&secret, &hash))
-            .await
-            .map_err(|_| Status::internal("CA task failed"))?;
+        // The slot goes with the hashing itself: a client that cancels its request does not
+        // free it while the hash still runs.
+        let matches = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            super::secret_matches(&secret, &hash)
+        })
+        .await
+        .map_err(|_| Status::internal("CA task failed"))?;
         if !matches {
             return Err(failed);
         }

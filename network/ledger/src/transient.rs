@@ -137,11 +137,18 @@ impl TransientStore {
     }
 
     /// Removes every entry stored before `cutoff` (the peer calls it with now minus its time
-    /// to live); returns how many entries were removed.
+    /// to live) and simulated below ledger height `below_height` (the peer passes its height
+    /// minus a margin: an entry is never expired while its transaction may still be in
+    /// flight to a peer that is behind, or while no blocks are cut); returns how many entries
+    /// were removed.
     ///
     /// # Errors
     /// A message on storage failure.
-    pub fn purge_older_than(&self, cutoff: std::time::SystemTime) -> Result<usize, String> {
+    pub fn purge_older_than(
+        &self,
+        cutoff: std::time::SystemTime,
+        below_height: u64,
+    ) -> Result<usize, String> {
         let cutoff = unix_secs(cutoff);
         let mut batch = WriteBatch::default();
         let mut n = 0;
@@ -160,13 +167,17 @@ impl TransientStore {
             if u64::from_be_bytes(*t) >= cutoff {
                 break;
             }
-            batch.delete(&k);
             let tx_id = String::from_utf8_lossy(tail.strip_prefix(b"/").unwrap_or(tail));
-            if let Some((height, _)) = self.get(&tx_id)? {
-                batch.delete(tx_key(&tx_id));
-                batch.delete(height_key(height, &tx_id));
-                n += 1;
+            match self.get(&tx_id)? {
+                Some((height, _)) if height >= below_height => continue,
+                Some((height, _)) => {
+                    batch.delete(tx_key(&tx_id));
+                    batch.delete(height_key(height, &tx_id));
+                    n += 1;
+                }
+                None => {}
             }
+            batch.delete(&k);
         }
         self.db.write(batch).map_err(|e| e.to_string())?;
         Ok(n)
@@ -243,13 +254,17 @@ mod tests {
         let now = std::time::SystemTime::now();
         assert_eq!(
             store
-                .purge_older_than(now - std::time::Duration::from_secs(60))
+                .purge_older_than(now - std::time::Duration::from_secs(60), 100)
                 .unwrap(),
             0
         );
         assert_eq!(store.get("tx1").unwrap(), Some((5, set("a"))));
         let later = now + std::time::Duration::from_secs(2);
-        assert_eq!(store.purge_older_than(later).unwrap(), 1);
+        // Old enough, but the ledger has not moved past its height (a peer behind, or no
+        // blocks cut): kept.
+        assert_eq!(store.purge_older_than(later, 5).unwrap(), 0);
+        assert_eq!(store.get("tx1").unwrap(), Some((5, set("a"))));
+        assert_eq!(store.purge_older_than(later, 6).unwrap(), 1);
         assert_eq!(store.get("tx1").unwrap(), None);
         // Nothing of either is left, index entries included.
         assert_eq!(store.db.iterator(IteratorMode::Start).count(), 0);

@@ -82,6 +82,9 @@ fn oversize_as_resource_exhausted<B>(
 
 /// How often the reconciler looks for missing private data.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
+/// Blocks a channel must have grown past an entry's simulation height before the entry can
+/// expire by time.
+const TRANSIENT_MIN_BLOCKS: u64 = 10;
 
 fn config_err(reason: impl Into<String>) -> Error {
     Error::Config {
@@ -645,6 +648,17 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     // Transient store expiry: unsubmitted private data does not stay on disk.
     {
         let transient = transient.clone();
+        let ledgers: Vec<_> = joined
+            .iter()
+            .map(|j| j.committer.ledger().clone())
+            .collect();
+        let heights = move || {
+            ledgers
+                .iter()
+                .map(|l| l.height())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
         let ttl = Duration::from_secs(cfg.transient_ttl_s);
         let mut sd = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -658,7 +672,14 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
                     _ = tick.tick() => {
                         let store = transient.clone();
                         let cutoff = std::time::SystemTime::now() - ttl;
-                        match tokio::task::spawn_blocking(move || store.purge_older_than(cutoff)).await {
+                        // Only entries simulated TRANSIENT_MIN_BLOCKS below every channel's
+                        // height: nothing expires while blocks are not being cut or a
+                        // channel is catching up.
+                        let below = heights()
+                            .min()
+                            .unwrap_or(0)
+                            .saturating_sub(TRANSIENT_MIN_BLOCKS);
+                        match tokio::task::spawn_blocking(move || store.purge_older_than(cutoff, below)).await {
                             Ok(Ok(n)) if n > 0 => {
                                 info!(target: "peer", expired = n, "transient private data expired");
                             }
