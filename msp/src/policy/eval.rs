@@ -17,8 +17,9 @@ pub struct Signer {
     /// The identity's NodeOU, or `None` when its MSP classifies it under none (then it only
     /// satisfies `member` principals).
     pub ou: Option<NodeOu>,
-    /// SHA-256 of the serialized identity (32 bytes): equal ids are the same identity, which
-    /// counts once however many times it signed.
+    /// [`crate::msp::VerifiedIdentity::id`]: SHA-256 of the MSP id and the certificate DER (32
+    /// bytes); equal ids are the same identity, which counts once however many times, or under
+    /// however many encodings, it signed.
     pub id: [u8; 32],
 }
 
