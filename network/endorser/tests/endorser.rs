@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -571,4 +571,59 @@ async fn bad_proposals_are_refused_before_the_chaincode_runs() {
     );
     assert_eq!(s.exec.calls.load(Ordering::SeqCst), 1);
     let _ = &mut s;
+}
+
+/// Issue 13 item 3: an evaluate-only function's output is returned without an endorsement and
+/// leaves nothing in the transient store, however its name is spelled (`kv:readprivate`
+/// resolves to `readprivate`, as the contract router does). On 4436d0b the endorser signed it,
+/// so a client calling ProcessProposal itself could have it ordered into every block store.
+#[tokio::test]
+async fn evaluate_only_output_is_never_endorsed() {
+    let s = setup();
+    let endorser = Endorser::new(
+        s.peer.clone(),
+        s.exec.clone(),
+        s.transient.clone(),
+        EndorserConfig::default(),
+    )
+    .with_evaluate_only(HashMap::from([(
+        "kv".to_owned(),
+        HashSet::from(["readprivate".to_owned(), "private".to_owned()]),
+    )]));
+    endorser.add_channel("ehr", s.ctx.clone());
+    let phi: &[u8] = br#"{"resourceType":"Condition","id":"c-1"}"#;
+    for function in ["private", "kv:private", "a:b:private"] {
+        let b = proposal(
+            &s.client,
+            "ehr",
+            &[function, "Org1Private"],
+            &[("phi", phi)],
+            SystemTime::now(),
+            &rand_nonce(),
+        );
+        let r = endorser.process_proposal(b.signed).await;
+        assert_eq!(r.response.as_ref().unwrap().status, 200, "{function}");
+        assert!(r.endorsement.is_none(), "{function} was endorsed");
+        assert!(r.payload.is_empty(), "{function}: a payload to assemble");
+        assert!(
+            s.transient.get(&b.tx_id).is_none(),
+            "{function}: private data kept for a transaction that must never commit"
+        );
+    }
+    // Another function of the same chaincode is endorsed as before.
+    let b = proposal(
+        &s.client,
+        "ehr",
+        &["put", "k", "v2"],
+        &[],
+        SystemTime::now(),
+        &rand_nonce(),
+    );
+    assert!(
+        endorser
+            .process_proposal(b.signed)
+            .await
+            .endorsement
+            .is_some()
+    );
 }
