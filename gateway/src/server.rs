@@ -188,6 +188,10 @@ pub struct GatewayService {
     limiter: Arc<Semaphore>,
     commit_waits: Arc<Semaphore>,
     event_streams: Arc<Semaphore>,
+    /// Commit-status waits held by each identity (by certificate).
+    waits_by_identity: Arc<std::sync::Mutex<HashMap<[u8; 32], usize>>>,
+    /// Event streams held by each identity (by certificate).
+    streams_by_identity: Arc<std::sync::Mutex<HashMap<[u8; 32], usize>>>,
     /// Rotates the orderers a submission tries first, spreading admission work.
     next_orderer: Arc<AtomicUsize>,
 }
@@ -307,6 +311,8 @@ impl GatewayService {
             limiter: Arc::new(Semaphore::new(config.concurrency_limit.max(1))),
             commit_waits: Arc::new(Semaphore::new(config.max_commit_status_waits.max(1))),
             event_streams: Arc::new(Semaphore::new(config.max_event_streams.max(1))),
+            waits_by_identity: Arc::default(),
+            streams_by_identity: Arc::default(),
             config,
             next_orderer: Arc::new(AtomicUsize::new(0)),
         }
@@ -472,18 +478,64 @@ fn authorize_reader(
     request: &[u8],
     signature: &[u8],
     what: &str,
-) -> Result<(), Status> {
+) -> Result<[u8; 32], Status> {
     let who = ch
         .config
         .msps()
         .verify(identity, request, signature, SystemTime::now())
         .map_err(|e| Status::permission_denied(format!("{what}: {e}")))?;
     if ch.config.evaluate("Readers", &[who.signer()]) {
-        Ok(())
+        Ok(*who.id())
     } else {
         Err(Status::permission_denied(
             "identity does not satisfy the channel Readers policy",
         ))
+    }
+}
+
+/// The part of a global cap one identity may hold: a quarter, at least one.
+fn per_identity_cap(global: usize) -> usize {
+    (global / 4).max(1)
+}
+
+/// One identity's hold on a bounded resource; released when dropped.
+struct IdentityShare {
+    counts: Arc<std::sync::Mutex<HashMap<[u8; 32], usize>>>,
+    who: [u8; 32],
+}
+
+impl IdentityShare {
+    /// Takes one unit for `who`, or `RESOURCE_EXHAUSTED` if it holds `cap` already.
+    fn take(
+        counts: &Arc<std::sync::Mutex<HashMap<[u8; 32], usize>>>,
+        who: [u8; 32],
+        cap: usize,
+        what: &str,
+    ) -> Result<Self, Status> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let held = map.entry(who).or_insert(0);
+        if *held >= cap {
+            return Err(Status::resource_exhausted(format!(
+                "this identity has {cap} {what} open already; retry later"
+            )));
+        }
+        *held += 1;
+        Ok(IdentityShare {
+            counts: counts.clone(),
+            who,
+        })
+    }
+}
+
+impl Drop for IdentityShare {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = map.get_mut(&self.who) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                map.remove(&self.who);
+            }
+        }
     }
 }
 
@@ -659,7 +711,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let req = CommitStatusRequest::decode(signed.request.as_slice())
             .map_err(|_| Status::invalid_argument("commit status request does not decode"))?;
         let ch = self.channel(&req.channel_id)?;
-        authorize_reader(
+        let who = authorize_reader(
             ch,
             &req.identity,
             &signed.request,
@@ -669,6 +721,12 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let _waiting = self.commit_waits.try_acquire().map_err(|_| {
             Status::resource_exhausted("too many commit-status requests waiting; retry later")
         })?;
+        let _mine = IdentityShare::take(
+            &self.waits_by_identity,
+            who,
+            per_identity_cap(self.config.max_commit_status_waits),
+            "commit-status requests",
+        )?;
         let wait = self
             .commits
             .wait_for_commit(&req.channel_id, &req.transaction_id);
@@ -748,7 +806,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let req = ChaincodeEventsRequest::decode(signed.request.as_slice())
             .map_err(|_| Status::invalid_argument("chaincode events request does not decode"))?;
         let ch = self.channel(&req.channel_id)?;
-        authorize_reader(
+        let who = authorize_reader(
             ch,
             &req.identity,
             &signed.request,
@@ -762,6 +820,15 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             .map_err(|_| {
                 Status::resource_exhausted("too many chaincode-event streams open; retry later")
             })?;
+        let open = (
+            open,
+            IdentityShare::take(
+                &self.streams_by_identity,
+                who,
+                per_identity_cap(self.config.max_event_streams),
+                "chaincode-event streams",
+            )?,
+        );
         let start = match req.start_position.and_then(|p| p.r#type) {
             Some(SeekType::Specified(s)) => Some(s.number),
             Some(SeekType::Oldest(_)) => Some(0),

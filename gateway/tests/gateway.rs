@@ -418,14 +418,17 @@ async fn commit_status_waits_and_event_streams_are_bounded() {
     use prost::Message;
 
     let mut ch = TestChannel::new("ehr", 1, 4);
-    let client = ch.orgs[0].identity("app1", NodeOu::Client, &[]);
+    let clients: Vec<_> = (1..=5)
+        .map(|i| ch.orgs[0].identity(&format!("app{i}"), NodeOu::Client, &[]))
+        .collect();
+    let client = &clients[0];
     let channel = ChannelGateway {
         config: Arc::new(ch.config.clone()),
         peers: vec![],
         orderers: vec![],
     };
     let config = GatewayConfig {
-        max_commit_status_waits: 2,
+        max_commit_status_waits: 4,
         max_event_streams: 1,
         ..GatewayConfig::default()
     };
@@ -436,32 +439,41 @@ async fn commit_status_waits_and_event_streams_are_bounded() {
         Arc::new(Pending),
         config,
     ));
-    let status_request = |tx: &str| {
+    let status_request = |who: &medledger_msp::identity::SigningIdentity, tx: &str| {
         let request = CommitStatusRequest {
             transaction_id: tx.into(),
             channel_id: "ehr".into(),
-            identity: client.serialized().to_vec(),
+            identity: who.serialized().to_vec(),
         }
         .encode_to_vec();
         SignedCommitStatusRequest {
-            signature: client.sign(&request).unwrap(),
+            signature: who.sign(&request).unwrap(),
             request,
         }
     };
-    let waits: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|tx| {
-            let svc = svc.clone();
-            let req = status_request(tx);
-            tokio::spawn(async move { svc.commit_status(tonic::Request::new(req)).await })
-        })
-        .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let third = svc
-        .commit_status(tonic::Request::new(status_request("c")))
+    let wait = |req: SignedCommitStatusRequest| {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.commit_status(tonic::Request::new(req)).await })
+    };
+    // Each identity may hold a quarter of the waits: app1's second is refused at once.
+    let mut waits = vec![wait(status_request(&clients[0], "a"))];
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = svc
+        .commit_status(tonic::Request::new(status_request(&clients[0], "b")))
         .await
         .unwrap_err();
-    assert_eq!(third.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(second.code(), tonic::Code::ResourceExhausted);
+    assert!(second.message().contains("this identity"), "{second:?}");
+    // Three more identities fill the gateway; a fifth is refused.
+    for (i, c) in clients[1..4].iter().enumerate() {
+        waits.push(wait(status_request(c, &format!("t{i}"))));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let fifth = svc
+        .commit_status(tonic::Request::new(status_request(&clients[4], "c")))
+        .await
+        .unwrap_err();
+    assert_eq!(fifth.code(), tonic::Code::ResourceExhausted);
     for w in waits {
         w.abort();
     }
