@@ -12,13 +12,12 @@ use std::path::Path;
 
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{EmergencyReason, Purpose};
-use medledger_network::ehr_client::bundle::read_bundle;
 use medledger_network::ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_network::net::client::connect_as;
 
 mod common;
 
-use common::{medledger_with, settle, up_dev_network};
+use common::{first_bundle, import_and_settle, medledger_with, settle, up_dev_network};
 
 fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
     medledger_with(args, dir, &[("MEDLEDGER_EHR_BUNDLES", bundles)])
@@ -58,21 +57,8 @@ fn denied<T: std::fmt::Debug>(r: Result<T, EhrClientError>) -> bool {
 async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, bundles, net) = up_dev_network(tmp.path(), 1);
-    medledger(
-        &["ehr", "import", bundles.to_str().unwrap(), "--quiet"],
-        &dir,
-        &bundles,
-    );
-    settle(&dir).await;
-
-    let file = std::fs::read_dir(&bundles)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let raw_bundle = std::fs::read(&file).unwrap();
-    let bundle = read_bundle(&raw_bundle).unwrap();
+    import_and_settle(&dir, &bundles).await;
+    let bundle = first_bundle(&bundles);
     let p = bundle.patient_id.clone();
     let of = |t: &str| {
         bundle

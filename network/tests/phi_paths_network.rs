@@ -38,7 +38,6 @@ use medledger_msp::folder::load_signing_identity;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_network::ehr_client::EhrClient;
-use medledger_network::ehr_client::bundle::read_bundle;
 use medledger_network::net::client::connect_as;
 use medledger_network::net::generate::{CA_BOOT_ID, Identities, IdentityEntry};
 use medledger_peer::privdata::sign_fetch_request;
@@ -52,7 +51,7 @@ use prost::Message;
 
 mod common;
 
-use common::{MEDLEDGER, medledger, medledger_with, settle, up_dev_network};
+use common::{MEDLEDGER, first_bundle, import_and_settle, medledger, settle, up_dev_network};
 
 /// Digests of private data committed on the channel: every collection of every transaction
 /// that has one, read through Deliver as `org1-admin`.
@@ -146,12 +145,7 @@ async fn peer_channel(
 async fn phi_paths_around_consent_are_closed_on_a_real_network() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, bundles, _net) = up_dev_network(tmp.path(), 1);
-    medledger_with(
-        &["ehr", "import", bundles.to_str().unwrap(), "--quiet"],
-        &dir,
-        &[("MEDLEDGER_EHR_BUNDLES", &bundles)],
-    );
-    settle(&dir).await;
+    import_and_settle(&dir, &bundles).await;
     let ids = Identities::load(&dir).unwrap();
     let load = |name: &str| {
         let e = ids.get(name).unwrap();
@@ -247,13 +241,7 @@ async fn phi_paths_around_consent_are_closed_on_a_real_network() {
     // ---- Item 3: evaluate-only functions are never endorsed for ordering ----
     let doctor_client = connect_as(&dir, Some("org1-doctor")).await.unwrap();
     let doctor = EhrClient::new(doctor_client.gateway.network("ehr").contract("ehr"));
-    let file = std::fs::read_dir(&bundles)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let bundle = read_bundle(&std::fs::read(&file).unwrap()).unwrap();
+    let bundle = first_bundle(&bundles);
     let patient_id = bundle.patient_id.clone();
     assert_eq!(patient_name, format!("patient:{patient_id}"));
     let record_id = bundle

@@ -134,19 +134,18 @@ pub fn seek_envelope(
         behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
         ..Default::default()
     };
-    let nonce = medledger_msp::crypto::sha256(
-        &SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .to_be_bytes(),
-    );
+    signed_seek(signer, channel_id, &seek)
+}
+
+/// `seek` as a signed `DELIVER_SEEK_INFO` envelope with a random 24-byte nonce.
+fn signed_seek(signer: &SigningIdentity, channel_id: &str, seek: &SeekInfo) -> Result<Envelope> {
+    let nonce: [u8; 24] = rand::random();
     signed(
         signer,
         channel_id,
         HeaderType::DeliverSeekInfo,
         String::new(),
-        &nonce[..24],
+        &nonce,
         seek.encode_to_vec(),
     )
 }
@@ -170,21 +169,7 @@ pub fn header_stream_envelope(signer: &SigningIdentity, channel_id: &str) -> Res
         content_type: seek_info::SeekContentType::HeaderWithSig as i32,
         ..Default::default()
     };
-    let nonce = medledger_msp::crypto::sha256(
-        &SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .to_be_bytes(),
-    );
-    signed(
-        signer,
-        channel_id,
-        HeaderType::DeliverSeekInfo,
-        String::new(),
-        &nonce[..24],
-        seek.encode_to_vec(),
-    )
+    signed_seek(signer, channel_id, &seek)
 }
 
 /// An envelope of `header_type` for `channel_id` whose payload is signed by `signer`.

@@ -69,15 +69,16 @@ pub fn sign_fetch_request(
     Ok(SignedFetchRequest { request, signature })
 }
 
-/// Why a request is refused (each a `PERMISSION_DENIED` or `INVALID_ARGUMENT` status).
+/// The organization of the peer that sent `req` (decoded from `signed.request`) on a
+/// connection with TLS client certificate `leaf_der`; otherwise why it is refused (a
+/// `PERMISSION_DENIED`, `UNAUTHENTICATED` or `INVALID_ARGUMENT` status).
 fn authorize(
     config: &ChannelConfig,
     leaf_der: &[u8],
+    req: &FetchRequest,
     signed: &SignedFetchRequest,
     now: SystemTime,
-) -> Result<(FetchRequest, String), Status> {
-    let req = FetchRequest::decode(signed.request.as_slice())
-        .map_err(|_| Status::invalid_argument("malformed fetch request"))?;
+) -> Result<String, Status> {
     if req.tls_cert_hash.as_slice() != sha256(leaf_der).as_slice() {
         return Err(Status::permission_denied(
             "request not bound to this connection's TLS certificate",
@@ -105,8 +106,7 @@ fn authorize(
             "TLS certificate not issued by the requester's organization",
         ));
     }
-    let org = identity.msp_id().to_owned();
-    Ok((req, org))
+    Ok(identity.msp_id().to_owned())
 }
 
 /// The channel configuration in force (the committer's, which a config block replaces), read
@@ -188,21 +188,20 @@ impl PrivateData for PrivateDataService {
             .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
             .ok_or_else(|| Status::unauthenticated("a TLS client certificate is required"))?;
         let signed = request.into_inner();
-        let channel_id = FetchRequest::decode(signed.request.as_slice())
-            .map_err(|_| Status::invalid_argument("malformed fetch request"))?
-            .channel_id;
-        let channel = {
-            let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
-            channels.get(&channel_id).cloned()
-        }
-        .ok_or_else(|| Status::not_found("channel not served"))?;
-        let (req, org) = authorize(&(channel.config)(), &leaf, &signed, SystemTime::now())
-            .inspect_err(|e| {
-                warn!(target: "peer::privdata", reason = %e.message(), "private data request refused");
-            })?;
+        let req = FetchRequest::decode(signed.request.as_slice())
+            .map_err(|_| Status::invalid_argument("malformed fetch request"))?;
         if req.digests.len() > MAX_DIGESTS_PER_REQUEST {
             return Err(Status::invalid_argument("too many digests"));
         }
+        let channel = {
+            let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
+            channels.get(&req.channel_id).cloned()
+        }
+        .ok_or_else(|| Status::not_found("channel not served"))?;
+        let org = authorize(&(channel.config)(), &leaf, &req, &signed, SystemTime::now())
+            .inspect_err(|e| {
+                warn!(target: "peer::privdata", reason = %e.message(), "private data request refused");
+            })?;
         let ledger = channel.ledger.clone();
         let defs = channel.definitions.clone();
         let elements = tokio::task::spawn_blocking(move || {

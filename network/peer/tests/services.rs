@@ -40,16 +40,16 @@ async fn next(stream: &mut tonic::Streaming<DeliverResponse>) -> deliver_respons
         .expect("typed response")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliver_streams_from_a_block_then_follows_new_commits() {
-    let net = Arc::new(Net::new());
-    let dir = tempfile::tempdir().unwrap();
-    let peer = Arc::new(Peer::open(&net, dir.path(), "Org1MSP"));
-    for k in ["a", "b", "c"] {
-        peer.commit(&net, &[net.tx(&put(k)).0]);
-    }
-    let service = DeliverService::default();
-    service.add_channel(DeliverChannel::from_committer(&peer.committer));
+type Server = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Serves `service` on loopback; a connected client, the stop sender and the server task.
+async fn serve_deliver(
+    service: DeliverService,
+) -> (
+    DeliverClient<tonic::transport::Channel>,
+    tokio::sync::oneshot::Sender<()>,
+    Server,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -63,9 +63,23 @@ async fn deliver_streams_from_a_block_then_follows_new_commits() {
                 },
             ),
     );
-    let mut client = DeliverClient::connect(format!("http://{addr}"))
+    let client = DeliverClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
+    (client, stop_tx, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_streams_from_a_block_then_follows_new_commits() {
+    let net = Arc::new(Net::new());
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Arc::new(Peer::open(&net, dir.path(), "Org1MSP"));
+    for k in ["a", "b", "c"] {
+        peer.commit(&net, &[net.tx(&put(k)).0]);
+    }
+    let service = DeliverService::default();
+    service.add_channel(DeliverChannel::from_committer(&peer.committer));
+    let (mut client, stop_tx, server) = serve_deliver(service).await;
 
     // Blocks 1.. and follow.
     let (req_tx, req_rx) = tokio::sync::mpsc::channel(4);
@@ -274,22 +288,7 @@ async fn a_revoked_readers_open_stream_ends_at_the_config_block() {
     peer.commit(&net, &[net.tx(&put("a")).0]);
     let service = DeliverService::default();
     service.add_channel(DeliverChannel::from_committer(&peer.committer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service.into_server())
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ),
-    );
-    let mut client = DeliverClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let (mut client, stop_tx, server) = serve_deliver(service).await;
     let (req_tx, req_rx) = tokio::sync::mpsc::channel(4);
     req_tx
         .send(seek_envelope(&reader, CHANNEL, 1, u64::MAX))

@@ -156,6 +156,28 @@ pub fn up_dev_network(tmp: &Path, bundles: usize) -> (PathBuf, PathBuf, Network)
     (dir, bundle_dir, net)
 }
 
+/// Imports every bundle of `bundles` quietly into the network in `dir` (`medledger ehr
+/// import`), then waits until every peer has committed it.
+pub async fn import_and_settle(dir: &Path, bundles: &Path) {
+    medledger_with(
+        &["ehr", "import", bundles.to_str().unwrap(), "--quiet"],
+        dir,
+        &[("MEDLEDGER_EHR_BUNDLES", bundles)],
+    );
+    settle(dir).await;
+}
+
+/// The first bundle file of `bundles` (the one `up_dev_network` gave a patient identity).
+pub fn first_bundle(bundles: &Path) -> medledger_network::ehr_client::bundle::PatientBundle {
+    let file = std::fs::read_dir(bundles)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    medledger_network::ehr_client::bundle::read_bundle(&std::fs::read(&file).unwrap()).unwrap()
+}
+
 /// Opens the `ehr` channel ledger of a stopped peer of the network in `dir`.
 pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
     medledger_ledger::Ledger::open(
