@@ -149,7 +149,7 @@ async fn serve_endorser(e: Arc<Endorser>) -> (String, oneshot::Sender<()>) {
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(EndorserServer::new(EndorserService(e)))
+            .add_service(EndorserServer::new(EndorserService::new(e)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
                 let _ = rx.await;
             }),

@@ -325,7 +325,9 @@ async fn start(mut ch: TestChannel) -> Net {
     let ch = Arc::new(ch);
     let org1 = peer(id1, dir.path(), &genesis);
     let org2 = peer(id2, dir.path(), &genesis);
-    let org2_addr = serve!(EndorserServer::new(EndorserService(org2.endorser.clone())));
+    let org2_addr = serve!(EndorserServer::new(EndorserService::new(
+        org2.endorser.clone()
+    )));
     let orderer = start_orderer(
         ch.clone(),
         vec![

@@ -8,6 +8,8 @@
 //!   signature, with Fabric's `TxValidationCode` for each failure.
 //! - [`update`]: configuration updates (organizations joining, CRL changes): building,
 //!   signing, and checking them against the current configuration.
+//! - [`deliver`]: Fabric's Deliver rules (request checks, seek positions, the per-block
+//!   re-check), served by both the orderer and the peer.
 //! - [`tx`]: assembling an endorser transaction from a proposal and its endorsements.
 //! - [`bft`]: the bytes BFT consenters sign for votes, and the verifier of a block's
 //!   SIGNATURES metadata (the commit certificate, ≥ 2f+1 precommits): what the orderer writes
@@ -16,6 +18,7 @@
 pub mod bft;
 pub mod block;
 pub mod config;
+pub mod deliver;
 pub mod envelope;
 pub mod tx;
 pub mod update;

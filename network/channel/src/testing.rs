@@ -178,6 +178,18 @@ pub fn signed_envelope(
     header_type: HeaderType,
     data: Vec<u8>,
 ) -> Envelope {
+    signed_envelope_at(creator, channel_id, header_type, data, SystemTime::now())
+}
+
+/// As [`signed_envelope`] with the channel header timestamped `at` (a backdated or
+/// post-dated request).
+pub fn signed_envelope_at(
+    creator: &SigningIdentity,
+    channel_id: &str,
+    header_type: HeaderType,
+    data: Vec<u8>,
+    at: SystemTime,
+) -> Envelope {
     let nonce: [u8; 24] = rand_nonce();
     let tx_id = TxId::compute(&nonce, creator.serialized());
     let payload = Payload {
@@ -186,7 +198,7 @@ pub fn signed_envelope(
                 r#type: header_type as i32,
                 channel_id: channel_id.to_owned(),
                 tx_id: tx_id.to_string(),
-                timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+                timestamp: Some(prost_types::Timestamp::from(at)),
                 ..Default::default()
             }
             .encode_to_vec(),

@@ -423,9 +423,40 @@ const fn medledger_chaincode_error_threshold() -> i32 {
     400
 }
 
-/// The gRPC service (`protos.Endorser`) over an [`Endorser`].
+/// Proposals `protos.Endorser/ProcessProposal` processes at once by default (Fabric's
+/// `peer.limits.concurrency.endorserService`, 2500).
+pub const DEFAULT_ENDORSER_CONCURRENCY: usize = 2500;
+
+/// The gRPC service (`protos.Endorser`) over an [`Endorser`], for proposals from other
+/// organizations' gateways and from clients that endorse themselves. At most
+/// `concurrency_limit` proposals are processed at once; one more is refused with
+/// `RESOURCE_EXHAUSTED` (Fabric: "too many requests for /protos.Endorser, exceeding
+/// concurrency limit") before any decoding or signature check, so a flood of proposals costs
+/// the peer a bounded amount of memory and CPU. The peer's own gateway calls the
+/// [`Endorser`] directly, under its own limit.
 #[derive(Clone, Debug)]
-pub struct EndorserService(pub Arc<Endorser>);
+pub struct EndorserService {
+    endorser: Arc<Endorser>,
+    limit: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl EndorserService {
+    /// The service over `endorser`, with [`DEFAULT_ENDORSER_CONCURRENCY`].
+    pub fn new(endorser: Arc<Endorser>) -> Self {
+        Self::with_concurrency_limit(endorser, DEFAULT_ENDORSER_CONCURRENCY)
+    }
+
+    /// The service over `endorser`, processing at most `max` proposals at once (at least 1).
+    pub fn with_concurrency_limit(endorser: Arc<Endorser>, max: usize) -> Self {
+        let max = max.max(1);
+        EndorserService {
+            endorser,
+            limit: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl medledger_proto::protos::endorser_server::Endorser for EndorserService {
@@ -433,8 +464,14 @@ impl medledger_proto::protos::endorser_server::Endorser for EndorserService {
         &self,
         request: tonic::Request<SignedProposal>,
     ) -> Result<tonic::Response<ProposalResponse>, tonic::Status> {
+        let _permit = self.limit.try_acquire().map_err(|_| {
+            tonic::Status::resource_exhausted(format!(
+                "too many requests for /protos.Endorser, exceeding concurrency limit ({})",
+                self.max
+            ))
+        })?;
         Ok(tonic::Response::new(
-            self.0.process_proposal(request.into_inner()).await,
+            self.endorser.process_proposal(request.into_inner()).await,
         ))
     }
 }

@@ -15,8 +15,8 @@ mod rwset;
 mod snapshot;
 
 pub use endorser::{
-    ChaincodeExecutor, ChannelContext, Endorser, EndorserConfig, EndorserService,
-    MemoryTransientStore, RuntimeExecutor, TransientStore,
+    ChaincodeExecutor, ChannelContext, DEFAULT_ENDORSER_CONCURRENCY, Endorser, EndorserConfig,
+    EndorserService, MemoryTransientStore, RuntimeExecutor, TransientStore,
 };
 pub use rwset::{CollectionAccess, RwSetSimulator, SimulationResults};
 pub use snapshot::{MemoryState, SnapshotError, StateSnapshot, Version};

@@ -627,3 +627,74 @@ async fn evaluate_only_output_is_never_endorsed() {
             .is_some()
     );
 }
+
+/// Blocks every execution until the gate opens.
+struct Gated {
+    inner: Arc<Counting>,
+    open: tokio::sync::watch::Receiver<bool>,
+    arrived: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl ChaincodeExecutor for Gated {
+    async fn execute(
+        &self,
+        chaincode: &str,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        let mut open = self.open.clone();
+        let _ = open.wait_for(|o| *o).await;
+        self.inner.execute(chaincode, req, sim).await
+    }
+}
+
+/// Issue 13 item 9: the Endorser gRPC service (proposals from other organizations' gateways
+/// and from clients) processes at most its concurrency limit at once and refuses one more
+/// with RESOURCE_EXHAUSTED before any work, as Fabric's `limits.concurrency.endorserService`.
+/// Before, it had no limit: a client could hold any number of chaincode executions open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endorser_service_refuses_proposals_over_its_concurrency_limit() {
+    use medledger_endorser::EndorserService;
+    use medledger_proto::protos::endorser_server::Endorser as _;
+
+    let s = setup();
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let endorser = Endorser::new(
+        s.peer.clone(),
+        Arc::new(Gated {
+            inner: s.exec.clone(),
+            open,
+            arrived: arrived.clone(),
+        }),
+        s.transient.clone(),
+        EndorserConfig::default(),
+    );
+    endorser.add_channel("ehr", s.ctx.clone());
+    let service = EndorserService::with_concurrency_limit(Arc::new(endorser), 2);
+    let call = |key: &str| {
+        let service = service.clone();
+        let signed = simple(&s.client, &["put", key, "v"]).signed;
+        tokio::spawn(async move { service.process_proposal(tonic::Request::new(signed)).await })
+    };
+    let held = [call("a"), call("b")];
+    // Both are inside the chaincode (the gate holds them) before the third arrives.
+    let started = std::time::Instant::now();
+    while arrived.load(Ordering::SeqCst) < 2 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    let third = call("c").await.unwrap();
+    let status = third.expect_err("a third proposal over a limit of 2");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.message().contains("exceeding concurrency limit (2)"));
+    gate.send_replace(true);
+    for h in held {
+        let r = h.await.unwrap().unwrap().into_inner();
+        assert_eq!(r.response.unwrap().status, 200);
+    }
+    let after = call("d").await.unwrap().unwrap().into_inner();
+    assert_eq!(after.response.unwrap().status, 200, "permits come back");
+}

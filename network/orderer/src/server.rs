@@ -16,12 +16,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use medledger_channel::ChannelConfig;
+use medledger_channel::deliver;
 use medledger_msp::cert::Certificate;
-use medledger_proto::common::{Block, Envelope, HeaderType, Status as FabricStatus};
+use medledger_proto::common::{Block, Envelope, Status as FabricStatus};
 use medledger_proto::medledger::orderer as pb;
 use medledger_proto::orderer::{
-    self as ab, BroadcastResponse, DeliverResponse, SeekInfo, atomic_broadcast_server,
-    deliver_response, seek_info, seek_position,
+    BroadcastResponse, DeliverResponse, atomic_broadcast_server, deliver_response,
 };
 use pb::cluster_client::ClusterClient;
 use pb::cluster_server::{Cluster, ClusterServer};
@@ -804,61 +804,6 @@ fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
     }
 }
 
-/// Resolves a Deliver request's positions against a chain of `height` blocks: the first and
-/// last block numbers to send (Fabric's `SeekInfo` rules: `newest` means the last block at
-/// the time of the request; `next_commit` is only a start).
-///
-/// # Errors
-/// `BAD_REQUEST` for missing or inverted positions, `NOT_FOUND` for a start that does not
-/// exist yet under `FAIL_IF_NOT_READY`.
-pub fn resolve_seek(seek: &SeekInfo, height: u64) -> std::result::Result<(u64, u64), FabricStatus> {
-    let newest = height.saturating_sub(1);
-    let pos = |p: Option<&ab::SeekPosition>, is_start: bool| match p.and_then(|p| p.r#type) {
-        Some(seek_position::Type::Oldest(_)) => Ok(0),
-        Some(seek_position::Type::Newest(_)) => Ok(newest),
-        Some(seek_position::Type::Specified(s)) => Ok(s.number),
-        Some(seek_position::Type::NextCommit(_)) if is_start => Ok(height),
-        _ => Err(FabricStatus::BadRequest),
-    };
-    let start = pos(seek.start.as_ref(), true)?;
-    let stop = pos(seek.stop.as_ref(), false)?;
-    if start > stop {
-        return Err(FabricStatus::BadRequest);
-    }
-    if seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32 && start >= height {
-        return Err(FabricStatus::NotFound);
-    }
-    Ok((start, stop))
-}
-
-/// Checks a Deliver request envelope: a `DELIVER_SEEK_INFO` for this channel, signed by a
-/// valid identity that satisfies the channel's `Readers` policy. Returns the `SeekInfo`.
-fn check_deliver_request(
-    config: &ChannelConfig,
-    env: &Envelope,
-) -> std::result::Result<SeekInfo, FabricStatus> {
-    let parsed = medledger_channel::envelope::parse(env).map_err(|_| FabricStatus::BadRequest)?;
-    if parsed.header_type() != Some(HeaderType::DeliverSeekInfo) {
-        return Err(FabricStatus::BadRequest);
-    }
-    if parsed.channel_header.channel_id != config.channel_id().as_ref() {
-        return Err(FabricStatus::NotFound);
-    }
-    let creator = config
-        .msps()
-        .verify(
-            &parsed.signature_header.creator,
-            &env.payload,
-            &env.signature,
-            std::time::SystemTime::now(),
-        )
-        .map_err(|_| FabricStatus::Forbidden)?;
-    if !config.evaluate("Readers", &[creator.signer()]) {
-        return Err(FabricStatus::Forbidden);
-    }
-    SeekInfo::decode(parsed.payload.data.as_slice()).map_err(|_| FabricStatus::BadRequest)
-}
-
 fn deliver_status(s: FabricStatus) -> DeliverResponse {
     DeliverResponse {
         r#type: Some(deliver_response::Type::Status(s as i32)),
@@ -920,95 +865,60 @@ impl atomic_broadcast_server::AtomicBroadcast for AtomicBroadcastService {
     }
 }
 
-/// Serves one SeekInfo request; `Err(None)` when the client went away.
+/// The orderer's chain as the shared Deliver rules read it.
+impl deliver::BlockSource for Shared {
+    fn config(&self) -> Arc<ChannelConfig> {
+        Shared::config(self)
+    }
+
+    fn height(&self) -> watch::Receiver<u64> {
+        self.height.subscribe()
+    }
+
+    async fn block(&self, number: u64) -> std::result::Result<Option<Block>, String> {
+        Shared::block(self, number).map_err(|e| e.to_string())
+    }
+}
+
+/// One Deliver stream of the orderer.
+struct OrdererSink<'a>(&'a mpsc::Sender<std::result::Result<DeliverResponse, Status>>);
+
+impl deliver::BlockSink for OrdererSink<'_> {
+    async fn send(&mut self, block: Block) -> bool {
+        let msg = DeliverResponse {
+            r#type: Some(deliver_response::Type::Block(block)),
+        };
+        self.0.send(Ok(msg)).await.is_ok()
+    }
+
+    async fn closed(&self) {
+        self.0.closed().await;
+    }
+}
+
+/// Serves one SeekInfo request under the shared Deliver rules ([`deliver`]); `Err(None)` when
+/// the client went away.
 async fn deliver_one(
     shared: &Shared,
     env: &Envelope,
     tx: &mpsc::Sender<std::result::Result<DeliverResponse, Status>>,
 ) -> std::result::Result<(), Option<FabricStatus>> {
-    let seek = check_deliver_request(&shared.config(), env).map_err(Some)?;
-    let mut height = shared.height.subscribe();
-    let (start, stop) = resolve_seek(&seek, *height.borrow()).map_err(Some)?;
-    let headers_only = seek.content_type == seek_info::SeekContentType::HeaderWithSig as i32;
-    let mut n = start;
-    while n <= stop {
-        if *height.borrow_and_update() <= n {
-            // BLOCK_UNTIL_READY: wait for the block to be stored.
-            if height.changed().await.is_err() {
-                return Err(Some(FabricStatus::ServiceUnavailable));
-            }
-            continue;
-        }
-        let mut block = match shared.block(n) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err(Some(FabricStatus::NotFound)),
-            Err(_) => return Err(Some(FabricStatus::InternalServerError)),
-        };
-        if headers_only {
-            block.data = None;
-        }
-        let msg = DeliverResponse {
-            r#type: Some(deliver_response::Type::Block(block)),
-        };
-        if tx.send(Ok(msg)).await.is_err() {
-            return Err(None);
-        }
-        if n == u64::MAX {
-            break;
-        }
-        n += 1;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seek(start: seek_position::Type, stop: seek_position::Type, fail: bool) -> SeekInfo {
-        SeekInfo {
-            start: Some(ab::SeekPosition {
-                r#type: Some(start),
-            }),
-            stop: Some(ab::SeekPosition { r#type: Some(stop) }),
-            behavior: if fail {
-                seek_info::SeekBehavior::FailIfNotReady as i32
-            } else {
-                seek_info::SeekBehavior::BlockUntilReady as i32
-            },
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn seek_positions_follow_fabric() {
-        use seek_position::Type as T;
-        let oldest = T::Oldest(ab::SeekOldest {});
-        let newest = T::Newest(ab::SeekNewest {});
-        let spec = |n| T::Specified(ab::SeekSpecified { number: n });
-        let next = T::NextCommit(ab::SeekNextCommit {});
-        assert_eq!(resolve_seek(&seek(oldest, newest, false), 5), Ok((0, 4)));
-        assert_eq!(resolve_seek(&seek(newest, newest, false), 5), Ok((4, 4)));
-        assert_eq!(resolve_seek(&seek(spec(7), spec(9), false), 5), Ok((7, 9)));
-        assert_eq!(
-            resolve_seek(&seek(spec(7), spec(9), true), 5),
-            Err(FabricStatus::NotFound)
-        );
-        assert_eq!(
-            resolve_seek(&seek(next, spec(u64::MAX), false), 5),
-            Ok((5, u64::MAX))
-        );
-        assert_eq!(
-            resolve_seek(&seek(spec(3), spec(2), false), 5),
-            Err(FabricStatus::BadRequest)
-        );
-        assert_eq!(
-            resolve_seek(&seek(oldest, next, false), 5),
-            Err(FabricStatus::BadRequest)
-        );
-        assert_eq!(
-            resolve_seek(&SeekInfo::default(), 5),
-            Err(FabricStatus::BadRequest)
-        );
+    let refused = |r: deliver::Refusal| {
+        tracing::debug!(target: "orderer::deliver", status = ?r.status, reason = r.reason, "deliver request refused");
+        Some(r.status)
+    };
+    let request = deliver::parse(env).map_err(refused)?;
+    let authorized = deliver::authorize(
+        request,
+        env,
+        &shared.config(),
+        std::time::SystemTime::now(),
+        deliver::DEFAULT_TIME_WINDOW,
+    )
+    .map_err(refused)?;
+    match deliver::serve(shared, &authorized, &mut OrdererSink(tx)).await {
+        Ok(deliver::Served::Done) => Ok(()),
+        Ok(deliver::Served::ClientGone) => Err(None),
+        Err(r) => Err(refused(r)),
     }
 }

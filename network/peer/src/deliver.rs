@@ -2,13 +2,12 @@
 //! `DeliverFiltered` streams filtered blocks (tx ids, validation codes, chaincode events
 //! without payloads), from a `SeekInfo` start to its stop, following new commits.
 //!
-//! Each request on the stream is a `common.Envelope` whose payload has a
-//! `DELIVER_SEEK_INFO` channel header and an `orderer.SeekInfo` as data, signed by its
-//! creator. The creator must be a valid identity of the channel whose signature verifies, the
-//! channel's `Readers` policy must accept it, and the header timestamp must be within
-//! [`DEFAULT_TIME_WINDOW`] of the peer's clock (Fabric's deliver access control); otherwise the
-//! answer is a `FORBIDDEN` status. After the stop block the service sends `SUCCESS` and waits
-//! for the next request, as Fabric does.
+//! Requests are checked and served by the Deliver rules the orderer shares
+//! ([`medledger_channel::deliver`]): a signed `DELIVER_SEEK_INFO` envelope whose creator is a
+//! valid identity of the channel that `Readers` accepts, timestamped within the peer's time
+//! window ([`DEFAULT_TIME_WINDOW`] unless configured), re-checked before every block under the
+//! configuration then in force; otherwise the answer is a `FORBIDDEN` status. After the stop
+//! block the service sends `SUCCESS` and waits for the next request, as Fabric does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,10 +15,10 @@ use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
 use medledger_channel::block;
+use medledger_channel::deliver::{self, Refusal};
 use medledger_channel::envelope;
 use medledger_ledger::Ledger;
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope, HeaderType, Status};
-use medledger_proto::orderer::{SeekInfo, SeekPosition, seek_info, seek_position};
 use medledger_proto::protos::deliver_server::{Deliver, DeliverServer};
 use medledger_proto::protos::{
     ChaincodeAction, ChaincodeActionPayload, ChaincodeEvent, DeliverResponse, FilteredBlock,
@@ -27,17 +26,15 @@ use medledger_proto::protos::{
     ProposalResponsePayload, Transaction, deliver_response, filtered_transaction,
 };
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status as GrpcStatus, Streaming};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::committer::Committer;
 use crate::error::Error;
 
-/// Largest distance between a request's timestamp and the peer's clock (Fabric's deliver
-/// `TimeWindow`, 15 minutes).
-pub const DEFAULT_TIME_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub use medledger_channel::deliver::DEFAULT_TIME_WINDOW;
 
 /// Responses buffered per stream before the sender waits for the client.
 const STREAM_BUFFER: usize = 16;
@@ -84,7 +81,14 @@ impl DeliverChannel {
 struct Inner {
     channels: RwLock<HashMap<String, DeliverChannel>>,
     time_window: Duration,
+    /// One permit per open stream.
+    streams: Arc<Semaphore>,
+    max_streams: usize,
 }
+
+/// Deliver streams a peer keeps open at once by default (Fabric's
+/// `peer.limits.concurrency.deliverService`, 2500).
+pub const DEFAULT_MAX_STREAMS: usize = 2500;
 
 /// The Deliver service of a peer, over the channels added to it.
 #[derive(Clone, Debug)]
@@ -104,16 +108,24 @@ enum Mode {
     Filtered,
 }
 
-/// Why a request ended without blocks: the status sent.
-struct Refusal(Status, &'static str);
-
 impl DeliverService {
-    /// A service with no channels; requests must be timestamped within `time_window`.
+    /// A service with no channels; requests must be timestamped within `time_window`; at
+    /// most [`DEFAULT_MAX_STREAMS`] streams open at once.
     pub fn new(time_window: Duration) -> Self {
+        Self::with_limits(time_window, DEFAULT_MAX_STREAMS)
+    }
+
+    /// As [`DeliverService::new`] with at most `max_streams` (at least 1) `Deliver` and
+    /// `DeliverFiltered` streams open at once; one more is refused with `RESOURCE_EXHAUSTED`
+    /// (Fabric's deliver concurrency limit) until a stream ends.
+    pub fn with_limits(time_window: Duration, max_streams: usize) -> Self {
+        let max_streams = max_streams.max(1);
         DeliverService {
             inner: Arc::new(Inner {
                 channels: RwLock::new(HashMap::new()),
                 time_window,
+                streams: Arc::new(Semaphore::new(max_streams)),
+                max_streams,
             }),
         }
     }
@@ -138,11 +150,23 @@ impl DeliverService {
         &self,
         request: Request<Streaming<Envelope>>,
         mode: Mode,
-    ) -> Response<ReceiverStream<Result<DeliverResponse, GrpcStatus>>> {
+    ) -> Result<Response<ReceiverStream<Result<DeliverResponse, GrpcStatus>>>, GrpcStatus> {
+        let permit = self
+            .inner
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                GrpcStatus::resource_exhausted(format!(
+                    "too many requests for /protos.Deliver, exceeding concurrency limit ({})",
+                    self.inner.max_streams
+                ))
+            })?;
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 let env = match incoming.message().await {
                     Ok(Some(env)) => env,
@@ -155,7 +179,7 @@ impl DeliverService {
                 let status = match handle(&inner, &env, mode, &tx).await {
                     Ok(true) => Status::Success,
                     Ok(false) => return, // client gone
-                    Err(Refusal(status, reason)) => {
+                    Err(Refusal { status, reason }) => {
                         debug!(target: "peer::deliver", ?status, reason, "deliver request refused");
                         status
                     }
@@ -168,153 +192,84 @@ impl DeliverService {
                 }
             }
         });
-        Response::new(ReceiverStream::new(rx))
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-fn position(p: Option<&SeekPosition>, height: u64) -> Option<u64> {
-    match p?.r#type.as_ref()? {
-        seek_position::Type::Oldest(_) => Some(0),
-        seek_position::Type::Newest(_) => Some(height.saturating_sub(1)),
-        seek_position::Type::Specified(s) => Some(s.number),
-        seek_position::Type::NextCommit(_) => Some(height),
+impl deliver::BlockSource for DeliverChannel {
+    fn config(&self) -> Arc<ChannelConfig> {
+        self.committer.config()
+    }
+
+    fn height(&self) -> watch::Receiver<u64> {
+        self.height.clone()
+    }
+
+    async fn block(&self, number: u64) -> Result<Option<Block>, String> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || ledger.block(number))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
-/// Serves one request. `Ok(true)`: the stop block was sent; `Ok(false)`: the client went away.
+/// One peer Deliver stream: full blocks, or filtered ones.
+struct PeerSink<'a> {
+    tx: &'a mpsc::Sender<Result<DeliverResponse, GrpcStatus>>,
+    mode: Mode,
+    channel_id: String,
+}
+
+impl deliver::BlockSink for PeerSink<'_> {
+    async fn send(&mut self, block: Block) -> bool {
+        let resp = match self.mode {
+            Mode::Full => deliver_response::Type::Block(block),
+            Mode::Filtered => {
+                deliver_response::Type::FilteredBlock(filtered_block(&block, &self.channel_id))
+            }
+        };
+        self.tx
+            .send(Ok(DeliverResponse { r#type: Some(resp) }))
+            .await
+            .is_ok()
+    }
+
+    async fn closed(&self) {
+        self.tx.closed().await;
+    }
+}
+
+/// Serves one request under the shared Deliver rules ([`deliver`]). `Ok(true)`: the stop
+/// block was sent; `Ok(false)`: the client went away.
 async fn handle(
     inner: &Inner,
     env: &Envelope,
     mode: Mode,
     tx: &mpsc::Sender<Result<DeliverResponse, GrpcStatus>>,
 ) -> Result<bool, Refusal> {
-    let parsed =
-        envelope::parse(env).map_err(|_| Refusal(Status::BadRequest, "malformed envelope"))?;
-    if parsed.header_type() != Some(HeaderType::DeliverSeekInfo) {
-        return Err(Refusal(
-            Status::BadRequest,
-            "not a DELIVER_SEEK_INFO envelope",
-        ));
-    }
+    let request = deliver::parse(env)?;
     let channel = {
         let channels = inner.channels.read().unwrap_or_else(|e| e.into_inner());
-        channels
-            .get(&parsed.channel_header.channel_id)
-            .cloned()
-            .ok_or(Refusal(Status::NotFound, "unknown channel"))?
+        channels.get(request.channel_id()).cloned().ok_or(Refusal {
+            status: Status::NotFound,
+            reason: "unknown channel",
+        })?
     };
-    let now = SystemTime::now();
-    let ts = parsed
-        .channel_header
-        .timestamp
-        .and_then(|t| SystemTime::try_from(t).ok())
-        .ok_or(Refusal(Status::BadRequest, "missing timestamp"))?;
-    let skew = now.duration_since(ts).unwrap_or_else(|e| e.duration());
-    if skew > inner.time_window {
-        return Err(Refusal(
-            Status::Forbidden,
-            "timestamp outside the time window",
-        ));
-    }
-    let config = channel.config();
-    let creator = config
-        .msps()
-        .verify(
-            &parsed.signature_header.creator,
-            &env.payload,
-            &env.signature,
-            now,
-        )
-        .map_err(|_| Refusal(Status::Forbidden, "creator or signature invalid"))?;
-    if !config.evaluate("Readers", &[creator.signer()]) {
-        return Err(Refusal(
-            Status::Forbidden,
-            "creator does not satisfy Readers",
-        ));
-    }
-    let seek = SeekInfo::decode(parsed.payload.data.as_slice())
-        .map_err(|_| Refusal(Status::BadRequest, "payload is not a SeekInfo"))?;
-    let mut height_rx = channel.height.clone();
-    let height = *height_rx.borrow_and_update();
-    let start = position(seek.start.as_ref(), height)
-        .ok_or(Refusal(Status::BadRequest, "missing start position"))?;
-    let stop = match seek.stop.as_ref().and_then(|p| p.r#type.as_ref()) {
-        Some(seek_position::Type::NextCommit(_)) | None => {
-            return Err(Refusal(Status::BadRequest, "invalid stop position"));
-        }
-        _ => position(seek.stop.as_ref(), height)
-            .ok_or(Refusal(Status::BadRequest, "missing stop position"))?,
+    let authorized = deliver::authorize(
+        request,
+        env,
+        &channel.config(),
+        SystemTime::now(),
+        inner.time_window,
+    )?;
+    let mut sink = PeerSink {
+        tx,
+        mode,
+        channel_id: channel_id(&channel),
     };
-    if start > stop {
-        return Err(Refusal(Status::BadRequest, "start is after stop"));
-    }
-    // Re-checked before every block under the configuration then in force (a cache hit and a
-    // policy evaluation), so an identity revoked (or an organization removed) by a config
-    // block, or a certificate that expires, ends the stream with FORBIDDEN at the next block
-    // (Fabric's deliver session check).
-    let creator_bytes = parsed.signature_header.creator.clone();
-    let fail_if_not_ready = seek.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
-    let headers_only = seek.content_type == seek_info::SeekContentType::HeaderWithSig as i32;
-    let mut next = start;
-    loop {
-        while *height_rx.borrow_and_update() <= next {
-            if fail_if_not_ready {
-                return Err(Refusal(Status::NotFound, "block not yet committed"));
-            }
-            tokio::select! {
-                changed = height_rx.changed() => {
-                    if changed.is_err() {
-                        return Err(Refusal(Status::ServiceUnavailable, "channel closed"));
-                    }
-                }
-                _ = tx.closed() => return Ok(false),
-            }
-        }
-        let authorized = channel.config();
-        let still = authorized
-            .msps()
-            .validate(&creator_bytes, SystemTime::now())
-            .is_ok_and(|who| authorized.evaluate("Readers", &[who.signer()]));
-        if !still {
-            return Err(Refusal(
-                Status::Forbidden,
-                "creator no longer valid or no longer satisfies Readers",
-            ));
-        }
-        let ledger = channel.ledger.clone();
-        let block = tokio::task::spawn_blocking(move || ledger.block(next))
-            .await
-            .ok()
-            .and_then(|r| {
-                r.map_err(|e| warn!(target: "peer::deliver", error = %e, "block read failed"))
-                    .ok()
-            })
-            .flatten()
-            .ok_or(Refusal(Status::InternalServerError, "block unavailable"))?;
-        let resp = match mode {
-            Mode::Full => {
-                let mut b = block;
-                if headers_only {
-                    b.data = None;
-                }
-                deliver_response::Type::Block(b)
-            }
-            Mode::Filtered => {
-                deliver_response::Type::FilteredBlock(filtered_block(&block, &channel_id(&channel)))
-            }
-        };
-        if tx
-            .send(Ok(DeliverResponse { r#type: Some(resp) }))
-            .await
-            .is_err()
-        {
-            return Ok(false);
-        }
-        if next == stop {
-            return Ok(true);
-        }
-        next += 1;
-    }
+    let served = deliver::serve(&channel, &authorized, &mut sink).await?;
+    Ok(served == deliver::Served::Done)
 }
 
 fn channel_id(c: &DeliverChannel) -> String {
@@ -398,14 +353,14 @@ impl Deliver for DeliverService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, GrpcStatus> {
-        Ok(self.stream(request, Mode::Full))
+        self.stream(request, Mode::Full)
     }
 
     async fn deliver_filtered(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverFilteredStream>, GrpcStatus> {
-        Ok(self.stream(request, Mode::Filtered))
+        self.stream(request, Mode::Filtered)
     }
 
     async fn deliver_with_private_data(

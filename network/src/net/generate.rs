@@ -465,6 +465,7 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
             gateway: GatewaySection::default(),
             transient_ttl_s: medledger_peer::node::config::DEFAULT_TRANSIENT_TTL_S,
             deliver_client: DeliverClientSection::default(),
+            limits: medledger_peer::node::config::LimitsSection::default(),
         };
         write_yaml(&dir.join("nodes").join(&name).join("peer.yaml"), &cfg)?;
     }

@@ -98,6 +98,31 @@ pub struct PeerConfig {
     /// it from other member peers).
     #[serde(default = "default_transient_ttl_s")]
     pub transient_ttl_s: u64,
+    /// Concurrency limits of the Endorser and Deliver services.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// Concurrency limits of the peer's gRPC services (Fabric's `peer.limits.concurrency`): one
+/// request over a limit is refused with `RESOURCE_EXHAUSTED` rather than queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Proposals `protos.Endorser/ProcessProposal` processes at once (default 2500, Fabric's
+    /// `endorserService`). The peer's own gateway endorses under `gateway.concurrency_limit`.
+    pub endorser_concurrency: usize,
+    /// `Deliver`/`DeliverFiltered` streams open at once (default 2500, Fabric's
+    /// `deliverService`).
+    pub deliver_concurrency: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            endorser_concurrency: medledger_endorser::DEFAULT_ENDORSER_CONCURRENCY,
+            deliver_concurrency: crate::deliver::DEFAULT_MAX_STREAMS,
+        }
+    }
 }
 
 /// Default [`PeerConfig::transient_ttl_s`]: 30 minutes.
@@ -310,6 +335,11 @@ impl PeerConfig {
         }
         if self.gateway.concurrency_limit == 0 {
             return Err(config_err("gateway.concurrency_limit must be > 0"));
+        }
+        if self.limits.endorser_concurrency == 0 || self.limits.deliver_concurrency == 0 {
+            return Err(config_err(
+                "limits.endorser_concurrency and limits.deliver_concurrency must be > 0",
+            ));
         }
         if self.deliver_client.block_censorship_timeout_ms == 0 {
             return Err(config_err(

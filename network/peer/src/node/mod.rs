@@ -521,7 +521,10 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         }),
     );
 
-    let deliver = DeliverService::default();
+    let deliver = DeliverService::with_limits(
+        crate::deliver::DEFAULT_TIME_WINDOW,
+        cfg.limits.deliver_concurrency,
+    );
     let private = PrivateDataService::new();
     let mut gateways = HashMap::new();
     for j in &joined {
@@ -588,9 +591,12 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
             oversize_as_resource_exhausted,
         ))
         .add_service(
-            EndorserServer::new(EndorserService(endorser.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            EndorserServer::new(EndorserService::with_concurrency_limit(
+                endorser.clone(),
+                cfg.limits.endorser_concurrency,
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
             gateway
