@@ -26,6 +26,7 @@ pub mod config;
 pub mod consensus;
 pub mod devnet;
 mod error;
+mod frame;
 pub mod metrics;
 pub mod node;
 pub mod server;

@@ -5,8 +5,12 @@
 //! genesis config block). [`BlockStore::append`] writes and fsyncs before it returns, so a
 //! block is durable before anyone is told about it. On open the file is scanned to rebuild the
 //! index (offset and length per block number) and to check the hash chain; a torn last record
-//! (crash while appending) is cut off. No C++ dependency (RocksDB) is needed for this: the
-//! orderer only appends and reads by number (see ADR 0009).
+//! (crash while appending, `crate::frame`) is cut off. A bad record with blocks after it is
+//! corruption of blocks this orderer stored and may have served: opening fails with
+//! [`Error::Store`] naming the block, instead of cutting every later block. After a failed
+//! append the store cuts the partial record back off and refuses later appends. No C++
+//! dependency (RocksDB) is needed for this: the orderer only appends and reads by number (see
+//! ADR 0009).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use medledger_proto::common::Block;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
+use crate::frame;
 use crate::node::Chain;
 use crate::{Error, Result};
 
@@ -31,6 +35,8 @@ pub struct BlockStore {
     /// (offset of the block bytes, length) per block number.
     index: Vec<(u64, u32)>,
     end: u64,
+    /// Set when an append failed and its partial record could not be cut back off.
+    failed: bool,
 }
 
 impl BlockStore {
@@ -52,26 +58,29 @@ impl BlockStore {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| Error::io("read", &path, e))?;
-        let mut index = Vec::new();
+        let scan = frame::scan(&bytes).map_err(|c| Error::Store {
+            reason: format!(
+                "{}: block {} (byte {}) fails its checksum with blocks after it: the block \
+                 store is corrupt; restore it from a backup or another orderer's copy",
+                path.display(),
+                c.record,
+                c.offset
+            ),
+        })?;
+        let mut index = Vec::with_capacity(scan.records.len());
         let mut chain = Chain::default();
         let mut at = 0usize;
-        while let Some(head) = bytes.get(at..at + 8) {
-            let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-            let Some(body) = bytes.get(at + 8..at + 8 + len as usize) else {
-                break;
-            };
-            if Sha256::digest(body)[..4] != head[4..8] {
-                break;
-            }
-            let Ok(block) = Block::decode(body) else {
-                break;
-            };
+        for (number, body) in scan.records.iter().enumerate() {
+            let block = Block::decode(*body).map_err(|_| Error::Store {
+                reason: format!("block {number} passes its checksum but does not decode"),
+            })?;
             chain.append(&block)?;
-            index.push(((at + 8) as u64, len));
-            at += 8 + len as usize;
+            index.push(((at + frame::HEADER) as u64, body.len() as u32));
+            at += frame::HEADER + body.len();
         }
-        if at < bytes.len() {
-            tracing::warn!(target: "orderer::store", path = %path.display(), bytes = bytes.len() - at, "cutting a torn block record");
+        let torn = scan.torn(bytes.len());
+        if torn > 0 {
+            tracing::warn!(target: "orderer::store", path = %path.display(), bytes = torn, "cutting a torn block record");
             file.set_len(at as u64)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Error::io("truncate", &path, e))?;
@@ -84,6 +93,7 @@ impl BlockStore {
                 file,
                 index,
                 end: at as u64,
+                failed: false,
             },
             chain,
         ))
@@ -109,17 +119,29 @@ impl BlockStore {
         let len = u32::try_from(bytes.len()).map_err(|_| Error::Store {
             reason: format!("block {number} is larger than 4 GiB"),
         })?;
-        let mut rec = Vec::with_capacity(bytes.len() + 8);
-        rec.extend_from_slice(&len.to_be_bytes());
-        rec.extend_from_slice(&Sha256::digest(&bytes)[..4]);
-        rec.extend_from_slice(&bytes);
-        self.file
+        if self.failed {
+            return Err(Error::Store {
+                reason: "an earlier append failed; nothing more is written".into(),
+            });
+        }
+        let mut rec = Vec::with_capacity(bytes.len() + frame::HEADER);
+        frame::encode(&mut rec, &bytes);
+        let written = self
+            .file
             .write_all(&rec)
-            .map_err(|e| Error::io("write", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("fsync", &self.path, e))?;
-        self.index.push((self.end + 8, len));
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Cut the partial record so the file ends with whole blocks; if even that fails,
+            // refuse every later append (it would follow garbage).
+            let cut = self
+                .file
+                .set_len(self.end)
+                .and_then(|()| self.file.seek(SeekFrom::Start(self.end)).map(|_| ()))
+                .and_then(|()| self.file.sync_data());
+            self.failed = cut.is_err();
+            return Err(Error::io("append", &self.path, e));
+        }
+        self.index.push((self.end + frame::HEADER as u64, len));
         self.end += rec.len() as u64;
         Ok(())
     }
@@ -179,5 +201,56 @@ mod tests {
         s.append(&b2).unwrap();
         let (s, _) = BlockStore::open(dir.path()).unwrap();
         assert_eq!(s.get(2).unwrap().unwrap(), b2);
+    }
+
+    /// Issue 14 item 5: on the old code a bit flip in block 1 of 4 cut blocks 1..=3 on open
+    /// (signed history this orderer had served, silently forgotten). Now opening fails,
+    /// naming the block, and the file is left as it was.
+    #[test]
+    fn a_corrupt_block_before_others_stops_the_store_instead_of_cutting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = BlockStore::open(dir.path()).unwrap();
+        let mut prev: Vec<u8> = Vec::new();
+        for n in 0..4u64 {
+            let b = new_block(n, &prev, vec![format!("block {n}").into_bytes()]);
+            prev = header_hash(b.header.as_ref().unwrap()).to_vec();
+            s.append(&b).unwrap();
+        }
+        drop(s);
+        let path = dir.path().join(BLOCKS_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let len0 = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let in_block1 = 2 * frame::HEADER + len0 + 3;
+        bytes[in_block1] ^= 0x10;
+        fs::write(&path, &bytes).unwrap();
+        let err = BlockStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("block 1"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), bytes, "nothing was cut");
+    }
+
+    /// Crash points over appends: the file cut after any byte of the last block's record
+    /// reopens with every earlier block.
+    #[test]
+    fn every_crash_point_in_an_append_keeps_the_earlier_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = BlockStore::open(dir.path()).unwrap();
+        let b0 = new_block(0, &[], vec![b"genesis".to_vec()]);
+        s.append(&b0).unwrap();
+        let b1 = new_block(
+            1,
+            &header_hash(b0.header.as_ref().unwrap()),
+            vec![vec![7; 40]],
+        );
+        s.append(&b1).unwrap();
+        drop(s);
+        let path = dir.path().join(BLOCKS_FILE);
+        let full = fs::read(&path).unwrap();
+        let first_end = frame::HEADER + b0.encoded_len();
+        for cut in first_end..full.len() {
+            fs::write(&path, &full[..cut]).unwrap();
+            let (s, chain) = BlockStore::open(dir.path()).unwrap();
+            assert_eq!((s.height(), chain.next_number), (1, 1), "cut at {cut}");
+            assert_eq!(s.get(0).unwrap().unwrap(), b0);
+        }
     }
 }
