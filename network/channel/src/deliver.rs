@@ -16,6 +16,8 @@
 //!    session re-check on a config sequence change, and its expiry check).
 //! 5. `BLOCK_UNTIL_READY` waits for blocks not yet stored; `FAIL_IF_NOT_READY` answers
 //!    `NOT_FOUND` when the next block to send is not stored yet.
+//! 6. `HEADER_WITH_SIG` sends blocks without their data, except config blocks, sent whole (as
+//!    Fabric: a follower needs the configuration to verify the blocks after it).
 //!
 //! The caller maps the final [`Refusal`] or success to a `DeliverResponse` status, as Fabric
 //! sends one after the stop block (or the refusal) and then waits for the next request.
@@ -72,6 +74,12 @@ pub trait BlockSink: Send {
 
     /// Completes when the client has gone (ends a wait for the next block).
     fn closed(&self) -> impl Future<Output = ()> + Send;
+
+    /// Whether `HEADER_WITH_SIG` requests get blocks without data (default). A sink that
+    /// builds something else from the data (the peer's filtered blocks) returns `false`.
+    fn honours_headers_only(&self) -> bool {
+        true
+    }
 }
 
 /// A decoded Deliver request, before authorization.
@@ -258,7 +266,12 @@ pub async fn serve(
                 return Err(refuse(Status::InternalServerError, "block unavailable"));
             }
         };
-        if request.headers_only() {
+        // Fabric sends config blocks whole even to HEADER_WITH_SIG requests: a follower
+        // needs the configuration to verify the signatures of the blocks after it.
+        if request.headers_only()
+            && sink.honours_headers_only()
+            && !crate::update::is_config_block(&block)
+        {
             block.data = None;
         }
         if !sink.send(block).await {

@@ -431,9 +431,9 @@ pub const DEFAULT_ENDORSER_CONCURRENCY: usize = 2500;
 /// organizations' gateways and from clients that endorse themselves. At most
 /// `concurrency_limit` proposals are processed at once; one more is refused with
 /// `RESOURCE_EXHAUSTED` (Fabric: "too many requests for /protos.Endorser, exceeding
-/// concurrency limit") before any decoding or signature check, so a flood of proposals costs
-/// the peer a bounded amount of memory and CPU. The peer's own gateway calls the
-/// [`Endorser`] directly, under its own limit.
+/// concurrency limit") before any signature check or chaincode execution (gRPC has decoded
+/// the message by then, within the server's message size limit). The peer's own gateway
+/// calls the [`Endorser`] directly, under its own limit.
 #[derive(Clone, Debug)]
 pub struct EndorserService {
     endorser: Arc<Endorser>,

@@ -81,12 +81,12 @@ impl DeliverChannel {
 struct Inner {
     channels: RwLock<HashMap<String, DeliverChannel>>,
     time_window: Duration,
-    /// One permit per open stream.
+    /// One permit per request being served.
     streams: Arc<Semaphore>,
     max_streams: usize,
 }
 
-/// Deliver streams a peer keeps open at once by default (Fabric's
+/// Deliver requests a peer serves at once by default (Fabric's
 /// `peer.limits.concurrency.deliverService`, 2500).
 pub const DEFAULT_MAX_STREAMS: usize = 2500;
 
@@ -115,9 +115,10 @@ impl DeliverService {
         Self::with_limits(time_window, DEFAULT_MAX_STREAMS)
     }
 
-    /// As [`DeliverService::new`] with at most `max_streams` (at least 1) `Deliver` and
-    /// `DeliverFiltered` streams open at once; one more is refused with `RESOURCE_EXHAUSTED`
-    /// (Fabric's deliver concurrency limit) until a stream ends.
+    /// As [`DeliverService::new`] with at most `max_streams` (at least 1) authorized requests
+    /// of `Deliver` and `DeliverFiltered` served at once (Fabric's deliver concurrency limit);
+    /// one more is answered `SERVICE_UNAVAILABLE` until one ends. A stream holds a slot only
+    /// while it serves a request that passed the access checks.
     pub fn with_limits(time_window: Duration, max_streams: usize) -> Self {
         let max_streams = max_streams.max(1);
         DeliverService {
@@ -150,23 +151,11 @@ impl DeliverService {
         &self,
         request: Request<Streaming<Envelope>>,
         mode: Mode,
-    ) -> Result<Response<ReceiverStream<Result<DeliverResponse, GrpcStatus>>>, GrpcStatus> {
-        let permit = self
-            .inner
-            .streams
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                GrpcStatus::resource_exhausted(format!(
-                    "too many requests for /protos.Deliver, exceeding concurrency limit ({})",
-                    self.inner.max_streams
-                ))
-            })?;
+    ) -> Response<ReceiverStream<Result<DeliverResponse, GrpcStatus>>> {
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            let _permit = permit;
             loop {
                 let env = match incoming.message().await {
                     Ok(Some(env)) => env,
@@ -192,7 +181,7 @@ impl DeliverService {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Response::new(ReceiverStream::new(rx))
     }
 }
 
@@ -238,6 +227,12 @@ impl deliver::BlockSink for PeerSink<'_> {
     async fn closed(&self) {
         self.tx.closed().await;
     }
+
+    fn honours_headers_only(&self) -> bool {
+        // A filtered block is built from the transactions: DeliverFiltered ignores the
+        // content type (filtered blocks carry no payloads anyway).
+        self.mode == Mode::Full
+    }
 }
 
 /// Serves one request under the shared Deliver rules ([`deliver`]). `Ok(true)`: the stop
@@ -263,6 +258,16 @@ async fn handle(
         SystemTime::now(),
         inner.time_window,
     )?;
+    // A slot per authorized request being served (not per idle stream), so streams that never
+    // send a valid request hold none.
+    let _slot = inner
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Refusal {
+            status: Status::ServiceUnavailable,
+            reason: "deliver concurrency limit reached",
+        })?;
     let mut sink = PeerSink {
         tx,
         mode,
@@ -353,14 +358,14 @@ impl Deliver for DeliverService {
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, GrpcStatus> {
-        self.stream(request, Mode::Full)
+        Ok(self.stream(request, Mode::Full))
     }
 
     async fn deliver_filtered(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverFilteredStream>, GrpcStatus> {
-        self.stream(request, Mode::Filtered)
+        Ok(self.stream(request, Mode::Filtered))
     }
 
     async fn deliver_with_private_data(
