@@ -6,10 +6,17 @@
 //!
 //! - an envelope is admitted if it is at most `absolute_max_bytes`, decodes, passes
 //!   [`medledger_channel::envelope::check`] (headers, channel, tx_id, creator and signature),
-//!   its creator satisfies the channel's `Writers` policy, a `CONFIG_UPDATE` passes
-//!   [`ChannelConfig::apply_update`] against the current configuration, and its tx_id is
-//!   neither pending nor already ordered;
-//! - a block takes pending envelopes in arrival order, at most `max_message_count`, stopping
+//!   its creator satisfies the channel's `Writers` policy, an `ENDORSER_TRANSACTION` is an
+//!   endorsed transaction ([`check_endorsed`]: one action, bound to the headers, with at least
+//!   one well-formed endorsement), a `CONFIG_UPDATE` passes [`ChannelConfig::apply_update`]
+//!   against the current configuration, and its tx_id is neither pending nor already
+//!   ordered;
+//! - the pool holds at most a number of envelopes, a number of bytes, and per submitter
+//!   (creator identity) a share of those bytes ([`PoolLimits`]); beyond, Broadcast answers
+//!   `SERVICE_UNAVAILABLE`;
+//! - a block takes pending envelopes from the submitters in turn, the one served the fewest
+//!   bytes so far first (fair queuing by bytes; each submitter's in arrival order), at most
+//!   `max_message_count`, stopping
 //!   before the total would pass `preferred_max_bytes` (an envelope larger than that goes in a
 //!   block of its own); a config update always goes in a block of its own (Fabric's block
 //!   cutter isolates config messages); blocks are never empty;
@@ -23,7 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 use medledger_channel::ChannelConfig;
 use medledger_channel::config::BatchConfig;
 use medledger_channel::envelope;
-use medledger_proto::common::{BlockData, Envelope, HeaderType, Status};
+use medledger_proto::common::{BlockData, Envelope, HeaderType, SignatureHeader, Status};
+use medledger_proto::protos::{ChaincodeActionPayload, ProposalResponsePayload, Transaction};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -58,6 +66,31 @@ pub struct Admitted {
     pub hash: [u8; 32],
     /// Whether it is a config update (ordered alone in its block).
     pub config_update: bool,
+    /// Who submitted it: the id of its creator's certificate (`VerifiedIdentity::id`).
+    pub submitter: [u8; 32],
+}
+
+/// An envelope checked for admission ([`check`]), possibly on another thread than the one
+/// that pools it: its bytes, the verdict, and the configuration sequence it was checked
+/// under (the pool re-checks it if the configuration changed since).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The serialized envelope.
+    pub bytes: Vec<u8>,
+    /// [`admit`]'s verdict.
+    pub result: Result<Admitted, Rejection>,
+    /// Sequence of the configuration it was checked under.
+    pub sequence: u64,
+}
+
+/// Runs [`admit`] on `bytes` under `config` at `now` and keeps the verdict with the bytes.
+pub fn check(config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked {
+    let result = admit(config, &bytes, now);
+    Checked {
+        bytes,
+        result,
+        sequence: config.sequence(),
+    }
 }
 
 /// SHA-256 of serialized envelope bytes (the key of the pending pool).
@@ -66,7 +99,8 @@ pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Checks one serialized envelope for ordering on `config`'s channel at time `now` (size,
-/// decoding, headers, tx_id, creator validity and signature, `Writers` policy). A config
+/// decoding, headers, tx_id, creator validity and signature, `Writers` policy; an endorser
+/// transaction's shape and endorsements, [`check_endorsed`]). A config
 /// update must also carry a timestamp within [`CONFIG_UPDATE_TIME_WINDOW`] of `now`, and pass
 /// the creator and `Writers` checks and [`ChannelConfig::apply_update`] at that timestamp,
 /// exactly as every peer's committer checks it. Duplicate tx_ids are the pool's and the
@@ -105,6 +139,9 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
         ));
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
+    if !config_update {
+        check_endorsed(config, &checked.parsed, now)?;
+    }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
         // the orderers check it there too — besides now, above — or the two could disagree
@@ -142,7 +179,84 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
         tx_id: checked.parsed.tx_id().to_owned(),
         hash: envelope_hash(bytes),
         config_update,
+        submitter: *checked.creator.id(),
     })
+}
+
+/// Checks that an `ENDORSER_TRANSACTION` envelope is an endorsed transaction, as Fabric's
+/// `protoutil.CreateSignedTx` builds it and as every peer's committer first checks it
+/// (`medledger_peer::validator`): the payload data is a `Transaction` with exactly one
+/// action, whose header is the envelope's signature header; the action payload is a
+/// `ChaincodeActionPayload` with an endorsed action whose `ProposalResponsePayload` is bound
+/// to the transaction by its proposal hash (SHA-256 of channel header ‖ signature header ‖
+/// chaincode proposal payload); and it carries at least one endorsement, each with an
+/// endorser of a channel MSP and a signature, the first endorser a valid identity of its MSP
+/// at `now`. Endorsement signatures and the endorsement policy are the peers' to evaluate
+/// (as in Fabric); this keeps unendorsed output — an evaluate-only response, say — and
+/// arbitrary bytes out of blocks.
+///
+/// # Errors
+/// A `BAD_REQUEST` [`Rejection`] naming the first violation.
+pub fn check_endorsed(
+    config: &ChannelConfig,
+    parsed: &envelope::ParsedEnvelope,
+    now: SystemTime,
+) -> Result<(), Rejection> {
+    let bad = |reason: &str| reject(Status::BadRequest, reason);
+    let tx = Transaction::decode(parsed.payload.data.as_slice())
+        .map_err(|_| bad("payload data is not a Transaction"))?;
+    let [action] = tx.actions.as_slice() else {
+        return Err(bad("a transaction must have exactly one action"));
+    };
+    let action_header = SignatureHeader::decode(action.header.as_slice())
+        .map_err(|_| bad("action header does not decode"))?;
+    if action_header != parsed.signature_header {
+        return Err(bad(
+            "action header differs from the envelope's signature header",
+        ));
+    }
+    let cap = ChaincodeActionPayload::decode(action.payload.as_slice())
+        .map_err(|_| bad("action payload does not decode"))?;
+    let endorsed = cap
+        .action
+        .as_ref()
+        .ok_or_else(|| bad("transaction has no endorsed action"))?;
+    let prp = ProposalResponsePayload::decode(endorsed.proposal_response_payload.as_slice())
+        .map_err(|_| bad("proposal response payload does not decode"))?;
+    let channel_header = parsed
+        .payload
+        .header
+        .as_ref()
+        .map(|h| h.channel_header.as_slice())
+        .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(channel_header);
+    hasher.update(&action.header);
+    hasher.update(&cap.chaincode_proposal_payload);
+    if prp.proposal_hash[..] != hasher.finalize()[..] {
+        return Err(bad(
+            "proposal hash does not match the transaction's headers and proposal",
+        ));
+    }
+    let Some(first) = endorsed.endorsements.first() else {
+        return Err(bad(
+            "transaction has no endorsement (unendorsed output is not ordered)",
+        ));
+    };
+    for e in &endorsed.endorsements {
+        let sid = medledger_proto::msp::SerializedIdentity::decode(e.endorser.as_slice())
+            .map_err(|_| bad("an endorser is not a serialized identity"))?;
+        if config.msps().msp(&sid.mspid).is_none() || e.signature.is_empty() {
+            return Err(bad(
+                "an endorsement is not by a channel MSP's identity or has no signature",
+            ));
+        }
+    }
+    config
+        .msps()
+        .validate(&first.endorser, now)
+        .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -151,23 +265,97 @@ struct Pending {
     tx_id: String,
     hash: [u8; 32],
     config_update: bool,
+    submitter: [u8; 32],
     arrived: Instant,
 }
 
-/// Admitted envelopes waiting to be ordered, in arrival order, without duplicate tx_ids.
+/// How much the pending pool holds at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Envelopes.
+    pub max_envelopes: usize,
+    /// Bytes of envelopes.
+    pub max_bytes: usize,
+    /// Bytes of one submitter's envelopes.
+    pub max_bytes_per_submitter: usize,
+}
+
+impl Default for PoolLimits {
+    /// No limits.
+    fn default() -> Self {
+        PoolLimits {
+            max_envelopes: usize::MAX,
+            max_bytes: usize::MAX,
+            max_bytes_per_submitter: usize::MAX,
+        }
+    }
+}
+
+/// One submitter's pending envelopes (by arrival sequence) and their bytes.
+#[derive(Debug, Default)]
+struct Submitter {
+    seqs: std::collections::BTreeSet<u64>,
+    bytes: usize,
+}
+
+/// Submitters' ordered bytes remembered at most (those at or below the floor are forgotten
+/// first: they would start from the floor anyway).
+const SERVED_REMEMBERED: usize = 10_000;
+
+/// Admitted envelopes waiting to be ordered, in arrival order, without duplicate tx_ids,
+/// within [`PoolLimits`].
 #[derive(Debug, Default)]
 pub struct Pool {
+    limits: PoolLimits,
     by_seq: BTreeMap<u64, Pending>,
     by_tx: HashMap<String, u64>,
     by_hash: HashMap<[u8; 32], u64>,
     bytes: usize,
-    /// How many pending envelopes are config updates (so cutting need not scan the pool).
-    config_updates: usize,
+    /// Pending envelopes per submitter.
+    submitters: BTreeMap<[u8; 32], Submitter>,
+    /// Sequences of the pending config updates (so cutting need not scan the pool).
+    config_updates: std::collections::BTreeSet<u64>,
+    /// Bytes of each submitter's envelopes ordered (removed as decided), counted from the
+    /// floor at the time it last had nothing pending: no credit for idle time.
+    served: HashMap<[u8; 32], u64>,
     next_seq: u64,
 }
 
 impl Pool {
-    /// Adds an admitted envelope; false if its tx_id is already pending.
+    /// An empty pool within `limits`.
+    pub fn new(limits: PoolLimits) -> Self {
+        Pool {
+            limits,
+            ..Pool::default()
+        }
+    }
+
+    /// Whether an envelope of `size` bytes from `submitter` fits within the limits.
+    ///
+    /// # Errors
+    /// A `SERVICE_UNAVAILABLE` [`Rejection`] saying which limit is reached.
+    pub fn room(&self, submitter: &[u8; 32], size: usize) -> Result<(), Rejection> {
+        let full = |what: &str| {
+            Err(reject(
+                Status::ServiceUnavailable,
+                format!("{what}; retry later"),
+            ))
+        };
+        if self.by_seq.len() >= self.limits.max_envelopes {
+            return full("too many envelopes pending");
+        }
+        if self.bytes.saturating_add(size) > self.limits.max_bytes {
+            return full("too many bytes pending");
+        }
+        let mine = self.submitters.get(submitter).map_or(0, |s| s.bytes);
+        if mine.saturating_add(size) > self.limits.max_bytes_per_submitter {
+            return full("this submitter has too many bytes pending");
+        }
+        Ok(())
+    }
+
+    /// Adds an admitted envelope; false if its tx_id is already pending. Limits are the
+    /// caller's to check first ([`Pool::room`]).
     pub fn insert(&mut self, bytes: Vec<u8>, admitted: Admitted, now: Instant) -> bool {
         if self.by_tx.contains_key(&admitted.tx_id) {
             return false;
@@ -175,7 +363,23 @@ impl Pool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += bytes.len();
-        self.config_updates += usize::from(admitted.config_update);
+        if admitted.config_update {
+            self.config_updates.insert(seq);
+        }
+        if !self.submitters.contains_key(&admitted.submitter) {
+            let floor = self.floor();
+            let served = self.served.entry(admitted.submitter).or_default();
+            *served = (*served).max(floor);
+            if self.served.len() > SERVED_REMEMBERED {
+                let active = &self.submitters;
+                self.served.retain(|k, v| {
+                    *v > floor || active.contains_key(k) || *k == admitted.submitter
+                });
+            }
+        }
+        let sub = self.submitters.entry(admitted.submitter).or_default();
+        sub.seqs.insert(seq);
+        sub.bytes += bytes.len();
         self.by_tx.insert(admitted.tx_id.clone(), seq);
         self.by_hash.insert(admitted.hash, seq);
         self.by_seq.insert(
@@ -185,6 +389,7 @@ impl Pool {
                 tx_id: admitted.tx_id,
                 hash: admitted.hash,
                 config_update: admitted.config_update,
+                submitter: admitted.submitter,
                 arrived: now,
             },
         );
@@ -218,7 +423,15 @@ impl Pool {
             {
                 self.by_hash.remove(&p.hash);
                 self.bytes -= p.bytes.len();
-                self.config_updates -= usize::from(p.config_update);
+                self.config_updates.remove(&seq);
+                *self.served.entry(p.submitter).or_default() += p.bytes.len() as u64;
+                if let Some(sub) = self.submitters.get_mut(&p.submitter) {
+                    sub.seqs.remove(&seq);
+                    sub.bytes -= p.bytes.len();
+                    if sub.seqs.is_empty() {
+                        self.submitters.remove(&p.submitter);
+                    }
+                }
             }
         }
     }
@@ -251,6 +464,31 @@ impl Pool {
         self.bytes
     }
 
+    /// Number of submitters with envelopes pending.
+    pub fn submitters(&self) -> usize {
+        self.submitters.len()
+    }
+
+    /// The fewest bytes ordered for a submitter with envelopes pending.
+    fn floor(&self) -> u64 {
+        self.submitters
+            .keys()
+            .filter_map(|k| self.served.get(k))
+            .min()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Bytes pending per submitter.
+    pub fn bytes_by_submitter(&self) -> HashMap<[u8; 32], usize> {
+        self.submitters.iter().map(|(k, s)| (*k, s.bytes)).collect()
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> PoolLimits {
+        self.limits
+    }
+
     /// When the oldest pending envelope arrived.
     pub fn oldest(&self) -> Option<Instant> {
         self.by_seq.values().next().map(|p| p.arrived)
@@ -265,7 +503,7 @@ impl Pool {
         let oldest = self.oldest()?;
         if self.len() >= batch.max_message_count as usize
             || self.bytes >= batch.preferred_max_bytes as usize
-            || self.config_updates > 0
+            || !self.config_updates.is_empty()
         {
             return Some(Duration::ZERO);
         }
@@ -273,23 +511,58 @@ impl Pool {
         Some(timeout.saturating_sub(now.saturating_duration_since(oldest)))
     }
 
-    /// The envelopes of the next block, in arrival order; empty if nothing is pending. A
-    /// config update is cut alone, and ends the block of the envelopes before it.
+    /// The envelopes of the next block; empty if nothing is pending. A config update is cut
+    /// alone once everything that arrived before it is ordered. Otherwise the block takes
+    /// envelopes that arrived before any pending config update from their submitters in
+    /// turn, those with the fewest bytes ordered first (counted from decided blocks, the same
+    /// on every orderer), each submitter's in arrival order (fair queuing by bytes): a
+    /// submitter of many or large envelopes does not delay another's small ones behind its
+    /// own.
     pub fn cut(&self, batch: &BatchConfig) -> Vec<Vec<u8>> {
+        let Some(first) = self.by_seq.values().next() else {
+            return Vec::new();
+        };
+        if first.config_update {
+            return vec![first.bytes.clone()];
+        }
+        let before = self.config_updates.first().copied().unwrap_or(u64::MAX);
+        // Submitters in turn, the least served first.
+        let mut order: Vec<&[u8; 32]> = self.submitters.keys().collect();
+        order.sort_by_key(|k| (self.served.get(*k).copied().unwrap_or(0), **k));
+        let mut queues: Vec<_> = order
+            .iter()
+            .map(|k| self.submitters[*k].seqs.range(..before).peekable())
+            .collect();
+        let mut open = vec![true; queues.len()];
         let mut out = Vec::new();
         let mut total = 0usize;
-        for p in self.by_seq.values() {
-            if p.config_update {
-                if out.is_empty() {
-                    out.push(p.bytes.clone());
+
+        'rounds: loop {
+            let mut took = false;
+            for (i, q) in queues.iter_mut().enumerate() {
+                if !open[i] {
+                    continue;
                 }
+                let Some(p) = q.peek().and_then(|seq| self.by_seq.get(seq)) else {
+                    open[i] = false;
+                    continue;
+                };
+                if out.len() >= batch.max_message_count.max(1) as usize {
+                    break 'rounds;
+                }
+                if !fits(batch, out.len(), total, p.bytes.len()) {
+                    // Its next envelope waits for a later block (its order is kept).
+                    open[i] = false;
+                    continue;
+                }
+                total += p.bytes.len();
+                out.push(p.bytes.clone());
+                q.next();
+                took = true;
+            }
+            if !took {
                 break;
             }
-            if !fits(batch, out.len(), total, p.bytes.len()) {
-                break;
-            }
-            total += p.bytes.len();
-            out.push(p.bytes.clone());
         }
         out
     }
@@ -482,7 +755,23 @@ mod tests {
     use super::*;
     use medledger_channel::testing::{TestChannel, signed_envelope};
     use medledger_msp::ou::NodeOu;
+    use medledger_proto::common::Payload;
     use medledger_proto::medledger::channel as cpb;
+
+    /// An endorsed transaction envelope by `client` (endorsed by itself).
+    fn tx_envelope(
+        client: &medledger_msp::identity::SigningIdentity,
+        channel: &str,
+        data: Vec<u8>,
+    ) -> Envelope {
+        crate::client::transaction_envelope(
+            client,
+            channel,
+            &medledger_channel::testing::rand_nonce(),
+            data,
+        )
+        .unwrap()
+    }
 
     fn channel(batch: cpb::BatchConfig) -> (TestChannel, ChannelConfig) {
         let ch = TestChannel::new("ehr", 1, 4);
@@ -506,7 +795,7 @@ mod tests {
         let (mut ch, config) = channel(batch(10, 4000, 6000));
         let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
         let now = SystemTime::now();
-        let ok = signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![1; 10]);
+        let ok = tx_envelope(&client, "ehr", vec![1; 10]);
         let a = admit(&config, &ok.encode_to_vec(), now).unwrap();
         assert_eq!(a.tx_id.len(), 64);
         let status = |e: &Envelope| admit(&config, &e.encode_to_vec(), now).unwrap_err().status;
@@ -524,13 +813,33 @@ mod tests {
         let orderer = ch.orderer_org.identity("o", NodeOu::Orderer, &[]);
         let by_orderer = signed_envelope(&orderer, "ehr", HeaderType::EndorserTransaction, vec![]);
         assert_eq!(status(&by_orderer), Status::Forbidden);
-        let big = signed_envelope(
-            &client,
-            "ehr",
-            HeaderType::EndorserTransaction,
-            vec![0; 7000],
-        );
+        let big = tx_envelope(&client, "ehr", vec![0; 7000]);
         assert_eq!(status(&big), Status::RequestEntityTooLarge);
+        // Not an endorsed transaction: arbitrary payload data, no endorsement (evaluate-only
+        // output), an endorsement by an unknown MSP, a proposal hash for other headers.
+        let raw = signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![1; 10]);
+        assert_eq!(status(&raw), Status::BadRequest);
+        let nonce = medledger_channel::testing::rand_nonce();
+        let unendorsed =
+            crate::client::endorsed_envelope(&client, "ehr", &nonce, vec![1; 10], &[]).unwrap();
+        let refusal = admit(&config, &unendorsed.encode_to_vec(), now).unwrap_err();
+        assert_eq!(refusal.status, Status::BadRequest);
+        assert!(refusal.reason.contains("no endorsement"), "{refusal}");
+        let stranger = medledger_channel::testing::TestOrg::new("StrangerMSP", "x.example.com")
+            .identity("e", NodeOu::Peer, &[]);
+        let by_stranger =
+            crate::client::endorsed_envelope(&client, "ehr", &nonce, vec![1; 10], &[&stranger])
+                .unwrap();
+        assert_eq!(status(&by_stranger), Status::BadRequest);
+        let mut rebound = Payload::decode(ok.payload.as_slice()).unwrap();
+        let other_tx =
+            Payload::decode(tx_envelope(&client, "ehr", vec![2; 10]).payload.as_slice()).unwrap();
+        rebound.data = other_tx.data;
+        let rebound = Envelope {
+            signature: client.sign(&rebound.encode_to_vec()).unwrap(),
+            payload: rebound.encode_to_vec(),
+        };
+        assert_eq!(status(&rebound), Status::BadRequest);
         assert_eq!(
             admit(&config, b"\xff\xff", now).unwrap_err().status,
             Status::BadRequest
@@ -554,6 +863,7 @@ mod tests {
                 tx_id: tx.into(),
                 hash: envelope_hash(&bytes),
                 config_update: false,
+                submitter: [7; 32],
             };
             pool.insert(bytes, admitted, t0)
         };
@@ -590,14 +900,11 @@ mod tests {
 
     #[test]
     fn batch_validation_names_the_first_violation() {
-        let (mut ch, config) = channel(batch(3, 4000, 6000));
+        let (mut ch, config) = channel(batch(3, 40_000, 60_000));
         let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
         let now = SystemTime::now();
         let envs: Vec<Vec<u8>> = (0..4)
-            .map(|i| {
-                signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![i; 10])
-                    .encode_to_vec()
-            })
+            .map(|i| tx_envelope(&client, "ehr", vec![i; 10]).encode_to_vec())
             .collect();
         let ordered = HashSet::new();
         let chain = ChainView {
@@ -727,10 +1034,7 @@ mod tests {
         assert!(refusal.reason.contains("timestamp"), "{refusal}");
 
         // Cut alone: the envelopes before it form a block, it forms the next, at once.
-        let tx = |i: u8| {
-            signed_envelope(&client, "ehr", HeaderType::EndorserTransaction, vec![i; 10])
-                .encode_to_vec()
-        };
+        let tx = |i: u8| tx_envelope(&client, "ehr", vec![i; 10]).encode_to_vec();
         let (a, b) = (tx(1), tx(2));
         let t0 = Instant::now();
         let mut pool = Pool::default();
@@ -794,5 +1098,84 @@ mod tests {
             "the stale update is dropped"
         );
         assert_eq!(pool.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn add(pool: &mut Pool, submitter: u8, tx: &str, size: usize) -> Result<bool, Rejection> {
+        let mut bytes = vec![submitter; size];
+        bytes[1..=tx.len()].copy_from_slice(tx.as_bytes());
+        let admitted = Admitted {
+            tx_id: tx.into(),
+            hash: envelope_hash(tx.as_bytes()),
+            config_update: false,
+            submitter: [submitter; 32],
+        };
+        pool.room(&admitted.submitter, size)?;
+        Ok(pool.insert(bytes, admitted, Instant::now()))
+    }
+
+    #[test]
+    fn the_pool_is_bounded_by_bytes_and_per_submitter() {
+        let mut pool = Pool::new(PoolLimits {
+            max_envelopes: 100,
+            max_bytes: 1000,
+            max_bytes_per_submitter: 400,
+        });
+        assert!(add(&mut pool, 1, "a1", 300).unwrap());
+        let full = add(&mut pool, 1, "a2", 200).unwrap_err();
+        assert_eq!(full.status, Status::ServiceUnavailable);
+        assert!(full.reason.contains("submitter"), "{full}");
+        assert!(add(&mut pool, 2, "b1", 400).unwrap());
+        assert!(add(&mut pool, 3, "c1", 300).unwrap());
+        let full = add(&mut pool, 4, "d1", 10).unwrap_err();
+        assert_eq!(full.status, Status::ServiceUnavailable);
+        assert_eq!(pool.bytes(), 1000);
+        pool.remove_txs(["a1"]);
+        assert_eq!(pool.bytes(), 700);
+        assert_eq!(pool.submitters(), 2);
+        assert!(add(&mut pool, 1, "a2", 200).unwrap());
+    }
+
+    #[test]
+    fn cutting_takes_submitters_in_turn() {
+        let b = BatchConfig {
+            max_message_count: 10,
+            preferred_max_bytes: 100,
+            absolute_max_bytes: 1000,
+            batch_timeout_ms: 100,
+        };
+        let mut pool = Pool::default();
+        // Submitter 1 floods large envelopes first; 2 and 3 then send small ones.
+        for i in 0..5 {
+            add(&mut pool, 1, &format!("big{i}"), 500).unwrap();
+        }
+        for i in 0..3 {
+            add(&mut pool, 2, &format!("two{i}"), 10).unwrap();
+            add(&mut pool, 3, &format!("three{i}"), 10).unwrap();
+        }
+        let mut blocks = Vec::new();
+        while !pool.is_empty() {
+            let block = pool.cut(&b);
+            assert!(!block.is_empty());
+            let who: Vec<u8> = block.iter().map(|e| e[0]).collect();
+            // Remove what was cut (as a decided block does).
+            let txs: Vec<String> = pool
+                .by_seq
+                .values()
+                .filter(|p| block.contains(&p.bytes))
+                .map(|p| p.tx_id.clone())
+                .collect();
+            pool.remove_txs(txs.iter().map(String::as_str));
+            blocks.push(who);
+        }
+        // The small envelopes are all ordered by the second block, not after the five large.
+        assert_eq!(blocks[0], vec![1]);
+        assert_eq!(blocks[1], vec![2, 3, 2, 3, 2, 3]);
+        assert!(blocks[2..].iter().all(|b| b == &vec![1]));
     }
 }

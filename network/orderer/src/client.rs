@@ -206,9 +206,15 @@ fn signed(
     Ok(Envelope { payload, signature })
 }
 
-/// A signed endorser-transaction envelope from `signer` carrying `data` (the benchmark's and
-/// tests' load; real transactions come from the gateway). tx_id = hex(SHA-256(nonce ‖
-/// creator)) as Fabric.
+/// A signed endorser-transaction envelope from `signer` carrying `data`, endorsed once by
+/// `signer` itself (the benchmark's and tests' load; real transactions come from the
+/// gateway). It has the shape of Fabric's `protoutil.CreateSignedTx` output, which the
+/// orderer's admission checks ([`crate::batch::admit`]): one `TransactionAction` whose header
+/// is the envelope's signature header, a `ChaincodeActionPayload` with `data` as the
+/// chaincode proposal input, a `ProposalResponsePayload` bound to the headers by its proposal
+/// hash, and one endorsement (signature over the response payload ‖ endorser). tx_id =
+/// hex(SHA-256(nonce ‖ creator)) as Fabric. A peer would refuse it at commit (a client is no
+/// endorsing peer); orderers do not evaluate endorsement policies.
 ///
 /// # Errors
 /// [`Error::Config`] if signing fails.
@@ -218,13 +224,97 @@ pub fn transaction_envelope(
     nonce: &[u8],
     data: Vec<u8>,
 ) -> Result<Envelope> {
+    endorsed_envelope(signer, channel_id, nonce, data, &[signer])
+}
+
+/// As [`transaction_envelope`], endorsed by each of `endorsers` (none: an unendorsed
+/// transaction, which orderers refuse with `BAD_REQUEST`).
+///
+/// # Errors
+/// [`Error::Config`] if signing fails.
+pub fn endorsed_envelope(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    nonce: &[u8],
+    data: Vec<u8>,
+    endorsers: &[&SigningIdentity],
+) -> Result<Envelope> {
+    use medledger_proto::protos::{
+        ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeId,
+        ChaincodeProposalPayload, Endorsement, ProposalResponsePayload, Transaction,
+        TransactionAction,
+    };
+    let sign_err = |e: medledger_msp::Error| Error::Config {
+        reason: format!("signing the envelope: {e}"),
+    };
     let tx_id = medledger_proto::TxId::compute(nonce, signer.serialized());
-    signed(
-        signer,
-        channel_id,
-        HeaderType::EndorserTransaction,
-        tx_id.to_string(),
-        nonce,
-        data,
-    )
+    let channel_header = ChannelHeader {
+        r#type: HeaderType::EndorserTransaction as i32,
+        channel_id: channel_id.to_owned(),
+        tx_id: tx_id.to_string(),
+        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let signature_header = SignatureHeader {
+        creator: signer.serialized().to_vec(),
+        nonce: nonce.to_vec(),
+    }
+    .encode_to_vec();
+    let proposal_payload = ChaincodeProposalPayload {
+        input: data,
+        transient_map: Default::default(),
+    }
+    .encode_to_vec();
+    let proposal_hash = medledger_msp::crypto::sha256(
+        &[
+            channel_header.as_slice(),
+            signature_header.as_slice(),
+            proposal_payload.as_slice(),
+        ]
+        .concat(),
+    );
+    let response_payload = ProposalResponsePayload {
+        proposal_hash: proposal_hash.to_vec(),
+        extension: ChaincodeAction {
+            chaincode_id: Some(ChaincodeId {
+                name: "load".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    }
+    .encode_to_vec();
+    let mut endorsements = Vec::with_capacity(endorsers.len());
+    for e in endorsers {
+        let msg = [response_payload.as_slice(), e.serialized()].concat();
+        endorsements.push(Endorsement {
+            endorser: e.serialized().to_vec(),
+            signature: e.sign(&msg).map_err(sign_err)?,
+        });
+    }
+    let tx = Transaction {
+        actions: vec![TransactionAction {
+            header: signature_header.clone(),
+            payload: ChaincodeActionPayload {
+                chaincode_proposal_payload: proposal_payload,
+                action: Some(ChaincodeEndorsedAction {
+                    proposal_response_payload: response_payload,
+                    endorsements,
+                }),
+            }
+            .encode_to_vec(),
+        }],
+    };
+    let payload = Payload {
+        header: Some(Header {
+            channel_header,
+            signature_header,
+        }),
+        data: tx.encode_to_vec(),
+    }
+    .encode_to_vec();
+    let signature = signer.sign(&payload).map_err(sign_err)?;
+    Ok(Envelope { payload, signature })
 }

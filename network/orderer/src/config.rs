@@ -16,6 +16,11 @@
 //!   precommit_timeout_ms: 1000
 //!   timeout_delta_ms: 500
 //!   rebroadcast_ms: 5000
+//!   max_pending_bytes: 268435456       # pending pool budget, bytes (256 MiB)
+//!   max_pending_bytes_per_submitter: 0 # one creator's share, bytes (0: a quarter of the pool)
+//!   max_pending_envelopes: 100000      # pending pool budget, envelopes
+//!   cluster_queue_bytes: 67108864      # messages queued for one other orderer, bytes (64 MiB)
+//!   verify_workers: 0                  # envelope signature checks at once (0: CPUs - 1)
 //! ```
 //!
 //! Relative paths are relative to the configuration file's directory.
@@ -42,6 +47,22 @@ pub struct ConsensusSection {
     pub timeout_delta_ms: u64,
     /// Re-send own votes after this long without progress, ms (default 5000).
     pub rebroadcast_ms: u64,
+    /// Bytes of admitted envelopes the pending pool may hold (default 256 MiB); Broadcast
+    /// answers `SERVICE_UNAVAILABLE` beyond.
+    pub max_pending_bytes: u64,
+    /// Bytes of the pending pool one submitter (creator identity) may hold; 0 (the default)
+    /// means a quarter of `max_pending_bytes`.
+    pub max_pending_bytes_per_submitter: u64,
+    /// Envelopes the pending pool may hold (default 100,000).
+    pub max_pending_envelopes: u64,
+    /// Bytes of messages queued for one other orderer (default 64 MiB); beyond, messages to
+    /// it are dropped (consensus re-sends, sync fills gaps). One message is always let
+    /// through to an empty queue, however large.
+    pub cluster_queue_bytes: u64,
+    /// Envelope admission checks (signatures) of Broadcast run at once, off the consensus
+    /// thread; 0 (the default) means the number of CPUs less one (at least one). Envelopes
+    /// other orderers forward are checked by half as many more.
+    pub verify_workers: usize,
 }
 
 impl Default for ConsensusSection {
@@ -53,9 +74,19 @@ impl Default for ConsensusSection {
             precommit_timeout_ms: t.precommit.as_millis() as u64,
             timeout_delta_ms: t.delta.as_millis() as u64,
             rebroadcast_ms: t.rebroadcast.as_millis() as u64,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            max_pending_bytes_per_submitter: 0,
+            max_pending_envelopes: 100_000,
+            cluster_queue_bytes: DEFAULT_CLUSTER_QUEUE_BYTES,
+            verify_workers: 0,
         }
     }
 }
+
+/// Default `max_pending_bytes`: 256 MiB.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 256 * 1024 * 1024;
+/// Default `cluster_queue_bytes`: 64 MiB.
+pub const DEFAULT_CLUSTER_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl ConsensusSection {
     /// As engine timeouts.
@@ -209,6 +240,11 @@ mod tests {
                 precommit_timeout_ms: 1000,
                 timeout_delta_ms: 500,
                 rebroadcast_ms: 5000,
+                max_pending_bytes: 256 * 1024 * 1024,
+                max_pending_bytes_per_submitter: 0,
+                max_pending_envelopes: 100_000,
+                cluster_queue_bytes: 64 * 1024 * 1024,
+                verify_workers: 0,
             }
         );
         assert!(c.check_against(250).is_ok());

@@ -27,6 +27,19 @@ pub struct Metrics {
     pub envelopes_ordered: Counter,
     /// `orderer_broadcast_rejected_total`: envelopes refused on Broadcast.
     pub broadcast_rejected: Counter,
+    /// `orderer_pending_bytes`: bytes of admitted envelopes waiting for a block.
+    pub pending_bytes: Gauge,
+    /// `orderer_buffered_bytes`: bytes of proposals held for a later height or being
+    /// assembled.
+    pub buffered_bytes: Gauge,
+    /// `orderer_future_inputs`: consensus messages held for a later height.
+    pub future_inputs: Gauge,
+    /// `orderer_cluster_queued_bytes`: bytes queued for the other orderers.
+    pub cluster_queued_bytes: Gauge,
+    /// `orderer_cluster_dropped_total`: messages for other orderers dropped (queue full).
+    pub cluster_dropped: Counter,
+    /// `orderer_cluster_stalls_total`: streams to other orderers closed for reading too slowly.
+    pub cluster_stalls: Counter,
     /// `orderer_rounds_per_height`: rounds needed per decided block (1 = decided in round 0).
     pub rounds_per_height: Histogram,
     /// `orderer_block_envelopes`: envelopes per decided block.
@@ -54,6 +67,12 @@ impl Metrics {
             proposals: Counter::default(),
             envelopes_ordered: Counter::default(),
             broadcast_rejected: Counter::default(),
+            pending_bytes: Gauge::default(),
+            buffered_bytes: Gauge::default(),
+            future_inputs: Gauge::default(),
+            cluster_queued_bytes: Gauge::default(),
+            cluster_dropped: Counter::default(),
+            cluster_stalls: Counter::default(),
             rounds_per_height: Histogram::new([1.0, 2.0, 3.0, 5.0, 10.0]),
             block_envelopes: Histogram::new([1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
             consensus_latency: Histogram::new([
@@ -92,6 +111,36 @@ impl Metrics {
             "orderer_broadcast_rejected",
             "Envelopes refused on Broadcast",
             m.broadcast_rejected.clone(),
+        );
+        registry.register(
+            "orderer_pending_bytes",
+            "Bytes of admitted envelopes waiting for a block",
+            m.pending_bytes.clone(),
+        );
+        registry.register(
+            "orderer_buffered_bytes",
+            "Bytes of proposals held for a later height or being assembled",
+            m.buffered_bytes.clone(),
+        );
+        registry.register(
+            "orderer_future_inputs",
+            "Consensus messages held for a later height",
+            m.future_inputs.clone(),
+        );
+        registry.register(
+            "orderer_cluster_queued_bytes",
+            "Bytes queued for the other orderers",
+            m.cluster_queued_bytes.clone(),
+        );
+        registry.register(
+            "orderer_cluster_dropped",
+            "Messages for other orderers dropped because their queue was full",
+            m.cluster_dropped.clone(),
+        );
+        registry.register(
+            "orderer_cluster_stalls",
+            "Streams to other orderers closed because the peer read too slowly",
+            m.cluster_stalls.clone(),
         );
         registry.register(
             "orderer_rounds_per_height",

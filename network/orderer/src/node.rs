@@ -73,6 +73,8 @@ pub enum TimerId {
     },
     /// Retry a block sync that got no answer.
     SyncRetry,
+    /// Serve the sync request of this orderer that waited for its rate limit.
+    ServeSync(u32),
 }
 
 /// Where a message goes.
@@ -139,6 +141,15 @@ pub struct NodeConfig {
     /// Most envelopes pending; Broadcast answers `SERVICE_UNAVAILABLE` beyond (default
     /// 100,000).
     pub max_pending_envelopes: usize,
+    /// Most bytes of envelopes pending; Broadcast answers `SERVICE_UNAVAILABLE` beyond
+    /// (default 256 MiB).
+    pub max_pending_bytes: usize,
+    /// Most bytes of one submitter's (creator identity's) envelopes pending (default a
+    /// quarter of `max_pending_bytes`).
+    pub max_pending_bytes_per_submitter: usize,
+    /// At most one sync response per this interval to each other orderer (default 100 ms);
+    /// requests in between are merged into one served when it ends.
+    pub sync_serve_interval: Duration,
 }
 
 impl NodeConfig {
@@ -150,6 +161,9 @@ impl NodeConfig {
             envelopes_per_part: 100,
             sync_retry: Duration::from_secs(1),
             max_pending_envelopes: 100_000,
+            max_pending_bytes: 256 * 1024 * 1024,
+            max_pending_bytes_per_submitter: 64 * 1024 * 1024,
+            sync_serve_interval: Duration::from_millis(100),
         }
     }
 }
@@ -233,6 +247,36 @@ pub fn block_tx_ids(b: &Block) -> Vec<String> {
         .collect()
 }
 
+/// What a node holds for later: values and parts of proposals for a height or round not
+/// reached yet, and consensus messages for a later height. Bounded per sender (see the module
+/// docs); reported on `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Buffered {
+    /// Values assembled for a later height, waiting for it.
+    pub early_values: usize,
+    /// Bytes of their envelopes.
+    pub early_bytes: usize,
+    /// Proposals being assembled from their parts.
+    pub assemblies: usize,
+    /// Bytes of envelopes in those parts.
+    pub assembly_bytes: usize,
+    /// Consensus messages for a later height held by the consensus engine.
+    pub future_inputs: usize,
+}
+
+impl Buffered {
+    /// The larger of each field.
+    pub fn max(self, o: Buffered) -> Buffered {
+        Buffered {
+            early_values: self.early_values.max(o.early_values),
+            early_bytes: self.early_bytes.max(o.early_bytes),
+            assemblies: self.assemblies.max(o.assemblies),
+            assembly_bytes: self.assembly_bytes.max(o.assembly_bytes),
+            future_inputs: self.future_inputs.max(o.future_inputs),
+        }
+    }
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStats {
@@ -268,6 +312,12 @@ struct EarlyValue {
     body: Envelopes,
 }
 
+impl EarlyValue {
+    fn bytes(&self) -> usize {
+        self.body.iter().map(Vec::len).sum()
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     /// The last height is finalized; waiting for work or for another orderer to move on.
@@ -298,8 +348,28 @@ pub struct Node {
     syncing: Option<u32>,
     sync_attempts: usize,
     status_told: HashMap<u32, (u64, u32)>,
+    /// Distinct consensus messages for the next height passed on, per sender.
+    future: HashMap<u32, FutureBudget>,
+    /// Sync serving per requesting orderer (rate limit).
+    sync_serve: HashMap<u32, SyncServe>,
     stats: NodeStats,
     halted: Option<String>,
+}
+
+/// What one sender sent for the next height: hashes of the distinct messages, their bytes.
+#[derive(Debug, Default)]
+struct FutureBudget {
+    height: u64,
+    seen: HashSet<[u8; 32]>,
+    bytes: usize,
+}
+
+/// When we last served a sync response to an orderer, and the request waiting for the next
+/// slot (the latest one; requests in between are merged).
+#[derive(Debug, Default)]
+struct SyncServe {
+    last: Option<Instant>,
+    pending: Option<u64>,
 }
 
 impl std::fmt::Debug for Node {
@@ -344,6 +414,11 @@ impl Node {
                 reason: "signing identity is not the consenter's".into(),
             });
         }
+        let pool_limits = batch::PoolLimits {
+            max_envelopes: cfg.max_pending_envelopes,
+            max_bytes: cfg.max_pending_bytes,
+            max_bytes_per_submitter: cfg.max_pending_bytes_per_submitter,
+        };
         let engine = Engine::new(
             config.channel_id().as_ref(),
             me,
@@ -356,7 +431,7 @@ impl Node {
             me,
             config,
             engine,
-            pool: Pool::default(),
+            pool: Pool::new(pool_limits),
             phase: Phase::Idle,
             height_started: None,
             awaiting_value: None,
@@ -369,6 +444,8 @@ impl Node {
             syncing: None,
             sync_attempts: 0,
             status_told: HashMap::new(),
+            future: HashMap::new(),
+            sync_serve: HashMap::new(),
             stats: NodeStats::default(),
             halted: None,
             chain,
@@ -459,6 +536,27 @@ impl Node {
         self.pool.len()
     }
 
+    /// Bytes of envelopes pending.
+    pub fn pending_bytes(&self) -> usize {
+        self.pool.bytes()
+    }
+
+    /// The pending pool (read only: its limits and usage).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// What the node holds for later heights and rounds.
+    pub fn buffered(&self) -> Buffered {
+        Buffered {
+            early_values: self.early.len(),
+            early_bytes: self.early.iter().map(EarlyValue::bytes).sum(),
+            assemblies: self.assemblies.len(),
+            assembly_bytes: self.assemblies.values().map(|a| a.bytes).sum(),
+            future_inputs: self.engine.buffered_inputs(),
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> &NodeStats {
         &self.stats
@@ -480,10 +578,25 @@ impl Node {
 
     /// Submits envelopes (serialized `common.Envelope`) from clients. Each is admitted or
     /// rejected with a Fabric status; admitted ones are pooled and forwarded to every other
-    /// orderer in one message.
+    /// orderer in one message. Checks signatures here; a host that checks them on other
+    /// threads calls [`Node::submit_checked`].
     pub fn submit(
         &mut self,
         envelopes: Vec<Vec<u8>>,
+        now: Now,
+    ) -> (Vec<Result<(), Rejection>>, Vec<Action>) {
+        let checked = envelopes
+            .into_iter()
+            .map(|e| batch::check(&self.config, e, now.wall))
+            .collect();
+        self.submit_checked(checked, now)
+    }
+
+    /// As [`Node::submit`], for envelopes already checked by [`batch::check`] (under any
+    /// configuration: one checked under another sequence than the current is checked again).
+    pub fn submit_checked(
+        &mut self,
+        envelopes: Vec<batch::Checked>,
         now: Now,
     ) -> (Vec<Result<(), Rejection>>, Vec<Action>) {
         let mut actions = Vec::new();
@@ -497,12 +610,12 @@ impl Node {
         let mut results = Vec::with_capacity(envelopes.len());
         let mut forward = Vec::new();
         for e in envelopes {
-            match self.admit_to_pool(&e, now) {
-                Ok(true) => {
-                    forward.push(e);
+            match self.admit_to_pool(e, now) {
+                Ok(Some(bytes)) => {
+                    forward.push(bytes);
                     results.push(Ok(()));
                 }
-                Ok(false) => results.push(Ok(())),
+                Ok(None) => results.push(Ok(())),
                 Err(r) => results.push(Err(r)),
             }
         }
@@ -518,29 +631,58 @@ impl Node {
         (results, actions)
     }
 
-    /// Verifies and adds an envelope to the pool: `Ok(true)` if added, `Ok(false)` if exactly
-    /// this envelope is pending or ordered already (Broadcast is idempotent: a client — or a
-    /// gateway sending to every orderer — that repeats an envelope another orderer forwarded
-    /// here gets SUCCESS, and the envelope is ordered once).
-    fn admit_to_pool(&mut self, e: &[u8], now: Now) -> Result<bool, Rejection> {
-        let hash = batch::envelope_hash(e);
-        if self.pool.contains_hash(&hash) || self.chain.envelope_hashes.contains(&hash) {
-            return Ok(false);
+    /// Envelopes another orderer forwarded (a `ForwardEnvelopes` message), already checked
+    /// by [`batch::check`]. Those admissible are pooled; none is forwarded again.
+    pub fn forwarded(
+        &mut self,
+        from: u32,
+        envelopes: Vec<batch::Checked>,
+        now: Now,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.halted.is_some() || from == self.me || self.config.consenters().get(from).is_none()
+        {
+            return actions;
         }
-        if self.pool.len() >= self.cfg.max_pending_envelopes {
-            return Err(Rejection {
-                status: medledger_proto::common::Status::ServiceUnavailable,
-                reason: "too many envelopes pending; retry later".into(),
-            });
+        let mut added = false;
+        for e in envelopes {
+            added |= matches!(self.admit_to_pool(e, now), Ok(Some(_)));
         }
-        let admitted = batch::admit(&self.config, e, now.wall)?;
+        if added {
+            self.kick(now, &mut actions);
+        }
+        actions
+    }
+
+    /// Adds a checked envelope to the pool: `Ok(Some(bytes))` if added (a copy of its bytes,
+    /// to forward), `Ok(None)` if exactly this envelope is pending or ordered already
+    /// (Broadcast is idempotent: a client — or a gateway sending to every orderer — that
+    /// repeats an envelope another orderer forwarded here gets SUCCESS, and the envelope is
+    /// ordered once).
+    fn admit_to_pool(&mut self, e: batch::Checked, now: Now) -> Result<Option<Vec<u8>>, Rejection> {
+        let admitted = match e.result {
+            Ok(a) if e.sequence == self.config.sequence() => a,
+            // Checked under a configuration that changed since: check again.
+            Ok(_) => batch::admit(&self.config, &e.bytes, now.wall)?,
+            Err(r) => return Err(r),
+        };
+        if self.pool.contains_hash(&admitted.hash)
+            || self.chain.envelope_hashes.contains(&admitted.hash)
+        {
+            return Ok(None);
+        }
         if self.chain.tx_ids.contains(&admitted.tx_id) || self.pool.contains_tx(&admitted.tx_id) {
             return Err(Rejection {
                 status: medledger_proto::common::Status::BadRequest,
                 reason: format!("duplicate tx_id {}", admitted.tx_id),
             });
         }
-        Ok(self.pool.insert(e.to_vec(), admitted, now.mono))
+        self.pool.room(&admitted.submitter, e.bytes.len())?;
+        let copy = e.bytes.clone();
+        Ok(self
+            .pool
+            .insert(e.bytes, admitted, now.mono)
+            .then_some(copy))
     }
 
     /// A message from consenter `from` (authenticated by the transport).
@@ -555,21 +697,17 @@ impl Node {
         };
         match m {
             M::Forward(f) => {
-                let mut added = false;
-                for e in &f.envelopes {
-                    added |= matches!(self.admit_to_pool(e, now), Ok(true));
-                }
-                if added {
-                    self.kick(now, &mut actions);
-                }
+                let checked = f
+                    .envelopes
+                    .iter()
+                    .map(|e| batch::check(&self.config, e.clone(), now.wall))
+                    .collect();
+                return self.forwarded(from, checked, now);
             }
             M::Status(s) => self.on_status(from, s.next_height, &mut actions),
             M::SyncRequest(r) => {
                 if r.from < self.chain.next_number {
-                    actions.push(Action::ServeSync {
-                        to: from,
-                        from: r.from,
-                    });
+                    self.on_sync_request(from, r.from, now, &mut actions);
                 }
             }
             M::SyncResponse(r) => self.on_sync_response(from, &r.blocks, now, &mut actions),
@@ -579,6 +717,9 @@ impl Node {
                     return actions;
                 };
                 if !self.before_consensus_input(from, h, now, &mut actions) {
+                    return actions;
+                }
+                if h > self.chain.next_number && !self.future_admits(from, h, &msg) {
                     return actions;
                 }
                 let out = self.engine.message(from, &msg);
@@ -604,6 +745,16 @@ impl Node {
             TimerId::BatchCut { .. } => {
                 self.batch_timer = None;
                 self.try_propose(now, &mut actions);
+            }
+            TimerId::ServeSync(peer) => {
+                let next = self.chain.next_number;
+                if let Some(e) = self.sync_serve.get_mut(&peer)
+                    && let Some(from) = e.pending.take()
+                    && from < next
+                {
+                    e.last = Some(now.mono);
+                    actions.push(Action::ServeSync { to: peer, from });
+                }
             }
             TimerId::SyncRetry => {
                 if let Some(peer) = self.syncing.take() {
@@ -654,6 +805,49 @@ impl Node {
             self.start_height(now, actions);
         }
         true
+    }
+
+    /// Whether a consensus message for a later height from `from` may reach the engine
+    /// (which holds such messages until the height starts): not one it sent before, and
+    /// within [`MAX_FUTURE_MESSAGES_PER_SENDER`] and [`MAX_FUTURE_BYTES_PER_SENDER`] for that
+    /// height, so one orderer cannot crowd out the others' messages or fill memory.
+    fn future_admits(&mut self, from: u32, height: u64, msg: &pb::ClusterMessage) -> bool {
+        let b = self.future.entry(from).or_default();
+        if b.height != height {
+            *b = FutureBudget {
+                height,
+                ..FutureBudget::default()
+            };
+        }
+        let bytes = msg.encode_to_vec();
+        if b.seen.len() >= MAX_FUTURE_MESSAGES_PER_SENDER
+            || b.bytes + bytes.len() > MAX_FUTURE_BYTES_PER_SENDER
+        {
+            return false;
+        }
+        if !b.seen.insert(batch::envelope_hash(&bytes)) {
+            return false;
+        }
+        b.bytes += bytes.len();
+        true
+    }
+
+    /// A request for our blocks from number `from` on: served at once if the last response to
+    /// this orderer is at least [`NodeConfig::sync_serve_interval`] old, else when it is
+    /// (one pending request per orderer, the latest).
+    fn on_sync_request(&mut self, peer: u32, from: u64, now: Now, actions: &mut Vec<Action>) {
+        let interval = self.cfg.sync_serve_interval;
+        let e = self.sync_serve.entry(peer).or_default();
+        let since = e.last.map(|l| now.mono.saturating_duration_since(l));
+        if e.pending.is_none() && since.is_none_or(|s| s >= interval) {
+            e.last = Some(now.mono);
+            actions.push(Action::ServeSync { to: peer, from });
+            return;
+        }
+        if e.pending.replace(from).is_none() {
+            let wait = interval.saturating_sub(since.unwrap_or_default());
+            actions.push(Action::SetTimer(TimerId::ServeSync(peer), wait));
+        }
     }
 
     fn on_status(&mut self, from: u32, their_next: u64, actions: &mut Vec<Action>) {
@@ -807,13 +1001,27 @@ impl Node {
             .max(self.config.batch().absolute_max_bytes) as usize
             * 2;
         let key = (p.height, round, from);
+        if !self.assemblies.contains_key(&key) {
+            // One sender's proposals in assembly at once: a few, within the size limit.
+            let (count, bytes) = self
+                .assemblies
+                .iter()
+                .filter(|((_, _, f), _)| *f == from)
+                .fold((0, 0), |(c, b), (_, a)| (c + 1, b + a.bytes));
+            if count >= MAX_ASSEMBLIES_PER_SENDER || bytes > limit {
+                return;
+            }
+        }
         let a = self.assemblies.entry(key).or_default();
         use pb::proposal_part::Part;
         match &p.part {
             Some(Part::Init(i)) if p.sequence == 0 => a.init = Some(i.clone()),
             Some(Part::Data(d)) if p.sequence > 0 => {
                 a.bytes += d.envelopes.iter().map(Vec::len).sum::<usize>();
-                a.data.insert(p.sequence, d.envelopes.clone());
+                if let Some(old) = a.data.insert(p.sequence, d.envelopes.clone()) {
+                    // A part sent again replaces itself.
+                    a.bytes -= old.iter().map(Vec::len).sum::<usize>();
+                }
             }
             Some(Part::Fin(f)) if p.sequence > 0 && f.total_parts == p.sequence + 1 => {
                 a.total = Some(f.total_parts)
@@ -845,6 +1053,19 @@ impl Node {
         if p.height == self.chain.next_number && self.phase == Phase::Running {
             self.feed_value(round, init.pol_round, from, header, body, now, actions);
         } else {
+            // Kept for when the height starts: the first value of each (height, round) of
+            // this proposer, a few per proposer, within the size limit.
+            let size: usize = body.iter().map(Vec::len).sum();
+            let (count, bytes, seen) = self.early.iter().filter(|e| e.proposer == from).fold(
+                (0, 0, false),
+                |(c, b, seen), e| {
+                    let same = e.header.number == p.height && e.round == round;
+                    (c + 1, b + e.bytes(), seen || same)
+                },
+            );
+            if seen || count >= MAX_EARLY_VALUES_PER_SENDER || bytes + size > limit {
+                return;
+            }
             self.early.push(EarlyValue {
                 round,
                 pol_round: init.pol_round,
@@ -1202,6 +1423,17 @@ impl Node {
         });
     }
 }
+
+/// Values assembled for a later height kept per proposer (one per round it proposes within
+/// the look-ahead, the first value of each round only).
+pub const MAX_EARLY_VALUES_PER_SENDER: usize = 4;
+/// Proposals assembled from parts at once per proposer.
+pub const MAX_ASSEMBLIES_PER_SENDER: usize = 4;
+/// Consensus messages (votes, proposals, certificates) for the next height passed on to the
+/// engine per sender, distinct ones only.
+pub const MAX_FUTURE_MESSAGES_PER_SENDER: usize = 64;
+/// Bytes of those messages per sender.
+pub const MAX_FUTURE_BYTES_PER_SENDER: usize = 256 * 1024;
 
 /// Proposal parts for rounds further ahead of ours than this are dropped.
 const MAX_ROUNDS_AHEAD: i64 = 10;

@@ -3,15 +3,31 @@
 //! endpoint (`/healthz`, `/metrics`), and the I/O around the pure [`Node`].
 //!
 //! One thread (the *core*) owns the node, the write-ahead log and appends to the block store;
-//! it receives submitted envelopes, cluster messages and timer expiries on a channel and
+//! it receives checked envelopes, cluster messages and timer expiries on a channel and
 //! carries out the node's actions in order: WAL records are fsynced before any message is
 //! queued for sending, blocks are fsynced before Deliver can see them. One task per other
 //! consenter keeps a `Cluster.Step` stream open to it and reconnects when it breaks; messages
 //! that cannot be sent are dropped (consensus re-sends votes and syncs missed blocks).
+//!
+//! What no client or orderer can exhaust (issue 14 items 3 and 4):
+//! - envelope signatures (Broadcast, and envelopes other orderers forward) are checked by a
+//!   bounded pool of blocking tasks ([`Verifier`]), never on the core thread; the core
+//!   receives verdicts; a refused envelope never reaches it;
+//! - envelopes being checked hold a byte budget (a quarter of the pool's, at least two
+//!   envelopes of `absolute_max_bytes`); beyond it Broadcast answers `SERVICE_UNAVAILABLE`;
+//!   the pool itself is bounded in envelopes, bytes and bytes per submitter
+//!   ([`crate::batch::PoolLimits`]);
+//! - messages from another orderer wait for the core within a byte budget per orderer
+//!   (`cluster_queue_bytes`): its stream is not read while the budget is spent;
+//! - messages for another orderer queue within the same byte budget; beyond, they are
+//!   dropped, and a stream that takes no message for [`PEER_STALL`] is closed and reopened;
+//! - sync responses are read from the block store by the sending task, not the core, one at
+//!   a time per orderer, only while its queue is at most half full; the node rate-limits
+//!   and merges the requests ([`crate::node::NodeConfig::sync_serve_interval`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -26,14 +42,15 @@ use medledger_proto::orderer::{
 use pb::cluster_client::ClusterClient;
 use pb::cluster_server::{Cluster, ClusterServer};
 use prost::Message as _;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{
     Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::batch::Rejection;
+use crate::batch::{self, Checked, Rejection};
 use crate::config::OrdererConfig;
 use crate::metrics::Metrics;
 use crate::node::{Action, Node, NodeConfig, Now, Target, TimerId};
@@ -43,8 +60,14 @@ use crate::{Error, Result};
 
 /// Largest gRPC message accepted from another orderer (sync responses carry blocks), bytes.
 const MAX_CLUSTER_MESSAGE: usize = 128 * 1024 * 1024;
-/// Messages queued per other orderer before new ones are dropped.
+/// Messages queued per other orderer before new ones are dropped (besides the byte budget).
 const PEER_QUEUE: usize = 16 * 1024;
+/// A stream to another orderer that takes no message for this long is closed (the queue
+/// for it is dropped) and opened again: a slow reader does not hold our memory.
+pub const PEER_STALL: Duration = Duration::from_secs(10);
+/// Checked envelopes remembered (by hash) so one forwarded by several orderers, or sent to
+/// several by a gateway, is verified once per configuration.
+const CHECKED_CACHE: usize = 16 * 1024;
 /// Decision latencies kept for [`RunningOrderer::decision_latencies`].
 const LATENCY_SAMPLES: usize = 10_000;
 /// Most envelopes admitted (and forwarded) in one pass of the core.
@@ -63,10 +86,83 @@ impl From<Error> for Status {
 }
 
 enum CoreEvent {
-    Submit(Vec<Vec<u8>>, oneshot::Sender<Vec<Result<(), Rejection>>>),
-    Message(u32, pb::ClusterMessage),
+    /// Checked envelopes from Broadcast.
+    Submit(Vec<Checked>, oneshot::Sender<Vec<Result<(), Rejection>>>),
+    /// Checked envelopes another orderer forwarded; the permit holds its inbound budget.
+    Forwarded(u32, Vec<Checked>, Option<OwnedSemaphorePermit>),
+    /// A message from another orderer; the permit holds its inbound budget.
+    Message(u32, pb::ClusterMessage, Option<OwnedSemaphorePermit>),
     Timer(TimerId, u64),
     Shutdown,
+}
+
+/// Checks envelopes ([`batch::check`]) on blocking tasks, at most `workers` at once, so no
+/// signature is verified on the core thread or an I/O task; remembers recent verdicts by
+/// envelope hash (per configuration sequence).
+struct Verifier {
+    workers: Arc<Semaphore>,
+    cache: Arc<std::sync::Mutex<CheckedCache>>,
+}
+
+/// Admitted envelopes by hash, with the configuration sequence they were checked under.
+type CheckedCache = lru::LruCache<[u8; 32], (u64, batch::Admitted)>;
+
+impl Verifier {
+    fn new(workers: usize) -> Arc<Self> {
+        Arc::new(Verifier {
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            cache: Arc::new(std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(CHECKED_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
+            ))),
+        })
+    }
+
+    /// Checks `envelopes` under `config`, waiting for a worker.
+    async fn check(&self, config: Arc<ChannelConfig>, envelopes: Vec<Vec<u8>>) -> Vec<Checked> {
+        let permit = self.workers.clone().acquire_owned().await;
+        let cache = self.cache.clone();
+        let n = envelopes.len();
+        let sequence = config.sequence();
+        let job = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let now = std::time::SystemTime::now();
+            envelopes
+                .into_iter()
+                .map(|bytes| {
+                    let hash = batch::envelope_hash(&bytes);
+                    let hit = cache
+                        .lock()
+                        .ok()
+                        .and_then(|mut c| c.get(&hash).cloned())
+                        .filter(|(seq, _)| *seq == sequence);
+                    if let Some((_, admitted)) = hit {
+                        return Checked {
+                            bytes,
+                            result: Ok(admitted),
+                            sequence,
+                        };
+                    }
+                    let checked = batch::check(&config, bytes, now);
+                    if let (Ok(a), Ok(mut c)) = (&checked.result, cache.lock()) {
+                        c.put(hash, (sequence, a.clone()));
+                    }
+                    checked
+                })
+                .collect()
+        });
+        job.await.unwrap_or_else(|_| {
+            (0..n)
+                .map(|_| Checked {
+                    bytes: Vec::new(),
+                    result: Err(Rejection {
+                        status: FabricStatus::InternalServerError,
+                        reason: "envelope check failed".into(),
+                    }),
+                    sequence,
+                })
+                .collect()
+        })
+    }
 }
 
 /// State shared by the services and the core.
@@ -81,6 +177,42 @@ struct Shared {
     /// Recent decision latencies (height start → decision), newest last, at most
     /// [`LATENCY_SAMPLES`].
     latencies: std::sync::Mutex<std::collections::VecDeque<Duration>>,
+    /// Checks Broadcast envelopes off the core thread.
+    verifier: Arc<Verifier>,
+    /// Checks envelopes other orderers forward (apart, so a Broadcast flood does not delay
+    /// the cluster).
+    cluster_verifier: Arc<Verifier>,
+    /// Bytes of Broadcast envelopes being checked or waiting for the core, in KiB permits.
+    in_flight: Arc<Semaphore>,
+    /// Inbound budgets per other orderer (bytes of its messages waiting for the core):
+    /// consensus messages, and forwarded envelopes (apart, so those never hold up votes).
+    inbound: HashMap<u32, (Arc<Semaphore>, Arc<Semaphore>)>,
+    /// Bytes budget of one orderer's inbound and outbound queues.
+    cluster_queue_bytes: usize,
+    /// The pool's usage as the core last published it (at most every
+    /// [`USAGE_PUBLISH`]): Broadcast refuses an envelope that cannot fit before checking its
+    /// signature.
+    usage: std::sync::Mutex<PoolUsage>,
+}
+
+/// The pending pool's limits and usage, for Broadcast's early refusal.
+#[derive(Default)]
+struct PoolUsage {
+    limits: batch::PoolLimits,
+    total: usize,
+    by_submitter: HashMap<[u8; 32], usize>,
+}
+
+/// How often the core publishes the pool's usage.
+const USAGE_PUBLISH: Duration = Duration::from_millis(10);
+
+impl PoolUsage {
+    /// Whether `size` more bytes from `submitter` would pass a limit.
+    fn full(&self, submitter: &[u8; 32], size: usize) -> bool {
+        let mine = self.by_submitter.get(submitter).copied().unwrap_or(0);
+        self.total.saturating_add(size) > self.limits.max_bytes
+            || mine.saturating_add(size) > self.limits.max_bytes_per_submitter
+    }
 }
 
 impl Shared {
@@ -259,6 +391,16 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
     }
     let mut node_cfg = NodeConfig::new(cfg.consenter_id);
     node_cfg.timeouts = cfg.consensus.timeouts();
+    let limits = &cfg.consensus;
+    let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    node_cfg.max_pending_envelopes = as_usize(limits.max_pending_envelopes);
+    node_cfg.max_pending_bytes = as_usize(limits.max_pending_bytes);
+    node_cfg.max_pending_bytes_per_submitter = if limits.max_pending_bytes_per_submitter == 0 {
+        node_cfg.max_pending_bytes / 4
+    } else {
+        as_usize(limits.max_pending_bytes_per_submitter)
+    };
+    let max_pending_bytes = node_cfg.max_pending_bytes;
     let (node, initial) = Node::new(
         node_cfg,
         config.clone(),
@@ -290,6 +432,29 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
     let (height_tx, _) = watch::channel(store.height());
     let orderer_metrics = Metrics::new();
     orderer_metrics.height.set(store.height() as i64);
+    let max_envelope = config.batch().absolute_max_bytes as usize + 64 * 1024;
+    let cluster_queue_bytes = as_usize(limits.cluster_queue_bytes).max(1);
+    let in_flight_kib = (max_pending_bytes / 4).max(2 * max_envelope) / 1024;
+    // Default: every CPU but one (kept for the core and the transport), at least one.
+    let verify_workers = match limits.verify_workers {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .max(1),
+        n => n,
+    };
+    let inbound = config
+        .consenters()
+        .iter()
+        .filter(|c| c.id != cfg.consenter_id)
+        .map(|c| {
+            let budget = || {
+                Arc::new(Semaphore::new(
+                    cluster_queue_bytes.min(Semaphore::MAX_PERMITS),
+                ))
+            };
+            (c.id, (budget(), budget()))
+        })
+        .collect();
     let shared = Arc::new(Shared {
         config: RwLock::new(config.clone()),
         store: RwLock::new(store),
@@ -298,6 +463,12 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         healthy: AtomicBool::new(true),
         core: core_tx.clone(),
         latencies: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        verifier: Verifier::new(verify_workers),
+        cluster_verifier: Verifier::new(verify_workers.div_ceil(2)),
+        in_flight: Arc::new(Semaphore::new(in_flight_kib.min(Semaphore::MAX_PERMITS))),
+        inbound,
+        cluster_queue_bytes,
+        usage: std::sync::Mutex::new(PoolUsage::default()),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -309,7 +480,14 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         .iter()
         .filter(|c| c.id != cfg.consenter_id)
     {
-        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let (urgent, urgent_rx) = Lane::new();
+        let (bulk, bulk_rx) = Lane::new();
+        let link = PeerLink {
+            urgent,
+            bulk,
+            cap: cluster_queue_bytes,
+            sync: Arc::new(SyncSlot::default()),
+        };
         let tls = ClientTlsConfig::new()
             .ca_certificate(TlsCertificate::from_pem(&roots_pem))
             .identity(Identity::from_pem(&cert_pem, &key_pem))
@@ -320,12 +498,19 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
         tasks.push(tokio::spawn(peer_sender(
-            cfg.consenter_id,
-            c.id,
+            PeerTask {
+                me: cfg.consenter_id,
+                peer: c.id,
+                bulk_queued: link.bulk.queued.clone(),
+                cap: cluster_queue_bytes,
+                sync: link.sync.clone(),
+                shared: shared.clone(),
+            },
             endpoint,
-            rx,
+            urgent_rx,
+            bulk_rx,
         )));
-        peers.insert(c.id, tx);
+        peers.insert(c.id, link);
     }
 
     // gRPC services.
@@ -348,7 +533,6 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
             consenters: Arc::new(consenter_certs),
         },
     );
-    let max_envelope = config.batch().absolute_max_bytes as usize + 64 * 1024;
     let broadcast = atomic_broadcast_server::AtomicBroadcastServer::new(AtomicBroadcastService {
         shared: shared.clone(),
     })
@@ -458,21 +642,166 @@ async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>
     shared.metrics.render()
 }
 
-/// Keeps a `Cluster.Step` stream to one consenter open and feeds it from `rx`.
-async fn peer_sender(
+/// A message queued for another orderer, its encoded size, and the byte counter of its
+/// queue (decremented when the stream takes it, or when it is dropped).
+type Queued = (pb::ClusterMessage, usize, Arc<AtomicUsize>);
+
+/// One queue of messages for another orderer: bounded in messages and, by its owner, in
+/// bytes.
+struct Lane {
+    tx: mpsc::Sender<Queued>,
+    /// Bytes queued and not yet taken by the stream.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Lane {
+    fn new() -> (Self, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        (
+            Lane {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Queues `msg` unless that passes `cap` bytes (one message always fits an empty
+    /// queue); false if dropped.
+    fn push(&self, msg: pb::ClusterMessage, cap: usize) -> bool {
+        let len = msg.encoded_len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if (before > 0 && before + len > cap)
+            || self.tx.try_send((msg, len, self.queued.clone())).is_err()
+        {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// The core's side of the queues of messages for one other orderer: consensus messages
+/// (votes, proposals and their parts, certificates, status, sync requests) go ahead of bulk
+/// ones (forwarded envelopes, sync responses), each queue within `cap` bytes, so a flood of
+/// envelopes never crowds out consensus; and a slot for the one sync request to serve next.
+struct PeerLink {
+    urgent: Lane,
+    bulk: Lane,
+    cap: usize,
+    sync: Arc<SyncSlot>,
+}
+
+impl PeerLink {
+    /// Queues `msg` in its lane unless that is full; false if dropped.
+    fn push(&self, msg: pb::ClusterMessage) -> bool {
+        use pb::cluster_message::Message as M;
+        let lane = match msg.message {
+            Some(M::Forward(_) | M::SyncResponse(_)) => &self.bulk,
+            _ => &self.urgent,
+        };
+        lane.push(msg, self.cap)
+    }
+
+    /// Bytes queued in both lanes.
+    fn queued(&self) -> usize {
+        self.urgent.queued.load(Ordering::Relaxed) + self.bulk.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// The next sync request of one orderer to serve (the latest replaces an earlier one).
+#[derive(Default)]
+struct SyncSlot {
+    from: std::sync::Mutex<Option<u64>>,
+    notify: Notify,
+}
+
+impl SyncSlot {
+    fn request(&self, from: u64) {
+        if let Ok(mut f) = self.from.lock() {
+            *f = Some(from);
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<u64> {
+        self.from.lock().ok().and_then(|mut f| f.take())
+    }
+}
+
+/// What the task sending to one other orderer needs.
+struct PeerTask {
     me: u32,
     peer: u32,
+    /// Bytes in the bulk lane (sync responses join it).
+    bulk_queued: Arc<AtomicUsize>,
+    cap: usize,
+    sync: Arc<SyncSlot>,
+    shared: Arc<Shared>,
+}
+
+impl PeerTask {
+    /// Drops everything queued.
+    fn drain(rx: &mut mpsc::Receiver<Queued>) {
+        while let Ok((_, len, counter)) = rx.try_recv() {
+            counter.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+
+    /// Reads the blocks from `from` on for a sync response: at most
+    /// [`SYNC_RESPONSE_BYTES`] and half the queue budget, at least one block.
+    async fn read_sync(&self, from: u64) -> Option<pb::ClusterMessage> {
+        let shared = self.shared.clone();
+        let budget = SYNC_RESPONSE_BYTES.min(self.cap / 2);
+        let blocks = tokio::task::spawn_blocking(move || {
+            let mut blocks = Vec::new();
+            let mut bytes = 0usize;
+            let mut n = from;
+            while let Ok(Some(b)) = shared.block(n) {
+                let len = b.encoded_len();
+                if !blocks.is_empty() && bytes + len > budget {
+                    break;
+                }
+                bytes += len;
+                blocks.push(b);
+                n += 1;
+            }
+            blocks
+        })
+        .await
+        .ok()?;
+        if blocks.is_empty() {
+            return None;
+        }
+        Some(pb::ClusterMessage {
+            message: Some(pb::cluster_message::Message::SyncResponse(
+                pb::SyncResponse { blocks },
+            )),
+        })
+    }
+}
+
+/// Keeps a `Cluster.Step` stream to one consenter open and feeds it from its two lanes
+/// (consensus messages first) and the sync slot. The stream takes one message at a time from
+/// a short channel; a message that cannot be handed to it for [`PEER_STALL`] closes it (a
+/// slow or stuck reader), and whatever is queued for the peer is dropped.
+async fn peer_sender(
+    t: PeerTask,
     endpoint: Endpoint,
-    mut rx: mpsc::Receiver<pb::ClusterMessage>,
+    mut urgent: mpsc::Receiver<Queued>,
+    mut bulk: mpsc::Receiver<Queued>,
 ) {
+    let (me, peer) = (t.me, t.peer);
     loop {
         let channel = match endpoint.connect().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(target: "orderer::cluster", me, peer, error = %e, "connect failed");
                 // Drop what queued up while the peer is unreachable; consensus re-sends.
-                while rx.try_recv().is_ok() {}
-                if rx.is_closed() {
+                PeerTask::drain(&mut urgent);
+                PeerTask::drain(&mut bulk);
+                let _ = t.sync.take();
+                if urgent.is_closed() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -482,23 +811,66 @@ async fn peer_sender(
         let mut client = ClusterClient::new(channel)
             .max_encoding_message_size(MAX_CLUSTER_MESSAGE)
             .max_decoding_message_size(MAX_CLUSTER_MESSAGE);
-        let (tx, stream_rx) = mpsc::channel(1024);
-        let mut call =
-            tokio::spawn(async move { client.step(ReceiverStream::new(stream_rx)).await });
-        loop {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => if tx.send(m).await.is_err() { break },
-                    None => { call.abort(); return }
-                },
+        let (tx, stream_rx) = mpsc::channel::<Queued>(4);
+        // Bytes leave their lane's budget when the stream takes the message to encode it.
+        let outbound = ReceiverStream::new(stream_rx).map(|(m, len, counter)| {
+            counter.fetch_sub(len, Ordering::AcqRel);
+            m
+        });
+        let mut call = tokio::spawn(async move { client.step(outbound).await });
+        let stalled = loop {
+            // A sync response is read only once the bulk lane is at most half full.
+            let sync_ready = t.bulk_queued.load(Ordering::Acquire) <= t.cap / 2;
+            let next = tokio::select! {
+                biased;
                 r = &mut call => {
                     if let Ok(Err(e)) = r {
                         tracing::debug!(target: "orderer::cluster", me, peer, error = %e, "stream ended");
                     }
-                    break;
+                    break false;
+                }
+                m = urgent.recv() => match m {
+                    Some(m) => Some(m),
+                    None => { call.abort(); return }
+                },
+                m = bulk.recv() => m,
+                () = t.sync.notify.notified(), if sync_ready => {
+                    match t.sync.take() {
+                        Some(from) => t.read_sync(from).await.map(|m| {
+                            let len = m.encoded_len();
+                            t.bulk_queued.fetch_add(len, Ordering::AcqRel);
+                            (m, len, t.bulk_queued.clone())
+                        }),
+                        None => None,
+                    }
+                },
+                () = tokio::time::sleep(Duration::from_millis(100)), if !sync_ready => {
+                    // Re-check the lane; a pending sync request is served once it drains.
+                    t.sync.notify.notify_one();
+                    None
+                },
+            };
+            let Some(item) = next else { continue };
+            let (len, counter) = (item.1, item.2.clone());
+            match tokio::time::timeout(PEER_STALL, tx.send(item)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    counter.fetch_sub(len, Ordering::AcqRel);
+                    break false;
+                }
+                Err(_) => {
+                    counter.fetch_sub(len, Ordering::AcqRel);
+                    break true;
                 }
             }
+        };
+        call.abort();
+        if stalled {
+            tracing::warn!(target: "orderer::cluster", me, peer, "peer reads too slowly; stream closed, its queue dropped");
+            t.shared.metrics.cluster_stalls.inc();
         }
+        PeerTask::drain(&mut urgent);
+        PeerTask::drain(&mut bulk);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -508,7 +880,7 @@ struct Core {
     node: Node,
     wal: Wal,
     shared: Arc<Shared>,
-    peers: HashMap<u32, mpsc::Sender<pb::ClusterMessage>>,
+    peers: HashMap<u32, PeerLink>,
     timers: HashMap<TimerId, u64>,
     generation: u64,
     rt: tokio::runtime::Handle,
@@ -520,6 +892,7 @@ impl Core {
     fn run(&mut self, initial: Vec<Action>, mut rx: mpsc::Receiver<CoreEvent>) -> Result<()> {
         self.execute(initial)?;
         let mut next = None;
+        let mut last_usage = std::time::Instant::now() - USAGE_PUBLISH;
         while let Some(ev) = next.take().or_else(|| rx.blocking_recv()) {
             let now = Now::system();
             match ev {
@@ -541,7 +914,7 @@ impl Core {
                             Err(_) => break,
                         }
                     }
-                    let (results, actions) = self.node.submit(all, now);
+                    let (results, actions) = self.node.submit_checked(all, now);
                     self.execute(actions)?;
                     let rejected = results.iter().filter(|r| r.is_err()).count() as u64;
                     self.shared.metrics.broadcast_rejected.inc_by(rejected);
@@ -550,7 +923,11 @@ impl Core {
                         let _ = reply.send(results.by_ref().take(n).collect());
                     }
                 }
-                CoreEvent::Message(from, msg) => {
+                CoreEvent::Forwarded(from, envelopes, _budget) => {
+                    let actions = self.node.forwarded(from, envelopes, now);
+                    self.execute(actions)?;
+                }
+                CoreEvent::Message(from, msg, _budget) => {
                     self.audit(&msg);
                     let actions = self.node.message(from, msg, now);
                     self.execute(actions)?;
@@ -568,6 +945,24 @@ impl Core {
             m.sync_counters(self.node.stats());
             m.round.set(self.node.round());
             m.pending.set(self.node.pending() as i64);
+            m.pending_bytes.set(self.node.pending_bytes() as i64);
+            if last_usage.elapsed() >= USAGE_PUBLISH {
+                last_usage = std::time::Instant::now();
+                let pool = self.node.pool();
+                if let Ok(mut u) = self.shared.usage.lock() {
+                    *u = PoolUsage {
+                        limits: pool.limits(),
+                        total: pool.bytes(),
+                        by_submitter: pool.bytes_by_submitter(),
+                    };
+                }
+            }
+            let b = self.node.buffered();
+            m.buffered_bytes
+                .set((b.early_bytes + b.assembly_bytes) as i64);
+            m.future_inputs.set(b.future_inputs as i64);
+            m.cluster_queued_bytes
+                .set(self.peers.values().map(PeerLink::queued).sum::<usize>() as i64);
             if let Some(reason) = self.node.halted() {
                 return Err(Error::Consensus(
                     crate::consensus::EngineError::ReplayDiverged {
@@ -647,21 +1042,13 @@ impl Core {
     }
 
     fn send(&self, to: Target, msg: pb::ClusterMessage) {
-        let push = |tx: &mpsc::Sender<pb::ClusterMessage>, m: pb::ClusterMessage| {
-            // A full queue means the peer is far behind or gone: drop, it will sync.
-            let _ = tx.try_send(m);
+        // A full queue means the peer is far behind, slow or gone: drop, it will sync.
+        let dropped = match to {
+            Target::All => self.peers.values().filter(|p| !p.push(msg.clone())).count(),
+            Target::One(id) => self.peers.get(&id).map_or(0, |p| usize::from(!p.push(msg))),
         };
-        match to {
-            Target::All => {
-                for tx in self.peers.values() {
-                    push(tx, msg.clone());
-                }
-            }
-            Target::One(id) => {
-                if let Some(tx) = self.peers.get(&id) {
-                    push(tx, msg);
-                }
-            }
+        if dropped > 0 {
+            self.shared.metrics.cluster_dropped.inc_by(dropped as u64);
         }
     }
 
@@ -699,27 +1086,11 @@ impl Core {
         Ok(())
     }
 
+    /// Hands a sync request to the task sending to `to`, which reads the blocks when its
+    /// queue has room (the latest request replaces one not served yet).
     fn serve_sync(&self, to: u32, from: u64) -> Result<()> {
-        let mut blocks = Vec::new();
-        let mut bytes = 0usize;
-        let mut n = from;
-        while let Some(b) = self.shared.block(n)? {
-            bytes += b.encoded_len();
-            blocks.push(b);
-            n += 1;
-            if bytes >= SYNC_RESPONSE_BYTES {
-                break;
-            }
-        }
-        if !blocks.is_empty() {
-            self.send(
-                Target::One(to),
-                pb::ClusterMessage {
-                    message: Some(pb::cluster_message::Message::SyncResponse(
-                        pb::SyncResponse { blocks },
-                    )),
-                },
-            );
+        if let Some(p) = self.peers.get(&to) {
+            p.sync.request(from);
         }
         Ok(())
     }
@@ -768,14 +1139,45 @@ impl Cluster for ClusterService {
             .ok_or_else(|| Status::unauthenticated("unknown consenter"))?
             .0;
         let mut stream = request.into_inner();
+        let budget = self.shared.inbound.get(&from).cloned();
+        let cap = self.shared.cluster_queue_bytes;
         while let Some(msg) = stream.message().await? {
-            if self
-                .shared
-                .core
-                .send(CoreEvent::Message(from, msg))
-                .await
-                .is_err()
-            {
+            let Some((urgent, bulk)) = &budget else {
+                return Err(Status::permission_denied("not a consenter of this channel"));
+            };
+            let n = u32::try_from(msg.encoded_len().clamp(1, cap)).unwrap_or(u32::MAX);
+            let event = match msg.message {
+                Some(pb::cluster_message::Message::Forward(f)) => {
+                    // Forwarded envelopes are best effort (their submitter sent them to f + 1
+                    // orderers): dropped when this orderer's forwards already fill the budget.
+                    let Ok(permit) = bulk.clone().try_acquire_many_owned(n) else {
+                        self.shared.metrics.cluster_dropped.inc();
+                        continue;
+                    };
+                    let permit = Some(permit);
+                    // Forwarded envelopes are checked off the core thread, without holding up
+                    // this orderer's consensus messages behind them (a proposal that arrives
+                    // first is validated by the core itself). The inbound budget bounds how
+                    // many wait.
+                    let (verifier, core, config) = (
+                        self.shared.cluster_verifier.clone(),
+                        self.shared.core.clone(),
+                        self.shared.config(),
+                    );
+                    tokio::spawn(async move {
+                        let checked = verifier.check(config, f.envelopes).await;
+                        let _ = core.send(CoreEvent::Forwarded(from, checked, permit)).await;
+                    });
+                    continue;
+                }
+                _ => {
+                    // The message holds its bytes of this orderer's budget until the core has
+                    // handled it; the stream is not read further while the budget is spent.
+                    let permit = urgent.clone().acquire_many_owned(n).await.ok();
+                    CoreEvent::Message(from, msg, permit)
+                }
+            };
+            if self.shared.core.send(event).await.is_err() {
                 return Err(Status::unavailable("orderer is stopping"));
             }
         }
@@ -804,6 +1206,61 @@ fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
     }
 }
 
+/// Admits one Broadcast envelope: within the in-flight byte budget (else
+/// `SERVICE_UNAVAILABLE`), checked by the [`Verifier`] (a refusal is answered without the
+/// core), then handed to the core for the pool. `None` if the core is gone.
+async fn broadcast_one(shared: &Shared, bytes: Vec<u8>) -> Option<Result<(), Rejection>> {
+    let config = shared.config();
+    let max = config.batch().absolute_max_bytes as usize;
+    if bytes.len() > max {
+        return Some(Err(Rejection {
+            status: FabricStatus::RequestEntityTooLarge,
+            reason: format!("envelope of {} bytes exceeds {max}", bytes.len()),
+        }));
+    }
+    let kib = u32::try_from(bytes.len() / 1024 + 1).unwrap_or(u32::MAX);
+    let Ok(_in_flight) = shared.in_flight.clone().try_acquire_many_owned(kib) else {
+        shared.metrics.broadcast_rejected.inc();
+        return Some(Err(Rejection {
+            status: FabricStatus::ServiceUnavailable,
+            reason: "too many bytes being admitted; retry later".into(),
+        }));
+    };
+    // Refused early, before its signature is checked, if its claimed creator (a valid
+    // identity; cached) has no room in the pool. A false claim gains nothing: the full check
+    // follows for what passes.
+    if let Ok(env) = Envelope::decode(bytes.as_slice())
+        && let Ok(parsed) = medledger_channel::envelope::parse(&env)
+        && let Ok(creator) = config.msps().validate(
+            &parsed.signature_header.creator,
+            std::time::SystemTime::now(),
+        )
+        && shared
+            .usage
+            .lock()
+            .is_ok_and(|u| u.full(creator.id(), bytes.len()))
+    {
+        shared.metrics.broadcast_rejected.inc();
+        return Some(Err(Rejection {
+            status: FabricStatus::ServiceUnavailable,
+            reason: "the pending pool has no room for this submitter; retry later".into(),
+        }));
+    }
+    let mut checked = shared.verifier.check(config, vec![bytes]).await;
+    let checked = checked.pop()?;
+    if let Err(r) = &checked.result {
+        shared.metrics.broadcast_rejected.inc();
+        return Some(Err(r.clone()));
+    }
+    let (rtx, rrx) = oneshot::channel();
+    shared
+        .core
+        .send(CoreEvent::Submit(vec![checked], rtx))
+        .await
+        .ok()?;
+    rrx.await.ok().and_then(|mut v| v.pop())
+}
+
 fn deliver_status(s: FabricStatus) -> DeliverResponse {
     DeliverResponse {
         r#type: Some(deliver_response::Type::Status(s as i32)),
@@ -821,19 +1278,10 @@ impl atomic_broadcast_server::AtomicBroadcast for AtomicBroadcastService {
     ) -> std::result::Result<Response<Self::BroadcastStream>, Status> {
         let mut input = request.into_inner();
         let (tx, rx) = mpsc::channel(256);
-        let core = self.shared.core.clone();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             while let Ok(Some(env)) = input.message().await {
-                let (rtx, rrx) = oneshot::channel();
-                let result = if core
-                    .send(CoreEvent::Submit(vec![env.encode_to_vec()], rtx))
-                    .await
-                    .is_ok()
-                {
-                    rrx.await.ok().and_then(|mut v| v.pop())
-                } else {
-                    None
-                };
+                let result = broadcast_one(&shared, env.encode_to_vec()).await;
                 if tx.send(Ok(broadcast_response(result))).await.is_err() {
                     break;
                 }

@@ -8,6 +8,7 @@ mod harness;
 use std::collections::HashSet;
 
 use harness::{Byzantine, NetConfig, Sim, pb_batch::BatchConfig};
+use medledger_orderer::node::Buffered;
 
 fn batch(max: u32, timeout_ms: u64) -> Option<BatchConfig> {
     Some(BatchConfig {
@@ -316,4 +317,89 @@ fn byzantine_censoring_proposer_delays_an_envelope_at_most_f_plus_1_blocks() {
     assert!(worst <= 2, "bound f + 1 = 2 blocks exceeded: {worst}");
     sim.check_chains(&honest);
     let _ = ids;
+}
+
+/// Runs until the honest orderers ordered `n` envelopes, sampling what they buffer.
+fn run_sampling(sim: &mut Sim, honest: &[u32], n: usize, limit_ms: u64) -> Buffered {
+    let mut worst = Buffered::default();
+    let end = sim.time + limit_ms;
+    while !ordered_all(sim, honest, n) {
+        assert!(
+            sim.time < end,
+            "honest orderers stalled (heights {:?}); SEED={}",
+            honest.iter().map(|i| sim.height(*i)).collect::<Vec<_>>(),
+            sim.seed
+        );
+        sim.run_until(25, |_| false);
+        for i in honest {
+            worst = worst.max(sim.node(*i).unwrap().buffered());
+        }
+    }
+    worst
+}
+
+/// Issue 14 item 4: a Byzantine orderer that floods the others with proposals and votes for
+/// the next height (fresh values and repeats) fills no honest orderer's memory: what each
+/// buffers for later is capped per sender and deduplicated, and blocks keep being decided.
+#[test]
+fn byzantine_spam_of_early_proposals_is_capped_per_sender() {
+    let mut sim = Sim::new(4, batch(20, 50));
+    sim.byzantine.insert(4, Byzantine::SpamEarlyProposals);
+    let ids = sim.ids();
+    let honest = [1, 2, 3];
+    let submitted = submit_spread(&mut sim, 200, &ids, 10);
+    let worst = run_sampling(&mut sim, &honest, 200, 300_000);
+    println!("worst buffered on an honest orderer: {worst:?}");
+    sim.check_chains(&honest);
+    sim.check_no_equivocation(&honest);
+    for id in honest {
+        assert_exactly_once(&sim, id, &submitted);
+    }
+    // Per sender: a few early values and assemblies (one per round it may propose within
+    // the look-ahead), a bounded number of future-height messages.
+    let senders = 3;
+    assert!(
+        worst.early_values <= senders * medledger_orderer::node::MAX_EARLY_VALUES_PER_SENDER,
+        "{worst:?}"
+    );
+    assert!(
+        worst.assemblies <= 2 * senders * medledger_orderer::node::MAX_ASSEMBLIES_PER_SENDER,
+        "{worst:?}"
+    );
+    assert!(
+        worst.future_inputs <= senders * medledger_orderer::node::MAX_FUTURE_MESSAGES_PER_SENDER,
+        "{worst:?}"
+    );
+}
+
+/// Issue 14 item 4: a Byzantine orderer that keeps asking everyone for every block from 0,
+/// and reads slowly, is served at the sync rate limit, not once per request; the honest
+/// orderers keep deciding blocks.
+#[test]
+fn byzantine_sync_flood_with_a_slow_reader_is_rate_limited() {
+    let mut sim = Sim::new(4, batch(20, 50));
+    sim.byzantine.insert(4, Byzantine::SyncFlood);
+    let ids = sim.ids();
+    let honest = [1, 2, 3];
+    let start = sim.time;
+    let submitted = submit_spread(&mut sim, 200, &ids, 10);
+    run_sampling(&mut sim, &honest, 200, 300_000);
+    sim.check_chains(&honest);
+    for id in honest {
+        assert_exactly_once(&sim, id, &submitted);
+    }
+    let elapsed = sim.time - start;
+    let interval = medledger_orderer::node::NodeConfig::new(1)
+        .sync_serve_interval
+        .as_millis() as u64;
+    for id in honest {
+        let (responses, blocks) = sim.sync_served.get(&(id, 4)).copied().unwrap_or_default();
+        println!(
+            "orderer {id} served the flooder {responses} responses ({blocks} blocks) in {elapsed} ms"
+        );
+        assert!(
+            responses <= elapsed / interval + 2,
+            "orderer {id} served {responses} sync responses in {elapsed} ms (limit one per {interval} ms)"
+        );
+    }
 }

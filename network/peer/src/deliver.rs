@@ -83,7 +83,6 @@ struct Inner {
     time_window: Duration,
     /// One permit per request being served.
     streams: Arc<Semaphore>,
-    max_streams: usize,
 }
 
 /// Deliver requests a peer serves at once by default (Fabric's
@@ -126,7 +125,6 @@ impl DeliverService {
                 channels: RwLock::new(HashMap::new()),
                 time_window,
                 streams: Arc::new(Semaphore::new(max_streams)),
-                max_streams,
             }),
         }
     }

@@ -286,6 +286,11 @@ impl Engine {
         self.validators.proposer(height, round).map(|v| v.id.0)
     }
 
+    /// Inputs (votes, proposals) the core holds for heights it has not started.
+    pub fn buffered_inputs(&self) -> usize {
+        self.state.input_queue.size()
+    }
+
     /// Whether the current height has been decided.
     pub fn decided(&self) -> bool {
         self.state.decided_value().is_some()

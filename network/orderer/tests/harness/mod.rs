@@ -14,12 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 use medledger_channel::ChannelConfig;
 use medledger_channel::bft;
 use medledger_channel::block as blk;
-use medledger_channel::testing::{TestChannel, signed_envelope};
+use medledger_channel::testing::TestChannel;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::consensus::TimeoutConfig;
 use medledger_orderer::node::{Action, Chain, Node, NodeConfig, Now, Target, TimerId};
-use medledger_proto::common::{Block, BlockData, Envelope, HeaderType};
+use medledger_proto::common::{Block, BlockData, Envelope};
 use medledger_proto::medledger::orderer as pb;
 use pb::cluster_message::Message as M;
 use prost::Message as _;
@@ -46,6 +46,14 @@ pub enum Byzantine {
     GarbageVotes,
     /// Claims to be 1,000 blocks ahead whenever it sends anything (and serves no such block).
     LiesAboutHeight,
+    /// Whenever it sends anything, also sends signed proposals with their parts for the next
+    /// height in every round it would propose (a fresh value each time, and each one ten
+    /// times over), and signed votes for the next height at many rounds.
+    SpamEarlyProposals,
+    /// Whenever it sends anything, also asks every other orderer for all blocks from 0
+    /// (`SyncRequest { from: 0 }`), twenty times over; and it reads slowly: every message
+    /// to it takes two seconds.
+    SyncFlood,
 }
 
 /// Network behaviour.
@@ -112,6 +120,8 @@ pub struct Sim {
     /// Every vote sent, by sender: (voter, height, round, type) → value ids seen.
     pub votes_sent: HashMap<(u32, u64, i64, i32), HashSet<Vec<u8>>>,
     pub delivered: u64,
+    /// Sync responses served, by (server, requester): (responses, blocks).
+    pub sync_served: HashMap<(u32, u32), (u64, u64)>,
 }
 
 fn seed() -> u64 {
@@ -184,6 +194,7 @@ impl Sim {
             timeouts,
             votes_sent: HashMap::new(),
             delivered: 0,
+            sync_served: HashMap::new(),
         };
         for id in 1..=n {
             sim.start(id);
@@ -266,12 +277,13 @@ impl Sim {
         } else {
             &self.client
         };
-        signed_envelope(
+        medledger_orderer::client::transaction_envelope(
             c,
             CHANNEL,
-            HeaderType::EndorserTransaction,
+            &medledger_channel::testing::rand_nonce(),
             b"rwset".to_vec(),
         )
+        .unwrap()
         .encode_to_vec()
     }
 
@@ -365,6 +377,9 @@ impl Sim {
                         .take(32)
                         .cloned()
                         .collect();
+                    let served = self.sync_served.entry((id, to)).or_default();
+                    served.0 += 1;
+                    served.1 += blocks.len() as u64;
                     self.send(
                         id,
                         Target::One(to),
@@ -400,11 +415,15 @@ impl Sim {
             return;
         }
         let (lo, hi) = self.net.delay_ms;
-        let delay = if hi > lo {
+        let mut delay = if hi > lo {
             self.rng.random_range(lo..=hi)
         } else {
             lo
         };
+        if self.byzantine.get(&to) == Some(&Byzantine::SyncFlood) {
+            // A slow reader.
+            delay += 2_000;
+        }
         self.schedule(self.time + delay, Event::Deliver { from, to, msg });
     }
 
@@ -585,11 +604,96 @@ impl Sim {
                 }
                 out
             }
+            Byzantine::SpamEarlyProposals => {
+                let mut out = actions;
+                if out.iter().any(|a| matches!(a, Action::Send { .. })) {
+                    let spam = self.early_spam(id);
+                    out.extend(spam);
+                }
+                out
+            }
+            Byzantine::SyncFlood => {
+                let mut out = actions;
+                if out.iter().any(|a| matches!(a, Action::Send { .. })) {
+                    for _ in 0..20 {
+                        out.push(Action::Send {
+                            to: Target::All,
+                            msg: pb::ClusterMessage {
+                                message: Some(M::SyncRequest(pb::SyncRequest { from: 0 })),
+                            },
+                        });
+                    }
+                }
+                out
+            }
             Byzantine::Equivocate
             | Byzantine::BadSignature
             | Byzantine::DuplicateTxId
             | Byzantine::WrongPreviousHash => self.forge_proposals(id, &b, actions),
         }
+    }
+
+    /// Signed proposals and parts for the next height in every round up to 12 that `id`
+    /// proposes (a fresh 16 KiB value each, sent ten times), and 40 signed prevotes for the
+    /// next height at random rounds.
+    fn early_spam(&mut self, id: u32) -> Vec<Action> {
+        let next = self.height(id) + 1; // the height after the one being decided
+        let n = self.ids().len() as u64;
+        let mut out = Vec::new();
+        for round in 0..=12i64 {
+            if (next + round as u64) % n != u64::from(id - 1) {
+                continue;
+            }
+            let real = pb::Proposal {
+                height: next,
+                round,
+                pol_round: -1,
+                value: None,
+                proposer: id,
+            };
+            let blob: Vec<u8> = (0..16 * 1024).map(|_| self.rng.random()).collect();
+            let (proposal, parts) = self.forge(id, &real, &[blob], &[0x11; 32], 0);
+            for _ in 0..10 {
+                for p in &parts {
+                    out.push(part_action(Target::All, p.clone()));
+                }
+                out.push(Action::Send {
+                    to: Target::All,
+                    msg: pb::ClusterMessage {
+                        message: Some(M::Proposal(proposal.clone())),
+                    },
+                });
+            }
+        }
+        for _ in 0..40 {
+            let round: i64 = self.rng.random_range(0..100_000);
+            let value: [u8; 32] = self.rng.random();
+            let bytes = bft::vote_sign_bytes(
+                CHANNEL,
+                bft::VoteKind::Prevote,
+                next,
+                round,
+                Some(&value),
+                id,
+            );
+            let signature = self.identities[id as usize - 1].sign(&bytes).unwrap();
+            out.push(Action::Send {
+                to: Target::All,
+                msg: pb::ClusterMessage {
+                    message: Some(M::Vote(pb::SignedVote {
+                        vote: Some(pb::Vote {
+                            vote_type: pb::VoteType::Prevote as i32,
+                            height: next,
+                            round,
+                            value_id: value.to_vec(),
+                            voter: id,
+                        }),
+                        signature,
+                    })),
+                },
+            });
+        }
+        out
     }
 
     /// Replaces this node's proposal (and its parts) in `actions` by forged ones.
