@@ -12,8 +12,9 @@ use crate::events;
 use crate::ids::{Grantee, RecordId};
 use crate::ids::{access_key, access_state_key, consent_range, emergency_key, record_key};
 use crate::model::{
-    AccessEntry, AccessKind, AccessStateEntry, Basis, Consent, ConsentStatus, Decision, DenyReason,
-    EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus, ResetApprovals,
+    AccessEntry, AccessKind, AccessStateEntry, AuthorityRole, Basis, Consent, ConsentStatus,
+    Decision, DenyReason, EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus,
+    ResetApprovals,
 };
 use crate::state_machine::{AccessState, Action, TransitionError, reset, transition};
 use crate::tx::{Events, all, get_json, load_patient, now_ms, opt_param, param, put_json, to_json};
@@ -217,7 +218,7 @@ pub(crate) fn role_fits_purpose(role: Option<Role>, purpose: Purpose) -> bool {
     role.is_some_and(|r| allowed.contains(&r))
 }
 
-fn parse_purpose(s: &str) -> Result<Purpose> {
+pub(crate) fn parse_purpose(s: &str) -> Result<Purpose> {
     Purpose::parse(s).ok_or_else(|| {
         EhrError::invalid(
             "purpose must be treatment, payment, research, operations or public-health",
@@ -307,6 +308,21 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
             "emergency window",
         )?;
         let window = window.filter(|w| w.opened_at_ms <= now && now < w.expires_at_ms);
+        // An open window grants only while the clinician's organization still holds
+        // break-glass authority (a withdrawn authority closes its windows).
+        let window = match window {
+            Some(w)
+                if crate::governance::authority(
+                    stub,
+                    &caller.msp_id,
+                    AuthorityRole::Emergency,
+                )?
+                .in_force =>
+            {
+                Some(w)
+            }
+            _ => None,
+        };
         match (check, window) {
             (ConsentCheck::Granted(consent_id), _) => (
                 Decision::Granted,
@@ -436,7 +452,7 @@ fn parse_reason(s: &str) -> Result<EmergencyReason> {
 }
 
 /// `EmergencyAccess PATIENT_ID REASON [WINDOW_S]` (submitted; doctor or nurse with
-/// `ehr.emergency=true`). Opens a break-glass window (default and at most 24 h) in which the
+/// `ehr.emergency=true` of an organization holding break-glass authority). Opens a break-glass window (default and at most 24 h) in which the
 /// clinician's record access requests are granted without consent; audited as an access
 /// entry, and an `EmergencyAccess` event notifies the patient. Returns
 /// `{access_id, expires_at_ms}`.
@@ -448,6 +464,9 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
             "break-glass needs a doctor or nurse certificate with ehr.emergency=true",
         ));
     }
+    // The attribute counts only for an organization a majority of the channel's organizations
+    // gave break-glass authority (ADR 0029): any organization's CA can write it.
+    crate::governance::require_authority(stub, &caller.msp_id, AuthorityRole::Emergency)?;
     let patient_id = param(args, 0, USAGE)?;
     let reason = parse_reason(param(args, 1, USAGE)?)?;
     let window_s = match opt_param(args, 2) {
@@ -516,9 +535,9 @@ pub(crate) fn get_access_state(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         Grantee::Identity(id) => *id == caller.id,
     };
     if !(caller.is_patient(&patient)
-        || caller.role == Some(Role::Auditor)
         || caller.is_admin_of(&patient.custodian_msp)
-        || is_grantee)
+        || is_grantee
+        || caller.is_auditor(stub)?)
     {
         return Err(EhrError::forbidden(
             "only the patient, an auditor, the custodian's admin or the grantee reads this state",

@@ -22,7 +22,7 @@ pub(crate) fn list_audit_entries(stub: &dyn ChaincodeStub, args: &[String]) -> R
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
     let patient = load_patient(stub, patient_id)?;
-    caller.require_patient_or_auditor(&patient, true)?;
+    caller.require_patient_or_auditor(stub, &patient, true)?;
     let (size, bookmark) = page_params(args, 1)?;
     let range = access_range(patient_id)?;
     let first = bookmark.is_empty();
@@ -52,7 +52,7 @@ pub(crate) fn request_erasure(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
     let patient = load_patient(stub, patient_id)?;
-    caller.require_patient_or_auditor(&patient, false)?;
+    caller.require_patient_or_auditor(stub, &patient, false)?;
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
     load_active_record(stub, patient_id, &record)?;
     let key = erasure_key(patient_id, &record)?;

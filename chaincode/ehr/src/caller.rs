@@ -1,17 +1,40 @@
 //! Who is calling: role, organization and attributes from the creator's verified certificate
 //! (Fabric CA attributes), never from arguments.
+//!
+//! A caller's identity id names the *person*, not the certificate: `MSPID/hex(SHA-256(
+//! "enrollment-id:" + enrollment id))`, the enrollment id being the certificate's
+//! `hf.EnrollmentID` attribute (Fabric CA puts it in every enrollment certificate), else its
+//! subject common name (which Fabric CA sets to the enrollment id). Re-enrolling — a new key
+//! and certificate for the same registered identity — keeps the id, so consents, access states
+//! (Blocked included) and break-glass windows follow the person (ADR 0029).
 
 use medledger_chaincode::{ChaincodeStub, Creator};
+use sha2::{Digest, Sha256};
 
 use crate::error::{EhrError, Result};
-use crate::model::PatientEntry;
+use crate::model::{AuthorityRole, PatientEntry};
 
 /// Certificate attribute with the caller's EHR role (one of [`Role`]).
 pub const ATTR_ROLE: &str = "ehr.role";
 /// Certificate attribute of a patient's identity: their `Patient.id`.
 pub const ATTR_PATIENT_ID: &str = "ehr.patient_id";
-/// Certificate attribute of a clinician allowed break-glass access: `true`.
+/// Certificate attribute of a clinician allowed break-glass access: `true`. It counts only
+/// while the clinician's organization holds break-glass authority on the channel (ADR 0029).
 pub const ATTR_EMERGENCY: &str = "ehr.emergency";
+/// Fabric CA's certificate attribute naming the registered identity (enrollment id).
+pub const ATTR_ENROLLMENT_ID: &str = "hf.EnrollmentID";
+/// The NodeOU organizational unit of an organization's MSP admins (Fabric's default `admin`).
+pub const ADMIN_OU: &str = "admin";
+
+/// The identity id of the person enrolled as `enrollment_id` at organization `msp_id`:
+/// `MSPID/hex(SHA-256("enrollment-id:" + enrollment_id))`. Identity grantees
+/// (`identity:MSPID/<64 hex>`) name people this way.
+pub fn person_id(msp_id: &str, enrollment_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"enrollment-id:");
+    h.update(enrollment_id.as_bytes());
+    format!("{msp_id}/{}", hex::encode(h.finalize()))
+}
 
 /// An EHR role, from the certificate attribute `ehr.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,8 +109,14 @@ impl Role {
 pub struct Caller {
     /// MSP id of the caller's organization.
     pub msp_id: String,
-    /// Stable id of the identity: `MSPID/hex(SHA-256(certificate DER))` ([`Creator::id`]).
+    /// Identity id of the person ([`person_id`] of the enrollment id); for a certificate that
+    /// names no enrollment id at all, its certificate id.
     pub id: String,
+    /// Id of this certificate: `MSPID/hex(SHA-256(certificate DER))` ([`Creator::id`]).
+    pub certificate_id: String,
+    /// The certificate's NodeOU is `admin`: an admin of its organization's MSP (who signs the
+    /// channel's configuration updates and votes in EHR governance).
+    pub msp_admin: bool,
     /// Role from `ehr.role`; `None` if absent or unknown.
     pub role: Option<Role>,
     /// `ehr.patient_id`, if present.
@@ -109,9 +138,24 @@ impl Caller {
 
     /// From a creator's certificate attributes.
     pub fn from_creator(creator: &Creator) -> Caller {
+        let certificate_id = creator.id();
+        let enrollment_id = creator
+            .attribute(ATTR_ENROLLMENT_ID)
+            .filter(|e| !e.is_empty())
+            .or_else(|| Some(creator.cert.common_name()).filter(|cn| !cn.is_empty()));
+        let ous = creator.cert.organizational_units();
+        // The peer accepted the creator only with exactly one NodeOU among client, peer,
+        // admin and orderer (its MSP's classification); the admin one is what counts here.
+        let msp_admin = ous.iter().any(|ou| ou == ADMIN_OU)
+            && !ous
+                .iter()
+                .any(|ou| matches!(ou.as_str(), "client" | "peer" | "orderer"));
         Caller {
             msp_id: creator.msp_id.clone(),
-            id: creator.id(),
+            id: enrollment_id
+                .map_or_else(|| certificate_id.clone(), |e| person_id(&creator.msp_id, e)),
+            certificate_id,
+            msp_admin,
             role: creator.attribute(ATTR_ROLE).and_then(Role::parse),
             patient_id: creator.attribute(ATTR_PATIENT_ID).map(str::to_owned),
             emergency: creator.attribute(ATTR_EMERGENCY) == Some("true"),
@@ -147,13 +191,34 @@ impl Caller {
         self.role.map_or("none", Role::as_str)
     }
 
-    /// Refuses unless the caller is `patient` (or, with `auditor`, an auditor).
+    /// Whether the caller reads as an auditor: role `auditor`, and its organization holds
+    /// auditor authority on the channel. Errors (403) when the role is there but the authority
+    /// is not, so the refusal says why.
+    ///
+    /// # Errors
+    /// [`EhrError::Forbidden`] for an auditor of an organization without the authority; stub
+    /// failures.
+    pub fn is_auditor(&self, stub: &dyn ChaincodeStub) -> Result<bool> {
+        if self.role != Some(Role::Auditor) {
+            return Ok(false);
+        }
+        crate::governance::require_authority(stub, &self.msp_id, AuthorityRole::Auditor)?;
+        Ok(true)
+    }
+
+    /// Refuses unless the caller is `patient` (or, with `auditor`, an auditor of an
+    /// organization holding auditor authority).
     ///
     /// # Errors
     /// [`EhrError::Forbidden`].
-    pub fn require_patient_or_auditor(&self, patient: &PatientEntry, auditor: bool) -> Result<()> {
+    pub fn require_patient_or_auditor(
+        &self,
+        stub: &dyn ChaincodeStub,
+        patient: &PatientEntry,
+        auditor: bool,
+    ) -> Result<()> {
         let patient_id = &patient.patient_id;
-        if self.is_patient(patient) || (auditor && self.role == Some(Role::Auditor)) {
+        if self.is_patient(patient) || (auditor && self.is_auditor(stub)?) {
             Ok(())
         } else if auditor {
             Err(EhrError::forbidden(format!(

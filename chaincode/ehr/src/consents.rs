@@ -118,7 +118,7 @@ pub(crate) fn grant_consent(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     let caller = Caller::of(stub)?;
     let a: GrantArgs = json_param(args, 0, USAGE)?;
     let patient = load_patient(stub, &a.patient_id)?;
-    caller.require_patient_or_auditor(&patient, false)?;
+    caller.require_patient_or_auditor(stub, &patient, false)?;
     a.grantee.validate()?;
     check_scope(&a.resource_types, &a.purposes)?;
     let now = now_ms(stub)?;
@@ -160,7 +160,7 @@ pub(crate) fn revoke_consent(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
     let patient_id = param(args, 0, USAGE)?;
     let consent_id = param(args, 1, USAGE)?;
     let patient = load_patient(stub, patient_id)?;
-    caller.require_patient_or_auditor(&patient, false)?;
+    caller.require_patient_or_auditor(stub, &patient, false)?;
     let key = consent_key(patient_id, consent_id)?;
     let mut consent: Consent = get_json(stub, &key, "consent")?
         .ok_or_else(|| EhrError::not_found("consent", consent_id))?;
@@ -191,7 +191,7 @@ pub(crate) fn list_consents(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
     let patient = load_patient(stub, patient_id)?;
-    caller.require_patient_or_auditor(&patient, true)?;
+    caller.require_patient_or_auditor(stub, &patient, true)?;
     let (size, bookmark) = page_params(args, 1)?;
     let (consents, bookmark): (Vec<Consent>, _) =
         page(stub, consent_range(patient_id)?, size, &bookmark, "consent")?;
@@ -285,7 +285,7 @@ fn pending_request(
     let patient_id = param(args, 0, usage)?;
     let request_id = param(args, 1, usage)?;
     let patient = load_patient(stub, patient_id)?;
-    caller.require_patient_or_auditor(&patient, false)?;
+    caller.require_patient_or_auditor(stub, &patient, false)?;
     let key = access_request_key(patient_id, request_id)?;
     let request: AccessRequest = get_json(stub, &key, "access request")?
         .ok_or_else(|| EhrError::not_found("access request", request_id))?;
@@ -356,7 +356,7 @@ pub(crate) fn list_access_requests(stub: &dyn ChaincodeStub, args: &[String]) ->
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
     let patient = load_patient(stub, patient_id)?;
-    caller.require_patient_or_auditor(&patient, true)?;
+    caller.require_patient_or_auditor(stub, &patient, true)?;
     let (size, bookmark) = page_params(args, 1)?;
     let (requests, bookmark): (Vec<AccessRequest>, _) = page(
         stub,

@@ -44,7 +44,13 @@ pub const RECORDS_RESERVED: &str = "RecordsReserved";
 /// A bundle was stored: `{patient_id, created, unchanged}` (counts).
 pub const RECORDS_CREATED: &str = "RecordsCreated";
 /// A record's PHI was copied to a grantee organization:
-/// `{patient_id, record_id, grantee_msp, version}`.
+/// `{patient_id, record_id, grantee_msp, collection, version, purpose, consent_id}`.
 pub const RECORD_SHARED: &str = "RecordShared";
 /// The patient asked for a record's erasure: `{patient_id, record_id}`.
 pub const ERASURE_REQUESTED: &str = "ErasureRequested";
+/// An organization joined EHR governance: `{msp_id, approved_in_force}`.
+pub const GOVERNANCE_JOINED: &str = "GovernanceJoined";
+/// A governing organization approved an organization's authority: `{org, role, approver_msp}`.
+pub const ROLE_AUTHORITY_APPROVED: &str = "RoleAuthorityApproved";
+/// A governing organization withdrew its approval: `{org, role, approver_msp}`.
+pub const ROLE_AUTHORITY_WITHDRAWN: &str = "RoleAuthorityWithdrawn";

@@ -34,6 +34,12 @@ pub mod object {
     pub const EMERGENCY: &str = "emergency";
     /// `erasure\0{patient_id}\0{resourceType}\0{id}`: [`crate::model::ErasureRequest`].
     pub const ERASURE: &str = "erasure";
+    /// `govMember\0{msp_id}`: [`crate::model::GovernanceMember`], an organization taking part
+    /// in the channel's EHR governance (ADR 0029).
+    pub const GOV_MEMBER: &str = "govMember";
+    /// `roleApproval\0{role}\0{org}\0{approver_msp}`: [`crate::model::RoleApproval`], one
+    /// organization's approval of another's break-glass or auditor authority.
+    pub const ROLE_APPROVAL: &str = "roleApproval";
 }
 
 fn key(object_type: &str, attrs: &[&str]) -> Result<String> {
@@ -154,6 +160,46 @@ pub fn erasure_key(patient_id: &str, record: &RecordId) -> Result<String> {
     )
 }
 
+/// Key of an organization's governance membership.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_member_key(msp_id: &str) -> Result<String> {
+    key(object::GOV_MEMBER, &[msp_id])
+}
+
+/// Range of every governance member.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_member_range() -> Result<(String, String)> {
+    range(object::GOV_MEMBER, &[])
+}
+
+/// Key of `approver_msp`'s approval of `org`'s authority for `role`.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn role_approval_key(role: &str, org: &str, approver_msp: &str) -> Result<String> {
+    key(object::ROLE_APPROVAL, &[role, org, approver_msp])
+}
+
+/// Range of every approval of `org`'s authority for `role`.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn role_approval_range(role: &str, org: &str) -> Result<(String, String)> {
+    range(object::ROLE_APPROVAL, &[role, org])
+}
+
+/// Range of every role approval.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn all_role_approvals_range() -> Result<(String, String)> {
+    range(object::ROLE_APPROVAL, &[])
+}
+
 /// Checks a FHIR id (R4 `id` datatype: `[A-Za-z0-9\-\.]{1,64}`), used for `Patient.id`,
 /// resource ids, consent, request and access ids.
 ///
@@ -243,6 +289,21 @@ pub fn default_collection(msp_id: &str) -> String {
     name
 }
 
+/// The collection a custodian's shared copies for one grantee organization go to
+/// (`ShareRecord`): `<Custodian>-to-<Grantee>-PHI` (`Org1MSP-to-Org2MSP-PHI`; `.` in an MSP id
+/// becomes `-`). The channel defines it with both organizations as members (so the custodian's
+/// peers keep the copy and serve it to the grantee's) and the custodian's peers alone as
+/// endorsers (ADR 0029). `None` if the name would be too long to be a collection name.
+pub fn share_collection(custodian_msp: &str, grantee_msp: &str) -> Option<String> {
+    let part = |msp: &str| -> String {
+        msp.chars()
+            .map(|c| if c == '.' { '-' } else { c })
+            .collect()
+    };
+    let name = format!("{}-to-{}-PHI", part(custodian_msp), part(grantee_msp));
+    check_collection(&name).ok().map(|()| name)
+}
+
 /// A record id: FHIR relative reference `ResourceType/id` (e.g. `Observation/4f6a…`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId {
@@ -292,7 +353,8 @@ impl fmt::Display for RecordId {
 pub enum Grantee {
     /// Every identity of this MSP.
     Org(String),
-    /// One identity: `MSPID/hex(SHA-256(certificate DER))` ([`crate::Caller::id`]).
+    /// One person: `MSPID/<64 hex>`, the identity id of [`crate::Caller::id`] (from the
+    /// enrollment id, so it survives re-enrollment).
     Identity(String),
 }
 
@@ -384,6 +446,15 @@ mod tests {
         assert_eq!(default_collection("org1.example"), "org1-examplePHI");
         assert!(check_collection("Org1MSPPHI").is_ok());
         assert!(check_collection("_x").is_err());
+        assert_eq!(
+            share_collection("Org1MSP", "Org2MSP").as_deref(),
+            Some("Org1MSP-to-Org2MSP-PHI")
+        );
+        assert_eq!(
+            share_collection("org1.example", "Org2MSP").as_deref(),
+            Some("org1-example-to-Org2MSP-PHI")
+        );
+        assert_eq!(share_collection(&"a".repeat(120), "Org2MSP"), None);
         let k = record_key("p1", &r).unwrap();
         let (s, e) = record_range("p1").unwrap();
         assert!(s < k && k < e);

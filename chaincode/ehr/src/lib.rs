@@ -15,6 +15,8 @@
 //! - **Reading**: `RequestRecordAccess` (submitted) decides and writes an access entry;
 //!   `ReadRecord` (evaluated only) returns the PHI for a committed, granted, fresh entry.
 //! - **Audit**, **break-glass**, **erasure**, **templates**.
+//! - **Governance**: which organizations' break-glass and auditor
+//!   certificates count, decided by a majority of the channel's organizations (ADR 0029).
 //!
 //! Keys: [`ids`]. Function list, callers and shapes: `docs/ehr-chaincode.md`. No function
 //! puts PHI into public state, events, errors or the response of a submitted transaction.
@@ -28,6 +30,7 @@ mod consents;
 pub mod error;
 pub mod events;
 pub mod fhir;
+mod governance;
 pub mod ids;
 pub mod model;
 pub mod policy;
@@ -87,7 +90,7 @@ pub mod functions {
     pub const REQUEST_RECORD_ACCESS: &str = "RequestRecordAccess";
     /// `ReadRecord PATIENT_ID ACCESS_ID`.
     pub const READ_RECORD: &str = "ReadRecord";
-    /// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]`.
+    /// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP PURPOSE`.
     pub const SHARE_RECORD: &str = "ShareRecord";
     /// `EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]`.
     pub const EMERGENCY_ACCESS: &str = "EmergencyAccess";
@@ -101,6 +104,18 @@ pub mod functions {
     pub const REQUEST_ERASURE: &str = "RequestErasure";
     /// `PurgeRecord PATIENT_ID RECORD_ID`.
     pub const PURGE_RECORD: &str = "PurgeRecord";
+    /// `JoinGovernance`.
+    pub const JOIN_GOVERNANCE: &str = "JoinGovernance";
+    /// `ApproveRoleAuthority ORG emergency|auditor`.
+    pub const APPROVE_ROLE_AUTHORITY: &str = "ApproveRoleAuthority";
+    /// `WithdrawRoleAuthority ORG emergency|auditor`.
+    pub const WITHDRAW_ROLE_AUTHORITY: &str = "WithdrawRoleAuthority";
+    /// `GetRoleAuthority ORG emergency|auditor`.
+    pub const GET_ROLE_AUTHORITY: &str = "GetRoleAuthority";
+    /// `GetGovernance`.
+    pub const GET_GOVERNANCE: &str = "GetGovernance";
+    /// `WhoAmI`.
+    pub const WHO_AM_I: &str = "WhoAmI";
 }
 
 /// Functions that only read (clients evaluate them; submitting them is pointless).
@@ -115,6 +130,9 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
     functions::READ_RECORD,
     functions::GET_ACCESS_STATE,
     functions::LIST_AUDIT_ENTRIES,
+    functions::GET_ROLE_AUTHORITY,
+    functions::GET_GOVERNANCE,
+    functions::WHO_AM_I,
 ];
 
 /// Functions whose response is PHI: a gateway must refuse to submit them (a submitted
@@ -143,7 +161,7 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 27] {
+fn table() -> [(&'static str, Function); 33] {
     use functions::*;
     [
         (REGISTER_PATIENT, registry::register_patient),
@@ -176,6 +194,12 @@ fn table() -> [(&'static str, Function); 27] {
         (LIST_AUDIT_ENTRIES, audit::list_audit_entries),
         (REQUEST_ERASURE, audit::request_erasure),
         (PURGE_RECORD, audit::purge_record),
+        (JOIN_GOVERNANCE, governance::join_governance),
+        (APPROVE_ROLE_AUTHORITY, governance::approve_role_authority),
+        (WITHDRAW_ROLE_AUTHORITY, governance::withdraw_role_authority),
+        (GET_ROLE_AUTHORITY, governance::get_role_authority),
+        (GET_GOVERNANCE, governance::get_governance),
+        (WHO_AM_I, registry::who_am_i),
     ]
 }
 

@@ -51,6 +51,12 @@ pub struct SharedCopy {
     pub shared_by: String,
     /// When, ms.
     pub shared_at_ms: u64,
+    /// Purpose the copy was shared for (the consent permits it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<Purpose>,
+    /// The organization consent that allowed the share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<String>,
 }
 
 /// Public metadata of a record (one FHIR resource). Its key also holds the resource JSON in the
@@ -120,6 +126,17 @@ impl Purpose {
             Purpose::Research => "HRESCH",
             Purpose::Operations => "HOPERAT",
             Purpose::PublicHealth => "PUBHLTH",
+        }
+    }
+
+    /// The JSON name: `treatment`, `payment`, `research`, `operations`, `public-health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Treatment => "treatment",
+            Purpose::Payment => "payment",
+            Purpose::Research => "research",
+            Purpose::Operations => "operations",
+            Purpose::PublicHealth => "public-health",
         }
     }
 
@@ -416,4 +433,88 @@ pub struct ErasureRequest {
     /// Purged, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at_ms: Option<u64>,
+}
+
+/// An authority an organization holds on the channel only once a majority of the governing
+/// organizations approved it (ADR 0029): its certificates' break-glass attribute or auditor
+/// role counts only then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorityRole {
+    /// Its doctors and nurses with `ehr.emergency=true` may open break-glass windows.
+    Emergency,
+    /// Its identities with `ehr.role=auditor` read every patient's consents, requests, record
+    /// metadata, access states and audit trail.
+    Auditor,
+}
+
+impl AuthorityRole {
+    /// Both roles.
+    pub const ALL: [AuthorityRole; 2] = [AuthorityRole::Emergency, AuthorityRole::Auditor];
+
+    /// The name used in arguments and keys: `emergency`, `auditor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorityRole::Emergency => "emergency",
+            AuthorityRole::Auditor => "auditor",
+        }
+    }
+
+    /// Parses `emergency` or `auditor`.
+    pub fn parse(s: &str) -> Option<AuthorityRole> {
+        AuthorityRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Words for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AuthorityRole::Emergency => "break-glass",
+            AuthorityRole::Auditor => "auditor",
+        }
+    }
+}
+
+/// An organization taking part in the channel's EHR governance: its admins' approvals count,
+/// and it counts in the majority (ADR 0029).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceMember {
+    /// MSP id.
+    pub msp_id: String,
+    /// The admin identity that joined.
+    pub joined_by: String,
+    /// When, ms.
+    pub joined_at_ms: u64,
+}
+
+/// One governing organization's approval of another organization's authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleApproval {
+    /// The authority.
+    pub role: AuthorityRole,
+    /// The organization it is approved for.
+    pub org: String,
+    /// The approving organization.
+    pub approver_msp: String,
+    /// Its admin identity that approved.
+    pub approved_by: String,
+    /// When, ms.
+    pub approved_at_ms: u64,
+}
+
+/// Whether an organization holds an authority now: approvals of current governance members
+/// against a majority of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authority {
+    /// The organization.
+    pub org: String,
+    /// The authority.
+    pub role: AuthorityRole,
+    /// Governing organizations that approved it.
+    pub approvals: Vec<String>,
+    /// Number of governing organizations.
+    pub members: usize,
+    /// Approvals a majority needs (`members / 2 + 1`).
+    pub needed: usize,
+    /// `approvals.len() >= needed`.
+    pub in_force: bool,
 }

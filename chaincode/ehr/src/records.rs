@@ -16,20 +16,20 @@ use sha2::{Digest, Sha256};
 
 use crate::access::{
     ConsentCheck, Relation, check_consents, consents_for, load_active_record, load_record,
-    refuse_blocked, relations,
+    parse_purpose, refuse_blocked, relations,
 };
 use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::fhir::{MAX_BUNDLE_ENTRIES, Resource, bundle_resources, parse_resource};
-use crate::ids::{Grantee, RecordId, check_collection, check_msp_id, default_collection};
+use crate::ids::{Grantee, RecordId, check_msp_id, share_collection};
 use crate::ids::{consent_range, record_key, record_range};
 use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
 use crate::policy::custodian_endorsement_policy;
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
 use crate::template::Template;
-use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, opt_param, page};
+use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, page};
 use crate::tx::{page_params, param, put_json, to_json};
 
 /// Transient map key carrying one resource's JSON (`CreateRecord`, `UpdateRecord`).
@@ -368,11 +368,16 @@ pub(crate) fn create_records_from_bundle(
 }
 
 /// Who may read a patient's record metadata: the patient, staff of the custodian
-/// organization (doctor, nurse, lab, admin — not other patients enrolled there), auditors.
-fn require_metadata_reader(caller: &Caller, patient: &PatientEntry) -> Result<()> {
+/// organization (doctor, nurse, lab, admin — not other patients enrolled there), auditors of
+/// an organization holding auditor authority.
+fn require_metadata_reader(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+) -> Result<()> {
     if caller.is_patient(patient)
         || caller.is_staff_of(&patient.custodian_msp)
-        || caller.role == Some(Role::Auditor)
+        || caller.is_auditor(stub)?
     {
         Ok(())
     } else {
@@ -388,7 +393,7 @@ pub(crate) fn read_record_metadata(stub: &dyn ChaincodeStub, args: &[String]) ->
     const USAGE: &str = "ReadRecordMetadata PATIENT_ID RECORD_ID";
     let caller = Caller::of(stub)?;
     let patient = load_patient(stub, param(args, 0, USAGE)?)?;
-    require_metadata_reader(&caller, &patient)?;
+    require_metadata_reader(stub, &caller, &patient)?;
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
     let (_, meta) = load_record(stub, &patient.patient_id, &record)?;
     to_json(&meta)
@@ -401,7 +406,7 @@ pub(crate) fn get_record_history(stub: &dyn ChaincodeStub, args: &[String]) -> R
     const USAGE: &str = "GetRecordHistory PATIENT_ID RECORD_ID";
     let caller = Caller::of(stub)?;
     let patient = load_patient(stub, param(args, 0, USAGE)?)?;
-    require_metadata_reader(&caller, &patient)?;
+    require_metadata_reader(stub, &caller, &patient)?;
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
     let key = record_key(&patient.patient_id, &record)?;
     let history = stub.get_history_for_key(&key)?;
@@ -434,7 +439,7 @@ pub(crate) fn list_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
     const USAGE: &str = "ListRecords PATIENT_ID [PAGE_SIZE [BOOKMARK]]";
     let caller = Caller::of(stub)?;
     let patient = load_patient(stub, param(args, 0, USAGE)?)?;
-    require_metadata_reader(&caller, &patient)?;
+    require_metadata_reader(stub, &caller, &patient)?;
     let (size, bookmark) = page_params(args, 1)?;
     let (records, bookmark): (Vec<RecordMeta>, _) = page(
         stub,
@@ -446,14 +451,17 @@ pub(crate) fn list_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
     to_json(&json!({"records": records, "bookmark": bookmark}))
 }
 
-/// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]` (submitted; staff of the
-/// custodian; endorsed by the custodian only). Copies the record's PHI (hash checked) into a
-/// collection of the grantee organization (default `<GranteeMsp>PHI`), so the grantee's peers
-/// can serve it, and lists the copy in the record's metadata. Needs a consent in force for
-/// that organization (or one of its identities) covering the record's type, with an
-/// Authorized relation. Returns `{record_id, grantee_msp, collection, version, sha256}`.
+/// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP PURPOSE` (submitted; staff of the custodian;
+/// endorsed by the custodian only). Copies the record's PHI (hash checked) into the share
+/// collection of the custodian and the grantee organization ([`share_collection`]), so the
+/// grantee's peers can serve it, and lists the copy in the record's metadata.
+///
+/// Needs a consent of the patient to the grantee *organization* (a consent to one of its
+/// identities does not let the organization hold a copy) that is in force, covers the record's
+/// type and lists `PURPOSE`, with the organization's relation Authorized (ADR 0029). Returns
+/// `{record_id, grantee_msp, collection, version, sha256, purpose, consent_id}`.
 pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
-    const USAGE: &str = "ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP [COLLECTION]";
+    const USAGE: &str = "ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP PURPOSE";
     let caller = Caller::of(stub)?;
     let patient = load_patient(stub, param(args, 0, USAGE)?)?;
     if !caller.is_staff_of(&patient.custodian_msp) {
@@ -464,18 +472,18 @@ pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
     let grantee_msp = param(args, 2, USAGE)?;
     check_msp_id(grantee_msp)?;
+    let purpose = parse_purpose(param(args, 3, USAGE)?)?;
+    if args.len() > 4 {
+        return Err(EhrError::invalid(format!(
+            "too many arguments (a share goes to the share collection of the two \
+             organizations, never to a named one); usage: {USAGE}"
+        )));
+    }
     if grantee_msp == patient.custodian_msp {
         return Err(EhrError::invalid("the custodian already holds the record"));
     }
-    let collection = opt_param(args, 3)
-        .map(str::to_owned)
-        .unwrap_or_else(|| default_collection(grantee_msp));
-    check_collection(&collection)?;
-    if collection == patient.collection {
-        return Err(EhrError::invalid(
-            "the target collection is the custodian's own",
-        ));
-    }
+    let collection = share_collection(&patient.custodian_msp, grantee_msp)
+        .ok_or_else(|| EhrError::invalid("the MSP ids are too long for a share collection name"))?;
     let (key, mut meta) = load_active_record(stub, &patient.patient_id, &record)?;
     let now = now_ms(stub)?;
     let org = Relation::load(
@@ -483,23 +491,31 @@ pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
         &patient.patient_id,
         Grantee::Org(grantee_msp.to_owned()),
     )?;
+    if org.state == AccessState::Blocked {
+        return Err(org.blocked(&patient.patient_id));
+    }
     let consents: Vec<Consent> = all(stub, consent_range(&patient.patient_id)?, "consent")?;
-    let mut consented = false;
-    for c in consents.iter().filter(|c| {
-        c.grantee.msp_id() == grantee_msp && c.in_force(now) && c.in_scope(&record.resource_type)
-    }) {
-        let rel = Relation::load(stub, &patient.patient_id, c.grantee.clone())?;
-        if rel.state == AccessState::Authorized && org.state != AccessState::Blocked {
-            consented = true;
-            break;
+    let covering = consents
+        .iter()
+        .find(|c| c.grantee == org.grantee && c.covers(&record.resource_type, purpose, now));
+    let consent_id = match covering {
+        Some(c) if org.state == AccessState::Authorized => c.consent_id.clone(),
+        Some(_) => {
+            return Err(EhrError::forbidden(format!(
+                "the relation of {grantee_msp} with patient {} is {}: the patient must grant again",
+                patient.patient_id,
+                org.state.as_str()
+            )));
         }
-    }
-    if !consented {
-        return Err(EhrError::forbidden(format!(
-            "no consent in force lets {grantee_msp} hold {}",
-            record.resource_type
-        )));
-    }
+        None => {
+            return Err(EhrError::forbidden(format!(
+                "no consent in force to organization {grantee_msp} covers {} for {}; a consent \
+                 to one of its identities does not let the organization hold a copy",
+                record.resource_type,
+                purpose.as_str()
+            )));
+        }
+    };
     let bytes = stub
         .get_private_data(&patient.collection, &key)?
         .ok_or_else(|| EhrError::not_found("PHI on this peer for record", record.to_string()))?;
@@ -522,17 +538,21 @@ pub(crate) fn share_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<
         sha256: meta.sha256.clone(),
         shared_by: caller.id.clone(),
         shared_at_ms: now,
+        purpose: Some(purpose),
+        consent_id: Some(consent_id.clone()),
     });
     put_json(stub, &key, &meta)?;
     let mut events = Events::default();
     events.push(
         events::RECORD_SHARED,
         json!({"patient_id": patient.patient_id, "record_id": meta.record_id,
-               "grantee_msp": grantee_msp, "version": meta.version}),
+               "grantee_msp": grantee_msp, "collection": collection, "version": meta.version,
+               "purpose": purpose, "consent_id": consent_id}),
     );
     events.emit(stub)?;
     to_json(
         &json!({"record_id": meta.record_id, "grantee_msp": grantee_msp,
-                     "collection": collection, "version": meta.version, "sha256": meta.sha256}),
+                "collection": collection, "version": meta.version, "sha256": meta.sha256,
+                "purpose": purpose, "consent_id": consent_id}),
     )
 }

@@ -15,6 +15,12 @@ use crate::tx::{
 
 /// `RegisterPatient PATIENT_ID [COLLECTION]` (submitted; admin or registrar). The caller's
 /// organization becomes the custodian; the PHI collection defaults to `<MspId>PHI`.
+///
+/// A patient id belongs to one custodian for good (ADR 0029): registering an id another
+/// organization registered is refused (403, naming the custodian, which is public); the
+/// custodian's own admin or registrar registering it again with the same collection gets the
+/// entry back unchanged (a retried import); the collection of a registered patient never
+/// changes (409), since the records already stored there would be lost to every later call.
 pub(crate) fn register_patient(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     const USAGE: &str = "RegisterPatient PATIENT_ID [COLLECTION]";
     let caller = Caller::of(stub)?;
@@ -25,15 +31,33 @@ pub(crate) fn register_patient(stub: &dyn ChaincodeStub, args: &[String]) -> Res
     }
     let patient_id = param(args, 0, USAGE)?;
     check_fhir_id("patient id", patient_id)?;
-    let collection = opt_param(args, 1)
+    let named = opt_param(args, 1);
+    let collection = named
         .map(str::to_owned)
         .unwrap_or_else(|| default_collection(&caller.msp_id));
     check_collection(&collection)?;
-    let key = patient_key(patient_id)?;
-    if stub.get_state(&key)?.is_some() {
-        return Err(EhrError::conflict(format!(
-            "patient {patient_id} is already registered"
+    if args.len() > 2 {
+        return Err(EhrError::invalid(format!(
+            "too many arguments; usage: {USAGE}"
         )));
+    }
+    let key = patient_key(patient_id)?;
+    if let Some(existing) = get_json::<PatientEntry>(stub, &key, "patient")? {
+        if existing.custodian_msp != caller.msp_id {
+            return Err(EhrError::forbidden(format!(
+                "patient {patient_id} belongs to custodian {}; only its admin or registrar \
+                 registers it",
+                existing.custodian_msp
+            )));
+        }
+        if named.is_some_and(|c| c != existing.collection) {
+            return Err(EhrError::conflict(format!(
+                "patient {patient_id} is registered with collection {}; a registered patient's \
+                 collection does not change",
+                existing.collection
+            )));
+        }
+        return to_json(&existing);
     }
     let entry = PatientEntry {
         patient_id: patient_id.to_owned(),
@@ -50,6 +74,25 @@ pub(crate) fn register_patient(stub: &dyn ChaincodeStub, args: &[String]) -> Res
     );
     events.emit(stub)?;
     to_json(&entry)
+}
+
+/// `WhoAmI` (evaluated; any identity): how the contract sees the caller —
+/// `{msp_id, identity_id, certificate_id, role, msp_admin, emergency}`. `identity_id` is what
+/// an identity consent names (`identity:<identity_id>`); it stays the same when the caller
+/// re-enrolls.
+pub(crate) fn who_am_i(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    let caller = Caller::of(stub)?;
+    if !args.is_empty() {
+        return Err(EhrError::invalid("WhoAmI takes no arguments"));
+    }
+    to_json(&json!({
+        "msp_id": caller.msp_id,
+        "identity_id": caller.id,
+        "certificate_id": caller.certificate_id,
+        "role": caller.role_name(),
+        "msp_admin": caller.msp_admin,
+        "emergency": caller.emergency,
+    }))
 }
 
 /// `GetPatient PATIENT_ID` (evaluated; any identity): the patient's custodian and collection.

@@ -138,7 +138,13 @@ fn refusals(w: &World) -> Vec<Row> {
         row("admin1", &["RegisterPatient"], 400),
         row("admin1", &["RegisterPatient", "bad id!"], 400),
         row("admin1", &["RegisterPatient", "p-new", "bad/collection"], 400),
-        row("registrar1", &["RegisterPatient", PA], 409),
+        row("admin1", &["RegisterPatient", "p-new", "Org1MSPPHI", "extra"], 400),
+        // A patient id belongs to its custodian: another organization is refused; the
+        // custodian cannot change the collection.
+        row("admin2", &["RegisterPatient", PA], 403),
+        row("admin2", &["RegisterPatient", PA, "Org2MSPPHI"], 403),
+        row("admin3", &["RegisterPatient", PA, "Org1MSPPHI"], 403),
+        row("registrar1", &["RegisterPatient", PA, "OtherPHI"], 409),
         // GetPatient.
         row("doctor3", &["GetPatient", "nobody"], 404),
         (None, vec!["GetPatient".into(), PA.into()], vec![], 403),
@@ -285,16 +291,22 @@ fn refusals(w: &World) -> Vec<Row> {
         row("patientA", &["ReadRecord", PA, a], 403),
         row("doctor1", &["ReadRecord", PA, "000.nope"], 404),
         row("doctor1", &["ReadRecord", PB, a], 404),
-        // ShareRecord: custodian staff, consent in force for the grantee org and type.
-        row("doctor2", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"], 403),
-        row("researcher1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"], 403),
-        row("patientA", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"], 403),
-        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org3MSP"], 403),
-        row("doctor1", &["ShareRecord", PA, "Condition/cond-1", "Org2MSP"], 403),
-        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org1MSP"], 400),
-        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "Org1MSPPHI"], 400),
-        row("doctor1", &["ShareRecord", PA, "Observation/none", "Org2MSP"], 404),
-        // EmergencyAccess: doctor or nurse with ehr.emergency=true.
+        // ShareRecord: custodian staff; a consent in force to the grantee organization for
+        // the type and the purpose; only to the share collection of the two organizations.
+        row("doctor2", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "treatment"], 403),
+        row("researcher1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "treatment"], 403),
+        row("patientA", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "treatment"], 403),
+        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org3MSP", "treatment"], 403),
+        row("doctor1", &["ShareRecord", PA, "Condition/cond-1", "Org2MSP", "treatment"], 403),
+        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "research"], 403),
+        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org1MSP", "treatment"], 400),
+        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"], 400),
+        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "Org2MSPPHI"], 400),
+        row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "treatment", "Org2MSPPHI"], 400),
+        row("doctor1", &["ShareRecord", PA, "Observation/none", "Org2MSP", "treatment"], 404),
+        // EmergencyAccess: doctor or nurse with ehr.emergency=true, of an organization holding
+        // break-glass authority.
+        row("emergency4", &["EmergencyAccess", PA, "ETREAT"], 403),
         row("plain3", &["EmergencyAccess", PA, "ETREAT"], 403),
         row("lab3", &["EmergencyAccess", PA, "ETREAT"], 403),
         row("doctor1", &["EmergencyAccess", PA, "ETREAT"], 403),
@@ -331,6 +343,39 @@ fn refusals(w: &World) -> Vec<Row> {
         row("admin2", &["PurgeRecord", PA, "Observation/obs-1"], 403),
         row("patientA", &["PurgeRecord", PA, "Observation/obs-1"], 403),
         row("admin1", &["PurgeRecord", PA, "Observation/obs-1"], 409),
+        // Auditors of an organization without auditor authority read nothing.
+        row("auditor4", &["ListAuditEntries", PA], 403),
+        row("auditor4", &["ListConsents", PA], 403),
+        row("auditor4", &["ListAccessRequests", PA], 403),
+        row("auditor4", &["ReadRecordMetadata", PA, "Observation/obs-1"], 403),
+        row("auditor4", &["GetRecordHistory", PA, "Observation/obs-1"], 403),
+        row("auditor4", &["ListRecords", PA], 403),
+        row("auditor4", &["GetAccessState", PA, "org:Org2MSP"], 403),
+        // Governance: MSP admins (NodeOU admin) of governing organizations only.
+        row("admin1", &["JoinGovernance"], 403),
+        row("emergency4", &["JoinGovernance"], 403),
+        row("gov1", &["JoinGovernance"], 409),
+        row("gov4", &["JoinGovernance", "Org4MSP"], 400),
+        (None, vec!["JoinGovernance".into()], vec![], 403),
+        row("gov4", &["ApproveRoleAuthority", "Org4MSP", "emergency"], 403),
+        row("admin1", &["ApproveRoleAuthority", "Org4MSP", "emergency"], 403),
+        row("doctor3", &["ApproveRoleAuthority", "Org3MSP", "emergency"], 403),
+        row("gov1", &["ApproveRoleAuthority", "Org2MSP", "emergency"], 409),
+        row("gov1", &["ApproveRoleAuthority", "Org4MSP", "superuser"], 400),
+        row("gov1", &["ApproveRoleAuthority", "Org 4", "emergency"], 400),
+        row("gov1", &["ApproveRoleAuthority", "Org4MSP"], 400),
+        row("gov1", &["ApproveRoleAuthority", "Org4MSP", "auditor", "x"], 400),
+        row("gov4", &["WithdrawRoleAuthority", "Org1MSP", "emergency"], 403),
+        row("admin2", &["WithdrawRoleAuthority", "Org1MSP", "emergency"], 403),
+        row("gov3", &["WithdrawRoleAuthority", "Org1MSP", "emergency"], 404),
+        row("gov1", &["WithdrawRoleAuthority", "Org1MSP", "janitor"], 400),
+        row("doctor1", &["GetRoleAuthority", "Org1MSP"], 400),
+        row("doctor1", &["GetRoleAuthority", "Org1MSP", "root"], 400),
+        (None, vec!["GetRoleAuthority".into(), "Org1MSP".into(), "auditor".into()], vec![], 403),
+        row("doctor1", &["GetGovernance", "all"], 400),
+        (None, vec!["GetGovernance".into()], vec![], 403),
+        row("doctor1", &["WhoAmI", "x"], 400),
+        (None, vec!["WhoAmI".into()], vec![], 403),
         // Unknown function.
         row("admin1", &["DropAllTables"], 400),
     ]
@@ -825,41 +870,44 @@ fn read_record_needs_a_fresh_granted_entry_of_the_caller() {
 }
 
 #[test]
-fn share_record_copies_phi_to_the_grantee_collection() {
-    let (mut n, _) = world();
+fn share_record_copies_phi_to_the_share_collection() {
+    let (mut n, w) = world();
     let v = n.ok(
         "doctor1",
-        &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"],
-    );
-    assert_eq!(v["collection"], "Org2MSPPHI");
-    assert_eq!(v["sha256"], sha256_hex(&observation("obs-1", PA)));
-    assert_eq!(n.last_event_names(), ["RecordShared"]);
-    let key = record_key(PA, "Observation/obs-1");
-    assert_eq!(
-        n.ledger.private("Org2MSPPHI", &key).unwrap(),
-        observation("obs-1", PA)
-    );
-    assert_eq!(
-        n.ledger.validation_parameter("Org2MSPPHI", &key).unwrap(),
-        custodian_endorsement_policy("Org1MSP")
-    );
-    // Org2 reads (its peers can serve the copy).
-    assert_eq!(
-        n.read("doctor2", PA, "Observation/obs-1", "treatment"),
-        observation("obs-1", PA)
-    );
-    // A named collection.
-    n.ok(
-        "admin1",
         &[
             "ShareRecord",
             PA,
             "Observation/obs-1",
             "Org2MSP",
-            "Org1Org2Shared",
+            "treatment",
         ],
     );
-    assert!(n.ledger.private("Org1Org2Shared", &key).is_some());
+    assert_eq!(v["collection"], "Org1MSP-to-Org2MSP-PHI");
+    assert_eq!(v["sha256"], sha256_hex(&observation("obs-1", PA)));
+    assert_eq!(v["purpose"], "treatment");
+    assert_eq!(v["consent_id"], w.consent.as_str());
+    assert_eq!(n.last_event_names(), ["RecordShared"]);
+    let key = record_key(PA, "Observation/obs-1");
+    assert_eq!(
+        n.ledger.private("Org1MSP-to-Org2MSP-PHI", &key).unwrap(),
+        observation("obs-1", PA)
+    );
+    assert!(n.ledger.private("Org2MSPPHI", &key).is_none());
+    assert_eq!(
+        n.ledger
+            .validation_parameter("Org1MSP-to-Org2MSP-PHI", &key)
+            .unwrap(),
+        custodian_endorsement_policy("Org1MSP")
+    );
+    let meta = n.ok("doctor1", &["ReadRecordMetadata", PA, "Observation/obs-1"]);
+    assert_eq!(meta["shares"][0]["collection"], "Org1MSP-to-Org2MSP-PHI");
+    assert_eq!(meta["shares"][0]["consent_id"], w.consent.as_str());
+    assert_eq!(meta["shares"][0]["purpose"], "treatment");
+    // Org2 reads (its peers can serve the copy).
+    assert_eq!(
+        n.read("doctor2", PA, "Observation/obs-1", "treatment"),
+        observation("obs-1", PA)
+    );
 }
 
 #[test]
@@ -1020,7 +1068,13 @@ fn erasure_purges_phi_and_keeps_the_hash() {
     let (mut n, _) = world();
     n.ok(
         "doctor1",
-        &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"],
+        &[
+            "ShareRecord",
+            PA,
+            "Observation/obs-1",
+            "Org2MSP",
+            "treatment",
+        ],
     );
     let key = record_key(PA, "Observation/obs-1");
     let original = observation("obs-1", PA);
@@ -1039,7 +1093,7 @@ fn erasure_purges_phi_and_keeps_the_hash() {
     assert_eq!(n.last_event_names(), ["RecordPurged"]);
     assert_eq!(n.ledger.private("Org1MSPPHI", &key), None);
     assert_eq!(
-        n.ledger.private("Org2MSPPHI", &key),
+        n.ledger.private("Org1MSP-to-Org2MSP-PHI", &key),
         None,
         "shared copy purged too"
     );
@@ -1081,7 +1135,13 @@ fn erasure_purges_phi_and_keeps_the_hash() {
     );
     n.refused(
         Some("doctor1"),
-        &["ShareRecord", PA, "Observation/obs-1", "Org2MSP"],
+        &[
+            "ShareRecord",
+            PA,
+            "Observation/obs-1",
+            "Org2MSP",
+            "treatment",
+        ],
         &[],
         410,
     );
@@ -1145,7 +1205,8 @@ fn assert_custodian_governed(n: &mut Net, who: &str, args: &[&str], transient: &
     for ((collection, key), v) in n.ledger.private_state() {
         if private_before.get(&(collection.clone(), key.clone())) != Some(&v) {
             assert!(
-                collection == "Org1MSPPHI" || args[0] == "ShareRecord",
+                collection == "Org1MSPPHI"
+                    || (args[0] == "ShareRecord" && collection == "Org1MSP-to-Org2MSP-PHI"),
                 "{args:?} wrote collection {collection}"
             );
         }
@@ -1201,7 +1262,13 @@ fn phi_transactions_write_only_custodian_governed_keys() {
     assert_custodian_governed(
         &mut n,
         "doctor1",
-        &["ShareRecord", PA, "Observation/obs-9", "Org2MSP"],
+        &[
+            "ShareRecord",
+            PA,
+            "Observation/obs-9",
+            "Org2MSP",
+            "treatment",
+        ],
         &[],
     );
     for f in ehr_chaincode::CUSTODIAN_ENDORSED_FUNCTIONS {

@@ -136,7 +136,13 @@ fn no_phi_outside_private_data_and_read_record() {
         n.read(&who, id, &patient.record_id, "treatment");
         n.ok(
             "doctor1",
-            &["ShareRecord", id, &patient.record_id, "Org2MSP"],
+            &[
+                "ShareRecord",
+                id,
+                &patient.record_id,
+                "Org2MSP",
+                "treatment",
+            ],
         );
         // An update (still PHI) by the consented Org2 doctor and by the custodian.
         let amended =
@@ -248,6 +254,13 @@ fn no_phi_outside_private_data_and_read_record() {
         ],
     );
     n.ok("doctor1", &["GetTemplate", "Observation"]);
+    // Governance and WhoAmI answer ids only.
+    n.ok("gov4", &["JoinGovernance"]);
+    n.ok("gov4", &["ApproveRoleAuthority", "Org4MSP", "auditor"]);
+    n.ok("gov4", &["WithdrawRoleAuthority", "Org4MSP", "auditor"]);
+    n.ok("doctor1", &["GetRoleAuthority", "Org4MSP", "auditor"]);
+    n.ok("doctor1", &["GetGovernance"]);
+    n.ok(&format!("patient:{}", SAMPLE_PATIENTS[0]), &["WhoAmI"]);
     n.ok("doctor1", &["GetPatient", SAMPLE_PATIENTS[0]]);
 
     let public = n.ledger.public_state();

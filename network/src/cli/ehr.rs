@@ -1,6 +1,8 @@
 //! `medledger ehr …`: the EHR application's client commands over a peer's gateway, thin
 //! wrappers of [`crate::ehr_client`]: bundle import, record read (audited two-step) and
-//! history, consent, access requests, audit trail, break-glass read, erasure and purge.
+//! history, consent, access requests, audit trail, break-glass read, sharing a copy with a
+//! consented organization, erasure and purge, governance of break-glass and auditor
+//! authority, and how the contract sees the caller.
 //!
 //! Results are printed as JSON on stdout; a record's bytes (PHI) go to stdout or `--out`
 //! only, never to logs or stderr.
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ehr_chaincode::ids::Grantee;
-use ehr_chaincode::model::{EmergencyReason, Purpose};
+use ehr_chaincode::model::{AuthorityRole, EmergencyReason, Purpose};
 use serde::Serialize;
 
 use crate::ehr_client::bundle::bundle_files;
@@ -44,6 +46,64 @@ pub enum EhrCommand {
     Erasure(RecordArgs),
     /// Purge a record's PHI on the patient's pending erasure request (custodian admin).
     Purge(RecordArgs),
+    /// Copy a record to an organization the patient consented to (custodian staff): it goes
+    /// to the share collection of the custodian and that organization.
+    Share(ShareArgs),
+    /// Which organizations hold break-glass and auditor authority (decided by a majority of
+    /// the governing organizations' MSP admins).
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
+    /// How the contract sees the caller: MSP, identity id (what `identity:` consents name),
+    /// role.
+    Whoami(WhoamiArgs),
+}
+
+/// `ehr share`.
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// The grantee organization (MSP id); the patient must have consented to it.
+    #[arg(long = "grantee-org")]
+    pub grantee_msp: String,
+    /// Purpose the consent must permit.
+    #[arg(long, default_value = "treatment", value_parser = parse_purpose)]
+    pub purpose: Purpose,
+    /// The record.
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// Governance subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GovernanceCommand {
+    /// Show the governing organizations and every authority with its approvals.
+    Show(WhoamiArgs),
+    /// The caller's organization takes part in governance (an MSP admin).
+    Join(WhoamiArgs),
+    /// The caller's organization approves ORG holding ROLE (an MSP admin).
+    Approve(RoleArgs),
+    /// The caller's organization withdraws its approval (an MSP admin).
+    Withdraw(RoleArgs),
+}
+
+/// An organization and an authority.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// The organization (MSP id).
+    pub org: String,
+    /// `emergency` (break-glass) or `auditor`.
+    #[arg(value_parser = parse_role)]
+    pub role: AuthorityRole,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Just a connection.
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// How to reach the gateway and who signs.
@@ -126,6 +186,10 @@ pub struct RecordGetArgs {
     /// Purpose of use: treatment, payment, research, operations, public-health.
     #[arg(long, default_value = "treatment", value_parser = parse_purpose)]
     pub purpose: Purpose,
+    /// Read from this organization's peers (e.g. your own, holding a shared copy) instead of
+    /// the custodian's.
+    #[arg(long = "at-org")]
+    pub at_org: Option<String>,
     /// Write the resource to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -150,7 +214,7 @@ pub enum ConsentCommand {
 pub struct ConsentGrantArgs {
     /// `Patient.id`.
     pub patient_id: String,
-    /// Grantee: `org:MSPID` or `identity:MSPID/<sha256 of the certificate>`.
+    /// Grantee: `org:MSPID` or `identity:<identity id>` (`medledger ehr whoami` prints it).
     #[arg(long, value_parser = parse_grantee)]
     pub grantee: Grantee,
     /// Resource types in scope (repeat; none = all).
@@ -265,6 +329,10 @@ fn parse_grantee(s: &str) -> Result<Grantee, String> {
         .map_err(|_| "org:MSPID or identity:MSPID/<64 hex>".into())
 }
 
+fn parse_role(s: &str) -> Result<AuthorityRole, String> {
+    AuthorityRole::parse(s).ok_or_else(|| "emergency or auditor".into())
+}
+
 fn parse_reason(s: &str) -> Result<EmergencyReason, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| "ETREAT or BTG".into())
@@ -354,9 +422,18 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
         EhrCommand::Record(RecordCommand::Get(a)) => {
             let r = &a.record;
             let client = r.connect.client().await?;
-            let read = client
-                .read_record(&r.patient_id, &r.record_id, a.purpose)
-                .await?;
+            let read = match &a.at_org {
+                Some(org) => {
+                    client
+                        .read_record_at(&r.patient_id, &r.record_id, a.purpose, org)
+                        .await?
+                }
+                None => {
+                    client
+                        .read_record(&r.patient_id, &r.record_id, a.purpose)
+                        .await?
+                }
+            };
             write_record(&read, a.out.as_ref())
         }
         EhrCommand::Record(RecordCommand::History(r)) => {
@@ -443,6 +520,36 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             let client = r.connect.client().await?;
             print_json(&client.purge_record(&r.patient_id, &r.record_id).await?)
         }
+        EhrCommand::Share(a) => {
+            let r = &a.record;
+            let client = r.connect.client().await?;
+            print_json(
+                &client
+                    .share_record(&r.patient_id, &r.record_id, &a.grantee_msp, a.purpose)
+                    .await?,
+            )
+        }
+        EhrCommand::Governance(GovernanceCommand::Show(a)) => {
+            print_json(&a.connect.client().await?.governance().await?)
+        }
+        EhrCommand::Governance(GovernanceCommand::Join(a)) => {
+            print_json(&a.connect.client().await?.join_governance().await?)
+        }
+        EhrCommand::Governance(GovernanceCommand::Approve(a)) => print_json(
+            &a.connect
+                .client()
+                .await?
+                .approve_role_authority(&a.org, a.role)
+                .await?,
+        ),
+        EhrCommand::Governance(GovernanceCommand::Withdraw(a)) => print_json(
+            &a.connect
+                .client()
+                .await?
+                .withdraw_role_authority(&a.org, a.role)
+                .await?,
+        ),
+        EhrCommand::Whoami(a) => print_json(&a.connect.client().await?.who_am_i().await?),
     }
 }
 
@@ -538,6 +645,20 @@ mod tests {
             &["audit", "p1", "--page-size", "200"],
             &["erasure", "p1", "Observation/o1"],
             &["purge", "p1", "Observation/o1"],
+            &["share", "p1", "Observation/o1", "--grantee-org", "Org2MSP"],
+            &[
+                "record",
+                "get",
+                "p1",
+                "Observation/o1",
+                "--at-org",
+                "Org2MSP",
+            ],
+            &["governance", "show"],
+            &["governance", "join"],
+            &["governance", "approve", "Org3MSP", "emergency"],
+            &["governance", "withdraw", "Org3MSP", "auditor"],
+            &["whoami"],
         ] {
             assert!(parse(ok).is_ok(), "{ok:?}");
         }
@@ -567,6 +688,8 @@ mod tests {
                 "bored",
             ],
             &["import"],
+            &["share", "p1", "Observation/o1"],
+            &["governance", "approve", "Org3MSP", "superuser"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

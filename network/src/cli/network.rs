@@ -77,15 +77,19 @@ pub fn run(cmd: NetworkCommand) -> Result<()> {
             if !a.generate_only {
                 // The spec's chaincodes approved by every organization's admin and committed
                 // on the channel (first time; a restart finds them defined).
-                tokio::runtime::Builder::new_current_thread()
+                let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()?
-                    .block_on(net::lifecycle::define_spec_chaincodes(
-                        &dir,
-                        &report.spec,
-                        |msg| println!("  {msg}"),
-                    ))
-                    .context("defining the chaincodes on the channel")?;
+                    .build()?;
+                rt.block_on(net::lifecycle::define_spec_chaincodes(
+                    &dir,
+                    &report.spec,
+                    |msg| println!("  {msg}"),
+                ))
+                .context("defining the chaincodes on the channel")?;
+                if report.generated {
+                    rt.block_on(seed_ehr_governance(&dir, &report.spec))
+                        .context("seeding the EHR governance of the founding organizations")?;
+                }
             }
             if a.generate_only {
                 println!(
@@ -178,6 +182,33 @@ pub fn identities(a: DirArgs) -> Result<()> {
         println!(
             "{:<52} {:<9} {:<10} {}",
             i.name, i.msp_id, i.role, i.gateway
+        );
+    }
+    Ok(())
+}
+
+/// On a new network, for each EHR chaincode (one PHI collection per organization): every
+/// founding organization's admin joins EHR governance and approves every founding
+/// organization's break-glass and auditor authority (ADR 0029). Organizations that join the
+/// channel later get those authorities only from a majority of the governing organizations.
+async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpec) -> Result<()> {
+    for cc in spec
+        .chaincodes
+        .iter()
+        .filter(|c| c.private_collection_per_org)
+    {
+        let mut admins = Vec::new();
+        for org in &spec.organizations {
+            let c = net::client::connect_as(dir, Some(&format!("{}-admin", org.name))).await?;
+            admins.push(crate::ehr_client::EhrClient::new(
+                c.gateway.network(&spec.channel).contract(&cc.name),
+            ));
+        }
+        crate::ehr_client::seed_governance(&admins).await?;
+        println!(
+            "  EHR governance of chaincode {}: {} founding organizations hold break-glass and auditor authority",
+            cc.name,
+            admins.len()
         );
     }
     Ok(())

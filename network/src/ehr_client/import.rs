@@ -2,7 +2,9 @@
 //! as a record with the chaincode's two-transaction protocol (ADR 0020), many transactions in
 //! flight, idempotent.
 //!
-//! Per bundle: `GetPatient` (evaluate) and `RegisterPatient` if absent; `ListRecords`
+//! Once per run, `WhoAmI` (evaluate) for the client's organization. Per bundle: `GetPatient`
+//! (evaluate) and `RegisterPatient` if absent — a patient whose custodian is another
+//! organization is skipped as a failure, nothing sent; `ListRecords`
 //! (evaluate, all pages) to skip records already stored with the same SHA-256; the rest cut
 //! into chunks of at most [`ImportOptions::max_chunk_bytes`] /
 //! [`ImportOptions::max_chunk_entries`]; per chunk `ReserveRecords` (channel policy, ids
@@ -310,6 +312,8 @@ fn is_retryable(e: &EhrClientError) -> bool {
 /// Shared state of one import run.
 struct Run<'a> {
     client: &'a EhrClient,
+    /// The MSP id of the client's identity: the only custodian it sends PHI to.
+    own_msp: String,
     options: &'a ImportOptions,
     permits: Semaphore,
     summary: Mutex<ImportSummary>,
@@ -426,6 +430,15 @@ impl Run<'_> {
             }
             Err(e) => return self.fail(&reason("GetPatient", &e), &all_ids),
         };
+        // A patient id belongs to one custodian (ADR 0029). One registered by another
+        // organization is not ours to fill: its records would go, transient data and all, to
+        // that organization's endorsers. Nothing is sent.
+        if patient.custodian_msp != self.own_msp {
+            return self.fail(
+                "the patient id is registered by another organization (custodian); nothing sent",
+                &all_ids,
+            );
+        }
         let stored: HashMap<String, RecordMeta> =
             match self.call(false, || c.all_records(patient_id)).await {
                 Ok(records) => records
@@ -528,8 +541,10 @@ pub async fn import(
 ) -> Result<ImportSummary> {
     options.validate()?;
     let started = Instant::now();
+    let own_msp = client.who_am_i().await?.msp_id;
     let run = Run {
         client,
+        own_msp,
         options,
         permits: Semaphore::new(options.concurrency),
         summary: Mutex::new(ImportSummary::default()),

@@ -7,7 +7,8 @@
 //! - [`EhrClient`]: everyday operations — patient registration, record metadata, history and
 //!   the audited two-step read (`RequestRecordAccess` submitted, then `ReadRecord` evaluated
 //!   on the custodian's peers, ADR 0023), consent grant/revoke/list, access requests and their
-//!   approval, the audit trail, break-glass, erasure and purge.
+//!   approval, the audit trail, break-glass, sharing a copy with a consented organization,
+//!   erasure and purge, and the governance of break-glass and auditor authority (ADR 0029).
 //! - [`import`]: FHIR R4 transaction bundles to records with the two-transaction create of
 //!   ADR 0020 (`ReserveRecords` under the channel policy, then `CreateRecordsFromBundle`
 //!   endorsed by the custodian organization only), idempotent, with bounded concurrency.
@@ -24,8 +25,9 @@ use std::time::{Duration, Instant};
 use ehr_chaincode::functions as f;
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{
-    AccessEntry, AccessRequest, Consent, ConsentStatus, Decision, EmergencyReason, ErasureRequest,
-    PatientEntry, Purpose, RecordMeta, RecordStatus, RequestStatus,
+    AccessEntry, AccessRequest, Authority, AuthorityRole, Consent, ConsentStatus, Decision,
+    EmergencyReason, ErasureRequest, GovernanceMember, PatientEntry, Purpose, RecordMeta,
+    RecordStatus, RequestStatus, RoleApproval,
 };
 use ehr_chaincode::state_machine::AccessState;
 use medledger_gateway::GatewayError;
@@ -338,6 +340,60 @@ pub struct Purged {
     pub status: RecordStatus,
     /// The hash that stays on the ledger.
     pub sha256: String,
+}
+
+/// `ShareRecord`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Shared {
+    /// `ResourceType/id`.
+    pub record_id: String,
+    /// The organization that holds a copy now.
+    pub grantee_msp: String,
+    /// The share collection the copy is in.
+    pub collection: String,
+    /// Record version copied.
+    pub version: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Purpose the consent permits.
+    pub purpose: Purpose,
+    /// The organization consent that allowed it.
+    pub consent_id: String,
+}
+
+/// How the contract sees the caller (`WhoAmI`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WhoAmI {
+    /// MSP id.
+    pub msp_id: String,
+    /// Identity id of the person (what `identity:` consents name; survives re-enrollment).
+    pub identity_id: String,
+    /// Id of this certificate.
+    pub certificate_id: String,
+    /// EHR role (`none` when absent).
+    pub role: String,
+    /// An admin of its organization's MSP (votes in EHR governance).
+    pub msp_admin: bool,
+    /// Carries `ehr.emergency=true`.
+    pub emergency: bool,
+}
+
+/// `JoinGovernance`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Joined {
+    /// The new member.
+    pub member: GovernanceMember,
+    /// Authorities in force that the new member approved by joining.
+    pub approved_in_force: u64,
+}
+
+/// `GetGovernance`: the governing organizations and every authority with an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Governance {
+    /// Organizations taking part.
+    pub members: Vec<GovernanceMember>,
+    /// Authorities with at least one approval.
+    pub authorities: Vec<Authority>,
 }
 
 /// How often and how long [`EhrClient::read_record`] waits for the access entry to reach the
@@ -681,6 +737,132 @@ impl EhrClient {
         })
     }
 
+    /// The audited two-step read with the `ReadRecord` evaluated on a peer of `org` — e.g. the
+    /// caller's own organization, which serves a copy the custodian shared with it
+    /// (`ShareRecord`), so the PHI comes from the caller's own peers.
+    ///
+    /// # Errors
+    /// As [`Self::read_record`].
+    pub async fn read_record_at(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+        purpose: Purpose,
+        org: &str,
+    ) -> Result<RecordRead> {
+        let decision = self
+            .request_record_access(patient_id, record_id, purpose)
+            .await?;
+        if decision.decision != Decision::Granted {
+            return Err(EhrClientError::AccessDenied {
+                access_id: decision.access_id,
+            });
+        }
+        let bytes = self
+            .read_record_with(patient_id, &decision.access_id, org)
+            .await?;
+        Ok(RecordRead {
+            access_id: decision.access_id,
+            bytes,
+        })
+    }
+
+    /// `ShareRecord` (custodian staff), endorsed by the patient's custodian only (its peers
+    /// hold the PHI it copies): copies a record to the share collection of the custodian and
+    /// `grantee_msp`, under a consent of the patient to that organization covering the
+    /// record's type and `purpose`.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 without such a consent, 404 unknown patient or record).
+    pub async fn share_record(
+        &self,
+        patient_id: &str,
+        record_id: &str,
+        grantee_msp: &str,
+        purpose: Purpose,
+    ) -> Result<Shared> {
+        let patient =
+            self.get_patient(patient_id)
+                .await?
+                .ok_or_else(|| EhrClientError::Chaincode {
+                    function: f::GET_PATIENT,
+                    status: 404,
+                    message: format!("patient {patient_id} not found"),
+                })?;
+        let c = self
+            .submit(
+                f::SHARE_RECORD,
+                &[patient_id, record_id, grantee_msp, purpose.as_str()],
+                None,
+                Some(&patient.custodian_msp),
+            )
+            .await?;
+        decode(f::SHARE_RECORD, &c.payload)
+    }
+
+    /// `WhoAmI`: how the contract sees this client's identity.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn who_am_i(&self) -> Result<WhoAmI> {
+        self.evaluate_json(f::WHO_AM_I, &[]).await
+    }
+
+    /// `JoinGovernance` (an MSP admin): the caller's organization takes part in deciding which
+    /// organizations hold break-glass and auditor authority; it starts out approving every
+    /// authority in force.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 not an MSP admin, 409 already a member).
+    pub async fn join_governance(&self) -> Result<Joined> {
+        self.submit_json(f::JOIN_GOVERNANCE, &[]).await
+    }
+
+    /// `ApproveRoleAuthority` (an MSP admin of a governing organization): its organization
+    /// approves `org` holding `role` ([`Self::role_authority`] tells whether it is in force).
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403, 409 already approved).
+    pub async fn approve_role_authority(
+        &self,
+        org: &str,
+        role: AuthorityRole,
+    ) -> Result<RoleApproval> {
+        self.submit_json(f::APPROVE_ROLE_AUTHORITY, &[org, role.as_str()])
+            .await
+    }
+
+    /// `WithdrawRoleAuthority` (an MSP admin of a governing organization): the approval
+    /// removed.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403, 404 no such approval).
+    pub async fn withdraw_role_authority(
+        &self,
+        org: &str,
+        role: AuthorityRole,
+    ) -> Result<RoleApproval> {
+        self.submit_json(f::WITHDRAW_ROLE_AUTHORITY, &[org, role.as_str()])
+            .await
+    }
+
+    /// `GetRoleAuthority`: whether `org` holds `role`, with its approvals.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn role_authority(&self, org: &str, role: AuthorityRole) -> Result<Authority> {
+        self.evaluate_json(f::GET_ROLE_AUTHORITY, &[org, role.as_str()])
+            .await
+    }
+
+    /// `GetGovernance`: members and authorities.
+    ///
+    /// # Errors
+    /// [`EhrClientError`].
+    pub async fn governance(&self) -> Result<Governance> {
+        self.evaluate_json(f::GET_GOVERNANCE, &[]).await
+    }
+
     /// `EmergencyAccess` (doctor or nurse with `ehr.emergency=true`): opens a break-glass
     /// window of `window_s` seconds (default and at most 24 h).
     ///
@@ -859,15 +1041,64 @@ impl EhrClient {
     }
 }
 
+/// How often a governance call is retried while an endorsing peer has not yet committed the
+/// caller's `JoinGovernance` (each endorser checks membership in its own state).
+const GOVERNANCE_ATTEMPTS: u32 = 40;
+
+async fn retry_lagging<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(EhrClientError::Chaincode {
+                status, message, ..
+            }) if attempt < GOVERNANCE_ATTEMPTS
+                && status == 403
+                && message.contains("JoinGovernance first") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Seeds the governance of a new channel (`network up`, ADR 0029): each of `admins` (one MSP
+/// admin per founding organization) joins governance, then each approves every founding
+/// organization for break-glass and auditor authority. A founding organization's certificates
+/// thus keep the authority they had before governance existed; an organization that joins the
+/// channel later gets it only from a majority of the governing organizations.
+///
+/// # Errors
+/// The first refused or failed call.
+pub async fn seed_governance(admins: &[EhrClient]) -> Result<()> {
+    let mut orgs = Vec::new();
+    for admin in admins {
+        orgs.push(admin.who_am_i().await?.msp_id);
+    }
+    // One after the other: a join reads the members and the approvals in force, so joins
+    // ordered into the same block would conflict.
+    for admin in admins {
+        admin.join_governance().await?;
+    }
+    let approvals = admins.iter().flat_map(|admin| {
+        orgs.iter().flat_map(move |org| {
+            AuthorityRole::ALL
+                .into_iter()
+                .map(move |role| retry_lagging(move || admin.approve_role_authority(org, role)))
+        })
+    });
+    futures::future::try_join_all(approvals).await?;
+    Ok(())
+}
+
 /// The chaincode's spelling of a purpose (`treatment`, `public-health`, …).
 pub fn purpose_arg(p: Purpose) -> &'static str {
-    match p {
-        Purpose::Treatment => "treatment",
-        Purpose::Payment => "payment",
-        Purpose::Research => "research",
-        Purpose::Operations => "operations",
-        Purpose::PublicHealth => "public-health",
-    }
+    p.as_str()
 }
 
 #[cfg(test)]

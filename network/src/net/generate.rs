@@ -219,26 +219,41 @@ fn chaincode_executable(spec_path: Option<&Path>, name: &str) -> PathBuf {
 
 /// The definition (sequence 1) of a chaincode of the spec, as `network up` approves and
 /// commits it: its endorsement policy, and with `private_collection_per_org` one collection
-/// `<MSPID>PHI` per organization whose only member and endorser is that organization.
+/// `<MSPID>PHI` per organization whose only member and endorser is that organization, plus
+/// for each ordered pair of organizations the share collection the EHR chaincode copies a
+/// custodian's record into for a consented grantee (`<Custodian>-to-<Grantee>-PHI`,
+/// [`ehr_chaincode::ids::share_collection`]): both are members (the custodian's peers keep the
+/// copy and serve it to the grantee's), the custodian's peers alone endorse (ADR 0029).
 pub fn chaincode_definition(spec: &NetworkSpec, cc: &ChaincodeSpec) -> Definition {
+    let mut collections = Vec::new();
+    if cc.private_collection_per_org {
+        for o in &spec.organizations {
+            collections.push(CollectionConfig {
+                name: ehr_chaincode::ids::default_collection(&o.msp_id),
+                member_orgs: format!("OR('{}.member')", o.msp_id),
+                endorsement_policy: Some(format!("OR('{}.peer')", o.msp_id)),
+                block_to_live: 0,
+            });
+        }
+        for c in &spec.organizations {
+            for g in spec.organizations.iter().filter(|g| g.msp_id != c.msp_id) {
+                if let Some(name) = ehr_chaincode::ids::share_collection(&c.msp_id, &g.msp_id) {
+                    collections.push(CollectionConfig {
+                        name,
+                        member_orgs: format!("OR('{}.member','{}.member')", c.msp_id, g.msp_id),
+                        endorsement_policy: Some(format!("OR('{}.peer')", c.msp_id)),
+                        block_to_live: 0,
+                    });
+                }
+            }
+        }
+    }
     Definition {
         name: cc.name.clone(),
         version: cc.version.clone(),
         sequence: 1,
         endorsement_policy: cc.endorsement_policy.clone(),
-        collections: if cc.private_collection_per_org {
-            spec.organizations
-                .iter()
-                .map(|o| CollectionConfig {
-                    name: ehr_chaincode::ids::default_collection(&o.msp_id),
-                    member_orgs: format!("OR('{}.member')", o.msp_id),
-                    endorsement_policy: Some(format!("OR('{}.peer')", o.msp_id)),
-                    block_to_live: 0,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
+        collections,
     }
 }
 

@@ -64,6 +64,14 @@ fn spec(name: &str) -> (&'static str, Vec<(&'static str, String)>) {
         "plain3" => ("Org3MSP", role("doctor")),
         "admin3" => ("Org3MSP", role("admin")),
         "researcher3" => ("Org3MSP", role("researcher")),
+        "auditor3" => ("Org3MSP", role("auditor")),
+        // MSP admins (NodeOU admin, see `node_ou`): they act in EHR governance.
+        "gov1" => ("Org1MSP", vec![]),
+        "gov2" => ("Org2MSP", vec![]),
+        "gov3" => ("Org3MSP", vec![]),
+        "gov4" => ("Org4MSP", vec![]),
+        "emergency4" => ("Org4MSP", emergency("doctor")),
+        "auditor4" => ("Org4MSP", role("auditor")),
         other => {
             // `patient:<Patient.id>`: a patient identity of Org1MSP for that id.
             let id = other
@@ -71,6 +79,15 @@ fn spec(name: &str) -> (&'static str, Vec<(&'static str, String)>) {
                 .unwrap_or_else(|| panic!("no identity {other}"));
             ("Org1MSP", patient(id))
         }
+    }
+}
+
+/// The NodeOU of a named identity: `gov*` are MSP admins, everyone else a client.
+fn node_ou(name: &str) -> NodeOu {
+    if name.starts_with("gov") {
+        NodeOu::Admin
+    } else {
+        NodeOu::Client
     }
 }
 
@@ -103,7 +120,7 @@ pub fn creator(name: &str) -> Creator {
     });
     let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let enrollment = name.replace([':', '@'], "-");
-    let id = org.identity(&enrollment, NodeOu::Client, &attrs);
+    let id = org.identity(&enrollment, node_ou(name), &attrs);
     let c = Creator {
         msp_id: id.msp_id().to_owned(),
         cert: id.certificate().clone(),
@@ -113,9 +130,35 @@ pub fn creator(name: &str) -> Creator {
     c
 }
 
-/// `MSPID/hash` of a named identity (what consents to one identity name).
+/// A new certificate for the named identity (a re-enrollment at its CA: same registered
+/// identity and attributes, new key and certificate). Later calls as `name` use it.
+pub fn reenroll(name: &str) -> Creator {
+    creator(name);
+    let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let (msp, _) = spec(name);
+    let org = reg.orgs.get_mut(msp).unwrap();
+    let enrollment = name.replace([':', '@'], "-");
+    let key = medledger_msp::crypto::SigningKey::generate().unwrap();
+    let csr = medledger_msp::ca::build_csr(&key, &enrollment, &[]).unwrap();
+    let e = org
+        .ca
+        .reenroll(&enrollment, &csr, medledger_msp::ca::Profile::Ecert, &[])
+        .unwrap();
+    let cert = medledger_msp::cert::Certificate::from_pem(e.cert_pem.as_bytes()).unwrap();
+    let id = medledger_msp::identity::SigningIdentity::new(msp, cert, key).unwrap();
+    let c = Creator {
+        msp_id: id.msp_id().to_owned(),
+        cert: id.certificate().clone(),
+        serialized: id.serialized().to_vec(),
+    };
+    reg.creators.insert(name.to_owned(), c.clone());
+    c
+}
+
+/// The identity id of a named identity (what consents to one identity name): the person,
+/// from the enrollment id.
 pub fn identity_id(name: &str) -> String {
-    creator(name).id()
+    ehr_chaincode::Caller::from_creator(&creator(name)).id
 }
 
 /// Start of the test clock: 2024-01-01T00:00:00Z, ms.
@@ -154,7 +197,28 @@ impl Default for Net {
 }
 
 impl Net {
+    /// A ledger whose EHR governance is seeded as `network up` seeds a channel of Org1MSP,
+    /// Org2MSP and Org3MSP: the three govern, and Org1's and Org2's approvals (a majority)
+    /// give each of the three break-glass and auditor authority. Org4MSP (`gov4`,
+    /// `emergency4`, `auditor4`) is an organization that joined later and holds none.
     pub fn new() -> Net {
+        let mut n = Net::bare();
+        for gov in ["gov1", "gov2", "gov3"] {
+            n.ok(gov, &["JoinGovernance"]);
+        }
+        for gov in ["gov1", "gov2"] {
+            for org in ["Org1MSP", "Org2MSP", "Org3MSP"] {
+                for role in ["emergency", "auditor"] {
+                    n.ok(gov, &["ApproveRoleAuthority", org, role]);
+                }
+            }
+        }
+        n
+    }
+
+    /// A ledger without any EHR governance: no organization holds break-glass or auditor
+    /// authority.
+    pub fn bare() -> Net {
         Net {
             ledger: MemoryLedger::new(),
             cc: ehr_chaincode::contract(),

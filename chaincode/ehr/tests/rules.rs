@@ -1,0 +1,374 @@
+//! The EHR rules of issue 13 item 8, each with the behaviour of 9fbe16c that it replaces
+//! (ADR 0029): break-glass and auditor authority come from a majority of the governing
+//! organizations, not from any CA's attributes; a patient id belongs to its custodian; a
+//! Blocked relation follows the person across re-enrollment; `ShareRecord` needs an
+//! organization consent of that purpose and copies only to the share collection. Every
+//! refusal is asserted to change nothing (public state, private state, events) and to name no
+//! patient data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// PA registered at Org1 with Observation/obs-1 and Condition/cond-1; PA consented Org2
+/// (Observation, treatment, 1 h).
+fn world() -> Net {
+    let mut n = Net::new();
+    n.register(PA);
+    n.create("doctor1", PA, &observation("obs-1", PA));
+    n.create("doctor1", PA, &condition("cond-1", PA));
+    n.grant(
+        "patientA",
+        json!({"patient_id": PA, "grantee": {"org": "Org2MSP"}, "resource_types": ["Observation"],
+               "purposes": ["treatment"], "valid_for_s": 3600}),
+    );
+    n
+}
+
+fn authority(n: &mut Net, org: &str, role: &str) -> Value {
+    n.ok("doctor1", &["GetRoleAuthority", org, role])
+}
+
+/// On 9fbe16c any organization's CA could mint `ehr.emergency` doctors and auditors who act
+/// on every patient: Org4MSP's emergency doctor opened a break-glass window and its auditor
+/// read the audit trail. Now Org4 holds neither until a majority of the governing
+/// organizations approve it, and loses it when the approvals fall below a majority.
+#[test]
+fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizations() {
+    let mut n = world();
+    // Not governing, not approved: refused, nothing written, the reason named.
+    let m = n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", PA, "ETREAT"],
+        &[],
+        403,
+    );
+    assert!(
+        m.contains("Org4MSP") && m.contains("break-glass") && m.contains("0 of 3"),
+        "{m}"
+    );
+    for f in [
+        "ListAuditEntries",
+        "ListConsents",
+        "ListAccessRequests",
+        "ListRecords",
+    ] {
+        let m = n.refused(Some("auditor4"), &[f, PA], &[], 403);
+        assert!(
+            m.contains("Org4MSP") && m.contains("auditor authority"),
+            "{m}"
+        );
+    }
+    // An organization cannot approve itself before it governs, nor its CA's non-admins.
+    n.refused(
+        Some("gov4"),
+        &["ApproveRoleAuthority", "Org4MSP", "emergency"],
+        &[],
+        403,
+    );
+    n.refused(
+        Some("emergency4"),
+        &["ApproveRoleAuthority", "Org4MSP", "emergency"],
+        &[],
+        403,
+    );
+    // Org4 joins: it approves what is in force, so the founders keep their authority with a
+    // majority of the four.
+    let v = n.ok("gov4", &["JoinGovernance"]);
+    assert_eq!(v["approved_in_force"], 6, "{v}");
+    let a = authority(&mut n, "Org1MSP", "emergency");
+    assert_eq!(
+        (a["members"].as_u64(), a["needed"].as_u64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(a["in_force"], true, "{a}");
+    // Its own approval is one of four; Org1's makes two: still refused.
+    n.ok("gov4", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
+    n.ok("gov1", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
+    assert_eq!(authority(&mut n, "Org4MSP", "emergency")["in_force"], false);
+    let m = n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", PA, "ETREAT"],
+        &[],
+        403,
+    );
+    assert!(m.contains("2 of 4") && m.contains("3 needed"), "{m}");
+    // Org2's makes a majority: break-glass works and is audited; auditors still refused.
+    n.ok("gov2", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
+    let a = authority(&mut n, "Org4MSP", "emergency");
+    assert_eq!(a["in_force"], true, "{a}");
+    assert_eq!(a["approvals"], json!(["Org1MSP", "Org2MSP", "Org4MSP"]));
+    n.ok("emergency4", &["EmergencyAccess", PA, "ETREAT"]);
+    assert_eq!(
+        n.read("emergency4", PA, "Condition/cond-1", "treatment"),
+        condition("cond-1", PA)
+    );
+    n.refused(Some("auditor4"), &["ListAuditEntries", PA], &[], 403);
+    let audit = n.ok("patientA", &["ListAuditEntries", PA]);
+    assert_eq!(audit["summary"]["emergency"], 2, "the window and the read");
+    // Org1 withdraws: below a majority again. New windows are refused, and the open one
+    // no longer grants (the request is denied and audited).
+    n.ok("gov1", &["WithdrawRoleAuthority", "Org4MSP", "emergency"]);
+    assert_eq!(authority(&mut n, "Org4MSP", "emergency")["in_force"], false);
+    n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", PA, "BTG"],
+        &[],
+        403,
+    );
+    let (_, d) = n.request("emergency4", PA, "Condition/cond-1", "treatment");
+    assert_eq!(d, "denied");
+    let audit = n.ok("patientA", &["ListAuditEntries", PA]);
+    assert_eq!(audit["summary"]["denied"], 1);
+    // The auditor authority, approved by a majority, opens the audit reads.
+    for gov in ["gov1", "gov2", "gov3"] {
+        n.ok(gov, &["ApproveRoleAuthority", "Org4MSP", "auditor"]);
+    }
+    let audit = n.ok("auditor4", &["ListAuditEntries", PA]);
+    assert_eq!(audit["summary"]["total"], 3);
+    let g = n.ok("auditor4", &["GetGovernance"]);
+    assert_eq!(g["members"].as_array().unwrap().len(), 4);
+}
+
+/// Without any governance (a chaincode deployed without `network up`'s seeding), no
+/// organization holds either authority: fail closed.
+#[test]
+fn without_governance_nobody_breaks_the_glass() {
+    let mut n = Net::bare();
+    n.register(PA);
+    n.create("doctor1", PA, &condition("cond-1", PA));
+    let m = n.refused(
+        Some("emergency2"),
+        &["EmergencyAccess", PA, "ETREAT"],
+        &[],
+        403,
+    );
+    assert!(m.contains("0 of 0"), "{m}");
+    n.refused(Some("auditor1"), &["ListAuditEntries", PA], &[], 403);
+    // The first organization to join governs alone until others join.
+    n.ok("gov1", &["JoinGovernance"]);
+    n.ok("gov1", &["ApproveRoleAuthority", "Org2MSP", "emergency"]);
+    n.ok("emergency2", &["EmergencyAccess", PA, "ETREAT"]);
+    n.ok("gov2", &["JoinGovernance"]);
+    assert_eq!(
+        authority(&mut n, "Org2MSP", "emergency")["approvals"],
+        json!(["Org1MSP", "Org2MSP"])
+    );
+}
+
+/// On 9fbe16c a patient id registered by one organization answered another organization's
+/// admin with a bare conflict, and a custodian retrying its own registration (a re-run
+/// import) failed the same way. Now: another organization is refused (403) with the
+/// custodian named; the custodian's retry returns the entry unchanged; the collection of a
+/// registered patient never changes (409).
+#[test]
+fn a_patient_id_belongs_to_its_custodian() {
+    let mut n = Net::new();
+    let first = n.ok("admin1", &["RegisterPatient", PA]);
+    for (who, args) in [
+        ("admin2", vec!["RegisterPatient", PA]),
+        ("admin2", vec!["RegisterPatient", PA, "Org2MSPPHI"]),
+        ("admin3", vec!["RegisterPatient", PA, "Org1MSPPHI"]),
+    ] {
+        let m = n.refused(Some(who), &args, &[], 403);
+        assert!(m.contains("belongs to custodian Org1MSP"), "{m}");
+    }
+    // The custodian's retry (admin or registrar): the entry, unchanged, nothing written.
+    let before = n.snapshot();
+    let again = n.ok("registrar1", &["RegisterPatient", PA]);
+    assert_eq!(again, first);
+    let again = n.ok("admin1", &["RegisterPatient", PA, "Org1MSPPHI"]);
+    assert_eq!(again, first);
+    assert_eq!(n.snapshot(), before);
+    let m = n.refused(
+        Some("admin1"),
+        &["RegisterPatient", PA, "Org1Other"],
+        &[],
+        409,
+    );
+    assert!(m.contains("does not change"), "{m}");
+    // Org2's CA cannot speak for the patient either (unchanged rule).
+    n.refused(
+        Some("patientA@org2"),
+        &[
+            "GrantConsent",
+            &json!({"patient_id": PA, "grantee": {"org": "Org2MSP"},
+            "purposes": ["treatment"], "valid_for_s": 60})
+            .to_string(),
+        ],
+        &[],
+        403,
+    );
+    assert_eq!(
+        n.ok("doctor2", &["GetPatient", PA])["custodian_msp"],
+        "Org1MSP"
+    );
+}
+
+/// On 9fbe16c an identity's access state was keyed by its certificate's hash: after two
+/// violations blocked Org2's doctor, re-enrolling (same registered identity, new key and
+/// certificate) started from NoRelation, and the next out-of-consent request was merely
+/// denied. Now the state is keyed by the person (the enrollment id): the new certificate is
+/// Blocked too, until the patient and the custodian's admin reset it.
+#[test]
+fn blocked_follows_the_person_across_re_enrollment() {
+    let mut n = Net::new();
+    n.register(PA);
+    n.create("doctor1", PA, &observation("obs-1", PA));
+    n.create("doctor1", PA, &condition("cond-1", PA));
+    let me = identity_id("doctor2");
+    n.grant(
+        "patientA",
+        json!({"patient_id": PA, "grantee": {"identity": me}, "resource_types": ["Observation"],
+               "purposes": ["treatment"], "valid_for_s": 3600}),
+    );
+    for _ in 0..2 {
+        let (_, d) = n.request("doctor2", PA, "Condition/cond-1", "treatment");
+        assert_eq!(d, "denied");
+    }
+    let grantee = format!("identity:{me}");
+    assert_eq!(n.state(PA, &grantee), "Blocked");
+    assert_eq!(n.state(PA, "org:Org2MSP"), "NoRelation");
+
+    // Re-enrollment: a new certificate, the same person.
+    let old_certificate = ehr_chaincode::Caller::from_creator(&creator("doctor2")).certificate_id;
+    reenroll("doctor2");
+    let m = n.refused(
+        Some("doctor2"),
+        &["RequestRecordAccess", PA, "Observation/obs-1", "treatment"],
+        &[],
+        403,
+    );
+    assert!(m.contains("Blocked"), "{m}");
+    n.refused(
+        Some("doctor2"),
+        &["RequestRecordAccess", PA, "Condition/cond-1", "treatment"],
+        &[],
+        403,
+    );
+    n.refused(
+        Some("doctor2"),
+        &[
+            "RequestAccess",
+            &json!({"patient_id": PA, "purposes": ["treatment"],
+            "valid_for_s": 60, "for_identity": true})
+            .to_string(),
+        ],
+        &[],
+        403,
+    );
+    let after = n.ok("doctor2", &["WhoAmI"]);
+    assert_ne!(after["certificate_id"], old_certificate.as_str());
+    assert_eq!(after["identity_id"], me.as_str());
+    // Another doctor of Org2 is not blocked (the organization has no relation).
+    let (_, d) = n.request("doctor2b", PA, "Observation/obs-1", "treatment");
+    assert_eq!(d, "denied");
+    // The reset (patient and custodian admin) ends it; a new grant reaches the new
+    // certificate.
+    n.ok("patientA", &["ResetAccessState", PA, &grantee]);
+    n.ok("admin1", &["ResetAccessState", PA, &grantee]);
+    n.grant(
+        "patientA",
+        json!({"patient_id": PA, "grantee": {"identity": me}, "resource_types": ["Observation"],
+               "purposes": ["treatment"], "valid_for_s": 3600}),
+    );
+    assert_eq!(
+        n.read("doctor2", PA, "Observation/obs-1", "treatment"),
+        observation("obs-1", PA)
+    );
+}
+
+/// Issue 13 item 8: on 9fbe16c `ShareRecord` copied a record under a consent of another
+/// purpose, under a consent to one identity of the grantee organization, and into any
+/// collection the caller named. Each is refused now, changing nothing.
+#[test]
+fn share_record_needs_an_org_consent_of_that_purpose_and_goes_only_to_the_share_collection() {
+    let mut n = world();
+    // A consent to Org2 for Conditions, but for research only.
+    n.grant(
+        "patientA",
+        json!({"patient_id": PA, "grantee": {"org": "Org2MSP"}, "resource_types": ["Condition"],
+               "purposes": ["research"], "valid_for_s": 3600}),
+    );
+    let m = n.refused(
+        Some("doctor1"),
+        &[
+            "ShareRecord",
+            PA,
+            "Condition/cond-1",
+            "Org2MSP",
+            "treatment",
+        ],
+        &[],
+        403,
+    );
+    assert!(m.contains("Condition") && m.contains("treatment"), "{m}");
+    // A consent to one Org2 doctor (identity scope) does not let Org2 hold a copy.
+    let doc2 = identity_id("doctor2");
+    n.grant(
+        "patientA",
+        json!({"patient_id": PA, "grantee": {"identity": doc2}, "resource_types": ["Condition"],
+               "purposes": ["treatment"], "valid_for_s": 3600}),
+    );
+    let m = n.refused(
+        Some("doctor1"),
+        &[
+            "ShareRecord",
+            PA,
+            "Condition/cond-1",
+            "Org2MSP",
+            "treatment",
+        ],
+        &[],
+        403,
+    );
+    assert!(m.contains("identities"), "{m}");
+    // No collection of the caller's choosing, not even the grantee's own.
+    for named in ["Org2MSPPHI", "Org1MSPPHI", "Org3MSP-to-Org2MSP-PHI"] {
+        n.refused(
+            Some("doctor1"),
+            &[
+                "ShareRecord",
+                PA,
+                "Observation/obs-1",
+                "Org2MSP",
+                "treatment",
+                named,
+            ],
+            &[],
+            400,
+        );
+        n.refused(
+            Some("doctor1"),
+            &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", named],
+            &[],
+            400,
+        );
+    }
+    // A Suspended relation: the patient must grant again.
+    let (_, d) = n.request("doctor2b", PA, "Condition/cond-1", "treatment");
+    assert_eq!(d, "denied");
+    assert_eq!(n.state(PA, "org:Org2MSP"), "Suspended");
+    let m = n.refused(
+        Some("doctor1"),
+        &[
+            "ShareRecord",
+            PA,
+            "Observation/obs-1",
+            "Org2MSP",
+            "treatment",
+        ],
+        &[],
+        403,
+    );
+    assert!(m.contains("Suspended"), "{m}");
+    assert!(
+        n.ledger
+            .private_state()
+            .keys()
+            .all(|(c, _)| c == "Org1MSPPHI")
+    );
+}
