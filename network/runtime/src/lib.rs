@@ -1,7 +1,7 @@
 //! Medledger's chaincode runtime, the peer side of Fabric's chaincode shim protocol.
 //!
 //! - [`sandbox`]: the confinement the trusted trampoline `medledger-sandbox` applies before it
-//!   `exec`s a chaincode (rlimits, seccomp, network namespace, Landlock).
+//!   `exec`s a chaincode (rlimits, own user, seccomp allow-list, network namespace, Landlock).
 //! - [`process`]: launching chaincode executables in the sandbox, connected to the peer only
 //!   through a socket pair inherited as standard input; restart after a crash or timeout.
 //! - [`support`]: a registered chaincode connection (over that socket, or dialled for

@@ -1,19 +1,27 @@
 //! Chaincode processes: launched through the `medledger-sandbox` trampoline, connected to the
 //! peer only by a socket pair inherited as standard input, supervised, and restarted on the
 //! next invocation after a crash or a timeout.
+//!
+//! What a chaincode can make the peer hold is bounded: its standard output and error are read
+//! in fixed chunks and logged line by line, each line cut at [`MAX_OUTPUT_LINE_BYTES`] and at
+//! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines a second per stream (the rest counted, not
+//! kept); its connection takes one stream of messages of at most
+//! [`MAX_CHAINCODE_MESSAGE_BYTES`] (the per-call and queue bounds are in [`crate::support`]);
+//! its working directory is created empty, owned by the sandbox user, and removed when the
+//! process stops.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::sandbox::{Limits, REPORT_PREFIX};
+use crate::sandbox::{Limits, REPORT_PREFIX, SandboxUser};
 use crate::simulator::TxSimulator;
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
 
@@ -21,6 +29,14 @@ use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError
 pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default wait for a launched chaincode to register.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest line of chaincode output the peer logs, bytes; the rest of a longer line is read
+/// and dropped, and the line is logged with `cut = true`.
+pub const MAX_OUTPUT_LINE_BYTES: usize = 8 * 1024;
+/// Lines of one output stream (stdout or stderr) of one chaincode process logged per second
+/// at most; further lines are counted and the count logged once logging resumes.
+pub const MAX_OUTPUT_LINES_PER_SECOND: u32 = 100;
+/// Largest message a chaincode may send the peer, bytes (tonic's default, made explicit).
+pub const MAX_CHAINCODE_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Runtime settings.
 #[derive(Debug, Clone)]
@@ -31,6 +47,8 @@ pub struct RuntimeConfig {
     pub work_root: PathBuf,
     /// Resource limits of each process.
     pub limits: Limits,
+    /// The user chaincode runs as when the peer runs as root (default 65534:65534).
+    pub user: SandboxUser,
     /// Per-invocation execution timeout.
     pub execution_timeout: Duration,
     /// Wait for registration after launch.
@@ -44,6 +62,7 @@ impl RuntimeConfig {
             launcher: launcher.into(),
             work_root: work_root.into(),
             limits: Limits::default(),
+            user: SandboxUser::default(),
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
@@ -59,16 +78,59 @@ pub struct InstalledChaincode {
     pub executable: PathBuf,
 }
 
+/// A chaincode's private working directory, removed when dropped (after its process was
+/// killed and reaped, in [`Running::stop`]).
+#[derive(Debug)]
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// Creates `path` empty (whatever an earlier process left there is removed first), mode
+    /// 0700, owned by `owner` when given.
+    fn create(path: PathBuf, owner: Option<SandboxUser>) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        remove_dir(&path)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        let dir = WorkDir(path);
+        if let Some(user) = owner {
+            std::os::unix::fs::chown(&dir.0, Some(user.uid), Some(user.gid))?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = remove_dir(&self.0) {
+            tracing::warn!(target: "peer::chaincode", dir = %self.0.display(), error = %e, "could not remove a chaincode working directory");
+        }
+    }
+}
+
+/// Removes `path` and everything below it (without following symbolic links); absent is
+/// fine.
+fn remove_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 struct Running {
     conn: Arc<ChaincodeConnection>,
     child: Child,
     server: tokio::task::JoinHandle<()>,
+    workdir: WorkDir,
 }
 
 impl Running {
     async fn stop(mut self) {
         let _ = self.child.kill().await;
         self.server.abort();
+        let workdir = self.workdir;
+        let _ = tokio::task::spawn_blocking(move || drop(workdir)).await;
     }
 }
 
@@ -88,8 +150,17 @@ impl std::fmt::Debug for ChaincodeRuntime {
 }
 
 impl ChaincodeRuntime {
-    /// A runtime with `config`; nothing starts until the first execution.
+    /// A runtime with `config`; nothing starts until the first execution. Working
+    /// directories an earlier run left under `config.work_root` (a peer that crashed) are
+    /// removed.
     pub fn new(config: RuntimeConfig) -> Self {
+        if let Ok(entries) = std::fs::read_dir(&config.work_root) {
+            for entry in entries.flatten() {
+                if let Err(e) = remove_dir(&entry.path()) {
+                    tracing::warn!(target: "peer::chaincode", dir = %entry.path().display(), error = %e, "could not remove a stale chaincode working directory");
+                }
+            }
+        }
         ChaincodeRuntime {
             config,
             running: Mutex::new(HashMap::new()),
@@ -161,21 +232,33 @@ impl ChaincodeRuntime {
         let n = self
             .launches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let workdir = self
-            .config
-            .work_root
-            .join(format!("{}-{n}", sanitize(&cc.id)));
-        std::fs::create_dir_all(&workdir).map_err(|e| fail(format!("workdir: {e}")))?;
+        // As root, the trampoline runs the chaincode as the sandbox user: it must own its
+        // directory. Otherwise the chaincode keeps the peer's user.
+        let user = self.config.user;
+        let owner = nix::unistd::geteuid().is_root().then_some(user);
+        let workdir = WorkDir::create(
+            self.config
+                .work_root
+                .join(format!("{}-{n}", sanitize(&cc.id))),
+            owner,
+        )
+        .map_err(|e| fail(format!("workdir: {e}")))?;
         let (peer_end, cc_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
         let limits = self.config.limits;
         let mut child = Command::new(&self.config.launcher)
             .arg("--workdir")
-            .arg(&workdir)
+            .arg(&workdir.0)
             .args(["--max-memory-bytes", &limits.max_memory_bytes.to_string()])
             .args(["--max-cpu-seconds", &limits.max_cpu_seconds.to_string()])
             .args(["--max-open-files", &limits.max_open_files.to_string()])
             .args(["--max-file-bytes", &limits.max_file_bytes.to_string()])
+            .args([
+                "--uid",
+                &user.uid.to_string(),
+                "--gid",
+                &user.gid.to_string(),
+            ])
             .arg("--")
             .arg(&cc.executable)
             .env_clear()
@@ -185,6 +268,9 @@ impl ChaincodeRuntime {
             .stdin(Stdio::from(OwnedFd::from(cc_end)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a signal to the peer's group does not reach it, and
+            // `kill(0)` (refused anyway) would not reach the peer.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(format!("spawn {}: {e}", self.config.launcher.display())))?;
@@ -196,10 +282,16 @@ impl ChaincodeRuntime {
         let peer_end =
             tokio::net::UnixStream::from_std(peer_end).map_err(|e| fail(format!("socket: {e}")))?;
         let (registered_tx, mut registered_rx) = mpsc::unbounded_channel();
-        let service = SupportService::new(registered_tx).into_service();
+        let service = SupportService::new(registered_tx)
+            .into_service()
+            .max_decoding_message_size(MAX_CHAINCODE_MESSAGE_BYTES);
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::once(Ok::<_, std::io::Error>(peer_end));
+            // One stream (the chaincode's `Register`) and small headers: a chaincode cannot
+            // make the peer hold more connections' or headers' worth of state.
             if let Err(e) = tonic::transport::Server::builder()
+                .max_concurrent_streams(1)
+                .http2_max_header_list_size(16 * 1024)
                 .add_service(service)
                 .serve_with_incoming(incoming)
                 .await
@@ -231,6 +323,7 @@ impl ChaincodeRuntime {
             conn,
             child,
             server,
+            workdir,
         })
     }
 
@@ -256,29 +349,121 @@ fn sanitize(id: &str) -> String {
 }
 
 /// Logs the trampoline's protections report and the chaincode's output (target
-/// `chaincode::output`). Chaincode must not print health data; the EHR contract never does.
+/// `chaincode::output`), bounded by [`forward_lines`]. Chaincode must not print health data;
+/// the EHR contract never does.
 fn forward_output(id: &str, child: &mut Child) {
     if let Some(stderr) = child.stderr.take() {
         let id = id.to_owned();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(report) = line.strip_prefix(REPORT_PREFIX) {
-                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report.trim(), "chaincode sandbox active");
-                } else {
-                    tracing::info!(target: "chaincode::output", chaincode = %id, "{line}");
-                }
+        tokio::spawn(forward_lines(stderr, move |line, cut| {
+            let text = String::from_utf8_lossy(line);
+            if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
+                tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report.trim(), "chaincode sandbox active");
+            } else {
+                tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stderr", cut, "{text}");
             }
-        });
+        }));
     }
     if let Some(stdout) = child.stdout.take() {
         let id = id.to_owned();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tracing::info!(target: "chaincode::output", chaincode = %id, "{line}");
+        tokio::spawn(forward_lines(stdout, move |line, cut| {
+            let text = String::from_utf8_lossy(line);
+            tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stdout", cut, "{text}");
+        }));
+    }
+}
+
+/// Reads `stream` to its end in fixed chunks and hands each line (without its newline) to
+/// `emit`, with whether it was cut: a line longer than [`MAX_OUTPUT_LINE_BYTES`] is emitted
+/// cut as soon as it reaches that length and its rest is skipped. At most
+/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines a second are emitted; the others are counted and
+/// reported with the next emitted one. Whatever the chaincode writes, this holds at most one
+/// chunk and one line.
+async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&[u8], bool)) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut line: Vec<u8> = Vec::with_capacity(MAX_OUTPUT_LINE_BYTES);
+    // The current line was already emitted cut; skip to its end.
+    let mut skipping = false;
+    let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND);
+    let mut admit = |line: &[u8], cut: bool, emit: &mut dyn FnMut(&[u8], bool)| match rate
+        .admit(Instant::now())
+    {
+        Some(0) => emit(line, cut),
+        Some(dropped) => {
+            emit(
+                format!("[{dropped} lines of output dropped]").as_bytes(),
+                false,
+            );
+            emit(line, cut);
+        }
+        None => {}
+    };
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            let end = rest.iter().position(|b| *b == b'\n');
+            let part = &rest[..end.unwrap_or(rest.len())];
+            rest = end.map_or(&[][..], |i| &rest[i + 1..]);
+            if !skipping {
+                let room = MAX_OUTPUT_LINE_BYTES - line.len();
+                line.extend_from_slice(&part[..part.len().min(room)]);
+                if part.len() >= room && (end.is_none() || part.len() > room) {
+                    admit(&line, true, &mut emit);
+                    line.clear();
+                    skipping = true;
+                }
             }
-        });
+            if end.is_some() {
+                if !skipping {
+                    admit(&line, false, &mut emit);
+                }
+                line.clear();
+                skipping = false;
+            }
+        }
+    }
+    if !line.is_empty() {
+        admit(&line, false, &mut emit);
+    }
+}
+
+/// At most `per_second` events in each one-second window.
+struct RateLimit {
+    per_second: u32,
+    window: Option<Instant>,
+    admitted: u32,
+    dropped: u64,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        RateLimit {
+            per_second,
+            window: None,
+            admitted: 0,
+            dropped: 0,
+        }
+    }
+
+    /// `Some(events dropped since the last admitted one)` if an event at `now` is admitted,
+    /// `None` if it is dropped.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.admitted = 0;
+        }
+        if self.admitted >= self.per_second {
+            self.dropped += 1;
+            return None;
+        }
+        self.admitted += 1;
+        Some(std::mem::take(&mut self.dropped))
     }
 }
 
@@ -290,4 +475,87 @@ pub fn default_launcher(dir: Option<&Path>) -> PathBuf {
             .and_then(|p| p.parent().map(Path::to_path_buf))
     });
     dir.unwrap_or_default().join("medledger-sandbox")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    async fn lines_of(input: &[u8]) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        forward_lines(input, |line, cut| {
+            out.push((String::from_utf8_lossy(line).into_owned(), cut));
+        })
+        .await;
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_cut_at_the_bound_and_the_rest_skipped() {
+        let long = "y".repeat(MAX_OUTPUT_LINE_BYTES * 3);
+        let exact = "z".repeat(MAX_OUTPUT_LINE_BYTES);
+        let input = format!("first\n{long}\nafter\n{exact}\nno newline at the end");
+        let got = lines_of(input.as_bytes()).await;
+        assert_eq!(
+            got,
+            vec![
+                ("first".to_owned(), false),
+                ("y".repeat(MAX_OUTPUT_LINE_BYTES), true),
+                ("after".to_owned(), false),
+                (exact, false),
+                ("no newline at the end".to_owned(), false),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn endless_output_without_a_newline_is_one_cut_line() {
+        // 64 MiB with no newline: one cut line, nothing else kept.
+        let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+        let feed = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                writer.write_all(&chunk).await.unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        forward_lines(reader, |line, cut| got.push((line.len(), cut))).await;
+        feed.await.unwrap();
+        assert_eq!(got, vec![(MAX_OUTPUT_LINE_BYTES, true)]);
+    }
+
+    #[tokio::test]
+    async fn lines_beyond_the_rate_are_counted_not_logged() {
+        let input: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        let got = lines_of(input.as_bytes()).await;
+        // All within one second: the first MAX_OUTPUT_LINES_PER_SECOND lines only.
+        assert_eq!(got.len(), MAX_OUTPUT_LINES_PER_SECOND as usize);
+        assert_eq!(got[0].0, "line 0");
+    }
+
+    #[test]
+    fn the_rate_limit_reports_what_it_dropped() {
+        let mut rate = RateLimit::new(2);
+        let t0 = Instant::now();
+        assert_eq!(rate.admit(t0), Some(0));
+        assert_eq!(rate.admit(t0), Some(0));
+        assert_eq!(rate.admit(t0), None);
+        assert_eq!(rate.admit(t0 + Duration::from_millis(500)), None);
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1)), Some(2));
+    }
+
+    #[test]
+    fn working_directories_start_empty_and_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("cc-0");
+        std::fs::create_dir_all(path.join("left/over")).unwrap();
+        let dir = WorkDir::create(path.clone(), None).unwrap();
+        assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0);
+        std::fs::write(path.join("scratch"), b"x").unwrap();
+        drop(dir);
+        assert!(!path.exists());
+    }
 }

@@ -7,17 +7,26 @@
 //!
 //! | protection | mechanism | what it stops |
 //! |---|---|---|
+//! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
 //! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion |
-//! | no new processes | seccomp: `fork`/`vfork`, `clone` without `CLONE_THREAD` → `EPERM`; `clone3` → `ENOSYS` (glibc falls back to `clone` for threads) | fork bombs, spawning shells |
-//! | no network | seccomp: `socket`, `connect`, `bind`, `listen`, `accept*` → `EPERM`; plus an empty network namespace when the kernel allows | opening TCP/UDP/Unix sockets; the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair` stays allowed: it makes an anonymous pair that reaches nothing, and async runtimes use it for signal handling) |
-//! | no escapes | seccomp: `ptrace`, `process_vm_*`, `mount`, `umount2`, `pivot_root`, `chroot`, `unshare`, `setns`, `bpf`, `perf_event_open`, module and kexec calls, `keyctl`, `userfaultfd`, `personality` → `EPERM` | debugging other processes, changing namespaces or mounts |
-//! | file system | Landlock: read-only everywhere, read-write only in the private working directory, execute only the chaincode binary and the dynamic loader | writing outside its directory, `exec` of any other program |
-//! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME` and the shim transport variable are set | leaking secrets through the environment |
+//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs` | reading root-only files, signalling root processes, regaining privileges through `exec` |
+//! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
+//! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
+//! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX)` stays: it reaches nothing, and async runtimes use it) |
+//! | file system | Landlock: read only the chaincode's executable, the system libraries ([`LIBRARY_DIRS`], `/etc/ld.so.cache`) and its own `/proc/<pid>`; read-write only in its working directory; execute only its executable and the dynamic loader; signals and abstract Unix sockets scoped to itself | reading the peer's keys, ledger, configuration or environment, another chaincode's directory; `exec` of any other program |
+//! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME`, the shim transport variable and `MALLOC_ARENA_MAX` are set | leaking secrets through the environment |
 //!
-//! Which of these the running kernel enforces is reported by the trampoline on its first
-//! stderr line ([`REPORT_PREFIX`]) and logged by the peer.
+//! Landlock needs Linux ≥ 5.13 (scoping of signals ≥ 6.12); where the kernel lacks it, or
+//! part of it, the trampoline reports `landlock=none` or `partial` and runs on: the allow-list,
+//! the refusals and the unprivileged user still hold. Limits, seccomp and, when started as
+//! root, the user switch are mandatory: the trampoline refuses to start chaincode without
+//! them. Which protections the running kernel enforces is reported on the
+//! trampoline's first stderr line ([`REPORT_PREFIX`]) and logged by the peer.
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use seccompiler::{
@@ -53,28 +62,56 @@ impl Default for Limits {
     }
 }
 
+/// The unprivileged user and group a chaincode runs as when the trampoline starts as root.
+/// Neither may be 0. All chaincodes share it: Landlock, not file ownership, keeps them out of
+/// each other's directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxUser {
+    /// User id (default 65534, `nobody`).
+    pub uid: u32,
+    /// Group id (default 65534, `nogroup`).
+    pub gid: u32,
+}
+
+impl SandboxUser {
+    /// 65534:65534, `nobody`:`nogroup` on most distributions.
+    pub const NOBODY: SandboxUser = SandboxUser {
+        uid: 65534,
+        gid: 65534,
+    };
+}
+
+impl Default for SandboxUser {
+    fn default() -> Self {
+        SandboxUser::NOBODY
+    }
+}
+
 /// What the trampoline established; printed on its first stderr line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Protections {
     /// Resource limits set.
     pub rlimits: bool,
-    /// Seccomp filter installed.
+    /// Seccomp filters installed.
     pub seccomp: bool,
     /// In a new, empty network namespace.
     pub network_namespace: bool,
     /// Landlock status: `full`, `partial` or `none`.
     pub landlock: String,
+    /// The user id the chaincode runs as.
+    pub uid: u32,
 }
 
 impl Protections {
     /// The report line.
     pub fn report(&self) -> String {
         format!(
-            "{REPORT_PREFIX} rlimits={} seccomp={} netns={} landlock={}",
+            "{REPORT_PREFIX} rlimits={} seccomp={} netns={} landlock={} uid={}",
             on(self.rlimits),
             on(self.seccomp),
             on(self.network_namespace),
-            self.landlock
+            self.landlock,
+            self.uid
         )
     }
 }
@@ -90,7 +127,7 @@ pub enum SandboxError {
     /// A required step failed.
     #[error("sandbox: {step}: {message}")]
     Setup {
-        /// Step (rlimit, seccomp, landlock, chdir, exec).
+        /// Step (fds, program, chdir, rlimit, user, landlock, seccomp, exec).
         step: &'static str,
         /// Cause.
         message: String,
@@ -120,6 +157,27 @@ pub fn apply_limits(limits: &Limits) -> Result<(), SandboxError> {
     set_limit(rlimit::Resource::CORE, 0)
 }
 
+/// Closes every file descriptor above 2 (standard input is the peer's socket, output and
+/// errors are the peer's pipes): whatever else the trampoline inherited is not passed on.
+///
+/// # Errors
+/// [`SandboxError::Setup`] if `/proc/self/fd` cannot be listed or a descriptor not closed.
+pub fn close_inherited_fds() -> Result<(), SandboxError> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| setup("fds", e))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // The listing's own descriptor is among them and already closed.
+        match nix::unistd::close(fd) {
+            Ok(()) | Err(nix::errno::Errno::EBADF) => {}
+            Err(e) => return Err(setup("fds", format!("close {fd}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 /// Moves into a new, empty network namespace (as root directly, otherwise inside a new user
 /// namespace). Returns whether it worked; failure is reported, not fatal, because seccomp
 /// already forbids creating sockets.
@@ -129,45 +187,98 @@ pub fn enter_network_namespace() -> bool {
         || unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok()
 }
 
-/// Restricts the file system with Landlock: read everywhere, write only below `workdir`,
-/// execute only `program` and the dynamic loader. Returns `full`, `partial` or `none`.
+/// Switches the whole process to `user` for good: no supplementary groups, real, effective
+/// and saved ids all `user`'s (which also empties the capability sets), then checks that
+/// root cannot be regained.
 ///
 /// # Errors
-/// [`SandboxError::Setup`] if the ruleset cannot be built (a kernel without Landlock is not
-/// an error: the status says `none`).
+/// [`SandboxError::Setup`] if `user` is root, a switch fails, or root can be regained.
+pub fn drop_privileges(user: SandboxUser) -> Result<(), SandboxError> {
+    use nix::unistd::{Gid, Uid, getresgid, getresuid, setgroups, setresgid, setresuid};
+    let fail = |e: &dyn std::fmt::Display| setup("user", e);
+    if user.uid == 0 || user.gid == 0 {
+        return Err(fail(&"refusing to run chaincode with user or group 0"));
+    }
+    let (uid, gid) = (Uid::from_raw(user.uid), Gid::from_raw(user.gid));
+    setgroups(&[]).map_err(|e| fail(&e))?;
+    setresgid(gid, gid, gid).map_err(|e| fail(&e))?;
+    setresuid(uid, uid, uid).map_err(|e| fail(&e))?;
+    let ids = getresuid().map_err(|e| fail(&e))?;
+    let gids = getresgid().map_err(|e| fail(&e))?;
+    if [ids.real, ids.effective, ids.saved] != [uid; 3]
+        || [gids.real, gids.effective, gids.saved] != [gid; 3]
+    {
+        return Err(fail(&"ids did not change"));
+    }
+    if setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_ok() {
+        return Err(fail(&"root could be regained"));
+    }
+    Ok(())
+}
+
+/// Directories of shared libraries a dynamically linked chaincode loads from (read-only,
+/// those that exist).
+pub const LIBRARY_DIRS: &[&str] = &["/lib", "/lib64", "/usr/lib", "/usr/lib64"];
+
+/// Dynamic loaders a chaincode may be started through (read and execute, those that exist).
+const LOADERS: &[&str] = &[
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "/lib/ld-linux-aarch64.so.1",
+    "/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+];
+
+/// Restricts the file system with Landlock for the current thread and its future children:
+/// read only `program`, [`LIBRARY_DIRS`], `/etc/ld.so.cache` and this process's own
+/// `/proc/<pid>`; read and write (not execute) below `workdir`; execute only `program` and the
+/// dynamic loader. Also denies TCP bind/connect and scopes signals and abstract Unix sockets
+/// to the sandbox, where the kernel supports it. Returns `full`, `partial` or `none`.
+///
+/// Landlock does not mediate `stat`, `readlink` or `chdir`: the names and sizes of files at
+/// paths the chaincode already knows stay visible (file permissions still apply).
+///
+/// # Errors
+/// [`SandboxError::Setup`] if `workdir` or `program` cannot be opened or the ruleset built
+/// (a kernel without Landlock is not an error: the status says `none`).
 pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<String, SandboxError> {
     use landlock::{
-        ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-        path_beneath_rules,
+        ABI, Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr,
+        RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
     };
-    let abi = ABI::V3;
-    let read = AccessFs::from_read(abi) & !AccessFs::Execute;
-    let mut execute: Vec<PathBuf> = vec![program.to_path_buf()];
-    for loader in [
-        "/lib64/ld-linux-x86-64.so.2",
-        "/lib/ld-linux-aarch64.so.1",
-        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-    ] {
-        if Path::new(loader).exists() {
-            execute.push(PathBuf::from(loader));
-        }
-    }
+    let abi = ABI::V6;
+    let e = |e: landlock::RulesetError| setup("landlock", e);
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    let run = AccessFs::ReadFile | AccessFs::Execute;
+    let open = |p: &Path| {
+        PathFd::new(p).map_err(|err| setup("landlock", format!("{}: {err}", p.display())))
+    };
+    let own_proc = PathBuf::from(format!("/proc/{}", std::process::id()));
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
-        .map_err(|e| setup("landlock", e))?
+        .map_err(e)?
+        .handle_access(AccessNet::from_all(abi))
+        .map_err(e)?
+        .scope(Scope::from_all(abi))
+        .map_err(e)?
         .create()
-        .map_err(|e| setup("landlock", e))?
-        .add_rules(path_beneath_rules(["/"], read))
-        .map_err(|e| setup("landlock", e))?
-        .add_rules(path_beneath_rules(&execute, read | AccessFs::Execute))
-        .map_err(|e| setup("landlock", e))?
-        .add_rules(path_beneath_rules(
-            [workdir],
+        .map_err(e)?
+        .add_rules(path_beneath_rules(LIBRARY_DIRS, read))
+        .map_err(e)?
+        .add_rules(path_beneath_rules(["/etc/ld.so.cache"], AccessFs::ReadFile))
+        .map_err(e)?
+        .add_rules(path_beneath_rules(LOADERS, run))
+        .map_err(e)?
+        .add_rules(path_beneath_rules([own_proc], read))
+        .map_err(e)?
+        .add_rule(PathBeneath::new(open(program)?, run))
+        .map_err(e)?
+        .add_rule(PathBeneath::new(
+            open(workdir)?,
             AccessFs::from_all(abi) & !AccessFs::Execute,
         ))
-        .map_err(|e| setup("landlock", e))?
+        .map_err(e)?
         .restrict_self()
-        .map_err(|e| setup("landlock", e))?;
+        .map_err(e)?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => "full",
         RulesetStatus::PartiallyEnforced => "partial",
@@ -176,104 +287,534 @@ pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<String, Sa
     .to_owned())
 }
 
-fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, SandboxError> {
+/// System calls a chaincode shim needs (glibc or musl start-up, Rust std, a tokio runtime,
+/// tonic over the inherited socket, files in its working directory), plus harmless queries
+/// about itself. Observed with `strace -f` on `kv-chaincode` and `ehr-chaincode` in
+/// `network/tests/sandbox.rs`, then completed with the variants libc picks on other versions (`open`
+/// and `openat`, `poll` and `ppoll`, ...). `ioctl`, `fcntl`, `prctl` and `socketpair` are
+/// allowed only with the arguments in [`seccomp_filters`]; `execveat` only starts the
+/// chaincode (Landlock allows executing nothing else).
+#[rustfmt::skip]
+pub const ALLOWED_SYSCALLS: &[i64] = &[
+    // memory
+    libc::SYS_brk, libc::SYS_mmap, libc::SYS_munmap, libc::SYS_mremap, libc::SYS_mprotect,
+    libc::SYS_madvise, libc::SYS_msync, libc::SYS_mincore,
+    // threads and the process itself
+    libc::SYS_clone, libc::SYS_exit, libc::SYS_exit_group, libc::SYS_set_tid_address,
+    libc::SYS_set_robust_list, libc::SYS_rseq, libc::SYS_futex, libc::SYS_futex_waitv,
+    libc::SYS_sched_yield, libc::SYS_sched_getaffinity, libc::SYS_getcpu, libc::SYS_gettid,
+    libc::SYS_getpid, libc::SYS_getppid, libc::SYS_getuid, libc::SYS_geteuid,
+    libc::SYS_getgid, libc::SYS_getegid, libc::SYS_getresuid, libc::SYS_getresgid,
+    libc::SYS_getgroups, libc::SYS_getrusage, libc::SYS_times, libc::SYS_uname,
+    libc::SYS_sysinfo, libc::SYS_getrlimit, libc::SYS_prlimit64, libc::SYS_execveat,
+    // signals (to itself only: see the refusals)
+    libc::SYS_rt_sigaction, libc::SYS_rt_sigprocmask, libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack, libc::SYS_rt_sigpending, libc::SYS_rt_sigtimedwait,
+    libc::SYS_rt_sigsuspend, libc::SYS_kill, libc::SYS_tgkill, libc::SYS_restart_syscall,
+    // time
+    libc::SYS_clock_gettime, libc::SYS_clock_getres, libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep, libc::SYS_gettimeofday, libc::SYS_timerfd_create,
+    libc::SYS_timerfd_settime, libc::SYS_timerfd_gettime,
+    // descriptors and files (Landlock decides which files)
+    libc::SYS_read, libc::SYS_write, libc::SYS_readv, libc::SYS_writev, libc::SYS_pread64,
+    libc::SYS_pwrite64, libc::SYS_preadv, libc::SYS_pwritev, libc::SYS_lseek,
+    libc::SYS_openat, libc::SYS_close, libc::SYS_close_range, libc::SYS_fstat,
+    libc::SYS_newfstatat, libc::SYS_statx, libc::SYS_statfs, libc::SYS_fstatfs,
+    libc::SYS_faccessat, libc::SYS_faccessat2, libc::SYS_readlinkat, libc::SYS_getdents64,
+    libc::SYS_getcwd, libc::SYS_fcntl, libc::SYS_ioctl, libc::SYS_dup, libc::SYS_dup3,
+    libc::SYS_pipe2, libc::SYS_fsync, libc::SYS_fdatasync, libc::SYS_ftruncate,
+    libc::SYS_fallocate, libc::SYS_flock, libc::SYS_mkdirat, libc::SYS_unlinkat,
+    libc::SYS_renameat, libc::SYS_renameat2,
+    // waiting for I/O
+    libc::SYS_epoll_create1, libc::SYS_epoll_ctl, libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2, libc::SYS_ppoll, libc::SYS_pselect6, libc::SYS_eventfd2,
+    // the inherited socket (no new ones: see the refusals)
+    libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_sendto, libc::SYS_sendmsg,
+    libc::SYS_shutdown, libc::SYS_getsockopt, libc::SYS_setsockopt, libc::SYS_getsockname,
+    libc::SYS_getpeername, libc::SYS_socketpair,
+    // randomness, thread names; restricting itself further (`prctl(PR_SET_NO_NEW_PRIVS)`,
+    // more seccomp filters: how the refusals are installed after this list)
+    libc::SYS_getrandom, libc::SYS_prctl, libc::SYS_seccomp,
+    // the older x86-64 spellings libc still uses
+    #[cfg(target_arch = "x86_64")] libc::SYS_arch_prctl,
+    #[cfg(target_arch = "x86_64")] libc::SYS_open,
+    #[cfg(target_arch = "x86_64")] libc::SYS_stat,
+    #[cfg(target_arch = "x86_64")] libc::SYS_lstat,
+    #[cfg(target_arch = "x86_64")] libc::SYS_access,
+    #[cfg(target_arch = "x86_64")] libc::SYS_readlink,
+    #[cfg(target_arch = "x86_64")] libc::SYS_poll,
+    #[cfg(target_arch = "x86_64")] libc::SYS_select,
+    #[cfg(target_arch = "x86_64")] libc::SYS_epoll_create,
+    #[cfg(target_arch = "x86_64")] libc::SYS_epoll_wait,
+    #[cfg(target_arch = "x86_64")] libc::SYS_pipe,
+    #[cfg(target_arch = "x86_64")] libc::SYS_dup2,
+    #[cfg(target_arch = "x86_64")] libc::SYS_mkdir,
+    #[cfg(target_arch = "x86_64")] libc::SYS_rmdir,
+    #[cfg(target_arch = "x86_64")] libc::SYS_unlink,
+    #[cfg(target_arch = "x86_64")] libc::SYS_rename,
+    #[cfg(target_arch = "x86_64")] libc::SYS_getdents,
+    #[cfg(target_arch = "x86_64")] libc::SYS_time,
+];
+
+/// Escape routes answered `EPERM` (a deliberate refusal rather than the allow-list's
+/// `ENOSYS`): other processes' memory, descriptors and signals, the kernel's larger attack
+/// surfaces, privileges, mounts and namespaces, new sockets, new programs by path.
+#[rustfmt::skip]
+pub const REFUSED_SYSCALLS: &[i64] = &[
+    // other processes
+    libc::SYS_ptrace, libc::SYS_process_vm_readv, libc::SYS_process_vm_writev,
+    libc::SYS_pidfd_open, libc::SYS_pidfd_getfd, libc::SYS_pidfd_send_signal, libc::SYS_kcmp,
+    libc::SYS_tkill, libc::SYS_rt_sigqueueinfo, libc::SYS_rt_tgsigqueueinfo,
+    libc::SYS_process_madvise, libc::SYS_get_robust_list,
+    // kernel attack surface
+    libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register,
+    libc::SYS_bpf, libc::SYS_perf_event_open, libc::SYS_userfaultfd, libc::SYS_keyctl,
+    libc::SYS_add_key, libc::SYS_request_key, libc::SYS_personality,
+    // privileges
+    libc::SYS_setuid, libc::SYS_setgid, libc::SYS_setreuid, libc::SYS_setregid,
+    libc::SYS_setresuid, libc::SYS_setresgid, libc::SYS_setgroups, libc::SYS_setfsuid,
+    libc::SYS_setfsgid, libc::SYS_capset,
+    // mounts, namespaces, file handles
+    libc::SYS_mount, libc::SYS_umount2, libc::SYS_pivot_root, libc::SYS_chroot,
+    libc::SYS_unshare, libc::SYS_setns, libc::SYS_open_tree, libc::SYS_move_mount,
+    libc::SYS_fsopen, libc::SYS_fsconfig, libc::SYS_fsmount, libc::SYS_fspick,
+    libc::SYS_mount_setattr, libc::SYS_open_by_handle_at, libc::SYS_name_to_handle_at,
+    // the machine
+    libc::SYS_init_module, libc::SYS_finit_module, libc::SYS_delete_module,
+    libc::SYS_kexec_load, libc::SYS_kexec_file_load, libc::SYS_reboot, libc::SYS_swapon,
+    libc::SYS_swapoff, libc::SYS_quotactl, libc::SYS_acct, libc::SYS_syslog,
+    libc::SYS_settimeofday, libc::SYS_clock_settime, libc::SYS_clock_adjtime,
+    libc::SYS_adjtimex, libc::SYS_sethostname, libc::SYS_setdomainname, libc::SYS_vhangup,
+    // network and programs
+    libc::SYS_socket, libc::SYS_connect, libc::SYS_bind, libc::SYS_listen, libc::SYS_accept,
+    libc::SYS_accept4, libc::SYS_execve,
+    #[cfg(target_arch = "x86_64")] libc::SYS_fork,
+    #[cfg(target_arch = "x86_64")] libc::SYS_vfork,
+    #[cfg(target_arch = "x86_64")] libc::SYS_iopl,
+    #[cfg(target_arch = "x86_64")] libc::SYS_ioperm,
+];
+
+fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SandboxError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| setup("seccomp", e))
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SandboxError> {
+    SeccompRule::new(conditions).map_err(|e| setup("seccomp", e))
+}
+
+/// One rule per value: the syscall matches when argument `arg` equals any of `values`.
+fn any_of(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, SandboxError> {
+    values
+        .iter()
+        .map(|v| rule(vec![cond(arg, SeccompCmpOp::Eq, *v)?]))
+        .collect()
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, SandboxError> {
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| setup("seccomp", format!("architecture: {e:?}")))?;
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
-        arch,
-    )
-    .map_err(|e| setup("seccomp", e))?;
+    let filter =
+        SeccompFilter::new(rules, mismatch, matched, arch).map_err(|e| setup("seccomp", e))?;
     filter.try_into().map_err(|e| setup("seccomp", e))
 }
 
-/// The seccomp filters (see the module table), to be installed together: everything not
-/// listed stays allowed.
+/// `fcntl` commands that only concern the descriptor or a lock on it.
+const FCNTL_ALLOWED: &[libc::c_int] = &[
+    libc::F_DUPFD,
+    libc::F_DUPFD_CLOEXEC,
+    libc::F_GETFD,
+    libc::F_SETFD,
+    libc::F_GETFL,
+    libc::F_SETFL,
+    libc::F_GETLK,
+    libc::F_SETLK,
+    libc::F_SETLKW,
+    libc::F_OFD_GETLK,
+    libc::F_OFD_SETLK,
+    libc::F_OFD_SETLKW,
+    libc::F_GETPIPE_SZ,
+];
+
+/// `F_SETSIG` and `F_SETOWN_EX` (`<asm-generic/fcntl.h>`, the same on x86-64 and aarch64),
+/// which the `libc` crate does not export for glibc.
+const F_SETSIG: libc::c_int = 10;
+const F_SETOWN_EX: libc::c_int = 15;
+
+/// `fcntl` commands that make the kernel signal a process chosen by the caller.
+const FCNTL_SIGNALLING: &[libc::c_int] = &[
+    libc::F_SETOWN,
+    F_SETOWN_EX,
+    F_SETSIG,
+    libc::F_SETLEASE,
+    libc::F_NOTIFY,
+];
+
+fn values<T: Copy + TryInto<u64>>(items: &[T]) -> Vec<u64> {
+    items.iter().filter_map(|v| (*v).try_into().ok()).collect()
+}
+
+/// The two seccomp filters, to be installed in this order, for the process `own_pid` (the
+/// chaincode keeps the trampoline's pid across `exec`):
+///
+/// 1. the allow-list: [`ALLOWED_SYSCALLS`] allowed, with `ioctl` limited to
+///    `FIONBIO`/`FIOCLEX`/`FIONCLEX`/`FIONREAD`/`TCGETS`/`TIOCGWINSZ`, `fcntl` to descriptor
+///    flags and locks, `prctl` to thread names (`PR_SET_NAME`, `PR_GET_NAME`, `PR_SET_VMA`)
+///    and `no_new_privs`, and `socketpair` to `AF_UNIX`; anything else `ENOSYS`;
+/// 2. the refusals, answering `EPERM`: [`REFUSED_SYSCALLS`], `kill`/`tgkill` of any process
+///    but `own_pid` (`kill(0)`, `kill(-1)` included), `clone` without `CLONE_THREAD`,
+///    `prlimit64` of another process, the signalling `fcntl` commands, `ioctl(TIOCSTI)` and
+///    `ioctl(TIOCLINUX)`.
+///
+/// The kernel runs every filter and the last installed wins between two errors, so a call
+/// both filters reject answers `EPERM`. `clone3` is in neither: it answers `ENOSYS`, because
+/// its flags are in memory seccomp cannot read, and glibc then falls back to `clone`.
 ///
 /// # Errors
 /// [`SandboxError::Setup`] if a filter cannot be compiled for this architecture.
-pub fn seccomp_filters() -> Result<Vec<BpfProgram>, SandboxError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    let deny = [
-        libc::SYS_socket,
-        libc::SYS_connect,
-        libc::SYS_bind,
-        libc::SYS_listen,
-        libc::SYS_accept,
-        libc::SYS_accept4,
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_pivot_root,
-        libc::SYS_chroot,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
-        libc::SYS_kexec_load,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_reboot,
-        libc::SYS_swapon,
-        libc::SYS_swapoff,
-        libc::SYS_keyctl,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_userfaultfd,
-        libc::SYS_personality,
-        #[cfg(target_arch = "x86_64")]
-        libc::SYS_fork,
-        #[cfg(target_arch = "x86_64")]
-        libc::SYS_vfork,
-    ];
-    for sys in deny {
-        rules.insert(sys, Vec::new());
-    }
-    // clone without CLONE_THREAD creates a process: denied; threads stay allowed.
-    let new_process = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Qword,
-        SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-        0,
-    )
-    .map_err(|e| setup("seccomp", e))?;
-    rules.insert(
-        libc::SYS_clone,
-        vec![SeccompRule::new(vec![new_process]).map_err(|e| setup("seccomp", e))?],
+pub fn seccomp_filters(own_pid: u32) -> Result<Vec<BpfProgram>, SandboxError> {
+    let own = u64::from(own_pid);
+    let mut allowed: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED_SYSCALLS
+        .iter()
+        .map(|sys| (*sys, Vec::new()))
+        .collect();
+    #[allow(clippy::useless_conversion)] // `Ioctl` is `c_ulong` or `c_int` by platform
+    let ioctls: Vec<u64> = [
+        libc::FIONBIO,
+        libc::FIOCLEX,
+        libc::FIONCLEX,
+        libc::FIONREAD,
+        libc::TCGETS,
+        libc::TIOCGWINSZ,
+    ]
+    .iter()
+    .map(|c| u64::from(*c as u32))
+    .collect();
+    allowed.insert(libc::SYS_ioctl, any_of(1, &ioctls)?);
+    allowed.insert(libc::SYS_fcntl, any_of(1, &values(FCNTL_ALLOWED))?);
+    allowed.insert(
+        libc::SYS_prctl,
+        any_of(
+            0,
+            &values(&[
+                libc::PR_SET_NAME,
+                libc::PR_GET_NAME,
+                libc::PR_SET_VMA,
+                libc::PR_SET_NO_NEW_PRIVS,
+                libc::PR_GET_NO_NEW_PRIVS,
+            ]),
+        )?,
     );
-    // clone3 passes its flags in memory, which seccomp cannot read: answer ENOSYS so that
-    // glibc falls back to clone, which the rule above inspects.
-    let clone3 = [(libc::SYS_clone3, Vec::new())].into_iter().collect();
+    allowed.insert(libc::SYS_socketpair, any_of(0, &values(&[libc::AF_UNIX]))?);
+
+    let mut refused: BTreeMap<i64, Vec<SeccompRule>> = REFUSED_SYSCALLS
+        .iter()
+        .map(|sys| (*sys, Vec::new()))
+        .collect();
+    refused.insert(
+        libc::SYS_kill,
+        vec![rule(vec![cond(0, SeccompCmpOp::Ne, own)?])?],
+    );
+    refused.insert(
+        libc::SYS_tgkill,
+        vec![rule(vec![cond(0, SeccompCmpOp::Ne, own)?])?],
+    );
+    refused.insert(
+        libc::SYS_prlimit64,
+        vec![rule(vec![
+            cond(0, SeccompCmpOp::Ne, 0)?,
+            cond(0, SeccompCmpOp::Ne, own)?,
+        ])?],
+    );
+    refused.insert(
+        libc::SYS_clone,
+        vec![rule(vec![cond(
+            0,
+            SeccompCmpOp::MaskedEq(u64::from(libc::CLONE_THREAD as u32)),
+            0,
+        )?])?],
+    );
+    refused.insert(libc::SYS_fcntl, any_of(1, &values(FCNTL_SIGNALLING))?);
+    #[allow(clippy::useless_conversion)]
+    let ioctls: Vec<u64> = [libc::TIOCSTI, libc::TIOCLINUX]
+        .iter()
+        .map(|c| u64::from(*c as u32))
+        .collect();
+    refused.insert(libc::SYS_ioctl, any_of(1, &ioctls)?);
     Ok(vec![
-        compile(rules, libc::EPERM)?,
-        compile(clone3, libc::ENOSYS)?,
+        compile(
+            allowed,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            SeccompAction::Allow,
+        )?,
+        compile(
+            refused,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+        )?,
     ])
 }
 
-/// Confines the current process for `program` and returns what is in force: working
-/// directory `workdir`, [`Limits`], an empty network namespace if possible, Landlock, then
-/// the seccomp filters (last, because they forbid `unshare`).
+/// A process confined by [`enter`], holding its chaincode executable open.
+#[derive(Debug)]
+pub struct Confined {
+    /// What is in force.
+    pub protections: Protections,
+    program: std::fs::File,
+    path: PathBuf,
+}
+
+impl Confined {
+    /// Replaces this process with the chaincode (`execveat` of the descriptor opened before
+    /// the user switch, so the executable's directories need not be searchable by the
+    /// sandbox user; it must be executable by it). The environment is kept. Returns only on
+    /// failure.
+    pub fn exec(self, args: &[String]) -> SandboxError {
+        let fail =
+            |e: &dyn std::fmt::Display| setup("exec", format!("{}: {e}", self.path.display()));
+        let mut argv = vec![match CString::new(self.path.as_os_str().as_bytes()) {
+            Ok(a) => a,
+            Err(e) => return fail(&e),
+        }];
+        for a in args {
+            match CString::new(a.as_bytes()) {
+                Ok(a) => argv.push(a),
+                Err(e) => return fail(&e),
+            }
+        }
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            match CString::new(kv) {
+                Ok(kv) => env.push(kv),
+                Err(e) => return fail(&e),
+            }
+        }
+        match nix::unistd::fexecve(self.program.as_fd(), &argv, &env) {
+            Err(e) => fail(&e),
+            Ok(never) => match never {},
+        }
+    }
+}
+
+/// Confines the current process for `program`: closes inherited descriptors, opens
+/// `program`, moves into `workdir`, applies [`Limits`], an empty network namespace if
+/// possible, Landlock, the switch to `user` when running as root, then the seccomp filters
+/// (last, because they forbid `unshare` and `setresuid`). Call [`Confined::exec`] next.
 ///
 /// # Errors
-/// [`SandboxError::Setup`] when a mandatory protection (limits, seccomp) cannot be set up.
-pub fn enter(workdir: &Path, program: &Path, limits: &Limits) -> Result<Protections, SandboxError> {
+/// [`SandboxError::Setup`] when a mandatory protection (limits, user switch as root,
+/// seccomp) cannot be set up, or `program`/`workdir` cannot be opened.
+pub fn enter(
+    workdir: &Path,
+    program: &Path,
+    limits: &Limits,
+    user: SandboxUser,
+) -> Result<Confined, SandboxError> {
+    close_inherited_fds()?;
+    let file = std::fs::File::open(program)
+        .map_err(|e| setup("program", format!("{}: {e}", program.display())))?;
     std::env::set_current_dir(workdir).map_err(|e| setup("chdir", e))?;
     apply_limits(limits)?;
+    let as_root = nix::unistd::geteuid().is_root();
     let network_namespace = enter_network_namespace();
+    nix::sys::prctl::set_no_new_privs().map_err(|e| setup("no_new_privs", e))?;
+    // Landlock opens its paths now, as the caller: after the switch they may be unreachable.
     let landlock = restrict_file_system(workdir, program)?;
-    for filter in seccomp_filters()? {
-        seccompiler::apply_filter(&filter).map_err(|e| setup("seccomp", e))?;
+    if as_root {
+        drop_privileges(user)?;
     }
-    Ok(Protections {
-        rlimits: true,
-        seccomp: true,
-        network_namespace,
-        landlock,
+    for filter in seccomp_filters(std::process::id())? {
+        seccompiler::apply_filter_all_threads(&filter).map_err(|e| setup("seccomp", e))?;
+    }
+    Ok(Confined {
+        protections: Protections {
+            rlimits: true,
+            seccomp: true,
+            network_namespace,
+            landlock,
+            uid: nix::unistd::geteuid().as_raw(),
+        },
+        program: file,
+        path: program.to_path_buf(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::{Pid, getpid, getppid};
+
+    /// Runs `f` on a fresh thread confined by `confine`: seccomp filters and Landlock apply to
+    /// the calling thread only, so the rest of this test process stays free.
+    fn on_confined_thread<T: Send + 'static>(
+        confine: impl FnOnce() + Send + 'static,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        std::thread::spawn(move || {
+            confine();
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn errno<T>(r: std::io::Result<T>) -> Option<Errno> {
+        r.err()
+            .map(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+    }
+
+    /// The filters alone, as whatever user runs the tests (root in CI, where file permissions
+    /// and signal permissions would allow everything): other processes are out of reach, the
+    /// calls a shim makes still work.
+    #[test]
+    fn seccomp_refuses_other_processes_and_allows_a_shims_calls() {
+        let filters = seccomp_filters(std::process::id()).unwrap();
+        let outcomes = on_confined_thread(
+            move || {
+                for f in &filters {
+                    seccompiler::apply_filter(f).unwrap();
+                }
+            },
+            || {
+                let parent = getppid();
+                let probe = |pid: Pid| kill(pid, None).err();
+                let no_limit =
+                    rlimit::prlimit(parent.as_raw(), rlimit::Resource::NOFILE, None, None);
+                vec![
+                    ("kill(parent, 0)", probe(parent), Some(Errno::EPERM)),
+                    ("kill(0, 0)", probe(Pid::from_raw(0)), Some(Errno::EPERM)),
+                    ("kill(-1, 0)", probe(Pid::from_raw(-1)), Some(Errno::EPERM)),
+                    ("kill(self, 0)", probe(getpid()), None),
+                    ("prlimit(parent)", errno(no_limit), Some(Errno::EPERM)),
+                    (
+                        "socket",
+                        errno(std::net::TcpListener::bind("127.0.0.1:0")),
+                        Some(Errno::EPERM),
+                    ),
+                    (
+                        "spawn a process",
+                        errno(std::process::Command::new("/bin/true").spawn()),
+                        Some(Errno::EPERM),
+                    ),
+                    (
+                        "spawn a thread",
+                        errno(std::thread::Builder::new().spawn(|| ()).map(|t| t.join())),
+                        None,
+                    ),
+                    (
+                        "read a file",
+                        errno(std::fs::read("/proc/self/status")),
+                        None,
+                    ),
+                    (
+                        "socketpair",
+                        errno(std::os::unix::net::UnixStream::pair()),
+                        None,
+                    ),
+                ]
+            },
+        );
+        let wrong: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, got, want)| got != want)
+            .collect();
+        assert!(wrong.is_empty(), "(call, got, expected): {wrong:?}");
+    }
+
+    /// Landlock alone, as whatever user runs the tests: a world-readable file outside the
+    /// working directory cannot be read, the working directory can be written, the system
+    /// libraries read.
+    #[test]
+    fn landlock_reads_only_the_chaincodes_own_files() {
+        let work = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let secret = elsewhere.path().join("priv_sk");
+        std::fs::write(&secret, b"key").unwrap();
+        let program = std::env::current_exe().unwrap();
+        let (workdir, program_copy) = (work.path().to_path_buf(), program.clone());
+        let outcome = on_confined_thread(
+            move || {
+                let status = restrict_file_system(&workdir, &program_copy).unwrap();
+                assert_ne!(status, "none");
+            },
+            {
+                let workdir = work.path().to_path_buf();
+                let secret = secret.clone();
+                move || {
+                    (
+                        errno(std::fs::read(&secret)),
+                        errno(std::fs::read_dir(secret.parent().unwrap())),
+                        errno(std::fs::write(workdir.join("scratch"), b"ok")),
+                        errno(std::fs::read(workdir.join("scratch"))),
+                        errno(std::fs::read(&program)),
+                        errno(std::fs::read("/etc/ld.so.cache")),
+                        errno(std::fs::read_dir("/usr/lib")),
+                        errno(std::fs::write(secret.with_extension("new"), b"x")),
+                    )
+                }
+            },
+        );
+        if landlock_unsupported() {
+            eprintln!("skipping: this kernel has no Landlock");
+            return;
+        }
+        assert_eq!(
+            outcome,
+            (
+                Some(Errno::EACCES),
+                Some(Errno::EACCES),
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(Errno::EACCES)
+            )
+        );
+    }
+
+    fn landlock_unsupported() -> bool {
+        std::thread::spawn(|| {
+            let dir = tempfile::tempdir().unwrap();
+            restrict_file_system(dir.path(), &std::env::current_exe().unwrap()).unwrap() == "none"
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_report_names_every_protection() {
+        let p = Protections {
+            rlimits: true,
+            seccomp: true,
+            network_namespace: false,
+            landlock: "full".into(),
+            uid: 65534,
+        };
+        assert_eq!(
+            p.report(),
+            "medledger-sandbox: protections rlimits=on seccomp=on netns=off landlock=full uid=65534"
+        );
+    }
+
+    #[test]
+    fn root_is_never_the_sandbox_user() {
+        for user in [
+            SandboxUser { uid: 0, gid: 65534 },
+            SandboxUser { uid: 65534, gid: 0 },
+        ] {
+            assert!(drop_privileges(user).is_err());
+        }
+    }
 }

@@ -1,6 +1,12 @@
 //! The peer side of Fabric's chaincode shim protocol: registration, then one exchange per
 //! transaction in which the peer answers the chaincode's state requests from a
 //! [`TxSimulator`] until `COMPLETED` or `ERROR`.
+//!
+//! A chaincode cannot make the peer buffer without bound: messages queue per transaction
+//! ([`TX_QUEUE`]) and per connection ([`OUTBOUND_QUEUE`]) in bounded queues whose back
+//! pressure reaches the chaincode through HTTP/2 flow control, and one call may send the peer
+//! at most [`MAX_CALL_BYTES`]; beyond, each further request is answered `ERROR` and the call
+//! fails.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +24,7 @@ use medledger_proto::protos::{
 use medledger_proto::queryresult::{KeyModification, Kv};
 use prost::Message;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status, Streaming};
 
@@ -27,6 +33,16 @@ use crate::simulator::{SimError, TxSimulator};
 /// Results per `QueryResponse` page of an iterator (Fabric's `totalQueryLimit` default is
 /// larger; pages keep messages small).
 pub const QUERY_PAGE_SIZE: usize = 100;
+/// Most bytes (encoded messages, `COMPLETED` included) a chaincode may send the peer within
+/// one call: 100 MiB, the peer's largest gRPC message, since the call's writes, event and
+/// response go back to the client in one proposal response.
+pub const MAX_CALL_BYTES: usize = 100 << 20;
+/// Messages of one transaction the peer holds before it stops reading the connection (the
+/// shim sends one request and waits for its answer; more is a chaincode flooding).
+pub const TX_QUEUE: usize = 16;
+/// Messages the peer holds for a chaincode that is not reading them (across its
+/// transactions) before the transactions sending them wait.
+pub const OUTBOUND_QUEUE: usize = 64;
 
 /// Why an execution failed. Messages carry chaincode ids and tx ids only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,7 +85,7 @@ pub enum RuntimeError {
         /// Cause.
         message: String,
     },
-    /// The chaincode broke the protocol.
+    /// The chaincode broke the protocol or a bound ([`MAX_CALL_BYTES`]).
     #[error("chaincode {chaincode} protocol error: {message}")]
     Protocol {
         /// Chaincode id.
@@ -108,8 +124,8 @@ type TxKey = (String, String);
 /// A registered chaincode: its outbound queue and the transactions in flight.
 pub struct ChaincodeConnection {
     chaincode: String,
-    out: mpsc::UnboundedSender<ChaincodeMessage>,
-    txs: Mutex<HashMap<TxKey, mpsc::UnboundedSender<ChaincodeMessage>>>,
+    out: mpsc::Sender<ChaincodeMessage>,
+    txs: Mutex<HashMap<TxKey, mpsc::Sender<ChaincodeMessage>>>,
     closed: AtomicBool,
 }
 
@@ -137,7 +153,7 @@ fn msg(kind: MsgType, payload: Vec<u8>, channel_id: &str, tx_id: &str) -> Chainc
 /// Reads `REGISTER` and answers `REGISTERED` + `READY`; returns the chaincode id.
 async fn handshake<S>(
     inbound: &mut S,
-    out: &mpsc::UnboundedSender<ChaincodeMessage>,
+    out: &mpsc::Sender<ChaincodeMessage>,
 ) -> Result<String, String>
 where
     S: Stream<Item = Result<ChaincodeMessage, Status>> + Unpin,
@@ -160,6 +176,7 @@ where
     }
     for kind in [MsgType::Registered, MsgType::Ready] {
         out.send(msg(kind, Vec::new(), "", ""))
+            .await
             .map_err(|_| "outbound closed".to_owned())?;
     }
     Ok(id.name)
@@ -174,7 +191,7 @@ impl ChaincodeConnection {
     /// A description of the handshake failure.
     pub async fn establish<S>(
         mut inbound: S,
-        out: mpsc::UnboundedSender<ChaincodeMessage>,
+        out: mpsc::Sender<ChaincodeMessage>,
     ) -> Result<Arc<Self>, String>
     where
         S: Stream<Item = Result<ChaincodeMessage, Status>> + Unpin + Send + 'static,
@@ -188,6 +205,7 @@ impl ChaincodeConnection {
         });
         let reader = conn.clone();
         tokio::spawn(async move {
+            let mut unroutable: u64 = 0;
             while let Some(Ok(m)) = inbound.next().await {
                 if m.r#type == MsgType::Keepalive as i32 {
                     continue;
@@ -195,15 +213,25 @@ impl ChaincodeConnection {
                 let key = (m.channel_id.clone(), m.txid.clone());
                 let route = reader.txs.lock().ok().and_then(|t| t.get(&key).cloned());
                 match route {
+                    // Waits while the transaction's queue is full: the connection is not read
+                    // meanwhile, so a flooding chaincode is held back by flow control.
                     Some(tx) => {
-                        let _ = tx.send(m);
+                        let _ = tx.send(m).await;
                     }
-                    None => tracing::warn!(
-                        target: "peer::chaincode",
-                        chaincode = %reader.chaincode,
-                        tx_id = %m.txid,
-                        "message for no transaction in flight"
-                    ),
+                    None => {
+                        // Logged at the 1st, 2nd, 4th, 8th, ... such message: a chaincode
+                        // cannot flood the peer's log either.
+                        unroutable += 1;
+                        if unroutable.is_power_of_two() {
+                            tracing::warn!(
+                                target: "peer::chaincode",
+                                chaincode = %reader.chaincode,
+                                tx_id = %m.txid,
+                                count = unroutable,
+                                "message for no transaction in flight"
+                            );
+                        }
+                    }
                 }
             }
             reader.closed.store(true, Ordering::SeqCst);
@@ -245,7 +273,7 @@ impl ChaincodeConnection {
             return Err(exited());
         }
         let key = (req.channel_id.clone(), req.tx_id.clone());
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(TX_QUEUE);
         {
             let mut txs = self.txs.lock().map_err(|_| exited())?;
             if txs.contains_key(&key) {
@@ -263,10 +291,33 @@ impl ChaincodeConnection {
         let mut first = msg(kind, req.input.encode_to_vec(), &req.channel_id, &req.tx_id);
         first.proposal = req.proposal.clone();
         let exchange = async {
-            self.out.send(first).map_err(|_| exited())?;
+            self.out.send(first).await.map_err(|_| exited())?;
             let mut queries = Queries::default();
+            let mut received: usize = 0;
             loop {
                 let m = rx.recv().await.ok_or_else(exited)?;
+                received = received.saturating_add(m.encoded_len());
+                if received > MAX_CALL_BYTES {
+                    let over = RuntimeError::Protocol {
+                        chaincode: self.chaincode.clone(),
+                        message: format!("tx {} sent more than {MAX_CALL_BYTES} bytes", req.tx_id),
+                    };
+                    match MsgType::try_from(m.r#type) {
+                        Ok(MsgType::Completed | MsgType::Error) => return Err(over),
+                        _ => {
+                            // Refuse the request unserved and wait for the chaincode to end
+                            // the call (or the timeout): nothing more is kept for it.
+                            let refusal = msg(
+                                MsgType::Error,
+                                over.to_string().into_bytes(),
+                                &m.channel_id,
+                                &m.txid,
+                            );
+                            self.out.send(refusal).await.map_err(|_| exited())?;
+                            continue;
+                        }
+                    }
+                }
                 match MsgType::try_from(m.r#type) {
                     Ok(MsgType::Completed) => {
                         let response = Response::decode(m.payload.as_slice()).map_err(|_| {
@@ -290,7 +341,7 @@ impl ChaincodeConnection {
                     }
                     _ => {
                         let reply = serve_request(&m, sim, &mut queries);
-                        self.out.send(reply).map_err(|_| exited())?;
+                        self.out.send(reply).await.map_err(|_| exited())?;
                     }
                 }
             }
@@ -310,19 +361,30 @@ impl ChaincodeConnection {
     }
 }
 
-/// Open iterators of one transaction.
+/// Open iterators of one transaction, holding at most [`MAX_CALL_BYTES`] of results not yet
+/// handed out between them: a chaincode opening the same large range again and again gets
+/// `ERROR` instead of making the peer keep copies.
 #[derive(Default)]
 struct Queries {
     next_id: u64,
     open: HashMap<String, VecDeque<Vec<u8>>>,
+    held: usize,
 }
 
 impl Queries {
-    fn start(&mut self, results: Vec<Vec<u8>>) -> QueryResponse {
+    fn start(&mut self, results: Vec<Vec<u8>>) -> Result<QueryResponse, SimError> {
+        let size: usize = results.iter().map(Vec::len).sum();
+        let first_page: usize = results.iter().take(QUERY_PAGE_SIZE).map(Vec::len).sum();
+        if self.held.saturating_add(size - first_page) > MAX_CALL_BYTES {
+            return Err(SimError(format!(
+                "open query results would exceed {MAX_CALL_BYTES} bytes: close iterators first"
+            )));
+        }
+        self.held += size;
         self.next_id += 1;
         let id = self.next_id.to_string();
         self.open.insert(id.clone(), results.into());
-        self.page(&id)
+        Ok(self.page(&id))
     }
 
     fn page(&mut self, id: &str) -> QueryResponse {
@@ -330,10 +392,11 @@ impl Queries {
             return QueryResponse::default();
         };
         let n = rest.len().min(QUERY_PAGE_SIZE);
-        let results = rest
+        let results: Vec<QueryResultBytes> = rest
             .drain(..n)
             .map(|b| QueryResultBytes { result_bytes: b })
             .collect();
+        self.held -= results.iter().map(|r| r.result_bytes.len()).sum::<usize>();
         let has_more = !rest.is_empty();
         if !has_more {
             self.open.remove(id);
@@ -343,6 +406,12 @@ impl Queries {
             has_more,
             id: id.to_owned(),
             metadata: Vec::new(),
+        }
+    }
+
+    fn close(&mut self, id: &str) {
+        if let Some(rest) = self.open.remove(id) {
+            self.held -= rest.iter().map(Vec::len).sum::<usize>();
         }
     }
 }
@@ -432,7 +501,7 @@ fn handle(
             if r.metadata.is_empty() {
                 let (all, _) = sim.range(&r.start_key, &r.end_key, "", None)?;
                 Ok(queries
-                    .start(all.into_iter().map(kv).collect())
+                    .start(all.into_iter().map(kv).collect())?
                     .encode_to_vec())
             } else {
                 let meta = QueryMetadata::decode(r.metadata.as_slice())
@@ -444,7 +513,7 @@ fn handle(
                 let (page, bookmark) =
                     sim.range(&r.start_key, &r.end_key, &meta.bookmark, Some(size))?;
                 let fetched = i32::try_from(page.len()).unwrap_or(i32::MAX);
-                let mut resp = queries.start(page.into_iter().map(kv).collect());
+                let mut resp = queries.start(page.into_iter().map(kv).collect())?;
                 resp.metadata = QueryResponseMetadata {
                     fetched_records_count: fetched,
                     bookmark,
@@ -459,7 +528,7 @@ fn handle(
         }
         MsgType::QueryStateClose => {
             let r: QueryStateClose = decode(m, "QueryStateClose")?;
-            queries.open.remove(&r.id);
+            queries.close(&r.id);
             Ok(QueryResponse {
                 id: r.id,
                 ..QueryResponse::default()
@@ -481,7 +550,7 @@ fn handle(
                     .encode_to_vec()
                 })
                 .collect();
-            Ok(queries.start(results).encode_to_vec())
+            Ok(queries.start(results)?.encode_to_vec())
         }
         MsgType::GetStateMetadata => {
             let r: GetStateMetadata = decode(m, "GetStateMetadata")?;
@@ -538,7 +607,7 @@ impl ChaincodeSupport for SupportService {
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<tonic::Response<Self::RegisterStream>, Status> {
         let inbound = request.into_inner();
-        let (out, rx) = mpsc::unbounded_channel();
+        let (out, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let registered = self.registered.clone();
         tokio::spawn(async move {
             match ChaincodeConnection::establish(inbound, out).await {
@@ -552,7 +621,7 @@ impl ChaincodeSupport for SupportService {
             }
         });
         Ok(tonic::Response::new(Box::pin(
-            UnboundedReceiverStream::new(rx).map(Ok),
+            ReceiverStream::new(rx).map(Ok),
         )))
     }
 }
@@ -570,9 +639,10 @@ pub async fn connect_service(
         chaincode: expected_id.to_owned(),
         message,
     };
-    let (out, rx) = mpsc::unbounded_channel();
+    let (out, rx) = mpsc::channel(OUTBOUND_QUEUE);
     let inbound = medledger_proto::protos::chaincode_client::ChaincodeClient::new(channel)
-        .connect(UnboundedReceiverStream::new(rx))
+        .max_decoding_message_size(crate::process::MAX_CHAINCODE_MESSAGE_BYTES)
+        .connect(ReceiverStream::new(rx))
         .await
         .map_err(|s| launch(format!("Connect: {}", s.message())))?
         .into_inner();
@@ -586,4 +656,41 @@ pub async fn connect_service(
         )));
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn open_iterators_hold_a_bounded_number_of_bytes() {
+        let mut q = Queries::default();
+        let tenth = || vec![vec![0u8; MAX_CALL_BYTES / 10]];
+        let ids: Vec<String> = (0..10).map(|_| q.start(tenth()).unwrap().id).collect();
+        // The first page of each was handed out: nothing held, more may open.
+        assert_eq!(q.held, 0);
+        let big: Vec<Vec<u8>> = (0..QUERY_PAGE_SIZE + 1)
+            .map(|_| vec![0u8; 1 << 20])
+            .collect();
+        let first = q.start(big.clone()).unwrap();
+        assert!(first.has_more);
+        assert_eq!(q.held, 1 << 20);
+        let mut held = Vec::new();
+        let refused = loop {
+            match q.start(big.clone()) {
+                Ok(r) => held.push(r.id),
+                Err(e) => break e,
+            }
+        };
+        assert!(refused.0.contains("exceed"), "{}", refused.0);
+        assert!(q.held <= MAX_CALL_BYTES);
+        for id in held.iter().chain(ids.iter()) {
+            q.close(id);
+        }
+        assert_eq!(q.page(&first.id).results.len(), 1);
+        assert_eq!(q.held, 0);
+        assert!(q.start(big).is_ok(), "closing frees room");
+    }
 }

@@ -4,15 +4,15 @@
 //!
 //! ```text
 //! medledger-sandbox --workdir DIR [--max-memory-bytes N] [--max-cpu-seconds N]
-//!                   [--max-open-files N] [--max-file-bytes N] -- PROGRAM [ARGS...]
+//!                   [--max-open-files N] [--max-file-bytes N] [--uid N] [--gid N]
+//!                   -- PROGRAM [ARGS...]
 //! ```
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use medledger_runtime::sandbox::{self, Limits};
+use medledger_runtime::sandbox::{self, Limits, SandboxUser};
 
 /// Confine this process, then exec a chaincode.
 #[derive(Debug, Parser)]
@@ -33,6 +33,12 @@ struct Args {
     /// Largest file written, bytes.
     #[arg(long, default_value_t = Limits::default().max_file_bytes)]
     max_file_bytes: u64,
+    /// User id the chaincode runs as when started as root (never 0; ignored otherwise).
+    #[arg(long, default_value_t = SandboxUser::NOBODY.uid)]
+    uid: u32,
+    /// Group id the chaincode runs as when started as root (never 0; ignored otherwise).
+    #[arg(long, default_value_t = SandboxUser::NOBODY.gid)]
+    gid: u32,
     /// The chaincode executable and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -57,16 +63,21 @@ fn main() -> ExitCode {
         max_open_files: args.max_open_files,
         max_file_bytes: args.max_file_bytes,
     };
-    match sandbox::enter(&args.workdir, &program, &limits) {
-        Ok(p) => eprintln!("{}", p.report()),
+    let user = SandboxUser {
+        uid: args.uid,
+        gid: args.gid,
+    };
+    let confined = match sandbox::enter(&args.workdir, &program, &limits, user) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("medledger-sandbox: refusing to run unconfined: {e}");
             return ExitCode::from(3);
         }
-    }
-    // The environment was set by the peer; exec keeps it, the limits, the namespaces, the
-    // Landlock domain and the seccomp filters.
-    let err = std::process::Command::new(&program).args(rest).exec();
-    eprintln!("medledger-sandbox: exec {}: {err}", program.display());
+    };
+    eprintln!("{}", confined.protections.report());
+    // The environment was set by the peer; exec keeps it, the limits, the user, the
+    // namespaces, the Landlock domain and the seccomp filters.
+    let err = confined.exec(rest);
+    eprintln!("medledger-sandbox: {err}");
     ExitCode::from(126)
 }

@@ -25,6 +25,8 @@
 //! sandbox:                             # optional; defaults shown
 //!   launcher: medledger-sandbox        # default: next to the running executable
 //!   execution_timeout_ms: 30000
+//!   uid: 65534                         # user and group chaincode runs as when the peer
+//!   gid: 65534                         # runs as root (never 0)
 //! gateway:                             # optional; defaults shown (Fabric's peer.gateway)
 //!   concurrency_limit: 500
 //!   endorse_timeout_ms: 30000
@@ -185,13 +187,31 @@ pub struct SandboxSection {
     pub launcher: Option<PathBuf>,
     /// Per-invocation execution timeout, ms (default 30000).
     pub execution_timeout_ms: u64,
+    /// User id chaincode runs as when the peer runs as root (default 65534, `nobody`; not
+    /// 0). A peer not running as root runs chaincode as its own user.
+    pub uid: u32,
+    /// Group id chaincode runs as when the peer runs as root (default 65534; not 0).
+    pub gid: u32,
 }
 
 impl Default for SandboxSection {
     fn default() -> Self {
+        let user = medledger_runtime::sandbox::SandboxUser::NOBODY;
         SandboxSection {
             launcher: None,
             execution_timeout_ms: 30_000,
+            uid: user.uid,
+            gid: user.gid,
+        }
+    }
+}
+
+impl SandboxSection {
+    /// The user chaincode runs as when the peer runs as root.
+    pub fn user(&self) -> medledger_runtime::sandbox::SandboxUser {
+        medledger_runtime::sandbox::SandboxUser {
+            uid: self.uid,
+            gid: self.gid,
         }
     }
 }
@@ -349,6 +369,11 @@ impl PeerConfig {
         if self.sandbox.execution_timeout_ms == 0 {
             return Err(config_err("sandbox.execution_timeout_ms must be > 0"));
         }
+        if self.sandbox.uid == 0 || self.sandbox.gid == 0 {
+            return Err(config_err(
+                "sandbox.uid and sandbox.gid must not be 0: chaincode never runs as root",
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for cc in &self.chaincodes {
             if !seen.insert(cc.name.as_str()) {
@@ -402,6 +427,7 @@ mod tests {
         assert_eq!(c.external(), "0.0.0.0:7051");
         assert_eq!(c.gateway.to_config(), GatewayConfig::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
+        assert_eq!((c.sandbox.uid, c.sandbox.gid), (65534, 65534));
         assert_eq!(c.deliver_client.to_config(), PullConfig::default());
         assert_eq!(
             PullConfig::default().block_censorship_timeout,
@@ -437,6 +463,8 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("no channels"), "{e}");
+        let e = load(&format!("{MINIMAL}sandbox: {{ uid: 0 }}\n")).unwrap_err();
+        assert!(e.to_string().contains("sandbox.uid"), "{e}");
         let e = load(&format!("{MINIMAL}colour: blue\n")).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
     }

@@ -487,6 +487,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
         .unwrap_or_else(|| default_launcher(None));
     let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
     runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
+    runtime.user = cfg.sandbox.user();
     let executor = Arc::new(RuntimeExecutor::new(
         ChaincodeRuntime::new(runtime),
         installed,
