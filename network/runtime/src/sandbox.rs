@@ -17,10 +17,11 @@
 //! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME`, the shim transport variable and `MALLOC_ARENA_MAX` are set | leaking secrets through the environment |
 //!
 //! Landlock needs Linux ≥ 5.13 (scoping of signals ≥ 6.12); where the kernel lacks it, or
-//! part of it, the trampoline reports `landlock=none` or `partial` and runs on: the allow-list,
-//! the refusals and the unprivileged user still hold. Limits, seccomp and, when started as
-//! root, the user switch are mandatory: the trampoline refuses to start chaincode without
-//! them. Which protections the running kernel enforces is reported on the
+//! part of it, the trampoline reports `landlock=none` or `partial` and runs on: the allow-list
+//! and the refusals still hold, and the unprivileged user when started as root (a non-root
+//! peer has no user switch: its chaincode then reads what the peer's user can). Limits,
+//! seccomp and, when started as root, the user switch are mandatory: the trampoline refuses
+//! to start chaincode without them. Which protections the running kernel enforces is reported on the
 //! trampoline's first stderr line ([`REPORT_PREFIX`]) and logged by the peer.
 
 use std::collections::BTreeMap;
