@@ -136,6 +136,24 @@ impl TestChannel {
         }
     }
 
+    /// Revokes identity `name` at organization `org`'s CA (reason `keyCompromise`) and returns
+    /// the next channel configuration: this one with that organization's new CRL and the
+    /// sequence one higher (what a config update revoking it carries).
+    pub fn config_revoking(&mut self, org: usize, name: &str) -> pb::ChannelConfig {
+        self.orgs[org]
+            .ca
+            .revoke(
+                "admin",
+                medledger_msp::ca::RevokeTarget::Identity(name.to_owned()),
+                "keyCompromise",
+            )
+            .expect("revoke at the test CA");
+        let mut next = self.config.to_proto().clone();
+        next.sequence += 1;
+        next.organizations[org] = self.orgs[org].organization();
+        next
+    }
+
     /// Writes a commit certificate into `block` signed (precommits) by the given consenters.
     pub fn sign_block(&self, block: &mut Block, signers: &[u32], round: i64) {
         let header = block.header.as_ref().expect("header");

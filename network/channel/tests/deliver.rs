@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use medledger_channel::ChannelConfig;
 use medledger_channel::deliver::{self, BlockSink, BlockSource, DEFAULT_TIME_WINDOW, Served};
 use medledger_channel::testing::{TestChannel, signed_envelope_at};
-use medledger_msp::ca::RevokeTarget;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::common::{Block, BlockHeader, Envelope, HeaderType, Status};
 use medledger_proto::orderer::{SeekInfo, SeekPosition, SeekSpecified, seek_info, seek_position};
@@ -161,17 +160,7 @@ async fn a_revoked_readers_stream_ends_before_the_next_block() {
     assert_eq!(rx.recv().await, Some(1));
 
     // A config block revokes the reader (its organization's new CRL); block 2 is stored.
-    ch.orgs[0]
-        .ca
-        .revoke(
-            "admin",
-            RevokeTarget::Identity("reader".into()),
-            "keyCompromise",
-        )
-        .unwrap();
-    let mut next = ch.config.to_proto().clone();
-    next.sequence = 1;
-    next.organizations[0] = ch.orgs[0].organization();
+    let next = ch.config_revoking(0, "reader");
     *source.config.lock().unwrap() = Arc::new(ChannelConfig::from_proto(next).unwrap());
     source.height.send_replace(3);
 

@@ -172,17 +172,7 @@ fn an_organization_replaces_its_own_crl_alone() {
             .verify(doctor.serialized(), b"m", &doctor.sign(b"m").unwrap(), now)
             .is_ok()
     );
-    ch.orgs[1]
-        .ca
-        .revoke(
-            "admin",
-            medledger_msp::ca::RevokeTarget::Identity("doctor".into()),
-            "keyCompromise",
-        )
-        .unwrap();
-    let mut next = ch.config.to_proto().clone();
-    next.sequence += 1;
-    next.organizations[1] = ch.orgs[1].organization();
+    let next = ch.config_revoking(1, "doctor");
     assert_eq!(
         update::required_policy(ch.config.to_proto(), &next),
         RequiredPolicy::OrgAdmins("Org2MSP".into())

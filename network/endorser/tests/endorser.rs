@@ -17,7 +17,6 @@ use medledger_endorser::{
     ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig, MemoryState,
     MemoryTransientStore, StateSnapshot, Version,
 };
-use medledger_msp::ca::RevokeTarget;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
@@ -530,16 +529,7 @@ async fn bad_proposals_are_refused_before_the_chaincode_runs() {
     );
     // Revoked creator: revoke at the CA, then the channel's MSP carries the new CRL.
     let victim = s.ch.orgs[0].identity("app2", NodeOu::Client, &[]);
-    s.ch.orgs[0]
-        .ca
-        .revoke(
-            "admin",
-            RevokeTarget::Identity("app2".into()),
-            "keyCompromise",
-        )
-        .unwrap();
-    let mut proto = s.ch.config.to_proto().clone();
-    proto.organizations[0] = s.ch.orgs[0].organization();
+    let proto = s.ch.config_revoking(0, "app2");
     *s.ctx.config.lock().unwrap() = Arc::new(ChannelConfig::from_proto(proto).unwrap());
     assert!(
         refused(

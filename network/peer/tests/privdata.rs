@@ -14,7 +14,7 @@ use std::sync::Arc;
 use common::{CC, CHANNEL, Net, Peer};
 use medledger_channel::ChannelConfig;
 use medledger_channel::testing::TestOrg;
-use medledger_msp::ca::{Profile, Registration, RevokeTarget, build_csr};
+use medledger_msp::ca::{Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::identity::SigningIdentity;
@@ -211,16 +211,7 @@ async fn member_fetches_verified_private_data_and_non_member_is_refused() {
     let doctor = net.ch.orgs[0].identity("doctor", NodeOu::Client, &[("ehr.role", "doctor")]);
     let revoked = net.ch.orgs[0].identity("peer7-sign", NodeOu::Peer, &[]);
     let tls_rev = tls_identity(&mut net.ch.orgs[0], "peer7-tls");
-    net.ch.orgs[0]
-        .ca
-        .revoke(
-            "admin",
-            RevokeTarget::Identity("peer7-sign".into()),
-            "keyCompromise",
-        )
-        .unwrap();
-    let mut with_crl = net.ch.config.to_proto().clone();
-    with_crl.organizations[0] = net.ch.orgs[0].organization();
+    let with_crl = net.ch.config_revoking(0, "peer7-sign");
     let with_crl = Arc::new(ChannelConfig::from_proto(with_crl).unwrap());
     let roots = roots_pem(&net);
     let net = Arc::new(net);

@@ -256,24 +256,13 @@ async fn operations_endpoint_serves_health_metrics_and_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_readers_open_stream_ends_at_the_config_block() {
     use medledger_channel::update;
-    use medledger_msp::ca::RevokeTarget;
     use medledger_msp::ou::NodeOu;
 
     let mut net = Net::new();
     let reader = net.ch.orgs[0].identity("reader", NodeOu::Client, &[]);
     let admin1 = net.ch.orgs[0].identity("admin1", NodeOu::Admin, &[]);
     let admin2 = net.ch.orgs[1].identity("admin2", NodeOu::Admin, &[]);
-    net.ch.orgs[0]
-        .ca
-        .revoke(
-            "admin",
-            RevokeTarget::Identity("reader".into()),
-            "keyCompromise",
-        )
-        .unwrap();
-    let mut next_config = net.ch.config.to_proto().clone();
-    next_config.sequence = 1;
-    next_config.organizations[0] = net.ch.orgs[0].organization();
+    let next_config = net.ch.config_revoking(0, "reader");
     let bytes = update::update_bytes(&next_config);
     let sigs = [&admin1, &admin2]
         .iter()
