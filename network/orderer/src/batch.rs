@@ -93,6 +93,70 @@ pub fn check(config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked
     }
 }
 
+/// Admission verdicts by envelope hash, each with the configuration sequence it was reached
+/// under, shared by every thread of an orderer that checks envelopes: Broadcast, envelopes
+/// other orderers forward, and the core when it validates a proposed batch. An envelope
+/// reaches an orderer up to three times (from its submitter, forwarded by another orderer, in
+/// a proposal); with this its signature is verified once per configuration. Bounded (least
+/// recently used verdicts are forgotten); only admissions are remembered.
+#[derive(Clone)]
+pub struct Verdicts {
+    inner: std::sync::Arc<std::sync::Mutex<VerdictCache>>,
+}
+
+/// Admissions by envelope hash, with the configuration sequence of each.
+type VerdictCache = lru::LruCache<[u8; 32], (u64, Admitted)>;
+
+impl std::fmt::Debug for Verdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdicts").finish_non_exhaustive()
+    }
+}
+
+impl Verdicts {
+    /// Remembers at most `capacity` verdicts (at least one).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
+        Verdicts {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
+        }
+    }
+
+    /// The admission of the envelope with this hash under configuration `sequence`, if known.
+    pub fn get(&self, hash: &[u8; 32], sequence: u64) -> Option<Admitted> {
+        let mut cache = self.inner.lock().ok()?;
+        cache
+            .get(hash)
+            .filter(|(seq, _)| *seq == sequence)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// Remembers an admission under configuration `sequence`.
+    pub fn put(&self, admitted: &Admitted, sequence: u64) {
+        if let Ok(mut cache) = self.inner.lock() {
+            cache.put(admitted.hash, (sequence, admitted.clone()));
+        }
+    }
+
+    /// [`check`], answered from the remembered verdicts when the envelope was admitted under
+    /// `config` before; a new admission is remembered.
+    pub fn check(&self, config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked {
+        let sequence = config.sequence();
+        if let Some(admitted) = self.get(&envelope_hash(&bytes), sequence) {
+            return Checked {
+                bytes,
+                result: Ok(admitted),
+                sequence,
+            };
+        }
+        let checked = check(config, bytes, now);
+        if let Ok(a) = &checked.result {
+            self.put(a, sequence);
+        }
+        checked
+    }
+}
+
 /// SHA-256 of serialized envelope bytes (the key of the pending pool).
 pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -675,8 +739,9 @@ pub struct Candidate<'a> {
 
 /// Validates a proposed batch (see the module docs) and returns its tx_ids in block order.
 /// `already_admitted(hash)` gives the tx_id and config-update flag of envelope bytes this
-/// process already admitted under the current configuration (then they are not verified
-/// again).
+/// process already admitted under the current configuration, and `verdicts` the admissions
+/// it remembers (then they are not verified again); envelopes admitted here are added to
+/// `verdicts`.
 ///
 /// # Errors
 /// The first [`BatchError`] found.
@@ -685,6 +750,7 @@ pub fn validate(
     chain: &ChainView<'_>,
     candidate: &Candidate<'_>,
     already_admitted: &dyn Fn(&[u8; 32]) -> Option<KnownEnvelope>,
+    verdicts: &Verdicts,
     now: SystemTime,
 ) -> Result<Vec<String>, BatchError> {
     let Candidate {
@@ -726,11 +792,19 @@ pub fn validate(
         let (tx_id, config_update) = match already_admitted(&hash) {
             Some(known) => known,
             None => {
-                let a = admit(config, e, now).map_err(|rejection| BatchError::BadEnvelope {
-                    number,
-                    index,
-                    rejection,
-                })?;
+                let a = match verdicts.get(&hash, config.sequence()) {
+                    Some(a) => a,
+                    None => {
+                        let a =
+                            admit(config, e, now).map_err(|rejection| BatchError::BadEnvelope {
+                                number,
+                                index,
+                                rejection,
+                            })?;
+                        verdicts.put(&a, config.sequence());
+                        a
+                    }
+                };
                 (a.tx_id, a.config_update)
             }
         };
@@ -847,6 +921,60 @@ mod tests {
     }
 
     #[test]
+    fn verdicts_answer_each_copy_of_an_envelope_once_per_configuration() {
+        let (mut ch, config) = channel(batch(10, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let bytes = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        // Long after every certificate expired, a fresh check refuses the envelope; a
+        // remembered admission answers without checking again.
+        let later = SystemTime::now() + Duration::from_secs(200 * 365 * 24 * 3600);
+        assert!(admit(&config, &bytes, later).is_err());
+        let verdicts = Verdicts::new(8);
+        let first = verdicts.check(&config, bytes.clone(), SystemTime::now());
+        let admitted = first.result.clone().unwrap();
+        let again = verdicts.check(&config, bytes.clone(), later);
+        assert_eq!(again.result, Ok(admitted.clone()));
+        assert_eq!(again.sequence, config.sequence());
+        // Another configuration sequence checks again.
+        let mut proto = config.to_proto().clone();
+        proto.sequence += 1;
+        let next = ChannelConfig::from_proto(proto).unwrap();
+        assert!(verdicts.get(&admitted.hash, next.sequence()).is_none());
+        assert!(verdicts.check(&next, bytes.clone(), later).result.is_err());
+        // A proposed batch takes remembered admissions too, and remembers what it admits.
+        let ordered = HashSet::new();
+        let chain = ChainView {
+            next_number: 1,
+            last_hash: [0; 32],
+            ordered_tx_ids: &ordered,
+        };
+        let envelopes = [bytes.clone()];
+        let data_hash = medledger_channel::block::data_hash(&BlockData {
+            data: envelopes.to_vec(),
+        });
+        let candidate = Candidate {
+            number: 1,
+            previous_hash: &[0; 32],
+            data_hash: &data_hash,
+            envelopes: &envelopes,
+        };
+        let none = |_: &[u8; 32]| None;
+        assert!(validate(&config, &chain, &candidate, &none, &verdicts, later).is_ok());
+        let fresh = Verdicts::new(8);
+        assert!(validate(&config, &chain, &candidate, &none, &fresh, later).is_err());
+        validate(
+            &config,
+            &chain,
+            &candidate,
+            &none,
+            &fresh,
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(fresh.get(&admitted.hash, config.sequence()).is_some());
+    }
+
+    #[test]
     fn cutting_respects_count_preferred_bytes_and_timeout() {
         let b = BatchConfig {
             max_message_count: 3,
@@ -927,6 +1055,7 @@ mod tests {
                         envelopes: e,
                     },
                     &none,
+                    &Verdicts::new(1),
                     now,
                 )
             };
@@ -1068,6 +1197,7 @@ mod tests {
                     envelopes: e,
                 },
                 &|_| None,
+                &Verdicts::new(1),
                 now,
             )
         };

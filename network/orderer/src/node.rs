@@ -354,6 +354,8 @@ pub struct Node {
     sync_serve: HashMap<u32, SyncServe>,
     stats: NodeStats,
     halted: Option<String>,
+    /// Admission verdicts, shared with the threads that check envelopes for this node.
+    verdicts: batch::Verdicts,
 }
 
 /// What one sender sent for the next height: hashes of the distinct messages, their bytes.
@@ -448,6 +450,7 @@ impl Node {
             sync_serve: HashMap::new(),
             stats: NodeStats::default(),
             halted: None,
+            verdicts: batch::Verdicts::new(VERDICTS_REMEMBERED),
             chain,
         };
         let mut actions = Vec::new();
@@ -499,6 +502,12 @@ impl Node {
     /// The current channel configuration (from the last config block in the chain).
     pub fn config(&self) -> &Arc<ChannelConfig> {
         &self.config
+    }
+
+    /// The admission verdicts this node remembers: hosts that check envelopes on other
+    /// threads ([`Node::submit_checked`]) share them, so no envelope is verified twice.
+    pub fn verdicts(&self) -> &batch::Verdicts {
+        &self.verdicts
     }
 
     /// After `b` joined the chain: if it is a config block, its configuration takes effect
@@ -587,7 +596,7 @@ impl Node {
     ) -> (Vec<Result<(), Rejection>>, Vec<Action>) {
         let checked = envelopes
             .into_iter()
-            .map(|e| batch::check(&self.config, e, now.wall))
+            .map(|e| self.verdicts.check(&self.config, e, now.wall))
             .collect();
         self.submit_checked(checked, now)
     }
@@ -700,7 +709,7 @@ impl Node {
                 let checked = f
                     .envelopes
                     .iter()
-                    .map(|e| batch::check(&self.config, e.clone(), now.wall))
+                    .map(|e| self.verdicts.check(&self.config, e.clone(), now.wall))
                     .collect();
                 return self.forwarded(from, checked, now);
             }
@@ -1108,6 +1117,7 @@ impl Node {
                     envelopes: &body,
                 },
                 &|h| pool.tx_of(h).map(|(tx, config)| (tx.to_owned(), config)),
+                &self.verdicts,
                 now.wall,
             )
             .map(|_| ())
@@ -1434,6 +1444,10 @@ pub const MAX_ASSEMBLIES_PER_SENDER: usize = 4;
 pub const MAX_FUTURE_MESSAGES_PER_SENDER: usize = 64;
 /// Bytes of those messages per sender.
 pub const MAX_FUTURE_BYTES_PER_SENDER: usize = 256 * 1024;
+
+/// Admission verdicts remembered ([`batch::Verdicts`]): more than the pool holds at the
+/// default limits plus the blocks in flight, so every copy of an envelope finds its verdict.
+const VERDICTS_REMEMBERED: usize = 16 * 1024;
 
 /// Proposal parts for rounds further ahead of ours than this are dropped.
 const MAX_ROUNDS_AHEAD: i64 = 10;

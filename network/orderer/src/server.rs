@@ -11,8 +11,9 @@
 //!
 //! What no client or orderer can exhaust (issue 14 items 3 and 4):
 //! - envelope signatures (Broadcast, and envelopes other orderers forward) are checked by a
-//!   bounded pool of blocking tasks ([`Verifier`]), never on the core thread; the core
-//!   receives verdicts; a refused envelope never reaches it;
+//!   bounded number of runtime tasks ([`Verifier`]), never on the core thread, each once per
+//!   configuration ([`crate::batch::Verdicts`]); the core receives verdicts; a refused
+//!   envelope never reaches it;
 //! - envelopes being checked hold a byte budget (a quarter of the pool's, at least two
 //!   envelopes of `absolute_max_bytes`); beyond it Broadcast answers `SERVICE_UNAVAILABLE`;
 //!   the pool itself is bounded in envelopes, bytes and bytes per submitter
@@ -65,9 +66,6 @@ const PEER_QUEUE: usize = 16 * 1024;
 /// A stream to another orderer that takes no message for this long is closed (the queue
 /// for it is dropped) and opened again: a slow reader does not hold our memory.
 pub const PEER_STALL: Duration = Duration::from_secs(10);
-/// Checked envelopes remembered (by hash) so one forwarded by several orderers, or sent to
-/// several by a gateway, is verified once per configuration.
-const CHECKED_CACHE: usize = 16 * 1024;
 /// Decision latencies kept for [`RunningOrderer::decision_latencies`].
 const LATENCY_SAMPLES: usize = 10_000;
 /// Most envelopes admitted (and forwarded) in one pass of the core.
@@ -96,72 +94,37 @@ enum CoreEvent {
     Shutdown,
 }
 
-/// Checks envelopes ([`batch::check`]) on blocking tasks, at most `workers` at once, so no
-/// signature is verified on the core thread or an I/O task; remembers recent verdicts by
-/// envelope hash (per configuration sequence).
+/// Checks envelopes ([`batch::check`]) off the core thread, at most `workers` tasks at once,
+/// one envelope between yields (a check is one signature verification, ~50 µs: short enough
+/// for a runtime worker, and no thread hand-off per envelope); answers from the node's
+/// [`batch::Verdicts`] (shared by every verifier and the core) what was admitted before.
 struct Verifier {
     workers: Arc<Semaphore>,
-    cache: Arc<std::sync::Mutex<CheckedCache>>,
+    verdicts: batch::Verdicts,
 }
 
-/// Admitted envelopes by hash, with the configuration sequence they were checked under.
-type CheckedCache = lru::LruCache<[u8; 32], (u64, batch::Admitted)>;
-
 impl Verifier {
-    fn new(workers: usize) -> Arc<Self> {
+    fn new(workers: usize, verdicts: batch::Verdicts) -> Arc<Self> {
         Arc::new(Verifier {
             workers: Arc::new(Semaphore::new(workers.max(1))),
-            cache: Arc::new(std::sync::Mutex::new(lru::LruCache::new(
-                std::num::NonZeroUsize::new(CHECKED_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
-            ))),
+            verdicts,
         })
     }
 
     /// Checks `envelopes` under `config`, waiting for a worker.
     async fn check(&self, config: Arc<ChannelConfig>, envelopes: Vec<Vec<u8>>) -> Vec<Checked> {
-        let permit = self.workers.clone().acquire_owned().await;
-        let cache = self.cache.clone();
-        let n = envelopes.len();
-        let sequence = config.sequence();
-        let job = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let now = std::time::SystemTime::now();
-            envelopes
-                .into_iter()
-                .map(|bytes| {
-                    let hash = batch::envelope_hash(&bytes);
-                    let hit = cache
-                        .lock()
-                        .ok()
-                        .and_then(|mut c| c.get(&hash).cloned())
-                        .filter(|(seq, _)| *seq == sequence);
-                    if let Some((_, admitted)) = hit {
-                        return Checked {
-                            bytes,
-                            result: Ok(admitted),
-                            sequence,
-                        };
-                    }
-                    let checked = batch::check(&config, bytes, now);
-                    if let (Ok(a), Ok(mut c)) = (&checked.result, cache.lock()) {
-                        c.put(hash, (sequence, a.clone()));
-                    }
-                    checked
-                })
-                .collect()
-        });
-        job.await.unwrap_or_else(|_| {
-            (0..n)
-                .map(|_| Checked {
-                    bytes: Vec::new(),
-                    result: Err(Rejection {
-                        status: FabricStatus::InternalServerError,
-                        reason: "envelope check failed".into(),
-                    }),
-                    sequence,
-                })
-                .collect()
-        })
+        let _permit = self.workers.acquire().await;
+        let mut checked = Vec::with_capacity(envelopes.len());
+        for (i, bytes) in envelopes.into_iter().enumerate() {
+            if i > 0 {
+                tokio::task::yield_now().await;
+            }
+            checked.push(
+                self.verdicts
+                    .check(&config, bytes, std::time::SystemTime::now()),
+            );
+        }
+        checked
     }
 }
 
@@ -463,8 +426,8 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         healthy: AtomicBool::new(true),
         core: core_tx.clone(),
         latencies: std::sync::Mutex::new(std::collections::VecDeque::new()),
-        verifier: Verifier::new(verify_workers),
-        cluster_verifier: Verifier::new(verify_workers.div_ceil(2)),
+        verifier: Verifier::new(verify_workers, node.verdicts().clone()),
+        cluster_verifier: Verifier::new(verify_workers.div_ceil(2), node.verdicts().clone()),
         in_flight: Arc::new(Semaphore::new(in_flight_kib.min(Semaphore::MAX_PERMITS))),
         inbound,
         cluster_queue_bytes,
