@@ -6,7 +6,9 @@
 //! decision: one `MetadataSignature` per consenter, with `identifier_header` = serialized
 //! `common.IdentifierHeader { identifier = consenter id }` and `signature` = that consenter's
 //! ECDSA P-256 signature (Fabric style: SHA-256, DER, low-S) over
-//! [`vote_sign_bytes`]`(channel, Precommit, block number, round, Some(header hash), id)`.
+//! [`vote_sign_bytes`]`(channel, Precommit, block number, round, Some(value id), id)`, the
+//! value id ([`value_id`]) covering the block header hash and the block's ordering time
+//! (`BlockCommit.time_ms`, which peers validate the block's transactions at).
 //! A peer that knows only the channel's consenter set verifies a block with
 //! [`verify_block_signatures`]; orderers use the same function for blocks they sync.
 
@@ -26,6 +28,40 @@ use crate::config::ConsenterSet;
 const VOTE_DOMAIN: &[u8] = b"medledger/bft/vote/v1";
 /// Domain separator of proposal sign bytes.
 const PROPOSAL_DOMAIN: &[u8] = b"medledger/bft/proposal/v1";
+/// Domain separator of a value id that covers an ordering time.
+const VALUE_DOMAIN: &[u8] = b"medledger/bft/value/v1";
+
+/// The id consenters vote for: the block header hash and the ordering time the proposer
+/// chose (`time_ms`, milliseconds since the Unix epoch): SHA-256(domain ‖ header hash ‖
+/// time_ms u64 BE), or the header hash alone for `time_ms` = 0 (blocks decided before
+/// ordering times existed; consenters refuse such proposals now). So the precommits of a
+/// block sign its ordering time too (ADR 0030).
+pub fn value_id(header_hash: &[u8; 32], time_ms: u64) -> [u8; 32] {
+    if time_ms == 0 {
+        return *header_hash;
+    }
+    let mut b = Vec::with_capacity(VALUE_DOMAIN.len() + 40);
+    b.extend_from_slice(VALUE_DOMAIN);
+    b.extend_from_slice(header_hash);
+    b.extend_from_slice(&time_ms.to_be_bytes());
+    crypto::sha256(&b)
+}
+
+/// A block's ordering time as its commit certificate states it (`BlockCommit.time_ms`), or
+/// `None` for a block without one (the genesis block, blocks decided before ordering times
+/// existed, a block without SIGNATURES metadata). Read it from a block whose signatures were
+/// verified ([`verify_block_signatures`]): they cover it.
+pub fn ordering_time(block: &Block) -> Option<std::time::SystemTime> {
+    let meta = block::metadata(block, BlockMetadataIndex::Signatures).ok()?;
+    let time_ms = BlockCommit::decode(meta.value.as_slice()).ok()?.time_ms;
+    (time_ms > 0).then(|| std::time::UNIX_EPOCH + std::time::Duration::from_millis(time_ms))
+}
+
+/// Milliseconds since the Unix epoch of `t` (0 before the epoch).
+pub fn time_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Tendermint vote types; the byte is part of what is signed, so a prevote signature can never
 /// pass as a precommit.
@@ -101,10 +137,11 @@ pub struct CommitSignature {
     pub signature: Vec<u8>,
 }
 
-/// Encodes a commit certificate as the SIGNATURES metadata bytes (a `common.Metadata`).
-pub fn signatures_metadata(round: i64, signatures: &[CommitSignature]) -> Vec<u8> {
+/// Encodes a commit certificate (precommits for [`value_id`]`(header hash, time_ms)` in
+/// `round`) as the SIGNATURES metadata bytes (a `common.Metadata`).
+pub fn signatures_metadata(round: i64, time_ms: u64, signatures: &[CommitSignature]) -> Vec<u8> {
     Metadata {
-        value: BlockCommit { round }.encode_to_vec(),
+        value: BlockCommit { round, time_ms }.encode_to_vec(),
         signatures: signatures
             .iter()
             .map(|s| MetadataSignature {
@@ -130,6 +167,8 @@ pub struct VerifiedCommit {
     pub header_hash: [u8; 32],
     /// Decision round.
     pub round: i64,
+    /// Ordering time the signatures cover, ms since the Unix epoch (0: none).
+    pub time_ms: u64,
     /// Consenters whose precommit signatures verified, ascending.
     pub signers: Vec<u32>,
 }
@@ -189,7 +228,8 @@ pub enum BlockVerifyError {
 }
 
 /// Verifies a block decided by the BFT ordering service: its data hash, and a quorum
-/// (⌊2n/3⌋ + 1) of distinct consenters' precommit signatures over its header hash, where
+/// (⌊2n/3⌋ + 1) of distinct consenters' precommit signatures over its value id (header
+/// hash and ordering time), where
 /// every signature present must be valid. Chaining to the previous block is the caller's
 /// check (it knows the previous block).
 ///
@@ -212,7 +252,7 @@ pub fn verify_block_signatures(
 
 /// Verifies a block's commit certificate over its header alone (Fabric's
 /// `VerifyBlockAttestation`): a quorum of distinct consenters' precommit signatures over the
-/// header hash, every signature present valid. The data is neither needed nor checked, so
+/// value id (header hash and ordering time), every signature present valid. The data is neither needed nor checked, so
 /// this proves that the ordering service decided block `header.number` with this header (a
 /// `HEADER_WITH_SIG` Deliver response suffices), not that a block's entries are the decided
 /// ones: a block to commit goes through [`verify_block_signatures`].
@@ -230,12 +270,12 @@ pub fn verify_block_attestation(
     let malformed = BlockVerifyError::MalformedSignatures { number };
     let meta =
         block::metadata(block, BlockMetadataIndex::Signatures).map_err(|_| malformed.clone())?;
-    let round = BlockCommit::decode(meta.value.as_slice())
-        .map_err(|_| malformed.clone())?
-        .round;
+    let commit = BlockCommit::decode(meta.value.as_slice()).map_err(|_| malformed.clone())?;
+    let (round, time_ms) = (commit.round, commit.time_ms);
     if round < 0 {
         return Err(malformed);
     }
+    let value = value_id(&header_hash, time_ms);
     let mut signers = BTreeSet::new();
     for sig in &meta.signatures {
         let id = IdentifierHeader::decode(sig.identifier_header.as_slice())
@@ -258,7 +298,7 @@ pub fn verify_block_attestation(
             VoteKind::Precommit,
             number,
             round,
-            Some(&header_hash),
+            Some(&value),
             id,
         );
         crypto::verify(consenter.public_key(), &msg, &sig.signature).map_err(|_| {
@@ -279,6 +319,7 @@ pub fn verify_block_attestation(
         number,
         header_hash,
         round,
+        time_ms,
         signers: signers.into_iter().collect(),
     })
 }

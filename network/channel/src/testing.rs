@@ -154,10 +154,23 @@ impl TestChannel {
         next
     }
 
-    /// Writes a commit certificate into `block` signed (precommits) by the given consenters.
+    /// Writes a commit certificate into `block` signed (precommits) by the given consenters,
+    /// ordered now.
     pub fn sign_block(&self, block: &mut Block, signers: &[u32], round: i64) {
+        self.sign_block_at(block, signers, round, SystemTime::now());
+    }
+
+    /// As [`TestChannel::sign_block`] with the ordering time `ordered` (`BlockCommit.time_ms`).
+    pub fn sign_block_at(
+        &self,
+        block: &mut Block,
+        signers: &[u32],
+        round: i64,
+        ordered: SystemTime,
+    ) {
         let header = block.header.as_ref().expect("header");
-        let hash = block::header_hash(header);
+        let time_ms = bft::time_ms(ordered);
+        let hash = bft::value_id(&block::header_hash(header), time_ms);
         let sigs: Vec<CommitSignature> = signers
             .iter()
             .map(|id| {
@@ -183,7 +196,7 @@ impl TestChannel {
         block::set_metadata_bytes(
             block,
             BlockMetadataIndex::Signatures,
-            bft::signatures_metadata(round, &sigs),
+            bft::signatures_metadata(round, time_ms, &sigs),
         );
     }
 }

@@ -132,18 +132,33 @@ fn block_signatures_need_a_quorum_of_valid_distinct_consenters() {
         bft::verify_block_signatures(&b, "other", cs),
         Err(BlockVerifyError::BadSignature { .. })
     ));
-    let mut meta = block::metadata(&b, BlockMetadataIndex::Signatures).unwrap();
-    meta.value = medledger_proto::medledger::channel::BlockCommit { round: 1 }.encode_to_vec();
-    let mut wrong_round = b.clone();
-    block::set_metadata_bytes(
-        &mut wrong_round,
-        BlockMetadataIndex::Signatures,
-        meta.encode_to_vec(),
-    );
+    let with_commit = |edit: &dyn Fn(&mut medledger_proto::medledger::channel::BlockCommit)| {
+        let mut meta = block::metadata(&b, BlockMetadataIndex::Signatures).unwrap();
+        let mut commit =
+            medledger_proto::medledger::channel::BlockCommit::decode(meta.value.as_slice())
+                .unwrap();
+        edit(&mut commit);
+        meta.value = commit.encode_to_vec();
+        let mut edited = b.clone();
+        block::set_metadata_bytes(
+            &mut edited,
+            BlockMetadataIndex::Signatures,
+            meta.encode_to_vec(),
+        );
+        edited
+    };
     assert!(matches!(
-        bft::verify_block_signatures(&wrong_round, "ehr", cs),
+        bft::verify_block_signatures(&with_commit(&|c| c.round = 1), "ehr", cs),
         Err(BlockVerifyError::BadSignature { .. })
     ));
+    // The signatures cover the ordering time: another time, or none, does not verify.
+    assert!(bft::ordering_time(&b).is_some());
+    for time_ms in [0, 1_700_000_000_000] {
+        assert!(matches!(
+            bft::verify_block_signatures(&with_commit(&|c| c.time_ms = time_ms), "ehr", cs),
+            Err(BlockVerifyError::BadSignature { .. })
+        ));
+    }
     let hash = block::header_hash(b.header.as_ref().unwrap());
     let prevotes: Vec<CommitSignature> = [1u32, 2, 3]
         .iter()
@@ -160,7 +175,7 @@ fn block_signatures_need_a_quorum_of_valid_distinct_consenters() {
     block::set_metadata_bytes(
         &mut with_prevotes,
         BlockMetadataIndex::Signatures,
-        bft::signatures_metadata(0, &prevotes),
+        bft::signatures_metadata(0, 0, &prevotes),
     );
     assert!(matches!(
         bft::verify_block_signatures(&with_prevotes, "ehr", cs),
@@ -204,7 +219,7 @@ fn block_signatures_need_a_quorum_of_valid_distinct_consenters() {
     block::set_metadata_bytes(
         &mut unknown,
         BlockMetadataIndex::Signatures,
-        bft::signatures_metadata(0, &[sig]),
+        bft::signatures_metadata(0, 0, &[sig]),
     );
     assert!(matches!(
         bft::verify_block_signatures(&unknown, "ehr", cs),

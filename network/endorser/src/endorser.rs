@@ -24,14 +24,16 @@ use crate::snapshot::StateSnapshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndorserConfig {
     /// Largest accepted difference between a proposal's timestamp and the peer's clock
-    /// (default 15 min, Fabric's `peer.authentication.timewindow`).
+    /// (default 5 min, the commit-time bound between a transaction's timestamp and its
+    /// block's ordering time, `medledger_peer::validator::tx::MAX_TX_TIME_SKEW`, ADR 0030;
+    /// Fabric's `peer.authentication.timewindow` is 15 min).
     pub max_timestamp_skew: Duration,
 }
 
 impl Default for EndorserConfig {
     fn default() -> Self {
         EndorserConfig {
-            max_timestamp_skew: Duration::from_secs(15 * 60),
+            max_timestamp_skew: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -646,6 +646,11 @@ fn fits(batch: &BatchConfig, count: usize, total: usize, size: usize) -> bool {
     count < batch.max_message_count as usize && total + size <= batch.preferred_max_bytes as usize
 }
 
+/// Largest difference accepted between a proposed block's ordering time and this orderer's
+/// clock. Peers validate a block's transactions at its ordering time (ADR 0030), so a
+/// Byzantine proposer can move that time by at most this much.
+pub const MAX_ORDERING_TIME_SKEW: Duration = Duration::from_secs(30);
+
 /// Why a proposed batch is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
@@ -656,6 +661,19 @@ pub enum BatchError {
         got: u64,
         /// Next block number.
         expected: u64,
+    },
+    /// The ordering time is before the last block's or more than
+    /// [`MAX_ORDERING_TIME_SKEW`] away from this orderer's clock.
+    #[error(
+        "block {number}: ordering time {time_ms} ms is before the last block's or too far from this orderer's clock ({clock_ms} ms)"
+    )]
+    OrderingTime {
+        /// Block number.
+        number: u64,
+        /// Ordering time proposed, ms since the Unix epoch.
+        time_ms: u64,
+        /// This orderer's clock, ms since the Unix epoch.
+        clock_ms: u64,
     },
     /// Does not chain to the last block.
     #[error("block {number}: previous hash does not match block {}", number.saturating_sub(1))]
@@ -720,6 +738,8 @@ pub struct ChainView<'a> {
     pub next_number: u64,
     /// Header hash of the last block.
     pub last_hash: [u8; 32],
+    /// Ordering time of the last block, ms since the Unix epoch (0: none).
+    pub last_time_ms: u64,
     /// Every tx_id already ordered.
     pub ordered_tx_ids: &'a HashSet<String>,
 }
@@ -733,6 +753,8 @@ pub struct Candidate<'a> {
     pub previous_hash: &'a [u8; 32],
     /// Data hash claimed by the header.
     pub data_hash: &'a [u8; 32],
+    /// Ordering time proposed, ms since the Unix epoch.
+    pub time_ms: u64,
     /// Serialized envelopes, in block order.
     pub envelopes: &'a [Vec<u8>],
 }
@@ -757,6 +779,7 @@ pub fn validate(
         number,
         previous_hash,
         data_hash,
+        time_ms,
         envelopes,
     } = *candidate;
     if number != chain.next_number {
@@ -767,6 +790,15 @@ pub fn validate(
     }
     if previous_hash != &chain.last_hash {
         return Err(BatchError::WrongPreviousHash { number });
+    }
+    let clock = medledger_channel::bft::time_ms(now);
+    let skew = u64::try_from(MAX_ORDERING_TIME_SKEW.as_millis()).unwrap_or(u64::MAX);
+    if time_ms < chain.last_time_ms || time_ms.abs_diff(clock) > skew {
+        return Err(BatchError::OrderingTime {
+            number,
+            time_ms,
+            clock_ms: clock,
+        });
     }
     if envelopes.is_empty() {
         return Err(BatchError::Empty { number });
@@ -946,32 +978,73 @@ mod tests {
         let chain = ChainView {
             next_number: 1,
             last_hash: [0; 32],
+            last_time_ms: 0,
             ordered_tx_ids: &ordered,
         };
         let envelopes = [bytes.clone()];
         let data_hash = medledger_channel::block::data_hash(&BlockData {
             data: envelopes.to_vec(),
         });
-        let candidate = Candidate {
+        let at = |t: SystemTime| Candidate {
             number: 1,
             previous_hash: &[0; 32],
             data_hash: &data_hash,
+            time_ms: medledger_channel::bft::time_ms(t),
             envelopes: &envelopes,
         };
         let none = |_: &[u8; 32]| None;
-        assert!(validate(&config, &chain, &candidate, &none, &verdicts, later).is_ok());
+        assert!(validate(&config, &chain, &at(later), &none, &verdicts, later).is_ok());
         let fresh = Verdicts::new(8);
-        assert!(validate(&config, &chain, &candidate, &none, &fresh, later).is_err());
-        validate(
-            &config,
-            &chain,
-            &candidate,
-            &none,
-            &fresh,
-            SystemTime::now(),
-        )
-        .unwrap();
+        assert!(validate(&config, &chain, &at(later), &none, &fresh, later).is_err());
+        let now = SystemTime::now();
+        validate(&config, &chain, &at(now), &none, &fresh, now).unwrap();
         assert!(fresh.get(&admitted.hash, config.sequence()).is_some());
+    }
+
+    #[test]
+    fn a_proposed_ordering_time_follows_the_last_block_and_this_orderers_clock() {
+        let (mut ch, config) = channel(batch(10, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let envelopes = [tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec()];
+        let data_hash = medledger_channel::block::data_hash(&BlockData {
+            data: envelopes.to_vec(),
+        });
+        let now = SystemTime::now();
+        let ms = medledger_channel::bft::time_ms(now);
+        let ordered = HashSet::new();
+        let chain = ChainView {
+            next_number: 1,
+            last_hash: [0; 32],
+            last_time_ms: ms - 5_000,
+            ordered_tx_ids: &ordered,
+        };
+        let propose = |time_ms: u64| {
+            validate(
+                &config,
+                &chain,
+                &Candidate {
+                    number: 1,
+                    previous_hash: &[0; 32],
+                    data_hash: &data_hash,
+                    time_ms,
+                    envelopes: &envelopes,
+                },
+                &|_| None,
+                &Verdicts::new(4),
+                now,
+            )
+        };
+        let skew = MAX_ORDERING_TIME_SKEW.as_millis() as u64;
+        for ok in [ms, ms - 5_000, ms + skew] {
+            assert!(propose(ok).is_ok(), "{ok}");
+        }
+        // Before the last block, backdated or post-dated past the skew, or none at all.
+        for bad in [ms - 5_001, ms - skew - 1, ms + skew + 1, 0] {
+            assert!(
+                matches!(propose(bad), Err(BatchError::OrderingTime { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -1038,6 +1111,7 @@ mod tests {
         let chain = ChainView {
             next_number: 5,
             last_hash: [9; 32],
+            last_time_ms: 0,
             ordered_tx_ids: &ordered,
         };
         let hash_of =
@@ -1052,6 +1126,7 @@ mod tests {
                         number,
                         previous_hash: &prev,
                         data_hash: &data,
+                        time_ms: medledger_channel::bft::time_ms(now),
                         envelopes: e,
                     },
                     &none,
@@ -1097,6 +1172,7 @@ mod tests {
         let chain2 = ChainView {
             next_number: 5,
             last_hash: [9; 32],
+            last_time_ms: 0,
             ordered_tx_ids: &ordered,
         };
         assert!(matches!(
@@ -1183,6 +1259,7 @@ mod tests {
         let chain = ChainView {
             next_number: 1,
             last_hash: [0; 32],
+            last_time_ms: 0,
             ordered_tx_ids: &ordered,
         };
         let propose = |e: &[Vec<u8>]| {
@@ -1194,6 +1271,7 @@ mod tests {
                     number: 1,
                     previous_hash: &[0; 32],
                     data_hash: &data,
+                    time_ms: medledger_channel::bft::time_ms(now),
                     envelopes: e,
                 },
                 &|_| None,

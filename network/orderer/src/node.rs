@@ -183,6 +183,9 @@ pub struct Chain {
     pub envelope_hashes: HashSet<[u8; 32]>,
     /// Number of the last config block (0, the genesis block, or the last config update).
     pub last_config: u64,
+    /// Ordering time of the last block that has one, ms since the Unix epoch (0: none). The
+    /// next block's may not be earlier.
+    pub last_time_ms: u64,
 }
 
 impl Chain {
@@ -226,6 +229,9 @@ impl Chain {
                 self.envelope_hashes
                     .extend(data.data.iter().map(|e| batch::envelope_hash(e)));
             }
+        }
+        if let Some(t) = bft::ordering_time(b) {
+            self.last_time_ms = self.last_time_ms.max(bft::time_ms(t));
         }
         self.last_hash = blk::header_hash(header);
         self.next_number = header.number + 1;
@@ -470,6 +476,7 @@ impl Node {
                         number: v.number,
                         previous_hash: h,
                         data_hash: d,
+                        time_ms: v.time_ms,
                     };
                     node.own_recorded.insert((height, round), header.hash());
                 }
@@ -1104,6 +1111,7 @@ impl Node {
             let view = ChainView {
                 next_number: self.chain.next_number,
                 last_hash: self.chain.last_hash,
+                last_time_ms: self.chain.last_time_ms,
                 ordered_tx_ids: &self.chain.tx_ids,
             };
             let pool = &self.pool;
@@ -1114,6 +1122,7 @@ impl Node {
                     number: header.number,
                     previous_hash: &header.previous_hash,
                     data_hash: &header.data_hash,
+                    time_ms: header.time_ms,
                     envelopes: &body,
                 },
                 &|h| pool.tx_of(h).map(|(tx, config)| (tx.to_owned(), config)),
@@ -1213,10 +1222,12 @@ impl Node {
                 let data_hash = blk::data_hash(&BlockData {
                     data: envelopes.clone(),
                 });
+                // The ordering time: this orderer's clock, never before the last block's.
                 let header = BatchHeader {
                     number: height,
                     previous_hash: self.chain.last_hash,
                     data_hash,
+                    time_ms: bft::time_ms(now.wall).max(self.chain.last_time_ms),
                 };
                 self.awaiting_value = None;
                 if let Some(t) = self.batch_timer.take() {
@@ -1401,7 +1412,7 @@ impl Node {
         blk::set_metadata_bytes(
             &mut block,
             BlockMetadataIndex::Signatures,
-            bft::signatures_metadata(round, signatures),
+            bft::signatures_metadata(round, header.time_ms, signatures),
         );
         blk::set_metadata_bytes(
             &mut block,

@@ -182,6 +182,17 @@ pub fn endorsed_tx(
     spec: &TxSpec,
     endorsers: &[&SigningIdentity],
 ) -> (Envelope, String) {
+    endorsed_tx_at(channel_id, creator, spec, endorsers, SystemTime::now())
+}
+
+/// As [`endorsed_tx`] with the channel header timestamped `at`.
+pub fn endorsed_tx_at(
+    channel_id: &str,
+    creator: &SigningIdentity,
+    spec: &TxSpec,
+    endorsers: &[&SigningIdentity],
+    at: SystemTime,
+) -> (Envelope, String) {
     let nonce = nonce();
     let tx_id = TxId::compute(&nonce, creator.serialized()).to_string();
     let cc_id = ChaincodeId {
@@ -192,7 +203,7 @@ pub fn endorsed_tx(
         r#type: HeaderType::EndorserTransaction as i32,
         channel_id: channel_id.into(),
         tx_id: tx_id.clone(),
-        timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+        timestamp: Some(prost_types::Timestamp::from(at)),
         extension: ChaincodeHeaderExtension {
             chaincode_id: Some(cc_id.clone()),
         }

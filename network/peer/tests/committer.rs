@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use common::{CC, CHANNEL, Net, Peer, phi_definition};
 use medledger_channel::block;
@@ -14,7 +15,8 @@ use medledger_msp::policy::Policy;
 use medledger_peer::Error;
 use medledger_peer::definitions::ChaincodeDefinition;
 use medledger_peer::testing::{
-    TxSpec, delete, endorsed_tx, key_policy, ns, private_writes, range, read, tx_private, write,
+    TxSpec, delete, endorsed_tx, endorsed_tx_at, key_policy, ns, private_writes, range, read,
+    tx_private, write,
 };
 use medledger_peer::validator::BlockPrivateData;
 use medledger_proto::common::{BlockMetadataIndex, Envelope, Payload};
@@ -352,6 +354,72 @@ fn tampered_transactions_are_rejected_with_their_codes() {
         peer.commit(&net, &[t1, t4, t2]).codes,
         vec![C::Valid, C::Valid, C::DuplicateTxid]
     );
+}
+
+/// Issue 13 item 6: a transaction is judged at its block's ordering time (signed by the
+/// consenters), not at the time its client wrote in the header. On 8c73202 both transactions
+/// below were valid: identities were checked at the header timestamp, which nothing bounded.
+#[test]
+fn transactions_are_judged_at_the_blocks_ordering_time() {
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::open(&net, dir.path(), "Org1MSP");
+    let commit_at = |envs: &[Envelope], ordered: SystemTime| {
+        let info = peer.ledger().info();
+        let mut b = block::new_block(
+            info.height,
+            &info.current_hash,
+            envs.iter().map(Message::encode_to_vec).collect(),
+        );
+        net.ch.sign_block_at(&mut b, &[1, 2, 3], 0, ordered);
+        peer.committer
+            .commit_block(b, &BlockPrivateData::new())
+            .unwrap()
+            .codes
+    };
+    let endorsers = [&net.peer1, &net.peer2];
+    // Endorsed while every certificate was valid (stamped two minutes before they expire),
+    // ordered two minutes after they expired: the creator is no longer valid.
+    let expiry = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(net.client.certificate().not_after().try_into().unwrap());
+    let (late, _) = endorsed_tx_at(
+        CHANNEL,
+        &net.client,
+        &writes(&[("a", "1")]),
+        &endorsers,
+        expiry - Duration::from_secs(120),
+    );
+    assert_eq!(
+        commit_at(&[late], expiry + Duration::from_secs(120)),
+        vec![C::BadCreatorSignature]
+    );
+    // Stamped now, ordered an hour later: a backdated header beyond the skew.
+    let now = SystemTime::now();
+    let (held, _) = endorsed_tx_at(
+        CHANNEL,
+        &net.client,
+        &writes(&[("a", "2")]),
+        &endorsers,
+        now,
+    );
+    assert_eq!(
+        commit_at(&[held], now + Duration::from_secs(3600)),
+        vec![C::BadChannelHeader]
+    );
+    assert_eq!(value(&peer, "a"), None);
+    // Within the skew either way: valid.
+    let (early, _) = endorsed_tx_at(
+        CHANNEL,
+        &net.client,
+        &writes(&[("a", "3")]),
+        &endorsers,
+        now + Duration::from_secs(60),
+    );
+    assert_eq!(
+        commit_at(&[early], now + Duration::from_secs(10)),
+        vec![C::Valid]
+    );
+    assert_eq!(value(&peer, "a").unwrap().0, b"3");
 }
 
 #[test]

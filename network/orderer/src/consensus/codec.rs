@@ -107,6 +107,7 @@ pub(crate) fn header_to_wire(h: &BatchHeader) -> pb::BatchHeader {
         number: h.number,
         previous_hash: h.previous_hash.to_vec(),
         data_hash: h.data_hash.to_vec(),
+        time_ms: h.time_ms,
     }
 }
 
@@ -116,6 +117,7 @@ pub(crate) fn header_from_wire(h: Option<&pb::BatchHeader>) -> Result<BatchHeade
         number: h.number,
         previous_hash: hash32(&h.previous_hash, "previous hash is not 32 bytes")?,
         data_hash: hash32(&h.data_hash, "data hash is not 32 bytes")?,
+        time_ms: h.time_ms,
     })
 }
 

@@ -66,7 +66,8 @@ impl fmt::Display for BlockHash {
 }
 
 /// The value consensus decides: the header of the next block (its envelopes travel as
-/// proposal parts). Its id is Fabric's block header hash.
+/// proposal parts) and its ordering time. Its id is
+/// `medledger_channel::bft::value_id(Fabric's block header hash, time_ms)`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BatchHeader {
     /// Block number (= consensus height).
@@ -75,16 +76,21 @@ pub struct BatchHeader {
     pub previous_hash: [u8; 32],
     /// SHA-256 of the concatenated envelopes (Fabric's data hash).
     pub data_hash: [u8; 32],
+    /// Ordering time the proposer chose, ms since the Unix epoch (`BlockCommit.time_ms`).
+    pub time_ms: u64,
 }
 
 impl BatchHeader {
-    /// Fabric's header hash of this header (`medledger_channel::block::header_hash`).
+    /// The consensus value id: [`medledger_channel::bft::value_id`] of Fabric's header hash
+    /// of this header and the ordering time.
     pub fn hash(&self) -> [u8; 32] {
-        medledger_channel::block::header_hash(&medledger_proto::common::BlockHeader {
-            number: self.number,
-            previous_hash: self.previous_hash.to_vec(),
-            data_hash: self.data_hash.to_vec(),
-        })
+        let header_hash =
+            medledger_channel::block::header_hash(&medledger_proto::common::BlockHeader {
+                number: self.number,
+                previous_hash: self.previous_hash.to_vec(),
+                data_hash: self.data_hash.to_vec(),
+            });
+        medledger_channel::bft::value_id(&header_hash, self.time_ms)
     }
 }
 

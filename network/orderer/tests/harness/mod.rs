@@ -817,12 +817,16 @@ impl Sim {
             number: real.height,
             previous_hash: previous_hash.to_vec(),
             data_hash: data_hash.to_vec(),
+            time_ms: real.value.as_ref().map_or(0, |v| v.time_ms),
         };
-        let hh = blk::header_hash(&medledger_proto::common::BlockHeader {
-            number: header.number,
-            previous_hash: header.previous_hash.clone(),
-            data_hash: header.data_hash.clone(),
-        });
+        let hh = bft::value_id(
+            &blk::header_hash(&medledger_proto::common::BlockHeader {
+                number: header.number,
+                previous_hash: header.previous_hash.clone(),
+                data_hash: header.data_hash.clone(),
+            }),
+            header.time_ms,
+        );
         let proposal = pb::Proposal {
             height: real.height,
             round: real.round,

@@ -101,9 +101,11 @@ pub fn validate_block(
         .as_ref()
         .map(|d| d.data.as_slice())
         .unwrap_or(&[]);
+    // Verified with the block's signatures (the committer's first check).
+    let ordered = medledger_channel::bft::ordering_time(&block);
     let pre: Vec<Prevalidated> = entries
         .par_iter()
-        .map(|e| tx::prevalidate(e, ctx.config))
+        .map(|e| tx::prevalidate(e, ctx.config, ordered))
         .collect();
 
     let mut overlay = Overlay::new(ctx.state);

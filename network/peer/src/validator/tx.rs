@@ -88,14 +88,30 @@ fn invalid(code: TxValidationCode, tx_id: Option<&str>, reason: impl Into<String
     }
 }
 
+/// Largest difference between an endorser transaction's channel-header timestamp and its
+/// block's ordering time (ADR 0030): the most a client can backdate or post-date what the
+/// chaincode sees as the transaction's time (`GetTxTimestamp`). Endorsers refuse proposals
+/// further from their clock by default too.
+pub const MAX_TX_TIME_SKEW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// Checks one block entry: envelope and headers (Fabric's `msgvalidation`), creator signature
 /// and tx_id; for a `CONFIG_UPDATE`, the channel's `Writers` policy and
 /// [`ChannelConfig::apply_update`]; for an endorser transaction, a single endorser action with a proposal hash that matches its headers, the
-/// decodable read-write set, and every endorsement signature. Identities are validated at the
-/// transaction's channel-header timestamp, so that every peer, and every replay, reaches the
-/// same verdict (Fabric reaches determinism by ignoring expiry at commit instead; the orderer
-/// and endorsers check identities at their current time).
-pub fn prevalidate(entry: &[u8], config: &ChannelConfig) -> Prevalidated {
+/// decodable read-write set, and every endorsement signature.
+///
+/// An endorser transaction in a block with an ordering time (`ordered`, signed by the
+/// consenters: `medledger_channel::bft::ordering_time`) is judged at that time: its
+/// channel-header timestamp must be within [`MAX_TX_TIME_SKEW`] of it
+/// (`BAD_CHANNEL_HEADER` otherwise), and its creator and endorsers must be valid then (ADR
+/// 0030). Without one (blocks decided before ordering times existed), and for config updates
+/// (which orderers check at their timestamp, ADR 0018), identities are validated at the
+/// channel-header timestamp. Either way every peer, and every replay, reaches the same verdict
+/// (Fabric reaches determinism by ignoring expiry at commit instead).
+pub fn prevalidate(
+    entry: &[u8],
+    config: &ChannelConfig,
+    ordered: Option<SystemTime>,
+) -> Prevalidated {
     use TxValidationCode as C;
     let Ok(env) = Envelope::decode(entry) else {
         return invalid(
@@ -117,6 +133,24 @@ pub fn prevalidate(entry: &[u8], config: &ChannelConfig) -> Prevalidated {
             None,
             "channel header timestamp out of range",
         );
+    };
+    let at = match ordered {
+        Some(ordered) if parsed.header_type() == Some(HeaderType::EndorserTransaction) => {
+            let skew = at.duration_since(ordered).unwrap_or_else(|e| e.duration());
+            if skew > MAX_TX_TIME_SKEW {
+                return invalid(
+                    C::BadChannelHeader,
+                    Some(parsed.channel_header.tx_id.as_str()),
+                    format!(
+                        "transaction timestamp is {}s away from the block's ordering time (at most {}s)",
+                        skew.as_secs(),
+                        MAX_TX_TIME_SKEW.as_secs()
+                    ),
+                );
+            }
+            ordered
+        }
+        _ => at,
     };
     let checked = match envelope::check(&env, config, at) {
         Ok(c) => c,
