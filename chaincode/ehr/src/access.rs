@@ -308,16 +308,20 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
             "emergency window",
         )?;
         let window = window.filter(|w| w.opened_at_ms <= now && now < w.expires_at_ms);
-        // An open window grants only while the clinician's organization still holds
-        // break-glass authority (a withdrawn authority closes its windows).
+        // An open window grants only while the caller still is a doctor or nurse with
+        // `ehr.emergency=true` (a certificate re-issued without it closes the person's
+        // windows) and its organization still holds break-glass authority (a withdrawn
+        // authority closes its windows).
         let window = match window {
             Some(w)
-                if crate::governance::authority(
-                    stub,
-                    &caller.msp_id,
-                    AuthorityRole::Emergency,
-                )?
-                .in_force =>
+                if caller.emergency
+                    && caller.has_role(&[Role::Doctor, Role::Nurse])
+                    && crate::governance::authority(
+                        stub,
+                        &caller.msp_id,
+                        AuthorityRole::Emergency,
+                    )?
+                    .in_force =>
             {
                 Some(w)
             }

@@ -328,6 +328,32 @@ fn founders_confirm_each_other_before_anything_counts() {
     n.ok("doctor3", &["EmergencyAccess", PA, "ETREAT"]);
 }
 
+/// On 8c73202 an open break-glass window granted every record request of its clinician until
+/// it expired, even after the clinician's certificate lost `ehr.emergency` (re-issued
+/// without it: the same person, so the same window). Now each use re-checks the attribute
+/// and the role: the request is decided on consent, denied and audited.
+#[test]
+fn an_open_break_glass_window_needs_the_emergency_attribute_at_each_use() {
+    let mut n = world();
+    n.ok("emergency2b", &["EmergencyAccess", PA, "ETREAT"]);
+    assert_eq!(
+        n.read("emergency2b", PA, "Condition/cond-1", "treatment"),
+        condition("cond-1", PA)
+    );
+    let me = identity_id("emergency2b");
+    reissue("emergency2b", &[("ehr.role", "doctor")]);
+    assert_eq!(identity_id("emergency2b"), me, "the same person");
+    assert_eq!(n.ok("emergency2b", &["WhoAmI"])["emergency"], false);
+    // What Org2's consent covers (Observations) is still granted, on the consent.
+    let (_, d) = n.request("emergency2b", PA, "Observation/obs-1", "treatment");
+    assert_eq!(d, "granted");
+    // A Condition is not: the window no longer grants it.
+    let (_, d) = n.request("emergency2b", PA, "Condition/cond-1", "treatment");
+    assert_eq!(d, "denied");
+    let audit = n.ok("patientA", &["ListAuditEntries", PA]);
+    assert_eq!(audit["summary"]["denied"], 1, "{audit}");
+}
+
 /// On 9fbe16c a patient id registered by one organization answered another organization's
 /// admin with a bare conflict, and a custodian retrying its own registration (a re-run
 /// import) failed the same way. Now: another organization is refused (403) with the
