@@ -20,7 +20,8 @@
 //!   authority (seeded by `network up`, and left alone by a second `up`) keeps working.
 //!
 //! Every refusal is a chaincode error that names no patient data, adds no block, and leaves
-//! the patient's audit trail as it was.
+//! the patient's audit trail as it was — except a refused break-glass, which the patient must
+//! see: it is a denied entry of the audit trail (on 8c73202 it left no trace).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -134,6 +135,26 @@ fn refusal<T: std::fmt::Debug>(
             message
         }
         other => panic!("expected a chaincode refusal {status}, got {other:?}"),
+    }
+}
+
+/// `EmergencyAccess` by `clinician`, which must be denied on the ledger (audited, no window):
+/// the chaincode's reason, which must name no patient data.
+async fn break_glass_denied(clinician: &EhrClient, p: &str, phi: &[String]) -> String {
+    match clinician
+        .emergency_access(p, EmergencyReason::EmergencyTreatment, None)
+        .await
+    {
+        Err(EhrClientError::EmergencyDenied { message, .. }) => {
+            for needle in phi {
+                assert!(
+                    !message.contains(needle.as_str()),
+                    "patient data in {message:?}"
+                );
+            }
+            message
+        }
+        other => panic!("expected a denied break-glass, got {other:?}"),
     }
 }
 
@@ -448,19 +469,16 @@ async fn ehr_rules_hold_on_a_real_network() {
         Some(&[("ehr.role", "auditor")]),
     );
     let org3_auditor = client_as(&dir, "org3-admin", auditor).await;
+    // Break-glass is denied on the ledger: the patient's audit trail shows the attempt.
     let audited = audit_total(&dir, &patient, &p).await;
-    let before = height(&dir);
-    let m = refusal(
-        org3_emergency
-            .emergency_access(&p, EmergencyReason::EmergencyTreatment, None)
-            .await,
-        403,
-        &phi,
-    );
+    let m = break_glass_denied(&org3_emergency, &p, &phi).await;
     assert!(
         m.contains("Org3MSP holds no break-glass authority") && m.contains("0 of 2"),
         "{m}"
     );
+    assert_eq!(audit_total(&dir, &patient, &p).await, audited + 1);
+    let audited = audited + 1;
+    let before = height(&dir);
     let m = refusal(org3_auditor.audit_entries(&p, 50, "").await, 403, &phi);
     assert!(m.contains("auditor authority"), "{m}");
     refusal(org3_auditor.list_consents(&p, 50, "").await, 403, &phi);
@@ -514,13 +532,8 @@ async fn ehr_rules_hold_on_a_real_network() {
         .await
         .unwrap();
     assert!(!a.in_force && a.members == 3 && a.needed == 2, "{a:?}");
-    refusal(
-        org3_emergency
-            .emergency_access(&p, EmergencyReason::EmergencyTreatment, None)
-            .await,
-        403,
-        &phi,
-    );
+    let m = break_glass_denied(&org3_emergency, &p, &phi).await;
+    assert!(m.contains("1 of 3"), "{m}");
     // The founders keep theirs: Org2's emergency doctor still breaks the glass.
     let org2_emergency = client(&dir, "org2-emergency").await;
     org2_emergency

@@ -456,21 +456,26 @@ fn parse_reason(s: &str) -> Result<EmergencyReason> {
 }
 
 /// `EmergencyAccess PATIENT_ID REASON [WINDOW_S]` (submitted; doctor or nurse with
-/// `ehr.emergency=true` of an organization holding break-glass authority). Opens a break-glass window (default and at most 24 h) in which the
-/// clinician's record access requests are granted without consent; audited as an access
-/// entry, and an `EmergencyAccess` event notifies the patient. Returns
-/// `{access_id, expires_at_ms}`.
+/// `ehr.emergency=true` of an organization holding break-glass authority). Opens a
+/// break-glass window (default and at most 24 h) in which the clinician's record access
+/// requests are granted without consent; audited as an access entry, and an
+/// `EmergencyAccess` event notifies the patient. Returns
+/// `{access_id, decision: "granted", expires_at_ms}`.
+///
+/// A doctor or nurse without the attribute, or of an organization without the authority, is
+/// refused *on the ledger*: the transaction succeeds with
+/// `{access_id, decision: "denied", reason, message}` (`reason` `no_emergency_attribute` or
+/// `no_emergency_authority`, `message` naming organizations and counts only), a denied access
+/// entry and an `AccessDenied` event, so the patient sees the attempt; no window opens.
+/// Errors (nothing written): 403 other roles or a Blocked relation, 400 malformed arguments,
+/// 404 unknown patient.
 pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     const USAGE: &str = "EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]";
+    const NEEDS: &str = "break-glass needs a doctor or nurse certificate with ehr.emergency=true";
     let caller = Caller::of(stub)?;
-    if !(caller.emergency && caller.has_role(&[Role::Doctor, Role::Nurse])) {
-        return Err(EhrError::forbidden(
-            "break-glass needs a doctor or nurse certificate with ehr.emergency=true",
-        ));
+    if !caller.has_role(&[Role::Doctor, Role::Nurse]) {
+        return Err(EhrError::forbidden(NEEDS));
     }
-    // The attribute counts only for an organization a majority of the channel's organizations
-    // gave break-glass authority (ADR 0029): any organization's CA can write it.
-    crate::governance::require_authority(stub, &caller.msp_id, AuthorityRole::Emergency)?;
     let patient_id = param(args, 0, USAGE)?;
     let reason = parse_reason(param(args, 1, USAGE)?)?;
     let window_s = match opt_param(args, 2) {
@@ -487,8 +492,53 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
     let rels = relations(stub, patient_id, &caller)?;
     refuse_blocked(&rels, patient_id)?;
     let now = now_ms(stub)?;
-    let expires_at_ms = now + window_s * 1000;
     let access_id = access_id(stub, now);
+    // The attribute counts only for an organization a majority of the channel's organizations
+    // gave break-glass authority (ADR 0029): any organization's CA can write it.
+    let denial = if caller.emergency {
+        let a = crate::governance::authority(stub, &caller.msp_id, AuthorityRole::Emergency)?;
+        (!a.in_force).then(|| {
+            (
+                DenyReason::NoEmergencyAuthority,
+                crate::governance::not_held_message(&a),
+            )
+        })
+    } else {
+        Some((DenyReason::NoEmergencyAttribute, NEEDS.to_owned()))
+    };
+    if let Some((deny, message)) = denial {
+        let entry = AccessEntry {
+            access_id: access_id.clone(),
+            kind: AccessKind::EmergencyAccess,
+            patient_id: patient_id.to_owned(),
+            record_id: None,
+            requester: caller.id.clone(),
+            requester_msp: caller.msp_id.clone(),
+            requester_role: caller.role_name().to_owned(),
+            purpose: None,
+            at_ms: now,
+            decision: Decision::Denied,
+            basis: None,
+            basis_id: None,
+            reason: Some(deny),
+            valid_until_ms: None,
+            emergency_reason: Some(reason),
+        };
+        put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
+        let mut events = Events::default();
+        events.push(
+            events::ACCESS_DENIED,
+            json!({"patient_id": patient_id, "access_id": access_id,
+                   "requester_msp": caller.msp_id, "kind": AccessKind::EmergencyAccess,
+                   "reason": deny}),
+        );
+        events.emit(stub)?;
+        return to_json(
+            &json!({"access_id": access_id, "decision": Decision::Denied,
+                               "reason": deny, "message": message}),
+        );
+    }
+    let expires_at_ms = now + window_s * 1000;
     let window = EmergencyWindow {
         patient_id: patient_id.to_owned(),
         clinician: caller.id.clone(),
@@ -523,7 +573,10 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
                "clinician_msp": caller.msp_id, "reason": reason, "expires_at_ms": expires_at_ms}),
     );
     events.emit(stub)?;
-    to_json(&json!({"access_id": access_id, "expires_at_ms": expires_at_ms}))
+    to_json(
+        &json!({"access_id": access_id, "decision": Decision::Granted,
+                    "expires_at_ms": expires_at_ms}),
+    )
 }
 
 /// `GetAccessState PATIENT_ID GRANTEE` (evaluated; the patient, an auditor, the custodian's

@@ -90,7 +90,13 @@ pub(crate) fn authority(
 }
 
 fn not_held(a: &Authority) -> EhrError {
-    EhrError::forbidden(format!(
+    EhrError::forbidden(not_held_message(a))
+}
+
+/// Why `a` is not in force: the organization, the authority, approvals and members (ids and
+/// counts only).
+pub(crate) fn not_held_message(a: &Authority) -> String {
+    format!(
         "organization {} holds no {} authority on this channel: {} of {} governing organizations \
          approved it, {} needed (ApproveRoleAuthority {} {})",
         a.org,
@@ -100,7 +106,7 @@ fn not_held(a: &Authority) -> EhrError {
         a.needed,
         a.org,
         a.role.as_str()
-    ))
+    )
 }
 
 /// Refuses (403) unless `org` holds `role`.

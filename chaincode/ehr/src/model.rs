@@ -289,6 +289,10 @@ pub enum DenyReason {
     Revoked,
     /// A consent covers it, but the relation is Suspended until the patient grants again.
     Suspended,
+    /// Break-glass by a doctor or nurse whose certificate lacks `ehr.emergency=true`.
+    NoEmergencyAttribute,
+    /// Break-glass by a clinician whose organization holds no break-glass authority (ADR 0029).
+    NoEmergencyAuthority,
 }
 
 /// One entry of the audit trail: an access decision or a break-glass window.

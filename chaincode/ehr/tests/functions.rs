@@ -305,11 +305,9 @@ fn refusals(w: &World) -> Vec<Row> {
         row("doctor1", &["ShareRecord", PA, "Observation/obs-1", "Org2MSP", "treatment", "Org2MSPPHI"], 400),
         row("doctor1", &["ShareRecord", PA, "Observation/none", "Org2MSP", "treatment"], 404),
         // EmergencyAccess: doctor or nurse with ehr.emergency=true, of an organization holding
-        // break-glass authority.
-        row("emergency4", &["EmergencyAccess", PA, "ETREAT"], 403),
-        row("plain3", &["EmergencyAccess", PA, "ETREAT"], 403),
+        // break-glass authority (a doctor or nurse without either is denied *on the ledger*,
+        // audited: rules.rs::a_refused_break_glass_is_audited).
         row("lab3", &["EmergencyAccess", PA, "ETREAT"], 403),
-        row("doctor1", &["EmergencyAccess", PA, "ETREAT"], 403),
         row("patientA", &["EmergencyAccess", PA, "ETREAT"], 403),
         row("admin3", &["EmergencyAccess", PA, "ETREAT"], 403),
         row("doctor3", &["EmergencyAccess", PA, "because I said so"], 400),

@@ -32,6 +32,17 @@ fn authority(n: &mut Net, org: &str, role: &str) -> Value {
     n.ok("doctor1", &["GetRoleAuthority", org, role])
 }
 
+/// `EmergencyAccess` as `who` by a doctor or nurse that must be denied on the ledger (a
+/// successful transaction answering `denied`, audited); its message.
+#[track_caller]
+fn denied_break_glass(n: &mut Net, who: &str, args: &[&str]) -> String {
+    let r = n.call(who, args);
+    assert_eq!(r.status, 200, "{who}: {}", r.message);
+    let v: Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["decision"], "denied", "{v}");
+    v["message"].as_str().unwrap().to_owned()
+}
+
 /// On 9fbe16c any organization's CA could mint `ehr.emergency` doctors and auditors who act
 /// on every patient: Org4MSP's emergency doctor opened a break-glass window and its auditor
 /// read the audit trail. Now Org4 holds neither until a majority of the governing
@@ -41,12 +52,7 @@ fn authority(n: &mut Net, org: &str, role: &str) -> Value {
 fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizations() {
     let mut n = world();
     // Not governing, not approved: refused, nothing written, the reason named.
-    let m = n.refused(
-        Some("emergency4"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    let m = denied_break_glass(&mut n, "emergency4", &["EmergencyAccess", PA, "ETREAT"]);
     assert!(
         m.contains("Org4MSP") && m.contains("break-glass") && m.contains("0 of 3"),
         "{m}"
@@ -134,12 +140,7 @@ fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizati
     n.ok("gov4", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
     n.ok("gov1", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
     assert_eq!(authority(&mut n, "Org4MSP", "emergency")["in_force"], false);
-    let m = n.refused(
-        Some("emergency4"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    let m = denied_break_glass(&mut n, "emergency4", &["EmergencyAccess", PA, "ETREAT"]);
     assert!(m.contains("2 of 4") && m.contains("3 needed"), "{m}");
     // Org2's makes a majority: break-glass works and is audited; auditors still refused.
     n.ok("gov2", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
@@ -158,22 +159,20 @@ fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizati
     // no longer grants (the request is denied and audited).
     n.ok("gov1", &["WithdrawRoleAuthority", "Org4MSP", "emergency"]);
     assert_eq!(authority(&mut n, "Org4MSP", "emergency")["in_force"], false);
-    n.refused(
-        Some("emergency4"),
-        &["EmergencyAccess", PA, "BTG"],
-        &[],
-        403,
-    );
+    denied_break_glass(&mut n, "emergency4", &["EmergencyAccess", PA, "BTG"]);
     let (_, d) = n.request("emergency4", PA, "Condition/cond-1", "treatment");
     assert_eq!(d, "denied");
     let audit = n.ok("patientA", &["ListAuditEntries", PA]);
-    assert_eq!(audit["summary"]["denied"], 1);
+    assert_eq!(
+        audit["summary"]["denied"], 4,
+        "three refused break-glass attempts and the request"
+    );
     // The auditor authority, approved by a majority, opens the audit reads.
     for gov in ["gov1", "gov2", "gov3"] {
         n.ok(gov, &["ApproveRoleAuthority", "Org4MSP", "auditor"]);
     }
     let audit = n.ok("auditor4", &["ListAuditEntries", PA]);
-    assert_eq!(audit["summary"]["total"], 3);
+    assert_eq!(audit["summary"]["total"], 6);
     let g = n.ok("auditor4", &["GetGovernance"]);
     assert_eq!(g["members"].as_array().unwrap().len(), 4);
     assert_eq!(g["requests"], json!([]));
@@ -195,34 +194,19 @@ fn no_organization_founds_governance_alone() {
     let mut n = Net::bare();
     n.register(PA);
     n.create("doctor1", PA, &condition("cond-1", PA));
-    let m = n.refused(
-        Some("emergency2"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    let m = denied_break_glass(&mut n, "emergency2", &["EmergencyAccess", PA, "ETREAT"]);
     assert!(m.contains("0 of 0"), "{m}");
     n.refused(Some("auditor1"), &["ListAuditEntries", PA], &[], 403);
     // Org3 alone tries every way in: joining, a founding set of itself, approving itself.
     n.call("gov3", &["JoinGovernance"]);
     n.call("gov3", &["JoinGovernance", "Org3MSP"]);
     n.call("gov3", &["ApproveRoleAuthority", "Org3MSP", "emergency"]);
-    n.refused(
-        Some("doctor3"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
     n.refused(Some("auditor3"), &["ListAuditEntries", PA], &[], 403);
     // The others joining later approve nothing by joining.
     n.call("gov1", &["JoinGovernance"]);
     n.call("gov2", &["JoinGovernance"]);
-    n.refused(
-        Some("doctor3"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
     assert_eq!(authority(&mut n, "Org3MSP", "emergency")["in_force"], false);
 }
 
@@ -279,12 +263,7 @@ fn founders_confirm_each_other_before_anything_counts() {
         &[],
         403,
     );
-    n.refused(
-        Some("doctor3"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
     let g = n.ok("doctor1", &["GetGovernance"]);
     assert_eq!(g["members"], json!([]));
     assert_eq!(g["founding_sets"].as_array().unwrap().len(), 2, "{g}");
@@ -352,6 +331,77 @@ fn an_open_break_glass_window_needs_the_emergency_attribute_at_each_use() {
     assert_eq!(d, "denied");
     let audit = n.ok("patientA", &["ListAuditEntries", PA]);
     assert_eq!(audit["summary"]["denied"], 1, "{audit}");
+}
+
+/// On 8c73202 a refused `EmergencyAccess` (an organization without break-glass authority, a
+/// doctor without `ehr.emergency`) was a chaincode error: nothing reached the ledger, so the
+/// patient never learnt of the attempt. Now, for a registered patient and well-formed
+/// arguments, the attempt of a doctor or nurse is a successful transaction answering
+/// `denied` and writes a denied access entry (kind `emergency_access`, ids and codes only)
+/// and an `AccessDenied` event; no window opens. Other roles, bad arguments, unknown patients
+/// and Blocked relations still change nothing.
+#[test]
+fn a_refused_break_glass_is_audited() {
+    let mut n = world();
+    let phi = ["Viral sinusitis", "Body Height"];
+    for (who, reason, said) in [
+        (
+            "emergency4",
+            "no-emergency-authority",
+            "Org4MSP holds no break-glass authority",
+        ),
+        ("doctor1", "no-emergency-attribute", "ehr.emergency=true"),
+        ("plain3", "no-emergency-attribute", "ehr.emergency=true"),
+    ] {
+        let r = n.call(who, &["EmergencyAccess", PA, "BTG"]);
+        assert_eq!(r.status, 200, "{who}: {}", r.message);
+        let v: Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(v["decision"], "denied", "{v}");
+        assert_eq!(v["reason"], reason, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(said), "{v}");
+        assert!(v.get("expires_at_ms").is_none(), "{v}");
+        assert_eq!(n.last_event_names(), ["AccessDenied"]);
+        let text = String::from_utf8_lossy(&r.payload).into_owned();
+        assert!(phi.iter().all(|p| !text.contains(p)), "{text}");
+    }
+    let audit = n.ok("patientA", &["ListAuditEntries", PA]);
+    let denied: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "emergency_access")
+        .collect();
+    assert_eq!(denied.len(), 3, "{audit}");
+    assert!(denied.iter().all(|e| e["decision"] == "denied"
+        && e["emergency_reason"] == "BTG"
+        && e.get("valid_until_ms").is_none()));
+    assert_eq!(
+        (
+            denied[0]["requester_msp"].as_str(),
+            denied[0]["reason"].as_str()
+        ),
+        (Some("Org4MSP"), Some("no-emergency-authority"))
+    );
+    assert_eq!(audit["summary"]["denied"], 3);
+    assert_eq!(audit["summary"]["emergency"], 0);
+    // No window opened: Org4's doctor has no consent either.
+    let (_, d) = n.request("emergency4", PA, "Condition/cond-1", "treatment");
+    assert_eq!(d, "denied");
+    // Still refused without a trace: other roles, bad arguments, unknown patients.
+    n.refused(Some("lab3"), &["EmergencyAccess", PA, "BTG"], &[], 403);
+    n.refused(Some("patientA"), &["EmergencyAccess", PA, "BTG"], &[], 403);
+    n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", PA, "NOW"],
+        &[],
+        400,
+    );
+    n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", "nobody", "BTG"],
+        &[],
+        404,
+    );
 }
 
 /// On 9fbe16c a patient id registered by one organization answered another organization's

@@ -85,6 +85,15 @@ pub enum EhrClientError {
         /// Access id of the audited denial.
         access_id: String,
     },
+    /// `EmergencyAccess` was denied on the ledger (a doctor or nurse without `ehr.emergency`,
+    /// or of an organization without break-glass authority): audited, no window opened.
+    #[error("break-glass {access_id} denied: {message}")]
+    EmergencyDenied {
+        /// Access id of the audited denial.
+        access_id: String,
+        /// The chaincode's reason (organizations and counts, no patient data).
+        message: String,
+    },
     /// Invalid options or arguments given to the client.
     #[error("{0}")]
     Usage(String),
@@ -921,17 +930,27 @@ impl EhrClient {
         self.evaluate_json(f::GET_GOVERNANCE, &[]).await
     }
 
-    /// `EmergencyAccess` (doctor or nurse with `ehr.emergency=true`): opens a break-glass
-    /// window of `window_s` seconds (default and at most 24 h).
+    /// `EmergencyAccess` (doctor or nurse with `ehr.emergency=true` of an organization holding
+    /// break-glass authority): opens a break-glass window of `window_s` seconds (default and
+    /// at most 24 h).
     ///
     /// # Errors
-    /// [`EhrClientError`].
+    /// [`EhrClientError::EmergencyDenied`] when the chaincode denied it on the ledger (audited);
+    /// other [`EhrClientError`]s (403 other roles or Blocked, 400, 404: nothing written).
     pub async fn emergency_access(
         &self,
         patient_id: &str,
         reason: EmergencyReason,
         window_s: Option<u64>,
     ) -> Result<EmergencyOpened> {
+        /// `EmergencyAccess`'s answer, granted or denied.
+        #[derive(Deserialize)]
+        struct Answer {
+            access_id: String,
+            decision: Option<Decision>,
+            expires_at_ms: Option<u64>,
+            message: Option<String>,
+        }
         let code = match reason {
             EmergencyReason::EmergencyTreatment => "ETREAT",
             EmergencyReason::BreakTheGlass => "BTG",
@@ -939,7 +958,20 @@ impl EhrClient {
         let window = window_s.map(|s| s.to_string());
         let mut args = vec![patient_id, code];
         args.extend(window.as_deref());
-        self.submit_json(f::EMERGENCY_ACCESS, &args).await
+        let answer: Answer = self.submit_json(f::EMERGENCY_ACCESS, &args).await?;
+        match (answer.decision, answer.expires_at_ms) {
+            (Some(Decision::Denied), _) => Err(EhrClientError::EmergencyDenied {
+                access_id: answer.access_id,
+                message: answer.message.unwrap_or_default(),
+            }),
+            (_, Some(expires_at_ms)) => Ok(EmergencyOpened {
+                access_id: answer.access_id,
+                expires_at_ms,
+            }),
+            (_, None) => Err(EhrClientError::Decode {
+                function: f::EMERGENCY_ACCESS,
+            }),
+        }
     }
 
     /// Break-glass read: opens a window ([`Self::emergency_access`]) then reads the record
