@@ -506,24 +506,26 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
     } else {
         Some((DenyReason::NoEmergencyAttribute, NEEDS.to_owned()))
     };
+    // The audit entry of the attempt, denied unless the window opens below.
+    let mut entry = AccessEntry {
+        access_id: access_id.clone(),
+        kind: AccessKind::EmergencyAccess,
+        patient_id: patient_id.to_owned(),
+        record_id: None,
+        requester: caller.id.clone(),
+        requester_msp: caller.msp_id.clone(),
+        requester_role: caller.role_name().to_owned(),
+        purpose: None,
+        at_ms: now,
+        decision: Decision::Denied,
+        basis: None,
+        basis_id: None,
+        reason: None,
+        valid_until_ms: None,
+        emergency_reason: Some(reason),
+    };
     if let Some((deny, message)) = denial {
-        let entry = AccessEntry {
-            access_id: access_id.clone(),
-            kind: AccessKind::EmergencyAccess,
-            patient_id: patient_id.to_owned(),
-            record_id: None,
-            requester: caller.id.clone(),
-            requester_msp: caller.msp_id.clone(),
-            requester_role: caller.role_name().to_owned(),
-            purpose: None,
-            at_ms: now,
-            decision: Decision::Denied,
-            basis: None,
-            basis_id: None,
-            reason: Some(deny),
-            valid_until_ms: None,
-            emergency_reason: Some(reason),
-        };
+        entry.reason = Some(deny);
         put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
         let mut events = Events::default();
         events.push(
@@ -533,10 +535,9 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
                    "reason": deny}),
         );
         events.emit(stub)?;
-        return to_json(
-            &json!({"access_id": access_id, "decision": Decision::Denied,
-                               "reason": deny, "message": message}),
-        );
+        let answer = json!({"access_id": access_id, "decision": Decision::Denied,
+            "reason": deny, "message": message});
+        return to_json(&answer);
     }
     let expires_at_ms = now + window_s * 1000;
     let window = EmergencyWindow {
@@ -548,23 +549,9 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         reason,
     };
     put_json(stub, &emergency_key(patient_id, &caller.id)?, &window)?;
-    let entry = AccessEntry {
-        access_id: access_id.clone(),
-        kind: AccessKind::EmergencyAccess,
-        patient_id: patient_id.to_owned(),
-        record_id: None,
-        requester: caller.id.clone(),
-        requester_msp: caller.msp_id.clone(),
-        requester_role: caller.role_name().to_owned(),
-        purpose: None,
-        at_ms: now,
-        decision: Decision::Granted,
-        basis: Some(Basis::Emergency),
-        basis_id: None,
-        reason: None,
-        valid_until_ms: Some(expires_at_ms),
-        emergency_reason: Some(reason),
-    };
+    entry.decision = Decision::Granted;
+    entry.basis = Some(Basis::Emergency);
+    entry.valid_until_ms = Some(expires_at_ms);
     put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
     let mut events = Events::default();
     events.push(
@@ -573,10 +560,9 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
                "clinician_msp": caller.msp_id, "reason": reason, "expires_at_ms": expires_at_ms}),
     );
     events.emit(stub)?;
-    to_json(
-        &json!({"access_id": access_id, "decision": Decision::Granted,
-                    "expires_at_ms": expires_at_ms}),
-    )
+    let answer = json!({"access_id": access_id, "decision": Decision::Granted,
+        "expires_at_ms": expires_at_ms});
+    to_json(&answer)
 }
 
 /// `GetAccessState PATIENT_ID GRANTEE` (evaluated; the patient, an auditor, the custodian's
