@@ -15,12 +15,13 @@
 //!   collection was written, and the dev network had no collection a share could reach the
 //!   grantee through);
 //! - break-glass and auditor authority: Org3's CA issues an `ehr.emergency` doctor and an
-//!   auditor at once, but both are refused until a majority of the governing organizations
-//!   approve Org3 (on 9fbe16c both acted on every patient), while the founding
-//!   organizations' authority (seeded by `network up`) keeps working.
+//!   auditor at once, but both are refused until the members admit Org3 and a majority of them
+//!   approve it (on 9fbe16c both acted on every patient), while the founding organizations'
+//!   authority (seeded by `network up`, and left alone by a second `up`) keeps working.
 //!
 //! Every refusal is a chaincode error that names no patient data, adds no block, and leaves
-//! the patient's audit trail as it was.
+//! the patient's audit trail as it was — except a refused break-glass, which the patient must
+//! see: it is a denied entry of the audit trail (on 8c73202 it left no trace).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -29,7 +30,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ehr_chaincode::ids::Grantee;
-use ehr_chaincode::model::{AuthorityRole, EmergencyReason, Purpose};
+use ehr_chaincode::model::{AuthorityRole, EmergencyReason, JoinStatus, Purpose};
 use medledger_gateway::client::Gateway;
 use medledger_msp::ca::{CertificateAuthority, Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
@@ -137,6 +138,26 @@ fn refusal<T: std::fmt::Debug>(
     }
 }
 
+/// `EmergencyAccess` by `clinician`, which must be denied on the ledger (audited, no window):
+/// the chaincode's reason, which must name no patient data.
+async fn break_glass_denied(clinician: &EhrClient, p: &str, phi: &[String]) -> String {
+    match clinician
+        .emergency_access(p, EmergencyReason::EmergencyTreatment, None)
+        .await
+    {
+        Err(EhrClientError::EmergencyDenied { message, .. }) => {
+            for needle in phi {
+                assert!(
+                    !message.contains(needle.as_str()),
+                    "patient data in {message:?}"
+                );
+            }
+            message
+        }
+        other => panic!("expected a denied break-glass, got {other:?}"),
+    }
+}
+
 async fn audit_total(dir: &Path, patient: &EhrClient, p: &str) -> u64 {
     settle(dir).await;
     patient
@@ -177,6 +198,27 @@ async fn ehr_rules_hold_on_a_real_network() {
     let org1_doctor = client(&dir, "org1-doctor").await;
     let org2_admin = client(&dir, "org2-admin").await;
     let org2_lab = client(&dir, "org2-lab").await;
+
+    // ---- Governance: `network up` had both founders confirm the founding set ----
+    let g = org1_admin.governance().await.unwrap();
+    let members: Vec<&str> = g.members.iter().map(|m| m.msp_id.as_str()).collect();
+    assert_eq!(members, ["Org1MSP", "Org2MSP"]);
+    assert_eq!(g.founding_sets.len(), 1);
+    assert!(
+        g.authorities
+            .iter()
+            .all(|a| a.in_force && a.approvals.len() == 2)
+    );
+    // A second `up` finds it founded and changes nothing.
+    let config = tmp.path().join("dev.yaml");
+    let again = medledger(
+        &["network", "up", "--config", config.to_str().unwrap()],
+        &dir,
+    );
+    assert!(
+        again.contains("EHR governance of chaincode ehr: already founded"),
+        "{again}"
+    );
 
     // ---- A patient id belongs to its custodian ----
     let registered = org1_admin.get_patient(&p).await.unwrap().unwrap();
@@ -427,19 +469,16 @@ async fn ehr_rules_hold_on_a_real_network() {
         Some(&[("ehr.role", "auditor")]),
     );
     let org3_auditor = client_as(&dir, "org3-admin", auditor).await;
+    // Break-glass is denied on the ledger: the patient's audit trail shows the attempt.
     let audited = audit_total(&dir, &patient, &p).await;
-    let before = height(&dir);
-    let m = refusal(
-        org3_emergency
-            .emergency_access(&p, EmergencyReason::EmergencyTreatment, None)
-            .await,
-        403,
-        &phi,
-    );
+    let m = break_glass_denied(&org3_emergency, &p, &phi).await;
     assert!(
         m.contains("Org3MSP holds no break-glass authority") && m.contains("0 of 2"),
         "{m}"
     );
+    assert_eq!(audit_total(&dir, &patient, &p).await, audited + 1);
+    let audited = audited + 1;
+    let before = height(&dir);
     let m = refusal(org3_auditor.audit_entries(&p, 50, "").await, 403, &phi);
     assert!(m.contains("auditor authority"), "{m}");
     refusal(org3_auditor.list_consents(&p, 50, "").await, 403, &phi);
@@ -462,10 +501,27 @@ async fn ehr_rules_hold_on_a_real_network() {
     settle(&dir).await;
     assert_eq!(height(&dir), before, "a refusal reached the ledger");
     assert_eq!(audit_total(&dir, &patient, &p).await, audited);
-    // Org3 joins governance (approving what is in force) and approves itself: 1 of 3.
-    let joined = org3_admin.join_governance().await.unwrap();
-    assert_eq!(joined.approved_in_force, 4);
+    // Org3 asks to join: approves nothing, is not a member, so nobody may approve it yet.
+    let joined = org3_admin.join_governance(None).await.unwrap();
+    assert_eq!(joined.status, JoinStatus::Requested);
     settle(&dir).await;
+    let m = refusal(
+        org1_admin
+            .approve_role_authority("Org3MSP", AuthorityRole::Emergency)
+            .await,
+        404,
+        &phi,
+    );
+    assert!(m.contains("governance member Org3MSP"), "{m}");
+    // Both founders admit it (a majority of two is two); the founders' authorities keep their
+    // two approvals, a majority of three.
+    let admitted = org1_admin.admit_member("Org3MSP").await.unwrap();
+    assert!(!admitted.admitted && admitted.needed == 2, "{admitted:?}");
+    settle(&dir).await;
+    let admitted = org2_admin.admit_member("Org3MSP").await.unwrap();
+    assert!(admitted.admitted, "{admitted:?}");
+    settle(&dir).await;
+    // It approves itself: 1 of 3.
     org3_admin
         .approve_role_authority("Org3MSP", AuthorityRole::Emergency)
         .await
@@ -476,13 +532,8 @@ async fn ehr_rules_hold_on_a_real_network() {
         .await
         .unwrap();
     assert!(!a.in_force && a.members == 3 && a.needed == 2, "{a:?}");
-    refusal(
-        org3_emergency
-            .emergency_access(&p, EmergencyReason::EmergencyTreatment, None)
-            .await,
-        403,
-        &phi,
-    );
+    let m = break_glass_denied(&org3_emergency, &p, &phi).await;
+    assert!(m.contains("1 of 3"), "{m}");
     // The founders keep theirs: Org2's emergency doctor still breaks the glass.
     let org2_emergency = client(&dir, "org2-emergency").await;
     org2_emergency

@@ -308,16 +308,20 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
             "emergency window",
         )?;
         let window = window.filter(|w| w.opened_at_ms <= now && now < w.expires_at_ms);
-        // An open window grants only while the clinician's organization still holds
-        // break-glass authority (a withdrawn authority closes its windows).
+        // An open window grants only while the caller still is a doctor or nurse with
+        // `ehr.emergency=true` (a certificate re-issued without it closes the person's
+        // windows) and its organization still holds break-glass authority (a withdrawn
+        // authority closes its windows).
         let window = match window {
             Some(w)
-                if crate::governance::authority(
-                    stub,
-                    &caller.msp_id,
-                    AuthorityRole::Emergency,
-                )?
-                .in_force =>
+                if caller.emergency
+                    && caller.has_role(&[Role::Doctor, Role::Nurse])
+                    && crate::governance::authority(
+                        stub,
+                        &caller.msp_id,
+                        AuthorityRole::Emergency,
+                    )?
+                    .in_force =>
             {
                 Some(w)
             }
@@ -452,21 +456,26 @@ fn parse_reason(s: &str) -> Result<EmergencyReason> {
 }
 
 /// `EmergencyAccess PATIENT_ID REASON [WINDOW_S]` (submitted; doctor or nurse with
-/// `ehr.emergency=true` of an organization holding break-glass authority). Opens a break-glass window (default and at most 24 h) in which the
-/// clinician's record access requests are granted without consent; audited as an access
-/// entry, and an `EmergencyAccess` event notifies the patient. Returns
-/// `{access_id, expires_at_ms}`.
+/// `ehr.emergency=true` of an organization holding break-glass authority). Opens a
+/// break-glass window (default and at most 24 h) in which the clinician's record access
+/// requests are granted without consent; audited as an access entry, and an
+/// `EmergencyAccess` event notifies the patient. Returns
+/// `{access_id, decision: "granted", expires_at_ms}`.
+///
+/// A doctor or nurse without the attribute, or of an organization without the authority, is
+/// refused *on the ledger*: the transaction succeeds with
+/// `{access_id, decision: "denied", reason, message}` (`reason` `no_emergency_attribute` or
+/// `no_emergency_authority`, `message` naming organizations and counts only), a denied access
+/// entry and an `AccessDenied` event, so the patient sees the attempt; no window opens.
+/// Errors (nothing written): 403 other roles or a Blocked relation, 400 malformed arguments,
+/// 404 unknown patient.
 pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     const USAGE: &str = "EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]";
+    const NEEDS: &str = "break-glass needs a doctor or nurse certificate with ehr.emergency=true";
     let caller = Caller::of(stub)?;
-    if !(caller.emergency && caller.has_role(&[Role::Doctor, Role::Nurse])) {
-        return Err(EhrError::forbidden(
-            "break-glass needs a doctor or nurse certificate with ehr.emergency=true",
-        ));
+    if !caller.has_role(&[Role::Doctor, Role::Nurse]) {
+        return Err(EhrError::forbidden(NEEDS));
     }
-    // The attribute counts only for an organization a majority of the channel's organizations
-    // gave break-glass authority (ADR 0029): any organization's CA can write it.
-    crate::governance::require_authority(stub, &caller.msp_id, AuthorityRole::Emergency)?;
     let patient_id = param(args, 0, USAGE)?;
     let reason = parse_reason(param(args, 1, USAGE)?)?;
     let window_s = match opt_param(args, 2) {
@@ -483,18 +492,22 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
     let rels = relations(stub, patient_id, &caller)?;
     refuse_blocked(&rels, patient_id)?;
     let now = now_ms(stub)?;
-    let expires_at_ms = now + window_s * 1000;
     let access_id = access_id(stub, now);
-    let window = EmergencyWindow {
-        patient_id: patient_id.to_owned(),
-        clinician: caller.id.clone(),
-        access_id: access_id.clone(),
-        opened_at_ms: now,
-        expires_at_ms,
-        reason,
+    // The attribute counts only for an organization a majority of the channel's organizations
+    // gave break-glass authority (ADR 0029): any organization's CA can write it.
+    let denial = if caller.emergency {
+        let a = crate::governance::authority(stub, &caller.msp_id, AuthorityRole::Emergency)?;
+        (!a.in_force).then(|| {
+            (
+                DenyReason::NoEmergencyAuthority,
+                crate::governance::not_held_message(&a),
+            )
+        })
+    } else {
+        Some((DenyReason::NoEmergencyAttribute, NEEDS.to_owned()))
     };
-    put_json(stub, &emergency_key(patient_id, &caller.id)?, &window)?;
-    let entry = AccessEntry {
+    // The audit entry of the attempt, denied unless the window opens below.
+    let mut entry = AccessEntry {
         access_id: access_id.clone(),
         kind: AccessKind::EmergencyAccess,
         patient_id: patient_id.to_owned(),
@@ -504,13 +517,41 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         requester_role: caller.role_name().to_owned(),
         purpose: None,
         at_ms: now,
-        decision: Decision::Granted,
-        basis: Some(Basis::Emergency),
+        decision: Decision::Denied,
+        basis: None,
         basis_id: None,
         reason: None,
-        valid_until_ms: Some(expires_at_ms),
+        valid_until_ms: None,
         emergency_reason: Some(reason),
     };
+    if let Some((deny, message)) = denial {
+        entry.reason = Some(deny);
+        put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
+        let mut events = Events::default();
+        events.push(
+            events::ACCESS_DENIED,
+            json!({"patient_id": patient_id, "access_id": access_id,
+                   "requester_msp": caller.msp_id, "kind": AccessKind::EmergencyAccess,
+                   "reason": deny}),
+        );
+        events.emit(stub)?;
+        let answer = json!({"access_id": access_id, "decision": Decision::Denied,
+            "reason": deny, "message": message});
+        return to_json(&answer);
+    }
+    let expires_at_ms = now + window_s * 1000;
+    let window = EmergencyWindow {
+        patient_id: patient_id.to_owned(),
+        clinician: caller.id.clone(),
+        access_id: access_id.clone(),
+        opened_at_ms: now,
+        expires_at_ms,
+        reason,
+    };
+    put_json(stub, &emergency_key(patient_id, &caller.id)?, &window)?;
+    entry.decision = Decision::Granted;
+    entry.basis = Some(Basis::Emergency);
+    entry.valid_until_ms = Some(expires_at_ms);
     put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
     let mut events = Events::default();
     events.push(
@@ -519,7 +560,9 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
                "clinician_msp": caller.msp_id, "reason": reason, "expires_at_ms": expires_at_ms}),
     );
     events.emit(stub)?;
-    to_json(&json!({"access_id": access_id, "expires_at_ms": expires_at_ms}))
+    let answer = json!({"access_id": access_id, "decision": Decision::Granted,
+        "expires_at_ms": expires_at_ms});
+    to_json(&answer)
 }
 
 /// `GetAccessState PATIENT_ID GRANTEE` (evaluated; the patient, an auditor, the custodian's

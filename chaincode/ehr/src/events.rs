@@ -48,7 +48,15 @@ pub const RECORDS_CREATED: &str = "RecordsCreated";
 pub const RECORD_SHARED: &str = "RecordShared";
 /// The patient asked for a record's erasure: `{patient_id, record_id}`.
 pub const ERASURE_REQUESTED: &str = "ErasureRequested";
-/// An organization joined EHR governance: `{msp_id, approved_in_force}`.
+/// A founder confirmed a founding set: `{msp_id, founding_set_id, founders, missing}`.
+pub const GOVERNANCE_FOUNDING_CONFIRMED: &str = "GovernanceFoundingConfirmed";
+/// Every founder confirmed: EHR governance is founded: `{founding_set_id, founders}`.
+pub const GOVERNANCE_FOUNDED: &str = "GovernanceFounded";
+/// An organization asked the members to admit it: `{msp_id}`.
+pub const GOVERNANCE_JOIN_REQUESTED: &str = "GovernanceJoinRequested";
+/// A member approved a request to join: `{org, approver_msp, admitted}`.
+pub const GOVERNANCE_ADMISSION: &str = "GovernanceAdmission";
+/// An organization became a member by a majority's admissions: `{msp_id, admitted_by}`.
 pub const GOVERNANCE_JOINED: &str = "GovernanceJoined";
 /// A governing organization approved an organization's authority: `{org, role, approver_msp}`.
 pub const ROLE_AUTHORITY_APPROVED: &str = "RoleAuthorityApproved";

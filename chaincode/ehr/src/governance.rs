@@ -4,19 +4,25 @@
 //! so those attributes count only for an organization that a majority of the channel's
 //! organizations approved for that authority. A chaincode cannot read the channel
 //! configuration, so the decision lives in chaincode state, as Fabric's `_lifecycle` keeps
-//! chaincode definitions:
+//! chaincode definitions. Membership itself needs consent:
 //!
-//! - an organization takes part in governance once one of its MSP admins (NodeOU `admin`)
-//!   calls `JoinGovernance` — the peer has validated that certificate against the channel's
-//!   MSPs, so only a channel organization can join; `network up` joins the founding
-//!   organizations;
-//! - `ApproveRoleAuthority ORG ROLE` records the approval of the caller's organization, one
-//!   key per (role, organization, approver); `WithdrawRoleAuthority` removes it;
-//! - `ORG` holds `ROLE` while approvals of current members number more than half of the
-//!   members. It is computed at every use from state every peer holds, so it is the same on
-//!   every endorser, and it follows approvals and withdrawals at once. A joining organization
-//!   starts out approving every authority then in force, so a growing channel does not end
-//!   one by itself.
+//! - **founding**: governance exists once every organization of one founding set (at least
+//!   [`MIN_FOUNDERS`]) confirmed that same set: an MSP admin (NodeOU `admin`) of each calls
+//!   `JoinGovernance ORG1,ORG2,…`. The last confirmation makes the founders the members and
+//!   records each founder's approval of each founder's break-glass and auditor authority — what
+//!   every founder confirmed. Before that nothing counts: no organization holds anything, and
+//!   one organization alone never founds (`network up` has every founding organization
+//!   confirm);
+//! - **joining later**: `JoinGovernance` without arguments asks the members to admit the
+//!   caller's organization; `AdmitMember ORG` records one member's consent, and the consent
+//!   that makes a majority of the members makes `ORG` a member. Joining approves nothing;
+//! - `ApproveRoleAuthority ORG ROLE` (`ORG` a member) records the approval of the caller's
+//!   organization, one key per (role, organization, approver); `WithdrawRoleAuthority`
+//!   removes it. An organization that asked to join may record its approvals before it is
+//!   admitted: they count from its admission, so admitting it need not end an authority;
+//! - `ORG` holds `ROLE` while it is a member and approvals of current members number more than
+//!   half of the members. It is computed at every use from state every peer holds, so it is
+//!   the same on every endorser, and it follows approvals and withdrawals at once.
 
 use medledger_chaincode::ChaincodeStub;
 use serde_json::json;
@@ -25,10 +31,15 @@ use crate::caller::Caller;
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::ids::{
-    all_role_approvals_range, check_msp_id, gov_member_key, gov_member_range, role_approval_key,
-    role_approval_range,
+    all_role_approvals_range, check_msp_id, gov_admission_key, gov_admission_range,
+    gov_founding_key, gov_founding_range, gov_member_key, gov_member_range, gov_request_key,
+    gov_request_range, role_approval_key, role_approval_range,
 };
-use crate::model::{Authority, AuthorityRole, GovernanceMember, RoleApproval};
+use crate::model::{
+    Admission, AdmitOutcome, Authority, AuthorityRole, FoundingConfirmation, GovernanceMember,
+    JoinOutcome, JoinRequest, JoinStatus, MAX_FOUNDERS, MIN_FOUNDERS, RoleApproval,
+    founding_set_id,
+};
 use crate::tx::{Events, all, get_json, now_ms, param, put_json, to_json};
 
 /// Every organization taking part in governance.
@@ -49,10 +60,11 @@ fn authority_of(
         .map(|a| a.approver_msp.clone())
         .collect();
     let needed = members.len() / 2 + 1;
+    let member = members.iter().any(|m| m.msp_id == org);
     Authority {
         org: org.to_owned(),
         role,
-        in_force: approvals.len() >= needed,
+        in_force: member && approvals.len() >= needed,
         approvals,
         members: members.len(),
         needed,
@@ -78,7 +90,13 @@ pub(crate) fn authority(
 }
 
 fn not_held(a: &Authority) -> EhrError {
-    EhrError::forbidden(format!(
+    EhrError::forbidden(not_held_message(a))
+}
+
+/// Why `a` is not in force: the organization, the authority, approvals and members (ids and
+/// counts only).
+pub(crate) fn not_held_message(a: &Authority) -> String {
+    format!(
         "organization {} holds no {} authority on this channel: {} of {} governing organizations \
          approved it, {} needed (ApproveRoleAuthority {} {})",
         a.org,
@@ -88,7 +106,7 @@ fn not_held(a: &Authority) -> EhrError {
         a.needed,
         a.org,
         a.role.as_str()
-    ))
+    )
 }
 
 /// Refuses (403) unless `org` holds `role`.
@@ -119,9 +137,28 @@ fn require_msp_admin(caller: &Caller) -> Result<()> {
     }
 }
 
+fn is_member(stub: &dyn ChaincodeStub, msp_id: &str) -> Result<bool> {
+    Ok(stub.get_state(&gov_member_key(msp_id)?)?.is_some())
+}
+
 fn require_member(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<()> {
     require_msp_admin(caller)?;
-    if stub.get_state(&gov_member_key(&caller.msp_id)?)?.is_some() {
+    if is_member(stub, &caller.msp_id)? {
+        Ok(())
+    } else {
+        Err(EhrError::forbidden(format!(
+            "organization {} does not take part in EHR governance: JoinGovernance first",
+            caller.msp_id
+        )))
+    }
+}
+
+/// A member, or an organization that asked to join (its approvals count once admitted).
+fn require_member_or_candidate(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<()> {
+    require_msp_admin(caller)?;
+    if is_member(stub, &caller.msp_id)?
+        || stub.get_state(&gov_request_key(&caller.msp_id)?)?.is_some()
+    {
         Ok(())
     } else {
         Err(EhrError::forbidden(format!(
@@ -144,74 +181,298 @@ fn role_args(args: &[String], usage: &str) -> Result<(String, AuthorityRole)> {
     Ok((org.to_owned(), role))
 }
 
-/// `JoinGovernance` (submitted; an MSP admin of any channel organization): the caller's
-/// organization takes part in governance — its approvals count, and it counts in the majority.
-/// It approves every authority in force at that moment (so joining never ends one). Returns
-/// `{member, approved_in_force}`.
+/// Parses a founding set: MSP ids separated by `,`, the caller's among them, at least
+/// [`MIN_FOUNDERS`] and at most [`MAX_FOUNDERS`] distinct ones. Returns them sorted.
+fn founding_set(list: &str, caller_msp: &str) -> Result<Vec<String>> {
+    let mut founders = Vec::new();
+    for msp in list.split(',') {
+        check_msp_id(msp)?;
+        founders.push(msp.to_owned());
+    }
+    founders.sort_unstable();
+    founders.dedup();
+    if !(MIN_FOUNDERS..=MAX_FOUNDERS).contains(&founders.len()) {
+        return Err(EhrError::invalid(format!(
+            "a founding set names {MIN_FOUNDERS} to {MAX_FOUNDERS} organizations \
+             (one organization alone never founds EHR governance)"
+        )));
+    }
+    if !founders.iter().any(|f| f == caller_msp) {
+        return Err(EhrError::invalid(format!(
+            "the founding set must name the caller's organization {caller_msp}"
+        )));
+    }
+    Ok(founders)
+}
+
+/// `JoinGovernance [FOUNDERS]` (submitted; an MSP admin of any channel organization).
+///
+/// - With `FOUNDERS` (`ORG1,ORG2,…`, the caller's organization among 2 to 64), before
+///   governance exists: records the caller's organization's confirmation of that founding set.
+///   The confirmation that completes it founds governance: every founder becomes a member
+///   and approves every founder's break-glass and auditor authority. Confirming again is a
+///   no-op that founds if the set is complete (a seeding retried after a failure).
+/// - Without arguments, once governance exists: asks the members to admit the caller's
+///   organization (`AdmitMember`). Joining approves nothing.
+///
+/// Returns a [`JoinOutcome`]. Errors: 403 not an MSP admin; 400 a malformed founding set;
+/// 409 already a member, already asked, a founding set once governance exists, or a request
+/// before it exists.
 pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "JoinGovernance [ORG1,ORG2,…]";
     let caller = Caller::of(stub)?;
     require_msp_admin(&caller)?;
-    if !args.is_empty() {
-        return Err(EhrError::invalid("JoinGovernance takes no arguments"));
+    if args.len() > 1 {
+        return Err(EhrError::invalid(format!(
+            "too many arguments; usage: {USAGE}"
+        )));
     }
-    let key = gov_member_key(&caller.msp_id)?;
-    if stub.get_state(&key)?.is_some() {
+    let founders = args
+        .first()
+        .map(|list| founding_set(list, &caller.msp_id))
+        .transpose()?;
+    let members = members(stub)?;
+    if members.iter().any(|m| m.msp_id == caller.msp_id) {
         return Err(EhrError::conflict(format!(
             "organization {} already takes part in EHR governance",
             caller.msp_id
         )));
     }
+    match founders {
+        Some(founders) if members.is_empty() => confirm_founding(stub, &caller, founders),
+        Some(_) => Err(EhrError::conflict(format!(
+            "EHR governance is founded ({} members); JoinGovernance without a founding set asks \
+             them to admit {}",
+            members.len(),
+            caller.msp_id
+        ))),
+        None if members.is_empty() => Err(EhrError::conflict(
+            "EHR governance is not founded: each founding organization's admin confirms the \
+             same founding set (JoinGovernance ORG1,ORG2,…)",
+        )),
+        None => request_to_join(stub, &caller),
+    }
+}
+
+fn confirm_founding(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    founders: Vec<String>,
+) -> Result<Vec<u8>> {
+    let set_id = founding_set_id(&founders);
     let now = now_ms(stub)?;
-    let member = GovernanceMember {
-        msp_id: caller.msp_id.clone(),
-        joined_by: caller.id.clone(),
-        joined_at_ms: now,
+    let mut confirmations: Vec<FoundingConfirmation> = all(
+        stub,
+        gov_founding_range(Some(&set_id))?,
+        "founding confirmation",
+    )?;
+    let mut events = Events::default();
+    let new_confirmation = !confirmations.iter().any(|c| c.msp_id == caller.msp_id);
+    if new_confirmation {
+        let own = FoundingConfirmation {
+            founding_set_id: set_id.clone(),
+            founders: founders.clone(),
+            msp_id: caller.msp_id.clone(),
+            confirmed_by: caller.id.clone(),
+            confirmed_at_ms: now,
+        };
+        put_json(stub, &gov_founding_key(&set_id, &caller.msp_id)?, &own)?;
+        confirmations.push(own);
+    }
+    let confirmer = |f: &String| confirmations.iter().find(|c| &c.msp_id == f);
+    let confirmed: Vec<String> = founders
+        .iter()
+        .filter(|f| confirmer(f).is_some())
+        .cloned()
+        .collect();
+    let missing: Vec<String> = founders
+        .iter()
+        .filter(|f| confirmer(f).is_none())
+        .cloned()
+        .collect();
+    if new_confirmation {
+        events.push(
+            events::GOVERNANCE_FOUNDING_CONFIRMED,
+            json!({"msp_id": caller.msp_id, "founding_set_id": set_id, "founders": founders,
+                   "missing": missing}),
+        );
+    }
+    let status = if missing.is_empty() {
+        for founder in &founders {
+            let by = confirmer(founder).ok_or(EhrError::Corrupt("founding confirmation"))?;
+            let member = GovernanceMember {
+                msp_id: founder.clone(),
+                joined_by: by.confirmed_by.clone(),
+                joined_at_ms: now,
+                admitted_by: founders.clone(),
+            };
+            put_json(stub, &gov_member_key(founder)?, &member)?;
+            for org in &founders {
+                for role in AuthorityRole::ALL {
+                    let approval = RoleApproval {
+                        role,
+                        org: org.clone(),
+                        approver_msp: founder.clone(),
+                        approved_by: by.confirmed_by.clone(),
+                        approved_at_ms: now,
+                    };
+                    put_json(
+                        stub,
+                        &role_approval_key(role.as_str(), org, founder)?,
+                        &approval,
+                    )?;
+                }
+            }
+        }
+        events.push(
+            events::GOVERNANCE_FOUNDED,
+            json!({"founding_set_id": set_id, "founders": founders}),
+        );
+        JoinStatus::Founded
+    } else {
+        JoinStatus::Confirmed
     };
-    // The newcomer starts out approving every authority in force: a larger set of members
-    // must not silently end break-glass at the hospitals that hold it. It may withdraw any of
-    // them afterwards, which counts like any other withdrawal.
+    events.emit(stub)?;
+    to_json(&JoinOutcome {
+        status,
+        founders,
+        confirmed,
+        missing,
+    })
+}
+
+fn request_to_join(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<Vec<u8>> {
+    let key = gov_request_key(&caller.msp_id)?;
+    if stub.get_state(&key)?.is_some() {
+        return Err(EhrError::conflict(format!(
+            "organization {} already asked to join EHR governance; members admit it with \
+             AdmitMember {}",
+            caller.msp_id, caller.msp_id
+        )));
+    }
+    let request = JoinRequest {
+        msp_id: caller.msp_id.clone(),
+        requested_by: caller.id.clone(),
+        requested_at_ms: now_ms(stub)?,
+    };
+    put_json(stub, &key, &request)?;
+    let mut events = Events::default();
+    events.push(
+        events::GOVERNANCE_JOIN_REQUESTED,
+        json!({"msp_id": caller.msp_id}),
+    );
+    events.emit(stub)?;
+    to_json(&JoinOutcome {
+        status: JoinStatus::Requested,
+        founders: Vec::new(),
+        confirmed: Vec::new(),
+        missing: Vec::new(),
+    })
+}
+
+/// `AdmitMember ORG` (submitted; an MSP admin of a member): the caller's organization
+/// consents to `ORG`'s request to join. The consent that makes a majority of the members
+/// (`members / 2 + 1`) makes `ORG` a member (its earlier approvals then count). Returns an
+/// [`AdmitOutcome`]. Errors: 403 not a member's MSP admin; 400 a malformed MSP id; 404 no
+/// request of `ORG`; 409 already a member or already admitted by the caller's organization.
+pub(crate) fn admit_member(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "AdmitMember ORG";
+    let caller = Caller::of(stub)?;
+    require_member(stub, &caller)?;
+    let org = param(args, 0, USAGE)?;
+    check_msp_id(org)?;
+    if args.len() > 1 {
+        return Err(EhrError::invalid(format!(
+            "too many arguments; usage: {USAGE}"
+        )));
+    }
+    if is_member(stub, org)? {
+        return Err(EhrError::conflict(format!(
+            "organization {org} already takes part in EHR governance"
+        )));
+    }
+    let request_key = gov_request_key(org)?;
+    let request: JoinRequest = get_json(stub, &request_key, "join request")?
+        .ok_or_else(|| EhrError::not_found("request to join EHR governance of", org))?;
+    let key = gov_admission_key(org, &caller.msp_id)?;
+    if stub.get_state(&key)?.is_some() {
+        return Err(EhrError::conflict(format!(
+            "{} already admitted {org}",
+            caller.msp_id
+        )));
+    }
     let members = members(stub)?;
-    let approvals: Vec<RoleApproval> = all(stub, all_role_approvals_range()?, "role approval")?;
-    let mut in_force: Vec<(AuthorityRole, &str)> =
-        approvals.iter().map(|a| (a.role, a.org.as_str())).collect();
-    in_force.sort_unstable();
-    in_force.dedup();
-    in_force.retain(|(role, org)| authority_of(&members, &approvals, org, *role).in_force);
-    for (role, org) in &in_force {
-        let approval = RoleApproval {
-            role: *role,
-            org: (*org).to_owned(),
+    let earlier: Vec<Admission> = all(stub, gov_admission_range(org)?, "admission")?;
+    let mut admissions: Vec<String> = earlier
+        .iter()
+        .map(|a| a.approver_msp.clone())
+        .filter(|a| members.iter().any(|m| &m.msp_id == a))
+        .collect();
+    admissions.push(caller.msp_id.clone());
+    admissions.sort_unstable();
+    let needed = members.len() / 2 + 1;
+    let admitted = admissions.len() >= needed;
+    let now = now_ms(stub)?;
+    let mut events = Events::default();
+    events.push(
+        events::GOVERNANCE_ADMISSION,
+        json!({"org": org, "approver_msp": caller.msp_id, "admitted": admitted}),
+    );
+    if admitted {
+        // The member entry keeps who let it in; the request and admissions are done.
+        let member = GovernanceMember {
+            msp_id: org.to_owned(),
+            joined_by: request.requested_by,
+            joined_at_ms: now,
+            admitted_by: admissions.clone(),
+        };
+        put_json(stub, &gov_member_key(org)?, &member)?;
+        stub.del_state(&request_key)?;
+        for a in &earlier {
+            stub.del_state(&gov_admission_key(org, &a.approver_msp)?)?;
+        }
+        events.push(
+            events::GOVERNANCE_JOINED,
+            json!({"msp_id": org, "admitted_by": admissions}),
+        );
+    } else {
+        let admission = Admission {
+            org: org.to_owned(),
             approver_msp: caller.msp_id.clone(),
             approved_by: caller.id.clone(),
             approved_at_ms: now,
         };
-        put_json(
-            stub,
-            &role_approval_key(role.as_str(), org, &caller.msp_id)?,
-            &approval,
-        )?;
+        put_json(stub, &key, &admission)?;
     }
-    put_json(stub, &key, &member)?;
-    let mut events = Events::default();
-    events.push(
-        events::GOVERNANCE_JOINED,
-        json!({"msp_id": member.msp_id, "approved_in_force": in_force.len()}),
-    );
     events.emit(stub)?;
-    to_json(&json!({"member": member, "approved_in_force": in_force.len()}))
+    to_json(&AdmitOutcome {
+        org: org.to_owned(),
+        admissions,
+        members: members.len(),
+        needed,
+        admitted,
+    })
 }
 
-/// `ApproveRoleAuthority ORG ROLE` (submitted; an MSP admin of a governing organization):
-/// records that the caller's organization approves `ORG` holding `ROLE` (`emergency` or
-/// `auditor`). Returns the approval; `GetRoleAuthority` tells whether it is in force.
+/// `ApproveRoleAuthority ORG ROLE` (submitted; an MSP admin of a member, or of an
+/// organization that asked to join — its approvals count once it is admitted): records that
+/// the caller's organization approves `ORG` holding `ROLE` (`emergency` or `auditor`).
+/// Returns the approval; `GetRoleAuthority` tells whether it is in force. Errors: 403 not
+/// such an admin; 400 malformed arguments; 404 `ORG` is not a member (only members hold
+/// authority); 409 already approved.
 ///
 /// It reads no other organization's approval, so approvals of the same authority by several
 /// organizations can be ordered in the same block without conflicting.
 pub(crate) fn approve_role_authority(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     const USAGE: &str = "ApproveRoleAuthority ORG emergency|auditor";
     let caller = Caller::of(stub)?;
-    require_member(stub, &caller)?;
+    require_member_or_candidate(stub, &caller)?;
     let (org, role) = role_args(args, USAGE)?;
+    if !is_member(stub, &org)? {
+        // Only members hold authority: an approval of anyone else would wait, unseen, for
+        // the day it joins.
+        return Err(EhrError::not_found("EHR governance member", org));
+    }
     let key = role_approval_key(role.as_str(), &org, &caller.msp_id)?;
     if stub.get_state(&key)?.is_some() {
         return Err(EhrError::conflict(format!(
@@ -237,16 +498,17 @@ pub(crate) fn approve_role_authority(stub: &dyn ChaincodeStub, args: &[String]) 
     to_json(&approval)
 }
 
-/// `WithdrawRoleAuthority ORG ROLE` (submitted; an MSP admin of a governing organization):
-/// removes the caller's organization's approval (the authority ends if the remaining
-/// approvals are no longer a majority). Returns the approval removed.
+/// `WithdrawRoleAuthority ORG ROLE` (submitted; an MSP admin of a member or of an
+/// organization that asked to join): removes the caller's organization's approval (the
+/// authority ends if the remaining approvals are no longer a majority). Returns the approval
+/// removed. Errors: 403, 400 as `ApproveRoleAuthority`; 404 no such approval.
 pub(crate) fn withdraw_role_authority(
     stub: &dyn ChaincodeStub,
     args: &[String],
 ) -> Result<Vec<u8>> {
     const USAGE: &str = "WithdrawRoleAuthority ORG emergency|auditor";
     let caller = Caller::of(stub)?;
-    require_member(stub, &caller)?;
+    require_member_or_candidate(stub, &caller)?;
     let (org, role) = role_args(args, USAGE)?;
     let key = role_approval_key(role.as_str(), &org, &caller.msp_id)?;
     let approval: RoleApproval = get_json(stub, &key, "role approval")?.ok_or_else(|| {
@@ -273,8 +535,10 @@ pub(crate) fn get_role_authority(stub: &dyn ChaincodeStub, args: &[String]) -> R
     to_json(&authority(stub, &org, role)?)
 }
 
-/// `GetGovernance` (evaluated; any identity): the governing organizations and every
-/// authority with at least one approval: `{members:[…], authorities:[…]}`.
+/// `GetGovernance` (evaluated; any identity): the governing organizations, every authority
+/// with at least one approval, the open requests to join with their admissions, and the
+/// founding sets confirmed so far:
+/// `{members:[…], authorities:[…], requests:[{request, admissions}], founding_sets:[{founding_set_id, founders, confirmed}]}`.
 pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     Caller::of(stub)?;
     if !args.is_empty() {
@@ -290,5 +554,33 @@ pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
         .into_iter()
         .map(|(role, org)| authority_of(&members, &approvals, org, role))
         .collect();
-    to_json(&json!({"members": members, "authorities": authorities}))
+    let requests: Vec<JoinRequest> = all(stub, gov_request_range()?, "join request")?;
+    let mut open = Vec::new();
+    for request in requests {
+        let admissions: Vec<Admission> =
+            all(stub, gov_admission_range(&request.msp_id)?, "admission")?;
+        let admissions: Vec<String> = admissions.into_iter().map(|a| a.approver_msp).collect();
+        open.push(json!({"request": request, "admissions": admissions}));
+    }
+    let confirmations: Vec<FoundingConfirmation> =
+        all(stub, gov_founding_range(None)?, "founding confirmation")?;
+    let mut founding_sets: Vec<serde_json::Value> = Vec::new();
+    for c in &confirmations {
+        match founding_sets
+            .iter_mut()
+            .find(|f| f["founding_set_id"] == c.founding_set_id.as_str())
+        {
+            Some(f) => {
+                if let Some(list) = f["confirmed"].as_array_mut() {
+                    list.push(json!(c.msp_id));
+                }
+            }
+            None => founding_sets.push(json!({"founding_set_id": c.founding_set_id,
+                "founders": c.founders, "confirmed": [c.msp_id]})),
+        }
+    }
+    to_json(
+        &json!({"members": members, "authorities": authorities, "requests": open,
+        "founding_sets": founding_sets}),
+    )
 }

@@ -40,6 +40,15 @@ pub mod object {
     /// `roleApproval\0{role}\0{org}\0{approver_msp}`: [`crate::model::RoleApproval`], one
     /// organization's approval of another's break-glass or auditor authority.
     pub const ROLE_APPROVAL: &str = "roleApproval";
+    /// `govFounding\0{founding_set_id}\0{msp_id}`: [`crate::model::FoundingConfirmation`],
+    /// one founder's confirmation of a founding set (ADR 0029).
+    pub const GOV_FOUNDING: &str = "govFounding";
+    /// `govRequest\0{msp_id}`: [`crate::model::JoinRequest`], an organization asking the
+    /// members to admit it.
+    pub const GOV_REQUEST: &str = "govRequest";
+    /// `govAdmission\0{org}\0{approver_msp}`: [`crate::model::Admission`], one member's
+    /// approval of a request to join.
+    pub const GOV_ADMISSION: &str = "govAdmission";
 }
 
 fn key(object_type: &str, attrs: &[&str]) -> Result<String> {
@@ -198,6 +207,58 @@ pub fn role_approval_range(role: &str, org: &str) -> Result<(String, String)> {
 /// As [`patient_key`].
 pub fn all_role_approvals_range() -> Result<(String, String)> {
     range(object::ROLE_APPROVAL, &[])
+}
+
+/// Key of `msp_id`'s confirmation of the founding set `founding_set_id`
+/// ([`crate::model::founding_set_id`]).
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_founding_key(founding_set_id: &str, msp_id: &str) -> Result<String> {
+    key(object::GOV_FOUNDING, &[founding_set_id, msp_id])
+}
+
+/// Range of every confirmation of one founding set, or of every founding set (`None`).
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_founding_range(founding_set_id: Option<&str>) -> Result<(String, String)> {
+    match founding_set_id {
+        Some(id) => range(object::GOV_FOUNDING, &[id]),
+        None => range(object::GOV_FOUNDING, &[]),
+    }
+}
+
+/// Key of `msp_id`'s request to join governance.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_request_key(msp_id: &str) -> Result<String> {
+    key(object::GOV_REQUEST, &[msp_id])
+}
+
+/// Range of every request to join governance.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_request_range() -> Result<(String, String)> {
+    range(object::GOV_REQUEST, &[])
+}
+
+/// Key of `approver_msp`'s admission of `org`.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_admission_key(org: &str, approver_msp: &str) -> Result<String> {
+    key(object::GOV_ADMISSION, &[org, approver_msp])
+}
+
+/// Range of every admission of `org`.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn gov_admission_range(org: &str) -> Result<(String, String)> {
+    range(object::GOV_ADMISSION, &[org])
 }
 
 /// Checks a FHIR id (R4 `id` datatype: `[A-Za-z0-9\-\.]{1,64}`), used for `Patient.id`,

@@ -104,8 +104,10 @@ pub mod functions {
     pub const REQUEST_ERASURE: &str = "RequestErasure";
     /// `PurgeRecord PATIENT_ID RECORD_ID`.
     pub const PURGE_RECORD: &str = "PurgeRecord";
-    /// `JoinGovernance`.
+    /// `JoinGovernance [ORG1,ORG2,…]`.
     pub const JOIN_GOVERNANCE: &str = "JoinGovernance";
+    /// `AdmitMember ORG`.
+    pub const ADMIT_MEMBER: &str = "AdmitMember";
     /// `ApproveRoleAuthority ORG emergency|auditor`.
     pub const APPROVE_ROLE_AUTHORITY: &str = "ApproveRoleAuthority";
     /// `WithdrawRoleAuthority ORG emergency|auditor`.
@@ -161,7 +163,7 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 33] {
+fn table() -> [(&'static str, Function); 34] {
     use functions::*;
     [
         (REGISTER_PATIENT, registry::register_patient),
@@ -195,6 +197,7 @@ fn table() -> [(&'static str, Function); 33] {
         (REQUEST_ERASURE, audit::request_erasure),
         (PURGE_RECORD, audit::purge_record),
         (JOIN_GOVERNANCE, governance::join_governance),
+        (ADMIT_MEMBER, governance::admit_member),
         (APPROVE_ROLE_AUTHORITY, governance::approve_role_authority),
         (WITHDRAW_ROLE_AUTHORITY, governance::withdraw_role_authority),
         (GET_ROLE_AUTHORITY, governance::get_role_authority),

@@ -289,6 +289,10 @@ pub enum DenyReason {
     Revoked,
     /// A consent covers it, but the relation is Suspended until the patient grants again.
     Suspended,
+    /// Break-glass by a doctor or nurse whose certificate lacks `ehr.emergency=true`.
+    NoEmergencyAttribute,
+    /// Break-glass by a clinician whose organization holds no break-glass authority (ADR 0029).
+    NoEmergencyAuthority,
 }
 
 /// One entry of the audit trail: an access decision or a break-glass window.
@@ -480,10 +484,109 @@ impl AuthorityRole {
 pub struct GovernanceMember {
     /// MSP id.
     pub msp_id: String,
-    /// The admin identity that joined.
+    /// The admin identity that confirmed the founding set (a founder) or asked to join.
     pub joined_by: String,
-    /// When, ms.
+    /// When it became a member, ms.
     pub joined_at_ms: u64,
+    /// The organizations that let it in: every founder for a founder, the admitting members
+    /// for a later member. Empty for a member recorded before ADR 0029's revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admitted_by: Vec<String>,
+}
+
+/// The smallest founding set: one organization alone never founds governance (ADR 0029).
+pub const MIN_FOUNDERS: usize = 2;
+/// The largest founding set.
+pub const MAX_FOUNDERS: usize = 64;
+
+/// The id of a founding set: hex SHA-256 of its MSP ids, sorted, joined with `,` (the form
+/// `JoinGovernance` takes them in). Every founder confirms the set by this id.
+pub fn founding_set_id(founders: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(founders.join(",").as_bytes()))
+}
+
+/// One founder's confirmation of a founding set (`JoinGovernance FOUNDERS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundingConfirmation {
+    /// [`founding_set_id`] of `founders`.
+    pub founding_set_id: String,
+    /// The founding set, sorted MSP ids.
+    pub founders: Vec<String>,
+    /// The confirming organization.
+    pub msp_id: String,
+    /// Its admin identity that confirmed.
+    pub confirmed_by: String,
+    /// When, ms.
+    pub confirmed_at_ms: u64,
+}
+
+/// A request of an organization to join an established governance (`JoinGovernance`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The organization asking.
+    pub msp_id: String,
+    /// Its admin identity that asked.
+    pub requested_by: String,
+    /// When, ms.
+    pub requested_at_ms: u64,
+}
+
+/// One member's approval of a request to join (`AdmitMember`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admission {
+    /// The organization admitted.
+    pub org: String,
+    /// The admitting member.
+    pub approver_msp: String,
+    /// Its admin identity.
+    pub approved_by: String,
+    /// When, ms.
+    pub approved_at_ms: u64,
+}
+
+/// What `JoinGovernance` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinStatus {
+    /// The caller's confirmation of a founding set is recorded; founders are missing.
+    Confirmed,
+    /// Every founder confirmed: the founders are the members and approve one another's
+    /// break-glass and auditor authority.
+    Founded,
+    /// The caller asked the members to admit it.
+    Requested,
+}
+
+/// `JoinGovernance`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinOutcome {
+    /// What happened.
+    pub status: JoinStatus,
+    /// The founding set (empty for a request).
+    #[serde(default)]
+    pub founders: Vec<String>,
+    /// Founders that confirmed it.
+    #[serde(default)]
+    pub confirmed: Vec<String>,
+    /// Founders that have not.
+    #[serde(default)]
+    pub missing: Vec<String>,
+}
+
+/// `AdmitMember`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmitOutcome {
+    /// The organization.
+    pub org: String,
+    /// Members that approved its request.
+    pub admissions: Vec<String>,
+    /// Members before it joins.
+    pub members: usize,
+    /// Admissions a majority needs (`members / 2 + 1`).
+    pub needed: usize,
+    /// Whether it is now a member.
+    pub admitted: bool,
 }
 
 /// One governing organization's approval of another organization's authority.
@@ -515,6 +618,6 @@ pub struct Authority {
     pub members: usize,
     /// Approvals a majority needs (`members / 2 + 1`).
     pub needed: usize,
-    /// `approvals.len() >= needed`.
+    /// `org` is a member and `approvals.len() >= needed`.
     pub in_force: bool,
 }

@@ -256,6 +256,8 @@ fn no_phi_outside_private_data_and_read_record() {
     n.ok("doctor1", &["GetTemplate", "Observation"]);
     // Governance and WhoAmI answer ids only.
     n.ok("gov4", &["JoinGovernance"]);
+    n.ok("gov1", &["AdmitMember", "Org4MSP"]);
+    n.ok("gov2", &["AdmitMember", "Org4MSP"]);
     n.ok("gov4", &["ApproveRoleAuthority", "Org4MSP", "auditor"]);
     n.ok("gov4", &["WithdrawRoleAuthority", "Org4MSP", "auditor"]);
     n.ok("doctor1", &["GetRoleAuthority", "Org4MSP", "auditor"]);

@@ -32,20 +32,27 @@ fn authority(n: &mut Net, org: &str, role: &str) -> Value {
     n.ok("doctor1", &["GetRoleAuthority", org, role])
 }
 
+/// `EmergencyAccess` as `who` by a doctor or nurse that must be denied on the ledger (a
+/// successful transaction answering `denied`, audited); its message.
+#[track_caller]
+fn denied_break_glass(n: &mut Net, who: &str, args: &[&str]) -> String {
+    let r = n.call(who, args);
+    assert_eq!(r.status, 200, "{who}: {}", r.message);
+    let v: Value = serde_json::from_slice(&r.payload).unwrap();
+    assert_eq!(v["decision"], "denied", "{v}");
+    v["message"].as_str().unwrap().to_owned()
+}
+
 /// On 9fbe16c any organization's CA could mint `ehr.emergency` doctors and auditors who act
 /// on every patient: Org4MSP's emergency doctor opened a break-glass window and its auditor
 /// read the audit trail. Now Org4 holds neither until a majority of the governing
-/// organizations approve it, and loses it when the approvals fall below a majority.
+/// organizations admit it as a member and approve it, and loses it when the approvals fall
+/// below a majority. Approving a non-member is refused (on 8c73202 it was recorded).
 #[test]
 fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizations() {
     let mut n = world();
     // Not governing, not approved: refused, nothing written, the reason named.
-    let m = n.refused(
-        Some("emergency4"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    let m = denied_break_glass(&mut n, "emergency4", &["EmergencyAccess", PA, "ETREAT"]);
     assert!(
         m.contains("Org4MSP") && m.contains("break-glass") && m.contains("0 of 3"),
         "{m}"
@@ -75,26 +82,65 @@ fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizati
         &[],
         403,
     );
-    // Org4 joins: it approves what is in force, so the founders keep their authority with a
-    // majority of the four.
+    // Org4 is no member: nobody approves an authority for it, and no founding set opens
+    // again once governance is founded.
+    let m = n.refused(
+        Some("gov1"),
+        &["ApproveRoleAuthority", "Org4MSP", "emergency"],
+        &[],
+        404,
+    );
+    assert!(m.contains("EHR governance member Org4MSP not found"), "{m}");
+    n.refused(Some("gov1"), &["AdmitMember", "Org4MSP"], &[], 404);
+    n.refused(
+        Some("gov4"),
+        &["JoinGovernance", "Org1MSP,Org4MSP"],
+        &[],
+        409,
+    );
+    // Org4 asks to join: that approves nothing, and it is not yet a member.
     let v = n.ok("gov4", &["JoinGovernance"]);
-    assert_eq!(v["approved_in_force"], 6, "{v}");
+    assert_eq!(v["status"], "requested", "{v}");
+    let a = authority(&mut n, "Org1MSP", "emergency");
+    assert_eq!(a["approvals"], json!(["Org1MSP", "Org2MSP", "Org3MSP"]));
+    // As a candidate it may record approvals, which count once it is admitted.
+    n.ok("gov4", &["ApproveRoleAuthority", "Org1MSP", "emergency"]);
+    n.refused(Some("gov4"), &["AdmitMember", "Org4MSP"], &[], 403);
+    // One admission of three members is not a majority; the same member twice is refused.
+    let v = n.ok("gov1", &["AdmitMember", "Org4MSP"]);
+    assert_eq!(
+        (&v["admitted"], &v["needed"]),
+        (&json!(false), &json!(2)),
+        "{v}"
+    );
+    n.refused(Some("gov1"), &["AdmitMember", "Org4MSP"], &[], 409);
+    n.refused(
+        Some("gov4"),
+        &["ApproveRoleAuthority", "Org4MSP", "emergency"],
+        &[],
+        404,
+    );
+    // The second makes it a member: four governing organizations, three needed. Its
+    // approval of Org1 now counts; Org2's authorities keep their three founders' approvals.
+    let v = n.ok("gov2", &["AdmitMember", "Org4MSP"]);
+    assert_eq!(v["admitted"], true, "{v}");
     let a = authority(&mut n, "Org1MSP", "emergency");
     assert_eq!(
         (a["members"].as_u64(), a["needed"].as_u64()),
         (Some(4), Some(3))
     );
-    assert_eq!(a["in_force"], true, "{a}");
+    assert_eq!(
+        a["approvals"],
+        json!(["Org1MSP", "Org2MSP", "Org3MSP", "Org4MSP"])
+    );
+    assert_eq!(authority(&mut n, "Org2MSP", "auditor")["in_force"], true);
+    n.refused(Some("gov3"), &["AdmitMember", "Org4MSP"], &[], 409);
+    n.refused(Some("gov4"), &["JoinGovernance"], &[], 409);
     // Its own approval is one of four; Org1's makes two: still refused.
     n.ok("gov4", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
     n.ok("gov1", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
     assert_eq!(authority(&mut n, "Org4MSP", "emergency")["in_force"], false);
-    let m = n.refused(
-        Some("emergency4"),
-        &["EmergencyAccess", PA, "ETREAT"],
-        &[],
-        403,
-    );
+    let m = denied_break_glass(&mut n, "emergency4", &["EmergencyAccess", PA, "ETREAT"]);
     assert!(m.contains("2 of 4") && m.contains("3 needed"), "{m}");
     // Org2's makes a majority: break-glass works and is audited; auditors still refused.
     n.ok("gov2", &["ApproveRoleAuthority", "Org4MSP", "emergency"]);
@@ -113,49 +159,248 @@ fn break_glass_and_auditor_authority_need_a_majority_of_the_governing_organizati
     // no longer grants (the request is denied and audited).
     n.ok("gov1", &["WithdrawRoleAuthority", "Org4MSP", "emergency"]);
     assert_eq!(authority(&mut n, "Org4MSP", "emergency")["in_force"], false);
-    n.refused(
-        Some("emergency4"),
-        &["EmergencyAccess", PA, "BTG"],
-        &[],
-        403,
-    );
+    denied_break_glass(&mut n, "emergency4", &["EmergencyAccess", PA, "BTG"]);
     let (_, d) = n.request("emergency4", PA, "Condition/cond-1", "treatment");
     assert_eq!(d, "denied");
     let audit = n.ok("patientA", &["ListAuditEntries", PA]);
-    assert_eq!(audit["summary"]["denied"], 1);
+    assert_eq!(
+        audit["summary"]["denied"], 4,
+        "three refused break-glass attempts and the request"
+    );
     // The auditor authority, approved by a majority, opens the audit reads.
     for gov in ["gov1", "gov2", "gov3"] {
         n.ok(gov, &["ApproveRoleAuthority", "Org4MSP", "auditor"]);
     }
     let audit = n.ok("auditor4", &["ListAuditEntries", PA]);
-    assert_eq!(audit["summary"]["total"], 3);
+    assert_eq!(audit["summary"]["total"], 6);
     let g = n.ok("auditor4", &["GetGovernance"]);
     assert_eq!(g["members"].as_array().unwrap().len(), 4);
+    assert_eq!(g["requests"], json!([]));
+    assert_eq!(
+        g["members"][3]["admitted_by"],
+        json!(["Org1MSP", "Org2MSP"])
+    );
 }
 
 /// Without any governance (a chaincode deployed without `network up`'s seeding), no
-/// organization holds either authority: fail closed.
+/// organization holds either authority: fail closed. On 8c73202 the first organization to
+/// join was a majority of one: Org3's admin joined, approved Org3, and its emergency doctor
+/// broke the glass; Org1 and Org2 joining later approved it automatically, so the
+/// self-granted authority stayed. Now nothing counts before a founding set of at least two
+/// organizations is confirmed by each founder, a founding set of one is refused, and joining
+/// approves nothing.
 #[test]
-fn without_governance_nobody_breaks_the_glass() {
+fn no_organization_founds_governance_alone() {
     let mut n = Net::bare();
     n.register(PA);
     n.create("doctor1", PA, &condition("cond-1", PA));
-    let m = n.refused(
-        Some("emergency2"),
-        &["EmergencyAccess", PA, "ETREAT"],
+    let m = denied_break_glass(&mut n, "emergency2", &["EmergencyAccess", PA, "ETREAT"]);
+    assert!(m.contains("0 of 0"), "{m}");
+    n.refused(Some("auditor1"), &["ListAuditEntries", PA], &[], 403);
+    // Org3 alone tries every way in: joining, a founding set of itself, approving itself.
+    n.call("gov3", &["JoinGovernance"]);
+    n.call("gov3", &["JoinGovernance", "Org3MSP"]);
+    n.call("gov3", &["ApproveRoleAuthority", "Org3MSP", "emergency"]);
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    n.refused(Some("auditor3"), &["ListAuditEntries", PA], &[], 403);
+    // The others joining later approve nothing by joining.
+    n.call("gov1", &["JoinGovernance"]);
+    n.call("gov2", &["JoinGovernance"]);
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    assert_eq!(authority(&mut n, "Org3MSP", "emergency")["in_force"], false);
+}
+
+/// A founding set counts only once every founder confirmed that same set; until then
+/// nobody governs or holds anything. Confirming again is harmless (a seeding retried after a
+/// partial failure completes it), and the founding writes each founder's approval of each
+/// founder, nothing for anyone else.
+#[test]
+fn founders_confirm_each_other_before_anything_counts() {
+    let mut n = Net::bare();
+    n.register(PA);
+    // Malformed founding sets: refused, nothing written.
+    for set in [
+        "Org1MSP",
+        "Org1MSP,Org1MSP",
+        "Org2MSP,Org3MSP",
+        "Org1MSP,Org 2",
+        "Org1MSP,,Org2MSP",
+        "",
+    ] {
+        n.refused(Some("gov1"), &["JoinGovernance", set], &[], 400);
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("Org{i}MSP")).collect();
+    n.refused(Some("gov1"), &["JoinGovernance", &many.join(",")], &[], 400);
+    n.refused(
+        Some("doctor1"),
+        &["JoinGovernance", "Org1MSP,Org2MSP"],
         &[],
         403,
     );
-    assert!(m.contains("0 of 0"), "{m}");
-    n.refused(Some("auditor1"), &["ListAuditEntries", PA], &[], 403);
-    // The first organization to join governs alone until others join.
-    n.ok("gov1", &["JoinGovernance"]);
-    n.ok("gov1", &["ApproveRoleAuthority", "Org2MSP", "emergency"]);
-    n.ok("emergency2", &["EmergencyAccess", PA, "ETREAT"]);
-    n.ok("gov2", &["JoinGovernance"]);
+    n.refused(
+        Some("gov1"),
+        &["JoinGovernance", "Org1MSP,Org2MSP", "x"],
+        &[],
+        400,
+    );
+    // Org1 confirms {Org1, Org2, Org3} (in any order and spelling of the list).
+    let v = n.ok("gov1", &["JoinGovernance", "Org3MSP,Org1MSP,Org2MSP"]);
+    assert_eq!(v["status"], "confirmed");
+    assert_eq!(v["missing"], json!(["Org2MSP", "Org3MSP"]));
+    // Confirming again writes nothing.
+    let before = n.snapshot();
+    let v = n.ok("gov1", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    assert_eq!(v["missing"], json!(["Org2MSP", "Org3MSP"]));
+    assert_eq!(n.snapshot(), before);
+    // Org2 confirms another set ({Org1, Org2}): that set has one confirmation, the first two.
+    let v = n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    assert_eq!(v["missing"], json!(["Org1MSP"]));
+    n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    // Nothing counts yet: no members, no approvals, no authority.
+    n.refused(
+        Some("gov1"),
+        &["ApproveRoleAuthority", "Org1MSP", "emergency"],
+        &[],
+        403,
+    );
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(g["members"], json!([]));
+    assert_eq!(g["founding_sets"].as_array().unwrap().len(), 2, "{g}");
+    // Org3's confirmation completes the first set: the three are members and hold both
+    // authorities, each approved by the three.
+    let v = n.ok("gov3", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    assert_eq!(v["status"], "founded");
+    assert_eq!(v["missing"], json!([]));
+    for org in ["Org1MSP", "Org2MSP", "Org3MSP"] {
+        for role in ["emergency", "auditor"] {
+            let a = authority(&mut n, org, role);
+            assert_eq!(a["in_force"], true, "{a}");
+            assert_eq!(a["approvals"], json!(["Org1MSP", "Org2MSP", "Org3MSP"]));
+        }
+    }
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(g["authorities"].as_array().unwrap().len(), 6);
     assert_eq!(
-        authority(&mut n, "Org2MSP", "emergency")["approvals"],
-        json!(["Org1MSP", "Org2MSP"])
+        g["members"][0]["admitted_by"],
+        json!(["Org1MSP", "Org2MSP", "Org3MSP"])
+    );
+    // Founded: the other set can no longer complete, and founding sets are refused.
+    n.refused(
+        Some("gov1"),
+        &["JoinGovernance", "Org1MSP,Org2MSP"],
+        &[],
+        409,
+    );
+    n.refused(
+        Some("gov4"),
+        &["JoinGovernance", "Org1MSP,Org4MSP"],
+        &[],
+        409,
+    );
+    n.refused(
+        Some("gov3"),
+        &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"],
+        &[],
+        409,
+    );
+    n.ok("doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+}
+
+/// On 8c73202 an open break-glass window granted every record request of its clinician until
+/// it expired, even after the clinician's certificate lost `ehr.emergency` (re-issued
+/// without it: the same person, so the same window). Now each use re-checks the attribute
+/// and the role: the request is decided on consent, denied and audited.
+#[test]
+fn an_open_break_glass_window_needs_the_emergency_attribute_at_each_use() {
+    let mut n = world();
+    n.ok("emergency2b", &["EmergencyAccess", PA, "ETREAT"]);
+    assert_eq!(
+        n.read("emergency2b", PA, "Condition/cond-1", "treatment"),
+        condition("cond-1", PA)
+    );
+    let me = identity_id("emergency2b");
+    reissue("emergency2b", &[("ehr.role", "doctor")]);
+    assert_eq!(identity_id("emergency2b"), me, "the same person");
+    assert_eq!(n.ok("emergency2b", &["WhoAmI"])["emergency"], false);
+    // What Org2's consent covers (Observations) is still granted, on the consent.
+    let (_, d) = n.request("emergency2b", PA, "Observation/obs-1", "treatment");
+    assert_eq!(d, "granted");
+    // A Condition is not: the window no longer grants it.
+    let (_, d) = n.request("emergency2b", PA, "Condition/cond-1", "treatment");
+    assert_eq!(d, "denied");
+    let audit = n.ok("patientA", &["ListAuditEntries", PA]);
+    assert_eq!(audit["summary"]["denied"], 1, "{audit}");
+}
+
+/// On 8c73202 a refused `EmergencyAccess` (an organization without break-glass authority, a
+/// doctor without `ehr.emergency`) was a chaincode error: nothing reached the ledger, so the
+/// patient never learnt of the attempt. Now, for a registered patient and well-formed
+/// arguments, the attempt of a doctor or nurse is a successful transaction answering
+/// `denied` and writes a denied access entry (kind `emergency_access`, ids and codes only)
+/// and an `AccessDenied` event; no window opens. Other roles, bad arguments, unknown patients
+/// and Blocked relations still change nothing.
+#[test]
+fn a_refused_break_glass_is_audited() {
+    let mut n = world();
+    let phi = ["Viral sinusitis", "Body Height"];
+    for (who, reason, said) in [
+        (
+            "emergency4",
+            "no-emergency-authority",
+            "Org4MSP holds no break-glass authority",
+        ),
+        ("doctor1", "no-emergency-attribute", "ehr.emergency=true"),
+        ("plain3", "no-emergency-attribute", "ehr.emergency=true"),
+    ] {
+        let r = n.call(who, &["EmergencyAccess", PA, "BTG"]);
+        assert_eq!(r.status, 200, "{who}: {}", r.message);
+        let v: Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(v["decision"], "denied", "{v}");
+        assert_eq!(v["reason"], reason, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(said), "{v}");
+        assert!(v.get("expires_at_ms").is_none(), "{v}");
+        assert_eq!(n.last_event_names(), ["AccessDenied"]);
+        let text = String::from_utf8_lossy(&r.payload).into_owned();
+        assert!(phi.iter().all(|p| !text.contains(p)), "{text}");
+    }
+    let audit = n.ok("patientA", &["ListAuditEntries", PA]);
+    let denied: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "emergency_access")
+        .collect();
+    assert_eq!(denied.len(), 3, "{audit}");
+    assert!(denied.iter().all(|e| e["decision"] == "denied"
+        && e["emergency_reason"] == "BTG"
+        && e.get("valid_until_ms").is_none()));
+    assert_eq!(
+        (
+            denied[0]["requester_msp"].as_str(),
+            denied[0]["reason"].as_str()
+        ),
+        (Some("Org4MSP"), Some("no-emergency-authority"))
+    );
+    assert_eq!(audit["summary"]["denied"], 3);
+    assert_eq!(audit["summary"]["emergency"], 0);
+    // No window opened: Org4's doctor has no consent either.
+    let (_, d) = n.request("emergency4", PA, "Condition/cond-1", "treatment");
+    assert_eq!(d, "denied");
+    // Still refused without a trace: other roles, bad arguments, unknown patients.
+    n.refused(Some("lab3"), &["EmergencyAccess", PA, "BTG"], &[], 403);
+    n.refused(Some("patientA"), &["EmergencyAccess", PA, "BTG"], &[], 403);
+    n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", PA, "NOW"],
+        &[],
+        400,
+    );
+    n.refused(
+        Some("emergency4"),
+        &["EmergencyAccess", "nobody", "BTG"],
+        &[],
+        404,
     );
 }
 

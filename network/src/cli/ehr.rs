@@ -77,12 +77,39 @@ pub struct ShareArgs {
 pub enum GovernanceCommand {
     /// Show the governing organizations and every authority with its approvals.
     Show(WhoamiArgs),
-    /// The caller's organization takes part in governance (an MSP admin).
-    Join(WhoamiArgs),
+    /// An MSP admin: with --founders, confirms that founding set (every founder must confirm
+    /// the same set before anything counts); without, once governance is founded, asks the
+    /// members to admit the caller's organization. Approves nothing.
+    Join(JoinArgs),
+    /// The caller's organization (a member, an MSP admin) consents to ORG's request to join;
+    /// a majority of the members makes ORG a member.
+    Admit(AdmitArgs),
     /// The caller's organization approves ORG holding ROLE (an MSP admin).
     Approve(RoleArgs),
     /// The caller's organization withdraws its approval (an MSP admin).
     Withdraw(RoleArgs),
+}
+
+/// `ehr governance join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The founding set: the MSP ids of every founding organization, the caller's among them
+    /// (at least two), e.g. `Org1MSP,Org2MSP`.
+    #[arg(long, value_delimiter = ',')]
+    pub founders: Option<Vec<String>>,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `ehr governance admit`.
+#[derive(Debug, Args)]
+pub struct AdmitArgs {
+    /// The organization asking to join (MSP id).
+    pub org: String,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// An organization and an authority.
@@ -532,8 +559,15 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
         EhrCommand::Governance(GovernanceCommand::Show(a)) => {
             print_json(&a.connect.client().await?.governance().await?)
         }
-        EhrCommand::Governance(GovernanceCommand::Join(a)) => {
-            print_json(&a.connect.client().await?.join_governance().await?)
+        EhrCommand::Governance(GovernanceCommand::Join(a)) => print_json(
+            &a.connect
+                .client()
+                .await?
+                .join_governance(a.founders.as_deref())
+                .await?,
+        ),
+        EhrCommand::Governance(GovernanceCommand::Admit(a)) => {
+            print_json(&a.connect.client().await?.admit_member(&a.org).await?)
         }
         EhrCommand::Governance(GovernanceCommand::Approve(a)) => print_json(
             &a.connect
@@ -656,6 +690,8 @@ mod tests {
             ],
             &["governance", "show"],
             &["governance", "join"],
+            &["governance", "join", "--founders", "Org1MSP,Org2MSP"],
+            &["governance", "admit", "Org3MSP"],
             &["governance", "approve", "Org3MSP", "emergency"],
             &["governance", "withdraw", "Org3MSP", "auditor"],
             &["whoami"],

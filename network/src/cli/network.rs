@@ -86,10 +86,10 @@ pub fn run(cmd: NetworkCommand) -> Result<()> {
                     |msg| println!("  {msg}"),
                 ))
                 .context("defining the chaincodes on the channel")?;
-                if report.generated {
-                    rt.block_on(seed_ehr_governance(&dir, &report.spec))
-                        .context("seeding the EHR governance of the founding organizations")?;
-                }
+                // Every time, not only on a new network: seeding does nothing once founded and
+                // completes a founding that an earlier `up` left unfinished.
+                rt.block_on(seed_ehr_governance(&dir, &report.spec))
+                    .context("seeding the EHR governance of the founding organizations")?;
             }
             if a.generate_only {
                 println!(
@@ -187,11 +187,14 @@ pub fn identities(a: DirArgs) -> Result<()> {
     Ok(())
 }
 
-/// On a new network, for each EHR chaincode (one PHI collection per organization): every
-/// founding organization's admin joins EHR governance and approves every founding
-/// organization's break-glass and auditor authority (ADR 0029). Organizations that join the
-/// channel later get those authorities only from a majority of the governing organizations.
+/// For each EHR chaincode (one PHI collection per organization), seeds its governance
+/// (ADR 0029): every founding organization's admin confirms the founding set of all of them,
+/// which founds governance with each approving each one's break-glass and auditor authority.
+/// Idempotent: a founded governance is left as it is, and a founding that failed half-way
+/// (or a first `up` that stopped before it) is completed. Organizations that join the channel
+/// later get those authorities only once a majority of the members admitted and approved them.
 async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpec) -> Result<()> {
+    use crate::ehr_client::Seeded;
     for cc in spec
         .chaincodes
         .iter()
@@ -204,12 +207,25 @@ async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpe
                 c.gateway.network(&spec.channel).contract(&cc.name),
             ));
         }
-        crate::ehr_client::seed_governance(&admins).await?;
-        println!(
-            "  EHR governance of chaincode {}: {} founding organizations hold break-glass and auditor authority",
-            cc.name,
-            admins.len()
-        );
+        let line = match crate::ehr_client::seed_governance(&admins).await? {
+            Seeded::Founded => format!(
+                "founded by {} organizations, each holding break-glass and auditor authority",
+                admins.len()
+            ),
+            Seeded::AlreadyFounded => "already founded".to_owned(),
+            Seeded::FoundedOtherwise { members } => {
+                format!(
+                    "founded by hand (members {}), left as it is",
+                    members.join(", ")
+                )
+            }
+            Seeded::TooFewOrganizations => {
+                "not founded: one organization alone never founds it, so nobody holds \
+                 break-glass or auditor authority"
+                    .to_owned()
+            }
+        };
+        println!("  EHR governance of chaincode {}: {line}", cc.name);
     }
     Ok(())
 }

@@ -271,7 +271,9 @@ fn reason(step: &str, e: &EhrClientError) -> String {
         } => format!("{step}: gateway {code:?}"),
         EhrClientError::Gateway { .. } => format!("{step}: gateway error"),
         EhrClientError::Decode { .. } => format!("{step}: response does not decode"),
-        EhrClientError::AccessDenied { .. } | EhrClientError::Usage(_) => {
+        EhrClientError::AccessDenied { .. }
+        | EhrClientError::EmergencyDenied { .. }
+        | EhrClientError::Usage(_) => {
             format!("{step}: refused")
         }
     }

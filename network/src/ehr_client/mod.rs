@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use ehr_chaincode::functions as f;
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{
-    AccessEntry, AccessRequest, Authority, AuthorityRole, Consent, ConsentStatus, Decision,
-    EmergencyReason, ErasureRequest, GovernanceMember, PatientEntry, Purpose, RecordMeta,
-    RecordStatus, RequestStatus, RoleApproval,
+    AccessEntry, AccessRequest, AdmitOutcome, Authority, AuthorityRole, Consent, ConsentStatus,
+    Decision, EmergencyReason, ErasureRequest, GovernanceMember, JoinOutcome, JoinRequest,
+    JoinStatus, PatientEntry, Purpose, RecordMeta, RecordStatus, RequestStatus, RoleApproval,
 };
 use ehr_chaincode::state_machine::AccessState;
 use medledger_gateway::GatewayError;
@@ -84,6 +84,15 @@ pub enum EhrClientError {
     AccessDenied {
         /// Access id of the audited denial.
         access_id: String,
+    },
+    /// `EmergencyAccess` was denied on the ledger (a doctor or nurse without `ehr.emergency`,
+    /// or of an organization without break-glass authority): audited, no window opened.
+    #[error("break-glass {access_id} denied: {message}")]
+    EmergencyDenied {
+        /// Access id of the audited denial.
+        access_id: String,
+        /// The chaincode's reason (organizations and counts, no patient data).
+        message: String,
     },
     /// Invalid options or arguments given to the client.
     #[error("{0}")]
@@ -378,22 +387,59 @@ pub struct WhoAmI {
     pub emergency: bool,
 }
 
-/// `JoinGovernance`'s result.
+/// An open request to join governance with the members that admitted it so far.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Joined {
-    /// The new member.
-    pub member: GovernanceMember,
-    /// Authorities in force that the new member approved by joining.
-    pub approved_in_force: u64,
+pub struct OpenRequest {
+    /// The request.
+    pub request: JoinRequest,
+    /// Members that admitted it.
+    pub admissions: Vec<String>,
 }
 
-/// `GetGovernance`: the governing organizations and every authority with an approval.
+/// A founding set confirmed by some of its founders.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct FoundingSet {
+    /// Its id (hex SHA-256 of the sorted MSP ids joined with `,`).
+    pub founding_set_id: String,
+    /// The founders, sorted.
+    pub founders: Vec<String>,
+    /// Those that confirmed it.
+    pub confirmed: Vec<String>,
+}
+
+/// `GetGovernance`: the governing organizations, every authority with an approval, open
+/// requests to join and founding sets.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Governance {
     /// Organizations taking part.
     pub members: Vec<GovernanceMember>,
     /// Authorities with at least one approval.
     pub authorities: Vec<Authority>,
+    /// Requests to join not yet admitted.
+    #[serde(default)]
+    pub requests: Vec<OpenRequest>,
+    /// Founding sets confirmed so far (kept after the founding as its record).
+    #[serde(default)]
+    pub founding_sets: Vec<FoundingSet>,
+}
+
+/// What [`seed_governance`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seeded {
+    /// The founders' confirmations completed the founding now.
+    Founded,
+    /// Governance was already founded with every founding organization as a member: nothing
+    /// done.
+    AlreadyFounded,
+    /// Governance is founded with other members than the founding organizations (founded by
+    /// hand): nothing done.
+    FoundedOtherwise {
+        /// Its members.
+        members: Vec<String>,
+    },
+    /// Fewer than two organizations: one organization alone never founds governance, so
+    /// nobody holds break-glass or auditor authority.
+    TooFewOrganizations,
 }
 
 /// How often and how long [`EhrClient::read_record`] waits for the access entry to reach the
@@ -808,21 +854,42 @@ impl EhrClient {
         self.evaluate_json(f::WHO_AM_I, &[]).await
     }
 
-    /// `JoinGovernance` (an MSP admin): the caller's organization takes part in deciding which
-    /// organizations hold break-glass and auditor authority; it starts out approving every
-    /// authority in force.
+    /// `JoinGovernance` (an MSP admin). With `founders` (the caller's organization among 2
+    /// to 64 MSP ids), before governance exists: confirms that founding set; the last
+    /// founder's confirmation founds governance, every founder approving every founder's
+    /// break-glass and auditor authority. Confirming again is harmless. Without, once
+    /// governance exists: asks the members to admit the caller's organization (`admit_member`).
+    /// Approves nothing else (ADR 0029).
     ///
     /// # Errors
-    /// [`EhrClientError`] (403 not an MSP admin, 409 already a member).
-    pub async fn join_governance(&self) -> Result<Joined> {
-        self.submit_json(f::JOIN_GOVERNANCE, &[]).await
+    /// [`EhrClientError`] (403 not an MSP admin, 400 a malformed founding set, 409 already a
+    /// member or asked, a founding set once founded, a request before).
+    pub async fn join_governance(&self, founders: Option<&[String]>) -> Result<JoinOutcome> {
+        match founders {
+            Some(list) => {
+                self.submit_json(f::JOIN_GOVERNANCE, &[list.join(",").as_str()])
+                    .await
+            }
+            None => self.submit_json(f::JOIN_GOVERNANCE, &[]).await,
+        }
     }
 
-    /// `ApproveRoleAuthority` (an MSP admin of a governing organization): its organization
-    /// approves `org` holding `role` ([`Self::role_authority`] tells whether it is in force).
+    /// `AdmitMember` (an MSP admin of a member): its organization consents to `org`'s request
+    /// to join; the consent that makes a majority of the members makes `org` a member.
     ///
     /// # Errors
-    /// [`EhrClientError`] (403, 409 already approved).
+    /// [`EhrClientError`] (403 not a member's admin, 404 no request, 409 already a member or
+    /// already admitted).
+    pub async fn admit_member(&self, org: &str) -> Result<AdmitOutcome> {
+        self.submit_json(f::ADMIT_MEMBER, &[org]).await
+    }
+
+    /// `ApproveRoleAuthority` (an MSP admin of a governing organization, or of one that asked
+    /// to join): its organization approves `org` (a member) holding `role`
+    /// ([`Self::role_authority`] tells whether it is in force).
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403, 404 `org` is not a member, 409 already approved).
     pub async fn approve_role_authority(
         &self,
         org: &str,
@@ -855,7 +922,7 @@ impl EhrClient {
             .await
     }
 
-    /// `GetGovernance`: members and authorities.
+    /// `GetGovernance`: members, authorities, open requests, founding sets.
     ///
     /// # Errors
     /// [`EhrClientError`].
@@ -863,17 +930,27 @@ impl EhrClient {
         self.evaluate_json(f::GET_GOVERNANCE, &[]).await
     }
 
-    /// `EmergencyAccess` (doctor or nurse with `ehr.emergency=true`): opens a break-glass
-    /// window of `window_s` seconds (default and at most 24 h).
+    /// `EmergencyAccess` (doctor or nurse with `ehr.emergency=true` of an organization holding
+    /// break-glass authority): opens a break-glass window of `window_s` seconds (default and
+    /// at most 24 h).
     ///
     /// # Errors
-    /// [`EhrClientError`].
+    /// [`EhrClientError::EmergencyDenied`] when the chaincode denied it on the ledger (audited);
+    /// other [`EhrClientError`]s (403 other roles or Blocked, 400, 404: nothing written).
     pub async fn emergency_access(
         &self,
         patient_id: &str,
         reason: EmergencyReason,
         window_s: Option<u64>,
     ) -> Result<EmergencyOpened> {
+        /// `EmergencyAccess`'s answer, granted or denied.
+        #[derive(Deserialize)]
+        struct Answer {
+            access_id: String,
+            decision: Option<Decision>,
+            expires_at_ms: Option<u64>,
+            message: Option<String>,
+        }
         let code = match reason {
             EmergencyReason::EmergencyTreatment => "ETREAT",
             EmergencyReason::BreakTheGlass => "BTG",
@@ -881,7 +958,20 @@ impl EhrClient {
         let window = window_s.map(|s| s.to_string());
         let mut args = vec![patient_id, code];
         args.extend(window.as_deref());
-        self.submit_json(f::EMERGENCY_ACCESS, &args).await
+        let answer: Answer = self.submit_json(f::EMERGENCY_ACCESS, &args).await?;
+        match (answer.decision, answer.expires_at_ms) {
+            (Some(Decision::Denied), _) => Err(EhrClientError::EmergencyDenied {
+                access_id: answer.access_id,
+                message: answer.message.unwrap_or_default(),
+            }),
+            (_, Some(expires_at_ms)) => Ok(EmergencyOpened {
+                access_id: answer.access_id,
+                expires_at_ms,
+            }),
+            (_, None) => Err(EhrClientError::Decode {
+                function: f::EMERGENCY_ACCESS,
+            }),
+        }
     }
 
     /// Break-glass read: opens a window ([`Self::emergency_access`]) then reads the record
@@ -1041,59 +1131,79 @@ impl EhrClient {
     }
 }
 
-/// How often a governance call is retried while an endorsing peer has not yet committed the
-/// caller's `JoinGovernance` (each endorser checks membership in its own state).
+/// Rounds of founding confirmations [`seed_governance`] makes (250 ms apart) while endorsing
+/// peers have not yet committed the earlier ones.
 const GOVERNANCE_ATTEMPTS: u32 = 40;
 
-async fn retry_lagging<T, F, Fut>(mut call: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Err(EhrClientError::Chaincode {
-                status, message, ..
-            }) if attempt < GOVERNANCE_ATTEMPTS
-                && status == 403
-                && message.contains("JoinGovernance first") =>
-            {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Seeds the governance of a new channel (`network up`, ADR 0029): each of `admins` (one MSP
-/// admin per founding organization) joins governance, then each approves every founding
-/// organization for break-glass and auditor authority. A founding organization's certificates
-/// thus keep the authority they had before governance existed; an organization that joins the
-/// channel later gets it only from a majority of the governing organizations.
+/// Seeds the governance of a channel (`network up`, ADR 0029): each of `admins` (one MSP
+/// admin per founding organization) confirms the founding set of all their organizations;
+/// the last confirmation founds governance, every founder approving every founder's
+/// break-glass and auditor authority. An organization that joins the channel later gets
+/// them only once a majority of the members admitted it and approved them.
+///
+/// Idempotent: it first reads the governance and does nothing once it is founded; a
+/// confirmation already made is confirmed again harmlessly, so running it again after a
+/// partial failure completes the founding. A confirmation endorsed by a peer that has not yet
+/// committed an earlier one is retried. Fewer than two organizations: nothing is done (one
+/// organization alone never founds).
 ///
 /// # Errors
-/// The first refused or failed call.
-pub async fn seed_governance(admins: &[EhrClient]) -> Result<()> {
-    let mut orgs = Vec::new();
+/// The first refused or failed call that retrying does not cure.
+pub async fn seed_governance(admins: &[EhrClient]) -> Result<Seeded> {
+    let mut founders = Vec::new();
     for admin in admins {
-        orgs.push(admin.who_am_i().await?.msp_id);
+        founders.push(admin.who_am_i().await?.msp_id);
     }
-    // One after the other: a join reads the members and the approvals in force, so joins
-    // ordered into the same block would conflict.
-    for admin in admins {
-        admin.join_governance().await?;
+    founders.sort_unstable();
+    founders.dedup();
+    let Some(first) = admins.first() else {
+        return Ok(Seeded::TooFewOrganizations);
+    };
+    if founders.len() < ehr_chaincode::model::MIN_FOUNDERS {
+        return Ok(Seeded::TooFewOrganizations);
     }
-    let approvals = admins.iter().flat_map(|admin| {
-        orgs.iter().flat_map(move |org| {
-            AuthorityRole::ALL
-                .into_iter()
-                .map(move |role| retry_lagging(move || admin.approve_role_authority(org, role)))
-        })
-    });
-    futures::future::try_join_all(approvals).await?;
-    Ok(())
+    let mut attempt = 0;
+    loop {
+        let g = first.governance().await?;
+        if !g.members.is_empty() {
+            let members: Vec<String> = g.members.into_iter().map(|m| m.msp_id).collect();
+            return Ok(if founders.iter().all(|f| members.contains(f)) {
+                if attempt == 0 {
+                    Seeded::AlreadyFounded
+                } else {
+                    Seeded::Founded
+                }
+            } else {
+                Seeded::FoundedOtherwise { members }
+            });
+        }
+        // One after the other: each confirmation reads the set's confirmations, so two in
+        // the same block would conflict. An endorser behind the last commit answers
+        // "confirmed" or disagrees with the others; the next round confirms again.
+        for admin in admins {
+            match admin.join_governance(Some(&founders)).await {
+                Ok(JoinOutcome {
+                    status: JoinStatus::Founded,
+                    ..
+                }) => break,
+                Ok(_) => {}
+                // Founded meanwhile (a peer ahead of the one read above): read again.
+                Err(e) if e.chaincode_status() == Some(409) => break,
+                // Endorsers that disagree, an MVCC conflict, a gateway hiccup: next round.
+                Err(e) if attempt + 1 < GOVERNANCE_ATTEMPTS && e.chaincode_status().is_none() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        attempt += 1;
+        if attempt >= GOVERNANCE_ATTEMPTS {
+            return Err(EhrClientError::Usage(format!(
+                "EHR governance of {} is still not founded after {attempt} rounds of \
+                 confirmations",
+                founders.join(",")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The chaincode's spelling of a purpose (`treatment`, `public-health`, …).
