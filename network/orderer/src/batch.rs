@@ -646,10 +646,44 @@ fn fits(batch: &BatchConfig, count: usize, total: usize, size: usize) -> bool {
     count < batch.max_message_count as usize && total + size <= batch.preferred_max_bytes as usize
 }
 
-/// Largest difference accepted between a proposed block's ordering time and this orderer's
-/// clock. Peers validate a block's transactions at its ordering time (ADR 0030), so a
-/// Byzantine proposer can move that time by at most this much.
+/// How far behind this orderer's clock a first proposal's ordering time may be. Peers
+/// validate a block's transactions at its ordering time (ADR 0030), so a Byzantine proposer
+/// can move that time back by at most this much.
 pub const MAX_ORDERING_TIME_SKEW: Duration = Duration::from_secs(30);
+/// How far ahead of this orderer's clock any proposal's ordering time may be (the honest
+/// orderers' clocks must agree within this).
+pub const MAX_ORDERING_TIME_AHEAD: Duration = Duration::from_secs(5);
+
+/// Checks a proposed block's ordering time `time_ms` (ms since the Unix epoch) against the
+/// last block's and this orderer's clock `now` (ADR 0030): never before the last block's,
+/// never more than [`MAX_ORDERING_TIME_AHEAD`] ahead of the clock, and, for a first proposal
+/// (`fresh`: no proof-of-lock round), not more than [`MAX_ORDERING_TIME_SKEW`] behind it. A
+/// re-proposal of a value from an earlier round is not held to the last bound (CometBFT's
+/// proposer-based timestamps do the same): the orderers that locked on it checked its time
+/// when it was first proposed, and refusing it later could leave them locked for ever.
+///
+/// # Errors
+/// [`BatchError::OrderingTime`].
+pub fn check_ordering_time(
+    number: u64,
+    time_ms: u64,
+    last_time_ms: u64,
+    now: SystemTime,
+    fresh: bool,
+) -> Result<(), BatchError> {
+    let clock = medledger_channel::bft::time_ms(now);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let ahead = time_ms > clock.saturating_add(ms(MAX_ORDERING_TIME_AHEAD));
+    let behind = fresh && time_ms < clock.saturating_sub(ms(MAX_ORDERING_TIME_SKEW));
+    if time_ms == 0 || time_ms < last_time_ms || ahead || behind {
+        return Err(BatchError::OrderingTime {
+            number,
+            time_ms,
+            clock_ms: clock,
+        });
+    }
+    Ok(())
+}
 
 /// Why a proposed batch is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -662,8 +696,7 @@ pub enum BatchError {
         /// Next block number.
         expected: u64,
     },
-    /// The ordering time is before the last block's or more than
-    /// [`MAX_ORDERING_TIME_SKEW`] away from this orderer's clock.
+    /// The ordering time is not acceptable ([`check_ordering_time`]).
     #[error(
         "block {number}: ordering time {time_ms} ms is before the last block's or too far from this orderer's clock ({clock_ms} ms)"
     )]
@@ -755,6 +788,8 @@ pub struct Candidate<'a> {
     pub data_hash: &'a [u8; 32],
     /// Ordering time proposed, ms since the Unix epoch.
     pub time_ms: u64,
+    /// A first proposal of this value (no proof-of-lock round): see [`check_ordering_time`].
+    pub fresh: bool,
     /// Serialized envelopes, in block order.
     pub envelopes: &'a [Vec<u8>],
 }
@@ -780,6 +815,7 @@ pub fn validate(
         previous_hash,
         data_hash,
         time_ms,
+        fresh,
         envelopes,
     } = *candidate;
     if number != chain.next_number {
@@ -791,15 +827,7 @@ pub fn validate(
     if previous_hash != &chain.last_hash {
         return Err(BatchError::WrongPreviousHash { number });
     }
-    let clock = medledger_channel::bft::time_ms(now);
-    let skew = u64::try_from(MAX_ORDERING_TIME_SKEW.as_millis()).unwrap_or(u64::MAX);
-    if time_ms < chain.last_time_ms || time_ms.abs_diff(clock) > skew {
-        return Err(BatchError::OrderingTime {
-            number,
-            time_ms,
-            clock_ms: clock,
-        });
-    }
+    check_ordering_time(number, time_ms, chain.last_time_ms, now, fresh)?;
     if envelopes.is_empty() {
         return Err(BatchError::Empty { number });
     }
@@ -990,6 +1018,7 @@ mod tests {
             previous_hash: &[0; 32],
             data_hash: &data_hash,
             time_ms: medledger_channel::bft::time_ms(t),
+            fresh: true,
             envelopes: &envelopes,
         };
         let none = |_: &[u8; 32]| None;
@@ -1011,22 +1040,24 @@ mod tests {
         });
         let now = SystemTime::now();
         let ms = medledger_channel::bft::time_ms(now);
+        let skew = MAX_ORDERING_TIME_SKEW.as_millis() as u64;
+        let ahead = MAX_ORDERING_TIME_AHEAD.as_millis() as u64;
         let ordered = HashSet::new();
-        let chain = ChainView {
-            next_number: 1,
-            last_hash: [0; 32],
-            last_time_ms: ms - 5_000,
-            ordered_tx_ids: &ordered,
-        };
-        let propose = |time_ms: u64| {
+        let propose = |last_time_ms: u64, time_ms: u64, fresh: bool| {
             validate(
                 &config,
-                &chain,
+                &ChainView {
+                    next_number: 1,
+                    last_hash: [0; 32],
+                    last_time_ms,
+                    ordered_tx_ids: &ordered,
+                },
                 &Candidate {
                     number: 1,
                     previous_hash: &[0; 32],
                     data_hash: &data_hash,
                     time_ms,
+                    fresh,
                     envelopes: &envelopes,
                 },
                 &|_| None,
@@ -1034,15 +1065,33 @@ mod tests {
                 now,
             )
         };
-        let skew = MAX_ORDERING_TIME_SKEW.as_millis() as u64;
-        for ok in [ms, ms - 5_000, ms + skew] {
-            assert!(propose(ok).is_ok(), "{ok}");
+        let long_ago = ms - 3_600_000;
+        for (last, time, fresh) in [
+            (long_ago, ms, true),
+            (long_ago, ms - skew, true),
+            (long_ago, ms + ahead, true),
+            (ms - 5_000, ms - 5_000, true),
+            // A value locked in an earlier round, re-proposed long after: still acceptable.
+            (long_ago, ms - 10 * skew, false),
+        ] {
+            assert!(propose(last, time, fresh).is_ok(), "{last} {time} {fresh}");
         }
-        // Before the last block, backdated or post-dated past the skew, or none at all.
-        for bad in [ms - 5_001, ms - skew - 1, ms + skew + 1, 0] {
+        for (last, time, fresh) in [
+            // Backdated past the skew, before the last block, ahead of the clock, none.
+            (long_ago, ms - skew - 1, true),
+            (ms - 5_000, ms - 5_001, true),
+            (ms - 5_000, ms - 5_001, false),
+            (long_ago, ms + ahead + 1, true),
+            (long_ago, ms + ahead + 1, false),
+            (0, 0, true),
+            (0, 0, false),
+        ] {
             assert!(
-                matches!(propose(bad), Err(BatchError::OrderingTime { .. })),
-                "{bad}"
+                matches!(
+                    propose(last, time, fresh),
+                    Err(BatchError::OrderingTime { .. })
+                ),
+                "{last} {time} {fresh}"
             );
         }
     }
@@ -1127,6 +1176,7 @@ mod tests {
                         previous_hash: &prev,
                         data_hash: &data,
                         time_ms: medledger_channel::bft::time_ms(now),
+                        fresh: true,
                         envelopes: e,
                     },
                     &none,
@@ -1272,6 +1322,7 @@ mod tests {
                     previous_hash: &[0; 32],
                     data_hash: &data,
                     time_ms: medledger_channel::bft::time_ms(now),
+                    fresh: true,
                     envelopes: e,
                 },
                 &|_| None,

@@ -1105,8 +1105,16 @@ impl Node {
         actions: &mut Vec<Action>,
     ) {
         let id = header.hash();
+        let fresh = pol_round < 0;
         let verdict = if self.bodies.contains_key(&id) {
-            Ok(())
+            // Validated before (an earlier round, the WAL): only its time may have aged.
+            batch::check_ordering_time(
+                header.number,
+                header.time_ms,
+                self.chain.last_time_ms,
+                now.wall,
+                fresh,
+            )
         } else {
             let view = ChainView {
                 next_number: self.chain.next_number,
@@ -1123,6 +1131,7 @@ impl Node {
                     previous_hash: &header.previous_hash,
                     data_hash: &header.data_hash,
                     time_ms: header.time_ms,
+                    fresh,
                     envelopes: &body,
                 },
                 &|h| pool.tx_of(h).map(|(tx, config)| (tx.to_owned(), config)),

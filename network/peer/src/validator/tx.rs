@@ -138,9 +138,10 @@ pub fn prevalidate(
         Some(ordered) if parsed.header_type() == Some(HeaderType::EndorserTransaction) => {
             let skew = at.duration_since(ordered).unwrap_or_else(|e| e.duration());
             if skew > MAX_TX_TIME_SKEW {
+                // No tx_id: the signature is not checked yet, so it is not indexed.
                 return invalid(
                     C::BadChannelHeader,
-                    Some(parsed.channel_header.tx_id.as_str()),
+                    None,
                     format!(
                         "transaction timestamp is {}s away from the block's ordering time (at most {}s)",
                         skew.as_secs(),
