@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::sandbox::{Limits, REPORT_PREFIX, SandboxUser};
 use crate::simulator::TxSimulator;
@@ -49,6 +49,11 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// The user chaincode runs as when the peer runs as root (default 65534:65534).
     pub user: SandboxUser,
+    /// Run chaincode where the kernel does not fully enforce Landlock (`sandbox.allow_without_landlock`).
+    pub allow_without_landlock: bool,
+    /// Behave as on a kernel without Landlock (the trampoline skips it and reports `none`).
+    /// Only for tests of that case.
+    pub assume_no_landlock: bool,
     /// Per-invocation execution timeout.
     pub execution_timeout: Duration,
     /// Wait for registration after launch.
@@ -63,6 +68,8 @@ impl RuntimeConfig {
             work_root: work_root.into(),
             limits: Limits::default(),
             user: SandboxUser::default(),
+            allow_without_landlock: false,
+            assume_no_landlock: false,
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
@@ -246,7 +253,14 @@ impl ChaincodeRuntime {
         let (peer_end, cc_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
         let limits = self.config.limits;
-        let mut child = Command::new(&self.config.launcher)
+        let mut command = Command::new(&self.config.launcher);
+        if self.config.allow_without_landlock {
+            command.arg("--allow-without-landlock");
+        }
+        if self.config.assume_no_landlock {
+            command.arg("--assume-no-landlock");
+        }
+        let mut child = command
             .arg("--workdir")
             .arg(&workdir.0)
             .args(["--max-memory-bytes", &limits.max_memory_bytes.to_string()])
@@ -274,7 +288,8 @@ impl ChaincodeRuntime {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(format!("spawn {}: {e}", self.config.launcher.display())))?;
-        forward_output(&cc.id, &mut child);
+        let (first_line_tx, first_line) = oneshot::channel();
+        forward_output(&cc.id, &mut child, first_line_tx);
 
         peer_end
             .set_nonblocking(true)
@@ -299,19 +314,24 @@ impl ChaincodeRuntime {
                 tracing::debug!(target: "peer::chaincode", error = %e, "chaincode socket server ended");
             }
         });
-        let registered =
-            tokio::time::timeout(self.config.startup_timeout, registered_rx.recv()).await;
+        let registered = tokio::select! {
+            r = tokio::time::timeout(self.config.startup_timeout, registered_rx.recv()) => r,
+            _ = child.wait() => Ok(None),
+        };
         let conn = match registered {
             Ok(Some(conn)) => conn,
             other => {
                 let _ = child.kill().await;
                 server.abort();
-                let why = if other.is_err() {
-                    "did not register in time"
-                } else {
-                    "exited before registering"
+                if other.is_err() {
+                    return Err(fail("did not register in time".into()));
+                }
+                // The trampoline says why on its first stderr line (no chaincode output yet).
+                let why = match tokio::time::timeout(Duration::from_secs(1), first_line).await {
+                    Ok(Ok(line)) if !line.starts_with(REPORT_PREFIX) => line,
+                    _ => "exited before registering".into(),
                 };
-                return Err(fail(why.into()));
+                return Err(fail(why));
             }
         };
         if conn.chaincode() != cc.id {
@@ -348,19 +368,32 @@ fn sanitize(id: &str) -> String {
         .collect()
 }
 
-/// Logs the trampoline's protections report and the chaincode's output (target
-/// `chaincode::output`), bounded by [`forward_lines`]. Chaincode must not print health data;
-/// the EHR contract never does.
-fn forward_output(id: &str, child: &mut Child) {
+/// Logs the trampoline's first stderr line (its protections report, or why it refused to
+/// run the chaincode; target `peer::chaincode`) and hands it to `first_line`; then the
+/// chaincode's output (target `chaincode::output`), bounded by [`forward_lines`]. Only the
+/// first line can be the trampoline's: a later line that looks like a report is the
+/// chaincode's output. Chaincode must not print health data; the EHR contract never does.
+fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<String>) {
     if let Some(stderr) = child.stderr.take() {
         let id = id.to_owned();
+        let mut first_line = Some(first_line);
         tokio::spawn(forward_lines(stderr, move |line, cut| {
             let text = String::from_utf8_lossy(line);
-            if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
-                tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report.trim(), "chaincode sandbox active");
-            } else {
+            let Some(first) = first_line.take() else {
                 tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stderr", cut, "{text}");
+                return;
+            };
+            if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
+                let report = report.trim();
+                if report.split(' ').any(|p| p == "landlock=full") {
+                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active");
+                } else {
+                    tracing::warn!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active WITHOUT full Landlock (sandbox.allow_without_landlock): the chaincode can read what its user can");
+                }
+            } else {
+                tracing::warn!(target: "peer::chaincode", chaincode = %id, message = %text, "chaincode sandbox did not start the chaincode");
             }
+            let _ = first.send(text.into_owned());
         }));
     }
     if let Some(stdout) = child.stdout.take() {

@@ -88,6 +88,21 @@ impl Default for SandboxUser {
     }
 }
 
+/// What the trampoline does where the kernel does not fully enforce Landlock (Linux < 5.13:
+/// `none`; < 6.12: `partial`, e.g. without truncate control before 6.2 or signal scoping
+/// before 6.12). By default it refuses to run chaincode there: a peer not running as root
+/// has no user switch, so its chaincode would read (and, without truncate control, truncate)
+/// whatever the peer's user can, its key and ledger included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LandlockPolicy {
+    /// Run chaincode anyway, with what the kernel enforces (peer.yaml
+    /// `sandbox.allow_without_landlock`; default false).
+    pub allow_without: bool,
+    /// Behave as on a kernel without Landlock: skip it and report `none`. Only for tests of
+    /// what happens there.
+    pub assume_unsupported: bool,
+}
+
 /// What the trampoline established; printed on its first stderr line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Protections {
@@ -286,6 +301,24 @@ pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<String, Sa
         _ => "none",
     }
     .to_owned())
+}
+
+/// Refuses a Landlock status other than `full` unless `policy` allows it.
+///
+/// # Errors
+/// [`SandboxError::Setup`] (step `landlock`) naming the status and the setting that allows it.
+pub fn check_landlock(status: &str, policy: LandlockPolicy) -> Result<(), SandboxError> {
+    if status == "full" || policy.allow_without {
+        return Ok(());
+    }
+    Err(setup(
+        "landlock",
+        format!(
+            "this kernel enforces Landlock {status}, not full (Linux >= 6.12): chaincode could \
+             read files of the peer's user; refusing to run it (sandbox.allow_without_landlock: \
+             true in peer.yaml runs it anyway)"
+        ),
+    ))
 }
 
 /// System calls a chaincode shim needs (glibc or musl start-up, Rust std, a tokio runtime,
@@ -617,6 +650,7 @@ pub fn enter(
     program: &Path,
     limits: &Limits,
     user: SandboxUser,
+    landlock_policy: LandlockPolicy,
 ) -> Result<Confined, SandboxError> {
     close_inherited_fds()?;
     let file = std::fs::File::open(program)
@@ -627,7 +661,12 @@ pub fn enter(
     let network_namespace = enter_network_namespace();
     nix::sys::prctl::set_no_new_privs().map_err(|e| setup("no_new_privs", e))?;
     // Landlock opens its paths now, as the caller: after the switch they may be unreachable.
-    let landlock = restrict_file_system(workdir, program)?;
+    let landlock = if landlock_policy.assume_unsupported {
+        "none".to_owned()
+    } else {
+        restrict_file_system(workdir, program)?
+    };
+    check_landlock(&landlock, landlock_policy)?;
     if as_root {
         drop_privileges(user)?;
     }
@@ -807,6 +846,24 @@ mod tests {
             p.report(),
             "medledger-sandbox: protections rlimits=on seccomp=on netns=off landlock=full uid=65534"
         );
+    }
+
+    #[test]
+    fn landlock_short_of_full_is_refused_unless_allowed() {
+        let strict = LandlockPolicy::default();
+        let allowing = LandlockPolicy {
+            allow_without: true,
+            ..LandlockPolicy::default()
+        };
+        assert!(check_landlock("full", strict).is_ok());
+        for status in ["none", "partial"] {
+            let e = check_landlock(status, strict).unwrap_err().to_string();
+            assert!(
+                e.contains(status) && e.contains("allow_without_landlock"),
+                "{e}"
+            );
+            assert!(check_landlock(status, allowing).is_ok());
+        }
     }
 
     #[test]

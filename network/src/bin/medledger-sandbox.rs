@@ -5,14 +5,14 @@
 //! ```text
 //! medledger-sandbox --workdir DIR [--max-memory-bytes N] [--max-cpu-seconds N]
 //!                   [--max-open-files N] [--max-file-bytes N] [--uid N] [--gid N]
-//!                   -- PROGRAM [ARGS...]
+//!                   [--allow-without-landlock] -- PROGRAM [ARGS...]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use medledger_runtime::sandbox::{self, Limits, SandboxUser};
+use medledger_runtime::sandbox::{self, LandlockPolicy, Limits, SandboxUser};
 
 /// Confine this process, then exec a chaincode.
 #[derive(Debug, Parser)]
@@ -39,6 +39,13 @@ struct Args {
     /// Group id the chaincode runs as when started as root (never 0; ignored otherwise).
     #[arg(long, default_value_t = SandboxUser::NOBODY.gid)]
     gid: u32,
+    /// Run the chaincode even where the kernel does not fully enforce Landlock (`landlock=none`
+    /// or `partial` in the report); refused otherwise.
+    #[arg(long)]
+    allow_without_landlock: bool,
+    /// Behave as on a kernel without Landlock (for tests of that case).
+    #[arg(long, hide = true)]
+    assume_no_landlock: bool,
     /// The chaincode executable and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -67,7 +74,11 @@ fn main() -> ExitCode {
         uid: args.uid,
         gid: args.gid,
     };
-    let confined = match sandbox::enter(&args.workdir, &program, &limits, user) {
+    let policy = LandlockPolicy {
+        allow_without: args.allow_without_landlock,
+        assume_unsupported: args.assume_no_landlock,
+    };
+    let confined = match sandbox::enter(&args.workdir, &program, &limits, user, policy) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("medledger-sandbox: refusing to run unconfined: {e}");

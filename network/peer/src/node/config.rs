@@ -27,6 +27,8 @@
 //!   execution_timeout_ms: 30000
 //!   uid: 65534                         # user and group chaincode runs as when the peer
 //!   gid: 65534                         # runs as root (never 0)
+//!   allow_without_landlock: false      # true: run chaincode where the kernel lacks (full)
+//!                                      # Landlock (< 6.12); refused otherwise (ADR 0015)
 //! gateway:                             # optional; defaults shown (Fabric's peer.gateway)
 //!   concurrency_limit: 500
 //!   endorse_timeout_ms: 30000
@@ -192,6 +194,12 @@ pub struct SandboxSection {
     pub uid: u32,
     /// Group id chaincode runs as when the peer runs as root (default 65534; not 0).
     pub gid: u32,
+    /// Run chaincode even where the kernel does not fully enforce Landlock (Linux < 6.12;
+    /// default false: such a launch is refused, ADR 0015). Set, the peer logs a warning at
+    /// start and at every launch; its chaincode can then read (and without Landlock's truncate
+    /// control, < 6.2, truncate) whatever its user can: a peer not running as root gives it
+    /// its own key and ledger.
+    pub allow_without_landlock: bool,
 }
 
 impl Default for SandboxSection {
@@ -202,6 +210,7 @@ impl Default for SandboxSection {
             execution_timeout_ms: 30_000,
             uid: user.uid,
             gid: user.gid,
+            allow_without_landlock: false,
         }
     }
 }
@@ -428,6 +437,7 @@ mod tests {
         assert_eq!(c.gateway.to_config(), GatewayConfig::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
         assert_eq!((c.sandbox.uid, c.sandbox.gid), (65534, 65534));
+        assert!(!c.sandbox.allow_without_landlock);
         assert_eq!(c.deliver_client.to_config(), PullConfig::default());
         assert_eq!(
             PullConfig::default().block_censorship_timeout,

