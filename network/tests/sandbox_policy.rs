@@ -83,3 +83,45 @@ async fn without_landlock_chaincode_runs_only_when_the_operator_allows_it() {
     );
     rt.shutdown().await;
 }
+
+/// A peer not running as root starts the trampoline as its own user (as root, this test
+/// starts it as uid 4242): the report and the chaincode itself see that user, not the
+/// overflow id 65534 of the user namespace the trampoline creates for its network namespace.
+#[test]
+fn a_non_root_trampoline_reports_the_user_it_really_runs_as() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let work = tempfile::tempdir().unwrap();
+    // A copy of the trampoline any user can run.
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let launcher = bin.path().join("medledger-sandbox");
+    std::fs::copy(LAUNCHER, &launcher).unwrap();
+    let id = ["/usr/bin/id", "/bin/id"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("id(1)");
+    let mut cmd = std::process::Command::new(&launcher);
+    cmd.arg("--workdir").arg(work.path()).args(["--", id, "-u"]);
+    let expected = if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(work.path(), Some(4242), Some(4242)).unwrap();
+        cmd.uid(4242).gid(4242);
+        4242
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = stderr.lines().next().unwrap_or_default();
+    eprintln!("{report}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        report.ends_with(&format!(" uid={expected}")),
+        "the report names uid {expected}: {report}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        expected.to_string(),
+        "the chaincode sees its real uid"
+    );
+}

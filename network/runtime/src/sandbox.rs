@@ -114,7 +114,8 @@ pub struct Protections {
     pub network_namespace: bool,
     /// Landlock status: `full`, `partial` or `none`.
     pub landlock: String,
-    /// The user id the chaincode runs as.
+    /// The user id the chaincode runs as, as the host sees it: [`SandboxUser::uid`] when the
+    /// trampoline started as root, otherwise the user that started it.
     pub uid: u32,
 }
 
@@ -195,12 +196,26 @@ pub fn close_inherited_fds() -> Result<(), SandboxError> {
 }
 
 /// Moves into a new, empty network namespace (as root directly, otherwise inside a new user
-/// namespace). Returns whether it worked; failure is reported, not fatal, because seccomp
-/// already forbids creating sockets.
+/// namespace, where the caller's user and group are mapped to themselves: without a mapping
+/// the chaincode would see the overflow id 65534 instead of the user it runs as). Returns
+/// whether it worked; failure is reported, not fatal, because seccomp already forbids
+/// creating sockets.
 pub fn enter_network_namespace() -> bool {
     use nix::sched::{CloneFlags, unshare};
-    unshare(CloneFlags::CLONE_NEWNET).is_ok()
-        || unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok()
+    if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+        return true;
+    }
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_err() {
+        return false;
+    }
+    // An unprivileged process may map its own ids once, after denying `setgroups`
+    // (user_namespaces(7)). Failing, the ids inside read 65534; the report still tells the
+    // truth (see `enter`).
+    let _ = std::fs::write("/proc/self/setgroups", "deny")
+        .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
+        .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")));
+    true
 }
 
 /// Switches the whole process to `user` for good: no supplementary groups, real, effective
@@ -658,6 +673,8 @@ pub fn enter(
     std::env::set_current_dir(workdir).map_err(|e| setup("chdir", e))?;
     apply_limits(limits)?;
     let as_root = nix::unistd::geteuid().is_root();
+    // The user the chaincode runs as, outside any user namespace entered below.
+    let outer_uid = nix::unistd::geteuid().as_raw();
     let network_namespace = enter_network_namespace();
     nix::sys::prctl::set_no_new_privs().map_err(|e| setup("no_new_privs", e))?;
     // Landlock opens its paths now, as the caller: after the switch they may be unreachable.
@@ -679,7 +696,7 @@ pub fn enter(
             seccomp: true,
             network_namespace,
             landlock,
-            uid: nix::unistd::geteuid().as_raw(),
+            uid: if as_root { user.uid } else { outer_uid },
         },
         program: file,
         path: program.to_path_buf(),
