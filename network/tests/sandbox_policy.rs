@@ -16,6 +16,10 @@ use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
 const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
 
+/// One test at a time: chaincodes run as the same user (65534 as root), whose tasks the
+/// thread bomb uses up.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn kv() -> InstalledChaincode {
     InstalledChaincode {
         id: "kv:1.0".into(),
@@ -54,6 +58,7 @@ fn runtime_config(work_root: &Path) -> RuntimeConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_landlock_chaincode_runs_only_when_the_operator_allows_it() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = runtime_config(&dir.path().join("chaincode"));
     cfg.assume_no_landlock = true;
@@ -124,4 +129,33 @@ fn a_non_root_trampoline_reports_the_user_it_really_runs_as() {
         expected.to_string(),
         "the chaincode sees its real uid"
     );
+}
+
+/// New processes are refused by seccomp; threads are allowed, but only as many as the task
+/// limit (`RLIMIT_NPROC`) lets the chaincode's user have: a thread bomb fails with `EAGAIN`
+/// and the peer keeps serving with the same process. (A limit below the default of 2048, so
+/// that chaincodes of the same user elsewhere keep room while this runs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_bomb_meets_the_task_limit() {
+    const LIMIT: u64 = 256;
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = runtime_config(&dir.path().join("chaincode"));
+    cfg.limits.max_tasks = LIMIT;
+    let rt = ChaincodeRuntime::new(cfg);
+    let out = call(&rt, "tx1", &["threads", "1000"]).await.unwrap();
+    let message = &out.response.message;
+    eprintln!("{} {message}", out.response.status);
+    assert_eq!(out.response.status, 500, "1000 threads were started");
+    let spawned: u64 = message
+        .strip_prefix("threads refused: EAGAIN: ")
+        .and_then(|m| m.rsplit_once("after "))
+        .and_then(|(_, n)| n.strip_suffix(" threads"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected answer: {message}"));
+    assert!(spawned < LIMIT, "{spawned} threads");
+    let out = call(&rt, "tx2", &["get", "a"]).await.unwrap();
+    assert_eq!(out.response.status, 200);
+    assert_eq!(rt.launches(), 1, "the process survived its failed threads");
+    rt.shutdown().await;
 }

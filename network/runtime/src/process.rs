@@ -267,6 +267,7 @@ impl ChaincodeRuntime {
             .args(["--max-cpu-seconds", &limits.max_cpu_seconds.to_string()])
             .args(["--max-open-files", &limits.max_open_files.to_string()])
             .args(["--max-file-bytes", &limits.max_file_bytes.to_string()])
+            .args(["--max-tasks", &limits.max_tasks.to_string()])
             .args([
                 "--uid",
                 &user.uid.to_string(),

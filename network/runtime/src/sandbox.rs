@@ -8,7 +8,7 @@
 //! | protection | mechanism | what it stops |
 //! |---|---|---|
 //! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
-//! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion |
+//! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, tasks of its user (`RLIMIT_NPROC`), no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion, thread bombs |
 //! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs` | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
@@ -50,6 +50,14 @@ pub struct Limits {
     pub max_open_files: u64,
     /// Largest file the chaincode may write, bytes (default 64 MiB).
     pub max_file_bytes: u64,
+    /// Tasks (processes and threads) of the chaincode's user, `RLIMIT_NPROC` (default 2048).
+    /// The kernel counts every task of the *real user*: for a peer running as root, all
+    /// chaincodes of `sandbox.uid` together (and any other process of that user on the host);
+    /// for a peer not running as root, where the trampoline entered its own user namespace
+    /// (`netns=on`, Linux >= 5.14), this chaincode's tasks, otherwise all of the peer's user,
+    /// the peer's own threads included. A chaincode on our shim uses one thread per CPU plus
+    /// at most 65.
+    pub max_tasks: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +67,7 @@ impl Default for Limits {
             max_cpu_seconds: 3600,
             max_open_files: 256,
             max_file_bytes: 64 << 20,
+            max_tasks: 2048,
         }
     }
 }
@@ -162,7 +171,8 @@ fn set_limit(resource: rlimit::Resource, value: u64) -> Result<(), SandboxError>
     rlimit::setrlimit(resource, value, value).map_err(|e| setup("rlimit", e))
 }
 
-/// Applies resource limits to the current process.
+/// Applies resource limits to the current process, but not [`Limits::max_tasks`] (see
+/// [`enter`]: it is set once the user namespace, if any, exists).
 ///
 /// # Errors
 /// [`SandboxError::Setup`] if a limit cannot be set.
@@ -676,6 +686,9 @@ pub fn enter(
     // The user the chaincode runs as, outside any user namespace entered below.
     let outer_uid = nix::unistd::geteuid().as_raw();
     let network_namespace = enter_network_namespace();
+    // After a new user namespace is created, so that the count is this namespace's (the
+    // namespace's own ceiling is the peer's limit, taken when it is created).
+    set_limit(rlimit::Resource::NPROC, limits.max_tasks)?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| setup("no_new_privs", e))?;
     // Landlock opens its paths now, as the caller: after the switch they may be unreachable.
     let landlock = if landlock_policy.assume_unsupported {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! medledger-sandbox --workdir DIR [--max-memory-bytes N] [--max-cpu-seconds N]
-//!                   [--max-open-files N] [--max-file-bytes N] [--uid N] [--gid N]
+//!                   [--max-open-files N] [--max-file-bytes N] [--max-tasks N] [--uid N] [--gid N]
 //!                   [--allow-without-landlock] -- PROGRAM [ARGS...]
 //! ```
 
@@ -33,6 +33,9 @@ struct Args {
     /// Largest file written, bytes.
     #[arg(long, default_value_t = Limits::default().max_file_bytes)]
     max_file_bytes: u64,
+    /// Tasks (processes and threads) of the chaincode's user (RLIMIT_NPROC).
+    #[arg(long, default_value_t = Limits::default().max_tasks)]
+    max_tasks: u64,
     /// User id the chaincode runs as when started as root (never 0; ignored otherwise).
     #[arg(long, default_value_t = SandboxUser::NOBODY.uid)]
     uid: u32,
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         max_cpu_seconds: args.max_cpu_seconds,
         max_open_files: args.max_open_files,
         max_file_bytes: args.max_file_bytes,
+        max_tasks: args.max_tasks,
     };
     let user = SandboxUser {
         uid: args.uid,

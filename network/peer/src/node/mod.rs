@@ -521,6 +521,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
     runtime.user = cfg.sandbox.user();
     runtime.allow_without_landlock = cfg.sandbox.allow_without_landlock;
+    runtime.limits.max_tasks = cfg.sandbox.max_tasks;
     if cfg.sandbox.allow_without_landlock {
         warn!(target: "peer::chaincode", "sandbox.allow_without_landlock is set: where the kernel does not fully enforce Landlock, chaincode runs anyway and can read what its user can (a peer not running as root: its own key and ledger)");
     }
