@@ -4,8 +4,8 @@
 //!
 //! What a chaincode can make the peer hold is bounded: its standard output and error are read
 //! in fixed chunks and logged line by line, each line cut at [`MAX_OUTPUT_LINE_BYTES`] and at
-//! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines a second per stream (the rest counted, not
-//! kept); its connection takes one stream of messages of at most
+//! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a
+//! second per stream (the rest counted, not kept); its connection takes one stream of messages of at most
 //! [`MAX_CHAINCODE_MESSAGE_BYTES`] (the per-call and queue bounds are in [`crate::support`]);
 //! its working directory is created empty, owned by the sandbox user, and removed when the
 //! process stops.
@@ -35,6 +35,11 @@ pub const MAX_OUTPUT_LINE_BYTES: usize = 8 * 1024;
 /// Lines of one output stream (stdout or stderr) of one chaincode process logged per second
 /// at most; further lines are counted and the count logged once logging resumes.
 pub const MAX_OUTPUT_LINES_PER_SECOND: u32 = 100;
+/// Bytes of one output stream of one chaincode process logged per second at most (64 KiB:
+/// eight full-length lines); a line beyond it is counted and dropped like a line beyond
+/// [`MAX_OUTPUT_LINES_PER_SECOND`]. Without it, 100 cut lines a second on two streams are
+/// 1.6 MB/s of log per chaincode.
+pub const MAX_OUTPUT_BYTES_PER_SECOND: usize = 64 * 1024;
 /// Largest message a chaincode may send the peer, bytes (tonic's default, made explicit).
 pub const MAX_CHAINCODE_MESSAGE_BYTES: usize = 4 << 20;
 
@@ -409,17 +414,17 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
 /// Reads `stream` to its end in fixed chunks and hands each line (without its newline) to
 /// `emit`, with whether it was cut: a line longer than [`MAX_OUTPUT_LINE_BYTES`] is emitted
 /// cut as soon as it reaches that length and its rest is skipped. At most
-/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines a second are emitted; the others are counted and
-/// reported with the next emitted one. Whatever the chaincode writes, this holds at most one
+/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a second
+/// are emitted; the others are counted and reported with the next emitted one. Whatever the chaincode writes, this holds at most one
 /// chunk and one line.
 async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&[u8], bool)) {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::with_capacity(MAX_OUTPUT_LINE_BYTES);
     // The current line was already emitted cut; skip to its end.
     let mut skipping = false;
-    let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND);
+    let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND, MAX_OUTPUT_BYTES_PER_SECOND);
     let mut admit = |line: &[u8], cut: bool, emit: &mut dyn FnMut(&[u8], bool)| match rate
-        .admit(Instant::now())
+        .admit(Instant::now(), line.len())
     {
         Some(0) => emit(line, cut),
         Some(dropped) => {
@@ -464,39 +469,48 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
     }
 }
 
-/// At most `per_second` events in each one-second window.
+/// At most `per_second` events and `bytes_per_second` bytes of them in each one-second
+/// window.
 struct RateLimit {
     per_second: u32,
+    bytes_per_second: usize,
     window: Option<Instant>,
     admitted: u32,
+    admitted_bytes: usize,
     dropped: u64,
 }
 
 impl RateLimit {
-    fn new(per_second: u32) -> Self {
+    fn new(per_second: u32, bytes_per_second: usize) -> Self {
         RateLimit {
             per_second,
+            bytes_per_second,
             window: None,
             admitted: 0,
+            admitted_bytes: 0,
             dropped: 0,
         }
     }
 
-    /// `Some(events dropped since the last admitted one)` if an event at `now` is admitted,
-    /// `None` if it is dropped.
-    fn admit(&mut self, now: Instant) -> Option<u64> {
+    /// `Some(events dropped since the last admitted one)` if an event of `bytes` at `now` is
+    /// admitted, `None` if it is dropped.
+    fn admit(&mut self, now: Instant, bytes: usize) -> Option<u64> {
         if self
             .window
             .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
         {
             self.window = Some(now);
             self.admitted = 0;
+            self.admitted_bytes = 0;
         }
-        if self.admitted >= self.per_second {
+        if self.admitted >= self.per_second
+            || self.admitted_bytes.saturating_add(bytes) > self.bytes_per_second
+        {
             self.dropped += 1;
             return None;
         }
         self.admitted += 1;
+        self.admitted_bytes += bytes;
         Some(std::mem::take(&mut self.dropped))
     }
 }
@@ -570,15 +584,34 @@ mod tests {
         assert_eq!(got[0].0, "line 0");
     }
 
+    #[tokio::test]
+    async fn bytes_beyond_the_budget_are_counted_not_logged() {
+        // 100 full-length lines within one second: 800 KiB, over the byte budget.
+        let full = "b".repeat(MAX_OUTPUT_LINE_BYTES);
+        let input: String = (0..100).map(|_| format!("{full}\n")).collect();
+        let got = lines_of(input.as_bytes()).await;
+        let logged: usize = got.iter().map(|(line, _)| line.len()).sum();
+        assert_eq!(
+            (got.len(), logged),
+            (
+                MAX_OUTPUT_BYTES_PER_SECOND / MAX_OUTPUT_LINE_BYTES,
+                MAX_OUTPUT_BYTES_PER_SECOND
+            ),
+            "lines and bytes logged"
+        );
+    }
+
     #[test]
     fn the_rate_limit_reports_what_it_dropped() {
-        let mut rate = RateLimit::new(2);
+        let mut rate = RateLimit::new(2, 10);
         let t0 = Instant::now();
-        assert_eq!(rate.admit(t0), Some(0));
-        assert_eq!(rate.admit(t0), Some(0));
-        assert_eq!(rate.admit(t0), None);
-        assert_eq!(rate.admit(t0 + Duration::from_millis(500)), None);
-        assert_eq!(rate.admit(t0 + Duration::from_secs(1)), Some(2));
+        assert_eq!(rate.admit(t0, 1), Some(0));
+        assert_eq!(rate.admit(t0, 1), Some(0));
+        assert_eq!(rate.admit(t0, 1), None);
+        assert_eq!(rate.admit(t0 + Duration::from_millis(500), 1), None);
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1), 6), Some(2));
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1), 5), None, "bytes");
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1), 4), Some(1));
     }
 
     #[test]
