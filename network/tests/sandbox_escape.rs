@@ -196,6 +196,12 @@ async fn hostile_chaincode_cannot_reach_the_peer() {
         ));
     }
 
+    // A datagram socket anyone may write to, as /dev/log is.
+    let log_socket = root.join("log.sock");
+    let log = std::os::unix::net::UnixDatagram::bind(&log_socket).unwrap();
+    log.set_nonblocking(true).unwrap();
+    std::fs::set_permissions(&log_socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+
     let ppid = std::process::id().to_string();
     let other_secret = other_dir.join("secret.txt");
     let attempts: Vec<(&str, Vec<String>, &[&str])> = vec![
@@ -254,10 +260,20 @@ async fn hostile_chaincode_cannot_reach_the_peer() {
         ("syscall", vec!["init_module".into()], &["EPERM"]),
         ("syscall", vec!["setuid".into()], &["EPERM"]),
         ("syscall", vec!["socket".into()], &["EPERM"]),
+        // The one socket call allowed makes only connected stream pairs: no datagram to a
+        // named socket such as /dev/log.
+        (
+            "send-dgram",
+            vec![log_socket.display().to_string()],
+            &["EPERM"],
+        ),
         // Not an escape, just not on the allow-list: as if the kernel lacked it.
         ("syscall", vec!["memfd_create".into()], &["ENOSYS"]),
     ];
     peer.attempt_all(&attempts, &mut wrong).await;
+    if log.recv(&mut [0u8; 64]).is_ok() {
+        wrong.push("a datagram reached the log socket".into());
+    }
     peer.serves().await;
     assert_eq!(peer.rt.launches(), 2, "refusals do not cost the process");
 

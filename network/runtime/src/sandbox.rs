@@ -12,7 +12,7 @@
 //! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs` | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
-//! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX)` stays: it reaches nothing, and async runtimes use it) |
+//! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX, SOCK_STREAM)` stays: a connected pair reaches nothing, and async runtimes use it; datagram pairs, which could `sendto` a named socket such as `/dev/log`, are refused) |
 //! | file system | Landlock: read only the chaincode's executable, the system libraries ([`LIBRARY_DIRS`], `/etc/ld.so.cache`) and its own `/proc/<pid>`; read-write only in its working directory; execute only its executable and the dynamic loader; signals and abstract Unix sockets scoped to itself | reading the peer's keys, ledger, configuration or environment, another chaincode's directory; `exec` of any other program |
 //! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME`, the shim transport variable and `MALLOC_ARENA_MAX` are set | leaking secrets through the environment |
 //!
@@ -513,6 +513,13 @@ const FCNTL_SIGNALLING: &[libc::c_int] = &[
     libc::F_NOTIFY,
 ];
 
+/// `SOCK_PACKET` (`<linux/net.h>`; the `libc` constant is deprecated).
+const SOCK_PACKET: libc::c_int = 10;
+
+/// The type bits of `socket`/`socketpair`'s second argument (below `SOCK_NONBLOCK` and
+/// `SOCK_CLOEXEC`).
+const SOCK_TYPE_MASK: u64 = 0xf;
+
 fn values<T: Copy + TryInto<u64>>(items: &[T]) -> Vec<u64> {
     items.iter().filter_map(|v| (*v).try_into().ok()).collect()
 }
@@ -523,11 +530,11 @@ fn values<T: Copy + TryInto<u64>>(items: &[T]) -> Vec<u64> {
 /// 1. the allow-list: [`ALLOWED_SYSCALLS`] allowed, with `ioctl` limited to
 ///    `FIONBIO`/`FIOCLEX`/`FIONCLEX`/`FIONREAD`/`TCGETS`/`TIOCGWINSZ`, `fcntl` to descriptor
 ///    flags and locks, `prctl` to thread names (`PR_SET_NAME`, `PR_GET_NAME`, `PR_SET_VMA`)
-///    and `no_new_privs`, and `socketpair` to `AF_UNIX`; anything else `ENOSYS`;
+///    and `no_new_privs`, and `socketpair` to `AF_UNIX` `SOCK_STREAM`; anything else `ENOSYS`;
 /// 2. the refusals, answering `EPERM`: [`REFUSED_SYSCALLS`], `kill`/`tgkill` of any process
 ///    but `own_pid` (`kill(0)`, `kill(-1)` included), `clone` without `CLONE_THREAD`,
 ///    `prlimit64` of another process, the signalling `fcntl` commands, `ioctl(TIOCSTI)` and
-///    `ioctl(TIOCLINUX)`.
+///    `ioctl(TIOCLINUX)`, `socketpair` of any type but `SOCK_STREAM`.
 ///
 /// The kernel runs every filter and the last installed wins between two errors, so a call
 /// both filters reject answers `EPERM`. `clone3` is in neither: it answers `ENOSYS`, because
@@ -568,7 +575,16 @@ pub fn seccomp_filters(own_pid: u32) -> Result<Vec<BpfProgram>, SandboxError> {
             ]),
         )?,
     );
-    allowed.insert(libc::SYS_socketpair, any_of(0, &values(&[libc::AF_UNIX]))?);
+    // Only connected stream pairs: an unconnected datagram socket could `sendto` any named
+    // socket its user may write to (`/dev/log`), which Landlock does not mediate.
+    let socket_type = SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK);
+    allowed.insert(
+        libc::SYS_socketpair,
+        vec![rule(vec![
+            cond(0, SeccompCmpOp::Eq, values(&[libc::AF_UNIX])[0])?,
+            cond(1, socket_type.clone(), values(&[libc::SOCK_STREAM])[0])?,
+        ])?],
+    );
 
     let mut refused: BTreeMap<i64, Vec<SeccompRule>> = REFUSED_SYSCALLS
         .iter()
@@ -598,6 +614,19 @@ pub fn seccomp_filters(own_pid: u32) -> Result<Vec<BpfProgram>, SandboxError> {
         )?])?],
     );
     refused.insert(libc::SYS_fcntl, any_of(1, &values(FCNTL_SIGNALLING))?);
+    refused.insert(
+        libc::SYS_socketpair,
+        values(&[
+            libc::SOCK_DGRAM,
+            libc::SOCK_RAW,
+            libc::SOCK_RDM,
+            libc::SOCK_SEQPACKET,
+            SOCK_PACKET,
+        ])
+        .into_iter()
+        .map(|t| rule(vec![cond(1, socket_type.clone(), t)?]))
+        .collect::<Result<_, _>>()?,
+    );
     #[allow(clippy::useless_conversion)]
     let ioctls: Vec<u64> = [libc::TIOCSTI, libc::TIOCLINUX]
         .iter()
@@ -791,6 +820,11 @@ mod tests {
                         "socketpair",
                         errno(std::os::unix::net::UnixStream::pair()),
                         None,
+                    ),
+                    (
+                        "socketpair(SOCK_DGRAM)",
+                        errno(std::os::unix::net::UnixDatagram::pair()),
+                        Some(Errno::EPERM),
                     ),
                 ]
             },
