@@ -97,7 +97,8 @@ struct WorkDir(PathBuf);
 
 impl WorkDir {
     /// Creates `path` empty (whatever an earlier process left there is removed first), mode
-    /// 0700, owned by `owner` when given.
+    /// 0700, owned by `owner` when given (`fchown` of the directory opened with
+    /// `O_NOFOLLOW`).
     fn create(path: PathBuf, owner: Option<SandboxUser>) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         remove_dir(&path)?;
@@ -107,7 +108,14 @@ impl WorkDir {
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         let dir = WorkDir(path);
         if let Some(user) = owner {
-            std::os::unix::fs::chown(&dir.0, Some(user.uid), Some(user.gid))?;
+            // The directory just created, never what a symbolic link put in its place points
+            // to: opened without following links, then `fchown`.
+            use std::os::unix::fs::OpenOptionsExt;
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&dir.0)?;
+            std::os::unix::fs::fchown(&opened, Some(user.uid), Some(user.gid))?;
         }
         Ok(dir)
     }
@@ -624,5 +632,29 @@ mod tests {
         std::fs::write(path.join("scratch"), b"x").unwrap();
         drop(dir);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn working_directories_are_given_to_the_sandbox_user() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: only root can give a directory away");
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("cc-0");
+        let _dir = WorkDir::create(
+            path.clone(),
+            Some(SandboxUser {
+                uid: 4242,
+                gid: 4343,
+            }),
+        )
+        .unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (4242, 4343, 0o700)
+        );
     }
 }
