@@ -1,7 +1,8 @@
 //! A hostile chaincode in the real sandbox (`medledger-sandbox` + `kv-chaincode`) tries to
 //! reach the peer: read its keys, its ledger files, another chaincode's directory and its
 //! environment; signal it; use the system calls that reach another process (`io_uring_*`,
-//! `pidfd_*`, `process_vm_*`, `ptrace`, ...); flood its output with 3 GiB without a newline.
+//! `pidfd_*`, `process_vm_*`, `ptrace`, ...); send a datagram to a named socket (as to
+//! `/dev/log`); flood its output with 3 GiB without a newline.
 //! Each attempt is refused or cut, the peer (this test process) keeps serving, its peak RSS
 //! stays bounded, and the chaincode's working directory is gone when it stops.
 //!

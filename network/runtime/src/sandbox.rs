@@ -9,20 +9,23 @@
 //! |---|---|---|
 //! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
 //! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, tasks of its user (`RLIMIT_NPROC`), no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion, thread bombs |
-//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs` | reading root-only files, signalling root processes, regaining privileges through `exec` |
+//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
 //! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX, SOCK_STREAM)` stays: a connected pair reaches nothing, and async runtimes use it; datagram pairs, which could `sendto` a named socket such as `/dev/log`, are refused) |
 //! | file system | Landlock: read only the chaincode's executable, the system libraries ([`LIBRARY_DIRS`], `/etc/ld.so.cache`) and its own `/proc/<pid>`; read-write only in its working directory; execute only its executable and the dynamic loader; signals and abstract Unix sockets scoped to itself | reading the peer's keys, ledger, configuration or environment, another chaincode's directory; `exec` of any other program |
 //! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME`, the shim transport variable and `MALLOC_ARENA_MAX` are set | leaking secrets through the environment |
 //!
-//! Landlock needs Linux ≥ 5.13 (scoping of signals ≥ 6.12); where the kernel lacks it, or
-//! part of it, the trampoline reports `landlock=none` or `partial` and runs on: the allow-list
-//! and the refusals still hold, and the unprivileged user when started as root (a non-root
-//! peer has no user switch: its chaincode then reads what the peer's user can). Limits,
-//! seccomp and, when started as root, the user switch are mandatory: the trampoline refuses
-//! to start chaincode without them. Which protections the running kernel enforces is reported on the
-//! trampoline's first stderr line ([`REPORT_PREFIX`]) and logged by the peer.
+//! Landlock needs Linux ≥ 5.13 (truncate control ≥ 6.2, scoping of signals ≥ 6.12). Where
+//! the kernel does not fully enforce it (`landlock=none` or `partial`) the trampoline
+//! **refuses** to start chaincode ([`check_landlock`]) unless the operator allowed it
+//! ([`LandlockPolicy::allow_without`], peer.yaml `sandbox.allow_without_landlock`): a
+//! non-root peer has no user switch, so its chaincode would read what the peer's user can. So
+//! allowed, the allow-list and the refusals still hold, and the unprivileged user when
+//! started as root. Limits, seccomp and, when started as root, the user switch are always
+//! mandatory. Which protections are in force is reported on the trampoline's first stderr
+//! line ([`REPORT_PREFIX`]), with the user the chaincode runs as seen from the host; the peer
+//! logs it, or the refusal, and treats no later line as a report.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
