@@ -15,35 +15,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use medledger_proto::protos::ChaincodeInput;
 use medledger_runtime::MemorySimulator;
-use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
-use medledger_runtime::support::{ExecRequest, RuntimeError};
+use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
+use medledger_runtime::support::RuntimeError;
 
-const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
-const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+mod common;
+
+use common::{LAUNCHER, exec_request as req, kv_chaincode as cc};
+
 const FLOOD_BYTES: u64 = 3 << 30;
 const RSS_BOUND_BYTES: u64 = 64 << 20;
-
-fn cc(id: &str) -> InstalledChaincode {
-    InstalledChaincode {
-        id: id.into(),
-        executable: KV.into(),
-    }
-}
-
-fn req(tx: &str, args: &[&str]) -> ExecRequest {
-    ExecRequest {
-        channel_id: "ehr".into(),
-        tx_id: tx.into(),
-        input: ChaincodeInput {
-            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            ..Default::default()
-        },
-        proposal: None,
-        is_init: false,
-    }
-}
 
 /// A file readable by anyone as far as permissions go: only the sandbox can refuse it.
 fn world_readable(path: &Path, contents: &[u8]) {

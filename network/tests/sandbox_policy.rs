@@ -8,37 +8,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use medledger_proto::protos::ChaincodeInput;
 use medledger_runtime::MemorySimulator;
-use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
-use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
+use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
+use medledger_runtime::support::{ExecOutcome, RuntimeError};
 
-const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
-const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+mod common;
+
+use common::{LAUNCHER, exec_request as req, kv_chaincode};
 
 /// One test at a time: chaincodes run as the same user (65534 as root), whose tasks the
 /// thread bomb uses up.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn kv() -> InstalledChaincode {
-    InstalledChaincode {
-        id: "kv:1.0".into(),
-        executable: KV.into(),
-    }
-}
-
-fn req(tx: &str, args: &[&str]) -> ExecRequest {
-    ExecRequest {
-        channel_id: "ehr".into(),
-        tx_id: tx.into(),
-        input: ChaincodeInput {
-            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            ..Default::default()
-        },
-        proposal: None,
-        is_init: false,
-    }
-}
 
 fn state() -> MemorySimulator {
     MemorySimulator::new(
@@ -49,7 +29,8 @@ fn state() -> MemorySimulator {
 }
 
 async fn call(rt: &ChaincodeRuntime, tx: &str, args: &[&str]) -> Result<ExecOutcome, RuntimeError> {
-    rt.execute(&kv(), req(tx, args), &mut state()).await
+    rt.execute(&kv_chaincode("kv:1.0"), req(tx, args), &mut state())
+        .await
 }
 
 fn runtime_config(work_root: &Path) -> RuntimeConfig {
