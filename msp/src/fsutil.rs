@@ -1,4 +1,5 @@
-//! Durable file writes: atomic replace and private (mode 0600) key files.
+//! Durable file writes: atomic replace and private key files (mode 0600, in directories
+//! created mode 0700).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -8,7 +9,8 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically and durably: a temporary file in the same directory is
 /// written and fsynced, renamed over `path`, then the directory is fsynced. A crash leaves
-/// either the old or the new content, never a mix. `private` creates the file with mode 0600.
+/// either the old or the new content, never a mix. `private` creates the file with mode 0600
+/// and missing directories with mode 0700.
 ///
 /// # Errors
 /// [`Error::Io`] with the path that failed.
@@ -17,7 +19,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    create_dir(dir, private)?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -32,6 +34,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
+}
+
+/// Creates `dir` and its missing parents; with `private`, those it creates get mode 0700 (a
+/// keystore directory), existing ones are left as they are.
+fn create_dir(dir: &Path, private: bool) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| Error::io(dir, e))
 }
 
 fn open_new(path: &Path, private: bool) -> Result<File> {
@@ -84,4 +99,28 @@ pub fn files_in(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_files_are_created_in_private_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("msp/keystore/priv_sk");
+        write_atomic(&key, b"key", true).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(key.parent().unwrap()), 0o700);
+        let cert = dir.path().join("msp/signcerts/cert.pem");
+        write_atomic(&cert, b"cert", false).unwrap();
+        assert_eq!(mode(&cert), 0o644);
+    }
 }

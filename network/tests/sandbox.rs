@@ -7,39 +7,23 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use medledger_proto::protos::ChaincodeInput;
 use medledger_runtime::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
 use medledger_runtime::sandbox::REPORT_PREFIX;
-use medledger_runtime::support::{self, ExecOutcome, ExecRequest, RuntimeError};
+use medledger_runtime::support::{self, ExecOutcome, RuntimeError};
 
-const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
-const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+mod common;
+
+use common::{KV, LAUNCHER, exec_request as req};
+
+fn kv() -> InstalledChaincode {
+    common::kv_chaincode("kv:1.0")
+}
 
 fn runtime(work: &std::path::Path) -> ChaincodeRuntime {
     let mut cfg = RuntimeConfig::new(LAUNCHER, work);
     cfg.execution_timeout = Duration::from_secs(3);
     ChaincodeRuntime::new(cfg)
-}
-
-fn kv() -> InstalledChaincode {
-    InstalledChaincode {
-        id: "kv:1.0".into(),
-        executable: KV.into(),
-    }
-}
-
-fn req(tx: &str, args: &[&str]) -> ExecRequest {
-    ExecRequest {
-        channel_id: "ehr".into(),
-        tx_id: tx.into(),
-        input: ChaincodeInput {
-            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            ..Default::default()
-        },
-        proposal: None,
-        is_init: false,
-    }
 }
 
 async fn call(

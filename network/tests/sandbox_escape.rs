@@ -1,7 +1,8 @@
 //! A hostile chaincode in the real sandbox (`medledger-sandbox` + `kv-chaincode`) tries to
 //! reach the peer: read its keys, its ledger files, another chaincode's directory and its
 //! environment; signal it; use the system calls that reach another process (`io_uring_*`,
-//! `pidfd_*`, `process_vm_*`, `ptrace`, ...); flood its output with 3 GiB without a newline.
+//! `pidfd_*`, `process_vm_*`, `ptrace`, ...); send a datagram to a named socket (as to
+//! `/dev/log`); flood its output with 3 GiB without a newline.
 //! Each attempt is refused or cut, the peer (this test process) keeps serving, its peak RSS
 //! stays bounded, and the chaincode's working directory is gone when it stops.
 //!
@@ -14,35 +15,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use medledger_proto::protos::ChaincodeInput;
 use medledger_runtime::MemorySimulator;
-use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
-use medledger_runtime::support::{ExecRequest, RuntimeError};
+use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
+use medledger_runtime::support::RuntimeError;
 
-const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
-const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+mod common;
+
+use common::{LAUNCHER, exec_request as req, kv_chaincode as cc};
+
 const FLOOD_BYTES: u64 = 3 << 30;
 const RSS_BOUND_BYTES: u64 = 64 << 20;
-
-fn cc(id: &str) -> InstalledChaincode {
-    InstalledChaincode {
-        id: id.into(),
-        executable: KV.into(),
-    }
-}
-
-fn req(tx: &str, args: &[&str]) -> ExecRequest {
-    ExecRequest {
-        channel_id: "ehr".into(),
-        tx_id: tx.into(),
-        input: ChaincodeInput {
-            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            ..Default::default()
-        },
-        proposal: None,
-        is_init: false,
-    }
-}
 
 /// A file readable by anyone as far as permissions go: only the sandbox can refuse it.
 fn world_readable(path: &Path, contents: &[u8]) {
@@ -196,6 +178,12 @@ async fn hostile_chaincode_cannot_reach_the_peer() {
         ));
     }
 
+    // A datagram socket anyone may write to, as /dev/log is.
+    let log_socket = root.join("log.sock");
+    let log = std::os::unix::net::UnixDatagram::bind(&log_socket).unwrap();
+    log.set_nonblocking(true).unwrap();
+    std::fs::set_permissions(&log_socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+
     let ppid = std::process::id().to_string();
     let other_secret = other_dir.join("secret.txt");
     let attempts: Vec<(&str, Vec<String>, &[&str])> = vec![
@@ -254,10 +242,20 @@ async fn hostile_chaincode_cannot_reach_the_peer() {
         ("syscall", vec!["init_module".into()], &["EPERM"]),
         ("syscall", vec!["setuid".into()], &["EPERM"]),
         ("syscall", vec!["socket".into()], &["EPERM"]),
+        // The one socket call allowed makes only connected stream pairs: no datagram to a
+        // named socket such as /dev/log.
+        (
+            "send-dgram",
+            vec![log_socket.display().to_string()],
+            &["EPERM"],
+        ),
         // Not an escape, just not on the allow-list: as if the kernel lacked it.
         ("syscall", vec!["memfd_create".into()], &["ENOSYS"]),
     ];
     peer.attempt_all(&attempts, &mut wrong).await;
+    if log.recv(&mut [0u8; 64]).is_ok() {
+        wrong.push("a datagram reached the log socket".into());
+    }
     peer.serves().await;
     assert_eq!(peer.rt.launches(), 2, "refusals do not cost the process");
 

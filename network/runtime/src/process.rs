@@ -4,8 +4,8 @@
 //!
 //! What a chaincode can make the peer hold is bounded: its standard output and error are read
 //! in fixed chunks and logged line by line, each line cut at [`MAX_OUTPUT_LINE_BYTES`] and at
-//! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines a second per stream (the rest counted, not
-//! kept); its connection takes one stream of messages of at most
+//! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a
+//! second per stream (the rest counted, not kept); its connection takes one stream of messages of at most
 //! [`MAX_CHAINCODE_MESSAGE_BYTES`] (the per-call and queue bounds are in [`crate::support`]);
 //! its working directory is created empty, owned by the sandbox user, and removed when the
 //! process stops.
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::sandbox::{Limits, REPORT_PREFIX, SandboxUser};
 use crate::simulator::TxSimulator;
@@ -35,6 +35,11 @@ pub const MAX_OUTPUT_LINE_BYTES: usize = 8 * 1024;
 /// Lines of one output stream (stdout or stderr) of one chaincode process logged per second
 /// at most; further lines are counted and the count logged once logging resumes.
 pub const MAX_OUTPUT_LINES_PER_SECOND: u32 = 100;
+/// Bytes of one output stream of one chaincode process logged per second at most (64 KiB:
+/// eight full-length lines); a line beyond it is counted and dropped like a line beyond
+/// [`MAX_OUTPUT_LINES_PER_SECOND`]. Without it, 100 cut lines a second on two streams are
+/// 1.6 MB/s of log per chaincode.
+pub const MAX_OUTPUT_BYTES_PER_SECOND: usize = 64 * 1024;
 /// Largest message a chaincode may send the peer, bytes (tonic's default, made explicit).
 pub const MAX_CHAINCODE_MESSAGE_BYTES: usize = 4 << 20;
 
@@ -49,6 +54,11 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// The user chaincode runs as when the peer runs as root (default 65534:65534).
     pub user: SandboxUser,
+    /// Run chaincode where the kernel does not fully enforce Landlock (`sandbox.allow_without_landlock`).
+    pub allow_without_landlock: bool,
+    /// Behave as on a kernel without Landlock (the trampoline skips it and reports `none`).
+    /// Only for tests of that case.
+    pub assume_no_landlock: bool,
     /// Per-invocation execution timeout.
     pub execution_timeout: Duration,
     /// Wait for registration after launch.
@@ -63,6 +73,8 @@ impl RuntimeConfig {
             work_root: work_root.into(),
             limits: Limits::default(),
             user: SandboxUser::default(),
+            allow_without_landlock: false,
+            assume_no_landlock: false,
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
@@ -85,7 +97,8 @@ struct WorkDir(PathBuf);
 
 impl WorkDir {
     /// Creates `path` empty (whatever an earlier process left there is removed first), mode
-    /// 0700, owned by `owner` when given.
+    /// 0700, owned by `owner` when given (`fchown` of the directory opened with
+    /// `O_NOFOLLOW`).
     fn create(path: PathBuf, owner: Option<SandboxUser>) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         remove_dir(&path)?;
@@ -95,7 +108,14 @@ impl WorkDir {
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
         let dir = WorkDir(path);
         if let Some(user) = owner {
-            std::os::unix::fs::chown(&dir.0, Some(user.uid), Some(user.gid))?;
+            // The directory just created, never what a symbolic link put in its place points
+            // to: opened without following links, then `fchown`.
+            use std::os::unix::fs::OpenOptionsExt;
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&dir.0)?;
+            std::os::unix::fs::fchown(&opened, Some(user.uid), Some(user.gid))?;
         }
         Ok(dir)
     }
@@ -246,13 +266,21 @@ impl ChaincodeRuntime {
         let (peer_end, cc_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
         let limits = self.config.limits;
-        let mut child = Command::new(&self.config.launcher)
+        let mut command = Command::new(&self.config.launcher);
+        if self.config.allow_without_landlock {
+            command.arg("--allow-without-landlock");
+        }
+        if self.config.assume_no_landlock {
+            command.arg("--assume-no-landlock");
+        }
+        let mut child = command
             .arg("--workdir")
             .arg(&workdir.0)
             .args(["--max-memory-bytes", &limits.max_memory_bytes.to_string()])
             .args(["--max-cpu-seconds", &limits.max_cpu_seconds.to_string()])
             .args(["--max-open-files", &limits.max_open_files.to_string()])
             .args(["--max-file-bytes", &limits.max_file_bytes.to_string()])
+            .args(["--max-tasks", &limits.max_tasks.to_string()])
             .args([
                 "--uid",
                 &user.uid.to_string(),
@@ -274,7 +302,8 @@ impl ChaincodeRuntime {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(format!("spawn {}: {e}", self.config.launcher.display())))?;
-        forward_output(&cc.id, &mut child);
+        let (first_line_tx, first_line) = oneshot::channel();
+        forward_output(&cc.id, &mut child, first_line_tx);
 
         peer_end
             .set_nonblocking(true)
@@ -299,19 +328,24 @@ impl ChaincodeRuntime {
                 tracing::debug!(target: "peer::chaincode", error = %e, "chaincode socket server ended");
             }
         });
-        let registered =
-            tokio::time::timeout(self.config.startup_timeout, registered_rx.recv()).await;
+        let registered = tokio::select! {
+            r = tokio::time::timeout(self.config.startup_timeout, registered_rx.recv()) => r,
+            _ = child.wait() => Ok(None),
+        };
         let conn = match registered {
             Ok(Some(conn)) => conn,
             other => {
                 let _ = child.kill().await;
                 server.abort();
-                let why = if other.is_err() {
-                    "did not register in time"
-                } else {
-                    "exited before registering"
+                if other.is_err() {
+                    return Err(fail("did not register in time".into()));
+                }
+                // The trampoline says why on its first stderr line (no chaincode output yet).
+                let why = match tokio::time::timeout(Duration::from_secs(1), first_line).await {
+                    Ok(Ok(line)) if !line.starts_with(REPORT_PREFIX) => line,
+                    _ => "exited before registering".into(),
                 };
-                return Err(fail(why.into()));
+                return Err(fail(why));
             }
         };
         if conn.chaincode() != cc.id {
@@ -348,19 +382,32 @@ fn sanitize(id: &str) -> String {
         .collect()
 }
 
-/// Logs the trampoline's protections report and the chaincode's output (target
-/// `chaincode::output`), bounded by [`forward_lines`]. Chaincode must not print health data;
-/// the EHR contract never does.
-fn forward_output(id: &str, child: &mut Child) {
+/// Logs the trampoline's first stderr line (its protections report, or why it refused to
+/// run the chaincode; target `peer::chaincode`) and hands it to `first_line`; then the
+/// chaincode's output (target `chaincode::output`), bounded by [`forward_lines`]. Only the
+/// first line can be the trampoline's: a later line that looks like a report is the
+/// chaincode's output. Chaincode must not print health data; the EHR contract never does.
+fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<String>) {
     if let Some(stderr) = child.stderr.take() {
         let id = id.to_owned();
+        let mut first_line = Some(first_line);
         tokio::spawn(forward_lines(stderr, move |line, cut| {
             let text = String::from_utf8_lossy(line);
-            if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
-                tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report.trim(), "chaincode sandbox active");
-            } else {
+            let Some(first) = first_line.take() else {
                 tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stderr", cut, "{text}");
+                return;
+            };
+            if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
+                let report = report.trim();
+                if report.split(' ').any(|p| p == "landlock=full") {
+                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active");
+                } else {
+                    tracing::warn!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active WITHOUT full Landlock (sandbox.allow_without_landlock): the chaincode can read what its user can");
+                }
+            } else {
+                tracing::warn!(target: "peer::chaincode", chaincode = %id, message = %text, "chaincode sandbox did not start the chaincode");
             }
+            let _ = first.send(text.into_owned());
         }));
     }
     if let Some(stdout) = child.stdout.take() {
@@ -375,17 +422,17 @@ fn forward_output(id: &str, child: &mut Child) {
 /// Reads `stream` to its end in fixed chunks and hands each line (without its newline) to
 /// `emit`, with whether it was cut: a line longer than [`MAX_OUTPUT_LINE_BYTES`] is emitted
 /// cut as soon as it reaches that length and its rest is skipped. At most
-/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines a second are emitted; the others are counted and
-/// reported with the next emitted one. Whatever the chaincode writes, this holds at most one
+/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a second
+/// are emitted; the others are counted and reported with the next emitted one. Whatever the chaincode writes, this holds at most one
 /// chunk and one line.
 async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&[u8], bool)) {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::with_capacity(MAX_OUTPUT_LINE_BYTES);
     // The current line was already emitted cut; skip to its end.
     let mut skipping = false;
-    let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND);
+    let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND, MAX_OUTPUT_BYTES_PER_SECOND);
     let mut admit = |line: &[u8], cut: bool, emit: &mut dyn FnMut(&[u8], bool)| match rate
-        .admit(Instant::now())
+        .admit(Instant::now(), line.len())
     {
         Some(0) => emit(line, cut),
         Some(dropped) => {
@@ -430,39 +477,48 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
     }
 }
 
-/// At most `per_second` events in each one-second window.
+/// At most `per_second` events and `bytes_per_second` bytes of them in each one-second
+/// window.
 struct RateLimit {
     per_second: u32,
+    bytes_per_second: usize,
     window: Option<Instant>,
     admitted: u32,
+    admitted_bytes: usize,
     dropped: u64,
 }
 
 impl RateLimit {
-    fn new(per_second: u32) -> Self {
+    fn new(per_second: u32, bytes_per_second: usize) -> Self {
         RateLimit {
             per_second,
+            bytes_per_second,
             window: None,
             admitted: 0,
+            admitted_bytes: 0,
             dropped: 0,
         }
     }
 
-    /// `Some(events dropped since the last admitted one)` if an event at `now` is admitted,
-    /// `None` if it is dropped.
-    fn admit(&mut self, now: Instant) -> Option<u64> {
+    /// `Some(events dropped since the last admitted one)` if an event of `bytes` at `now` is
+    /// admitted, `None` if it is dropped.
+    fn admit(&mut self, now: Instant, bytes: usize) -> Option<u64> {
         if self
             .window
             .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
         {
             self.window = Some(now);
             self.admitted = 0;
+            self.admitted_bytes = 0;
         }
-        if self.admitted >= self.per_second {
+        if self.admitted >= self.per_second
+            || self.admitted_bytes.saturating_add(bytes) > self.bytes_per_second
+        {
             self.dropped += 1;
             return None;
         }
         self.admitted += 1;
+        self.admitted_bytes += bytes;
         Some(std::mem::take(&mut self.dropped))
     }
 }
@@ -536,15 +592,34 @@ mod tests {
         assert_eq!(got[0].0, "line 0");
     }
 
+    #[tokio::test]
+    async fn bytes_beyond_the_budget_are_counted_not_logged() {
+        // 100 full-length lines within one second: 800 KiB, over the byte budget.
+        let full = "b".repeat(MAX_OUTPUT_LINE_BYTES);
+        let input: String = (0..100).map(|_| format!("{full}\n")).collect();
+        let got = lines_of(input.as_bytes()).await;
+        let logged: usize = got.iter().map(|(line, _)| line.len()).sum();
+        assert_eq!(
+            (got.len(), logged),
+            (
+                MAX_OUTPUT_BYTES_PER_SECOND / MAX_OUTPUT_LINE_BYTES,
+                MAX_OUTPUT_BYTES_PER_SECOND
+            ),
+            "lines and bytes logged"
+        );
+    }
+
     #[test]
     fn the_rate_limit_reports_what_it_dropped() {
-        let mut rate = RateLimit::new(2);
+        let mut rate = RateLimit::new(2, 10);
         let t0 = Instant::now();
-        assert_eq!(rate.admit(t0), Some(0));
-        assert_eq!(rate.admit(t0), Some(0));
-        assert_eq!(rate.admit(t0), None);
-        assert_eq!(rate.admit(t0 + Duration::from_millis(500)), None);
-        assert_eq!(rate.admit(t0 + Duration::from_secs(1)), Some(2));
+        assert_eq!(rate.admit(t0, 1), Some(0));
+        assert_eq!(rate.admit(t0, 1), Some(0));
+        assert_eq!(rate.admit(t0, 1), None);
+        assert_eq!(rate.admit(t0 + Duration::from_millis(500), 1), None);
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1), 6), Some(2));
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1), 5), None, "bytes");
+        assert_eq!(rate.admit(t0 + Duration::from_secs(1), 4), Some(1));
     }
 
     #[test]
@@ -557,5 +632,29 @@ mod tests {
         std::fs::write(path.join("scratch"), b"x").unwrap();
         drop(dir);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn working_directories_are_given_to_the_sandbox_user() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: only root can give a directory away");
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("cc-0");
+        let _dir = WorkDir::create(
+            path.clone(),
+            Some(SandboxUser {
+                uid: 4242,
+                gid: 4343,
+            }),
+        )
+        .unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (4242, 4343, 0o700)
+        );
     }
 }

@@ -8,21 +8,24 @@
 //! | protection | mechanism | what it stops |
 //! |---|---|---|
 //! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
-//! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion |
-//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs` | reading root-only files, signalling root processes, regaining privileges through `exec` |
+//! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, tasks of its user (`RLIMIT_NPROC`), no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion, thread bombs |
+//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
-//! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX)` stays: it reaches nothing, and async runtimes use it) |
+//! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX, SOCK_STREAM)` stays: a connected pair reaches nothing, and async runtimes use it; datagram pairs, which could `sendto` a named socket such as `/dev/log`, are refused) |
 //! | file system | Landlock: read only the chaincode's executable, the system libraries ([`LIBRARY_DIRS`], `/etc/ld.so.cache`) and its own `/proc/<pid>`; read-write only in its working directory; execute only its executable and the dynamic loader; signals and abstract Unix sockets scoped to itself | reading the peer's keys, ledger, configuration or environment, another chaincode's directory; `exec` of any other program |
 //! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME`, the shim transport variable and `MALLOC_ARENA_MAX` are set | leaking secrets through the environment |
 //!
-//! Landlock needs Linux ≥ 5.13 (scoping of signals ≥ 6.12); where the kernel lacks it, or
-//! part of it, the trampoline reports `landlock=none` or `partial` and runs on: the allow-list
-//! and the refusals still hold, and the unprivileged user when started as root (a non-root
-//! peer has no user switch: its chaincode then reads what the peer's user can). Limits,
-//! seccomp and, when started as root, the user switch are mandatory: the trampoline refuses
-//! to start chaincode without them. Which protections the running kernel enforces is reported on the
-//! trampoline's first stderr line ([`REPORT_PREFIX`]) and logged by the peer.
+//! Landlock needs Linux ≥ 5.13 (truncate control ≥ 6.2, scoping of signals ≥ 6.12). Where
+//! the kernel does not fully enforce it (`landlock=none` or `partial`) the trampoline
+//! **refuses** to start chaincode ([`check_landlock`]) unless the operator allowed it
+//! ([`LandlockPolicy::allow_without`], peer.yaml `sandbox.allow_without_landlock`): a
+//! non-root peer has no user switch, so its chaincode would read what the peer's user can. So
+//! allowed, the allow-list and the refusals still hold, and the unprivileged user when
+//! started as root. Limits, seccomp and, when started as root, the user switch are always
+//! mandatory. Which protections are in force is reported on the trampoline's first stderr
+//! line ([`REPORT_PREFIX`]), with the user the chaincode runs as seen from the host; the peer
+//! logs it, or the refusal, and treats no later line as a report.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -50,6 +53,14 @@ pub struct Limits {
     pub max_open_files: u64,
     /// Largest file the chaincode may write, bytes (default 64 MiB).
     pub max_file_bytes: u64,
+    /// Tasks (processes and threads) of the chaincode's user, `RLIMIT_NPROC` (default 2048).
+    /// The kernel counts every task of the *real user*: for a peer running as root, all
+    /// chaincodes of `sandbox.uid` together (and any other process of that user on the host);
+    /// for a peer not running as root, where the trampoline entered its own user namespace
+    /// (`netns=on`, Linux >= 5.14), this chaincode's tasks, otherwise all of the peer's user,
+    /// the peer's own threads included. A chaincode on our shim uses one thread per CPU plus
+    /// at most 65.
+    pub max_tasks: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +70,7 @@ impl Default for Limits {
             max_cpu_seconds: 3600,
             max_open_files: 256,
             max_file_bytes: 64 << 20,
+            max_tasks: 2048,
         }
     }
 }
@@ -88,6 +100,21 @@ impl Default for SandboxUser {
     }
 }
 
+/// What the trampoline does where the kernel does not fully enforce Landlock (Linux < 5.13:
+/// `none`; < 6.12: `partial`, e.g. without truncate control before 6.2 or signal scoping
+/// before 6.12). By default it refuses to run chaincode there: a peer not running as root
+/// has no user switch, so its chaincode would read (and, without truncate control, truncate)
+/// whatever the peer's user can, its key and ledger included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LandlockPolicy {
+    /// Run chaincode anyway, with what the kernel enforces (peer.yaml
+    /// `sandbox.allow_without_landlock`; default false).
+    pub allow_without: bool,
+    /// Behave as on a kernel without Landlock: skip it and report `none`. Only for tests of
+    /// what happens there.
+    pub assume_unsupported: bool,
+}
+
 /// What the trampoline established; printed on its first stderr line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Protections {
@@ -99,7 +126,8 @@ pub struct Protections {
     pub network_namespace: bool,
     /// Landlock status: `full`, `partial` or `none`.
     pub landlock: String,
-    /// The user id the chaincode runs as.
+    /// The user id the chaincode runs as, as the host sees it: [`SandboxUser::uid`] when the
+    /// trampoline started as root, otherwise the user that started it.
     pub uid: u32,
 }
 
@@ -146,7 +174,8 @@ fn set_limit(resource: rlimit::Resource, value: u64) -> Result<(), SandboxError>
     rlimit::setrlimit(resource, value, value).map_err(|e| setup("rlimit", e))
 }
 
-/// Applies resource limits to the current process.
+/// Applies resource limits to the current process, but not [`Limits::max_tasks`] (see
+/// [`enter`]: it is set once the user namespace, if any, exists).
 ///
 /// # Errors
 /// [`SandboxError::Setup`] if a limit cannot be set.
@@ -180,12 +209,26 @@ pub fn close_inherited_fds() -> Result<(), SandboxError> {
 }
 
 /// Moves into a new, empty network namespace (as root directly, otherwise inside a new user
-/// namespace). Returns whether it worked; failure is reported, not fatal, because seccomp
-/// already forbids creating sockets.
+/// namespace, where the caller's user and group are mapped to themselves: without a mapping
+/// the chaincode would see the overflow id 65534 instead of the user it runs as). Returns
+/// whether it worked; failure is reported, not fatal, because seccomp already forbids
+/// creating sockets.
 pub fn enter_network_namespace() -> bool {
     use nix::sched::{CloneFlags, unshare};
-    unshare(CloneFlags::CLONE_NEWNET).is_ok()
-        || unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok()
+    if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+        return true;
+    }
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_err() {
+        return false;
+    }
+    // An unprivileged process may map its own ids once, after denying `setgroups`
+    // (user_namespaces(7)). Failing, the ids inside read 65534; the report still tells the
+    // truth (see `enter`).
+    let _ = std::fs::write("/proc/self/setgroups", "deny")
+        .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
+        .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")));
+    true
 }
 
 /// Switches the whole process to `user` for good: no supplementary groups, real, effective
@@ -286,6 +329,24 @@ pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<String, Sa
         _ => "none",
     }
     .to_owned())
+}
+
+/// Refuses a Landlock status other than `full` unless `policy` allows it.
+///
+/// # Errors
+/// [`SandboxError::Setup`] (step `landlock`) naming the status and the setting that allows it.
+pub fn check_landlock(status: &str, policy: LandlockPolicy) -> Result<(), SandboxError> {
+    if status == "full" || policy.allow_without {
+        return Ok(());
+    }
+    Err(setup(
+        "landlock",
+        format!(
+            "this kernel enforces Landlock {status}, not full (Linux >= 6.12): chaincode could \
+             read files of the peer's user; refusing to run it (sandbox.allow_without_landlock: \
+             true in peer.yaml runs it anyway)"
+        ),
+    ))
 }
 
 /// System calls a chaincode shim needs (glibc or musl start-up, Rust std, a tokio runtime,
@@ -455,6 +516,13 @@ const FCNTL_SIGNALLING: &[libc::c_int] = &[
     libc::F_NOTIFY,
 ];
 
+/// `SOCK_PACKET` (`<linux/net.h>`; the `libc` constant is deprecated).
+const SOCK_PACKET: libc::c_int = 10;
+
+/// The type bits of `socket`/`socketpair`'s second argument (below `SOCK_NONBLOCK` and
+/// `SOCK_CLOEXEC`).
+const SOCK_TYPE_MASK: u64 = 0xf;
+
 fn values<T: Copy + TryInto<u64>>(items: &[T]) -> Vec<u64> {
     items.iter().filter_map(|v| (*v).try_into().ok()).collect()
 }
@@ -465,11 +533,11 @@ fn values<T: Copy + TryInto<u64>>(items: &[T]) -> Vec<u64> {
 /// 1. the allow-list: [`ALLOWED_SYSCALLS`] allowed, with `ioctl` limited to
 ///    `FIONBIO`/`FIOCLEX`/`FIONCLEX`/`FIONREAD`/`TCGETS`/`TIOCGWINSZ`, `fcntl` to descriptor
 ///    flags and locks, `prctl` to thread names (`PR_SET_NAME`, `PR_GET_NAME`, `PR_SET_VMA`)
-///    and `no_new_privs`, and `socketpair` to `AF_UNIX`; anything else `ENOSYS`;
+///    and `no_new_privs`, and `socketpair` to `AF_UNIX` `SOCK_STREAM`; anything else `ENOSYS`;
 /// 2. the refusals, answering `EPERM`: [`REFUSED_SYSCALLS`], `kill`/`tgkill` of any process
 ///    but `own_pid` (`kill(0)`, `kill(-1)` included), `clone` without `CLONE_THREAD`,
 ///    `prlimit64` of another process, the signalling `fcntl` commands, `ioctl(TIOCSTI)` and
-///    `ioctl(TIOCLINUX)`.
+///    `ioctl(TIOCLINUX)`, `socketpair` of any type but `SOCK_STREAM`.
 ///
 /// The kernel runs every filter and the last installed wins between two errors, so a call
 /// both filters reject answers `EPERM`. `clone3` is in neither: it answers `ENOSYS`, because
@@ -510,7 +578,16 @@ pub fn seccomp_filters(own_pid: u32) -> Result<Vec<BpfProgram>, SandboxError> {
             ]),
         )?,
     );
-    allowed.insert(libc::SYS_socketpair, any_of(0, &values(&[libc::AF_UNIX]))?);
+    // Only connected stream pairs: an unconnected datagram socket could `sendto` any named
+    // socket its user may write to (`/dev/log`), which Landlock does not mediate.
+    let socket_type = SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK);
+    allowed.insert(
+        libc::SYS_socketpair,
+        vec![rule(vec![
+            cond(0, SeccompCmpOp::Eq, values(&[libc::AF_UNIX])[0])?,
+            cond(1, socket_type.clone(), values(&[libc::SOCK_STREAM])[0])?,
+        ])?],
+    );
 
     let mut refused: BTreeMap<i64, Vec<SeccompRule>> = REFUSED_SYSCALLS
         .iter()
@@ -540,6 +617,19 @@ pub fn seccomp_filters(own_pid: u32) -> Result<Vec<BpfProgram>, SandboxError> {
         )?])?],
     );
     refused.insert(libc::SYS_fcntl, any_of(1, &values(FCNTL_SIGNALLING))?);
+    refused.insert(
+        libc::SYS_socketpair,
+        values(&[
+            libc::SOCK_DGRAM,
+            libc::SOCK_RAW,
+            libc::SOCK_RDM,
+            libc::SOCK_SEQPACKET,
+            SOCK_PACKET,
+        ])
+        .into_iter()
+        .map(|t| rule(vec![cond(1, socket_type.clone(), t)?]))
+        .collect::<Result<_, _>>()?,
+    );
     #[allow(clippy::useless_conversion)]
     let ioctls: Vec<u64> = [libc::TIOCSTI, libc::TIOCLINUX]
         .iter()
@@ -617,6 +707,7 @@ pub fn enter(
     program: &Path,
     limits: &Limits,
     user: SandboxUser,
+    landlock_policy: LandlockPolicy,
 ) -> Result<Confined, SandboxError> {
     close_inherited_fds()?;
     let file = std::fs::File::open(program)
@@ -624,10 +715,20 @@ pub fn enter(
     std::env::set_current_dir(workdir).map_err(|e| setup("chdir", e))?;
     apply_limits(limits)?;
     let as_root = nix::unistd::geteuid().is_root();
+    // The user the chaincode runs as, outside any user namespace entered below.
+    let outer_uid = nix::unistd::geteuid().as_raw();
     let network_namespace = enter_network_namespace();
+    // After a new user namespace is created, so that the count is this namespace's (the
+    // namespace's own ceiling is the peer's limit, taken when it is created).
+    set_limit(rlimit::Resource::NPROC, limits.max_tasks)?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| setup("no_new_privs", e))?;
     // Landlock opens its paths now, as the caller: after the switch they may be unreachable.
-    let landlock = restrict_file_system(workdir, program)?;
+    let landlock = if landlock_policy.assume_unsupported {
+        "none".to_owned()
+    } else {
+        restrict_file_system(workdir, program)?
+    };
+    check_landlock(&landlock, landlock_policy)?;
     if as_root {
         drop_privileges(user)?;
     }
@@ -640,7 +741,7 @@ pub fn enter(
             seccomp: true,
             network_namespace,
             landlock,
-            uid: nix::unistd::geteuid().as_raw(),
+            uid: if as_root { user.uid } else { outer_uid },
         },
         program: file,
         path: program.to_path_buf(),
@@ -722,6 +823,11 @@ mod tests {
                         "socketpair",
                         errno(std::os::unix::net::UnixStream::pair()),
                         None,
+                    ),
+                    (
+                        "socketpair(SOCK_DGRAM)",
+                        errno(std::os::unix::net::UnixDatagram::pair()),
+                        Some(Errno::EPERM),
                     ),
                 ]
             },
@@ -807,6 +913,24 @@ mod tests {
             p.report(),
             "medledger-sandbox: protections rlimits=on seccomp=on netns=off landlock=full uid=65534"
         );
+    }
+
+    #[test]
+    fn landlock_short_of_full_is_refused_unless_allowed() {
+        let strict = LandlockPolicy::default();
+        let allowing = LandlockPolicy {
+            allow_without: true,
+            ..LandlockPolicy::default()
+        };
+        assert!(check_landlock("full", strict).is_ok());
+        for status in ["none", "partial"] {
+            let e = check_landlock(status, strict).unwrap_err().to_string();
+            assert!(
+                e.contains(status) && e.contains("allow_without_landlock"),
+                "{e}"
+            );
+            assert!(check_landlock(status, allowing).is_ok());
+        }
     }
 
     #[test]

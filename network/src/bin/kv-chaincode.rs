@@ -2,7 +2,7 @@
 //! runtime's tests and as an example. Besides `put`, `get`, `del` and `range`, it has
 //! functions that misbehave on purpose (`connect`, `spawn`, `alloc`, `spin`, `write`,
 //! `abort`, and the escape attempts `read`, `list`, `exec`, `signal`, `syscall`, `flood`,
-//! `put-many`) so tests can show the sandbox stopping them. A refused attempt answers status
+//! `threads`, `send-dgram`, `put-many`) so tests can show the sandbox stopping them. A refused attempt answers status
 //! 500 with `<what> refused: <ERRNO>: <description>`.
 
 use std::sync::Arc;
@@ -180,6 +180,53 @@ fn contract() -> Router {
                 written += n as u64;
             }
             Ok(format!("wrote {written} bytes").into_bytes())
+        })
+        .add("send-dgram", |_stub, args| {
+            // A datagram to a named Unix socket (e.g. /dev/log) through an unconnected socket
+            // from `socketpair`, the one socket call a shim may make.
+            let path = param(args, 0, "send-dgram PATH")?;
+            let (a, _b) = std::os::unix::net::UnixDatagram::pair()
+                .map_err(|e| refused("socketpair", io_errno(&e)))?;
+            a.send_to(b"<11>forged", path)
+                .map(|n| format!("sent {n} bytes").into_bytes())
+                .map_err(|e| refused("send-dgram", io_errno(&e)))
+        })
+        .add("threads", |_stub, args| {
+            // A thread bomb: COUNT threads with small stacks, all alive at once.
+            let usage = "threads COUNT";
+            let count: usize = param(args, 0, usage)?
+                .parse()
+                .map_err(|_| ContractError::bad_request(usage))?;
+            let gate = Arc::new(std::sync::RwLock::new(()));
+            let held = gate
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut threads = Vec::new();
+            let mut failure = None;
+            for _ in 0..count {
+                let gate = gate.clone();
+                let spawned = std::thread::Builder::new()
+                    .stack_size(64 << 10)
+                    .spawn(move || drop(gate.read()));
+                match spawned {
+                    Ok(t) => threads.push(t),
+                    Err(e) => {
+                        failure = Some(io_errno(&e));
+                        break;
+                    }
+                }
+            }
+            drop(held);
+            let spawned = threads.len();
+            for t in threads {
+                let _ = t.join();
+            }
+            match failure {
+                None => Ok(format!("spawned {spawned} threads").into_bytes()),
+                Some(e) => Err(ContractError::internal(format!(
+                    "threads refused: {e}: after {spawned} threads"
+                ))),
+            }
         })
         .add("put-many", |stub, args| {
             // COUNT writes of SIZE bytes each in one call.

@@ -4,15 +4,15 @@
 //!
 //! ```text
 //! medledger-sandbox --workdir DIR [--max-memory-bytes N] [--max-cpu-seconds N]
-//!                   [--max-open-files N] [--max-file-bytes N] [--uid N] [--gid N]
-//!                   -- PROGRAM [ARGS...]
+//!                   [--max-open-files N] [--max-file-bytes N] [--max-tasks N] [--uid N] [--gid N]
+//!                   [--allow-without-landlock] -- PROGRAM [ARGS...]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use medledger_runtime::sandbox::{self, Limits, SandboxUser};
+use medledger_runtime::sandbox::{self, LandlockPolicy, Limits, SandboxUser};
 
 /// Confine this process, then exec a chaincode.
 #[derive(Debug, Parser)]
@@ -33,12 +33,22 @@ struct Args {
     /// Largest file written, bytes.
     #[arg(long, default_value_t = Limits::default().max_file_bytes)]
     max_file_bytes: u64,
+    /// Tasks (processes and threads) of the chaincode's user (RLIMIT_NPROC).
+    #[arg(long, default_value_t = Limits::default().max_tasks)]
+    max_tasks: u64,
     /// User id the chaincode runs as when started as root (never 0; ignored otherwise).
     #[arg(long, default_value_t = SandboxUser::NOBODY.uid)]
     uid: u32,
     /// Group id the chaincode runs as when started as root (never 0; ignored otherwise).
     #[arg(long, default_value_t = SandboxUser::NOBODY.gid)]
     gid: u32,
+    /// Run the chaincode even where the kernel does not fully enforce Landlock (`landlock=none`
+    /// or `partial` in the report); refused otherwise.
+    #[arg(long)]
+    allow_without_landlock: bool,
+    /// Behave as on a kernel without Landlock (for tests of that case).
+    #[arg(long, hide = true)]
+    assume_no_landlock: bool,
     /// The chaincode executable and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -62,12 +72,17 @@ fn main() -> ExitCode {
         max_cpu_seconds: args.max_cpu_seconds,
         max_open_files: args.max_open_files,
         max_file_bytes: args.max_file_bytes,
+        max_tasks: args.max_tasks,
     };
     let user = SandboxUser {
         uid: args.uid,
         gid: args.gid,
     };
-    let confined = match sandbox::enter(&args.workdir, &program, &limits, user) {
+    let policy = LandlockPolicy {
+        allow_without: args.allow_without_landlock,
+        assume_unsupported: args.assume_no_landlock,
+    };
+    let confined = match sandbox::enter(&args.workdir, &program, &limits, user, policy) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("medledger-sandbox: refusing to run unconfined: {e}");

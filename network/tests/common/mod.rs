@@ -1,6 +1,7 @@
 //! What the end-to-end tests that start a network with `medledger network up` share: the
 //! network configuration on free loopback ports, a guard that stops the network, running the
-//! `medledger` executable, the sample data.
+//! `medledger` executable, the sample data; and what the tests of the chaincode sandbox
+//! share: the trampoline, `kv-chaincode` and its requests.
 
 #![allow(dead_code)] // each test crate uses a part
 
@@ -8,9 +9,39 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use medledger_network::net::spec::NetworkSpec;
+use medledger_proto::protos::ChaincodeInput;
+use medledger_runtime::process::InstalledChaincode;
+use medledger_runtime::support::ExecRequest;
 
 /// The `medledger` executable under test.
 pub const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+
+/// The `medledger-sandbox` trampoline under test.
+pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
+/// The `kv-chaincode` example (with its misbehaving functions) under test.
+pub const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+
+/// `kv-chaincode` installed as chaincode `id` (e.g. `kv:1.0`).
+pub fn kv_chaincode(id: &str) -> InstalledChaincode {
+    InstalledChaincode {
+        id: id.into(),
+        executable: KV.into(),
+    }
+}
+
+/// Transaction `tx` on channel `ehr` invoking `args` (function first).
+pub fn exec_request(tx: &str, args: &[&str]) -> ExecRequest {
+    ExecRequest {
+        channel_id: "ehr".into(),
+        tx_id: tx.into(),
+        input: ChaincodeInput {
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        },
+        proposal: None,
+        is_init: false,
+    }
+}
 
 /// Stops the network in `dir` (`medledger network down`) even when the test fails.
 pub struct Network {

@@ -27,6 +27,9 @@
 //!   execution_timeout_ms: 30000
 //!   uid: 65534                         # user and group chaincode runs as when the peer
 //!   gid: 65534                         # runs as root (never 0)
+//!   allow_without_landlock: false      # true: run chaincode where the kernel lacks (full)
+//!                                      # Landlock (< 6.12); refused otherwise (ADR 0015)
+//!   max_tasks: 2048                    # processes + threads of the chaincode's user
 //! gateway:                             # optional; defaults shown (Fabric's peer.gateway)
 //!   concurrency_limit: 500
 //!   endorse_timeout_ms: 30000
@@ -192,6 +195,17 @@ pub struct SandboxSection {
     pub uid: u32,
     /// Group id chaincode runs as when the peer runs as root (default 65534; not 0).
     pub gid: u32,
+    /// Run chaincode even where the kernel does not fully enforce Landlock (Linux < 6.12;
+    /// default false: such a launch is refused, ADR 0015). Set, the peer logs a warning at
+    /// start and at every launch; its chaincode can then read (and without Landlock's truncate
+    /// control, < 6.2, truncate) whatever its user can: a peer not running as root gives it
+    /// its own key and ledger.
+    pub allow_without_landlock: bool,
+    /// Tasks (processes and threads) the chaincode's user may have, `RLIMIT_NPROC` (default
+    /// 2048, > 0). As root, every chaincode of this peer runs as `uid` and they share it
+    /// (size it as chaincodes x (CPUs + 65) for chaincode on our shim, or give each peer its
+    /// own `uid`); not as root, it counts one chaincode's tasks on Linux >= 5.14.
+    pub max_tasks: u64,
 }
 
 impl Default for SandboxSection {
@@ -202,6 +216,8 @@ impl Default for SandboxSection {
             execution_timeout_ms: 30_000,
             uid: user.uid,
             gid: user.gid,
+            allow_without_landlock: false,
+            max_tasks: medledger_runtime::sandbox::Limits::default().max_tasks,
         }
     }
 }
@@ -369,6 +385,9 @@ impl PeerConfig {
         if self.sandbox.execution_timeout_ms == 0 {
             return Err(config_err("sandbox.execution_timeout_ms must be > 0"));
         }
+        if self.sandbox.max_tasks == 0 {
+            return Err(config_err("sandbox.max_tasks must be > 0"));
+        }
         if self.sandbox.uid == 0 || self.sandbox.gid == 0 {
             return Err(config_err(
                 "sandbox.uid and sandbox.gid must not be 0: chaincode never runs as root",
@@ -428,6 +447,8 @@ mod tests {
         assert_eq!(c.gateway.to_config(), GatewayConfig::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
         assert_eq!((c.sandbox.uid, c.sandbox.gid), (65534, 65534));
+        assert!(!c.sandbox.allow_without_landlock);
+        assert_eq!(c.sandbox.max_tasks, 2048);
         assert_eq!(c.deliver_client.to_config(), PullConfig::default());
         assert_eq!(
             PullConfig::default().block_censorship_timeout,

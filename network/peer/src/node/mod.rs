@@ -86,6 +86,37 @@ const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 /// expire by time.
 const TRANSIENT_MIN_BLOCKS: u64 = 10;
 
+/// Keeps processes of the peer's own user (a chaincode where Landlock is missing, anything
+/// else the operator runs as that user) away from the peer's secrets, before any key is read:
+/// the process becomes non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`: no `ptrace`, its
+/// `/proc/<pid>/mem`, `environ`, `fd` owned by root; reset by `exec`, so a restarted peer
+/// sets it again), and `data_dir` is mode 0700 (created so, or tightened with a warning).
+///
+/// # Errors
+/// [`Error::Config`] if the `prctl` fails, [`Error::Io`] if `data_dir` cannot be created or
+/// its mode set.
+fn protect_process(data_dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| config_err(format!("prctl(PR_SET_DUMPABLE, 0): {e}")))?;
+    let io = |what| move |source| Error::Io { what, source };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(io("creating the data directory"))?;
+    let mode = std::fs::metadata(data_dir)
+        .map_err(io("reading the data directory's mode"))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        warn!(target: "peer", data_dir = %data_dir.display(), mode = format!("{:o}", mode & 0o7777), "data directory was accessible to other users; setting mode 0700");
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("setting the data directory's mode"))?;
+    }
+    Ok(())
+}
+
 fn config_err(reason: impl Into<String>) -> Error {
     Error::Config {
         reason: reason.into(),
@@ -442,6 +473,7 @@ fn private_data_peers(cfg: &PeerConfig, config: &ChannelConfig) -> ChannelPeers 
 /// [`Error::Config`] for unusable configuration or key material, [`Error::Ledger`] for
 /// storage, [`Error::Io`] for listeners.
 pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
+    protect_process(&cfg.data_dir)?;
     let signer = Arc::new(
         medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(|e| {
             config_err(format!(
@@ -488,6 +520,11 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
     runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
     runtime.user = cfg.sandbox.user();
+    runtime.allow_without_landlock = cfg.sandbox.allow_without_landlock;
+    runtime.limits.max_tasks = cfg.sandbox.max_tasks;
+    if cfg.sandbox.allow_without_landlock {
+        warn!(target: "peer::chaincode", "sandbox.allow_without_landlock is set: where the kernel does not fully enforce Landlock, chaincode runs anyway and can read what its user can (a peer not running as root: its own key and ledger)");
+    }
     let executor = Arc::new(RuntimeExecutor::new(
         ChaincodeRuntime::new(runtime),
         installed,
