@@ -208,10 +208,13 @@ fn founding_set(list: &str, caller_msp: &str) -> Result<Vec<String>> {
 /// `JoinGovernance [FOUNDERS]` (submitted; an MSP admin of any channel organization).
 ///
 /// - With `FOUNDERS` (`ORG1,ORG2,…`, the caller's organization among 2 to 64), before
-///   governance exists: records the caller's organization's confirmation of that founding set.
-///   The confirmation that completes it founds governance: every founder becomes a member
-///   and approves every founder's break-glass and auditor authority. Confirming again is a
-///   no-op that founds if the set is complete (a seeding retried after a failure).
+///   governance exists: records the caller's organization's confirmation of that founding set,
+///   replacing the one it made before (an organization confirms one set at a time;
+///   `WithdrawFounding` takes it back). The confirmation that makes every founder's current
+///   confirmation this set founds governance: every founder becomes a member and approves
+///   every founder's break-glass and auditor authority. Confirming the same set
+///   again writes nothing and founds if the set is complete (a seeding retried after a
+///   failure).
 /// - Without arguments, once governance exists: asks the members to admit the caller's
 ///   organization (`AdmitMember`). Joining approves nothing.
 ///
@@ -254,6 +257,8 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
     }
 }
 
+/// Records `caller`'s confirmation of `founders` (replacing its earlier one) and founds
+/// governance if every founder's current confirmation is this set.
 fn confirm_founding(
     stub: &dyn ChaincodeStub,
     caller: &Caller,
@@ -261,48 +266,52 @@ fn confirm_founding(
 ) -> Result<Vec<u8>> {
     let set_id = founding_set_id(&founders);
     let now = now_ms(stub)?;
-    let mut confirmations: Vec<FoundingConfirmation> = all(
-        stub,
-        gov_founding_range(Some(&set_id))?,
-        "founding confirmation",
-    )?;
-    let mut events = Events::default();
-    let new_confirmation = !confirmations.iter().any(|c| c.msp_id == caller.msp_id);
-    if new_confirmation {
-        let own = FoundingConfirmation {
+    let own_key = gov_founding_key(&caller.msp_id)?;
+    let previous: Option<FoundingConfirmation> = get_json(stub, &own_key, "founding confirmation")?;
+    let confirms_this = |c: &FoundingConfirmation, msp: &str| {
+        c.msp_id == msp && c.founding_set_id == set_id && c.founders == founders
+    };
+    let own = match &previous {
+        Some(p) if confirms_this(p, &caller.msp_id) => None,
+        _ => Some(FoundingConfirmation {
             founding_set_id: set_id.clone(),
             founders: founders.clone(),
             msp_id: caller.msp_id.clone(),
             confirmed_by: caller.id.clone(),
             confirmed_at_ms: now,
+        }),
+    };
+    // Every founder's current confirmation, each key read: a founder that confirms another
+    // set or withdraws before this commits makes it an MVCC conflict.
+    let mut by: Vec<(String, String)> = Vec::new();
+    let mut missing = Vec::new();
+    for founder in &founders {
+        let current: Option<FoundingConfirmation> = if *founder == caller.msp_id {
+            own.clone().or_else(|| previous.clone())
+        } else {
+            get_json(stub, &gov_founding_key(founder)?, "founding confirmation")?
         };
-        put_json(stub, &gov_founding_key(&set_id, &caller.msp_id)?, &own)?;
-        confirmations.push(own);
+        match current.filter(|c| confirms_this(c, founder)) {
+            Some(c) => by.push((founder.clone(), c.confirmed_by)),
+            None => missing.push(founder.clone()),
+        }
     }
-    let confirmer = |f: &String| confirmations.iter().find(|c| &c.msp_id == f);
-    let confirmed: Vec<String> = founders
-        .iter()
-        .filter(|f| confirmer(f).is_some())
-        .cloned()
-        .collect();
-    let missing: Vec<String> = founders
-        .iter()
-        .filter(|f| confirmer(f).is_none())
-        .cloned()
-        .collect();
-    if new_confirmation {
+    let confirmed: Vec<String> = by.iter().map(|(f, _)| f.clone()).collect();
+    let mut events = Events::default();
+    if let Some(own) = &own {
+        put_json(stub, &own_key, own)?;
         events.push(
             events::GOVERNANCE_FOUNDING_CONFIRMED,
             json!({"msp_id": caller.msp_id, "founding_set_id": set_id, "founders": founders,
-                   "missing": missing}),
+                   "missing": missing,
+                   "replaced": previous.as_ref().map(|p| p.founding_set_id.clone())}),
         );
     }
     let status = if missing.is_empty() {
-        for founder in &founders {
-            let by = confirmer(founder).ok_or(EhrError::Corrupt("founding confirmation"))?;
+        for (founder, confirmed_by) in &by {
             let member = GovernanceMember {
                 msp_id: founder.clone(),
-                joined_by: by.confirmed_by.clone(),
+                joined_by: confirmed_by.clone(),
                 joined_at_ms: now,
                 admitted_by: founders.clone(),
             };
@@ -313,7 +322,7 @@ fn confirm_founding(
                         role,
                         org: org.clone(),
                         approver_msp: founder.clone(),
-                        approved_by: by.confirmed_by.clone(),
+                        approved_by: confirmed_by.clone(),
                         approved_at_ms: now,
                     };
                     put_json(
@@ -339,6 +348,37 @@ fn confirm_founding(
         confirmed,
         missing,
     })
+}
+
+/// `WithdrawFounding` (submitted; an MSP admin of any channel organization), before
+/// governance is founded: takes back the caller's organization's founding confirmation, so
+/// no founding set counts it. Returns the confirmation removed. Errors: 403 not an MSP admin;
+/// 400 arguments; 404 no confirmation; 409 governance is founded (the founders'
+/// confirmations are then its record).
+pub(crate) fn withdraw_founding(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    let caller = Caller::of(stub)?;
+    require_msp_admin(&caller)?;
+    if !args.is_empty() {
+        return Err(EhrError::invalid("WithdrawFounding takes no arguments"));
+    }
+    let members = members(stub)?;
+    if !members.is_empty() {
+        return Err(EhrError::conflict(format!(
+            "EHR governance is founded ({} members); founding confirmations are its record",
+            members.len()
+        )));
+    }
+    let key = gov_founding_key(&caller.msp_id)?;
+    let confirmation: FoundingConfirmation = get_json(stub, &key, "founding confirmation")?
+        .ok_or_else(|| EhrError::not_found("founding confirmation of", caller.msp_id.clone()))?;
+    stub.del_state(&key)?;
+    let mut events = Events::default();
+    events.push(
+        events::GOVERNANCE_FOUNDING_WITHDRAWN,
+        json!({"msp_id": caller.msp_id, "founding_set_id": confirmation.founding_set_id}),
+    );
+    events.emit(stub)?;
+    to_json(&confirmation)
 }
 
 fn request_to_join(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<Vec<u8>> {
@@ -536,8 +576,9 @@ pub(crate) fn get_role_authority(stub: &dyn ChaincodeStub, args: &[String]) -> R
 }
 
 /// `GetGovernance` (evaluated; any identity): the governing organizations, every authority
-/// with at least one approval, the open requests to join with their admissions, and the
-/// founding sets confirmed so far:
+/// with at least one approval, the open requests to join with their admissions, the
+/// founding sets organizations confirm now (each organization's current confirmation,
+/// grouped by set):
 /// `{members:[…], authorities:[…], requests:[{request, admissions}], founding_sets:[{founding_set_id, founders, confirmed}]}`.
 pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     Caller::of(stub)?;
@@ -563,7 +604,7 @@ pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
         open.push(json!({"request": request, "admissions": admissions}));
     }
     let confirmations: Vec<FoundingConfirmation> =
-        all(stub, gov_founding_range(None)?, "founding confirmation")?;
+        all(stub, gov_founding_range()?, "founding confirmation")?;
     let mut founding_sets: Vec<serde_json::Value> = Vec::new();
     for c in &confirmations {
         match founding_sets
