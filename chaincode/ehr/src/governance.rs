@@ -42,9 +42,29 @@ use crate::model::{
 };
 use crate::tx::{Events, all, get_json, now_ms, param, put_json, to_json};
 
-/// Every organization taking part in governance.
-pub(crate) fn members(stub: &dyn ChaincodeStub) -> Result<Vec<GovernanceMember>> {
+/// Every member entry in state, founded or not.
+fn stored_members(stub: &dyn ChaincodeStub) -> Result<Vec<GovernanceMember>> {
     all(stub, gov_member_range()?, "governance member")
+}
+
+/// Whether stored members are governance of the first design (8c73202: organizations that
+/// joined alone, each approving itself): a member without `admitted_by`, or fewer members
+/// than [`MIN_FOUNDERS`]. Such governance is not founded: it grants nothing, and a founding
+/// set replaces it.
+fn is_legacy(stored: &[GovernanceMember]) -> bool {
+    !stored.is_empty()
+        && (stored.len() < MIN_FOUNDERS || stored.iter().any(|m| m.admitted_by.is_empty()))
+}
+
+/// Every organization taking part in a founded governance; none while governance is not
+/// founded, or is governance of the first design ([`is_legacy`]).
+pub(crate) fn members(stub: &dyn ChaincodeStub) -> Result<Vec<GovernanceMember>> {
+    let stored = stored_members(stub)?;
+    Ok(if is_legacy(&stored) {
+        Vec::new()
+    } else {
+        stored
+    })
 }
 
 fn authority_of(
@@ -138,7 +158,7 @@ fn require_msp_admin(caller: &Caller) -> Result<()> {
 }
 
 fn is_member(stub: &dyn ChaincodeStub, msp_id: &str) -> Result<bool> {
-    Ok(stub.get_state(&gov_member_key(msp_id)?)?.is_some())
+    Ok(members(stub)?.iter().any(|m| m.msp_id == msp_id))
 }
 
 fn require_member(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<()> {
@@ -212,7 +232,8 @@ fn founding_set(list: &str, caller_msp: &str) -> Result<Vec<String>> {
 ///   replacing the one it made before (an organization confirms one set at a time;
 ///   `WithdrawFounding` takes it back). The confirmation that makes every founder's current
 ///   confirmation this set founds governance: every founder becomes a member and approves
-///   every founder's break-glass and auditor authority. Confirming the same set
+///   every founder's break-glass and auditor authority; governance of the first design
+///   ([`is_legacy`]) is replaced, its members and approvals removed. Confirming the same set
 ///   again writes nothing and founds if the set is complete (a seeding retried after a
 ///   failure).
 /// - Without arguments, once governance exists: asks the members to admit the caller's
@@ -234,7 +255,12 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
         .first()
         .map(|list| founding_set(list, &caller.msp_id))
         .transpose()?;
-    let members = members(stub)?;
+    let stored = stored_members(stub)?;
+    let members = if is_legacy(&stored) {
+        Vec::new()
+    } else {
+        stored.clone()
+    };
     if members.iter().any(|m| m.msp_id == caller.msp_id) {
         return Err(EhrError::conflict(format!(
             "organization {} already takes part in EHR governance",
@@ -242,7 +268,7 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
         )));
     }
     match founders {
-        Some(founders) if members.is_empty() => confirm_founding(stub, &caller, founders),
+        Some(founders) if members.is_empty() => confirm_founding(stub, &caller, founders, &stored),
         Some(_) => Err(EhrError::conflict(format!(
             "EHR governance is founded ({} members); JoinGovernance without a founding set asks \
              them to admit {}",
@@ -258,11 +284,13 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
 }
 
 /// Records `caller`'s confirmation of `founders` (replacing its earlier one) and founds
-/// governance if every founder's current confirmation is this set.
+/// governance if every founder's current confirmation is this set. `stored` are the member
+/// entries in state: none, or governance of the first design that the founding replaces.
 fn confirm_founding(
     stub: &dyn ChaincodeStub,
     caller: &Caller,
     founders: Vec<String>,
+    stored: &[GovernanceMember],
 ) -> Result<Vec<u8>> {
     let set_id = founding_set_id(&founders);
     let now = now_ms(stub)?;
@@ -308,6 +336,7 @@ fn confirm_founding(
         );
     }
     let status = if missing.is_empty() {
+        let replaced = replace_legacy(stub, stored, &founders)?;
         for (founder, confirmed_by) in &by {
             let member = GovernanceMember {
                 msp_id: founder.clone(),
@@ -335,7 +364,8 @@ fn confirm_founding(
         }
         events.push(
             events::GOVERNANCE_FOUNDED,
-            json!({"founding_set_id": set_id, "founders": founders}),
+            json!({"founding_set_id": set_id, "founders": founders,
+                   "replaced_legacy_members": replaced}),
         );
         JoinStatus::Founded
     } else {
@@ -348,6 +378,35 @@ fn confirm_founding(
         confirmed,
         missing,
     })
+}
+
+/// At a founding: removes governance of the first design — every stored member entry and
+/// every role approval that the founding does not write again (those it writes are
+/// replaced). Returns the removed members' MSP ids.
+fn replace_legacy(
+    stub: &dyn ChaincodeStub,
+    stored: &[GovernanceMember],
+    founders: &[String],
+) -> Result<Vec<String>> {
+    let founder = |msp: &str| founders.iter().any(|f| f == msp);
+    let mut removed = Vec::new();
+    for m in stored {
+        removed.push(m.msp_id.clone());
+        if !founder(&m.msp_id) {
+            stub.del_state(&gov_member_key(&m.msp_id)?)?;
+        }
+    }
+    let approvals: Vec<RoleApproval> = all(stub, all_role_approvals_range()?, "role approval")?;
+    for a in approvals {
+        if !(founder(&a.org) && founder(&a.approver_msp)) {
+            stub.del_state(&role_approval_key(
+                a.role.as_str(),
+                &a.org,
+                &a.approver_msp,
+            )?)?;
+        }
+    }
+    Ok(removed)
 }
 
 /// `WithdrawFounding` (submitted; an MSP admin of any channel organization), before
@@ -578,14 +637,20 @@ pub(crate) fn get_role_authority(stub: &dyn ChaincodeStub, args: &[String]) -> R
 /// `GetGovernance` (evaluated; any identity): the governing organizations, every authority
 /// with at least one approval, the open requests to join with their admissions, the
 /// founding sets organizations confirm now (each organization's current confirmation,
-/// grouped by set):
-/// `{members:[…], authorities:[…], requests:[{request, admissions}], founding_sets:[{founding_set_id, founders, confirmed}]}`.
+/// grouped by set), and member entries of the first design that count for nothing
+/// ([`is_legacy`]; a founding replaces them):
+/// `{members:[…], authorities:[…], requests:[{request, admissions}], founding_sets:[{founding_set_id, founders, confirmed}], legacy_members:[…]}`.
 pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     Caller::of(stub)?;
     if !args.is_empty() {
         return Err(EhrError::invalid("GetGovernance takes no arguments"));
     }
-    let members = members(stub)?;
+    let stored = stored_members(stub)?;
+    let (members, legacy) = if is_legacy(&stored) {
+        (Vec::new(), stored)
+    } else {
+        (stored, Vec::new())
+    };
     let approvals: Vec<RoleApproval> = all(stub, all_role_approvals_range()?, "role approval")?;
     let mut pairs: Vec<(AuthorityRole, &str)> =
         approvals.iter().map(|a| (a.role, a.org.as_str())).collect();
@@ -622,6 +687,6 @@ pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
     }
     to_json(
         &json!({"members": members, "authorities": authorities, "requests": open,
-        "founding_sets": founding_sets}),
+        "founding_sets": founding_sets, "legacy_members": legacy}),
     )
 }

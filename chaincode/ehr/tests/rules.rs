@@ -690,3 +690,97 @@ fn a_stale_founding_confirmation_founds_nothing() {
     n.refused(Some("gov1"), &["WithdrawFounding"], &[], 409);
     n.refused(Some("gov3"), &["WithdrawFounding"], &[], 409);
 }
+
+/// Writes raw public state, as an earlier chaincode version left it.
+struct OldState(Vec<(String, Value)>);
+
+impl medledger_chaincode::Chaincode for OldState {
+    fn invoke(
+        &self,
+        stub: &dyn medledger_chaincode::ChaincodeStub,
+    ) -> medledger_chaincode::Response {
+        for (k, v) in &self.0 {
+            stub.put_state(k, &serde_json::to_vec(v).unwrap()).unwrap();
+        }
+        medledger_chaincode::Response {
+            status: 200,
+            ..Default::default()
+        }
+    }
+}
+
+/// Governance written by the first design (8c73202) on an upgraded ledger: Org3's admin
+/// joined alone and approved itself, and Org1 joining later approved Org3 on join; no member
+/// has an `admitted_by`. On 8394f60 that governance still held — Org3's emergency doctor
+/// broke the glass and its auditor read audit trails — and, members existing, no founding
+/// set could replace it (409). Now it is not founded: it grants nothing, and a founding set
+/// replaces it, its members and approvals removed.
+#[test]
+fn governance_of_the_first_design_grants_nothing_and_is_refounded() {
+    use ehr_chaincode::ids::{gov_member_key, role_approval_key};
+    let mut n = Net::bare();
+    n.register(PA);
+    let mut old = Vec::new();
+    for org in ["Org3MSP", "Org1MSP"] {
+        old.push((
+            gov_member_key(org).unwrap(),
+            json!({"msp_id": org, "joined_by": identity_id(&format!("gov{}", &org[3..4])),
+                   "joined_at_ms": 1}),
+        ));
+        for role in ["emergency", "auditor"] {
+            old.push((
+                role_approval_key(role, "Org3MSP", org).unwrap(),
+                json!({"role": role, "org": "Org3MSP", "approver_msp": org,
+                       "approved_by": identity_id("gov3"), "approved_at_ms": 1}),
+            ));
+        }
+    }
+    let r = n.ledger.invoke(
+        &OldState(old),
+        medledger_chaincode::memory::test_context("old-state", &[]),
+    );
+    assert_eq!(r.status, 200, "{}", r.message);
+    // Nothing counts: no member, no authority, break-glass denied, audit reads refused.
+    let a = authority(&mut n, "Org3MSP", "emergency");
+    assert_eq!(
+        (&a["in_force"], &a["members"]),
+        (&json!(false), &json!(0)),
+        "{a}"
+    );
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    n.refused(Some("auditor3"), &["ListAuditEntries", PA], &[], 403);
+    n.refused(
+        Some("gov3"),
+        &["ApproveRoleAuthority", "Org3MSP", "emergency"],
+        &[],
+        403,
+    );
+    n.refused(Some("gov3"), &["AdmitMember", "Org2MSP"], &[], 403);
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(g["members"], json!([]), "{g}");
+    assert_eq!(g["legacy_members"].as_array().unwrap().len(), 2, "{g}");
+    // A founding set of Org1 and Org2 replaces it: Org3's entry and approvals are gone.
+    n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    let v = n.ok("gov1", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    assert_eq!(v["status"], "founded", "{v}");
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    let members: Vec<&str> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msp_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["Org1MSP", "Org2MSP"], "{g}");
+    assert_eq!(g["legacy_members"], json!([]), "{g}");
+    assert_eq!(g["authorities"].as_array().unwrap().len(), 4, "{g}");
+    let a = authority(&mut n, "Org3MSP", "emergency");
+    assert_eq!(
+        (&a["in_force"], &a["approvals"]),
+        (&json!(false), &json!([])),
+        "{a}"
+    );
+    assert_eq!(authority(&mut n, "Org2MSP", "emergency")["in_force"], true);
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    let v = n.ok("emergency2", &["EmergencyAccess", PA, "ETREAT"]);
+    assert_ne!(v["decision"], "denied", "{v}");
+}
