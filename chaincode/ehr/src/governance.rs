@@ -8,11 +8,14 @@
 //!
 //! - **founding**: governance exists once every organization of one founding set (at least
 //!   [`MIN_FOUNDERS`]) confirmed that same set: an MSP admin (NodeOU `admin`) of each calls
-//!   `JoinGovernance ORG1,ORG2,…`. The last confirmation makes the founders the members and
-//!   records each founder's approval of each founder's break-glass and auditor authority — what
-//!   every founder confirmed. Before that nothing counts: no organization holds anything, and
-//!   one organization alone never founds (`network up` has every founding organization
-//!   confirm);
+//!   `JoinGovernance ORG1,ORG2,…`. An organization has one confirmation, the set it named last
+//!   (`WithdrawFounding` takes it back); the confirmation that makes every founder's current
+//!   one the same set makes the founders the members and records each founder's approval of
+//!   each founder's break-glass and auditor authority — what every founder confirmed. Before
+//!   that nothing counts: no organization holds anything, and one organization alone never
+//!   founds (`network up` has every founding organization confirm). Member entries of the
+//!   first design (no `admitted_by`, or fewer than [`MIN_FOUNDERS`]) are not a founded
+//!   governance: they grant nothing, and a founding replaces them;
 //! - **joining later**: `JoinGovernance` without arguments asks the members to admit the
 //!   caller's organization; `AdmitMember ORG` records one member's consent, and the consent
 //!   that makes a majority of the members makes `ORG` a member. Joining approves nothing;
