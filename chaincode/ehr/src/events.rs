@@ -48,8 +48,12 @@ pub const RECORDS_CREATED: &str = "RecordsCreated";
 pub const RECORD_SHARED: &str = "RecordShared";
 /// The patient asked for a record's erasure: `{patient_id, record_id}`.
 pub const ERASURE_REQUESTED: &str = "ErasureRequested";
-/// A founder confirmed a founding set: `{msp_id, founding_set_id, founders, missing}`.
+/// A founder confirmed a founding set, replacing its earlier confirmation if any:
+/// `{msp_id, founding_set_id, founders, missing, replaced}` (`replaced`: the set id it
+/// confirmed before, or null).
 pub const GOVERNANCE_FOUNDING_CONFIRMED: &str = "GovernanceFoundingConfirmed";
+/// A founder withdrew its confirmation before the founding: `{msp_id, founding_set_id}`.
+pub const GOVERNANCE_FOUNDING_WITHDRAWN: &str = "GovernanceFoundingWithdrawn";
 /// Every founder confirmed: EHR governance is founded: `{founding_set_id, founders}`.
 pub const GOVERNANCE_FOUNDED: &str = "GovernanceFounded";
 /// An organization asked the members to admit it: `{msp_id}`.

@@ -8,11 +8,14 @@
 //!
 //! - **founding**: governance exists once every organization of one founding set (at least
 //!   [`MIN_FOUNDERS`]) confirmed that same set: an MSP admin (NodeOU `admin`) of each calls
-//!   `JoinGovernance ORG1,ORG2,…`. The last confirmation makes the founders the members and
-//!   records each founder's approval of each founder's break-glass and auditor authority — what
-//!   every founder confirmed. Before that nothing counts: no organization holds anything, and
-//!   one organization alone never founds (`network up` has every founding organization
-//!   confirm);
+//!   `JoinGovernance ORG1,ORG2,…`. An organization has one confirmation, the set it named last
+//!   (`WithdrawFounding` takes it back); the confirmation that makes every founder's current
+//!   one the same set makes the founders the members and records each founder's approval of
+//!   each founder's break-glass and auditor authority — what every founder confirmed. Before
+//!   that nothing counts: no organization holds anything, and one organization alone never
+//!   founds (`network up` has every founding organization confirm). Member entries of the
+//!   first design (no `admitted_by`, or fewer than [`MIN_FOUNDERS`]) are not a founded
+//!   governance: they grant nothing, and a founding replaces them;
 //! - **joining later**: `JoinGovernance` without arguments asks the members to admit the
 //!   caller's organization; `AdmitMember ORG` records one member's consent, and the consent
 //!   that makes a majority of the members makes `ORG` a member. Joining approves nothing;
@@ -42,9 +45,29 @@ use crate::model::{
 };
 use crate::tx::{Events, all, get_json, now_ms, param, put_json, to_json};
 
-/// Every organization taking part in governance.
-pub(crate) fn members(stub: &dyn ChaincodeStub) -> Result<Vec<GovernanceMember>> {
+/// Every member entry in state, founded or not.
+fn stored_members(stub: &dyn ChaincodeStub) -> Result<Vec<GovernanceMember>> {
     all(stub, gov_member_range()?, "governance member")
+}
+
+/// Whether stored members are governance of the first design (8c73202: organizations that
+/// joined alone, each approving itself): a member without `admitted_by`, or fewer members
+/// than [`MIN_FOUNDERS`]. Such governance is not founded: it grants nothing, and a founding
+/// set replaces it.
+fn is_legacy(stored: &[GovernanceMember]) -> bool {
+    !stored.is_empty()
+        && (stored.len() < MIN_FOUNDERS || stored.iter().any(|m| m.admitted_by.is_empty()))
+}
+
+/// Every organization taking part in a founded governance; none while governance is not
+/// founded, or is governance of the first design ([`is_legacy`]).
+pub(crate) fn members(stub: &dyn ChaincodeStub) -> Result<Vec<GovernanceMember>> {
+    let stored = stored_members(stub)?;
+    Ok(if is_legacy(&stored) {
+        Vec::new()
+    } else {
+        stored
+    })
 }
 
 fn authority_of(
@@ -138,7 +161,7 @@ fn require_msp_admin(caller: &Caller) -> Result<()> {
 }
 
 fn is_member(stub: &dyn ChaincodeStub, msp_id: &str) -> Result<bool> {
-    Ok(stub.get_state(&gov_member_key(msp_id)?)?.is_some())
+    Ok(members(stub)?.iter().any(|m| m.msp_id == msp_id))
 }
 
 fn require_member(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<()> {
@@ -208,10 +231,14 @@ fn founding_set(list: &str, caller_msp: &str) -> Result<Vec<String>> {
 /// `JoinGovernance [FOUNDERS]` (submitted; an MSP admin of any channel organization).
 ///
 /// - With `FOUNDERS` (`ORG1,ORG2,…`, the caller's organization among 2 to 64), before
-///   governance exists: records the caller's organization's confirmation of that founding set.
-///   The confirmation that completes it founds governance: every founder becomes a member
-///   and approves every founder's break-glass and auditor authority. Confirming again is a
-///   no-op that founds if the set is complete (a seeding retried after a failure).
+///   governance exists: records the caller's organization's confirmation of that founding set,
+///   replacing the one it made before (an organization confirms one set at a time;
+///   `WithdrawFounding` takes it back). The confirmation that makes every founder's current
+///   confirmation this set founds governance: every founder becomes a member and approves
+///   every founder's break-glass and auditor authority; governance of the first design
+///   ([`is_legacy`]) is replaced, its members and approvals removed. Confirming the same set
+///   again writes nothing and founds if the set is complete (a seeding retried after a
+///   failure).
 /// - Without arguments, once governance exists: asks the members to admit the caller's
 ///   organization (`AdmitMember`). Joining approves nothing.
 ///
@@ -231,7 +258,12 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
         .first()
         .map(|list| founding_set(list, &caller.msp_id))
         .transpose()?;
-    let members = members(stub)?;
+    let stored = stored_members(stub)?;
+    let members = if is_legacy(&stored) {
+        Vec::new()
+    } else {
+        stored.clone()
+    };
     if members.iter().any(|m| m.msp_id == caller.msp_id) {
         return Err(EhrError::conflict(format!(
             "organization {} already takes part in EHR governance",
@@ -239,7 +271,7 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
         )));
     }
     match founders {
-        Some(founders) if members.is_empty() => confirm_founding(stub, &caller, founders),
+        Some(founders) if members.is_empty() => confirm_founding(stub, &caller, founders, &stored),
         Some(_) => Err(EhrError::conflict(format!(
             "EHR governance is founded ({} members); JoinGovernance without a founding set asks \
              them to admit {}",
@@ -254,55 +286,64 @@ pub(crate) fn join_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
     }
 }
 
+/// Records `caller`'s confirmation of `founders` (replacing its earlier one) and founds
+/// governance if every founder's current confirmation is this set. `stored` are the member
+/// entries in state: none, or governance of the first design that the founding replaces.
 fn confirm_founding(
     stub: &dyn ChaincodeStub,
     caller: &Caller,
     founders: Vec<String>,
+    stored: &[GovernanceMember],
 ) -> Result<Vec<u8>> {
     let set_id = founding_set_id(&founders);
     let now = now_ms(stub)?;
-    let mut confirmations: Vec<FoundingConfirmation> = all(
-        stub,
-        gov_founding_range(Some(&set_id))?,
-        "founding confirmation",
-    )?;
-    let mut events = Events::default();
-    let new_confirmation = !confirmations.iter().any(|c| c.msp_id == caller.msp_id);
-    if new_confirmation {
-        let own = FoundingConfirmation {
+    let own_key = gov_founding_key(&caller.msp_id)?;
+    let previous: Option<FoundingConfirmation> = get_json(stub, &own_key, "founding confirmation")?;
+    let confirms_this = |c: &FoundingConfirmation, msp: &str| {
+        c.msp_id == msp && c.founding_set_id == set_id && c.founders == founders
+    };
+    let own = match &previous {
+        Some(p) if confirms_this(p, &caller.msp_id) => None,
+        _ => Some(FoundingConfirmation {
             founding_set_id: set_id.clone(),
             founders: founders.clone(),
             msp_id: caller.msp_id.clone(),
             confirmed_by: caller.id.clone(),
             confirmed_at_ms: now,
+        }),
+    };
+    // Every founder's current confirmation, each key read: a founder that confirms another
+    // set or withdraws before this commits makes it an MVCC conflict.
+    let mut by: Vec<(String, String)> = Vec::new();
+    let mut missing = Vec::new();
+    for founder in &founders {
+        let current: Option<FoundingConfirmation> = if *founder == caller.msp_id {
+            own.clone().or_else(|| previous.clone())
+        } else {
+            get_json(stub, &gov_founding_key(founder)?, "founding confirmation")?
         };
-        put_json(stub, &gov_founding_key(&set_id, &caller.msp_id)?, &own)?;
-        confirmations.push(own);
+        match current.filter(|c| confirms_this(c, founder)) {
+            Some(c) => by.push((founder.clone(), c.confirmed_by)),
+            None => missing.push(founder.clone()),
+        }
     }
-    let confirmer = |f: &String| confirmations.iter().find(|c| &c.msp_id == f);
-    let confirmed: Vec<String> = founders
-        .iter()
-        .filter(|f| confirmer(f).is_some())
-        .cloned()
-        .collect();
-    let missing: Vec<String> = founders
-        .iter()
-        .filter(|f| confirmer(f).is_none())
-        .cloned()
-        .collect();
-    if new_confirmation {
+    let confirmed: Vec<String> = by.iter().map(|(f, _)| f.clone()).collect();
+    let mut events = Events::default();
+    if let Some(own) = &own {
+        put_json(stub, &own_key, own)?;
         events.push(
             events::GOVERNANCE_FOUNDING_CONFIRMED,
             json!({"msp_id": caller.msp_id, "founding_set_id": set_id, "founders": founders,
-                   "missing": missing}),
+                   "missing": missing,
+                   "replaced": previous.as_ref().map(|p| p.founding_set_id.clone())}),
         );
     }
     let status = if missing.is_empty() {
-        for founder in &founders {
-            let by = confirmer(founder).ok_or(EhrError::Corrupt("founding confirmation"))?;
+        let replaced = replace_legacy(stub, stored, &founders)?;
+        for (founder, confirmed_by) in &by {
             let member = GovernanceMember {
                 msp_id: founder.clone(),
-                joined_by: by.confirmed_by.clone(),
+                joined_by: confirmed_by.clone(),
                 joined_at_ms: now,
                 admitted_by: founders.clone(),
             };
@@ -313,7 +354,7 @@ fn confirm_founding(
                         role,
                         org: org.clone(),
                         approver_msp: founder.clone(),
-                        approved_by: by.confirmed_by.clone(),
+                        approved_by: confirmed_by.clone(),
                         approved_at_ms: now,
                     };
                     put_json(
@@ -326,7 +367,8 @@ fn confirm_founding(
         }
         events.push(
             events::GOVERNANCE_FOUNDED,
-            json!({"founding_set_id": set_id, "founders": founders}),
+            json!({"founding_set_id": set_id, "founders": founders,
+                   "replaced_legacy_members": replaced}),
         );
         JoinStatus::Founded
     } else {
@@ -339,6 +381,66 @@ fn confirm_founding(
         confirmed,
         missing,
     })
+}
+
+/// At a founding: removes governance of the first design — every stored member entry and
+/// every role approval that the founding does not write again (those it writes are
+/// replaced). Returns the removed members' MSP ids.
+fn replace_legacy(
+    stub: &dyn ChaincodeStub,
+    stored: &[GovernanceMember],
+    founders: &[String],
+) -> Result<Vec<String>> {
+    let founder = |msp: &str| founders.iter().any(|f| f == msp);
+    let mut removed = Vec::new();
+    for m in stored {
+        removed.push(m.msp_id.clone());
+        if !founder(&m.msp_id) {
+            stub.del_state(&gov_member_key(&m.msp_id)?)?;
+        }
+    }
+    let approvals: Vec<RoleApproval> = all(stub, all_role_approvals_range()?, "role approval")?;
+    for a in approvals {
+        if !(founder(&a.org) && founder(&a.approver_msp)) {
+            stub.del_state(&role_approval_key(
+                a.role.as_str(),
+                &a.org,
+                &a.approver_msp,
+            )?)?;
+        }
+    }
+    Ok(removed)
+}
+
+/// `WithdrawFounding` (submitted; an MSP admin of any channel organization), before
+/// governance is founded: takes back the caller's organization's founding confirmation, so
+/// no founding set counts it. Returns the confirmation removed. Errors: 403 not an MSP admin;
+/// 400 arguments; 404 no confirmation; 409 governance is founded (the founders'
+/// confirmations are then its record).
+pub(crate) fn withdraw_founding(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    let caller = Caller::of(stub)?;
+    require_msp_admin(&caller)?;
+    if !args.is_empty() {
+        return Err(EhrError::invalid("WithdrawFounding takes no arguments"));
+    }
+    let members = members(stub)?;
+    if !members.is_empty() {
+        return Err(EhrError::conflict(format!(
+            "EHR governance is founded ({} members); founding confirmations are its record",
+            members.len()
+        )));
+    }
+    let key = gov_founding_key(&caller.msp_id)?;
+    let confirmation: FoundingConfirmation = get_json(stub, &key, "founding confirmation")?
+        .ok_or_else(|| EhrError::not_found("founding confirmation of", caller.msp_id.clone()))?;
+    stub.del_state(&key)?;
+    let mut events = Events::default();
+    events.push(
+        events::GOVERNANCE_FOUNDING_WITHDRAWN,
+        json!({"msp_id": caller.msp_id, "founding_set_id": confirmation.founding_set_id}),
+    );
+    events.emit(stub)?;
+    to_json(&confirmation)
 }
 
 fn request_to_join(stub: &dyn ChaincodeStub, caller: &Caller) -> Result<Vec<u8>> {
@@ -536,15 +638,22 @@ pub(crate) fn get_role_authority(stub: &dyn ChaincodeStub, args: &[String]) -> R
 }
 
 /// `GetGovernance` (evaluated; any identity): the governing organizations, every authority
-/// with at least one approval, the open requests to join with their admissions, and the
-/// founding sets confirmed so far:
-/// `{members:[…], authorities:[…], requests:[{request, admissions}], founding_sets:[{founding_set_id, founders, confirmed}]}`.
+/// with at least one approval, the open requests to join with their admissions, the
+/// founding sets organizations confirm now (each organization's current confirmation,
+/// grouped by set), and member entries of the first design that count for nothing
+/// ([`is_legacy`]; a founding replaces them):
+/// `{members:[…], authorities:[…], requests:[{request, admissions}], founding_sets:[{founding_set_id, founders, confirmed}], legacy_members:[…]}`.
 pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     Caller::of(stub)?;
     if !args.is_empty() {
         return Err(EhrError::invalid("GetGovernance takes no arguments"));
     }
-    let members = members(stub)?;
+    let stored = stored_members(stub)?;
+    let (members, legacy) = if is_legacy(&stored) {
+        (Vec::new(), stored)
+    } else {
+        (stored, Vec::new())
+    };
     let approvals: Vec<RoleApproval> = all(stub, all_role_approvals_range()?, "role approval")?;
     let mut pairs: Vec<(AuthorityRole, &str)> =
         approvals.iter().map(|a| (a.role, a.org.as_str())).collect();
@@ -563,7 +672,7 @@ pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
         open.push(json!({"request": request, "admissions": admissions}));
     }
     let confirmations: Vec<FoundingConfirmation> =
-        all(stub, gov_founding_range(None)?, "founding confirmation")?;
+        all(stub, gov_founding_range()?, "founding confirmation")?;
     let mut founding_sets: Vec<serde_json::Value> = Vec::new();
     for c in &confirmations {
         match founding_sets
@@ -581,6 +690,6 @@ pub(crate) fn get_governance(stub: &dyn ChaincodeStub, args: &[String]) -> Resul
     }
     to_json(
         &json!({"members": members, "authorities": authorities, "requests": open,
-        "founding_sets": founding_sets}),
+        "founding_sets": founding_sets, "legacy_members": legacy}),
     )
 }

@@ -40,9 +40,11 @@ pub mod object {
     /// `roleApproval\0{role}\0{org}\0{approver_msp}`: [`crate::model::RoleApproval`], one
     /// organization's approval of another's break-glass or auditor authority.
     pub const ROLE_APPROVAL: &str = "roleApproval";
-    /// `govFounding\0{founding_set_id}\0{msp_id}`: [`crate::model::FoundingConfirmation`],
-    /// one founder's confirmation of a founding set (ADR 0029).
-    pub const GOV_FOUNDING: &str = "govFounding";
+    /// `govFounder\0{msp_id}`: [`crate::model::FoundingConfirmation`], the founding set an
+    /// organization confirms now — one per organization, a new confirmation replaces it
+    /// (ADR 0029). (`govFounding\0{set}\0{msp}`, one per set and organization, is the
+    /// earlier layout; it is no longer read.)
+    pub const GOV_FOUNDER: &str = "govFounder";
     /// `govRequest\0{msp_id}`: [`crate::model::JoinRequest`], an organization asking the
     /// members to admit it.
     pub const GOV_REQUEST: &str = "govRequest";
@@ -209,24 +211,20 @@ pub fn all_role_approvals_range() -> Result<(String, String)> {
     range(object::ROLE_APPROVAL, &[])
 }
 
-/// Key of `msp_id`'s confirmation of the founding set `founding_set_id`
-/// ([`crate::model::founding_set_id`]).
+/// Key of `msp_id`'s current founding confirmation (the one founding set it confirms).
 ///
 /// # Errors
 /// As [`patient_key`].
-pub fn gov_founding_key(founding_set_id: &str, msp_id: &str) -> Result<String> {
-    key(object::GOV_FOUNDING, &[founding_set_id, msp_id])
+pub fn gov_founding_key(msp_id: &str) -> Result<String> {
+    key(object::GOV_FOUNDER, &[msp_id])
 }
 
-/// Range of every confirmation of one founding set, or of every founding set (`None`).
+/// Range of every organization's current founding confirmation.
 ///
 /// # Errors
 /// As [`patient_key`].
-pub fn gov_founding_range(founding_set_id: Option<&str>) -> Result<(String, String)> {
-    match founding_set_id {
-        Some(id) => range(object::GOV_FOUNDING, &[id]),
-        None => range(object::GOV_FOUNDING, &[]),
-    }
+pub fn gov_founding_range() -> Result<(String, String)> {
+    range(object::GOV_FOUNDER, &[])
 }
 
 /// Key of `msp_id`'s request to join governance.

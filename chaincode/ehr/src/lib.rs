@@ -106,6 +106,8 @@ pub mod functions {
     pub const PURGE_RECORD: &str = "PurgeRecord";
     /// `JoinGovernance [ORG1,ORG2,…]`.
     pub const JOIN_GOVERNANCE: &str = "JoinGovernance";
+    /// `WithdrawFounding`.
+    pub const WITHDRAW_FOUNDING: &str = "WithdrawFounding";
     /// `AdmitMember ORG`.
     pub const ADMIT_MEMBER: &str = "AdmitMember";
     /// `ApproveRoleAuthority ORG emergency|auditor`.
@@ -163,7 +165,7 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 34] {
+fn table() -> [(&'static str, Function); 35] {
     use functions::*;
     [
         (REGISTER_PATIENT, registry::register_patient),
@@ -197,6 +199,7 @@ fn table() -> [(&'static str, Function); 34] {
         (REQUEST_ERASURE, audit::request_erasure),
         (PURGE_RECORD, audit::purge_record),
         (JOIN_GOVERNANCE, governance::join_governance),
+        (WITHDRAW_FOUNDING, governance::withdraw_founding),
         (ADMIT_MEMBER, governance::admit_member),
         (APPROVE_ROLE_AUTHORITY, governance::approve_role_authority),
         (WITHDRAW_ROLE_AUTHORITY, governance::withdraw_role_authority),

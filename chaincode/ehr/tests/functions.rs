@@ -368,6 +368,12 @@ fn refusals(w: &World) -> Vec<Row> {
         row("gov3", &["WithdrawRoleAuthority", "Org4MSP", "emergency"], 404),
         row("gov1", &["ApproveRoleAuthority", "Org4MSP", "auditor"], 404),
         row("gov4", &["JoinGovernance", "Org1MSP,Org4MSP"], 409),
+        // Founded: founding confirmations are its record; not an MSP admin; arguments.
+        row("gov1", &["WithdrawFounding"], 409),
+        row("gov4", &["WithdrawFounding"], 409),
+        row("admin1", &["WithdrawFounding"], 403),
+        row("gov1", &["WithdrawFounding", "x"], 400),
+        (None, vec!["WithdrawFounding".into()], vec![], 403),
         row("gov1", &["AdmitMember", "Org4MSP"], 404),
         row("gov1", &["AdmitMember", "Org2MSP"], 409),
         row("gov4", &["AdmitMember", "Org4MSP"], 403),

@@ -256,6 +256,8 @@ fn no_phi_outside_private_data_and_read_record() {
     n.ok("doctor1", &["GetTemplate", "Observation"]);
     // Governance and WhoAmI answer ids only.
     n.ok("gov4", &["JoinGovernance"]);
+    // Founded: its founding confirmations are no longer withdrawn (the message is checked).
+    assert_eq!(n.call("gov1", &["WithdrawFounding"]).status, 409);
     n.ok("gov1", &["AdmitMember", "Org4MSP"]);
     n.ok("gov2", &["AdmitMember", "Org4MSP"]);
     n.ok("gov4", &["ApproveRoleAuthority", "Org4MSP", "auditor"]);

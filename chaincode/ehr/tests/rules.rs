@@ -197,15 +197,36 @@ fn no_organization_founds_governance_alone() {
     let m = denied_break_glass(&mut n, "emergency2", &["EmergencyAccess", PA, "ETREAT"]);
     assert!(m.contains("0 of 0"), "{m}");
     n.refused(Some("auditor1"), &["ListAuditEntries", PA], &[], 403);
-    // Org3 alone tries every way in: joining, a founding set of itself, approving itself.
-    n.call("gov3", &["JoinGovernance"]);
-    n.call("gov3", &["JoinGovernance", "Org3MSP"]);
-    n.call("gov3", &["ApproveRoleAuthority", "Org3MSP", "emergency"]);
+    // Org3 alone tries every way in, each refused with nothing written: joining (nothing to
+    // join), a founding set of itself, approving itself (not a member).
+    let m = n.refused(Some("gov3"), &["JoinGovernance"], &[], 409);
+    assert!(m.contains("not founded"), "{m}");
+    let m = n.refused(Some("gov3"), &["JoinGovernance", "Org3MSP"], &[], 400);
+    assert!(m.contains("one organization alone"), "{m}");
+    n.refused(
+        Some("gov3"),
+        &["JoinGovernance", "Org3MSP,Org3MSP"],
+        &[],
+        400,
+    );
+    n.refused(
+        Some("gov3"),
+        &["ApproveRoleAuthority", "Org3MSP", "emergency"],
+        &[],
+        403,
+    );
+    n.refused(Some("gov3"), &["AdmitMember", "Org3MSP"], &[], 403);
     denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
     n.refused(Some("auditor3"), &["ListAuditEntries", PA], &[], 403);
-    // The others joining later approve nothing by joining.
-    n.call("gov1", &["JoinGovernance"]);
-    n.call("gov2", &["JoinGovernance"]);
+    // The others asking to join later are refused too: nothing to join, nothing approved.
+    n.refused(Some("gov1"), &["JoinGovernance"], &[], 409);
+    n.refused(Some("gov2"), &["JoinGovernance"], &[], 409);
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(
+        (&g["members"], &g["authorities"], &g["founding_sets"]),
+        (&json!([]), &json!([]), &json!([])),
+        "{g}"
+    );
     denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
     assert_eq!(authority(&mut n, "Org3MSP", "emergency")["in_force"], false);
 }
@@ -252,10 +273,12 @@ fn founders_confirm_each_other_before_anything_counts() {
     let v = n.ok("gov1", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
     assert_eq!(v["missing"], json!(["Org2MSP", "Org3MSP"]));
     assert_eq!(n.snapshot(), before);
-    // Org2 confirms another set ({Org1, Org2}): that set has one confirmation, the first two.
+    // Org2 confirms another set ({Org1, Org2}): Org1 confirms {Org1, Org2, Org3}, so
+    // Org1 is missing. Org2 then confirms {Org1, Org2, Org3}, which replaces its first.
     let v = n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP"]);
     assert_eq!(v["missing"], json!(["Org1MSP"]));
-    n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    let v = n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    assert_eq!(v["confirmed"], json!(["Org1MSP", "Org2MSP"]));
     // Nothing counts yet: no members, no approvals, no authority.
     n.refused(
         Some("gov1"),
@@ -266,7 +289,9 @@ fn founders_confirm_each_other_before_anything_counts() {
     denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
     let g = n.ok("doctor1", &["GetGovernance"]);
     assert_eq!(g["members"], json!([]));
-    assert_eq!(g["founding_sets"].as_array().unwrap().len(), 2, "{g}");
+    let sets = g["founding_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{g}");
+    assert_eq!(sets[0]["confirmed"], json!(["Org1MSP", "Org2MSP"]), "{g}");
     // Org3's confirmation completes the first set: the three are members and hold both
     // authorities, each approved by the three.
     let v = n.ok("gov3", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
@@ -616,4 +641,146 @@ fn share_record_needs_an_org_consent_of_that_purpose_and_goes_only_to_the_share_
             .keys()
             .all(|(c, _)| c == "Org1MSPPHI")
     );
+}
+
+/// An organization's confirmation is the set it confirmed last, and it may take it back
+/// before the founding. On 8394f60 a confirmation could not be taken back: Org2 confirming
+/// {Org1, Org2} and then {Org1, Org2, Org3} left the first standing, and Org1 alone completed
+/// it — founding governance with Org2 and without Org3, against Org2's current word.
+#[test]
+fn a_stale_founding_confirmation_founds_nothing() {
+    let mut n = Net::bare();
+    n.register(PA);
+    n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    let v = n.ok("gov1", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    assert_eq!(v["status"], "confirmed", "{v}");
+    assert_eq!(v["missing"], json!(["Org2MSP"]), "{v}");
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(g["members"], json!([]), "{g}");
+    // One current confirmation per organization: {Org1, Org2} by Org1, the other by Org2.
+    let sets = g["founding_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 2, "{g}");
+    for set in sets {
+        assert_eq!(set["confirmed"].as_array().unwrap().len(), 1, "{g}");
+    }
+    assert_eq!(authority(&mut n, "Org1MSP", "emergency")["in_force"], false);
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    // Withdrawing: only an MSP admin, only a confirmation it has, no arguments.
+    n.refused(Some("doctor2"), &["WithdrawFounding"], &[], 403);
+    n.refused(Some("gov3"), &["WithdrawFounding"], &[], 404);
+    n.refused(Some("gov2"), &["WithdrawFounding", "x"], &[], 400);
+    let v = n.ok("gov2", &["WithdrawFounding"]);
+    assert_eq!(
+        v["founders"],
+        json!(["Org1MSP", "Org2MSP", "Org3MSP"]),
+        "{v}"
+    );
+    n.refused(Some("gov2"), &["WithdrawFounding"], &[], 404);
+    // Org3 confirms the three: Org2 withdrew, so the set is not complete.
+    let v = n.ok("gov3", &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
+    assert_eq!(v["missing"], json!(["Org1MSP", "Org2MSP"]), "{v}");
+    // Org2 now confirms {Org1, Org2}, Org1's current set: that founds, without Org3.
+    let v = n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    assert_eq!(v["status"], "founded", "{v}");
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(g["members"].as_array().unwrap().len(), 2, "{g}");
+    assert_eq!(authority(&mut n, "Org3MSP", "emergency")["in_force"], false);
+    // Founded: confirmations are its record and are no longer withdrawn.
+    n.refused(Some("gov1"), &["WithdrawFounding"], &[], 409);
+    n.refused(Some("gov3"), &["WithdrawFounding"], &[], 409);
+}
+
+/// Writes raw public state, as an earlier chaincode version left it.
+struct OldState(Vec<(String, Value)>);
+
+impl medledger_chaincode::Chaincode for OldState {
+    fn invoke(
+        &self,
+        stub: &dyn medledger_chaincode::ChaincodeStub,
+    ) -> medledger_chaincode::Response {
+        for (k, v) in &self.0 {
+            stub.put_state(k, &serde_json::to_vec(v).unwrap()).unwrap();
+        }
+        medledger_chaincode::Response {
+            status: 200,
+            ..Default::default()
+        }
+    }
+}
+
+/// Governance written by the first design (8c73202) on an upgraded ledger: Org3's admin
+/// joined alone and approved itself, and Org1 joining later approved Org3 on join; no member
+/// has an `admitted_by`. On 8394f60 that governance still held — Org3's emergency doctor
+/// broke the glass and its auditor read audit trails — and, members existing, no founding
+/// set could replace it (409). Now it is not founded: it grants nothing, and a founding set
+/// replaces it, its members and approvals removed.
+#[test]
+fn governance_of_the_first_design_grants_nothing_and_is_refounded() {
+    use ehr_chaincode::ids::{gov_member_key, role_approval_key};
+    let mut n = Net::bare();
+    n.register(PA);
+    let mut old = Vec::new();
+    for org in ["Org3MSP", "Org1MSP"] {
+        old.push((
+            gov_member_key(org).unwrap(),
+            json!({"msp_id": org, "joined_by": identity_id(&format!("gov{}", &org[3..4])),
+                   "joined_at_ms": 1}),
+        ));
+        for role in ["emergency", "auditor"] {
+            old.push((
+                role_approval_key(role, "Org3MSP", org).unwrap(),
+                json!({"role": role, "org": "Org3MSP", "approver_msp": org,
+                       "approved_by": identity_id("gov3"), "approved_at_ms": 1}),
+            ));
+        }
+    }
+    let r = n.ledger.invoke(
+        &OldState(old),
+        medledger_chaincode::memory::test_context("old-state", &[]),
+    );
+    assert_eq!(r.status, 200, "{}", r.message);
+    // Nothing counts: no member, no authority, break-glass denied, audit reads refused.
+    let a = authority(&mut n, "Org3MSP", "emergency");
+    assert_eq!(
+        (&a["in_force"], &a["members"]),
+        (&json!(false), &json!(0)),
+        "{a}"
+    );
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    n.refused(Some("auditor3"), &["ListAuditEntries", PA], &[], 403);
+    n.refused(
+        Some("gov3"),
+        &["ApproveRoleAuthority", "Org3MSP", "emergency"],
+        &[],
+        403,
+    );
+    n.refused(Some("gov3"), &["AdmitMember", "Org2MSP"], &[], 403);
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    assert_eq!(g["members"], json!([]), "{g}");
+    assert_eq!(g["legacy_members"].as_array().unwrap().len(), 2, "{g}");
+    // A founding set of Org1 and Org2 replaces it: Org3's entry and approvals are gone.
+    n.ok("gov2", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    let v = n.ok("gov1", &["JoinGovernance", "Org1MSP,Org2MSP"]);
+    assert_eq!(v["status"], "founded", "{v}");
+    let g = n.ok("doctor1", &["GetGovernance"]);
+    let members: Vec<&str> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["msp_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["Org1MSP", "Org2MSP"], "{g}");
+    assert_eq!(g["legacy_members"], json!([]), "{g}");
+    assert_eq!(g["authorities"].as_array().unwrap().len(), 4, "{g}");
+    let a = authority(&mut n, "Org3MSP", "emergency");
+    assert_eq!(
+        (&a["in_force"], &a["approvals"]),
+        (&json!(false), &json!([])),
+        "{a}"
+    );
+    assert_eq!(authority(&mut n, "Org2MSP", "emergency")["in_force"], true);
+    denied_break_glass(&mut n, "doctor3", &["EmergencyAccess", PA, "ETREAT"]);
+    let v = n.ok("emergency2", &["EmergencyAccess", PA, "ETREAT"]);
+    assert_ne!(v["decision"], "denied", "{v}");
 }

@@ -81,6 +81,9 @@ pub enum GovernanceCommand {
     /// the same set before anything counts); without, once governance is founded, asks the
     /// members to admit the caller's organization. Approves nothing.
     Join(JoinArgs),
+    /// An MSP admin, before governance is founded: takes back its organization's founding
+    /// confirmation (each organization has one, the set it confirmed last).
+    WithdrawFounding(WhoamiArgs),
     /// The caller's organization (a member, an MSP admin) consents to ORG's request to join;
     /// a majority of the members makes ORG a member.
     Admit(AdmitArgs),
@@ -566,6 +569,9 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
                 .join_governance(a.founders.as_deref())
                 .await?,
         ),
+        EhrCommand::Governance(GovernanceCommand::WithdrawFounding(a)) => {
+            print_json(&a.connect.client().await?.withdraw_founding().await?)
+        }
         EhrCommand::Governance(GovernanceCommand::Admit(a)) => {
             print_json(&a.connect.client().await?.admit_member(&a.org).await?)
         }

@@ -26,8 +26,9 @@ use ehr_chaincode::functions as f;
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{
     AccessEntry, AccessRequest, AdmitOutcome, Authority, AuthorityRole, Consent, ConsentStatus,
-    Decision, EmergencyReason, ErasureRequest, GovernanceMember, JoinOutcome, JoinRequest,
-    JoinStatus, PatientEntry, Purpose, RecordMeta, RecordStatus, RequestStatus, RoleApproval,
+    Decision, EmergencyReason, ErasureRequest, FoundingConfirmation, GovernanceMember, JoinOutcome,
+    JoinRequest, JoinStatus, PatientEntry, Purpose, RecordMeta, RecordStatus, RequestStatus,
+    RoleApproval,
 };
 use ehr_chaincode::state_machine::AccessState;
 use medledger_gateway::GatewayError;
@@ -418,9 +419,14 @@ pub struct Governance {
     /// Requests to join not yet admitted.
     #[serde(default)]
     pub requests: Vec<OpenRequest>,
-    /// Founding sets confirmed so far (kept after the founding as its record).
+    /// Founding sets organizations confirm now: each organization's current confirmation,
+    /// grouped by set (kept after the founding as its record).
     #[serde(default)]
     pub founding_sets: Vec<FoundingSet>,
+    /// Member entries of the first design (no `admitted_by`, or fewer than two members): they
+    /// count for nothing, and a founding replaces them (ADR 0029).
+    #[serde(default)]
+    pub legacy_members: Vec<GovernanceMember>,
 }
 
 /// What [`seed_governance`] found or did.
@@ -872,6 +878,15 @@ impl EhrClient {
             }
             None => self.submit_json(f::JOIN_GOVERNANCE, &[]).await,
         }
+    }
+
+    /// `WithdrawFounding` (an MSP admin), before governance is founded: takes back its
+    /// organization's founding confirmation; returns it.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 not an MSP admin, 404 nothing confirmed, 409 founded).
+    pub async fn withdraw_founding(&self) -> Result<FoundingConfirmation> {
+        self.submit_json(f::WITHDRAW_FOUNDING, &[]).await
     }
 
     /// `AdmitMember` (an MSP admin of a member): its organization consents to `org`'s request
