@@ -40,6 +40,10 @@ pub const MAX_OUTPUT_LINES_PER_SECOND: u32 = 100;
 /// [`MAX_OUTPUT_LINES_PER_SECOND`]. Without it, 100 cut lines a second on two streams are
 /// 1.6 MB/s of log per chaincode.
 pub const MAX_OUTPUT_BYTES_PER_SECOND: usize = 64 * 1024;
+/// Bytes of one output stream read per second at most once the second's log budget is spent
+/// (16 MiB): beyond, the peer stops reading until the second ends, so a chaincode that floods
+/// its output blocks on its own full pipe instead of keeping the peer's threads busy.
+pub const MAX_OUTPUT_READ_BYTES_PER_SECOND: usize = 16 << 20;
 /// Largest message a chaincode may send the peer, bytes (tonic's default, made explicit).
 pub const MAX_CHAINCODE_MESSAGE_BYTES: usize = 4 << 20;
 
@@ -423,15 +427,20 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
 /// `emit`, with whether it was cut: a line longer than [`MAX_OUTPUT_LINE_BYTES`] is emitted
 /// cut as soon as it reaches that length and its rest is skipped. At most
 /// [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a second
-/// are emitted; the others are counted and reported with the next emitted one. Whatever the chaincode writes, this holds at most one
-/// chunk and one line.
+/// are emitted; the others are counted and reported with the next emitted one. Once the
+/// second's budget is spent, chunks are skipped without per-line work and at most
+/// [`MAX_OUTPUT_READ_BYTES_PER_SECOND`] are read until the second ends. Whatever the chaincode
+/// writes, this holds at most one chunk and one line.
 async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&[u8], bool)) {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::with_capacity(MAX_OUTPUT_LINE_BYTES);
     // The current line was already emitted cut; skip to its end.
     let mut skipping = false;
     let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND, MAX_OUTPUT_BYTES_PER_SECOND);
-    let mut admit = |line: &[u8], cut: bool, emit: &mut dyn FnMut(&[u8], bool)| match rate
+    let admit = |rate: &mut RateLimit,
+                 line: &[u8],
+                 cut: bool,
+                 emit: &mut dyn FnMut(&[u8], bool)| match rate
         .admit(Instant::now(), line.len())
     {
         Some(0) => emit(line, cut),
@@ -444,12 +453,33 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
         }
         None => {}
     };
+    let mut read_window = tokio::time::Instant::now();
+    let mut read_in_window = 0usize;
     loop {
         let n = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         let mut rest = &chunk[..n];
+        if rate.spent(Instant::now()) {
+            // Nothing ending in this chunk can be logged: count its lines and keep only what
+            // follows its last newline (the start of the next line).
+            let newlines = rest.iter().filter(|b| **b == b'\n').count();
+            if let Some(last) = rest.iter().rposition(|b| *b == b'\n') {
+                rate.drop_events(newlines as u64);
+                line.clear();
+                skipping = false;
+                rest = &rest[last + 1..];
+            }
+            read_in_window += n;
+            if read_in_window >= MAX_OUTPUT_READ_BYTES_PER_SECOND {
+                tokio::time::sleep_until(read_window + Duration::from_secs(1)).await;
+            }
+        }
+        if read_window.elapsed() >= Duration::from_secs(1) {
+            read_window = tokio::time::Instant::now();
+            read_in_window = 0;
+        }
         while !rest.is_empty() {
             let end = rest.iter().position(|b| *b == b'\n');
             let part = &rest[..end.unwrap_or(rest.len())];
@@ -458,14 +488,14 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
                 let room = MAX_OUTPUT_LINE_BYTES - line.len();
                 line.extend_from_slice(&part[..part.len().min(room)]);
                 if part.len() >= room && (end.is_none() || part.len() > room) {
-                    admit(&line, true, &mut emit);
+                    admit(&mut rate, &line, true, &mut emit);
                     line.clear();
                     skipping = true;
                 }
             }
             if end.is_some() {
                 if !skipping {
-                    admit(&line, false, &mut emit);
+                    admit(&mut rate, &line, false, &mut emit);
                 }
                 line.clear();
                 skipping = false;
@@ -473,7 +503,7 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
         }
     }
     if !line.is_empty() {
-        admit(&line, false, &mut emit);
+        admit(&mut rate, &line, false, &mut emit);
     }
 }
 
@@ -500,9 +530,8 @@ impl RateLimit {
         }
     }
 
-    /// `Some(events dropped since the last admitted one)` if an event of `bytes` at `now` is
-    /// admitted, `None` if it is dropped.
-    fn admit(&mut self, now: Instant, bytes: usize) -> Option<u64> {
+    /// Starts a new window at `now` if the current one is over.
+    fn roll(&mut self, now: Instant) {
         if self
             .window
             .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
@@ -511,6 +540,23 @@ impl RateLimit {
             self.admitted = 0;
             self.admitted_bytes = 0;
         }
+    }
+
+    /// Whether the window at `now` has no room left for any event.
+    fn spent(&mut self, now: Instant) -> bool {
+        self.roll(now);
+        self.admitted >= self.per_second || self.admitted_bytes >= self.bytes_per_second
+    }
+
+    /// Counts `n` events dropped without being offered.
+    fn drop_events(&mut self, n: u64) {
+        self.dropped += n;
+    }
+
+    /// `Some(events dropped since the last admitted one)` if an event of `bytes` at `now` is
+    /// admitted, `None` if it is dropped.
+    fn admit(&mut self, now: Instant, bytes: usize) -> Option<u64> {
+        self.roll(now);
         if self.admitted >= self.per_second
             || self.admitted_bytes.saturating_add(bytes) > self.bytes_per_second
         {
@@ -581,6 +627,37 @@ mod tests {
         forward_lines(reader, |line, cut| got.push((line.len(), cut))).await;
         feed.await.unwrap();
         assert_eq!(got, vec![(MAX_OUTPUT_LINE_BYTES, true)]);
+    }
+
+    /// helper-15's review of b375edd: a stream of empty lines kept the peer busy per line
+    /// for as long as the chaincode wrote. Now reading is paced once the log budget is spent.
+    #[tokio::test]
+    async fn a_flood_of_lines_is_skipped_by_chunks_and_read_at_a_bounded_rate() {
+        let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+        let total = 2 * MAX_OUTPUT_READ_BYTES_PER_SECOND + (1 << 20);
+        let feed = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let chunk = vec![b'\n'; 1 << 20];
+            for _ in 0..total >> 20 {
+                writer.write_all(&chunk).await.unwrap();
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let mut got = 0usize;
+        forward_lines(reader, |_, _| got += 1).await;
+        feed.await.unwrap();
+        // The rest read at most 16 MiB a second: the writer was held back at least two
+        // seconds; each second logged its budget of lines and one "dropped" line.
+        let seconds = started.elapsed().as_secs() as usize + 1;
+        assert!(
+            got <= seconds * (MAX_OUTPUT_LINES_PER_SECOND as usize + 1),
+            "{got} lines in {seconds} s"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
