@@ -33,7 +33,7 @@ record=$("$ml" chaincode query -n ehr --as org1-doctor --args "[\"ListRecords\",
 echo "patient $patient, record $record"
 
 step "the custodian's doctor reads it (audited two-step read); its SHA-256 equals the on-chain hash"
-"$ml" ehr record get "$patient" "$record" --as org1-doctor | head -c 200; echo " …"
+record_json=$("$ml" ehr record get "$patient" "$record" --as org1-doctor); echo "${record_json:0:200} …"
 "$ml" chaincode query -n ehr --as org1-doctor --args "[\"ReadRecordMetadata\",\"$patient\",\"$record\"]" |
   python3 -c 'import json,sys; m=json.load(sys.stdin); print("on-chain sha256", m["sha256"], "version", m["version"])'
 
@@ -43,7 +43,7 @@ step "the lab's doctor (Org2) is refused: no consent"
 step "the patient grants Org2 treatment access; the lab reads; the patient revokes"
 consent=$("$ml" ehr consent grant "$patient" --grantee org:Org2MSP --purpose treatment --as "patient:$patient" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["consent_id"])')
-"$ml" ehr record get "$patient" "$record" --as org2-doctor | head -c 200; echo " …"
+record_json=$("$ml" ehr record get "$patient" "$record" --as org2-doctor); echo "${record_json:0:200} …"
 "$ml" ehr consent revoke "$patient" "$consent" --as "patient:$patient"
 "$ml" ehr record get "$patient" "$record" --as org2-doctor || echo "(refused again)"
 
