@@ -764,29 +764,25 @@ impl EhrClient {
         record_id: &str,
         purpose: Purpose,
     ) -> Result<RecordRead> {
-        let patient =
-            self.get_patient(patient_id)
-                .await?
-                .ok_or_else(|| EhrClientError::Chaincode {
-                    function: f::GET_PATIENT,
-                    status: 404,
-                    message: format!("patient {patient_id} not found"),
-                })?;
-        let decision = self
-            .request_record_access(patient_id, record_id, purpose)
-            .await?;
-        if decision.decision != Decision::Granted {
-            return Err(EhrClientError::AccessDenied {
-                access_id: decision.access_id,
-            });
-        }
-        let bytes = self
-            .read_record_with(patient_id, &decision.access_id, &patient.custodian_msp)
-            .await?;
-        Ok(RecordRead {
-            access_id: decision.access_id,
-            bytes,
-        })
+        let custodian = self.custodian_of(patient_id).await?;
+        self.read_record_at(patient_id, record_id, purpose, &custodian)
+            .await
+    }
+
+    /// The MSP id of the patient's custodian (`GetPatient`).
+    ///
+    /// # Errors
+    /// A 404 [`EhrClientError::Chaincode`] if the patient is not registered (the message
+    /// names no patient id), and as [`Self::get_patient`].
+    async fn custodian_of(&self, patient_id: &str) -> Result<String> {
+        self.get_patient(patient_id)
+            .await?
+            .map(|p| p.custodian_msp)
+            .ok_or_else(|| EhrClientError::Chaincode {
+                function: f::GET_PATIENT,
+                status: 404,
+                message: "patient not found".into(),
+            })
     }
 
     /// The audited two-step read with the `ReadRecord` evaluated on a peer of `org` — e.g. the
@@ -833,20 +829,13 @@ impl EhrClient {
         grantee_msp: &str,
         purpose: Purpose,
     ) -> Result<Shared> {
-        let patient =
-            self.get_patient(patient_id)
-                .await?
-                .ok_or_else(|| EhrClientError::Chaincode {
-                    function: f::GET_PATIENT,
-                    status: 404,
-                    message: format!("patient {patient_id} not found"),
-                })?;
+        let custodian = self.custodian_of(patient_id).await?;
         let c = self
             .submit(
                 f::SHARE_RECORD,
                 &[patient_id, record_id, grantee_msp, purpose.as_str()],
                 None,
-                Some(&patient.custodian_msp),
+                Some(&custodian),
             )
             .await?;
         decode(f::SHARE_RECORD, &c.payload)
