@@ -70,8 +70,8 @@ pub struct Admitted {
     pub submitter: [u8; 32],
 }
 
-/// An envelope checked for admission ([`check`]), possibly on another thread than the one
-/// that pools it: its bytes, the verdict, and the configuration sequence it was checked
+/// An envelope checked for admission ([`Verdicts::check`]), possibly on another thread than
+/// the one that pools it: its bytes, the verdict, and the configuration sequence it was checked
 /// under (the pool re-checks it if the configuration changed since).
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -81,16 +81,6 @@ pub struct Checked {
     pub result: Result<Admitted, Rejection>,
     /// Sequence of the configuration it was checked under.
     pub sequence: u64,
-}
-
-/// Runs [`admit`] on `bytes` under `config` at `now` and keeps the verdict with the bytes.
-pub fn check(config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked {
-    let result = admit(config, &bytes, now);
-    Checked {
-        bytes,
-        result,
-        sequence: config.sequence(),
-    }
 }
 
 /// Admission verdicts by envelope hash, each with the configuration sequence it was reached
@@ -138,22 +128,27 @@ impl Verdicts {
         }
     }
 
-    /// [`check`], answered from the remembered verdicts when the envelope was admitted under
+    /// Runs [`admit`] on `bytes` under `config` at `now` and keeps the verdict with the
+    /// bytes, answered from the remembered verdicts when the envelope was admitted under
     /// `config` before; a new admission is remembered.
     pub fn check(&self, config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked {
         let sequence = config.sequence();
-        if let Some(admitted) = self.get(&envelope_hash(&bytes), sequence) {
-            return Checked {
-                bytes,
-                result: Ok(admitted),
-                sequence,
-            };
+        let hash = envelope_hash(&bytes);
+        let result = self.get(&hash, sequence).map_or_else(
+            || {
+                let fresh = admit_hashed(config, &bytes, hash, now);
+                if let Ok(a) = &fresh {
+                    self.put(a, sequence);
+                }
+                fresh
+            },
+            Ok,
+        );
+        Checked {
+            bytes,
+            result,
+            sequence,
         }
-        let checked = check(config, bytes, now);
-        if let Ok(a) = &checked.result {
-            self.put(a, sequence);
-        }
-        checked
     }
 }
 
@@ -176,6 +171,16 @@ pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
 /// update that does not apply) or `FORBIDDEN` (invalid creator or signature, `Writers` not
 /// satisfied, a config update without the admins' signatures it needs).
 pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Admitted, Rejection> {
+    admit_hashed(config, bytes, envelope_hash(bytes), now)
+}
+
+/// [`admit`] of `bytes` whose [`envelope_hash`] the caller already computed.
+fn admit_hashed(
+    config: &ChannelConfig,
+    bytes: &[u8],
+    hash: [u8; 32],
+    now: SystemTime,
+) -> Result<Admitted, Rejection> {
     use medledger_proto::protos::TxValidationCode as C;
     let max = config.batch().absolute_max_bytes as usize;
     if bytes.len() > max {
@@ -241,7 +246,7 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
     }
     Ok(Admitted {
         tx_id: checked.parsed.tx_id().to_owned(),
-        hash: envelope_hash(bytes),
+        hash,
         config_update,
         submitter: *checked.creator.id(),
     })
@@ -855,12 +860,13 @@ pub fn validate(
                 let a = match verdicts.get(&hash, config.sequence()) {
                     Some(a) => a,
                     None => {
-                        let a =
-                            admit(config, e, now).map_err(|rejection| BatchError::BadEnvelope {
+                        let a = admit_hashed(config, e, hash, now).map_err(|rejection| {
+                            BatchError::BadEnvelope {
                                 number,
                                 index,
                                 rejection,
-                            })?;
+                            }
+                        })?;
                         verdicts.put(&a, config.sequence());
                         a
                     }

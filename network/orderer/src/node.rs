@@ -608,7 +608,7 @@ impl Node {
         self.submit_checked(checked, now)
     }
 
-    /// As [`Node::submit`], for envelopes already checked by [`batch::check`] (under any
+    /// As [`Node::submit`], for envelopes already checked by [`batch::Verdicts::check`] (under any
     /// configuration: one checked under another sequence than the current is checked again).
     pub fn submit_checked(
         &mut self,
@@ -648,7 +648,7 @@ impl Node {
     }
 
     /// Envelopes another orderer forwarded (a `ForwardEnvelopes` message), already checked
-    /// by [`batch::check`]. Those admissible are pooled; none is forwarded again.
+    /// by [`batch::Verdicts::check`]. Those admissible are pooled; none is forwarded again.
     pub fn forwarded(
         &mut self,
         from: u32,

@@ -94,7 +94,7 @@ enum CoreEvent {
     Shutdown,
 }
 
-/// Checks envelopes ([`batch::check`]) off the core thread, at most `workers` tasks at once,
+/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers` tasks at once,
 /// one envelope between yields (a check is one signature verification, ~50 µs: short enough
 /// for a runtime worker, and no thread hand-off per envelope); answers from the node's
 /// [`batch::Verdicts`] (shared by every verifier and the core) what was admitted before.
