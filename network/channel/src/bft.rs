@@ -57,6 +57,12 @@ pub fn ordering_time(block: &Block) -> Option<std::time::SystemTime> {
     (time_ms > 0).then(|| std::time::UNIX_EPOCH + std::time::Duration::from_millis(time_ms))
 }
 
+/// Largest difference between an endorser transaction's channel-header timestamp and its
+/// block's ordering time (ADR 0030): the most a client can backdate or post-date what the
+/// chaincode sees as the transaction's time (`GetTxTimestamp`). Endorsers refuse proposals
+/// further from their clock by default too.
+pub const MAX_TX_TIME_SKEW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// Milliseconds since the Unix epoch of `t` (0 before the epoch).
 pub fn time_ms(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)

@@ -24,8 +24,8 @@ use crate::snapshot::StateSnapshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndorserConfig {
     /// Largest accepted difference between a proposal's timestamp and the peer's clock
-    /// (default 5 min, the commit-time bound between a transaction's timestamp and its
-    /// block's ordering time, `medledger_peer::validator::tx::MAX_TX_TIME_SKEW`, ADR 0030;
+    /// (default [`medledger_channel::bft::MAX_TX_TIME_SKEW`], 5 min: the commit-time bound
+    /// between a transaction's timestamp and its block's ordering time, ADR 0030;
     /// Fabric's `peer.authentication.timewindow` is 15 min).
     pub max_timestamp_skew: Duration,
 }
@@ -33,7 +33,7 @@ pub struct EndorserConfig {
 impl Default for EndorserConfig {
     fn default() -> Self {
         EndorserConfig {
-            max_timestamp_skew: Duration::from_secs(5 * 60),
+            max_timestamp_skew: medledger_channel::bft::MAX_TX_TIME_SKEW,
         }
     }
 }

@@ -17,6 +17,8 @@ use medledger_proto::protos::{
 use medledger_proto::rwset::TxReadWriteSet;
 use prost::Message;
 
+pub use medledger_channel::bft::MAX_TX_TIME_SKEW;
+
 /// The private (hashed) part of a namespace's read-write set for one collection.
 #[derive(Debug, Clone)]
 pub struct CollectionRwSet {
@@ -87,12 +89,6 @@ fn invalid(code: TxValidationCode, tx_id: Option<&str>, reason: impl Into<String
         reason: reason.into(),
     }
 }
-
-/// Largest difference between an endorser transaction's channel-header timestamp and its
-/// block's ordering time (ADR 0030): the most a client can backdate or post-date what the
-/// chaincode sees as the transaction's time (`GetTxTimestamp`). Endorsers refuse proposals
-/// further from their clock by default too.
-pub const MAX_TX_TIME_SKEW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// Checks one block entry: envelope and headers (Fabric's `msgvalidation`), creator signature
 /// and tx_id; for a `CONFIG_UPDATE`, the channel's `Writers` policy and
