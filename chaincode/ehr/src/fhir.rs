@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::{EhrError, Result};
-use crate::ids::{RecordId, check_fhir_id};
+use crate::ids::{ResourceRef, check_fhir_id};
 
 /// Largest resource accepted by `CreateRecord` / `UpdateRecord`, bytes (1 MiB).
 pub const MAX_RESOURCE_BYTES: usize = 1 << 20;
@@ -25,8 +25,8 @@ pub const MAX_BUNDLE_ENTRIES: usize = 500;
 /// A resource parsed for validation, with its exact bytes.
 #[derive(Debug, Clone)]
 pub struct Resource<'a> {
-    /// `ResourceType/id`.
-    pub record_id: RecordId,
+    /// `ResourceType/id`, as in the resource (clear: never written to the shared ledger).
+    pub reference: ResourceRef,
     /// The parsed JSON (for template checks).
     pub value: Value,
     /// The bytes as submitted (what is stored and hashed).
@@ -64,9 +64,9 @@ pub fn parse_resource(bytes: &[u8]) -> Result<Resource<'_>> {
         .and_then(Value::as_str)
         .ok_or_else(|| EhrError::invalid("resource has no id"))?;
     check_fhir_id("resource id", id)?;
-    let record_id = RecordId::new(resource_type, id)?;
+    let reference = ResourceRef::new(resource_type, id)?;
     Ok(Resource {
-        record_id,
+        reference,
         value,
         bytes,
     })
@@ -156,15 +156,16 @@ pub fn bundle_resources(bytes: &[u8]) -> Result<Vec<&[u8]>> {
         .collect()
 }
 
-/// The record ids (`ResourceType/id`) of a Bundle's entries, in entry order: what a client
-/// passes to `ReserveRecords` before `CreateRecordsFromBundle`.
+/// The references (`ResourceType/id`) of a Bundle's entries, in entry order: what a client
+/// turns into ledger ids (`LedgerIds`) to pass to `ReserveRecords` before
+/// `CreateRecordsFromBundle`.
 ///
 /// # Errors
 /// As [`bundle_resources`] and [`parse_resource`].
-pub fn bundle_record_ids(bytes: &[u8]) -> Result<Vec<RecordId>> {
+pub fn bundle_record_ids(bytes: &[u8]) -> Result<Vec<ResourceRef>> {
     bundle_resources(bytes)?
         .into_iter()
-        .map(|r| parse_resource(r).map(|r| r.record_id))
+        .map(|r| parse_resource(r).map(|r| r.reference))
         .collect()
 }
 
@@ -231,7 +232,7 @@ mod tests {
             ]
         );
         let r = parse_resource(rs[1]).unwrap();
-        assert_eq!(r.record_id.to_string(), "Observation/b");
+        assert_eq!(r.reference.to_string(), "Observation/b");
     }
 
     #[test]

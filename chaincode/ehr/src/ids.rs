@@ -1,15 +1,23 @@
 //! Identifiers (validated) and the world-state key layout.
 //!
 //! Every key is a Fabric composite key (`\0objectType\0attr…\0`, [`medledger_chaincode::composite`]),
-//! with the patient id first wherever a patient is involved, so one patient's entries of one
-//! kind form a range (`GetStateByPartialCompositeKey`). Private PHI uses the same key as the
-//! record's public metadata, in the custodian's (or a grantee's) collection.
+//! with the patient's ledger id first wherever a patient is involved, so one patient's entries
+//! of one kind form a range (`GetStateByPartialCompositeKey`). Private PHI uses the same key as
+//! the record's public metadata, in the custodian's (or a grantee's) collection.
+//!
+//! **Ledger ids (ADR 0031).** The shared ledger never holds a `Patient.id` or a FHIR resource
+//! id. A patient is named by its *ledger id* `p_<32 hex>` and a record by `ResourceType/r_<32
+//! hex>`: keyed hashes (HMAC-SHA256, truncated to 128 bits) under the custodian's
+//! [`PseudonymKey`], which lives only in the custodian's own PHI collection (and with its
+//! operators). `_` is not a FHIR id character, so a clear id can never pass for a ledger id:
+//! every patient-scoped key function below refuses anything else.
 
 use std::fmt;
 use std::str::FromStr;
 
 use medledger_chaincode::composite;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::error::{EhrError, Result};
 
@@ -51,6 +59,108 @@ pub mod object {
     /// `govAdmission\0{org}\0{approver_msp}`: [`crate::model::Admission`], one member's
     /// approval of a request to join.
     pub const GOV_ADMISSION: &str = "govAdmission";
+    /// `pseudonymKey` (private, in an organization's default PHI collection only): the
+    /// organization's [`super::PseudonymKey`], 32 bytes (ADR 0031).
+    pub const PSEUDONYM_KEY: &str = "pseudonymKey";
+}
+
+/// Prefix of a patient's ledger id: `p_` + 32 lowercase hex digits.
+pub const LEDGER_PATIENT_PREFIX: &str = "p_";
+/// Prefix of a record's ledger id (after `ResourceType/`): `r_` + 32 lowercase hex digits.
+pub const LEDGER_RECORD_PREFIX: &str = "r_";
+/// Hex digits after the prefix of a ledger id (128 bits).
+const LEDGER_ID_HEX: usize = 32;
+
+/// HMAC domain of a patient's ledger id.
+const PATIENT_DOMAIN: &[u8] = b"medledger/ehr/patient\0";
+/// HMAC domain of a record's ledger id.
+const RECORD_DOMAIN: &[u8] = b"medledger/ehr/record\0";
+
+fn is_ledger_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|h| {
+        h.len() == LEDGER_ID_HEX && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// Checks a patient's ledger id (`p_` + 32 lowercase hex).
+///
+/// # Errors
+/// [`EhrError::Invalid`] (never repeating the value: it may be a clear `Patient.id`).
+pub fn check_ledger_patient_id(id: &str) -> Result<()> {
+    if is_ledger_id(id, LEDGER_PATIENT_PREFIX) {
+        Ok(())
+    } else {
+        Err(EhrError::invalid(
+            "patient id must be a ledger id (p_ + 32 hex digits), never a Patient.id (ADR 0031)",
+        ))
+    }
+}
+
+/// An organization's pseudonym key: 32 secret bytes from which it derives the ledger ids of
+/// its patients and their records (HMAC-SHA256, RFC 2104). Held in its default PHI collection
+/// (`SetPseudonymKey`) and by its operators; never printed (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PseudonymKey([u8; 32]);
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey(..)")
+    }
+}
+
+impl PseudonymKey {
+    /// Length of a key, in bytes.
+    pub const LEN: usize = 32;
+
+    /// A key from its 32 bytes.
+    ///
+    /// # Errors
+    /// [`EhrError::Invalid`] if `bytes` is not 32 bytes long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PseudonymKey> {
+        <[u8; 32]>::try_from(bytes)
+            .map(PseudonymKey)
+            .map_err(|_| EhrError::invalid("a pseudonym key is 32 bytes"))
+    }
+
+    /// The key's bytes (to store it in the collection or a key file).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn mac(&self, domain: &[u8], parts: &[&str]) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(domain);
+        for part in parts {
+            // Length-prefixed, so no two part lists hash alike.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        hex::encode(&mac.finalize().into_bytes()[..LEDGER_ID_HEX / 2])
+    }
+
+    /// The ledger id of the patient whose FHIR `Patient.id` is `patient_id`: `p_<32 hex>`.
+    pub fn patient(&self, patient_id: &str) -> String {
+        format!(
+            "{LEDGER_PATIENT_PREFIX}{}",
+            self.mac(PATIENT_DOMAIN, &[patient_id])
+        )
+    }
+
+    /// The ledger id of resource `resource` of the patient whose `Patient.id` is `patient_id`.
+    pub fn record(&self, patient_id: &str, resource: &ResourceRef) -> RecordId {
+        RecordId {
+            resource_type: resource.resource_type.clone(),
+            id: format!(
+                "{LEDGER_RECORD_PREFIX}{}",
+                self.mac(
+                    RECORD_DOMAIN,
+                    &[patient_id, &resource.resource_type, &resource.id]
+                )
+            ),
+        }
+    }
 }
 
 fn key(object_type: &str, attrs: &[&str]) -> Result<String> {
@@ -61,12 +171,27 @@ fn range(object_type: &str, attrs: &[&str]) -> Result<(String, String)> {
     composite::partial_range(object_type, attrs).map_err(|e| EhrError::invalid(e.to_string()))
 }
 
+/// A key whose first attribute is a patient's ledger id (checked).
+fn patient_scoped(object_type: &str, patient_id: &str, rest: &[&str]) -> Result<String> {
+    check_ledger_patient_id(patient_id)?;
+    let mut attrs = vec![patient_id];
+    attrs.extend_from_slice(rest);
+    key(object_type, &attrs)
+}
+
+/// The range of a patient's entries of one kind (ledger id checked).
+fn patient_range(object_type: &str, patient_id: &str) -> Result<(String, String)> {
+    check_ledger_patient_id(patient_id)?;
+    range(object_type, &[patient_id])
+}
+
 /// Key of a patient entry.
 ///
 /// # Errors
-/// [`EhrError::Invalid`] if a part cannot be in a composite key.
+/// [`EhrError::Invalid`] if `patient_id` is not a ledger id ([`check_ledger_patient_id`]) or
+/// a part cannot be in a composite key.
 pub fn patient_key(patient_id: &str) -> Result<String> {
-    key(object::PATIENT, &[patient_id])
+    patient_scoped(object::PATIENT, patient_id, &[])
 }
 
 /// Key of a record (public metadata and private PHI).
@@ -74,9 +199,10 @@ pub fn patient_key(patient_id: &str) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn record_key(patient_id: &str, record: &RecordId) -> Result<String> {
-    key(
+    patient_scoped(
         object::RECORD,
-        &[patient_id, &record.resource_type, &record.id],
+        patient_id,
+        &[&record.resource_type, &record.id],
     )
 }
 
@@ -85,7 +211,7 @@ pub fn record_key(patient_id: &str, record: &RecordId) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn record_range(patient_id: &str) -> Result<(String, String)> {
-    range(object::RECORD, &[patient_id])
+    patient_range(object::RECORD, patient_id)
 }
 
 /// Key of a template.
@@ -101,7 +227,7 @@ pub fn template_key(resource_type: &str) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn consent_key(patient_id: &str, consent_id: &str) -> Result<String> {
-    key(object::CONSENT, &[patient_id, consent_id])
+    patient_scoped(object::CONSENT, patient_id, &[consent_id])
 }
 
 /// Range of all consents of a patient.
@@ -109,7 +235,7 @@ pub fn consent_key(patient_id: &str, consent_id: &str) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn consent_range(patient_id: &str) -> Result<(String, String)> {
-    range(object::CONSENT, &[patient_id])
+    patient_range(object::CONSENT, patient_id)
 }
 
 /// Key of the access state of (patient, grantee).
@@ -117,7 +243,7 @@ pub fn consent_range(patient_id: &str) -> Result<(String, String)> {
 /// # Errors
 /// As [`patient_key`].
 pub fn access_state_key(patient_id: &str, grantee: &Grantee) -> Result<String> {
-    key(object::ACCESS_STATE, &[patient_id, &grantee.to_string()])
+    patient_scoped(object::ACCESS_STATE, patient_id, &[&grantee.to_string()])
 }
 
 /// Key of an access (audit) entry.
@@ -125,7 +251,7 @@ pub fn access_state_key(patient_id: &str, grantee: &Grantee) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn access_key(patient_id: &str, access_id: &str) -> Result<String> {
-    key(object::ACCESS, &[patient_id, access_id])
+    patient_scoped(object::ACCESS, patient_id, &[access_id])
 }
 
 /// Range of all access entries of a patient, oldest first.
@@ -133,7 +259,7 @@ pub fn access_key(patient_id: &str, access_id: &str) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn access_range(patient_id: &str) -> Result<(String, String)> {
-    range(object::ACCESS, &[patient_id])
+    patient_range(object::ACCESS, patient_id)
 }
 
 /// Key of an access request.
@@ -141,7 +267,7 @@ pub fn access_range(patient_id: &str) -> Result<(String, String)> {
 /// # Errors
 /// As [`patient_key`].
 pub fn access_request_key(patient_id: &str, request_id: &str) -> Result<String> {
-    key(object::ACCESS_REQUEST, &[patient_id, request_id])
+    patient_scoped(object::ACCESS_REQUEST, patient_id, &[request_id])
 }
 
 /// Range of all access requests of a patient.
@@ -149,7 +275,7 @@ pub fn access_request_key(patient_id: &str, request_id: &str) -> Result<String> 
 /// # Errors
 /// As [`patient_key`].
 pub fn access_request_range(patient_id: &str) -> Result<(String, String)> {
-    range(object::ACCESS_REQUEST, &[patient_id])
+    patient_range(object::ACCESS_REQUEST, patient_id)
 }
 
 /// Key of a clinician's break-glass window for a patient.
@@ -157,7 +283,7 @@ pub fn access_request_range(patient_id: &str) -> Result<(String, String)> {
 /// # Errors
 /// As [`patient_key`].
 pub fn emergency_key(patient_id: &str, identity: &str) -> Result<String> {
-    key(object::EMERGENCY, &[patient_id, identity])
+    patient_scoped(object::EMERGENCY, patient_id, &[identity])
 }
 
 /// Key of a patient's erasure request for a record.
@@ -165,10 +291,19 @@ pub fn emergency_key(patient_id: &str, identity: &str) -> Result<String> {
 /// # Errors
 /// As [`patient_key`].
 pub fn erasure_key(patient_id: &str, record: &RecordId) -> Result<String> {
-    key(
+    patient_scoped(
         object::ERASURE,
-        &[patient_id, &record.resource_type, &record.id],
+        patient_id,
+        &[&record.resource_type, &record.id],
     )
+}
+
+/// Key of an organization's pseudonym key (private, in its default collection).
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn pseudonym_key_key() -> Result<String> {
+    key(object::PSEUDONYM_KEY, &[])
 }
 
 /// Key of an organization's governance membership.
@@ -363,12 +498,56 @@ pub fn share_collection(custodian_msp: &str, grantee_msp: &str) -> Option<String
     check_collection(&name).ok().map(|()| name)
 }
 
-/// A record id: FHIR relative reference `ResourceType/id` (e.g. `Observation/4f6a…`).
+/// A FHIR resource's own reference `ResourceType/id` (e.g. `Observation/4f6a…`), as it
+/// stands in the resource: PHI-adjacent, never written to the shared ledger (its ledger form is
+/// [`RecordId`], from [`PseudonymKey::record`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceRef {
+    /// FHIR resource type.
+    pub resource_type: String,
+    /// The resource's `id`.
+    pub id: String,
+}
+
+impl ResourceRef {
+    /// A reference from validated parts.
+    ///
+    /// # Errors
+    /// [`EhrError::Invalid`] if either part is malformed (never repeating the id).
+    pub fn new(resource_type: &str, id: &str) -> Result<ResourceRef> {
+        check_resource_type(resource_type)?;
+        check_fhir_id("resource id", id)?;
+        Ok(ResourceRef {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl FromStr for ResourceRef {
+    type Err = EhrError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (t, id) = s
+            .split_once('/')
+            .ok_or_else(|| EhrError::invalid("a resource reference is ResourceType/id"))?;
+        ResourceRef::new(t, id)
+    }
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.resource_type, self.id)
+    }
+}
+
+/// A record's ledger id: `ResourceType/r_<32 hex>` (ADR 0031). The resource type is public;
+/// the resource id is the custodian's keyed hash of the patient and resource ids.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId {
     /// FHIR resource type.
     pub resource_type: String,
-    /// The resource's `id`.
+    /// `r_` + 32 lowercase hex digits.
     pub id: String,
 }
 
@@ -376,10 +555,15 @@ impl RecordId {
     /// A record id from validated parts.
     ///
     /// # Errors
-    /// [`EhrError::Invalid`] if either part is malformed.
+    /// [`EhrError::Invalid`] if the type is malformed or `id` is not `r_` + 32 hex digits.
     pub fn new(resource_type: &str, id: &str) -> Result<RecordId> {
         check_resource_type(resource_type)?;
-        check_fhir_id("resource id", id)?;
+        if !is_ledger_id(id, LEDGER_RECORD_PREFIX) {
+            return Err(EhrError::invalid(
+                "record id must be a ledger id (ResourceType/r_ + 32 hex digits), never a \
+                 resource id (ADR 0031)",
+            ));
+        }
         Ok(RecordId {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),
@@ -391,9 +575,9 @@ impl FromStr for RecordId {
     type Err = EhrError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let (t, id) = s
-            .split_once('/')
-            .ok_or_else(|| EhrError::invalid("record id must be ResourceType/id"))?;
+        let (t, id) = s.split_once('/').ok_or_else(|| {
+            EhrError::invalid("record id must be ResourceType/r_ + 32 hex digits")
+        })?;
         RecordId::new(t, id)
     }
 }
@@ -487,11 +671,27 @@ mod tests {
         for bad in ["", "a/b", "a b", "é", &"a".repeat(65), "a\u{0}"] {
             assert!(check_fhir_id("x", bad).is_err(), "{bad:?}");
         }
-        let r: RecordId = "Observation/abc-1".parse().unwrap();
-        assert_eq!(r.to_string(), "Observation/abc-1");
-        assert!("observation/abc".parse::<RecordId>().is_err());
-        assert!("Observation".parse::<RecordId>().is_err());
-        assert!("Observation/a/b".parse::<RecordId>().is_err());
+        let fhir: ResourceRef = "Observation/abc-1".parse().unwrap();
+        assert_eq!(fhir.to_string(), "Observation/abc-1");
+        assert!("observation/abc".parse::<ResourceRef>().is_err());
+        assert!("Observation".parse::<ResourceRef>().is_err());
+        assert!("Observation/a/b".parse::<ResourceRef>().is_err());
+        let key = PseudonymKey::from_bytes(&[7; 32]).unwrap();
+        let p1 = key.patient("p1");
+        let r = key.record("p1", &fhir);
+        assert!(check_ledger_patient_id(&p1).is_ok());
+        assert_eq!(r.to_string().parse::<RecordId>().unwrap(), r);
+        // A clear id is never a ledger id, and the keyed hashes depend on every input.
+        assert!("Observation/abc-1".parse::<RecordId>().is_err());
+        assert!(check_ledger_patient_id("p1").is_err());
+        assert!(patient_key("p1").is_err());
+        assert_ne!(key.record("p2", &fhir), r);
+        assert_ne!(
+            PseudonymKey::from_bytes(&[8; 32]).unwrap().patient("p1"),
+            p1
+        );
+        assert!(PseudonymKey::from_bytes(&[7; 31]).is_err());
+        assert_eq!(format!("{key:?}"), "PseudonymKey(..)");
         let g: Grantee = "org:Org2MSP".parse().unwrap();
         assert_eq!(g, Grantee::Org("Org2MSP".into()));
         assert_eq!(serde_json::to_string(&g).unwrap(), r#"{"org":"Org2MSP"}"#);
@@ -514,8 +714,8 @@ mod tests {
             Some("org1-example-to-Org2MSP-PHI")
         );
         assert_eq!(share_collection(&"a".repeat(120), "Org2MSP"), None);
-        let k = record_key("p1", &r).unwrap();
-        let (s, e) = record_range("p1").unwrap();
+        let k = record_key(&p1, &r).unwrap();
+        let (s, e) = record_range(&p1).unwrap();
         assert!(s < k && k < e);
     }
 }

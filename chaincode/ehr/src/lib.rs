@@ -34,6 +34,7 @@ mod governance;
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod pseudonyms;
 mod records;
 mod registry;
 pub mod state_machine;
@@ -45,22 +46,27 @@ use medledger_chaincode::{ChaincodeStub, ContractError, Router};
 pub use access::{ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S};
 pub use caller::{Caller, Role};
 pub use error::{EhrError, Result};
+pub use pseudonyms::{TRANSIENT_IDS, TRANSIENT_PATIENT, TRANSIENT_PSEUDONYM_KEY};
 pub use records::{TRANSIENT_BUNDLE, TRANSIENT_RESOURCE};
 pub use tx::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Function names, as clients call them.
 pub mod functions {
+    /// `SetPseudonymKey` + transient `pseudonym_key` (ADR 0031).
+    pub const SET_PSEUDONYM_KEY: &str = "SetPseudonymKey";
+    /// `LedgerIds [CUSTODIAN_MSP]` + transient `ids` (ADR 0031).
+    pub const LEDGER_IDS: &str = "LedgerIds";
     /// `RegisterPatient PATIENT_ID [COLLECTION]`.
     pub const REGISTER_PATIENT: &str = "RegisterPatient";
     /// `GetPatient PATIENT_ID`.
     pub const GET_PATIENT: &str = "GetPatient";
     /// `ReserveRecords PATIENT_ID RECORD_IDS_JSON`.
     pub const RESERVE_RECORDS: &str = "ReserveRecords";
-    /// `CreateRecord PATIENT_ID` + transient `resource`.
+    /// `CreateRecord PATIENT_ID` + transient `resource`, `patient`.
     pub const CREATE_RECORD: &str = "CreateRecord";
-    /// `UpdateRecord PATIENT_ID` + transient `resource`.
+    /// `UpdateRecord PATIENT_ID` + transient `resource`, `patient`.
     pub const UPDATE_RECORD: &str = "UpdateRecord";
-    /// `CreateRecordsFromBundle PATIENT_ID` + transient `bundle`.
+    /// `CreateRecordsFromBundle PATIENT_ID` + transient `bundle`, `patient`.
     pub const CREATE_RECORDS_FROM_BUNDLE: &str = "CreateRecordsFromBundle";
     /// `ReadRecordMetadata PATIENT_ID RECORD_ID`.
     pub const READ_RECORD_METADATA: &str = "ReadRecordMetadata";
@@ -124,6 +130,7 @@ pub mod functions {
 
 /// Functions that only read (clients evaluate them; submitting them is pointless).
 pub const EVALUATE_FUNCTIONS: &[&str] = &[
+    functions::LEDGER_IDS,
     functions::GET_PATIENT,
     functions::READ_RECORD_METADATA,
     functions::GET_RECORD_HISTORY,
@@ -143,10 +150,11 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
 /// transaction's response is stored in the block on every peer).
 pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD];
 
-/// Functions that carry or copy PHI: endorsed by the patient's custodian organization only
-/// (the gateway sends them to the custodian collection's member peers). Everything else
-/// follows the chaincode's channel endorsement policy.
+/// Functions that carry or copy PHI (or the pseudonym key): endorsed by the patient's
+/// custodian organization only (the gateway sends them to the custodian collection's member
+/// peers). Everything else follows the chaincode's channel endorsement policy.
 pub const CUSTODIAN_ENDORSED_FUNCTIONS: &[&str] = &[
+    functions::SET_PSEUDONYM_KEY,
     functions::CREATE_RECORD,
     functions::UPDATE_RECORD,
     functions::CREATE_RECORDS_FROM_BUNDLE,
@@ -165,9 +173,11 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 35] {
+fn table() -> [(&'static str, Function); 37] {
     use functions::*;
     [
+        (SET_PSEUDONYM_KEY, pseudonyms::set_pseudonym_key),
+        (LEDGER_IDS, pseudonyms::ledger_ids),
         (REGISTER_PATIENT, registry::register_patient),
         (GET_PATIENT, registry::get_patient),
         (PUT_TEMPLATE, registry::put_template),

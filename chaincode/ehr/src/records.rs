@@ -22,10 +22,11 @@ use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::fhir::{MAX_BUNDLE_ENTRIES, Resource, bundle_resources, parse_resource};
-use crate::ids::{Grantee, RecordId, check_msp_id, share_collection};
+use crate::ids::{Grantee, PseudonymKey, RecordId, check_msp_id, share_collection};
 use crate::ids::{consent_range, record_key, record_range};
 use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
 use crate::policy::custodian_endorsement_policy;
+use crate::pseudonyms::clear_patient_id;
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
 use crate::template::Template;
@@ -68,11 +69,10 @@ fn authorize_write(
     )))
 }
 
-fn template_for(stub: &dyn ChaincodeStub, record: &RecordId) -> Result<Template> {
-    effective_template(stub, &record.resource_type)?.ok_or_else(|| {
+fn template_for(stub: &dyn ChaincodeStub, resource_type: &str) -> Result<Template> {
+    effective_template(stub, resource_type)?.ok_or_else(|| {
         EhrError::invalid(format!(
-            "resource type {} has no template (unknown type)",
-            record.resource_type
+            "resource type {resource_type} has no template (unknown type)"
         ))
     })
 }
@@ -86,13 +86,14 @@ fn summary(meta: &RecordMeta) -> serde_json::Value {
 }
 
 /// `ReserveRecords PATIENT_ID RECORD_IDS_JSON` (submitted; the channel's endorsement policy;
-/// no PHI: only `["ResourceType/id", …]`, at most [`MAX_BUNDLE_ENTRIES`]). Creates each
+/// no PHI: only ledger ids `["ResourceType/r_…", …]` from `LedgerIds`, at most
+/// [`MAX_BUNDLE_ENTRIES`]). Creates each
 /// record's public key with status `reserved`, version 0, and the custodian's key-level
 /// endorsement policy, so that the create carrying the PHI can be endorsed by the custodian
 /// alone. Same callers as `CreateRecord`. Keys already reserved or created are left as they
 /// are (a retry succeeds). Returns `{reserved, existing}`.
 pub(crate) fn reserve_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
-    const USAGE: &str = r#"ReserveRecords PATIENT_ID ["ResourceType/id",...]"#;
+    const USAGE: &str = r#"ReserveRecords PATIENT_ID ["ResourceType/r_<32 hex>",...]"#;
     let caller = Caller::of(stub)?;
     let patient = load_patient(stub, param(args, 0, USAGE)?)?;
     let ids: Vec<String> = json_param(args, 1, USAGE)?;
@@ -109,7 +110,7 @@ pub(crate) fn reserve_records(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
     for id in &ids {
         let record: RecordId = id.parse()?;
         if !checked_types.contains_key(&record.resource_type) {
-            template_for(stub, &record)?;
+            template_for(stub, &record.resource_type)?;
             authorize_write(stub, &caller, &patient, &record.resource_type, now)?;
             checked_types.insert(record.resource_type.clone(), ());
         }
@@ -156,33 +157,58 @@ pub(crate) fn reserve_records(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
 /// A validated resource ready to store.
 struct Checked<'a> {
     resource: Resource<'a>,
+    /// The record's ledger id.
+    record_id: RecordId,
     template_version: u64,
     key: String,
     sha256: String,
 }
 
-/// Parses and validates a resource for `patient` (template cache per type).
+/// The patient a PHI-carrying call writes for: its public entry, its clear `Patient.id` (from
+/// the transient map, checked against the ledger id) and the custodian's pseudonym key.
+struct Writing {
+    patient: PatientEntry,
+    clear_id: String,
+    key: PseudonymKey,
+}
+
+impl Writing {
+    fn load(stub: &dyn ChaincodeStub, ledger_patient: &str) -> Result<Writing> {
+        let patient = load_patient(stub, ledger_patient)?;
+        let (key, clear_id) = clear_patient_id(stub, &patient)?;
+        Ok(Writing {
+            patient,
+            clear_id,
+            key,
+        })
+    }
+}
+
+/// Parses and validates a resource for the patient (template cache per type); its ledger id
+/// comes from the custodian's key.
 fn check_resource<'a>(
     stub: &dyn ChaincodeStub,
     caller: &Caller,
-    patient: &PatientEntry,
+    writing: &Writing,
     bytes: &'a [u8],
     templates: &mut BTreeMap<String, Template>,
     now: u64,
 ) -> Result<Checked<'a>> {
     let resource = parse_resource(bytes)?;
-    let rt = resource.record_id.resource_type.clone();
+    let rt = resource.reference.resource_type.clone();
     let template = match templates.get(&rt) {
         Some(t) => t,
         None => {
-            let t = template_for(stub, &resource.record_id)?;
-            authorize_write(stub, caller, patient, &rt, now)?;
+            let t = template_for(stub, &rt)?;
+            authorize_write(stub, caller, &writing.patient, &rt, now)?;
             templates.entry(rt).or_insert(t)
         }
     };
-    template.check(&resource.value, &patient.patient_id)?;
+    template.check(&resource.value, &writing.clear_id)?;
+    let record_id = writing.key.record(&writing.clear_id, &resource.reference);
     Ok(Checked {
-        key: record_key(&patient.patient_id, &resource.record_id)?,
+        key: record_key(&writing.patient.patient_id, &record_id)?,
+        record_id,
         sha256: sha256_hex(resource.bytes),
         template_version: template.version,
         resource,
@@ -225,7 +251,7 @@ fn store(
 /// The record's current metadata, checked for a create (must be reserved) or an update (must
 /// be active).
 fn writable(stub: &dyn ChaincodeStub, checked: &Checked<'_>, update: bool) -> Result<RecordMeta> {
-    let record_id = checked.resource.record_id.to_string();
+    let record_id = checked.record_id.to_string();
     let previous: Option<RecordMeta> = get_json(stub, &checked.key, "record")?;
     match (previous, update) {
         (None, false) => Err(EhrError::conflict(format!(
@@ -245,19 +271,20 @@ fn writable(stub: &dyn ChaincodeStub, checked: &Checked<'_>, update: bool) -> Re
 
 fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Result<Vec<u8>> {
     let usage = if update {
-        "UpdateRecord PATIENT_ID (transient `resource`: the resource JSON)"
+        "UpdateRecord PATIENT_ID (transient `resource`: the resource JSON, `patient`: its Patient.id)"
     } else {
-        "CreateRecord PATIENT_ID (transient `resource`: the resource JSON)"
+        "CreateRecord PATIENT_ID (transient `resource`: the resource JSON, `patient`: its Patient.id)"
     };
     let caller = Caller::of(stub)?;
-    let patient = load_patient(stub, param(args, 0, usage)?)?;
+    let writing = Writing::load(stub, param(args, 0, usage)?)?;
+    let patient = &writing.patient;
     let now = now_ms(stub)?;
     let bytes = stub.transient().get(TRANSIENT_RESOURCE).ok_or_else(|| {
         EhrError::invalid(format!("the transient map has no `{TRANSIENT_RESOURCE}`"))
     })?;
-    let checked = check_resource(stub, &caller, &patient, bytes, &mut BTreeMap::new(), now)?;
+    let checked = check_resource(stub, &caller, &writing, bytes, &mut BTreeMap::new(), now)?;
     let previous = writable(stub, &checked, update)?;
-    let meta = store(stub, &caller, &patient, &checked, &previous, now)?;
+    let meta = store(stub, &caller, patient, &checked, &previous, now)?;
     let mut payload = summary(&meta);
     if let Some(p) = payload.as_object_mut() {
         p.insert("patient_id".into(), patient.patient_id.clone().into());
@@ -275,11 +302,12 @@ fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Resu
     to_json(&summary(&meta))
 }
 
-/// `CreateRecord PATIENT_ID` with transient `resource` (submitted; endorsed by the custodian
-/// only; the record reserved first). Validates the resource (JSON object, known
+/// `CreateRecord PATIENT_ID` with transient `resource` and `patient` (the clear `Patient.id`
+/// whose ledger id is `PATIENT_ID`) (submitted; endorsed by the custodian only; the record
+/// reserved first under its ledger id). Validates the resource (JSON object, known
 /// `resourceType`, FHIR `id`, patient reference, template), stores its exact bytes in the
 /// custodian's collection and the metadata publicly, version 1. Returns
-/// `{record_id, version, sha256}`.
+/// `{record_id, version, sha256}` (`record_id` the ledger id).
 pub(crate) fn create_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     write_record(stub, args, false)
 }
@@ -298,8 +326,9 @@ fn in_entry(i: usize) -> impl Fn(EhrError) -> EhrError {
     }
 }
 
-/// `CreateRecordsFromBundle PATIENT_ID` with transient `bundle` (submitted; endorsed by the
-/// custodian only; its record ids reserved first, [`crate::fhir::bundle_record_ids`]):
+/// `CreateRecordsFromBundle PATIENT_ID` with transient `bundle` and `patient` (as
+/// `CreateRecord`) (submitted; endorsed by the custodian only; the ledger ids of its entries
+/// ([`crate::fhir::bundle_record_ids`] through `LedgerIds`) reserved first):
 /// creates every entry of a FHIR Bundle (at most [`crate::fhir::MAX_BUNDLE_BYTES`] and
 /// [`MAX_BUNDLE_ENTRIES`]; clients split larger ones with [`crate::fhir::split_bundle`]). All
 /// or nothing, as a FHIR transaction: every entry is validated before any state is looked at.
@@ -310,9 +339,11 @@ pub(crate) fn create_records_from_bundle(
     stub: &dyn ChaincodeStub,
     args: &[String],
 ) -> Result<Vec<u8>> {
-    const USAGE: &str = "CreateRecordsFromBundle PATIENT_ID (transient `bundle`: the Bundle JSON)";
+    const USAGE: &str = "CreateRecordsFromBundle PATIENT_ID (transient `bundle`: the Bundle JSON, \
+                         `patient`: its Patient.id)";
     let caller = Caller::of(stub)?;
-    let patient = load_patient(stub, param(args, 0, USAGE)?)?;
+    let writing = Writing::load(stub, param(args, 0, USAGE)?)?;
+    let patient = &writing.patient;
     let now = now_ms(stub)?;
     let bytes = stub.transient().get(TRANSIENT_BUNDLE).ok_or_else(|| {
         EhrError::invalid(format!("the transient map has no `{TRANSIENT_BUNDLE}`"))
@@ -322,7 +353,7 @@ pub(crate) fn create_records_from_bundle(
         .into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            check_resource(stub, &caller, &patient, raw, &mut templates, now).map_err(in_entry(i))
+            check_resource(stub, &caller, &writing, raw, &mut templates, now).map_err(in_entry(i))
         })
         .collect::<Result<Vec<_>>>()?;
     // Reads do not see this transaction's writes: track what this bundle wrote.
@@ -330,17 +361,17 @@ pub(crate) fn create_records_from_bundle(
     let mut records = Vec::new();
     let (mut created, mut unchanged) = (0u64, 0u64);
     for (i, c) in checked.iter().enumerate() {
-        if let Some(earlier) = seen.get(&c.resource.record_id) {
+        if let Some(earlier) = seen.get(&c.record_id) {
             if *earlier != c.sha256 {
                 return Err(in_entry(i)(EhrError::conflict(format!(
                     "record {} appears twice with different content",
-                    c.resource.record_id
+                    c.record_id
                 ))));
             }
             unchanged += 1;
             continue;
         }
-        seen.insert(&c.resource.record_id, &c.sha256);
+        seen.insert(&c.record_id, &c.sha256);
         let current: Option<RecordMeta> = get_json(stub, &c.key, "record")?;
         if let Some(m) = current.filter(|m| m.status == RecordStatus::Active) {
             if m.sha256 != c.sha256 {
@@ -354,7 +385,7 @@ pub(crate) fn create_records_from_bundle(
             continue;
         }
         let previous = writable(stub, c, false).map_err(in_entry(i))?;
-        let meta = store(stub, &caller, &patient, c, &previous, now)?;
+        let meta = store(stub, &caller, patient, c, &previous, now)?;
         created += 1;
         records.push(summary(&meta));
     }

@@ -5,7 +5,9 @@ use serde_json::json;
 
 use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
-use crate::ids::{check_collection, check_fhir_id, check_resource_type, default_collection};
+use crate::ids::{
+    check_collection, check_ledger_patient_id, check_resource_type, default_collection,
+};
 use crate::ids::{patient_key, template_key};
 use crate::model::PatientEntry;
 use crate::template::{Template, default_template};
@@ -30,7 +32,7 @@ pub(crate) fn register_patient(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         ));
     }
     let patient_id = param(args, 0, USAGE)?;
-    check_fhir_id("patient id", patient_id)?;
+    check_ledger_patient_id(patient_id)?;
     let named = opt_param(args, 1);
     let collection = named
         .map(str::to_owned)
