@@ -4,6 +4,11 @@
 //! appears in the public state (keys and values), in events, in any error message, or in the
 //! response of any function other than `ReadRecord` (the evaluated read that returns PHI by
 //! design, which is checked to contain them, so the search is not vacuous).
+//!
+//! Ledger ids (ADR 0031): after the same exercise, no clear `Patient.id` and no resource id of
+//! those bundles appears in what reaches the shared ledger — public keys and values, events,
+//! any call's arguments, any response other than `ReadRecord`'s — while the custodian's
+//! collection holds every resource byte-exact.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -76,19 +81,64 @@ fn find<'a>(haystack: &[u8], needles: &'a BTreeSet<String>) -> Option<&'a String
     needles.iter().find(|n| text.contains(n.as_str()))
 }
 
-#[test]
-fn no_phi_outside_private_data_and_read_record() {
-    let mut n = Net::new();
-    let mut all_needles = BTreeSet::new();
+/// The sample patients (clear id, resources), loaded at Org1MSP.
+type Patients = Vec<(String, Vec<SampleResource>)>;
+
+/// Loads the sample patients; checks that the custodian's collection holds each resource
+/// byte-exact under its record's ledger id.
+fn load_sample_patients(n: &mut Net) -> Patients {
     let mut patients = Vec::new();
     for id in SAMPLE_PATIENTS {
-        let (resources, _) = load_sample_patient(&mut n, id, 1 << 20);
+        let (resources, _) = load_sample_patient(n, id, 1 << 20);
         for r in &resources {
-            all_needles.extend(needles(r));
+            let key = record_key(id, &r.reference);
+            assert!(key.contains(&lp(id)) && key.contains(&r.record_id[r.record_id.len() - 34..]));
+            assert!(
+                n.ledger.private("Org1MSPPHI", &key).unwrap() == r.bytes,
+                "{} not byte-exact",
+                r.record_id
+            );
         }
         patients.push((id.to_owned(), resources));
     }
-    // Patient ids and resource ids are allowed on the ledger: never needles.
+    patients
+}
+
+/// Asserts that no needle is in a public key or value or in an event (name or payload);
+/// returns how many public keys and events were searched.
+#[track_caller]
+fn assert_not_in_state_or_events(
+    n: &Net,
+    needles: &BTreeSet<String>,
+    what: &str,
+) -> (usize, usize) {
+    let public = n.ledger.public_state();
+    for (k, v) in &public {
+        if let Some(hit) = find(k.as_bytes(), needles).or_else(|| find(v, needles)) {
+            panic!("{what} {hit:?} in public state under key {k:?}");
+        }
+    }
+    let events = n.events();
+    for e in &events {
+        if let Some(hit) = find(e.name.as_bytes(), needles).or_else(|| find(&e.payload, needles)) {
+            panic!("{what} {hit:?} in event {}", e.name);
+        }
+    }
+    (public.len(), events.len())
+}
+
+#[test]
+fn no_phi_outside_private_data_and_read_record() {
+    let mut n = Net::new();
+    let patients = load_sample_patients(&mut n);
+    let mut all_needles = BTreeSet::new();
+    for (_, resources) in &patients {
+        for r in resources {
+            all_needles.extend(needles(r));
+        }
+    }
+    // Patient ids and resource ids are searched by
+    // `no_clear_patient_or_resource_id_reaches_the_shared_ledger`, and everywhere.
     for (id, resources) in &patients {
         all_needles.remove(id);
         for r in resources {
@@ -116,9 +166,48 @@ fn no_phi_outside_private_data_and_read_record() {
         }
     }
 
-    // Exercise every submitted function on the sample patients.
-    for (id, resources) in &patients {
+    exercise(&mut n, &patients);
+
+    let (public, events) = assert_not_in_state_or_events(&n, &all_needles, "PHI");
+    let mut phi_reads = 0;
+    for c in &n.calls {
+        if let Some(hit) = find(c.message.as_bytes(), &all_needles) {
+            panic!(
+                "PHI {hit:?} in the message of {} ({})",
+                c.function, c.status
+            );
+        }
+        if c.function == "ReadRecord" {
+            phi_reads += usize::from(find(&c.payload, &all_needles).is_some());
+        } else if let Some(hit) = find(&c.payload, &all_needles) {
+            panic!("PHI {hit:?} in the response of {}", c.function);
+        }
+    }
+    // The search finds PHI where it belongs: in ReadRecord's answers and the collections.
+    assert!(phi_reads >= SAMPLE_PATIENTS.len() * 3, "{phi_reads}");
+    let private = n.ledger.private_state();
+    assert!(private.values().any(|v| find(v, &all_needles).is_some()));
+    let functions: BTreeSet<&str> = n.calls.iter().map(|c| c.function.as_str()).collect();
+    for f in ehr_chaincode::contract().functions() {
+        assert!(functions.contains(f), "{f} not exercised");
+    }
+    println!(
+        "privacy: {} PHI strings searched in {} public keys, {} events, {} responses",
+        all_needles.len(),
+        public,
+        events,
+        n.calls.len()
+    );
+}
+
+/// Every function on the sample patients, as clients call them: ledger ids in every
+/// argument, the clear `Patient.id` only in the transient map of PHI-carrying calls.
+fn exercise(n: &mut Net, patients: &Patients) {
+    for (id, resources) in patients {
         let who = format!("patient:{id}");
+        let clear = id.as_str();
+        let lid = lp(clear);
+        let id = &lid;
         let of = |t: &str| {
             resources
                 .iter()
@@ -128,8 +217,22 @@ fn no_phi_outside_private_data_and_read_record() {
         let obs = of("Observation");
         let cond = of("Condition");
         let patient = of("Patient");
+        // The patient learns its own ledger ids; so does a consented clinician, for the
+        // types it may write.
+        n.ledger_ids(
+            &who,
+            "Org1MSP",
+            clear,
+            std::slice::from_ref(&patient.reference),
+        );
         n.ok(&who, &["GrantConsent", &json!({"patient_id": id, "grantee": {"org": "Org2MSP"},
             "resource_types": ["Observation", "Patient"], "purposes": ["treatment"], "valid_for_s": 3600}).to_string()]);
+        n.ledger_ids(
+            "doctor2",
+            "Org1MSP",
+            clear,
+            std::slice::from_ref(&obs.reference),
+        );
         n.read("doctor2", id, &obs.record_id, "treatment");
         n.read("doctor2", id, &patient.record_id, "treatment");
         n.read("doctor1", id, &cond.record_id, "treatment");
@@ -152,24 +255,24 @@ fn no_phi_outside_private_data_and_read_record() {
         n.ok_t(
             "doctor2",
             &["UpdateRecord", id],
-            &[("resource", amended.as_bytes())],
+            &phi(clear, "resource", amended.as_bytes()),
         );
         n.ok_t(
             "doctor1",
             &["UpdateRecord", id],
-            &[("resource", &patient.bytes)],
+            &phi(clear, "resource", &patient.bytes),
         );
         // Refused writes carrying PHI: their errors must not echo it.
         n.refused(
             Some("researcher2"),
             &["CreateRecord", id],
-            &[("resource", &patient.bytes)],
+            &phi(clear, "resource", &patient.bytes),
             403,
         );
         n.refused(
             Some("doctor1"),
             &["CreateRecord", id],
-            &[("resource", &patient.bytes)],
+            &phi(clear, "resource", &patient.bytes),
             409,
         );
         let mut broken = patient.bytes.clone();
@@ -177,16 +280,16 @@ fn no_phi_outside_private_data_and_read_record() {
         n.refused(
             Some("doctor1"),
             &["CreateRecord", id],
-            &[("resource", &broken)],
+            &phi(clear, "resource", &broken),
             400,
         );
         let wrong_patient = String::from_utf8(cond.bytes.clone())
             .unwrap()
-            .replace(id.as_str(), "someone-else");
+            .replace(clear, "someone-else");
         n.refused(
             Some("doctor1"),
             &["CreateRecord", id],
-            &[("resource", wrong_patient.as_bytes())],
+            &phi(clear, "resource", wrong_patient.as_bytes()),
             400,
         );
         // Denial, Violation, requests, break-glass, erasure.
@@ -265,49 +368,90 @@ fn no_phi_outside_private_data_and_read_record() {
     n.ok("doctor1", &["GetRoleAuthority", "Org4MSP", "auditor"]);
     n.ok("doctor1", &["GetGovernance"]);
     n.ok(&format!("patient:{}", SAMPLE_PATIENTS[0]), &["WhoAmI"]);
-    n.ok("doctor1", &["GetPatient", SAMPLE_PATIENTS[0]]);
+    n.ok("doctor1", &["GetPatient", &lp(SAMPLE_PATIENTS[0])]);
+}
 
-    let public = n.ledger.public_state();
-    for (k, v) in &public {
-        if let Some(hit) = find(k.as_bytes(), &all_needles).or_else(|| find(v, &all_needles)) {
-            panic!("PHI {hit:?} in public state under key {k:?}");
+/// The clear ids of the sample patients: each `Patient.id` and the `id` of every resource of
+/// their bundles.
+fn clear_ids(patients: &Patients) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for (id, resources) in patients {
+        ids.insert(id.clone());
+        for r in resources {
+            ids.insert(r.value["id"].as_str().unwrap().to_owned());
         }
     }
-    let events = n.events();
-    for e in &events {
-        if let Some(hit) =
-            find(e.name.as_bytes(), &all_needles).or_else(|| find(&e.payload, &all_needles))
-        {
-            panic!("PHI {hit:?} in event {}", e.name);
-        }
-    }
-    let mut phi_reads = 0;
+    // Synthea ids are UUIDs: no chance match with hex, MSP ids or JSON.
+    assert!(ids.iter().all(|i| i.len() >= 32), "short ids");
+    ids
+}
+
+#[test]
+fn no_clear_patient_or_resource_id_reaches_the_shared_ledger() {
+    let mut n = Net::new();
+    let patients = load_sample_patients(&mut n);
+    let ids = clear_ids(&patients);
+    assert!(ids.len() > 500, "{} ids", ids.len());
+    exercise(&mut n, &patients);
+
+    let (public, events) = assert_not_in_state_or_events(&n, &ids, "clear id");
+    let (mut submitted, mut reads_naming_ids) = (0, 0);
     for c in &n.calls {
-        if let Some(hit) = find(c.message.as_bytes(), &all_needles) {
+        for a in &c.args {
+            if let Some(hit) = find(a.as_bytes(), &ids) {
+                panic!(
+                    "clear id {hit:?} in an argument of {} ({})",
+                    c.function, c.status
+                );
+            }
+        }
+        if let Some(hit) = find(c.message.as_bytes(), &ids) {
             panic!(
-                "PHI {hit:?} in the message of {} ({})",
+                "clear id {hit:?} in the message of {} ({})",
                 c.function, c.status
             );
         }
+        let evaluated = ehr_chaincode::EVALUATE_FUNCTIONS.contains(&c.function.as_str());
         if c.function == "ReadRecord" {
-            phi_reads += usize::from(find(&c.payload, &all_needles).is_some());
-        } else if let Some(hit) = find(&c.payload, &all_needles) {
-            panic!("PHI {hit:?} in the response of {}", c.function);
+            // Evaluated, PHI by design: the resource names its ids.
+            reads_naming_ids += usize::from(find(&c.payload, &ids).is_some());
+        } else if let Some(hit) = find(&c.payload, &ids) {
+            panic!("clear id {hit:?} in the response of {}", c.function);
         }
+        submitted += usize::from(!evaluated && c.status == 200);
     }
-    // The search finds PHI where it belongs: in ReadRecord's answers and the collections.
-    assert!(phi_reads >= SAMPLE_PATIENTS.len() * 3, "{phi_reads}");
-    let private = n.ledger.private_state();
-    assert!(private.values().any(|v| find(v, &all_needles).is_some()));
+    // Not vacuous: every function ran; submitted calls answered; the ids are where they
+    // belong — in ReadRecord's answers and in the custodian's collection, never in a key.
     let functions: BTreeSet<&str> = n.calls.iter().map(|c| c.function.as_str()).collect();
     for f in ehr_chaincode::contract().functions() {
         assert!(functions.contains(f), "{f} not exercised");
     }
+    assert!(submitted > 100, "{submitted} submitted calls");
+    assert!(
+        reads_naming_ids >= SAMPLE_PATIENTS.len() * 3,
+        "{reads_naming_ids}"
+    );
+    let private = n.ledger.private_state();
+    for (id, _) in &patients {
+        let named = BTreeSet::from([id.clone()]);
+        assert!(
+            private
+                .iter()
+                .any(|((c, _), v)| c == "Org1MSPPHI" && find(v, &named).is_some()),
+            "{id} in no stored resource"
+        );
+    }
+    for (collection, key) in private.keys() {
+        if let Some(hit) = find(key.as_bytes(), &ids) {
+            panic!("clear id {hit:?} in a private key of {collection} (its hash is public)");
+        }
+    }
     println!(
-        "privacy: {} PHI strings searched in {} public keys, {} events, {} responses",
-        all_needles.len(),
-        public.len(),
-        events.len(),
+        "ledger ids: {} clear ids searched in {} public keys, {} events, {} calls ({submitted} \
+         submitted)",
+        ids.len(),
+        public,
+        events,
         n.calls.len()
     );
 }

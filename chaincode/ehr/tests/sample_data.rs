@@ -43,7 +43,7 @@ fn five_sample_patients_stored_read_back_byte_exact_with_matching_hashes() {
         let resources = if i == SAMPLE_PATIENTS.len() - 1 {
             // One patient through CreateRecord, one resource per call.
             n.register(patient_id);
-            let resources = sample_resources(&sample_bundle(patient_id));
+            let resources = sample_resources(&sample_bundle(patient_id), patient_id);
             for r in &resources {
                 let v = n.create("nurse1", patient_id, &r.bytes);
                 assert_eq!(v["sha256"], sha256_hex(&r.bytes));
@@ -61,16 +61,23 @@ fn five_sample_patients_stored_read_back_byte_exact_with_matching_hashes() {
             manifest_resources(patient_id),
             "{patient_id}"
         );
-        let ids: BTreeSet<&str> = resources.iter().map(|r| r.record_id.as_str()).collect();
+        let ids: BTreeSet<&str> = resources.iter().map(|r| r.reference.as_str()).collect();
         assert_eq!(
             ids.len(),
             resources.len(),
             "record ids are unique per bundle"
         );
+        let ledger_ids: BTreeSet<&str> = resources.iter().map(|r| r.record_id.as_str()).collect();
+        assert_eq!(
+            ledger_ids.len(),
+            resources.len(),
+            "and so are their ledger ids"
+        );
+        let ledger_patient = lp(patient_id);
 
         // Every record listed, its on-chain hash = SHA-256 of the original bytes, and the
         // private write's hash on the ledger agrees.
-        let listed = list_records(&mut n, patient_id);
+        let listed = list_records(&mut n, &ledger_patient);
         assert_eq!(listed.len(), resources.len());
         for r in &resources {
             let meta = &listed[&r.record_id];
@@ -79,7 +86,7 @@ fn five_sample_patients_stored_read_back_byte_exact_with_matching_hashes() {
             assert_eq!(meta["size_bytes"], r.bytes.len());
             assert_eq!(meta["version"], 1);
             assert_eq!(meta["custodian_msp"], "Org1MSP");
-            let key = record_key(patient_id, &r.record_id);
+            let key = record_key(patient_id, &r.reference);
             assert_eq!(
                 hex::encode(n.ledger.private_hash("Org1MSPPHI", &key).unwrap()),
                 expected
@@ -90,15 +97,15 @@ fn five_sample_patients_stored_read_back_byte_exact_with_matching_hashes() {
         // Read back by the custodian: RequestRecordAccess (submitted) then ReadRecord
         // (evaluated), byte-exact.
         for r in &resources {
-            let back = n.read("doctor1", patient_id, &r.record_id, "treatment");
+            let back = n.read("doctor1", &ledger_patient, &r.record_id, "treatment");
             assert!(back == r.bytes, "{} differs", r.record_id);
             stored_bytes += back.len();
         }
         // The patient reads their own Patient resource.
         let own = n.read(
             &format!("patient:{patient_id}"),
-            patient_id,
-            &format!("Patient/{patient_id}"),
+            &ledger_patient,
+            &lr(patient_id, &format!("Patient/{patient_id}")),
             "treatment",
         );
         assert_eq!(
@@ -134,13 +141,13 @@ fn every_sample_resource_passes_the_default_templates() {
         let path = entry.unwrap().path();
         let patient_id = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let file = std::fs::read(&path).unwrap();
-        for r in sample_resources(&file) {
+        for r in sample_resources(&file, &patient_id) {
             let t = ehr_chaincode::template::default_template(
                 r.value["resourceType"].as_str().unwrap(),
             )
-            .unwrap_or_else(|| panic!("no default template for {}", r.record_id));
+            .unwrap_or_else(|| panic!("no default template for {}", r.reference));
             t.check(&r.value, &patient_id)
-                .unwrap_or_else(|e| panic!("{patient_id} {}: {e}", r.record_id));
+                .unwrap_or_else(|e| panic!("{patient_id} {}: {e}", r.reference));
             checked += 1;
         }
     }

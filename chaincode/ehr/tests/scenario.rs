@@ -12,6 +12,9 @@ use common::*;
 use serde_json::{Value, json};
 
 struct Patient {
+    /// The `Patient.id` (clear).
+    clear: String,
+    /// Its ledger id.
     id: String,
     who: String,
     observation: SampleResource,
@@ -36,7 +39,8 @@ fn setup() -> (Net, Patient) {
     (
         n,
         Patient {
-            id,
+            id: lp(&id),
+            clear: id,
             who,
             observation,
             condition,
@@ -202,7 +206,7 @@ fn issue_scenario() {
     //    verifiable on chain.
     n.ok(&p.who, &["RequestErasure", &p.id, &obs]);
     n.ok("admin1", &["PurgeRecord", &p.id, &obs]);
-    let key = record_key(&p.id, &obs);
+    let key = record_key(&p.clear, &p.observation.reference);
     assert_eq!(n.ledger.private("Org1MSPPHI", &key), None);
     let original_hash = sha256_hex(&p.observation.bytes);
     assert_eq!(

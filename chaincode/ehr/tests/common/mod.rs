@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
+use ehr_chaincode::ids::{PseudonymKey, ResourceRef};
 use medledger_chaincode::memory::{Event, MemoryLedger};
 use medledger_chaincode::{Creator, Response, Router, TxContext};
 use medledger_channel::testing::TestOrg;
@@ -20,20 +21,72 @@ use medledger_msp::ou::NodeOu;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Patient ids used by the unit tests (FHIR ids).
+/// Patient ids used by the unit tests (FHIR `Patient.id`s: clear, never on the ledger).
 pub const PA: &str = "patient-a";
 pub const PB: &str = "patient-b";
+
+/// The organizations whose pseudonym key `Net::new`/`Net::bare` set, each with its EHR admin.
+pub const KEYED_ORGS: [(&str, &str); 3] = [
+    ("Org1MSP", "admin1"),
+    ("Org2MSP", "admin2"),
+    ("Org3MSP", "admin3"),
+];
+
+/// The fixed test pseudonym key of an organization: SHA-256 of a label and its MSP id.
+pub fn pseudonym_key(msp: &str) -> PseudonymKey {
+    let bytes = Sha256::digest(format!("medledger/ehr/test-pseudonym-key\0{msp}"));
+    PseudonymKey::from_bytes(&bytes).unwrap()
+}
+
+/// The ledger id (`p_…`) of the patient whose `Patient.id` is `clear`, custodian `msp`.
+pub fn lp_at(msp: &str, clear: &str) -> String {
+    pseudonym_key(msp).patient(clear)
+}
+
+/// The ledger id (`p_…`) of a patient of Org1MSP (every test patient unless said otherwise).
+pub fn lp(clear: &str) -> String {
+    lp_at("Org1MSP", clear)
+}
+
+/// The ledger id (`Type/r_…`) of resource `reference` (clear `Type/id`) of patient `clear`,
+/// custodian `msp`.
+pub fn lr_at(msp: &str, clear: &str, reference: &str) -> String {
+    let reference: ResourceRef = reference.parse().unwrap();
+    pseudonym_key(msp).record(clear, &reference).to_string()
+}
+
+/// The ledger id (`Type/r_…`) of a record of a patient of Org1MSP.
+pub fn lr(clear: &str, reference: &str) -> String {
+    lr_at("Org1MSP", clear, reference)
+}
+
+fn ledger_id_once(cell: &'static OnceLock<String>, clear: &str) -> &'static str {
+    cell.get_or_init(|| lp(clear)).as_str()
+}
+
+/// The ledger id of [`PA`].
+pub fn lpa() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ledger_id_once(&ID, PA)
+}
+
+/// The ledger id of [`PB`].
+pub fn lpb() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ledger_id_once(&ID, PB)
+}
+
+/// The transient map of a PHI-carrying call: the clear `Patient.id` and the PHI.
+pub fn phi<'a>(clear: &'a str, name: &'a str, bytes: &'a [u8]) -> [(&'a str, &'a [u8]); 2] {
+    [("patient", clear.as_bytes()), (name, bytes)]
+}
 
 /// Identities by name: (MSP id, attributes).
 fn spec(name: &str) -> (&'static str, Vec<(&'static str, String)>) {
     let role = |r: &str| vec![("ehr.role", r.to_owned())];
     let emergency = |r: &str| vec![("ehr.role", r.to_owned()), ("ehr.emergency", "true".into())];
-    let patient = |p: &str| {
-        vec![
-            ("ehr.role", "patient".into()),
-            ("ehr.patient_id", p.to_owned()),
-        ]
-    };
+    // A patient's certificate names its ledger id (ADR 0031), at Org1MSP.
+    let patient = |p: &str| vec![("ehr.role", "patient".into()), ("ehr.patient_id", lp(p))];
     match name {
         "admin1" => ("Org1MSP", role("admin")),
         "registrar1" => ("Org1MSP", role("registrar")),
@@ -75,7 +128,7 @@ fn spec(name: &str) -> (&'static str, Vec<(&'static str, String)>) {
         "emergency4" => ("Org4MSP", emergency("doctor")),
         "auditor4" => ("Org4MSP", role("auditor")),
         other => {
-            // `patient:<Patient.id>`: a patient identity of Org1MSP for that id.
+            // `patient:<Patient.id>`: a patient identity of Org1MSP for that (clear) id.
             let id = other
                 .strip_prefix("patient:")
                 .unwrap_or_else(|| panic!("no identity {other}"));
@@ -195,6 +248,8 @@ pub const T0_MS: u64 = 1_704_067_200_000;
 #[derive(Debug, Clone)]
 pub struct Call {
     pub function: String,
+    /// Every argument, the function name included (what the transaction carries in clear).
+    pub args: Vec<String>,
     pub status: i32,
     pub message: String,
     pub payload: Vec<u8>,
@@ -228,8 +283,16 @@ impl Net {
     /// Org2MSP and Org3MSP: each founder confirms the founding set, so the three govern and
     /// each approves each one's break-glass and auditor authority. Org4MSP (`gov4`,
     /// `emergency4`, `auditor4`) is an organization that came later and holds none.
+    ///
+    /// Each organization of [`KEYED_ORGS`] has its pseudonym key set, as [`Net::bare`].
     pub fn new() -> Net {
-        let mut n = Net::bare();
+        Net::with_pseudonym_keys(&["Org1MSP", "Org2MSP", "Org3MSP"])
+    }
+
+    /// As [`Net::new`], but only `orgs` (of [`KEYED_ORGS`]) have their pseudonym key set.
+    pub fn with_pseudonym_keys(orgs: &[&str]) -> Net {
+        let mut n = Net::empty();
+        n.set_pseudonym_keys(orgs);
         for gov in ["gov1", "gov2", "gov3"] {
             n.ok(gov, &["JoinGovernance", "Org1MSP,Org2MSP,Org3MSP"]);
         }
@@ -237,8 +300,15 @@ impl Net {
     }
 
     /// A ledger without any EHR governance: no organization holds break-glass or auditor
-    /// authority.
+    /// authority. The organizations of [`KEYED_ORGS`] have their pseudonym key set (it takes
+    /// no governance).
     pub fn bare() -> Net {
+        let mut n = Net::empty();
+        n.set_pseudonym_keys(&["Org1MSP", "Org2MSP", "Org3MSP"]);
+        n
+    }
+
+    fn empty() -> Net {
         Net {
             ledger: MemoryLedger::new(),
             cc: ehr_chaincode::contract(),
@@ -246,6 +316,49 @@ impl Net {
             seq: 0,
             calls: Vec::new(),
         }
+    }
+
+    /// Sets each organization's test key ([`pseudonym_key`]) through `SetPseudonymKey` as its
+    /// admin.
+    pub fn set_pseudonym_keys(&mut self, orgs: &[&str]) {
+        for msp in orgs {
+            let (_, admin) = KEYED_ORGS.iter().find(|(m, _)| m == msp).unwrap();
+            let key = pseudonym_key(msp);
+            let v = self.ok_t(
+                admin,
+                &["SetPseudonymKey"],
+                &[("pseudonym_key", key.as_bytes())],
+            );
+            assert_eq!(v["set"], true, "{msp}: {v}");
+        }
+    }
+
+    /// `LedgerIds` as `who` at `custodian`: the ledger ids of patient `clear` and of its
+    /// resources `references` (clear `Type/id`), checked against the test key.
+    #[track_caller]
+    pub fn ledger_ids(
+        &mut self,
+        who: &str,
+        custodian: &str,
+        clear: &str,
+        references: &[String],
+    ) -> (String, Vec<String>) {
+        let ids = serde_json::json!({"patient": clear, "records": references}).to_string();
+        let v = self.ok_t(who, &["LedgerIds", custodian], &[("ids", ids.as_bytes())]);
+        let patient = v["patient"].as_str().unwrap().to_owned();
+        let records: Vec<String> = v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(patient, lp_at(custodian, clear));
+        let expected: Vec<String> = references
+            .iter()
+            .map(|r| lr_at(custodian, clear, r))
+            .collect();
+        assert_eq!(records, expected);
+        (patient, records)
     }
 
     /// Advances the clock.
@@ -281,6 +394,7 @@ impl Net {
         let r = self.ledger.invoke(&self.cc, ctx);
         self.calls.push(Call {
             function: args.first().map(|s| (*s).to_owned()).unwrap_or_default(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
             status: r.status,
             message: r.message.clone(),
             payload: r.payload.clone(),
@@ -363,48 +477,53 @@ impl Net {
         }
     }
 
-    /// Registers a patient at Org1MSP (collection Org1MSPPHI).
-    pub fn register(&mut self, patient_id: &str) {
-        self.ok("admin1", &["RegisterPatient", patient_id]);
+    /// Registers the patient whose `Patient.id` is `clear` at Org1MSP (collection
+    /// Org1MSPPHI), under its ledger id.
+    pub fn register(&mut self, clear: &str) {
+        self.ok("admin1", &["RegisterPatient", &lp(clear)]);
     }
 
-    /// Reserves record ids (`Type/id`) as `who`.
+    /// Reserves record ledger ids (`Type/r_…`) of patient `patient_id` (ledger id) as `who`.
     #[track_caller]
     pub fn reserve(&mut self, who: &str, patient_id: &str, ids: &[String]) -> Value {
         let ids = serde_json::to_string(ids).unwrap();
         self.ok(who, &["ReserveRecords", patient_id, &ids])
     }
 
-    /// Reserves and creates a record as `who` (the client's two steps).
+    /// Creates a record of the Org1MSP patient whose `Patient.id` is `clear`, as `who`, in
+    /// the client's three steps: `LedgerIds` (evaluated), `ReserveRecords` with the ledger
+    /// ids, `CreateRecord` with the resource and the clear id in the transient map.
     #[track_caller]
-    pub fn create(&mut self, who: &str, patient_id: &str, resource: &[u8]) -> Value {
+    pub fn create(&mut self, who: &str, clear: &str, resource: &[u8]) -> Value {
         let v: Value = serde_json::from_slice(resource).unwrap();
-        let id = format!(
+        let reference = format!(
             "{}/{}",
             v["resourceType"].as_str().unwrap(),
             v["id"].as_str().unwrap()
         );
-        self.reserve(who, patient_id, &[id]);
+        let (patient, records) = self.ledger_ids(who, "Org1MSP", clear, &[reference]);
+        self.reserve(who, &patient, &records);
         self.ok_t(
             who,
-            &["CreateRecord", patient_id],
-            &[("resource", resource)],
+            &["CreateRecord", &patient],
+            &phi(clear, "resource", resource),
         )
     }
 
-    /// Reserves a bundle's record ids, then creates its entries, as `who`.
+    /// As [`Net::create`] for a bundle's entries (`CreateRecordsFromBundle`).
     #[track_caller]
-    pub fn create_bundle(&mut self, who: &str, patient_id: &str, bundle: &[u8]) -> Value {
-        let ids: Vec<String> = ehr_chaincode::fhir::bundle_record_ids(bundle)
+    pub fn create_bundle(&mut self, who: &str, clear: &str, bundle: &[u8]) -> Value {
+        let references: Vec<String> = ehr_chaincode::fhir::bundle_record_ids(bundle)
             .unwrap()
             .iter()
             .map(ToString::to_string)
             .collect();
-        self.reserve(who, patient_id, &ids);
+        let (patient, records) = self.ledger_ids(who, "Org1MSP", clear, &references);
+        self.reserve(who, &patient, &records);
         self.ok_t(
             who,
-            &["CreateRecordsFromBundle", patient_id],
-            &[("bundle", bundle)],
+            &["CreateRecordsFromBundle", &patient],
+            &phi(clear, "bundle", bundle),
         )
     }
 
@@ -415,7 +534,7 @@ impl Net {
         v["consent_id"].as_str().unwrap().to_owned()
     }
 
-    /// RequestRecordAccess: (access id, decision).
+    /// RequestRecordAccess (ledger ids): (access id, decision).
     #[track_caller]
     pub fn request(
         &mut self,
@@ -436,13 +555,13 @@ impl Net {
         )
     }
 
-    /// Access state of (patient, grantee) as read by an auditor.
+    /// Access state of (patient, grantee) as read by an auditor (ledger patient id).
     pub fn state(&mut self, patient_id: &str, grantee: &str) -> String {
         let v = self.ok("auditor1", &["GetAccessState", patient_id, grantee]);
         v["state"].as_str().unwrap().to_owned()
     }
 
-    /// Requests access and reads the record (bytes), asserting both succeed.
+    /// Requests access and reads the record (ledger ids) (bytes), asserting both succeed.
     #[track_caller]
     pub fn read(&mut self, who: &str, patient_id: &str, record: &str, purpose: &str) -> Vec<u8> {
         let (access, decision) = self.request(who, patient_id, record, purpose);
@@ -482,10 +601,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The public metadata key of a record.
-pub fn record_key(patient_id: &str, record: &str) -> String {
+/// The public metadata key of a record of an Org1MSP patient, from its clear ids
+/// (`Patient.id`, `Type/id`): the key under their ledger ids.
+pub fn record_key(clear: &str, reference: &str) -> String {
+    let record = lr(clear, reference);
     let (t, id) = record.split_once('/').unwrap();
-    medledger_chaincode::composite::create("record", &[patient_id, t, id]).unwrap()
+    medledger_chaincode::composite::create("record", &[&lp(clear), t, id]).unwrap()
 }
 
 /// The sample data's `bundles/` directory: `$MEDLEDGER_EHR_BUNDLES` if set, else the first
@@ -525,9 +646,10 @@ pub fn sample_bundle(patient_id: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A resource of a sample bundle: its record id, its original bytes (a slice of the file, so
-/// byte-exact) and its parsed value.
+/// A resource of a sample bundle: its reference (clear `Type/id`), its record's ledger id at
+/// Org1MSP, its original bytes (a slice of the file, so byte-exact) and its parsed value.
 pub struct SampleResource {
+    pub reference: String,
     pub record_id: String,
     pub bytes: Vec<u8>,
     pub value: Value,
@@ -535,8 +657,9 @@ pub struct SampleResource {
 
 /// The resources of a bundle file. Independently of the contract's parsing, checks that each
 /// is a sub-slice of the file (its original bytes, untouched) and parses to the same value as
-/// the entry's `resource` in a plain parse of the whole bundle.
-pub fn sample_resources(file: &[u8]) -> Vec<SampleResource> {
+/// the entry's `resource` in a plain parse of the whole bundle. `patient_id` is the bundle's
+/// patient (clear), for the ledger ids.
+pub fn sample_resources(file: &[u8], patient_id: &str) -> Vec<SampleResource> {
     let plain: Value = serde_json::from_slice(file).unwrap();
     let entries = plain["entry"].as_array().unwrap();
     let raws = ehr_chaincode::fhir::bundle_resources(file).unwrap();
@@ -550,12 +673,14 @@ pub fn sample_resources(file: &[u8]) -> Vec<SampleResource> {
             assert_eq!(&file[offset..offset + raw.len()], *raw);
             let value: Value = serde_json::from_slice(raw).unwrap();
             assert_eq!(value, entry["resource"]);
+            let reference = format!(
+                "{}/{}",
+                value["resourceType"].as_str().unwrap(),
+                value["id"].as_str().unwrap()
+            );
             SampleResource {
-                record_id: format!(
-                    "{}/{}",
-                    value["resourceType"].as_str().unwrap(),
-                    value["id"].as_str().unwrap()
-                ),
+                record_id: lr(patient_id, &reference),
+                reference,
                 bytes: raw.to_vec(),
                 value,
             }
@@ -585,7 +710,7 @@ pub fn load_sample_patient(
 ) -> (Vec<SampleResource>, usize) {
     n.register(patient_id);
     let file = sample_bundle(patient_id);
-    let resources = sample_resources(&file);
+    let resources = sample_resources(&file, patient_id);
     let chunks = ehr_chaincode::fhir::split_bundle(&file, chunk_bytes, 100).unwrap();
     let mut created = 0;
     for chunk in &chunks {
