@@ -28,33 +28,35 @@ step "import the sample patients through the gateway (FHIR R4 bundles → privat
 "$ml" ehr import "$bundles"
 
 patient=$("$ml" identities | awk '/^patient:/ { sub("patient:", "", $1); print $1; exit }')
-record=$("$ml" chaincode query -n ehr --as org1-doctor --args "[\"ListRecords\",\"$patient\",\"200\"]" |
+step "the shared ledger names the patient by a keyed hash only its custodian can compute (ADR 0031)"
+ledger=$("$ml" ehr ledger-id "$patient" --as org1-admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["patient"])')
+record=$("$ml" chaincode query -n ehr --as org1-doctor --args "[\"ListRecords\",\"$ledger\",\"200\"]" |
   python3 -c 'import json,sys; print(next(r["record_id"] for r in json.load(sys.stdin)["records"] if r["resource_type"]=="Observation"))')
-echo "patient $patient, record $record"
+echo "Patient.id $patient is $ledger on the ledger; record $record"
 
 step "the custodian's doctor reads it (audited two-step read); its SHA-256 equals the on-chain hash"
-record_json=$("$ml" ehr record get "$patient" "$record" --as org1-doctor); echo "${record_json:0:200} …"
-"$ml" chaincode query -n ehr --as org1-doctor --args "[\"ReadRecordMetadata\",\"$patient\",\"$record\"]" |
+record_json=$("$ml" ehr record get "$ledger" "$record" --as org1-doctor); echo "${record_json:0:200} …"
+"$ml" chaincode query -n ehr --as org1-doctor --args "[\"ReadRecordMetadata\",\"$ledger\",\"$record\"]" |
   python3 -c 'import json,sys; m=json.load(sys.stdin); print("on-chain sha256", m["sha256"], "version", m["version"])'
 
 step "the lab's doctor (Org2) is refused: no consent"
-"$ml" ehr record get "$patient" "$record" --as org2-doctor || echo "(refused, and audited)"
+"$ml" ehr record get "$ledger" "$record" --as org2-doctor || echo "(refused, and audited)"
 
 step "the patient grants Org2 treatment access; the lab reads; the patient revokes"
 consent=$("$ml" ehr consent grant "$patient" --grantee org:Org2MSP --purpose treatment --as "patient:$patient" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["consent_id"])')
-record_json=$("$ml" ehr record get "$patient" "$record" --as org2-doctor); echo "${record_json:0:200} …"
-"$ml" ehr consent revoke "$patient" "$consent" --as "patient:$patient"
-"$ml" ehr record get "$patient" "$record" --as org2-doctor || echo "(refused again)"
+record_json=$("$ml" ehr record get "$ledger" "$record" --as org2-doctor); echo "${record_json:0:200} …"
+"$ml" ehr consent revoke "$ledger" "$consent" --as "patient:$patient"
+"$ml" ehr record get "$ledger" "$record" --as org2-doctor || echo "(refused again)"
 
 step "the patient's audit trail: every access, granted or denied"
-"$ml" ehr audit "$patient" --as "patient:$patient" |
+"$ml" ehr audit "$ledger" --as "patient:$patient" |
   python3 -c 'import json,sys; [print(e["requester_msp"], e["requester_role"], e.get("purpose"), e["decision"]) for e in json.load(sys.stdin)["entries"][-6:]]'
 
 step "erasure: the patient asks, the custodian's admin purges the PHI (the hash stays on the ledger)"
-"$ml" ehr erasure "$patient" "$record" --as "patient:$patient"
-"$ml" ehr purge "$patient" "$record" --as org1-admin
-"$ml" ehr record get "$patient" "$record" --as org1-doctor || echo "(gone: 410)"
+"$ml" ehr erasure "$ledger" "$record" --as "patient:$patient"
+"$ml" ehr purge "$ledger" "$record" --as org1-admin
+"$ml" ehr record get "$ledger" "$record" --as org1-doctor || echo "(gone: 410)"
 
 step "done; the network keeps running"
 "$ml" network status

@@ -190,6 +190,11 @@ pub struct Contract {
 }
 
 impl Contract {
+    /// The identity that signs this contract's proposals (the gateway's).
+    pub fn identity(&self) -> &SigningIdentity {
+        self.network.gateway.identity()
+    }
+
     /// Starts a proposal for `function`.
     pub fn new_proposal(&self, function: &str) -> ProposalBuilder {
         ProposalBuilder {

@@ -25,7 +25,9 @@ use ehr_chaincode::model::Purpose;
 use tokio::sync::Semaphore;
 
 use crate::ehr_client::bundle::{BundleResource, bundle_files, read_bundle};
-use crate::ehr_client::{ConsentGrant, EhrClient, ImportOptions, SubmitTimings, import};
+use crate::ehr_client::{
+    ConsentGrant, EhrClient, ImportOptions, LedgerPatient, SubmitTimings, import,
+};
 use crate::net::{self, client::connect_as, process};
 
 /// Which load.
@@ -328,30 +330,47 @@ async fn bench_create(opts: &BenchOptions) -> Result<BenchReport> {
         by_patient.entry(p).or_default().push(r);
     }
     let mut ops = Vec::new();
-    for (patient, resources) in by_patient {
+    for (patient_id, resources) in by_patient {
         if ops.len() >= opts.operations {
             break;
         }
-        if client.get_patient(&patient).await?.is_none() {
-            client.register_patient(&patient, None).await?;
+        let patient = LedgerPatient {
+            ledger_id: client.resolve_patient(&patient_id, None).await?,
+            patient_id,
+        };
+        if client.get_patient(&patient.ledger_id).await?.is_none() {
+            client.register_patient(&patient.ledger_id, None).await?;
             // Reserving is endorsed by every organization: wait until each peer has the patient.
             net::settle(&opts.dir).await?;
         }
         let stored: std::collections::HashSet<String> = client
-            .all_records(&patient)
+            .all_records(&patient.ledger_id)
             .await?
             .into_iter()
             .filter(|m| m.version > 0)
             .map(|m| m.record_id)
             .collect();
-        let fresh: Vec<BundleResource> = resources
-            .into_iter()
-            .filter(|r| !stored.contains(&r.record_id))
-            .take(opts.operations - ops.len())
-            .collect();
-        for chunk in fresh.chunks(ehr_chaincode::fhir::MAX_BUNDLE_ENTRIES) {
+        let mut fresh = Vec::new();
+        for chunk in resources.chunks(ehr_chaincode::fhir::MAX_BUNDLE_ENTRIES) {
+            if ops.len() + fresh.len() >= opts.operations {
+                break;
+            }
             let ids: Vec<&str> = chunk.iter().map(|r| r.record_id.as_str()).collect();
-            client.reserve_records(&patient, &ids).await?;
+            let ledger = client
+                .ledger_ids(None, &patient.patient_id, &ids)
+                .await?
+                .records;
+            let new: Vec<(&BundleResource, String)> = chunk
+                .iter()
+                .zip(ledger)
+                .filter(|(_, l)| !stored.contains(l))
+                .take(opts.operations - ops.len() - fresh.len())
+                .collect();
+            let reserve: Vec<&str> = new.iter().map(|(_, l)| l.as_str()).collect();
+            if !reserve.is_empty() {
+                client.reserve_records(&patient.ledger_id, &reserve).await?;
+            }
+            fresh.extend(new.into_iter().map(|(r, _)| r.clone()));
         }
         ops.extend(fresh.into_iter().map(|r| (patient.clone(), r)));
     }
@@ -443,6 +462,8 @@ async fn bench_read(opts: &BenchOptions) -> Result<BenchReport> {
         bail!("no bundle for demo patient {patient_id} under the given bundle paths");
     }
     import(&admin, &files, &ImportOptions::default(), &|_| {}).await?;
+    // From here on the patient is named by its ledger id (ADR 0031).
+    let patient_id = admin.resolve_patient(&patient_id, None).await?;
     let records: Vec<String> = admin
         .all_records(&patient_id)
         .await?

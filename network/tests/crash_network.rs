@@ -77,7 +77,7 @@ async fn kill_an_orderer_and_a_peer_mid_import() {
     let admin = EhrClient::new(admin.gateway.network("ehr").contract("ehr"));
     for b in &expected {
         let mut stored: Vec<(String, String, u64)> = admin
-            .all_records(&b.patient_id)
+            .all_records(&common::ledger_patient(&dir, &b.patient_id))
             .await
             .unwrap()
             .into_iter()
@@ -87,7 +87,10 @@ async fn kill_an_orderer_and_a_peer_mid_import() {
         let mut want: Vec<(String, String, u64)> = b
             .resources
             .iter()
-            .map(|r| (r.record_id.clone(), r.sha256.clone(), 1))
+            .map(|r| {
+                let ledger = common::ledger_record(&dir, &b.patient_id, &r.record_id);
+                (ledger, r.sha256.clone(), 1)
+            })
             .collect();
         want.sort();
         assert_eq!(stored, want);

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::ids::{Grantee, PseudonymKey};
 use ehr_chaincode::model::{ConsentStatus, EmergencyReason, Purpose, RecordStatus};
 use ehr_chaincode::state_machine::AccessState;
 use futures::StreamExt;
@@ -374,13 +374,28 @@ async fn start(mut ch: TestChannel) -> Net {
 async fn import_read_back_reimport_and_everyday_operations() {
     let mut ch = TestChannel::new(CHANNEL, 2, 1);
     let importer = ch.orgs[0].identity("importer", NodeOu::Client, &[("ehr.role", "admin")]);
+    // Org1's pseudonym key (ADR 0031): the patient's certificate names its ledger id.
+    let key = PseudonymKey::from_bytes(&[0x42; 32]).unwrap();
+    let ledger_patient = key.patient(PATIENTS[0]);
     let patient_identity = ch.orgs[0].identity(
         "patient0",
         NodeOu::Client,
-        &[("ehr.role", "patient"), ("ehr.patient_id", PATIENTS[0])],
+        &[("ehr.role", "patient"), ("ehr.patient_id", &ledger_patient)],
     );
     let net = start(ch).await;
     let admin = net.client(importer);
+    let set = admin.set_pseudonym_key(&key).await.unwrap();
+    assert!(set.set);
+    // Idempotent with the same key; another key is refused (every ledger id depends on it).
+    assert!(!admin.set_pseudonym_key(&key).await.unwrap().set);
+    let other = PseudonymKey::from_bytes(&[0x43; 32]).unwrap();
+    let err = admin.set_pseudonym_key(&other).await.unwrap_err();
+    assert!(
+        matches!(err, EhrClientError::Chaincode { status: 409, .. }),
+        "{err}"
+    );
+    let record_of =
+        |patient: &str, record: &str| key.record(patient, &record.parse().unwrap()).to_string();
 
     let dir = sample_dir();
     let files: Vec<PathBuf> = PATIENTS
@@ -436,20 +451,22 @@ async fn import_read_back_reimport_and_everyday_operations() {
     // Every record on the ledger with the SHA-256 of the file's bytes, and every record read
     // back through RequestRecordAccess + ReadRecord byte for byte.
     for b in &bundles {
-        let stored = admin.all_records(&b.patient_id).await.unwrap();
+        let patient = key.patient(&b.patient_id);
+        let stored = admin.all_records(&patient).await.unwrap();
         assert_eq!(stored.len(), b.resources.len());
         let by_id: BTreeMap<&str, _> = stored.iter().map(|m| (m.record_id.as_str(), m)).collect();
         for r in &b.resources {
-            let m = by_id[r.record_id.as_str()];
+            let m = by_id[record_of(&b.patient_id, &r.record_id).as_str()];
             assert_eq!((m.status, m.version), (RecordStatus::Active, 1));
             assert_eq!(m.sha256, r.sha256);
         }
         let reads = futures::stream::iter(&b.resources)
             .map(|r| {
-                let admin = &admin;
+                let (admin, patient) = (&admin, &patient);
+                let record = record_of(&b.patient_id, &r.record_id);
                 async move {
                     let read = admin
-                        .read_record(&b.patient_id, &r.record_id, Purpose::Treatment)
+                        .read_record(patient, &record, Purpose::Treatment)
                         .await
                         .unwrap();
                     (r, read)
@@ -481,14 +498,25 @@ async fn import_read_back_reimport_and_everyday_operations() {
     );
 
     // History: reserved (version 0), then created (version 1), newest first.
-    let patient_id = PATIENTS[0];
-    let record_id = bundles[0]
-        .resources
-        .iter()
-        .find(|r| r.resource_type == "Observation")
-        .unwrap()
-        .record_id
-        .clone();
+    let patient_id = ledger_patient.as_str();
+    let record_id = record_of(
+        PATIENTS[0],
+        &bundles[0]
+            .resources
+            .iter()
+            .find(|r| r.resource_type == "Observation")
+            .unwrap()
+            .record_id,
+    );
+    // The same ids through the chaincode's LedgerIds, as the custodian's staff and as the
+    // patient (who knows its own Patient.id).
+    let clear = bundles[0].resources[0].record_id.clone();
+    let ids = admin
+        .ledger_ids(None, PATIENTS[0], &[&clear])
+        .await
+        .unwrap();
+    assert_eq!((ids.patient.as_str(), ids.records.len()), (patient_id, 1));
+    assert_eq!(ids.records[0], record_of(PATIENTS[0], &clear));
     let history = admin.record_history(patient_id, &record_id).await.unwrap();
     let versions: Vec<u64> = history.iter().map(|h| h.version).collect();
     assert_eq!(versions, [1, 0]);
@@ -496,6 +524,19 @@ async fn import_read_back_reimport_and_everyday_operations() {
     // The patient: consent to Org2 granted, listed, revoked; the audit trail shows the
     // custodian's reads; erasure requested.
     let patient = net.client(patient_identity);
+    assert_eq!(
+        patient.resolve_patient(PATIENTS[0], None).await.unwrap(),
+        patient_id
+    );
+    // Another patient's Patient.id does not translate for this patient.
+    let err = patient
+        .resolve_patient(PATIENTS[1], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EhrClientError::Chaincode { status: 403, .. }),
+        "{err}"
+    );
     let grant = patient
         .grant_consent(&ConsentGrant {
             patient_id: patient_id.into(),

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{Decision, Purpose};
@@ -61,16 +61,16 @@ async fn import_read_consent_audit_on_a_real_network() {
             .iter()
             .flat_map(|b| b.resources.iter().map(move |r| (b.patient_id.clone(), r))),
     )
-    .map(|(patient, r)| {
-        let doctor = &doctor;
+    .map(|(patient_id, r)| {
+        let (doctor, dir) = (&doctor, &dir);
         async move {
-            let meta = doctor
-                .record_metadata(&patient, &r.record_id)
-                .await
-                .unwrap();
+            // The ledger names both by keyed hashes (ADR 0031).
+            let patient = common::ledger_patient(dir, &patient_id);
+            let record = common::ledger_record(dir, &patient_id, &r.record_id);
+            let meta = doctor.record_metadata(&patient, &record).await.unwrap();
             assert_eq!(meta.sha256, r.sha256, "{}", r.record_id);
             let read = doctor
-                .read_record(&patient, &r.record_id, Purpose::Treatment)
+                .read_record(&patient, &record, Purpose::Treatment)
                 .await
                 .unwrap();
             assert!(read.bytes == r.bytes, "{} differs", r.record_id);
@@ -85,19 +85,21 @@ async fn import_read_consent_audit_on_a_real_network() {
 
     // Consent: Org2's doctor is refused, then reads under the patient's consent, then is
     // refused again after revocation; every attempt is in the patient's audit trail.
-    let patient_id = expected[0].patient_id.clone();
+    let clear_patient_id = expected[0].patient_id.clone();
+    let patient_id = common::ledger_patient(&dir, &clear_patient_id);
     let record = expected[0].resources[1].clone();
+    let ledger_record = common::ledger_record(&dir, &clear_patient_id, &record.record_id);
     let org2 = connect_as(&dir, Some("org2-doctor")).await.unwrap();
     let org2 = EhrClient::new(org2.gateway.network("ehr").contract("ehr"));
     settle(&dir).await;
     let before = org2
-        .read_record(&patient_id, &record.record_id, Purpose::Treatment)
+        .read_record(&patient_id, &ledger_record, Purpose::Treatment)
         .await;
     assert!(
         matches!(before, Err(EhrClientError::AccessDenied { .. })),
         "{before:?}"
     );
-    let patient = connect_as(&dir, Some(&format!("patient:{patient_id}")))
+    let patient = connect_as(&dir, Some(&format!("patient:{clear_patient_id}")))
         .await
         .unwrap();
     let patient = EhrClient::new(patient.gateway.network("ehr").contract("ehr"));
@@ -113,7 +115,7 @@ async fn import_read_consent_audit_on_a_real_network() {
         .unwrap();
     settle(&dir).await;
     let read = org2
-        .read_record(&patient_id, &record.record_id, Purpose::Treatment)
+        .read_record(&patient_id, &ledger_record, Purpose::Treatment)
         .await
         .unwrap();
     assert!(read.bytes == record.bytes);
@@ -123,7 +125,7 @@ async fn import_read_consent_audit_on_a_real_network() {
         .unwrap();
     settle(&dir).await;
     let after = org2
-        .read_record(&patient_id, &record.record_id, Purpose::Treatment)
+        .read_record(&patient_id, &ledger_record, Purpose::Treatment)
         .await;
     assert!(
         matches!(after, Err(EhrClientError::AccessDenied { .. })),
@@ -183,8 +185,15 @@ async fn import_read_consent_audit_on_a_real_network() {
                     r.record_id
                 );
             }
-            let id: ehr_chaincode::ids::RecordId = r.record_id.parse().unwrap();
-            let key = ehr_chaincode::ids::record_key(&bundle.patient_id, &id).unwrap();
+            let id: ehr_chaincode::ids::RecordId =
+                common::ledger_record(&dir, &bundle.patient_id, &r.record_id)
+                    .parse()
+                    .unwrap();
+            let key = ehr_chaincode::ids::record_key(
+                &common::ledger_patient(&dir, &bundle.patient_id),
+                &id,
+            )
+            .unwrap();
             assert!(
                 org2.get_private("ehr", "Org1MSPPHI", &key)
                     .unwrap()
@@ -192,6 +201,59 @@ async fn import_read_consent_audit_on_a_real_network() {
                 "Org2 holds Org1's PHI for {}",
                 r.record_id
             );
+        }
+    }
+    // No Patient.id and no resource id on the shared ledger (issue 13 item 10, ADR 0031):
+    // not in any block, not in the non-custodian peer's world state or history, and not in
+    // any byte of the orderers' or the non-custodian peer's files (block stores, WALs,
+    // RocksDB files and logs).
+    let mut ids: Vec<&str> = Vec::new();
+    for bundle in &expected {
+        ids.push(&bundle.patient_id);
+        ids.extend(
+            bundle
+                .resources
+                .iter()
+                .map(|r| r.record_id.split_once('/').unwrap().1),
+        );
+    }
+    let mut state = Vec::new();
+    for entry in org2.state_range("ehr", "", "").unwrap() {
+        let (key, value) = entry.unwrap();
+        state.extend_from_slice(key.as_bytes());
+        state.extend_from_slice(&value.value);
+    }
+    assert!(state.len() > 10_000, "the lab's world state is empty?");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir.join("nodes")).unwrap() {
+        let node = entry.unwrap().path();
+        let name = node.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("orderer") || name == "peer0.org2" {
+            files.extend(common::files_under(&node));
+        }
+    }
+    for entry in std::fs::read_dir(dir.join("logs")).unwrap() {
+        let log = entry.unwrap().path();
+        let name = log.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("orderer") || name.starts_with("peer0.org2") {
+            files.push(log);
+        }
+    }
+    assert!(files.len() > 20, "{files:?}");
+    let contents: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    for id in &ids {
+        for (n, block) in blocks.iter().enumerate() {
+            assert!(!contains(block, id.as_bytes()), "an id is in block {n}");
+        }
+        assert!(
+            !contains(&state, id.as_bytes()),
+            "an id is in the lab's world state"
+        );
+        for (name, bytes) in &contents {
+            assert!(!contains(bytes, id.as_bytes()), "an id is in {name}");
         }
     }
     drop((org1, org2));

@@ -3,9 +3,9 @@
 //! peer's sandbox), plus an organization that joins later (`medledger org add`):
 //!
 //! - a patient id belongs to its custodian: Org2's admin registering Org1's patient is refused
-//!   with the custodian named, Org1's retry gets its entry back, and Org2's importer sends
-//!   nothing for a patient it does not hold (on 9fbe16c: 409 for both, and the importer went
-//!   on towards the other custodian);
+//!   with the custodian named, Org1's retry gets its entry back (on 9fbe16c: 409 for both);
+//!   and (ADR 0031) Org2 cannot learn Org1's ledger id of a `Patient.id` it knows, while its
+//!   own key gives an unrelated one;
 //! - Blocked follows the person: Org2's doctor, blocked by two violations of an identity
 //!   consent, re-enrolls at Org2's CA and is still refused (on 9fbe16c the new certificate
 //!   started from NoRelation);
@@ -26,7 +26,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ehr_chaincode::ids::Grantee;
@@ -43,7 +42,7 @@ use medledger_network::net::generate::{CA_BOOT_ID, Identities};
 
 mod common;
 
-use common::{MEDLEDGER, first_bundle, import_and_settle, medledger, settle, up_dev_network};
+use common::{first_bundle, import_and_settle, medledger, settle, up_dev_network};
 
 async fn client(dir: &Path, name: &str) -> EhrClient {
     let c = connect_as(dir, Some(name)).await.unwrap();
@@ -175,7 +174,9 @@ async fn ehr_rules_hold_on_a_real_network() {
     let (dir, bundles, _net) = up_dev_network(tmp.path(), 1);
     import_and_settle(&dir, &bundles).await;
     let bundle = first_bundle(&bundles);
-    let p = bundle.patient_id.clone();
+    // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
+    let clear = bundle.patient_id.clone();
+    let p = common::ledger_patient(&dir, &clear);
     let of = |t: &str| {
         bundle
             .resources
@@ -185,6 +186,8 @@ async fn ehr_rules_hold_on_a_real_network() {
             .clone()
     };
     let (obs, cond) = (of("Observation"), of("Condition"));
+    let obs_id = common::ledger_record(&dir, &clear, &obs.record_id);
+    let cond_id = common::ledger_record(&dir, &clear, &cond.record_id);
     // Strings of the patient's record that no error message may carry.
     let patient_json: serde_json::Value = serde_json::from_slice(&of("Patient").bytes).unwrap();
     let mut phi: Vec<String> = Vec::new();
@@ -193,7 +196,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     }
     phi.push(patient_json["birthDate"].as_str().unwrap().to_owned());
 
-    let patient = client(&dir, &format!("patient:{p}")).await;
+    let patient = client(&dir, &format!("patient:{clear}")).await;
     let org1_admin = client(&dir, "org1-admin").await;
     let org1_doctor = client(&dir, "org1-doctor").await;
     let org2_admin = client(&dir, "org2-admin").await;
@@ -236,31 +239,31 @@ async fn ehr_rules_hold_on_a_real_network() {
         409,
         &phi,
     );
-    // Org2's importer does not touch a patient Org1 holds: nothing is submitted.
-    let out = Command::new(MEDLEDGER)
-        .args([
-            "ehr",
-            "import",
-            bundles.to_str().unwrap(),
-            "--json",
-            "--quiet",
-        ])
-        .args(["--as", "org2-admin", "--dir"])
-        .arg(&dir)
-        .env("MEDLEDGER_EHR_BUNDLES", &bundles)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["transactions"], 0, "{summary}");
-    assert_eq!(summary["resources_created"], 0, "{summary}");
+    // Org2 cannot learn Org1's ledger id of a Patient.id it knows (only Org1's peers hold
+    // Org1's key), and its own key gives another ledger id: nothing links the two.
+    refusal(
+        org2_admin.ledger_ids(Some("Org1MSP"), &clear, &[]).await,
+        403,
+        &phi,
+    );
+    let org2_id = org2_admin.ledger_ids(None, &clear, &[]).await.unwrap();
+    assert_ne!(org2_id.patient, p);
     assert!(
-        summary["failures"]
-            .as_object()
+        org2_admin
+            .get_patient(&org2_id.patient)
+            .await
             .unwrap()
-            .keys()
-            .any(|k| k.contains("another organization")),
-        "{summary}"
+            .is_none()
+    );
+    // Nor does a doctor of Org1's without being asked for records by a clinician with
+    // consent: an Org2 doctor (no consent) learns nothing either way.
+    refusal(
+        client(&dir, "org2-doctor")
+            .await
+            .ledger_ids(Some("Org1MSP"), &clear, &[&obs.record_id])
+            .await,
+        403,
+        &phi,
     );
     settle(&dir).await;
     assert_eq!(height(&dir), before, "a refusal reached the ledger");
@@ -291,7 +294,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     settle(&dir).await;
     assert!(
         org2_doctor
-            .read_record(&p, &obs.record_id, Purpose::Treatment)
+            .read_record(&p, &obs_id, Purpose::Treatment)
             .await
             .unwrap()
             .bytes
@@ -300,7 +303,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     for _ in 0..2 {
         settle(&dir).await;
         let r = org2_doctor
-            .read_record(&p, &cond.record_id, Purpose::Treatment)
+            .read_record(&p, &cond_id, Purpose::Treatment)
             .await;
         assert!(
             matches!(r, Err(EhrClientError::AccessDenied { .. })),
@@ -334,7 +337,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     assert_eq!(again.identity_id, me.identity_id);
     let audited = audit_total(&dir, &patient, &p).await;
     let before = height(&dir);
-    for record in [&obs.record_id, &cond.record_id] {
+    for record in [&obs_id, &cond_id] {
         let m = refusal(
             org2_doctor
                 .read_record(&p, record, Purpose::Treatment)
@@ -377,7 +380,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     // Out of the organization consent's scope; of another purpose; under an identity consent.
     let m = refusal(
         org1_doctor
-            .share_record(&p, &cond.record_id, "Org2MSP", Purpose::Treatment)
+            .share_record(&p, &cond_id, "Org2MSP", Purpose::Treatment)
             .await,
         403,
         &phi,
@@ -385,7 +388,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     assert!(m.contains("identities"), "{m}");
     refusal(
         org1_doctor
-            .share_record(&p, &obs.record_id, "Org2MSP", Purpose::Research)
+            .share_record(&p, &obs_id, "Org2MSP", Purpose::Research)
             .await,
         403,
         &phi,
@@ -394,8 +397,8 @@ async fn ehr_rules_hold_on_a_real_network() {
     let named = org1_doctor
         .submit(
             ehr_chaincode::functions::SHARE_RECORD,
-            &[&p, &obs.record_id, "Org2MSP", "treatment", "Org2MSPPHI"],
-            None,
+            &[&p, &obs_id, "Org2MSP", "treatment", "Org2MSPPHI"],
+            &[],
             Some("Org1MSP"),
         )
         .await;
@@ -404,21 +407,18 @@ async fn ehr_rules_hold_on_a_real_network() {
     assert_eq!(height(&dir), before, "a refused share reached the ledger");
     // The consented share: into Org1MSP-to-Org2MSP-PHI, endorsed by Org1 alone.
     let shared = org1_doctor
-        .share_record(&p, &obs.record_id, "Org2MSP", Purpose::Treatment)
+        .share_record(&p, &obs_id, "Org2MSP", Purpose::Treatment)
         .await
         .unwrap();
     assert_eq!(shared.collection, "Org1MSP-to-Org2MSP-PHI");
     assert_eq!(shared.sha256, obs.sha256);
     settle(&dir).await;
-    let meta = org1_doctor
-        .record_metadata(&p, &obs.record_id)
-        .await
-        .unwrap();
+    let meta = org1_doctor.record_metadata(&p, &obs_id).await.unwrap();
     assert_eq!(meta.shares.len(), 1);
     assert_eq!(meta.shares[0].purpose, Some(Purpose::Treatment));
     // Org2's lab reads it from Org2's own peer, once its reconciler pulled the copy.
     let decision = org2_lab
-        .request_record_access(&p, &obs.record_id, Purpose::Treatment)
+        .request_record_access(&p, &obs_id, Purpose::Treatment)
         .await
         .unwrap();
     assert_eq!(decision.decision, ehr_chaincode::model::Decision::Granted);
@@ -548,12 +548,7 @@ async fn ehr_rules_hold_on_a_real_network() {
         .unwrap();
     settle(&dir).await;
     let (opened, read) = org3_emergency
-        .emergency_read(
-            &p,
-            &cond.record_id,
-            EmergencyReason::EmergencyTreatment,
-            None,
-        )
+        .emergency_read(&p, &cond_id, EmergencyReason::EmergencyTreatment, None)
         .await
         .unwrap();
     assert!(read.bytes == cond.bytes);
@@ -587,7 +582,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     medledger(&["network", "down"], &dir);
     let org2 = common::open_ledger(&dir, "peer0.org2");
     let key = {
-        let id: ehr_chaincode::ids::RecordId = obs.record_id.parse().unwrap();
+        let id: ehr_chaincode::ids::RecordId = obs_id.parse().unwrap();
         ehr_chaincode::ids::record_key(&p, &id).unwrap()
     };
     assert_eq!(

@@ -59,7 +59,9 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     let (dir, bundles, net) = up_dev_network(tmp.path(), 1);
     import_and_settle(&dir, &bundles).await;
     let bundle = first_bundle(&bundles);
-    let p = bundle.patient_id.clone();
+    // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
+    let clear = bundle.patient_id.clone();
+    let p = common::ledger_patient(&dir, &clear);
     let of = |t: &str| {
         bundle
             .resources
@@ -69,9 +71,11 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
             .clone()
     };
     let (obs, cond) = (of("Observation"), of("Condition"));
+    let obs_id = common::ledger_record(&dir, &clear, &obs.record_id);
+    let cond_id = common::ledger_record(&dir, &clear, &cond.record_id);
 
     let org2 = client(&dir, "org2-doctor").await;
-    let patient = client(&dir, &format!("patient:{p}")).await;
+    let patient = client(&dir, &format!("patient:{clear}")).await;
     let grant = |types: Vec<String>| ConsentGrant {
         patient_id: p.clone(),
         grantee: Grantee::Org("Org2MSP".into()),
@@ -81,7 +85,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     };
 
     // 1. No consent: refused, audited; no relation.
-    assert!(denied(read_as(&dir, &org2, &p, &obs.record_id).await));
+    assert!(denied(read_as(&dir, &org2, &p, &obs_id).await));
     assert_eq!(state(&dir, &patient, &p).await, "NoRelation");
 
     // The gateway never endorses ReadRecord for submission: its response (PHI) would go into
@@ -104,12 +108,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     let er = client(&dir, "org2-emergency").await;
     settle(&dir).await;
     let (_, er_read) = er
-        .emergency_read(
-            &p,
-            &cond.record_id,
-            EmergencyReason::EmergencyTreatment,
-            None,
-        )
+        .emergency_read(&p, &cond_id, EmergencyReason::EmergencyTreatment, None)
         .await
         .unwrap();
     assert!(er_read.bytes == cond.bytes);
@@ -121,14 +120,8 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
         .await
         .unwrap();
     assert_eq!(state(&dir, &patient, &p).await, "Authorized");
-    assert!(
-        read_as(&dir, &org2, &p, &obs.record_id)
-            .await
-            .unwrap()
-            .bytes
-            == obs.bytes
-    );
-    assert!(denied(read_as(&dir, &org2, &p, &cond.record_id).await));
+    assert!(read_as(&dir, &org2, &p, &obs_id).await.unwrap().bytes == obs.bytes);
+    assert!(denied(read_as(&dir, &org2, &p, &cond_id).await));
     assert_eq!(state(&dir, &patient, &p).await, "Suspended");
 
     // 4. Re-grant: Authorized (Permission); revoke both consents: refused.
@@ -137,17 +130,11 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
         .await
         .unwrap();
     assert_eq!(state(&dir, &patient, &p).await, "Authorized");
-    assert!(
-        read_as(&dir, &org2, &p, &obs.record_id)
-            .await
-            .unwrap()
-            .bytes
-            == obs.bytes
-    );
+    assert!(read_as(&dir, &org2, &p, &obs_id).await.unwrap().bytes == obs.bytes);
     for c in [&c1, &c2] {
         patient.revoke_consent(&p, &c.consent_id).await.unwrap();
     }
-    assert!(denied(read_as(&dir, &org2, &p, &obs.record_id).await));
+    assert!(denied(read_as(&dir, &org2, &p, &obs_id).await));
 
     // 5. Re-grant, then two violations: Blocked, and every request is refused.
     patient
@@ -155,12 +142,12 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
         .await
         .unwrap();
     assert_eq!(state(&dir, &patient, &p).await, "Authorized");
-    assert!(denied(read_as(&dir, &org2, &p, &cond.record_id).await));
+    assert!(denied(read_as(&dir, &org2, &p, &cond_id).await));
     assert_eq!(state(&dir, &patient, &p).await, "Suspended");
-    let second = read_as(&dir, &org2, &p, &cond.record_id).await;
+    let second = read_as(&dir, &org2, &p, &cond_id).await;
     assert!(second.is_err(), "{second:?}");
     assert_eq!(state(&dir, &patient, &p).await, "Blocked");
-    assert!(read_as(&dir, &org2, &p, &obs.record_id).await.is_err());
+    assert!(read_as(&dir, &org2, &p, &obs_id).await.is_err());
 
     // 6. The patient's audit shows the refusals, the reads and the break-glass.
     settle(&dir).await;
@@ -170,10 +157,10 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     assert!(summary.denied >= 4, "{summary:?}");
 
     // 7. Erasure: requested by the patient, purged by the custodian's admin.
-    patient.request_erasure(&p, &obs.record_id).await.unwrap();
+    patient.request_erasure(&p, &obs_id).await.unwrap();
     settle(&dir).await;
     let admin = client(&dir, "org1-admin").await;
-    let purged = admin.purge_record(&p, &obs.record_id).await.unwrap();
+    let purged = admin.purge_record(&p, &obs_id).await.unwrap();
     assert_eq!(purged.sha256, obs.sha256, "the hash stays on the ledger");
 
     // 8. On disk: the custodian's store lost the PHI; no name or identifier anywhere public,
@@ -188,13 +175,13 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
     };
     assert!(
         org1_ledger
-            .get_private("ehr", "Org1MSPPHI", &key(&obs.record_id))
+            .get_private("ehr", "Org1MSPPHI", &key(&obs_id))
             .unwrap()
             .is_none()
     );
     assert!(
         org1_ledger
-            .get_private("ehr", "Org1MSPPHI", &key(&cond.record_id))
+            .get_private("ehr", "Org1MSPPHI", &key(&cond_id))
             .unwrap()
             .is_some()
     );
@@ -254,7 +241,7 @@ async fn consent_state_machine_break_glass_erasure_and_privacy_on_a_real_network
         }
         assert!(
             org2_ledger
-                .get_private("ehr", "Org1MSPPHI", &key(&cond.record_id))
+                .get_private("ehr", "Org1MSPPHI", &key(&cond_id))
                 .unwrap()
                 .is_none()
         );

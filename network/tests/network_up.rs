@@ -86,7 +86,27 @@ async fn network_up_submit_evaluate_restart_down() {
         .unwrap();
     assert_eq!(value, b"3");
 
-    // The CLI with --as: register a sample patient with the EHR contract.
+    // The CLI with --as: register a sample patient with the EHR contract, by its ledger id
+    // (ADR 0031: `ehr ledger-id` asks Org1's peer, which holds Org1's key).
+    let ids = medledger(
+        &[
+            "ehr",
+            "ledger-id",
+            "07f741ce-220d-4744-b1ab-d28366110264",
+            "--as",
+            "org1-admin",
+        ],
+        &dir,
+    );
+    let ledger_id = serde_json::from_str::<serde_json::Value>(&ids).unwrap()["patient"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ledger_id,
+        common::ledger_patient(&dir, "07f741ce-220d-4744-b1ab-d28366110264")
+    );
+    let register = serde_json::json!(["RegisterPatient", ledger_id]).to_string();
     medledger(
         &[
             "chaincode",
@@ -96,7 +116,7 @@ async fn network_up_submit_evaluate_restart_down() {
             "--as",
             "org1-admin",
             "--args",
-            r#"["RegisterPatient","07f741ce-220d-4744-b1ab-d28366110264"]"#,
+            &register,
         ],
         &dir,
     );

@@ -242,15 +242,20 @@ async fn phi_paths_around_consent_are_closed_on_a_real_network() {
     let doctor_client = connect_as(&dir, Some("org1-doctor")).await.unwrap();
     let doctor = EhrClient::new(doctor_client.gateway.network("ehr").contract("ehr"));
     let bundle = first_bundle(&bundles);
-    let patient_id = bundle.patient_id.clone();
-    assert_eq!(patient_name, format!("patient:{patient_id}"));
-    let record_id = bundle
-        .resources
-        .iter()
-        .find(|r| r.resource_type == "Observation")
-        .unwrap()
-        .record_id
-        .clone();
+    let clear_patient_id = bundle.patient_id.clone();
+    assert_eq!(patient_name, format!("patient:{clear_patient_id}"));
+    // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
+    let patient_id = common::ledger_patient(&dir, &clear_patient_id);
+    let record_id = common::ledger_record(
+        &dir,
+        &clear_patient_id,
+        &bundle
+            .resources
+            .iter()
+            .find(|r| r.resource_type == "Observation")
+            .unwrap()
+            .record_id,
+    );
     let read = doctor
         .read_record(&patient_id, &record_id, Purpose::Treatment)
         .await
@@ -334,10 +339,14 @@ async fn phi_paths_around_consent_are_closed_on_a_real_network() {
     .unwrap();
     // The sample Observation again under a new id: a record the ledger does not hold yet.
     resource["id"] = serde_json::Value::String("8f0c1a52-3d7e-4b8e-9a51-0f6c2b7d9e11".into());
-    let new_record = "Observation/8f0c1a52-3d7e-4b8e-9a51-0f6c2b7d9e11";
+    let new_record = common::ledger_record(
+        &dir,
+        &clear_patient_id,
+        "Observation/8f0c1a52-3d7e-4b8e-9a51-0f6c2b7d9e11",
+    );
     let bytes = serde_json::to_vec(&resource).unwrap();
     doctor
-        .reserve_records(&patient_id, &[new_record])
+        .reserve_records(&patient_id, &[&new_record])
         .await
         .unwrap();
     settle(&dir).await;
@@ -347,6 +356,10 @@ async fn phi_paths_around_consent_are_closed_on_a_real_network() {
         .new_proposal("CreateRecord")
         .args(&[&patient_id])
         .with_transient(ehr_chaincode::TRANSIENT_RESOURCE, &bytes)
+        .with_transient(
+            ehr_chaincode::TRANSIENT_PATIENT,
+            clear_patient_id.as_bytes(),
+        )
         .build()
         .unwrap()
         .endorse()

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::ids::{Grantee, PseudonymKey};
 use ehr_chaincode::model::{AuthorityRole, EmergencyReason, Purpose};
 use serde::Serialize;
 
@@ -56,6 +56,35 @@ pub enum EhrCommand {
     /// How the contract sees the caller: MSP, identity id (what `identity:` consents name),
     /// role.
     Whoami(WhoamiArgs),
+    /// The ledger ids of a patient and of its resources (ADR 0031): what the shared ledger
+    /// names them by. Evaluated on a peer of the custodian, which alone holds its key.
+    LedgerId(LedgerIdArgs),
+    /// Store the organization's pseudonym key (an EHR admin, once; `network up` does it for
+    /// the dev network) from a file of 32 bytes or 64 hex digits.
+    SetPseudonymKey(SetPseudonymKeyArgs),
+}
+
+/// `ehr ledger-id`.
+#[derive(Debug, Args)]
+pub struct LedgerIdArgs {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// Resources of the patient, `ResourceType/id`.
+    pub resources: Vec<String>,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `ehr set-pseudonym-key`.
+#[derive(Debug, Args)]
+pub struct SetPseudonymKeyArgs {
+    /// The key file (`network up` writes `organizations/<org>/ehr-pseudonym.key`).
+    #[arg(long)]
+    pub key_file: PathBuf,
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `ehr share`.
@@ -145,6 +174,11 @@ pub struct ConnectArgs {
     /// Chaincode name.
     #[arg(short = 'n', long = "name", default_value = "ehr")]
     pub chaincode: String,
+    /// The custodian organization (MSP id) whose peers translate a clear `Patient.id` or
+    /// resource id into ledger ids (default: the caller's own organization). Not needed when
+    /// ledger ids (`p_…`, `Type/r_…`) are given.
+    #[arg(long)]
+    pub custodian: Option<String>,
     /// Connection.
     #[command(flatten)]
     pub gateway: super::connect::GatewayArgs,
@@ -191,9 +225,9 @@ pub struct ImportArgs {
 /// A patient and one of their records.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// `Patient.id`.
+    /// `Patient.id`, or the patient's ledger id `p_…`.
     pub patient_id: String,
-    /// `ResourceType/id`.
+    /// `ResourceType/id` (with a `Patient.id`), or the record's ledger id `ResourceType/r_…`.
     pub record_id: String,
     /// Connection.
     #[command(flatten)]
@@ -242,7 +276,7 @@ pub enum ConsentCommand {
 /// `ehr consent grant`.
 #[derive(Debug, Args)]
 pub struct ConsentGrantArgs {
-    /// `Patient.id`.
+    /// `Patient.id`, or the patient's ledger id `p_…`.
     pub patient_id: String,
     /// Grantee: `org:MSPID` or `identity:<identity id>` (`medledger ehr whoami` prints it).
     #[arg(long, value_parser = parse_grantee)]
@@ -264,7 +298,7 @@ pub struct ConsentGrantArgs {
 /// A patient and an id (consent or request).
 #[derive(Debug, Args)]
 pub struct IdArgs {
-    /// `Patient.id`.
+    /// `Patient.id`, or the patient's ledger id `p_…`.
     pub patient_id: String,
     /// Consent or request id.
     pub id: String,
@@ -276,7 +310,7 @@ pub struct IdArgs {
 /// A patient and a page.
 #[derive(Debug, Args)]
 pub struct PatientPageArgs {
-    /// `Patient.id`.
+    /// `Patient.id`, or the patient's ledger id `p_…`.
     pub patient_id: String,
     /// Page size (1-200).
     #[arg(long, default_value_t = 50)]
@@ -305,7 +339,7 @@ pub enum AccessCommand {
 /// `ehr access request`.
 #[derive(Debug, Args)]
 pub struct AccessRequestCliArgs {
-    /// `Patient.id`.
+    /// `Patient.id`, or the patient's ledger id `p_…`.
     pub patient_id: String,
     /// Resource types asked for (repeat; none = all).
     #[arg(long = "type")]
@@ -450,30 +484,25 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
     match cmd {
         EhrCommand::Import(a) => run_import(a).await,
         EhrCommand::Record(RecordCommand::Get(a)) => {
-            let r = &a.record;
-            let client = r.connect.client().await?;
+            let (client, patient, record) = a.record.resolve().await?;
             let read = match &a.at_org {
                 Some(org) => {
                     client
-                        .read_record_at(&r.patient_id, &r.record_id, a.purpose, org)
+                        .read_record_at(&patient, &record, a.purpose, org)
                         .await?
                 }
-                None => {
-                    client
-                        .read_record(&r.patient_id, &r.record_id, a.purpose)
-                        .await?
-                }
+                None => client.read_record(&patient, &record, a.purpose).await?,
             };
             write_record(&read, a.out.as_ref())
         }
         EhrCommand::Record(RecordCommand::History(r)) => {
-            let client = r.connect.client().await?;
-            print_json(&client.record_history(&r.patient_id, &r.record_id).await?)
+            let (client, patient, record) = r.resolve().await?;
+            print_json(&client.record_history(&patient, &record).await?)
         }
         EhrCommand::Consent(ConsentCommand::Grant(a)) => {
             let client = a.connect.client().await?;
             let grant = ConsentGrant {
-                patient_id: a.patient_id,
+                patient_id: a.connect.patient(&client, &a.patient_id).await?,
                 grantee: a.grantee,
                 resource_types: a.resource_types,
                 purposes: a.purposes,
@@ -482,13 +511,13 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             print_json(&client.grant_consent(&grant).await?)
         }
         EhrCommand::Consent(ConsentCommand::Revoke(a)) => {
-            let client = a.connect.client().await?;
-            print_json(&client.revoke_consent(&a.patient_id, &a.id).await?)
+            let (client, patient) = a.resolve().await?;
+            print_json(&client.revoke_consent(&patient, &a.id).await?)
         }
         EhrCommand::Consent(ConsentCommand::List(p)) => {
-            let client = p.connect.client().await?;
+            let (client, patient) = p.resolve().await?;
             let page = client
-                .list_consents(&p.patient_id, p.page_size, &p.bookmark)
+                .list_consents(&patient, p.page_size, &p.bookmark)
                 .await?;
             print_json(&serde_json::json!({"consents": page.items, "bookmark": page.bookmark}))
         }
@@ -496,7 +525,7 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             let client = a.connect.client().await?;
             let request_id = client
                 .request_access(&AccessRequestArgs {
-                    patient_id: a.patient_id,
+                    patient_id: a.connect.patient(&client, &a.patient_id).await?,
                     resource_types: a.resource_types,
                     purposes: a.purposes,
                     valid_for_s: a.valid_for_s,
@@ -506,24 +535,24 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             print_json(&serde_json::json!({ "request_id": request_id }))
         }
         EhrCommand::Access(AccessCommand::Approve(a)) => {
-            let client = a.connect.client().await?;
-            print_json(&client.approve_access_request(&a.patient_id, &a.id).await?)
+            let (client, patient) = a.resolve().await?;
+            print_json(&client.approve_access_request(&patient, &a.id).await?)
         }
         EhrCommand::Access(AccessCommand::Reject(a)) => {
-            let client = a.connect.client().await?;
-            print_json(&client.reject_access_request(&a.patient_id, &a.id).await?)
+            let (client, patient) = a.resolve().await?;
+            print_json(&client.reject_access_request(&patient, &a.id).await?)
         }
         EhrCommand::Access(AccessCommand::List(p)) => {
-            let client = p.connect.client().await?;
+            let (client, patient) = p.resolve().await?;
             let page = client
-                .list_access_requests(&p.patient_id, p.page_size, &p.bookmark)
+                .list_access_requests(&patient, p.page_size, &p.bookmark)
                 .await?;
             print_json(&serde_json::json!({"requests": page.items, "bookmark": page.bookmark}))
         }
         EhrCommand::Audit(AuditArgs { page: p }) => {
-            let client = p.connect.client().await?;
+            let (client, patient) = p.resolve().await?;
             let page = client
-                .audit_entries(&p.patient_id, p.page_size, &p.bookmark)
+                .audit_entries(&patient, p.page_size, &p.bookmark)
                 .await?;
             print_json(
                 &serde_json::json!({"entries": page.entries, "bookmark": page.bookmark,
@@ -531,10 +560,9 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             )
         }
         EhrCommand::EmergencyRead(a) => {
-            let r = &a.record;
-            let client = r.connect.client().await?;
+            let (client, patient, record) = a.record.resolve().await?;
             let (opened, read) = client
-                .emergency_read(&r.patient_id, &r.record_id, a.reason, a.window_s)
+                .emergency_read(&patient, &record, a.reason, a.window_s)
                 .await?;
             eprintln!(
                 "emergency window {} open until {} ms",
@@ -543,19 +571,18 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             write_record(&read, a.out.as_ref())
         }
         EhrCommand::Erasure(r) => {
-            let client = r.connect.client().await?;
-            print_json(&client.request_erasure(&r.patient_id, &r.record_id).await?)
+            let (client, patient, record) = r.resolve().await?;
+            print_json(&client.request_erasure(&patient, &record).await?)
         }
         EhrCommand::Purge(r) => {
-            let client = r.connect.client().await?;
-            print_json(&client.purge_record(&r.patient_id, &r.record_id).await?)
+            let (client, patient, record) = r.resolve().await?;
+            print_json(&client.purge_record(&patient, &record).await?)
         }
         EhrCommand::Share(a) => {
-            let r = &a.record;
-            let client = r.connect.client().await?;
+            let (client, patient, record) = a.record.resolve().await?;
             print_json(
                 &client
-                    .share_record(&r.patient_id, &r.record_id, &a.grantee_msp, a.purpose)
+                    .share_record(&patient, &record, &a.grantee_msp, a.purpose)
                     .await?,
             )
         }
@@ -590,6 +617,82 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
                 .await?,
         ),
         EhrCommand::Whoami(a) => print_json(&a.connect.client().await?.who_am_i().await?),
+        EhrCommand::LedgerId(a) => {
+            let client = a.connect.client().await?;
+            let resources: Vec<&str> = a.resources.iter().map(String::as_str).collect();
+            print_json(
+                &client
+                    .ledger_ids(a.connect.custodian.as_deref(), &a.patient_id, &resources)
+                    .await?,
+            )
+        }
+        EhrCommand::SetPseudonymKey(a) => {
+            let key = read_pseudonym_key(&a.key_file)?;
+            print_json(&a.connect.client().await?.set_pseudonym_key(&key).await?)
+        }
+    }
+}
+
+/// Reads a pseudonym key file: 32 raw bytes, or 64 hex digits (surrounding whitespace
+/// ignored).
+///
+/// # Errors
+/// An unreadable file or another length or content.
+pub fn read_pseudonym_key(path: &std::path::Path) -> Result<PseudonymKey> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::str::from_utf8(&bytes).map(str::trim).ok();
+    let raw = match text.and_then(|t| hex::decode(t).ok()) {
+        Some(decoded) if decoded.len() == PseudonymKey::LEN => decoded,
+        _ => bytes,
+    };
+    PseudonymKey::from_bytes(&raw).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: a pseudonym key is 32 bytes or 64 hex digits",
+            path.display()
+        )
+    })
+}
+
+impl ConnectArgs {
+    /// The ledger id of `patient` (a `Patient.id` or a ledger id) for this connection's
+    /// custodian.
+    async fn patient(&self, client: &EhrClient, patient: &str) -> Result<String> {
+        Ok(client
+            .resolve_patient(patient, self.custodian.as_deref())
+            .await?)
+    }
+}
+
+impl RecordArgs {
+    /// The client and the ledger ids of the patient and the record.
+    async fn resolve(&self) -> Result<(EhrClient, String, String)> {
+        let client = self.connect.client().await?;
+        let (patient, record) = client
+            .resolve_record(
+                &self.patient_id,
+                &self.record_id,
+                self.connect.custodian.as_deref(),
+            )
+            .await?;
+        Ok((client, patient, record))
+    }
+}
+
+impl IdArgs {
+    /// The client and the patient's ledger id.
+    async fn resolve(&self) -> Result<(EhrClient, String)> {
+        let client = self.connect.client().await?;
+        let patient = self.connect.patient(&client, &self.patient_id).await?;
+        Ok((client, patient))
+    }
+}
+
+impl PatientPageArgs {
+    /// The client and the patient's ledger id.
+    async fn resolve(&self) -> Result<(EhrClient, String)> {
+        let client = self.connect.client().await?;
+        let patient = self.connect.patient(&client, &self.patient_id).await?;
+        Ok((client, patient))
     }
 }
 
@@ -701,6 +804,14 @@ mod tests {
             &["governance", "approve", "Org3MSP", "emergency"],
             &["governance", "withdraw", "Org3MSP", "auditor"],
             &["whoami"],
+            &[
+                "ledger-id",
+                "p1",
+                "Observation/o1",
+                "--custodian",
+                "Org1MSP",
+            ],
+            &["set-pseudonym-key", "--key-file", "k"],
         ] {
             assert!(parse(ok).is_ok(), "{ok:?}");
         }

@@ -187,7 +187,8 @@ pub fn identities(a: DirArgs) -> Result<()> {
     Ok(())
 }
 
-/// For each EHR chaincode (one PHI collection per organization), seeds its governance
+/// For each EHR chaincode (one PHI collection per organization), stores each organization's
+/// pseudonym key in its own PHI collection (ADR 0031; idempotent), then seeds governance
 /// (ADR 0029): every founding organization's admin confirms the founding set of all of them,
 /// which founds governance with each approving each one's break-glass and auditor authority.
 /// Idempotent: a founded governance is left as it is, and a founding that failed half-way
@@ -203,9 +204,15 @@ async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpe
         let mut admins = Vec::new();
         for org in &spec.organizations {
             let c = net::client::connect_as(dir, Some(&format!("{}-admin", org.name))).await?;
-            admins.push(crate::ehr_client::EhrClient::new(
+            let admin = crate::ehr_client::EhrClient::new(
                 c.gateway.network(&spec.channel).contract(&cc.name),
-            ));
+            );
+            let key = net::generate::write_pseudonym_key(dir, &org.name)?;
+            admin
+                .set_pseudonym_key(&key)
+                .await
+                .with_context(|| format!("storing the pseudonym key of {}", org.msp_id))?;
+            admins.push(admin);
         }
         let line = match crate::ehr_client::seed_governance(&admins).await? {
             Seeded::Founded => format!(

@@ -67,8 +67,8 @@ pub fn read_bundle(bytes: &[u8]) -> Result<PatientBundle, BundleError> {
         for raw in bundle_resources(chunk).map_err(invalid)? {
             let parsed = parse_resource(raw).map_err(invalid)?;
             resources.push(BundleResource {
-                record_id: parsed.record_id.to_string(),
-                resource_type: parsed.record_id.resource_type.clone(),
+                record_id: parsed.reference.to_string(),
+                resource_type: parsed.reference.resource_type.clone(),
                 sha256: sha256_hex(raw),
                 bytes: raw.to_vec(),
             });

@@ -2,14 +2,16 @@
 //! as a record with the chaincode's two-transaction protocol (ADR 0020), many transactions in
 //! flight, idempotent.
 //!
-//! Once per run, `WhoAmI` (evaluate) for the client's organization. Per bundle: `GetPatient`
-//! (evaluate) and `RegisterPatient` if absent — a patient whose custodian is another
-//! organization is skipped as a failure, nothing sent; `ListRecords`
+//! Once per run, `WhoAmI` (evaluate) for the client's organization. Per bundle: `LedgerIds`
+//! (evaluate on the client's own organization's peer, ≤ 500 ids per call) for the ledger ids
+//! of the patient and its resources (ADR 0031: only those reach the shared ledger);
+//! `GetPatient` (evaluate) and `RegisterPatient` if absent — a patient whose custodian is
+//! another organization is skipped as a failure, nothing sent; `ListRecords`
 //! (evaluate, all pages) to skip records already stored with the same SHA-256; the rest cut
 //! into chunks of at most [`ImportOptions::max_chunk_bytes`] /
 //! [`ImportOptions::max_chunk_entries`]; per chunk `ReserveRecords` (channel policy, ids
-//! only) for ids not yet reserved, then `CreateRecordsFromBundle` with the chunk in the
-//! transient map, endorsed by the patient's custodian organization only. Bundles and chunks
+//! only) for ids not yet reserved, then `CreateRecordsFromBundle` with the chunk and the clear
+//! `Patient.id` in the transient map, endorsed by the patient's custodian organization only. Bundles and chunks
 //! run concurrently; at most [`ImportOptions::concurrency`] calls are in flight. Transactions
 //! invalidated by an MVCC conflict are retried (both steps are idempotent).
 
@@ -27,7 +29,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::bundle::{BundleResource, PatientBundle, chunk_resources, fits_in_chunk, read_bundle};
-use super::{EhrClient, EhrClientError, Result};
+use super::{EhrClient, EhrClientError, LedgerPatient, Result};
 
 /// How an import runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,14 +406,63 @@ impl Run<'_> {
         }
     }
 
+    /// The ledger ids of the bundle's patient and of each resource, in entry order
+    /// (`LedgerIds` on the client's own organization's peer, ≤ 500 ids per call).
+    async fn ledger_ids(&self, bundle: &PatientBundle) -> Result<(LedgerPatient, Vec<String>)> {
+        let c = self.client;
+        let own = Some(self.own_msp.as_str());
+        let patient_id = bundle.patient_id.as_str();
+        let mut ledger_patient = None;
+        let mut records = Vec::with_capacity(bundle.resources.len());
+        let ids: Vec<&str> = bundle
+            .resources
+            .iter()
+            .map(|r| r.record_id.as_str())
+            .collect();
+        for part in ids.chunks(MAX_BUNDLE_ENTRIES) {
+            let got = self
+                .call(false, || c.ledger_ids(own, patient_id, part))
+                .await?;
+            if got.records.len() != part.len() {
+                return Err(EhrClientError::Decode {
+                    function: ehr_chaincode::functions::LEDGER_IDS,
+                });
+            }
+            records.extend(got.records);
+            ledger_patient = Some(got.patient);
+        }
+        let ledger_id = match ledger_patient {
+            Some(p) => p,
+            None => {
+                self.call(false, || c.ledger_ids(own, patient_id, &[]))
+                    .await?
+                    .patient
+            }
+        };
+        let patient = LedgerPatient {
+            patient_id: bundle.patient_id.clone(),
+            ledger_id,
+        };
+        Ok((patient, records))
+    }
+
     async fn patient_bundle(&self, bundle: &PatientBundle) {
         let all_ids: Vec<&str> = bundle
             .resources
             .iter()
             .map(|r| r.record_id.as_str())
             .collect();
-        let patient_id = bundle.patient_id.as_str();
         let c = self.client;
+        let (lp, ledger_records) = match self.ledger_ids(bundle).await {
+            Ok(ids) => ids,
+            Err(e) => return self.fail(&reason("LedgerIds", &e), &all_ids),
+        };
+        let ledger_of: HashMap<&str, &str> = all_ids
+            .iter()
+            .copied()
+            .zip(ledger_records.iter().map(String::as_str))
+            .collect();
+        let patient_id = lp.ledger_id.as_str();
         let patient = match self.call(false, || c.get_patient(patient_id)).await {
             Ok(Some(p)) => {
                 self.with_summary(|s| s.patients_skipped += 1);
@@ -432,9 +483,10 @@ impl Run<'_> {
             }
             Err(e) => return self.fail(&reason("GetPatient", &e), &all_ids),
         };
-        // A patient id belongs to one custodian (ADR 0029). One registered by another
+        // A patient belongs to one custodian (ADR 0029). One registered by another
         // organization is not ours to fill: its records would go, transient data and all, to
-        // that organization's endorsers. Nothing is sent.
+        // that organization's endorsers. Nothing is sent. (With ledger ids keyed by each
+        // custodian, ADR 0031, this takes a collision of 128-bit keyed hashes.)
         if patient.custodian_msp != self.own_msp {
             return self.fail(
                 "the patient id is registered by another organization (custodian); nothing sent",
@@ -453,11 +505,12 @@ impl Run<'_> {
         let mut to_reserve: HashSet<&str> = HashSet::new();
         let mut skipped = 0u64;
         for r in &bundle.resources {
-            match plan(r, stored.get(&r.record_id), self.options.max_chunk_bytes) {
+            let ledger = ledger_of.get(r.record_id.as_str()).copied().unwrap_or("");
+            match plan(r, stored.get(ledger), self.options.max_chunk_bytes) {
                 Plan::Skip => skipped += 1,
                 Plan::Create => pending.push(r),
                 Plan::ReserveAndCreate => {
-                    to_reserve.insert(&r.record_id);
+                    to_reserve.insert(ledger);
                     pending.push(r);
                 }
                 Plan::Fail(why) => self.fail(why, &[&r.record_id]),
@@ -477,42 +530,46 @@ impl Run<'_> {
             }
         };
         let custodian = patient.custodian_msp.as_str();
+        let chunk_ids = ChunkIds {
+            ledger_of: &ledger_of,
+            to_reserve: &to_reserve,
+        };
         futures::stream::iter(chunks)
             .for_each_concurrent(None, |chunk| {
-                let to_reserve = &to_reserve;
-                async move { self.chunk(patient_id, custodian, &chunk, to_reserve).await }
+                let (lp, chunk_ids) = (&lp, &chunk_ids);
+                async move { self.chunk(lp, custodian, &chunk, chunk_ids).await }
             })
             .await;
     }
 
     async fn chunk(
         &self,
-        patient_id: &str,
+        patient: &LedgerPatient,
         custodian: &str,
         chunk: &[u8],
-        to_reserve: &HashSet<&str>,
+        ids: &ChunkIds<'_>,
     ) {
-        let ids: Vec<String> = match bundle_record_ids(chunk) {
+        let clear: Vec<String> = match bundle_record_ids(chunk) {
             Ok(ids) => ids.iter().map(ToString::to_string).collect(),
             Err(_) => return self.fail("a chunk does not parse (internal error)", &[]),
         };
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let clear: Vec<&str> = clear.iter().map(String::as_str).collect();
         let c = self.client;
-        let reserve: Vec<&str> = ids
+        let reserve: Vec<&str> = clear
             .iter()
-            .copied()
-            .filter(|id| to_reserve.contains(id))
+            .filter_map(|id| ids.ledger_of.get(id).copied())
+            .filter(|ledger| ids.to_reserve.contains(ledger))
             .collect();
         if !reserve.is_empty()
             && let Err(e) = self
-                .call(true, || c.reserve_records(patient_id, &reserve))
+                .call(true, || c.reserve_records(&patient.ledger_id, &reserve))
                 .await
         {
-            return self.fail(&reason("ReserveRecords", &e), &ids);
+            return self.fail(&reason("ReserveRecords", &e), &clear);
         }
         match self
             .call(true, || {
-                c.create_records_from_bundle(patient_id, custodian, chunk)
+                c.create_records_from_bundle(patient, custodian, chunk)
             })
             .await
         {
@@ -521,11 +578,18 @@ impl Run<'_> {
                     s.resources_created += r.created;
                     s.resources_skipped += r.unchanged;
                 });
-                self.advance(|p| p.resources_done += ids.len() as u64);
+                self.advance(|p| p.resources_done += clear.len() as u64);
             }
-            Err(e) => self.fail(&reason("CreateRecordsFromBundle", &e), &ids),
+            Err(e) => self.fail(&reason("CreateRecordsFromBundle", &e), &clear),
         }
     }
+}
+
+/// A bundle's resource ids for its chunks: each clear `ResourceType/id` to its ledger id, and
+/// the ledger ids still to reserve.
+struct ChunkIds<'a> {
+    ledger_of: &'a HashMap<&'a str, &'a str>,
+    to_reserve: &'a HashSet<&'a str>,
 }
 
 /// Imports the FHIR bundle files `files` (see [`super::bundle::bundle_files`] to expand

@@ -23,7 +23,7 @@ pub mod import;
 use std::time::{Duration, Instant};
 
 use ehr_chaincode::functions as f;
-use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::ids::{Grantee, PseudonymKey, RecordId, check_ledger_patient_id};
 use ehr_chaincode::model::{
     AccessEntry, AccessRequest, AdmitOutcome, Authority, AuthorityRole, Consent, ConsentStatus,
     Decision, EmergencyReason, ErasureRequest, FoundingConfirmation, GovernanceMember, JoinOutcome,
@@ -235,6 +235,35 @@ pub struct RecordVersion {
     pub author_msp: String,
     /// Status at that version.
     pub status: RecordStatus,
+}
+
+/// A patient named both ways: the clear FHIR `Patient.id` (PHI-adjacent: it travels only in
+/// transient maps to the custodian's peers) and its ledger id (what the shared ledger holds,
+/// ADR 0031).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerPatient {
+    /// `Patient.id`.
+    pub patient_id: String,
+    /// `p_<32 hex>`.
+    pub ledger_id: String,
+}
+
+/// `LedgerIds`' result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LedgerIds {
+    /// The patient's ledger id `p_<32 hex>`.
+    pub patient: String,
+    /// The records' ledger ids `ResourceType/r_<32 hex>`, in the order asked.
+    pub records: Vec<String>,
+}
+
+/// `SetPseudonymKey`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PseudonymKeySet {
+    /// The collection holding the key (`<Msp>PHI`).
+    pub collection: String,
+    /// Whether it was stored now (false: the same key was already set).
+    pub set: bool,
 }
 
 /// `CreateRecordsFromBundle`'s result.
@@ -478,6 +507,11 @@ impl EhrClient {
         &self.contract
     }
 
+    /// The MSP id of the identity this client signs as.
+    pub fn msp_id(&self) -> &str {
+        self.contract.identity().msp_id()
+    }
+
     /// Submits `function` (endorse, order, wait for the commit). `transient` is sent to the
     /// endorsers only; `endorsing_org`, if given, is the only organization asked to endorse
     /// (the custodian, for PHI-carrying functions).
@@ -489,12 +523,12 @@ impl EhrClient {
         &self,
         function: &'static str,
         args: &[&str],
-        transient: Option<(&str, &[u8])>,
+        transient: &[(&str, &[u8])],
         endorsing_org: Option<&str>,
     ) -> Result<Committed> {
         let err = |e| EhrClientError::from_gateway(function, e);
         let mut builder = self.contract.new_proposal(function).args(args);
-        if let Some((key, value)) = transient {
+        for (key, value) in transient {
             builder = builder.with_transient(key, value);
         }
         if let Some(org) = endorsing_org {
@@ -539,8 +573,25 @@ impl EhrClient {
         args: &[&str],
         target_org: Option<&str>,
     ) -> Result<Vec<u8>> {
+        self.evaluate_with(function, args, &[], target_org).await
+    }
+
+    /// [`Self::evaluate`] with a transient map (sent to that peer only, never ordered).
+    ///
+    /// # Errors
+    /// As [`Self::evaluate`].
+    pub async fn evaluate_with(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        transient: &[(&str, &[u8])],
+        target_org: Option<&str>,
+    ) -> Result<Vec<u8>> {
         let err = |e| EhrClientError::from_gateway(function, e);
         let mut builder = self.contract.new_proposal(function).args(args);
+        for (key, value) in transient {
+            builder = builder.with_transient(key, value);
+        }
         if let Some(org) = target_org {
             builder = builder.with_endorsing_organizations(&[org]);
         }
@@ -552,7 +603,7 @@ impl EhrClient {
         function: &'static str,
         args: &[&str],
     ) -> Result<T> {
-        let c = self.submit(function, args, None, None).await?;
+        let c = self.submit(function, args, &[], None).await?;
         decode(function, &c.payload)
     }
 
@@ -601,46 +652,174 @@ impl EhrClient {
             .await
     }
 
-    /// `CreateRecordsFromBundle` with `bundle` (≤ 1 MiB, ≤ 500 entries) in the transient map,
-    /// endorsed by `custodian_msp` only: step 2 of a create (ADR 0020).
+    /// `CreateRecordsFromBundle` for the patient `patient` (ledger id and clear `Patient.id`)
+    /// with `bundle` (≤ 1 MiB, ≤ 500 entries) and the clear id in the transient map, endorsed
+    /// by `custodian_msp` only: step 2 of a create (ADR 0020, ADR 0031).
     ///
     /// # Errors
     /// [`EhrClientError`]; 409 if a record is not reserved or differs from a stored one.
     pub async fn create_records_from_bundle(
         &self,
-        patient_id: &str,
+        patient: &LedgerPatient,
         custodian_msp: &str,
         bundle: &[u8],
     ) -> Result<BundleCreated> {
         let c = self
             .submit(
                 f::CREATE_RECORDS_FROM_BUNDLE,
-                &[patient_id],
-                Some((ehr_chaincode::TRANSIENT_BUNDLE, bundle)),
+                &[&patient.ledger_id],
+                &[
+                    (ehr_chaincode::TRANSIENT_BUNDLE, bundle),
+                    (
+                        ehr_chaincode::TRANSIENT_PATIENT,
+                        patient.patient_id.as_bytes(),
+                    ),
+                ],
                 Some(custodian_msp),
             )
             .await?;
         decode(f::CREATE_RECORDS_FROM_BUNDLE, &c.payload)
     }
 
-    /// `CreateRecord` with one FHIR resource's exact bytes in the transient map, endorsed by
-    /// `custodian_msp` only: step 2 of a single-record create (ADR 0020). Returns the commit.
+    /// `CreateRecord` with one FHIR resource's exact bytes and the clear `Patient.id` in the
+    /// transient map, endorsed by `custodian_msp` only: step 2 of a single-record create
+    /// (ADR 0020, ADR 0031). Returns the commit.
     ///
     /// # Errors
     /// [`EhrClientError`]; 409 if the record is not reserved or exists already.
     pub async fn create_record(
         &self,
-        patient_id: &str,
+        patient: &LedgerPatient,
         custodian_msp: &str,
         resource: &[u8],
     ) -> Result<Committed> {
         self.submit(
             f::CREATE_RECORD,
-            &[patient_id],
-            Some((ehr_chaincode::TRANSIENT_RESOURCE, resource)),
+            &[&patient.ledger_id],
+            &[
+                (ehr_chaincode::TRANSIENT_RESOURCE, resource),
+                (
+                    ehr_chaincode::TRANSIENT_PATIENT,
+                    patient.patient_id.as_bytes(),
+                ),
+            ],
             Some(custodian_msp),
         )
         .await
+    }
+
+    /// `SetPseudonymKey` (an EHR admin): stores `key` as the pseudonym key of the caller's
+    /// organization in its own PHI collection, endorsed by its own peers only (ADR 0031).
+    /// Setting the key already set succeeds (`set` false).
+    ///
+    /// # Errors
+    /// 403 without the admin role; 409 if another key is set.
+    pub async fn set_pseudonym_key(&self, key: &PseudonymKey) -> Result<PseudonymKeySet> {
+        let own = self.msp_id().to_owned();
+        let transient = [(
+            ehr_chaincode::TRANSIENT_PSEUDONYM_KEY,
+            key.as_bytes().as_slice(),
+        )];
+        // Evaluated first: when the key is already set the call writes nothing, and a
+        // read-only transaction endorsed by one organization would commit invalid (it falls
+        // under the chaincode's policy).
+        let dry = self
+            .evaluate_with(f::SET_PSEUDONYM_KEY, &[], &transient, Some(&own))
+            .await?;
+        let dry: PseudonymKeySet = decode(f::SET_PSEUDONYM_KEY, &dry)?;
+        if !dry.set {
+            return Ok(dry);
+        }
+        let c = self
+            .submit(f::SET_PSEUDONYM_KEY, &[], &transient, Some(&own))
+            .await?;
+        decode(f::SET_PSEUDONYM_KEY, &c.payload)
+    }
+
+    /// `LedgerIds`, evaluated on a peer of `custodian_msp` (default: the caller's
+    /// organization), the only peers holding its pseudonym key: the ledger ids of the patient
+    /// whose `Patient.id` is `patient_id` and of its resources `resources` (`ResourceType/id`,
+    /// ≤ 500), in order. The clear ids travel in the transient map to that peer only.
+    ///
+    /// # Errors
+    /// 403 unless the caller is the custodian's staff, the patient, or a clinician allowed to
+    /// write these records; 404 if the custodian has no pseudonym key.
+    pub async fn ledger_ids(
+        &self,
+        custodian_msp: Option<&str>,
+        patient_id: &str,
+        resources: &[&str],
+    ) -> Result<LedgerIds> {
+        let custodian = custodian_msp.unwrap_or(self.msp_id()).to_owned();
+        let ids = serde_json::to_vec(&serde_json::json!({
+            "patient": patient_id,
+            "records": resources,
+        }))
+        .map_err(|_| EhrClientError::Usage("ids do not encode".into()))?;
+        let bytes = self
+            .evaluate_with(
+                f::LEDGER_IDS,
+                &[&custodian],
+                &[(ehr_chaincode::TRANSIENT_IDS, &ids)],
+                Some(&custodian),
+            )
+            .await?;
+        decode(f::LEDGER_IDS, &bytes)
+    }
+
+    /// The ledger id of a patient given either way: a ledger id (`p_…`) as it is, a
+    /// `Patient.id` through [`Self::ledger_ids`] at `custodian_msp` (default: the caller's
+    /// organization).
+    ///
+    /// # Errors
+    /// As [`Self::ledger_ids`].
+    pub async fn resolve_patient(
+        &self,
+        patient: &str,
+        custodian_msp: Option<&str>,
+    ) -> Result<String> {
+        if check_ledger_patient_id(patient).is_ok() {
+            return Ok(patient.to_owned());
+        }
+        Ok(self.ledger_ids(custodian_msp, patient, &[]).await?.patient)
+    }
+
+    /// The ledger ids of a patient and one of its records given either way: ledger ids as
+    /// they are; a `Patient.id` and a `ResourceType/id` through [`Self::ledger_ids`].
+    ///
+    /// # Errors
+    /// [`EhrClientError::Usage`] for a resource id with a patient's ledger id (the clear
+    /// `Patient.id` is needed to translate it); as [`Self::ledger_ids`].
+    pub async fn resolve_record(
+        &self,
+        patient: &str,
+        record: &str,
+        custodian_msp: Option<&str>,
+    ) -> Result<(String, String)> {
+        let ledger_record = record.parse::<RecordId>().is_ok();
+        if check_ledger_patient_id(patient).is_ok() {
+            if ledger_record {
+                return Ok((patient.to_owned(), record.to_owned()));
+            }
+            return Err(EhrClientError::Usage(
+                "a resource id translates with the Patient.id, not the patient's ledger id; \
+                 give both clear ids or both ledger ids"
+                    .into(),
+            ));
+        }
+        if ledger_record {
+            let p = self.resolve_patient(patient, custodian_msp).await?;
+            return Ok((p, record.to_owned()));
+        }
+        let ids = self.ledger_ids(custodian_msp, patient, &[record]).await?;
+        let r = ids
+            .records
+            .into_iter()
+            .next()
+            .ok_or(EhrClientError::Decode {
+                function: f::LEDGER_IDS,
+            })?;
+        Ok((ids.patient, r))
     }
 
     /// `ReadRecordMetadata`: a record's public metadata.
@@ -834,7 +1013,7 @@ impl EhrClient {
             .submit(
                 f::SHARE_RECORD,
                 &[patient_id, record_id, grantee_msp, purpose.as_str()],
-                None,
+                &[],
                 Some(&custodian),
             )
             .await?;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
+use ehr_chaincode::ids::PseudonymKey;
 use medledger_msp::ca::{CaConfig, CertificateAuthority, Registration};
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
@@ -362,8 +363,43 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
     Ok(nodes(dir, spec))
 }
 
+/// Where an organization's EHR pseudonym key is kept (ADR 0031): `ehr-keys/<org>.key`, 64 hex
+/// digits, readable by the owner only.
+pub fn pseudonym_key_path(dir: &Path, org_name: &str) -> PathBuf {
+    dir.join("ehr-keys").join(format!("{org_name}.key"))
+}
+
+/// Creates `org_name`'s pseudonym key (32 random bytes) at [`pseudonym_key_path`] (directory
+/// 0700, file 0600), or reads the one already there.
+///
+/// # Errors
+/// A file that cannot be written or read, or holds no key.
+pub fn write_pseudonym_key(dir: &Path, org_name: &str) -> Result<PseudonymKey> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = pseudonym_key_path(dir, org_name);
+    if path.exists() {
+        return crate::cli::ehr::read_pseudonym_key(&path);
+    }
+    let parent = path.parent().context("key path")?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .with_context(|| format!("creating {}", parent.display()))?;
+    let key = PseudonymKey::from_bytes(&rand::random::<[u8; 32]>())?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{}", hex::encode(key.as_bytes()))?;
+    Ok(key)
+}
+
 /// Generates one application organization into `dir`: its CA (and TLS CA), its peers'
-/// identities and TLS certificates, and demo identities (admin, doctor, lab technician, an
+/// identities and TLS certificates, its EHR pseudonym key, and demo identities (admin, doctor, lab technician, an
 /// emergency doctor, and `patients`), which are appended to `identities`. Returns its channel
 /// configuration entry and its TLS root certificate (PEM).
 ///
@@ -386,8 +422,15 @@ pub fn generate_org(
         )?;
     }
     let gateway = &org.peers[0];
-    let mut add = |o: &mut Org, name: String, ou: NodeOu, role: &str, extra: &[(&str, &str)]| {
-        let enrollment_id = name.replace(':', "-");
+    // The organization's pseudonym key (ADR 0031): its patients' ledger ids. `up` stores it in
+    // the organization's PHI collection; patient certificates carry the ledger id only.
+    let key = write_pseudonym_key(dir, &org.name)?;
+    let mut add = |o: &mut Org,
+                   name: String,
+                   enrollment_id: String,
+                   ou: NodeOu,
+                   role: &str,
+                   extra: &[(&str, &str)]| {
         let home = dir.join("identities").join(&enrollment_id);
         let mut reg = Registration::new(enrollment_id, ou).with_attribute("ehr.role", role);
         for (k, v) in extra {
@@ -405,23 +448,31 @@ pub fn generate_org(
         anyhow::Ok(())
     };
     for (suffix, ou, role) in DEMO_ROLES {
-        add(&mut o, format!("{}-{suffix}", org.name), ou, role, &[])?;
+        let name = format!("{}-{suffix}", org.name);
+        add(&mut o, name.clone(), name, ou, role, &[])?;
     }
     // A doctor allowed break-glass access.
+    let name = format!("{}-emergency", org.name);
     add(
         &mut o,
-        format!("{}-emergency", org.name),
+        name.clone(),
+        name,
         NodeOu::Client,
         "doctor",
         &[("ehr.emergency", "true")],
     )?;
     for p in patients {
+        // The certificate (which goes into every transaction the patient submits) names the
+        // ledger id, never the Patient.id; the local name `patient:<Patient.id>` stays on
+        // this machine.
+        let ledger_id = key.patient(p);
         add(
             &mut o,
             format!("patient:{p}"),
+            format!("patient-{ledger_id}"),
             NodeOu::Client,
             "patient",
-            &[("ehr.patient_id", p)],
+            &[("ehr.patient_id", &ledger_id)],
         )?;
     }
     let peers = org

@@ -218,3 +218,42 @@ pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
     )
     .unwrap()
 }
+
+/// The EHR pseudonym key `network up` made for organization `org` (e.g. `org1`) of the network
+/// in `dir` (ADR 0031).
+pub fn pseudonym_key(dir: &Path, org: &str) -> ehr_chaincode::ids::PseudonymKey {
+    let path = medledger_network::net::generate::pseudonym_key_path(dir, org);
+    assert!(path.exists(), "no pseudonym key at {}", path.display());
+    medledger_network::net::generate::write_pseudonym_key(dir, org).unwrap()
+}
+
+/// The ledger id of the patient `patient_id` (a `Patient.id`) of org1, the dev network's
+/// custodian.
+pub fn ledger_patient(dir: &Path, patient_id: &str) -> String {
+    pseudonym_key(dir, "org1").patient(patient_id)
+}
+
+/// The ledger id of resource `record` (`ResourceType/id`) of org1's patient `patient_id`.
+pub fn ledger_record(dir: &Path, patient_id: &str, record: &str) -> String {
+    pseudonym_key(dir, "org1")
+        .record(patient_id, &record.parse().unwrap())
+        .to_string()
+}
+
+/// Every file under `dir`, recursively (symbolic links not followed).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
