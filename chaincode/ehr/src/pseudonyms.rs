@@ -40,12 +40,13 @@ pub(crate) fn load_key(stub: &dyn ChaincodeStub, custodian_msp: &str) -> Result<
     PseudonymKey::from_bytes(&bytes).map_err(|_| EhrError::Corrupt("pseudonym key"))
 }
 
-/// The clear `Patient.id` of a PHI-carrying call (transient [`TRANSIENT_PATIENT`]), checked
-/// to be the patient the call names by ledger id, with the custodian's key.
+/// The clear `Patient.id` of a PHI-carrying call (transient [`TRANSIENT_PATIENT`]) and the
+/// custodian's key. Not yet tied to the patient the call names: [`check_clear_patient_id`]
+/// does that once the caller is authorized to write, so that nobody else learns whether a
+/// guessed `Patient.id` is the one behind a ledger id.
 ///
 /// # Errors
-/// 400 if the transient entry is missing, not a FHIR id, or another patient's; as
-/// [`load_key`].
+/// 400 if the transient entry is missing or not a FHIR id; as [`load_key`].
 pub(crate) fn clear_patient_id(
     stub: &dyn ChaincodeStub,
     patient: &PatientEntry,
@@ -59,12 +60,25 @@ pub(crate) fn clear_patient_id(
         .map_err(|_| EhrError::invalid("the transient patient id is not UTF-8"))?;
     check_fhir_id("transient patient id", clear)?;
     let key = load_key(stub, &patient.custodian_msp)?;
+    Ok((key, clear.to_owned()))
+}
+
+/// Checks that `clear` (from [`clear_patient_id`]) is the patient the call names by ledger
+/// id. Call it only for a caller authorized to write for `patient`.
+///
+/// # Errors
+/// 400 if it is another patient's.
+pub(crate) fn check_clear_patient_id(
+    key: &PseudonymKey,
+    clear: &str,
+    patient: &PatientEntry,
+) -> Result<()> {
     if key.patient(clear) != patient.patient_id {
         return Err(EhrError::invalid(
             "the transient patient id is not the patient this call names",
         ));
     }
-    Ok((key, clear.to_owned()))
+    Ok(())
 }
 
 /// `SetPseudonymKey` with transient `pseudonym_key` (32 bytes) (submitted; endorsed by the

@@ -26,7 +26,7 @@ use crate::ids::{Grantee, PseudonymKey, RecordId, check_msp_id, share_collection
 use crate::ids::{consent_range, record_key, record_range};
 use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
 use crate::policy::custodian_endorsement_policy;
-use crate::pseudonyms::clear_patient_id;
+use crate::pseudonyms::{check_clear_patient_id, clear_patient_id};
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
 use crate::template::Template;
@@ -165,7 +165,8 @@ struct Checked<'a> {
 }
 
 /// The patient a PHI-carrying call writes for: its public entry, its clear `Patient.id` (from
-/// the transient map, checked against the ledger id) and the custodian's pseudonym key.
+/// the transient map; checked against the ledger id once the caller is authorized, in
+/// [`check_resource`]) and the custodian's pseudonym key.
 struct Writing {
     patient: PatientEntry,
     clear_id: String,
@@ -204,6 +205,9 @@ fn check_resource<'a>(
             templates.entry(rt).or_insert(t)
         }
     };
+    // After the authorization: an unauthorized caller must not learn whether its guess of
+    // the clear id is right (the same 403 either way).
+    check_clear_patient_id(&writing.key, &writing.clear_id, &writing.patient)?;
     template.check(&resource.value, &writing.clear_id)?;
     let record_id = writing.key.record(&writing.clear_id, &resource.reference);
     Ok(Checked {

@@ -98,23 +98,6 @@ fn ledger_records(clear: &str, references: &[&str]) -> String {
     serde_json::to_string(&ids).unwrap()
 }
 
-fn bundle(resources: &[Vec<u8>]) -> Vec<u8> {
-    let entries: Vec<String> = resources
-        .iter()
-        .map(|r| {
-            format!(
-                r#"{{"resource":{},"request":{{"method":"POST","url":"x"}}}}"#,
-                String::from_utf8_lossy(r)
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{}]}}"#,
-        entries.join(",")
-    )
-    .into_bytes()
-}
-
 fn refusals(w: &World) -> Vec<Row> {
     let grant = |patient: &str, extra: Value| {
         let mut v = json!({"patient_id": patient, "grantee": {"org": "Org3MSP"},

@@ -16,10 +16,7 @@ use serde_json::{Value, json};
 /// PA registered at Org1 with Observation/obs-1 and Condition/cond-1; PA consented Org2
 /// (Observation, treatment, 1 h).
 fn world() -> Net {
-    let mut n = Net::new();
-    n.register(PA);
-    n.create("doctor1", PA, &observation("obs-1", PA));
-    n.create("doctor1", PA, &condition("cond-1", PA));
+    let mut n = pa_with_records();
     n.grant(
         "patientA",
         json!({"patient_id": lpa(), "grantee": {"org": "Org2MSP"}, "resource_types": ["Observation"],

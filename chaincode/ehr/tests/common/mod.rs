@@ -588,6 +588,33 @@ pub fn condition(id: &str, patient_id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A FHIR transaction Bundle of `resources`.
+pub fn bundle(resources: &[Vec<u8>]) -> Vec<u8> {
+    let entries: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            format!(
+                r#"{{"resource":{},"request":{{"method":"POST","url":"x"}}}}"#,
+                String::from_utf8_lossy(r)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceType":"Bundle","type":"transaction","entry":[{}]}}"#,
+        entries.join(",")
+    )
+    .into_bytes()
+}
+
+/// PA registered at Org1MSP with Observation/obs-1 and Condition/cond-1.
+pub fn pa_with_records() -> Net {
+    let mut n = Net::new();
+    n.register(PA);
+    n.create("doctor1", PA, &observation("obs-1", PA));
+    n.create("doctor1", PA, &condition("cond-1", PA));
+    n
+}
+
 /// A Patient resource.
 pub fn patient_resource(patient_id: &str) -> Vec<u8> {
     format!(
