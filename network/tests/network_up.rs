@@ -155,7 +155,7 @@ async fn network_up_submit_evaluate_restart_down() {
         .gateway
         .network("ehr")
         .contract("ehr")
-        .evaluate_transaction("GetPatient", &["07f741ce-220d-4744-b1ab-d28366110264"])
+        .evaluate_transaction("GetPatient", &[&ledger_id])
         .await
         .unwrap();
     let patient: serde_json::Value = serde_json::from_slice(&patient).unwrap();
