@@ -460,9 +460,22 @@ fn register_and_get_patient() {
     assert_eq!(v["collection"], "Org1MSPPHI");
     assert_eq!(v["registered_by"], identity_id("registrar1"));
     assert_eq!(n.last_event_names(), ["PatientRegistered"]);
-    let v = n.ok("admin2", &["RegisterPatient", lpb(), "Org2Custody"]);
+    // Org2 names its patient under its own key; its records go to the named collection.
+    let pb2 = lp_at("Org2MSP", PB);
+    assert_ne!(pb2, lpb());
+    let v = n.ok("admin2", &["RegisterPatient", &pb2, "Org2Custody"]);
+    assert_eq!(v["patient_id"], pb2);
     assert_eq!(v["custodian_msp"], "Org2MSP");
     assert_eq!(v["collection"], "Org2Custody");
+    let obs = observation("obs-b1", PB);
+    let v = n.create_at("doctor2", "Org2MSP", PB, &obs);
+    assert_eq!(v["record_id"], lr_at("Org2MSP", PB, "Observation/obs-b1"));
+    let key = medledger_chaincode::composite::create(
+        "record",
+        &[&pb2, "Observation", &v["record_id"].as_str().unwrap()[12..]],
+    )
+    .unwrap();
+    assert_eq!(n.ledger.private("Org2Custody", &key).unwrap(), obs);
     // Anyone may look up a patient's custodian (the gateway needs it).
     let v = n.ok("doctor3", &["GetPatient", lpa()]);
     assert_eq!(v["custodian_msp"], "Org1MSP");

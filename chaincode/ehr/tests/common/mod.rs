@@ -495,13 +495,19 @@ impl Net {
     /// ids, `CreateRecord` with the resource and the clear id in the transient map.
     #[track_caller]
     pub fn create(&mut self, who: &str, clear: &str, resource: &[u8]) -> Value {
+        self.create_at(who, "Org1MSP", clear, resource)
+    }
+
+    /// As [`Net::create`] for a patient of `custodian`.
+    #[track_caller]
+    pub fn create_at(&mut self, who: &str, custodian: &str, clear: &str, resource: &[u8]) -> Value {
         let v: Value = serde_json::from_slice(resource).unwrap();
         let reference = format!(
             "{}/{}",
             v["resourceType"].as_str().unwrap(),
             v["id"].as_str().unwrap()
         );
-        let (patient, records) = self.ledger_ids(who, "Org1MSP", clear, &[reference]);
+        let (patient, records) = self.ledger_ids(who, custodian, clear, &[reference]);
         self.reserve(who, &patient, &records);
         self.ok_t(
             who,
