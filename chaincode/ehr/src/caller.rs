@@ -16,7 +16,8 @@ use crate::model::{AuthorityRole, PatientEntry};
 
 /// Certificate attribute with the caller's EHR role (one of [`Role`]).
 pub const ATTR_ROLE: &str = "ehr.role";
-/// Certificate attribute of a patient's identity: their `Patient.id`.
+/// Certificate attribute of a patient's identity: their ledger id `p_…` (ADR 0031; never the
+/// `Patient.id`, which a certificate would carry into every transaction).
 pub const ATTR_PATIENT_ID: &str = "ehr.patient_id";
 /// Certificate attribute of a clinician allowed break-glass access: `true`. It counts only
 /// while the clinician's organization holds break-glass authority on the channel (ADR 0029).
@@ -157,7 +158,11 @@ impl Caller {
             certificate_id,
             msp_admin,
             role: creator.attribute(ATTR_ROLE).and_then(Role::parse),
-            patient_id: creator.attribute(ATTR_PATIENT_ID).map(str::to_owned),
+            // A certificate naming a clear id (enrolled the old way) names no patient here.
+            patient_id: creator
+                .attribute(ATTR_PATIENT_ID)
+                .filter(|p| crate::ids::check_ledger_patient_id(p).is_ok())
+                .map(str::to_owned),
             emergency: creator.attribute(ATTR_EMERGENCY) == Some("true"),
         }
     }

@@ -10,7 +10,7 @@ use crate::state_machine::AccessState;
 /// A registered patient and their custodian organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientEntry {
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// MSP id of the custodian organization (holds the PHI, endorses its changes).
     pub custodian_msp: String,
@@ -65,7 +65,7 @@ pub struct SharedCopy {
 pub struct RecordMeta {
     /// `ResourceType/id`.
     pub record_id: String,
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// FHIR resource type.
     pub resource_type: String,
@@ -164,7 +164,7 @@ pub enum ConsentStatus {
 pub struct Consent {
     /// Consent id (the granting transaction's id).
     pub consent_id: String,
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// Status.
     pub status: ConsentStatus,
@@ -226,7 +226,7 @@ pub struct ResetApprovals {
 /// The access state of (patient, grantee); absent = NoRelation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessStateEntry {
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// Grantee.
     pub grantee: Grantee,
@@ -302,7 +302,7 @@ pub struct AccessEntry {
     pub access_id: String,
     /// Kind.
     pub kind: AccessKind,
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// Record (`ResourceType/id`) for record access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,7 +353,7 @@ pub enum EmergencyReason {
 /// An open break-glass window of one clinician for one patient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmergencyWindow {
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// Clinician identity.
     pub clinician: String,
@@ -384,7 +384,7 @@ pub enum RequestStatus {
 pub struct AccessRequest {
     /// Request id (the filing transaction's id).
     pub request_id: String,
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// Identity that filed it.
     pub requester: String,
@@ -426,7 +426,7 @@ pub enum ErasureStatus {
 /// with `PurgeRecord`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErasureRequest {
-    /// `Patient.id`.
+    /// The patient's ledger id `p_…` (ADR 0031).
     pub patient_id: String,
     /// `ResourceType/id`.
     pub record_id: String,

@@ -418,3 +418,27 @@ fn a_custodian_without_a_pseudonym_key_stores_nothing() {
     let (status, m, _) = ledger_ids(&mut n, "doctor1", PA, &["Observation/obs-1"]);
     assert_eq!(status, 200, "{m}");
 }
+
+/// A patient certificate enrolled the old way, naming its clear `Patient.id` in
+/// `ehr.patient_id`, names no patient: it cannot act for the patient under either id (the
+/// chaincode takes only a ledger id from the attribute, so an old enrollment cannot smuggle
+/// the clear id into the contract's decisions).
+#[test]
+fn a_certificate_naming_a_clear_patient_id_names_no_patient() {
+    let mut n = Net::new();
+    n.register(PB);
+    let grant = json!({"patient_id": lpb(), "grantee": {"org": "Org2MSP"},
+        "purposes": ["treatment"], "valid_for_s": 3600})
+    .to_string();
+    reissue(
+        "patient:old-enrollment",
+        &[("ehr.role", "patient"), ("ehr.patient_id", PB)],
+    );
+    n.refused(
+        Some("patient:old-enrollment"),
+        &["GrantConsent", &grant],
+        &[],
+        403,
+    );
+    n.ok("patientB", &["GrantConsent", &grant]);
+}

@@ -79,7 +79,7 @@ pub struct LedgerIdArgs {
 /// `ehr set-pseudonym-key`.
 #[derive(Debug, Args)]
 pub struct SetPseudonymKeyArgs {
-    /// The key file (`network up` writes `organizations/<org>/ehr-pseudonym.key`).
+    /// The key file (`network up` writes `ehr-keys/<org>.key` in the network directory).
     #[arg(long)]
     pub key_file: PathBuf,
     /// Connection.

@@ -376,9 +376,13 @@ pub fn pseudonym_key_path(dir: &Path, org_name: &str) -> PathBuf {
 /// A file that cannot be written or read, or holds no key.
 pub fn write_pseudonym_key(dir: &Path, org_name: &str) -> Result<PseudonymKey> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = pseudonym_key_path(dir, org_name);
     if path.exists() {
+        // A key copied in by hand may have been created readable by others.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
         return crate::cli::ehr::read_pseudonym_key(&path);
     }
     let parent = path.parent().context("key path")?;
