@@ -4,21 +4,27 @@
 //! blocks), and make nodes Byzantine. Randomness comes from one seed (`SEED` env var to
 //! reproduce a run; every test prints the seed it used).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    dead_code
+)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::consensus::TimeoutConfig;
+use crate::node::{Action, Chain, Node, NodeConfig, Now, Target, TimerId};
 use medledger_channel::ChannelConfig;
 use medledger_channel::bft;
 use medledger_channel::block as blk;
 use medledger_channel::testing::TestChannel;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_orderer::consensus::TimeoutConfig;
-use medledger_orderer::node::{Action, Chain, Node, NodeConfig, Now, Target, TimerId};
 use medledger_proto::common::{Block, BlockData, Envelope};
 use medledger_proto::medledger::orderer as pb;
 use pb::cluster_message::Message as M;
@@ -277,7 +283,7 @@ impl Sim {
         } else {
             &self.client
         };
-        medledger_orderer::client::transaction_envelope(
+        crate::client::transaction_envelope(
             c,
             CHANNEL,
             &medledger_channel::testing::rand_nonce(),
@@ -497,7 +503,7 @@ impl Sim {
         self.blocks(id)
             .iter()
             .skip(1)
-            .flat_map(medledger_orderer::node::block_tx_ids)
+            .flat_map(crate::node::block_tx_ids)
             .collect()
     }
 
@@ -537,7 +543,7 @@ impl Sim {
                     "empty block {}",
                     v.number
                 );
-                for tx in medledger_orderer::node::block_tx_ids(b) {
+                for tx in crate::node::block_tx_ids(b) {
                     assert!(
                         seen.insert(tx.clone()),
                         "tx {tx} ordered twice on node {id}"
