@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::client::{self, Gathered};
 use crate::error::{Error, Result};
-use crate::net::{DeliverFault, Network, ORDERERS, ORGS};
+use crate::net::{DeliverFault, Forks, Network, ORDERERS, ORGS};
 use crate::workload::{Clients, Workload};
 
 /// Virtual ms between two rounds of client and peer work.
@@ -60,7 +60,9 @@ pub enum OrdererProfile {
     /// They take part in consensus but attack it and the peers: the k-th Byzantine orderer
     /// (ids 4, 3, 2, 1) equivocates / censors Org2's envelopes / proposes batches with a
     /// forged signature / proposes batches that do not chain, and re-splits / forges /
-    /// withholds / re-splits the blocks it delivers to peers.
+    /// withholds / re-splits the blocks it delivers to peers; once they are a quorum (3 of
+    /// 4) they instead serve peers two forked chains they sign together
+    /// ([`DeliverFault::Fork`]).
     Active,
     /// They withhold everything: no proposal, vote, forwarded envelope, block or header, and
     /// they black-hole what clients submit to them.
@@ -306,6 +308,23 @@ fn corrupt(net: &mut Network, scenario: &Scenario) -> Vec<bool> {
                 net.sim.byzantine.insert(id, Byzantine::Silent);
             }
         }
+    }
+    let quorum = net.sim.config.consenters().quorum();
+    if scenario.profile == OrdererProfile::Active && scenario.byzantine_orderers as usize >= quorum
+    {
+        // A Byzantine quorum signs what it likes: it serves peers two forked chains.
+        let ids: Vec<u32> = (0..scenario.byzantine_orderers.min(ORDERERS))
+            .map(|k| ORDERERS - k)
+            .collect();
+        for id in &ids {
+            net.deliver_faults
+                .insert(*id, DeliverFault::Fork((*id % 2) as u8));
+        }
+        net.forks = Some(Forks::new(
+            ids.iter()
+                .map(|id| (*id, net.sim.identities[*id as usize - 1].clone()))
+                .collect(),
+        ));
     }
     let mut orgs = vec![false; ORGS];
     for k in 0..scenario.byzantine_orgs.min(ORGS) {

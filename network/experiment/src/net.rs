@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use medledger_channel::bft::{self, CommitSignature, VoteKind};
+use medledger_channel::block;
 use medledger_channel::testing::TestChannel;
 use medledger_endorser::{Endorser, EndorserConfig, InProcessExecutor, MemoryTransientStore};
+use medledger_msp::crypto::sha256;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{Policy, SignaturePolicy};
@@ -16,7 +19,7 @@ use medledger_peer::committer::Committer;
 use medledger_peer::definitions::{ChaincodeDefinition, CollectionDefinition, InMemoryDefinitions};
 use medledger_peer::endorsement::PeerChannelContext;
 use medledger_peer::node::pull::{SourceMonitor, start_index};
-use medledger_proto::common::{Block, ChannelHeader, Envelope, Payload};
+use medledger_proto::common::{Block, BlockMetadataIndex, ChannelHeader, Envelope, Payload};
 use prost::Message;
 use serde::Serialize;
 
@@ -43,6 +46,73 @@ pub enum DeliverFault {
     Forge,
     /// Withholds: serves no block and no header.
     Withhold,
+    /// Serves a forked chain (variant 0 or 1) that the Byzantine orderers sign together:
+    /// only possible when they hold a quorum (2f + 1 = 3 of 4). Each decided block is served
+    /// without the entries whose SHA-256 starts with a byte ≡ variant (mod 3), chained to the
+    /// fork's previous block, with a commit certificate of the Byzantine consenters.
+    Fork(u8),
+}
+
+/// The forked chains the Byzantine orderers serve once they hold a quorum.
+pub(crate) struct Forks {
+    /// The Byzantine consenters that sign fork blocks (id, identity).
+    signers: Vec<(u32, Arc<SigningIdentity>)>,
+    /// Per variant, fork blocks 1, 2, … (index = number - 1).
+    chains: [Vec<Block>; 2],
+}
+
+impl Forks {
+    /// Forks signed by `signers`.
+    pub fn new(signers: Vec<(u32, Arc<SigningIdentity>)>) -> Self {
+        Forks {
+            signers,
+            chains: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// Fork block `number` of `variant`, derived from the decided blocks orderer `from`
+    /// stores (as far as they go).
+    fn block(&mut self, sim: &Sim, from: u32, variant: u8, number: u64) -> Option<Block> {
+        let v = usize::from(variant % 2);
+        while (self.chains[v].len() as u64) < number {
+            let n = self.chains[v].len() as u64 + 1;
+            let decided = sim.blocks(from).get(usize::try_from(n).ok()?)?;
+            let previous = match self.chains[v].last() {
+                Some(b) => b.header.as_ref()?,
+                None => sim.blocks(from).first()?.header.as_ref()?,
+            };
+            let previous_hash = block::header_hash(previous);
+            let entries: Vec<Vec<u8>> = decided.data.as_ref()?.data.clone();
+            let kept: Vec<Vec<u8>> = entries
+                .iter()
+                .filter(|e| sha256(e)[0] % 3 != variant % 3)
+                .cloned()
+                .collect();
+            let kept = if kept.is_empty() { entries } else { kept };
+            let mut forged = block::new_block(n, &previous_hash, kept);
+            let time_ms = bft::ordering_time(decided).map_or(0, bft::time_ms);
+            let header = forged.header.as_ref()?;
+            let value = bft::value_id(&block::header_hash(header), time_ms);
+            let mut signatures = Vec::with_capacity(self.signers.len());
+            for (id, identity) in &self.signers {
+                let bytes =
+                    bft::vote_sign_bytes(CHANNEL, VoteKind::Precommit, n, 0, Some(&value), *id);
+                signatures.push(CommitSignature {
+                    consenter: *id,
+                    signature: identity.sign(&bytes).ok()?,
+                });
+            }
+            block::set_metadata_bytes(
+                &mut forged,
+                BlockMetadataIndex::Signatures,
+                bft::signatures_metadata(0, time_ms, &signatures),
+            );
+            self.chains[v].push(forged);
+        }
+        self.chains[v]
+            .get(usize::try_from(number).ok()?.checked_sub(1)?)
+            .cloned()
+    }
 }
 
 /// The EHR chaincode definition: the channel's `MAJORITY Endorsement` policy and one PHI
@@ -102,6 +172,8 @@ pub(crate) struct Network {
     pub peers: Vec<Peer>,
     /// Byzantine orderers' delivery faults.
     pub deliver_faults: HashMap<u32, DeliverFault>,
+    /// The forks Byzantine orderers holding a quorum serve ([`DeliverFault::Fork`]).
+    pub forks: Option<Forks>,
     /// Runs the endorser's futures (in-process chaincode: they complete at once).
     pub runtime: tokio::runtime::Runtime,
     base: Instant,
@@ -189,6 +261,7 @@ impl Network {
             sim,
             peers,
             deliver_faults: HashMap::new(),
+            forks: None,
             runtime,
             base: Instant::now(),
             _dir: dir,
@@ -224,7 +297,13 @@ impl Network {
             loop {
                 let height = peer.committer.ledger().height();
                 let source = peer.monitor.source() as u32 + 1;
-                let Some(block) = deliver(&self.sim, &self.deliver_faults, source, height) else {
+                let Some(block) = deliver(
+                    &self.sim,
+                    &self.deliver_faults,
+                    self.forks.as_mut(),
+                    source,
+                    height,
+                ) else {
                     break;
                 };
                 let private = private_data(&block, &peer.transient);
@@ -254,7 +333,13 @@ impl Network {
 }
 
 /// Block `number` as orderer `id` serves it to a peer, after its delivery fault.
-fn deliver(sim: &Sim, faults: &HashMap<u32, DeliverFault>, id: u32, number: u64) -> Option<Block> {
+fn deliver(
+    sim: &Sim,
+    faults: &HashMap<u32, DeliverFault>,
+    forks: Option<&mut Forks>,
+    id: u32,
+    number: u64,
+) -> Option<Block> {
     if sim.byzantine.get(&id) == Some(&Byzantine::Silent) {
         return None;
     }
@@ -262,6 +347,7 @@ fn deliver(sim: &Sim, faults: &HashMap<u32, DeliverFault>, id: u32, number: u64)
     match faults.get(&id) {
         None => {}
         Some(DeliverFault::Withhold) => return None,
+        Some(DeliverFault::Fork(variant)) => return forks?.block(sim, id, *variant, number),
         Some(DeliverFault::Resplit) => {
             let data = block.data.as_mut()?;
             if data.data.len() > 1 {
