@@ -81,7 +81,7 @@ fn status_of(r: &ProposalResponse) -> i32 {
 }
 
 /// Gathers endorsements for `request` sent by `identity` (of organization `own`), with the
-/// organizations flagged in `byzantine` misbehaving.
+/// organizations flagged in `byzantine` misbehaving as `misbehaviour` says.
 ///
 /// # Errors
 /// [`Error::Signing`] if a proposal, forgery or transaction cannot be built or signed.
@@ -91,6 +91,7 @@ pub(crate) fn gather(
     request: &Request,
     identity: &SigningIdentity,
     own: usize,
+    misbehaviour: Misbehaviour,
 ) -> Result<Gathered> {
     let transient: BTreeMap<String, Vec<u8>> = request.transient.iter().cloned().collect();
     let built = build_proposal(identity, CHANNEL, CHAINCODE, &request.args, &transient)
@@ -118,7 +119,7 @@ pub(crate) fn gather(
             responses.push((org, honest));
             continue;
         }
-        match forge::misbehaviour(&built.tx_id) {
+        match misbehaviour {
             Misbehaviour::BlackHole => silent = true,
             Misbehaviour::Forge => {
                 let payload = match &forged {

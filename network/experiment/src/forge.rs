@@ -25,10 +25,17 @@ pub(crate) enum Misbehaviour {
     Forge,
 }
 
-/// The colluders' choice for the proposal `tx_id`: a quarter black-holed, the rest forged
-/// (by the tx id's hash, so every Byzantine peer chooses alike).
-pub(crate) fn misbehaviour(tx_id: &str) -> Misbehaviour {
-    if sha256(tx_id.as_bytes())[0].is_multiple_of(4) {
+/// The colluders' choice for attempt `attempt` (0, 1, …) of request `request` in the run
+/// seeded with `seed`: a quarter black-holed, the rest forged. Every Byzantine peer chooses
+/// alike, and the same in every run with that seed.
+pub(crate) fn misbehaviour(seed: u64, request: usize, attempt: u32) -> Misbehaviour {
+    let key = [
+        seed.to_be_bytes().as_slice(),
+        &(request as u64).to_be_bytes(),
+        &attempt.to_be_bytes(),
+    ]
+    .concat();
+    if sha256(&key)[0].is_multiple_of(4) {
         Misbehaviour::BlackHole
     } else {
         Misbehaviour::Forge

@@ -234,8 +234,8 @@ pub(crate) enum Outcome {
 enum State {
     /// Waiting for the previous request of its chain.
     Pending,
-    /// To endorse at `at` (first due at `since`).
-    Due { at: u64, since: u64 },
+    /// To endorse at `at` (first due at `since`; `attempt` earlier tries).
+    Due { at: u64, since: u64, attempt: u32 },
     /// Endorsed; to submit at `at`.
     Sending {
         at: u64,
@@ -380,7 +380,11 @@ pub(crate) fn run_scenario(
     for (i, chain) in workload.chains.iter().enumerate() {
         if let Some(&first) = chain.first() {
             let at = i as u64 * STAGGER_MS;
-            states[first] = State::Due { at, since: at };
+            states[first] = State::Due {
+                at,
+                since: at,
+                attempt: 0,
+            };
         }
     }
     let mut next_orderer = 0usize;
@@ -405,6 +409,7 @@ pub(crate) fn run_scenario(
                                     State::Due {
                                         at: now,
                                         since: now,
+                                        attempt: 0,
                                     }
                                 } else {
                                     State::Pending
@@ -413,12 +418,13 @@ pub(crate) fn run_scenario(
                             State::Done(Answer::Refused(_)) => State::Due {
                                 at: now,
                                 since: now,
+                                attempt: 0,
                             },
                             State::Done(_) => State::Done(Answer::NotIssued),
                             _ => State::Pending,
                         }
                     }
-                    State::Due { at, since } if at <= now => {
+                    State::Due { at, since, attempt } if at <= now => {
                         if now.saturating_sub(since) > DEADLINE_MS {
                             State::Done(Answer::Failed)
                         } else {
@@ -428,6 +434,7 @@ pub(crate) fn run_scenario(
                                 request,
                                 clients.identity(request),
                                 own,
+                                crate::forge::misbehaviour(options.seed, r, attempt),
                             )? {
                                 Gathered::Ready {
                                     envelope,
@@ -445,6 +452,7 @@ pub(crate) fn run_scenario(
                                 Gathered::NoQuorum { wait_ms } => State::Due {
                                     at: now + wait_ms + RETRY_MS,
                                     since,
+                                    attempt: attempt + 1,
                                 },
                             }
                         }

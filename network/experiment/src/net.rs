@@ -10,7 +10,6 @@ use medledger_channel::bft::{self, CommitSignature, VoteKind};
 use medledger_channel::block;
 use medledger_channel::testing::TestChannel;
 use medledger_endorser::{Endorser, EndorserConfig, InProcessExecutor, MemoryTransientStore};
-use medledger_msp::crypto::sha256;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{Policy, SignaturePolicy};
@@ -47,9 +46,10 @@ pub enum DeliverFault {
     /// Withholds: serves no block and no header.
     Withhold,
     /// Serves a forked chain (variant 0 or 1) that the Byzantine orderers sign together:
-    /// only possible when they hold a quorum (2f + 1 = 3 of 4). Each decided block is served
-    /// without the entries whose SHA-256 starts with a byte ≡ variant (mod 3), chained to the
-    /// fork's previous block, with a commit certificate of the Byzantine consenters.
+    /// only possible when they hold a quorum (2f + 1 = 3 of 4). Decided block n is served
+    /// without its entries at positions i with i + n ≡ variant (mod 3) (unchanged if that
+    /// leaves none), chained to the fork's previous block, with a commit certificate of the
+    /// Byzantine consenters.
     Fork(u8),
 }
 
@@ -85,8 +85,9 @@ impl Forks {
             let entries: Vec<Vec<u8>> = decided.data.as_ref()?.data.clone();
             let kept: Vec<Vec<u8>> = entries
                 .iter()
-                .filter(|e| sha256(e)[0] % 3 != variant % 3)
-                .cloned()
+                .enumerate()
+                .filter(|(i, _)| (*i as u64 + n) % 3 != u64::from(variant % 3))
+                .map(|(_, e)| e.clone())
                 .collect();
             let kept = if kept.is_empty() { entries } else { kept };
             let mut forged = block::new_block(n, &previous_hash, kept);
