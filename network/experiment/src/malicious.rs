@@ -519,7 +519,7 @@ pub(crate) fn run_scenario(
         net.sim.run_until(TICK_MS * 10, |_| false);
         net.pull_all()?;
     }
-    evaluate(&net, &states, reference, started, scenario)
+    evaluate(&net, &states, reference, started)
 }
 
 /// Reads every request's outcome off the peers' ledgers and compares with `reference`.
@@ -528,7 +528,6 @@ fn evaluate(
     states: &[State],
     reference: Option<&[Outcome]>,
     started: Instant,
-    _scenario: &Scenario,
 ) -> Result<(Vec<Outcome>, Metrics)> {
     let valid = TxValidationCode::Valid as i32;
     let codes = |tx_id: &str| -> Result<Vec<Option<i32>>> {
