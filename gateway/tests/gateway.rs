@@ -12,7 +12,7 @@ use medledger_chaincode::Router;
 use medledger_channel::ChannelConfig;
 use medledger_channel::testing::TestChannel;
 use medledger_endorser::{
-    ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig, EndorserService,
+    ChannelContext, CollectionAccess, Endorser, EndorserConfig, EndorserService, InProcessExecutor,
     MemoryState, MemoryTransientStore, StateSnapshot, Version,
 };
 use medledger_gateway::client::Gateway;
@@ -25,27 +25,8 @@ use medledger_msp::ou::NodeOu;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::endorser_server::EndorserServer;
 use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
-use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
-use medledger_runtime::{TxSimulator, inprocess};
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
-
-struct Exec(Router);
-
-#[tonic::async_trait]
-impl ChaincodeExecutor for Exec {
-    async fn execute(
-        &self,
-        cc: &str,
-        req: ExecRequest,
-        sim: &mut dyn TxSimulator,
-    ) -> Result<ExecOutcome, RuntimeError> {
-        inprocess::execute(&self.0, cc, &req, sim).map_err(|e| RuntimeError::Failed {
-            chaincode: cc.into(),
-            message: e.to_string(),
-        })
-    }
-}
 
 fn contract() -> Router {
     Router::new()
@@ -135,7 +116,7 @@ fn endorser(ch: &mut TestChannel, org: usize, name: &str, defined: bool) -> Arc<
     });
     let e = Arc::new(Endorser::new(
         peer,
-        Arc::new(Exec(contract())),
+        Arc::new(InProcessExecutor(contract())),
         Arc::new(MemoryTransientStore::default()),
         EndorserConfig::default(),
     ));

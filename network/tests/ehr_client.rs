@@ -25,7 +25,7 @@ use futures::StreamExt;
 use medledger_channel::block;
 use medledger_channel::testing::TestChannel;
 use medledger_endorser::{
-    ChaincodeExecutor, Endorser, EndorserConfig, EndorserService, MemoryTransientStore,
+    Endorser, EndorserConfig, EndorserService, InProcessExecutor, MemoryTransientStore,
 };
 use medledger_gateway::client::Gateway;
 use medledger_gateway::server::{
@@ -49,8 +49,6 @@ use medledger_proto::orderer::{BroadcastResponse, DeliverResponse};
 use medledger_proto::protos::TxValidationCode;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::endorser_server::EndorserServer;
-use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
-use medledger_runtime::{TxSimulator, inprocess};
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -62,23 +60,6 @@ const PATIENTS: [&str; 3] = [
     "53ead9ff-9ae0-432f-a314-017550d0420c",
     "68eec23c-3211-4eba-a28b-c26a2f7f49c4",
 ];
-
-struct Exec(medledger_chaincode::Router);
-
-#[tonic::async_trait]
-impl ChaincodeExecutor for Exec {
-    async fn execute(
-        &self,
-        cc: &str,
-        req: ExecRequest,
-        sim: &mut dyn TxSimulator,
-    ) -> Result<ExecOutcome, RuntimeError> {
-        inprocess::execute(&self.0, cc, &req, sim).map_err(|e| RuntimeError::Failed {
-            chaincode: cc.into(),
-            message: e.to_string(),
-        })
-    }
-}
 
 /// `ehr`: channel MAJORITY policy; one PHI collection per organization, its only member,
 /// whose peers alone endorse its private writes (ADR 0020).
@@ -123,7 +104,7 @@ fn peer(
     let transient = Arc::new(MemoryTransientStore::default());
     let endorser = Arc::new(Endorser::new(
         Arc::new(identity),
-        Arc::new(Exec(ehr_chaincode::contract())),
+        Arc::new(InProcessExecutor(ehr_chaincode::contract())),
         transient.clone(),
         EndorserConfig::default(),
     ));

@@ -111,6 +111,29 @@ impl ChaincodeExecutor for RuntimeExecutor {
     }
 }
 
+/// Runs a chaincode in this process, directly against the simulator: no sandbox, no
+/// separate process. For tests, simulations and experiments with trusted chaincode (e.g.
+/// `ehr_chaincode::contract()`), never for a peer serving installed chaincode. The chaincode
+/// name of each call is only used in error messages.
+pub struct InProcessExecutor<C>(pub C);
+
+#[tonic::async_trait]
+impl<C: medledger_chaincode::Chaincode + Send + Sync> ChaincodeExecutor for InProcessExecutor<C> {
+    async fn execute(
+        &self,
+        chaincode: &str,
+        req: ExecRequest,
+        sim: &mut dyn TxSimulator,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        medledger_runtime::inprocess::execute(&self.0, chaincode, &req, sim).map_err(|e| {
+            RuntimeError::Failed {
+                chaincode: chaincode.to_owned(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
 /// Where private data from simulation waits until its transaction commits (Fabric's
 /// transient store).
 pub trait TransientStore: Send + Sync {

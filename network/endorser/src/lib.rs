@@ -16,7 +16,7 @@ mod snapshot;
 
 pub use endorser::{
     ChaincodeExecutor, ChannelContext, DEFAULT_ENDORSER_CONCURRENCY, Endorser, EndorserConfig,
-    EndorserService, MemoryTransientStore, RuntimeExecutor, TransientStore,
+    EndorserService, InProcessExecutor, MemoryTransientStore, RuntimeExecutor, TransientStore,
 };
 pub use rwset::{CollectionAccess, RwSetSimulator, SimulationResults};
 pub use snapshot::{MemoryState, SnapshotError, StateSnapshot, Version};

@@ -15,6 +15,8 @@
 //!   ([`metrics`]); configured by `orderer.yaml` ([`config`]).
 //! - [`client`]: a Broadcast/Deliver client; [`devnet`]: generates a development cluster
 //!   (CAs, genesis block, orderer configs); [`bench`]: the ordering benchmark.
+//! - `sim` (feature `sim`): a deterministic in-process cluster of real [`node::Node`]s over a
+//!   simulated network with virtual time and Byzantine orderers (tests and experiments).
 //!
 //! The host that runs a [`node::Node`] over real I/O carries out its [`node::Action`]s in
 //! order, flushing the WAL before any message leaves and storing blocks before serving them.
@@ -30,6 +32,8 @@ mod frame;
 pub mod metrics;
 pub mod node;
 pub mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod store;
 pub mod wal;
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod harness;
+use medledger_orderer::sim as harness;
 
 use std::collections::HashSet;
 

@@ -4,6 +4,7 @@ pub mod ca;
 pub mod chaincode;
 pub mod connect;
 pub mod ehr;
+pub mod experiment;
 pub mod ledger;
 pub mod lifecycle;
 pub mod msp;
@@ -68,6 +69,10 @@ pub enum Command {
     /// existing organizations' admins (Fabric's channel config update).
     #[command(subcommand)]
     Org(org::OrgCommand),
+    /// Experiments on the real components over a simulated network: `experiment malicious`
+    /// (docs/experiment-malicious.md).
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
 }
 
 /// Sets up `tracing` output on stderr.
@@ -107,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Orderer(cmd) => runtime.block_on(orderer::run(cmd)),
         Command::Peer(cmd) => runtime.block_on(peer::run(cmd)),
         Command::Org(cmd) => runtime.block_on(org::run(cmd)),
+        Command::Experiment(cmd) => experiment::run(cmd),
     }
 }
 

@@ -1,24 +1,32 @@
 //! A deterministic in-process cluster of orderers: real `Node`s (real consensus, real
 //! signatures, real validation) over a simulated network with virtual time that can drop,
 //! delay, reorder and partition messages, crash and restart nodes (with their durable WAL and
-//! blocks), and make nodes Byzantine. Randomness comes from one seed (`SEED` env var to
-//! reproduce a run; every test prints the seed it used).
+//! blocks), and make nodes Byzantine. Randomness comes from one seed: [`Sim::new`] reads the
+//! `SEED` env var (to reproduce a test run; it prints the seed it used),
+//! [`Sim::with_channel`] takes it as an argument (experiments).
+//!
+//! Time is virtual, in ms since the start ([`Sim::time`]); [`Sim::run_until`] advances it.
+//! Wall-clock time (block ordering times) is the host's.
+//!
+//! A simulator, not a service: its inputs are its own generated messages, so a broken
+//! invariant (a node committing out of order, a forged message that does not decode) is a
+//! bug in the simulator and panics.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::consensus::TimeoutConfig;
+use crate::node::{Action, Chain, Node, NodeConfig, Now, Target, TimerId};
 use medledger_channel::ChannelConfig;
 use medledger_channel::bft;
 use medledger_channel::block as blk;
 use medledger_channel::testing::TestChannel;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_orderer::consensus::TimeoutConfig;
-use medledger_orderer::node::{Action, Chain, Node, NodeConfig, Now, Target, TimerId};
 use medledger_proto::common::{Block, BlockData, Envelope};
 use medledger_proto::medledger::orderer as pb;
 use pb::cluster_message::Message as M;
@@ -26,6 +34,7 @@ use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// The channel id of the simulated cluster.
 pub const CHANNEL: &str = "ehr";
 
 /// How a Byzantine orderer misbehaves.
@@ -34,6 +43,9 @@ pub enum Byzantine {
     /// Sends one proposal (and its parts) to some orderers and a different valid one to the
     /// others, in every round it proposes.
     Equivocate,
+    /// Withholds: sends nothing at all (no proposal, vote, forward or block), while it keeps
+    /// accepting envelopes from clients (a black hole for what is submitted only to it).
+    Silent,
     /// Its proposals contain an envelope with a broken signature.
     BadSignature,
     /// Its proposals contain one envelope twice.
@@ -96,13 +108,21 @@ enum Event {
     },
 }
 
+/// The cluster: orderers `1..=n`, their disks, the message queue and virtual time.
 pub struct Sim {
+    /// The channel's organizations and CAs (consenter identities moved to `identities`).
     pub ch: TestChannel,
+    /// The channel configuration the orderers run with (the given batch parameters).
     pub config: Arc<ChannelConfig>,
+    /// Consenter identities, index `id - 1`.
     pub identities: Vec<Arc<SigningIdentity>>,
+    /// A client of the first application organization.
     pub client: SigningIdentity,
+    /// A client of the second application organization.
     pub client2: SigningIdentity,
+    /// The seed of every random choice (delays, drops, forged values).
     pub seed: u64,
+    /// Message loss and delays.
     pub net: NetConfig,
     nodes: BTreeMap<u32, Node>,
     disks: BTreeMap<u32, Disk>,
@@ -111,14 +131,18 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: HashMap<u64, Event>,
     seq: u64,
+    /// Virtual time, ms since the start.
     pub time: u64,
     base: Instant,
     rng: StdRng,
     blocked: HashSet<(u32, u32)>,
+    /// Byzantine orderers and how they misbehave.
     pub byzantine: HashMap<u32, Byzantine>,
+    /// Consensus timeouts of every node (applied at start).
     pub timeouts: TimeoutConfig,
     /// Every vote sent, by sender: (voter, height, round, type) → value ids seen.
     pub votes_sent: HashMap<(u32, u64, i64, i32), HashSet<Vec<u8>>>,
+    /// Messages delivered to a running node.
     pub delivered: u64,
     /// Sync responses served, by (server, requester): (responses, blocks).
     pub sync_served: HashMap<(u32, u32), (u64, u64)>,
@@ -137,12 +161,23 @@ fn seed() -> u64 {
 }
 
 impl Sim {
-    /// `n` orderers (ids 1..=n) on a channel with one application org and the given batch
-    /// parameters.
+    /// `n` orderers (ids 1..=n) on a channel with two application orgs and the given batch
+    /// parameters, seeded from the `SEED` env var (else the clock; printed).
     pub fn new(n: u32, batch: Option<pb_batch::BatchConfig>) -> Self {
         let seed = seed();
         println!("SEED={seed}");
-        let mut ch = TestChannel::new(CHANNEL, 2, n);
+        Self::with_channel(TestChannel::new(CHANNEL, 2, n), batch, seed)
+    }
+
+    /// The orderers of `ch` (its consenters, ids 1..=n) on channel [`CHANNEL`] with the given
+    /// batch parameters (`None`: the defaults) and `seed`. `ch` needs at least two
+    /// application organizations (for [`Sim::client`] and [`Sim::client2`]).
+    pub fn with_channel(
+        mut ch: TestChannel,
+        batch: Option<pb_batch::BatchConfig>,
+        seed: u64,
+    ) -> Self {
+        let n = ch.consenters.len() as u32;
         let mut proto = ch.config.to_proto().clone();
         proto.batch = batch;
         let config = Arc::new(ChannelConfig::from_proto(proto).unwrap());
@@ -202,6 +237,7 @@ impl Sim {
         sim
     }
 
+    /// Orderer ids, ascending.
     pub fn ids(&self) -> Vec<u32> {
         self.disks.keys().copied().collect()
     }
@@ -248,10 +284,12 @@ impl Sim {
         }
     }
 
+    /// Whether orderer `id` runs.
     pub fn is_up(&self, id: u32) -> bool {
         self.nodes.contains_key(&id)
     }
 
+    /// Orderer `id`'s node, if it runs.
     pub fn node(&self, id: u32) -> Option<&Node> {
         self.nodes.get(&id)
     }
@@ -266,6 +304,7 @@ impl Sim {
         }
     }
 
+    /// Removes every partition.
     pub fn heal(&mut self) {
         self.blocked.clear();
     }
@@ -277,7 +316,7 @@ impl Sim {
         } else {
             &self.client
         };
-        medledger_orderer::client::transaction_envelope(
+        crate::client::transaction_envelope(
             c,
             CHANNEL,
             &medledger_channel::testing::rand_nonce(),
@@ -287,7 +326,8 @@ impl Sim {
         .encode_to_vec()
     }
 
-    /// Submits envelopes to one node, as a client's Broadcast would.
+    /// Submits serialized envelopes to one node, as a client's Broadcast would; returns how
+    /// many it accepted (0 if it is down; a censor drops its victims' envelopes unaccepted).
     pub fn submit(&mut self, id: u32, envelopes: Vec<Vec<u8>>) -> usize {
         let envelopes = self.filter_censored(id, envelopes);
         let now = self.now();
@@ -488,6 +528,7 @@ impl Sim {
         &self.disks[&id].blocks
     }
 
+    /// Blocks stored by a node, genesis included.
     pub fn height(&self, id: u32) -> u64 {
         self.disks[&id].blocks.len() as u64
     }
@@ -497,7 +538,7 @@ impl Sim {
         self.blocks(id)
             .iter()
             .skip(1)
-            .flat_map(medledger_orderer::node::block_tx_ids)
+            .flat_map(crate::node::block_tx_ids)
             .collect()
     }
 
@@ -537,7 +578,7 @@ impl Sim {
                     "empty block {}",
                     v.number
                 );
-                for tx in medledger_orderer::node::block_tx_ids(b) {
+                for tx in crate::node::block_tx_ids(b) {
                     assert!(
                         seen.insert(tx.clone()),
                         "tx {tx} ordered twice on node {id}"
@@ -591,6 +632,10 @@ impl Sim {
                 })
                 .collect(),
             Byzantine::Censor(_) => actions,
+            Byzantine::Silent => actions
+                .into_iter()
+                .filter(|a| !matches!(a, Action::Send { .. } | Action::ServeSync { .. }))
+                .collect(),
             Byzantine::LiesAboutHeight => {
                 let mut out = actions;
                 if out.iter().any(|a| matches!(a, Action::Send { .. })) {
@@ -910,6 +955,7 @@ fn censor_forward(msg: pb::ClusterMessage, msp: &str) -> pb::ClusterMessage {
 
 /// Re-export for batch parameters.
 pub mod pb_batch {
+    /// The channel's batch parameters (`medledger.channel.BatchConfig`).
     pub use medledger_proto::medledger::channel::BatchConfig;
 }
 

@@ -1,0 +1,405 @@
+//! The simulated network: the orderer cluster ([`Sim`]), one peer per organization (real
+//! endorser, committer and RocksDB ledger), block delivery from orderers to peers with the
+//! peer's own source-switching rules, and the Byzantine orderers' delivery faults.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medledger_channel::bft::{self, CommitSignature, VoteKind};
+use medledger_channel::block;
+use medledger_channel::testing::TestChannel;
+use medledger_endorser::{Endorser, EndorserConfig, InProcessExecutor, MemoryTransientStore};
+use medledger_msp::identity::SigningIdentity;
+use medledger_msp::ou::NodeOu;
+use medledger_msp::policy::{Policy, SignaturePolicy};
+use medledger_orderer::sim::{Byzantine, CHANNEL, NetConfig, Sim, pb_batch::BatchConfig};
+use medledger_peer::committer::Committer;
+use medledger_peer::definitions::{ChaincodeDefinition, CollectionDefinition, InMemoryDefinitions};
+use medledger_peer::endorsement::PeerChannelContext;
+use medledger_peer::node::pull::{SourceMonitor, start_index};
+use medledger_proto::common::{Block, BlockMetadataIndex, ChannelHeader, Envelope, Payload};
+use prost::Message;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The chaincode every peer runs.
+pub(crate) const CHAINCODE: &str = "ehr";
+/// Application organizations (one endorsing and committing peer each).
+pub const ORGS: usize = 4;
+/// Orderers (n = 3f + 1, f = 1).
+pub const ORDERERS: u32 = 4;
+/// How long an attested block may stay undelivered before a peer leaves its source (the
+/// peer's default `block_censorship_timeout`).
+const CENSORSHIP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a Byzantine orderer serves blocks to peers (its consensus behaviour is a
+/// [`Byzantine`] mode of the cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeliverFault {
+    /// Re-splits blocks: serves a decided block's header and signatures with only the first
+    /// half of its entries (a one-entry block with its entry twice).
+    Resplit,
+    /// Forges an entry: serves a decided block with its first entry's signature altered.
+    Forge,
+    /// Withholds: serves no block and no header.
+    Withhold,
+    /// Serves a forked chain (variant 0 or 1) that the Byzantine orderers sign together:
+    /// only possible when they hold a quorum (2f + 1 = 3 of 4). Decided block n is served
+    /// without its entries at positions i with i + n ≡ variant (mod 3) (unchanged if that
+    /// leaves none), chained to the fork's previous block, with a commit certificate of the
+    /// Byzantine consenters.
+    Fork(u8),
+}
+
+/// The forked chains the Byzantine orderers serve once they hold a quorum.
+pub(crate) struct Forks {
+    /// The Byzantine consenters that sign fork blocks (id, identity).
+    signers: Vec<(u32, Arc<SigningIdentity>)>,
+    /// Per variant, fork blocks 1, 2, … (index = number - 1).
+    chains: [Vec<Block>; 2],
+}
+
+impl Forks {
+    /// Forks signed by `signers`.
+    pub fn new(signers: Vec<(u32, Arc<SigningIdentity>)>) -> Self {
+        Forks {
+            signers,
+            chains: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// Fork block `number` of `variant`, derived from the decided blocks orderer `from`
+    /// stores (as far as they go).
+    fn block(&mut self, sim: &Sim, from: u32, variant: u8, number: u64) -> Option<Block> {
+        let v = usize::from(variant % 2);
+        while (self.chains[v].len() as u64) < number {
+            let n = self.chains[v].len() as u64 + 1;
+            let decided = sim.blocks(from).get(usize::try_from(n).ok()?)?;
+            let previous = match self.chains[v].last() {
+                Some(b) => b.header.as_ref()?,
+                None => sim.blocks(from).first()?.header.as_ref()?,
+            };
+            let previous_hash = block::header_hash(previous);
+            let entries: Vec<Vec<u8>> = decided.data.as_ref()?.data.clone();
+            let kept: Vec<Vec<u8>> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (*i as u64 + n) % 3 != u64::from(variant % 3))
+                .map(|(_, e)| e.clone())
+                .collect();
+            let kept = if kept.is_empty() { entries } else { kept };
+            let mut forged = block::new_block(n, &previous_hash, kept);
+            let time_ms = bft::ordering_time(decided).map_or(0, bft::time_ms);
+            let header = forged.header.as_ref()?;
+            let value = bft::value_id(&block::header_hash(header), time_ms);
+            let mut signatures = Vec::with_capacity(self.signers.len());
+            for (id, identity) in &self.signers {
+                let bytes =
+                    bft::vote_sign_bytes(CHANNEL, VoteKind::Precommit, n, 0, Some(&value), *id);
+                signatures.push(CommitSignature {
+                    consenter: *id,
+                    signature: identity.sign(&bytes).ok()?,
+                });
+            }
+            block::set_metadata_bytes(
+                &mut forged,
+                BlockMetadataIndex::Signatures,
+                bft::signatures_metadata(0, time_ms, &signatures),
+            );
+            self.chains[v].push(forged);
+        }
+        self.chains[v]
+            .get(usize::try_from(number).ok()?.checked_sub(1)?)
+            .cloned()
+    }
+}
+
+/// The EHR chaincode definition: the channel's `MAJORITY Endorsement` policy and one PHI
+/// collection per organization, its only member, whose peers alone endorse its private
+/// writes (ADR 0020), as the dev network defines it.
+fn ehr_definition() -> Result<ChaincodeDefinition> {
+    let mut def = ChaincodeDefinition::with_default_policy(CHAINCODE);
+    for org in 1..=ORGS {
+        let msp = msp_id(org - 1);
+        let name = format!("{msp}PHI");
+        let parse = |p: String| {
+            p.parse::<SignaturePolicy>()
+                .map_err(|e| Error::Signing(format!("policy {p}: {e}")))
+        };
+        def.collections.insert(
+            name.clone(),
+            CollectionDefinition {
+                name,
+                member_orgs: parse(format!("'{msp}.member'"))?,
+                endorsement_policy: Some(Policy::Signature(parse(format!("'{msp}.peer'"))?)),
+                block_to_live: 0,
+            },
+        );
+    }
+    Ok(def)
+}
+
+/// MSP id of organization index `i` (0-based): `Org{i+1}MSP`.
+pub(crate) fn msp_id(i: usize) -> String {
+    format!("Org{}MSP", i + 1)
+}
+
+/// One organization's peer.
+pub(crate) struct Peer {
+    /// Its organization.
+    pub msp_id: String,
+    /// Its signing identity (NodeOU peer): endorsements.
+    pub identity: Arc<SigningIdentity>,
+    /// Validates and commits blocks into its ledger.
+    pub committer: Arc<Committer>,
+    /// Endorses proposals with the EHR chaincode.
+    pub endorser: Arc<Endorser>,
+    /// Private data of the transactions it endorsed, until they commit.
+    pub transient: Arc<MemoryTransientStore>,
+    monitor: SourceMonitor,
+    /// Blocks it refused (bad signatures, data hash mismatch, broken chain).
+    pub refused: u64,
+    /// Times it left its source orderer.
+    pub switches: u64,
+}
+
+/// The whole network.
+pub(crate) struct Network {
+    /// The orderer cluster.
+    pub sim: Sim,
+    /// One peer per organization, index = organization index.
+    pub peers: Vec<Peer>,
+    /// Byzantine orderers' delivery faults.
+    pub deliver_faults: HashMap<u32, DeliverFault>,
+    /// The forks Byzantine orderers holding a quorum serve ([`DeliverFault::Fork`]).
+    pub forks: Option<Forks>,
+    /// Runs the endorser's futures (in-process chaincode: they complete at once).
+    pub runtime: tokio::runtime::Runtime,
+    base: Instant,
+    _dir: tempfile::TempDir,
+}
+
+impl Network {
+    /// A fresh network: a channel with [`ORGS`] organizations and [`ORDERERS`] consenters
+    /// (new CAs), the cluster seeded with `seed` cutting blocks by `batch`, one peer per
+    /// organization on a ledger in a temporary directory, all honest.
+    ///
+    /// # Errors
+    /// [`Error::Setup`], [`Error::Ledger`], [`Error::Peer`].
+    pub fn new(seed: u64, batch: BatchConfig) -> Result<Self> {
+        let ch = TestChannel::new(CHANNEL, ORGS, ORDERERS);
+        let mut sim = Sim::with_channel(ch, Some(batch), seed);
+        sim.net = NetConfig {
+            drop: 0.0,
+            delay_ms: (1, 10),
+        };
+        let genesis = sim.blocks(1)[0].clone();
+        let dir = tempfile::tempdir()?;
+        let definitions = Arc::new(InMemoryDefinitions::new());
+        definitions.insert(ehr_definition()?);
+        let mut peers = Vec::with_capacity(ORGS);
+        for i in 0..ORGS {
+            let msp = msp_id(i);
+            let identity = Arc::new(sim.ch.orgs[i].identity("peer0", NodeOu::Peer, &[]));
+            let ledger = medledger_ledger::Ledger::open(
+                &dir.path().join(&msp),
+                CHANNEL,
+                &medledger_ledger::LedgerConfig::default(),
+            )
+            .map_err(|source| Error::Ledger {
+                msp_id: msp.clone(),
+                source,
+            })?;
+            let committer = Arc::new(
+                Committer::new(
+                    Arc::new(ledger),
+                    Some(&genesis),
+                    definitions.clone(),
+                    msp.as_str(),
+                )
+                .map_err(|source| Error::Peer {
+                    msp_id: msp.clone(),
+                    source,
+                })?,
+            );
+            let transient = Arc::new(MemoryTransientStore::default());
+            let endorser = Arc::new(Endorser::new(
+                identity.clone(),
+                Arc::new(InProcessExecutor(ehr_chaincode::contract())),
+                transient.clone(),
+                EndorserConfig::default(),
+            ));
+            endorser.add_channel(
+                CHANNEL,
+                Arc::new(PeerChannelContext::new(
+                    committer.clone(),
+                    definitions.clone(),
+                    &msp,
+                )),
+            );
+            let name = format!("peer0.org{}.example.com", i + 1);
+            peers.push(Peer {
+                monitor: SourceMonitor::new(
+                    ORDERERS as usize,
+                    start_index(&name, ORDERERS as usize),
+                    CENSORSHIP_TIMEOUT,
+                ),
+                msp_id: msp,
+                identity,
+                committer,
+                endorser,
+                transient,
+                refused: 0,
+                switches: 0,
+            });
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Network {
+            sim,
+            peers,
+            deliver_faults: HashMap::new(),
+            forks: None,
+            runtime,
+            base: Instant::now(),
+            _dir: dir,
+        })
+    }
+
+    /// Virtual time as the peers' monotonic clock.
+    fn now(&self) -> Instant {
+        self.base + Duration::from_millis(self.sim.time)
+    }
+
+    /// Heights each orderer shows the peers through its header stream (last attested block
+    /// number + 1): a silent or withholding orderer shows nothing (0).
+    fn attested(&self) -> Vec<u64> {
+        (1..=ORDERERS)
+            .map(|id| {
+                let silent = self.sim.byzantine.get(&id) == Some(&Byzantine::Silent)
+                    || self.deliver_faults.get(&id) == Some(&DeliverFault::Withhold);
+                if silent { 0 } else { self.sim.height(id) }
+            })
+            .collect()
+    }
+
+    /// Every peer pulls what its source serves and commits it; a refused block or a source
+    /// that withholds attested blocks for the censorship timeout makes it switch orderer.
+    ///
+    /// # Errors
+    /// A ledger failure or an error other than a refused block.
+    pub fn pull_all(&mut self) -> Result<()> {
+        let attested = self.attested();
+        let now = self.now();
+        for peer in &mut self.peers {
+            loop {
+                let height = peer.committer.ledger().height();
+                let source = peer.monitor.source() as u32 + 1;
+                let Some(block) = deliver(
+                    &self.sim,
+                    &self.deliver_faults,
+                    self.forks.as_mut(),
+                    source,
+                    height,
+                ) else {
+                    break;
+                };
+                let private = private_data(&block, &peer.transient);
+                match peer.committer.commit_block(block, &private) {
+                    Ok(_) => {}
+                    Err(medledger_peer::Error::BlockRefused { .. }) => {
+                        peer.refused += 1;
+                        peer.switches += 1;
+                        peer.monitor.failed(&attested);
+                        break;
+                    }
+                    Err(source) => {
+                        return Err(Error::Peer {
+                            msp_id: peer.msp_id.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            let height = peer.committer.ledger().height();
+            if peer.monitor.poll(height, &attested, now).is_some() {
+                peer.switches += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Block `number` as orderer `id` serves it to a peer, after its delivery fault.
+fn deliver(
+    sim: &Sim,
+    faults: &HashMap<u32, DeliverFault>,
+    forks: Option<&mut Forks>,
+    id: u32,
+    number: u64,
+) -> Option<Block> {
+    if sim.byzantine.get(&id) == Some(&Byzantine::Silent) {
+        return None;
+    }
+    let mut block = sim.blocks(id).get(usize::try_from(number).ok()?)?.clone();
+    match faults.get(&id) {
+        None => {}
+        Some(DeliverFault::Withhold) => return None,
+        Some(DeliverFault::Fork(variant)) => return forks?.block(sim, id, *variant, number),
+        Some(DeliverFault::Resplit) => {
+            let data = block.data.as_mut()?;
+            if data.data.len() > 1 {
+                let half = data.data.len() / 2;
+                data.data.truncate(half);
+            } else if let Some(first) = data.data.first().cloned() {
+                data.data.push(first);
+            }
+        }
+        Some(DeliverFault::Forge) => {
+            let data = block.data.as_mut()?;
+            let first = data.data.first_mut()?;
+            if let Ok(mut env) = Envelope::decode(first.as_slice()) {
+                if let Some(b) = env.signature.last_mut() {
+                    *b ^= 0x5a;
+                }
+                *first = env.encode_to_vec();
+            }
+        }
+    }
+    Some(block)
+}
+
+/// The private data `transient` holds for `block`'s transactions, by position.
+fn private_data(
+    block: &Block,
+    transient: &MemoryTransientStore,
+) -> BTreeMap<u64, medledger_proto::rwset::TxPvtReadWriteSet> {
+    let entries = block
+        .data
+        .as_ref()
+        .map(|d| d.data.as_slice())
+        .unwrap_or(&[]);
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let id = envelope_tx_id(e)?;
+            transient.get(&id).map(|p| (i as u64, p))
+        })
+        .collect()
+}
+
+/// The tx id in a serialized envelope's channel header, if it decodes.
+pub(crate) fn envelope_tx_id(bytes: &[u8]) -> Option<String> {
+    let env = Envelope::decode(bytes).ok()?;
+    let payload = Payload::decode(env.payload.as_slice()).ok()?;
+    let header = payload.header?;
+    Some(
+        ChannelHeader::decode(header.channel_header.as_slice())
+            .ok()?
+            .tx_id,
+    )
+}
