@@ -169,6 +169,10 @@ pub struct Metrics {
     pub decided: usize,
     /// Requests whose outcome equals the reference's.
     pub correct: usize,
+    /// Requests committed VALID on every peer (in an honest run: every register, reserve,
+    /// create and consent, and the doctor's access requests; the contract refuses the
+    /// researcher's).
+    pub valid: usize,
     /// Correct decision ratio, correct / requests, 0.0..=1.0.
     pub cdr: f64,
     /// Correct / decided, 0.0..=1.0 (1.0 when nothing was decided).
@@ -361,6 +365,48 @@ fn submit(net: &mut Network, envelope: &[u8], start: usize, all: bool) -> usize 
     accepted
 }
 
+/// Stores Org1's pseudonym key (ADR 0031) through an honest network, before any node turns
+/// Byzantine: setup, not part of what is measured.
+///
+/// # Errors
+/// [`Error::Options`] if it is refused or not committed everywhere in 60 virtual seconds.
+fn set_pseudonym_key(net: &mut Network, clients: &Clients) -> Result<()> {
+    let request = crate::workload::setup_request();
+    let honest = vec![false; net.peers.len()];
+    let gathered = client::gather(
+        net,
+        &honest,
+        &request,
+        clients.identity(&request),
+        0,
+        crate::forge::Misbehaviour::Forge,
+    )?;
+    let Gathered::Ready {
+        envelope, tx_id, ..
+    } = gathered
+    else {
+        return Err(Error::Options(
+            "the pseudonym key was refused at setup".into(),
+        ));
+    };
+    submit(net, &envelope, 0, true);
+    let end = net.sim.time + 60_000;
+    while net.sim.time < end {
+        net.sim.run_until(TICK_MS, |_| false);
+        net.pull_all()?;
+        let mut everywhere = true;
+        for org in 0..net.peers.len() {
+            everywhere &= committed_at(net, org, &tx_id)?;
+        }
+        if everywhere {
+            return Ok(());
+        }
+    }
+    Err(Error::Options(
+        "the pseudonym key was not committed at setup".into(),
+    ))
+}
+
 /// Runs `scenario`: the outcome of every request and the metrics against `reference` (the
 /// run's own outcomes when `None`: the reference run itself).
 ///
@@ -375,6 +421,7 @@ pub(crate) fn run_scenario(
     let workload = Workload::new(options.requests, options.seed);
     let mut net = Network::new(options.seed, batch())?;
     let clients = Clients::new(&mut net.sim, workload.chains.len());
+    set_pseudonym_key(&mut net, &clients)?;
     let byzantine = corrupt(&mut net, scenario);
     let mut states: Vec<State> = vec![State::Pending; workload.requests.len()];
     for (i, chain) in workload.chains.iter().enumerate() {
@@ -606,6 +653,10 @@ fn evaluate(
         requests: outcomes.len(),
         decided,
         correct,
+        valid: outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Committed { code, .. } if *code == valid))
+            .count(),
         cdr: correct as f64 / n as f64,
         cdr_decided: if decided == 0 {
             1.0

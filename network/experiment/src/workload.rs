@@ -2,6 +2,7 @@
 //! application issues them (register, reserve, create a record, maybe grant consent, an
 //! access request by another organization's doctor, one by its researcher).
 
+use ehr_chaincode::ids::PseudonymKey;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::sim::Sim;
@@ -13,6 +14,8 @@ use serde::Serialize;
 /// whose peer is its gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ClientId {
+    /// Org1's EHR admin (stores Org1's pseudonym key before the workload, ADR 0031).
+    Admin1,
     /// Org1's registrar (registers patients: Org1 is their custodian).
     Registrar,
     /// Org1's doctor (reserves and creates records).
@@ -65,9 +68,35 @@ pub(crate) struct Workload {
     pub requests: Vec<Request>,
 }
 
-/// Patient id of chain `i`.
+/// `Patient.id` of chain `i` (clear: it reaches only Org1's peer, in transient maps).
 fn patient_id(i: usize) -> String {
     format!("patient-{i}")
+}
+
+/// Org1's pseudonym key in the experiment (fixed, so every run names patients alike).
+fn pseudonym_key() -> PseudonymKey {
+    PseudonymKey::from_bytes(&[0x6d; PseudonymKey::LEN])
+        .unwrap_or_else(|_| unreachable!("the key has the right length"))
+}
+
+/// The ledger id of chain `i`'s patient (ADR 0031).
+fn ledger_patient(i: usize) -> String {
+    pseudonym_key().patient(&patient_id(i))
+}
+
+/// `SetPseudonymKey` by Org1's admin: run once, before any misbehaviour, so that Org1's
+/// peer derives the ledger ids the workload names.
+pub(crate) fn setup_request() -> Request {
+    Request {
+        patient: 0,
+        client: ClientId::Admin1,
+        args: vec![b"SetPseudonymKey".to_vec()],
+        transient: vec![(
+            ehr_chaincode::TRANSIENT_PSEUDONYM_KEY.to_owned(),
+            pseudonym_key().as_bytes().to_vec(),
+        )],
+        custodian_only: true,
+    }
 }
 
 impl Workload {
@@ -79,10 +108,17 @@ impl Workload {
         let mut chains = Vec::new();
         let mut i = 0;
         while requests.len() < n {
-            let p = patient_id(i);
-            let record = format!("Observation/obs-{i}");
+            let clear = patient_id(i);
+            let p = ledger_patient(i);
+            let record = pseudonym_key()
+                .record(
+                    &clear,
+                    &ehr_chaincode::ids::ResourceRef::new("Observation", &format!("obs-{i}"))
+                        .unwrap_or_else(|_| unreachable!("a valid reference")),
+                )
+                .to_string();
             let observation = format!(
-                r#"{{"resourceType":"Observation","id":"obs-{i}","status":"final","code":{{"text":"Body Height"}},"subject":{{"reference":"urn:uuid:{p}"}},"valueQuantity":{{"value":{}.{},"unit":"cm"}}}}"#,
+                r#"{{"resourceType":"Observation","id":"obs-{i}","status":"final","code":{{"text":"Body Height"}},"subject":{{"reference":"urn:uuid:{clear}"}},"valueQuantity":{{"value":{}.{},"unit":"cm"}}}}"#,
                 rng.random_range(150..200),
                 rng.random_range(0..10)
             );
@@ -95,10 +131,16 @@ impl Workload {
                     client,
                     args: args.into_iter().map(String::into_bytes).collect(),
                     transient: if step == Step::Create {
-                        vec![(
-                            ehr_chaincode::TRANSIENT_RESOURCE.to_owned(),
-                            observation.clone().into_bytes(),
-                        )]
+                        vec![
+                            (
+                                ehr_chaincode::TRANSIENT_RESOURCE.to_owned(),
+                                observation.clone().into_bytes(),
+                            ),
+                            (
+                                ehr_chaincode::TRANSIENT_PATIENT.to_owned(),
+                                clear.clone().into_bytes(),
+                            ),
+                        ]
                     } else {
                         Vec::new()
                     },
@@ -165,6 +207,7 @@ impl Workload {
 
 /// The workload's client identities, issued by the network's CAs.
 pub(crate) struct Clients {
+    admin1: SigningIdentity,
     registrar: SigningIdentity,
     doctor1: SigningIdentity,
     doctor2: SigningIdentity,
@@ -176,11 +219,12 @@ impl Clients {
     /// Enrolls the clients of `patients` chains at the organizations' CAs of `sim`'s channel.
     pub fn new(sim: &mut Sim, patients: usize) -> Self {
         let org1 = &mut sim.ch.orgs[0];
+        let admin1 = org1.identity("admin1", NodeOu::Client, &[("ehr.role", "admin")]);
         let registrar = org1.identity("registrar1", NodeOu::Client, &[("ehr.role", "registrar")]);
         let doctor1 = org1.identity("doctor1", NodeOu::Client, &[("ehr.role", "doctor")]);
         let patients = (0..patients)
             .map(|i| {
-                let p = patient_id(i);
+                let p = ledger_patient(i);
                 org1.identity(
                     &format!("patient{i}"),
                     NodeOu::Client,
@@ -193,6 +237,7 @@ impl Clients {
         let researcher2 =
             org2.identity("researcher2", NodeOu::Client, &[("ehr.role", "researcher")]);
         Clients {
+            admin1,
             registrar,
             doctor1,
             doctor2,
@@ -204,6 +249,7 @@ impl Clients {
     /// The identity that sends `request`.
     pub fn identity(&self, request: &Request) -> &SigningIdentity {
         match request.client {
+            ClientId::Admin1 => &self.admin1,
             ClientId::Registrar => &self.registrar,
             ClientId::Doctor1 => &self.doctor1,
             ClientId::Patient => &self.patients[request.patient],
@@ -215,7 +261,7 @@ impl Clients {
     /// Index of the organization of `client` (its gateway peer).
     pub fn org(client: ClientId) -> usize {
         match client {
-            ClientId::Registrar | ClientId::Doctor1 | ClientId::Patient => 0,
+            ClientId::Admin1 | ClientId::Registrar | ClientId::Doctor1 | ClientId::Patient => 0,
             ClientId::Doctor2 | ClientId::Researcher2 => 1,
         }
     }
