@@ -283,6 +283,12 @@ impl ChaincodeConnection {
             }
             txs.insert(key.clone(), tx);
         }
+        // Removes the entry however this call ends: returned, timed out, or cancelled by its
+        // caller (the future dropped mid-await).
+        let _in_flight = InFlight {
+            txs: &self.txs,
+            key,
+        };
         let kind = if req.is_init {
             MsgType::Init
         } else {
@@ -354,10 +360,21 @@ impl ChaincodeConnection {
                 after: timeout,
             }),
         };
-        if let Ok(mut txs) = self.txs.lock() {
-            txs.remove(&key);
-        }
         result
+    }
+}
+
+/// A transaction in flight on a connection: its routing entry, removed on drop.
+struct InFlight<'a> {
+    txs: &'a Mutex<HashMap<TxKey, mpsc::Sender<ChaincodeMessage>>>,
+    key: TxKey,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut txs) = self.txs.lock() {
+            txs.remove(&self.key);
+        }
     }
 }
 
@@ -663,6 +680,71 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+
+    /// A chaincode stream that registered and then never answers: (connection, the stream's
+    /// sender, kept so it stays open).
+    async fn silent_chaincode() -> (
+        Arc<ChaincodeConnection>,
+        mpsc::Sender<Result<ChaincodeMessage, Status>>,
+        mpsc::Receiver<ChaincodeMessage>,
+    ) {
+        let (to_peer, inbound) = mpsc::channel(8);
+        let (out, from_peer) = mpsc::channel(64);
+        let id = ChaincodeId {
+            name: "silent".into(),
+            ..ChaincodeId::default()
+        };
+        to_peer
+            .send(Ok(msg(MsgType::Register, id.encode_to_vec(), "", "")))
+            .await
+            .unwrap();
+        let conn = ChaincodeConnection::establish(ReceiverStream::new(inbound), out)
+            .await
+            .unwrap();
+        (conn, to_peer, from_peer)
+    }
+
+    fn request(tx_id: &str) -> ExecRequest {
+        ExecRequest {
+            channel_id: "ehr".into(),
+            tx_id: tx_id.into(),
+            input: ChaincodeInput::default(),
+            proposal: None,
+            is_init: false,
+        }
+    }
+
+    /// A call cancelled by its caller (its future dropped: the client went away, the gRPC
+    /// request was cancelled) leaves no entry behind: a retry of the same transaction runs
+    /// (it was refused as a duplicate forever), and cancelled calls do not pile up.
+    #[tokio::test]
+    async fn a_cancelled_call_leaves_nothing_behind() {
+        let (conn, _keep, _out) = silent_chaincode().await;
+        for _ in 0..3 {
+            let mut sim = crate::simulator::MemorySimulator::default();
+            let cancelled = tokio::time::timeout(
+                Duration::from_millis(20),
+                conn.execute(request("tx1"), &mut sim, Duration::from_secs(60)),
+            )
+            .await;
+            // Still running when cancelled (today's code refused the second call at once as
+            // a duplicate of the first, cancelled one).
+            assert!(cancelled.is_err(), "{cancelled:?}");
+        }
+        assert_eq!(
+            conn.txs.lock().unwrap().len(),
+            0,
+            "cancelled calls are kept"
+        );
+        let mut sim = crate::simulator::MemorySimulator::default();
+        let retry = conn
+            .execute(request("tx1"), &mut sim, Duration::from_millis(20))
+            .await;
+        assert!(
+            matches!(retry, Err(RuntimeError::Timeout { .. })),
+            "{retry:?}"
+        );
+    }
 
     #[test]
     fn open_iterators_hold_a_bounded_number_of_bytes() {
