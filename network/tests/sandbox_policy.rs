@@ -1,7 +1,8 @@
-//! What the sandbox requires of the kernel and what it reports (issue 13 review of item 2):
-//! without Landlock the peer refuses to run chaincode unless `sandbox.allow_without_landlock`
-//! is set; a trampoline started by a non-root user reports the user the chaincode really runs
-//! as; a thread bomb meets the task limit; the peer survives all three.
+//! What the sandbox requires of the kernel and what it reports (issue 13 review of item 2 and
+//! its review): below `sandbox.min_landlock` the trampoline refuses to run chaincode, and the
+//! peer refuses a report below it whatever the trampoline did; a trampoline started by a
+//! non-root user reports the user the chaincode really runs as; a thread bomb meets the task
+//! limit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use medledger_runtime::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
+use medledger_runtime::sandbox::LandlockLevel;
 use medledger_runtime::support::{ExecOutcome, RuntimeError};
 
 mod common;
@@ -37,37 +39,73 @@ fn runtime_config(work_root: &Path) -> RuntimeConfig {
     RuntimeConfig::new(LAUNCHER, work_root)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_landlock_chaincode_runs_only_when_the_operator_allows_it() {
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = runtime_config(&dir.path().join("chaincode"));
-    cfg.assume_no_landlock = true;
+/// Runs `test` on a thread of its own, in a single-threaded tokio runtime, so that every
+/// process it starts sees a kernel without Landlock: a seccomp filter on that thread (which
+/// its children inherit) answers `ENOSYS` to `landlock_create_ruleset`, as Linux < 5.13 does.
+/// The trampoline under test is the production one; it has no switch for this.
+fn on_a_kernel_without_landlock<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce() -> F + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        let rules = [(libc::SYS_landlock_create_ruleset, Vec::new())]
+            .into_iter()
+            .collect();
+        let filter: seccompiler::BpfProgram = seccompiler::SeccompFilter::new(
+            rules,
+            seccompiler::SeccompAction::Allow,
+            seccompiler::SeccompAction::Errno(libc::ENOSYS as u32),
+            std::env::consts::ARCH.try_into().unwrap(),
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+        seccompiler::apply_filter(&filter).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test());
+    })
+    .join()
+    .unwrap();
+}
 
-    // By default: refused at launch, with the reason and the way out named.
-    let rt = ChaincodeRuntime::new(cfg.clone());
-    let refused = call(&rt, "tx1", &["get", "a"]).await;
-    eprintln!("{refused:?}");
-    match &refused {
-        Err(RuntimeError::Launch { message, .. }) => {
-            assert!(
-                message.contains("Landlock") && message.contains("allow_without_landlock"),
-                "{message}"
-            );
+/// Issue 13 review M1: the minimum is graded. On a kernel without Landlock a chaincode runs
+/// only with `min_landlock: none`; `partial` (like the default `full`) refuses it, with the
+/// reason and the setting named.
+#[test]
+fn without_landlock_chaincode_runs_only_when_the_minimum_is_none() {
+    let _serial = SERIAL.blocking_lock();
+    on_a_kernel_without_landlock(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = runtime_config(&dir.path().join("chaincode"));
+        for min in [LandlockLevel::Full, LandlockLevel::Partial] {
+            cfg.min_landlock = min;
+            let rt = ChaincodeRuntime::new(cfg.clone());
+            let refused = call(&rt, "tx1", &["get", "a"]).await;
+            eprintln!("{min}: {refused:?}");
+            match &refused {
+                Err(RuntimeError::Launch { message, .. }) => {
+                    assert!(
+                        message.contains("Landlock none") && message.contains("min_landlock"),
+                        "{message}"
+                    );
+                }
+                other => panic!("min {min}: expected a refused launch, got {other:?}"),
+            }
+            rt.shutdown().await;
         }
-        other => panic!("expected a refused launch, got {other:?}"),
-    }
-    rt.shutdown().await;
 
-    // With the explicit opt-in: it runs (and the peer logs a warning).
-    cfg.allow_without_landlock = true;
-    let rt = ChaincodeRuntime::new(cfg);
-    let out = call(&rt, "tx2", &["get", "a"]).await.unwrap();
-    assert_eq!(
-        (out.response.status, out.response.payload.as_slice()),
-        (200, &b"1"[..])
-    );
-    rt.shutdown().await;
+        // With the minimum `none`: it runs (and the peer logs a warning).
+        cfg.min_landlock = LandlockLevel::None;
+        let rt = ChaincodeRuntime::new(cfg);
+        let out = call(&rt, "tx2", &["get", "a"]).await.unwrap();
+        assert_eq!(
+            (out.response.status, out.response.payload.as_slice()),
+            (200, &b"1"[..])
+        );
+        rt.shutdown().await;
+    });
 }
 
 /// A peer not running as root starts the trampoline as its own user (as root, this test
@@ -139,4 +177,65 @@ async fn a_thread_bomb_meets_the_task_limit() {
     assert_eq!(out.response.status, 200);
     assert_eq!(rt.launches(), 1, "the process survived its failed threads");
     rt.shutdown().await;
+}
+
+/// A launcher that reports `landlock` without confining anything, then runs the program
+/// after `--`: what a stale or tampered trampoline, or one on a kernel below the minimum
+/// that ignored it, would look like to the peer.
+fn lying_launcher(dir: &Path, landlock: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("lying-sandbox");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n\
+             echo 'medledger-sandbox: protections rlimits=on seccomp=on netns=on landlock={landlock} uid=65534' >&2\n\
+             while [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Issue 13 review L1: the peer itself checks the trampoline's report and refuses a
+/// chaincode whose Landlock level is below the minimum, whatever the trampoline did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_refuses_a_report_below_the_minimum_landlock() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    for level in ["none", "partial"] {
+        let mut cfg = runtime_config(&dir.path().join("chaincode"));
+        cfg.launcher = lying_launcher(dir.path(), level);
+        let rt = ChaincodeRuntime::new(cfg);
+        let refused = call(&rt, "tx1", &["get", "a"]).await;
+        eprintln!("{level}: {refused:?}");
+        match &refused {
+            Err(RuntimeError::Launch { message, .. }) => {
+                assert!(
+                    message.contains(&format!("landlock={level}"))
+                        && message.contains("min_landlock"),
+                    "{message}"
+                );
+            }
+            other => panic!("landlock={level}: expected a refused launch, got {other:?}"),
+        }
+        rt.shutdown().await;
+    }
+}
+
+/// Issue 13 review L3: the production trampoline has no switch that skips Landlock.
+#[test]
+fn the_trampoline_has_no_switch_that_skips_landlock() {
+    let work = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(LAUNCHER)
+        .arg("--assume-no-landlock")
+        .arg("--workdir")
+        .arg(work.path())
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unexpected argument"), "{stderr}");
 }

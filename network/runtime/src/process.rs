@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::sandbox::{Limits, REPORT_PREFIX, SandboxUser};
+use crate::sandbox::{LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, check_report};
 use crate::simulator::TxSimulator;
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
 
@@ -58,11 +58,10 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// The user chaincode runs as when the peer runs as root (default 65534:65534).
     pub user: SandboxUser,
-    /// Run chaincode where the kernel does not fully enforce Landlock (`sandbox.allow_without_landlock`).
-    pub allow_without_landlock: bool,
-    /// Behave as on a kernel without Landlock (the trampoline skips it and reports `none`).
-    /// Only for tests of that case.
-    pub assume_no_landlock: bool,
+    /// The least Landlock enforcement a chaincode may run with (`sandbox.min_landlock`,
+    /// default `full`): the trampoline refuses to start it below, and the peer refuses a
+    /// report below it whatever the trampoline did ([`check_report`]).
+    pub min_landlock: LandlockLevel,
     /// Per-invocation execution timeout.
     pub execution_timeout: Duration,
     /// Wait for registration after launch.
@@ -77,8 +76,7 @@ impl RuntimeConfig {
             work_root: work_root.into(),
             limits: Limits::default(),
             user: SandboxUser::default(),
-            allow_without_landlock: false,
-            assume_no_landlock: false,
+            min_landlock: LandlockLevel::default(),
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
@@ -270,14 +268,8 @@ impl ChaincodeRuntime {
         let (peer_end, cc_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
         let limits = self.config.limits;
-        let mut command = Command::new(&self.config.launcher);
-        if self.config.allow_without_landlock {
-            command.arg("--allow-without-landlock");
-        }
-        if self.config.assume_no_landlock {
-            command.arg("--assume-no-landlock");
-        }
-        let mut child = command
+        let mut child = Command::new(&self.config.launcher)
+            .args(["--min-landlock", self.config.min_landlock.as_str()])
             .arg("--workdir")
             .arg(&workdir.0)
             .args(["--max-memory-bytes", &limits.max_memory_bytes.to_string()])
@@ -332,8 +324,23 @@ impl ChaincodeRuntime {
                 tracing::debug!(target: "peer::chaincode", error = %e, "chaincode socket server ended");
             }
         });
+        let started = tokio::time::Instant::now();
+        // The trampoline's first stderr line: its report, or why it did not start the
+        // chaincode. Checked here too, before the chaincode is given any transaction.
+        let report = match tokio::time::timeout(self.config.startup_timeout, first_line).await {
+            Ok(Ok(line)) => {
+                check_report(&line, self.config.min_landlock).map_err(|e| e.to_string())
+            }
+            Ok(Err(_)) => Err("exited before reporting its protections".into()),
+            Err(_) => Err("did not report its protections in time".into()),
+        };
+        if let Err(why) = report {
+            let _ = child.kill().await;
+            server.abort();
+            return Err(fail(why));
+        }
         let registered = tokio::select! {
-            r = tokio::time::timeout(self.config.startup_timeout, registered_rx.recv()) => r,
+            r = tokio::time::timeout_at(started + self.config.startup_timeout, registered_rx.recv()) => r,
             _ = child.wait() => Ok(None),
         };
         let conn = match registered {
@@ -341,15 +348,11 @@ impl ChaincodeRuntime {
             other => {
                 let _ = child.kill().await;
                 server.abort();
-                if other.is_err() {
-                    return Err(fail("did not register in time".into()));
-                }
-                // The trampoline says why on its first stderr line (no chaincode output yet).
-                let why = match tokio::time::timeout(Duration::from_secs(1), first_line).await {
-                    Ok(Ok(line)) if !line.starts_with(REPORT_PREFIX) => line,
-                    _ => "exited before registering".into(),
-                };
-                return Err(fail(why));
+                return Err(fail(if other.is_err() {
+                    "did not register in time".into()
+                } else {
+                    "exited before registering".into()
+                }));
             }
         };
         if conn.chaincode() != cc.id {
@@ -404,9 +407,9 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
             if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
                 let report = report.trim();
                 if report.split(' ').any(|p| p == "landlock=full") {
-                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active");
+                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox reports its protections");
                 } else {
-                    tracing::warn!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active WITHOUT full Landlock (sandbox.allow_without_landlock): the chaincode can read what its user can");
+                    tracing::warn!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox reports protections WITHOUT full Landlock (allowed only with sandbox.min_landlock below full): the chaincode can read what its user can");
                 }
             } else {
                 tracing::warn!(target: "peer::chaincode", chaincode = %id, message = %text, "chaincode sandbox did not start the chaincode");

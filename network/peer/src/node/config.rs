@@ -27,8 +27,8 @@
 //!   execution_timeout_ms: 30000
 //!   uid: 65534                         # user and group chaincode runs as when the peer
 //!   gid: 65534                         # runs as root (never 0)
-//!   allow_without_landlock: false      # true: run chaincode where the kernel lacks (full)
-//!                                      # Landlock (< 6.12); refused otherwise (ADR 0015)
+//!   min_landlock: full                 # full | partial | none: no chaincode runs where the
+//!                                      # kernel enforces less Landlock (full: >= 6.12; ADR 0015)
 //!   max_tasks: 2048                    # processes + threads of the chaincode's user
 //! gateway:                             # optional; defaults shown (Fabric's peer.gateway)
 //!   concurrency_limit: 500
@@ -51,6 +51,8 @@ use std::time::Duration;
 
 use medledger_gateway::server::GatewayConfig;
 use serde::{Deserialize, Serialize};
+
+use medledger_runtime::sandbox::LandlockLevel;
 
 use crate::definitions::ChaincodeDefinition;
 use crate::error::{Error, Result};
@@ -195,12 +197,19 @@ pub struct SandboxSection {
     pub uid: u32,
     /// Group id chaincode runs as when the peer runs as root (default 65534; not 0).
     pub gid: u32,
-    /// Run chaincode even where the kernel does not fully enforce Landlock (Linux < 6.12;
-    /// default false: such a launch is refused, ADR 0015). Set, the peer logs a warning at
-    /// start and at every launch; its chaincode can then read (and without Landlock's truncate
-    /// control, < 6.2, truncate) whatever its user can: a peer not running as root gives it
-    /// its own key and ledger.
-    pub allow_without_landlock: bool,
+    /// The least Landlock enforcement chaincode may run with: `full` (default; Linux >= 6.12),
+    /// `partial` (some rights missing: truncate control < 6.2, TCP rules < 6.7, signal
+    /// scoping < 6.12) or `none` (Linux < 5.13). Below it every launch is refused, by the
+    /// trampoline and again by the peer on the trampoline's report (ADR 0015). Below `full`
+    /// the peer logs a warning at start and at every launch; its chaincode can then read (and
+    /// without truncate control, truncate) whatever its user can: a peer not running as root
+    /// gives it its own key and ledger.
+    pub min_landlock: LandlockLevel,
+    /// Removed (issue 13 review M1): it allowed partial and no Landlock alike. Any value is
+    /// refused at load with a message naming [`SandboxSection::min_landlock`], so that an old
+    /// `true` is replaced by a deliberate `partial` or `none`, never read as either.
+    #[serde(skip_serializing)]
+    pub allow_without_landlock: Option<bool>,
     /// Tasks (processes and threads) the chaincode's user may have, `RLIMIT_NPROC` (default
     /// 2048, > 0). As root, every chaincode of this peer runs as `uid` and they share it
     /// (size it as chaincodes x (CPUs + 65) for chaincode on our shim, or give each peer its
@@ -216,7 +225,8 @@ impl Default for SandboxSection {
             execution_timeout_ms: 30_000,
             uid: user.uid,
             gid: user.gid,
-            allow_without_landlock: false,
+            min_landlock: LandlockLevel::default(),
+            allow_without_landlock: None,
             max_tasks: medledger_runtime::sandbox::Limits::default().max_tasks,
         }
     }
@@ -385,6 +395,12 @@ impl PeerConfig {
         if self.sandbox.execution_timeout_ms == 0 {
             return Err(config_err("sandbox.execution_timeout_ms must be > 0"));
         }
+        if self.sandbox.allow_without_landlock.is_some() {
+            return Err(config_err(
+                "sandbox.allow_without_landlock was replaced by sandbox.min_landlock: full | \
+                 partial | none (the old `true` allowed both partial and no Landlock; choose one)",
+            ));
+        }
         if self.sandbox.max_tasks == 0 {
             return Err(config_err("sandbox.max_tasks must be > 0"));
         }
@@ -447,7 +463,7 @@ mod tests {
         assert_eq!(c.gateway.to_config(), GatewayConfig::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
         assert_eq!((c.sandbox.uid, c.sandbox.gid), (65534, 65534));
-        assert!(!c.sandbox.allow_without_landlock);
+        assert_eq!(c.sandbox.min_landlock, LandlockLevel::Full);
         assert_eq!(c.sandbox.max_tasks, 2048);
         assert_eq!(c.deliver_client.to_config(), PullConfig::default());
         assert_eq!(
@@ -486,6 +502,15 @@ mod tests {
         assert!(e.to_string().contains("no channels"), "{e}");
         let e = load(&format!("{MINIMAL}sandbox: {{ uid: 0 }}\n")).unwrap_err();
         assert!(e.to_string().contains("sandbox.uid"), "{e}");
+        let c = load(&format!("{MINIMAL}sandbox: {{ min_landlock: partial }}\n")).unwrap();
+        assert_eq!(c.sandbox.min_landlock, LandlockLevel::Partial);
+        let e = load(&format!("{MINIMAL}sandbox: {{ min_landlock: some }}\n")).unwrap_err();
+        assert!(e.to_string().contains("min_landlock"), "{e}");
+        let e = load(&format!(
+            "{MINIMAL}sandbox: {{ allow_without_landlock: true }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("sandbox.min_landlock"), "{e}");
         let e = load(&format!("{MINIMAL}colour: blue\n")).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
     }
