@@ -2,7 +2,7 @@
 //! its review): below `sandbox.min_landlock` the trampoline refuses to run chaincode, and the
 //! peer refuses a report below it whatever the trampoline did; a trampoline started by a
 //! non-root user reports the user the chaincode really runs as; a thread bomb meets the task
-//! limit.
+//! limit without starving other chaincodes; no chaincode outlives its peer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,7 +11,7 @@ use std::path::Path;
 
 use medledger_runtime::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
-use medledger_runtime::sandbox::LandlockLevel;
+use medledger_runtime::sandbox::{LandlockLevel, UidRange};
 use medledger_runtime::support::{ExecOutcome, RuntimeError};
 
 mod common;
@@ -238,4 +238,113 @@ fn the_trampoline_has_no_switch_that_skips_landlock() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unexpected argument"), "{stderr}");
+}
+
+/// Issue 13 review M3: a chaincode that holds threads up to its task limit does not stop
+/// another chaincode from starting and serving (as root, with `sandbox.uid_range`: each
+/// chaincode its own user, whose tasks the kernel counts apart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_at_its_task_limit_does_not_starve_another() {
+    const LIMIT: u64 = 256;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: per-chaincode users need a peer running as root");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = runtime_config(&dir.path().join("chaincode"));
+    cfg.limits.max_tasks = LIMIT;
+    cfg.uid_range = Some(UidRange {
+        start: 4_200_000,
+        count: 4,
+    });
+    let rt = ChaincodeRuntime::new(cfg);
+    let greedy = kv_chaincode("greedy:1.0");
+    let out = rt
+        .execute(
+            &greedy,
+            req("tx1", &["threads", "1000", "hold"]),
+            &mut state(),
+        )
+        .await
+        .unwrap();
+    eprintln!("greedy: {} {}", out.response.status, out.response.message);
+    assert_eq!(out.response.status, 500, "its limit stopped it");
+    let other = rt
+        .execute(
+            &kv_chaincode("other:1.0"),
+            req("tx2", &["get", "a"]),
+            &mut state(),
+        )
+        .await;
+    eprintln!("other: {other:?}");
+    let other = other.unwrap();
+    assert_eq!(
+        (other.response.status, other.response.payload.as_slice()),
+        (200, &b"1"[..])
+    );
+    rt.shutdown().await;
+}
+
+/// Issue 13 review M3: no chaincode outlives its peer. Here the "peer" is a shell that
+/// starts the trampoline in the background and is then killed with `SIGKILL` (no chance to
+/// clean up); the chaincode (`sleep`) must end with it.
+#[test]
+fn a_killed_peer_leaves_no_chaincode_behind() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).unwrap();
+    }
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("sleep(1)");
+    let mut peer = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("\"$0\" --workdir \"$1\" -- \"$2\" 300 & echo $!; wait")
+        .arg(LAUNCHER)
+        .arg(work.path())
+        .arg(sleep)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pid = String::new();
+    std::io::BufReader::new(peer.stdout.take().unwrap())
+        .read_line(&mut pid)
+        .unwrap();
+    let pid: i32 = pid.trim().parse().unwrap();
+    // The report line: the trampoline is confined and about to exec the chaincode.
+    let mut report = String::new();
+    let mut stderr = std::io::BufReader::new(peer.stderr.take().unwrap());
+    stderr.read_line(&mut report).unwrap();
+    eprintln!("{report}");
+    assert!(
+        report.starts_with("medledger-sandbox: protections"),
+        "{report}"
+    );
+    let running_sleep = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.contains("(sleep)") && !s.contains(") Z "))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !running_sleep() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(running_sleep(), "the chaincode runs");
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running_sleep() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let survived = running_sleep();
+    if survived {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(!survived, "chaincode {pid} outlived its peer");
 }

@@ -21,7 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::sandbox::{LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, check_report};
+use crate::sandbox::{
+    LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, UidRange, check_report, kill_processes_of,
+};
 use crate::simulator::TxSimulator;
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
 
@@ -56,8 +58,16 @@ pub struct RuntimeConfig {
     pub work_root: PathBuf,
     /// Resource limits of each process.
     pub limits: Limits,
-    /// The user chaincode runs as when the peer runs as root (default 65534:65534).
+    /// The user chaincode runs as when the peer runs as root (default 65534:65534), unless
+    /// `uid_range` is set.
     pub user: SandboxUser,
+    /// Ids set aside for chaincode (`sandbox.uid_range`; default none): when the peer runs
+    /// as root, each chaincode id gets its own user and group from the range, kept for the
+    /// runtime's life (the lowest free one at its first launch; one whose chaincode has no
+    /// process is reused when the range is used up), so that one chaincode's tasks do not
+    /// count against another's [`Limits::max_tasks`]. Processes of these ids are killed when
+    /// the runtime is created (leftovers of a peer that died).
+    pub uid_range: Option<UidRange>,
     /// The least Landlock enforcement a chaincode may run with (`sandbox.min_landlock`,
     /// default `full`): the trampoline refuses to start it below, and the peer refuses a
     /// report below it whatever the trampoline did ([`check_report`]).
@@ -76,6 +86,7 @@ impl RuntimeConfig {
             work_root: work_root.into(),
             limits: Limits::default(),
             user: SandboxUser::default(),
+            uid_range: None,
             min_landlock: LandlockLevel::default(),
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
@@ -160,7 +171,44 @@ impl Running {
 pub struct ChaincodeRuntime {
     config: RuntimeConfig,
     running: Mutex<HashMap<String, Running>>,
+    /// Chaincode id → index in `config.uid_range`; only changed under the `running` lock.
+    users: std::sync::Mutex<HashMap<String, u32>>,
+    launcher: std::sync::OnceLock<Launcher>,
     launches: std::sync::atomic::AtomicU64,
+}
+
+/// A thread that lives as long as the runtime and starts every trampoline: the kernel's
+/// parent-death signal (`PR_SET_PDEATHSIG`, set by the trampoline) fires when the *thread*
+/// that forked a process ends, and a tokio worker or blocking thread may end before the peer.
+struct Launcher(std::sync::mpsc::Sender<(Command, oneshot::Sender<std::io::Result<Child>>)>);
+
+impl Launcher {
+    /// Starts the thread, in the context of the current tokio runtime (`Child` needs its
+    /// process driver).
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Handle::current();
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(Command, oneshot::Sender<std::io::Result<Child>>)>();
+        std::thread::Builder::new()
+            .name("chaincode-launcher".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                while let Ok((mut command, reply)) = rx.recv() {
+                    let _ = reply.send(command.spawn());
+                }
+            })?;
+        Ok(Launcher(tx))
+    }
+
+    async fn spawn(&self, command: Command) -> std::io::Result<Child> {
+        let (reply, child) = oneshot::channel();
+        self.0
+            .send((command, reply))
+            .map_err(|_| std::io::Error::other("the chaincode launcher thread ended"))?;
+        child
+            .await
+            .map_err(|_| std::io::Error::other("the chaincode launcher thread ended"))?
+    }
 }
 
 impl std::fmt::Debug for ChaincodeRuntime {
@@ -174,8 +222,21 @@ impl std::fmt::Debug for ChaincodeRuntime {
 impl ChaincodeRuntime {
     /// A runtime with `config`; nothing starts until the first execution. Working
     /// directories an earlier run left under `config.work_root` (a peer that crashed) are
-    /// removed.
+    /// removed, and, as root with `config.uid_range`, every process of those ids is killed.
     pub fn new(config: RuntimeConfig) -> Self {
+        if let Some(range) = config.uid_range
+            && nix::unistd::geteuid().is_root()
+        {
+            match kill_processes_of(range) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(target: "peer::chaincode", processes = n, "killed processes left in the chaincode id range (sandbox.uid_range) by an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "peer::chaincode", error = %e, "could not look for processes left in the chaincode id range")
+                }
+            }
+        }
         if let Ok(entries) = std::fs::read_dir(&config.work_root) {
             for entry in entries.flatten() {
                 if let Err(e) = remove_dir(&entry.path()) {
@@ -186,6 +247,8 @@ impl ChaincodeRuntime {
         ChaincodeRuntime {
             config,
             running: Mutex::new(HashMap::new()),
+            users: std::sync::Mutex::new(HashMap::new()),
+            launcher: std::sync::OnceLock::new(),
             launches: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -240,13 +303,69 @@ impl ChaincodeRuntime {
         if let Some(dead) = running.remove(&cc.id) {
             dead.stop().await;
         }
-        let r = self.launch(cc).await?;
+        let user = self
+            .user_for(&cc.id, &running)
+            .map_err(|message| RuntimeError::Launch {
+                chaincode: cc.id.clone(),
+                message,
+            })?;
+        let r = self.launch(cc, user).await?;
         let conn = r.conn.clone();
         running.insert(cc.id.clone(), r);
         Ok(conn)
     }
 
-    async fn launch(&self, cc: &InstalledChaincode) -> Result<Running, RuntimeError> {
+    /// The user `id` runs as when the peer runs as root: its own from `uid_range` if set
+    /// (kept for this runtime's life; when the range is used up, one of a chaincode with no
+    /// process is taken over), else `user`. Called under the `running` lock.
+    fn user_for(
+        &self,
+        id: &str,
+        running: &HashMap<String, Running>,
+    ) -> Result<SandboxUser, String> {
+        let Some(range) = self.config.uid_range else {
+            return Ok(self.config.user);
+        };
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = match users.get(id) {
+            Some(i) => *i,
+            None => {
+                let taken: std::collections::BTreeSet<u32> = users.values().copied().collect();
+                let free = (0..range.count).find(|i| !taken.contains(i));
+                let index = match free {
+                    Some(i) => i,
+                    None => {
+                        let idle = users
+                            .iter()
+                            .find(|(other, _)| !running.contains_key(*other))
+                            .map(|(other, i)| (other.clone(), *i));
+                        let Some((idle, i)) = idle else {
+                            return Err(format!(
+                                "sandbox.uid_range holds {} ids, all in use by running chaincodes",
+                                range.count
+                            ));
+                        };
+                        users.remove(&idle);
+                        i
+                    }
+                };
+                users.insert(id.to_owned(), index);
+                index
+            }
+        };
+        range
+            .user(index)
+            .ok_or_else(|| "chaincode id outside sandbox.uid_range".to_owned())
+    }
+
+    async fn launch(
+        &self,
+        cc: &InstalledChaincode,
+        user: SandboxUser,
+    ) -> Result<Running, RuntimeError> {
         let fail = |message: String| RuntimeError::Launch {
             chaincode: cc.id.clone(),
             message,
@@ -256,7 +375,6 @@ impl ChaincodeRuntime {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // As root, the trampoline runs the chaincode as the sandbox user: it must own its
         // directory. Otherwise the chaincode keeps the peer's user.
-        let user = self.config.user;
         let owner = nix::unistd::geteuid().is_root().then_some(user);
         let workdir = WorkDir::create(
             self.config
@@ -268,7 +386,8 @@ impl ChaincodeRuntime {
         let (peer_end, cc_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
         let limits = self.config.limits;
-        let mut child = Command::new(&self.config.launcher)
+        let mut command = Command::new(&self.config.launcher);
+        command
             .args(["--min-landlock", self.config.min_landlock.as_str()])
             .arg("--workdir")
             .arg(&workdir.0)
@@ -295,8 +414,18 @@ impl ChaincodeRuntime {
             // Its own process group: a signal to the peer's group does not reach it, and
             // `kill(0)` (refused anyway) would not reach the peer.
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
+            .kill_on_drop(true);
+        let launcher = match self.launcher.get() {
+            Some(l) => l,
+            None => {
+                let started =
+                    Launcher::start().map_err(|e| fail(format!("launcher thread: {e}")))?;
+                self.launcher.get_or_init(|| started)
+            }
+        };
+        let mut child = launcher
+            .spawn(command)
+            .await
             .map_err(|e| fail(format!("spawn {}: {e}", self.config.launcher.display())))?;
         let (first_line_tx, first_line) = oneshot::channel();
         forward_output(&cc.id, &mut child, first_line_tx);

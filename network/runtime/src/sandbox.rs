@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
 //! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, tasks of its user (`RLIMIT_NPROC`), no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion, thread bombs |
+//! | parent death | `PR_SET_PDEATHSIG(SIGKILL)` after the user switch (the peer starts trampolines from one long-lived thread); with a [`UidRange`], leftovers killed at peer start ([`kill_processes_of`]) | a chaincode running on after its peer died |
 //! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
@@ -76,8 +77,9 @@ impl Default for Limits {
 }
 
 /// The unprivileged user and group a chaincode runs as when the trampoline starts as root.
-/// Neither may be 0. All chaincodes share it: Landlock, not file ownership, keeps them out of
-/// each other's directories.
+/// Neither may be 0. Either one for all chaincodes (peer.yaml `sandbox.uid`/`gid`), or one
+/// per chaincode from a [`UidRange`]; Landlock, not file ownership, keeps chaincodes out of
+/// each other's directories, the user keeps their task counts (`RLIMIT_NPROC`) apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxUser {
     /// User id (default 65534, `nobody`).
@@ -98,6 +100,83 @@ impl Default for SandboxUser {
     fn default() -> Self {
         SandboxUser::NOBODY
     }
+}
+
+/// Ids set aside for chaincode, one per chaincode (peer.yaml `sandbox.uid_range: [start,
+/// count]`): chaincode `i` runs as user and group `start + i`. The kernel counts tasks
+/// (`RLIMIT_NPROC`) per user, so each chaincode then has its own budget of
+/// [`Limits::max_tasks`]. The ids must belong to nothing else on the host: at start the peer
+/// kills every process whose real user is in the range ([`kill_processes_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidRange {
+    /// First id (> 0).
+    pub start: u32,
+    /// How many ids (> 0; `start + count - 1` must fit in a `u32`); the most chaincodes with
+    /// a process at once.
+    pub count: u32,
+}
+
+impl UidRange {
+    /// Whether `uid` is in the range.
+    pub fn contains(&self, uid: u32) -> bool {
+        uid >= self.start && uid - self.start < self.count
+    }
+
+    /// The `i`-th id of the range as user and group, if `i < count`.
+    pub fn user(&self, i: u32) -> Option<SandboxUser> {
+        (i < self.count).then(|| SandboxUser {
+            uid: self.start + i,
+            gid: self.start + i,
+        })
+    }
+
+    /// Checks the range: no id 0, none beyond `u32::MAX`, not empty.
+    ///
+    /// # Errors
+    /// A message naming the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.start == 0 || self.count == 0 {
+            return Err("the range must start above 0 and hold at least one id".into());
+        }
+        if self.start.checked_add(self.count - 1).is_none() {
+            return Err("the range goes beyond the largest id".into());
+        }
+        Ok(())
+    }
+}
+
+/// Sends `SIGKILL` to every process whose real user id is in `range` (listed from `/proc`),
+/// and returns how many were signalled: at peer start, chaincode left behind by a peer that
+/// died. Only for ids set aside for chaincode: never a shared user such as `nobody`.
+///
+/// # Errors
+/// `/proc` cannot be listed. A process that ends meanwhile or cannot be read is skipped.
+pub fn kill_processes_of(range: UidRange) -> std::io::Result<usize> {
+    use nix::sys::signal::{Signal, kill};
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let real_uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .and_then(|uid| uid.parse().ok());
+        if real_uid.is_some_and(|uid| range.contains(uid))
+            && kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    Ok(killed)
 }
 
 /// How much of the Landlock ruleset the kernel enforces, ordered `None < Partial < Full`:
@@ -842,7 +921,8 @@ impl Confined {
 /// Confines the current process for `program`: closes inherited descriptors, opens
 /// `program`, moves into `workdir`, applies [`Limits`], an empty network namespace if
 /// possible, Landlock (refused below `min_landlock`), the switch to `user` when running as
-/// root, then the seccomp filters (last, because they forbid `unshare` and `setresuid`).
+/// root, `SIGKILL` when its parent (the peer's thread that started it) ends
+/// (`PR_SET_PDEATHSIG`), then the seccomp filters (last, because they forbid `unshare` and `setresuid`).
 /// Call [`Confined::exec`] next.
 ///
 /// # Errors
@@ -856,6 +936,8 @@ pub fn enter(
     user: SandboxUser,
     min_landlock: LandlockLevel,
 ) -> Result<Confined, SandboxError> {
+    // The peer that started this process: the chaincode must not outlive it (below).
+    let peer = nix::unistd::getppid();
     close_inherited_fds()?;
     let file = std::fs::File::open(program)
         .map_err(|e| setup("program", format!("{}: {e}", program.display())))?;
@@ -874,6 +956,16 @@ pub fn enter(
     check_landlock(landlock, min_landlock)?;
     if as_root {
         drop_privileges(user)?;
+    }
+    // After the user switch, which clears it; kept across `exec`. If the peer already died
+    // (we were adopted), stop now.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| setup("pdeathsig", e))?;
+    if nix::unistd::getppid() != peer {
+        return Err(setup(
+            "pdeathsig",
+            "the peer that started the sandbox is gone",
+        ));
     }
     for filter in seccomp_filters(std::process::id())? {
         seccompiler::apply_filter_all_threads(&filter).map_err(|e| setup("seccomp", e))?;
@@ -1132,6 +1224,62 @@ mod tests {
                 .to_string(),
             refused
         );
+    }
+
+    #[test]
+    fn uid_ranges() {
+        let r = UidRange {
+            start: 100,
+            count: 2,
+        };
+        assert!(r.validate().is_ok());
+        assert_eq!(r.user(1), Some(SandboxUser { uid: 101, gid: 101 }));
+        assert_eq!(r.user(2), None);
+        assert!(r.contains(100) && r.contains(101) && !r.contains(99) && !r.contains(102));
+        for bad in [(0, 1), (1, 0), (u32::MAX, 2)] {
+            let r = UidRange {
+                start: bad.0,
+                count: bad.1,
+            };
+            assert!(r.validate().is_err(), "{r:?}");
+        }
+    }
+
+    /// Issue 13 review M3: leftovers of a peer that died are killed at the next start, by
+    /// their user (ids set aside for chaincode).
+    #[test]
+    fn processes_of_the_chaincode_ids_are_swept() {
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: only root can start a process as another user");
+            return;
+        }
+        let range = UidRange {
+            start: 4_200_100,
+            count: 3,
+        };
+        let mut left = std::process::Command::new("/bin/sleep")
+            .arg("300")
+            .uid(4_200_102)
+            .gid(4_200_102)
+            .spawn()
+            .unwrap();
+        let mut other = std::process::Command::new("/bin/sleep")
+            .arg("300")
+            .uid(4_200_103)
+            .gid(4_200_103)
+            .spawn()
+            .unwrap();
+        // Until the child has switched user (`spawn` returns after its `exec`).
+        assert!(kill_processes_of(range).unwrap() >= 1);
+        let status = left.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert!(other.try_wait().unwrap().is_none(), "outside the range");
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]

@@ -27,6 +27,9 @@
 //!   execution_timeout_ms: 30000
 //!   uid: 65534                         # user and group chaincode runs as when the peer
 //!   gid: 65534                         # runs as root (never 0)
+//!   # uid_range: [200000, 100]         # instead: each chaincode its own user and group from
+//!                                      # these ids (own task budget); their processes are
+//!                                      # killed at start: ids used by nothing else
 //!   min_landlock: full                 # full | partial | none: no chaincode runs where the
 //!                                      # kernel enforces less Landlock (full: >= 6.12; ADR 0015)
 //!   max_tasks: 2048                    # processes + threads of the chaincode's user
@@ -197,6 +200,13 @@ pub struct SandboxSection {
     pub uid: u32,
     /// Group id chaincode runs as when the peer runs as root (default 65534; not 0).
     pub gid: u32,
+    /// `[start, count]`: ids set aside for chaincode (default none). When the peer runs as
+    /// root, each chaincode runs as its own user and group `start + i` instead of `uid`/`gid`,
+    /// so it has its own `max_tasks` budget; at most `count` chaincodes run at once. The
+    /// ids must be used by nothing else on the host: at start the peer kills every process
+    /// whose real user is in the range (chaincode left by a peer that died). `start > 0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_range: Option<(u32, u32)>,
     /// The least Landlock enforcement chaincode may run with: `full` (default; Linux >= 6.12),
     /// `partial` (some rights missing: truncate control < 6.2, TCP rules < 6.7, signal
     /// scoping < 6.12) or `none` (Linux < 5.13). Below it every launch is refused, by the
@@ -225,6 +235,7 @@ impl Default for SandboxSection {
             execution_timeout_ms: 30_000,
             uid: user.uid,
             gid: user.gid,
+            uid_range: None,
             min_landlock: LandlockLevel::default(),
             allow_without_landlock: None,
             max_tasks: medledger_runtime::sandbox::Limits::default().max_tasks,
@@ -233,6 +244,12 @@ impl Default for SandboxSection {
 }
 
 impl SandboxSection {
+    /// [`SandboxSection::uid_range`] as the runtime's.
+    pub fn uid_range(&self) -> Option<medledger_runtime::sandbox::UidRange> {
+        self.uid_range
+            .map(|(start, count)| medledger_runtime::sandbox::UidRange { start, count })
+    }
+
     /// The user chaincode runs as when the peer runs as root.
     pub fn user(&self) -> medledger_runtime::sandbox::SandboxUser {
         medledger_runtime::sandbox::SandboxUser {
@@ -404,6 +421,11 @@ impl PeerConfig {
         if self.sandbox.max_tasks == 0 {
             return Err(config_err("sandbox.max_tasks must be > 0"));
         }
+        if let Some(range) = self.sandbox.uid_range() {
+            range
+                .validate()
+                .map_err(|e| config_err(format!("sandbox.uid_range: {e}")))?;
+        }
         if self.sandbox.uid == 0 || self.sandbox.gid == 0 {
             return Err(config_err(
                 "sandbox.uid and sandbox.gid must not be 0: chaincode never runs as root",
@@ -511,6 +533,13 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("sandbox.min_landlock"), "{e}");
+        let c = load(&format!(
+            "{MINIMAL}sandbox: {{ uid_range: [200000, 50] }}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.sandbox.uid_range().unwrap().user(1).unwrap().uid, 200_001);
+        let e = load(&format!("{MINIMAL}sandbox: {{ uid_range: [0, 50] }}\n")).unwrap_err();
+        assert!(e.to_string().contains("sandbox.uid_range"), "{e}");
         let e = load(&format!("{MINIMAL}colour: blue\n")).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
     }

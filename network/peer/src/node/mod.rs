@@ -521,6 +521,7 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
     runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
     runtime.user = cfg.sandbox.user();
+    runtime.uid_range = cfg.sandbox.uid_range();
     runtime.min_landlock = cfg.sandbox.min_landlock;
     runtime.limits.max_tasks = cfg.sandbox.max_tasks;
     if cfg.sandbox.min_landlock < LandlockLevel::Full {
