@@ -5,7 +5,7 @@
 //! What a chaincode can make the peer hold is bounded: its standard output and error are read
 //! in fixed chunks and logged line by line, each line cut at [`MAX_OUTPUT_LINE_BYTES`] and at
 //! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a
-//! second per stream (the rest counted, not kept); its connection takes one stream of messages of at most
+//! second per stream, counted as logged, escaped (the rest counted, not kept); its connection takes one stream of messages of at most
 //! [`MAX_CHAINCODE_MESSAGE_BYTES`] (the per-call and queue bounds are in [`crate::support`]);
 //! its working directory is created empty, owned by the sandbox user, and removed when the
 //! process stops.
@@ -37,8 +37,9 @@ pub const MAX_OUTPUT_LINE_BYTES: usize = 8 * 1024;
 /// Lines of one output stream (stdout or stderr) of one chaincode process logged per second
 /// at most; further lines are counted and the count logged once logging resumes.
 pub const MAX_OUTPUT_LINES_PER_SECOND: u32 = 100;
-/// Bytes of one output stream of one chaincode process logged per second at most (64 KiB:
-/// eight full-length lines); a line beyond it is counted and dropped like a line beyond
+/// Bytes of one output stream of one chaincode process logged per second at most, counted as
+/// written to the log, escaped ([`escape_for_log`]; 64 KiB: eight full-length lines of
+/// printable text); a line beyond it is counted and dropped like a line beyond
 /// [`MAX_OUTPUT_LINES_PER_SECOND`]. Without it, 100 cut lines a second on two streams are
 /// 1.6 MB/s of log per chaincode.
 pub const MAX_OUTPUT_BYTES_PER_SECOND: usize = 64 * 1024;
@@ -527,8 +528,7 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
     if let Some(stderr) = child.stderr.take() {
         let id = id.to_owned();
         let mut first_line = Some(first_line);
-        tokio::spawn(forward_lines(stderr, move |line, cut| {
-            let text = String::from_utf8_lossy(line);
+        tokio::spawn(forward_lines(stderr, move |text, cut| {
             let Some(first) = first_line.take() else {
                 tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stderr", cut, "{text}");
                 return;
@@ -543,47 +543,43 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
             } else {
                 tracing::warn!(target: "peer::chaincode", chaincode = %id, message = %text, "chaincode sandbox did not start the chaincode");
             }
-            let _ = first.send(text.into_owned());
+            let _ = first.send(text.to_owned());
         }));
     }
     if let Some(stdout) = child.stdout.take() {
         let id = id.to_owned();
-        tokio::spawn(forward_lines(stdout, move |line, cut| {
-            let text = String::from_utf8_lossy(line);
+        tokio::spawn(forward_lines(stdout, move |text, cut| {
             tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stdout", cut, "{text}");
         }));
     }
 }
 
 /// Reads `stream` to its end in fixed chunks and hands each line (without its newline) to
-/// `emit`, with whether it was cut: a line longer than [`MAX_OUTPUT_LINE_BYTES`] is emitted
-/// cut as soon as it reaches that length and its rest is skipped. At most
-/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a second
-/// are emitted; the others are counted and reported with the next emitted one. Once the
+/// `emit` as it is to be logged ([`escape_for_log`]), with whether it was cut: a line longer
+/// than [`MAX_OUTPUT_LINE_BYTES`] (raw bytes) is emitted cut as soon as it reaches that length
+/// and its rest is skipped. At most [`MAX_OUTPUT_LINES_PER_SECOND`] lines and
+/// [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes of escaped text a second are emitted (what is
+/// written to the log counts, not what was read: a line of control bytes is up to six times
+/// longer escaped); the others are counted and reported with the next emitted one. Once the
 /// second's budget is spent, chunks are skipped without per-line work and at most
 /// [`MAX_OUTPUT_READ_BYTES_PER_SECOND`] are read until the second ends. Whatever the chaincode
 /// writes, this holds at most one chunk and one line.
-async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&[u8], bool)) {
+async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&str, bool)) {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::with_capacity(MAX_OUTPUT_LINE_BYTES);
     // The current line was already emitted cut; skip to its end.
     let mut skipping = false;
     let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND, MAX_OUTPUT_BYTES_PER_SECOND);
-    let admit = |rate: &mut RateLimit,
-                 line: &[u8],
-                 cut: bool,
-                 emit: &mut dyn FnMut(&[u8], bool)| match rate
-        .admit(Instant::now(), line.len())
-    {
-        Some(0) => emit(line, cut),
-        Some(dropped) => {
-            emit(
-                format!("[{dropped} lines of output dropped]").as_bytes(),
-                false,
-            );
-            emit(line, cut);
+    let admit = |rate: &mut RateLimit, line: &[u8], cut: bool, emit: &mut dyn FnMut(&str, bool)| {
+        let text = escape_for_log(line);
+        match rate.admit(Instant::now(), text.len()) {
+            Some(0) => emit(&text, cut),
+            Some(dropped) => {
+                emit(&format!("[{dropped} lines of output dropped]"), false);
+                emit(&text, cut);
+            }
+            None => {}
         }
-        None => {}
     };
     let mut read_window = tokio::time::Instant::now();
     let mut read_in_window = 0usize;
@@ -637,6 +633,28 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
     if !line.is_empty() {
         admit(&mut rate, &line, false, &mut emit);
     }
+}
+
+/// `line` as the peer logs it: UTF-8 text as it is, but control characters (C0, DEL, C1)
+/// and backslashes escaped as Rust writes them (`\u{1b}`, `\t`, `\\`: `char::escape_debug`)
+/// and bytes that are not UTF-8 as `\xNN`. The result has no character the log formatter
+/// escapes again, so its length is what the log receives.
+fn escape_for_log(line: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(line.len());
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 /// At most `per_second` events and `bytes_per_second` bytes of them in each one-second
@@ -720,7 +738,7 @@ mod tests {
     async fn lines_of(input: &[u8]) -> Vec<(String, bool)> {
         let mut out = Vec::new();
         forward_lines(input, |line, cut| {
-            out.push((String::from_utf8_lossy(line).into_owned(), cut));
+            out.push((line.to_owned(), cut));
         })
         .await;
         out
@@ -815,6 +833,37 @@ mod tests {
                 MAX_OUTPUT_BYTES_PER_SECOND
             ),
             "lines and bytes logged"
+        );
+    }
+
+    /// Issue 13 review L2: the byte budget counts what reaches the log. A line of control
+    /// bytes is written escaped (`\u{1b}`: several bytes per byte), and that is what counts.
+    #[tokio::test]
+    async fn control_bytes_count_in_the_budget_as_they_are_logged() {
+        let line = "\x1b".repeat(MAX_OUTPUT_LINE_BYTES);
+        let input: String = (0..20).map(|_| format!("{line}\n")).collect();
+        let got = lines_of(input.as_bytes()).await;
+        assert!(
+            got.iter().all(|(l, _)| !l.chars().any(char::is_control)),
+            "control characters reach the log as they are"
+        );
+        let logged: usize = got.iter().map(|(l, _)| l.len()).sum();
+        assert!(
+            logged <= MAX_OUTPUT_BYTES_PER_SECOND,
+            "{logged} bytes logged in one second"
+        );
+        assert!(!got.is_empty());
+    }
+
+    #[test]
+    fn output_is_escaped_for_the_log() {
+        assert_eq!(
+            escape_for_log(b"plain text, \xc3\xa9t\xc3\xa9"),
+            "plain text, été"
+        );
+        assert_eq!(
+            escape_for_log(b"\x1b[31m\t\\ \xff\xc2\x85\x7f"),
+            "\\u{1b}[31m\\t\\\\ \\xff\\u{85}\\u{7f}"
         );
     }
 
