@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::sandbox::{
     LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, UidRange, check_report, kill_processes_of,
+    max_tasks_within_hard_limit,
 };
 use crate::simulator::TxSimulator;
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
@@ -224,7 +225,14 @@ impl ChaincodeRuntime {
     /// A runtime with `config`; nothing starts until the first execution. Working
     /// directories an earlier run left under `config.work_root` (a peer that crashed) are
     /// removed, and, as root with `config.uid_range`, every process of those ids is killed.
-    pub fn new(config: RuntimeConfig) -> Self {
+    /// A task limit above what the trampoline could set (this process's hard `RLIMIT_NPROC`,
+    /// when it cannot raise it) is lowered to it with a warning, instead of every launch
+    /// failing ([`crate::sandbox::max_tasks_within_hard_limit`]).
+    pub fn new(mut config: RuntimeConfig) -> Self {
+        if let (tasks, Some(hard)) = max_tasks_within_hard_limit(config.limits.max_tasks) {
+            tracing::warn!(target: "peer::chaincode", requested = config.limits.max_tasks, hard_limit = hard, "sandbox.max_tasks is above the hard RLIMIT_NPROC this peer cannot raise: chaincode gets the hard limit");
+            config.limits.max_tasks = tasks;
+        }
         if let Some(range) = config.uid_range
             && nix::unistd::geteuid().is_root()
         {
@@ -252,6 +260,12 @@ impl ChaincodeRuntime {
             launcher: std::sync::OnceLock::new(),
             launches: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The limits each chaincode process gets (the task limit possibly lowered by
+    /// [`ChaincodeRuntime::new`]).
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
     }
 
     /// How many processes this runtime has launched (restarts included).

@@ -399,6 +399,43 @@ fn set_limit(resource: rlimit::Resource, value: u64) -> Result<(), SandboxError>
     rlimit::setrlimit(resource, value, value).map_err(|e| setup("rlimit", e))
 }
 
+/// The task limit ([`Limits::max_tasks`]) a trampoline started by this process can set:
+/// `requested`, or this process's hard `RLIMIT_NPROC` where that is lower and the trampoline
+/// could not raise it (only root with `CAP_SYS_RESOURCE` can; a peer not running as root, or
+/// root in a container without that capability, cannot). Returns the limit and, when it was
+/// lowered, the hard limit it was lowered to. Without it every launch would fail at
+/// `setrlimit` (issue 13 review L4).
+pub fn max_tasks_within_hard_limit(requested: u64) -> (u64, Option<u64>) {
+    let hard = rlimit::getrlimit(rlimit::Resource::NPROC).map_or(u64::MAX, |(_, hard)| hard);
+    let clamped = clamp_max_tasks(requested, hard, can_raise_hard_limits());
+    (clamped, (clamped < requested).then_some(hard))
+}
+
+/// `requested`, or `hard` when lower and it cannot be raised.
+fn clamp_max_tasks(requested: u64, hard: u64, can_raise: bool) -> u64 {
+    if can_raise {
+        requested
+    } else {
+        requested.min(hard)
+    }
+}
+
+/// Whether a child of this process can raise a hard resource limit: it runs as root with
+/// `CAP_SYS_RESOURCE` in its effective set (`/proc/self/status`, `CapEff`), kept across
+/// `exec` by root.
+fn can_raise_hard_limits() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
 /// Applies resource limits to the current process, but not [`Limits::max_tasks`] (see
 /// [`enter`]: it is set once the user namespace, if any, exists).
 ///
@@ -1224,6 +1261,22 @@ mod tests {
                 .to_string(),
             refused
         );
+    }
+
+    /// Issue 13 review L4: above the hard limit, the task limit is lowered to it (once, at
+    /// runtime creation) rather than refused at every launch.
+    #[test]
+    fn the_task_limit_is_kept_within_the_hard_limit() {
+        assert_eq!(clamp_max_tasks(4096, 1024, false), 1024);
+        assert_eq!(clamp_max_tasks(4096, 1024, true), 4096);
+        assert_eq!(clamp_max_tasks(100, 1024, false), 100);
+        let hard = rlimit::getrlimit(rlimit::Resource::NPROC).unwrap().1;
+        let (tasks, lowered) = max_tasks_within_hard_limit(u64::MAX);
+        if can_raise_hard_limits() {
+            assert_eq!((tasks, lowered), (u64::MAX, None));
+        } else {
+            assert_eq!((tasks, lowered), (hard, Some(hard)));
+        }
     }
 
     #[test]

@@ -221,9 +221,11 @@ pub struct SandboxSection {
     #[serde(skip_serializing)]
     pub allow_without_landlock: Option<bool>,
     /// Tasks (processes and threads) the chaincode's user may have, `RLIMIT_NPROC` (default
-    /// 2048, > 0). As root, every chaincode of this peer runs as `uid` and they share it
-    /// (size it as chaincodes x (CPUs + 65) for chaincode on our shim, or give each peer its
-    /// own `uid`); not as root, it counts one chaincode's tasks on Linux >= 5.14.
+    /// 2048, > 0). As root with `uid_range`, each chaincode has its own; as root without it,
+    /// every chaincode of this peer runs as `uid` and they share it (size it as chaincodes x
+    /// (CPUs + 65) for chaincode on our shim, or set `uid_range`); not as root, it counts one chaincode's tasks on Linux >=
+    /// 5.14. Above the hard `RLIMIT_NPROC` the peer cannot raise (not root, or root without
+    /// `CAP_SYS_RESOURCE`), lowered to it at start with a warning.
     pub max_tasks: u64,
 }
 
