@@ -2,7 +2,8 @@
 //! its review): below `sandbox.min_landlock` the trampoline refuses to run chaincode, and the
 //! peer refuses a report below it whatever the trampoline did; a trampoline started by a
 //! non-root user reports the user the chaincode really runs as; a thread bomb meets the task
-//! limit without starving other chaincodes; no chaincode outlives its peer.
+//! limit without starving other chaincodes; a task limit above the hard limit is lowered,
+//! not refused; no chaincode outlives its peer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -347,4 +348,74 @@ fn a_killed_peer_leaves_no_chaincode_behind() {
         );
     }
     assert!(!survived, "chaincode {pid} outlived its peer");
+}
+
+/// Issue 13 review L4: a peer not running as root cannot raise its hard `RLIMIT_NPROC`; a
+/// `max_tasks` above it made every launch fail at the trampoline's `setrlimit`. Now the
+/// runtime lowers it once, at creation, and chaincode runs. As root, this test runs itself
+/// again as uid 4242 (copies of this test, the trampoline and `kv-chaincode` in a directory
+/// that user can read) with a `max_tasks` far above any hard limit; not as root, it is that
+/// peer itself.
+#[test]
+fn a_task_limit_above_the_hard_limit_is_lowered_not_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const CHILD: &str = "MEDLEDGER_TEST_UNPRIVILEGED_PEER";
+    if let Ok(dir) = std::env::var(CHILD) {
+        let dir = Path::new(&dir);
+        let mut cfg = RuntimeConfig::new(dir.join("medledger-sandbox"), dir.join("chaincode"));
+        cfg.limits.max_tasks = u64::MAX / 2;
+        let hard = rlimit::getrlimit(rlimit::Resource::NPROC).unwrap().1;
+        let (out, tasks) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let rt = ChaincodeRuntime::new(cfg);
+            let cc = medledger_runtime::process::InstalledChaincode {
+                id: "kv:1.0".into(),
+                executable: dir.join("kv-chaincode"),
+            };
+            let out = rt
+                .execute(&cc, req("tx1", &["get", "a"]), &mut state())
+                .await;
+            rt.shutdown().await;
+            (out, rt.limits().max_tasks)
+        });
+        assert_eq!(out.unwrap().response.status, 200);
+        assert_eq!(tasks, hard, "lowered to the hard limit");
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: run as root, this test starts itself as an unprivileged peer");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let this = std::env::current_exe().unwrap();
+    for (from, to) in [
+        (this.as_path(), "peer-test"),
+        (Path::new(LAUNCHER), "medledger-sandbox"),
+        (Path::new(common::KV), "kv-chaincode"),
+    ] {
+        std::fs::copy(from, dir.path().join(to)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("chaincode")).unwrap();
+    std::os::unix::fs::chown(dir.path().join("chaincode"), Some(4242), Some(4242)).unwrap();
+    let out = std::process::Command::new(dir.path().join("peer-test"))
+        .args([
+            "--exact",
+            "a_task_limit_above_the_hard_limit_is_lowered_not_refused",
+            "--nocapture",
+        ])
+        .env(CHILD, dir.path())
+        .uid(4242)
+        .gid(4242)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the unprivileged peer: {text}"
+    );
 }
