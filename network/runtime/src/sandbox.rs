@@ -10,7 +10,7 @@
 //! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
 //! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, tasks of its user (`RLIMIT_NPROC`), no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion, thread bombs |
 //! | parent death | `PR_SET_PDEATHSIG(SIGKILL)` after the user switch (the peer starts trampolines from one long-lived thread); with a [`UidRange`], leftovers killed at peer start ([`kill_processes_of`]) | a chaincode running on after its peer died |
-//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
+//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`, or one per chaincode from a [`UidRange`]): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
 //! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX, SOCK_STREAM)` stays: a connected pair reaches nothing, and async runtimes use it; datagram pairs, which could `sendto` a named socket such as `/dev/log`, are refused) |
@@ -55,8 +55,9 @@ pub struct Limits {
     /// Largest file the chaincode may write, bytes (default 64 MiB).
     pub max_file_bytes: u64,
     /// Tasks (processes and threads) of the chaincode's user, `RLIMIT_NPROC` (default 2048).
-    /// The kernel counts every task of the *real user*: for a peer running as root, all
-    /// chaincodes of `sandbox.uid` together (and any other process of that user on the host);
+    /// The kernel counts every task of the *real user*: for a peer running as root with a
+    /// [`UidRange`], this chaincode's (its own user); without one, all chaincodes of
+    /// `sandbox.uid` together (and any other process of that user on the host);
     /// for a peer not running as root, where the trampoline entered its own user namespace
     /// (`netns=on`, Linux >= 5.14), this chaincode's tasks, otherwise all of the peer's user,
     /// the peer's own threads included. A chaincode on our shim uses one thread per CPU plus
