@@ -131,7 +131,7 @@ pub fn write_msp(dir: &Path, material: &MspMaterial<'_>) -> Result<PathBuf> {
     Ok(msp)
 }
 
-/// Writes `<dir>/tls/{ca.crt, server.crt, server.key}` (key mode 0600).
+/// Writes `<dir>/tls/{ca.crt, server.crt, server.key}` (`tls/` mode 0700, key mode 0600).
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Key`].
@@ -142,6 +142,7 @@ pub fn write_tls(
     key: &SigningKey,
 ) -> Result<PathBuf> {
     let tls = dir.join("tls");
+    fsutil::create_private_dir(&tls)?;
     write_atomic(&tls.join("ca.crt"), tls_ca_cert_pem.as_bytes(), false)?;
     write_atomic(&tls.join("server.crt"), cert_pem.as_bytes(), false)?;
     write_atomic(

@@ -36,6 +36,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Makes `dir` a directory for private files: created mode 0700 (missing parents with the
+/// default mode), or tightened to 0700 if it exists. For directories that hold keys next to
+/// public files (`tls/`, a CA's directory), which [`write_atomic`] would otherwise create
+/// with the default mode when it writes a public file first.
+///
+/// # Errors
+/// [`Error::Io`] with the path that failed.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    create_dir(dir, true)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
 /// Creates `dir` and its missing parents; with `private`, those it creates get mode 0700 (a
 /// keystore directory), existing ones are left as they are.
 fn create_dir(dir: &Path, private: bool) -> Result<()> {
@@ -122,5 +140,16 @@ mod tests {
         let cert = dir.path().join("msp/signcerts/cert.pem");
         write_atomic(&cert, b"cert", false).unwrap();
         assert_eq!(mode(&cert), 0o644);
+    }
+
+    #[test]
+    fn private_directories_are_created_or_tightened_to_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("node/tls");
+        create_private_dir(&tls).unwrap();
+        assert_eq!(mode(&tls), 0o700);
+        fs::set_permissions(&tls, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&tls).unwrap();
+        assert_eq!(mode(&tls), 0o700);
     }
 }

@@ -324,7 +324,8 @@ impl CertificateAuthority {
     /// Creates a new CA in `dir`: root and TLS CA keys and self-signed certificates, a TLS
     /// server certificate for the CA service, and a state with one bootstrap registrar
     /// (`boot_id`, type client, all registrar permissions, unlimited enrollments), as
-    /// `fabric-ca-server init -b id:secret`.
+    /// `fabric-ca-server init -b id:secret`. `dir` and its `tls/` are made mode 0700, key
+    /// files 0600.
     ///
     /// # Errors
     /// [`CaError::InvalidRequest`] for bad settings, [`CaError::Storage`] if `dir` already
@@ -351,6 +352,8 @@ impl CertificateAuthority {
             now,
             not_after,
         )?;
+        // The CA's keys and state live here: mode 0700 before the first (public) file.
+        fsutil::create_private_dir(dir).map_err(|e| CaError::Storage(e.to_string()))?;
         let write = |name: &str, bytes: &[u8], private: bool| {
             fsutil::write_atomic(&dir.join(name), bytes, private)
                 .map_err(|e| CaError::Storage(e.to_string()))
@@ -490,6 +493,7 @@ impl CertificateAuthority {
         };
         let cert = self.issue(&identity, &rc_key, Profile::Tls, &self.config.hosts.clone())?;
         let dir = self.server_tls_dir();
+        fsutil::create_private_dir(&dir).map_err(|e| CaError::Storage(e.to_string()))?;
         let write = |name: &str, bytes: &[u8], private: bool| {
             fsutil::write_atomic(&dir.join(name), bytes, private)
                 .map_err(|e| CaError::Storage(e.to_string()))

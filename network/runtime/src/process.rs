@@ -5,7 +5,7 @@
 //! What a chaincode can make the peer hold is bounded: its standard output and error are read
 //! in fixed chunks and logged line by line, each line cut at [`MAX_OUTPUT_LINE_BYTES`] and at
 //! most [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a
-//! second per stream (the rest counted, not kept); its connection takes one stream of messages of at most
+//! second per stream, counted as logged, escaped (the rest counted, not kept); its connection takes one stream of messages of at most
 //! [`MAX_CHAINCODE_MESSAGE_BYTES`] (the per-call and queue bounds are in [`crate::support`]);
 //! its working directory is created empty, owned by the sandbox user, and removed when the
 //! process stops.
@@ -21,7 +21,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::sandbox::{Limits, REPORT_PREFIX, SandboxUser};
+use crate::sandbox::{
+    LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, UidRange, check_report, kill_processes_of,
+    max_tasks_within_hard_limit,
+};
 use crate::simulator::TxSimulator;
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
 
@@ -35,8 +38,9 @@ pub const MAX_OUTPUT_LINE_BYTES: usize = 8 * 1024;
 /// Lines of one output stream (stdout or stderr) of one chaincode process logged per second
 /// at most; further lines are counted and the count logged once logging resumes.
 pub const MAX_OUTPUT_LINES_PER_SECOND: u32 = 100;
-/// Bytes of one output stream of one chaincode process logged per second at most (64 KiB:
-/// eight full-length lines); a line beyond it is counted and dropped like a line beyond
+/// Bytes of one output stream of one chaincode process logged per second at most, counted as
+/// written to the log, escaped ([`escape_for_log`]; 64 KiB: eight full-length lines of
+/// printable text); a line beyond it is counted and dropped like a line beyond
 /// [`MAX_OUTPUT_LINES_PER_SECOND`]. Without it, 100 cut lines a second on two streams are
 /// 1.6 MB/s of log per chaincode.
 pub const MAX_OUTPUT_BYTES_PER_SECOND: usize = 64 * 1024;
@@ -56,13 +60,20 @@ pub struct RuntimeConfig {
     pub work_root: PathBuf,
     /// Resource limits of each process.
     pub limits: Limits,
-    /// The user chaincode runs as when the peer runs as root (default 65534:65534).
+    /// The user chaincode runs as when the peer runs as root (default 65534:65534), unless
+    /// `uid_range` is set.
     pub user: SandboxUser,
-    /// Run chaincode where the kernel does not fully enforce Landlock (`sandbox.allow_without_landlock`).
-    pub allow_without_landlock: bool,
-    /// Behave as on a kernel without Landlock (the trampoline skips it and reports `none`).
-    /// Only for tests of that case.
-    pub assume_no_landlock: bool,
+    /// Ids set aside for chaincode (`sandbox.uid_range`; default none): when the peer runs
+    /// as root, each chaincode id gets its own user and group from the range, kept for the
+    /// runtime's life (the lowest free one at its first launch; one whose chaincode has no
+    /// process is reused when the range is used up), so that one chaincode's tasks do not
+    /// count against another's [`Limits::max_tasks`]. Processes of these ids are killed when
+    /// the runtime is created (leftovers of a peer that died).
+    pub uid_range: Option<UidRange>,
+    /// The least Landlock enforcement a chaincode may run with (`sandbox.min_landlock`,
+    /// default `full`): the trampoline refuses to start it below, and the peer refuses a
+    /// report below it whatever the trampoline did ([`check_report`]).
+    pub min_landlock: LandlockLevel,
     /// Per-invocation execution timeout.
     pub execution_timeout: Duration,
     /// Wait for registration after launch.
@@ -77,8 +88,8 @@ impl RuntimeConfig {
             work_root: work_root.into(),
             limits: Limits::default(),
             user: SandboxUser::default(),
-            allow_without_landlock: false,
-            assume_no_landlock: false,
+            uid_range: None,
+            min_landlock: LandlockLevel::default(),
             execution_timeout: DEFAULT_EXECUTION_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
@@ -162,7 +173,44 @@ impl Running {
 pub struct ChaincodeRuntime {
     config: RuntimeConfig,
     running: Mutex<HashMap<String, Running>>,
+    /// Chaincode id → index in `config.uid_range`; only changed under the `running` lock.
+    users: std::sync::Mutex<HashMap<String, u32>>,
+    launcher: std::sync::OnceLock<Launcher>,
     launches: std::sync::atomic::AtomicU64,
+}
+
+/// A thread that lives as long as the runtime and starts every trampoline: the kernel's
+/// parent-death signal (`PR_SET_PDEATHSIG`, set by the trampoline) fires when the *thread*
+/// that forked a process ends, and a tokio worker or blocking thread may end before the peer.
+struct Launcher(std::sync::mpsc::Sender<(Command, oneshot::Sender<std::io::Result<Child>>)>);
+
+impl Launcher {
+    /// Starts the thread, in the context of the current tokio runtime (`Child` needs its
+    /// process driver).
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Handle::current();
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(Command, oneshot::Sender<std::io::Result<Child>>)>();
+        std::thread::Builder::new()
+            .name("chaincode-launcher".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                while let Ok((mut command, reply)) = rx.recv() {
+                    let _ = reply.send(command.spawn());
+                }
+            })?;
+        Ok(Launcher(tx))
+    }
+
+    async fn spawn(&self, command: Command) -> std::io::Result<Child> {
+        let (reply, child) = oneshot::channel();
+        self.0
+            .send((command, reply))
+            .map_err(|_| std::io::Error::other("the chaincode launcher thread ended"))?;
+        child
+            .await
+            .map_err(|_| std::io::Error::other("the chaincode launcher thread ended"))?
+    }
 }
 
 impl std::fmt::Debug for ChaincodeRuntime {
@@ -176,8 +224,28 @@ impl std::fmt::Debug for ChaincodeRuntime {
 impl ChaincodeRuntime {
     /// A runtime with `config`; nothing starts until the first execution. Working
     /// directories an earlier run left under `config.work_root` (a peer that crashed) are
-    /// removed.
-    pub fn new(config: RuntimeConfig) -> Self {
+    /// removed, and, as root with `config.uid_range`, every process of those ids is killed.
+    /// A task limit above what the trampoline could set (this process's hard `RLIMIT_NPROC`,
+    /// when it cannot raise it) is lowered to it with a warning, instead of every launch
+    /// failing ([`crate::sandbox::max_tasks_within_hard_limit`]).
+    pub fn new(mut config: RuntimeConfig) -> Self {
+        if let (tasks, Some(hard)) = max_tasks_within_hard_limit(config.limits.max_tasks) {
+            tracing::warn!(target: "peer::chaincode", requested = config.limits.max_tasks, hard_limit = hard, "sandbox.max_tasks is above the hard RLIMIT_NPROC this peer cannot raise: chaincode gets the hard limit");
+            config.limits.max_tasks = tasks;
+        }
+        if let Some(range) = config.uid_range
+            && nix::unistd::geteuid().is_root()
+        {
+            match kill_processes_of(range) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(target: "peer::chaincode", processes = n, "killed processes left in the chaincode id range (sandbox.uid_range) by an earlier run")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "peer::chaincode", error = %e, "could not look for processes left in the chaincode id range")
+                }
+            }
+        }
         if let Ok(entries) = std::fs::read_dir(&config.work_root) {
             for entry in entries.flatten() {
                 if let Err(e) = remove_dir(&entry.path()) {
@@ -188,8 +256,16 @@ impl ChaincodeRuntime {
         ChaincodeRuntime {
             config,
             running: Mutex::new(HashMap::new()),
+            users: std::sync::Mutex::new(HashMap::new()),
+            launcher: std::sync::OnceLock::new(),
             launches: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The limits each chaincode process gets (the task limit possibly lowered by
+    /// [`ChaincodeRuntime::new`]).
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
     }
 
     /// How many processes this runtime has launched (restarts included).
@@ -242,13 +318,69 @@ impl ChaincodeRuntime {
         if let Some(dead) = running.remove(&cc.id) {
             dead.stop().await;
         }
-        let r = self.launch(cc).await?;
+        let user = self
+            .user_for(&cc.id, &running)
+            .map_err(|message| RuntimeError::Launch {
+                chaincode: cc.id.clone(),
+                message,
+            })?;
+        let r = self.launch(cc, user).await?;
         let conn = r.conn.clone();
         running.insert(cc.id.clone(), r);
         Ok(conn)
     }
 
-    async fn launch(&self, cc: &InstalledChaincode) -> Result<Running, RuntimeError> {
+    /// The user `id` runs as when the peer runs as root: its own from `uid_range` if set
+    /// (kept for this runtime's life; when the range is used up, one of a chaincode with no
+    /// process is taken over), else `user`. Called under the `running` lock.
+    fn user_for(
+        &self,
+        id: &str,
+        running: &HashMap<String, Running>,
+    ) -> Result<SandboxUser, String> {
+        let Some(range) = self.config.uid_range else {
+            return Ok(self.config.user);
+        };
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = match users.get(id) {
+            Some(i) => *i,
+            None => {
+                let taken: std::collections::BTreeSet<u32> = users.values().copied().collect();
+                let free = (0..range.count).find(|i| !taken.contains(i));
+                let index = match free {
+                    Some(i) => i,
+                    None => {
+                        let idle = users
+                            .iter()
+                            .find(|(other, _)| !running.contains_key(*other))
+                            .map(|(other, i)| (other.clone(), *i));
+                        let Some((idle, i)) = idle else {
+                            return Err(format!(
+                                "sandbox.uid_range holds {} ids, all in use by running chaincodes",
+                                range.count
+                            ));
+                        };
+                        users.remove(&idle);
+                        i
+                    }
+                };
+                users.insert(id.to_owned(), index);
+                index
+            }
+        };
+        range
+            .user(index)
+            .ok_or_else(|| "chaincode id outside sandbox.uid_range".to_owned())
+    }
+
+    async fn launch(
+        &self,
+        cc: &InstalledChaincode,
+        user: SandboxUser,
+    ) -> Result<Running, RuntimeError> {
         let fail = |message: String| RuntimeError::Launch {
             chaincode: cc.id.clone(),
             message,
@@ -258,7 +390,6 @@ impl ChaincodeRuntime {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // As root, the trampoline runs the chaincode as the sandbox user: it must own its
         // directory. Otherwise the chaincode keeps the peer's user.
-        let user = self.config.user;
         let owner = nix::unistd::geteuid().is_root().then_some(user);
         let workdir = WorkDir::create(
             self.config
@@ -271,13 +402,8 @@ impl ChaincodeRuntime {
             std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socketpair: {e}")))?;
         let limits = self.config.limits;
         let mut command = Command::new(&self.config.launcher);
-        if self.config.allow_without_landlock {
-            command.arg("--allow-without-landlock");
-        }
-        if self.config.assume_no_landlock {
-            command.arg("--assume-no-landlock");
-        }
-        let mut child = command
+        command
+            .args(["--min-landlock", self.config.min_landlock.as_str()])
             .arg("--workdir")
             .arg(&workdir.0)
             .args(["--max-memory-bytes", &limits.max_memory_bytes.to_string()])
@@ -303,8 +429,18 @@ impl ChaincodeRuntime {
             // Its own process group: a signal to the peer's group does not reach it, and
             // `kill(0)` (refused anyway) would not reach the peer.
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
+            .kill_on_drop(true);
+        let launcher = match self.launcher.get() {
+            Some(l) => l,
+            None => {
+                let started =
+                    Launcher::start().map_err(|e| fail(format!("launcher thread: {e}")))?;
+                self.launcher.get_or_init(|| started)
+            }
+        };
+        let mut child = launcher
+            .spawn(command)
+            .await
             .map_err(|e| fail(format!("spawn {}: {e}", self.config.launcher.display())))?;
         let (first_line_tx, first_line) = oneshot::channel();
         forward_output(&cc.id, &mut child, first_line_tx);
@@ -332,8 +468,23 @@ impl ChaincodeRuntime {
                 tracing::debug!(target: "peer::chaincode", error = %e, "chaincode socket server ended");
             }
         });
+        let started = tokio::time::Instant::now();
+        // The trampoline's first stderr line: its report, or why it did not start the
+        // chaincode. Checked here too, before the chaincode is given any transaction.
+        let report = match tokio::time::timeout(self.config.startup_timeout, first_line).await {
+            Ok(Ok(line)) => {
+                check_report(&line, self.config.min_landlock).map_err(|e| e.to_string())
+            }
+            Ok(Err(_)) => Err("exited before reporting its protections".into()),
+            Err(_) => Err("did not report its protections in time".into()),
+        };
+        if let Err(why) = report {
+            let _ = child.kill().await;
+            server.abort();
+            return Err(fail(why));
+        }
         let registered = tokio::select! {
-            r = tokio::time::timeout(self.config.startup_timeout, registered_rx.recv()) => r,
+            r = tokio::time::timeout_at(started + self.config.startup_timeout, registered_rx.recv()) => r,
             _ = child.wait() => Ok(None),
         };
         let conn = match registered {
@@ -341,15 +492,11 @@ impl ChaincodeRuntime {
             other => {
                 let _ = child.kill().await;
                 server.abort();
-                if other.is_err() {
-                    return Err(fail("did not register in time".into()));
-                }
-                // The trampoline says why on its first stderr line (no chaincode output yet).
-                let why = match tokio::time::timeout(Duration::from_secs(1), first_line).await {
-                    Ok(Ok(line)) if !line.starts_with(REPORT_PREFIX) => line,
-                    _ => "exited before registering".into(),
-                };
-                return Err(fail(why));
+                return Err(fail(if other.is_err() {
+                    "did not register in time".into()
+                } else {
+                    "exited before registering".into()
+                }));
             }
         };
         if conn.chaincode() != cc.id {
@@ -395,8 +542,7 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
     if let Some(stderr) = child.stderr.take() {
         let id = id.to_owned();
         let mut first_line = Some(first_line);
-        tokio::spawn(forward_lines(stderr, move |line, cut| {
-            let text = String::from_utf8_lossy(line);
+        tokio::spawn(forward_lines(stderr, move |text, cut| {
             let Some(first) = first_line.take() else {
                 tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stderr", cut, "{text}");
                 return;
@@ -404,54 +550,50 @@ fn forward_output(id: &str, child: &mut Child, first_line: oneshot::Sender<Strin
             if let Some(report) = text.strip_prefix(REPORT_PREFIX) {
                 let report = report.trim();
                 if report.split(' ').any(|p| p == "landlock=full") {
-                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active");
+                    tracing::info!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox reports its protections");
                 } else {
-                    tracing::warn!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox active WITHOUT full Landlock (sandbox.allow_without_landlock): the chaincode can read what its user can");
+                    tracing::warn!(target: "peer::chaincode", chaincode = %id, protections = %report, "chaincode sandbox reports protections WITHOUT full Landlock (allowed only with sandbox.min_landlock below full): the chaincode can read what its user can");
                 }
             } else {
                 tracing::warn!(target: "peer::chaincode", chaincode = %id, message = %text, "chaincode sandbox did not start the chaincode");
             }
-            let _ = first.send(text.into_owned());
+            let _ = first.send(text.to_owned());
         }));
     }
     if let Some(stdout) = child.stdout.take() {
         let id = id.to_owned();
-        tokio::spawn(forward_lines(stdout, move |line, cut| {
-            let text = String::from_utf8_lossy(line);
+        tokio::spawn(forward_lines(stdout, move |text, cut| {
             tracing::info!(target: "chaincode::output", chaincode = %id, stream = "stdout", cut, "{text}");
         }));
     }
 }
 
 /// Reads `stream` to its end in fixed chunks and hands each line (without its newline) to
-/// `emit`, with whether it was cut: a line longer than [`MAX_OUTPUT_LINE_BYTES`] is emitted
-/// cut as soon as it reaches that length and its rest is skipped. At most
-/// [`MAX_OUTPUT_LINES_PER_SECOND`] lines and [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes a second
-/// are emitted; the others are counted and reported with the next emitted one. Once the
+/// `emit` as it is to be logged ([`escape_for_log`]), with whether it was cut: a line longer
+/// than [`MAX_OUTPUT_LINE_BYTES`] (raw bytes) is emitted cut as soon as it reaches that length
+/// and its rest is skipped. At most [`MAX_OUTPUT_LINES_PER_SECOND`] lines and
+/// [`MAX_OUTPUT_BYTES_PER_SECOND`] bytes of escaped text a second are emitted (what is
+/// written to the log counts, not what was read: a line of control bytes is up to six times
+/// longer escaped); the others are counted and reported with the next emitted one. Once the
 /// second's budget is spent, chunks are skipped without per-line work and at most
 /// [`MAX_OUTPUT_READ_BYTES_PER_SECOND`] are read until the second ends. Whatever the chaincode
 /// writes, this holds at most one chunk and one line.
-async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&[u8], bool)) {
+async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut(&str, bool)) {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::with_capacity(MAX_OUTPUT_LINE_BYTES);
     // The current line was already emitted cut; skip to its end.
     let mut skipping = false;
     let mut rate = RateLimit::new(MAX_OUTPUT_LINES_PER_SECOND, MAX_OUTPUT_BYTES_PER_SECOND);
-    let admit = |rate: &mut RateLimit,
-                 line: &[u8],
-                 cut: bool,
-                 emit: &mut dyn FnMut(&[u8], bool)| match rate
-        .admit(Instant::now(), line.len())
-    {
-        Some(0) => emit(line, cut),
-        Some(dropped) => {
-            emit(
-                format!("[{dropped} lines of output dropped]").as_bytes(),
-                false,
-            );
-            emit(line, cut);
+    let admit = |rate: &mut RateLimit, line: &[u8], cut: bool, emit: &mut dyn FnMut(&str, bool)| {
+        let text = escape_for_log(line);
+        match rate.admit(Instant::now(), text.len()) {
+            Some(0) => emit(&text, cut),
+            Some(dropped) => {
+                emit(&format!("[{dropped} lines of output dropped]"), false);
+                emit(&text, cut);
+            }
+            None => {}
         }
-        None => {}
     };
     let mut read_window = tokio::time::Instant::now();
     let mut read_in_window = 0usize;
@@ -505,6 +647,28 @@ async fn forward_lines<R: AsyncRead + Unpin>(mut stream: R, mut emit: impl FnMut
     if !line.is_empty() {
         admit(&mut rate, &line, false, &mut emit);
     }
+}
+
+/// `line` as the peer logs it: UTF-8 text as it is, but control characters (C0, DEL, C1)
+/// and backslashes escaped as Rust writes them (`\u{1b}`, `\t`, `\\`: `char::escape_debug`)
+/// and bytes that are not UTF-8 as `\xNN`. The result has no character the log formatter
+/// escapes again, so its length is what the log receives.
+fn escape_for_log(line: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(line.len());
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\\' {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 /// At most `per_second` events and `bytes_per_second` bytes of them in each one-second
@@ -588,7 +752,7 @@ mod tests {
     async fn lines_of(input: &[u8]) -> Vec<(String, bool)> {
         let mut out = Vec::new();
         forward_lines(input, |line, cut| {
-            out.push((String::from_utf8_lossy(line).into_owned(), cut));
+            out.push((line.to_owned(), cut));
         })
         .await;
         out
@@ -683,6 +847,37 @@ mod tests {
                 MAX_OUTPUT_BYTES_PER_SECOND
             ),
             "lines and bytes logged"
+        );
+    }
+
+    /// Issue 13 review L2: the byte budget counts what reaches the log. A line of control
+    /// bytes is written escaped (`\u{1b}`: several bytes per byte), and that is what counts.
+    #[tokio::test]
+    async fn control_bytes_count_in_the_budget_as_they_are_logged() {
+        let line = "\x1b".repeat(MAX_OUTPUT_LINE_BYTES);
+        let input: String = (0..20).map(|_| format!("{line}\n")).collect();
+        let got = lines_of(input.as_bytes()).await;
+        assert!(
+            got.iter().all(|(l, _)| !l.chars().any(char::is_control)),
+            "control characters reach the log as they are"
+        );
+        let logged: usize = got.iter().map(|(l, _)| l.len()).sum();
+        assert!(
+            logged <= MAX_OUTPUT_BYTES_PER_SECOND,
+            "{logged} bytes logged in one second"
+        );
+        assert!(!got.is_empty());
+    }
+
+    #[test]
+    fn output_is_escaped_for_the_log() {
+        assert_eq!(
+            escape_for_log(b"plain text, \xc3\xa9t\xc3\xa9"),
+            "plain text, été"
+        );
+        assert_eq!(
+            escape_for_log(b"\x1b[31m\t\\ \xff\xc2\x85\x7f"),
+            "\\u{1b}[31m\\t\\\\ \\xff\\u{85}\\u{7f}"
         );
     }
 

@@ -9,7 +9,8 @@
 //! |---|---|---|
 //! | inherited descriptors | every descriptor but 0–2 closed before anything else | reaching a file or socket of the peer's that lacked close-on-exec |
 //! | resource limits | `setrlimit`: address space, CPU seconds, open files, file size, tasks of its user (`RLIMIT_NPROC`), no core dumps | 10 GiB allocations, runaway CPU, fd exhaustion, thread bombs |
-//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
+//! | parent death | `PR_SET_PDEATHSIG(SIGKILL)` after the user switch (the peer starts trampolines from one long-lived thread); with a [`UidRange`], leftovers killed at peer start ([`kill_processes_of`]) | a chaincode running on after its peer died |
+//! | own user | a peer running as root runs chaincode as [`SandboxUser`] (default 65534, `nobody`, or one per chaincode from a [`UidRange`]): `setgroups([])`, `setresgid`, `setresuid`, checked irreversible; `no_new_privs`. A peer not running as root runs it as its own user (mapped to itself in the trampoline's user namespace) | reading root-only files, signalling root processes, regaining privileges through `exec` |
 //! | system calls | seccomp **allow-list** ([`ALLOWED_SYSCALLS`], with argument checks for `ioctl`, `fcntl`, `prctl`, `socketpair`); anything else answers `ENOSYS`, as if the kernel lacked it, so libc and std take their portable fallbacks (`clone3` → `clone`) | every kernel interface a shim does not need: `io_uring_*`, `pidfd_*`, `process_vm_*`, `ptrace`, `bpf`, `perf_event_open`, `userfaultfd`, keys, mounts, namespaces, modules, new sockets |
 //! | deliberate refusals | a second seccomp filter answers `EPERM` to the known escape routes ([`REFUSED_SYSCALLS`]), to `kill`/`tgkill` of any process but this one, to `clone` without `CLONE_THREAD`, to `prlimit64` of another process, to `fcntl(F_SETOWN/F_SETSIG/...)` (signals by I/O) and `ioctl(TIOCSTI)` | signalling the peer or anyone else, new processes, changing another process's limits |
 //! | no network | no `socket`/`connect`/`bind`; an empty network namespace when the kernel allows; Landlock denies TCP bind/connect | opening TCP/UDP/Unix sockets: the chaincode talks to the peer only over the socket it inherited as stdin (`socketpair(AF_UNIX, SOCK_STREAM)` stays: a connected pair reaches nothing, and async runtimes use it; datagram pairs, which could `sendto` a named socket such as `/dev/log`, are refused) |
@@ -17,15 +18,15 @@
 //! | environment | cleared by the peer; only `CORE_CHAINCODE_ID_NAME`, the shim transport variable and `MALLOC_ARENA_MAX` are set | leaking secrets through the environment |
 //!
 //! Landlock needs Linux ≥ 5.13 (truncate control ≥ 6.2, scoping of signals ≥ 6.12). Where
-//! the kernel does not fully enforce it (`landlock=none` or `partial`) the trampoline
-//! **refuses** to start chaincode ([`check_landlock`]) unless the operator allowed it
-//! ([`LandlockPolicy::allow_without`], peer.yaml `sandbox.allow_without_landlock`): a
-//! non-root peer has no user switch, so its chaincode would read what the peer's user can. So
-//! allowed, the allow-list and the refusals still hold, and the unprivileged user when
-//! started as root. Limits, seccomp and, when started as root, the user switch are always
-//! mandatory. Which protections are in force is reported on the trampoline's first stderr
-//! line ([`REPORT_PREFIX`]), with the user the chaincode runs as seen from the host; the peer
-//! logs it, or the refusal, and treats no later line as a report.
+//! the kernel enforces less of it than the operator's minimum ([`LandlockLevel`], peer.yaml
+//! `sandbox.min_landlock`, default `full`) the trampoline **refuses** to start chaincode
+//! ([`check_landlock`]): a non-root peer has no user switch, so its chaincode would read what
+//! the peer's user can. With a lower minimum, the allow-list and the refusals still hold, and
+//! the unprivileged user when started as root. Limits, seccomp and, when started as root, the
+//! user switch are always mandatory. Which protections are in force is reported on the
+//! trampoline's first stderr line ([`REPORT_PREFIX`]), with the user the chaincode runs as
+//! seen from the host; the peer checks it again ([`check_report`]: it does not rely on the
+//! trampoline alone), logs it, or the refusal, and treats no later line as a report.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -54,8 +55,9 @@ pub struct Limits {
     /// Largest file the chaincode may write, bytes (default 64 MiB).
     pub max_file_bytes: u64,
     /// Tasks (processes and threads) of the chaincode's user, `RLIMIT_NPROC` (default 2048).
-    /// The kernel counts every task of the *real user*: for a peer running as root, all
-    /// chaincodes of `sandbox.uid` together (and any other process of that user on the host);
+    /// The kernel counts every task of the *real user*: for a peer running as root with a
+    /// [`UidRange`], this chaincode's (its own user); without one, all chaincodes of
+    /// `sandbox.uid` together (and any other process of that user on the host);
     /// for a peer not running as root, where the trampoline entered its own user namespace
     /// (`netns=on`, Linux >= 5.14), this chaincode's tasks, otherwise all of the peer's user,
     /// the peer's own threads included. A chaincode on our shim uses one thread per CPU plus
@@ -76,8 +78,9 @@ impl Default for Limits {
 }
 
 /// The unprivileged user and group a chaincode runs as when the trampoline starts as root.
-/// Neither may be 0. All chaincodes share it: Landlock, not file ownership, keeps them out of
-/// each other's directories.
+/// Neither may be 0. Either one for all chaincodes (peer.yaml `sandbox.uid`/`gid`), or one
+/// per chaincode from a [`UidRange`]; Landlock, not file ownership, keeps chaincodes out of
+/// each other's directories, the user keeps their task counts (`RLIMIT_NPROC`) apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxUser {
     /// User id (default 65534, `nobody`).
@@ -100,19 +103,146 @@ impl Default for SandboxUser {
     }
 }
 
-/// What the trampoline does where the kernel does not fully enforce Landlock (Linux < 5.13:
-/// `none`; < 6.12: `partial`, e.g. without truncate control before 6.2 or signal scoping
-/// before 6.12). By default it refuses to run chaincode there: a peer not running as root
-/// has no user switch, so its chaincode would read (and, without truncate control, truncate)
-/// whatever the peer's user can, its key and ledger included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LandlockPolicy {
-    /// Run chaincode anyway, with what the kernel enforces (peer.yaml
-    /// `sandbox.allow_without_landlock`; default false).
-    pub allow_without: bool,
-    /// Behave as on a kernel without Landlock: skip it and report `none`. Only for tests of
-    /// what happens there.
-    pub assume_unsupported: bool,
+/// Ids set aside for chaincode, one per chaincode (peer.yaml `sandbox.uid_range: [start,
+/// count]`): chaincode `i` runs as user and group `start + i`. The kernel counts tasks
+/// (`RLIMIT_NPROC`) per user, so each chaincode then has its own budget of
+/// [`Limits::max_tasks`]. The ids must belong to nothing else on the host: at start the peer
+/// kills every process whose real user is in the range ([`kill_processes_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidRange {
+    /// First id (> 0).
+    pub start: u32,
+    /// How many ids (> 0; `start + count - 1` must fit in a `u32`); the most chaincodes with
+    /// a process at once.
+    pub count: u32,
+}
+
+impl UidRange {
+    /// Whether `uid` is in the range.
+    pub fn contains(&self, uid: u32) -> bool {
+        uid >= self.start && uid - self.start < self.count
+    }
+
+    /// The `i`-th id of the range as user and group, if `i < count`.
+    pub fn user(&self, i: u32) -> Option<SandboxUser> {
+        (i < self.count).then(|| SandboxUser {
+            uid: self.start + i,
+            gid: self.start + i,
+        })
+    }
+
+    /// Checks the range: no id 0, none beyond `u32::MAX`, not empty.
+    ///
+    /// # Errors
+    /// A message naming the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.start == 0 || self.count == 0 {
+            return Err("the range must start above 0 and hold at least one id".into());
+        }
+        if self.start.checked_add(self.count - 1).is_none() {
+            return Err("the range goes beyond the largest id".into());
+        }
+        Ok(())
+    }
+}
+
+/// Sends `SIGKILL` to every process whose real user id is in `range` (listed from `/proc`),
+/// and returns how many were signalled: at peer start, chaincode left behind by a peer that
+/// died. Only for ids set aside for chaincode: never a shared user such as `nobody`.
+///
+/// # Errors
+/// `/proc` cannot be listed. A process that ends meanwhile or cannot be read is skipped.
+pub fn kill_processes_of(range: UidRange) -> std::io::Result<usize> {
+    use nix::sys::signal::{Signal, kill};
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let real_uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .and_then(|uid| uid.parse().ok());
+        if real_uid.is_some_and(|uid| range.contains(uid))
+            && kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    Ok(killed)
+}
+
+/// How much of the Landlock ruleset the kernel enforces, ordered `None < Partial < Full`:
+/// `none` on Linux < 5.13 (or with Landlock disabled), `partial` where some requested rights
+/// are unknown to the kernel (truncate control needs 6.2, TCP rules 6.7, signal and abstract
+/// socket scoping 6.12), `full` otherwise. Also the operator's minimum (peer.yaml
+/// `sandbox.min_landlock`, the trampoline's `--min-landlock`; default `full`): below it no
+/// chaincode runs, because a peer not running as root has no user switch, so its chaincode
+/// would read (and, without truncate control, truncate) whatever the peer's user can, its
+/// key and ledger included. Spelled `none`, `partial`, `full` in YAML, flags and reports.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LandlockLevel {
+    /// Not enforced at all.
+    None,
+    /// Enforced without some of the requested rights.
+    Partial,
+    /// Every requested right enforced.
+    #[default]
+    Full,
+}
+
+impl LandlockLevel {
+    /// `none`, `partial` or `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LandlockLevel::None => "none",
+            LandlockLevel::Partial => "partial",
+            LandlockLevel::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for LandlockLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LandlockLevel {
+    type Err = String;
+
+    /// Parses `none`, `partial` or `full`; anything else is an error naming the choices.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(LandlockLevel::None),
+            "partial" => Ok(LandlockLevel::Partial),
+            "full" => Ok(LandlockLevel::Full),
+            other => Err(format!(
+                "unknown Landlock level {other:?}: one of none, partial, full"
+            )),
+        }
+    }
 }
 
 /// What the trampoline established; printed on its first stderr line.
@@ -124,8 +254,8 @@ pub struct Protections {
     pub seccomp: bool,
     /// In a new, empty network namespace.
     pub network_namespace: bool,
-    /// Landlock status: `full`, `partial` or `none`.
-    pub landlock: String,
+    /// What the kernel enforces of Landlock.
+    pub landlock: LandlockLevel,
     /// The user id the chaincode runs as, as the host sees it: [`SandboxUser::uid`] when the
     /// trampoline started as root, otherwise the user that started it.
     pub uid: u32,
@@ -149,6 +279,94 @@ fn on(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
+impl std::str::FromStr for Protections {
+    type Err = SandboxError;
+
+    /// Parses a report line as [`Protections::report`] writes it: [`REPORT_PREFIX`], then
+    /// `rlimits=on|off seccomp=on|off netns=on|off landlock=none|partial|full uid=N`, each
+    /// exactly once, in any order.
+    ///
+    /// # Errors
+    /// [`SandboxError::Report`] for a line without the prefix, a missing, repeated or
+    /// unknown field, or a value that does not parse.
+    fn from_str(line: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| SandboxError::Report {
+            reason: format!("{reason} in {line:?}"),
+        };
+        let fields = line
+            .strip_prefix(REPORT_PREFIX)
+            .ok_or_else(|| bad("not a sandbox report".into()))?;
+        let mut seen = BTreeMap::new();
+        for field in fields.split_whitespace() {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| bad(format!("field {field:?} without a value")))?;
+            if seen.insert(key, value).is_some() {
+                return Err(bad(format!("field {key} repeated")));
+            }
+        }
+        let mut take = |key: &str| {
+            seen.remove(key)
+                .ok_or_else(|| bad(format!("field {key} missing")))
+        };
+        let switch = |value: &str| match value {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            other => Err(other.to_owned()),
+        };
+        let protections = Protections {
+            rlimits: switch(take("rlimits")?).map_err(|v| bad(format!("rlimits={v}")))?,
+            seccomp: switch(take("seccomp")?).map_err(|v| bad(format!("seccomp={v}")))?,
+            network_namespace: switch(take("netns")?).map_err(|v| bad(format!("netns={v}")))?,
+            landlock: take("landlock")?.parse().map_err(bad)?,
+            uid: take("uid")?.parse().map_err(|e| bad(format!("uid: {e}")))?,
+        };
+        match seen.keys().next() {
+            Some(unknown) => Err(bad(format!("unknown field {unknown}"))),
+            None => Ok(protections),
+        }
+    }
+}
+
+/// The peer's own check of the trampoline's first stderr line (defence in depth: a stale,
+/// replaced or faulty trampoline that started a chaincode short of the minimum is caught
+/// here, not only by the trampoline's [`check_landlock`]). Requires a report with rlimits and
+/// seccomp on, Landlock at least `min_landlock`, and a uid other than 0.
+///
+/// # Errors
+/// [`SandboxError::Report`]: `line` is not a report (then it is the trampoline's reason for
+/// not starting the chaincode, returned as is), does not parse, or falls short (the reason
+/// names the report's value and the setting, e.g. `landlock=none` and
+/// `sandbox.min_landlock`).
+pub fn check_report(line: &str, min_landlock: LandlockLevel) -> Result<Protections, SandboxError> {
+    if !line.starts_with(REPORT_PREFIX) {
+        return Err(SandboxError::Report {
+            reason: line.to_owned(),
+        });
+    }
+    let p: Protections = line.parse()?;
+    let short = |what: String| SandboxError::Report {
+        reason: format!("the sandbox reports {what}: refusing the chaincode"),
+    };
+    if p.landlock < min_landlock {
+        return Err(short(format!(
+            "landlock={}, below sandbox.min_landlock: {min_landlock}",
+            p.landlock
+        )));
+    }
+    if !p.rlimits || !p.seccomp {
+        return Err(short(format!(
+            "rlimits={} seccomp={}; both are mandatory",
+            on(p.rlimits),
+            on(p.seccomp)
+        )));
+    }
+    if p.uid == 0 {
+        return Err(short("uid=0; chaincode never runs as root".into()));
+    }
+    Ok(p)
+}
+
 /// Errors of entering the sandbox (the trampoline exits with them instead of running
 /// chaincode unconfined).
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +379,14 @@ pub enum SandboxError {
         /// Cause.
         message: String,
     },
+    /// The trampoline's report is missing, unreadable, or short of what the peer requires
+    /// ([`check_report`]).
+    #[error("{reason}")]
+    Report {
+        /// Why, with the report's offending field (no chaincode output: only the first line
+        /// is ever checked).
+        reason: String,
+    },
 }
 
 fn setup(step: &'static str, e: impl std::fmt::Display) -> SandboxError {
@@ -172,6 +398,43 @@ fn setup(step: &'static str, e: impl std::fmt::Display) -> SandboxError {
 
 fn set_limit(resource: rlimit::Resource, value: u64) -> Result<(), SandboxError> {
     rlimit::setrlimit(resource, value, value).map_err(|e| setup("rlimit", e))
+}
+
+/// The task limit ([`Limits::max_tasks`]) a trampoline started by this process can set:
+/// `requested`, or this process's hard `RLIMIT_NPROC` where that is lower and the trampoline
+/// could not raise it (only root with `CAP_SYS_RESOURCE` can; a peer not running as root, or
+/// root in a container without that capability, cannot). Returns the limit and, when it was
+/// lowered, the hard limit it was lowered to. Without it every launch would fail at
+/// `setrlimit` (issue 13 review L4).
+pub fn max_tasks_within_hard_limit(requested: u64) -> (u64, Option<u64>) {
+    let hard = rlimit::getrlimit(rlimit::Resource::NPROC).map_or(u64::MAX, |(_, hard)| hard);
+    let clamped = clamp_max_tasks(requested, hard, can_raise_hard_limits());
+    (clamped, (clamped < requested).then_some(hard))
+}
+
+/// `requested`, or `hard` when lower and it cannot be raised.
+fn clamp_max_tasks(requested: u64, hard: u64, can_raise: bool) -> u64 {
+    if can_raise {
+        requested
+    } else {
+        requested.min(hard)
+    }
+}
+
+/// Whether a child of this process can raise a hard resource limit: it runs as root with
+/// `CAP_SYS_RESOURCE` in its effective set (`/proc/self/status`, `CapEff`), kept across
+/// `exec` by root.
+fn can_raise_hard_limits() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
 /// Applies resource limits to the current process, but not [`Limits::max_tasks`] (see
@@ -276,15 +539,15 @@ const LOADERS: &[&str] = &[
 /// read only `program`, [`LIBRARY_DIRS`], `/etc/ld.so.cache` and this process's own
 /// `/proc/<pid>`; read and write (not execute) below `workdir`; execute only `program` and the
 /// dynamic loader. Also denies TCP bind/connect and scopes signals and abstract Unix sockets
-/// to the sandbox, where the kernel supports it. Returns `full`, `partial` or `none`.
+/// to the sandbox, where the kernel supports it. Returns what the kernel enforces.
 ///
 /// Landlock does not mediate `stat`, `readlink` or `chdir`: the names and sizes of files at
 /// paths the chaincode already knows stay visible (file permissions still apply).
 ///
 /// # Errors
 /// [`SandboxError::Setup`] if `workdir` or `program` cannot be opened or the ruleset built
-/// (a kernel without Landlock is not an error: the status says `none`).
-pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<String, SandboxError> {
+/// (a kernel without Landlock is not an error: the status says [`LandlockLevel::None`]).
+pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<LandlockLevel, SandboxError> {
     use landlock::{
         ABI, Access, AccessFs, AccessNet, PathBeneath, PathFd, Ruleset, RulesetAttr,
         RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
@@ -324,27 +587,26 @@ pub fn restrict_file_system(workdir: &Path, program: &Path) -> Result<String, Sa
         .restrict_self()
         .map_err(e)?;
     Ok(match status.ruleset {
-        RulesetStatus::FullyEnforced => "full",
-        RulesetStatus::PartiallyEnforced => "partial",
-        _ => "none",
-    }
-    .to_owned())
+        RulesetStatus::FullyEnforced => LandlockLevel::Full,
+        RulesetStatus::PartiallyEnforced => LandlockLevel::Partial,
+        _ => LandlockLevel::None,
+    })
 }
 
-/// Refuses a Landlock status other than `full` unless `policy` allows it.
+/// Refuses a Landlock `status` below `min`.
 ///
 /// # Errors
-/// [`SandboxError::Setup`] (step `landlock`) naming the status and the setting that allows it.
-pub fn check_landlock(status: &str, policy: LandlockPolicy) -> Result<(), SandboxError> {
-    if status == "full" || policy.allow_without {
+/// [`SandboxError::Setup`] (step `landlock`) naming the status, the minimum and the setting.
+pub fn check_landlock(status: LandlockLevel, min: LandlockLevel) -> Result<(), SandboxError> {
+    if status >= min {
         return Ok(());
     }
     Err(setup(
         "landlock",
         format!(
-            "this kernel enforces Landlock {status}, not full (Linux >= 6.12): chaincode could \
-             read files of the peer's user; refusing to run it (sandbox.allow_without_landlock: \
-             true in peer.yaml runs it anyway)"
+            "this kernel enforces Landlock {status}, below the minimum {min} (full needs Linux \
+             >= 6.12): chaincode could read files of the peer's user; refusing to run it \
+             (sandbox.min_landlock in peer.yaml sets the minimum)"
         ),
     ))
 }
@@ -696,19 +958,24 @@ impl Confined {
 
 /// Confines the current process for `program`: closes inherited descriptors, opens
 /// `program`, moves into `workdir`, applies [`Limits`], an empty network namespace if
-/// possible, Landlock, the switch to `user` when running as root, then the seccomp filters
-/// (last, because they forbid `unshare` and `setresuid`). Call [`Confined::exec`] next.
+/// possible, Landlock (refused below `min_landlock`), the switch to `user` when running as
+/// root, `SIGKILL` when its parent (the peer's thread that started it) ends
+/// (`PR_SET_PDEATHSIG`), then the seccomp filters (last, because they forbid `unshare` and `setresuid`).
+/// Call [`Confined::exec`] next.
 ///
 /// # Errors
 /// [`SandboxError::Setup`] when a mandatory protection (limits, user switch as root,
-/// seccomp) cannot be set up, or `program`/`workdir` cannot be opened.
+/// seccomp) cannot be set up, Landlock is below `min_landlock`, or `program`/`workdir` cannot
+/// be opened.
 pub fn enter(
     workdir: &Path,
     program: &Path,
     limits: &Limits,
     user: SandboxUser,
-    landlock_policy: LandlockPolicy,
+    min_landlock: LandlockLevel,
 ) -> Result<Confined, SandboxError> {
+    // The peer that started this process: the chaincode must not outlive it (below).
+    let peer = nix::unistd::getppid();
     close_inherited_fds()?;
     let file = std::fs::File::open(program)
         .map_err(|e| setup("program", format!("{}: {e}", program.display())))?;
@@ -723,14 +990,20 @@ pub fn enter(
     set_limit(rlimit::Resource::NPROC, limits.max_tasks)?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| setup("no_new_privs", e))?;
     // Landlock opens its paths now, as the caller: after the switch they may be unreachable.
-    let landlock = if landlock_policy.assume_unsupported {
-        "none".to_owned()
-    } else {
-        restrict_file_system(workdir, program)?
-    };
-    check_landlock(&landlock, landlock_policy)?;
+    let landlock = restrict_file_system(workdir, program)?;
+    check_landlock(landlock, min_landlock)?;
     if as_root {
         drop_privileges(user)?;
+    }
+    // After the user switch, which clears it; kept across `exec`. If the peer already died
+    // (we were adopted), stop now.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| setup("pdeathsig", e))?;
+    if nix::unistd::getppid() != peer {
+        return Err(setup(
+            "pdeathsig",
+            "the peer that started the sandbox is gone",
+        ));
     }
     for filter in seccomp_filters(std::process::id())? {
         seccompiler::apply_filter_all_threads(&filter).map_err(|e| setup("seccomp", e))?;
@@ -853,7 +1126,7 @@ mod tests {
         let outcome = on_confined_thread(
             move || {
                 let status = restrict_file_system(&workdir, &program_copy).unwrap();
-                assert_ne!(status, "none");
+                assert_ne!(status, LandlockLevel::None);
             },
             {
                 let workdir = work.path().to_path_buf();
@@ -894,7 +1167,8 @@ mod tests {
     fn landlock_unsupported() -> bool {
         std::thread::spawn(|| {
             let dir = tempfile::tempdir().unwrap();
-            restrict_file_system(dir.path(), &std::env::current_exe().unwrap()).unwrap() == "none"
+            restrict_file_system(dir.path(), &std::env::current_exe().unwrap()).unwrap()
+                == LandlockLevel::None
         })
         .join()
         .unwrap()
@@ -906,31 +1180,160 @@ mod tests {
             rlimits: true,
             seccomp: true,
             network_namespace: false,
-            landlock: "full".into(),
+            landlock: LandlockLevel::Full,
             uid: 65534,
         };
         assert_eq!(
             p.report(),
             "medledger-sandbox: protections rlimits=on seccomp=on netns=off landlock=full uid=65534"
         );
+        assert_eq!(p.report().parse::<Protections>().unwrap(), p);
     }
 
     #[test]
-    fn landlock_short_of_full_is_refused_unless_allowed() {
-        let strict = LandlockPolicy::default();
-        let allowing = LandlockPolicy {
-            allow_without: true,
-            ..LandlockPolicy::default()
-        };
-        assert!(check_landlock("full", strict).is_ok());
-        for status in ["none", "partial"] {
-            let e = check_landlock(status, strict).unwrap_err().to_string();
-            assert!(
-                e.contains(status) && e.contains("allow_without_landlock"),
-                "{e}"
-            );
-            assert!(check_landlock(status, allowing).is_ok());
+    fn landlock_below_the_minimum_is_refused() {
+        use LandlockLevel::{Full, None, Partial};
+        let levels = [None, Partial, Full];
+        for status in levels {
+            for min in levels {
+                let checked = check_landlock(status, min);
+                assert_eq!(checked.is_ok(), status >= min, "{status} against {min}");
+                if let Err(e) = checked {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(&format!("Landlock {status}")) && e.contains("min_landlock"),
+                        "{e}"
+                    );
+                }
+            }
         }
+        assert_eq!(LandlockLevel::default(), Full);
+        assert_eq!("partial".parse::<LandlockLevel>(), Ok(Partial));
+        assert!("some".parse::<LandlockLevel>().is_err());
+    }
+
+    /// Issue 13 review L1: the peer checks the report itself.
+    #[test]
+    fn the_peer_checks_the_report_against_its_minimum() {
+        let line = |fields: &str| format!("{REPORT_PREFIX} {fields}");
+        let ok = "rlimits=on seccomp=on netns=on landlock=partial uid=65534";
+        assert_eq!(
+            check_report(&line(ok), LandlockLevel::Partial)
+                .unwrap()
+                .landlock,
+            LandlockLevel::Partial
+        );
+        let refusals = [
+            (ok, LandlockLevel::Full, "landlock=partial"),
+            (
+                "rlimits=on seccomp=off netns=on landlock=full uid=65534",
+                LandlockLevel::None,
+                "seccomp=off",
+            ),
+            (
+                "rlimits=on seccomp=on netns=on landlock=full uid=0",
+                LandlockLevel::None,
+                "uid=0",
+            ),
+            (
+                "rlimits=on seccomp=on netns=on landlock=full",
+                LandlockLevel::None,
+                "uid missing",
+            ),
+            (
+                "rlimits=on seccomp=on netns=on landlock=full uid=1 landlock=none",
+                LandlockLevel::None,
+                "repeated",
+            ),
+            (
+                "rlimits=on seccomp=on netns=on landlock=most uid=1",
+                LandlockLevel::None,
+                "unknown Landlock level",
+            ),
+        ];
+        for (fields, min, why) in refusals {
+            let e = check_report(&line(fields), min).unwrap_err().to_string();
+            assert!(e.contains(why), "{fields}: {e}");
+        }
+        let refused = "medledger-sandbox: refusing to run unconfined: sandbox: landlock: ...";
+        assert_eq!(
+            check_report(refused, LandlockLevel::None)
+                .unwrap_err()
+                .to_string(),
+            refused
+        );
+    }
+
+    /// Issue 13 review L4: above the hard limit, the task limit is lowered to it (once, at
+    /// runtime creation) rather than refused at every launch.
+    #[test]
+    fn the_task_limit_is_kept_within_the_hard_limit() {
+        assert_eq!(clamp_max_tasks(4096, 1024, false), 1024);
+        assert_eq!(clamp_max_tasks(4096, 1024, true), 4096);
+        assert_eq!(clamp_max_tasks(100, 1024, false), 100);
+        let hard = rlimit::getrlimit(rlimit::Resource::NPROC).unwrap().1;
+        let (tasks, lowered) = max_tasks_within_hard_limit(u64::MAX);
+        if can_raise_hard_limits() {
+            assert_eq!((tasks, lowered), (u64::MAX, None));
+        } else {
+            assert_eq!((tasks, lowered), (hard, Some(hard)));
+        }
+    }
+
+    #[test]
+    fn uid_ranges() {
+        let r = UidRange {
+            start: 100,
+            count: 2,
+        };
+        assert!(r.validate().is_ok());
+        assert_eq!(r.user(1), Some(SandboxUser { uid: 101, gid: 101 }));
+        assert_eq!(r.user(2), None);
+        assert!(r.contains(100) && r.contains(101) && !r.contains(99) && !r.contains(102));
+        for bad in [(0, 1), (1, 0), (u32::MAX, 2)] {
+            let r = UidRange {
+                start: bad.0,
+                count: bad.1,
+            };
+            assert!(r.validate().is_err(), "{r:?}");
+        }
+    }
+
+    /// Issue 13 review M3: leftovers of a peer that died are killed at the next start, by
+    /// their user (ids set aside for chaincode).
+    #[test]
+    fn processes_of_the_chaincode_ids_are_swept() {
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: only root can start a process as another user");
+            return;
+        }
+        let range = UidRange {
+            start: 4_200_100,
+            count: 3,
+        };
+        let mut left = std::process::Command::new("/bin/sleep")
+            .arg("300")
+            .uid(4_200_102)
+            .gid(4_200_102)
+            .spawn()
+            .unwrap();
+        let mut other = std::process::Command::new("/bin/sleep")
+            .arg("300")
+            .uid(4_200_103)
+            .gid(4_200_103)
+            .spawn()
+            .unwrap();
+        // Until the child has switched user (`spawn` returns after its `exec`).
+        assert!(kill_processes_of(range).unwrap() >= 1);
+        let status = left.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert!(other.try_wait().unwrap().is_none(), "outside the range");
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]

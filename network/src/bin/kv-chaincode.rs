@@ -192,11 +192,17 @@ fn contract() -> Router {
                 .map_err(|e| refused("send-dgram", io_errno(&e)))
         })
         .add("threads", |_stub, args| {
-            // A thread bomb: COUNT threads with small stacks, all alive at once.
-            let usage = "threads COUNT";
+            // A thread bomb: COUNT threads with small stacks, all alive at once; with `hold`
+            // they stay parked for the rest of the process's life (its tasks stay counted).
+            let usage = "threads COUNT [hold]";
             let count: usize = param(args, 0, usage)?
                 .parse()
                 .map_err(|_| ContractError::bad_request(usage))?;
+            let hold = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("hold") => true,
+                Some(_) => return Err(ContractError::bad_request(usage)),
+            };
             let gate = Arc::new(std::sync::RwLock::new(()));
             let held = gate
                 .write()
@@ -216,10 +222,16 @@ fn contract() -> Router {
                     }
                 }
             }
-            drop(held);
             let spawned = threads.len();
-            for t in threads {
-                let _ = t.join();
+            if hold {
+                // Never released: the parked threads live until the process ends.
+                std::mem::forget(held);
+                std::mem::forget(threads);
+            } else {
+                drop(held);
+                for t in threads {
+                    let _ = t.join();
+                }
             }
             match failure {
                 None => Ok(format!("spawned {spawned} threads").into_bytes()),

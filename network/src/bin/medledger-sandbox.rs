@@ -5,14 +5,14 @@
 //! ```text
 //! medledger-sandbox --workdir DIR [--max-memory-bytes N] [--max-cpu-seconds N]
 //!                   [--max-open-files N] [--max-file-bytes N] [--max-tasks N] [--uid N] [--gid N]
-//!                   [--allow-without-landlock] -- PROGRAM [ARGS...]
+//!                   [--min-landlock full|partial|none] -- PROGRAM [ARGS...]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use medledger_runtime::sandbox::{self, LandlockPolicy, Limits, SandboxUser};
+use medledger_runtime::sandbox::{self, LandlockLevel, Limits, SandboxUser};
 
 /// Confine this process, then exec a chaincode.
 #[derive(Debug, Parser)]
@@ -42,13 +42,10 @@ struct Args {
     /// Group id the chaincode runs as when started as root (never 0; ignored otherwise).
     #[arg(long, default_value_t = SandboxUser::NOBODY.gid)]
     gid: u32,
-    /// Run the chaincode even where the kernel does not fully enforce Landlock (`landlock=none`
-    /// or `partial` in the report); refused otherwise.
-    #[arg(long)]
-    allow_without_landlock: bool,
-    /// Behave as on a kernel without Landlock (for tests of that case).
-    #[arg(long, hide = true)]
-    assume_no_landlock: bool,
+    /// The least Landlock enforcement the chaincode may run with (`full`, `partial` or
+    /// `none`, as in the report); below it the chaincode is not started (exit status 3).
+    #[arg(long, default_value_t = LandlockLevel::Full)]
+    min_landlock: LandlockLevel,
     /// The chaincode executable and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -78,11 +75,7 @@ fn main() -> ExitCode {
         uid: args.uid,
         gid: args.gid,
     };
-    let policy = LandlockPolicy {
-        allow_without: args.allow_without_landlock,
-        assume_unsupported: args.assume_no_landlock,
-    };
-    let confined = match sandbox::enter(&args.workdir, &program, &limits, user, policy) {
+    let confined = match sandbox::enter(&args.workdir, &program, &limits, user, args.min_landlock) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("medledger-sandbox: refusing to run unconfined: {e}");

@@ -600,3 +600,60 @@ pub fn write_connection_profile(dir: &Path, spec: &NetworkSpec) -> Result<()> {
     });
     write_yaml(&dir.join("connection.yaml"), &profile)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Every file under `dir` with a private key, or written private (0600).
+    fn private_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                private_files(&path, out);
+            } else if mode(&path) & 0o077 == 0
+                || std::fs::read(&path)
+                    .is_ok_and(|b| b.windows(b"PRIVATE KEY".len()).any(|w| w == b"PRIVATE KEY"))
+            {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Issue 13 review L5: key files are 0600 in directories 0700 (`tls/`, the CA's
+    /// directory and its `tls/`, `msp/keystore`), not in directories anyone can list.
+    #[test]
+    fn keys_are_private_in_private_directories() {
+        let spec =
+            NetworkSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml"))
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        generate(&dir.path().join("net"), &spec, &[]).unwrap();
+        let mut files = Vec::new();
+        private_files(dir.path(), &mut files);
+        assert!(files.iter().any(|f| f.ends_with("tls/server.key")));
+        assert!(files.iter().any(|f| f.ends_with("keystore/priv_sk")));
+        let loose = files
+            .iter()
+            .flat_map(|f| {
+                [
+                    (f.clone(), mode(f), 0o600),
+                    (
+                        f.parent().unwrap().to_path_buf(),
+                        mode(f.parent().unwrap()),
+                        0o700,
+                    ),
+                ]
+            })
+            .filter(|(_, got, want)| got != want)
+            .map(|(p, got, _)| format!("{} {got:o}", p.strip_prefix(dir.path()).unwrap().display()))
+            .collect::<std::collections::BTreeSet<_>>();
+        assert!(loose.is_empty(), "{loose:#?}");
+    }
+}

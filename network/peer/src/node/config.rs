@@ -27,8 +27,11 @@
 //!   execution_timeout_ms: 30000
 //!   uid: 65534                         # user and group chaincode runs as when the peer
 //!   gid: 65534                         # runs as root (never 0)
-//!   allow_without_landlock: false      # true: run chaincode where the kernel lacks (full)
-//!                                      # Landlock (< 6.12); refused otherwise (ADR 0015)
+//!   # uid_range: [200000, 100]         # instead: each chaincode its own user and group from
+//!                                      # these ids (own task budget); their processes are
+//!                                      # killed at start: ids used by nothing else
+//!   min_landlock: full                 # full | partial | none: no chaincode runs where the
+//!                                      # kernel enforces less Landlock (full: >= 6.12; ADR 0015)
 //!   max_tasks: 2048                    # processes + threads of the chaincode's user
 //! gateway:                             # optional; defaults shown (Fabric's peer.gateway)
 //!   concurrency_limit: 500
@@ -51,6 +54,8 @@ use std::time::Duration;
 
 use medledger_gateway::server::GatewayConfig;
 use serde::{Deserialize, Serialize};
+
+use medledger_runtime::sandbox::LandlockLevel;
 
 use crate::definitions::ChaincodeDefinition;
 use crate::error::{Error, Result};
@@ -195,16 +200,32 @@ pub struct SandboxSection {
     pub uid: u32,
     /// Group id chaincode runs as when the peer runs as root (default 65534; not 0).
     pub gid: u32,
-    /// Run chaincode even where the kernel does not fully enforce Landlock (Linux < 6.12;
-    /// default false: such a launch is refused, ADR 0015). Set, the peer logs a warning at
-    /// start and at every launch; its chaincode can then read (and without Landlock's truncate
-    /// control, < 6.2, truncate) whatever its user can: a peer not running as root gives it
-    /// its own key and ledger.
-    pub allow_without_landlock: bool,
+    /// `[start, count]`: ids set aside for chaincode (default none). When the peer runs as
+    /// root, each chaincode runs as its own user and group `start + i` instead of `uid`/`gid`,
+    /// so it has its own `max_tasks` budget; at most `count` chaincodes run at once. The
+    /// ids must be used by nothing else on the host: at start the peer kills every process
+    /// whose real user is in the range (chaincode left by a peer that died). `start > 0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_range: Option<(u32, u32)>,
+    /// The least Landlock enforcement chaincode may run with: `full` (default; Linux >= 6.12),
+    /// `partial` (some rights missing: truncate control < 6.2, TCP rules < 6.7, signal
+    /// scoping < 6.12) or `none` (Linux < 5.13). Below it every launch is refused, by the
+    /// trampoline and again by the peer on the trampoline's report (ADR 0015). Below `full`
+    /// the peer logs a warning at start and at every launch; its chaincode can then read (and
+    /// without truncate control, truncate) whatever its user can: a peer not running as root
+    /// gives it its own key and ledger.
+    pub min_landlock: LandlockLevel,
+    /// Removed (issue 13 review M1): it allowed partial and no Landlock alike. Any value is
+    /// refused at load with a message naming [`SandboxSection::min_landlock`], so that an old
+    /// `true` is replaced by a deliberate `partial` or `none`, never read as either.
+    #[serde(skip_serializing)]
+    pub allow_without_landlock: Option<bool>,
     /// Tasks (processes and threads) the chaincode's user may have, `RLIMIT_NPROC` (default
-    /// 2048, > 0). As root, every chaincode of this peer runs as `uid` and they share it
-    /// (size it as chaincodes x (CPUs + 65) for chaincode on our shim, or give each peer its
-    /// own `uid`); not as root, it counts one chaincode's tasks on Linux >= 5.14.
+    /// 2048, > 0). As root with `uid_range`, each chaincode has its own; as root without it,
+    /// every chaincode of this peer runs as `uid` and they share it (size it as chaincodes x
+    /// (CPUs + 65) for chaincode on our shim, or set `uid_range`); not as root, it counts one chaincode's tasks on Linux >=
+    /// 5.14. Above the hard `RLIMIT_NPROC` the peer cannot raise (not root, or root without
+    /// `CAP_SYS_RESOURCE`), lowered to it at start with a warning.
     pub max_tasks: u64,
 }
 
@@ -216,13 +237,21 @@ impl Default for SandboxSection {
             execution_timeout_ms: 30_000,
             uid: user.uid,
             gid: user.gid,
-            allow_without_landlock: false,
+            uid_range: None,
+            min_landlock: LandlockLevel::default(),
+            allow_without_landlock: None,
             max_tasks: medledger_runtime::sandbox::Limits::default().max_tasks,
         }
     }
 }
 
 impl SandboxSection {
+    /// [`SandboxSection::uid_range`] as the runtime's.
+    pub fn uid_range(&self) -> Option<medledger_runtime::sandbox::UidRange> {
+        self.uid_range
+            .map(|(start, count)| medledger_runtime::sandbox::UidRange { start, count })
+    }
+
     /// The user chaincode runs as when the peer runs as root.
     pub fn user(&self) -> medledger_runtime::sandbox::SandboxUser {
         medledger_runtime::sandbox::SandboxUser {
@@ -385,8 +414,19 @@ impl PeerConfig {
         if self.sandbox.execution_timeout_ms == 0 {
             return Err(config_err("sandbox.execution_timeout_ms must be > 0"));
         }
+        if self.sandbox.allow_without_landlock.is_some() {
+            return Err(config_err(
+                "sandbox.allow_without_landlock was replaced by sandbox.min_landlock: full | \
+                 partial | none (the old `true` allowed both partial and no Landlock; choose one)",
+            ));
+        }
         if self.sandbox.max_tasks == 0 {
             return Err(config_err("sandbox.max_tasks must be > 0"));
+        }
+        if let Some(range) = self.sandbox.uid_range() {
+            range
+                .validate()
+                .map_err(|e| config_err(format!("sandbox.uid_range: {e}")))?;
         }
         if self.sandbox.uid == 0 || self.sandbox.gid == 0 {
             return Err(config_err(
@@ -447,7 +487,7 @@ mod tests {
         assert_eq!(c.gateway.to_config(), GatewayConfig::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
         assert_eq!((c.sandbox.uid, c.sandbox.gid), (65534, 65534));
-        assert!(!c.sandbox.allow_without_landlock);
+        assert_eq!(c.sandbox.min_landlock, LandlockLevel::Full);
         assert_eq!(c.sandbox.max_tasks, 2048);
         assert_eq!(c.deliver_client.to_config(), PullConfig::default());
         assert_eq!(
@@ -486,6 +526,22 @@ mod tests {
         assert!(e.to_string().contains("no channels"), "{e}");
         let e = load(&format!("{MINIMAL}sandbox: {{ uid: 0 }}\n")).unwrap_err();
         assert!(e.to_string().contains("sandbox.uid"), "{e}");
+        let c = load(&format!("{MINIMAL}sandbox: {{ min_landlock: partial }}\n")).unwrap();
+        assert_eq!(c.sandbox.min_landlock, LandlockLevel::Partial);
+        let e = load(&format!("{MINIMAL}sandbox: {{ min_landlock: some }}\n")).unwrap_err();
+        assert!(e.to_string().contains("min_landlock"), "{e}");
+        let e = load(&format!(
+            "{MINIMAL}sandbox: {{ allow_without_landlock: true }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("sandbox.min_landlock"), "{e}");
+        let c = load(&format!(
+            "{MINIMAL}sandbox: {{ uid_range: [200000, 50] }}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.sandbox.uid_range().unwrap().user(1).unwrap().uid, 200_001);
+        let e = load(&format!("{MINIMAL}sandbox: {{ uid_range: [0, 50] }}\n")).unwrap_err();
+        assert!(e.to_string().contains("sandbox.uid_range"), "{e}");
         let e = load(&format!("{MINIMAL}colour: blue\n")).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
     }

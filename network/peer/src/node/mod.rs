@@ -33,6 +33,7 @@ use medledger_proto::protos::endorser_server::EndorserServer;
 use medledger_runtime::process::{
     ChaincodeRuntime, InstalledChaincode, RuntimeConfig, default_launcher,
 };
+use medledger_runtime::sandbox::LandlockLevel;
 use prost::Message;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -520,10 +521,11 @@ pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
     runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
     runtime.user = cfg.sandbox.user();
-    runtime.allow_without_landlock = cfg.sandbox.allow_without_landlock;
+    runtime.uid_range = cfg.sandbox.uid_range();
+    runtime.min_landlock = cfg.sandbox.min_landlock;
     runtime.limits.max_tasks = cfg.sandbox.max_tasks;
-    if cfg.sandbox.allow_without_landlock {
-        warn!(target: "peer::chaincode", "sandbox.allow_without_landlock is set: where the kernel does not fully enforce Landlock, chaincode runs anyway and can read what its user can (a peer not running as root: its own key and ledger)");
+    if cfg.sandbox.min_landlock < LandlockLevel::Full {
+        warn!(target: "peer::chaincode", min_landlock = %cfg.sandbox.min_landlock, "sandbox.min_landlock is below full: where the kernel does not fully enforce Landlock, chaincode runs anyway and can read what its user can (a peer not running as root: its own key and ledger)");
     }
     let executor = Arc::new(RuntimeExecutor::new(
         ChaincodeRuntime::new(runtime),
