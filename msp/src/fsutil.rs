@@ -36,8 +36,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Makes `dir` a directory for private files: created mode 0700 (missing parents with the
-/// default mode), or tightened to 0700 if it exists. For directories that hold keys next to
+/// Makes `dir` a directory for private files: created mode 0700 (missing parents too), or
+/// tightened to 0700 if it exists. For directories that hold keys next to
 /// public files (`tls/`, a CA's directory), which [`write_atomic`] would otherwise create
 /// with the default mode when it writes a public file first.
 ///

@@ -131,7 +131,8 @@ impl UidRange {
         })
     }
 
-    /// Checks the range: no id 0, none beyond `u32::MAX`, not empty.
+    /// Checks the range: no id 0, none beyond `u32::MAX`, not empty, and none of the ids
+    /// `nobody`/`nogroup` (65534), 65535 and `u32::MAX` (the kernel's "no id").
     ///
     /// # Errors
     /// A message naming the problem.
@@ -139,8 +140,67 @@ impl UidRange {
         if self.start == 0 || self.count == 0 {
             return Err("the range must start above 0 and hold at least one id".into());
         }
-        if self.start.checked_add(self.count - 1).is_none() {
+        let Some(last) = self.start.checked_add(self.count - 1) else {
             return Err("the range goes beyond the largest id".into());
+        };
+        if let Some(id) = [65534, 65535, u32::MAX]
+            .into_iter()
+            .find(|id| self.contains(*id))
+        {
+            return Err(format!(
+                "the range {}..={last} holds id {id}, which the system uses",
+                self.start
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that no id of the range is used on this host, as the files of `etc` (normally
+    /// `/etc`) tell: a user or group (`passwd`, `group`), or a subordinate id of one
+    /// (`subuid`, `subgid`: rootless containers). The peer kills every process of the range
+    /// at start, and a chaincode sharing an id with anything else could signal it or read its
+    /// files: the range must be the chaincodes' alone. Files that do not exist are skipped.
+    ///
+    /// # Errors
+    /// A message naming the file and the id or block that overlaps.
+    pub fn check_unused(&self, etc: &std::path::Path) -> Result<(), String> {
+        let last = u64::from(self.start) + u64::from(self.count) - 1;
+        let overlaps = |from: u64, to: u64| from <= last && to >= u64::from(self.start);
+        for file in ["passwd", "group"] {
+            let Ok(text) = std::fs::read_to_string(etc.join(file)) else {
+                continue;
+            };
+            for line in text.lines() {
+                // name:password:ID:…
+                let Some(id) = line.split(':').nth(2).and_then(|id| id.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if overlaps(id, id) {
+                    return Err(format!(
+                        "id {id} of the range is used in {}",
+                        etc.join(file).display()
+                    ));
+                }
+            }
+        }
+        for file in ["subuid", "subgid"] {
+            let Ok(text) = std::fs::read_to_string(etc.join(file)) else {
+                continue;
+            };
+            for line in text.lines() {
+                // owner:first:count
+                let mut parts = line.split(':').skip(1).map(|p| p.trim().parse::<u64>());
+                let (Some(Ok(first)), Some(Ok(count))) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                if count > 0 && overlaps(first, first + count - 1) {
+                    return Err(format!(
+                        "the range overlaps the subordinate ids {first}..{} in {}",
+                        first + count - 1,
+                        etc.join(file).display()
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -1273,11 +1333,43 @@ mod tests {
         assert_eq!(clamp_max_tasks(100, 1024, false), 100);
         let hard = rlimit::getrlimit(rlimit::Resource::NPROC).unwrap().1;
         let (tasks, lowered) = max_tasks_within_hard_limit(u64::MAX);
-        if can_raise_hard_limits() {
+        // An unlimited hard limit (RLIM_INFINITY, common in containers) lowers nothing.
+        if can_raise_hard_limits() || hard == u64::MAX {
             assert_eq!((tasks, lowered), (u64::MAX, None));
         } else {
             assert_eq!((tasks, lowered), (hard, Some(hard)));
         }
+    }
+
+    /// Review of the sandbox merge, M-A: a range that holds a user or group of the host, or a
+    /// subordinate id of one (rootless containers), is refused: the peer would kill their
+    /// processes at start and share ids with them.
+    #[test]
+    fn a_uid_range_must_be_unused_on_the_host() {
+        let etc = tempfile::tempdir().unwrap();
+        let write = |f: &str, text: &str| std::fs::write(etc.path().join(f), text).unwrap();
+        write(
+            "passwd",
+            "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+        );
+        write("group", "root:x:0:\nstaff:x:5000:\n");
+        write("subuid", "alice:100000:65536\n");
+        write("subgid", "alice:300000:65536\n");
+        let range = |start, count| UidRange { start, count };
+        for (bad, what) in [
+            (range(990, 20), "passwd"),
+            (range(4999, 2), "group"),
+            (range(150_000, 10), "subuid"),
+            (range(290_000, 10_001), "subgid"),
+        ] {
+            let e = bad.check_unused(etc.path()).unwrap_err();
+            assert!(e.contains(what), "{bad:?}: {e}");
+        }
+        assert!(range(1_900_000_000, 100).check_unused(etc.path()).is_ok());
+        assert!(range(200_000, 100).check_unused(etc.path()).is_ok());
+        // Missing files are skipped.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(range(1000, 1).check_unused(empty.path()).is_ok());
     }
 
     #[test]
@@ -1290,7 +1382,7 @@ mod tests {
         assert_eq!(r.user(1), Some(SandboxUser { uid: 101, gid: 101 }));
         assert_eq!(r.user(2), None);
         assert!(r.contains(100) && r.contains(101) && !r.contains(99) && !r.contains(102));
-        for bad in [(0, 1), (1, 0), (u32::MAX, 2)] {
+        for bad in [(0, 1), (1, 0), (u32::MAX, 2), (60000, 10000), (65535, 1)] {
             let r = UidRange {
                 start: bad.0,
                 count: bad.1,

@@ -352,15 +352,14 @@ impl ChaincodeConnection {
                 }
             }
         };
-        let result = match tokio::time::timeout(timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(RuntimeError::Timeout {
                 chaincode: self.chaincode.clone(),
                 tx_id: req.tx_id.clone(),
                 after: timeout,
             }),
-        };
-        result
+        }
     }
 }
 

@@ -27,9 +27,10 @@
 //!   execution_timeout_ms: 30000
 //!   uid: 65534                         # user and group chaincode runs as when the peer
 //!   gid: 65534                         # runs as root (never 0)
-//!   # uid_range: [200000, 100]         # instead: each chaincode its own user and group from
+//!   # uid_range: [1900000000, 100]     # instead: each chaincode its own user and group from
 //!                                      # these ids (own task budget); their processes are
-//!                                      # killed at start: ids used by nothing else
+//!                                      # killed at start: ids used by nothing else (refused
+//!                                      # if in /etc/passwd, group, subuid or subgid)
 //!   min_landlock: full                 # full | partial | none: no chaincode runs where the
 //!                                      # kernel enforces less Landlock (full: >= 6.12; ADR 0015)
 //!   max_tasks: 2048                    # processes + threads of the chaincode's user
@@ -426,7 +427,14 @@ impl PeerConfig {
         if let Some(range) = self.sandbox.uid_range() {
             range
                 .validate()
+                .and_then(|()| range.check_unused(std::path::Path::new("/etc")))
                 .map_err(|e| config_err(format!("sandbox.uid_range: {e}")))?;
+            let shared = [self.sandbox.uid, self.sandbox.gid];
+            if let Some(id) = shared.into_iter().find(|id| range.contains(*id)) {
+                return Err(config_err(format!(
+                    "sandbox.uid_range holds id {id}, the shared sandbox.uid/gid"
+                )));
+            }
         }
         if self.sandbox.uid == 0 || self.sandbox.gid == 0 {
             return Err(config_err(
@@ -536,10 +544,22 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("sandbox.min_landlock"), "{e}");
         let c = load(&format!(
-            "{MINIMAL}sandbox: {{ uid_range: [200000, 50] }}\n"
+            "{MINIMAL}sandbox: {{ uid_range: [1900000000, 50] }}\n"
         ))
         .unwrap();
-        assert_eq!(c.sandbox.uid_range().unwrap().user(1).unwrap().uid, 200_001);
+        assert_eq!(
+            c.sandbox.uid_range().unwrap().user(1).unwrap().uid,
+            1_900_000_001
+        );
+        // A range holding nobody (65534), or the shared sandbox.uid, is refused: the peer
+        // kills every process of the range at start.
+        for range in ["[65000, 1000]", "[4000, 10]"] {
+            let e = load(&format!(
+                "{MINIMAL}sandbox: {{ uid: 4005, gid: 4005, uid_range: {range} }}\n"
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains("sandbox.uid_range"), "{e}");
+        }
         let e = load(&format!("{MINIMAL}sandbox: {{ uid_range: [0, 50] }}\n")).unwrap_err();
         assert!(e.to_string().contains("sandbox.uid_range"), "{e}");
         let e = load(&format!("{MINIMAL}colour: blue\n")).unwrap_err();
