@@ -193,3 +193,38 @@ async fn network_up_submit_evaluate_restart_down() {
     assert!(!dir.exists());
     drop(net);
 }
+
+/// A command whose reader went away (`medledger identities | head -0`) ends quietly, as Unix
+/// tools do: killed by SIGPIPE or done, never a panic and its backtrace on stderr (before, it
+/// panicked with "failed printing to stdout: Broken pipe").
+#[test]
+fn a_command_whose_reader_is_gone_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    medledger(&["network", "up", "--generate-only"], &dir);
+    for _ in 0..3 {
+        let mut child = Command::new(MEDLEDGER)
+            .args(["identities", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{stderr}"
+        );
+        let sigpipe = nix::sys::signal::Signal::SIGPIPE as i32;
+        assert!(
+            out.status.success() || out.status.signal() == Some(sigpipe),
+            "{:?}",
+            out.status
+        );
+    }
+}

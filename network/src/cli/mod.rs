@@ -75,6 +75,19 @@ pub enum Command {
     Experiment(experiment::ExperimentCommand),
 }
 
+impl Command {
+    /// Whether the command prints its result and exits (a client, an operator's command), as
+    /// opposed to serving until stopped (`peer …`, `orderer …`, `ca serve`): the former end
+    /// quietly when the reader of their output goes away.
+    pub fn prints_and_exits(&self) -> bool {
+        match self {
+            Command::Peer(_) | Command::Orderer(_) => false,
+            Command::Ca(c) => !matches!(c, ca::CaCommand::Serve(_)),
+            _ => true,
+        }
+    }
+}
+
 /// Sets up `tracing` output on stderr.
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
