@@ -657,9 +657,32 @@ impl ConnectArgs {
     /// The ledger id of `patient` (a `Patient.id` or a ledger id) for this connection's
     /// custodian.
     async fn patient(&self, client: &EhrClient, patient: &str) -> Result<String> {
-        Ok(client
+        let ledger = client
             .resolve_patient(patient, self.custodian.as_deref())
-            .await?)
+            .await?;
+        self.translated_to_a_patient(client, patient, &ledger)
+            .await?;
+        Ok(ledger)
+    }
+
+    /// A clear `Patient.id` translated with a custodian's key names a patient only if that
+    /// custodian registered it: each organization's key gives another ledger id (ADR 0031),
+    /// so a translation at the wrong organization would otherwise fail later with a puzzling
+    /// 404. The message names no id.
+    async fn translated_to_a_patient(
+        &self,
+        client: &EhrClient,
+        given: &str,
+        ledger: &str,
+    ) -> Result<()> {
+        if given == ledger || client.get_patient(ledger).await?.is_some() {
+            return Ok(());
+        }
+        let at = self.custodian.as_deref().unwrap_or(client.msp_id());
+        bail!(
+            "no patient with this Patient.id is registered at {at}, whose key translated it: \
+             pass --custodian with the patient's organization, or the patient's ledger id (p_…)"
+        )
     }
 }
 
@@ -673,6 +696,9 @@ impl RecordArgs {
                 &self.record_id,
                 self.connect.custodian.as_deref(),
             )
+            .await?;
+        self.connect
+            .translated_to_a_patient(&client, &self.patient_id, &patient)
             .await?;
         Ok((client, patient, record))
     }
