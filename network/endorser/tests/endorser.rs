@@ -14,8 +14,8 @@ use medledger_chaincode::{ContractError, Router};
 use medledger_channel::ChannelConfig;
 use medledger_channel::testing::{TestChannel, TestOrg};
 use medledger_endorser::{
-    ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig, MemoryState,
-    MemoryTransientStore, StateSnapshot, Version,
+    ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig,
+    InProcessExecutor, MemoryState, MemoryTransientStore, StateSnapshot, Version,
 };
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
@@ -28,8 +28,8 @@ use medledger_proto::protos::{
     ProposalResponsePayload, SignedProposal,
 };
 use medledger_proto::rwset::TxReadWriteSet;
+use medledger_runtime::TxSimulator;
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
-use medledger_runtime::{TxSimulator, inprocess};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -61,7 +61,7 @@ fn contract() -> Router {
 }
 
 struct Counting {
-    cc: Router,
+    cc: InProcessExecutor<Router>,
     calls: AtomicUsize,
 }
 
@@ -74,12 +74,7 @@ impl ChaincodeExecutor for Counting {
         sim: &mut dyn TxSimulator,
     ) -> Result<ExecOutcome, RuntimeError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut outcome = inprocess::execute(&self.cc, chaincode, &req, sim).map_err(|e| {
-            RuntimeError::Failed {
-                chaincode: chaincode.into(),
-                message: e.to_string(),
-            }
-        })?;
+        let mut outcome = self.cc.execute(chaincode, req, sim).await?;
         // As the sandbox does: the event names the chaincode's package, not the namespace
         // (the endorser must put the namespace in the transaction).
         if let Some(e) = outcome.event.as_mut() {
@@ -146,7 +141,7 @@ fn setup() -> Setup {
         committed: Mutex::new(HashSet::new()),
     });
     let exec = Arc::new(Counting {
-        cc: contract(),
+        cc: InProcessExecutor(contract()),
         calls: AtomicUsize::new(0),
     });
     let transient = Arc::new(MemoryTransientStore::default());

@@ -18,7 +18,7 @@ use medledger_peer::committer::Committer;
 use medledger_peer::definitions::{ChaincodeDefinition, CollectionDefinition, InMemoryDefinitions};
 use medledger_peer::endorsement::PeerChannelContext;
 use medledger_peer::node::pull::{SourceMonitor, start_index};
-use medledger_proto::common::{Block, BlockMetadataIndex, ChannelHeader, Envelope, Payload};
+use medledger_proto::common::{Block, BlockMetadataIndex, Envelope};
 use prost::Message;
 use serde::Serialize;
 
@@ -392,14 +392,13 @@ fn private_data(
         .collect()
 }
 
-/// The tx id in a serialized envelope's channel header, if it decodes.
+/// The tx id in a serialized envelope's channel header, if it parses.
 pub(crate) fn envelope_tx_id(bytes: &[u8]) -> Option<String> {
     let env = Envelope::decode(bytes).ok()?;
-    let payload = Payload::decode(env.payload.as_slice()).ok()?;
-    let header = payload.header?;
     Some(
-        ChannelHeader::decode(header.channel_header.as_slice())
+        medledger_channel::envelope::parse(&env)
             .ok()?
-            .tx_id,
+            .tx_id()
+            .to_owned(),
     )
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use ehr_chaincode::ids::{Grantee, PseudonymKey};
+use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{AuthorityRole, EmergencyReason, Purpose};
 use serde::Serialize;
 
@@ -627,30 +627,10 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             )
         }
         EhrCommand::SetPseudonymKey(a) => {
-            let key = read_pseudonym_key(&a.key_file)?;
+            let key = crate::net::generate::read_pseudonym_key(&a.key_file)?;
             print_json(&a.connect.client().await?.set_pseudonym_key(&key).await?)
         }
     }
-}
-
-/// Reads a pseudonym key file: 32 raw bytes, or 64 hex digits (surrounding whitespace
-/// ignored).
-///
-/// # Errors
-/// An unreadable file or another length or content.
-pub fn read_pseudonym_key(path: &std::path::Path) -> Result<PseudonymKey> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let text = std::str::from_utf8(&bytes).map(str::trim).ok();
-    let raw = match text.and_then(|t| hex::decode(t).ok()) {
-        Some(decoded) if decoded.len() == PseudonymKey::LEN => decoded,
-        _ => bytes,
-    };
-    PseudonymKey::from_bytes(&raw).map_err(|_| {
-        anyhow::anyhow!(
-            "{}: a pseudonym key is 32 bytes or 64 hex digits",
-            path.display()
-        )
-    })
 }
 
 impl ConnectArgs {

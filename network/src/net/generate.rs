@@ -369,6 +369,26 @@ pub fn pseudonym_key_path(dir: &Path, org_name: &str) -> PathBuf {
     dir.join("ehr-keys").join(format!("{org_name}.key"))
 }
 
+/// Reads a pseudonym key file: 32 raw bytes, or 64 hex digits (surrounding whitespace
+/// ignored).
+///
+/// # Errors
+/// An unreadable file or another length or content.
+pub fn read_pseudonym_key(path: &Path) -> Result<PseudonymKey> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::str::from_utf8(&bytes).map(str::trim).ok();
+    let raw = match text.and_then(|t| hex::decode(t).ok()) {
+        Some(decoded) if decoded.len() == PseudonymKey::LEN => decoded,
+        _ => bytes,
+    };
+    PseudonymKey::from_bytes(&raw).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: a pseudonym key is 32 bytes or 64 hex digits",
+            path.display()
+        )
+    })
+}
+
 /// Creates `org_name`'s pseudonym key (32 random bytes) at [`pseudonym_key_path`] (directory
 /// 0700, file 0600), or reads the one already there.
 ///
@@ -383,7 +403,7 @@ pub fn write_pseudonym_key(dir: &Path, org_name: &str) -> Result<PseudonymKey> {
         // A key copied in by hand may have been created readable by others.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("restricting {}", path.display()))?;
-        return crate::cli::ehr::read_pseudonym_key(&path);
+        return read_pseudonym_key(&path);
     }
     let parent = path.parent().context("key path")?;
     std::fs::DirBuilder::new()

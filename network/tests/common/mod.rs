@@ -223,8 +223,7 @@ pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
 /// in `dir` (ADR 0031).
 pub fn pseudonym_key(dir: &Path, org: &str) -> ehr_chaincode::ids::PseudonymKey {
     let path = medledger_network::net::generate::pseudonym_key_path(dir, org);
-    assert!(path.exists(), "no pseudonym key at {}", path.display());
-    medledger_network::net::generate::write_pseudonym_key(dir, org).unwrap()
+    medledger_network::net::generate::read_pseudonym_key(&path).unwrap()
 }
 
 /// The ledger id of the patient `patient_id` (a `Patient.id`) of org1, the dev network's
