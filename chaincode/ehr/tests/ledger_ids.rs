@@ -430,9 +430,22 @@ fn a_certificate_naming_a_clear_patient_id_names_no_patient() {
     let grant = json!({"patient_id": lpb(), "grantee": {"org": "Org2MSP"},
         "purposes": ["treatment"], "valid_for_s": 3600})
     .to_string();
-    reissue(
+    let old = reissue(
         "patient:old-enrollment",
         &[("ehr.role", "patient"), ("ehr.patient_id", PB)],
+    );
+    // The contract reads no patient from it at all (not merely one that matches nothing),
+    // and the same certificate naming the ledger id is that patient.
+    assert_eq!(ehr_chaincode::Caller::from_creator(&old).patient_id, None);
+    let current = reissue(
+        "patient:new-enrollment",
+        &[("ehr.role", "patient"), ("ehr.patient_id", lpb())],
+    );
+    assert_eq!(
+        ehr_chaincode::Caller::from_creator(&current)
+            .patient_id
+            .as_deref(),
+        Some(lpb())
     );
     n.refused(
         Some("patient:old-enrollment"),
