@@ -14,8 +14,9 @@
 //! - the pool holds at most a number of envelopes, a number of bytes, and per submitter
 //!   (creator identity) a share of those bytes ([`PoolLimits`]); beyond, Broadcast answers
 //!   `SERVICE_UNAVAILABLE`;
-//! - a block takes pending envelopes from the submitters in turn, the one served the fewest
-//!   bytes so far first (fair queuing by bytes; each submitter's in arrival order), at most
+//! - a block takes pending envelopes from the submitters in turn, first the one whose bytes
+//!   ordered so far plus its next envelope's size are the fewest (weighted fair queuing by
+//!   bytes; each submitter's in arrival order), at most
 //!   `max_message_count`, stopping
 //!   before the total would pass `preferred_max_bytes` (an envelope larger than that goes in a
 //!   block of its own); a config update always goes in a block of its own (Fabric's block
@@ -583,10 +584,11 @@ impl Pool {
     /// The envelopes of the next block; empty if nothing is pending. A config update is cut
     /// alone once everything that arrived before it is ordered. Otherwise the block takes
     /// envelopes that arrived before any pending config update from their submitters in
-    /// turn, those with the fewest bytes ordered first (counted from decided blocks, the same
-    /// on every orderer), each submitter's in arrival order (fair queuing by bytes): a
-    /// submitter of many or large envelopes does not delay another's small ones behind its
-    /// own.
+    /// turn, each submitter's in arrival order, first the submitter whose bytes ordered
+    /// (counted from decided blocks, the same on every orderer) plus the size of its next
+    /// envelope are the fewest (weighted fair queuing by bytes, finish tags): a submitter of
+    /// many or large envelopes does not delay another's small ones behind its own, even one
+    /// that has had more bytes ordered before.
     pub fn cut(&self, batch: &BatchConfig) -> Vec<Vec<u8>> {
         let Some(first) = self.by_seq.values().next() else {
             return Vec::new();
@@ -595,9 +597,21 @@ impl Pool {
             return vec![first.bytes.clone()];
         }
         let before = self.config_updates.first().copied().unwrap_or(u64::MAX);
-        // Submitters in turn, the least served first.
+        // Submitters in turn, the one whose next envelope would finish first (bytes ordered
+        // plus its size: weighted fair queuing's finish tag) first.
         let mut order: Vec<&[u8; 32]> = self.submitters.keys().collect();
-        order.sort_by_key(|k| (self.served.get(*k).copied().unwrap_or(0), **k));
+        let next_size = |k: &[u8; 32]| {
+            self.submitters[k]
+                .seqs
+                .range(..before)
+                .next()
+                .and_then(|seq| self.by_seq.get(seq))
+                .map_or(0, |p| p.bytes.len() as u64)
+        };
+        order.sort_by_key(|k| {
+            let served = self.served.get(*k).copied().unwrap_or(0);
+            (served.saturating_add(next_size(k)), **k)
+        });
         let mut queues: Vec<_> = order
             .iter()
             .map(|k| self.submitters[*k].seqs.range(..before).peekable())
@@ -1408,12 +1422,7 @@ mod pool_tests {
 
     #[test]
     fn cutting_takes_submitters_in_turn() {
-        let b = BatchConfig {
-            max_message_count: 10,
-            preferred_max_bytes: 100,
-            absolute_max_bytes: 1000,
-            batch_timeout_ms: 100,
-        };
+        let b = small_batches();
         let mut pool = Pool::default();
         // Submitter 1 floods large envelopes first; 2 and 3 then send small ones.
         for i in 0..5 {
@@ -1425,22 +1434,63 @@ mod pool_tests {
         }
         let mut blocks = Vec::new();
         while !pool.is_empty() {
-            let block = pool.cut(&b);
-            assert!(!block.is_empty());
-            let who: Vec<u8> = block.iter().map(|e| e[0]).collect();
-            // Remove what was cut (as a decided block does).
-            let txs: Vec<String> = pool
-                .by_seq
-                .values()
-                .filter(|p| block.contains(&p.bytes))
-                .map(|p| p.tx_id.clone())
-                .collect();
-            pool.remove_txs(txs.iter().map(String::as_str));
+            let who = order_cut(&mut pool, &b);
+            assert!(!who.is_empty());
             blocks.push(who);
         }
-        // The small envelopes are all ordered by the second block, not after the five large.
-        assert_eq!(blocks[0], vec![1]);
-        assert_eq!(blocks[1], vec![2, 3, 2, 3, 2, 3]);
-        assert!(blocks[2..].iter().all(|b| b == &vec![1]));
+        // The small envelopes are all ordered first, not after the five large: each
+        // submitter's next envelope would finish (bytes ordered + its size) before the large.
+        assert_eq!(blocks[0], vec![2, 3, 2, 3, 2, 3]);
+        assert!(blocks[1..].iter().all(|b| b == &vec![1]));
+        assert_eq!(blocks.len(), 6);
+    }
+
+    /// Blocks of at most 10 envelopes, preferably 100 bytes.
+    fn small_batches() -> BatchConfig {
+        BatchConfig {
+            max_message_count: 10,
+            preferred_max_bytes: 100,
+            absolute_max_bytes: 1000,
+            batch_timeout_ms: 100,
+        }
+    }
+
+    /// Removes what `cut` returned from the pool, as a decided block does; who submitted each.
+    fn order_cut(pool: &mut Pool, b: &BatchConfig) -> Vec<u8> {
+        let block = pool.cut(b);
+        let txs: Vec<String> = pool
+            .by_seq
+            .values()
+            .filter(|p| block.contains(&p.bytes))
+            .map(|p| p.tx_id.clone())
+            .collect();
+        pool.remove_txs(txs.iter().map(String::as_str));
+        block.iter().map(|e| e[0]).collect()
+    }
+
+    #[test]
+    fn a_small_envelope_is_not_held_behind_a_large_one_of_a_less_served_submitter() {
+        // Seen under the flood of issue 14 item 3: an honest client had 20 small transactions
+        // ordered before large envelopes of new submitters arrived; ordered by bytes served
+        // alone, each newcomer's large envelope went first, one block each, and the honest
+        // client's next transaction waited behind all of them.
+        let b = small_batches();
+        let mut pool = Pool::default();
+        for i in 0..20 {
+            add(&mut pool, 9, &format!("warm{i}"), 10).unwrap();
+        }
+        while !pool.is_empty() {
+            order_cut(&mut pool, &b);
+        }
+        for s in 1..=3 {
+            add(&mut pool, s, &format!("big{s}"), 500).unwrap();
+        }
+        add(&mut pool, 9, "honest", 10).unwrap();
+        assert_eq!(order_cut(&mut pool, &b), vec![9]);
+        // The large ones follow, one block each (each is over preferred_max_bytes).
+        for _ in 0..3 {
+            assert_eq!(order_cut(&mut pool, &b).len(), 1);
+        }
+        assert!(pool.is_empty());
     }
 }

@@ -3,8 +3,8 @@
 //! submitters, far more than their byte budget, and a flood of envelopes with bad signatures,
 //! while an honest client keeps submitting small transactions: the process's memory stays
 //! bounded, the honest transactions keep being ordered, and an unendorsed transaction is
-//! refused with `BAD_REQUEST`. (The issue's p99 target, 2 s, is asserted only by the ignored
-//! full-size run; the scaled run on 2 cores asserts 20 s: see its comment.)
+//! refused with `BAD_REQUEST`. (The issue's p99 target, 2 s, is asserted by the ignored
+//! full-size run; the scaled run on 2 cores asserts 3 s: see its comment.)
 //!
 //! The issue's full-size run (2,000 × 10 MiB) is `full_size_flood`, ignored by default:
 //! `cargo test --release -p medledger-orderer --test broadcast_limits -- --ignored`.
@@ -38,6 +38,12 @@ fn rss() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// The `q` quantile of sorted `v` (zero if empty).
+fn quantile(v: &[Duration], q: f64) -> Duration {
+    let i = ((v.len() as f64 * q).ceil() as usize).saturating_sub(1);
+    v.get(i).copied().unwrap_or_default()
 }
 
 fn nonce() -> [u8; 24] {
@@ -246,8 +252,16 @@ async fn run(flood: Flood) {
     // The honest client: one small transaction every 100 ms, to each orderer in turn;
     // retried while refused with SERVICE_UNAVAILABLE (latency counts from the first try).
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let honest_retries = Arc::new(AtomicU64::new(0));
     {
-        let (stop, submitted, honest) = (stop.clone(), submitted.clone(), honest.clone());
+        let (stop, submitted, accepted, retries, honest) = (
+            stop.clone(),
+            submitted.clone(),
+            accepted.clone(),
+            honest_retries.clone(),
+            honest.clone(),
+        );
         let mut clients = Vec::new();
         for p in &ports {
             clients.push(connect(*p).await);
@@ -266,9 +280,11 @@ async fn run(flood: Flood) {
                             if r.first()
                                 .is_some_and(|x| x.status == Status::Success as i32) =>
                         {
+                            accepted.lock().unwrap().insert(tx_id(&env), Instant::now());
                             break;
                         }
                         other => {
+                            retries.fetch_add(1, Ordering::Relaxed);
                             let s = other.ok().and_then(|r| r.first().map(|x| x.status));
                             assert!(
                                 s.is_none() || s == Some(Status::ServiceUnavailable as i32),
@@ -341,7 +357,25 @@ async fn run(flood: Flood) {
         })
         .collect();
     latencies.sort();
-    let p = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    let p = |q: f64| quantile(&latencies, q);
+    // Where the honest latency goes: admission (first try → SUCCESS, retries included) and
+    // ordering (SUCCESS → in orderer 1's chain).
+    let a = accepted.lock().unwrap().clone();
+    let mut admission: Vec<Duration> = a.iter().map(|(tx, t1)| t1.duration_since(s[tx])).collect();
+    let mut ordering: Vec<Duration> = a
+        .iter()
+        .filter_map(|(tx, t1)| c.get(tx).map(|t2| t2.saturating_duration_since(*t1)))
+        .collect();
+    admission.sort();
+    ordering.sort();
+    println!(
+        "honest admission p50 {:?} p99 {:?} ({} retries); ordering p50 {:?} p99 {:?}",
+        quantile(&admission, 0.5),
+        quantile(&admission, 0.99),
+        honest_retries.load(Ordering::Relaxed),
+        quantile(&ordering, 0.5),
+        quantile(&ordering, 0.99),
+    );
     let growth = peak.load(Ordering::Relaxed).saturating_sub(idle);
     let sent = big_sent.load(Ordering::Relaxed).min(flood.big_total);
     println!(
@@ -390,10 +424,10 @@ async fn big_envelopes_and_bad_signatures_do_not_exhaust_the_orderers() {
         streams_per_submitter: 2,
         ring: 8,
         big_bytes: 4 * MIB,
-        // Known gap (issue 14 item 3 asks 2 s): on 2 cores running four orderers and their
-        // attackers, one multi-MiB block takes 1-2 s to order, and an honest transaction can
-        // wait behind several. Measured: p50 0.9-2 s, p99 5-10 s (the machine shared).
-        p99_bound: Duration::from_secs(20),
+        // The issue asks 2 s. Measured on 2 cores (four orderers and their attackers in this
+        // process, two compilers beside): p50 0.16-0.3 s, p99 1.25-1.65 s. Bound with margin
+        // for a loaded CI machine; the full-size run below asserts 2 s.
+        p99_bound: Duration::from_secs(3),
         duration: Duration::from_secs(20),
         big_total: u64::MAX,
         rss_bound: 1024 * MIB as u64,
