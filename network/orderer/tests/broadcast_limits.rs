@@ -11,51 +11,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::{CHANNEL, ChainWatch, Submitted, nonce, quantile, rss, tx_id};
 
 use medledger_msp::ca::{CertificateAuthority, Registration};
 use medledger_msp::folder::load_signing_identity;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::client::{OrdererClient, endorsed_envelope, transaction_envelope};
-use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNetSpec};
+use medledger_orderer::config::ConsensusSection;
 use medledger_orderer::server;
 use medledger_proto::common::{Envelope, Status};
-use medledger_proto::medledger::channel::BatchConfig;
 
-const CHANNEL: &str = "ehr";
 const MIB: usize = 1 << 20;
-
-/// Resident set size of this process, bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// The `q` quantile of sorted `v` (zero if empty).
-fn quantile(v: &[Duration], q: f64) -> Duration {
-    let i = ((v.len() as f64 * q).ceil() as usize).saturating_sub(1);
-    v.get(i).copied().unwrap_or_default()
-}
-
-fn nonce() -> [u8; 24] {
-    rand::random()
-}
-
-fn tx_id(e: &Envelope) -> String {
-    medledger_channel::envelope::parse(e)
-        .unwrap()
-        .tx_id()
-        .to_owned()
-}
 
 struct Flood {
     /// 10 MiB envelopes sent per submitter: each of `big_submitters` identities.
@@ -79,40 +53,18 @@ struct Flood {
 
 async fn run(flood: Flood) {
     // RUST_LOG=orderer=debug shows what the orderers do under the flood.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    common::trace();
     let dir = tempfile::tempdir().unwrap();
-    let ports = devnet::free_ports("127.0.0.1", 4).unwrap();
-    let net = devnet::generate(
+    let (ports, net, configs) = common::dev_network(
         dir.path(),
-        &DevNetSpec {
-            channel_id: CHANNEL.into(),
-            host: "127.0.0.1".into(),
-            ports: ports.clone(),
-            operations_ports: None,
-            batch: BatchConfig {
-                max_message_count: 500,
-                preferred_max_bytes: 0, // 2 MiB
-                absolute_max_bytes: 0,  // 10 MiB
-                batch_timeout_ms: 100,
-            },
-            consensus: ConsensusSection {
-                propose_timeout_ms: 2000,
-                // Small budgets so the flood is many times the budget in a short test.
-                max_pending_bytes: 64 * MIB as u64,
-                cluster_queue_bytes: 32 * MIB as u64,
-                ..ConsensusSection::default()
-            },
+        ConsensusSection {
+            propose_timeout_ms: 2000,
+            // Small budgets so the flood is many times the budget in a short test.
+            max_pending_bytes: 64 * MIB as u64,
+            cluster_queue_bytes: 32 * MIB as u64,
+            ..ConsensusSection::default()
         },
-    )
-    .unwrap();
-    let configs: Vec<OrdererConfig> = net
-        .orderer_configs
-        .iter()
-        .map(|p| OrdererConfig::load(p).unwrap())
-        .collect();
+    );
     let mut orderers = Vec::new();
     for c in &configs {
         orderers.push(server::start(c).await.unwrap());
@@ -251,7 +203,7 @@ async fn run(flood: Flood) {
 
     // The honest client: one small transaction every 100 ms, to each orderer in turn;
     // retried while refused with SERVICE_UNAVAILABLE (latency counts from the first try).
-    let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let submitted: Submitted = Arc::default();
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let honest_retries = Arc::new(AtomicU64::new(0));
     {
@@ -300,27 +252,7 @@ async fn run(flood: Flood) {
     }
 
     // Watch orderer 1's chain for the honest transactions, and the memory.
-    let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let peak = Arc::new(AtomicU64::new(idle));
-    let watcher = {
-        let (orderers, committed, peak) = (orderers.clone(), committed.clone(), peak.clone());
-        tokio::spawn(async move {
-            let mut next = 1u64;
-            loop {
-                peak.fetch_max(rss(), Ordering::Relaxed);
-                while next < orderers[0].height() {
-                    let b = orderers[0].block(next).unwrap().unwrap();
-                    let now = Instant::now();
-                    let mut c = committed.lock().unwrap();
-                    for tx in medledger_orderer::node::block_tx_ids(&b) {
-                        c.entry(tx).or_insert(now);
-                    }
-                    next += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let watch = ChainWatch::start(orderers.clone(), idle);
 
     let flood_start = Instant::now();
     while flood_start.elapsed() < flood.duration
@@ -333,41 +265,27 @@ async fn run(flood: Flood) {
         let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
     }
     // Let the honest transactions submitted last be ordered.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let done = {
-            let s = submitted.lock().unwrap();
-            let c = committed.lock().unwrap();
-            s.keys().all(|t| c.contains_key(t))
-        };
-        if done || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    watcher.abort();
-
-    let s = submitted.lock().unwrap().clone();
-    let c = committed.lock().unwrap().clone();
-    let mut latencies: Vec<Duration> = s
-        .iter()
-        .map(|(tx, t0)| {
-            c.get(tx)
-                .map_or(Duration::from_secs(3600), |t1| t1.duration_since(*t0))
-        })
-        .collect();
-    latencies.sort();
-    let p = |q: f64| quantile(&latencies, q);
+    let seen = watch.finish(&submitted, Duration::from_secs(15)).await;
+    let p = |q: f64| seen.percentile(q);
+    let growth = seen.peak_rss.saturating_sub(idle);
     // Where the honest latency goes: admission (first try → SUCCESS, retries included) and
     // ordering (SUCCESS → in orderer 1's chain).
-    let a = accepted.lock().unwrap().clone();
-    let mut admission: Vec<Duration> = a.iter().map(|(tx, t1)| t1.duration_since(s[tx])).collect();
-    let mut ordering: Vec<Duration> = a
-        .iter()
-        .filter_map(|(tx, t1)| c.get(tx).map(|t2| t2.saturating_duration_since(*t1)))
-        .collect();
-    admission.sort();
-    ordering.sort();
+    let (admission, ordering) = {
+        let (a, s) = (accepted.lock().unwrap(), submitted.lock().unwrap());
+        let mut admission: Vec<Duration> =
+            a.iter().map(|(tx, t1)| t1.duration_since(s[tx])).collect();
+        let mut ordering: Vec<Duration> = a
+            .iter()
+            .filter_map(|(tx, t1)| {
+                seen.ordered
+                    .get(tx)
+                    .map(|t2| t2.saturating_duration_since(*t1))
+            })
+            .collect();
+        admission.sort();
+        ordering.sort();
+        (admission, ordering)
+    };
     println!(
         "honest admission p50 {:?} p99 {:?} ({} retries); ordering p50 {:?} p99 {:?}",
         quantile(&admission, 0.5),
@@ -376,23 +294,22 @@ async fn run(flood: Flood) {
         quantile(&ordering, 0.5),
         quantile(&ordering, 0.99),
     );
-    let growth = peak.load(Ordering::Relaxed).saturating_sub(idle);
     let sent = big_sent.load(Ordering::Relaxed).min(flood.big_total);
     println!(
         "big envelopes attempted {sent} ({} MiB), refused {}; bad signatures sent {}; honest txs {} p50 {:?} p99 {:?} max {:?}; RSS idle {} MiB, peak growth {} MiB; heights {:?}",
         sent * (flood.big_bytes / MIB) as u64,
         big_refused.load(Ordering::Relaxed),
         bad_sent.load(Ordering::Relaxed),
-        latencies.len(),
+        seen.latencies.len(),
         p(0.5),
         p(0.99),
-        latencies.last().copied().unwrap_or_default(),
+        seen.max(),
         idle / MIB as u64,
         growth / MIB as u64,
         orderers.iter().map(|o| o.height()).collect::<Vec<_>>(),
     );
     assert!(
-        latencies.len() >= 20,
+        seen.latencies.len() >= 20,
         "too few honest transactions measured"
     );
     assert!(
