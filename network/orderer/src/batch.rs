@@ -8,9 +8,10 @@
 //!   [`medledger_channel::envelope::check`] (headers, channel, tx_id, creator and signature),
 //!   its creator satisfies the channel's `Writers` policy, an `ENDORSER_TRANSACTION` is an
 //!   endorsed transaction ([`check_endorsed`]: one action, bound to the headers, with at least
-//!   one well-formed endorsement), a `CONFIG_UPDATE` passes [`ChannelConfig::apply_update`]
-//!   against the current configuration, and its tx_id is neither pending nor already
-//!   ordered;
+//!   one well-formed endorsement; above [`VERIFY_ENDORSEMENTS_ABOVE`] bytes, every
+//!   endorsement's signature verified, which Fabric's orderer never does — ADR 0033), a
+//!   `CONFIG_UPDATE` passes [`ChannelConfig::apply_update`] against the current
+//!   configuration, and its tx_id is neither pending nor already ordered;
 //! - the pool holds at most a number of envelopes, a number of bytes, and per submitter
 //!   (creator identity) a share of those bytes ([`PoolLimits`]); beyond, Broadcast answers
 //!   `SERVICE_UNAVAILABLE`;
@@ -57,6 +58,19 @@ fn reject(status: Status, reason: impl Into<String>) -> Rejection {
 /// How far a config update's channel-header timestamp may be from the orderer's clock
 /// (Fabric's default time window for signed requests, 15 minutes).
 pub const CONFIG_UPDATE_TIME_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Envelopes larger than this many bytes are admitted only if every endorsement verifies
+/// ([`check_endorsed`]); smaller ones, as in Fabric, only if well formed. Normal EHR
+/// transactions are a few KiB and pay no extra ECDSA verification; a multi-MiB envelope costs
+/// its orderers far more in bandwidth, storage and hashing than one verification per
+/// endorsement (~51 µs), so forged endorsements no longer get junk of that size ordered
+/// (ADR 0033).
+pub const VERIFY_ENDORSEMENTS_ABOVE: usize = 64 * 1024;
+
+/// Most endorsements an envelope larger than [`VERIFY_ENDORSEMENTS_ABOVE`] may carry: each is
+/// one ECDSA verification over the proposal response payload, so this bounds what one such
+/// envelope costs an orderer to check (a majority of 32 organizations needs 17).
+pub const MAX_VERIFIED_ENDORSEMENTS: usize = 32;
 
 /// An envelope that passed admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +224,7 @@ fn admit_hashed(
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
     if !config_update {
-        check_endorsed(config, &checked.parsed, now)?;
+        check_endorsed(config, &checked.parsed, bytes.len(), now)?;
     }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
@@ -261,15 +275,24 @@ fn admit_hashed(
 /// to the transaction by its proposal hash (SHA-256 of channel header ‖ signature header ‖
 /// chaincode proposal payload); and it carries at least one endorsement, each with an
 /// endorser of a channel MSP and a signature, the first endorser a valid identity of its MSP
-/// at `now`. Endorsement signatures and the endorsement policy are the peers' to evaluate
-/// (as in Fabric); this keeps unendorsed output — an evaluate-only response, say — and
-/// arbitrary bytes out of blocks.
+/// at `now`. This keeps unendorsed output — an evaluate-only response, say — and arbitrary
+/// bytes out of blocks.
+///
+/// An envelope of `size` bytes above [`VERIFY_ENDORSEMENTS_ABOVE`] must also carry at most
+/// [`MAX_VERIFIED_ENDORSEMENTS`] endorsements, each by a valid identity of a channel MSP at
+/// `now` whose signature over `proposal_response_payload ‖ endorser` verifies (Fabric's
+/// endorsement signature, checked as the peers' validator checks it): a Writer cannot get
+/// megabytes ordered behind a copied peer certificate and random signature bytes. Below the
+/// threshold endorsement signatures are not verified here, as in Fabric's orderer: a forged
+/// one is ordered and every peer marks the transaction `ENDORSEMENT_POLICY_FAILURE`. The
+/// endorsement policy is always the peers' to evaluate.
 ///
 /// # Errors
 /// A `BAD_REQUEST` [`Rejection`] naming the first violation.
 pub fn check_endorsed(
     config: &ChannelConfig,
     parsed: &envelope::ParsedEnvelope,
+    size: usize,
     now: SystemTime,
 ) -> Result<(), Rejection> {
     let bad = |reason: &str| reject(Status::BadRequest, reason);
@@ -322,10 +345,30 @@ pub fn check_endorsed(
             ));
         }
     }
-    config
-        .msps()
-        .validate(&first.endorser, now)
-        .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
+    if size <= VERIFY_ENDORSEMENTS_ABOVE {
+        config
+            .msps()
+            .validate(&first.endorser, now)
+            .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
+        return Ok(());
+    }
+    if endorsed.endorsements.len() > MAX_VERIFIED_ENDORSEMENTS {
+        return Err(bad(&format!(
+            "an envelope of {size} bytes carries {} endorsements (at most {MAX_VERIFIED_ENDORSEMENTS} above {VERIFY_ENDORSEMENTS_ABOVE} bytes)",
+            endorsed.endorsements.len()
+        )));
+    }
+    for (i, e) in endorsed.endorsements.iter().enumerate() {
+        let msg = [endorsed.proposal_response_payload.as_slice(), &e.endorser].concat();
+        config
+            .msps()
+            .verify(&e.endorser, &msg, &e.signature, now)
+            .map_err(|err| {
+                bad(&format!(
+                    "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) does not verify: {err}"
+                ))
+            })?;
+    }
     Ok(())
 }
 
@@ -1259,6 +1302,174 @@ mod tests {
         ));
     }
 
+    /// `env` with its endorsements changed by `change`, re-signed by its creator `client` (a
+    /// Writer forging endorsements of its own transaction).
+    fn with_endorsements(
+        client: &medledger_msp::identity::SigningIdentity,
+        env: &Envelope,
+        change: impl FnOnce(&mut Vec<medledger_proto::protos::Endorsement>),
+    ) -> Envelope {
+        let mut payload = Payload::decode(env.payload.as_slice()).unwrap();
+        let mut tx = Transaction::decode(payload.data.as_slice()).unwrap();
+        let mut cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+        change(&mut cap.action.as_mut().unwrap().endorsements);
+        tx.actions[0].payload = cap.encode_to_vec();
+        payload.data = tx.encode_to_vec();
+        let payload = payload.encode_to_vec();
+        Envelope {
+            signature: client.sign(&payload).unwrap(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn large_envelopes_are_admitted_only_with_verified_endorsements() {
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let patient = ch.orgs[0].identity("patient", NodeOu::Client, &[]);
+        let peer = ch.orgs[0].identity("peer0", NodeOu::Peer, &[]);
+        let now = SystemTime::now();
+        let endorsed = |data: Vec<u8>| {
+            let nonce = medledger_channel::testing::rand_nonce();
+            crate::client::endorsed_envelope(&patient, "ehr", &nonce, data, &[&peer]).unwrap()
+        };
+        let big = endorsed(vec![0xAB; 2 * VERIFY_ENDORSEMENTS_ABOVE]);
+        assert!(big.encoded_len() > VERIFY_ENDORSEMENTS_ABOVE);
+        // Properly endorsed: admitted.
+        admit(&config, &big.encode_to_vec(), now).unwrap();
+        // The peer's certificate copied, with random signature bytes, a signature by the
+        // patient, or the patient's own endorsement forged after the peer's: refused.
+        let forgeries = [
+            with_endorsements(&patient, &big, |e| {
+                e[0].signature = medledger_channel::testing::rand_nonce().repeat(3);
+            }),
+            with_endorsements(&patient, &big, |e| {
+                e[0].signature = patient.sign(b"anything").unwrap();
+            }),
+            with_endorsements(&patient, &big, |e| {
+                e.push(medledger_proto::protos::Endorsement {
+                    endorser: patient.serialized().to_vec(),
+                    signature: e[0].signature.clone(),
+                });
+            }),
+        ];
+        for forged in &forgeries {
+            let refusal = admit(&config, &forged.encode_to_vec(), now).unwrap_err();
+            assert_eq!(refusal.status, Status::BadRequest, "{refusal}");
+            assert!(refusal.reason.contains("endorsement"), "{refusal}");
+            assert!(!refusal.reason.contains("ABAB"), "{refusal}");
+        }
+        // Valid endorsements, but more than an orderer verifies for one envelope.
+        let many = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), patient.serialized()].concat();
+            let own = medledger_proto::protos::Endorsement {
+                endorser: patient.serialized().to_vec(),
+                signature: patient.sign(&msg).unwrap(),
+            };
+            e.extend(std::iter::repeat_n(own, MAX_VERIFIED_ENDORSEMENTS));
+        });
+        let refusal = admit(&config, &many.encode_to_vec(), now).unwrap_err();
+        assert_eq!(refusal.status, Status::BadRequest);
+        assert!(refusal.reason.contains("endorsements"), "{refusal}");
+        let enough = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), patient.serialized()].concat();
+            e.push(medledger_proto::protos::Endorsement {
+                endorser: patient.serialized().to_vec(),
+                signature: patient.sign(&msg).unwrap(),
+            });
+        });
+        admit(&config, &enough.encode_to_vec(), now).unwrap();
+        // An endorser that is no valid identity of a channel MSP (a stranger's certificate
+        // under Org1MSP's name) is refused too.
+        let stranger = medledger_channel::testing::TestOrg::new("Org1MSP", "x.example.com")
+            .identity("peer0", NodeOu::Peer, &[]);
+        let by_stranger = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), stranger.serialized()].concat();
+            e.push(medledger_proto::protos::Endorsement {
+                endorser: stranger.serialized().to_vec(),
+                signature: stranger.sign(&msg).unwrap(),
+            });
+        });
+        assert_eq!(
+            admit(&config, &by_stranger.encode_to_vec(), now)
+                .unwrap_err()
+                .status,
+            Status::BadRequest
+        );
+
+        // Fabric parity below the threshold: a small envelope with a forged endorsement is
+        // ordered (no extra ECDSA verification per normal transaction); every peer drops the
+        // endorsement at validation and marks the transaction ENDORSEMENT_POLICY_FAILURE.
+        let small = endorsed(vec![0xAB; 2 * 1024]);
+        assert!(small.encoded_len() <= VERIFY_ENDORSEMENTS_ABOVE);
+        let small_forged = with_endorsements(&patient, &small, |e| {
+            e[0].signature = patient.sign(b"anything").unwrap();
+        });
+        admit(&config, &small_forged.encode_to_vec(), now).unwrap();
+
+        // A Byzantine leader proposing the big forgery in a block: the batch is invalid.
+        let propose = |e: &[Vec<u8>]| propose_first(&config, e, now);
+        let block = [small_forged.encode_to_vec(), forgeries[1].encode_to_vec()];
+        assert!(matches!(
+            propose(&block),
+            Err(BatchError::BadEnvelope {
+                index: 1,
+                rejection: Rejection {
+                    status: Status::BadRequest,
+                    ..
+                },
+                ..
+            })
+        ));
+        assert_eq!(
+            propose(&[small_forged.encode_to_vec(), big.encode_to_vec()])
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    /// Validates `envelopes` proposed at `now` as block 1 of an empty chain, by an orderer that
+    /// admitted none of them before.
+    fn propose_first(
+        config: &ChannelConfig,
+        envelopes: &[Vec<u8>],
+        now: SystemTime,
+    ) -> Result<Vec<String>, BatchError> {
+        let ordered = HashSet::new();
+        let chain = ChainView {
+            next_number: 1,
+            last_hash: [0; 32],
+            last_time_ms: 0,
+            ordered_tx_ids: &ordered,
+        };
+        let data = medledger_channel::block::data_hash(&BlockData {
+            data: envelopes.to_vec(),
+        });
+        validate(
+            config,
+            &chain,
+            &Candidate {
+                number: 1,
+                previous_hash: &[0; 32],
+                data_hash: &data,
+                time_ms: medledger_channel::bft::time_ms(now),
+                fresh: true,
+                envelopes,
+            },
+            &|_| None,
+            &Verdicts::new(8),
+            now,
+        )
+    }
+
+    /// The proposal response payload an envelope's endorsements sign.
+    fn prp_of(env: &Envelope) -> Vec<u8> {
+        let payload = Payload::decode(env.payload.as_slice()).unwrap();
+        let tx = Transaction::decode(payload.data.as_slice()).unwrap();
+        let cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+        cap.action.unwrap().proposal_response_payload
+    }
+
     #[test]
     fn config_updates_need_the_admins_and_are_ordered_alone() {
         use medledger_channel::testing::TestOrg;
@@ -1325,31 +1536,7 @@ mod tests {
         assert_eq!(pool.cut(cfg), vec![majority.clone()]);
 
         // A proposal with the update among other envelopes is invalid; alone it is valid.
-        let ordered = HashSet::new();
-        let chain = ChainView {
-            next_number: 1,
-            last_hash: [0; 32],
-            last_time_ms: 0,
-            ordered_tx_ids: &ordered,
-        };
-        let propose = |e: &[Vec<u8>]| {
-            let data = medledger_channel::block::data_hash(&BlockData { data: e.to_vec() });
-            validate(
-                &ch.config,
-                &chain,
-                &Candidate {
-                    number: 1,
-                    previous_hash: &[0; 32],
-                    data_hash: &data,
-                    time_ms: medledger_channel::bft::time_ms(now),
-                    fresh: true,
-                    envelopes: e,
-                },
-                &|_| None,
-                &Verdicts::new(1),
-                now,
-            )
-        };
+        let propose = |e: &[Vec<u8>]| propose_first(&ch.config, e, now);
         assert!(matches!(
             propose(&[b.clone(), majority.clone()]),
             Err(BatchError::ConfigNotAlone { .. })
