@@ -8,22 +8,25 @@
 //!   [`medledger_channel::envelope::check`] (headers, channel, tx_id, creator and signature),
 //!   its creator satisfies the channel's `Writers` policy, an `ENDORSER_TRANSACTION` is an
 //!   endorsed transaction ([`check_endorsed`]: one action, bound to the headers, with at least
-//!   one well-formed endorsement), a `CONFIG_UPDATE` passes [`ChannelConfig::apply_update`]
-//!   against the current configuration, and its tx_id is neither pending nor already
-//!   ordered;
-//! - the pool holds at most a number of envelopes, a number of bytes, and per submitter
-//!   (creator identity) a share of those bytes ([`PoolLimits`]); beyond, Broadcast answers
-//!   `SERVICE_UNAVAILABLE`;
-//! - a block takes pending envelopes from the submitters in turn, first the one whose bytes
-//!   ordered so far plus its next envelope's size are the fewest (weighted fair queuing by
-//!   bytes; each submitter's in arrival order), at most
-//!   `max_message_count`, stopping
+//!   one well-formed endorsement; above [`VERIFY_ENDORSEMENTS_ABOVE`] bytes, every
+//!   endorsement's signature verified, which Fabric's orderer never does — ADR 0033), a
+//!   `CONFIG_UPDATE` passes [`ChannelConfig::apply_update`] against the current
+//!   configuration, and its tx_id is neither pending nor already ordered;
+//! - the pool holds at most a number of envelopes, a number of bytes, per submitter (creator
+//!   identity) a share of those bytes, and per organization (the creator's MSP) a share
+//!   ([`PoolLimits`]: an organization that enrolls many identities still gets one share);
+//!   beyond, Broadcast answers `SERVICE_UNAVAILABLE`;
+//! - a block takes pending envelopes from the organizations in turn, and within an
+//!   organization from its submitters in turn, each time first the one whose bytes ordered so
+//!   far plus its next envelope's size are the fewest (weighted fair queuing by bytes on two
+//!   levels; each submitter's envelopes in arrival order), at most `max_message_count`, stopping
 //!   before the total would pass `preferred_max_bytes` (an envelope larger than that goes in a
 //!   block of its own); a config update always goes in a block of its own (Fabric's block
 //!   cutter isolates config messages); blocks are never empty;
 //! - a proposed batch is valid if it is the next block (number, previous hash), its data hash
 //!   matches, its size follows the cutting rules, and every envelope would be admitted, with
-//!   no tx_id twice in the block or already in the ledger.
+//!   no tx_id twice in the block or already in the ledger. The order within a block is the
+//!   proposer's: followers check limits, not fairness (pools differ between orderers).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -58,6 +61,19 @@ fn reject(status: Status, reason: impl Into<String>) -> Rejection {
 /// (Fabric's default time window for signed requests, 15 minutes).
 pub const CONFIG_UPDATE_TIME_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Envelopes larger than this many bytes are admitted only if every endorsement verifies
+/// ([`check_endorsed`]); smaller ones, as in Fabric, only if well formed. Normal EHR
+/// transactions are a few KiB and pay no extra ECDSA verification; a multi-MiB envelope costs
+/// its orderers far more in bandwidth, storage and hashing than one verification per
+/// endorsement (~51 µs), so forged endorsements no longer get junk of that size ordered
+/// (ADR 0033).
+pub const VERIFY_ENDORSEMENTS_ABOVE: usize = 64 * 1024;
+
+/// Most endorsements an envelope larger than [`VERIFY_ENDORSEMENTS_ABOVE`] may carry: each is
+/// one ECDSA verification over the proposal response payload, so this bounds what one such
+/// envelope costs an orderer to check (a majority of 32 organizations needs 17).
+pub const MAX_VERIFIED_ENDORSEMENTS: usize = 32;
+
 /// An envelope that passed admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -69,6 +85,8 @@ pub struct Admitted {
     pub config_update: bool,
     /// Who submitted it: the id of its creator's certificate (`VerifiedIdentity::id`).
     pub submitter: [u8; 32],
+    /// The submitter's organization: its creator's MSP id.
+    pub org: String,
 }
 
 /// An envelope checked for admission ([`Verdicts::check`]), possibly on another thread than
@@ -210,7 +228,7 @@ fn admit_hashed(
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
     if !config_update {
-        check_endorsed(config, &checked.parsed, now)?;
+        check_endorsed(config, &checked.parsed, bytes.len(), now)?;
     }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
@@ -250,6 +268,7 @@ fn admit_hashed(
         hash,
         config_update,
         submitter: *checked.creator.id(),
+        org: checked.creator.msp_id().to_owned(),
     })
 }
 
@@ -261,15 +280,24 @@ fn admit_hashed(
 /// to the transaction by its proposal hash (SHA-256 of channel header ‖ signature header ‖
 /// chaincode proposal payload); and it carries at least one endorsement, each with an
 /// endorser of a channel MSP and a signature, the first endorser a valid identity of its MSP
-/// at `now`. Endorsement signatures and the endorsement policy are the peers' to evaluate
-/// (as in Fabric); this keeps unendorsed output — an evaluate-only response, say — and
-/// arbitrary bytes out of blocks.
+/// at `now`. This keeps unendorsed output — an evaluate-only response, say — and arbitrary
+/// bytes out of blocks.
+///
+/// An envelope of `size` bytes above [`VERIFY_ENDORSEMENTS_ABOVE`] must also carry at most
+/// [`MAX_VERIFIED_ENDORSEMENTS`] endorsements, each by a valid identity of a channel MSP at
+/// `now` whose signature over `proposal_response_payload ‖ endorser` verifies (Fabric's
+/// endorsement signature, checked as the peers' validator checks it): a Writer cannot get
+/// megabytes ordered behind a copied peer certificate and random signature bytes. Below the
+/// threshold endorsement signatures are not verified here, as in Fabric's orderer: a forged
+/// one is ordered and every peer marks the transaction `ENDORSEMENT_POLICY_FAILURE`. The
+/// endorsement policy is always the peers' to evaluate.
 ///
 /// # Errors
 /// A `BAD_REQUEST` [`Rejection`] naming the first violation.
 pub fn check_endorsed(
     config: &ChannelConfig,
     parsed: &envelope::ParsedEnvelope,
+    size: usize,
     now: SystemTime,
 ) -> Result<(), Rejection> {
     let bad = |reason: &str| reject(Status::BadRequest, reason);
@@ -322,10 +350,30 @@ pub fn check_endorsed(
             ));
         }
     }
-    config
-        .msps()
-        .validate(&first.endorser, now)
-        .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
+    if size <= VERIFY_ENDORSEMENTS_ABOVE {
+        config
+            .msps()
+            .validate(&first.endorser, now)
+            .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
+        return Ok(());
+    }
+    if endorsed.endorsements.len() > MAX_VERIFIED_ENDORSEMENTS {
+        return Err(bad(&format!(
+            "an envelope of {size} bytes carries {} endorsements (at most {MAX_VERIFIED_ENDORSEMENTS} above {VERIFY_ENDORSEMENTS_ABOVE} bytes)",
+            endorsed.endorsements.len()
+        )));
+    }
+    for (i, e) in endorsed.endorsements.iter().enumerate() {
+        let msg = [endorsed.proposal_response_payload.as_slice(), &e.endorser].concat();
+        config
+            .msps()
+            .verify(&e.endorser, &msg, &e.signature, now)
+            .map_err(|err| {
+                bad(&format!(
+                    "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) does not verify: {err}"
+                ))
+            })?;
+    }
     Ok(())
 }
 
@@ -336,6 +384,7 @@ struct Pending {
     hash: [u8; 32],
     config_update: bool,
     submitter: [u8; 32],
+    org: String,
     arrived: Instant,
 }
 
@@ -348,6 +397,9 @@ pub struct PoolLimits {
     pub max_bytes: usize,
     /// Bytes of one submitter's envelopes.
     pub max_bytes_per_submitter: usize,
+    /// Bytes of the envelopes of one organization's submitters (creators of one MSP): an
+    /// organization that enrolls many identities still gets one share.
+    pub max_bytes_per_org: usize,
 }
 
 impl Default for PoolLimits {
@@ -357,6 +409,7 @@ impl Default for PoolLimits {
             max_envelopes: usize::MAX,
             max_bytes: usize::MAX,
             max_bytes_per_submitter: usize::MAX,
+            max_bytes_per_org: usize::MAX,
         }
     }
 }
@@ -365,6 +418,13 @@ impl Default for PoolLimits {
 #[derive(Debug, Default)]
 struct Submitter {
     seqs: std::collections::BTreeSet<u64>,
+    bytes: usize,
+}
+
+/// One organization's submitters with envelopes pending, and their bytes.
+#[derive(Debug, Default)]
+struct Org {
+    submitters: std::collections::BTreeSet<[u8; 32]>,
     bytes: usize,
 }
 
@@ -383,11 +443,15 @@ pub struct Pool {
     bytes: usize,
     /// Pending envelopes per submitter.
     submitters: BTreeMap<[u8; 32], Submitter>,
+    /// Submitters with envelopes pending per organization (MSP id).
+    orgs: BTreeMap<String, Org>,
     /// Sequences of the pending config updates (so cutting need not scan the pool).
     config_updates: std::collections::BTreeSet<u64>,
     /// Bytes of each submitter's envelopes ordered (removed as decided), counted from the
     /// floor at the time it last had nothing pending: no credit for idle time.
     served: HashMap<[u8; 32], u64>,
+    /// The same per organization (as many as the channel has MSPs; never pruned).
+    served_orgs: HashMap<String, u64>,
     next_seq: u64,
 }
 
@@ -400,11 +464,12 @@ impl Pool {
         }
     }
 
-    /// Whether an envelope of `size` bytes from `submitter` fits within the limits.
+    /// Whether an envelope of `size` bytes from `submitter` of organization `org` fits within
+    /// the limits.
     ///
     /// # Errors
     /// A `SERVICE_UNAVAILABLE` [`Rejection`] saying which limit is reached.
-    pub fn room(&self, submitter: &[u8; 32], size: usize) -> Result<(), Rejection> {
+    pub fn room(&self, submitter: &[u8; 32], org: &str, size: usize) -> Result<(), Rejection> {
         let full = |what: &str| {
             Err(reject(
                 Status::ServiceUnavailable,
@@ -420,6 +485,10 @@ impl Pool {
         let mine = self.submitters.get(submitter).map_or(0, |s| s.bytes);
         if mine.saturating_add(size) > self.limits.max_bytes_per_submitter {
             return full("this submitter has too many bytes pending");
+        }
+        let ours = self.orgs.get(org).map_or(0, |o| o.bytes);
+        if ours.saturating_add(size) > self.limits.max_bytes_per_org {
+            return full("this submitter's organization has too many bytes pending");
         }
         Ok(())
     }
@@ -447,6 +516,14 @@ impl Pool {
                 });
             }
         }
+        if !self.orgs.contains_key(&admitted.org) {
+            let floor = self.org_floor();
+            let served = self.served_orgs.entry(admitted.org.clone()).or_default();
+            *served = (*served).max(floor);
+        }
+        let org = self.orgs.entry(admitted.org.clone()).or_default();
+        org.submitters.insert(admitted.submitter);
+        org.bytes += bytes.len();
         let sub = self.submitters.entry(admitted.submitter).or_default();
         sub.seqs.insert(seq);
         sub.bytes += bytes.len();
@@ -460,6 +537,7 @@ impl Pool {
                 hash: admitted.hash,
                 config_update: admitted.config_update,
                 submitter: admitted.submitter,
+                org: admitted.org,
                 arrived: now,
             },
         );
@@ -495,11 +573,23 @@ impl Pool {
                 self.bytes -= p.bytes.len();
                 self.config_updates.remove(&seq);
                 *self.served.entry(p.submitter).or_default() += p.bytes.len() as u64;
+                *self.served_orgs.entry(p.org.clone()).or_default() += p.bytes.len() as u64;
+                let mut gone = false;
                 if let Some(sub) = self.submitters.get_mut(&p.submitter) {
                     sub.seqs.remove(&seq);
                     sub.bytes -= p.bytes.len();
                     if sub.seqs.is_empty() {
                         self.submitters.remove(&p.submitter);
+                        gone = true;
+                    }
+                }
+                if let Some(org) = self.orgs.get_mut(&p.org) {
+                    org.bytes -= p.bytes.len();
+                    if gone {
+                        org.submitters.remove(&p.submitter);
+                    }
+                    if org.submitters.is_empty() {
+                        self.orgs.remove(&p.org);
                     }
                 }
             }
@@ -541,17 +631,25 @@ impl Pool {
 
     /// The fewest bytes ordered for a submitter with envelopes pending.
     fn floor(&self) -> u64 {
-        self.submitters
-            .keys()
-            .filter_map(|k| self.served.get(k))
-            .min()
-            .copied()
-            .unwrap_or(0)
+        least_served(self.submitters.keys(), &self.served)
+    }
+
+    /// The fewest bytes ordered for an organization with envelopes pending.
+    fn org_floor(&self) -> u64 {
+        least_served(self.orgs.keys(), &self.served_orgs)
     }
 
     /// Bytes pending per submitter.
     pub fn bytes_by_submitter(&self) -> HashMap<[u8; 32], usize> {
         self.submitters.iter().map(|(k, s)| (*k, s.bytes)).collect()
+    }
+
+    /// Bytes pending per organization (MSP id).
+    pub fn bytes_by_org(&self) -> HashMap<String, usize> {
+        self.orgs
+            .iter()
+            .map(|(k, o)| (k.clone(), o.bytes))
+            .collect()
     }
 
     /// The limits.
@@ -583,12 +681,14 @@ impl Pool {
 
     /// The envelopes of the next block; empty if nothing is pending. A config update is cut
     /// alone once everything that arrived before it is ordered. Otherwise the block takes
-    /// envelopes that arrived before any pending config update from their submitters in
-    /// turn, each submitter's in arrival order, first the submitter whose bytes ordered
-    /// (counted from decided blocks, the same on every orderer) plus the size of its next
-    /// envelope are the fewest (weighted fair queuing by bytes, finish tags): a submitter of
-    /// many or large envelopes does not delay another's small ones behind its own, even one
-    /// that has had more bytes ordered before.
+    /// envelopes that arrived before any pending config update by weighted fair queuing by
+    /// bytes on two levels: organizations (their creators' MSPs) in turn, one envelope per
+    /// turn; within an organization, its submitters in turn; each submitter's envelopes in
+    /// arrival order. Each level is ordered by finish tag: bytes ordered (counted from decided
+    /// blocks, the same on every orderer) plus the size of the next envelope, the fewest
+    /// first. So neither a submitter of many or large envelopes nor an organization flooding
+    /// with many identities delays another's small envelopes behind its own, even one that
+    /// has had more bytes ordered before.
     pub fn cut(&self, batch: &BatchConfig) -> Vec<Vec<u8>> {
         let Some(first) = self.by_seq.values().next() else {
             return Vec::new();
@@ -597,9 +697,9 @@ impl Pool {
             return vec![first.bytes.clone()];
         }
         let before = self.config_updates.first().copied().unwrap_or(u64::MAX);
-        // Submitters in turn, the one whose next envelope would finish first (bytes ordered
-        // plus its size: weighted fair queuing's finish tag) first.
-        let mut order: Vec<&[u8; 32]> = self.submitters.keys().collect();
+        // Weighted fair queuing by finish tag (bytes ordered plus the next envelope's size),
+        // the smallest first: organizations in turn, and in each its submitters' queues
+        // (`None` once closed for this block).
         let next_size = |k: &[u8; 32]| {
             self.submitters[k]
                 .seqs
@@ -608,40 +708,65 @@ impl Pool {
                 .and_then(|seq| self.by_seq.get(seq))
                 .map_or(0, |p| p.bytes.len() as u64)
         };
-        order.sort_by_key(|k| {
-            let served = self.served.get(*k).copied().unwrap_or(0);
-            (served.saturating_add(next_size(k)), **k)
-        });
-        let mut queues: Vec<_> = order
+        let tag =
+            |served: Option<&u64>, next: u64| served.copied().unwrap_or(0).saturating_add(next);
+        let mut orgs: Vec<(u64, &String, Vec<&[u8; 32]>)> = self
+            .orgs
             .iter()
-            .map(|k| self.submitters[*k].seqs.range(..before).peekable())
+            .map(|(name, org)| {
+                let mut subs: Vec<&[u8; 32]> = org.submitters.iter().collect();
+                subs.sort_by_key(|k| (tag(self.served.get(*k), next_size(k)), **k));
+                let next = subs.first().map_or(0, |k| next_size(k));
+                (tag(self.served_orgs.get(name), next), name, subs)
+            })
             .collect();
-        let mut open = vec![true; queues.len()];
+        orgs.sort_by_key(|(t, name, _)| (*t, *name));
+        let mut turns: Vec<OrgTurn<'_>> = orgs
+            .into_iter()
+            .map(|(_, _, subs)| OrgTurn {
+                queues: subs
+                    .iter()
+                    .map(|k| Some(self.submitters[*k].seqs.range(..before).peekable()))
+                    .collect(),
+                open: subs.len(),
+                next: 0,
+            })
+            .collect();
+        let max_count = batch.max_message_count.max(1) as usize;
         let mut out = Vec::new();
         let mut total = 0usize;
-
-        'rounds: loop {
+        loop {
             let mut took = false;
-            for (i, q) in queues.iter_mut().enumerate() {
-                if !open[i] {
-                    continue;
+            for turn in turns.iter_mut().filter(|t| t.open > 0) {
+                // One envelope of this organization: from its next submitter in turn whose
+                // next envelope fits; one that does not waits for a later block (its order is
+                // kept).
+                let n = turn.queues.len();
+                for step in 0..n {
+                    let i = (turn.next + step) % n;
+                    let Some(q) = turn.queues[i].as_mut() else {
+                        continue;
+                    };
+                    let Some(p) = q.peek().and_then(|seq| self.by_seq.get(seq)) else {
+                        turn.queues[i] = None;
+                        turn.open -= 1;
+                        continue;
+                    };
+                    if out.len() >= max_count {
+                        return out;
+                    }
+                    if !fits(batch, out.len(), total, p.bytes.len()) {
+                        turn.queues[i] = None;
+                        turn.open -= 1;
+                        continue;
+                    }
+                    total += p.bytes.len();
+                    out.push(p.bytes.clone());
+                    q.next();
+                    turn.next = (i + 1) % n;
+                    took = true;
+                    break;
                 }
-                let Some(p) = q.peek().and_then(|seq| self.by_seq.get(seq)) else {
-                    open[i] = false;
-                    continue;
-                };
-                if out.len() >= batch.max_message_count.max(1) as usize {
-                    break 'rounds;
-                }
-                if !fits(batch, out.len(), total, p.bytes.len()) {
-                    // Its next envelope waits for a later block (its order is kept).
-                    open[i] = false;
-                    continue;
-                }
-                total += p.bytes.len();
-                out.push(p.bytes.clone());
-                q.next();
-                took = true;
             }
             if !took {
                 break;
@@ -654,6 +779,26 @@ impl Pool {
     pub fn tx_ids(&self) -> impl Iterator<Item = &str> {
         self.by_seq.values().map(|p| p.tx_id.as_str())
     }
+}
+
+/// The fewest bytes `served` to any of `pending` (0 if none).
+fn least_served<'a, K: std::hash::Hash + Eq + 'a>(
+    pending: impl Iterator<Item = &'a K>,
+    served: &HashMap<K, u64>,
+) -> u64 {
+    pending
+        .filter_map(|k| served.get(k))
+        .min()
+        .copied()
+        .unwrap_or(0)
+}
+
+/// One organization's place in [`Pool::cut`]: its submitters' queues (`None` once closed for
+/// the block), how many are open, and whose turn is next.
+struct OrgTurn<'a> {
+    queues: Vec<Option<std::iter::Peekable<std::collections::btree_set::Range<'a, u64>>>>,
+    open: usize,
+    next: usize,
 }
 
 /// Whether an envelope of `size` bytes may join a block that holds `count` envelopes of
@@ -1023,12 +1168,7 @@ mod tests {
         assert!(verdicts.check(&next, bytes.clone(), later).result.is_err());
         // A proposed batch takes remembered admissions too, and remembers what it admits.
         let ordered = HashSet::new();
-        let chain = ChainView {
-            next_number: 1,
-            last_hash: [0; 32],
-            last_time_ms: 0,
-            ordered_tx_ids: &ordered,
-        };
+        let chain = empty_chain(&ordered);
         let envelopes = [bytes.clone()];
         let data_hash = medledger_channel::block::data_hash(&BlockData {
             data: envelopes.to_vec(),
@@ -1134,6 +1274,7 @@ mod tests {
                 hash: envelope_hash(&bytes),
                 config_update: false,
                 submitter: [7; 32],
+                org: "Org1MSP".into(),
             };
             pool.insert(bytes, admitted, t0)
         };
@@ -1259,6 +1400,216 @@ mod tests {
         ));
     }
 
+    /// `env` with its endorsements changed by `change`, re-signed by its creator `client` (a
+    /// Writer forging endorsements of its own transaction).
+    fn with_endorsements(
+        client: &medledger_msp::identity::SigningIdentity,
+        env: &Envelope,
+        change: impl FnOnce(&mut Vec<medledger_proto::protos::Endorsement>),
+    ) -> Envelope {
+        let mut payload = Payload::decode(env.payload.as_slice()).unwrap();
+        let mut tx = Transaction::decode(payload.data.as_slice()).unwrap();
+        let mut cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+        change(&mut cap.action.as_mut().unwrap().endorsements);
+        tx.actions[0].payload = cap.encode_to_vec();
+        payload.data = tx.encode_to_vec();
+        let payload = payload.encode_to_vec();
+        Envelope {
+            signature: client.sign(&payload).unwrap(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn large_envelopes_are_admitted_only_with_verified_endorsements() {
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let patient = ch.orgs[0].identity("patient", NodeOu::Client, &[]);
+        let peer = ch.orgs[0].identity("peer0", NodeOu::Peer, &[]);
+        let now = SystemTime::now();
+        let endorsed = |data: Vec<u8>| {
+            let nonce = medledger_channel::testing::rand_nonce();
+            crate::client::endorsed_envelope(&patient, "ehr", &nonce, data, &[&peer]).unwrap()
+        };
+        let big = endorsed(vec![0xAB; 2 * VERIFY_ENDORSEMENTS_ABOVE]);
+        assert!(big.encoded_len() > VERIFY_ENDORSEMENTS_ABOVE);
+        // Properly endorsed: admitted.
+        admit(&config, &big.encode_to_vec(), now).unwrap();
+        // The peer's certificate copied, with random signature bytes, a signature by the
+        // patient, or the patient's own endorsement forged after the peer's: refused.
+        let forgeries = [
+            with_endorsements(&patient, &big, |e| {
+                e[0].signature = medledger_channel::testing::rand_nonce().repeat(3);
+            }),
+            with_endorsements(&patient, &big, |e| {
+                e[0].signature = patient.sign(b"anything").unwrap();
+            }),
+            with_endorsements(&patient, &big, |e| {
+                e.push(medledger_proto::protos::Endorsement {
+                    endorser: patient.serialized().to_vec(),
+                    signature: e[0].signature.clone(),
+                });
+            }),
+        ];
+        for forged in &forgeries {
+            let refusal = admit(&config, &forged.encode_to_vec(), now).unwrap_err();
+            assert_eq!(refusal.status, Status::BadRequest, "{refusal}");
+            assert!(refusal.reason.contains("endorsement"), "{refusal}");
+            assert!(!refusal.reason.contains("ABAB"), "{refusal}");
+        }
+        // Valid endorsements, but more than an orderer verifies for one envelope.
+        let many = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), patient.serialized()].concat();
+            let own = medledger_proto::protos::Endorsement {
+                endorser: patient.serialized().to_vec(),
+                signature: patient.sign(&msg).unwrap(),
+            };
+            e.extend(std::iter::repeat_n(own, MAX_VERIFIED_ENDORSEMENTS));
+        });
+        let refusal = admit(&config, &many.encode_to_vec(), now).unwrap_err();
+        assert_eq!(refusal.status, Status::BadRequest);
+        assert!(refusal.reason.contains("endorsements"), "{refusal}");
+        let enough = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), patient.serialized()].concat();
+            e.push(medledger_proto::protos::Endorsement {
+                endorser: patient.serialized().to_vec(),
+                signature: patient.sign(&msg).unwrap(),
+            });
+        });
+        admit(&config, &enough.encode_to_vec(), now).unwrap();
+        // An endorser that is no valid identity of a channel MSP (a stranger's certificate
+        // under Org1MSP's name) is refused too.
+        let stranger = medledger_channel::testing::TestOrg::new("Org1MSP", "x.example.com")
+            .identity("peer0", NodeOu::Peer, &[]);
+        let by_stranger = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), stranger.serialized()].concat();
+            e.push(medledger_proto::protos::Endorsement {
+                endorser: stranger.serialized().to_vec(),
+                signature: stranger.sign(&msg).unwrap(),
+            });
+        });
+        assert_eq!(
+            admit(&config, &by_stranger.encode_to_vec(), now)
+                .unwrap_err()
+                .status,
+            Status::BadRequest
+        );
+
+        // Fabric parity below the threshold: a small envelope with a forged endorsement is
+        // ordered (no extra ECDSA verification per normal transaction); every peer drops the
+        // endorsement at validation and marks the transaction ENDORSEMENT_POLICY_FAILURE.
+        let small = endorsed(vec![0xAB; 2 * 1024]);
+        assert!(small.encoded_len() <= VERIFY_ENDORSEMENTS_ABOVE);
+        let small_forged = with_endorsements(&patient, &small, |e| {
+            e[0].signature = patient.sign(b"anything").unwrap();
+        });
+        admit(&config, &small_forged.encode_to_vec(), now).unwrap();
+
+        // A Byzantine leader proposing the big forgery in a block: the batch is invalid.
+        let propose = |e: &[Vec<u8>]| propose_first(&config, e, now);
+        let block = [small_forged.encode_to_vec(), forgeries[1].encode_to_vec()];
+        assert!(matches!(
+            propose(&block),
+            Err(BatchError::BadEnvelope {
+                index: 1,
+                rejection: Rejection {
+                    status: Status::BadRequest,
+                    ..
+                },
+                ..
+            })
+        ));
+        assert_eq!(
+            propose(&[small_forged.encode_to_vec(), big.encode_to_vec()])
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn blocks_cut_fairly_across_organizations_validate() {
+        let mut ch = TestChannel::new("ehr", 2, 4);
+        let org1: Vec<_> = (0..5)
+            .map(|i| ch.orgs[0].identity(&format!("c{i}"), NodeOu::Client, &[]))
+            .collect();
+        let org2 = ch.orgs[1].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let mut pool = Pool::new(PoolLimits::default());
+        let mut add = |who: &medledger_msp::identity::SigningIdentity| {
+            let bytes = tx_envelope(who, "ehr", vec![1; 10]).encode_to_vec();
+            let admitted = admit(&ch.config, &bytes, now).unwrap();
+            pool.room(&admitted.submitter, &admitted.org, bytes.len())
+                .unwrap();
+            assert!(pool.insert(bytes.clone(), admitted, Instant::now()));
+            bytes
+        };
+        for _ in 0..4 {
+            for c in &org1 {
+                add(c);
+            }
+        }
+        let theirs = add(&org2);
+        assert_eq!(pool.bytes_by_org().len(), 2);
+        let b = BatchConfig {
+            max_message_count: 4,
+            ..*ch.config.batch()
+        };
+        let block = pool.cut(&b);
+        assert_eq!(block.len(), 4);
+        assert!(
+            block.contains(&theirs),
+            "Org2's envelope is in the next block"
+        );
+        assert_eq!(propose_first(&ch.config, &block, now).unwrap().len(), 4);
+    }
+
+    /// A chain of only the genesis block (hash zero), with `ordered` tx ids.
+    fn empty_chain(ordered: &HashSet<String>) -> ChainView<'_> {
+        ChainView {
+            next_number: 1,
+            last_hash: [0; 32],
+            last_time_ms: 0,
+            ordered_tx_ids: ordered,
+        }
+    }
+
+    /// Validates `envelopes` proposed at `now` as block 1 of an empty chain, by an orderer that
+    /// admitted none of them before.
+    fn propose_first(
+        config: &ChannelConfig,
+        envelopes: &[Vec<u8>],
+        now: SystemTime,
+    ) -> Result<Vec<String>, BatchError> {
+        let ordered = HashSet::new();
+        let chain = empty_chain(&ordered);
+        let data = medledger_channel::block::data_hash(&BlockData {
+            data: envelopes.to_vec(),
+        });
+        validate(
+            config,
+            &chain,
+            &Candidate {
+                number: 1,
+                previous_hash: &[0; 32],
+                data_hash: &data,
+                time_ms: medledger_channel::bft::time_ms(now),
+                fresh: true,
+                envelopes,
+            },
+            &|_| None,
+            &Verdicts::new(8),
+            now,
+        )
+    }
+
+    /// The proposal response payload an envelope's endorsements sign.
+    fn prp_of(env: &Envelope) -> Vec<u8> {
+        let payload = Payload::decode(env.payload.as_slice()).unwrap();
+        let tx = Transaction::decode(payload.data.as_slice()).unwrap();
+        let cap = ChaincodeActionPayload::decode(tx.actions[0].payload.as_slice()).unwrap();
+        cap.action.unwrap().proposal_response_payload
+    }
+
     #[test]
     fn config_updates_need_the_admins_and_are_ordered_alone() {
         use medledger_channel::testing::TestOrg;
@@ -1325,31 +1676,7 @@ mod tests {
         assert_eq!(pool.cut(cfg), vec![majority.clone()]);
 
         // A proposal with the update among other envelopes is invalid; alone it is valid.
-        let ordered = HashSet::new();
-        let chain = ChainView {
-            next_number: 1,
-            last_hash: [0; 32],
-            last_time_ms: 0,
-            ordered_tx_ids: &ordered,
-        };
-        let propose = |e: &[Vec<u8>]| {
-            let data = medledger_channel::block::data_hash(&BlockData { data: e.to_vec() });
-            validate(
-                &ch.config,
-                &chain,
-                &Candidate {
-                    number: 1,
-                    previous_hash: &[0; 32],
-                    data_hash: &data,
-                    time_ms: medledger_channel::bft::time_ms(now),
-                    fresh: true,
-                    envelopes: e,
-                },
-                &|_| None,
-                &Verdicts::new(1),
-                now,
-            )
-        };
+        let propose = |e: &[Vec<u8>]| propose_first(&ch.config, e, now);
         assert!(matches!(
             propose(&[b.clone(), majority.clone()]),
             Err(BatchError::ConfigNotAlone { .. })
@@ -1385,6 +1712,8 @@ mod pool_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Adds an envelope of `size` bytes from `submitter`, of Org1MSP below 100, of Org2MSP
+    /// from 100; its first byte is the submitter.
     fn add(pool: &mut Pool, submitter: u8, tx: &str, size: usize) -> Result<bool, Rejection> {
         let mut bytes = vec![submitter; size];
         bytes[1..=tx.len()].copy_from_slice(tx.as_bytes());
@@ -1393,8 +1722,14 @@ mod pool_tests {
             hash: envelope_hash(tx.as_bytes()),
             config_update: false,
             submitter: [submitter; 32],
+            org: if submitter < 100 {
+                "Org1MSP"
+            } else {
+                "Org2MSP"
+            }
+            .into(),
         };
-        pool.room(&admitted.submitter, size)?;
+        pool.room(&admitted.submitter, &admitted.org, size)?;
         Ok(pool.insert(bytes, admitted, Instant::now()))
     }
 
@@ -1404,6 +1739,7 @@ mod pool_tests {
             max_envelopes: 100,
             max_bytes: 1000,
             max_bytes_per_submitter: 400,
+            max_bytes_per_org: 1000,
         });
         assert!(add(&mut pool, 1, "a1", 300).unwrap());
         let full = add(&mut pool, 1, "a2", 200).unwrap_err();
@@ -1418,6 +1754,50 @@ mod pool_tests {
         assert_eq!(pool.bytes(), 700);
         assert_eq!(pool.submitters(), 2);
         assert!(add(&mut pool, 1, "a2", 200).unwrap());
+    }
+
+    #[test]
+    fn one_organization_with_many_identities_gets_its_share_not_the_pool() {
+        let b = BatchConfig {
+            max_message_count: 5,
+            preferred_max_bytes: 10_000,
+            absolute_max_bytes: 10_000,
+            batch_timeout_ms: 100,
+        };
+        let mut pool = Pool::new(PoolLimits {
+            max_envelopes: 1000,
+            max_bytes: 10_000,
+            max_bytes_per_submitter: 2_500,
+            max_bytes_per_org: 5_000,
+        });
+        // Org1's admin enrolled ten client identities (submitters 1..=10); they flood first.
+        let mut refused = 0;
+        for round in 0..10 {
+            for id in 1..=10u8 {
+                match add(&mut pool, id, &format!("o1-{id}-{round}"), 100) {
+                    Ok(added) => assert!(added),
+                    Err(r) => {
+                        assert_eq!(r.status, Status::ServiceUnavailable);
+                        assert!(r.reason.contains("organization"), "{r}");
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        // Org1 holds at most its share of the pool (half); the rest of its flood is refused.
+        assert_eq!(pool.bytes(), 5_000, "Org1's bytes pending");
+        assert_eq!(refused, 50);
+        // One identity of Org2 (submitter 200) still has room, and is in the next block.
+        assert!(add(&mut pool, 200, "o2", 100).unwrap());
+        let who = order_cut(&mut pool, &b);
+        assert_eq!(who.len(), 5);
+        assert!(who.contains(&200), "Org2's envelope waits: {who:?}");
+        let org1: HashSet<u8> = who.iter().copied().filter(|s| *s < 100).collect();
+        assert_eq!(org1.len(), 4, "Org1's identities in turn: {who:?}");
+        // Org1 drains at its pace.
+        while !pool.is_empty() {
+            assert!(!order_cut(&mut pool, &b).is_empty());
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!   rebroadcast_ms: 5000
 //!   max_pending_bytes: 268435456       # pending pool budget, bytes (256 MiB)
 //!   max_pending_bytes_per_submitter: 0 # one creator's share, bytes (0: a quarter of the pool)
+//!   max_pending_bytes_per_org: 0       # one organization's (MSP's) share, bytes (0: half the pool)
 //!   max_pending_envelopes: 100000      # pending pool budget, envelopes
 //!   cluster_queue_bytes: 67108864      # messages queued for one other orderer, bytes (64 MiB)
 //!   verify_workers: 0                  # envelope signature checks at once (0: CPUs - 1)
@@ -53,6 +54,11 @@ pub struct ConsensusSection {
     /// Bytes of the pending pool one submitter (creator identity) may hold; 0 (the default)
     /// means a quarter of `max_pending_bytes`.
     pub max_pending_bytes_per_submitter: u64,
+    /// Bytes of the pending pool the creators of one organization (MSP) may hold together; 0
+    /// (the default) means half of `max_pending_bytes`. One organization flooding with many
+    /// identities then leaves the other half to the others. In a channel of one application
+    /// organization, set it to `max_pending_bytes` to use the whole pool.
+    pub max_pending_bytes_per_org: u64,
     /// Envelopes the pending pool may hold (default 100,000).
     pub max_pending_envelopes: u64,
     /// Bytes of messages queued for one other orderer (default 64 MiB); beyond, messages to
@@ -76,6 +82,7 @@ impl Default for ConsensusSection {
             rebroadcast_ms: t.rebroadcast.as_millis() as u64,
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             max_pending_bytes_per_submitter: 0,
+            max_pending_bytes_per_org: 0,
             max_pending_envelopes: 100_000,
             cluster_queue_bytes: DEFAULT_CLUSTER_QUEUE_BYTES,
             verify_workers: 0,
@@ -242,6 +249,7 @@ mod tests {
                 rebroadcast_ms: 5000,
                 max_pending_bytes: 256 * 1024 * 1024,
                 max_pending_bytes_per_submitter: 0,
+                max_pending_bytes_per_org: 0,
                 max_pending_envelopes: 100_000,
                 cluster_queue_bytes: 64 * 1024 * 1024,
                 verify_workers: 0,

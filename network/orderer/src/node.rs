@@ -147,6 +147,9 @@ pub struct NodeConfig {
     /// Most bytes of one submitter's (creator identity's) envelopes pending (default a
     /// quarter of `max_pending_bytes`).
     pub max_pending_bytes_per_submitter: usize,
+    /// Most bytes of one organization's (creator MSP's) envelopes pending (default half of
+    /// `max_pending_bytes`).
+    pub max_pending_bytes_per_org: usize,
     /// At most one sync response per this interval to each other orderer (default 100 ms);
     /// requests in between are merged into one served when it ends.
     pub sync_serve_interval: Duration,
@@ -163,6 +166,7 @@ impl NodeConfig {
             max_pending_envelopes: 100_000,
             max_pending_bytes: 256 * 1024 * 1024,
             max_pending_bytes_per_submitter: 64 * 1024 * 1024,
+            max_pending_bytes_per_org: 128 * 1024 * 1024,
             sync_serve_interval: Duration::from_millis(100),
         }
     }
@@ -426,6 +430,7 @@ impl Node {
             max_envelopes: cfg.max_pending_envelopes,
             max_bytes: cfg.max_pending_bytes,
             max_bytes_per_submitter: cfg.max_pending_bytes_per_submitter,
+            max_bytes_per_org: cfg.max_pending_bytes_per_org,
         };
         let engine = Engine::new(
             config.channel_id().as_ref(),
@@ -693,7 +698,8 @@ impl Node {
                 reason: format!("duplicate tx_id {}", admitted.tx_id),
             });
         }
-        self.pool.room(&admitted.submitter, e.bytes.len())?;
+        self.pool
+            .room(&admitted.submitter, &admitted.org, e.bytes.len())?;
         let copy = e.bytes.clone();
         Ok(self
             .pool

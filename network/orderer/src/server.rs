@@ -16,8 +16,8 @@
 //!   envelope never reaches it;
 //! - envelopes being checked hold a byte budget (a quarter of the pool's, at least two
 //!   envelopes of `absolute_max_bytes`); beyond it Broadcast answers `SERVICE_UNAVAILABLE`;
-//!   the pool itself is bounded in envelopes, bytes and bytes per submitter
-//!   ([`crate::batch::PoolLimits`]);
+//!   the pool itself is bounded in envelopes, bytes, bytes per submitter and bytes per
+//!   submitter's organization ([`crate::batch::PoolLimits`]);
 //! - messages from another orderer wait for the core within a byte budget per orderer
 //!   (`cluster_queue_bytes`): its stream is not read while the budget is spent;
 //! - messages for another orderer queue within the same byte budget; beyond, they are
@@ -164,17 +164,20 @@ struct PoolUsage {
     limits: batch::PoolLimits,
     total: usize,
     by_submitter: HashMap<[u8; 32], usize>,
+    by_org: HashMap<String, usize>,
 }
 
 /// How often the core publishes the pool's usage.
 const USAGE_PUBLISH: Duration = Duration::from_millis(10);
 
 impl PoolUsage {
-    /// Whether `size` more bytes from `submitter` would pass a limit.
-    fn full(&self, submitter: &[u8; 32], size: usize) -> bool {
+    /// Whether `size` more bytes from `submitter` of organization `org` would pass a limit.
+    fn full(&self, submitter: &[u8; 32], org: &str, size: usize) -> bool {
         let mine = self.by_submitter.get(submitter).copied().unwrap_or(0);
+        let ours = self.by_org.get(org).copied().unwrap_or(0);
         self.total.saturating_add(size) > self.limits.max_bytes
             || mine.saturating_add(size) > self.limits.max_bytes_per_submitter
+            || ours.saturating_add(size) > self.limits.max_bytes_per_org
     }
 }
 
@@ -362,6 +365,11 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         node_cfg.max_pending_bytes / 4
     } else {
         as_usize(limits.max_pending_bytes_per_submitter)
+    };
+    node_cfg.max_pending_bytes_per_org = if limits.max_pending_bytes_per_org == 0 {
+        node_cfg.max_pending_bytes / 2
+    } else {
+        as_usize(limits.max_pending_bytes_per_org)
     };
     let max_pending_bytes = node_cfg.max_pending_bytes;
     let (node, initial) = Node::new(
@@ -917,6 +925,7 @@ impl Core {
                         limits: pool.limits(),
                         total: pool.bytes(),
                         by_submitter: pool.bytes_by_submitter(),
+                        by_org: pool.bytes_by_org(),
                     };
                 }
             }
@@ -1201,12 +1210,14 @@ async fn broadcast_one(shared: &Shared, bytes: Vec<u8>) -> Option<Result<(), Rej
         && shared
             .usage
             .lock()
-            .is_ok_and(|u| u.full(creator.id(), bytes.len()))
+            .is_ok_and(|u| u.full(creator.id(), creator.msp_id(), bytes.len()))
     {
         shared.metrics.broadcast_rejected.inc();
         return Some(Err(Rejection {
             status: FabricStatus::ServiceUnavailable,
-            reason: "the pending pool has no room for this submitter; retry later".into(),
+            reason:
+                "the pending pool has no room for this submitter or its organization; retry later"
+                    .into(),
         }));
     }
     let mut checked = shared.verifier.check(config, vec![bytes]).await;
