@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use medledger_channel::ChannelConfig;
 use medledger_channel::config::BatchConfig;
 use medledger_channel::envelope;
+use medledger_msp::ou::NodeOu;
 use medledger_proto::common::{BlockData, Envelope, HeaderType, SignatureHeader, Status};
 use medledger_proto::protos::{ChaincodeActionPayload, ProposalResponsePayload, Transaction};
 use prost::Message;
@@ -69,10 +70,19 @@ pub const CONFIG_UPDATE_TIME_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// (ADR 0033).
 pub const VERIFY_ENDORSEMENTS_ABOVE: usize = 64 * 1024;
 
-/// Most endorsements an envelope larger than [`VERIFY_ENDORSEMENTS_ABOVE`] may carry: each is
-/// one ECDSA verification over the proposal response payload, so this bounds what one such
-/// envelope costs an orderer to check (a majority of 32 organizations needs 17).
+/// Most endorsements any endorsed transaction may carry: above
+/// [`VERIFY_ENDORSEMENTS_ABOVE`] each is one ECDSA verification over the proposal response
+/// payload here, and at every size one at each peer's validation, so this bounds what one
+/// envelope costs to check (a majority of 32 organizations needs 17).
 pub const MAX_VERIFIED_ENDORSEMENTS: usize = 32;
+
+/// Bytes an envelope larger than [`VERIFY_ENDORSEMENTS_ABOVE`] may carry beyond what its
+/// endorsements cover (the proposal response payload, and through its proposal hash the
+/// channel header, signature header and chaincode proposal payload) and the endorsements
+/// themselves: the envelope's copy of the signature header, the creator's signature and the
+/// protobuf framing. Without it a creator could pad a genuinely endorsed transaction with
+/// megabytes of unknown fields in layers only the creator signs.
+pub const UNCOVERED_SLACK: usize = 1024;
 
 /// An envelope that passed admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,11 +293,14 @@ fn admit_hashed(
 /// at `now`. This keeps unendorsed output — an evaluate-only response, say — and arbitrary
 /// bytes out of blocks.
 ///
-/// An envelope of `size` bytes above [`VERIFY_ENDORSEMENTS_ABOVE`] must also carry at most
-/// [`MAX_VERIFIED_ENDORSEMENTS`] endorsements, each by a valid identity of a channel MSP at
-/// `now` whose signature over `proposal_response_payload ‖ endorser` verifies (Fabric's
-/// endorsement signature, checked as the peers' validator checks it): a Writer cannot get
-/// megabytes ordered behind a copied peer certificate and random signature bytes. Below the
+/// Any transaction carries at most [`MAX_VERIFIED_ENDORSEMENTS`] endorsements. One of `size`
+/// bytes above [`VERIFY_ENDORSEMENTS_ABOVE`] must also have each endorsement by a distinct
+/// valid *peer* of a channel MSP at `now` whose signature over
+/// `proposal_response_payload ‖ endorser` verifies (Fabric's endorsement signature, checked
+/// as the peers' validator checks it), and at most the signature header's size plus
+/// [`UNCOVERED_SLACK`] bytes that no endorsement covers: a Writer cannot get megabytes ordered
+/// behind a copied peer certificate and random signature bytes, its own endorsement, or
+/// padding around a genuine one; it needs peers that endorse a proposal that large. Below the
 /// threshold endorsement signatures are not verified here, as in Fabric's orderer: a forged
 /// one is ordered and every peer marks the transaction `ENDORSEMENT_POLICY_FAILURE`. The
 /// endorsement policy is always the peers' to evaluate.
@@ -341,6 +354,12 @@ pub fn check_endorsed(
             "transaction has no endorsement (unendorsed output is not ordered)",
         ));
     };
+    if endorsed.endorsements.len() > MAX_VERIFIED_ENDORSEMENTS {
+        return Err(bad(&format!(
+            "a transaction carries {} endorsements (at most {MAX_VERIFIED_ENDORSEMENTS})",
+            endorsed.endorsements.len()
+        )));
+    }
     for e in &endorsed.endorsements {
         let sid = medledger_proto::msp::SerializedIdentity::decode(e.endorser.as_slice())
             .map_err(|_| bad("an endorser is not a serialized identity"))?;
@@ -357,22 +376,52 @@ pub fn check_endorsed(
             .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
         return Ok(());
     }
-    if endorsed.endorsements.len() > MAX_VERIFIED_ENDORSEMENTS {
+    // What neither the endorsements nor the proposal hash cover is bounded: the creator
+    // alone signs it.
+    let covered = channel_header.len()
+        + action.header.len()
+        + cap.chaincode_proposal_payload.len()
+        + endorsed.proposal_response_payload.len()
+        + endorsed
+            .endorsements
+            .iter()
+            .map(|e| e.endorser.len() + e.signature.len())
+            .sum::<usize>();
+    let uncovered = size.saturating_sub(covered);
+    if uncovered > action.header.len() + UNCOVERED_SLACK {
         return Err(bad(&format!(
-            "an envelope of {size} bytes carries {} endorsements (at most {MAX_VERIFIED_ENDORSEMENTS} above {VERIFY_ENDORSEMENTS_ABOVE} bytes)",
-            endorsed.endorsements.len()
+            "an envelope of {size} bytes carries {uncovered} bytes no endorsement covers (at most the signature header and {UNCOVERED_SLACK} above {VERIFY_ENDORSEMENTS_ABOVE} bytes)"
         )));
     }
+    // Every endorser a valid peer of a channel MSP, each once, before any signature is
+    // verified (identities are cached; a signature costs a hash of the whole payload).
+    let mut endorsers = HashSet::with_capacity(endorsed.endorsements.len());
+    let mut identities = Vec::with_capacity(endorsed.endorsements.len());
     for (i, e) in endorsed.endorsements.iter().enumerate() {
+        let id = config.msps().validate(&e.endorser, now).map_err(|err| {
+            bad(&format!(
+                "endorsement {i} of an envelope of {size} bytes is not by a valid identity: {err}"
+            ))
+        })?;
+        id.require_ou(NodeOu::Peer).map_err(|err| {
+            bad(&format!(
+                "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) is not by a peer: {err}"
+            ))
+        })?;
+        if !endorsers.insert(*id.id()) {
+            return Err(bad(&format!(
+                "endorsement {i} of an envelope of {size} bytes is by an endorser already counted"
+            )));
+        }
+        identities.push(id);
+    }
+    for (i, (e, id)) in endorsed.endorsements.iter().zip(&identities).enumerate() {
         let msg = [endorsed.proposal_response_payload.as_slice(), &e.endorser].concat();
-        config
-            .msps()
-            .verify(&e.endorser, &msg, &e.signature, now)
-            .map_err(|err| {
-                bad(&format!(
-                    "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) does not verify: {err}"
-                ))
-            })?;
+        id.verify(&msg, &e.signature).map_err(|err| {
+            bad(&format!(
+                "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) does not verify: {err}"
+            ))
+        })?;
     }
     Ok(())
 }
@@ -1468,14 +1517,54 @@ mod tests {
         let refusal = admit(&config, &many.encode_to_vec(), now).unwrap_err();
         assert_eq!(refusal.status, Status::BadRequest);
         assert!(refusal.reason.contains("endorsements"), "{refusal}");
-        let enough = with_endorsements(&patient, &big, |e| {
+        // The patient's own valid endorsement: it is no peer (review finding H1: any Writer
+        // could endorse its own multi-MiB junk).
+        let own = with_endorsements(&patient, &big, |e| {
             let msg = [prp_of(&big).as_slice(), patient.serialized()].concat();
-            e.push(medledger_proto::protos::Endorsement {
+            e[0] = medledger_proto::protos::Endorsement {
                 endorser: patient.serialized().to_vec(),
                 signature: patient.sign(&msg).unwrap(),
+            };
+        });
+        let refusal = admit(&config, &own.encode_to_vec(), now).unwrap_err();
+        assert!(refusal.reason.contains("not by a peer"), "{refusal}");
+        // The same peer twice: refused; a second peer's valid endorsement: admitted.
+        let twice = with_endorsements(&patient, &big, |e| e.push(e[0].clone()));
+        let refusal = admit(&config, &twice.encode_to_vec(), now).unwrap_err();
+        assert!(refusal.reason.contains("already counted"), "{refusal}");
+        let peer2 = ch.orgs[0].identity("peer1", NodeOu::Peer, &[]);
+        let enough = with_endorsements(&patient, &big, |e| {
+            let msg = [prp_of(&big).as_slice(), peer2.serialized()].concat();
+            e.push(medledger_proto::protos::Endorsement {
+                endorser: peer2.serialized().to_vec(),
+                signature: peer2.sign(&msg).unwrap(),
             });
         });
         admit(&config, &enough.encode_to_vec(), now).unwrap();
+        // The genuinely endorsed envelope padded by its creator with an unknown field (tag
+        // 15) in the Transaction, a layer only the creator signs (review finding H2): the
+        // endorsements still verify, but the padding is refused.
+        let padded = {
+            let mut payload = Payload::decode(big.payload.as_slice()).unwrap();
+            let mut data = payload.data.clone();
+            prost::encoding::bytes::encode(
+                15,
+                &vec![0u8; 4 * VERIFY_ENDORSEMENTS_ABOVE],
+                &mut data,
+            );
+            payload.data = data;
+            let payload = payload.encode_to_vec();
+            Envelope {
+                signature: patient.sign(&payload).unwrap(),
+                payload,
+            }
+        };
+        let refusal = admit(&config, &padded.encode_to_vec(), now).unwrap_err();
+        assert_eq!(refusal.status, Status::BadRequest);
+        assert!(
+            refusal.reason.contains("no endorsement covers"),
+            "{refusal}"
+        );
         // An endorser that is no valid identity of a channel MSP (a stranger's certificate
         // under Org1MSP's name) is refused too.
         let stranger = medledger_channel::testing::TestOrg::new("Org1MSP", "x.example.com")

@@ -73,21 +73,20 @@ async fn run(flood: Flood) {
     let roots = std::fs::read(&net.tls_roots).unwrap();
     let honest = Arc::new(load_signing_identity(&net.client_msp, &net.client_msp_id).unwrap());
 
-    // More client identities of Org1MSP: each big submitter is one.
+    // More identities of Org1MSP: each big submitter is a client; a peer endorses their
+    // large envelopes (the orderers verify the endorsements of envelopes over 64 KiB, so the
+    // flood is what clients whose large proposals a peer endorses can send).
     let mut ca = CertificateAuthority::open(&dir.path().join("ca/org1")).unwrap();
-    let attackers: Vec<Arc<SigningIdentity>> = (0..flood.big_submitters)
-        .map(|i| {
-            let home = dir.path().join(format!("attacker{i}"));
-            ca.issue_local(
-                "admin",
-                Registration::new(format!("attacker{i}"), NodeOu::Client),
-                &home,
-                &[],
-            )
+    let mut issue = |name: &str, ou: NodeOu| {
+        let home = dir.path().join(name);
+        ca.issue_local("admin", Registration::new(name, ou), &home, &[])
             .unwrap();
-            Arc::new(load_signing_identity(&home.join("msp"), &net.client_msp_id).unwrap())
-        })
+        Arc::new(load_signing_identity(&home.join("msp"), &net.client_msp_id).unwrap())
+    };
+    let attackers: Vec<Arc<SigningIdentity>> = (0..flood.big_submitters)
+        .map(|i| issue(&format!("attacker{i}"), NodeOu::Client))
         .collect();
+    let peer = issue("peer0", NodeOu::Peer);
 
     let connect = |port: u16| {
         let roots = roots.clone();
@@ -128,9 +127,10 @@ async fn run(flood: Flood) {
     );
     // The big submitters' envelopes built beforehand (this process is their client too).
     let big_bytes = flood.big_bytes;
-    let big = move |a: &SigningIdentity| {
-        transaction_envelope(a, CHANNEL, &nonce(), vec![0xAB; big_bytes - 8192]).unwrap()
-    };
+    let big = Arc::new(move |a: &SigningIdentity| {
+        let data = vec![0xAB; big_bytes - 8192];
+        endorsed_envelope(a, CHANNEL, &nonce(), data, &[&peer]).unwrap()
+    });
     let rings: Vec<Arc<Vec<Envelope>>> = attackers
         .iter()
         .map(|a| Arc::new((0..flood.ring).map(|_| big(a)).collect()))
@@ -148,12 +148,13 @@ async fn run(flood: Flood) {
     for (a, attacker) in attackers.iter().enumerate() {
         for s in 0..flood.streams_per_submitter {
             let port = ports[(a + s) % ports.len()];
-            let (stop, sent, refused, attacker, ring) = (
+            let (stop, sent, refused, attacker, ring, big) = (
                 stop.clone(),
                 big_sent.clone(),
                 big_refused.clone(),
                 attacker.clone(),
                 rings[a].clone(),
+                big.clone(),
             );
             let mut c = connect(port).await;
             let total = flood.big_total;
@@ -162,7 +163,7 @@ async fn run(flood: Flood) {
                 while !stop.load(Ordering::Relaxed) && sent.fetch_add(1, Ordering::Relaxed) < total
                 {
                     let env = if ring.is_empty() {
-                        let a = attacker.clone();
+                        let (a, big) = (attacker.clone(), big.clone());
                         tokio::task::spawn_blocking(move || big(&a)).await.unwrap()
                     } else {
                         k += 1;

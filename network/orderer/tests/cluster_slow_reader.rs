@@ -170,9 +170,10 @@ async fn a_consenter_that_never_reads_holds_bounded_memory_and_ordering_goes_on(
     let rss_start = rss();
 
     // Fill the chain with multi-MiB blocks, so a sync response from block 0 is as large as
-    // the queue lets it be (8 MiB).
-    let fill: Vec<Envelope> = (0..160)
-        .map(|_| transaction_envelope(&honest, CHANNEL, &nonce(), vec![5; 64 * 1024]).unwrap())
+    // the queue lets it be (8 MiB). Each envelope stays under 64 KiB, above which the
+    // orderers want endorsements by peers (this client endorses its own).
+    let fill: Vec<Envelope> = (0..184)
+        .map(|_| transaction_envelope(&honest, CHANNEL, &nonce(), vec![5; 56 * 1024]).unwrap())
         .collect();
     let r = clients[0].broadcast(fill).await.unwrap();
     assert!(
