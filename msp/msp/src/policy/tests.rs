@@ -1,5 +1,5 @@
 //! Unit tests for the policy parser and evaluator. The golden cases live in
-//! `msp/tests/data/policies.yaml`.
+//! `msp/msp/tests/data/policies.yaml`.
 
 use super::*;
 
