@@ -24,11 +24,9 @@ use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::Purpose;
 use tokio::sync::Semaphore;
 
-use crate::ehr_client::bundle::{BundleResource, bundle_files, read_bundle};
-use crate::ehr_client::{
-    ConsentGrant, EhrClient, ImportOptions, LedgerPatient, SubmitTimings, import,
-};
 use crate::net::{self, client::connect_as, process};
+use ehr_client::bundle::{BundleResource, bundle_files, read_bundle};
+use ehr_client::{ConsentGrant, EhrClient, ImportOptions, LedgerPatient, SubmitTimings, import};
 
 /// Which load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,5 +4,4 @@
 
 pub mod bench;
 pub mod cli;
-pub mod ehr_client;
 pub mod net;

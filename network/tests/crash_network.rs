@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use medledger_network::ehr_client::EhrClient;
-use medledger_network::ehr_client::bundle::read_bundle;
+use ehr_client::EhrClient;
+use ehr_client::bundle::read_bundle;
 use medledger_network::net::client::connect_as;
 
 mod common;

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{Decision, Purpose};
+use ehr_client::bundle::read_bundle;
+use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use futures::StreamExt;
-use medledger_network::ehr_client::bundle::read_bundle;
-use medledger_network::ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_network::net::client::connect_as;
 
 mod common;

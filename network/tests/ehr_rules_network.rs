@@ -30,13 +30,13 @@ use std::time::Duration;
 
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{AuthorityRole, EmergencyReason, JoinStatus, Purpose};
+use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_gateway::client::Gateway;
 use medledger_msp::ca::{CertificateAuthority, Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_network::ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_network::net::client::connect_as;
 use medledger_network::net::generate::{CA_BOOT_ID, Identities};
 

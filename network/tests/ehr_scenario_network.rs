@@ -12,7 +12,7 @@ use std::path::Path;
 
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{EmergencyReason, Purpose};
-use medledger_network::ehr_client::{ConsentGrant, EhrClient, EhrClientError};
+use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_network::net::client::connect_as;
 
 mod common;
@@ -44,7 +44,7 @@ async fn read_as(
     who: &EhrClient,
     patient: &str,
     record: &str,
-) -> Result<medledger_network::ehr_client::RecordRead, EhrClientError> {
+) -> Result<ehr_client::RecordRead, EhrClientError> {
     settle(dir).await;
     who.read_record(patient, record, Purpose::Treatment).await
 }

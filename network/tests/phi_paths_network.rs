@@ -27,6 +27,7 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use ehr_chaincode::model::Purpose;
+use ehr_client::EhrClient;
 use futures::StreamExt;
 use medledger_channel::tx::assemble_transaction;
 use medledger_gateway::proposal::build_proposal;
@@ -37,7 +38,6 @@ use medledger_msp::crypto::SigningKey;
 use medledger_msp::folder::load_signing_identity;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_network::ehr_client::EhrClient;
 use medledger_network::net::client::connect_as;
 use medledger_network::net::generate::{CA_BOOT_ID, Identities, IdentityEntry};
 use medledger_peer::privdata::sign_fetch_request;

@@ -1,5 +1,5 @@
 //! `medledger ehr …`: the EHR application's client commands over a peer's gateway, thin
-//! wrappers of [`crate::ehr_client`]: bundle import, record read (audited two-step) and
+//! wrappers of [`ehr_client`]: bundle import, record read (audited two-step) and
 //! history, consent, access requests, audit trail, break-glass read, sharing a copy with a
 //! consented organization, erasure and purge, governance of break-glass and auditor
 //! authority, and how the contract sees the caller.
@@ -18,8 +18,8 @@ use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{AuthorityRole, EmergencyReason, Purpose};
 use serde::Serialize;
 
-use crate::ehr_client::bundle::bundle_files;
-use crate::ehr_client::{
+use ehr_client::bundle::bundle_files;
+use ehr_client::{
     AccessRequestArgs, ConsentGrant, EhrClient, ImportOptions, ImportProgress, RecordRead, import,
 };
 

@@ -195,7 +195,7 @@ pub fn identities(a: DirArgs) -> Result<()> {
 /// (or a first `up` that stopped before it) is completed. Organizations that join the channel
 /// later get those authorities only once a majority of the members admitted and approved them.
 async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpec) -> Result<()> {
-    use crate::ehr_client::Seeded;
+    use ehr_client::Seeded;
     for cc in spec
         .chaincodes
         .iter()
@@ -204,9 +204,8 @@ async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpe
         let mut admins = Vec::new();
         for org in &spec.organizations {
             let c = net::client::connect_as(dir, Some(&format!("{}-admin", org.name))).await?;
-            let admin = crate::ehr_client::EhrClient::new(
-                c.gateway.network(&spec.channel).contract(&cc.name),
-            );
+            let admin =
+                ehr_client::EhrClient::new(c.gateway.network(&spec.channel).contract(&cc.name));
             let key = net::generate::write_pseudonym_key(dir, &org.name)?;
             admin
                 .set_pseudonym_key(&key)
@@ -214,7 +213,7 @@ async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpe
                 .with_context(|| format!("storing the pseudonym key of {}", org.msp_id))?;
             admins.push(admin);
         }
-        let line = match crate::ehr_client::seed_governance(&admins).await? {
+        let line = match ehr_client::seed_governance(&admins).await? {
             Seeded::Founded => format!(
                 "founded by {} organizations, each holding break-glass and auditor authority",
                 admins.len()

@@ -199,14 +199,14 @@ pub async fn import_and_settle(dir: &Path, bundles: &Path) {
 }
 
 /// The first bundle file of `bundles` (the one `up_dev_network` gave a patient identity).
-pub fn first_bundle(bundles: &Path) -> medledger_network::ehr_client::bundle::PatientBundle {
+pub fn first_bundle(bundles: &Path) -> ehr_client::bundle::PatientBundle {
     let file = std::fs::read_dir(bundles)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    medledger_network::ehr_client::bundle::read_bundle(&std::fs::read(&file).unwrap()).unwrap()
+    ehr_client::bundle::read_bundle(&std::fs::read(&file).unwrap()).unwrap()
 }
 
 /// Opens the `ehr` channel ledger of a stopped peer of the network in `dir`.

@@ -650,7 +650,7 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ehr_client::bundle::sha256_hex;
+    use crate::bundle::sha256_hex;
 
     fn resource(id: &str, bytes: &[u8]) -> BundleResource {
         BundleResource {

@@ -21,6 +21,8 @@ use std::time::SystemTime;
 use ehr_chaincode::ids::{Grantee, PseudonymKey};
 use ehr_chaincode::model::{ConsentStatus, EmergencyReason, Purpose, RecordStatus};
 use ehr_chaincode::state_machine::AccessState;
+use ehr_client::bundle::{bundle_files, chunk_resources, read_bundle};
+use ehr_client::{ConsentGrant, EhrClient, EhrClientError, ImportOptions, ImportProgress, import};
 use futures::StreamExt;
 use medledger_channel::block;
 use medledger_channel::testing::TestChannel;
@@ -36,10 +38,6 @@ use medledger_ledger::{Ledger, LedgerConfig};
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{Policy, SignaturePolicy};
-use medledger_network::ehr_client::bundle::{bundle_files, chunk_resources, read_bundle};
-use medledger_network::ehr_client::{
-    ConsentGrant, EhrClient, EhrClientError, ImportOptions, ImportProgress, import,
-};
 use medledger_peer::committer::Committer;
 use medledger_peer::definitions::{ChaincodeDefinition, CollectionDefinition, InMemoryDefinitions};
 use medledger_peer::endorsement::PeerChannelContext;
