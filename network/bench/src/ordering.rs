@@ -16,10 +16,10 @@ use medledger_proto::orderer::deliver_response;
 use prost::Message;
 use tokio_stream::StreamExt;
 
-use crate::client::{OrdererClient, seek_envelope, transaction_envelope};
-use crate::config::{ConsensusSection, OrdererConfig};
-use crate::devnet::{self, DevNetSpec};
-use crate::{Error, Result};
+use medledger_orderer::client::{OrdererClient, seek_envelope, transaction_envelope};
+use medledger_orderer::config::{ConsensusSection, OrdererConfig};
+use medledger_orderer::devnet::{self, DevNetSpec};
+use medledger_orderer::{Error, Result};
 
 /// Benchmark parameters.
 #[derive(Debug, Clone)]
@@ -155,7 +155,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
     )?;
     let mut orderers = Vec::new();
     for p in &net.orderer_configs {
-        orderers.push(crate::server::start(&OrdererConfig::load(p)?).await?);
+        orderers.push(medledger_orderer::server::start(&OrdererConfig::load(p)?).await?);
     }
     let result = drive(opts, &net, &ports).await.map(|mut r| {
         if let Some(o) = orderers.first() {
@@ -246,7 +246,7 @@ async fn drive(opts: &BenchOptions, net: &devnet::DevNet, ports: &[u16]) -> Resu
         last = now;
         block_count += 1;
         let stamps = submitted.lock().map(|s| s.clone()).unwrap_or_default();
-        for tx in crate::node::block_tx_ids(&b) {
+        for tx in medledger_orderer::node::block_tx_ids(&b) {
             seen += 1;
             if let Some(t) = stamps.get(&tx) {
                 latencies.push(now.saturating_duration_since(*t));
