@@ -24,9 +24,9 @@ use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::Purpose;
 use tokio::sync::Semaphore;
 
-use crate::net::{self, client::connect_as, process};
 use ehr_client::bundle::{BundleResource, bundle_files, read_bundle};
 use ehr_client::{ConsentGrant, EhrClient, ImportOptions, LedgerPatient, SubmitTimings, import};
+use medledger_devnet::{self as net, client::connect_as, process};
 
 /// Which load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

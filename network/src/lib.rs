@@ -4,4 +4,3 @@
 
 pub mod bench;
 pub mod cli;
-pub mod net;

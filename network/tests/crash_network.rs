@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ehr_client::EhrClient;
 use ehr_client::bundle::read_bundle;
-use medledger_network::net::client::connect_as;
+use medledger_devnet::client::connect_as;
 
 mod common;
 

@@ -14,7 +14,7 @@ use ehr_chaincode::model::{Decision, Purpose};
 use ehr_client::bundle::read_bundle;
 use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use futures::StreamExt;
-use medledger_network::net::client::connect_as;
+use medledger_devnet::client::connect_as;
 
 mod common;
 

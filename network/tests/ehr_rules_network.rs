@@ -31,14 +31,14 @@ use std::time::Duration;
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{AuthorityRole, EmergencyReason, JoinStatus, Purpose};
 use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
+use medledger_devnet::client::connect_as;
+use medledger_devnet::generate::{CA_BOOT_ID, Identities};
 use medledger_gateway::client::Gateway;
 use medledger_msp::ca::{CertificateAuthority, Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_network::net::client::connect_as;
-use medledger_network::net::generate::{CA_BOOT_ID, Identities};
 
 mod common;
 
@@ -445,7 +445,7 @@ async fn ehr_rules_hold_on_a_real_network() {
     assert!(copy.unwrap() == obs.bytes, "the shared copy differs");
 
     // ---- Break-glass and auditor authority of an organization that joins later ----
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 2).unwrap();
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 2).unwrap();
     let org3 = tmp.path().join("org3.yaml");
     std::fs::write(
         &org3,

@@ -13,7 +13,7 @@ use std::path::Path;
 use ehr_chaincode::ids::Grantee;
 use ehr_chaincode::model::{EmergencyReason, Purpose};
 use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
-use medledger_network::net::client::connect_as;
+use medledger_devnet::client::connect_as;
 
 mod common;
 

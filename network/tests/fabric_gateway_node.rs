@@ -20,9 +20,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use medledger_devnet::client::connect_as;
+use medledger_devnet::generate::Identities;
 use medledger_gateway::GatewayError;
-use medledger_network::net::client::connect_as;
-use medledger_network::net::generate::Identities;
 use medledger_proto::common::{Envelope, Payload};
 use medledger_proto::protos::TxValidationCode;
 use prost::Message;
@@ -103,7 +103,7 @@ async fn fabric_gateway_node_client_against_network() {
     }
 
     let dir = tmp.path().join("net");
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
     let kv = "{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }";
     std::fs::write(&config, spec(&ports, &[kv])).unwrap();

@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use medledger_devnet::client::connect_as;
+use medledger_devnet::generate::Identities;
 use medledger_gateway::proposal::build_proposal;
 use medledger_msp::folder::load_signing_identity;
-use medledger_network::net::client::connect_as;
-use medledger_network::net::generate::Identities;
 use medledger_proto::gateway::gateway_client::GatewayClient;
 use medledger_proto::gateway::{EndorseRequest, SubmitRequest};
 use tonic::Code;
@@ -32,7 +32,7 @@ fn peer_heights(dir: &std::path::Path) -> Vec<String> {
 async fn forged_wrong_channel_and_oversize_requests_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
     std::fs::write(
         &config,

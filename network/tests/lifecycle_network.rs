@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use medledger_network::net::client::connect_as;
+use medledger_devnet::client::connect_as;
 use medledger_proto::protos::TxValidationCode;
 
 mod common;
@@ -84,7 +84,7 @@ fn lifecycle<'a>(cmd: &'a str, who: &'a str) -> Vec<&'a str> {
 async fn a_majority_changes_the_endorsement_policy() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
     std::fs::write(&config, spec(&ports)).unwrap();
     let net = Network { dir: dir.clone() };

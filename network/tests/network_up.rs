@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use medledger_network::net::client::connect_as;
+use medledger_devnet::client::connect_as;
 use medledger_proto::protos::TxValidationCode;
 
 mod common;
@@ -33,7 +33,7 @@ fn heights(status: &str) -> Vec<(String, String)> {
 async fn network_up_submit_evaluate_restart_down() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 12).unwrap();
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
     std::fs::write(
         &config,

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use medledger_channel::ChannelConfig;
 use medledger_channel::bft::{self, VoteKind};
+use medledger_devnet::orderers::{self as devnet, DevNetSpec};
 use medledger_msp::folder::load_signing_identity;
 use medledger_orderer::client::{OrdererClient, seek_envelope, transaction_envelope};
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNetSpec};
 use medledger_proto::common::{Block, Envelope, Status};
 use medledger_proto::medledger::channel::BatchConfig;
 use medledger_proto::orderer::deliver_response;

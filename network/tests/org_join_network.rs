@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-use medledger_network::net::client::connect_as;
+use medledger_devnet::client::connect_as;
 use medledger_proto::protos::TxValidationCode;
 
 mod common;
@@ -70,7 +70,7 @@ async fn get_as(
 async fn an_organization_joins_by_a_majority_signed_config_update_and_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let ports = medledger_orderer::devnet::free_ports("127.0.0.1", 14).unwrap();
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 14).unwrap();
     let config = tmp.path().join("network.yaml");
     std::fs::write(
         &config,

@@ -30,6 +30,8 @@ use ehr_chaincode::model::Purpose;
 use ehr_client::EhrClient;
 use futures::StreamExt;
 use medledger_channel::tx::assemble_transaction;
+use medledger_devnet::client::connect_as;
+use medledger_devnet::generate::{CA_BOOT_ID, Identities, IdentityEntry};
 use medledger_gateway::proposal::build_proposal;
 use medledger_msp::ca::client::{CaClient, CaClientError};
 use medledger_msp::ca::{CertificateAuthority, Profile, Registration, build_csr};
@@ -38,8 +40,6 @@ use medledger_msp::crypto::SigningKey;
 use medledger_msp::folder::load_signing_identity;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_network::net::client::connect_as;
-use medledger_network::net::generate::{CA_BOOT_ID, Identities, IdentityEntry};
 use medledger_peer::privdata::sign_fetch_request;
 use medledger_peer::validator::tx::decode_committed;
 use medledger_proto::common::{ChannelHeader, Header};
@@ -382,7 +382,7 @@ async fn phi_paths_around_consent_are_closed_on_a_real_network() {
 /// operations endpoint's `endorser_proposal_duration_seconds` histogram.
 fn endorsements_at(dir: &Path, org: &str) -> u64 {
     use std::io::{Read, Write};
-    let (_, nodes) = medledger_network::net::nodes_of(dir).unwrap();
+    let (_, nodes) = medledger_devnet::nodes_of(dir).unwrap();
     let node = nodes
         .iter()
         .find(|n| !n.orderer && n.name.contains(org))

@@ -16,9 +16,9 @@ use medledger_proto::orderer::deliver_response;
 use prost::Message;
 use tokio_stream::StreamExt;
 
+use medledger_devnet::orderers::{self as devnet, DevNetSpec};
 use medledger_orderer::client::{OrdererClient, seek_envelope, transaction_envelope};
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNetSpec};
 use medledger_orderer::{Error, Result};
 
 /// Benchmark parameters.

@@ -6,7 +6,7 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use medledger_gateway::client::Gateway;
 
-use crate::net::client::explain;
+use medledger_devnet::client::explain;
 
 /// Chaincode subcommands.
 #[derive(Debug, Subcommand)]

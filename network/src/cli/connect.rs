@@ -49,8 +49,9 @@ impl GatewayArgs {
     pub async fn connect(&self) -> Result<(Gateway, Option<String>)> {
         let (Some(peer), Some(mspdir), Some(mspid)) = (&self.peer, &self.mspdir, &self.mspid)
         else {
-            let dir = crate::net::default_dir(self.dir.clone());
-            let client = crate::net::client::connect_as(&dir, self.as_identity.as_deref()).await?;
+            let dir = medledger_devnet::default_dir(self.dir.clone());
+            let client =
+                medledger_devnet::client::connect_as(&dir, self.as_identity.as_deref()).await?;
             return Ok((client.gateway, Some(client.channel)));
         };
         let identity = folder::load_signing_identity(mspdir, mspid)

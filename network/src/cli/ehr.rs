@@ -627,7 +627,7 @@ pub async fn run(cmd: EhrCommand) -> Result<()> {
             )
         }
         EhrCommand::SetPseudonymKey(a) => {
-            let key = crate::net::generate::read_pseudonym_key(&a.key_file)?;
+            let key = medledger_devnet::generate::read_pseudonym_key(&a.key_file)?;
             print_json(&a.connect.client().await?.set_pseudonym_key(&key).await?)
         }
     }

@@ -43,7 +43,7 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
     let LedgerCommand::Verify(a) = cmd;
     let config = match (&a.config, &a.node) {
         (Some(c), _) => c.clone(),
-        (None, Some(node)) => crate::net::default_dir(a.dir.clone())
+        (None, Some(node)) => medledger_devnet::default_dir(a.dir.clone())
             .join("nodes")
             .join(node)
             .join("peer.yaml"),

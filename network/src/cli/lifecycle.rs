@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use medledger_gateway::client::Gateway;
 use medledger_peer::lifecycle::{CollectionConfig, Definition};
 
-use crate::net::lifecycle as client;
+use medledger_devnet::lifecycle as client;
 
 /// Lifecycle subcommands.
 #[derive(Debug, Subcommand)]

@@ -160,10 +160,10 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     let bundles = a
         .bundles
-        .or_else(crate::net::find_sample_bundles)
+        .or_else(medledger_devnet::find_sample_bundles)
         .context("no sample bundles found: pass --bundles DIR")?;
     let report = crate::bench::run(&crate::bench::BenchOptions {
-        dir: crate::net::default_dir(a.dir),
+        dir: medledger_devnet::default_dir(a.dir),
         bundles: vec![bundles],
         workload: a.workload,
         operations: a.operations,

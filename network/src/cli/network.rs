@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::net::{self, generate::Identities, process};
+use medledger_devnet::{self as net, generate::Identities, process};
 
 /// Network subcommands.
 #[derive(Debug, Subcommand)]

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use medledger_bench::ordering::{self as bench, BenchOptions};
+use medledger_devnet::orderers::{self as devnet, DevNetSpec};
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNetSpec};
 use medledger_proto::medledger::channel::BatchConfig;
 
 /// Orderer subcommands.

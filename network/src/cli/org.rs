@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::net::{self, spec::OrgSpec};
+use medledger_devnet::{self as net, spec::OrgSpec};
 
 /// Organization subcommands.
 #[derive(Debug, Subcommand)]

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use medledger_network::net::spec::NetworkSpec;
+use medledger_devnet::spec::NetworkSpec;
 use medledger_proto::protos::ChaincodeInput;
 use medledger_runtime::process::InstalledChaincode;
 use medledger_runtime::support::ExecRequest;
@@ -147,7 +147,7 @@ pub fn dev_spec_on_free_ports() -> String {
     let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
     let mut spec = NetworkSpec::load(&dev).unwrap();
     let n = spec.nodes().count();
-    let mut ports = medledger_orderer::devnet::free_ports("127.0.0.1", 2 * n)
+    let mut ports = medledger_devnet::orderers::free_ports("127.0.0.1", 2 * n)
         .unwrap()
         .into_iter();
     for o in &mut spec.orderer_org.orderers {
@@ -165,7 +165,7 @@ pub fn dev_spec_on_free_ports() -> String {
 /// as the furthest one: a transaction confirmed by one organization's gateway is then visible
 /// to reads and endorsements at every peer.
 pub async fn settle(dir: &Path) {
-    medledger_network::net::settle(dir).await.unwrap();
+    medledger_devnet::settle(dir).await.unwrap();
 }
 
 /// The dev topology (`configs/dev.yaml` on free ports) started with `network up` in
@@ -222,8 +222,8 @@ pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
 /// The EHR pseudonym key `network up` made for organization `org` (e.g. `org1`) of the network
 /// in `dir` (ADR 0031).
 pub fn pseudonym_key(dir: &Path, org: &str) -> ehr_chaincode::ids::PseudonymKey {
-    let path = medledger_network::net::generate::pseudonym_key_path(dir, org);
-    medledger_network::net::generate::read_pseudonym_key(&path).unwrap()
+    let path = medledger_devnet::generate::pseudonym_key_path(dir, org);
+    medledger_devnet::generate::read_pseudonym_key(&path).unwrap()
 }
 
 /// The ledger id of the patient `patient_id` (a `Patient.id`) of org1, the dev network's

@@ -1,11 +1,13 @@
 //! `medledger network ...`: a whole network from one configuration file — generate its
 //! material ([`generate`]), run its nodes as background processes ([`process`]), define its
 //! chaincodes on the channel ([`lifecycle`]), stop them, report their status. The schema of the configuration is [`spec::NetworkSpec`]
-//! (docs/network.md).
+//! (docs/network.md). [`orderers`]: a development cluster of orderers alone (`medledger orderer
+//! devnet`, the ordering benchmark, the orderer's tests).
 
 pub mod client;
 pub mod generate;
 pub mod lifecycle;
+pub mod orderers;
 pub mod org;
 pub mod process;
 pub mod spec;

@@ -651,7 +651,7 @@ mod tests {
     #[test]
     fn keys_are_private_in_private_directories() {
         let spec =
-            NetworkSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml"))
+            NetworkSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml"))
                 .unwrap();
         let dir = tempfile::tempdir().unwrap();
         generate(&dir.path().join("net"), &spec, &[]).unwrap();

@@ -23,8 +23,8 @@ use medledger_msp::ou::NodeOu;
 use medledger_proto::medledger::channel as pb;
 use prost::Message;
 
-use crate::config::{ConsensusSection, OrdererConfig};
-use crate::{Error, Result};
+use medledger_orderer::config::{ConsensusSection, OrdererConfig};
+use medledger_orderer::{Error, Result};
 
 /// What to generate.
 #[derive(Debug, Clone)]

@@ -284,7 +284,7 @@ mod tests {
     use super::*;
 
     fn dev() -> NetworkSpec {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml");
         NetworkSpec::load(&path).unwrap()
     }
 
@@ -293,7 +293,7 @@ mod tests {
         let spec = dev();
         assert_eq!(spec.orderer_org.orderers.len(), 4);
         assert_eq!(spec.organizations.len(), 2);
-        let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/multi-host.yaml");
+        let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/multi-host.yaml");
         NetworkSpec::load(&multi).unwrap();
     }
 
