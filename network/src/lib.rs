@@ -2,5 +2,4 @@
 //! peers, whole networks (`medledger network up`), chaincode and EHR clients. See
 //! docs/ARCHITECTURE.md.
 
-pub mod bench;
 pub mod cli;

@@ -135,7 +135,7 @@ pub struct BenchArgs {
     /// Workload: `create` (one CreateRecord transaction per FHIR Observation) or `read`
     /// (consent-checked reads by another organization).
     #[arg(long, value_enum, default_value = "create")]
-    pub workload: crate::bench::Workload,
+    pub workload: medledger_bench::gateway::Workload,
     /// Operations to run.
     #[arg(long, default_value_t = 4000)]
     pub operations: usize,
@@ -162,7 +162,7 @@ async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         .bundles
         .or_else(medledger_devnet::find_sample_bundles)
         .context("no sample bundles found: pass --bundles DIR")?;
-    let report = crate::bench::run(&crate::bench::BenchOptions {
+    let report = medledger_bench::gateway::run(&medledger_bench::gateway::BenchOptions {
         dir: medledger_devnet::default_dir(a.dir),
         bundles: vec![bundles],
         workload: a.workload,
