@@ -26,6 +26,8 @@ use medledger_proto::rwset::TxReadWriteSet;
 use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
 use prost::Message;
 
+mod common;
+
 fn rwset(resp: &medledger_proto::protos::ProposalResponse) -> KvrwSet {
     let prp = ProposalResponsePayload::decode(resp.payload.as_slice()).unwrap();
     let action = ChaincodeAction::decode(prp.extension.as_slice()).unwrap();
@@ -59,7 +61,7 @@ async fn kv_contract_endorsed_in_the_sandbox_then_committed() {
 
     // Endorser running the KV contract in the sandbox.
     let mut rt = RuntimeConfig::new(
-        env!("CARGO_BIN_EXE_medledger-sandbox"),
+        common::sibling("medledger-sandbox"),
         dir.path().join("chaincode"),
     );
     rt.execution_timeout = std::time::Duration::from_secs(10);
@@ -67,7 +69,7 @@ async fn kv_contract_endorsed_in_the_sandbox_then_committed() {
         "kv".to_owned(),
         InstalledChaincode {
             id: "kv:1.0".into(),
-            executable: env!("CARGO_BIN_EXE_kv-chaincode").into(),
+            executable: common::sibling("kv-chaincode"),
         },
     )]
     .into_iter()

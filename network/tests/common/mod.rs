@@ -1,7 +1,6 @@
 //! What the end-to-end tests that start a network with `medledger network up` share: the
 //! network configuration on free loopback ports, a guard that stops the network, running the
-//! `medledger` executable, the sample data; and what the tests of the chaincode sandbox
-//! share: the trampoline, `kv-chaincode` and its requests.
+//! `medledger` executable and its sibling binaries, the sample data.
 
 #![allow(dead_code)] // each test crate uses a part
 
@@ -9,38 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use medledger_devnet::spec::NetworkSpec;
-use medledger_proto::protos::ChaincodeInput;
-use medledger_runtime::process::InstalledChaincode;
-use medledger_runtime::support::ExecRequest;
 
 /// The `medledger` executable under test.
 pub const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
 
-/// The `medledger-sandbox` trampoline under test.
-pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
-/// The `kv-chaincode` example (with its misbehaving functions) under test.
-pub const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
-
-/// `kv-chaincode` installed as chaincode `id` (e.g. `kv:1.0`).
-pub fn kv_chaincode(id: &str) -> InstalledChaincode {
-    InstalledChaincode {
-        id: id.into(),
-        executable: KV.into(),
-    }
-}
-
-/// Transaction `tx` on channel `ehr` invoking `args` (function first).
-pub fn exec_request(tx: &str, args: &[&str]) -> ExecRequest {
-    ExecRequest {
-        channel_id: "ehr".into(),
-        tx_id: tx.into(),
-        input: ChaincodeInput {
-            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            ..Default::default()
-        },
-        proposal: None,
-        is_init: false,
-    }
+/// A binary of another workspace package (`medledger-sandbox`, `kv-chaincode`,
+/// `ehr-chaincode`), found next to `medledger`: Cargo puts every binary of the workspace in the
+/// same directory, where the peers also look for them. Only this package's own binary is built
+/// for its tests: build the others with `cargo build --release --workspace --bins` (or run the
+/// tests with `--workspace`).
+pub fn sibling(name: &str) -> PathBuf {
+    let path = Path::new(MEDLEDGER).with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build it with `cargo build --release --workspace --bins`",
+        path.display()
+    );
+    path
 }
 
 /// Stops the network in `dir` (`medledger network down`) even when the test fails.
@@ -95,6 +79,12 @@ chaincodes:
 /// Runs `medledger ARGS --dir DIR` with `envs`; its stdout; panics with both outputs on
 /// failure.
 pub fn medledger_with(args: &[&str], dir: &Path, envs: &[(&str, &Path)]) -> String {
+    if args.first() == Some(&"network") {
+        // The peers run these from next to `medledger`.
+        for bin in ["medledger-sandbox", "kv-chaincode", "ehr-chaincode"] {
+            sibling(bin);
+        }
+    }
     let mut cmd = Command::new(MEDLEDGER);
     cmd.args(args).arg("--dir").arg(dir);
     for (k, v) in envs {

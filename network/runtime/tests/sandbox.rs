@@ -323,7 +323,7 @@ async fn ehr_chaincode_runs_in_the_sandbox() {
     let rt = runtime(work.path());
     let ehr = InstalledChaincode {
         id: "ehr:1.0".into(),
-        executable: env!("CARGO_BIN_EXE_ehr-chaincode").into(),
+        executable: common::sibling("ehr-chaincode"),
     };
     let mut sim = MemorySimulator::new(BTreeMap::new());
     // A doctor's signed proposal: the contract reads the role from the certificate.
