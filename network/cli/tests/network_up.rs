@@ -165,7 +165,7 @@ async fn network_up_submit_evaluate_restart_down() {
     // A different configuration for the same directory is refused.
     let out = Command::new(MEDLEDGER)
         .args(["network", "up", "--config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml"))
         .arg("--dir")
         .arg(&dir)
         .output()

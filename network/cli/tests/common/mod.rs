@@ -134,7 +134,7 @@ pub fn copy_sample_bundles(into: &Path, n: usize) {
 
 /// `network/configs/dev.yaml` (the default network) moved to free loopback ports.
 pub fn dev_spec_on_free_ports() -> String {
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dev.yaml");
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml");
     let mut spec = NetworkSpec::load(&dev).unwrap();
     let n = spec.nodes().count();
     let mut ports = medledger_devnet::orderers::free_ports("127.0.0.1", 2 * n)

@@ -3,12 +3,12 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = medledger_network::cli::Cli::parse();
+    let cli = medledger_cli::Cli::parse();
     if cli.command.prints_and_exits() {
         default_sigpipe();
     }
-    medledger_network::cli::init_tracing(cli.verbose);
-    match medledger_network::cli::run(cli) {
+    medledger_cli::init_tracing(cli.verbose);
+    match medledger_cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
