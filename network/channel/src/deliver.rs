@@ -21,12 +21,18 @@
 //!
 //! The caller maps the final [`Refusal`] or success to a `DeliverResponse` status, as Fabric
 //! sends one after the stop block (or the refusal) and then waits for the next request.
+//!
+//! The requests themselves ([`seek_envelope`], [`header_stream_envelope`]) are built here too,
+//! for clients and for peers pulling blocks from orderers.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use medledger_proto::common::{Block, Envelope, HeaderType, Status};
+use medledger_msp::identity::SigningIdentity;
+use medledger_proto::common::{
+    Block, ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader, Status,
+};
 use medledger_proto::orderer::{SeekInfo, SeekPosition, seek_info, seek_position};
 use prost::Message;
 use tokio::sync::watch;
@@ -282,6 +288,106 @@ pub async fn serve(
         }
         next += 1;
     }
+}
+
+// ---- requests: what a Deliver client sends ----
+
+/// A signed Deliver request (`DELIVER_SEEK_INFO` envelope) for blocks `start..=stop`
+/// (`stop = u64::MAX` for an endless stream), waiting for blocks not yet there.
+///
+/// # Errors
+/// The signer's error if signing fails.
+pub fn seek_envelope(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    start: u64,
+    stop: u64,
+) -> medledger_msp::Result<Envelope> {
+    use medledger_proto::orderer::{SeekSpecified, seek_position::Type};
+    let pos = |n| SeekPosition {
+        r#type: Some(Type::Specified(SeekSpecified { number: n })),
+    };
+    let seek = SeekInfo {
+        start: Some(pos(start)),
+        stop: Some(pos(stop)),
+        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
+        ..Default::default()
+    };
+    signed_seek(signer, channel_id, &seek)
+}
+
+/// `seek` as a signed `DELIVER_SEEK_INFO` envelope with a random 24-byte nonce.
+fn signed_seek(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    seek: &SeekInfo,
+) -> medledger_msp::Result<Envelope> {
+    let nonce: [u8; 24] = rand::random();
+    signed(
+        signer,
+        channel_id,
+        HeaderType::DeliverSeekInfo,
+        String::new(),
+        &nonce,
+        seek.encode_to_vec(),
+    )
+}
+
+/// A signed Deliver request for the headers and signatures (`HEADER_WITH_SIG`, no block data)
+/// of the newest block and of every block after it, waiting for blocks not yet there: what a
+/// peer's puller uses to watch an orderer's height (Fabric's BFT censorship monitor).
+///
+/// # Errors
+/// The signer's error if signing fails.
+pub fn header_stream_envelope(
+    signer: &SigningIdentity,
+    channel_id: &str,
+) -> medledger_msp::Result<Envelope> {
+    use medledger_proto::orderer::{SeekNewest, SeekSpecified, seek_position::Type};
+    let seek = SeekInfo {
+        start: Some(SeekPosition {
+            r#type: Some(Type::Newest(SeekNewest {})),
+        }),
+        stop: Some(SeekPosition {
+            r#type: Some(Type::Specified(SeekSpecified { number: u64::MAX })),
+        }),
+        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
+        content_type: seek_info::SeekContentType::HeaderWithSig as i32,
+        ..Default::default()
+    };
+    signed_seek(signer, channel_id, &seek)
+}
+
+/// An envelope of `header_type` for `channel_id` whose payload is signed by `signer`.
+fn signed(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    header_type: HeaderType,
+    tx_id: String,
+    nonce: &[u8],
+    data: Vec<u8>,
+) -> medledger_msp::Result<Envelope> {
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: ChannelHeader {
+                r#type: header_type as i32,
+                channel_id: channel_id.to_owned(),
+                tx_id,
+                timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            signature_header: SignatureHeader {
+                creator: signer.serialized().to_vec(),
+                nonce: nonce.to_vec(),
+            }
+            .encode_to_vec(),
+        }),
+        data,
+    }
+    .encode_to_vec();
+    let signature = signer.sign(&payload)?;
+    Ok(Envelope { payload, signature })
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use medledger_proto::common::{
     ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader,
 };
 use medledger_proto::orderer::{
-    BroadcastResponse, DeliverResponse, SeekInfo, SeekPosition,
-    atomic_broadcast_client::AtomicBroadcastClient, seek_info,
+    BroadcastResponse, DeliverResponse, atomic_broadcast_client::AtomicBroadcastClient,
 };
 use prost::Message;
 use tonic::transport::{Certificate as TlsCertificate, Channel, ClientTlsConfig, Endpoint};
@@ -113,8 +112,8 @@ impl OrdererClient {
     }
 }
 
-/// A signed Deliver request (`DELIVER_SEEK_INFO` envelope) for blocks `start..=stop`
-/// (`stop = u64::MAX` for an endless stream), waiting for blocks not yet there.
+/// A signed Deliver request (`DELIVER_SEEK_INFO` envelope) for blocks `start..=stop`; see
+/// [`medledger_channel::deliver::seek_envelope`].
 ///
 /// # Errors
 /// [`Error::Config`] if signing fails.
@@ -124,86 +123,11 @@ pub fn seek_envelope(
     start: u64,
     stop: u64,
 ) -> Result<Envelope> {
-    use medledger_proto::orderer::{SeekSpecified, seek_position::Type};
-    let pos = |n| SeekPosition {
-        r#type: Some(Type::Specified(SeekSpecified { number: n })),
-    };
-    let seek = SeekInfo {
-        start: Some(pos(start)),
-        stop: Some(pos(stop)),
-        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
-        ..Default::default()
-    };
-    signed_seek(signer, channel_id, &seek)
-}
-
-/// `seek` as a signed `DELIVER_SEEK_INFO` envelope with a random 24-byte nonce.
-fn signed_seek(signer: &SigningIdentity, channel_id: &str, seek: &SeekInfo) -> Result<Envelope> {
-    let nonce: [u8; 24] = rand::random();
-    signed(
-        signer,
-        channel_id,
-        HeaderType::DeliverSeekInfo,
-        String::new(),
-        &nonce,
-        seek.encode_to_vec(),
-    )
-}
-
-/// A signed Deliver request for the headers and signatures (`HEADER_WITH_SIG`, no block data)
-/// of the newest block and of every block after it, waiting for blocks not yet there: what a
-/// peer's puller uses to watch an orderer's height (Fabric's BFT censorship monitor).
-///
-/// # Errors
-/// [`Error::Config`] if signing fails.
-pub fn header_stream_envelope(signer: &SigningIdentity, channel_id: &str) -> Result<Envelope> {
-    use medledger_proto::orderer::{SeekNewest, SeekSpecified, seek_position::Type};
-    let seek = SeekInfo {
-        start: Some(SeekPosition {
-            r#type: Some(Type::Newest(SeekNewest {})),
-        }),
-        stop: Some(SeekPosition {
-            r#type: Some(Type::Specified(SeekSpecified { number: u64::MAX })),
-        }),
-        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
-        content_type: seek_info::SeekContentType::HeaderWithSig as i32,
-        ..Default::default()
-    };
-    signed_seek(signer, channel_id, &seek)
-}
-
-/// An envelope of `header_type` for `channel_id` whose payload is signed by `signer`.
-fn signed(
-    signer: &SigningIdentity,
-    channel_id: &str,
-    header_type: HeaderType,
-    tx_id: String,
-    nonce: &[u8],
-    data: Vec<u8>,
-) -> Result<Envelope> {
-    let payload = Payload {
-        header: Some(Header {
-            channel_header: ChannelHeader {
-                r#type: header_type as i32,
-                channel_id: channel_id.to_owned(),
-                tx_id,
-                timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
-                ..Default::default()
-            }
-            .encode_to_vec(),
-            signature_header: SignatureHeader {
-                creator: signer.serialized().to_vec(),
-                nonce: nonce.to_vec(),
-            }
-            .encode_to_vec(),
-        }),
-        data,
-    }
-    .encode_to_vec();
-    let signature = signer.sign(&payload).map_err(|e| Error::Config {
-        reason: format!("signing the envelope: {e}"),
-    })?;
-    Ok(Envelope { payload, signature })
+    medledger_channel::deliver::seek_envelope(signer, channel_id, start, stop).map_err(|e| {
+        Error::Config {
+            reason: format!("signing the envelope: {e}"),
+        }
+    })
 }
 
 /// A signed endorser-transaction envelope from `signer` carrying `data`, endorsed once by

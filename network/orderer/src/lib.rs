@@ -13,8 +13,8 @@
 //! - [`server`]: the orderer process: `orderer.AtomicBroadcast` (Broadcast, Deliver) and the
 //!   `medledger.orderer.Cluster` transport over mutual TLS, `/healthz` and `/metrics`
 //!   ([`metrics`]); configured by `orderer.yaml` ([`config`]).
-//! - [`client`]: a Broadcast/Deliver client; [`devnet`]: generates a development cluster
-//!   (CAs, genesis block, orderer configs); [`bench`]: the ordering benchmark.
+//! - [`client`]: a Broadcast/Deliver client. The development cluster generator is
+//!   `medledger_devnet::orderers`; the ordering benchmark is in `medledger-bench`.
 //! - `sim` (feature `sim`): a deterministic in-process cluster of real [`node::Node`]s over a
 //!   simulated network with virtual time and Byzantine orderers (tests and experiments).
 //!
@@ -22,11 +22,9 @@
 //! order, flushing the WAL before any message leaves and storing blocks before serving them.
 
 pub mod batch;
-pub mod bench;
 pub mod client;
 pub mod config;
 pub mod consensus;
-pub mod devnet;
 mod error;
 mod frame;
 pub mod metrics;

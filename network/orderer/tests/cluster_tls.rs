@@ -10,10 +10,10 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use medledger_channel::bft;
+use medledger_devnet::orderers::{self as devnet, DevNetSpec};
 use medledger_msp::folder::load_signing_identity;
 use medledger_orderer::client::{OrdererClient, seek_envelope, transaction_envelope};
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNetSpec};
 use medledger_orderer::server::{self, RunningOrderer};
 use medledger_proto::common::Status;
 use medledger_proto::medledger::channel::BatchConfig;

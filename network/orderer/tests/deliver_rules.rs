@@ -9,10 +9,10 @@
 use std::time::{Duration, SystemTime};
 
 use medledger_channel::testing::signed_envelope_at;
+use medledger_devnet::orderers::{self as devnet, DevNetSpec};
 use medledger_msp::folder::load_signing_identity;
 use medledger_orderer::client::OrdererClient;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNetSpec};
 use medledger_orderer::server;
 use medledger_proto::common::{HeaderType, Status};
 use medledger_proto::medledger::channel::BatchConfig;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use medledger_devnet::orderers::{self as devnet, DevNet, DevNetSpec};
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_orderer::devnet::{self, DevNet, DevNetSpec};
 use medledger_orderer::server::RunningOrderer;
 use medledger_proto::common::Envelope;
 use medledger_proto::medledger::channel::BatchConfig;

@@ -402,7 +402,7 @@ async fn stream_blocks(
 ) {
     let forward = async {
         let request =
-            medledger_orderer::client::seek_envelope(&signer, &channel_id, start, u64::MAX)
+            medledger_channel::deliver::seek_envelope(&signer, &channel_id, start, u64::MAX)
                 .map_err(|e| e.to_string())?;
         let mut stream = deliver(&tls, &orderer, request).await?;
         info!(target: "peer::pull", channel = %channel_id, %orderer, from = start, "pulling blocks");
@@ -544,7 +544,7 @@ impl BlockPuller {
         heights: &AttestedHeights,
     ) -> Result<(), String> {
         let channel_id = self.committer.channel_id();
-        let request = medledger_orderer::client::header_stream_envelope(&self.signer, channel_id)
+        let request = medledger_channel::deliver::header_stream_envelope(&self.signer, channel_id)
             .map_err(|e| e.to_string())?;
         let mut stream = deliver(&self.tls, orderer, request).await?;
         while let Some(resp) = stream.message().await.map_err(|e| e.message().to_owned())? {

@@ -1,8 +1,0 @@
-//! Medledger nodes and the `medledger` command line: certificate authorities, orderers,
-//! peers, whole networks (`medledger network up`), chaincode and EHR clients. See
-//! docs/ARCHITECTURE.md.
-
-pub mod bench;
-pub mod cli;
-pub mod ehr_client;
-pub mod net;
