@@ -513,12 +513,14 @@ impl Pool {
         }
     }
 
-    /// Whether an envelope of `size` bytes from `submitter` of organization `org` fits within
-    /// the limits.
+    /// Whether an admitted envelope of `size` bytes fits within the limits. A config update
+    /// is bounded by the pool's totals only, not by its submitter's or organization's share:
+    /// it passed the channel's admin policies, and it is how a flooding member is revoked.
     ///
     /// # Errors
     /// A `SERVICE_UNAVAILABLE` [`Rejection`] saying which limit is reached.
-    pub fn room(&self, submitter: &[u8; 32], org: &str, size: usize) -> Result<(), Rejection> {
+    pub fn room(&self, admitted: &Admitted, size: usize) -> Result<(), Rejection> {
+        let (submitter, org) = (&admitted.submitter, admitted.org.as_str());
         let full = |what: &str| {
             Err(reject(
                 Status::ServiceUnavailable,
@@ -530,6 +532,9 @@ impl Pool {
         }
         if self.bytes.saturating_add(size) > self.limits.max_bytes {
             return full("too many bytes pending");
+        }
+        if admitted.config_update {
+            return Ok(());
         }
         let mine = self.submitters.get(submitter).map_or(0, |s| s.bytes);
         if mine.saturating_add(size) > self.limits.max_bytes_per_submitter {
@@ -750,10 +755,9 @@ impl Pool {
         // the smallest first: organizations in turn, and in each its submitters' queues
         // (`None` once closed for this block).
         let next_size = |k: &[u8; 32]| {
-            self.submitters[k]
-                .seqs
-                .range(..before)
-                .next()
+            self.submitters
+                .get(k)
+                .and_then(|s| s.seqs.range(..before).next())
                 .and_then(|seq| self.by_seq.get(seq))
                 .map_or(0, |p| p.bytes.len() as u64)
         };
@@ -775,7 +779,11 @@ impl Pool {
             .map(|(_, _, subs)| OrgTurn {
                 queues: subs
                     .iter()
-                    .map(|k| Some(self.submitters[*k].seqs.range(..before).peekable()))
+                    .map(|k| {
+                        self.submitters
+                            .get(*k)
+                            .map(|s| s.seqs.range(..before).peekable())
+                    })
                     .collect(),
                 open: subs.len(),
                 next: 0,
@@ -1011,7 +1019,8 @@ pub struct Candidate<'a> {
 /// `already_admitted(hash)` gives the tx_id and config-update flag of envelope bytes this
 /// process already admitted under the current configuration, and `verdicts` the admissions
 /// it remembers (then they are not verified again); envelopes admitted here are added to
-/// `verdicts`.
+/// `verdicts`. Those are judged at the candidate's ordering time (`time_ms`, the same on every
+/// orderer); `now`, this orderer's clock, bounds that time ([`check_ordering_time`]).
 ///
 /// # Errors
 /// The first [`BatchError`] found.
@@ -1058,6 +1067,10 @@ pub fn validate(
         }
         total += e.len();
     }
+    // Envelopes not admitted here before are judged at the block's ordering time, as the
+    // peers judge them (ADR 0030), not at this orderer's clock: a certificate that expires
+    // while the batch is being decided gets the same verdict on every honest orderer.
+    let ordered_at = SystemTime::UNIX_EPOCH + Duration::from_millis(time_ms);
     let mut seen = HashSet::with_capacity(envelopes.len());
     let mut tx_ids = Vec::with_capacity(envelopes.len());
     for (index, e) in envelopes.iter().enumerate() {
@@ -1068,7 +1081,7 @@ pub fn validate(
                 let a = match verdicts.get(&hash, config.sequence()) {
                     Some(a) => a,
                     None => {
-                        let a = admit_hashed(config, e, hash, now).map_err(|rejection| {
+                        let a = admit_hashed(config, e, hash, ordered_at).map_err(|rejection| {
                             BatchError::BadEnvelope {
                                 number,
                                 index,
@@ -1627,8 +1640,7 @@ mod tests {
         let mut add = |who: &medledger_msp::identity::SigningIdentity| {
             let bytes = tx_envelope(who, "ehr", vec![1; 10]).encode_to_vec();
             let admitted = admit(&ch.config, &bytes, now).unwrap();
-            pool.room(&admitted.submitter, &admitted.org, bytes.len())
-                .unwrap();
+            pool.room(&admitted, bytes.len()).unwrap();
             assert!(pool.insert(bytes.clone(), admitted, Instant::now()));
             bytes
         };
@@ -1689,6 +1701,44 @@ mod tests {
             &Verdicts::new(8),
             now,
         )
+    }
+
+    #[test]
+    fn proposed_envelopes_are_judged_at_the_blocks_ordering_time_not_the_local_clock() {
+        // Review finding M2: judged at each orderer's own clock, a certificate that expires
+        // while a batch is proposed splits the honest orderers' votes (those whose clocks
+        // are past the expiry refuse what the others accept). Judged at the block's ordering
+        // time, the verdict is the same on every orderer. Here an orderer whose clock is a
+        // century ahead (every test certificate expired) validates a re-proposal ordered now.
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let env = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let ordered_at = SystemTime::now();
+        let later = ordered_at + Duration::from_secs(100 * 365 * 24 * 3600);
+        let ordered = HashSet::new();
+        let chain = empty_chain(&ordered);
+        let data = medledger_channel::block::data_hash(&BlockData {
+            data: vec![env.clone()],
+        });
+        let envelopes = [env];
+        let validate_at = |fresh| {
+            validate(
+                &config,
+                &chain,
+                &Candidate {
+                    number: 1,
+                    previous_hash: &[0; 32],
+                    data_hash: &data,
+                    time_ms: medledger_channel::bft::time_ms(ordered_at),
+                    fresh,
+                    envelopes: &envelopes,
+                },
+                &|_| None,
+                &Verdicts::new(8),
+                later,
+            )
+        };
+        assert_eq!(validate_at(false).unwrap().len(), 1);
     }
 
     /// The proposal response payload an envelope's endorsements sign.
@@ -1804,12 +1854,23 @@ mod pool_tests {
     /// Adds an envelope of `size` bytes from `submitter`, of Org1MSP below 100, of Org2MSP
     /// from 100; its first byte is the submitter.
     fn add(pool: &mut Pool, submitter: u8, tx: &str, size: usize) -> Result<bool, Rejection> {
+        add_as(pool, submitter, tx, size, false)
+    }
+
+    /// As [`add`], a config update if `config_update`.
+    fn add_as(
+        pool: &mut Pool,
+        submitter: u8,
+        tx: &str,
+        size: usize,
+        config_update: bool,
+    ) -> Result<bool, Rejection> {
         let mut bytes = vec![submitter; size];
         bytes[1..=tx.len()].copy_from_slice(tx.as_bytes());
         let admitted = Admitted {
             tx_id: tx.into(),
             hash: envelope_hash(tx.as_bytes()),
-            config_update: false,
+            config_update,
             submitter: [submitter; 32],
             org: if submitter < 100 {
                 "Org1MSP"
@@ -1818,8 +1879,27 @@ mod pool_tests {
             }
             .into(),
         };
-        pool.room(&admitted.submitter, &admitted.org, size)?;
+        pool.room(&admitted, size)?;
         Ok(pool.insert(bytes, admitted, Instant::now()))
+    }
+
+    #[test]
+    fn a_config_update_is_not_held_back_by_its_organizations_share() {
+        // Review finding M3: two identities of an organization fill its share; its admin's
+        // config update (the way to revoke them) must still get into the pool.
+        let mut pool = Pool::new(PoolLimits {
+            max_envelopes: 100,
+            max_bytes: 1000,
+            max_bytes_per_submitter: 250,
+            max_bytes_per_org: 500,
+        });
+        assert!(add(&mut pool, 1, "a1", 250).unwrap());
+        assert!(add(&mut pool, 2, "b1", 250).unwrap());
+        let full = add(&mut pool, 3, "c1", 100).unwrap_err();
+        assert!(full.reason.contains("organization"), "{full}");
+        assert!(add_as(&mut pool, 3, "update", 100, true).unwrap());
+        // The pool's own total still bounds it.
+        assert!(add_as(&mut pool, 4, "update2", 500, true).is_err());
     }
 
     #[test]

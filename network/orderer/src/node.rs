@@ -698,8 +698,7 @@ impl Node {
                 reason: format!("duplicate tx_id {}", admitted.tx_id),
             });
         }
-        self.pool
-            .room(&admitted.submitter, &admitted.org, e.bytes.len())?;
+        self.pool.room(&admitted, e.bytes.len())?;
         let copy = e.bytes.clone();
         Ok(self
             .pool

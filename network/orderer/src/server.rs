@@ -1200,9 +1200,11 @@ async fn broadcast_one(shared: &Shared, bytes: Vec<u8>) -> Option<Result<(), Rej
     };
     // Refused early, before its signature is checked, if its claimed creator (a valid
     // identity; cached) has no room in the pool. A false claim gains nothing: the full check
-    // follows for what passes.
+    // follows for what passes. A config update is bounded by the pool's totals only
+    // ([`batch::Pool::room`]), so it is left to the full check.
     if let Ok(env) = Envelope::decode(bytes.as_slice())
         && let Ok(parsed) = medledger_channel::envelope::parse(&env)
+        && parsed.header_type() != Some(medledger_proto::common::HeaderType::ConfigUpdate)
         && let Ok(creator) = config.msps().validate(
             &parsed.signature_header.creator,
             std::time::SystemTime::now(),
