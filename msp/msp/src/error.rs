@@ -103,9 +103,6 @@ pub enum Error {
     /// A CRL does not parse or is not signed by a CA of the MSP.
     #[error("invalid CRL: {0}")]
     InvalidCrl(String),
-    /// A certificate authority operation was refused; see [`crate::ca::CaError`].
-    #[error(transparent)]
-    Ca(#[from] crate::ca::CaError),
     /// A policy could not be parsed.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
