@@ -5,7 +5,7 @@ use crate::ou::NodeOu;
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in MSP validation, signing and the certificate authority.
+/// Everything that can go wrong in MSP validation, signing and MSP folders.
 ///
 /// Messages name MSP ids, enrollment ids, serial numbers and file paths, never certificate
 /// attributes' values (they may carry patient identifiers).
