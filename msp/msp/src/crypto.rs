@@ -111,23 +111,6 @@ impl SigningKey {
             .map_err(|_| Error::Key("ECDSA signing failed".into()))?;
         to_low_s(sig.as_ref())
     }
-
-    /// An rcgen key pair for the same key, to build certificate signing requests.
-    ///
-    /// # Errors
-    /// [`Error::Key`] if the key cannot be exported.
-    pub fn to_rcgen(&self) -> Result<rcgen::KeyPair> {
-        let der = self.to_pkcs8_der()?;
-        rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-            &rustls_pki_der(&der),
-            &rcgen::PKCS_ECDSA_P256_SHA256,
-        )
-        .map_err(|e| Error::Key(format!("rcgen key: {e}")))
-    }
-}
-
-fn rustls_pki_der(der: &[u8]) -> rustls::pki_types::PrivatePkcs8KeyDer<'static> {
-    rustls::pki_types::PrivatePkcs8KeyDer::from(der.to_vec())
 }
 
 /// Parses a DER ECDSA P-256 signature strictly.

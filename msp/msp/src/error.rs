@@ -5,7 +5,7 @@ use crate::ou::NodeOu;
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in MSP validation, signing and the certificate authority.
+/// Everything that can go wrong in MSP validation, signing and MSP folders.
 ///
 /// Messages name MSP ids, enrollment ids, serial numbers and file paths, never certificate
 /// attributes' values (they may carry patient identifiers).
@@ -103,9 +103,6 @@ pub enum Error {
     /// A CRL does not parse or is not signed by a CA of the MSP.
     #[error("invalid CRL: {0}")]
     InvalidCrl(String),
-    /// A certificate authority operation was refused; see [`crate::ca::CaError`].
-    #[error(transparent)]
-    Ca(#[from] crate::ca::CaError),
     /// A policy could not be parsed.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),

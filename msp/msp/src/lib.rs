@@ -1,8 +1,6 @@
-//! Medledger's membership service provider, in the manner of Hyperledger Fabric's MSP and
-//! Fabric CA.
+//! Medledger's membership service provider, in the manner of Hyperledger Fabric's MSP. The
+//! certificate authority is the `medledger-ca` crate.
 //!
-//! - [`ca`]: an organization's certificate authority (root CA + TLS CA, register, enroll by
-//!   CSR, reenroll, revoke, CRL), persisted durably, and its gRPC service and client.
 //! - [`crypto`]: ECDSA P-256 signing and verification as Fabric does it (SHA-256, DER, low-S),
 //!   on aws-lc-rs.
 //! - [`cert`], [`identity`]: certificates with Fabric CA attributes, `msp.SerializedIdentity`,
@@ -13,7 +11,6 @@
 //!   from Fabric's syntax and evaluated over verified signers.
 //! - [`folder`]: Fabric's MSP folder layout on disk.
 
-pub mod ca;
 pub mod cert;
 pub mod crypto;
 mod error;

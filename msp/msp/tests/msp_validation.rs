@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use medledger_ca::{CaConfig, CertificateAuthority, Profile, Registration, build_csr};
 use medledger_msp::Error;
-use medledger_msp::ca::{CaConfig, CertificateAuthority, Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::{self, SigningKey};
 use medledger_msp::identity::{SigningIdentity, deserialize_identity, serialize_identity};
@@ -285,7 +285,7 @@ fn intermediate_ca_chains_and_ca_certs_are_not_identities() {
         .push(DnType::OrganizationalUnitName, "client");
     leaf_params.is_ca = IsCa::ExplicitNoCa;
     let leaf = leaf_params
-        .signed_by(&leaf_key.to_rcgen().unwrap(), &inter_issuer)
+        .signed_by(&medledger_ca::rcgen_key(&leaf_key).unwrap(), &inter_issuer)
         .unwrap();
     let leaf = Certificate::from_der(leaf.der()).unwrap();
 

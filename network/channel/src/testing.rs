@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use medledger_msp::ca::{CaConfig, CertificateAuthority, Profile, Registration, build_csr};
+use medledger_ca::{CaConfig, CertificateAuthority, Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::identity::SigningIdentity;
@@ -144,7 +144,7 @@ impl TestChannel {
             .ca
             .revoke(
                 "admin",
-                medledger_msp::ca::RevokeTarget::Identity(name.to_owned()),
+                medledger_ca::RevokeTarget::Identity(name.to_owned()),
                 "keyCompromise",
             )
             .expect("revoke at the test CA");

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use medledger_msp::ca::client::CaClient;
-use medledger_msp::ca::{
+use medledger_ca::client::CaClient;
+use medledger_ca::{
     Attribute, CaConfig, CertificateAuthority, Profile, Registration, RevokeTarget, server,
 };
 use medledger_msp::crypto::SigningKey;
@@ -327,7 +327,7 @@ fn write_enrollment(
     home: &Path,
     profile: Profile,
     info: &medledger_proto::medledger::ca::CaInfoResponse,
-    enrollment: &medledger_msp::ca::Enrollment,
+    enrollment: &medledger_ca::Enrollment,
     key: &SigningKey,
 ) -> Result<()> {
     match profile {

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use ehr_chaincode::ids::PseudonymKey;
-use medledger_msp::ca::{CaConfig, CertificateAuthority, Registration};
+use medledger_ca::{CaConfig, CertificateAuthority, Registration};
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
 use medledger_peer::lifecycle::{CollectionConfig, Definition};

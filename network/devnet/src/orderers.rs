@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use medledger_msp::ca::{CaConfig, CertificateAuthority, Registration};
+use medledger_ca::{CaConfig, CertificateAuthority, Registration};
 use medledger_msp::cert::Certificate;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::medledger::channel as pb;

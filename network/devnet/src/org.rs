@@ -486,7 +486,7 @@ pub async fn update_crl(
         .find(|o| o.name == org_name)
         .with_context(|| format!("no organization {org_name} in this network"))?;
     let identities = Identities::load(dir)?;
-    let mut ca = medledger_msp::ca::CertificateAuthority::open(&dir.join("ca").join(&org.name))
+    let mut ca = medledger_ca::CertificateAuthority::open(&dir.join("ca").join(&org.name))
         .with_context(|| format!("opening the CA of {}", org.msp_id))?;
     let mut revoked = Vec::new();
     for name in revoke {
@@ -497,7 +497,7 @@ pub async fn update_crl(
         let serials = ca
             .revoke(
                 generate::CA_BOOT_ID,
-                medledger_msp::ca::RevokeTarget::Identity(name.replace(':', "-")),
+                medledger_ca::RevokeTarget::Identity(name.replace(':', "-")),
                 reason,
             )
             .with_context(|| format!("revoking {name}"))?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{CHANNEL, ChainWatch, Submitted, nonce, quantile, rss, tx_id};
 
-use medledger_msp::ca::{CertificateAuthority, Registration};
+use medledger_ca::{CertificateAuthority, Registration};
 use medledger_msp::folder::load_signing_identity;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::{CC, CHANNEL, Net, Peer};
+use medledger_ca::{Profile, Registration, build_csr};
 use medledger_channel::ChannelConfig;
 use medledger_channel::testing::TestOrg;
-use medledger_msp::ca::{Profile, Registration, build_csr};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::identity::SigningIdentity;

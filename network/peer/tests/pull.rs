@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{CC, Net, Peer};
+use medledger_ca::{Profile, Registration, build_csr};
 use medledger_channel::ChannelConfig;
 use medledger_channel::block;
 use medledger_ledger::TransientStore;
-use medledger_msp::ca::{Profile, Registration, build_csr};
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::ou::NodeOu;
 use medledger_peer::node::pull::{BlockPuller, PullConfig, start_index};

@@ -194,10 +194,10 @@ pub fn reenroll(name: &str) -> Creator {
     let org = reg.orgs.get_mut(msp).unwrap();
     let enrollment = name.replace([':', '@'], "-");
     let key = medledger_msp::crypto::SigningKey::generate().unwrap();
-    let csr = medledger_msp::ca::build_csr(&key, &enrollment, &[]).unwrap();
+    let csr = medledger_ca::build_csr(&key, &enrollment, &[]).unwrap();
     let e = org
         .ca
-        .reenroll(&enrollment, &csr, medledger_msp::ca::Profile::Ecert, &[])
+        .reenroll(&enrollment, &csr, medledger_ca::Profile::Ecert, &[])
         .unwrap();
     let cert = medledger_msp::cert::Certificate::from_pem(e.cert_pem.as_bytes()).unwrap();
     let id = medledger_msp::identity::SigningIdentity::new(msp, cert, key).unwrap();

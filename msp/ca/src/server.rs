@@ -19,10 +19,10 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use super::{CaError, CertificateAuthority, Profile, Registration, RevokeTarget, store::Attribute};
-use crate::identity::deserialize_identity;
-use crate::msp::unix_seconds;
-use crate::ou::NodeOu;
-use crate::{crypto, fsutil};
+use medledger_msp::identity::deserialize_identity;
+use medledger_msp::msp::unix_seconds;
+use medledger_msp::ou::NodeOu;
+use medledger_msp::{crypto, fsutil};
 
 /// How far a signed request's timestamp may be from the CA's clock.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -260,10 +260,12 @@ impl pb::certificate_authority_server::CertificateAuthority for CaService {
                 Self::authenticate::<pb::RegisterRequest>(ca, &signed, "register", |r| {
                     r.header.as_ref()
                 })?;
-            let identity_type: NodeOu = req
-                .identity_type
-                .parse()
-                .map_err(|e: crate::ou::UnknownNodeOu| Status::invalid_argument(e.to_string()))?;
+            let identity_type: NodeOu =
+                req.identity_type
+                    .parse()
+                    .map_err(|e: medledger_msp::ou::UnknownNodeOu| {
+                        Status::invalid_argument(e.to_string())
+                    })?;
             let registration = Registration {
                 enrollment_id: req.enrollment_id,
                 identity_type,

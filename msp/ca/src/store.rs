@@ -1,6 +1,6 @@
 //! The CA's durable state: registered identities, issued certificates, revocations.
 //!
-//! One JSON document rewritten atomically ([`crate::fsutil::write_atomic`]) on every change,
+//! One JSON document rewritten atomically ([`medledger_msp::fsutil::write_atomic`]) on every change,
 //! before the change is acknowledged: a crash loses no issued identity. Every mutation is
 //! applied to a copy first, so a failed write leaves memory and disk unchanged.
 
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::CaError;
-use crate::fsutil;
-use crate::ou::NodeOu;
+use medledger_msp::fsutil;
+use medledger_msp::ou::NodeOu;
 
 /// Current layout version of `state.json`.
 const STATE_VERSION: u32 = 1;

@@ -7,11 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use medledger_ca::client::{CaClient, CaClientError};
+use medledger_ca::{CaConfig, CertificateAuthority, Profile, Registration, RevokeTarget, server};
 use medledger_msp::Error;
-use medledger_msp::ca::client::{CaClient, CaClientError};
-use medledger_msp::ca::{
-    CaConfig, CertificateAuthority, Profile, Registration, RevokeTarget, server,
-};
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::SigningKey;
 use medledger_msp::folder;
@@ -268,12 +266,12 @@ async fn registrar_permissions_and_bad_requests() {
     // A registrar limited to clients and ehr.* attributes.
     let registrar = Registration {
         attributes: vec![
-            medledger_msp::ca::Attribute {
+            medledger_ca::Attribute {
                 name: "hf.Registrar.Roles".into(),
                 value: "client".into(),
                 ecert: false,
             },
-            medledger_msp::ca::Attribute {
+            medledger_ca::Attribute {
                 name: "hf.Registrar.Attributes".into(),
                 value: "ehr.*".into(),
                 ecert: false,

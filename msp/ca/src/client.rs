@@ -8,9 +8,9 @@ use medledger_proto::medledger::ca::{
 use prost::Message;
 use tonic::transport::{Certificate as TlsCertificate, Channel, ClientTlsConfig};
 
-use super::{Enrollment, Profile, Registration, RevokeTarget, build_csr};
-use crate::crypto::SigningKey;
-use crate::identity::SigningIdentity;
+use super::{CaError, Enrollment, Profile, Registration, RevokeTarget, build_csr};
+use medledger_msp::crypto::SigningKey;
+use medledger_msp::identity::SigningIdentity;
 
 /// Errors of CA client calls.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,10 @@ pub enum CaClientError {
     },
     /// A local step failed (key, CSR, signature).
     #[error(transparent)]
-    Local(#[from] crate::Error),
+    Local(#[from] medledger_msp::Error),
+    /// The certificate signing request could not be built.
+    #[error(transparent)]
+    Ca(#[from] CaError),
 }
 
 impl From<tonic::Status> for CaClientError {
@@ -123,7 +126,7 @@ impl CaClient {
         profile: Profile,
         hosts: &[String],
     ) -> Result<Enrollment, CaClientError> {
-        let csr = build_csr(key, enrollment_id, hosts).map_err(crate::Error::from)?;
+        let csr = build_csr(key, enrollment_id, hosts)?;
         let req = pb::EnrollRequest {
             ca_name: self.ca_name.clone(),
             enrollment_id: enrollment_id.to_owned(),
@@ -146,8 +149,7 @@ impl CaClient {
         profile: Profile,
         hosts: &[String],
     ) -> Result<Enrollment, CaClientError> {
-        let csr = build_csr(new_key, identity.certificate().common_name(), hosts)
-            .map_err(crate::Error::from)?;
+        let csr = build_csr(new_key, identity.certificate().common_name(), hosts)?;
         let inner = pb::ReenrollRequest {
             header: Some(self.header("reenroll")),
             csr_pem: csr.into_bytes(),

@@ -35,11 +35,11 @@ pub use store::{
     Attribute, CaState, CaStore, IssuedCertificate, Profile, RegisteredIdentity, Revocation,
 };
 
-use crate::cert::{ATTRS_EXTENSION_OID, Certificate, encode_attrs};
-use crate::crypto::SigningKey;
-use crate::fsutil;
-use crate::msp::{Msp, MspConfig, NodeOuConfig, unix_seconds};
-use crate::ou::NodeOu;
+use medledger_msp::cert::{ATTRS_EXTENSION_OID, Certificate, encode_attrs};
+use medledger_msp::crypto::SigningKey;
+use medledger_msp::fsutil;
+use medledger_msp::msp::{Msp, MspConfig, NodeOuConfig, unix_seconds};
+use medledger_msp::ou::NodeOu;
 
 /// PBKDF2-HMAC-SHA256 iterations for enrollment secrets.
 const PBKDF2_ITERATIONS: u32 = 100_000;
@@ -480,7 +480,7 @@ impl CertificateAuthority {
 
     fn write_server_tls(&mut self) -> CaResult<()> {
         let key = SigningKey::generate().map_err(|e| CaError::Issue(e.to_string()))?;
-        let rc_key = key.to_rcgen().map_err(|e| CaError::Issue(e.to_string()))?;
+        let rc_key = rcgen_key(&key).map_err(|e| CaError::Issue(e.to_string()))?;
         let identity = RegisteredIdentity {
             enrollment_id: self.config.name.clone(),
             identity_type: NodeOu::Client,
@@ -927,15 +927,15 @@ impl CertificateAuthority {
     ) -> CaResult<LocalIdentity> {
         let name = registration.enrollment_id.clone();
         let secret = self.register(registrar, registration)?;
-        let key_err = |e: crate::Error| CaError::Issue(e.to_string());
+        let key_err = |e: medledger_msp::Error| CaError::Issue(e.to_string());
         let key = SigningKey::generate().map_err(key_err)?;
         let csr = build_csr(&key, &name, &[])?;
         let ecert = self.enroll(&name, &secret, &csr, Profile::Ecert, &[])?;
         let tls_ca = self.tls_root_cert().to_pem();
-        let write_err = |e: crate::Error| CaError::Storage(e.to_string());
-        crate::folder::write_msp(
+        let write_err = |e: medledger_msp::Error| CaError::Storage(e.to_string());
+        medledger_msp::folder::write_msp(
             home,
-            &crate::folder::MspMaterial {
+            &medledger_msp::folder::MspMaterial {
                 ca_cert_pem: &self.root_cert().to_pem(),
                 tls_ca_cert_pem: &tls_ca,
                 cert_pem: &ecert.cert_pem,
@@ -948,7 +948,8 @@ impl CertificateAuthority {
             let tls_key = SigningKey::generate().map_err(key_err)?;
             let csr = build_csr(&tls_key, &name, tls_hosts)?;
             let tls = self.reenroll(&name, &csr, Profile::Tls, tls_hosts)?;
-            crate::folder::write_tls(home, &tls_ca, &tls.cert_pem, &tls_key).map_err(write_err)?;
+            medledger_msp::folder::write_tls(home, &tls_ca, &tls.cert_pem, &tls_key)
+                .map_err(write_err)?;
             tls_cert_pem = Some(tls.cert_pem);
         }
         Ok(LocalIdentity {
@@ -1247,7 +1248,7 @@ fn parse_reason(reason: &str) -> CaResult<RevocationReason> {
 /// # Errors
 /// [`CaError::BadCsr`] if the request cannot be built.
 pub fn build_csr(key: &SigningKey, enrollment_id: &str, hosts: &[String]) -> CaResult<String> {
-    let rc_key = key.to_rcgen().map_err(|e| CaError::BadCsr(e.to_string()))?;
+    let rc_key = rcgen_key(key).map_err(|e| CaError::BadCsr(e.to_string()))?;
     let mut params =
         CertificateParams::new(hosts.to_vec()).map_err(|e| CaError::BadCsr(e.to_string()))?;
     let mut dn = DistinguishedName::new();
@@ -1257,6 +1258,19 @@ pub fn build_csr(key: &SigningKey, enrollment_id: &str, hosts: &[String]) -> CaR
         .serialize_request(&rc_key)
         .and_then(|csr| csr.pem())
         .map_err(|e| CaError::BadCsr(e.to_string()))
+}
+
+/// An rcgen key pair for `key`, to sign certificates and certificate signing requests.
+///
+/// # Errors
+/// [`medledger_msp::Error::Key`] if the key cannot be exported.
+pub fn rcgen_key(key: &SigningKey) -> medledger_msp::Result<KeyPair> {
+    let der = key.to_pkcs8_der()?;
+    KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(der),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    )
+    .map_err(|e| medledger_msp::Error::Key(format!("rcgen key: {e}")))
 }
 
 #[cfg(test)]
