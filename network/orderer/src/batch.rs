@@ -437,6 +437,13 @@ struct Pending {
     arrived: Instant,
 }
 
+/// Whether `size` more bytes on top of `held` pending pass a submitter's or organization's
+/// `share`. Nothing pending always takes one envelope (at most `absolute_max_bytes`), so a
+/// share below that size never refuses a large transaction for ever.
+pub fn over_share(held: usize, size: usize, share: usize) -> bool {
+    held > 0 && held.saturating_add(size) > share
+}
+
 /// How much the pending pool holds at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
@@ -537,11 +544,11 @@ impl Pool {
             return Ok(());
         }
         let mine = self.submitters.get(submitter).map_or(0, |s| s.bytes);
-        if mine.saturating_add(size) > self.limits.max_bytes_per_submitter {
+        if over_share(mine, size, self.limits.max_bytes_per_submitter) {
             return full("this submitter has too many bytes pending");
         }
         let ours = self.orgs.get(org).map_or(0, |o| o.bytes);
-        if ours.saturating_add(size) > self.limits.max_bytes_per_org {
+        if over_share(ours, size, self.limits.max_bytes_per_org) {
             return full("this submitter's organization has too many bytes pending");
         }
         Ok(())
@@ -1881,6 +1888,25 @@ mod pool_tests {
         };
         pool.room(&admitted, size)?;
         Ok(pool.insert(bytes, admitted, Instant::now()))
+    }
+
+    #[test]
+    fn a_share_smaller_than_an_envelope_still_takes_one_envelope() {
+        // Review finding L4: with a submitter's or organization's share below
+        // absolute_max_bytes, a large honest transaction got "retry later" forever. A share
+        // is now exceeded only by what comes on top of something already pending.
+        let mut pool = Pool::new(PoolLimits {
+            max_envelopes: 100,
+            max_bytes: 1000,
+            max_bytes_per_submitter: 100,
+            max_bytes_per_org: 100,
+        });
+        assert!(add(&mut pool, 1, "a1", 150).unwrap());
+        let full = add(&mut pool, 1, "a2", 10).unwrap_err();
+        assert!(full.reason.contains("submitter"), "{full}");
+        let full = add(&mut pool, 2, "b1", 10).unwrap_err();
+        assert!(full.reason.contains("organization"), "{full}");
+        assert!(add(&mut pool, 100, "c1", 150).unwrap());
     }
 
     #[test]

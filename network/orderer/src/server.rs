@@ -176,8 +176,8 @@ impl PoolUsage {
         let mine = self.by_submitter.get(submitter).copied().unwrap_or(0);
         let ours = self.by_org.get(org).copied().unwrap_or(0);
         self.total.saturating_add(size) > self.limits.max_bytes
-            || mine.saturating_add(size) > self.limits.max_bytes_per_submitter
-            || ours.saturating_add(size) > self.limits.max_bytes_per_org
+            || batch::over_share(mine, size, self.limits.max_bytes_per_submitter)
+            || batch::over_share(ours, size, self.limits.max_bytes_per_org)
     }
 }
 
