@@ -1077,7 +1077,10 @@ pub fn validate(
     // Envelopes not admitted here before are judged at the block's ordering time, as the
     // peers judge them (ADR 0030), not at this orderer's clock: a certificate that expires
     // while the batch is being decided gets the same verdict on every honest orderer.
-    let ordered_at = SystemTime::UNIX_EPOCH + Duration::from_millis(time_ms);
+    // (`check_ordering_time` above bounds it near this orderer's clock; no overflow panic.)
+    let ordered_at = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_millis(time_ms))
+        .unwrap_or(now);
     let mut seen = HashSet::with_capacity(envelopes.len());
     let mut tx_ids = Vec::with_capacity(envelopes.len());
     for (index, e) in envelopes.iter().enumerate() {

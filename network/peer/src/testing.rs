@@ -19,7 +19,6 @@ use medledger_proto::kvrwset::{
     HashedRwSet, KvMetadataEntry, KvMetadataWrite, KvRead, KvReadHash, KvWrite, KvWriteHash,
     KvrwSet, QueryReads, RangeQueryInfo, Version, range_query_info,
 };
-use medledger_proto::orderer::{SeekInfo, SeekPosition, SeekSpecified, seek_position};
 use medledger_proto::protos::{
     ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeEvent,
     ChaincodeHeaderExtension, ChaincodeId, ChaincodeProposalPayload, Endorsement,
@@ -307,32 +306,4 @@ pub fn signed_block(
     );
     channel.sign_block(&mut b, signers, 0);
     b
-}
-
-/// A signed Deliver request for `channel_id` from block `start` to `stop`.
-pub fn seek_envelope(
-    creator: &SigningIdentity,
-    channel_id: &str,
-    start: u64,
-    stop: u64,
-) -> Envelope {
-    let seek = SeekInfo {
-        start: Some(SeekPosition {
-            r#type: Some(seek_position::Type::Specified(SeekSpecified {
-                number: start,
-            })),
-        }),
-        stop: Some(SeekPosition {
-            r#type: Some(seek_position::Type::Specified(SeekSpecified {
-                number: stop,
-            })),
-        }),
-        ..Default::default()
-    };
-    medledger_channel::testing::signed_envelope(
-        creator,
-        channel_id,
-        HeaderType::DeliverSeekInfo,
-        seek.encode_to_vec(),
-    )
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{CC, CHANNEL, Net, Peer};
+use medledger_channel::deliver::seek_envelope;
 use medledger_peer::deliver::{DeliverChannel, DeliverService};
 use medledger_peer::operations::{Operations, PeerMetrics};
-use medledger_peer::testing::{TxSpec, seek_envelope, write};
+use medledger_peer::testing::{TxSpec, write};
 use medledger_proto::common::Status;
 use medledger_proto::kvrwset::KvrwSet;
 use medledger_proto::protos::deliver_client::DeliverClient;
@@ -84,7 +85,7 @@ async fn deliver_streams_from_a_block_then_follows_new_commits() {
     // Blocks 1.. and follow.
     let (req_tx, req_rx) = tokio::sync::mpsc::channel(4);
     req_tx
-        .send(seek_envelope(&net.client, CHANNEL, 1, u64::MAX))
+        .send(seek_envelope(&net.client, CHANNEL, 1, u64::MAX).unwrap())
         .await
         .unwrap();
     let mut stream = client
@@ -112,12 +113,9 @@ async fn deliver_streams_from_a_block_then_follows_new_commits() {
 
     // Filtered: ids, codes and events without payload, then SUCCESS at the stop block.
     let mut stream = client
-        .deliver_filtered(tokio_stream::iter(vec![seek_envelope(
-            &net.client,
-            CHANNEL,
-            2,
-            2,
-        )]))
+        .deliver_filtered(tokio_stream::iter(vec![
+            seek_envelope(&net.client, CHANNEL, 2, 2).unwrap(),
+        ]))
         .await
         .unwrap()
         .into_inner();
@@ -144,17 +142,17 @@ async fn deliver_streams_from_a_block_then_follows_new_commits() {
     );
 
     // An identity outside the channel, a tampered signature and an unknown channel are refused.
-    let mut bad = seek_envelope(&net.client, CHANNEL, 0, 0);
+    let mut bad = seek_envelope(&net.client, CHANNEL, 0, 0).unwrap();
     let n = bad.signature.len();
     bad.signature[n - 2] ^= 1;
     for (request, status) in [
         (
-            seek_envelope(&net.outsider, CHANNEL, 0, 0),
+            seek_envelope(&net.outsider, CHANNEL, 0, 0).unwrap(),
             Status::Forbidden,
         ),
         (bad, Status::Forbidden),
         (
-            seek_envelope(&net.client, "nochannel", 0, 0),
+            seek_envelope(&net.client, "nochannel", 0, 0).unwrap(),
             Status::NotFound,
         ),
     ] {
@@ -280,7 +278,7 @@ async fn a_revoked_readers_open_stream_ends_at_the_config_block() {
     let (mut client, stop_tx, server) = serve_deliver(service).await;
     let (req_tx, req_rx) = tokio::sync::mpsc::channel(4);
     req_tx
-        .send(seek_envelope(&reader, CHANNEL, 1, u64::MAX))
+        .send(seek_envelope(&reader, CHANNEL, 1, u64::MAX).unwrap())
         .await
         .unwrap();
     let mut stream = client
