@@ -14,6 +14,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medledger/target}"
 export MEDLEDGER_HOME="${MEDLEDGER_HOME:-$PWD/medledger-net}"
 bundles="${MEDLEDGER_EHR_BUNDLES:-$PWD/../shared/data/ehr/bundles}"
 export MEDLEDGER_EHR_BUNDLES="$bundles"
+if [ ! -d "$bundles" ]; then
+  echo "demo.sh: no sample data at $bundles (set MEDLEDGER_EHR_BUNDLES to a folder of FHIR R4 bundles; README.md, \"Sample data\")" >&2
+  exit 1
+fi
 scripts/bootstrap.sh
 cargo build --release --workspace --bins
 ml="$CARGO_TARGET_DIR/release/medledger"
