@@ -674,7 +674,7 @@ pub fn check_landlock(status: LandlockLevel, min: LandlockLevel) -> Result<(), S
 /// System calls a chaincode shim needs (glibc or musl start-up, Rust std, a tokio runtime,
 /// tonic over the inherited socket, files in its working directory), plus harmless queries
 /// about itself. Observed with `strace -f` on `kv-chaincode` and `ehr-chaincode` in
-/// `network/runtime/tests/sandbox.rs`, then completed with the variants libc picks on other versions (`open`
+/// `network/runtime/tests/it/sandbox.rs`, then completed with the variants libc picks on other versions (`open`
 /// and `openat`, `poll` and `ppoll`, ...). `ioctl`, `fcntl`, `prctl` and `socketpair` are
 /// allowed only with the arguments in [`seccomp_filters`]; `execveat` only starts the
 /// chaincode (Landlock allows executing nothing else).

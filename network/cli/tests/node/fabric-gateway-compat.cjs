@@ -1,6 +1,6 @@
 // A Hyperledger Fabric Gateway application, written as Fabric's samples write one
 // (fabric-samples asset-transfer-basic/application-gateway-javascript), run unmodified against
-// a Medledger peer by network/cli/tests/fabric_gateway_node.rs. It needs
+// a Medledger peer by network/cli/tests/it/fabric_gateway_node.rs. It needs
 // @hyperledger/fabric-gateway and @grpc/grpc-js on NODE_PATH (or in ./node_modules).
 //
 // Inputs (environment):

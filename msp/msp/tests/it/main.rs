@@ -1,0 +1,9 @@
+//! The integration tests of `medledger-msp`, one module per area, in one test binary: each test
+//! binary links RocksDB and aws-lc, so one per crate keeps the build short (issue 15, item 5).
+//! One module's tests: `cargo test --release -p medledger-msp --test it policy_golden::`.
+
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod msp_validation;
+mod policy_golden;

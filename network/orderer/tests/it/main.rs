@@ -1,0 +1,10 @@
+//! The integration tests of `medledger-orderer`, one module per area, in one test binary: each test
+//! binary links RocksDB and aws-lc, so one per crate keeps the build short (issue 15, item 5).
+//! One module's tests: `cargo test --release -p medledger-orderer --test it bft::`.
+
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bft;
+mod cluster_tls;
+mod deliver_rules;

@@ -1,0 +1,9 @@
+//! The integration tests of `medledger-proto`, one module per area, in one test binary: each test
+//! binary links RocksDB and aws-lc, so one per crate keeps the build short (issue 15, item 5).
+//! One module's tests: `cargo test --release -p medledger-proto --test it fabric_compat::`.
+
+// A test fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fabric_compat;
+mod tx_id_vector;
