@@ -64,9 +64,14 @@ fn crash_child() {
 /// Runs the child; kills it with SIGKILL a little after it reported `kill_after` more commits
 /// (never, if `None`). Returns the last block it reported committed before the kill.
 fn run_child(ledger_dir: &Path, feed: &Path, kill_after: Option<usize>) -> Option<u64> {
+    // The test's name in this binary: its module path without the crate.
+    let name = format!(
+        "{}::crash_child",
+        module_path!().split_once("::").unwrap().1
+    );
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "crash_child",
+            name.as_str(),
             "--exact",
             "--ignored",
             "--nocapture",

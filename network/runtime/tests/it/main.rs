@@ -7,5 +7,4 @@
 
 mod common;
 mod sandbox;
-mod sandbox_escape;
 mod sandbox_policy;

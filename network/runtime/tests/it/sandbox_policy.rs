@@ -399,12 +399,13 @@ fn a_task_limit_above_the_hard_limit_is_lowered_not_refused() {
     }
     std::fs::create_dir(dir.path().join("chaincode")).unwrap();
     std::os::unix::fs::chown(dir.path().join("chaincode"), Some(4242), Some(4242)).unwrap();
+    // The test's name in this binary: its module path without the crate.
+    let name = format!(
+        "{}::a_task_limit_above_the_hard_limit_is_lowered_not_refused",
+        module_path!().split_once("::").unwrap().1
+    );
     let out = std::process::Command::new(dir.path().join("peer-test"))
-        .args([
-            "--exact",
-            "a_task_limit_above_the_hard_limit_is_lowered_not_refused",
-            "--nocapture",
-        ])
+        .args(["--exact", name.as_str(), "--nocapture"])
         .env(CHILD, dir.path())
         .uid(4242)
         .gid(4242)

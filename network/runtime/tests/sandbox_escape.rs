@@ -19,7 +19,8 @@ use medledger_runtime::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
 use medledger_runtime::support::RuntimeError;
 
-use crate::common;
+#[path = "it/common/mod.rs"]
+mod common;
 
 use common::{LAUNCHER, exec_request as req, kv_chaincode as cc};
 
