@@ -16,9 +16,9 @@ use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 
+use crate::StateSnapshot;
 use crate::proposal::{self, CheckedProposal, ProposalError, ProposalErrorKind};
 use crate::rwset::{CollectionAccess, RwSetSimulator};
-use crate::snapshot::StateSnapshot;
 
 /// Endorser settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

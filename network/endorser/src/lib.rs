@@ -12,11 +12,12 @@
 pub mod endorser;
 pub mod proposal;
 mod rwset;
-mod snapshot;
 
 pub use endorser::{
     ChaincodeExecutor, ChannelContext, DEFAULT_ENDORSER_CONCURRENCY, Endorser, EndorserConfig,
     EndorserService, InProcessExecutor, MemoryTransientStore, RuntimeExecutor, TransientStore,
 };
+pub use medledger_ledger_api::{
+    MemoryState, SnapshotError, SnapshotVersion as Version, StateSnapshot,
+};
 pub use rwset::{CollectionAccess, RwSetSimulator, SimulationResults};
-pub use snapshot::{MemoryState, SnapshotError, StateSnapshot, Version};

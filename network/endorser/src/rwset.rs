@@ -22,7 +22,7 @@ use medledger_runtime::{HistoryEntry, RangePage, SimError, TxSimulator};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::snapshot::{StateSnapshot, Version};
+use crate::{StateSnapshot, Version};
 
 /// A private data collection of the chaincode, and whether this peer's organization is a
 /// member (only members read or write its data).
@@ -72,7 +72,7 @@ fn version(v: Option<Version>) -> Option<PbVersion> {
     })
 }
 
-fn snap_err(e: crate::snapshot::SnapshotError) -> SimError {
+fn snap_err(e: crate::SnapshotError) -> SimError {
     SimError(e.to_string())
 }
 

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, Result};
 use crate::keys::{self, ALL_CFS};
 use crate::records::{HistoryRecord, Savepoint, StoredValue, TxIndexRecord};
-use crate::types::{
+use crate::{
     BlockUpdate, HistoryEntry, LedgerInfo, Metadata, MissingPrivate, PrivateRwSet, TxLocation,
     Version, VersionedValue,
 };

@@ -19,13 +19,12 @@ mod ledger;
 mod reader;
 pub mod records;
 mod transient;
-mod types;
 
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerConfig, VerifyMode};
-pub use reader::{RangeIter, StateReader};
-pub use transient::TransientStore;
-pub use types::{
+pub use medledger_ledger_api::{
     BlockUpdate, HashedKey, HistoryEntry, HistoryWrite, LedgerInfo, Metadata, MissingPrivate,
     PrivateKey, PrivateRwSet, StateKey, TxIndexEntry, TxLocation, Version, VersionedValue,
 };
+pub use reader::{RangeIter, StateReader};
+pub use transient::TransientStore;

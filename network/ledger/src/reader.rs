@@ -1,9 +1,9 @@
 //! [`StateReader`]: the read view of committed state that block validation needs, so that
 //! validation logic runs over a trait (the RocksDB [`Ledger`] or an in-memory model).
 
+use crate::VersionedValue;
 use crate::error::Result;
 use crate::ledger::Ledger;
-use crate::types::VersionedValue;
 
 /// Items of a range scan: `(key, value)` in key byte order.
 pub type RangeIter<'a> = Box<dyn Iterator<Item = Result<(String, VersionedValue)>> + 'a>;

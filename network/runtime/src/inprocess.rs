@@ -10,7 +10,7 @@ use medledger_chaincode::{
 };
 use medledger_proto::protos::ChaincodeEvent;
 
-use crate::simulator::TxSimulator;
+use crate::TxSimulator;
 use crate::support::{ExecOutcome, ExecRequest};
 
 struct SimStub<'a> {

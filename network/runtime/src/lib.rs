@@ -13,7 +13,8 @@
 pub mod inprocess;
 pub mod process;
 pub mod sandbox;
-mod simulator;
 pub mod support;
 
-pub use simulator::{HistoryEntry, MemorySimulator, RangePage, SimError, TxSimulator};
+pub use medledger_ledger_api::{
+    MemorySimulator, RangePage, SimError, SimHistoryEntry as HistoryEntry, TxSimulator,
+};

@@ -28,7 +28,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status, Streaming};
 
-use crate::simulator::{SimError, TxSimulator};
+use crate::{SimError, TxSimulator};
 
 /// Results per `QueryResponse` page of an iterator (Fabric's `totalQueryLimit` default is
 /// larger; pages keep messages small).
@@ -720,7 +720,7 @@ mod tests {
     async fn a_cancelled_call_leaves_nothing_behind() {
         let (conn, _keep, _out) = silent_chaincode().await;
         for _ in 0..3 {
-            let mut sim = crate::simulator::MemorySimulator::default();
+            let mut sim = crate::MemorySimulator::default();
             let cancelled = tokio::time::timeout(
                 Duration::from_millis(20),
                 conn.execute(request("tx1"), &mut sim, Duration::from_secs(60)),
@@ -735,7 +735,7 @@ mod tests {
             0,
             "cancelled calls are kept"
         );
-        let mut sim = crate::simulator::MemorySimulator::default();
+        let mut sim = crate::MemorySimulator::default();
         let retry = conn
             .execute(request("tx1"), &mut sim, Duration::from_millis(20))
             .await;

@@ -1,5 +1,5 @@
 //! What the ledger stores and returns: versions, versioned values, history entries, tx
-//! locations, and the [`BlockUpdate`] the committer hands to [`crate::Ledger::commit`].
+//! locations, and the [`BlockUpdate`] the committer hands to `medledger_ledger::Ledger::commit`.
 
 use std::collections::BTreeMap;
 
@@ -150,7 +150,7 @@ pub type HashedKey = (String, String, Vec<u8>);
 pub type PrivateKey = (String, String, String);
 
 /// Everything one block changes, computed by the committer and written by
-/// [`crate::Ledger::commit`] in one atomic, fsynced RocksDB write batch. `None` values delete.
+/// `medledger_ledger::Ledger::commit` in one atomic, fsynced RocksDB write batch. `None` values delete.
 #[derive(Debug, Clone, Default)]
 pub struct BlockUpdate {
     /// The block, its TRANSACTIONS_FILTER and COMMIT_HASH metadata filled in.
@@ -172,7 +172,7 @@ pub struct BlockUpdate {
     /// Private keys purged by the block, with the purging transaction's version: their stored
     /// private read-write sets from earlier blocks lose these keys' writes (the hashes on chain
     /// stay), and the ledger remembers the purge so that no later reconciliation stores a value
-    /// written before it ([`crate::Ledger::purged_at`]).
+    /// written before it (`medledger_ledger::Ledger::purged_at`).
     pub purges: Vec<(HashedKey, Version)>,
     /// The block's commit hash (also in its COMMIT_HASH metadata), chained from the previous
     /// block's.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use medledger_runtime::HistoryEntry;
+use crate::simulator::HistoryEntry;
 
 /// Version of a committed key: the block and transaction that wrote it (Fabric's
 /// `kvrwset.Version`).
