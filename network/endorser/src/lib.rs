@@ -3,7 +3,8 @@
 //! For each signed proposal: check it ([`proposal::check`]: signature, creator under the
 //! channel's MSPs and Writers policy, tx_id = hex(SHA-256(nonce ‖ creator)), not already
 //! committed, header type, channel and chaincode known, timestamp skew); simulate the
-//! chaincode against a consistent world-state [`StateSnapshot`] with
+//! chaincode against the channel's ledger (a
+//! [`LedgerReader`](medledger_ledger_api::LedgerReader), read live) with
 //! [`RwSetSimulator`] recording a Fabric read-write set (`rwset.TxReadWriteSet`: reads with
 //! versions, range query info, sorted writes, hashed private writes); sign the
 //! `ProposalResponse` exactly as Fabric (DESIGN.md §2). Private data written during simulation
@@ -16,8 +17,5 @@ mod rwset;
 pub use endorser::{
     ChaincodeExecutor, ChannelContext, DEFAULT_ENDORSER_CONCURRENCY, Endorser, EndorserConfig,
     EndorserService, InProcessExecutor, MemoryTransientStore, RuntimeExecutor, TransientStore,
-};
-pub use medledger_ledger_api::{
-    MemoryState, SnapshotError, SnapshotVersion as Version, StateSnapshot,
 };
 pub use rwset::{CollectionAccess, RwSetSimulator, SimulationResults};

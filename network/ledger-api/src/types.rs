@@ -2,10 +2,11 @@
 //! locations, and the [`BlockUpdate`] the committer hands to `medledger_ledger::Ledger::commit`.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use medledger_proto::common::Block;
-use medledger_proto::kvrwset;
 use medledger_proto::protos::TxValidationCode;
+use medledger_proto::{kvrwset, queryresult};
 
 /// Version of a key: the (block, tx) position of the transaction that last wrote it, as in
 /// Fabric's `kvrwset.Version`.
@@ -63,12 +64,24 @@ pub struct HistoryEntry {
     pub tx_num: u64,
     /// The transaction id.
     pub tx_id: String,
-    /// The transaction's channel-header timestamp.
-    pub timestamp: Option<prost_types::Timestamp>,
+    /// The transaction's channel-header timestamp (`None` if absent or not a valid time).
+    pub timestamp: Option<SystemTime>,
     /// Whether the write deleted the key.
     pub is_delete: bool,
     /// Value written (empty for a delete).
     pub value: Vec<u8>,
+}
+
+impl HistoryEntry {
+    /// The protobuf form a chaincode receives from `GetHistoryForKey`.
+    pub fn to_proto(self) -> queryresult::KeyModification {
+        queryresult::KeyModification {
+            tx_id: self.tx_id,
+            value: self.value,
+            timestamp: self.timestamp.map(prost_types::Timestamp::from),
+            is_delete: self.is_delete,
+        }
+    }
 }
 
 /// Where a transaction is and how it validated.
@@ -124,6 +137,13 @@ pub struct MissingPrivate {
     pub namespace: String,
     /// Collection.
     pub collection: String,
+}
+
+impl MissingPrivate {
+    /// The version of the transaction that wrote the missing data.
+    pub fn version(&self) -> Version {
+        Version::new(self.block_num, self.tx_num)
+    }
 }
 
 /// A collection's private read-write set of one transaction, as a member peer stores it to

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use medledger_channel::block;
 use medledger_proto::common::Block;
@@ -604,7 +605,7 @@ impl Ledger {
         let m = missing;
         let mut set = KvrwSet::decode(rwset).map_err(|_| self.bad_record("private rwset"))?;
         let mut batch = WriteBatch::default();
-        let version = Version::new(m.block_num, m.tx_num);
+        let version = m.version();
         let private = self.cf(keys::CF_PVT_DATA)?;
         // A write purged since is neither installed nor kept to serve: purged PHI never comes
         // back through a member peer that still had it.
@@ -824,7 +825,7 @@ impl Ledger {
                 block_num,
                 tx_num,
                 tx_id: rec.tx_id,
-                timestamp: rec.timestamp,
+                timestamp: rec.timestamp.and_then(|t| SystemTime::try_from(t).ok()),
                 is_delete: rec.is_delete,
                 value: rec.value,
             })

@@ -8,7 +8,11 @@
 //!   `medledger-peer`) as one atomic RocksDB write batch with `sync = true`.
 //! - Queries: [`Ledger::get_state`], [`Ledger::state_range`], [`Ledger::history`],
 //!   [`Ledger::block`], [`Ledger::block_by_tx_id`], [`Ledger::tx_validation_code`],
-//!   [`Ledger::get_private_hash`], [`Ledger::get_private`], [`Ledger::missing_private`].
+//!   [`Ledger::get_private_hash`], [`Ledger::get_private`], [`Ledger::missing_private`];
+//!   through the state API of `medledger-ledger-api`, the ledger is a
+//!   [`QueryExecutor`](medledger_ledger_api::QueryExecutor),
+//!   [`HistoryQueryExecutor`](medledger_ledger_api::HistoryQueryExecutor) and
+//!   [`TxIdIndex`](medledger_ledger_api::TxIdIndex).
 //!
 //! The ledger validates nothing about transactions: MVCC and endorsement policies are the
 //! committer's; the ledger guarantees chaining and atomicity.
@@ -26,5 +30,4 @@ pub use medledger_ledger_api::{
     BlockUpdate, HashedKey, HistoryEntry, HistoryWrite, LedgerInfo, Metadata, MissingPrivate,
     PrivateKey, PrivateRwSet, StateKey, TxIndexEntry, TxLocation, Version, VersionedValue,
 };
-pub use reader::{RangeIter, StateReader};
 pub use transient::TransientStore;

@@ -484,7 +484,7 @@ impl Reconciler {
         let Some(set) = verify_private_writes(bytes, coll) else {
             return Ok(false);
         };
-        let version = medledger_ledger::Version::new(m.block_num, m.tx_num);
+        let version = m.version();
         let present: Vec<[u8; 32]> = set
             .writes
             .iter()

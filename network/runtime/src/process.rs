@@ -21,12 +21,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::TxSimulator;
 use crate::sandbox::{
     LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, UidRange, check_report, kill_processes_of,
     max_tasks_within_hard_limit,
 };
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
+use medledger_ledger_api::TxSimulator;
 
 /// Default per-invocation execution timeout (Fabric's `chaincode.executetimeout`).
 pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(30);
