@@ -19,9 +19,9 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, Result};
 use crate::keys::{self, ALL_CFS};
 use crate::records::{HistoryRecord, Savepoint, StoredValue, TxIndexRecord};
-use crate::{
-    BlockUpdate, HistoryEntry, LedgerInfo, Metadata, MissingPrivate, PrivateRwSet, TxLocation,
-    Version, VersionedValue,
+use medledger_ledger_api::{
+    BlockUpdate, HashedKey, HistoryEntry, LedgerInfo, Metadata, MissingPrivate, PrivateRwSet,
+    TxLocation, Version, VersionedValue,
 };
 
 /// How much of the hash chain [`Ledger::open`] verifies.
@@ -479,11 +479,7 @@ impl Ledger {
     }
 
     /// Removes purged keys' writes from the stored private read-write sets that hold them.
-    fn apply_purges(
-        &self,
-        batch: &mut WriteBatch,
-        purges: &[(crate::HashedKey, Version)],
-    ) -> Result<()> {
+    fn apply_purges(&self, batch: &mut WriteBatch, purges: &[(HashedKey, Version)]) -> Result<()> {
         if purges.is_empty() {
             return Ok(());
         }

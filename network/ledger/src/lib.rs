@@ -4,7 +4,8 @@
 //!
 //! - [`Ledger::open`] checks the stored hash chain from the last verified point to the
 //!   savepoint and refuses a damaged ledger with "ledger corrupted at block N".
-//! - [`Ledger::commit`] writes a [`BlockUpdate`] (computed by the committer in
+//! - [`Ledger::commit`] writes a
+//!   [`BlockUpdate`](medledger_ledger_api::BlockUpdate) (computed by the committer in
 //!   `medledger-peer`) as one atomic RocksDB write batch with `sync = true`.
 //! - Queries: [`Ledger::get_state`], [`Ledger::state_range`], [`Ledger::history`],
 //!   [`Ledger::block`], [`Ledger::block_by_tx_id`], [`Ledger::tx_validation_code`],
@@ -26,8 +27,4 @@ mod transient;
 
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerConfig, VerifyMode};
-pub use medledger_ledger_api::{
-    BlockUpdate, HashedKey, HistoryEntry, HistoryWrite, LedgerInfo, Metadata, MissingPrivate,
-    PrivateKey, PrivateRwSet, StateKey, TxIndexEntry, TxLocation, Version, VersionedValue,
-};
 pub use transient::TransientStore;

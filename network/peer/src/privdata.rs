@@ -20,7 +20,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
-use medledger_ledger::{Ledger, MissingPrivate};
+use medledger_ledger::Ledger;
+use medledger_ledger_api::MissingPrivate;
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::sha256;
 use medledger_msp::identity::SigningIdentity;
