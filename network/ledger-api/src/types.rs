@@ -209,3 +209,41 @@ pub struct LedgerInfo {
     /// Commit hash of the last block (empty when empty).
     pub commit_hash: Vec<u8>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn history_entry_to_proto_keeps_everything_a_chaincode_sees() {
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
+        let entry = HistoryEntry {
+            block_num: 3,
+            tx_num: 1,
+            tx_id: "tx".into(),
+            timestamp: Some(at),
+            is_delete: false,
+            value: b"v".to_vec(),
+        };
+        assert_eq!(
+            entry.to_proto(),
+            queryresult::KeyModification {
+                tx_id: "tx".into(),
+                value: b"v".to_vec(),
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 5,
+                }),
+                is_delete: false,
+            }
+        );
+    }
+
+    #[test]
+    fn version_round_trips_through_its_proto() {
+        let v = Version::new(7, 2);
+        assert_eq!(Version::from(&v.to_proto()), v);
+    }
+}
