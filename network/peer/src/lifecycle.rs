@@ -28,7 +28,6 @@ use std::time::SystemTime;
 
 use medledger_channel::ChannelConfig;
 use medledger_endorser::{ChaincodeExecutor, RuntimeExecutor};
-
 use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;

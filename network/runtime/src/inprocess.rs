@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use medledger_chaincode::{
     Chaincode, ChaincodeError, ChaincodeStub, EventSlot, KeyModification, Kv, Page, TxContext,
 };
+use medledger_ledger_api::{LedgerError, TxSimulator};
 use medledger_proto::protos::ChaincodeEvent;
 
 use crate::support::{ExecOutcome, ExecRequest};
-use medledger_ledger_api::{LedgerError, TxSimulator};
 
 struct SimStub<'a> {
     ctx: TxContext,

@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use medledger_ledger_api::TxSimulator;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -26,7 +27,6 @@ use crate::sandbox::{
     max_tasks_within_hard_limit,
 };
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
-use medledger_ledger_api::TxSimulator;
 
 /// Default per-invocation execution timeout (Fabric's `chaincode.executetimeout`).
 pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(30);

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use medledger_ledger_api::{LedgerError, TxSimulator};
 use medledger_proto::protos::chaincode_message::Type as MsgType;
 use medledger_proto::protos::chaincode_support_server::{ChaincodeSupport, ChaincodeSupportServer};
 use medledger_proto::protos::{
@@ -27,8 +28,6 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status, Streaming};
-
-use medledger_ledger_api::{LedgerError, TxSimulator};
 
 /// Results per `QueryResponse` page of an iterator (Fabric's `totalQueryLimit` default is
 /// larger; pages keep messages small).
