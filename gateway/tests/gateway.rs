@@ -13,7 +13,7 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::testing::TestChannel;
 use medledger_endorser::{
     ChannelContext, CollectionAccess, Endorser, EndorserConfig, EndorserService, InProcessExecutor,
-    MemoryState, MemoryTransientStore, StateSnapshot, Version,
+    MemoryTransientStore,
 };
 use medledger_gateway::client::Gateway;
 use medledger_gateway::server::{
@@ -21,6 +21,7 @@ use medledger_gateway::server::{
     GatewayService, PeerEndpoint,
 };
 use medledger_gateway::{GatewayError, error_details};
+use medledger_ledger_api::{LedgerReader, MemoryLedger, Version};
 use medledger_msp::ou::NodeOu;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::endorser_server::EndorserServer;
@@ -41,7 +42,7 @@ fn contract() -> Router {
 
 struct Ctx {
     config: Arc<ChannelConfig>,
-    state: Arc<MemoryState>,
+    state: Arc<MemoryLedger>,
     defined: bool,
 }
 
@@ -49,8 +50,8 @@ impl ChannelContext for Ctx {
     fn config(&self) -> Arc<ChannelConfig> {
         self.config.clone()
     }
-    fn snapshot(&self) -> Result<Arc<dyn StateSnapshot>, String> {
-        Ok(self.state.clone())
+    fn ledger(&self) -> Arc<dyn LedgerReader> {
+        self.state.clone()
     }
     fn is_committed(&self, _tx: &str) -> Result<bool, String> {
         Ok(false)
@@ -107,8 +108,8 @@ impl CommitSource for Commits {
 
 fn endorser(ch: &mut TestChannel, org: usize, name: &str, defined: bool) -> Arc<Endorser> {
     let peer = Arc::new(ch.orgs[org].identity(name, NodeOu::Peer, &[]));
-    let mut state = MemoryState::default();
-    state.put("kv", "k", b"v1", Version { block: 1, tx: 0 });
+    let mut state = MemoryLedger::default();
+    state.put("kv", "k", b"v1", Version::new(1, 0));
     let ctx = Arc::new(Ctx {
         config: Arc::new(ch.config.clone()),
         state: Arc::new(state),

@@ -5,20 +5,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
+use medledger_ledger_api::{LedgerReader, TxSimulator};
 use medledger_msp::identity::SigningIdentity;
 use medledger_proto::protos::{
     ChaincodeAction, ChaincodeId, Endorsement, ProposalResponse, ProposalResponsePayload, Response,
     SignedProposal,
 };
 use medledger_proto::rwset::TxPvtReadWriteSet;
-use medledger_runtime::TxSimulator;
 use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 
 use crate::proposal::{self, CheckedProposal, ProposalError, ProposalErrorKind};
 use crate::rwset::{CollectionAccess, RwSetSimulator};
-use crate::snapshot::StateSnapshot;
 
 /// Endorser settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +41,8 @@ impl Default for EndorserConfig {
 pub trait ChannelContext: Send + Sync {
     /// Current channel configuration.
     fn config(&self) -> Arc<ChannelConfig>;
-    /// A consistent snapshot of the world state.
-    ///
-    /// # Errors
-    /// A message if the ledger cannot provide one.
-    fn snapshot(&self) -> Result<Arc<dyn StateSnapshot>, String>;
+    /// The channel's committed ledger, read live by simulation.
+    fn ledger(&self) -> Arc<dyn LedgerReader>;
     /// Whether a transaction id is already committed.
     ///
     /// # Errors
@@ -326,10 +322,10 @@ impl Endorser {
                     checked.chaincode
                 ),
             })?;
-        let snapshot = ctx.snapshot().map_err(internal)?;
+        let ledger = ctx.ledger();
         let height = ctx.height();
         Ok(self
-            .simulate(signed, &checked, &*snapshot, &collections, height)
+            .simulate(signed, &checked, &*ledger, &collections, height)
             .await)
     }
 
@@ -337,11 +333,11 @@ impl Endorser {
         &self,
         signed: &SignedProposal,
         checked: &CheckedProposal,
-        snapshot: &dyn StateSnapshot,
+        ledger: &dyn LedgerReader,
         collections: &[CollectionAccess],
         height: u64,
     ) -> ProposalResponse {
-        let mut sim = RwSetSimulator::new(snapshot, &checked.chaincode, collections);
+        let mut sim = RwSetSimulator::new(ledger, &checked.chaincode, collections);
         let req = ExecRequest {
             channel_id: checked.channel_id.clone(),
             tx_id: checked.tx_id.clone(),

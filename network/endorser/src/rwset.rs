@@ -1,6 +1,6 @@
 //! Transaction simulation that records Fabric's read-write set.
 //!
-//! Reads come from a [`StateSnapshot`] (never from the transaction's own writes, as in
+//! Reads come from the committed ledger, a [`LedgerReader`] (never from the transaction's own writes, as in
 //! Fabric); the first read of each key records its committed version; writes keep the last
 //! value per key; everything is emitted sorted by key so every endorser of a transaction
 //! produces byte-identical results. Private writes go to the private read-write set; the public
@@ -9,20 +9,19 @@
 
 use std::collections::BTreeMap;
 
+use medledger_ledger_api::{
+    HistoryEntry, LedgerError, LedgerReader, Metadata, RangePage, Result, TxSimulator, Version,
+};
 use medledger_proto::kvrwset::{
     HashedRwSet, KvMetadataEntry, KvMetadataWrite, KvMetadataWriteHash, KvRead, KvReadHash,
-    KvWrite, KvWriteHash, KvrwSet, QueryReads, RangeQueryInfo, Version as PbVersion,
-    range_query_info::ReadsInfo,
+    KvWrite, KvWriteHash, KvrwSet, QueryReads, RangeQueryInfo, range_query_info::ReadsInfo,
 };
 use medledger_proto::rwset::{
     CollectionHashedReadWriteSet, CollectionPvtReadWriteSet, NsPvtReadWriteSet, NsReadWriteSet,
     TxPvtReadWriteSet, TxReadWriteSet, tx_read_write_set::DataModel,
 };
-use medledger_runtime::{HistoryEntry, RangePage, SimError, TxSimulator};
 use prost::Message;
 use sha2::{Digest, Sha256};
-
-use crate::snapshot::{StateSnapshot, Version};
 
 /// A private data collection of the chaincode, and whether this peer's organization is a
 /// member (only members read or write its data).
@@ -50,9 +49,9 @@ struct PrivateWrite {
     purge: bool,
 }
 
-/// A [`TxSimulator`] over a snapshot, for one chaincode namespace.
+/// A [`TxSimulator`] over the ledger, for one chaincode namespace.
 pub struct RwSetSimulator<'a> {
-    snapshot: &'a dyn StateSnapshot,
+    ledger: &'a dyn LedgerReader,
     ns: String,
     collections: BTreeMap<String, bool>,
     reads: BTreeMap<String, Option<Version>>,
@@ -65,20 +64,9 @@ pub struct RwSetSimulator<'a> {
     pvt_metadata_writes: BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
 }
 
-fn version(v: Option<Version>) -> Option<PbVersion> {
-    v.map(|v| PbVersion {
-        block_num: v.block,
-        tx_num: v.tx,
-    })
-}
-
-fn snap_err(e: crate::snapshot::SnapshotError) -> SimError {
-    SimError(e.to_string())
-}
-
-fn nonempty(key: &str) -> Result<(), SimError> {
+fn nonempty(key: &str) -> Result<()> {
     if key.is_empty() {
-        Err(SimError("key must not be empty".into()))
+        Err(LedgerError::EmptyKey)
     } else {
         Ok(())
     }
@@ -94,15 +82,11 @@ fn entries(m: &BTreeMap<String, Vec<u8>>) -> Vec<KvMetadataEntry> {
 }
 
 impl<'a> RwSetSimulator<'a> {
-    /// A simulator for chaincode namespace `ns` over `snapshot`, with the chaincode's
+    /// A simulator for chaincode namespace `ns` over `ledger`, with the chaincode's
     /// collections.
-    pub fn new(
-        snapshot: &'a dyn StateSnapshot,
-        ns: &str,
-        collections: &[CollectionAccess],
-    ) -> Self {
+    pub fn new(ledger: &'a dyn LedgerReader, ns: &str, collections: &[CollectionAccess]) -> Self {
         RwSetSimulator {
-            snapshot,
+            ledger,
             ns: ns.to_owned(),
             collections: collections
                 .iter()
@@ -122,28 +106,30 @@ impl<'a> RwSetSimulator<'a> {
     /// Writes (put, delete, purge) need a defined collection only: as in Fabric, a peer of a
     /// non-member organization may endorse a blind write; it records the hashes and keeps no
     /// private data (see [`RwSetSimulator::finish`]).
-    fn defined(&self, collection: &str) -> Result<(), SimError> {
+    fn defined(&self, collection: &str) -> Result<()> {
         if self.collections.contains_key(collection) {
             Ok(())
         } else {
-            Err(SimError(format!(
-                "collection {collection} is not defined for chaincode {}",
-                self.ns
-            )))
+            Err(self.undefined(collection))
+        }
+    }
+
+    fn undefined(&self, collection: &str) -> LedgerError {
+        LedgerError::UndefinedCollection {
+            namespace: self.ns.clone(),
+            collection: collection.to_owned(),
         }
     }
 
     /// Reads need membership: only member peers hold a collection's private data.
-    fn member(&self, collection: &str) -> Result<(), SimError> {
+    fn member(&self, collection: &str) -> Result<()> {
         match self.collections.get(collection) {
             Some(true) => Ok(()),
-            Some(false) => Err(SimError(format!(
-                "this peer's organization is not a member of collection {collection}"
-            ))),
-            None => Err(SimError(format!(
-                "collection {collection} is not defined for chaincode {}",
-                self.ns
-            ))),
+            Some(false) => Err(LedgerError::NotMember {
+                namespace: self.ns.clone(),
+                collection: collection.to_owned(),
+            }),
+            None => Err(self.undefined(collection)),
         }
     }
 
@@ -155,7 +141,7 @@ impl<'a> RwSetSimulator<'a> {
                 .iter()
                 .map(|(k, v)| KvRead {
                     key: k.clone(),
-                    version: version(*v),
+                    version: v.map(Version::to_proto),
                 })
                 .collect(),
             range_queries_info: self.range_queries,
@@ -198,7 +184,7 @@ impl<'a> RwSetSimulator<'a> {
                     .filter(|((c, _), _)| in_coll(c))
                     .map(|((_, k), v)| KvRead {
                         key: k.clone(),
-                        version: version(*v),
+                        version: v.map(Version::to_proto),
                     })
                     .collect(),
                 range_queries_info: Vec::new(),
@@ -235,7 +221,7 @@ impl<'a> RwSetSimulator<'a> {
                 )
                 .map(|(key_hash, v)| KvReadHash {
                     key_hash,
-                    version: version(v),
+                    version: v.map(Version::to_proto),
                 })
                 .collect();
             hashed_reads.sort_by(|a, b| a.key_hash.cmp(&b.key_hash));
@@ -309,21 +295,21 @@ impl<'a> RwSetSimulator<'a> {
 }
 
 impl TxSimulator for RwSetSimulator<'_> {
-    fn get_state(&mut self, key: &str) -> Result<Option<Vec<u8>>, SimError> {
-        let found = self.snapshot.get(&self.ns, key).map_err(snap_err)?;
+    fn get_state(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        let found = self.ledger.get_state(&self.ns, key)?;
         self.reads
             .entry(key.to_owned())
-            .or_insert(found.as_ref().map(|(_, v)| *v));
-        Ok(found.map(|(value, _)| value))
+            .or_insert(found.as_ref().map(|v| v.version));
+        Ok(found.map(|v| v.value))
     }
 
-    fn put_state(&mut self, key: &str, value: Vec<u8>) -> Result<(), SimError> {
+    fn put_state(&mut self, key: &str, value: Vec<u8>) -> Result<()> {
         nonempty(key)?;
         self.writes.insert(key.to_owned(), Some(value));
         Ok(())
     }
 
-    fn del_state(&mut self, key: &str) -> Result<(), SimError> {
+    fn del_state(&mut self, key: &str) -> Result<()> {
         nonempty(key)?;
         self.writes.insert(key.to_owned(), None);
         Ok(())
@@ -335,13 +321,14 @@ impl TxSimulator for RwSetSimulator<'_> {
         end: &str,
         bookmark: &str,
         limit: Option<usize>,
-    ) -> Result<RangePage, SimError> {
+    ) -> Result<RangePage> {
         let from = if bookmark.is_empty() { start } else { bookmark };
         let fetch = limit.map_or(usize::MAX, |l| l.saturating_add(1));
         let mut rows = self
-            .snapshot
-            .range(&self.ns, from, end, fetch)
-            .map_err(snap_err)?;
+            .ledger
+            .get_state_range(&self.ns, from, end)?
+            .take(fetch)
+            .collect::<Result<Vec<_>>>()?;
         let next = match limit {
             Some(l) if rows.len() > l => rows.split_off(l).remove(0).0,
             _ => String::new(),
@@ -353,33 +340,30 @@ impl TxSimulator for RwSetSimulator<'_> {
             reads_info: Some(ReadsInfo::RawReads(QueryReads {
                 kv_reads: rows
                     .iter()
-                    .map(|(k, _, v)| KvRead {
+                    .map(|(k, v)| KvRead {
                         key: k.clone(),
-                        version: version(Some(*v)),
+                        version: Some(v.version.to_proto()),
                     })
                     .collect(),
             })),
         });
-        Ok((rows.into_iter().map(|(k, v, _)| (k, v)).collect(), next))
+        Ok((rows.into_iter().map(|(k, v)| (k, v.value)).collect(), next))
     }
 
-    fn history(&mut self, key: &str) -> Result<Vec<HistoryEntry>, SimError> {
-        self.snapshot.history(&self.ns, key).map_err(snap_err)
+    fn history(&mut self, key: &str) -> Result<Vec<HistoryEntry>> {
+        self.ledger.get_history_for_key(&self.ns, key)
     }
 
-    fn get_private(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, SimError> {
+    fn get_private(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>> {
         self.member(collection)?;
-        let found = self
-            .snapshot
-            .private_get(&self.ns, collection, key)
-            .map_err(snap_err)?;
+        let found = self.ledger.get_private_data(&self.ns, collection, key)?;
         self.pvt_reads
             .entry((collection.to_owned(), key.to_owned()))
-            .or_insert(found.as_ref().map(|(_, v)| *v));
-        Ok(found.map(|(value, _)| value))
+            .or_insert(found.as_ref().map(|v| v.version));
+        Ok(found.map(|v| v.value))
     }
 
-    fn put_private(&mut self, collection: &str, key: &str, value: Vec<u8>) -> Result<(), SimError> {
+    fn put_private(&mut self, collection: &str, key: &str, value: Vec<u8>) -> Result<()> {
         nonempty(key)?;
         self.defined(collection)?;
         self.pvt_writes.insert(
@@ -392,7 +376,7 @@ impl TxSimulator for RwSetSimulator<'_> {
         Ok(())
     }
 
-    fn del_private(&mut self, collection: &str, key: &str) -> Result<(), SimError> {
+    fn del_private(&mut self, collection: &str, key: &str) -> Result<()> {
         nonempty(key)?;
         self.defined(collection)?;
         self.pvt_writes.insert(
@@ -402,7 +386,7 @@ impl TxSimulator for RwSetSimulator<'_> {
         Ok(())
     }
 
-    fn purge_private(&mut self, collection: &str, key: &str) -> Result<(), SimError> {
+    fn purge_private(&mut self, collection: &str, key: &str) -> Result<()> {
         nonempty(key)?;
         self.defined(collection)?;
         self.pvt_writes.insert(
@@ -415,35 +399,26 @@ impl TxSimulator for RwSetSimulator<'_> {
         Ok(())
     }
 
-    fn private_hash(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, SimError> {
-        if !self.collections.contains_key(collection) {
-            return Err(SimError(format!(
-                "collection {collection} is not defined for chaincode {}",
-                self.ns
-            )));
-        }
+    fn private_hash(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.defined(collection)?;
         let key_hash = Sha256::digest(key.as_bytes()).to_vec();
         let found = self
-            .snapshot
-            .private_hash(&self.ns, collection, &key_hash)
-            .map_err(snap_err)?;
+            .ledger
+            .get_private_data_hash(&self.ns, collection, &key_hash)?;
         self.hashed_reads
             .entry((collection.to_owned(), key_hash))
-            .or_insert(found.as_ref().map(|(_, v)| *v));
-        Ok(found.map(|(h, _)| h))
+            .or_insert(found.as_ref().map(|v| v.version));
+        Ok(found.map(|v| v.value))
     }
 
-    fn get_metadata(
-        &mut self,
-        collection: &str,
-        key: &str,
-    ) -> Result<BTreeMap<String, Vec<u8>>, SimError> {
-        if !collection.is_empty() {
+    fn get_metadata(&mut self, collection: &str, key: &str) -> Result<Metadata> {
+        if collection.is_empty() {
+            self.ledger.get_state_metadata(&self.ns, key)
+        } else {
             self.member(collection)?;
+            self.ledger
+                .get_private_data_metadata(&self.ns, collection, key)
         }
-        self.snapshot
-            .metadata(&self.ns, collection, key)
-            .map_err(snap_err)
     }
 
     fn put_metadata(
@@ -452,7 +427,7 @@ impl TxSimulator for RwSetSimulator<'_> {
         key: &str,
         name: &str,
         value: Vec<u8>,
-    ) -> Result<(), SimError> {
+    ) -> Result<()> {
         nonempty(key)?;
         let entry = if collection.is_empty() {
             self.metadata_writes.entry(key.to_owned()).or_default()

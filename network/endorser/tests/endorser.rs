@@ -15,8 +15,9 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::testing::{TestChannel, TestOrg};
 use medledger_endorser::{
     ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig,
-    InProcessExecutor, MemoryState, MemoryTransientStore, StateSnapshot, Version,
+    InProcessExecutor, MemoryTransientStore,
 };
+use medledger_ledger_api::{LedgerReader, MemoryLedger, TxSimulator, Version};
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
@@ -28,7 +29,6 @@ use medledger_proto::protos::{
     ProposalResponsePayload, SignedProposal,
 };
 use medledger_proto::rwset::TxReadWriteSet;
-use medledger_runtime::TxSimulator;
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -86,7 +86,7 @@ impl ChaincodeExecutor for Counting {
 
 struct Ctx {
     config: Mutex<Arc<ChannelConfig>>,
-    state: Arc<MemoryState>,
+    state: Arc<MemoryLedger>,
     committed: Mutex<HashSet<String>>,
 }
 
@@ -94,8 +94,8 @@ impl ChannelContext for Ctx {
     fn config(&self) -> Arc<ChannelConfig> {
         self.config.lock().unwrap().clone()
     }
-    fn snapshot(&self) -> Result<Arc<dyn StateSnapshot>, String> {
-        Ok(self.state.clone())
+    fn ledger(&self) -> Arc<dyn LedgerReader> {
+        self.state.clone()
     }
     fn is_committed(&self, tx_id: &str) -> Result<bool, String> {
         Ok(self.committed.lock().unwrap().contains(tx_id))
@@ -133,8 +133,8 @@ fn setup() -> Setup {
     let mut ch = TestChannel::new("ehr", 2, 1);
     let peer = Arc::new(ch.orgs[0].identity("peer0", NodeOu::Peer, &[]));
     let client = ch.orgs[0].identity("app1", NodeOu::Client, &[("ehr.role", "doctor")]);
-    let mut state = MemoryState::default();
-    state.put("kv", "k", b"v1", Version { block: 3, tx: 1 });
+    let mut state = MemoryLedger::default();
+    state.put("kv", "k", b"v1", Version::new(3, 1));
     let ctx = Arc::new(Ctx {
         config: Mutex::new(Arc::new(ch.config.clone())),
         state: Arc::new(state),

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use medledger_channel::block;
 use medledger_proto::common::Block;
@@ -18,9 +19,9 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, Result};
 use crate::keys::{self, ALL_CFS};
 use crate::records::{HistoryRecord, Savepoint, StoredValue, TxIndexRecord};
-use crate::types::{
-    BlockUpdate, HistoryEntry, LedgerInfo, Metadata, MissingPrivate, PrivateRwSet, TxLocation,
-    Version, VersionedValue,
+use medledger_ledger_api::{
+    BlockUpdate, HashedKey, HistoryEntry, LedgerInfo, Metadata, MissingPrivate, PrivateRwSet,
+    TxLocation, Version, VersionedValue,
 };
 
 /// How much of the hash chain [`Ledger::open`] verifies.
@@ -478,11 +479,7 @@ impl Ledger {
     }
 
     /// Removes purged keys' writes from the stored private read-write sets that hold them.
-    fn apply_purges(
-        &self,
-        batch: &mut WriteBatch,
-        purges: &[(crate::HashedKey, Version)],
-    ) -> Result<()> {
+    fn apply_purges(&self, batch: &mut WriteBatch, purges: &[(HashedKey, Version)]) -> Result<()> {
         if purges.is_empty() {
             return Ok(());
         }
@@ -604,7 +601,7 @@ impl Ledger {
         let m = missing;
         let mut set = KvrwSet::decode(rwset).map_err(|_| self.bad_record("private rwset"))?;
         let mut batch = WriteBatch::default();
-        let version = Version::new(m.block_num, m.tx_num);
+        let version = m.version();
         let private = self.cf(keys::CF_PVT_DATA)?;
         // A write purged since is neither installed nor kept to serve: purged PHI never comes
         // back through a member peer that still had it.
@@ -824,7 +821,7 @@ impl Ledger {
                 block_num,
                 tx_num,
                 tx_id: rec.tx_id,
-                timestamp: rec.timestamp,
+                timestamp: rec.timestamp.and_then(|t| SystemTime::try_from(t).ok()),
                 is_delete: rec.is_delete,
                 value: rec.value,
             })

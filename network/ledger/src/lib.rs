@@ -4,11 +4,16 @@
 //!
 //! - [`Ledger::open`] checks the stored hash chain from the last verified point to the
 //!   savepoint and refuses a damaged ledger with "ledger corrupted at block N".
-//! - [`Ledger::commit`] writes a [`BlockUpdate`] (computed by the committer in
+//! - [`Ledger::commit`] writes a
+//!   [`BlockUpdate`](medledger_ledger_api::BlockUpdate) (computed by the committer in
 //!   `medledger-peer`) as one atomic RocksDB write batch with `sync = true`.
 //! - Queries: [`Ledger::get_state`], [`Ledger::state_range`], [`Ledger::history`],
 //!   [`Ledger::block`], [`Ledger::block_by_tx_id`], [`Ledger::tx_validation_code`],
-//!   [`Ledger::get_private_hash`], [`Ledger::get_private`], [`Ledger::missing_private`].
+//!   [`Ledger::get_private_hash`], [`Ledger::get_private`], [`Ledger::missing_private`];
+//!   through the state API of `medledger-ledger-api`, the ledger is a
+//!   [`QueryExecutor`](medledger_ledger_api::QueryExecutor),
+//!   [`HistoryQueryExecutor`](medledger_ledger_api::HistoryQueryExecutor) and
+//!   [`TxIdIndex`](medledger_ledger_api::TxIdIndex).
 //!
 //! The ledger validates nothing about transactions: MVCC and endorsement policies are the
 //! committer's; the ledger guarantees chaining and atomicity.
@@ -19,13 +24,7 @@ mod ledger;
 mod reader;
 pub mod records;
 mod transient;
-mod types;
 
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerConfig, VerifyMode};
-pub use reader::{RangeIter, StateReader};
 pub use transient::TransientStore;
-pub use types::{
-    BlockUpdate, HashedKey, HistoryEntry, HistoryWrite, LedgerInfo, Metadata, MissingPrivate,
-    PrivateKey, PrivateRwSet, StateKey, TxIndexEntry, TxLocation, Version, VersionedValue,
-};

@@ -1,64 +1,57 @@
-//! [`StateReader`]: the read view of committed state that block validation needs, so that
-//! validation logic runs over a trait (the RocksDB [`Ledger`] or an in-memory model).
+//! The ledger as the state API's readers ([`QueryExecutor`], [`HistoryQueryExecutor`],
+//! [`TxIdIndex`]): what the endorser simulates over and the validator validates against,
+//! read live (as Fabric reads its state database). The ledger's [`Error`] becomes a
+//! [`LedgerError`] here, once.
 
-use crate::error::Result;
+use medledger_ledger_api::{
+    HistoryEntry, HistoryQueryExecutor, LedgerError, QueryExecutor, StateIter, TxIdIndex,
+    VersionedValue,
+};
+
+use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::types::VersionedValue;
 
-/// Items of a range scan: `(key, value)` in key byte order.
-pub type RangeIter<'a> = Box<dyn Iterator<Item = Result<(String, VersionedValue)>> + 'a>;
+type Result<T> = std::result::Result<T, LedgerError>;
 
-/// Committed state as the validator reads it (Fabric's `statedb.VersionedDB` subset).
-pub trait StateReader: Send + Sync {
-    /// The committed value of `key` in `ns`.
-    ///
-    /// # Errors
-    /// Storage errors.
-    fn get_state(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>>;
-
-    /// Committed keys of `ns` in `[start, end)` (empty `end` = to the end of `ns`), in order.
-    ///
-    /// # Errors
-    /// Storage errors.
-    fn state_range<'a>(&'a self, ns: &'a str, start: &str, end: &str) -> Result<RangeIter<'a>>;
-
-    /// Hashed private state of `(ns, coll, key_hash)`.
-    ///
-    /// # Errors
-    /// Storage errors.
-    fn get_private_hash(
-        &self,
-        ns: &str,
-        coll: &str,
-        key_hash: &[u8],
-    ) -> Result<Option<VersionedValue>>;
-
-    /// Whether `tx_id` is already on the ledger.
-    ///
-    /// # Errors
-    /// Storage errors.
-    fn tx_exists(&self, tx_id: &str) -> Result<bool>;
+impl From<Error> for LedgerError {
+    fn from(e: Error) -> Self {
+        LedgerError::Storage(Box::new(e))
+    }
 }
 
-impl StateReader for Ledger {
+impl QueryExecutor for Ledger {
     fn get_state(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>> {
-        Ledger::get_state(self, ns, key)
+        Ok(Ledger::get_state(self, ns, key)?)
     }
 
-    fn state_range<'a>(&'a self, ns: &'a str, start: &str, end: &str) -> Result<RangeIter<'a>> {
-        Ok(Box::new(Ledger::state_range(self, ns, start, end)?))
+    fn get_state_range<'a>(&'a self, ns: &'a str, start: &str, end: &str) -> Result<StateIter<'a>> {
+        Ok(Box::new(
+            Ledger::state_range(self, ns, start, end)?.map(|item| Ok(item?)),
+        ))
     }
 
-    fn get_private_hash(
+    fn get_private_data(&self, ns: &str, coll: &str, key: &str) -> Result<Option<VersionedValue>> {
+        Ok(Ledger::get_private(self, ns, coll, key)?)
+    }
+
+    fn get_private_data_hash(
         &self,
         ns: &str,
         coll: &str,
         key_hash: &[u8],
     ) -> Result<Option<VersionedValue>> {
-        Ledger::get_private_hash(self, ns, coll, key_hash)
+        Ok(Ledger::get_private_hash(self, ns, coll, key_hash)?)
     }
+}
 
-    fn tx_exists(&self, tx_id: &str) -> Result<bool> {
-        Ledger::tx_exists(self, tx_id)
+impl HistoryQueryExecutor for Ledger {
+    fn get_history_for_key(&self, ns: &str, key: &str) -> Result<Vec<HistoryEntry>> {
+        Ok(Ledger::history(self, ns, key)?.collect::<crate::Result<_>>()?)
+    }
+}
+
+impl TxIdIndex for Ledger {
+    fn tx_id_exists(&self, tx_id: &str) -> Result<bool> {
+        Ok(Ledger::tx_exists(self, tx_id)?)
     }
 }

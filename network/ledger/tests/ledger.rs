@@ -5,10 +5,8 @@
 use std::path::Path;
 
 use medledger_channel::block::{self, new_block};
-use medledger_ledger::{
-    BlockUpdate, Error, HistoryWrite, Ledger, LedgerConfig, TxIndexEntry, VerifyMode, Version,
-    VersionedValue, keys,
-};
+use medledger_ledger::{Error, Ledger, LedgerConfig, VerifyMode, keys};
+use medledger_ledger_api::{BlockUpdate, HistoryWrite, TxIndexEntry, Version, VersionedValue};
 use medledger_proto::common::Block;
 use medledger_proto::protos::TxValidationCode;
 use prost::Message;

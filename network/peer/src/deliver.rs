@@ -46,7 +46,7 @@ impl From<Error> for GrpcStatus {
             Error::BlockRefused { .. } | Error::Genesis { .. } | Error::ChannelHalted { .. } => {
                 GrpcStatus::invalid_argument(e.to_string())
             }
-            Error::Ledger(_) | Error::Io { .. } | Error::Config { .. } => {
+            Error::Ledger(_) | Error::State(_) | Error::Io { .. } | Error::Config { .. } => {
                 GrpcStatus::internal(e.to_string())
             }
         }

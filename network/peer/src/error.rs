@@ -10,6 +10,9 @@ pub enum Error {
     /// The ledger failed or is corrupted.
     #[error(transparent)]
     Ledger(#[from] medledger_ledger::Error),
+    /// Reading the ledger through the state API failed (during validation).
+    #[error(transparent)]
+    State(#[from] medledger_ledger_api::LedgerError),
     /// A block was refused whole: orderer signatures that do not verify, a data hash that
     /// does not match, or a block that does not extend the chain. Nothing was written.
     #[error("channel {channel}: block {block} refused: {reason}")]

@@ -2,7 +2,7 @@
 //! operations endpoint (DESIGN.md §3, Peer), and the peer node that runs them all.
 //!
 //! - [`validator`]: block validation as pure logic over a
-//!   [`StateReader`](medledger_ledger::StateReader): parallel signature checks, then
+//!   [`LedgerReader`](medledger_ledger_api::LedgerReader): parallel signature checks, then
 //!   sequential duplicate-tx, endorsement-policy (chaincode, collection and key-level) and MVCC
 //!   checks, producing the block's update with its TRANSACTIONS_FILTER and COMMIT_HASH.
 //! - [`committer::Committer`]: verifies orderer signatures and chaining, runs the validator,

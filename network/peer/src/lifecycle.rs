@@ -28,13 +28,12 @@ use std::time::SystemTime;
 
 use medledger_channel::ChannelConfig;
 use medledger_endorser::{ChaincodeExecutor, RuntimeExecutor};
-use medledger_ledger::Result as LedgerResult;
+use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
 use medledger_proto::common::{Header, SignatureHeader};
 use medledger_proto::protos::{Proposal, Response};
-use medledger_runtime::TxSimulator;
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -384,8 +383,10 @@ pub struct Invocation<'a> {
     pub creator_ou: Option<NodeOu>,
 }
 
-fn state_err(e: medledger_runtime::SimError) -> LifecycleError {
-    LifecycleError::State(e.0)
+impl From<LedgerError> for LifecycleError {
+    fn from(e: LedgerError) -> Self {
+        LifecycleError::State(e.to_string())
+    }
 }
 
 /// The committed definition of `name`, if any, read through the simulator.
@@ -396,7 +397,7 @@ pub fn committed(
     sim: &mut dyn TxSimulator,
     name: &str,
 ) -> Result<Option<Definition>, LifecycleError> {
-    match sim.get_state(&definition_key(name)).map_err(state_err)? {
+    match sim.get_state(&definition_key(name))? {
         Some(bytes) => Definition::from_json(&bytes).map(Some),
         None => Ok(None),
     }
@@ -416,8 +417,7 @@ pub fn approvals(
     let mut out = BTreeMap::new();
     for org in config.application_orgs() {
         let approved = sim
-            .get_state(&approval_key(&def.name, def.sequence, org))
-            .map_err(state_err)?
+            .get_state(&approval_key(&def.name, def.sequence, org))?
             .is_some_and(|v| v == hash.as_bytes());
         out.insert(org.to_owned(), approved);
     }
@@ -510,8 +510,7 @@ pub fn invoke(
             sim.put_state(
                 &approval_key(&def.name, def.sequence, inv.peer_msp),
                 hash.clone().into_bytes(),
-            )
-            .map_err(state_err)?;
+            )?;
             Ok(hash.into_bytes())
         }
         COMMIT => {
@@ -541,8 +540,7 @@ pub fn invoke(
                     msp_id: inv.peer_msp.to_owned(),
                 });
             }
-            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)
-                .map_err(state_err)?;
+            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)?;
             json(&Readiness { approvals })
         }
         QUERY_COMMITTED => {
@@ -784,7 +782,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use medledger_channel::testing::TestChannel;
-    use medledger_runtime::MemorySimulator;
+    use medledger_ledger_api::MemorySimulator;
 
     /// A channel of three organizations (majority: 2).
     fn channel() -> TestChannel {

@@ -20,7 +20,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
-use medledger_ledger::{Ledger, MissingPrivate};
+use medledger_ledger::Ledger;
+use medledger_ledger_api::MissingPrivate;
 use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::sha256;
 use medledger_msp::identity::SigningIdentity;
@@ -484,7 +485,7 @@ impl Reconciler {
         let Some(set) = verify_private_writes(bytes, coll) else {
             return Ok(false);
         };
-        let version = medledger_ledger::Version::new(m.block_num, m.tx_num);
+        let version = m.version();
         let present: Vec<[u8; 32]> = set
             .writes
             .iter()

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use medledger_chaincode::{
     Chaincode, ChaincodeError, ChaincodeStub, EventSlot, KeyModification, Kv, Page, TxContext,
 };
+use medledger_ledger_api::{LedgerError, TxSimulator};
 use medledger_proto::protos::ChaincodeEvent;
 
-use crate::simulator::TxSimulator;
 use crate::support::{ExecOutcome, ExecRequest};
 
 struct SimStub<'a> {
@@ -22,7 +22,7 @@ struct SimStub<'a> {
 impl SimStub<'_> {
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut dyn TxSimulator) -> Result<T, crate::SimError>,
+        f: impl FnOnce(&mut dyn TxSimulator) -> Result<T, LedgerError>,
     ) -> Result<T, ChaincodeError> {
         let mut guard = self
             .sim
@@ -30,7 +30,7 @@ impl SimStub<'_> {
             .map_err(|_| ChaincodeError::Stream("simulator lock poisoned".into()))?;
         f(&mut **guard).map_err(|e| ChaincodeError::Peer {
             request: "simulate",
-            message: e.0,
+            message: e.to_string(),
         })
     }
 }

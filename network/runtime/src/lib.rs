@@ -6,14 +6,11 @@
 //!   through a socket pair inherited as standard input; restart after a crash or timeout.
 //! - [`support`]: a registered chaincode connection (over that socket, or dialled for
 //!   chaincode-as-a-service) and the execution of one transaction against a
-//!   [`TxSimulator`], answering the chaincode's state requests, bounded by a timeout.
-//! - [`TxSimulator`]: what a transaction may do to state during simulation; the endorser
-//!   implements it over a world-state snapshot and records the read-write set.
+//!   [`TxSimulator`](medledger_ledger_api::TxSimulator), answering the chaincode's state
+//!   requests, bounded by a timeout. The simulator is the state API's (`medledger-ledger-api`);
+//!   the endorser implements it over the ledger and records the read-write set.
 
 pub mod inprocess;
 pub mod process;
 pub mod sandbox;
-mod simulator;
 pub mod support;
-
-pub use simulator::{HistoryEntry, MemorySimulator, RangePage, SimError, TxSimulator};

@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use medledger_ledger_api::TxSimulator;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -25,7 +26,6 @@ use crate::sandbox::{
     LandlockLevel, Limits, REPORT_PREFIX, SandboxUser, UidRange, check_report, kill_processes_of,
     max_tasks_within_hard_limit,
 };
-use crate::simulator::TxSimulator;
 use crate::support::{ChaincodeConnection, ExecOutcome, ExecRequest, RuntimeError, SupportService};
 
 /// Default per-invocation execution timeout (Fabric's `chaincode.executetimeout`).

@@ -1,6 +1,6 @@
 //! The peer side of Fabric's chaincode shim protocol: registration, then one exchange per
 //! transaction in which the peer answers the chaincode's state requests from a
-//! [`TxSimulator`] until `COMPLETED` or `ERROR`.
+//! [`TxSimulator`](medledger_ledger_api::TxSimulator) until `COMPLETED` or `ERROR`.
 //!
 //! A chaincode cannot make the peer buffer without bound: messages queue per transaction
 //! ([`TX_QUEUE`]) and per connection ([`OUTBOUND_QUEUE`]) in bounded queues whose back
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use medledger_ledger_api::{LedgerError, TxSimulator};
 use medledger_proto::protos::chaincode_message::Type as MsgType;
 use medledger_proto::protos::chaincode_support_server::{ChaincodeSupport, ChaincodeSupportServer};
 use medledger_proto::protos::{
@@ -21,14 +22,12 @@ use medledger_proto::protos::{
     QueryResponse, QueryResponseMetadata, QueryResultBytes, QueryStateClose, QueryStateNext,
     Response, SignedProposal, StateMetadata, StateMetadataResult,
 };
-use medledger_proto::queryresult::{KeyModification, Kv};
+use medledger_proto::queryresult::Kv;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Status, Streaming};
-
-use crate::simulator::{SimError, TxSimulator};
 
 /// Results per `QueryResponse` page of an iterator (Fabric's `totalQueryLimit` default is
 /// larger; pages keep messages small).
@@ -388,11 +387,11 @@ struct Queries {
 }
 
 impl Queries {
-    fn start(&mut self, results: Vec<Vec<u8>>) -> Result<QueryResponse, SimError> {
+    fn start(&mut self, results: Vec<Vec<u8>>) -> Result<QueryResponse, Refused> {
         let size: usize = results.iter().map(Vec::len).sum();
         let first_page: usize = results.iter().take(QUERY_PAGE_SIZE).map(Vec::len).sum();
         if self.held.saturating_add(size - first_page) > MAX_CALL_BYTES {
-            return Err(SimError(format!(
+            return Err(Refused(format!(
                 "open query results would exceed {MAX_CALL_BYTES} bytes: close iterators first"
             )));
         }
@@ -432,8 +431,19 @@ impl Queries {
     }
 }
 
-fn decode<M: Message + Default>(m: &ChaincodeMessage, what: &str) -> Result<M, SimError> {
-    M::decode(m.payload.as_slice()).map_err(|_| SimError(format!("{what} does not decode")))
+/// Why a chaincode request is answered `ERROR`: the request is invalid, or the simulator
+/// refused it. The message goes back to the chaincode: no patient data in it.
+#[derive(Debug)]
+struct Refused(String);
+
+impl From<LedgerError> for Refused {
+    fn from(e: LedgerError) -> Self {
+        Refused(e.to_string())
+    }
+}
+
+fn decode<M: Message + Default>(m: &ChaincodeMessage, what: &str) -> Result<M, Refused> {
+    M::decode(m.payload.as_slice()).map_err(|_| Refused(format!("{what} does not decode")))
 }
 
 /// Answers one chaincode request (`RESPONSE` or `ERROR`).
@@ -442,7 +452,7 @@ fn serve_request(
     sim: &mut dyn TxSimulator,
     queries: &mut Queries,
 ) -> ChaincodeMessage {
-    let answer = |r: Result<Vec<u8>, SimError>| match r {
+    let answer = |r: Result<Vec<u8>, Refused>| match r {
         Ok(payload) => msg(MsgType::Response, payload, &m.channel_id, &m.txid),
         Err(e) => msg(MsgType::Error, e.0.into_bytes(), &m.channel_id, &m.txid),
     };
@@ -455,7 +465,7 @@ fn handle(
     m: &ChaincodeMessage,
     sim: &mut dyn TxSimulator,
     queries: &mut Queries,
-) -> Result<Vec<u8>, SimError> {
+) -> Result<Vec<u8>, Refused> {
     match kind {
         MsgType::GetState => {
             let r: GetState = decode(m, "GetState")?;
@@ -469,7 +479,7 @@ fn handle(
         MsgType::PutState => {
             let r: PutState = decode(m, "PutState")?;
             if r.key.is_empty() {
-                return Err(SimError("key must not be empty".into()));
+                return Err(LedgerError::EmptyKey.into());
             }
             if r.collection.is_empty() {
                 sim.put_state(&r.key, r.value)?;
@@ -490,7 +500,7 @@ fn handle(
         MsgType::PurgePrivateData => {
             let r: DelState = decode(m, "PurgePrivateState")?;
             if r.collection.is_empty() {
-                return Err(SimError("purge needs a collection".into()));
+                return Err(Refused("purge needs a collection".into()));
             }
             sim.purge_private(&r.collection, &r.key)?;
             Ok(Vec::new())
@@ -502,7 +512,7 @@ fn handle(
         MsgType::GetStateByRange => {
             let r: GetStateByRange = decode(m, "GetStateByRange")?;
             if !r.collection.is_empty() {
-                return Err(SimError(
+                return Err(Refused(
                     "range queries over private data are not supported".into(),
                 ));
             }
@@ -521,11 +531,11 @@ fn handle(
                     .encode_to_vec())
             } else {
                 let meta = QueryMetadata::decode(r.metadata.as_slice())
-                    .map_err(|_| SimError("QueryMetadata does not decode".into()))?;
+                    .map_err(|_| Refused("QueryMetadata does not decode".into()))?;
                 let size = usize::try_from(meta.page_size)
                     .ok()
                     .filter(|s| *s > 0)
-                    .ok_or_else(|| SimError("page size must be > 0".into()))?;
+                    .ok_or_else(|| Refused("page size must be > 0".into()))?;
                 let (page, bookmark) =
                     sim.range(&r.start_key, &r.end_key, &meta.bookmark, Some(size))?;
                 let fetched = i32::try_from(page.len()).unwrap_or(i32::MAX);
@@ -553,18 +563,10 @@ fn handle(
         }
         MsgType::GetHistoryForKey => {
             let r: GetHistoryForKey = decode(m, "GetHistoryForKey")?;
-            let entries = sim.history(&r.key)?;
-            let results = entries
+            let results = sim
+                .history(&r.key)?
                 .into_iter()
-                .map(|h| {
-                    KeyModification {
-                        tx_id: h.tx_id,
-                        value: h.value,
-                        timestamp: h.timestamp.map(prost_types::Timestamp::from),
-                        is_delete: h.is_delete,
-                    }
-                    .encode_to_vec()
-                })
+                .map(|h| h.to_proto().encode_to_vec())
                 .collect();
             Ok(queries.start(results)?.encode_to_vec())
         }
@@ -581,11 +583,11 @@ fn handle(
             let r: PutStateMetadata = decode(m, "PutStateMetadata")?;
             let md = r
                 .metadata
-                .ok_or_else(|| SimError("PutStateMetadata without metadata".into()))?;
+                .ok_or_else(|| Refused("PutStateMetadata without metadata".into()))?;
             sim.put_metadata(&r.collection, &r.key, &md.metakey, md.value)?;
             Ok(Vec::new())
         }
-        other => Err(SimError(format!(
+        other => Err(Refused(format!(
             "request {} is not supported by this peer",
             other.as_str_name()
         ))),
@@ -720,7 +722,7 @@ mod tests {
     async fn a_cancelled_call_leaves_nothing_behind() {
         let (conn, _keep, _out) = silent_chaincode().await;
         for _ in 0..3 {
-            let mut sim = crate::simulator::MemorySimulator::default();
+            let mut sim = medledger_ledger_api::MemorySimulator::default();
             let cancelled = tokio::time::timeout(
                 Duration::from_millis(20),
                 conn.execute(request("tx1"), &mut sim, Duration::from_secs(60)),
@@ -735,7 +737,7 @@ mod tests {
             0,
             "cancelled calls are kept"
         );
-        let mut sim = crate::simulator::MemorySimulator::default();
+        let mut sim = medledger_ledger_api::MemorySimulator::default();
         let retry = conn
             .execute(request("tx1"), &mut sim, Duration::from_millis(20))
             .await;

@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use medledger_runtime::MemorySimulator;
+use medledger_ledger_api::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
 use medledger_runtime::support::RuntimeError;
 

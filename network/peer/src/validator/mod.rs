@@ -1,4 +1,4 @@
-//! Block validation: Fabric's committer pipeline as pure logic over a [`StateReader`].
+//! Block validation: Fabric's committer pipeline as pure logic over a [`LedgerReader`].
 //!
 //! 1. In parallel (rayon) for every transaction: [`tx::prevalidate`] — envelope, headers,
 //!    creator signature and tx_id, endorser-transaction structure, read-write set decoding,
@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use medledger_channel::ChannelConfig;
 use medledger_channel::block;
-use medledger_ledger::{
-    BlockUpdate, HistoryWrite, Metadata, MissingPrivate, PrivateRwSet, Result, StateReader,
+use medledger_ledger_api::{
+    BlockUpdate, HistoryWrite, LedgerReader, Metadata, MissingPrivate, PrivateRwSet, Result,
     TxIndexEntry, Version, VersionedValue,
 };
 use medledger_msp::crypto::sha256;
@@ -58,7 +58,7 @@ pub struct BlockContext<'a> {
     /// Endorsement policies and collections per namespace.
     pub definitions: &'a dyn ChaincodeDefinitions,
     /// Committed state and tx index.
-    pub state: &'a dyn StateReader,
+    pub state: &'a dyn LedgerReader,
     /// This peer's organization: private data is kept only for its member collections.
     pub msp_id: &'a str,
     /// Commit hash of the previous block (empty before the first).

@@ -1,14 +1,14 @@
-//! The block-local view of state during validation: committed state (a [`StateReader`]) with
+//! The block-local view of state during validation: committed state (a [`LedgerReader`]) with
 //! the writes of the block's earlier valid transactions on top.
 
 use std::collections::{BTreeMap, HashSet};
 
-use medledger_ledger::{HashedKey, Result, StateKey, StateReader, Version, VersionedValue};
+use medledger_ledger_api::{HashedKey, LedgerReader, Result, StateKey, Version, VersionedValue};
 
 /// Committed state plus the block's valid writes so far. Its maps are the block's final
 /// updates once every transaction is processed.
 pub struct Overlay<'a> {
-    state: &'a dyn StateReader,
+    state: &'a dyn LedgerReader,
     /// Final public values written so far (`None` = deleted).
     pub public: BTreeMap<StateKey, Option<VersionedValue>>,
     /// Final hashed private values written so far.
@@ -20,7 +20,7 @@ pub struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     /// An empty overlay over `state`.
-    pub fn new(state: &'a dyn StateReader) -> Self {
+    pub fn new(state: &'a dyn LedgerReader) -> Self {
         Overlay {
             state,
             public: BTreeMap::new(),
@@ -49,13 +49,13 @@ impl<'a> Overlay<'a> {
             .get(&(ns.to_owned(), coll.to_owned(), key_hash.to_vec()))
         {
             Some(v) => Ok(v.clone()),
-            None => self.state.get_private_hash(ns, coll, key_hash),
+            None => self.state.get_private_data_hash(ns, coll, key_hash),
         }
     }
 
     /// Whether `tx_id` is on the ledger.
     pub fn tx_exists(&self, tx_id: &str) -> Result<bool> {
-        self.state.tx_exists(tx_id)
+        self.state.tx_id_exists(tx_id)
     }
 
     /// The keys and versions of `ns` in `[start, end)` (or `[start, end]` when
@@ -95,7 +95,7 @@ impl<'a> Overlay<'a> {
         let mut merged: BTreeMap<String, Version> = BTreeMap::new();
         for item in self
             .state
-            .state_range(ns, start, &upper)?
+            .get_state_range(ns, start, &upper)?
             .take(limit.saturating_add(deletes))
         {
             let (k, v) = item?;
@@ -113,38 +113,9 @@ impl<'a> Overlay<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use medledger_ledger::{RangeIter, Result, StateReader, Version, VersionedValue};
+    use medledger_ledger_api::{MemoryLedger, Version, VersionedValue};
 
     use super::Overlay;
-
-    /// Committed state in memory.
-    #[derive(Default)]
-    struct Memory(BTreeMap<(String, String), VersionedValue>);
-
-    impl StateReader for Memory {
-        fn get_state(&self, ns: &str, key: &str) -> Result<Option<VersionedValue>> {
-            Ok(self.0.get(&(ns.to_owned(), key.to_owned())).cloned())
-        }
-        fn state_range<'a>(&'a self, ns: &'a str, start: &str, end: &str) -> Result<RangeIter<'a>> {
-            let (start, end) = (start.to_owned(), end.to_owned());
-            Ok(Box::new(
-                self.0
-                    .iter()
-                    .filter(move |((n, k), _)| {
-                        n == ns && *k >= start && (end.is_empty() || *k < end)
-                    })
-                    .map(|((_, k), v)| Ok((k.clone(), v.clone()))),
-            ))
-        }
-        fn get_private_hash(&self, _: &str, _: &str, _: &[u8]) -> Result<Option<VersionedValue>> {
-            Ok(None)
-        }
-        fn tx_exists(&self, _: &str) -> Result<bool> {
-            Ok(false)
-        }
-    }
 
     fn vv(block: u64) -> VersionedValue {
         VersionedValue {
@@ -156,11 +127,11 @@ mod tests {
 
     #[test]
     fn range_merges_block_writes_and_deletes_over_committed_state() {
-        let mut m = Memory::default();
+        let mut m = MemoryLedger::default();
         for k in ["a", "b", "c", "d"] {
-            m.0.insert(("cc".into(), k.into()), vv(1));
+            m.public.insert(("cc".into(), k.into()), vv(1));
         }
-        m.0.insert(("other".into(), "b2".into()), vv(1));
+        m.public.insert(("other".into(), "b2".into()), vv(1));
         let mut o = Overlay::new(&m);
         o.public.insert(("cc".into(), "b".into()), None);
         o.public.insert(("cc".into(), "b1".into()), Some(vv(2)));

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{CC, CHANNEL, Net, Peer, phi_definition};
 use medledger_channel::block;
-use medledger_ledger::Version;
+use medledger_ledger_api::Version;
 use medledger_msp::crypto::sha256;
 use medledger_msp::policy::Policy;
 use medledger_peer::Error;

@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{CC, Net, Peer};
-use medledger_ledger::Version;
+use medledger_ledger_api::Version;
 use medledger_peer::testing::{TxSpec, delete, range, read, write};
 use medledger_proto::common::Envelope;
 use medledger_proto::kvrwset::{KvRead, KvWrite, KvrwSet};

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use medledger_runtime::MemorySimulator;
+use medledger_ledger_api::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode, RuntimeConfig};
 use medledger_runtime::sandbox::REPORT_PREFIX;
 use medledger_runtime::support::{self, ExecOutcome, RuntimeError};

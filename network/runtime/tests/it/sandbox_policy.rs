@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use medledger_runtime::MemorySimulator;
+use medledger_ledger_api::MemorySimulator;
 use medledger_runtime::process::{ChaincodeRuntime, RuntimeConfig};
 use medledger_runtime::sandbox::{LandlockLevel, UidRange};
 use medledger_runtime::support::{ExecOutcome, RuntimeError};

@@ -1,11 +1,12 @@
 //! What the ledger stores and returns: versions, versioned values, history entries, tx
-//! locations, and the [`BlockUpdate`] the committer hands to [`crate::Ledger::commit`].
+//! locations, and the [`BlockUpdate`] the committer hands to `medledger_ledger::Ledger::commit`.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use medledger_proto::common::Block;
-use medledger_proto::kvrwset;
 use medledger_proto::protos::TxValidationCode;
+use medledger_proto::{kvrwset, queryresult};
 
 /// Version of a key: the (block, tx) position of the transaction that last wrote it, as in
 /// Fabric's `kvrwset.Version`.
@@ -63,12 +64,24 @@ pub struct HistoryEntry {
     pub tx_num: u64,
     /// The transaction id.
     pub tx_id: String,
-    /// The transaction's channel-header timestamp.
-    pub timestamp: Option<prost_types::Timestamp>,
+    /// The transaction's channel-header timestamp (`None` if absent or not a valid time).
+    pub timestamp: Option<SystemTime>,
     /// Whether the write deleted the key.
     pub is_delete: bool,
     /// Value written (empty for a delete).
     pub value: Vec<u8>,
+}
+
+impl HistoryEntry {
+    /// The protobuf form a chaincode receives from `GetHistoryForKey`.
+    pub fn to_proto(self) -> queryresult::KeyModification {
+        queryresult::KeyModification {
+            tx_id: self.tx_id,
+            value: self.value,
+            timestamp: self.timestamp.map(prost_types::Timestamp::from),
+            is_delete: self.is_delete,
+        }
+    }
 }
 
 /// Where a transaction is and how it validated.
@@ -126,6 +139,13 @@ pub struct MissingPrivate {
     pub collection: String,
 }
 
+impl MissingPrivate {
+    /// The version of the transaction that wrote the missing data.
+    pub fn version(&self) -> Version {
+        Version::new(self.block_num, self.tx_num)
+    }
+}
+
 /// A collection's private read-write set of one transaction, as a member peer stores it to
 /// serve other member peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +170,7 @@ pub type HashedKey = (String, String, Vec<u8>);
 pub type PrivateKey = (String, String, String);
 
 /// Everything one block changes, computed by the committer and written by
-/// [`crate::Ledger::commit`] in one atomic, fsynced RocksDB write batch. `None` values delete.
+/// `medledger_ledger::Ledger::commit` in one atomic, fsynced RocksDB write batch. `None` values delete.
 #[derive(Debug, Clone, Default)]
 pub struct BlockUpdate {
     /// The block, its TRANSACTIONS_FILTER and COMMIT_HASH metadata filled in.
@@ -172,7 +192,7 @@ pub struct BlockUpdate {
     /// Private keys purged by the block, with the purging transaction's version: their stored
     /// private read-write sets from earlier blocks lose these keys' writes (the hashes on chain
     /// stay), and the ledger remembers the purge so that no later reconciliation stores a value
-    /// written before it ([`crate::Ledger::purged_at`]).
+    /// written before it (`medledger_ledger::Ledger::purged_at`).
     pub purges: Vec<(HashedKey, Version)>,
     /// The block's commit hash (also in its COMMIT_HASH metadata), chained from the previous
     /// block's.
@@ -188,4 +208,42 @@ pub struct LedgerInfo {
     pub current_hash: Vec<u8>,
     /// Commit hash of the last block (empty when empty).
     pub commit_hash: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn history_entry_to_proto_keeps_everything_a_chaincode_sees() {
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
+        let entry = HistoryEntry {
+            block_num: 3,
+            tx_num: 1,
+            tx_id: "tx".into(),
+            timestamp: Some(at),
+            is_delete: false,
+            value: b"v".to_vec(),
+        };
+        assert_eq!(
+            entry.to_proto(),
+            queryresult::KeyModification {
+                tx_id: "tx".into(),
+                value: b"v".to_vec(),
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 5,
+                }),
+                is_delete: false,
+            }
+        );
+    }
+
+    #[test]
+    fn version_round_trips_through_its_proto() {
+        let v = Version::new(7, 2);
+        assert_eq!(Version::from(&v.to_proto()), v);
+    }
 }
