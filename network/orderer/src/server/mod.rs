@@ -59,6 +59,8 @@ use crate::store::BlockStore;
 use crate::wal::Wal;
 use crate::{Error, Result};
 
+mod operations;
+
 /// Largest gRPC message accepted from another orderer (sync responses carry blocks), bytes.
 const MAX_CLUSTER_MESSAGE: usize = 128 * 1024 * 1024;
 /// Messages queued per other orderer before new ones are dropped (besides the byte budget).
@@ -533,8 +535,8 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
             .map_err(|e| Error::io("bind", ops, e))?;
         operations_addr = Some(l.local_addr().map_err(|e| Error::io("bind", ops, e))?);
         let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(healthz))
-            .route("/metrics", axum::routing::get(metrics))
+            .route("/healthz", axum::routing::get(operations::healthz))
+            .route("/metrics", axum::routing::get(operations::metrics))
             .with_state(shared.clone());
         let mut sd = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -594,23 +596,6 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         core: Some(core),
         tasks,
     })
-}
-
-async fn healthz(
-    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
-) -> (axum::http::StatusCode, &'static str) {
-    if shared.healthy.load(Ordering::Relaxed) {
-        (axum::http::StatusCode::OK, "{\"status\":\"OK\"}\n")
-    } else {
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "{\"status\":\"halted\"}\n",
-        )
-    }
-}
-
-async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> String {
-    shared.metrics.render()
 }
 
 /// A message queued for another orderer, its encoded size, and the byte counter of its
