@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{CoreEvent, Shared, deliver_one, deliver_status};
+use super::deliver::{deliver_one, deliver_status};
+use super::{CoreEvent, Shared};
 use crate::batch::Rejection;
 
 pub(super) struct AtomicBroadcastService {

@@ -33,11 +33,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use medledger_channel::ChannelConfig;
-use medledger_channel::deliver;
 use medledger_msp::cert::Certificate;
-use medledger_proto::common::{Block, Envelope, Status as FabricStatus};
+use medledger_proto::common::Block;
 use medledger_proto::medledger::orderer as pb;
-use medledger_proto::orderer::{DeliverResponse, atomic_broadcast_server, deliver_response};
+use medledger_proto::orderer::atomic_broadcast_server;
 use pb::cluster_server::ClusterServer;
 use prost::Message as _;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -58,6 +57,7 @@ use crate::{Error, Result};
 mod broadcast;
 mod cluster;
 mod core;
+mod deliver;
 mod operations;
 
 use self::core::{Core, CoreEvent, HaltedOnExit};
@@ -572,68 +572,4 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         core: Some(core),
         tasks,
     })
-}
-
-fn deliver_status(s: FabricStatus) -> DeliverResponse {
-    DeliverResponse {
-        r#type: Some(deliver_response::Type::Status(s as i32)),
-    }
-}
-
-/// The orderer's chain as the shared Deliver rules read it.
-impl deliver::BlockSource for Shared {
-    fn config(&self) -> Arc<ChannelConfig> {
-        Shared::config(self)
-    }
-
-    fn height(&self) -> watch::Receiver<u64> {
-        self.height.subscribe()
-    }
-
-    async fn block(&self, number: u64) -> std::result::Result<Option<Block>, String> {
-        Shared::block(self, number).map_err(|e| e.to_string())
-    }
-}
-
-/// One Deliver stream of the orderer.
-struct OrdererSink<'a>(&'a mpsc::Sender<std::result::Result<DeliverResponse, Status>>);
-
-impl deliver::BlockSink for OrdererSink<'_> {
-    async fn send(&mut self, block: Block) -> bool {
-        let msg = DeliverResponse {
-            r#type: Some(deliver_response::Type::Block(block)),
-        };
-        self.0.send(Ok(msg)).await.is_ok()
-    }
-
-    async fn closed(&self) {
-        self.0.closed().await;
-    }
-}
-
-/// Serves one SeekInfo request under the shared Deliver rules ([`deliver`]); `Err(None)` when
-/// the client went away.
-async fn deliver_one(
-    shared: &Shared,
-    env: &Envelope,
-    tx: &mpsc::Sender<std::result::Result<DeliverResponse, Status>>,
-) -> std::result::Result<(), Option<FabricStatus>> {
-    let refused = |r: deliver::Refusal| {
-        tracing::debug!(target: "orderer::deliver", status = ?r.status, reason = r.reason, "deliver request refused");
-        Some(r.status)
-    };
-    let request = deliver::parse(env).map_err(refused)?;
-    let authorized = deliver::authorize(
-        request,
-        env,
-        &shared.config(),
-        std::time::SystemTime::now(),
-        deliver::DEFAULT_TIME_WINDOW,
-    )
-    .map_err(refused)?;
-    match deliver::serve(shared, &authorized, &mut OrdererSink(tx)).await {
-        Ok(deliver::Served::Done) => Ok(()),
-        Ok(deliver::Served::ClientGone) => Err(None),
-        Err(r) => Err(refused(r)),
-    }
 }
