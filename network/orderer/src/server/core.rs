@@ -12,8 +12,9 @@ use medledger_proto::common::Block;
 use medledger_proto::medledger::orderer as pb;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use super::Shared;
 use super::cluster::PeerLink;
-use super::{LATENCY_SAMPLES, PoolUsage, Shared, USAGE_PUBLISH};
+use super::shared::{LATENCY_SAMPLES, PoolUsage, USAGE_PUBLISH};
 use crate::batch::{Checked, Rejection};
 use crate::node::{Action, Node, Now, Target, TimerId};
 use crate::wal::Wal;

@@ -46,7 +46,6 @@ use tonic::transport::{
     Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
 };
 
-use crate::batch::{self, Checked};
 use crate::config::OrdererConfig;
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeConfig, Now};
@@ -59,6 +58,7 @@ mod cluster;
 mod core;
 mod deliver;
 mod operations;
+mod shared;
 
 use self::core::{Core, CoreEvent, HaltedOnExit};
 use broadcast::AtomicBroadcastService;
@@ -67,9 +67,7 @@ use cluster::{
     ClusterAuth, ClusterService, Lane, MAX_CLUSTER_MESSAGE, PeerLink, PeerTask, SyncSlot,
     peer_sender,
 };
-
-/// Decision latencies kept for [`RunningOrderer::decision_latencies`].
-const LATENCY_SAMPLES: usize = 10_000;
+use shared::{PoolUsage, Shared, Verifier};
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
@@ -77,111 +75,6 @@ impl From<Error> for Status {
             Error::Config { .. } | Error::Channel(_) => Status::invalid_argument(e.to_string()),
             Error::NotAConsenter { .. } => Status::permission_denied(e.to_string()),
             _ => Status::internal(e.to_string()),
-        }
-    }
-}
-
-/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers` tasks at once,
-/// one envelope between yields (a check is one signature verification, ~50 µs: short enough
-/// for a runtime worker, and no thread hand-off per envelope); answers from the node's
-/// [`batch::Verdicts`] (shared by every verifier and the core) what was admitted before.
-struct Verifier {
-    workers: Arc<Semaphore>,
-    verdicts: batch::Verdicts,
-}
-
-impl Verifier {
-    fn new(workers: usize, verdicts: batch::Verdicts) -> Arc<Self> {
-        Arc::new(Verifier {
-            workers: Arc::new(Semaphore::new(workers.max(1))),
-            verdicts,
-        })
-    }
-
-    /// Checks `envelopes` under `config`, waiting for a worker.
-    async fn check(&self, config: Arc<ChannelConfig>, envelopes: Vec<Vec<u8>>) -> Vec<Checked> {
-        let _permit = self.workers.acquire().await;
-        let mut checked = Vec::with_capacity(envelopes.len());
-        for (i, bytes) in envelopes.into_iter().enumerate() {
-            if i > 0 {
-                tokio::task::yield_now().await;
-            }
-            checked.push(
-                self.verdicts
-                    .check(&config, bytes, std::time::SystemTime::now()),
-            );
-        }
-        checked
-    }
-}
-
-/// State shared by the services and the core.
-struct Shared {
-    /// The current channel configuration (replaced when a config block is stored).
-    config: RwLock<Arc<ChannelConfig>>,
-    store: RwLock<BlockStore>,
-    height: watch::Sender<u64>,
-    metrics: Metrics,
-    healthy: AtomicBool,
-    core: mpsc::Sender<CoreEvent>,
-    /// Recent decision latencies (height start → decision), newest last, at most
-    /// [`LATENCY_SAMPLES`].
-    latencies: std::sync::Mutex<std::collections::VecDeque<Duration>>,
-    /// Checks Broadcast envelopes off the core thread.
-    verifier: Arc<Verifier>,
-    /// Checks envelopes other orderers forward (apart, so a Broadcast flood does not delay
-    /// the cluster).
-    cluster_verifier: Arc<Verifier>,
-    /// Bytes of Broadcast envelopes being checked or waiting for the core, in KiB permits.
-    in_flight: Arc<Semaphore>,
-    /// Inbound budgets per other orderer (bytes of its messages waiting for the core):
-    /// consensus messages, and forwarded envelopes (apart, so those never hold up votes).
-    inbound: HashMap<u32, (Arc<Semaphore>, Arc<Semaphore>)>,
-    /// Bytes budget of one orderer's inbound and outbound queues.
-    cluster_queue_bytes: usize,
-    /// The pool's usage as the core last published it (at most every
-    /// [`USAGE_PUBLISH`]): Broadcast refuses an envelope that cannot fit before checking its
-    /// signature.
-    usage: std::sync::Mutex<PoolUsage>,
-}
-
-/// The pending pool's limits and usage, for Broadcast's early refusal.
-#[derive(Default)]
-struct PoolUsage {
-    limits: batch::PoolLimits,
-    total: usize,
-    by_submitter: HashMap<[u8; 32], usize>,
-    by_org: HashMap<String, usize>,
-}
-
-/// How often the core publishes the pool's usage.
-const USAGE_PUBLISH: Duration = Duration::from_millis(10);
-
-impl PoolUsage {
-    /// Whether `size` more bytes from `submitter` of organization `org` would pass a limit.
-    fn full(&self, submitter: &[u8; 32], org: &str, size: usize) -> bool {
-        let mine = self.by_submitter.get(submitter).copied().unwrap_or(0);
-        let ours = self.by_org.get(org).copied().unwrap_or(0);
-        self.total.saturating_add(size) > self.limits.max_bytes
-            || batch::over_share(mine, size, self.limits.max_bytes_per_submitter)
-            || batch::over_share(ours, size, self.limits.max_bytes_per_org)
-    }
-}
-
-impl Shared {
-    fn config(&self) -> Arc<ChannelConfig> {
-        self.config
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn block(&self, number: u64) -> Result<Option<Block>> {
-        match self.store.read() {
-            Ok(s) => s.get(number),
-            Err(_) => Err(Error::Store {
-                reason: "block store lock poisoned".into(),
-            }),
         }
     }
 }
