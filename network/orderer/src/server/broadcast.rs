@@ -11,12 +11,23 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::cluster::MAX_CLUSTER_MESSAGE;
 use super::deliver::{deliver_one, deliver_status};
 use super::{CoreEvent, Shared};
 use crate::batch::Rejection;
 
 pub(super) struct AtomicBroadcastService {
-    pub(super) shared: Arc<Shared>,
+    shared: Arc<Shared>,
+}
+
+/// The `orderer.AtomicBroadcast` service, taking envelopes of at most `max_envelope` bytes.
+pub(super) fn service(
+    shared: Arc<Shared>,
+    max_envelope: usize,
+) -> atomic_broadcast_server::AtomicBroadcastServer<AtomicBroadcastService> {
+    atomic_broadcast_server::AtomicBroadcastServer::new(AtomicBroadcastService { shared })
+        .max_decoding_message_size(max_envelope)
+        .max_encoding_message_size(MAX_CLUSTER_MESSAGE)
 }
 
 fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use medledger_proto::medledger::orderer as pb;
 use pb::cluster_client::ClusterClient;
-use pb::cluster_server::Cluster;
+use pb::cluster_server::{Cluster, ClusterServer};
 use prost::Message as _;
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -33,20 +35,68 @@ pub const PEER_STALL: Duration = Duration::from_secs(10);
 /// Bytes of blocks per sync response (at least one block is sent).
 const SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Opens the queues for consenter `peer` (reached at `endpoint`) and spawns the task that
+/// keeps a stream to it fed from them; returns the core's side of the queues and the task.
+pub(super) fn connect(
+    me: u32,
+    peer: u32,
+    endpoint: Endpoint,
+    shared: &Arc<Shared>,
+) -> (PeerLink, JoinHandle<()>) {
+    let cap = shared.cluster_queue_bytes;
+    let (urgent, urgent_rx) = Lane::new();
+    let (bulk, bulk_rx) = Lane::new();
+    let link = PeerLink {
+        urgent,
+        bulk,
+        cap,
+        sync: Arc::new(SyncSlot::default()),
+    };
+    let task = tokio::spawn(peer_sender(
+        PeerTask {
+            me,
+            peer,
+            bulk_queued: link.bulk.queued.clone(),
+            cap,
+            sync: link.sync.clone(),
+            shared: shared.clone(),
+        },
+        endpoint,
+        urgent_rx,
+        bulk_rx,
+    ));
+    (link, task)
+}
+
+/// The `medledger.orderer.Cluster` service, open to the consenters whose TLS client
+/// certificates (DER) `consenters` maps to their ids.
+pub(super) fn service(
+    shared: Arc<Shared>,
+    consenters: HashMap<Vec<u8>, u32>,
+) -> InterceptedService<ClusterServer<ClusterService>, ClusterAuth> {
+    InterceptedService::new(
+        ClusterServer::new(ClusterService { shared })
+            .max_decoding_message_size(MAX_CLUSTER_MESSAGE),
+        ClusterAuth {
+            consenters: Arc::new(consenters),
+        },
+    )
+}
+
 /// A message queued for another orderer, its encoded size, and the byte counter of its
 /// queue (decremented when the stream takes it, or when it is dropped).
 type Queued = (pb::ClusterMessage, usize, Arc<AtomicUsize>);
 
 /// One queue of messages for another orderer: bounded in messages and, by its owner, in
 /// bytes.
-pub(super) struct Lane {
+struct Lane {
     tx: mpsc::Sender<Queued>,
     /// Bytes queued and not yet taken by the stream.
-    pub(super) queued: Arc<AtomicUsize>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Lane {
-    pub(super) fn new() -> (Self, mpsc::Receiver<Queued>) {
+    fn new() -> (Self, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         (
             Lane {
@@ -77,10 +127,10 @@ impl Lane {
 /// ones (forwarded envelopes, sync responses), each queue within `cap` bytes, so a flood of
 /// envelopes never crowds out consensus; and a slot for the one sync request to serve next.
 pub(super) struct PeerLink {
-    pub(super) urgent: Lane,
-    pub(super) bulk: Lane,
-    pub(super) cap: usize,
-    pub(super) sync: Arc<SyncSlot>,
+    urgent: Lane,
+    bulk: Lane,
+    cap: usize,
+    sync: Arc<SyncSlot>,
 }
 
 impl PeerLink {
@@ -94,6 +144,12 @@ impl PeerLink {
         lane.push(msg, self.cap)
     }
 
+    /// Hands a sync request from block `from` to the sending task (replacing one not served
+    /// yet).
+    pub(super) fn request_sync(&self, from: u64) {
+        self.sync.request(from);
+    }
+
     /// Bytes queued in both lanes.
     pub(super) fn queued(&self) -> usize {
         self.urgent.queued.load(Ordering::Relaxed) + self.bulk.queued.load(Ordering::Relaxed)
@@ -102,13 +158,13 @@ impl PeerLink {
 
 /// The next sync request of one orderer to serve (the latest replaces an earlier one).
 #[derive(Default)]
-pub(super) struct SyncSlot {
+struct SyncSlot {
     from: std::sync::Mutex<Option<u64>>,
     notify: Notify,
 }
 
 impl SyncSlot {
-    pub(super) fn request(&self, from: u64) {
+    fn request(&self, from: u64) {
         if let Ok(mut f) = self.from.lock() {
             *f = Some(from);
         }
@@ -121,14 +177,14 @@ impl SyncSlot {
 }
 
 /// What the task sending to one other orderer needs.
-pub(super) struct PeerTask {
-    pub(super) me: u32,
-    pub(super) peer: u32,
+struct PeerTask {
+    me: u32,
+    peer: u32,
     /// Bytes in the bulk lane (sync responses join it).
-    pub(super) bulk_queued: Arc<AtomicUsize>,
-    pub(super) cap: usize,
-    pub(super) sync: Arc<SyncSlot>,
-    pub(super) shared: Arc<Shared>,
+    bulk_queued: Arc<AtomicUsize>,
+    cap: usize,
+    sync: Arc<SyncSlot>,
+    shared: Arc<Shared>,
 }
 
 impl PeerTask {
@@ -176,7 +232,7 @@ impl PeerTask {
 /// (consensus messages first) and the sync slot. The stream takes one message at a time from
 /// a short channel; a message that cannot be handed to it for [`PEER_STALL`] closes it (a
 /// slow or stuck reader), and whatever is queued for the peer is dropped.
-pub(super) async fn peer_sender(
+async fn peer_sender(
     t: PeerTask,
     endpoint: Endpoint,
     mut urgent: mpsc::Receiver<Queued>,
@@ -274,7 +330,7 @@ struct ConsenterPeer(u32);
 /// connections without a certificate or with one that is no consenter's.
 #[derive(Clone)]
 pub(super) struct ClusterAuth {
-    pub(super) consenters: Arc<HashMap<Vec<u8>, u32>>,
+    consenters: Arc<HashMap<Vec<u8>, u32>>,
 }
 
 impl tonic::service::Interceptor for ClusterAuth {
@@ -294,7 +350,7 @@ impl tonic::service::Interceptor for ClusterAuth {
 }
 
 pub(super) struct ClusterService {
-    pub(super) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
 #[tonic::async_trait]

@@ -35,7 +35,7 @@ pub(super) enum CoreEvent {
 }
 
 /// Marks the orderer unhealthy when dropped (at the end of the core thread, however it ends).
-pub(super) struct HaltedOnExit(pub(super) Arc<Shared>);
+struct HaltedOnExit(Arc<Shared>);
 
 impl Drop for HaltedOnExit {
     fn drop(&mut self) {
@@ -45,23 +45,57 @@ impl Drop for HaltedOnExit {
 
 /// The core thread: the node, its WAL and its timers.
 pub(super) struct Core {
-    pub(super) node: Node,
-    pub(super) wal: Wal,
-    pub(super) shared: Arc<Shared>,
-    pub(super) peers: HashMap<u32, PeerLink>,
-    pub(super) timers: HashMap<TimerId, u64>,
-    pub(super) generation: u64,
-    pub(super) rt: tokio::runtime::Handle,
-    pub(super) events: mpsc::Sender<CoreEvent>,
-    pub(super) audit: Option<std::fs::File>,
+    node: Node,
+    wal: Wal,
+    shared: Arc<Shared>,
+    peers: HashMap<u32, PeerLink>,
+    timers: HashMap<TimerId, u64>,
+    generation: u64,
+    rt: tokio::runtime::Handle,
+    events: mpsc::Sender<CoreEvent>,
+    audit: Option<std::fs::File>,
 }
 
 impl Core {
-    pub(super) fn run(
-        &mut self,
+    /// Starts the core thread on `node` (recovered with `initial` actions still to carry
+    /// out), its `wal`, the links to the other consenters and the vote `audit` file; it
+    /// handles `events` until [`CoreEvent::Shutdown`] or a failure, and marks the orderer
+    /// unhealthy when it ends, however it ends.
+    pub(super) fn spawn(
+        node: Node,
         initial: Vec<Action>,
-        mut rx: mpsc::Receiver<CoreEvent>,
-    ) -> Result<()> {
+        wal: Wal,
+        peers: HashMap<u32, PeerLink>,
+        audit: Option<std::fs::File>,
+        shared: Arc<Shared>,
+        events: mpsc::Receiver<CoreEvent>,
+    ) -> Result<std::thread::JoinHandle<()>> {
+        let rt = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name(format!("orderer-core-{}", node.id()))
+            .spawn(move || {
+                // Unhealthy once the core ends, also by a panic (the guard drops while
+                // unwinding): the process must not go on answering gRPC without ordering.
+                let _halted_on_exit = HaltedOnExit(shared.clone());
+                let mut core = Core {
+                    node,
+                    wal,
+                    events: shared.core.clone(),
+                    shared,
+                    peers,
+                    timers: HashMap::new(),
+                    generation: 0,
+                    rt,
+                    audit,
+                };
+                if let Err(e) = core.run(initial, events) {
+                    tracing::error!(target: "orderer", error = %e, "orderer core stopped");
+                }
+            })
+            .map_err(|e| Error::io("spawn", "orderer core thread", e))
+    }
+
+    fn run(&mut self, initial: Vec<Action>, mut rx: mpsc::Receiver<CoreEvent>) -> Result<()> {
         self.execute(initial)?;
         let mut next = None;
         let mut last_usage = std::time::Instant::now() - USAGE_PUBLISH;
@@ -263,7 +297,7 @@ impl Core {
     /// queue has room (the latest request replaces one not served yet).
     fn serve_sync(&self, to: u32, from: u64) -> Result<()> {
         if let Some(p) = self.peers.get(&to) {
-            p.sync.request(from);
+            p.request_sync(from);
         }
         Ok(())
     }

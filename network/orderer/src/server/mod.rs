@@ -34,10 +34,8 @@ use std::time::Duration;
 
 use medledger_channel::ChannelConfig;
 use medledger_msp::cert::Certificate;
+use medledger_msp::identity::SigningIdentity;
 use medledger_proto::common::Block;
-use medledger_proto::medledger::orderer as pb;
-use medledger_proto::orderer::atomic_broadcast_server;
-use pb::cluster_server::ClusterServer;
 use prost::Message as _;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -48,7 +46,7 @@ use tonic::transport::{
 
 use crate::config::OrdererConfig;
 use crate::metrics::Metrics;
-use crate::node::{Node, NodeConfig, Now};
+use crate::node::{Action, Chain, Node, NodeConfig, Now};
 use crate::store::BlockStore;
 use crate::wal::Wal;
 use crate::{Error, Result};
@@ -60,13 +58,9 @@ mod deliver;
 mod operations;
 mod shared;
 
-use self::core::{Core, CoreEvent, HaltedOnExit};
-use broadcast::AtomicBroadcastService;
+use self::core::{Core, CoreEvent};
 pub use cluster::PEER_STALL;
-use cluster::{
-    ClusterAuth, ClusterService, Lane, MAX_CLUSTER_MESSAGE, PeerLink, PeerTask, SyncSlot,
-    peer_sender,
-};
+use cluster::PeerLink;
 use shared::{PoolUsage, Shared, Verifier};
 
 impl From<Error> for Status {
@@ -188,6 +182,21 @@ fn transport(reason: impl std::fmt::Display) -> Error {
 /// # Errors
 /// [`Error`] for unusable configuration, key material, storage or listeners.
 pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
+    let (genesis, genesis_config, signer) = load_genesis(cfg)?;
+    let (store, chain, config) = open_store(cfg, &genesis, genesis_config)?;
+    let recovered = recover_node(cfg, &config, signer, chain)?;
+    let tls = TlsFiles::load(cfg, &config)?;
+    let mut c = Components::new(cfg, config, store, &recovered, tls);
+    let peers = c.connect_peers()?;
+    let addr = c.serve_grpc().await?;
+    let operations_addr = c.serve_operations().await?;
+    let audit = open_audit(cfg)?;
+    c.spawn_core(recovered, peers, audit, addr, operations_addr)
+}
+
+/// Reads the genesis block and its configuration (checking the orderer's against it) and
+/// loads the orderer's signing identity.
+fn load_genesis(cfg: &OrdererConfig) -> Result<(Block, ChannelConfig, Arc<SigningIdentity>)> {
     let genesis_bytes =
         std::fs::read(&cfg.genesis_block).map_err(|e| Error::io("read", &cfg.genesis_block, e))?;
     let genesis = Block::decode(genesis_bytes.as_slice()).map_err(|_| Error::Config {
@@ -202,17 +211,25 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
             }
         })?,
     );
+    Ok((genesis, genesis_config, signer))
+}
 
+/// Opens the block store (initialising it with `genesis` when empty) and returns it, its
+/// chain and the current configuration: the genesis block's, or the last config update's.
+fn open_store(
+    cfg: &OrdererConfig,
+    genesis: &Block,
+    genesis_config: ChannelConfig,
+) -> Result<(BlockStore, Chain, Arc<ChannelConfig>)> {
     let (mut store, mut chain) = BlockStore::open(&cfg.data_dir.join("blocks"))?;
     if store.height() == 0 {
-        store.append(&genesis)?;
-        chain.append(&genesis)?;
+        store.append(genesis)?;
+        chain.append(genesis)?;
     } else if store.get(0)?.map(|b| b.header) != Some(genesis.header.clone()) {
         return Err(Error::Store {
             reason: "block 0 in the store is not this channel's genesis block".into(),
         });
     }
-    // The current configuration: the genesis block's, or the last config update's.
     let config = Arc::new(if chain.last_config == 0 {
         genesis_config
     } else {
@@ -221,15 +238,59 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
         })?;
         ChannelConfig::from_config_block(&block)?
     });
+    Ok((store, chain, config))
+}
+
+/// The node recovered from the chain and the write-ahead log, for the core thread.
+struct Recovered {
+    node: Node,
+    /// The actions of its start, still to carry out.
+    initial: Vec<Action>,
+    wal: Wal,
+    /// The pending pool's byte limit.
+    max_pending_bytes: usize,
+}
+
+/// Opens the WAL and recovers the node from `chain` and the WAL's records of the next height.
+fn recover_node(
+    cfg: &OrdererConfig,
+    config: &Arc<ChannelConfig>,
+    signer: Arc<SigningIdentity>,
+    chain: Chain,
+) -> Result<Recovered> {
     let mut wal = Wal::open(&cfg.data_dir.join("wal"))?;
     let records = wal.read(chain.next_number)?;
     if !records.is_empty() {
         wal.start(chain.next_number)?;
     }
+    let node_cfg = node_config(cfg);
+    let max_pending_bytes = node_cfg.max_pending_bytes;
+    let (node, initial) = Node::new(
+        node_cfg,
+        config.clone(),
+        signer,
+        chain,
+        &records,
+        Now::system(),
+    )?;
+    Ok(Recovered {
+        node,
+        initial,
+        wal,
+        max_pending_bytes,
+    })
+}
+
+fn as_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// The node's configuration: its timeouts and the pending pool's limits (per submitter a
+/// quarter, per organization half of the pool's bytes unless configured).
+fn node_config(cfg: &OrdererConfig) -> NodeConfig {
     let mut node_cfg = NodeConfig::new(cfg.consenter_id);
     node_cfg.timeouts = cfg.consensus.timeouts();
     let limits = &cfg.consensus;
-    let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     node_cfg.max_pending_envelopes = as_usize(limits.max_pending_envelopes);
     node_cfg.max_pending_bytes = as_usize(limits.max_pending_bytes);
     node_cfg.max_pending_bytes_per_submitter = if limits.max_pending_bytes_per_submitter == 0 {
@@ -242,227 +303,244 @@ pub async fn start(cfg: &OrdererConfig) -> Result<RunningOrderer> {
     } else {
         as_usize(limits.max_pending_bytes_per_org)
     };
-    let max_pending_bytes = node_cfg.max_pending_bytes;
-    let (node, initial) = Node::new(
-        node_cfg,
-        config.clone(),
-        signer.clone(),
-        chain,
-        &records,
-        Now::system(),
-    )?;
+    node_cfg
+}
 
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| Error::io("read", p, e));
-    let cert_pem = read(&cfg.tls_cert)?;
-    let key_pem = read(&cfg.tls_key)?;
-    let tls_roots: Vec<Vec<u8>> = config
-        .to_proto()
-        .organizations
-        .iter()
-        .chain(&config.to_proto().orderer_organizations)
-        .flat_map(|o| o.tls_root_certs.clone())
-        .collect();
-    let roots_pem = pem_of_ders(&tls_roots);
-    let mut consenter_certs = HashMap::new();
-    for c in config.consenters().iter() {
-        if let Ok(cert) = Certificate::from_pem(&c.client_tls_cert_pem) {
-            consenter_certs.insert(cert.der().to_vec(), c.id);
-        }
-    }
+/// The orderer's TLS material.
+struct TlsFiles {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    /// The TLS roots of the channel's organizations and orderer organizations.
+    roots_pem: Vec<u8>,
+    /// Consenter ids by the DER of their TLS client certificates.
+    consenter_certs: HashMap<Vec<u8>, u32>,
+}
 
-    let (core_tx, core_rx) = mpsc::channel(4096);
-    let (height_tx, _) = watch::channel(store.height());
-    let orderer_metrics = Metrics::new();
-    orderer_metrics.height.set(store.height() as i64);
-    let max_envelope = config.batch().absolute_max_bytes as usize + 64 * 1024;
-    let cluster_queue_bytes = as_usize(limits.cluster_queue_bytes).max(1);
-    let in_flight_kib = (max_pending_bytes / 4).max(2 * max_envelope) / 1024;
-    // Default: every CPU but one (kept for the core and the transport), at least one.
-    let verify_workers = match limits.verify_workers {
-        0 => std::thread::available_parallelism()
-            .map_or(1, |n| n.get().saturating_sub(1))
-            .max(1),
-        n => n,
-    };
-    let inbound = config
-        .consenters()
-        .iter()
-        .filter(|c| c.id != cfg.consenter_id)
-        .map(|c| {
-            let budget = || {
-                Arc::new(Semaphore::new(
-                    cluster_queue_bytes.min(Semaphore::MAX_PERMITS),
-                ))
-            };
-            (c.id, (budget(), budget()))
-        })
-        .collect();
-    let shared = Arc::new(Shared {
-        config: RwLock::new(config.clone()),
-        store: RwLock::new(store),
-        height: height_tx,
-        metrics: orderer_metrics,
-        healthy: AtomicBool::new(true),
-        core: core_tx.clone(),
-        latencies: std::sync::Mutex::new(std::collections::VecDeque::new()),
-        verifier: Verifier::new(verify_workers, node.verdicts().clone()),
-        cluster_verifier: Verifier::new(verify_workers.div_ceil(2), node.verdicts().clone()),
-        in_flight: Arc::new(Semaphore::new(in_flight_kib.min(Semaphore::MAX_PERMITS))),
-        inbound,
-        cluster_queue_bytes,
-        usage: std::sync::Mutex::new(PoolUsage::default()),
-    });
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-
-    // Senders to the other consenters.
-    let mut peers = HashMap::new();
-    for c in config
-        .consenters()
-        .iter()
-        .filter(|c| c.id != cfg.consenter_id)
-    {
-        let (urgent, urgent_rx) = Lane::new();
-        let (bulk, bulk_rx) = Lane::new();
-        let link = PeerLink {
-            urgent,
-            bulk,
-            cap: cluster_queue_bytes,
-            sync: Arc::new(SyncSlot::default()),
-        };
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(TlsCertificate::from_pem(&roots_pem))
-            .identity(Identity::from_pem(&cert_pem, &key_pem))
-            .domain_name(c.host.clone());
-        let endpoint = Endpoint::from_shared(format!("https://{}:{}", c.host, c.port))
-            .and_then(|e| e.tls_config(tls))
-            .map_err(transport)?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true);
-        tasks.push(tokio::spawn(peer_sender(
-            PeerTask {
-                me: cfg.consenter_id,
-                peer: c.id,
-                bulk_queued: link.bulk.queued.clone(),
-                cap: cluster_queue_bytes,
-                sync: link.sync.clone(),
-                shared: shared.clone(),
-            },
-            endpoint,
-            urgent_rx,
-            bulk_rx,
-        )));
-        peers.insert(c.id, link);
-    }
-
-    // gRPC services.
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| Error::io("bind", &cfg.listen, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("bind", &cfg.listen, e))?;
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&cert_pem, &key_pem))
-        .client_ca_root(TlsCertificate::from_pem(&roots_pem))
-        .client_auth_optional(true);
-    let cluster = tonic::service::interceptor::InterceptedService::new(
-        ClusterServer::new(ClusterService {
-            shared: shared.clone(),
-        })
-        .max_decoding_message_size(MAX_CLUSTER_MESSAGE),
-        ClusterAuth {
-            consenters: Arc::new(consenter_certs),
-        },
-    );
-    let broadcast = atomic_broadcast_server::AtomicBroadcastServer::new(AtomicBroadcastService {
-        shared: shared.clone(),
-    })
-    .max_decoding_message_size(max_envelope)
-    .max_encoding_message_size(MAX_CLUSTER_MESSAGE);
-    let mut sd = shutdown_rx.clone();
-    let grpc = Server::builder()
-        .tls_config(tls)
-        .map_err(transport)?
-        .tcp_nodelay(true)
-        .add_service(cluster)
-        .add_service(broadcast)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = sd.wait_for(|s| *s).await;
-        });
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = grpc.await {
-            tracing::error!(target: "orderer", error = %e, "gRPC server failed");
-        }
-    }));
-
-    // Operations endpoint.
-    let mut operations_addr = None;
-    if let Some(ops) = &cfg.operations_listen {
-        let l = tokio::net::TcpListener::bind(ops)
-            .await
-            .map_err(|e| Error::io("bind", ops, e))?;
-        operations_addr = Some(l.local_addr().map_err(|e| Error::io("bind", ops, e))?);
-        let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(operations::healthz))
-            .route("/metrics", axum::routing::get(operations::metrics))
-            .with_state(shared.clone());
-        let mut sd = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = axum::serve(l, app)
-                .with_graceful_shutdown(async move {
-                    let _ = sd.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(target: "orderer", error = %e, "operations endpoint failed");
+impl TlsFiles {
+    /// Reads the orderer's certificate and key, and takes the roots and the consenters'
+    /// certificates from `config`.
+    fn load(cfg: &OrdererConfig, config: &ChannelConfig) -> Result<Self> {
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| Error::io("read", p, e));
+        let cert_pem = read(&cfg.tls_cert)?;
+        let key_pem = read(&cfg.tls_key)?;
+        let tls_roots: Vec<Vec<u8>> = config
+            .to_proto()
+            .organizations
+            .iter()
+            .chain(&config.to_proto().orderer_organizations)
+            .flat_map(|o| o.tls_root_certs.clone())
+            .collect();
+        let mut consenter_certs = HashMap::new();
+        for c in config.consenters().iter() {
+            if let Ok(cert) = Certificate::from_pem(&c.client_tls_cert_pem) {
+                consenter_certs.insert(cert.der().to_vec(), c.id);
             }
-        }));
+        }
+        Ok(TlsFiles {
+            cert_pem,
+            key_pem,
+            roots_pem: pem_of_ders(&tls_roots),
+            consenter_certs,
+        })
     }
+}
 
-    let audit = match &cfg.vote_audit_file {
-        Some(p) => Some(
+/// Opens the vote audit file for appending, if one is configured.
+fn open_audit(cfg: &OrdererConfig) -> Result<Option<std::fs::File>> {
+    match &cfg.vote_audit_file {
+        Some(p) => Ok(Some(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
                 .map_err(|e| Error::io("open", p, e))?,
-        ),
-        None => None,
-    };
+        )),
+        None => Ok(None),
+    }
+}
 
-    // The core.
-    let rt = tokio::runtime::Handle::current();
-    let core_shared = shared.clone();
-    let core = std::thread::Builder::new()
-        .name(format!("orderer-core-{}", cfg.consenter_id))
-        .spawn(move || {
-            // Unhealthy once the core ends, also by a panic (the guard drops while unwinding):
-            // the process must not go on answering gRPC without ordering.
-            let _halted_on_exit = HaltedOnExit(core_shared.clone());
-            let mut core = Core {
-                node,
-                wal,
-                shared: core_shared.clone(),
-                peers,
-                timers: HashMap::new(),
-                generation: 0,
-                rt,
-                events: core_tx,
-                audit,
-            };
-            if let Err(e) = core.run(initial, core_rx) {
-                tracing::error!(target: "orderer", error = %e, "orderer core stopped");
+/// The orderer's parts as [`start`] assembles them, one step after the other.
+struct Components<'a> {
+    cfg: &'a OrdererConfig,
+    /// The current channel configuration.
+    config: Arc<ChannelConfig>,
+    tls: TlsFiles,
+    /// Largest Broadcast envelope accepted (`absolute_max_bytes` and room for framing).
+    max_envelope: usize,
+    shared: Arc<Shared>,
+    /// The core's end of its event channel (the services send on `shared.core`).
+    core_events: mpsc::Receiver<CoreEvent>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl<'a> Components<'a> {
+    /// The state the services and the core share, with its budgets: Broadcast's in-flight
+    /// bytes (a quarter of the pool's, at least two envelopes), per other consenter its
+    /// inbound queues, and the verifiers (by default every CPU but one, kept for the core and
+    /// the transport; half as many for forwarded envelopes).
+    fn new(
+        cfg: &'a OrdererConfig,
+        config: Arc<ChannelConfig>,
+        store: BlockStore,
+        recovered: &Recovered,
+        tls: TlsFiles,
+    ) -> Self {
+        let (core_tx, core_events) = mpsc::channel(4096);
+        let (height_tx, _) = watch::channel(store.height());
+        let orderer_metrics = Metrics::new();
+        orderer_metrics.height.set(store.height() as i64);
+        let limits = &cfg.consensus;
+        let max_envelope = config.batch().absolute_max_bytes as usize + 64 * 1024;
+        let cluster_queue_bytes = as_usize(limits.cluster_queue_bytes).max(1);
+        let in_flight_kib = (recovered.max_pending_bytes / 4).max(2 * max_envelope) / 1024;
+        let verify_workers = match limits.verify_workers {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
+            n => n,
+        };
+        let budget = || {
+            Arc::new(Semaphore::new(
+                cluster_queue_bytes.min(Semaphore::MAX_PERMITS),
+            ))
+        };
+        let inbound = config
+            .consenters()
+            .iter()
+            .filter(|c| c.id != cfg.consenter_id)
+            .map(|c| (c.id, (budget(), budget())))
+            .collect();
+        let verdicts = recovered.node.verdicts();
+        let shared = Arc::new(Shared {
+            config: RwLock::new(config.clone()),
+            store: RwLock::new(store),
+            height: height_tx,
+            metrics: orderer_metrics,
+            healthy: AtomicBool::new(true),
+            core: core_tx,
+            latencies: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            verifier: Verifier::new(verify_workers, verdicts.clone()),
+            cluster_verifier: Verifier::new(verify_workers.div_ceil(2), verdicts.clone()),
+            in_flight: Arc::new(Semaphore::new(in_flight_kib.min(Semaphore::MAX_PERMITS))),
+            inbound,
+            cluster_queue_bytes,
+            usage: std::sync::Mutex::new(PoolUsage::default()),
+        });
+        let (shutdown, _) = watch::channel(false);
+        Components {
+            cfg,
+            config,
+            tls,
+            max_envelope,
+            shared,
+            core_events,
+            shutdown,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Opens the queues to every other consenter and spawns the tasks that send them.
+    fn connect_peers(&mut self) -> Result<HashMap<u32, PeerLink>> {
+        let mut peers = HashMap::new();
+        for c in self
+            .config
+            .consenters()
+            .iter()
+            .filter(|c| c.id != self.cfg.consenter_id)
+        {
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(TlsCertificate::from_pem(&self.tls.roots_pem))
+                .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
+                .domain_name(c.host.clone());
+            let endpoint = Endpoint::from_shared(format!("https://{}:{}", c.host, c.port))
+                .and_then(|e| e.tls_config(tls))
+                .map_err(transport)?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true);
+            let (link, task) =
+                cluster::connect(self.cfg.consenter_id, c.id, endpoint, &self.shared);
+            self.tasks.push(task);
+            peers.insert(c.id, link);
+        }
+        Ok(peers)
+    }
+
+    /// Binds the gRPC listener and serves the Cluster and AtomicBroadcast services on it
+    /// (TLS, client certificates optional but required by Cluster); returns its address.
+    async fn serve_grpc(&mut self) -> Result<SocketAddr> {
+        let listen = &self.cfg.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::io("bind", listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("bind", listen, e))?;
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
+            .client_ca_root(TlsCertificate::from_pem(&self.tls.roots_pem))
+            .client_auth_optional(true);
+        let consenters = std::mem::take(&mut self.tls.consenter_certs);
+        let cluster = cluster::service(self.shared.clone(), consenters);
+        let broadcast = broadcast::service(self.shared.clone(), self.max_envelope);
+        let mut sd = self.shutdown.subscribe();
+        let grpc = Server::builder()
+            .tls_config(tls)
+            .map_err(transport)?
+            .tcp_nodelay(true)
+            .add_service(cluster)
+            .add_service(broadcast)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = sd.wait_for(|s| *s).await;
+            });
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = grpc.await {
+                tracing::error!(target: "orderer", error = %e, "gRPC server failed");
             }
+        }));
+        Ok(addr)
+    }
+
+    /// Binds and serves the operations endpoint, if configured; returns its address.
+    async fn serve_operations(&mut self) -> Result<Option<SocketAddr>> {
+        let Some(listen) = &self.cfg.operations_listen else {
+            return Ok(None);
+        };
+        let shutdown = self.shutdown.subscribe();
+        let (addr, task) = operations::serve(listen, self.shared.clone(), shutdown).await?;
+        self.tasks.push(task);
+        Ok(Some(addr))
+    }
+
+    /// Starts the core thread on the recovered node; the orderer is then running.
+    fn spawn_core(
+        self,
+        recovered: Recovered,
+        peers: HashMap<u32, PeerLink>,
+        audit: Option<std::fs::File>,
+        addr: SocketAddr,
+        operations_addr: Option<SocketAddr>,
+    ) -> Result<RunningOrderer> {
+        let Recovered {
+            node, initial, wal, ..
+        } = recovered;
+        let core = Core::spawn(
+            node,
+            initial,
+            wal,
+            peers,
+            audit,
+            self.shared.clone(),
+            self.core_events,
+        )?;
+        tracing::info!(target: "orderer", consenter = self.cfg.consenter_id, %addr, channel = %self.config.channel_id(), "orderer started");
+        Ok(RunningOrderer {
+            addr,
+            operations_addr,
+            shared: self.shared,
+            shutdown: self.shutdown,
+            core: Some(core),
+            tasks: self.tasks,
         })
-        .map_err(|e| Error::io("spawn", "orderer core thread", e))?;
-    tracing::info!(target: "orderer", consenter = cfg.consenter_id, %addr, channel = %config.channel_id(), "orderer started");
-    Ok(RunningOrderer {
-        addr,
-        operations_addr,
-        shared,
-        shutdown: shutdown_tx,
-        core: Some(core),
-        tasks,
-    })
+    }
 }
