@@ -1,38 +1,58 @@
-//! The parts [`super::start`] builds a peer from: the process's protection, the joined
-//! channels, the gateway's view of each channel, the private-data peers.
+//! How [`super::start`] builds a peer, one step after the other ([`Components`]): the
+//! signing identity, the chaincodes and the joined channels' ledgers; the endorser with its
+//! sandboxed runtime; Deliver, private data and the gateway; the gRPC port; the block
+//! pullers, reconcilers and transient-store expiry; the operations endpoint.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use medledger_channel::ChannelConfig;
-use medledger_endorser::Endorser;
+use medledger_endorser::{Endorser, EndorserConfig, EndorserService, RuntimeExecutor};
 use medledger_gateway::server::{
-    ChaincodePolicies, ChannelGateway, EndorserHandle, OrdererEndpoint, PeerEndpoint as GatewayPeer,
+    ChaincodePolicies, ChannelGateway, EndorserHandle, GatewayService, OrdererEndpoint,
+    PeerEndpoint as GatewayPeer,
 };
-use medledger_ledger::{Ledger, LedgerConfig};
+use medledger_ledger::{Ledger, LedgerConfig, TransientStore};
+use medledger_msp::identity::SigningIdentity;
 use medledger_msp::policy::Policy;
 use medledger_proto::common::Block;
+use medledger_proto::invocation::canonical_function;
 use medledger_proto::protos::endorser_client::EndorserClient;
+use medledger_proto::protos::endorser_server::EndorserServer;
+use medledger_runtime::process::{
+    ChaincodeRuntime, InstalledChaincode, RuntimeConfig, default_launcher,
+};
+use medledger_runtime::sandbox::LandlockLevel;
 use prost::Message;
-use tonic::transport::{Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity};
-use tracing::warn;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{
+    Certificate as TlsCertificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
+use tracing::{info, warn};
 
-use super::MAX_MESSAGE_BYTES;
+use super::commits::LedgerCommits;
 use super::config::PeerConfig;
+use super::pull::BlockPuller;
+use super::{MAX_MESSAGE_BYTES, RunningPeer, oversize_as_resource_exhausted};
 use crate::committer::Committer;
 use crate::definitions::{ChaincodeDefinitions, InMemoryDefinitions, LedgerDefinitions};
+use crate::deliver::{DeliverChannel, DeliverService};
+use crate::endorsement::{PeerChannelContext, PeerTransientStore};
 use crate::error::{Error, Result};
-use crate::lifecycle;
-use crate::operations::PeerMetrics;
-use crate::privdata::{self, PeerDirectory, TlsClient};
+use crate::lifecycle::{self, LifecycleExecutor};
+use crate::operations::{Operations, OperationsHandle, PeerMetrics};
+use crate::privdata::{self, PeerDirectory, PrivateDataService, Reconciler, TlsClient};
 
 /// How often the reconciler looks for missing private data.
-pub(super) const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Blocks a channel must have grown past an entry's simulation height before the entry can
 /// expire by time.
-pub(super) const TRANSIENT_MIN_BLOCKS: u64 = 10;
+const TRANSIENT_MIN_BLOCKS: u64 = 10;
 
 /// Keeps processes of the peer's own user (a chaincode where Landlock is missing, anything
 /// else the operator runs as that user) away from the peer's secrets, before any key is read:
@@ -65,19 +85,19 @@ pub(super) fn protect_process(data_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn config_err(reason: impl Into<String>) -> Error {
+fn config_err(reason: impl Into<String>) -> Error {
     Error::Config {
         reason: reason.into(),
     }
 }
 
-pub(super) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| config_err(format!("{}: {e}", path.display())))
 }
 
 /// PEM of every TLS root certificate of the channels' organizations (application and
 /// orderer).
-pub(super) fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8> {
+fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8> {
     let mut pem = String::new();
     let mut seen = std::collections::HashSet::new();
     for config in configs {
@@ -100,10 +120,10 @@ pub(super) fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>
 
 /// The gateway's endorsement policies and collection members, from each channel's
 /// definitions; `_lifecycle` needs the channel's lifecycle endorsement policy.
-pub(super) struct DefinitionPolicies {
-    pub(super) channels: HashMap<String, (Arc<LedgerDefinitions>, Arc<ChannelConfig>)>,
+struct DefinitionPolicies {
+    channels: HashMap<String, (Arc<LedgerDefinitions>, Arc<ChannelConfig>)>,
     /// Chaincode → functions only evaluated (`peer.yaml`'s `evaluate_only`).
-    pub(super) evaluate_only: HashMap<String, std::collections::HashSet<String>>,
+    evaluate_only: HashMap<String, std::collections::HashSet<String>>,
 }
 
 impl ChaincodePolicies for DefinitionPolicies {
@@ -141,7 +161,7 @@ impl ChaincodePolicies for DefinitionPolicies {
 }
 
 /// Peers of each organization of a channel, other than this one (for private data).
-pub(super) struct ChannelPeers(HashMap<String, Vec<privdata::PeerEndpoint>>);
+struct ChannelPeers(HashMap<String, Vec<privdata::PeerEndpoint>>);
 
 impl PeerDirectory for ChannelPeers {
     fn peers(&self, msp_id: &str) -> Vec<privdata::PeerEndpoint> {
@@ -150,14 +170,14 @@ impl PeerDirectory for ChannelPeers {
 }
 
 /// One joined channel while starting.
-pub(super) struct Joined {
-    pub(super) committer: Arc<Committer>,
-    pub(super) config: Arc<ChannelConfig>,
+struct Joined {
+    committer: Arc<Committer>,
+    config: Arc<ChannelConfig>,
     /// Definitions committed on the channel, over `peer.yaml`'s.
-    pub(super) definitions: Arc<LedgerDefinitions>,
+    definitions: Arc<LedgerDefinitions>,
 }
 
-pub(super) fn join_channel(
+fn join_channel(
     cfg: &PeerConfig,
     genesis_path: &std::path::Path,
     fallback: &Arc<InMemoryDefinitions>,
@@ -194,7 +214,7 @@ pub(super) fn join_channel(
 }
 
 /// Builds the gateway's view of a channel: its peers (this one local) and orderers.
-pub(super) fn channel_gateway(
+fn channel_gateway(
     cfg: &PeerConfig,
     config: &Arc<ChannelConfig>,
     endorser: &Arc<Endorser>,
@@ -266,7 +286,7 @@ pub(super) fn channel_gateway(
 }
 
 /// Peers of other organizations' and this organization's other peers, for private data.
-pub(super) fn private_data_peers(cfg: &PeerConfig, config: &ChannelConfig) -> ChannelPeers {
+fn private_data_peers(cfg: &PeerConfig, config: &ChannelConfig) -> ChannelPeers {
     let mut map: HashMap<String, Vec<privdata::PeerEndpoint>> = HashMap::new();
     for org in &config.to_proto().organizations {
         for p in &org.peers {
@@ -282,4 +302,412 @@ pub(super) fn private_data_peers(cfg: &PeerConfig, config: &ChannelConfig) -> Ch
         }
     }
     ChannelPeers(map)
+}
+
+/// The chaincodes `peer.yaml` lists: their definitions (the fallback under each channel's
+/// committed ones) and their installed executables.
+fn chaincodes(
+    cfg: &PeerConfig,
+) -> Result<(
+    Arc<InMemoryDefinitions>,
+    HashMap<String, InstalledChaincode>,
+)> {
+    let definitions = Arc::new(InMemoryDefinitions::new());
+    let mut installed = HashMap::new();
+    for cc in &cfg.chaincodes {
+        definitions.insert(cc.definition()?);
+        installed.insert(
+            cc.name.clone(),
+            InstalledChaincode {
+                id: format!("{}:{}", cc.name, cc.version),
+                executable: cc.executable.clone(),
+            },
+        );
+    }
+    Ok((definitions, installed))
+}
+
+/// The sandboxed chaincode runtime, running the `installed` chaincodes.
+fn chaincode_runtime(
+    cfg: &PeerConfig,
+    installed: HashMap<String, InstalledChaincode>,
+) -> Arc<RuntimeExecutor> {
+    let launcher = cfg
+        .sandbox
+        .launcher
+        .clone()
+        .unwrap_or_else(|| default_launcher(None));
+    let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
+    runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
+    runtime.user = cfg.sandbox.user();
+    runtime.uid_range = cfg.sandbox.uid_range();
+    runtime.min_landlock = cfg.sandbox.min_landlock;
+    runtime.limits.max_tasks = cfg.sandbox.max_tasks;
+    if cfg.sandbox.min_landlock < LandlockLevel::Full {
+        warn!(target: "peer::chaincode", min_landlock = %cfg.sandbox.min_landlock, "sandbox.min_landlock is below full: where the kernel does not fully enforce Landlock, chaincode runs anyway and can read what its user can (a peer not running as root: its own key and ledger)");
+    }
+    Arc::new(RuntimeExecutor::new(
+        ChaincodeRuntime::new(runtime),
+        installed,
+    ))
+}
+
+/// Chaincode → functions only evaluated (`peer.yaml`'s `evaluate_only`), by canonical
+/// names, so `ehr:ReadRecord` in a configuration means `ReadRecord`.
+fn evaluate_only(cfg: &PeerConfig) -> HashMap<String, HashSet<String>> {
+    cfg.chaincodes
+        .iter()
+        .map(|cc| {
+            let functions = cc.evaluate_only.iter();
+            let canonical = functions.map(|f| canonical_function(f.as_bytes()));
+            (cc.name.clone(), canonical.collect())
+        })
+        .collect()
+}
+
+/// The services the gRPC port serves besides the endorser's.
+pub(super) struct Services {
+    deliver: DeliverService,
+    private: PrivateDataService,
+    gateway: GatewayService,
+}
+
+/// The peer's parts as [`super::start`] assembles them, one step after the other.
+pub(super) struct Components<'a> {
+    cfg: &'a PeerConfig,
+    signer: Arc<SigningIdentity>,
+    /// The installed chaincodes, until the runtime takes them.
+    installed: HashMap<String, InstalledChaincode>,
+    evaluate_only: HashMap<String, HashSet<String>>,
+    metrics: Arc<PeerMetrics>,
+    joined: Vec<Joined>,
+    tls: TlsClient,
+    transient: Arc<TransientStore>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl<'a> Components<'a> {
+    /// Loads the signing identity and the chaincodes, opens (or joins from their genesis
+    /// blocks) the channels' ledgers, reads the TLS material and opens the transient store.
+    pub(super) fn open(cfg: &'a PeerConfig) -> Result<Self> {
+        let signer = Arc::new(
+            medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(
+                |e| {
+                    config_err(format!(
+                        "signing identity in {}: {e}",
+                        cfg.msp_dir.display()
+                    ))
+                },
+            )?,
+        );
+        let (definitions, installed) = chaincodes(cfg)?;
+        let metrics = Arc::new(PeerMetrics::new());
+        let joined = cfg
+            .channels
+            .iter()
+            .map(|ch| join_channel(cfg, &ch.genesis_block, &definitions, &metrics))
+            .collect::<Result<Vec<_>>>()?;
+        let tls = TlsClient {
+            roots_pem: tls_roots_pem(joined.iter().map(|j| j.config.as_ref())),
+            cert_pem: read(&cfg.tls_cert)?,
+            key_pem: read(&cfg.tls_key)?,
+        };
+        let transient = Arc::new(
+            TransientStore::open(&cfg.data_dir.join("transient"))
+                .map_err(|e| config_err(format!("transient store: {e}")))?,
+        );
+        let (shutdown, _) = watch::channel(false);
+        Ok(Components {
+            cfg,
+            signer,
+            installed,
+            evaluate_only: evaluate_only(cfg),
+            metrics,
+            joined,
+            tls,
+            transient,
+            shutdown,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// The endorser, with the sandboxed chaincode runtime (returned too: the peer stops it)
+    /// and the lifecycle system chaincode.
+    pub(super) fn endorser(&mut self) -> (Arc<RuntimeExecutor>, Arc<Endorser>) {
+        let executor = chaincode_runtime(self.cfg, std::mem::take(&mut self.installed));
+        let system = Arc::new(LifecycleExecutor::new(executor.clone(), &self.cfg.msp_id));
+        for j in &self.joined {
+            system.add_channel(j.config.clone());
+        }
+        let endorser = Arc::new(
+            Endorser::new(
+                self.signer.clone(),
+                system,
+                Arc::new(PeerTransientStore(self.transient.clone())),
+                EndorserConfig::default(),
+            )
+            .with_evaluate_only(self.evaluate_only.clone())
+            .with_observer({
+                let metrics = self.metrics.clone();
+                Arc::new(move |channel: &str, took: Duration| {
+                    metrics.observe_endorsement(channel, took.as_secs_f64());
+                })
+            }),
+        );
+        (executor, endorser)
+    }
+
+    /// Adds every channel to the endorser, Deliver and the private-data service, and builds
+    /// the gateway over them.
+    pub(super) fn services(&mut self, endorser: &Arc<Endorser>) -> Result<Services> {
+        let cfg = self.cfg;
+        let deliver = DeliverService::with_limits(
+            crate::deliver::DEFAULT_TIME_WINDOW,
+            cfg.limits.deliver_concurrency,
+        );
+        let private = PrivateDataService::new();
+        let mut gateways = HashMap::new();
+        for j in &self.joined {
+            let channel = j.config.channel_id().to_string();
+            endorser.add_channel(
+                &channel,
+                Arc::new(PeerChannelContext::new(
+                    j.committer.clone(),
+                    j.definitions.clone(),
+                    &cfg.msp_id,
+                )),
+            );
+            deliver.add_channel(DeliverChannel::from_committer(&j.committer));
+            let committer = j.committer.clone();
+            private.add_channel(
+                j.committer.ledger().clone(),
+                Arc::new(move || committer.config()),
+                j.definitions.clone(),
+            );
+            gateways.insert(
+                channel,
+                channel_gateway(cfg, &j.config, endorser, &self.tls)?,
+            );
+        }
+        let channels = self.joined.iter().map(|j| {
+            let channel = j.config.channel_id().to_string();
+            (channel, (j.definitions.clone(), j.config.clone()))
+        });
+        let policies = DefinitionPolicies {
+            channels: channels.collect(),
+            evaluate_only: std::mem::take(&mut self.evaluate_only),
+        };
+        let commits = LedgerCommits::new(self.joined.iter().map(|j| j.committer.clone()));
+        let gateway = GatewayService::new(
+            &cfg.msp_id,
+            gateways,
+            Arc::new(policies),
+            Arc::new(commits),
+            cfg.gateway.to_config(),
+        );
+        Ok(Services {
+            deliver,
+            private,
+            gateway,
+        })
+    }
+
+    /// Binds the gRPC listener and serves the endorser and `services` on it: one TLS port,
+    /// client certificates optional (clients), required by the private-data service (checked
+    /// there). Returns its address.
+    pub(super) async fn serve_grpc(
+        &mut self,
+        endorser: Arc<Endorser>,
+        services: Services,
+    ) -> Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(&self.cfg.listen)
+            .await
+            .map_err(|source| Error::Io {
+                what: "binding the peer's gRPC listener",
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Io {
+            what: "peer listener address",
+            source,
+        })?;
+        let server_tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
+            .client_ca_root(TlsCertificate::from_pem(&self.tls.roots_pem))
+            .client_auth_optional(true);
+        let endorser =
+            EndorserService::with_concurrency_limit(endorser, self.cfg.limits.endorser_concurrency);
+        let router = Server::builder()
+            .tls_config(server_tls)
+            .map_err(|e| config_err(format!("TLS: {e}")))?
+            .tcp_nodelay(true)
+            .layer(tower::util::MapResponseLayer::new(
+                oversize_as_resource_exhausted,
+            ))
+            .add_service(
+                EndorserServer::new(endorser)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                services
+                    .gateway
+                    .into_service()
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                services
+                    .deliver
+                    .into_server()
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(services.private.into_server());
+        let mut sd = self.shutdown.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let signal = async move {
+                let _ = sd.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                .await
+            {
+                warn!(target: "peer", error = %e, "gRPC server stopped");
+            }
+        }));
+        Ok(addr)
+    }
+
+    /// For every channel, spawns the puller of blocks from the orderers and the reconciler
+    /// of missing private data.
+    pub(super) fn spawn_pullers(&mut self) -> Result<()> {
+        for j in &self.joined {
+            let puller = BlockPuller {
+                committer: j.committer.clone(),
+                signer: self.signer.clone(),
+                tls: self.tls.clone(),
+                transient: self.transient.clone(),
+                peer_name: self.cfg.name.clone(),
+                config: self.cfg.deliver_client.to_config(),
+            };
+            self.tasks
+                .push(tokio::spawn(puller.run(self.shutdown.subscribe())));
+            let reconciler = Reconciler::new(
+                j.committer.ledger().clone(),
+                j.config.clone(),
+                j.definitions.clone(),
+                Arc::new(private_data_peers(self.cfg, &j.config)),
+                self.signer.clone(),
+                self.tls.clone(),
+            )?;
+            let mut sd = self.shutdown.subscribe();
+            self.tasks.push(tokio::spawn(reconciler.run(
+                RECONCILE_INTERVAL,
+                async move {
+                    let _ = sd.wait_for(|s| *s).await;
+                },
+            )));
+        }
+        Ok(())
+    }
+
+    /// Spawns the transient store's expiry: unsubmitted private data does not stay on disk.
+    pub(super) fn spawn_transient_expiry(&mut self) {
+        let transient = self.transient.clone();
+        let ledgers: Vec<_> = self
+            .joined
+            .iter()
+            .map(|j| j.committer.ledger().clone())
+            .collect();
+        let heights = move || {
+            ledgers
+                .iter()
+                .map(|l| l.height())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let ttl = Duration::from_secs(self.cfg.transient_ttl_s);
+        let mut sd = self.shutdown.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval((ttl / 10).clamp(
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            ));
+            loop {
+                tokio::select! {
+                    () = async { let _ = sd.wait_for(|s| *s).await; } => return,
+                    _ = tick.tick() => {
+                        let store = transient.clone();
+                        let cutoff = std::time::SystemTime::now() - ttl;
+                        // Only entries simulated TRANSIENT_MIN_BLOCKS below every channel's
+                        // height: nothing expires while blocks are not being cut or a
+                        // channel is catching up.
+                        let below = heights()
+                            .min()
+                            .unwrap_or(0)
+                            .saturating_sub(TRANSIENT_MIN_BLOCKS);
+                        match tokio::task::spawn_blocking(move || store.purge_older_than(cutoff, below)).await {
+                            Ok(Ok(n)) if n > 0 => {
+                                info!(target: "peer", expired = n, "transient private data expired");
+                            }
+                            Ok(Err(e)) => warn!(target: "peer", error = %e, "transient store expiry failed"),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Binds and serves the operations endpoint, if configured, with a health check per
+    /// channel's ledger.
+    pub(super) async fn serve_operations(&self) -> Result<Option<OperationsHandle>> {
+        let Some(listen) = &self.cfg.operations_listen else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| Error::Io {
+                what: "binding the operations listener",
+                source,
+            })?;
+        let mut ops = Operations::new(self.metrics.clone());
+        for j in &self.joined {
+            let committer = j.committer.clone();
+            ops = ops.with_check(
+                format!("ledger:{}", j.config.channel_id()),
+                Box::new(move || {
+                    if let Some((block, _)) = committer.halted() {
+                        Err(format!("channel halted at block {block}"))
+                    } else if committer.ledger().height() > 0 {
+                        Ok(())
+                    } else {
+                        Err("ledger is empty".into())
+                    }
+                }),
+            );
+        }
+        Ok(Some(ops.serve(listener)?))
+    }
+
+    /// The running peer, serving at `addr` (and `operations`), its chaincodes run by
+    /// `executor`.
+    pub(super) fn running(
+        self,
+        addr: SocketAddr,
+        operations: Option<OperationsHandle>,
+        executor: Arc<RuntimeExecutor>,
+    ) -> RunningPeer {
+        let cfg = self.cfg;
+        info!(target: "peer", name = %cfg.name, msp_id = %cfg.msp_id, %addr, channels = self.joined.len(), "peer started");
+        RunningPeer {
+            addr,
+            operations,
+            committers: self.joined.iter().map(|j| j.committer.clone()).collect(),
+            config_sequences: self.joined.iter().map(|j| j.config.sequence()).collect(),
+            executor,
+            shutdown: self.shutdown,
+            tasks: self.tasks,
+        }
+    }
 }

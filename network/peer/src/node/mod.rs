@@ -14,41 +14,20 @@ pub mod commits;
 pub mod config;
 pub mod pull;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use medledger_endorser::{Endorser, EndorserConfig, EndorserService, RuntimeExecutor};
-use medledger_gateway::server::GatewayService;
-use medledger_ledger::TransientStore;
-use medledger_proto::invocation::canonical_function;
-use medledger_proto::protos::endorser_server::EndorserServer;
-use medledger_runtime::process::{
-    ChaincodeRuntime, InstalledChaincode, RuntimeConfig, default_launcher,
-};
-use medledger_runtime::sandbox::LandlockLevel;
+use medledger_endorser::RuntimeExecutor;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate as TlsCertificate, Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::committer::Committer;
-use crate::definitions::InMemoryDefinitions;
-use crate::deliver::{DeliverChannel, DeliverService};
-use crate::endorsement::{PeerChannelContext, PeerTransientStore};
-use crate::error::{Error, Result};
-use crate::lifecycle::LifecycleExecutor;
-use crate::operations::{Operations, OperationsHandle, PeerMetrics};
-use crate::privdata::{PrivateDataService, Reconciler, TlsClient};
-use build::{
-    DefinitionPolicies, RECONCILE_INTERVAL, TRANSIENT_MIN_BLOCKS, channel_gateway, config_err,
-    join_channel, private_data_peers, protect_process, read, tls_roots_pem,
-};
-use commits::LedgerCommits;
+use crate::error::Result;
+use crate::operations::OperationsHandle;
+use build::{Components, protect_process};
 use config::PeerConfig;
-use pull::BlockPuller;
 
 /// Largest gRPC message accepted (Fabric's peer default `maxRecvMsgSize`, 100 MiB); larger
 /// requests are refused with `RESOURCE_EXHAUSTED` (see [`oversize_as_resource_exhausted`]).
@@ -210,310 +189,16 @@ pub async fn run(
 /// channels' ledgers, binds the gRPC and operations listeners, and starts pulling blocks.
 ///
 /// # Errors
-/// [`Error::Config`] for unusable configuration or key material, [`Error::Ledger`] for
-/// storage, [`Error::Io`] for listeners.
+/// [`crate::Error::Config`] for unusable configuration or key material,
+/// [`crate::Error::Ledger`] for storage, [`crate::Error::Io`] for listeners.
 pub async fn start(cfg: &PeerConfig) -> Result<RunningPeer> {
     protect_process(&cfg.data_dir)?;
-    let signer = Arc::new(
-        medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(|e| {
-            config_err(format!(
-                "signing identity in {}: {e}",
-                cfg.msp_dir.display()
-            ))
-        })?,
-    );
-    let definitions = Arc::new(InMemoryDefinitions::new());
-    let mut installed = HashMap::new();
-    for cc in &cfg.chaincodes {
-        definitions.insert(cc.definition()?);
-        installed.insert(
-            cc.name.clone(),
-            InstalledChaincode {
-                id: format!("{}:{}", cc.name, cc.version),
-                executable: cc.executable.clone(),
-            },
-        );
-    }
-    let metrics = Arc::new(PeerMetrics::new());
-    let joined = cfg
-        .channels
-        .iter()
-        .map(|ch| join_channel(cfg, &ch.genesis_block, &definitions, &metrics))
-        .collect::<Result<Vec<_>>>()?;
-
-    let tls = TlsClient {
-        roots_pem: tls_roots_pem(joined.iter().map(|j| j.config.as_ref())),
-        cert_pem: read(&cfg.tls_cert)?,
-        key_pem: read(&cfg.tls_key)?,
-    };
-    let transient = Arc::new(
-        TransientStore::open(&cfg.data_dir.join("transient"))
-            .map_err(|e| config_err(format!("transient store: {e}")))?,
-    );
-
-    // Endorser with the sandboxed runtime.
-    let launcher = cfg
-        .sandbox
-        .launcher
-        .clone()
-        .unwrap_or_else(|| default_launcher(None));
-    let mut runtime = RuntimeConfig::new(launcher, cfg.data_dir.join("chaincode"));
-    runtime.execution_timeout = Duration::from_millis(cfg.sandbox.execution_timeout_ms);
-    runtime.user = cfg.sandbox.user();
-    runtime.uid_range = cfg.sandbox.uid_range();
-    runtime.min_landlock = cfg.sandbox.min_landlock;
-    runtime.limits.max_tasks = cfg.sandbox.max_tasks;
-    if cfg.sandbox.min_landlock < LandlockLevel::Full {
-        warn!(target: "peer::chaincode", min_landlock = %cfg.sandbox.min_landlock, "sandbox.min_landlock is below full: where the kernel does not fully enforce Landlock, chaincode runs anyway and can read what its user can (a peer not running as root: its own key and ledger)");
-    }
-    let executor = Arc::new(RuntimeExecutor::new(
-        ChaincodeRuntime::new(runtime),
-        installed,
-    ));
-    let system = Arc::new(LifecycleExecutor::new(executor.clone(), &cfg.msp_id));
-    for j in &joined {
-        system.add_channel(j.config.clone());
-    }
-    // Canonical names, so `ehr:ReadRecord` in a configuration means `ReadRecord`.
-    let evaluate_only: HashMap<String, std::collections::HashSet<String>> = cfg
-        .chaincodes
-        .iter()
-        .map(|cc| {
-            let functions = cc.evaluate_only.iter();
-            let canonical = functions.map(|f| canonical_function(f.as_bytes()));
-            (cc.name.clone(), canonical.collect())
-        })
-        .collect();
-    let endorser = Arc::new(
-        Endorser::new(
-            signer.clone(),
-            system,
-            Arc::new(PeerTransientStore(transient.clone())),
-            EndorserConfig::default(),
-        )
-        .with_evaluate_only(evaluate_only.clone())
-        .with_observer({
-            let metrics = metrics.clone();
-            Arc::new(move |channel: &str, took: Duration| {
-                metrics.observe_endorsement(channel, took.as_secs_f64());
-            })
-        }),
-    );
-
-    let deliver = DeliverService::with_limits(
-        crate::deliver::DEFAULT_TIME_WINDOW,
-        cfg.limits.deliver_concurrency,
-    );
-    let private = PrivateDataService::new();
-    let mut gateways = HashMap::new();
-    for j in &joined {
-        let channel = j.config.channel_id().to_string();
-        endorser.add_channel(
-            &channel,
-            Arc::new(PeerChannelContext::new(
-                j.committer.clone(),
-                j.definitions.clone(),
-                &cfg.msp_id,
-            )),
-        );
-        deliver.add_channel(DeliverChannel::from_committer(&j.committer));
-        let committer = j.committer.clone();
-        private.add_channel(
-            j.committer.ledger().clone(),
-            Arc::new(move || committer.config()),
-            j.definitions.clone(),
-        );
-        gateways.insert(channel, channel_gateway(cfg, &j.config, &endorser, &tls)?);
-    }
-    let gateway = GatewayService::new(
-        &cfg.msp_id,
-        gateways,
-        Arc::new(DefinitionPolicies {
-            channels: joined
-                .iter()
-                .map(|j| {
-                    let channel = j.config.channel_id().to_string();
-                    (channel, (j.definitions.clone(), j.config.clone()))
-                })
-                .collect(),
-            evaluate_only,
-        }),
-        Arc::new(LedgerCommits::new(
-            joined.iter().map(|j| j.committer.clone()),
-        )),
-        cfg.gateway.to_config(),
-    );
-
-    // gRPC services on one TLS port; client certificates optional (clients), required by the
-    // private-data service (checked there).
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|source| Error::Io {
-            what: "binding the peer's gRPC listener",
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Io {
-        what: "peer listener address",
-        source,
-    })?;
-    let server_tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
-        .client_ca_root(TlsCertificate::from_pem(&tls.roots_pem))
-        .client_auth_optional(true);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    let router = Server::builder()
-        .tls_config(server_tls)
-        .map_err(|e| config_err(format!("TLS: {e}")))?
-        .tcp_nodelay(true)
-        .layer(tower::util::MapResponseLayer::new(
-            oversize_as_resource_exhausted,
-        ))
-        .add_service(
-            EndorserServer::new(EndorserService::with_concurrency_limit(
-                endorser.clone(),
-                cfg.limits.endorser_concurrency,
-            ))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            gateway
-                .into_service()
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            deliver
-                .into_server()
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(private.into_server());
-    let mut sd = shutdown_rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let signal = async move {
-            let _ = sd.wait_for(|s| *s).await;
-        };
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-            .await
-        {
-            warn!(target: "peer", error = %e, "gRPC server stopped");
-        }
-    }));
-
-    // Block pullers and reconcilers.
-    for j in &joined {
-        let puller = BlockPuller {
-            committer: j.committer.clone(),
-            signer: signer.clone(),
-            tls: tls.clone(),
-            transient: transient.clone(),
-            peer_name: cfg.name.clone(),
-            config: cfg.deliver_client.to_config(),
-        };
-        tasks.push(tokio::spawn(puller.run(shutdown_rx.clone())));
-        let reconciler = Reconciler::new(
-            j.committer.ledger().clone(),
-            j.config.clone(),
-            j.definitions.clone(),
-            Arc::new(private_data_peers(cfg, &j.config)),
-            signer.clone(),
-            tls.clone(),
-        )?;
-        let mut sd = shutdown_rx.clone();
-        tasks.push(tokio::spawn(reconciler.run(
-            RECONCILE_INTERVAL,
-            async move {
-                let _ = sd.wait_for(|s| *s).await;
-            },
-        )));
-    }
-
-    // Transient store expiry: unsubmitted private data does not stay on disk.
-    {
-        let transient = transient.clone();
-        let ledgers: Vec<_> = joined
-            .iter()
-            .map(|j| j.committer.ledger().clone())
-            .collect();
-        let heights = move || {
-            ledgers
-                .iter()
-                .map(|l| l.height())
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
-        let ttl = Duration::from_secs(cfg.transient_ttl_s);
-        let mut sd = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval((ttl / 10).clamp(
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-            ));
-            loop {
-                tokio::select! {
-                    () = async { let _ = sd.wait_for(|s| *s).await; } => return,
-                    _ = tick.tick() => {
-                        let store = transient.clone();
-                        let cutoff = std::time::SystemTime::now() - ttl;
-                        // Only entries simulated TRANSIENT_MIN_BLOCKS below every channel's
-                        // height: nothing expires while blocks are not being cut or a
-                        // channel is catching up.
-                        let below = heights()
-                            .min()
-                            .unwrap_or(0)
-                            .saturating_sub(TRANSIENT_MIN_BLOCKS);
-                        match tokio::task::spawn_blocking(move || store.purge_older_than(cutoff, below)).await {
-                            Ok(Ok(n)) if n > 0 => {
-                                info!(target: "peer", expired = n, "transient private data expired");
-                            }
-                            Ok(Err(e)) => warn!(target: "peer", error = %e, "transient store expiry failed"),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-        }));
-    }
-
-    // Operations endpoint.
-    let operations = match &cfg.operations_listen {
-        Some(listen) => {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|source| Error::Io {
-                    what: "binding the operations listener",
-                    source,
-                })?;
-            let mut ops = Operations::new(metrics.clone());
-            for j in &joined {
-                let committer = j.committer.clone();
-                ops = ops.with_check(
-                    format!("ledger:{}", j.config.channel_id()),
-                    Box::new(move || {
-                        if let Some((block, _)) = committer.halted() {
-                            Err(format!("channel halted at block {block}"))
-                        } else if committer.ledger().height() > 0 {
-                            Ok(())
-                        } else {
-                            Err("ledger is empty".into())
-                        }
-                    }),
-                );
-            }
-            Some(ops.serve(listener)?)
-        }
-        None => None,
-    };
-    info!(target: "peer", name = %cfg.name, msp_id = %cfg.msp_id, %addr, channels = joined.len(), "peer started");
-    Ok(RunningPeer {
-        addr,
-        operations,
-        committers: joined.iter().map(|j| j.committer.clone()).collect(),
-        config_sequences: joined.iter().map(|j| j.config.sequence()).collect(),
-        executor,
-        shutdown: shutdown_tx,
-        tasks,
-    })
+    let mut c = Components::open(cfg)?;
+    let (executor, endorser) = c.endorser();
+    let services = c.services(&endorser)?;
+    let addr = c.serve_grpc(endorser, services).await?;
+    c.spawn_pullers()?;
+    c.spawn_transient_expiry();
+    let operations = c.serve_operations().await?;
+    Ok(c.running(addr, operations, executor))
 }
