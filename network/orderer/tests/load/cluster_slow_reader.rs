@@ -20,7 +20,7 @@
 //! - each real orderer closed at least one stalled stream to the silent reader during the
 //!   flood (`orderer_cluster_stalls_total`; [`server::PEER_STALL`] is 10 s).
 //!
-//! The bounds under test live in `src/server.rs`: byte-bounded lanes per peer, sync
+//! The bounds under test live in `src/server/cluster.rs`: byte-bounded lanes per peer, sync
 //! responses read only while the bulk lane is at most half full, a stream that takes no
 //! message for `PEER_STALL` closed and its queue dropped. It is a regression test: it passes
 //! on the code it was written against. Checked by removing each bound in turn: with

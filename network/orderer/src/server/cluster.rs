@@ -1,0 +1,412 @@
+//! The cluster transport between orderers: per other consenter, the queues the core fills
+//! ([`PeerLink`]) and the task that keeps a `Cluster.Step` stream open to it
+//! ([`peer_sender`]); and the `medledger.orderer.Cluster` service that receives their
+//! streams, behind the mutual-TLS check ([`ClusterAuth`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use medledger_proto::medledger::orderer as pb;
+use pb::cluster_client::ClusterClient;
+use pb::cluster_server::{Cluster, ClusterServer};
+use prost::Message as _;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{CoreEvent, Shared};
+
+/// Largest gRPC message accepted from another orderer (sync responses carry blocks), bytes.
+pub(super) const MAX_CLUSTER_MESSAGE: usize = 128 * 1024 * 1024;
+
+/// Messages queued per other orderer before new ones are dropped (besides the byte budget).
+const PEER_QUEUE: usize = 16 * 1024;
+
+/// A stream to another orderer that takes no message for this long is closed (the queue
+/// for it is dropped) and opened again: a slow reader does not hold our memory.
+pub const PEER_STALL: Duration = Duration::from_secs(10);
+
+/// Bytes of blocks per sync response (at least one block is sent).
+const SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Opens the queues for consenter `peer` (reached at `endpoint`) and spawns the task that
+/// keeps a stream to it fed from them; returns the core's side of the queues and the task.
+pub(super) fn connect(
+    me: u32,
+    peer: u32,
+    endpoint: Endpoint,
+    shared: &Arc<Shared>,
+) -> (PeerLink, JoinHandle<()>) {
+    let cap = shared.cluster_queue_bytes;
+    let (urgent, urgent_rx) = Lane::new();
+    let (bulk, bulk_rx) = Lane::new();
+    let link = PeerLink {
+        urgent,
+        bulk,
+        cap,
+        sync: Arc::new(SyncSlot::default()),
+    };
+    let task = tokio::spawn(peer_sender(
+        PeerTask {
+            me,
+            peer,
+            bulk_queued: link.bulk.queued.clone(),
+            cap,
+            sync: link.sync.clone(),
+            shared: shared.clone(),
+        },
+        endpoint,
+        urgent_rx,
+        bulk_rx,
+    ));
+    (link, task)
+}
+
+/// The `medledger.orderer.Cluster` service, open to the consenters whose TLS client
+/// certificates (DER) `consenters` maps to their ids.
+pub(super) fn service(
+    shared: Arc<Shared>,
+    consenters: HashMap<Vec<u8>, u32>,
+) -> InterceptedService<ClusterServer<ClusterService>, ClusterAuth> {
+    InterceptedService::new(
+        ClusterServer::new(ClusterService { shared })
+            .max_decoding_message_size(MAX_CLUSTER_MESSAGE),
+        ClusterAuth {
+            consenters: Arc::new(consenters),
+        },
+    )
+}
+
+/// A message queued for another orderer, its encoded size, and the byte counter of its
+/// queue (decremented when the stream takes it, or when it is dropped).
+type Queued = (pb::ClusterMessage, usize, Arc<AtomicUsize>);
+
+/// One queue of messages for another orderer: bounded in messages and, by its owner, in
+/// bytes.
+struct Lane {
+    tx: mpsc::Sender<Queued>,
+    /// Bytes queued and not yet taken by the stream.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Lane {
+    fn new() -> (Self, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        (
+            Lane {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Queues `msg` unless that passes `cap` bytes (one message always fits an empty
+    /// queue); false if dropped.
+    fn push(&self, msg: pb::ClusterMessage, cap: usize) -> bool {
+        let len = msg.encoded_len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if (before > 0 && before + len > cap)
+            || self.tx.try_send((msg, len, self.queued.clone())).is_err()
+        {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// The core's side of the queues of messages for one other orderer: consensus messages
+/// (votes, proposals and their parts, certificates, status, sync requests) go ahead of bulk
+/// ones (forwarded envelopes, sync responses), each queue within `cap` bytes, so a flood of
+/// envelopes never crowds out consensus; and a slot for the one sync request to serve next.
+pub(super) struct PeerLink {
+    urgent: Lane,
+    bulk: Lane,
+    cap: usize,
+    sync: Arc<SyncSlot>,
+}
+
+impl PeerLink {
+    /// Queues `msg` in its lane unless that is full; false if dropped.
+    pub(super) fn push(&self, msg: pb::ClusterMessage) -> bool {
+        use pb::cluster_message::Message as M;
+        let lane = match msg.message {
+            Some(M::Forward(_) | M::SyncResponse(_)) => &self.bulk,
+            _ => &self.urgent,
+        };
+        lane.push(msg, self.cap)
+    }
+
+    /// Hands a sync request from block `from` to the sending task (replacing one not served
+    /// yet).
+    pub(super) fn request_sync(&self, from: u64) {
+        self.sync.request(from);
+    }
+
+    /// Bytes queued in both lanes.
+    pub(super) fn queued(&self) -> usize {
+        self.urgent.queued.load(Ordering::Relaxed) + self.bulk.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// The next sync request of one orderer to serve (the latest replaces an earlier one).
+#[derive(Default)]
+struct SyncSlot {
+    from: std::sync::Mutex<Option<u64>>,
+    notify: Notify,
+}
+
+impl SyncSlot {
+    fn request(&self, from: u64) {
+        if let Ok(mut f) = self.from.lock() {
+            *f = Some(from);
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<u64> {
+        self.from.lock().ok().and_then(|mut f| f.take())
+    }
+}
+
+/// What the task sending to one other orderer needs.
+struct PeerTask {
+    me: u32,
+    peer: u32,
+    /// Bytes in the bulk lane (sync responses join it).
+    bulk_queued: Arc<AtomicUsize>,
+    cap: usize,
+    sync: Arc<SyncSlot>,
+    shared: Arc<Shared>,
+}
+
+impl PeerTask {
+    /// Drops everything queued.
+    fn drain(rx: &mut mpsc::Receiver<Queued>) {
+        while let Ok((_, len, counter)) = rx.try_recv() {
+            counter.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+
+    /// Reads the blocks from `from` on for a sync response: at most
+    /// [`SYNC_RESPONSE_BYTES`] and half the queue budget, at least one block.
+    async fn read_sync(&self, from: u64) -> Option<pb::ClusterMessage> {
+        let shared = self.shared.clone();
+        let budget = SYNC_RESPONSE_BYTES.min(self.cap / 2);
+        let blocks = tokio::task::spawn_blocking(move || {
+            let mut blocks = Vec::new();
+            let mut bytes = 0usize;
+            let mut n = from;
+            while let Ok(Some(b)) = shared.block(n) {
+                let len = b.encoded_len();
+                if !blocks.is_empty() && bytes + len > budget {
+                    break;
+                }
+                bytes += len;
+                blocks.push(b);
+                n += 1;
+            }
+            blocks
+        })
+        .await
+        .ok()?;
+        if blocks.is_empty() {
+            return None;
+        }
+        Some(pb::ClusterMessage {
+            message: Some(pb::cluster_message::Message::SyncResponse(
+                pb::SyncResponse { blocks },
+            )),
+        })
+    }
+}
+
+/// Keeps a `Cluster.Step` stream to one consenter open and feeds it from its two lanes
+/// (consensus messages first) and the sync slot. The stream takes one message at a time from
+/// a short channel; a message that cannot be handed to it for [`PEER_STALL`] closes it (a
+/// slow or stuck reader), and whatever is queued for the peer is dropped.
+async fn peer_sender(
+    t: PeerTask,
+    endpoint: Endpoint,
+    mut urgent: mpsc::Receiver<Queued>,
+    mut bulk: mpsc::Receiver<Queued>,
+) {
+    let (me, peer) = (t.me, t.peer);
+    loop {
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(target: "orderer::cluster", me, peer, error = %e, "connect failed");
+                // Drop what queued up while the peer is unreachable; consensus re-sends.
+                PeerTask::drain(&mut urgent);
+                PeerTask::drain(&mut bulk);
+                let _ = t.sync.take();
+                if urgent.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let mut client = ClusterClient::new(channel)
+            .max_encoding_message_size(MAX_CLUSTER_MESSAGE)
+            .max_decoding_message_size(MAX_CLUSTER_MESSAGE);
+        let (tx, stream_rx) = mpsc::channel::<Queued>(4);
+        // Bytes leave their lane's budget when the stream takes the message to encode it.
+        let outbound = ReceiverStream::new(stream_rx).map(|(m, len, counter)| {
+            counter.fetch_sub(len, Ordering::AcqRel);
+            m
+        });
+        let mut call = tokio::spawn(async move { client.step(outbound).await });
+        let stalled = loop {
+            // A sync response is read only once the bulk lane is at most half full.
+            let sync_ready = t.bulk_queued.load(Ordering::Acquire) <= t.cap / 2;
+            let next = tokio::select! {
+                biased;
+                r = &mut call => {
+                    if let Ok(Err(e)) = r {
+                        tracing::debug!(target: "orderer::cluster", me, peer, error = %e, "stream ended");
+                    }
+                    break false;
+                }
+                m = urgent.recv() => match m {
+                    Some(m) => Some(m),
+                    None => { call.abort(); return }
+                },
+                m = bulk.recv() => m,
+                () = t.sync.notify.notified(), if sync_ready => {
+                    match t.sync.take() {
+                        Some(from) => t.read_sync(from).await.map(|m| {
+                            let len = m.encoded_len();
+                            t.bulk_queued.fetch_add(len, Ordering::AcqRel);
+                            (m, len, t.bulk_queued.clone())
+                        }),
+                        None => None,
+                    }
+                },
+                () = tokio::time::sleep(Duration::from_millis(100)), if !sync_ready => {
+                    // Re-check the lane; a pending sync request is served once it drains.
+                    t.sync.notify.notify_one();
+                    None
+                },
+            };
+            let Some(item) = next else { continue };
+            let (len, counter) = (item.1, item.2.clone());
+            match tokio::time::timeout(PEER_STALL, tx.send(item)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    counter.fetch_sub(len, Ordering::AcqRel);
+                    break false;
+                }
+                Err(_) => {
+                    counter.fetch_sub(len, Ordering::AcqRel);
+                    break true;
+                }
+            }
+        };
+        call.abort();
+        if stalled {
+            tracing::warn!(target: "orderer::cluster", me, peer, "peer reads too slowly; stream closed, its queue dropped");
+            t.shared.metrics.cluster_stalls.inc();
+        }
+        PeerTask::drain(&mut urgent);
+        PeerTask::drain(&mut bulk);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The consenter a cluster connection belongs to, set by [`ClusterAuth`].
+#[derive(Debug, Clone, Copy)]
+struct ConsenterPeer(u32);
+
+/// Maps the TLS client certificate of a cluster connection to a consenter id; refuses
+/// connections without a certificate or with one that is no consenter's.
+#[derive(Clone)]
+pub(super) struct ClusterAuth {
+    consenters: Arc<HashMap<Vec<u8>, u32>>,
+}
+
+impl tonic::service::Interceptor for ClusterAuth {
+    fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
+        let certs = req.peer_certs().ok_or_else(|| {
+            Status::unauthenticated("a consenter's TLS client certificate is required")
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no TLS client certificate"))?;
+        let id = *self.consenters.get(leaf.as_ref()).ok_or_else(|| {
+            Status::permission_denied("TLS client certificate is not a consenter's")
+        })?;
+        req.extensions_mut().insert(ConsenterPeer(id));
+        Ok(req)
+    }
+}
+
+pub(super) struct ClusterService {
+    shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn step(
+        &self,
+        request: Request<Streaming<pb::ClusterMessage>>,
+    ) -> std::result::Result<Response<pb::Empty>, Status> {
+        let from = request
+            .extensions()
+            .get::<ConsenterPeer>()
+            .ok_or_else(|| Status::unauthenticated("unknown consenter"))?
+            .0;
+        let mut stream = request.into_inner();
+        let budget = self.shared.inbound.get(&from).cloned();
+        let cap = self.shared.cluster_queue_bytes;
+        while let Some(msg) = stream.message().await? {
+            let Some((urgent, bulk)) = &budget else {
+                return Err(Status::permission_denied("not a consenter of this channel"));
+            };
+            let n = u32::try_from(msg.encoded_len().clamp(1, cap)).unwrap_or(u32::MAX);
+            let event = match msg.message {
+                Some(pb::cluster_message::Message::Forward(f)) => {
+                    // Forwarded envelopes are best effort (their submitter sent them to f + 1
+                    // orderers): dropped when this orderer's forwards already fill the budget.
+                    let Ok(permit) = bulk.clone().try_acquire_many_owned(n) else {
+                        self.shared.metrics.cluster_dropped.inc();
+                        continue;
+                    };
+                    let permit = Some(permit);
+                    // Forwarded envelopes are checked off the core thread, without holding up
+                    // this orderer's consensus messages behind them (a proposal that arrives
+                    // first is validated by the core itself). The inbound budget bounds how
+                    // many wait.
+                    let (verifier, core, config) = (
+                        self.shared.cluster_verifier.clone(),
+                        self.shared.core.clone(),
+                        self.shared.config(),
+                    );
+                    tokio::spawn(async move {
+                        let checked = verifier.check(config, f.envelopes).await;
+                        let _ = core.send(CoreEvent::Forwarded(from, checked, permit)).await;
+                    });
+                    continue;
+                }
+                _ => {
+                    // The message holds its bytes of this orderer's budget until the core has
+                    // handled it; the stream is not read further while the budget is spent.
+                    let permit = urgent.clone().acquire_many_owned(n).await.ok();
+                    CoreEvent::Message(from, msg, permit)
+                }
+            };
+            if self.shared.core.send(event).await.is_err() {
+                return Err(Status::unavailable("orderer is stopping"));
+            }
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+}

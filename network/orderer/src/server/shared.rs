@@ -1,0 +1,129 @@
+//! State the services and the core share: the channel configuration, the block store, the
+//! height, metrics, health, the envelope verifiers and the byte budgets.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use medledger_channel::ChannelConfig;
+use medledger_proto::common::Block;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::CoreEvent;
+use crate::batch::{self, Checked};
+use crate::metrics::Metrics;
+use crate::store::BlockStore;
+use crate::{Error, Result};
+
+/// Decision latencies kept for [`super::RunningOrderer::decision_latencies`].
+pub(super) const LATENCY_SAMPLES: usize = 10_000;
+
+/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers` tasks at once,
+/// one envelope between yields (a check is one signature verification, ~50 µs: short enough
+/// for a runtime worker, and no thread hand-off per envelope); answers from the node's
+/// [`batch::Verdicts`] (shared by every verifier and the core) what was admitted before.
+pub(super) struct Verifier {
+    workers: Arc<Semaphore>,
+    verdicts: batch::Verdicts,
+}
+
+impl Verifier {
+    pub(super) fn new(workers: usize, verdicts: batch::Verdicts) -> Arc<Self> {
+        Arc::new(Verifier {
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            verdicts,
+        })
+    }
+
+    /// Checks `envelopes` under `config`, waiting for a worker.
+    pub(super) async fn check(
+        &self,
+        config: Arc<ChannelConfig>,
+        envelopes: Vec<Vec<u8>>,
+    ) -> Vec<Checked> {
+        let _permit = self.workers.acquire().await;
+        let mut checked = Vec::with_capacity(envelopes.len());
+        for (i, bytes) in envelopes.into_iter().enumerate() {
+            if i > 0 {
+                tokio::task::yield_now().await;
+            }
+            checked.push(
+                self.verdicts
+                    .check(&config, bytes, std::time::SystemTime::now()),
+            );
+        }
+        checked
+    }
+}
+
+/// State shared by the services and the core.
+pub(super) struct Shared {
+    /// The current channel configuration (replaced when a config block is stored).
+    pub(super) config: RwLock<Arc<ChannelConfig>>,
+    pub(super) store: RwLock<BlockStore>,
+    pub(super) height: watch::Sender<u64>,
+    pub(super) metrics: Metrics,
+    pub(super) healthy: AtomicBool,
+    pub(super) core: mpsc::Sender<CoreEvent>,
+    /// Recent decision latencies (height start → decision), newest last, at most
+    /// [`LATENCY_SAMPLES`].
+    pub(super) latencies: std::sync::Mutex<std::collections::VecDeque<Duration>>,
+    /// Checks Broadcast envelopes off the core thread.
+    pub(super) verifier: Arc<Verifier>,
+    /// Checks envelopes other orderers forward (apart, so a Broadcast flood does not delay
+    /// the cluster).
+    pub(super) cluster_verifier: Arc<Verifier>,
+    /// Bytes of Broadcast envelopes being checked or waiting for the core, in KiB permits.
+    pub(super) in_flight: Arc<Semaphore>,
+    /// Inbound budgets per other orderer (bytes of its messages waiting for the core):
+    /// consensus messages, and forwarded envelopes (apart, so those never hold up votes).
+    pub(super) inbound: HashMap<u32, (Arc<Semaphore>, Arc<Semaphore>)>,
+    /// Bytes budget of one orderer's inbound and outbound queues.
+    pub(super) cluster_queue_bytes: usize,
+    /// The pool's usage as the core last published it (at most every
+    /// [`USAGE_PUBLISH`]): Broadcast refuses an envelope that cannot fit before checking its
+    /// signature.
+    pub(super) usage: std::sync::Mutex<PoolUsage>,
+}
+
+/// The pending pool's limits and usage, for Broadcast's early refusal.
+#[derive(Default)]
+pub(super) struct PoolUsage {
+    pub(super) limits: batch::PoolLimits,
+    pub(super) total: usize,
+    pub(super) by_submitter: HashMap<[u8; 32], usize>,
+    pub(super) by_org: HashMap<String, usize>,
+}
+
+/// How often the core publishes the pool's usage.
+pub(super) const USAGE_PUBLISH: Duration = Duration::from_millis(10);
+
+impl PoolUsage {
+    /// Whether `size` more bytes from `submitter` of organization `org` would pass a limit.
+    pub(super) fn full(&self, submitter: &[u8; 32], org: &str, size: usize) -> bool {
+        let mine = self.by_submitter.get(submitter).copied().unwrap_or(0);
+        let ours = self.by_org.get(org).copied().unwrap_or(0);
+        self.total.saturating_add(size) > self.limits.max_bytes
+            || batch::over_share(mine, size, self.limits.max_bytes_per_submitter)
+            || batch::over_share(ours, size, self.limits.max_bytes_per_org)
+    }
+}
+
+impl Shared {
+    pub(super) fn config(&self) -> Arc<ChannelConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn block(&self, number: u64) -> Result<Option<Block>> {
+        match self.store.read() {
+            Ok(s) => s.get(number),
+            Err(_) => Err(Error::Store {
+                reason: "block store lock poisoned".into(),
+            }),
+        }
+    }
+}
