@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::forge::{self, Misbehaviour};
-use crate::net::{CHAINCODE, Network, msp_id};
+use medledger_harness::net::{CHAINCODE, Network, msp_id};
 use crate::workload::Request;
 
 /// How long the client waits for an endorser that does not answer, ms of virtual time.

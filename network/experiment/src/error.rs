@@ -4,22 +4,9 @@
 /// what the experiment measures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A peer's ledger failed (open, read or write).
-    #[error("peer {msp_id}: ledger: {source}")]
-    Ledger {
-        /// The peer's organization.
-        msp_id: String,
-        /// The ledger error.
-        source: medledger_ledger::Error,
-    },
-    /// A peer failed for another reason than refusing a block (refusals are measured).
-    #[error("peer {msp_id}: {source}")]
-    Peer {
-        /// The peer's organization.
-        msp_id: String,
-        /// The peer error.
-        source: medledger_peer::Error,
-    },
+    /// The simulated network failed (a peer's ledger, a peer, setup).
+    #[error(transparent)]
+    Harness(#[from] medledger_harness::Error),
     /// Building or signing a proposal, transaction or forged endorsement failed.
     #[error("signing: {0}")]
     Signing(String),
@@ -31,9 +18,6 @@ pub enum Error {
         /// What failed.
         message: String,
     },
-    /// Temporary directories or the async runtime could not be created.
-    #[error("setup: {0}")]
-    Setup(#[from] std::io::Error),
     /// The options make no experiment (e.g. no requests).
     #[error("invalid options: {0}")]
     Options(String),

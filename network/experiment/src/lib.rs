@@ -11,6 +11,7 @@
 //! A share of the orderers and of the endorsing organizations is Byzantine; a fixed, seeded
 //! workload of EHR requests runs against it and against an all-honest network, and the
 //! outcomes are compared: correct decision ratio, loss ratio, black holes and falsifications.
+//! The network is the whole-network harness's ([`medledger_harness::net`]).
 //!
 //! [`plot`] draws the results as a PNG.
 
@@ -18,7 +19,6 @@ mod client;
 mod error;
 mod forge;
 pub mod malicious;
-mod net;
 pub mod plot;
 mod workload;
 

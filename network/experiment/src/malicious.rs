@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::client::{self, Gathered};
 use crate::error::{Error, Result};
-use crate::net::{DeliverFault, Forks, Network, ORDERERS, ORGS};
+use medledger_harness::net::{DeliverFault, Forks, Network, ORDERERS, ORGS};
 use crate::workload::{Clients, Workload};
 
 /// Virtual ms between two rounds of client and peer work.
@@ -344,9 +344,12 @@ fn committed_at(net: &Network, org: usize, tx_id: &str) -> Result<bool> {
         .ledger()
         .tx_location(tx_id)
         .map(|l| l.is_some())
-        .map_err(|source| Error::Ledger {
-            msp_id: peer.msp_id.clone(),
-            source,
+        .map_err(|source| {
+            medledger_harness::Error::Ledger {
+                msp_id: peer.msp_id.clone(),
+                source,
+            }
+            .into()
         })
 }
 
@@ -585,9 +588,12 @@ fn evaluate(
                     .ledger()
                     .tx_location(tx_id)
                     .map(|l| l.map(|l| l.code as i32))
-                    .map_err(|source| Error::Ledger {
-                        msp_id: p.msp_id.clone(),
-                        source,
+                    .map_err(|source| {
+                        medledger_harness::Error::Ledger {
+                            msp_id: p.msp_id.clone(),
+                            source,
+                        }
+                        .into()
                     })
             })
             .collect()
@@ -691,7 +697,7 @@ fn forks(net: &Network) -> Result<usize> {
                 .committer
                 .ledger()
                 .block(h)
-                .map_err(|source| Error::Ledger {
+                .map_err(|source| medledger_harness::Error::Ledger {
                     msp_id: p.msp_id.clone(),
                     source,
                 })?;

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The chaincode every peer runs.
-pub(crate) const CHAINCODE: &str = "ehr";
+pub const CHAINCODE: &str = "ehr";
 /// Application organizations (one endorsing and committing peer each).
 pub const ORGS: usize = 4;
 /// Orderers (n = 3f + 1, f = 1).
@@ -54,7 +54,7 @@ pub enum DeliverFault {
 }
 
 /// The forked chains the Byzantine orderers serve once they hold a quorum.
-pub(crate) struct Forks {
+pub struct Forks {
     /// The Byzantine consenters that sign fork blocks (id, identity).
     signers: Vec<(u32, Arc<SigningIdentity>)>,
     /// Per variant, fork blocks 1, 2, … (index = number - 1).
@@ -142,12 +142,12 @@ fn ehr_definition() -> Result<ChaincodeDefinition> {
 }
 
 /// MSP id of organization index `i` (0-based): `Org{i+1}MSP`.
-pub(crate) fn msp_id(i: usize) -> String {
+pub fn msp_id(i: usize) -> String {
     format!("Org{}MSP", i + 1)
 }
 
 /// One organization's peer.
-pub(crate) struct Peer {
+pub struct Peer {
     /// Its organization.
     pub msp_id: String,
     /// Its signing identity (NodeOU peer): endorsements.
@@ -166,7 +166,7 @@ pub(crate) struct Peer {
 }
 
 /// The whole network.
-pub(crate) struct Network {
+pub struct Network {
     /// The orderer cluster.
     pub sim: Sim,
     /// One peer per organization, index = organization index.
@@ -393,7 +393,7 @@ fn private_data(
 }
 
 /// The tx id in a serialized envelope's channel header, if it parses.
-pub(crate) fn envelope_tx_id(bytes: &[u8]) -> Option<String> {
+pub fn envelope_tx_id(bytes: &[u8]) -> Option<String> {
     let env = Envelope::decode(bytes).ok()?;
     Some(
         medledger_channel::envelope::parse(&env)
