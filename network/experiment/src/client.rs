@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::forge::{self, Misbehaviour};
-use medledger_harness::net::{CHAINCODE, Network, msp_id};
 use crate::workload::Request;
+use medledger_harness::net::{CHAINCODE, Network, msp_id};
 
 /// How long the client waits for an endorser that does not answer, ms of virtual time.
 pub(crate) const ENDORSE_TIMEOUT_MS: u64 = 500;

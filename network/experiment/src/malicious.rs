@@ -28,11 +28,14 @@ use serde::Serialize;
 
 use crate::client::{self, Gathered};
 use crate::error::{Error, Result};
-use medledger_harness::net::{DeliverFault, Forks, Network, ORDERERS, ORGS};
 use crate::workload::{Clients, Workload};
+use medledger_harness::TICK_MS;
+use medledger_harness::net::{DeliverFault, Forks, Network, Topology};
 
-/// Virtual ms between two rounds of client and peer work.
-const TICK_MS: u64 = 10;
+/// Application organizations (one endorsing and committing peer each).
+pub const ORGS: usize = 4;
+/// Orderers (n = 3f + 1, f = 1).
+pub const ORDERERS: u32 = 4;
 /// A request not answered within this many virtual ms of becoming due is given up.
 const DEADLINE_MS: u64 = 30_000;
 /// A submitted transaction not committed on the client's peer after this many virtual ms is
@@ -422,7 +425,15 @@ pub(crate) fn run_scenario(
 ) -> Result<(Vec<Outcome>, Metrics)> {
     let started = Instant::now();
     let workload = Workload::new(options.requests, options.seed);
-    let mut net = Network::new(options.seed, batch())?;
+    let mut net = Network::new(
+        options.seed,
+        batch(),
+        Topology {
+            orgs: ORGS,
+            peers_per_org: 1,
+            orderers: ORDERERS,
+        },
+    )?;
     let clients = Clients::new(&mut net.sim, workload.chains.len());
     set_pseudonym_key(&mut net, &clients)?;
     let byzantine = corrupt(&mut net, scenario);
@@ -693,14 +704,12 @@ fn forks(net: &Network) -> Result<usize> {
     for h in 1..min {
         let mut headers = Vec::new();
         for p in &net.peers {
-            let block = p
-                .committer
-                .ledger()
-                .block(h)
-                .map_err(|source| medledger_harness::Error::Ledger {
+            let block = p.committer.ledger().block(h).map_err(|source| {
+                medledger_harness::Error::Ledger {
                     msp_id: p.msp_id.clone(),
                     source,
-                })?;
+                }
+            })?;
             headers.push(block.and_then(|b| b.header));
         }
         if headers.windows(2).any(|w| w[0] != w[1]) {

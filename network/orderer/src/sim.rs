@@ -148,7 +148,8 @@ pub struct Sim {
     pub sync_served: HashMap<(u32, u32), (u64, u64)>,
 }
 
-fn seed() -> u64 {
+/// The seed of a test run: the `SEED` env var if it parses, else the clock.
+pub fn env_seed() -> u64 {
     std::env::var("SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -164,7 +165,7 @@ impl Sim {
     /// `n` orderers (ids 1..=n) on a channel with two application orgs and the given batch
     /// parameters, seeded from the `SEED` env var (else the clock; printed).
     pub fn new(n: u32, batch: Option<pb_batch::BatchConfig>) -> Self {
-        let seed = seed();
+        let seed = env_seed();
         println!("SEED={seed}");
         Self::with_channel(TestChannel::new(CHANNEL, 2, n), batch, seed)
     }

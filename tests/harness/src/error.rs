@@ -23,6 +23,32 @@ pub enum Error {
     /// Building or signing a policy, proposal or transaction failed.
     #[error("signing: {0}")]
     Signing(String),
+    /// No peer endorsed a transaction, or the endorsements differ.
+    #[error("endorsement refused by {msp_id}: {status} {message}")]
+    Refused {
+        /// The refusing peer's organization (empty: the endorsements do not assemble).
+        msp_id: String,
+        /// The chaincode or endorser status.
+        status: i32,
+        /// Its message.
+        message: String,
+    },
+    /// No such running (or, to restart, crashed) peer.
+    #[error("no such peer: peer {peer} of organization {org}")]
+    NoSuchPeer {
+        /// The organization's index.
+        org: usize,
+        /// The peer's index in it.
+        peer: usize,
+    },
+    /// What the harness ran for did not happen within the virtual time allowed.
+    #[error("not within {waited_ms} virtual ms: {what}")]
+    Timeout {
+        /// Virtual ms waited.
+        waited_ms: u64,
+        /// What was still missing.
+        what: String,
+    },
     /// Temporary directories or the async runtime could not be created.
     #[error("setup: {0}")]
     Setup(#[from] std::io::Error),

@@ -5,6 +5,8 @@
 //! temporary directory, pulling blocks with the peer's own source-switching rules.
 
 mod error;
+mod harness;
 pub mod net;
 
 pub use error::{Error, Result};
+pub use harness::{Builder, Harness, TICK_MS};

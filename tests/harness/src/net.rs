@@ -1,8 +1,10 @@
-//! The simulated network: the orderer cluster ([`Sim`]), one peer per organization (real
+//! The simulated network: the orderer cluster ([`Sim`]), peers in every organization (real
 //! endorser, committer and RocksDB ledger), block delivery from orderers to peers with the
-//! peer's own source-switching rules, and the Byzantine orderers' delivery faults.
+//! peer's own source-switching rules, the Byzantine orderers' delivery faults, crashed and
+//! restarted peers, organizations cut off from the network.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +28,6 @@ use crate::error::{Error, Result};
 
 /// The chaincode every peer runs.
 pub const CHAINCODE: &str = "ehr";
-/// Application organizations (one endorsing and committing peer each).
-pub const ORGS: usize = 4;
-/// Orderers (n = 3f + 1, f = 1).
-pub const ORDERERS: u32 = 4;
 /// How long an attested block may stay undelivered before a peer leaves its source (the
 /// peer's default `block_censorship_timeout`).
 const CENSORSHIP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,12 +114,23 @@ impl Forks {
     }
 }
 
-/// The EHR chaincode definition: the channel's `MAJORITY Endorsement` policy and one PHI
-/// collection per organization, its only member, whose peers alone endorse its private
-/// writes (ADR 0020), as the dev network defines it.
-fn ehr_definition() -> Result<ChaincodeDefinition> {
+/// How many nodes of each kind the network has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    /// Application organizations (at least 2).
+    pub orgs: usize,
+    /// Endorsing and committing peers per organization.
+    pub peers_per_org: usize,
+    /// BFT orderers (n = 3f + 1 tolerates f faulty ones).
+    pub orderers: u32,
+}
+
+/// The EHR chaincode definition for `orgs` organizations: the channel's `MAJORITY
+/// Endorsement` policy and one PHI collection per organization, its only member, whose peers
+/// alone endorse its private writes (ADR 0020), as the dev network defines it.
+fn ehr_definition(orgs: usize) -> Result<ChaincodeDefinition> {
     let mut def = ChaincodeDefinition::with_default_policy(CHAINCODE);
-    for org in 1..=ORGS {
+    for org in 1..=orgs {
         let msp = msp_id(org - 1);
         let name = format!("{msp}PHI");
         let parse = |p: String| {
@@ -146,8 +155,12 @@ pub fn msp_id(i: usize) -> String {
     format!("Org{}MSP", i + 1)
 }
 
-/// One organization's peer.
+/// A running peer.
 pub struct Peer {
+    /// Its organization's index (0-based).
+    pub org: usize,
+    /// Its index in its organization (0-based).
+    pub index: usize,
     /// Its organization.
     pub msp_id: String,
     /// Its signing identity (NodeOU peer): endorsements.
@@ -167,10 +180,17 @@ pub struct Peer {
 
 /// The whole network.
 pub struct Network {
+    /// How many nodes of each kind it has.
+    pub topology: Topology,
     /// The orderer cluster.
     pub sim: Sim,
-    /// One peer per organization, index = organization index.
+    /// The running peers, by organization then index (with one peer per organization and
+    /// none crashed: index = organization index).
     pub peers: Vec<Peer>,
+    /// Crashed peers: their identity, to restart them on their ledger.
+    crashed: Vec<(usize, usize, Arc<SigningIdentity>)>,
+    /// Organizations whose peers are cut off: they neither pull blocks nor endorse.
+    pub cut_off: HashSet<usize>,
     /// Byzantine orderers' delivery faults.
     pub deliver_faults: HashMap<u32, DeliverFault>,
     /// The forks Byzantine orderers holding a quorum serve ([`DeliverFault::Fork`]).
@@ -178,95 +198,151 @@ pub struct Network {
     /// Runs the endorser's futures (in-process chaincode: they complete at once).
     pub runtime: tokio::runtime::Runtime,
     base: Instant,
-    _dir: tempfile::TempDir,
+    genesis: Block,
+    definitions: Arc<InMemoryDefinitions>,
+    dir: tempfile::TempDir,
 }
 
 impl Network {
-    /// A fresh network: a channel with [`ORGS`] organizations and [`ORDERERS`] consenters
-    /// (new CAs), the cluster seeded with `seed` cutting blocks by `batch`, one peer per
-    /// organization on a ledger in a temporary directory, all honest.
+    /// A fresh network: a channel with `topology`'s organizations and consenters (new CAs),
+    /// the cluster seeded with `seed` cutting blocks by `batch`, its peers each on a ledger
+    /// in a temporary directory, all honest.
     ///
     /// # Errors
     /// [`Error::Setup`], [`Error::Ledger`], [`Error::Peer`].
-    pub fn new(seed: u64, batch: BatchConfig) -> Result<Self> {
-        let ch = TestChannel::new(CHANNEL, ORGS, ORDERERS);
+    pub fn new(seed: u64, batch: BatchConfig, topology: Topology) -> Result<Self> {
+        let ch = TestChannel::new(CHANNEL, topology.orgs, topology.orderers);
         let mut sim = Sim::with_channel(ch, Some(batch), seed);
         sim.net = NetConfig {
             drop: 0.0,
             delay_ms: (1, 10),
         };
         let genesis = sim.blocks(1)[0].clone();
-        let dir = tempfile::tempdir()?;
         let definitions = Arc::new(InMemoryDefinitions::new());
-        definitions.insert(ehr_definition()?);
-        let mut peers = Vec::with_capacity(ORGS);
-        for i in 0..ORGS {
-            let msp = msp_id(i);
-            let identity = Arc::new(sim.ch.orgs[i].identity("peer0", NodeOu::Peer, &[]));
-            let ledger = medledger_ledger::Ledger::open(
-                &dir.path().join(&msp),
-                CHANNEL,
-                &medledger_ledger::LedgerConfig::default(),
-            )
-            .map_err(|source| Error::Ledger {
-                msp_id: msp.clone(),
-                source,
-            })?;
-            let committer = Arc::new(
-                Committer::new(
-                    Arc::new(ledger),
-                    Some(&genesis),
-                    definitions.clone(),
-                    msp.as_str(),
-                )
-                .map_err(|source| Error::Peer {
-                    msp_id: msp.clone(),
-                    source,
-                })?,
-            );
-            let transient = Arc::new(MemoryTransientStore::default());
-            let endorser = Arc::new(Endorser::new(
-                identity.clone(),
-                Arc::new(InProcessExecutor(ehr_chaincode::contract())),
-                transient.clone(),
-                EndorserConfig::default(),
-            ));
-            endorser.add_channel(
-                CHANNEL,
-                Arc::new(PeerChannelContext::new(
-                    committer.clone(),
-                    definitions.clone(),
-                    &msp,
-                )),
-            );
-            let name = format!("peer0.org{}.example.com", i + 1);
-            peers.push(Peer {
-                monitor: SourceMonitor::new(
-                    ORDERERS as usize,
-                    start_index(&name, ORDERERS as usize),
-                    CENSORSHIP_TIMEOUT,
-                ),
-                msp_id: msp,
-                identity,
-                committer,
-                endorser,
-                transient,
-                refused: 0,
-                switches: 0,
-            });
-        }
+        definitions.insert(ehr_definition(topology.orgs)?);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Ok(Network {
+        let mut net = Network {
+            topology,
             sim,
-            peers,
+            peers: Vec::with_capacity(topology.orgs * topology.peers_per_org),
+            crashed: Vec::new(),
+            cut_off: HashSet::new(),
             deliver_faults: HashMap::new(),
             forks: None,
             runtime,
             base: Instant::now(),
-            _dir: dir,
+            genesis,
+            definitions,
+            dir: tempfile::tempdir()?,
+        };
+        for org in 0..topology.orgs {
+            for index in 0..topology.peers_per_org {
+                let name = format!("peer{index}");
+                let identity = Arc::new(net.sim.ch.orgs[org].identity(&name, NodeOu::Peer, &[]));
+                let peer = net.open_peer(org, index, identity)?;
+                net.peers.push(peer);
+            }
+        }
+        Ok(net)
+    }
+
+    /// Peer `index` of organization `org` on its ledger directory (created or reopened).
+    fn open_peer(&self, org: usize, index: usize, identity: Arc<SigningIdentity>) -> Result<Peer> {
+        let msp = msp_id(org);
+        let ledger = medledger_ledger::Ledger::open(
+            &self.ledger_dir(org, index),
+            CHANNEL,
+            &medledger_ledger::LedgerConfig::default(),
+        )
+        .map_err(|source| Error::Ledger {
+            msp_id: msp.clone(),
+            source,
+        })?;
+        let committer = Arc::new(
+            Committer::new(
+                Arc::new(ledger),
+                Some(&self.genesis),
+                self.definitions.clone(),
+                msp.as_str(),
+            )
+            .map_err(|source| Error::Peer {
+                msp_id: msp.clone(),
+                source,
+            })?,
+        );
+        let transient = Arc::new(MemoryTransientStore::default());
+        let endorser = Arc::new(Endorser::new(
+            identity.clone(),
+            Arc::new(InProcessExecutor(ehr_chaincode::contract())),
+            transient.clone(),
+            EndorserConfig::default(),
+        ));
+        endorser.add_channel(
+            CHANNEL,
+            Arc::new(PeerChannelContext::new(
+                committer.clone(),
+                self.definitions.clone(),
+                &msp,
+            )),
+        );
+        let orderers = self.topology.orderers as usize;
+        let name = format!("peer{index}.org{}.example.com", org + 1);
+        Ok(Peer {
+            org,
+            index,
+            monitor: SourceMonitor::new(orderers, start_index(&name, orderers), CENSORSHIP_TIMEOUT),
+            msp_id: msp,
+            identity,
+            committer,
+            endorser,
+            transient,
+            refused: 0,
+            switches: 0,
         })
+    }
+
+    /// Where peer `index` of organization `org` keeps its ledger.
+    fn ledger_dir(&self, org: usize, index: usize) -> PathBuf {
+        self.dir.path().join(format!("{}-peer{index}", msp_id(org)))
+    }
+
+    /// Crashes peer `index` of organization `org`: its endorser, committer, source monitor
+    /// and transient store are dropped (its ledger is closed), its ledger directory stays.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPeer`] if it does not run.
+    pub fn crash_peer(&mut self, org: usize, index: usize) -> Result<()> {
+        let at = self
+            .peers
+            .iter()
+            .position(|p| p.org == org && p.index == index)
+            .ok_or(Error::NoSuchPeer { org, peer: index })?;
+        let peer = self.peers.remove(at);
+        self.crashed.push((org, index, peer.identity));
+        Ok(())
+    }
+
+    /// Restarts crashed peer `index` of organization `org` on its ledger directory.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPeer`] if it was not crashed; [`Error::Ledger`], [`Error::Peer`].
+    pub fn restart_peer(&mut self, org: usize, index: usize) -> Result<()> {
+        let at = self
+            .crashed
+            .iter()
+            .position(|(o, i, _)| *o == org && *i == index)
+            .ok_or(Error::NoSuchPeer { org, peer: index })?;
+        let (_, _, identity) = self.crashed.remove(at);
+        let peer = self.open_peer(org, index, identity)?;
+        let at = self
+            .peers
+            .iter()
+            .position(|p| (p.org, p.index) > (org, index))
+            .unwrap_or(self.peers.len());
+        self.peers.insert(at, peer);
+        Ok(())
     }
 
     /// Virtual time as the peers' monotonic clock.
@@ -277,7 +353,9 @@ impl Network {
     /// Heights each orderer shows the peers through its header stream (last attested block
     /// number + 1): a silent or withholding orderer shows nothing (0).
     fn attested(&self) -> Vec<u64> {
-        (1..=ORDERERS)
+        self.sim
+            .ids()
+            .into_iter()
             .map(|id| {
                 let silent = self.sim.byzantine.get(&id) == Some(&Byzantine::Silent)
                     || self.deliver_faults.get(&id) == Some(&DeliverFault::Withhold);
@@ -286,8 +364,9 @@ impl Network {
             .collect()
     }
 
-    /// Every peer pulls what its source serves and commits it; a refused block or a source
-    /// that withholds attested blocks for the censorship timeout makes it switch orderer.
+    /// Every peer not cut off pulls what its source serves and commits it; a refused block or
+    /// a source that withholds attested blocks for the censorship timeout makes it switch
+    /// orderer.
     ///
     /// # Errors
     /// A ledger failure or an error other than a refused block.
@@ -295,6 +374,9 @@ impl Network {
         let attested = self.attested();
         let now = self.now();
         for peer in &mut self.peers {
+            if self.cut_off.contains(&peer.org) {
+                continue;
+            }
             loop {
                 let height = peer.committer.ledger().height();
                 let source = peer.monitor.source() as u32 + 1;
