@@ -258,12 +258,11 @@ impl Harness {
     /// # Errors
     /// [`Error::Timeout`] if they did not; a peer's ledger failure.
     pub fn run_until_committed(&mut self, tx_ids: &[String], limit_ms: u64) -> Result<()> {
-        let end = self.net.sim.time + limit_ms;
-        loop {
+        self.run_until(limit_ms, |net| {
             let mut missing = 0;
-            for peer in &self.net.peers {
+            for peer in &net.peers {
+                let ledger = peer.committer.ledger();
                 for tx_id in tx_ids {
-                    let ledger = peer.committer.ledger();
                     if ledger
                         .tx_location(tx_id)
                         .map_err(|e| ledger_error(peer, e))?
@@ -273,17 +272,8 @@ impl Harness {
                     }
                 }
             }
-            if missing == 0 {
-                return Ok(());
-            }
-            if self.net.sim.time >= end {
-                return Err(Error::Timeout {
-                    waited_ms: limit_ms,
-                    what: format!("{missing} (peer, transaction) commits missing"),
-                });
-            }
-            self.step()?;
-        }
+            Ok((missing > 0).then(|| format!("{missing} (peer, transaction) commits missing")))
+        })
     }
 
     /// Runs until every running peer's ledger is as high as the highest running orderer's
@@ -292,9 +282,8 @@ impl Harness {
     /// # Errors
     /// [`Error::Timeout`] if they are not; a peer's ledger failure.
     pub fn run_until_synced(&mut self, limit_ms: u64) -> Result<()> {
-        let end = self.net.sim.time + limit_ms;
-        loop {
-            let sim = &self.net.sim;
+        self.run_until(limit_ms, |net| {
+            let sim = &net.sim;
             let top = sim
                 .ids()
                 .into_iter()
@@ -302,19 +291,31 @@ impl Harness {
                 .map(|id| sim.height(id))
                 .max()
                 .unwrap_or(0);
-            let behind = self
-                .net
+            let behind = net
                 .peers
                 .iter()
                 .filter(|p| p.committer.ledger().height() < top)
                 .count();
-            if behind == 0 {
+            Ok((behind > 0).then(|| format!("{behind} peers below height {top}")))
+        })
+    }
+
+    /// Steps until `missing` (what is still missing, if anything) says nothing is, for at
+    /// most `limit_ms` of virtual time.
+    fn run_until(
+        &mut self,
+        limit_ms: u64,
+        missing: impl Fn(&Network) -> Result<Option<String>>,
+    ) -> Result<()> {
+        let end = self.net.sim.time + limit_ms;
+        loop {
+            let Some(what) = missing(&self.net)? else {
                 return Ok(());
-            }
+            };
             if self.net.sim.time >= end {
                 return Err(Error::Timeout {
                     waited_ms: limit_ms,
-                    what: format!("{behind} peers below height {top}"),
+                    what,
                 });
             }
             self.step()?;
