@@ -27,6 +27,19 @@ pub fn sibling(name: &str) -> PathBuf {
     path
 }
 
+/// An example of `medledger-examples` (`examples/`), which Cargo builds into `examples/` beside
+/// `medledger` when the workspace's tests are built.
+pub fn example(name: &str) -> PathBuf {
+    let path = Path::new(MEDLEDGER).with_file_name("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build it with `cargo build --release -p medledger-examples --examples` \
+         (or run the tests with `--workspace`)",
+        path.display()
+    );
+    path
+}
+
 /// Stops the network in `dir` (`medledger network down`) even when the test fails.
 pub struct Network {
     /// The network directory.
