@@ -30,7 +30,7 @@ use medledger_endorser::{
     Endorser, EndorserConfig, EndorserService, InProcessExecutor, MemoryTransientStore,
 };
 use medledger_gateway::client::Gateway;
-use medledger_gateway::server::{
+use medledger_gateway_server::{
     ChannelGateway, CommitSource, DefaultPolicies, EndorserHandle, EventStream, GatewayConfig,
     GatewayService, OrdererEndpoint, PeerEndpoint,
 };

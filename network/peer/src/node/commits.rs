@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use medledger_channel::{block, envelope};
-use medledger_gateway::server::{CommitSource, EventStream};
+use medledger_gateway_server::{CommitSource, EventStream};
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope, HeaderType};
 use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
 use prost::Message;

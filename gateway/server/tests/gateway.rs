@@ -16,7 +16,7 @@ use medledger_endorser::{
     MemoryTransientStore,
 };
 use medledger_gateway::client::Gateway;
-use medledger_gateway::server::{
+use medledger_gateway_server::{
     ChannelGateway, CommitSource, DefaultPolicies, EndorserHandle, EventStream, GatewayConfig,
     GatewayService, PeerEndpoint,
 };

@@ -16,6 +16,5 @@
 pub mod client;
 mod errors;
 pub mod proposal;
-pub mod server;
 
-pub use errors::{GatewayError, error_details};
+pub use errors::{GatewayError, error_details, status_with_details};

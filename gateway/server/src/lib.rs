@@ -33,7 +33,7 @@ use tokio::sync::Semaphore;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status};
 
-use crate::errors::status_with_details;
+use medledger_gateway::status_with_details;
 
 /// Gateway limits and timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
