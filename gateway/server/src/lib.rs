@@ -1,4 +1,10 @@
-//! The `gateway.Gateway` service (Fabric 2.4+ `internal/pkg/gateway`), run inside a peer.
+//! The `gateway.Gateway` service (Fabric 2.4+ `internal/pkg/gateway`), run inside each peer:
+//! endorsement planning from the chaincode's endorsement policy (and collection membership
+//! when the proposal carries transient data), endorsements from one peer per required
+//! organization with retry on another peer of the same organization, submission to the
+//! orderers (success once f+1 accept), commit status and chaincode events from the local
+//! ledger; errors as gRPC statuses with `gateway.ErrorDetail`s. Applications use the client
+//! SDK, `medledger-gateway`, which links neither the endorser nor the chaincode runtime.
 
 use std::collections::HashMap;
 use std::pin::Pin;
