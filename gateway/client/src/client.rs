@@ -107,9 +107,8 @@ impl Network {
         start: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Block, GatewayError>> + use<>, GatewayError> {
         let gw = &self.gateway;
-        let envelope =
-            block_stream_envelope(&gw.identity, &self.channel_id, seek_start(start))
-                .map_err(|e| GatewayError::Local(e.to_string()))?;
+        let envelope = block_stream_envelope(&gw.identity, &self.channel_id, seek_start(start))
+            .map_err(|e| GatewayError::Local(e.to_string()))?;
         let stream = DeliverClient::new(gw.channel.clone())
             .max_decoding_message_size(MAX_BLOCK_BYTES)
             .deliver(tokio_stream::once(envelope))
