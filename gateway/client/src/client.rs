@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use medledger_channel::deliver::block_stream_envelope;
 use medledger_msp::identity::SigningIdentity;
 use medledger_proto::common::{Block, Envelope, Status as CommonStatus};
 use medledger_proto::gateway::gateway_client::GatewayClient;
@@ -20,8 +21,6 @@ use medledger_proto::protos::{
 };
 use prost::Message;
 use tonic::transport::Channel;
-
-use medledger_channel::deliver::block_stream_envelope;
 
 use crate::errors::GatewayError;
 use crate::proposal::build_proposal;
