@@ -403,6 +403,31 @@ impl GatewayService {
         Ok((response, rest))
     }
 
+    /// Decodes and checks a signed read request: its channel is served here, its identity is
+    /// valid under the channel's MSPs and signed `request`, and satisfies the channel's
+    /// `Readers` policy. The request and the requester's id (by certificate).
+    fn read_request<R: ReadRequest>(
+        &self,
+        request: &[u8],
+        signature: &[u8],
+    ) -> Result<(R, [u8; 32]), ServiceError> {
+        let req = R::decode(request)
+            .map_err(|_| ServiceError::UndecodableRequest { request: R::WHAT })?;
+        let ch = self.channel(req.channel_id())?;
+        let who = ch
+            .config
+            .msps()
+            .verify(req.identity(), request, signature, SystemTime::now())
+            .map_err(|source| ServiceError::Unauthenticated {
+                request: R::WHAT,
+                source,
+            })?;
+        if !ch.config.evaluate("Readers", &[who.signer()]) {
+            return Err(ServiceError::NotReader);
+        }
+        Ok((req, *who.id()))
+    }
+
     /// Organizations with peers, this peer's own first.
     fn candidate_orgs(&self, ch: &ChannelGateway) -> Vec<String> {
         let mut orgs: Vec<String> = Vec::new();
@@ -464,27 +489,33 @@ impl GatewayService {
     }
 }
 
-/// Checks a signed read request (commit status, chaincode events): the identity is valid
-/// under the channel's MSPs, signed `request`, and satisfies the channel Readers policy.
-fn authorize_reader(
-    ch: &ChannelGateway,
-    identity: &[u8],
-    request: &[u8],
-    signature: &[u8],
-    what: &'static str,
-) -> Result<[u8; 32], ServiceError> {
-    let who = ch
-        .config
-        .msps()
-        .verify(identity, request, signature, SystemTime::now())
-        .map_err(|source| ServiceError::Unauthenticated {
-            request: what,
-            source,
-        })?;
-    if ch.config.evaluate("Readers", &[who.signer()]) {
-        Ok(*who.id())
-    } else {
-        Err(ServiceError::NotReader)
+/// A signed read request (commit status, chaincode events): who asks, on which channel.
+trait ReadRequest: Message + Default {
+    /// How messages name the request.
+    const WHAT: &'static str;
+    /// The channel read.
+    fn channel_id(&self) -> &str;
+    /// The requester's serialized identity.
+    fn identity(&self) -> &[u8];
+}
+
+impl ReadRequest for CommitStatusRequest {
+    const WHAT: &'static str = "commit status request";
+    fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+    fn identity(&self) -> &[u8] {
+        &self.identity
+    }
+}
+
+impl ReadRequest for ChaincodeEventsRequest {
+    const WHAT: &'static str = "chaincode events request";
+    fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+    fn identity(&self) -> &[u8] {
+        &self.identity
     }
 }
 
@@ -695,19 +726,8 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         request: Request<SignedCommitStatusRequest>,
     ) -> Result<Response<CommitStatusResponse>, Status> {
         let signed = request.into_inner();
-        let req = CommitStatusRequest::decode(signed.request.as_slice()).map_err(|_| {
-            ServiceError::UndecodableRequest {
-                request: "commit status request",
-            }
-        })?;
-        let ch = self.channel(&req.channel_id)?;
-        let who = authorize_reader(
-            ch,
-            &req.identity,
-            &signed.request,
-            &signed.signature,
-            "commit status request",
-        )?;
+        let (req, who): (CommitStatusRequest, _) =
+            self.read_request(&signed.request, &signed.signature)?;
         let _waiting = self
             .commit_waits
             .try_acquire()
@@ -785,19 +805,8 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         request: Request<SignedChaincodeEventsRequest>,
     ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
         let signed = request.into_inner();
-        let req = ChaincodeEventsRequest::decode(signed.request.as_slice()).map_err(|_| {
-            ServiceError::UndecodableRequest {
-                request: "chaincode events request",
-            }
-        })?;
-        let ch = self.channel(&req.channel_id)?;
-        let who = authorize_reader(
-            ch,
-            &req.identity,
-            &signed.request,
-            &signed.signature,
-            "chaincode events request",
-        )?;
+        let (req, who): (ChaincodeEventsRequest, _) =
+            self.read_request(&signed.request, &signed.signature)?;
         let open = self
             .event_streams
             .clone()
