@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 /// What a client is told to do when the gateway will not choose endorsers for transient data.
 const RETRY: &str = "retry specifying endorsing organization(s) to protect transient data";
 
-/// Why the gateway refused or failed a request. [`Status::from`] gives the gRPC code and,
+/// Why the gateway refused or failed a request. `Status::from` gives the gRPC code and,
 /// for the variants with `details`, the per-endpoint `gateway.ErrorDetail`s.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
