@@ -17,7 +17,10 @@ use medledger_endorser::{
     ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig,
     InProcessExecutor, MemoryTransientStore,
 };
-use medledger_ledger_api::{LedgerReader, MemoryLedger, TxSimulator, Version};
+use medledger_ledger_api::{
+    HistoryEntry, HistoryQueryExecutor, LedgerReader, MemoryLedger, QueryExecutor, StateIter,
+    TxIdIndex, TxSimulator, Version, VersionedValue,
+};
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
@@ -84,10 +87,65 @@ impl ChaincodeExecutor for Counting {
     }
 }
 
+/// A [`MemoryLedger`] with committed tx ids.
+struct Committed {
+    state: MemoryLedger,
+    tx_ids: Mutex<HashSet<String>>,
+}
+
+impl QueryExecutor for Committed {
+    fn get_state(
+        &self,
+        ns: &str,
+        key: &str,
+    ) -> medledger_ledger_api::Result<Option<VersionedValue>> {
+        self.state.get_state(ns, key)
+    }
+    fn get_state_range<'a>(
+        &'a self,
+        ns: &'a str,
+        start: &str,
+        end: &str,
+    ) -> medledger_ledger_api::Result<StateIter<'a>> {
+        self.state.get_state_range(ns, start, end)
+    }
+    fn get_private_data(
+        &self,
+        ns: &str,
+        coll: &str,
+        key: &str,
+    ) -> medledger_ledger_api::Result<Option<VersionedValue>> {
+        self.state.get_private_data(ns, coll, key)
+    }
+    fn get_private_data_hash(
+        &self,
+        ns: &str,
+        coll: &str,
+        key_hash: &[u8],
+    ) -> medledger_ledger_api::Result<Option<VersionedValue>> {
+        self.state.get_private_data_hash(ns, coll, key_hash)
+    }
+}
+
+impl HistoryQueryExecutor for Committed {
+    fn get_history_for_key(
+        &self,
+        ns: &str,
+        key: &str,
+    ) -> medledger_ledger_api::Result<Vec<HistoryEntry>> {
+        self.state.get_history_for_key(ns, key)
+    }
+}
+
+impl TxIdIndex for Committed {
+    fn tx_id_exists(&self, tx_id: &str) -> medledger_ledger_api::Result<bool> {
+        Ok(self.tx_ids.lock().unwrap().contains(tx_id))
+    }
+}
+
 struct Ctx {
     config: Mutex<Arc<ChannelConfig>>,
-    state: Arc<MemoryLedger>,
-    committed: Mutex<HashSet<String>>,
+    state: Arc<Committed>,
 }
 
 impl ChannelContext for Ctx {
@@ -96,9 +154,6 @@ impl ChannelContext for Ctx {
     }
     fn ledger(&self) -> Arc<dyn LedgerReader> {
         self.state.clone()
-    }
-    fn is_committed(&self, tx_id: &str) -> Result<bool, String> {
-        Ok(self.committed.lock().unwrap().contains(tx_id))
     }
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         (name == "kv").then(|| {
@@ -137,8 +192,10 @@ fn setup() -> Setup {
     state.put("kv", "k", b"v1", Version::new(3, 1));
     let ctx = Arc::new(Ctx {
         config: Mutex::new(Arc::new(ch.config.clone())),
-        state: Arc::new(state),
-        committed: Mutex::new(HashSet::new()),
+        state: Arc::new(Committed {
+            state,
+            tx_ids: Mutex::new(HashSet::new()),
+        }),
     });
     let exec = Arc::new(Counting {
         cc: InProcessExecutor(contract()),
@@ -518,7 +575,7 @@ async fn bad_proposals_are_refused_before_the_chaincode_runs() {
     );
     // Replayed tx_id (already committed).
     let b = simple(&s.client, &["put", "k", "x"]);
-    s.ctx.committed.lock().unwrap().insert(b.tx_id.clone());
+    s.ctx.state.tx_ids.lock().unwrap().insert(b.tx_id.clone());
     assert!(
         refused(&s.endorser.process_proposal(b.signed).await).contains("duplicate transaction")
     );
