@@ -604,3 +604,82 @@ impl Reconciler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal keeps the gRPC code and message it had when built inline.
+    #[test]
+    fn refusals_keep_their_codes_and_messages() {
+        use tonic::Code;
+        let cases = [
+            (
+                Refusal::NoTlsCertificate,
+                Code::Unauthenticated,
+                "a TLS client certificate is required",
+            ),
+            (
+                Refusal::Malformed,
+                Code::InvalidArgument,
+                "malformed fetch request",
+            ),
+            (
+                Refusal::TooManyDigests,
+                Code::InvalidArgument,
+                "too many digests",
+            ),
+            (
+                Refusal::UnknownChannel {
+                    channel: "ehr".into(),
+                },
+                Code::NotFound,
+                "channel not served",
+            ),
+            (
+                Refusal::NotBound,
+                Code::PermissionDenied,
+                "request not bound to this connection's TLS certificate",
+            ),
+            (
+                Refusal::NoTimestamp,
+                Code::InvalidArgument,
+                "request without a valid timestamp",
+            ),
+            (
+                Refusal::OutOfWindow,
+                Code::PermissionDenied,
+                "request timestamp out of window",
+            ),
+            (
+                Refusal::Requester(medledger_msp::Error::MalformedSignature),
+                Code::PermissionDenied,
+                "requester refused: malformed signature: not a DER-encoded ECDSA signature",
+            ),
+            (
+                Refusal::NotPeer,
+                Code::PermissionDenied,
+                "only peers may fetch private data",
+            ),
+            (
+                Refusal::UnreadableTlsCertificate,
+                Code::Unauthenticated,
+                "unreadable TLS client certificate",
+            ),
+            (
+                Refusal::WrongTlsOrganization,
+                Code::PermissionDenied,
+                "TLS certificate not issued by the requester's organization",
+            ),
+            (
+                Refusal::Lookup,
+                Code::Internal,
+                "private data lookup failed",
+            ),
+        ];
+        for (refusal, code, message) in cases {
+            let status = Status::from(refusal);
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
+    }
+}

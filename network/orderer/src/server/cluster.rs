@@ -448,3 +448,50 @@ impl Cluster for ClusterService {
         Ok(Response::new(pb::Empty {}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal keeps the gRPC code and message it had when built inline.
+    #[test]
+    fn refusals_keep_their_codes_and_messages() {
+        use tonic::Code;
+        let cases = [
+            (
+                ClusterRefusal::NoCertificates,
+                Code::Unauthenticated,
+                "a consenter's TLS client certificate is required",
+            ),
+            (
+                ClusterRefusal::NoLeaf,
+                Code::Unauthenticated,
+                "no TLS client certificate",
+            ),
+            (
+                ClusterRefusal::NotConsenterCertificate,
+                Code::PermissionDenied,
+                "TLS client certificate is not a consenter's",
+            ),
+            (
+                ClusterRefusal::UnknownConsenter,
+                Code::Unauthenticated,
+                "unknown consenter",
+            ),
+            (
+                ClusterRefusal::NotChannelConsenter { consenter: 3 },
+                Code::PermissionDenied,
+                "not a consenter of this channel",
+            ),
+            (
+                ClusterRefusal::Stopping,
+                Code::Unavailable,
+                "orderer is stopping",
+            ),
+        ];
+        for (refusal, code, message) in cases {
+            let status = Status::from(refusal);
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
+    }
+}
