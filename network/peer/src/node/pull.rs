@@ -450,6 +450,20 @@ async fn connect(tls: &TlsClient, orderer: &Orderer) -> Result<Channel, PullErro
         .map_err(failed)
 }
 
+/// Why a Deliver stream of `orderer` (its header stream if `headers`) ends on `response`, a
+/// response that is no block: the orderer's status, or an empty response.
+fn not_a_block(orderer: &Orderer, headers: bool, response: Option<DeliverType>) -> PullError {
+    let orderer = orderer.to_string();
+    match response {
+        Some(DeliverType::Status(status)) => PullError::Ended {
+            orderer,
+            headers,
+            status,
+        },
+        _ => PullError::EmptyResponse { orderer },
+    }
+}
+
 /// A failed Deliver call or stream of `orderer`.
 fn stream_failed(orderer: &Orderer) -> impl Fn(tonic::Status) -> PullError {
     let orderer = orderer.to_string();
@@ -497,18 +511,7 @@ async fn stream_blocks(
                         return Ok(());
                     }
                 }
-                Some(DeliverType::Status(status)) => {
-                    return Err(PullError::Ended {
-                        orderer: orderer.to_string(),
-                        headers: false,
-                        status,
-                    });
-                }
-                None => {
-                    return Err(PullError::EmptyResponse {
-                        orderer: orderer.to_string(),
-                    });
-                }
+                other => return Err(not_a_block(&orderer, false, other)),
             }
         }
         Err(PullError::Closed {
@@ -654,18 +657,7 @@ impl BlockPuller {
                         });
                     }
                 }
-                Some(DeliverType::Status(status)) => {
-                    return Err(PullError::Ended {
-                        orderer: orderer.to_string(),
-                        headers: true,
-                        status,
-                    });
-                }
-                None => {
-                    return Err(PullError::EmptyResponse {
-                        orderer: orderer.to_string(),
-                    });
-                }
+                other => return Err(not_a_block(orderer, true, other)),
             }
         }
         Err(PullError::Closed {
