@@ -17,10 +17,7 @@ use medledger_endorser::{
     ChaincodeExecutor, ChannelContext, CollectionAccess, Endorser, EndorserConfig,
     InProcessExecutor, MemoryTransientStore,
 };
-use medledger_ledger_api::{
-    HistoryEntry, HistoryQueryExecutor, LedgerReader, MemoryLedger, QueryExecutor, StateIter,
-    TxIdIndex, TxSimulator, Version, VersionedValue,
-};
+use medledger_ledger_api::{LedgerReader, MemoryLedger, TxSimulator, Version};
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
@@ -87,65 +84,9 @@ impl ChaincodeExecutor for Counting {
     }
 }
 
-/// A [`MemoryLedger`] with committed tx ids.
-struct Committed {
-    state: MemoryLedger,
-    tx_ids: Mutex<HashSet<String>>,
-}
-
-impl QueryExecutor for Committed {
-    fn get_state(
-        &self,
-        ns: &str,
-        key: &str,
-    ) -> medledger_ledger_api::Result<Option<VersionedValue>> {
-        self.state.get_state(ns, key)
-    }
-    fn get_state_range<'a>(
-        &'a self,
-        ns: &'a str,
-        start: &str,
-        end: &str,
-    ) -> medledger_ledger_api::Result<StateIter<'a>> {
-        self.state.get_state_range(ns, start, end)
-    }
-    fn get_private_data(
-        &self,
-        ns: &str,
-        coll: &str,
-        key: &str,
-    ) -> medledger_ledger_api::Result<Option<VersionedValue>> {
-        self.state.get_private_data(ns, coll, key)
-    }
-    fn get_private_data_hash(
-        &self,
-        ns: &str,
-        coll: &str,
-        key_hash: &[u8],
-    ) -> medledger_ledger_api::Result<Option<VersionedValue>> {
-        self.state.get_private_data_hash(ns, coll, key_hash)
-    }
-}
-
-impl HistoryQueryExecutor for Committed {
-    fn get_history_for_key(
-        &self,
-        ns: &str,
-        key: &str,
-    ) -> medledger_ledger_api::Result<Vec<HistoryEntry>> {
-        self.state.get_history_for_key(ns, key)
-    }
-}
-
-impl TxIdIndex for Committed {
-    fn tx_id_exists(&self, tx_id: &str) -> medledger_ledger_api::Result<bool> {
-        Ok(self.tx_ids.lock().unwrap().contains(tx_id))
-    }
-}
-
 struct Ctx {
     config: Mutex<Arc<ChannelConfig>>,
-    state: Arc<Committed>,
+    state: Mutex<Arc<MemoryLedger>>,
 }
 
 impl ChannelContext for Ctx {
@@ -153,7 +94,7 @@ impl ChannelContext for Ctx {
         self.config.lock().unwrap().clone()
     }
     fn ledger(&self) -> Arc<dyn LedgerReader> {
-        self.state.clone()
+        self.state.lock().unwrap().clone()
     }
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         (name == "kv").then(|| {
@@ -192,10 +133,7 @@ fn setup() -> Setup {
     state.put("kv", "k", b"v1", Version::new(3, 1));
     let ctx = Arc::new(Ctx {
         config: Mutex::new(Arc::new(ch.config.clone())),
-        state: Arc::new(Committed {
-            state,
-            tx_ids: Mutex::new(HashSet::new()),
-        }),
+        state: Mutex::new(Arc::new(state)),
     });
     let exec = Arc::new(Counting {
         cc: InProcessExecutor(contract()),
@@ -575,7 +513,9 @@ async fn bad_proposals_are_refused_before_the_chaincode_runs() {
     );
     // Replayed tx_id (already committed).
     let b = simple(&s.client, &["put", "k", "x"]);
-    s.ctx.state.tx_ids.lock().unwrap().insert(b.tx_id.clone());
+    Arc::make_mut(&mut s.ctx.state.lock().unwrap())
+        .tx_ids
+        .insert(b.tx_id.clone());
     assert!(
         refused(&s.endorser.process_proposal(b.signed).await).contains("duplicate transaction")
     );
