@@ -53,9 +53,6 @@ impl ChannelContext for Ctx {
     fn ledger(&self) -> Arc<dyn LedgerReader> {
         self.state.clone()
     }
-    fn is_committed(&self, _tx: &str) -> Result<bool, String> {
-        Ok(false)
-    }
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         (self.defined && name == "kv").then(Vec::new)
     }

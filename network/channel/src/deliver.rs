@@ -68,9 +68,14 @@ pub trait BlockSource: Send + Sync {
     /// The number of stored blocks (genesis included), updated as blocks are stored.
     fn height(&self) -> watch::Receiver<u64>;
 
+    /// A failed read of a stored block: logged by the server, never sent (its message names
+    /// the channel and block at most).
+    type Error: std::error::Error + Send;
+
     /// Stored block `number`; `Ok(None)` if it is not stored. `Err` is a read failure
     /// (answered `INTERNAL_SERVER_ERROR`).
-    fn block(&self, number: u64) -> impl Future<Output = Result<Option<Block>, String>> + Send;
+    fn block(&self, number: u64)
+    -> impl Future<Output = Result<Option<Block>, Self::Error>> + Send;
 }
 
 /// Where [`serve`] sends blocks: one Deliver stream.

@@ -27,4 +27,4 @@ mod transient;
 
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerConfig, VerifyMode};
-pub use transient::TransientStore;
+pub use transient::{TransientStore, TransientStoreError};

@@ -27,6 +27,8 @@ struct Source {
 }
 
 impl BlockSource for Source {
+    type Error = std::convert::Infallible;
+
     fn config(&self) -> Arc<ChannelConfig> {
         self.config.lock().unwrap().clone()
     }
@@ -35,7 +37,7 @@ impl BlockSource for Source {
         self.height.subscribe()
     }
 
-    async fn block(&self, number: u64) -> Result<Option<Block>, String> {
+    async fn block(&self, number: u64) -> Result<Option<Block>, Self::Error> {
         Ok((number < *self.height.borrow()).then(|| Block {
             header: Some(BlockHeader {
                 number,
