@@ -82,7 +82,7 @@ impl From<ChaincodeError> for ContractError {
 }
 
 /// A successful response with `payload`.
-pub fn success(payload: Vec<u8>) -> Response {
+pub(crate) fn success(payload: Vec<u8>) -> Response {
     Response {
         status: OK,
         message: String::new(),
@@ -91,7 +91,7 @@ pub fn success(payload: Vec<u8>) -> Response {
 }
 
 /// A failed response.
-pub fn failure(status: i32, message: impl Into<String>) -> Response {
+pub(crate) fn failure(status: i32, message: impl Into<String>) -> Response {
     Response {
         status,
         message: message.into(),

@@ -26,6 +26,12 @@ pub use stub::{ChaincodeStub, Creator, EventSlot, KeyModification, Kv, Page, TxC
 
 pub use medledger_proto::protos::Response;
 
+/// `docs/chaincode.md`, whose Rust example `cargo test --doc` compiles (`no_run`: it would
+/// start the shim), so the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/chaincode.md")]
+pub struct ChaincodeGuide;
+
 /// Fabric's status for a successful chaincode response.
 pub const OK: i32 = 200;
 /// Chaincode status at or above which Fabric does not endorse (`shim.ERRORTHRESHOLD`).

@@ -285,13 +285,13 @@ impl CaKey {
 
 /// File names inside a CA directory.
 mod files {
-    pub const CONFIG: &str = "ca.yaml";
-    pub const STATE: &str = "state.json";
-    pub const CA_CERT: &str = "ca-cert.pem";
-    pub const CA_KEY: &str = "ca-key.pem";
-    pub const TLSCA_CERT: &str = "tlsca-cert.pem";
-    pub const TLSCA_KEY: &str = "tlsca-key.pem";
-    pub const TLS_DIR: &str = "tls";
+    pub(crate) const CONFIG: &str = "ca.yaml";
+    pub(crate) const STATE: &str = "state.json";
+    pub(crate) const CA_CERT: &str = "ca-cert.pem";
+    pub(crate) const CA_KEY: &str = "ca-key.pem";
+    pub(crate) const TLSCA_CERT: &str = "tlsca-cert.pem";
+    pub(crate) const TLSCA_KEY: &str = "tlsca-key.pem";
+    pub(crate) const TLS_DIR: &str = "tls";
 }
 
 /// An organization's certificate authority, backed by a directory:

@@ -22,8 +22,9 @@
 //! The caller maps the final [`Refusal`] or success to a `DeliverResponse` status, as Fabric
 //! sends one after the stop block (or the refusal) and then waits for the next request.
 //!
-//! The requests themselves ([`seek_envelope`], [`header_stream_envelope`]) are built here too,
-//! for clients and for peers pulling blocks from orderers.
+//! The requests themselves ([`seek_envelope`], [`block_stream_envelope`],
+//! [`header_stream_envelope`]) are built here too, for clients (the gateway client SDK's block
+//! events) and for peers pulling blocks from orderers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -67,9 +68,14 @@ pub trait BlockSource: Send + Sync {
     /// The number of stored blocks (genesis included), updated as blocks are stored.
     fn height(&self) -> watch::Receiver<u64>;
 
+    /// A failed read of a stored block: logged by the server, never sent (its message names
+    /// the channel and block at most).
+    type Error: std::error::Error + Send;
+
     /// Stored block `number`; `Ok(None)` if it is not stored. `Err` is a read failure
     /// (answered `INTERNAL_SERVER_ERROR`).
-    fn block(&self, number: u64) -> impl Future<Output = Result<Option<Block>, String>> + Send;
+    fn block(&self, number: u64)
+    -> impl Future<Output = Result<Option<Block>, Self::Error>> + Send;
 }
 
 /// Where [`serve`] sends blocks: one Deliver stream.
@@ -333,6 +339,24 @@ fn signed_seek(
     )
 }
 
+/// A signed Deliver request for every block from `start` on (stop at the largest block
+/// number), waiting for blocks not yet there: a client's block events (Fabric Gateway client's
+/// `BlockEventsBuilder`; `start` may be `next_commit`).
+///
+/// # Errors
+/// The signer's error if signing fails.
+pub fn block_stream_envelope(
+    signer: &SigningIdentity,
+    channel_id: &str,
+    start: SeekPosition,
+) -> medledger_msp::Result<Envelope> {
+    signed_seek(
+        signer,
+        channel_id,
+        &endless(start, seek_info::SeekContentType::Block),
+    )
+}
+
 /// A signed Deliver request for the headers and signatures (`HEADER_WITH_SIG`, no block data)
 /// of the newest block and of every block after it, waiting for blocks not yet there: what a
 /// peer's puller uses to watch an orderer's height (Fabric's BFT censorship monitor).
@@ -343,19 +367,29 @@ pub fn header_stream_envelope(
     signer: &SigningIdentity,
     channel_id: &str,
 ) -> medledger_msp::Result<Envelope> {
-    use medledger_proto::orderer::{SeekNewest, SeekSpecified, seek_position::Type};
-    let seek = SeekInfo {
-        start: Some(SeekPosition {
-            r#type: Some(Type::Newest(SeekNewest {})),
-        }),
+    use medledger_proto::orderer::{SeekNewest, seek_position::Type};
+    let newest = SeekPosition {
+        r#type: Some(Type::Newest(SeekNewest {})),
+    };
+    signed_seek(
+        signer,
+        channel_id,
+        &endless(newest, seek_info::SeekContentType::HeaderWithSig),
+    )
+}
+
+/// A `SeekInfo` from `start` to the largest block number, waiting for blocks not yet there.
+fn endless(start: SeekPosition, content_type: seek_info::SeekContentType) -> SeekInfo {
+    use medledger_proto::orderer::{SeekSpecified, seek_position::Type};
+    SeekInfo {
+        start: Some(start),
         stop: Some(SeekPosition {
             r#type: Some(Type::Specified(SeekSpecified { number: u64::MAX })),
         }),
         behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
-        content_type: seek_info::SeekContentType::HeaderWithSig as i32,
+        content_type: content_type as i32,
         ..Default::default()
-    };
-    signed_seek(signer, channel_id, &seek)
+    }
 }
 
 /// An envelope of `header_type` for `channel_id` whose payload is signed by `signer`.

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
-use medledger_ledger_api::{LedgerReader, TxSimulator};
+use medledger_ledger_api::{LedgerError, LedgerReader, TxSimulator};
 use medledger_msp::identity::SigningIdentity;
 use medledger_proto::protos::{
     ChaincodeAction, ChaincodeId, Endorsement, ProposalResponse, ProposalResponsePayload, Response,
@@ -41,13 +41,10 @@ impl Default for EndorserConfig {
 pub trait ChannelContext: Send + Sync {
     /// Current channel configuration.
     fn config(&self) -> Arc<ChannelConfig>;
-    /// The channel's committed ledger, read live by simulation.
+    /// The channel's committed ledger, read live by simulation; its
+    /// [`TxIdIndex`](medledger_ledger_api::TxIdIndex) answers whether a transaction id is
+    /// already committed.
     fn ledger(&self) -> Arc<dyn LedgerReader>;
-    /// Whether a transaction id is already committed.
-    ///
-    /// # Errors
-    /// A message if the ledger cannot answer.
-    fn is_committed(&self, tx_id: &str) -> Result<bool, String>;
     /// The collections of a chaincode defined on the channel (and this peer's membership);
     /// `None` if the chaincode is not defined.
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>>;
@@ -137,8 +134,14 @@ pub trait TransientStore: Send + Sync {
     /// (a durable store fsyncs): the endorser calls it on tokio's blocking pool.
     ///
     /// # Errors
-    /// A message if it cannot be stored.
-    fn persist(&self, tx_id: &str, height: u64, private: &TxPvtReadWriteSet) -> Result<(), String>;
+    /// [`LedgerError::Storage`] if it cannot be stored; the endorser returns its message to
+    /// the client, so it names no private data.
+    fn persist(
+        &self,
+        tx_id: &str,
+        height: u64,
+        private: &TxPvtReadWriteSet,
+    ) -> Result<(), LedgerError>;
 }
 
 /// A transient store in memory (tests, and peers that do not restart between endorsing and
@@ -156,10 +159,15 @@ impl MemoryTransientStore {
 }
 
 impl TransientStore for MemoryTransientStore {
-    fn persist(&self, tx_id: &str, height: u64, private: &TxPvtReadWriteSet) -> Result<(), String> {
+    fn persist(
+        &self,
+        tx_id: &str,
+        height: u64,
+        private: &TxPvtReadWriteSet,
+    ) -> Result<(), LedgerError> {
         self.entries
             .lock()
-            .map_err(|_| "transient store lock poisoned".to_owned())?
+            .map_err(|_| LedgerError::Storage("transient store lock poisoned".into()))?
             .insert(tx_id.to_owned(), (height, private.clone()));
         Ok(())
     }
@@ -303,11 +311,14 @@ impl Endorser {
         })?;
         let config = ctx.config();
         let checked = proposal::check(signed, &config, now, self.config.max_timestamp_skew)?;
-        let internal = |m: String| ProposalError {
-            kind: K::Malformed,
-            message: m,
-        };
-        if ctx.is_committed(&checked.tx_id).map_err(internal)? {
+        let ledger = ctx.ledger();
+        let committed = ledger
+            .tx_id_exists(&checked.tx_id)
+            .map_err(|e| ProposalError {
+                kind: K::Malformed,
+                message: e.to_string(),
+            })?;
+        if committed {
             return Err(ProposalError {
                 kind: K::Duplicate,
                 message: format!("duplicate transaction found [{}]", checked.tx_id),
@@ -322,7 +333,6 @@ impl Endorser {
                     checked.chaincode
                 ),
             })?;
-        let ledger = ctx.ledger();
         let height = ctx.height();
         Ok(self
             .simulate(signed, &checked, &*ledger, &collections, height)
@@ -430,12 +440,16 @@ impl Endorser {
         tx_id: &str,
         height: u64,
         private: TxPvtReadWriteSet,
-    ) -> Result<(), String> {
+    ) -> Result<(), LedgerError> {
         let store = self.transient.clone();
         let tx_id = tx_id.to_owned();
         tokio::task::spawn_blocking(move || store.persist(&tx_id, height, &private))
             .await
-            .unwrap_or_else(|e| Err(format!("transient store task failed: {e}")))
+            .unwrap_or_else(|e| {
+                Err(LedgerError::Storage(
+                    format!("transient store task failed: {e}").into(),
+                ))
+            })
     }
 }
 

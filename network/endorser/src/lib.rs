@@ -7,7 +7,7 @@
 //! [`LedgerReader`](medledger_ledger_api::LedgerReader), read live) with
 //! [`RwSetSimulator`] recording a Fabric read-write set (`rwset.TxReadWriteSet`: reads with
 //! versions, range query info, sorted writes, hashed private writes); sign the
-//! `ProposalResponse` exactly as Fabric (DESIGN.md §2). Private data written during simulation
+//! `ProposalResponse` exactly as Fabric (ADR 0001). Private data written during simulation
 //! goes to a [`TransientStore`] until its transaction commits.
 
 pub mod endorser;

@@ -86,8 +86,7 @@ impl ChaincodeExecutor for Counting {
 
 struct Ctx {
     config: Mutex<Arc<ChannelConfig>>,
-    state: Arc<MemoryLedger>,
-    committed: Mutex<HashSet<String>>,
+    state: Mutex<Arc<MemoryLedger>>,
 }
 
 impl ChannelContext for Ctx {
@@ -95,10 +94,7 @@ impl ChannelContext for Ctx {
         self.config.lock().unwrap().clone()
     }
     fn ledger(&self) -> Arc<dyn LedgerReader> {
-        self.state.clone()
-    }
-    fn is_committed(&self, tx_id: &str) -> Result<bool, String> {
-        Ok(self.committed.lock().unwrap().contains(tx_id))
+        self.state.lock().unwrap().clone()
     }
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         (name == "kv").then(|| {
@@ -137,8 +133,7 @@ fn setup() -> Setup {
     state.put("kv", "k", b"v1", Version::new(3, 1));
     let ctx = Arc::new(Ctx {
         config: Mutex::new(Arc::new(ch.config.clone())),
-        state: Arc::new(state),
-        committed: Mutex::new(HashSet::new()),
+        state: Mutex::new(Arc::new(state)),
     });
     let exec = Arc::new(Counting {
         cc: InProcessExecutor(contract()),
@@ -518,7 +513,9 @@ async fn bad_proposals_are_refused_before_the_chaincode_runs() {
     );
     // Replayed tx_id (already committed).
     let b = simple(&s.client, &["put", "k", "x"]);
-    s.ctx.committed.lock().unwrap().insert(b.tx_id.clone());
+    Arc::make_mut(&mut s.ctx.state.lock().unwrap())
+        .tx_ids
+        .insert(b.tx_id.clone());
     assert!(
         refused(&s.endorser.process_proposal(b.signed).await).contains("duplicate transaction")
     );

@@ -95,7 +95,7 @@ pub(crate) fn gather(
 ) -> Result<Gathered> {
     let transient: BTreeMap<String, Vec<u8>> = request.transient.iter().cloned().collect();
     let built = build_proposal(identity, CHANNEL, CHAINCODE, &request.args, &transient)
-        .map_err(Error::Signing)?;
+        .map_err(|e| Error::Signing(e.to_string()))?;
     let targets: Vec<usize> = if request.custodian_only {
         vec![0]
     } else {

@@ -2,7 +2,7 @@
 //! validate over, and [`MemorySimulator`], a simulator that logs writes for tests of the
 //! runtime.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
@@ -11,15 +11,17 @@ use crate::query::{HistoryQueryExecutor, QueryExecutor, StateIter, TxIdIndex};
 use crate::simulator::{RangePage, TxSimulator};
 use crate::types::{HistoryEntry, Metadata, PrivateKey, StateKey, Version, VersionedValue};
 
-/// A committed ledger in memory: public and private values with versions and metadata. The
-/// hashed private state is derived from the private values; it has no history and no
-/// committed tx ids.
+/// A committed ledger in memory: public and private values with versions and metadata, and
+/// committed tx ids. The hashed private state is derived from the private values; it has no
+/// history.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryLedger {
     /// (namespace, key) → value.
     pub public: BTreeMap<StateKey, VersionedValue>,
     /// (namespace, collection, key) → value.
     pub private: BTreeMap<PrivateKey, VersionedValue>,
+    /// Committed transaction ids.
+    pub tx_ids: BTreeSet<String>,
 }
 
 impl MemoryLedger {
@@ -85,8 +87,8 @@ impl HistoryQueryExecutor for MemoryLedger {
 }
 
 impl TxIdIndex for MemoryLedger {
-    fn tx_id_exists(&self, _tx_id: &str) -> Result<bool> {
-        Ok(false)
+    fn tx_id_exists(&self, tx_id: &str) -> Result<bool> {
+        Ok(self.tx_ids.contains(tx_id))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Medledger's peer ledger: one RocksDB per peer per channel holding blocks, the tx index,
 //! world state with versions, the history index, hashed and private collection state, and
-//! the savepoint (DESIGN.md §3, Peer; Fabric's `kvledger`).
+//! the savepoint (ADR 0008; Fabric's `kvledger`).
 //!
 //! - [`Ledger::open`] checks the stored hash chain from the last verified point to the
 //!   savepoint and refuses a damaged ledger with "ledger corrupted at block N".
@@ -27,4 +27,4 @@ mod transient;
 
 pub use error::{Error, Result};
 pub use ledger::{Ledger, LedgerConfig, VerifyMode};
-pub use transient::TransientStore;
+pub use transient::{TransientStore, TransientStoreError};

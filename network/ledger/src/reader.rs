@@ -1,7 +1,7 @@
 //! The ledger as the state API's readers ([`QueryExecutor`], [`HistoryQueryExecutor`],
 //! [`TxIdIndex`]): what the endorser simulates over and the validator validates against,
-//! read live (as Fabric reads its state database). The ledger's [`Error`] becomes a
-//! [`LedgerError`] here, once.
+//! read live (as Fabric reads its state database). The ledger's [`Error`] and the transient
+//! store's [`TransientStoreError`] become a [`LedgerError`] here, once.
 
 use medledger_ledger_api::{
     HistoryEntry, HistoryQueryExecutor, LedgerError, QueryExecutor, StateIter, TxIdIndex,
@@ -10,11 +10,18 @@ use medledger_ledger_api::{
 
 use crate::error::Error;
 use crate::ledger::Ledger;
+use crate::transient::TransientStoreError;
 
 type Result<T> = std::result::Result<T, LedgerError>;
 
 impl From<Error> for LedgerError {
     fn from(e: Error) -> Self {
+        LedgerError::Storage(Box::new(e))
+    }
+}
+
+impl From<TransientStoreError> for LedgerError {
+    fn from(e: TransientStoreError) -> Self {
         LedgerError::Storage(Box::new(e))
     }
 }

@@ -4,11 +4,57 @@
 //! `transient_ttl_s`, minutes; [`TransientStore::purge_older_than`]) or below a block height.
 //! Unsubmitted PHI does not wait on a disk for long.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use medledger_proto::rwset::TxPvtReadWriteSet;
 use prost::Message;
 use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
+
+/// What the transient store can fail at. Structured fields (path, tx_id, height); the messages
+/// carry RocksDB's and prost's texts only, never private data (an endorser returns a
+/// [`TransientStoreError::Storage`] of [`TransientStore::persist`] to its client).
+#[derive(Debug, thiserror::Error)]
+pub enum TransientStoreError {
+    /// RocksDB cannot open the store.
+    #[error("transient store {}: {source}", path.display())]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// The RocksDB error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// RocksDB failed reading or writing the entry of `tx_id` (simulated at `height`, when
+    /// known), or, without a `tx_id`, while purging.
+    #[error("{source}")]
+    Storage {
+        /// The transaction whose entry was read or written.
+        tx_id: Option<String>,
+        /// The height the entry was simulated at (written, or removed by it).
+        height: Option<u64>,
+        /// The RocksDB error.
+        source: rocksdb::Error,
+    },
+    /// The stored entry of `tx_id` does not decode.
+    #[error("{reason}")]
+    Corrupted {
+        /// The transaction whose entry is corrupted.
+        tx_id: String,
+        /// What is wrong (too short, or prost's decode message).
+        reason: String,
+    },
+}
+
+fn storage(
+    tx_id: Option<&str>,
+    height: Option<u64>,
+) -> impl FnOnce(rocksdb::Error) -> TransientStoreError {
+    move |source| TransientStoreError::Storage {
+        tx_id: tx_id.map(str::to_owned),
+        height,
+        source,
+    }
+}
 
 /// Key layout: `t/<tx_id>` → 8-byte big-endian height ‖ serialized `TxPvtReadWriteSet`;
 /// `h/<height BE>/<tx_id>` → empty, an index for purging by height; `w/<unix seconds BE>/<tx_id>`
@@ -57,35 +103,49 @@ impl TransientStore {
     /// Opens (or creates) the store in `dir`.
     ///
     /// # Errors
-    /// A message if RocksDB cannot open it.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    /// [`TransientStoreError::Open`] if RocksDB cannot open it.
+    pub fn open(dir: &Path) -> Result<Self, TransientStoreError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         DB::open(&opts, dir)
             .map(|db| TransientStore { db })
-            .map_err(|e| format!("transient store {}: {e}", dir.display()))
+            .map_err(|source| TransientStoreError::Open {
+                path: dir.to_owned(),
+                source,
+            })
     }
 
     /// The private data stored for `tx_id`, with the height it was simulated at.
     ///
     /// # Errors
-    /// A message on storage or decode failure.
-    pub fn get(&self, tx_id: &str) -> Result<Option<(u64, TxPvtReadWriteSet)>, String> {
-        let Some(raw) = self.db.get(tx_key(tx_id)).map_err(|e| e.to_string())? else {
+    /// [`TransientStoreError::Storage`] or [`TransientStoreError::Corrupted`].
+    pub fn get(
+        &self,
+        tx_id: &str,
+    ) -> Result<Option<(u64, TxPvtReadWriteSet)>, TransientStoreError> {
+        let Some(raw) = self
+            .db
+            .get(tx_key(tx_id))
+            .map_err(storage(Some(tx_id), None))?
+        else {
             return Ok(None);
+        };
+        let corrupted = |reason: String| TransientStoreError::Corrupted {
+            tx_id: tx_id.to_owned(),
+            reason,
         };
         let (h, body) = raw
             .split_first_chunk::<8>()
-            .ok_or("transient entry too short")?;
-        let set = TxPvtReadWriteSet::decode(body).map_err(|e| e.to_string())?;
+            .ok_or_else(|| corrupted("transient entry too short".to_owned()))?;
+        let set = TxPvtReadWriteSet::decode(body).map_err(|e| corrupted(e.to_string()))?;
         Ok(Some((u64::from_be_bytes(*h), set)))
     }
 
     /// Removes the entry of a committed transaction.
     ///
     /// # Errors
-    /// A message on storage failure.
-    pub fn remove(&self, tx_id: &str) -> Result<(), String> {
+    /// As [`Self::get`] and [`Self::remove_at`].
+    pub fn remove(&self, tx_id: &str) -> Result<(), TransientStoreError> {
         let Some((height, _)) = self.get(tx_id)? else {
             return Ok(());
         };
@@ -96,20 +156,22 @@ impl TransientStore {
     /// returned it), without reading it again.
     ///
     /// # Errors
-    /// A message on storage failure.
-    pub fn remove_at(&self, tx_id: &str, height: u64) -> Result<(), String> {
+    /// [`TransientStoreError::Storage`].
+    pub fn remove_at(&self, tx_id: &str, height: u64) -> Result<(), TransientStoreError> {
         let mut batch = WriteBatch::default();
         batch.delete(tx_key(tx_id));
         batch.delete(height_key(height, tx_id));
-        self.db.write(batch).map_err(|e| e.to_string())
+        self.db
+            .write(batch)
+            .map_err(storage(Some(tx_id), Some(height)))
     }
 
     /// Purges every entry simulated below `height` (Fabric's `transientstoreMaxBlockRetention`);
     /// returns how many were removed.
     ///
     /// # Errors
-    /// A message on storage failure.
-    pub fn purge_below(&self, height: u64) -> Result<usize, String> {
+    /// [`TransientStoreError::Storage`].
+    pub fn purge_below(&self, height: u64) -> Result<usize, TransientStoreError> {
         let mut batch = WriteBatch::default();
         let mut n = 0;
         let start = b"h/".to_vec();
@@ -117,7 +179,7 @@ impl TransientStore {
             .db
             .iterator(IteratorMode::From(&start, rocksdb::Direction::Forward))
         {
-            let (k, _) = item.map_err(|e| e.to_string())?;
+            let (k, _) = item.map_err(storage(None, None))?;
             let Some(rest) = k.strip_prefix(b"h/") else {
                 break;
             };
@@ -132,7 +194,7 @@ impl TransientStore {
             batch.delete([b"t/".as_slice(), tx_id].concat());
             n += 1;
         }
-        self.db.write(batch).map_err(|e| e.to_string())?;
+        self.db.write(batch).map_err(storage(None, None))?;
         Ok(n)
     }
 
@@ -143,12 +205,12 @@ impl TransientStore {
     /// were removed.
     ///
     /// # Errors
-    /// A message on storage failure.
+    /// As [`Self::get`].
     pub fn purge_older_than(
         &self,
         cutoff: std::time::SystemTime,
         below_height: u64,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, TransientStoreError> {
         let cutoff = unix_secs(cutoff);
         let mut batch = WriteBatch::default();
         let mut n = 0;
@@ -157,7 +219,7 @@ impl TransientStore {
             .db
             .iterator(IteratorMode::From(&start, rocksdb::Direction::Forward))
         {
-            let (k, _) = item.map_err(|e| e.to_string())?;
+            let (k, _) = item.map_err(storage(None, None))?;
             let Some(rest) = k.strip_prefix(b"w/") else {
                 break;
             };
@@ -179,7 +241,7 @@ impl TransientStore {
             }
             batch.delete(&k);
         }
-        self.db.write(batch).map_err(|e| e.to_string())?;
+        self.db.write(batch).map_err(storage(None, None))?;
         Ok(n)
     }
 }
@@ -188,13 +250,13 @@ impl TransientStore {
     /// Stores a transaction's private read-write set simulated at ledger `height`, fsynced.
     ///
     /// # Errors
-    /// A message on storage failure.
+    /// [`TransientStoreError::Storage`]; its message is RocksDB's alone.
     pub fn persist(
         &self,
         tx_id: &str,
         height: u64,
         private: &TxPvtReadWriteSet,
-    ) -> Result<(), String> {
+    ) -> Result<(), TransientStoreError> {
         let mut value = height.to_be_bytes().to_vec();
         value.extend_from_slice(&private.encode_to_vec());
         let mut batch = WriteBatch::default();
@@ -203,7 +265,9 @@ impl TransientStore {
         batch.put(time_key(unix_secs(std::time::SystemTime::now()), tx_id), []);
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(batch, &opts).map_err(|e| e.to_string())
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(storage(Some(tx_id), Some(height)))
     }
 }
 

@@ -13,11 +13,11 @@
 use sha2::{Digest, Sha256};
 
 /// Bytes of a frame header (length and checksum).
-pub const HEADER: usize = 8;
+pub(crate) const HEADER: usize = 8;
 
 /// Appends `bytes` framed to `out`. Records must be shorter than 4 GiB (the length is a
 /// `u32`); callers refuse larger ones before framing.
-pub fn encode(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn encode(out: &mut Vec<u8>, bytes: &[u8]) {
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&Sha256::digest(bytes)[..4]);
@@ -26,7 +26,7 @@ pub fn encode(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// A record that fails its checksum with acknowledged data after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Corrupt {
+pub(crate) struct Corrupt {
     /// Index of the bad record (0 = first).
     pub record: usize,
     /// Its byte offset in the file.
@@ -35,7 +35,7 @@ pub struct Corrupt {
 
 /// The records of a file.
 #[derive(Debug, Default)]
-pub struct Scan<'a> {
+pub(crate) struct Scan<'a> {
     /// The record bodies, in order, up to the first bad record.
     pub records: Vec<&'a [u8]>,
     /// Length of the valid prefix (where the next record is written).
@@ -44,7 +44,7 @@ pub struct Scan<'a> {
 
 impl Scan<'_> {
     /// Bytes after the valid prefix: a torn tail (see the module docs).
-    pub fn torn(&self, file_len: usize) -> usize {
+    pub(crate) fn torn(&self, file_len: usize) -> usize {
         file_len - self.valid
     }
 }
@@ -53,7 +53,7 @@ impl Scan<'_> {
 ///
 /// # Errors
 /// [`Corrupt`] when a record fails its checksum and is not the last thing in the file.
-pub fn scan(bytes: &[u8]) -> Result<Scan<'_>, Corrupt> {
+pub(crate) fn scan(bytes: &[u8]) -> Result<Scan<'_>, Corrupt> {
     let mut scan = Scan::default();
     let mut at = 0usize;
     while at < bytes.len() {

@@ -7,7 +7,7 @@
 //! 2. every [`Action::Commit`] block is durable before the block is served to anyone and
 //!    before later actions run.
 //!
-//! What the node does (issue 3, DESIGN.md "Ordering service (BFT)"):
+//! What the node does (issue 3; docs/orderer.md):
 //! - admits envelopes ([`crate::batch::admit`]), pools them and forwards them to every other
 //!   orderer, so a censoring proposer is outvoted by the next honest one;
 //! - starts height h+1 only when it has pending envelopes or sees another orderer at h+1 (no

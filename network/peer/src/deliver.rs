@@ -184,6 +184,8 @@ impl DeliverService {
 }
 
 impl deliver::BlockSource for DeliverChannel {
+    type Error = Error;
+
     fn config(&self) -> Arc<ChannelConfig> {
         self.committer.config()
     }
@@ -192,12 +194,14 @@ impl deliver::BlockSource for DeliverChannel {
         self.height.clone()
     }
 
-    async fn block(&self, number: u64) -> Result<Option<Block>, String> {
+    async fn block(&self, number: u64) -> Result<Option<Block>, Error> {
         let ledger = self.ledger.clone();
-        tokio::task::spawn_blocking(move || ledger.block(number))
+        Ok(tokio::task::spawn_blocking(move || ledger.block(number))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| Error::Io {
+                what: "block read",
+                source: std::io::Error::other(e),
+            })??)
     }
 }
 

@@ -1,5 +1,5 @@
 //! What the endorser needs from this peer: a [`ChannelContext`] per channel (the ledger as a
-//! [`LedgerReader`], configuration, committed tx ids, chaincode definitions and this
+//! [`LedgerReader`], which also answers for committed tx ids, configuration, chaincode definitions and this
 //! organization's collection memberships).
 //!
 //! Simulation reads the live ledger, as Fabric reads the state database under its state lock:
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use medledger_channel::ChannelConfig;
 use medledger_endorser::{ChannelContext, CollectionAccess, TransientStore};
-use medledger_ledger_api::LedgerReader;
+use medledger_ledger_api::{LedgerError, LedgerReader};
 
 use crate::committer::Committer;
 use crate::definitions::ChaincodeDefinitions;
@@ -46,13 +46,6 @@ impl ChannelContext for PeerChannelContext {
         self.committer.ledger().clone()
     }
 
-    fn is_committed(&self, tx_id: &str) -> Result<bool, String> {
-        self.committer
-            .ledger()
-            .tx_exists(tx_id)
-            .map_err(|e| e.to_string())
-    }
-
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         if name == crate::lifecycle::NAMESPACE {
             return Some(Vec::new()); // the system chaincode, always defined
@@ -83,7 +76,7 @@ impl TransientStore for PeerTransientStore {
         tx_id: &str,
         height: u64,
         private: &medledger_proto::rwset::TxPvtReadWriteSet,
-    ) -> Result<(), String> {
-        self.0.persist(tx_id, height, private)
+    ) -> Result<(), LedgerError> {
+        Ok(self.0.persist(tx_id, height, private)?)
     }
 }

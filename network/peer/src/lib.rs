@@ -1,5 +1,5 @@
 //! Medledger's peer: the committer and validator of blocks, the Deliver service and the
-//! operations endpoint (DESIGN.md §3, Peer), and the peer node that runs them all.
+//! operations endpoint (docs/peer.md), and the peer node that runs them all.
 //!
 //! - [`validator`]: block validation as pure logic over a
 //!   [`LedgerReader`](medledger_ledger_api::LedgerReader): parallel signature checks, then

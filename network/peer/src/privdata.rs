@@ -51,13 +51,13 @@ pub const MAX_REQUEST_SKEW: Duration = Duration::from_secs(15 * 60);
 /// certificate the request travels with) and the current time, signed by `signer`.
 ///
 /// # Errors
-/// A signing failure, as text.
+/// The signer's [`medledger_msp::Error`].
 pub fn sign_fetch_request(
     signer: &SigningIdentity,
     tls_cert_der: &[u8],
     channel_id: &str,
     digests: Vec<PrivateDataDigest>,
-) -> Result<SignedFetchRequest, String> {
+) -> Result<SignedFetchRequest, medledger_msp::Error> {
     let request = FetchRequest {
         channel_id: channel_id.to_owned(),
         digests,
@@ -66,46 +66,106 @@ pub fn sign_fetch_request(
         timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
     }
     .encode_to_vec();
-    let signature = signer.sign(&request).map_err(|e| e.to_string())?;
+    let signature = signer.sign(&request)?;
     Ok(SignedFetchRequest { request, signature })
 }
 
+/// Why the [`PrivateDataService`] refuses a request; [`Status`] from it is the one mapping to
+/// gRPC codes. Messages name no request contents (no digests, no key).
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// The connection has no TLS client certificate.
+    #[error("a TLS client certificate is required")]
+    NoTlsCertificate,
+    /// The request does not decode.
+    #[error("malformed fetch request")]
+    Malformed,
+    /// More than [`MAX_DIGESTS_PER_REQUEST`] digests.
+    #[error("too many digests")]
+    TooManyDigests,
+    /// This peer does not serve the channel (as the request names it, unchecked).
+    #[error("channel not served")]
+    UnknownChannel {
+        /// The channel id of the request.
+        channel: String,
+    },
+    /// The request names another TLS certificate than the connection's.
+    #[error("request not bound to this connection's TLS certificate")]
+    NotBound,
+    /// The request has no valid timestamp.
+    #[error("request without a valid timestamp")]
+    NoTimestamp,
+    /// The request's timestamp is more than [`MAX_REQUEST_SKEW`] from the server's clock.
+    #[error("request timestamp out of window")]
+    OutOfWindow,
+    /// The creator or its signature does not validate under the channel's MSPs.
+    #[error("requester refused: {0}")]
+    Requester(medledger_msp::Error),
+    /// The creator is not a peer.
+    #[error("only peers may fetch private data")]
+    NotPeer,
+    /// The TLS client certificate does not parse.
+    #[error("unreadable TLS client certificate")]
+    UnreadableTlsCertificate,
+    /// The TLS client certificate is not of the creator's organization.
+    #[error("TLS certificate not issued by the requester's organization")]
+    WrongTlsOrganization,
+    /// Reading the ledger's private data failed.
+    #[error("private data lookup failed")]
+    Lookup,
+}
+
+impl From<Refusal> for Status {
+    fn from(r: Refusal) -> Self {
+        let message = r.to_string();
+        match r {
+            Refusal::NoTlsCertificate | Refusal::UnreadableTlsCertificate => {
+                Status::unauthenticated(message)
+            }
+            Refusal::Malformed | Refusal::TooManyDigests | Refusal::NoTimestamp => {
+                Status::invalid_argument(message)
+            }
+            Refusal::UnknownChannel { .. } => Status::not_found(message),
+            Refusal::NotBound
+            | Refusal::OutOfWindow
+            | Refusal::Requester(_)
+            | Refusal::NotPeer
+            | Refusal::WrongTlsOrganization => Status::permission_denied(message),
+            Refusal::Lookup => Status::internal(message),
+        }
+    }
+}
+
 /// The organization of the peer that sent `req` (decoded from `signed.request`) on a
-/// connection with TLS client certificate `leaf_der`; otherwise why it is refused (a
-/// `PERMISSION_DENIED`, `UNAUTHENTICATED` or `INVALID_ARGUMENT` status).
+/// connection with TLS client certificate `leaf_der`; otherwise why it is refused.
 fn authorize(
     config: &ChannelConfig,
     leaf_der: &[u8],
     req: &FetchRequest,
     signed: &SignedFetchRequest,
     now: SystemTime,
-) -> Result<String, Status> {
+) -> Result<String, Refusal> {
     if req.tls_cert_hash.as_slice() != sha256(leaf_der).as_slice() {
-        return Err(Status::permission_denied(
-            "request not bound to this connection's TLS certificate",
-        ));
+        return Err(Refusal::NotBound);
     }
     let at = req
         .timestamp
         .and_then(|t| SystemTime::try_from(t).ok())
-        .ok_or_else(|| Status::invalid_argument("request without a valid timestamp"))?;
+        .ok_or(Refusal::NoTimestamp)?;
     let skew = now.duration_since(at).unwrap_or_else(|e| e.duration());
     if skew > MAX_REQUEST_SKEW {
-        return Err(Status::permission_denied("request timestamp out of window"));
+        return Err(Refusal::OutOfWindow);
     }
     let identity = config
         .msps()
         .verify(&req.creator, &signed.request, &signed.signature, now)
-        .map_err(|e| Status::permission_denied(format!("requester refused: {e}")))?;
+        .map_err(Refusal::Requester)?;
     identity
         .require_ou(NodeOu::Peer)
-        .map_err(|_| Status::permission_denied("only peers may fetch private data"))?;
-    let leaf = Certificate::from_der(leaf_der)
-        .map_err(|_| Status::unauthenticated("unreadable TLS client certificate"))?;
+        .map_err(|_| Refusal::NotPeer)?;
+    let leaf = Certificate::from_der(leaf_der).map_err(|_| Refusal::UnreadableTlsCertificate)?;
     if tls_org(config, &leaf).as_deref() != Some(identity.msp_id()) {
-        return Err(Status::permission_denied(
-            "TLS certificate not issued by the requester's organization",
-        ));
+        return Err(Refusal::WrongTlsOrganization);
     }
     Ok(identity.msp_id().to_owned())
 }
@@ -184,24 +244,32 @@ impl PrivateData for PrivateDataService {
         &self,
         request: Request<SignedFetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
+        Ok(Response::new(self.serve(request).await?))
+    }
+}
+
+impl PrivateDataService {
+    async fn serve(&self, request: Request<SignedFetchRequest>) -> Result<FetchResponse, Refusal> {
         let leaf = request
             .peer_certs()
             .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
-            .ok_or_else(|| Status::unauthenticated("a TLS client certificate is required"))?;
+            .ok_or(Refusal::NoTlsCertificate)?;
         let signed = request.into_inner();
-        let req = FetchRequest::decode(signed.request.as_slice())
-            .map_err(|_| Status::invalid_argument("malformed fetch request"))?;
+        let req =
+            FetchRequest::decode(signed.request.as_slice()).map_err(|_| Refusal::Malformed)?;
         if req.digests.len() > MAX_DIGESTS_PER_REQUEST {
-            return Err(Status::invalid_argument("too many digests"));
+            return Err(Refusal::TooManyDigests);
         }
         let channel = {
             let channels = self.channels.read().unwrap_or_else(|e| e.into_inner());
             channels.get(&req.channel_id).cloned()
         }
-        .ok_or_else(|| Status::not_found("channel not served"))?;
+        .ok_or_else(|| Refusal::UnknownChannel {
+            channel: req.channel_id.clone(),
+        })?;
         let org = authorize(&(channel.config)(), &leaf, &req, &signed, SystemTime::now())
             .inspect_err(|e| {
-                warn!(target: "peer::privdata", reason = %e.message(), "private data request refused");
+                warn!(target: "peer::privdata", reason = %e, "private data request refused");
             })?;
         let ledger = channel.ledger.clone();
         let defs = channel.definitions.clone();
@@ -225,9 +293,9 @@ impl PrivateData for PrivateDataService {
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|_| Status::internal("private data lookup failed"))?;
+        .map_err(|_| Refusal::Lookup)?;
         debug!(target: "peer::privdata", served = elements.len(), "private data request answered");
-        Ok(Response::new(FetchResponse { elements }))
+        Ok(FetchResponse { elements })
     }
 }
 
@@ -277,6 +345,20 @@ pub struct ReconcileReport {
     pub stored: usize,
     /// Still missing after the round.
     pub missing: usize,
+}
+
+/// Why asking one peer for private data failed (logged; the reconciler asks the next peer).
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// The peer cannot be reached.
+    #[error("{0}")]
+    Connect(#[from] tonic::transport::Error),
+    /// The request cannot be signed.
+    #[error("{0}")]
+    Sign(#[from] medledger_msp::Error),
+    /// The peer answered with this gRPC status.
+    #[error("{}", .0.message())]
+    Refused(Status),
 }
 
 /// Fetches private data this member peer lacks from other member peers.
@@ -334,20 +416,17 @@ impl Reconciler {
         &self,
         peer: &PeerEndpoint,
         digest: PrivateDataDigest,
-    ) -> Result<Option<Vec<u8>>, String> {
+    ) -> Result<Option<Vec<u8>>, FetchError> {
         let tls = ClientTlsConfig::new()
             .ca_certificate(TlsCertificate::from_pem(&self.tls.roots_pem))
             .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
             .domain_name(peer.tls_name.clone());
-        let channel = Endpoint::from_shared(peer.url.clone())
-            .map_err(|e| e.to_string())?
+        let channel = Endpoint::from_shared(peer.url.clone())?
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
-            .tls_config(tls)
-            .map_err(|e| e.to_string())?
+            .tls_config(tls)?
             .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let request = sign_fetch_request(
             &self.signer,
             &self.tls_cert_der,
@@ -357,7 +436,7 @@ impl Reconciler {
         let resp = PrivateDataClient::new(channel)
             .fetch(request)
             .await
-            .map_err(|e| e.message().to_owned())?
+            .map_err(FetchError::Refused)?
             .into_inner();
         Ok(resp
             .elements
@@ -522,6 +601,85 @@ impl Reconciler {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal keeps the gRPC code and message it had when built inline.
+    #[test]
+    fn refusals_keep_their_codes_and_messages() {
+        use tonic::Code;
+        let cases = [
+            (
+                Refusal::NoTlsCertificate,
+                Code::Unauthenticated,
+                "a TLS client certificate is required",
+            ),
+            (
+                Refusal::Malformed,
+                Code::InvalidArgument,
+                "malformed fetch request",
+            ),
+            (
+                Refusal::TooManyDigests,
+                Code::InvalidArgument,
+                "too many digests",
+            ),
+            (
+                Refusal::UnknownChannel {
+                    channel: "ehr".into(),
+                },
+                Code::NotFound,
+                "channel not served",
+            ),
+            (
+                Refusal::NotBound,
+                Code::PermissionDenied,
+                "request not bound to this connection's TLS certificate",
+            ),
+            (
+                Refusal::NoTimestamp,
+                Code::InvalidArgument,
+                "request without a valid timestamp",
+            ),
+            (
+                Refusal::OutOfWindow,
+                Code::PermissionDenied,
+                "request timestamp out of window",
+            ),
+            (
+                Refusal::Requester(medledger_msp::Error::MalformedSignature),
+                Code::PermissionDenied,
+                "requester refused: malformed signature: not a DER-encoded ECDSA signature",
+            ),
+            (
+                Refusal::NotPeer,
+                Code::PermissionDenied,
+                "only peers may fetch private data",
+            ),
+            (
+                Refusal::UnreadableTlsCertificate,
+                Code::Unauthenticated,
+                "unreadable TLS client certificate",
+            ),
+            (
+                Refusal::WrongTlsOrganization,
+                Code::PermissionDenied,
+                "TLS certificate not issued by the requester's organization",
+            ),
+            (
+                Refusal::Lookup,
+                Code::Internal,
+                "private data lookup failed",
+            ),
+        ];
+        for (refusal, code, message) in cases {
+            let status = Status::from(refusal);
+            assert_eq!((status.code(), status.message()), (code, message));
         }
     }
 }

@@ -318,12 +318,7 @@ impl ChaincodeRuntime {
         if let Some(dead) = running.remove(&cc.id) {
             dead.stop().await;
         }
-        let user = self
-            .user_for(&cc.id, &running)
-            .map_err(|message| RuntimeError::Launch {
-                chaincode: cc.id.clone(),
-                message,
-            })?;
+        let user = self.user_for(&cc.id, &running)?;
         let r = self.launch(cc, user).await?;
         let conn = r.conn.clone();
         running.insert(cc.id.clone(), r);
@@ -332,12 +327,17 @@ impl ChaincodeRuntime {
 
     /// The user `id` runs as when the peer runs as root: its own from `uid_range` if set
     /// (kept for this runtime's life; when the range is used up, one of a chaincode with no
-    /// process is taken over), else `user`. Called under the `running` lock.
+    /// process is taken over), else `user`. Called under the `running` lock; a
+    /// [`RuntimeError::Launch`] if the range has no id left.
     fn user_for(
         &self,
         id: &str,
         running: &HashMap<String, Running>,
-    ) -> Result<SandboxUser, String> {
+    ) -> Result<SandboxUser, RuntimeError> {
+        let launch = |message: String| RuntimeError::Launch {
+            chaincode: id.to_owned(),
+            message,
+        };
         let Some(range) = self.config.uid_range else {
             return Ok(self.config.user);
         };
@@ -358,10 +358,10 @@ impl ChaincodeRuntime {
                             .find(|(other, _)| !running.contains_key(*other))
                             .map(|(other, i)| (other.clone(), *i));
                         let Some((idle, i)) = idle else {
-                            return Err(format!(
+                            return Err(launch(format!(
                                 "sandbox.uid_range holds {} ids, all in use by running chaincodes",
                                 range.count
-                            ));
+                            )));
                         };
                         users.remove(&idle);
                         i
@@ -373,7 +373,7 @@ impl ChaincodeRuntime {
         };
         range
             .user(index)
-            .ok_or_else(|| "chaincode id outside sandbox.uid_range".to_owned())
+            .ok_or_else(|| launch("chaincode id outside sandbox.uid_range".to_owned()))
     }
 
     async fn launch(

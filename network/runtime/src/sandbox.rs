@@ -117,6 +117,45 @@ pub struct UidRange {
     pub count: u32,
 }
 
+/// Why a [`UidRange`] cannot be set aside for chaincode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UidRangeError {
+    /// The range starts at 0 or holds no id.
+    #[error("the range must start above 0 and hold at least one id")]
+    Empty,
+    /// The range's last id does not fit in a `u32`.
+    #[error("the range goes beyond the largest id")]
+    Overflow,
+    /// The range holds an id the system uses (65534, 65535, `u32::MAX`).
+    #[error("the range {start}..={last} holds id {id}, which the system uses")]
+    SystemId {
+        /// First id of the range.
+        start: u32,
+        /// Last id of the range.
+        last: u32,
+        /// The system's id.
+        id: u32,
+    },
+    /// A user or group of the host (`passwd`, `group`) has an id of the range.
+    #[error("id {id} of the range is used in {}", file.display())]
+    Used {
+        /// The id.
+        id: u64,
+        /// The file naming it.
+        file: PathBuf,
+    },
+    /// A block of subordinate ids of the host (`subuid`, `subgid`) overlaps the range.
+    #[error("the range overlaps the subordinate ids {first}..{last} in {}", file.display())]
+    Subordinate {
+        /// First subordinate id of the block.
+        first: u64,
+        /// Last subordinate id of the block.
+        last: u64,
+        /// The file naming the block.
+        file: PathBuf,
+    },
+}
+
 impl UidRange {
     /// Whether `uid` is in the range.
     pub fn contains(&self, uid: u32) -> bool {
@@ -135,22 +174,23 @@ impl UidRange {
     /// `nobody`/`nogroup` (65534), 65535 and `u32::MAX` (the kernel's "no id").
     ///
     /// # Errors
-    /// A message naming the problem.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`UidRangeError::Empty`], [`UidRangeError::Overflow`] or [`UidRangeError::SystemId`].
+    pub fn validate(&self) -> Result<(), UidRangeError> {
         if self.start == 0 || self.count == 0 {
-            return Err("the range must start above 0 and hold at least one id".into());
+            return Err(UidRangeError::Empty);
         }
         let Some(last) = self.start.checked_add(self.count - 1) else {
-            return Err("the range goes beyond the largest id".into());
+            return Err(UidRangeError::Overflow);
         };
         if let Some(id) = [65534, 65535, u32::MAX]
             .into_iter()
             .find(|id| self.contains(*id))
         {
-            return Err(format!(
-                "the range {}..={last} holds id {id}, which the system uses",
-                self.start
-            ));
+            return Err(UidRangeError::SystemId {
+                start: self.start,
+                last,
+                id,
+            });
         }
         Ok(())
     }
@@ -162,8 +202,9 @@ impl UidRange {
     /// files: the range must be the chaincodes' alone. Files that do not exist are skipped.
     ///
     /// # Errors
-    /// A message naming the file and the id or block that overlaps.
-    pub fn check_unused(&self, etc: &std::path::Path) -> Result<(), String> {
+    /// [`UidRangeError::Used`] or [`UidRangeError::Subordinate`], naming the file and the id
+    /// or block that overlaps.
+    pub fn check_unused(&self, etc: &std::path::Path) -> Result<(), UidRangeError> {
         let last = u64::from(self.start) + u64::from(self.count) - 1;
         let overlaps = |from: u64, to: u64| from <= last && to >= u64::from(self.start);
         for file in ["passwd", "group"] {
@@ -176,10 +217,10 @@ impl UidRange {
                     continue;
                 };
                 if overlaps(id, id) {
-                    return Err(format!(
-                        "id {id} of the range is used in {}",
-                        etc.join(file).display()
-                    ));
+                    return Err(UidRangeError::Used {
+                        id,
+                        file: etc.join(file),
+                    });
                 }
             }
         }
@@ -194,11 +235,11 @@ impl UidRange {
                     continue;
                 };
                 if count > 0 && overlaps(first, first + count - 1) {
-                    return Err(format!(
-                        "the range overlaps the subordinate ids {first}..{} in {}",
-                        first + count - 1,
-                        etc.join(file).display()
-                    ));
+                    return Err(UidRangeError::Subordinate {
+                        first,
+                        last: first + count - 1,
+                        file: etc.join(file),
+                    });
                 }
             }
         }
@@ -1362,7 +1403,7 @@ mod tests {
             (range(150_000, 10), "subuid"),
             (range(290_000, 10_001), "subgid"),
         ] {
-            let e = bad.check_unused(etc.path()).unwrap_err();
+            let e = bad.check_unused(etc.path()).unwrap_err().to_string();
             assert!(e.contains(what), "{bad:?}: {e}");
         }
         assert!(range(1_900_000_000, 100).check_unused(etc.path()).is_ok());

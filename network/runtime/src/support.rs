@@ -149,34 +149,54 @@ fn msg(kind: MsgType, payload: Vec<u8>, channel_id: &str, tx_id: &str) -> Chainc
     }
 }
 
+/// Why a chaincode's registration handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// The stream ended before the chaincode sent `REGISTER`.
+    #[error("stream closed before REGISTER")]
+    Closed,
+    /// The stream failed with this gRPC status message.
+    #[error("{0}")]
+    Stream(String),
+    /// The first message is not `REGISTER`.
+    #[error("expected REGISTER, got message type {0}")]
+    NotRegister(i32),
+    /// The `REGISTER` payload does not decode as a `ChaincodeID`.
+    #[error("REGISTER payload is not a ChaincodeID")]
+    BadPayload,
+    /// The `REGISTER` names no chaincode.
+    #[error("REGISTER without a chaincode name")]
+    NoName,
+    /// The answer cannot be sent: the outbound stream is closed.
+    #[error("outbound closed")]
+    OutboundClosed,
+}
+
 /// Reads `REGISTER` and answers `REGISTERED` + `READY`; returns the chaincode id.
 async fn handshake<S>(
     inbound: &mut S,
     out: &mpsc::Sender<ChaincodeMessage>,
-) -> Result<String, String>
+) -> Result<String, HandshakeError>
 where
     S: Stream<Item = Result<ChaincodeMessage, Status>> + Unpin,
 {
     let first = inbound
         .next()
         .await
-        .ok_or("stream closed before REGISTER")?
-        .map_err(|s| s.message().to_owned())?;
+        .ok_or(HandshakeError::Closed)?
+        .map_err(|s| HandshakeError::Stream(s.message().to_owned()))?;
     if first.r#type != MsgType::Register as i32 {
-        return Err(format!(
-            "expected REGISTER, got message type {}",
-            first.r#type
-        ));
+        return Err(HandshakeError::NotRegister(first.r#type));
     }
-    let id = ChaincodeId::decode(first.payload.as_slice())
-        .map_err(|_| "REGISTER payload is not a ChaincodeID".to_owned())?;
+    let id =
+        ChaincodeId::decode(first.payload.as_slice()).map_err(|_| HandshakeError::BadPayload)?;
     if id.name.is_empty() {
-        return Err("REGISTER without a chaincode name".into());
+        return Err(HandshakeError::NoName);
     }
     for kind in [MsgType::Registered, MsgType::Ready] {
         out.send(msg(kind, Vec::new(), "", ""))
             .await
-            .map_err(|_| "outbound closed".to_owned())?;
+            .map_err(|_| HandshakeError::OutboundClosed)?;
     }
     Ok(id.name)
 }
@@ -187,11 +207,11 @@ impl ChaincodeConnection {
     /// the peer opened (chaincode-as-a-service `Connect`).
     ///
     /// # Errors
-    /// A description of the handshake failure.
+    /// [`HandshakeError`].
     pub async fn establish<S>(
         mut inbound: S,
         out: mpsc::Sender<ChaincodeMessage>,
-    ) -> Result<Arc<Self>, String>
+    ) -> Result<Arc<Self>, HandshakeError>
     where
         S: Stream<Item = Result<ChaincodeMessage, Status>> + Unpin + Send + 'static,
     {
@@ -666,7 +686,7 @@ pub async fn connect_service(
         .into_inner();
     let conn = ChaincodeConnection::establish(inbound, out)
         .await
-        .map_err(launch)?;
+        .map_err(|e| launch(e.to_string()))?;
     if conn.chaincode() != expected_id {
         return Err(launch(format!(
             "registered as {:?}, expected {expected_id:?}",

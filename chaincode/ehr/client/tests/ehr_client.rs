@@ -30,9 +30,9 @@ use medledger_endorser::{
     Endorser, EndorserConfig, EndorserService, InProcessExecutor, MemoryTransientStore,
 };
 use medledger_gateway::client::Gateway;
-use medledger_gateway::server::{
-    ChannelGateway, CommitSource, DefaultPolicies, EndorserHandle, EventStream, GatewayConfig,
-    GatewayService, OrdererEndpoint, PeerEndpoint,
+use medledger_gateway_server::{
+    ChannelGateway, CommitSource, CommitSourceError, DefaultPolicies, EndorserHandle, EventStream,
+    GatewayConfig, GatewayService, OrdererEndpoint, PeerEndpoint,
 };
 use medledger_ledger::{Ledger, LedgerConfig};
 use medledger_msp::identity::SigningIdentity;
@@ -225,18 +225,21 @@ impl CommitSource for Commits {
         &self,
         _channel: &str,
         tx_id: &str,
-    ) -> Result<(TxValidationCode, u64), String> {
+    ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         let mut height = self.0.height();
         loop {
             if let Some(loc) = self
                 .0
                 .ledger()
                 .tx_location(tx_id)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| CommitSourceError::Ledger(Box::new(e)))?
             {
                 return Ok((loc.code, loc.block_num));
             }
-            height.changed().await.map_err(|e| e.to_string())?;
+            height
+                .changed()
+                .await
+                .map_err(|_| CommitSourceError::ShuttingDown)?;
         }
     }
 
@@ -245,8 +248,8 @@ impl CommitSource for Commits {
         _channel: &str,
         _chaincode: &str,
         _start: Option<u64>,
-    ) -> Result<EventStream, String> {
-        Err("not in this test".into())
+    ) -> Result<EventStream, CommitSourceError> {
+        Err(CommitSourceError::Ledger("not in this test".into()))
     }
 }
 

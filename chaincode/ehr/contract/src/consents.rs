@@ -16,9 +16,9 @@ use crate::tx::{Events, get_json, json_param, load_patient, now_ms, page, page_p
 use crate::tx::{put_json, to_json};
 
 /// Most resource types in one consent or request.
-pub const MAX_SCOPE_TYPES: usize = 32;
+pub(crate) const MAX_SCOPE_TYPES: usize = 32;
 /// Longest consent, s (10 years).
-pub const MAX_CONSENT_S: u64 = 10 * 365 * 24 * 60 * 60;
+pub(crate) const MAX_CONSENT_S: u64 = 10 * 365 * 24 * 60 * 60;
 
 fn check_scope(resource_types: &[String], purposes: &[Purpose]) -> Result<()> {
     if resource_types.len() > MAX_SCOPE_TYPES {

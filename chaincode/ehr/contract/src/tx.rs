@@ -18,7 +18,7 @@ pub const MAX_PAGE_SIZE: i32 = 200;
 
 /// Latest transaction time accepted, ms (9999-12-31T23:59:59.999Z, protobuf `Timestamp`'s
 /// limit), so sums of times and durations never overflow.
-pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+pub(crate) const MAX_TIME_MS: u64 = 253_402_300_799_999;
 
 /// Parameter `i`, or 400 with the function's usage.
 pub(crate) fn param<'a>(args: &'a [String], i: usize, usage: &str) -> Result<&'a str> {

@@ -13,7 +13,9 @@ use medledger_channel::deliver::{self, BlockSink, BlockSource, DEFAULT_TIME_WIND
 use medledger_channel::testing::{TestChannel, signed_envelope_at};
 use medledger_msp::ou::NodeOu;
 use medledger_proto::common::{Block, BlockHeader, Envelope, HeaderType, Status};
-use medledger_proto::orderer::{SeekInfo, SeekPosition, SeekSpecified, seek_info, seek_position};
+use medledger_proto::orderer::{
+    SeekInfo, SeekNextCommit, SeekPosition, SeekSpecified, seek_info, seek_position,
+};
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 
@@ -25,6 +27,8 @@ struct Source {
 }
 
 impl BlockSource for Source {
+    type Error = std::convert::Infallible;
+
     fn config(&self) -> Arc<ChannelConfig> {
         self.config.lock().unwrap().clone()
     }
@@ -33,7 +37,7 @@ impl BlockSource for Source {
         self.height.subscribe()
     }
 
-    async fn block(&self, number: u64) -> Result<Option<Block>, String> {
+    async fn block(&self, number: u64) -> Result<Option<Block>, Self::Error> {
         Ok((number < *self.height.borrow()).then(|| Block {
             header: Some(BlockHeader {
                 number,
@@ -132,6 +136,38 @@ fn requests_outside_the_time_window_or_readers_are_forbidden() {
     assert_eq!(
         request(&not_seek, &ch.config, now).err(),
         Some(Status::BadRequest)
+    );
+}
+
+#[test]
+fn the_built_requests_pass_the_rules_and_ask_what_they_say() {
+    let mut ch = TestChannel::new(CHANNEL, 2, 4);
+    let reader = ch.orgs[0].identity("reader", NodeOu::Client, &[]);
+    let now = SystemTime::now();
+    let seek_of = |env: &Envelope| {
+        let parsed = medledger_channel::envelope::parse(env).unwrap();
+        SeekInfo::decode(parsed.payload.data.as_slice()).unwrap()
+    };
+
+    // A client's block events from the next commit (the gateway client SDK's block_events).
+    let next = SeekPosition {
+        r#type: Some(seek_position::Type::NextCommit(SeekNextCommit {})),
+    };
+    let blocks = deliver::block_stream_envelope(&reader, CHANNEL, next).unwrap();
+    assert!(!request(&blocks, &ch.config, now).unwrap().headers_only());
+    let seek = seek_of(&blocks);
+    assert_eq!(deliver::resolve_seek(&seek, 5), Ok((5, u64::MAX)));
+    assert_eq!(
+        seek.behavior,
+        seek_info::SeekBehavior::BlockUntilReady as i32
+    );
+
+    // A puller's header stream from the newest block.
+    let headers = deliver::header_stream_envelope(&reader, CHANNEL).unwrap();
+    assert!(request(&headers, &ch.config, now).unwrap().headers_only());
+    assert_eq!(
+        deliver::resolve_seek(&seek_of(&headers), 5),
+        Ok((4, u64::MAX))
     );
 }
 

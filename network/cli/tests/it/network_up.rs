@@ -35,6 +35,11 @@ async fn network_up_submit_evaluate_restart_down() {
     let dir = tmp.path().join("net");
     let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 12).unwrap();
     let config = tmp.path().join("network.yaml");
+    // examples/minimal-chaincode.rs, run by the peers as any chaincode executable.
+    let minimal = format!(
+        "{{ name: minimal, executable: \"{}\", endorsement_policy: \"OR('Org1MSP.peer','Org2MSP.peer')\" }}",
+        common::example("minimal-chaincode").display()
+    );
     std::fs::write(
         &config,
         spec(
@@ -42,6 +47,7 @@ async fn network_up_submit_evaluate_restart_down() {
             &[
                 "{ name: kv, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\" }",
                 "{ name: ehr, endorsement_policy: \"AND('Org1MSP.peer','Org2MSP.peer')\", private_collection_per_org: true }",
+                &minimal,
             ],
         ),
     )
@@ -85,6 +91,27 @@ async fn network_up_submit_evaluate_restart_down() {
         .await
         .unwrap();
     assert_eq!(value, b"3");
+
+    // examples/minimal-client.rs against examples/minimal-chaincode.rs, with the arguments an
+    // application has: an MSP folder, its MSP id, a peer's gateway and TLS name, the TLS roots.
+    let admin = medledger_devnet::generate::Identities::load(&dir)
+        .unwrap()
+        .get("org1-admin")
+        .cloned()
+        .unwrap();
+    let out = Command::new(common::example("minimal-client"))
+        .arg(dir.join(&admin.msp_dir))
+        .args([&admin.msp_id, &admin.gateway, &admin.gateway_host])
+        .arg(dir.join("tls-roots.pem"))
+        .args(["ehr", "minimal", "greeting", "hello"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "greeting = hello\n");
 
     // The CLI with --as: register a sample patient with the EHR contract, by its ledger id
     // (ADR 0031: `ehr ledger-id` asks Org1's peer, which holds Org1's key).

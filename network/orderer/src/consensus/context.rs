@@ -18,7 +18,7 @@ use mt::{NilOrVal, Round, VoteType};
 
 /// Block number as a consensus height.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Height(pub u64);
+pub(super) struct Height(pub u64);
 
 impl fmt::Display for Height {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,7 +45,7 @@ impl mt::Height for Height {
 
 /// Consenter id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConsenterId(pub u32);
+pub(super) struct ConsenterId(pub u32);
 
 impl fmt::Display for ConsenterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,7 +104,7 @@ impl mt::Value for BatchHeader {
 
 /// A prevote or precommit.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Vote {
+pub(super) struct Vote {
     pub vote_type: VoteType,
     pub height: Height,
     pub round: Round,
@@ -145,7 +145,7 @@ impl mt::Vote<Ctx> for Vote {
 
 /// A proposal of a block header for (height, round).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proposal {
+pub(super) struct Proposal {
     pub height: Height,
     pub round: Round,
     pub value: BatchHeader,
@@ -177,7 +177,7 @@ impl mt::Proposal<Ctx> for Proposal {
 /// Proposal parts are streamed and assembled by the node, never handed to the core; the core
 /// only needs the type to exist.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Part;
+pub(super) struct Part;
 
 impl mt::ProposalPart<Ctx> for Part {
     fn is_first(&self) -> bool {
@@ -190,7 +190,7 @@ impl mt::ProposalPart<Ctx> for Part {
 
 /// A consenter as the core sees it: id, public key, voting power 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Validator {
+pub(super) struct Validator {
     pub id: ConsenterId,
     /// Uncompressed SEC 1 P-256 point.
     pub public_key: Vec<u8>,
@@ -210,11 +210,11 @@ impl mt::Validator<Ctx> for Validator {
 
 /// The consenter set, sorted by id.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidatorSet(pub Vec<Validator>);
+pub(super) struct ValidatorSet(pub Vec<Validator>);
 
 impl ValidatorSet {
     /// From the channel configuration's consenter set (already sorted by id, non-empty).
-    pub fn from_consenters(set: &medledger_channel::config::ConsenterSet) -> Self {
+    pub(super) fn from_consenters(set: &medledger_channel::config::ConsenterSet) -> Self {
         ValidatorSet(
             set.iter()
                 .map(|c| Validator {
@@ -226,7 +226,7 @@ impl ValidatorSet {
     }
 
     /// Round-robin proposer for (height, round): index (height + round) mod n.
-    pub fn proposer(&self, height: u64, round: u32) -> Option<&Validator> {
+    pub(super) fn proposer(&self, height: u64, round: u32) -> Option<&Validator> {
         let n = self.0.len() as u64;
         if n == 0 {
             return None;
@@ -256,16 +256,16 @@ impl mt::ValidatorSet<Ctx> for ValidatorSet {
 
 /// A DER ECDSA P-256 signature.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Signature(pub Vec<u8>);
+pub(super) struct Signature(pub Vec<u8>);
 
 /// The core never holds private keys: signing is an effect the node answers with its MSP
 /// signing identity.
 #[derive(Clone, Debug)]
-pub struct NoPrivateKey;
+pub(super) struct NoPrivateKey;
 
 /// ECDSA P-256 as Fabric uses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EcdsaP256;
+pub(super) struct EcdsaP256;
 
 impl mt::SigningScheme for EcdsaP256 {
     type DecodingError = String;
@@ -288,11 +288,11 @@ impl mt::SigningScheme for EcdsaP256 {
 }
 
 /// Consensus timeouts; `LinearTimeouts` with our configured values.
-pub type Timeouts = mt::LinearTimeouts;
+pub(super) type Timeouts = mt::LinearTimeouts;
 
 /// The context.
 #[derive(Clone, Debug)]
-pub struct Ctx;
+pub(super) struct Ctx;
 
 impl mt::Context for Ctx {
     type Address = ConsenterId;

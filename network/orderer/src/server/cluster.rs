@@ -322,6 +322,47 @@ async fn peer_sender(
     }
 }
 
+/// Why the cluster service refuses a connection or a stream; [`Status`] from it is the one
+/// mapping to gRPC codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum ClusterRefusal {
+    /// The connection has no TLS client certificates.
+    #[error("a consenter's TLS client certificate is required")]
+    NoCertificates,
+    /// The connection's certificate list is empty.
+    #[error("no TLS client certificate")]
+    NoLeaf,
+    /// The TLS client certificate is no consenter's.
+    #[error("TLS client certificate is not a consenter's")]
+    NotConsenterCertificate,
+    /// The request did not pass [`ClusterAuth`].
+    #[error("unknown consenter")]
+    UnknownConsenter,
+    /// The consenter `consenter` has no inbound budget: it is not a consenter of the channel.
+    #[error("not a consenter of this channel")]
+    NotChannelConsenter {
+        /// The consenter id its certificate maps to.
+        consenter: u32,
+    },
+    /// The core has stopped.
+    #[error("orderer is stopping")]
+    Stopping,
+}
+
+impl From<ClusterRefusal> for Status {
+    fn from(r: ClusterRefusal) -> Self {
+        let message = r.to_string();
+        match r {
+            ClusterRefusal::NoCertificates
+            | ClusterRefusal::NoLeaf
+            | ClusterRefusal::UnknownConsenter => Status::unauthenticated(message),
+            ClusterRefusal::NotConsenterCertificate
+            | ClusterRefusal::NotChannelConsenter { .. } => Status::permission_denied(message),
+            ClusterRefusal::Stopping => Status::unavailable(message),
+        }
+    }
+}
+
 /// The consenter a cluster connection belongs to, set by [`ClusterAuth`].
 #[derive(Debug, Clone, Copy)]
 struct ConsenterPeer(u32);
@@ -335,15 +376,12 @@ pub(super) struct ClusterAuth {
 
 impl tonic::service::Interceptor for ClusterAuth {
     fn call(&mut self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let certs = req.peer_certs().ok_or_else(|| {
-            Status::unauthenticated("a consenter's TLS client certificate is required")
-        })?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| Status::unauthenticated("no TLS client certificate"))?;
-        let id = *self.consenters.get(leaf.as_ref()).ok_or_else(|| {
-            Status::permission_denied("TLS client certificate is not a consenter's")
-        })?;
+        let certs = req.peer_certs().ok_or(ClusterRefusal::NoCertificates)?;
+        let leaf = certs.first().ok_or(ClusterRefusal::NoLeaf)?;
+        let id = *self
+            .consenters
+            .get(leaf.as_ref())
+            .ok_or(ClusterRefusal::NotConsenterCertificate)?;
         req.extensions_mut().insert(ConsenterPeer(id));
         Ok(req)
     }
@@ -362,14 +400,14 @@ impl Cluster for ClusterService {
         let from = request
             .extensions()
             .get::<ConsenterPeer>()
-            .ok_or_else(|| Status::unauthenticated("unknown consenter"))?
+            .ok_or(ClusterRefusal::UnknownConsenter)?
             .0;
         let mut stream = request.into_inner();
         let budget = self.shared.inbound.get(&from).cloned();
         let cap = self.shared.cluster_queue_bytes;
         while let Some(msg) = stream.message().await? {
             let Some((urgent, bulk)) = &budget else {
-                return Err(Status::permission_denied("not a consenter of this channel"));
+                return Err(ClusterRefusal::NotChannelConsenter { consenter: from }.into());
             };
             let n = u32::try_from(msg.encoded_len().clamp(1, cap)).unwrap_or(u32::MAX);
             let event = match msg.message {
@@ -404,9 +442,56 @@ impl Cluster for ClusterService {
                 }
             };
             if self.shared.core.send(event).await.is_err() {
-                return Err(Status::unavailable("orderer is stopping"));
+                return Err(ClusterRefusal::Stopping.into());
             }
         }
         Ok(Response::new(pb::Empty {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal keeps the gRPC code and message it had when built inline.
+    #[test]
+    fn refusals_keep_their_codes_and_messages() {
+        use tonic::Code;
+        let cases = [
+            (
+                ClusterRefusal::NoCertificates,
+                Code::Unauthenticated,
+                "a consenter's TLS client certificate is required",
+            ),
+            (
+                ClusterRefusal::NoLeaf,
+                Code::Unauthenticated,
+                "no TLS client certificate",
+            ),
+            (
+                ClusterRefusal::NotConsenterCertificate,
+                Code::PermissionDenied,
+                "TLS client certificate is not a consenter's",
+            ),
+            (
+                ClusterRefusal::UnknownConsenter,
+                Code::Unauthenticated,
+                "unknown consenter",
+            ),
+            (
+                ClusterRefusal::NotChannelConsenter { consenter: 3 },
+                Code::PermissionDenied,
+                "not a consenter of this channel",
+            ),
+            (
+                ClusterRefusal::Stopping,
+                Code::Unavailable,
+                "orderer is stopping",
+            ),
+        ];
+        for (refusal, code, message) in cases {
+            let status = Status::from(refusal);
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
     }
 }

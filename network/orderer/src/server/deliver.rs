@@ -19,6 +19,8 @@ pub(super) fn deliver_status(s: FabricStatus) -> DeliverResponse {
 
 /// The orderer's chain as the shared Deliver rules read it.
 impl deliver::BlockSource for Shared {
+    type Error = crate::Error;
+
     fn config(&self) -> Arc<ChannelConfig> {
         Shared::config(self)
     }
@@ -27,8 +29,8 @@ impl deliver::BlockSource for Shared {
         self.height.subscribe()
     }
 
-    async fn block(&self, number: u64) -> std::result::Result<Option<Block>, String> {
-        Shared::block(self, number).map_err(|e| e.to_string())
+    async fn block(&self, number: u64) -> crate::Result<Option<Block>> {
+        Shared::block(self, number)
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use medledger_channel::ChannelConfig;
 use medledger_endorser::{Endorser, EndorserConfig, EndorserService, RuntimeExecutor};
-use medledger_gateway::server::{
+use medledger_gateway_server::{
     ChaincodePolicies, ChannelGateway, EndorserHandle, GatewayService, OrdererEndpoint,
     PeerEndpoint as GatewayPeer,
 };

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use medledger_channel::{block, envelope};
-use medledger_gateway::server::{CommitSource, EventStream};
+use medledger_gateway_server::{CommitSource, CommitSourceError, EventStream};
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope, HeaderType};
 use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
 use prost::Message;
@@ -35,10 +35,12 @@ impl LedgerCommits {
         }
     }
 
-    fn committer(&self, channel: &str) -> Result<&Arc<Committer>, String> {
+    fn committer(&self, channel: &str) -> Result<&Arc<Committer>, CommitSourceError> {
         self.committers
             .get(channel)
-            .ok_or_else(|| format!("channel {channel} is not served by this peer"))
+            .ok_or_else(|| CommitSourceError::UnknownChannel {
+                channel: channel.to_owned(),
+            })
     }
 }
 
@@ -71,7 +73,7 @@ impl CommitSource for LedgerCommits {
         &self,
         channel: &str,
         tx_id: &str,
-    ) -> Result<(TxValidationCode, u64), String> {
+    ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         let committer = self.committer(channel)?;
         // Subscribe before looking, so a commit in between is not missed.
         let mut events = committer.subscribe();
@@ -79,7 +81,7 @@ impl CommitSource for LedgerCommits {
             if let Some(loc) = committer
                 .ledger()
                 .tx_location(tx_id)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| CommitSourceError::Ledger(Box::new(e)))?
             {
                 return Ok((loc.code, loc.block_num));
             }
@@ -91,7 +93,7 @@ impl CommitSource for LedgerCommits {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {} // look in the ledger again
                 Err(broadcast::error::RecvError::Closed) => {
-                    return Err("the peer is shutting down".into());
+                    return Err(CommitSourceError::ShuttingDown);
                 }
             }
         }
@@ -102,7 +104,7 @@ impl CommitSource for LedgerCommits {
         channel: &str,
         chaincode: &str,
         start: Option<u64>,
-    ) -> Result<EventStream, String> {
+    ) -> Result<EventStream, CommitSourceError> {
         let committer = self.committer(channel)?.clone();
         let mut events = committer.subscribe();
         let mut next = start.unwrap_or_else(|| committer.ledger().height());

@@ -53,7 +53,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use medledger_gateway::server::GatewayConfig;
+use medledger_gateway_server::GatewayConfig;
 use serde::{Deserialize, Serialize};
 
 use medledger_runtime::sandbox::LandlockLevel;

@@ -109,11 +109,82 @@ pub fn start_index(peer_name: &str, n: usize) -> usize {
     (u64::from_be_bytes(first) % n as u64) as usize
 }
 
+/// Why pulling from an orderer, or following its headers, failed. Structured fields (the
+/// orderer's `host:port`, the block number); the messages are the transport's, the orderer's
+/// status or the committer's, and reach only the peer's log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullError {
+    /// The Deliver request cannot be signed.
+    #[error("{0}")]
+    Request(String),
+    /// The orderer cannot be reached (endpoint, TLS, connection).
+    #[error("{message}")]
+    Connect {
+        /// The orderer, `host:port`.
+        orderer: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// The orderer refused the Deliver call or its stream broke: the gRPC status message.
+    #[error("{message}")]
+    Stream {
+        /// The orderer, `host:port`.
+        orderer: String,
+        /// The gRPC status message.
+        message: String,
+    },
+    /// The orderer ended the block stream (`headers` false) or the header stream with a
+    /// Fabric status.
+    #[error("orderer ended the {}stream with status {status}", if *headers { "header " } else { "" })]
+    Ended {
+        /// The orderer, `host:port`.
+        orderer: String,
+        /// Whether it was the header stream.
+        headers: bool,
+        /// The `common.Status`.
+        status: i32,
+    },
+    /// The orderer closed the block stream (`headers` false) or the header stream.
+    #[error("orderer closed the {}stream", if *headers { "header " } else { "" })]
+    Closed {
+        /// The orderer, `host:port`.
+        orderer: String,
+        /// Whether it was the header stream.
+        headers: bool,
+    },
+    /// A Deliver response carried neither a block nor a status.
+    #[error("empty deliver response")]
+    EmptyResponse {
+        /// The orderer, `host:port`.
+        orderer: String,
+    },
+    /// A header the orderer sent has no valid commit certificate.
+    #[error("{source}")]
+    Attestation {
+        /// The orderer, `host:port`.
+        orderer: String,
+        /// What the verification found.
+        source: bft::BlockVerifyError,
+    },
+    /// The block stream's task ended (the puller stops it only when leaving the source).
+    #[error("block stream ended")]
+    StreamEnded,
+    /// A block from the source was not committed (refused by the committer, or the commit
+    /// task failed).
+    #[error("{message}")]
+    Commit {
+        /// The block's number.
+        block: u64,
+        /// The committer's message.
+        message: String,
+    },
+}
+
 /// Why the puller leaves its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SwitchReason {
     /// The connection or stream failed, or a block it sent was refused.
-    Failed(String),
+    Failed(PullError),
     /// Blocks attested by a quorum of consenters stayed undelivered for the censorship
     /// timeout: the ledger was at height `committed` while an orderer showed `attested`.
     Withheld {
@@ -360,19 +431,46 @@ impl std::fmt::Display for Orderer {
 /// signed request (channel Readers policy), and an orderer's TLS client roots are those of the
 /// configuration it started with, which a peer of an organization that joined later is not
 /// under.
-async fn connect(tls: &TlsClient, orderer: &Orderer) -> Result<Channel, String> {
+async fn connect(tls: &TlsClient, orderer: &Orderer) -> Result<Channel, PullError> {
+    let failed = |e: tonic::transport::Error| PullError::Connect {
+        orderer: orderer.to_string(),
+        message: e.to_string(),
+    };
     let config = ClientTlsConfig::new()
         .ca_certificate(TlsCertificate::from_pem(&tls.roots_pem))
         .domain_name(orderer.host.clone());
     Endpoint::from_shared(format!("https://{orderer}"))
-        .map_err(|e| e.to_string())?
+        .map_err(failed)?
         .tls_config(config)
-        .map_err(|e| e.to_string())?
+        .map_err(failed)?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(failed)
+}
+
+/// Why a Deliver stream of `orderer` (its header stream if `headers`) ends on `response`, a
+/// response that is no block: the orderer's status, or an empty response.
+fn not_a_block(orderer: &Orderer, headers: bool, response: Option<DeliverType>) -> PullError {
+    let orderer = orderer.to_string();
+    match response {
+        Some(DeliverType::Status(status)) => PullError::Ended {
+            orderer,
+            headers,
+            status,
+        },
+        _ => PullError::EmptyResponse { orderer },
+    }
+}
+
+/// A failed Deliver call or stream of `orderer`.
+fn stream_failed(orderer: &Orderer) -> impl Fn(tonic::Status) -> PullError {
+    let orderer = orderer.to_string();
+    move |s| PullError::Stream {
+        orderer: orderer.clone(),
+        message: s.message().to_owned(),
+    }
 }
 
 /// Opens a Deliver stream to `orderer` with `request`.
@@ -380,14 +478,14 @@ async fn deliver(
     tls: &TlsClient,
     orderer: &Orderer,
     request: Envelope,
-) -> Result<tonic::Streaming<medledger_proto::orderer::DeliverResponse>, String> {
+) -> Result<tonic::Streaming<medledger_proto::orderer::DeliverResponse>, PullError> {
     let channel = connect(tls, orderer).await?;
     AtomicBroadcastClient::new(channel)
         .max_decoding_message_size(MAX_BLOCK_BYTES)
         .deliver(tokio_stream::iter([request]))
         .await
         .map(tonic::Response::into_inner)
-        .map_err(|e| e.message().to_owned())
+        .map_err(stream_failed(orderer))
 }
 
 /// Forwards the blocks of a Deliver stream from `start` on `orderer` into `tx`, then the
@@ -398,28 +496,28 @@ async fn stream_blocks(
     channel_id: String,
     start: u64,
     orderer: Orderer,
-    tx: mpsc::Sender<Result<Block, String>>,
+    tx: mpsc::Sender<Result<Block, PullError>>,
 ) {
     let forward = async {
         let request =
             medledger_channel::deliver::seek_envelope(&signer, &channel_id, start, u64::MAX)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| PullError::Request(e.to_string()))?;
         let mut stream = deliver(&tls, &orderer, request).await?;
         info!(target: "peer::pull", channel = %channel_id, %orderer, from = start, "pulling blocks");
-        while let Some(resp) = stream.message().await.map_err(|e| e.message().to_owned())? {
+        while let Some(resp) = stream.message().await.map_err(stream_failed(&orderer))? {
             match resp.r#type {
                 Some(DeliverType::Block(b)) => {
                     if tx.send(Ok(b)).await.is_err() {
                         return Ok(());
                     }
                 }
-                Some(DeliverType::Status(s)) => {
-                    return Err(format!("orderer ended the stream with status {s}"));
-                }
-                None => return Err("empty deliver response".to_owned()),
+                other => return Err(not_a_block(&orderer, false, other)),
             }
         }
-        Err("orderer closed the stream".to_owned())
+        Err(PullError::Closed {
+            orderer: orderer.to_string(),
+            headers: false,
+        })
     };
     if let Err(e) = forward.await {
         let _ = tx.send(Err(e)).await;
@@ -514,7 +612,7 @@ impl BlockPuller {
                         }
                     }
                     Some(Err(e)) => return SwitchReason::Failed(e),
-                    None => return SwitchReason::Failed("block stream ended".to_owned()),
+                    None => return SwitchReason::Failed(PullError::StreamEnded),
                 },
                 _ = tick.tick() => {
                     let committed = self.committer.ledger().height();
@@ -542,30 +640,38 @@ impl BlockPuller {
         i: usize,
         orderer: &Orderer,
         heights: &AttestedHeights,
-    ) -> Result<(), String> {
+    ) -> Result<(), PullError> {
         let channel_id = self.committer.channel_id();
         let request = medledger_channel::deliver::header_stream_envelope(&self.signer, channel_id)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| PullError::Request(e.to_string()))?;
         let mut stream = deliver(&self.tls, orderer, request).await?;
-        while let Some(resp) = stream.message().await.map_err(|e| e.message().to_owned())? {
+        while let Some(resp) = stream.message().await.map_err(stream_failed(orderer))? {
             match resp.r#type {
                 Some(DeliverType::Block(b)) => {
                     let config = self.committer.config();
                     if let Err(e) = heights.attest(i, &b, channel_id, config.consenters()) {
                         warn!(target: "peer::pull", channel = %channel_id, %orderer, error = %e, "orderer sent a header without a valid commit certificate");
-                        return Err(e.to_string());
+                        return Err(PullError::Attestation {
+                            orderer: orderer.to_string(),
+                            source: e,
+                        });
                     }
                 }
-                Some(DeliverType::Status(s)) => {
-                    return Err(format!("orderer ended the header stream with status {s}"));
-                }
-                None => return Err("empty deliver response".to_owned()),
+                other => return Err(not_a_block(orderer, true, other)),
             }
         }
-        Err("orderer closed the header stream".to_owned())
+        Err(PullError::Closed {
+            orderer: orderer.to_string(),
+            headers: true,
+        })
     }
 
-    async fn commit(&self, block: Block) -> Result<(), String> {
+    async fn commit(&self, block: Block) -> Result<(), PullError> {
+        let number = block.header.as_ref().map_or(0, |h| h.number);
+        let failed = |message: String| PullError::Commit {
+            block: number,
+            message,
+        };
         let committer = self.committer.clone();
         let transient = self.transient.clone();
         let summary = tokio::task::spawn_blocking(move || {
@@ -585,8 +691,8 @@ impl BlockPuller {
             Ok::<_, crate::Error>(summary)
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
         debug!(target: "peer::pull", block = summary.block_number, "block committed");
         Ok(())
     }

@@ -284,7 +284,7 @@ mod escape {
     }
 
     /// Tries the named call once and returns the kernel's answer.
-    pub fn attempt(name: &str) -> Result<libc::c_long, Errno> {
+    pub(crate) fn attempt(name: &str) -> Result<libc::c_long, Errno> {
         let parent = libc::c_long::from(nix::unistd::getppid().as_raw());
         let own = libc::c_long::from(nix::unistd::getpid().as_raw());
         let mut buf = [0u8; 64];

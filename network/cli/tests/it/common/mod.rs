@@ -10,14 +10,14 @@ use std::process::Command;
 use medledger_devnet::spec::NetworkSpec;
 
 /// The `medledger` executable under test.
-pub const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
+pub(crate) const MEDLEDGER: &str = env!("CARGO_BIN_EXE_medledger");
 
 /// A binary of another workspace package (`medledger-sandbox`, `kv-chaincode`,
 /// `ehr-chaincode`), found next to `medledger`: Cargo puts every binary of the workspace in the
 /// same directory, where the peers also look for them. Only this package's own binary is built
 /// for its tests: build the others with `cargo build --release --workspace --bins` (or run the
 /// tests with `--workspace`).
-pub fn sibling(name: &str) -> PathBuf {
+pub(crate) fn sibling(name: &str) -> PathBuf {
     let path = Path::new(MEDLEDGER).with_file_name(name);
     assert!(
         path.is_file(),
@@ -27,8 +27,21 @@ pub fn sibling(name: &str) -> PathBuf {
     path
 }
 
+/// An example of `medledger-examples` (`examples/`), which Cargo builds into `examples/` beside
+/// `medledger` when the workspace's tests are built.
+pub(crate) fn example(name: &str) -> PathBuf {
+    let path = Path::new(MEDLEDGER).with_file_name("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build it with `cargo build --release -p medledger-examples --examples` \
+         (or run the tests with `--workspace`)",
+        path.display()
+    );
+    path
+}
+
 /// Stops the network in `dir` (`medledger network down`) even when the test fails.
-pub struct Network {
+pub(crate) struct Network {
     /// The network directory.
     pub dir: PathBuf,
 }
@@ -45,7 +58,7 @@ impl Drop for Network {
 /// A network configuration on loopback: channel `ehr`, 4 BFT orderers, one peer in Org1MSP and
 /// one in Org2MSP, on `ports` (12: a gRPC and an operations port per node), with the
 /// `chaincodes` YAML list entries (one `- { name: ... }` per line).
-pub fn spec(ports: &[u16], chaincodes: &[&str]) -> String {
+pub(crate) fn spec(ports: &[u16], chaincodes: &[&str]) -> String {
     let node = |name: &str, i: usize| {
         format!(
             "{{ name: {name}, host: 127.0.0.1, port: {}, operations_port: {} }}",
@@ -78,7 +91,7 @@ chaincodes:
 
 /// Runs `medledger ARGS --dir DIR` with `envs`; its stdout; panics with both outputs on
 /// failure.
-pub fn medledger_with(args: &[&str], dir: &Path, envs: &[(&str, &Path)]) -> String {
+pub(crate) fn medledger_with(args: &[&str], dir: &Path, envs: &[(&str, &Path)]) -> String {
     if args.first() == Some(&"network") {
         // The peers run these from next to `medledger`.
         for bin in ["medledger-sandbox", "kv-chaincode", "ehr-chaincode"] {
@@ -101,13 +114,13 @@ pub fn medledger_with(args: &[&str], dir: &Path, envs: &[(&str, &Path)]) -> Stri
 }
 
 /// Runs `medledger ARGS --dir DIR`; its stdout.
-pub fn medledger(args: &[&str], dir: &Path) -> String {
+pub(crate) fn medledger(args: &[&str], dir: &Path) -> String {
     medledger_with(args, dir, &[])
 }
 
 /// The sample FHIR bundles: `$MEDLEDGER_EHR_BUNDLES`, else `shared/data/ehr/bundles` above the
 /// crate.
-pub fn sample_dir() -> PathBuf {
+pub(crate) fn sample_dir() -> PathBuf {
     if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
         return PathBuf::from(d);
     }
@@ -119,7 +132,7 @@ pub fn sample_dir() -> PathBuf {
 }
 
 /// The first `n` sample bundles (by file name) copied into `into`.
-pub fn copy_sample_bundles(into: &Path, n: usize) {
+pub(crate) fn copy_sample_bundles(into: &Path, n: usize) {
     std::fs::create_dir_all(into).unwrap();
     let mut files: Vec<PathBuf> = std::fs::read_dir(sample_dir())
         .unwrap()
@@ -133,7 +146,7 @@ pub fn copy_sample_bundles(into: &Path, n: usize) {
 }
 
 /// `network/configs/dev.yaml` (the default network) moved to free loopback ports.
-pub fn dev_spec_on_free_ports() -> String {
+pub(crate) fn dev_spec_on_free_ports() -> String {
     let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml");
     let mut spec = NetworkSpec::load(&dev).unwrap();
     let n = spec.nodes().count();
@@ -154,7 +167,7 @@ pub fn dev_spec_on_free_ports() -> String {
 /// Waits (up to 10 s) until every peer of the network in `dir` has committed as many blocks
 /// as the furthest one: a transaction confirmed by one organization's gateway is then visible
 /// to reads and endorsements at every peer.
-pub async fn settle(dir: &Path) {
+pub(crate) async fn settle(dir: &Path) {
     medledger_devnet::settle(dir).await.unwrap();
 }
 
@@ -162,7 +175,7 @@ pub async fn settle(dir: &Path) {
 /// `tmp/net`, with the first `bundles` sample bundles copied into `tmp/bundles` (their first
 /// three patients get demo identities). Returns the network directory, the bundles directory
 /// and the guard that stops the network.
-pub fn up_dev_network(tmp: &Path, bundles: usize) -> (PathBuf, PathBuf, Network) {
+pub(crate) fn up_dev_network(tmp: &Path, bundles: usize) -> (PathBuf, PathBuf, Network) {
     let dir = tmp.join("net");
     let bundle_dir = tmp.join("bundles");
     copy_sample_bundles(&bundle_dir, bundles);
@@ -179,7 +192,7 @@ pub fn up_dev_network(tmp: &Path, bundles: usize) -> (PathBuf, PathBuf, Network)
 
 /// Imports every bundle of `bundles` quietly into the network in `dir` (`medledger ehr
 /// import`), then waits until every peer has committed it.
-pub async fn import_and_settle(dir: &Path, bundles: &Path) {
+pub(crate) async fn import_and_settle(dir: &Path, bundles: &Path) {
     medledger_with(
         &["ehr", "import", bundles.to_str().unwrap(), "--quiet"],
         dir,
@@ -189,7 +202,7 @@ pub async fn import_and_settle(dir: &Path, bundles: &Path) {
 }
 
 /// The first bundle file of `bundles` (the one `up_dev_network` gave a patient identity).
-pub fn first_bundle(bundles: &Path) -> ehr_client::bundle::PatientBundle {
+pub(crate) fn first_bundle(bundles: &Path) -> ehr_client::bundle::PatientBundle {
     let file = std::fs::read_dir(bundles)
         .unwrap()
         .next()
@@ -200,7 +213,7 @@ pub fn first_bundle(bundles: &Path) -> ehr_client::bundle::PatientBundle {
 }
 
 /// Opens the `ehr` channel ledger of a stopped peer of the network in `dir`.
-pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
+pub(crate) fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
     medledger_ledger::Ledger::open(
         &dir.join("nodes").join(node).join("data/ledgers/ehr"),
         "ehr",
@@ -211,26 +224,26 @@ pub fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
 
 /// The EHR pseudonym key `network up` made for organization `org` (e.g. `org1`) of the network
 /// in `dir` (ADR 0031).
-pub fn pseudonym_key(dir: &Path, org: &str) -> ehr_chaincode::ids::PseudonymKey {
+pub(crate) fn pseudonym_key(dir: &Path, org: &str) -> ehr_chaincode::ids::PseudonymKey {
     let path = medledger_devnet::generate::pseudonym_key_path(dir, org);
     medledger_devnet::generate::read_pseudonym_key(&path).unwrap()
 }
 
 /// The ledger id of the patient `patient_id` (a `Patient.id`) of org1, the dev network's
 /// custodian.
-pub fn ledger_patient(dir: &Path, patient_id: &str) -> String {
+pub(crate) fn ledger_patient(dir: &Path, patient_id: &str) -> String {
     pseudonym_key(dir, "org1").patient(patient_id)
 }
 
 /// The ledger id of resource `record` (`ResourceType/id`) of org1's patient `patient_id`.
-pub fn ledger_record(dir: &Path, patient_id: &str, record: &str) -> String {
+pub(crate) fn ledger_record(dir: &Path, patient_id: &str, record: &str) -> String {
     pseudonym_key(dir, "org1")
         .record(patient_id, &record.parse().unwrap())
         .to_string()
 }
 
 /// Every file under `dir`, recursively (symbolic links not followed).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

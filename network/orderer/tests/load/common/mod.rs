@@ -16,17 +16,17 @@ use medledger_orderer::server::RunningOrderer;
 use medledger_proto::common::Envelope;
 use medledger_proto::medledger::channel::BatchConfig;
 
-pub const CHANNEL: &str = "ehr";
+pub(crate) const CHANNEL: &str = "ehr";
 
 /// When each transaction was first submitted, by tx id.
-pub type Submitted = Arc<Mutex<HashMap<String, Instant>>>;
+pub(crate) type Submitted = Arc<Mutex<HashMap<String, Instant>>>;
 
 /// The latency counted for a transaction never ordered.
-pub const NOT_ORDERED: Duration = Duration::from_secs(3600);
+pub(crate) const NOT_ORDERED: Duration = Duration::from_secs(3600);
 
 /// Logs to the test's output as `RUST_LOG` asks (`RUST_LOG=orderer=debug` shows what the
 /// orderers do).
-pub fn trace() {
+pub(crate) fn trace() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -36,7 +36,7 @@ pub fn trace() {
 /// Generates a dev network of 4 orderers on 127.0.0.1 in `dir` (blocks of at most 500
 /// envelopes, 2 MiB preferred, cut after 100 ms); returns their gRPC ports, the network and
 /// their configurations.
-pub fn dev_network(
+pub(crate) fn dev_network(
     dir: &std::path::Path,
     consensus: ConsensusSection,
 ) -> (Vec<u16>, DevNet, Vec<OrdererConfig>) {
@@ -67,7 +67,7 @@ pub fn dev_network(
 }
 
 /// Resident set size of this process, bytes.
-pub fn rss() -> u64 {
+pub(crate) fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -76,11 +76,11 @@ pub fn rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-pub fn nonce() -> [u8; 24] {
+pub(crate) fn nonce() -> [u8; 24] {
     rand::random()
 }
 
-pub fn tx_id(e: &Envelope) -> String {
+pub(crate) fn tx_id(e: &Envelope) -> String {
     medledger_channel::envelope::parse(e)
         .unwrap()
         .tx_id()
@@ -89,14 +89,14 @@ pub fn tx_id(e: &Envelope) -> String {
 
 /// Watches the chain of the first orderer (when each transaction appears in it) and this
 /// process's peak memory, every 20 ms.
-pub struct ChainWatch {
+pub(crate) struct ChainWatch {
     committed: Arc<Mutex<HashMap<String, Instant>>>,
     peak: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// What a [`ChainWatch`] saw.
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Submit → ordered latency of every submitted transaction, sorted ([`NOT_ORDERED`] for
     /// one never ordered).
     pub latencies: Vec<Duration>,
@@ -109,25 +109,25 @@ pub struct Outcome {
 }
 
 /// The `q` quantile of sorted `v` (zero if empty).
-pub fn quantile(v: &[Duration], q: f64) -> Duration {
+pub(crate) fn quantile(v: &[Duration], q: f64) -> Duration {
     let i = ((v.len() as f64 * q).ceil() as usize).saturating_sub(1);
     v.get(i).copied().unwrap_or_default()
 }
 
 impl Outcome {
     /// The `q` quantile of the latencies (zero if none).
-    pub fn percentile(&self, q: f64) -> Duration {
+    pub(crate) fn percentile(&self, q: f64) -> Duration {
         quantile(&self.latencies, q)
     }
 
-    pub fn max(&self) -> Duration {
+    pub(crate) fn max(&self) -> Duration {
         self.latencies.last().copied().unwrap_or_default()
     }
 }
 
 impl ChainWatch {
     /// Starts watching `orderers[0]`; `rss_floor` is the memory level peaks start from.
-    pub fn start(orderers: Arc<Vec<RunningOrderer>>, rss_floor: u64) -> Self {
+    pub(crate) fn start(orderers: Arc<Vec<RunningOrderer>>, rss_floor: u64) -> Self {
         let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let peak = Arc::new(AtomicU64::new(rss_floor));
         let task = {
@@ -158,7 +158,7 @@ impl ChainWatch {
 
     /// Waits up to `limit` for every transaction of `submitted` to be ordered, then stops
     /// watching.
-    pub async fn finish(self, submitted: &Submitted, limit: Duration) -> Outcome {
+    pub(crate) async fn finish(self, submitted: &Submitted, limit: Duration) -> Outcome {
         let deadline = Instant::now() + limit;
         loop {
             let done = {
@@ -190,7 +190,7 @@ impl ChainWatch {
 
 /// The load tests measure this process's memory and latencies, and the test harness runs the
 /// tests of one binary on parallel threads: each load test holds this turn while it runs.
-pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     TURN.lock().await
 }

@@ -19,12 +19,12 @@ use medledger_peer::testing::{TxSpec, endorsed_tx, signed_block};
 use medledger_peer::validator::BlockPrivateData;
 use medledger_proto::common::{Block, Envelope};
 
-pub const CHANNEL: &str = "ehr-channel";
-pub const CC: &str = "ehr";
+pub(crate) const CHANNEL: &str = "ehr-channel";
+pub(crate) const CC: &str = "ehr";
 
 /// The `ehr` chaincode: both orgs endorse; collection `Org1PHI` has Org1 as its only member
 /// and lets Org1's peers alone endorse its private writes.
-pub fn phi_definition() -> ChaincodeDefinition {
+pub(crate) fn phi_definition() -> ChaincodeDefinition {
     let org1: SignaturePolicy = "'Org1MSP.member'".parse().unwrap();
     ChaincodeDefinition {
         name: CC.into(),
@@ -45,7 +45,7 @@ pub fn phi_definition() -> ChaincodeDefinition {
 
 /// Identities of a 2-org channel (default endorsement policy `MAJORITY Endorsement` = both
 /// orgs' peers) with 4 consenters (quorum 3).
-pub struct Net {
+pub(crate) struct Net {
     pub ch: TestChannel,
     pub client: SigningIdentity,
     pub peer1: SigningIdentity,
@@ -57,7 +57,7 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut ch = TestChannel::new(CHANNEL, 2, 4);
         let client = ch.orgs[0].identity("client1", NodeOu::Client, &[]);
         let peer1 = ch.orgs[0].identity("peer0", NodeOu::Peer, &[]);
@@ -76,7 +76,7 @@ impl Net {
         }
     }
 
-    pub fn genesis(&self) -> Block {
+    pub(crate) fn genesis(&self) -> Block {
         self.ch.config.config_block(
             0,
             &[],
@@ -85,23 +85,27 @@ impl Net {
     }
 
     /// A transaction endorsed by both orgs.
-    pub fn tx(&self, spec: &TxSpec) -> (Envelope, String) {
+    pub(crate) fn tx(&self, spec: &TxSpec) -> (Envelope, String) {
         endorsed_tx(CHANNEL, &self.client, spec, &[&self.peer1, &self.peer2])
     }
 
-    pub fn tx_by(&self, spec: &TxSpec, endorsers: &[&SigningIdentity]) -> (Envelope, String) {
+    pub(crate) fn tx_by(
+        &self,
+        spec: &TxSpec,
+        endorsers: &[&SigningIdentity],
+    ) -> (Envelope, String) {
         endorsed_tx(CHANNEL, &self.client, spec, endorsers)
     }
 }
 
 /// A peer: ledger + committer.
-pub struct Peer {
+pub(crate) struct Peer {
     pub committer: Arc<Committer>,
     pub defs: Arc<InMemoryDefinitions>,
 }
 
 impl Peer {
-    pub fn open(net: &Net, dir: &Path, msp_id: &str) -> Self {
+    pub(crate) fn open(net: &Net, dir: &Path, msp_id: &str) -> Self {
         let defs = Arc::new(InMemoryDefinitions::new());
         let ledger = Arc::new(Ledger::open(dir, CHANNEL, &LedgerConfig::default()).unwrap());
         let committer = Committer::new(
@@ -117,21 +121,21 @@ impl Peer {
         }
     }
 
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         self.committer.ledger()
     }
 
     /// The next block with `envs`, signed by consenters 1..=3.
-    pub fn next_block(&self, net: &Net, envs: &[Envelope]) -> Block {
+    pub(crate) fn next_block(&self, net: &Net, envs: &[Envelope]) -> Block {
         let info = self.ledger().info();
         signed_block(&net.ch, info.height, &info.current_hash, envs, &[1, 2, 3])
     }
 
-    pub fn commit(&self, net: &Net, envs: &[Envelope]) -> CommitSummary {
+    pub(crate) fn commit(&self, net: &Net, envs: &[Envelope]) -> CommitSummary {
         self.commit_private(net, envs, &BlockPrivateData::new())
     }
 
-    pub fn commit_private(
+    pub(crate) fn commit_private(
         &self,
         net: &Net,
         envs: &[Envelope],

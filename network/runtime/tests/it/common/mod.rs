@@ -8,12 +8,12 @@ use medledger_runtime::process::InstalledChaincode;
 use medledger_runtime::support::ExecRequest;
 
 /// The `medledger-sandbox` trampoline under test.
-pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
+pub(crate) const LAUNCHER: &str = env!("CARGO_BIN_EXE_medledger-sandbox");
 /// The `kv-chaincode` example (with its misbehaving functions) under test.
-pub const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
+pub(crate) const KV: &str = env!("CARGO_BIN_EXE_kv-chaincode");
 
 /// `kv-chaincode` installed as chaincode `id` (e.g. `kv:1.0`).
-pub fn kv_chaincode(id: &str) -> InstalledChaincode {
+pub(crate) fn kv_chaincode(id: &str) -> InstalledChaincode {
     InstalledChaincode {
         id: id.into(),
         executable: KV.into(),
@@ -21,7 +21,7 @@ pub fn kv_chaincode(id: &str) -> InstalledChaincode {
 }
 
 /// Transaction `tx` on channel `ehr` invoking `args` (function first).
-pub fn exec_request(tx: &str, args: &[&str]) -> ExecRequest {
+pub(crate) fn exec_request(tx: &str, args: &[&str]) -> ExecRequest {
     ExecRequest {
         channel_id: "ehr".into(),
         tx_id: tx.into(),
@@ -38,7 +38,7 @@ pub fn exec_request(tx: &str, args: &[&str]) -> ExecRequest {
 /// every binary of the workspace in the same directory). Only this package's own binaries are
 /// built for its tests: build the others with `cargo build --release --workspace --bins` (or
 /// run the tests with `--workspace`).
-pub fn sibling(name: &str) -> std::path::PathBuf {
+pub(crate) fn sibling(name: &str) -> std::path::PathBuf {
     let path = std::path::Path::new(LAUNCHER).with_file_name(name);
     assert!(
         path.is_file(),

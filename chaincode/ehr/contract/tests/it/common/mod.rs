@@ -22,41 +22,41 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Patient ids used by the unit tests (FHIR `Patient.id`s: clear, never on the ledger).
-pub const PA: &str = "patient-a";
-pub const PB: &str = "patient-b";
+pub(crate) const PA: &str = "patient-a";
+pub(crate) const PB: &str = "patient-b";
 
 /// The organizations whose pseudonym key `Net::new`/`Net::bare` set, each with its EHR admin.
-pub const KEYED_ORGS: [(&str, &str); 3] = [
+pub(crate) const KEYED_ORGS: [(&str, &str); 3] = [
     ("Org1MSP", "admin1"),
     ("Org2MSP", "admin2"),
     ("Org3MSP", "admin3"),
 ];
 
 /// The fixed test pseudonym key of an organization: SHA-256 of a label and its MSP id.
-pub fn pseudonym_key(msp: &str) -> PseudonymKey {
+pub(crate) fn pseudonym_key(msp: &str) -> PseudonymKey {
     let bytes = Sha256::digest(format!("medledger/ehr/test-pseudonym-key\0{msp}"));
     PseudonymKey::from_bytes(&bytes).unwrap()
 }
 
 /// The ledger id (`p_…`) of the patient whose `Patient.id` is `clear`, custodian `msp`.
-pub fn lp_at(msp: &str, clear: &str) -> String {
+pub(crate) fn lp_at(msp: &str, clear: &str) -> String {
     pseudonym_key(msp).patient(clear)
 }
 
 /// The ledger id (`p_…`) of a patient of Org1MSP (every test patient unless said otherwise).
-pub fn lp(clear: &str) -> String {
+pub(crate) fn lp(clear: &str) -> String {
     lp_at("Org1MSP", clear)
 }
 
 /// The ledger id (`Type/r_…`) of resource `reference` (clear `Type/id`) of patient `clear`,
 /// custodian `msp`.
-pub fn lr_at(msp: &str, clear: &str, reference: &str) -> String {
+pub(crate) fn lr_at(msp: &str, clear: &str, reference: &str) -> String {
     let reference: ResourceRef = reference.parse().unwrap();
     pseudonym_key(msp).record(clear, &reference).to_string()
 }
 
 /// The ledger id (`Type/r_…`) of a record of a patient of Org1MSP.
-pub fn lr(clear: &str, reference: &str) -> String {
+pub(crate) fn lr(clear: &str, reference: &str) -> String {
     lr_at("Org1MSP", clear, reference)
 }
 
@@ -65,19 +65,19 @@ fn ledger_id_once(cell: &'static OnceLock<String>, clear: &str) -> &'static str 
 }
 
 /// The ledger id of [`PA`].
-pub fn lpa() -> &'static str {
+pub(crate) fn lpa() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ledger_id_once(&ID, PA)
 }
 
 /// The ledger id of [`PB`].
-pub fn lpb() -> &'static str {
+pub(crate) fn lpb() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ledger_id_once(&ID, PB)
 }
 
 /// The transient map of a PHI-carrying call: the clear `Patient.id` and the PHI.
-pub fn phi<'a>(clear: &'a str, name: &'a str, bytes: &'a [u8]) -> [(&'a str, &'a [u8]); 2] {
+pub(crate) fn phi<'a>(clear: &'a str, name: &'a str, bytes: &'a [u8]) -> [(&'a str, &'a [u8]); 2] {
     [("patient", clear.as_bytes()), (name, bytes)]
 }
 
@@ -163,7 +163,7 @@ fn registry() -> &'static Mutex<Registry> {
 
 /// The creator (MSP id, certificate, serialized identity) of a named test identity; issued
 /// once per process by a real CA of its organization.
-pub fn creator(name: &str) -> Creator {
+pub(crate) fn creator(name: &str) -> Creator {
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = reg.creators.get(name) {
         return c.clone();
@@ -187,7 +187,7 @@ pub fn creator(name: &str) -> Creator {
 
 /// A new certificate for the named identity (a re-enrollment at its CA: same registered
 /// identity and attributes, new key and certificate). Later calls as `name` use it.
-pub fn reenroll(name: &str) -> Creator {
+pub(crate) fn reenroll(name: &str) -> Creator {
     creator(name);
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
     let (msp, _) = spec(name);
@@ -215,7 +215,7 @@ pub fn reenroll(name: &str) -> Creator {
 /// id) after, say, taking `ehr.emergency` away. Our CA cannot modify a registration, so a
 /// second CA of the same MSP id issues it; the contract sees only the certificate. Later calls
 /// as `name` use it.
-pub fn reissue(name: &str, attrs: &[(&str, &str)]) -> Creator {
+pub(crate) fn reissue(name: &str, attrs: &[(&str, &str)]) -> Creator {
     creator(name);
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
     let (msp, _) = spec(name);
@@ -237,16 +237,16 @@ pub fn reissue(name: &str, attrs: &[(&str, &str)]) -> Creator {
 
 /// The identity id of a named identity (what consents to one identity name): the person,
 /// from the enrollment id.
-pub fn identity_id(name: &str) -> String {
+pub(crate) fn identity_id(name: &str) -> String {
     ehr_chaincode::Caller::from_creator(&creator(name)).id
 }
 
 /// Start of the test clock: 2024-01-01T00:00:00Z, ms.
-pub const T0_MS: u64 = 1_704_067_200_000;
+pub(crate) const T0_MS: u64 = 1_704_067_200_000;
 
 /// One call made, for privacy checks.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub function: String,
     /// Every argument, the function name included (what the transaction carries in clear).
     pub args: Vec<String>,
@@ -256,7 +256,7 @@ pub struct Call {
 }
 
 /// The contract on an in-memory ledger.
-pub struct Net {
+pub(crate) struct Net {
     pub ledger: MemoryLedger,
     pub cc: Router,
     pub now_ms: u64,
@@ -266,7 +266,7 @@ pub struct Net {
 
 /// Everything a transaction could change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub public: BTreeMap<String, Vec<u8>>,
     pub private: BTreeMap<(String, String), Vec<u8>>,
     pub events: usize,
@@ -285,12 +285,12 @@ impl Net {
     /// `emergency4`, `auditor4`) is an organization that came later and holds none.
     ///
     /// Each organization of [`KEYED_ORGS`] has its pseudonym key set, as [`Net::bare`].
-    pub fn new() -> Net {
+    pub(crate) fn new() -> Net {
         Net::with_pseudonym_keys(&["Org1MSP", "Org2MSP", "Org3MSP"])
     }
 
     /// As [`Net::new`], but only `orgs` (of [`KEYED_ORGS`]) have their pseudonym key set.
-    pub fn with_pseudonym_keys(orgs: &[&str]) -> Net {
+    pub(crate) fn with_pseudonym_keys(orgs: &[&str]) -> Net {
         let mut n = Net::empty();
         n.set_pseudonym_keys(orgs);
         for gov in ["gov1", "gov2", "gov3"] {
@@ -302,7 +302,7 @@ impl Net {
     /// A ledger without any EHR governance: no organization holds break-glass or auditor
     /// authority. The organizations of [`KEYED_ORGS`] have their pseudonym key set (it takes
     /// no governance).
-    pub fn bare() -> Net {
+    pub(crate) fn bare() -> Net {
         let mut n = Net::empty();
         n.set_pseudonym_keys(&["Org1MSP", "Org2MSP", "Org3MSP"]);
         n
@@ -320,7 +320,7 @@ impl Net {
 
     /// Sets each organization's test key ([`pseudonym_key`]) through `SetPseudonymKey` as its
     /// admin.
-    pub fn set_pseudonym_keys(&mut self, orgs: &[&str]) {
+    pub(crate) fn set_pseudonym_keys(&mut self, orgs: &[&str]) {
         for msp in orgs {
             let (_, admin) = KEYED_ORGS.iter().find(|(m, _)| m == msp).unwrap();
             let key = pseudonym_key(msp);
@@ -336,7 +336,7 @@ impl Net {
     /// `LedgerIds` as `who` at `custodian`: the ledger ids of patient `clear` and of its
     /// resources `references` (clear `Type/id`), checked against the test key.
     #[track_caller]
-    pub fn ledger_ids(
+    pub(crate) fn ledger_ids(
         &mut self,
         who: &str,
         custodian: &str,
@@ -362,18 +362,18 @@ impl Net {
     }
 
     /// Advances the clock.
-    pub fn advance_s(&mut self, s: u64) {
+    pub(crate) fn advance_s(&mut self, s: u64) {
         self.now_ms += s * 1000;
     }
 
     /// A fresh Fabric-like tx id (64 hex digits).
-    pub fn next_tx_id(&mut self) -> String {
+    pub(crate) fn next_tx_id(&mut self) -> String {
         self.seq += 1;
         hex::encode(Sha256::digest(format!("tx-{}", self.seq)))
     }
 
     /// Invokes `args` as `who` (`None` = no creator) with a transient map.
-    pub fn invoke_as(
+    pub(crate) fn invoke_as(
         &mut self,
         who: Option<&str>,
         args: &[&str],
@@ -402,30 +402,35 @@ impl Net {
         r
     }
 
-    pub fn call(&mut self, who: &str, args: &[&str]) -> Response {
+    pub(crate) fn call(&mut self, who: &str, args: &[&str]) -> Response {
         self.invoke_as(Some(who), args, &[])
     }
 
-    pub fn call_t(&mut self, who: &str, args: &[&str], transient: &[(&str, &[u8])]) -> Response {
+    pub(crate) fn call_t(
+        &mut self,
+        who: &str,
+        args: &[&str],
+        transient: &[(&str, &[u8])],
+    ) -> Response {
         self.invoke_as(Some(who), args, transient)
     }
 
     /// Calls and expects status 200; returns the payload as JSON (or `Null` if not JSON).
     #[track_caller]
-    pub fn ok(&mut self, who: &str, args: &[&str]) -> Value {
+    pub(crate) fn ok(&mut self, who: &str, args: &[&str]) -> Value {
         let r = self.call(who, args);
         assert_eq!(r.status, 200, "{args:?} as {who}: {}", r.message);
         serde_json::from_slice(&r.payload).unwrap_or(Value::Null)
     }
 
     #[track_caller]
-    pub fn ok_t(&mut self, who: &str, args: &[&str], transient: &[(&str, &[u8])]) -> Value {
+    pub(crate) fn ok_t(&mut self, who: &str, args: &[&str], transient: &[(&str, &[u8])]) -> Value {
         let r = self.call_t(who, args, transient);
         assert_eq!(r.status, 200, "{args:?} as {who}: {}", r.message);
         serde_json::from_slice(&r.payload).unwrap_or(Value::Null)
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot {
             public: self.ledger.public_state(),
             private: self.ledger.private_state(),
@@ -435,7 +440,7 @@ impl Net {
 
     /// Calls and asserts `status`, and that nothing changed.
     #[track_caller]
-    pub fn refused(
+    pub(crate) fn refused(
         &mut self,
         who: Option<&str>,
         args: &[&str],
@@ -454,12 +459,12 @@ impl Net {
         r.message
     }
 
-    pub fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.ledger.events()
     }
 
     /// Names of the last event (expanding a combined `EhrEvents`).
-    pub fn last_event_names(&self) -> Vec<String> {
+    pub(crate) fn last_event_names(&self) -> Vec<String> {
         let events = self.ledger.events();
         let Some(e) = events.last() else {
             return vec![];
@@ -479,13 +484,13 @@ impl Net {
 
     /// Registers the patient whose `Patient.id` is `clear` at Org1MSP (collection
     /// Org1MSPPHI), under its ledger id.
-    pub fn register(&mut self, clear: &str) {
+    pub(crate) fn register(&mut self, clear: &str) {
         self.ok("admin1", &["RegisterPatient", &lp(clear)]);
     }
 
     /// Reserves record ledger ids (`Type/r_…`) of patient `patient_id` (ledger id) as `who`.
     #[track_caller]
-    pub fn reserve(&mut self, who: &str, patient_id: &str, ids: &[String]) -> Value {
+    pub(crate) fn reserve(&mut self, who: &str, patient_id: &str, ids: &[String]) -> Value {
         let ids = serde_json::to_string(ids).unwrap();
         self.ok(who, &["ReserveRecords", patient_id, &ids])
     }
@@ -494,13 +499,19 @@ impl Net {
     /// the client's three steps: `LedgerIds` (evaluated), `ReserveRecords` with the ledger
     /// ids, `CreateRecord` with the resource and the clear id in the transient map.
     #[track_caller]
-    pub fn create(&mut self, who: &str, clear: &str, resource: &[u8]) -> Value {
+    pub(crate) fn create(&mut self, who: &str, clear: &str, resource: &[u8]) -> Value {
         self.create_at(who, "Org1MSP", clear, resource)
     }
 
     /// As [`Net::create`] for a patient of `custodian`.
     #[track_caller]
-    pub fn create_at(&mut self, who: &str, custodian: &str, clear: &str, resource: &[u8]) -> Value {
+    pub(crate) fn create_at(
+        &mut self,
+        who: &str,
+        custodian: &str,
+        clear: &str,
+        resource: &[u8],
+    ) -> Value {
         let v: Value = serde_json::from_slice(resource).unwrap();
         let reference = format!(
             "{}/{}",
@@ -518,7 +529,7 @@ impl Net {
 
     /// As [`Net::create`] for a bundle's entries (`CreateRecordsFromBundle`).
     #[track_caller]
-    pub fn create_bundle(&mut self, who: &str, clear: &str, bundle: &[u8]) -> Value {
+    pub(crate) fn create_bundle(&mut self, who: &str, clear: &str, bundle: &[u8]) -> Value {
         let references: Vec<String> = ehr_chaincode::fhir::bundle_record_ids(bundle)
             .unwrap()
             .iter()
@@ -535,14 +546,14 @@ impl Net {
 
     /// Grants a consent (as the patient named `patient`) and returns its id.
     #[track_caller]
-    pub fn grant(&mut self, patient: &str, consent: Value) -> String {
+    pub(crate) fn grant(&mut self, patient: &str, consent: Value) -> String {
         let v = self.ok(patient, &["GrantConsent", &consent.to_string()]);
         v["consent_id"].as_str().unwrap().to_owned()
     }
 
     /// RequestRecordAccess (ledger ids): (access id, decision).
     #[track_caller]
-    pub fn request(
+    pub(crate) fn request(
         &mut self,
         who: &str,
         patient_id: &str,
@@ -562,14 +573,20 @@ impl Net {
     }
 
     /// Access state of (patient, grantee) as read by an auditor (ledger patient id).
-    pub fn state(&mut self, patient_id: &str, grantee: &str) -> String {
+    pub(crate) fn state(&mut self, patient_id: &str, grantee: &str) -> String {
         let v = self.ok("auditor1", &["GetAccessState", patient_id, grantee]);
         v["state"].as_str().unwrap().to_owned()
     }
 
     /// Requests access and reads the record (ledger ids) (bytes), asserting both succeed.
     #[track_caller]
-    pub fn read(&mut self, who: &str, patient_id: &str, record: &str, purpose: &str) -> Vec<u8> {
+    pub(crate) fn read(
+        &mut self,
+        who: &str,
+        patient_id: &str,
+        record: &str,
+        purpose: &str,
+    ) -> Vec<u8> {
         let (access, decision) = self.request(who, patient_id, record, purpose);
         assert_eq!(decision, "granted", "{who} {record}");
         let r = self.call(who, &["ReadRecord", patient_id, &access]);
@@ -579,7 +596,7 @@ impl Net {
 }
 
 /// A small Observation of `patient_id`.
-pub fn observation(id: &str, patient_id: &str) -> Vec<u8> {
+pub(crate) fn observation(id: &str, patient_id: &str) -> Vec<u8> {
     format!(
         r#"{{"resourceType":"Observation","id":"{id}","status":"final","code":{{"text":"Body Height"}},"subject":{{"reference":"urn:uuid:{patient_id}"}},"valueQuantity":{{"value":172.4,"unit":"cm"}}}}"#
     )
@@ -587,7 +604,7 @@ pub fn observation(id: &str, patient_id: &str) -> Vec<u8> {
 }
 
 /// A small Condition of `patient_id`.
-pub fn condition(id: &str, patient_id: &str) -> Vec<u8> {
+pub(crate) fn condition(id: &str, patient_id: &str) -> Vec<u8> {
     format!(
         r#"{{"resourceType":"Condition","id":"{id}","code":{{"text":"Viral sinusitis"}},"subject":{{"reference":"Patient/{patient_id}"}}}}"#
     )
@@ -595,7 +612,7 @@ pub fn condition(id: &str, patient_id: &str) -> Vec<u8> {
 }
 
 /// A FHIR transaction Bundle of `resources`.
-pub fn bundle(resources: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn bundle(resources: &[Vec<u8>]) -> Vec<u8> {
     let entries: Vec<String> = resources
         .iter()
         .map(|r| {
@@ -613,7 +630,7 @@ pub fn bundle(resources: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// PA registered at Org1MSP with Observation/obs-1 and Condition/cond-1.
-pub fn pa_with_records() -> Net {
+pub(crate) fn pa_with_records() -> Net {
     let mut n = Net::new();
     n.register(PA);
     n.create("doctor1", PA, &observation("obs-1", PA));
@@ -622,7 +639,7 @@ pub fn pa_with_records() -> Net {
 }
 
 /// A Patient resource.
-pub fn patient_resource(patient_id: &str) -> Vec<u8> {
+pub(crate) fn patient_resource(patient_id: &str) -> Vec<u8> {
     format!(
         r#"{{"resourceType":"Patient","id":"{patient_id}","name":[{{"family":"Zyxwvutson","given":["Quintavius"]}}],"gender":"male","birthDate":"1970-01-01"}}"#
     )
@@ -630,13 +647,13 @@ pub fn patient_resource(patient_id: &str) -> Vec<u8> {
 }
 
 /// Hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// The public metadata key of a record of an Org1MSP patient, from its clear ids
 /// (`Patient.id`, `Type/id`): the key under their ledger ids.
-pub fn record_key(clear: &str, reference: &str) -> String {
+pub(crate) fn record_key(clear: &str, reference: &str) -> String {
     let record = lr(clear, reference);
     let (t, id) = record.split_once('/').unwrap();
     medledger_chaincode::composite::create("record", &[&lp(clear), t, id]).unwrap()
@@ -646,7 +663,7 @@ pub fn record_key(clear: &str, reference: &str) -> String {
 /// `shared/data/ehr/bundles` found going up from this crate (`../../../shared/…` from the
 /// main checkout, one level more from a worktree under `wt/`). Panics if there is none: the
 /// sample-data tests must not pass by skipping.
-pub fn bundles_dir() -> std::path::PathBuf {
+pub(crate) fn bundles_dir() -> std::path::PathBuf {
     if let Some(dir) = std::env::var_os("MEDLEDGER_EHR_BUNDLES") {
         return dir.into();
     }
@@ -665,7 +682,7 @@ pub fn bundles_dir() -> std::path::PathBuf {
 
 /// Five sample patients covering all 16 resource types of the sample data, including the
 /// largest bundle (302 entries, 638 kB).
-pub const SAMPLE_PATIENTS: [&str; 5] = [
+pub(crate) const SAMPLE_PATIENTS: [&str; 5] = [
     "77f70af5-b53b-4e55-a122-8cd68784c258",
     "148f10e1-2182-4297-ac1f-39bb9eca6f1a",
     "76bc2bcd-3074-46b9-bc18-18daf50825a2",
@@ -674,14 +691,14 @@ pub const SAMPLE_PATIENTS: [&str; 5] = [
 ];
 
 /// The bundle file of a sample patient.
-pub fn sample_bundle(patient_id: &str) -> Vec<u8> {
+pub(crate) fn sample_bundle(patient_id: &str) -> Vec<u8> {
     let path = bundles_dir().join(format!("{patient_id}.json"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A resource of a sample bundle: its reference (clear `Type/id`), its record's ledger id at
 /// Org1MSP, its original bytes (a slice of the file, so byte-exact) and its parsed value.
-pub struct SampleResource {
+pub(crate) struct SampleResource {
     pub reference: String,
     pub record_id: String,
     pub bytes: Vec<u8>,
@@ -692,7 +709,7 @@ pub struct SampleResource {
 /// is a sub-slice of the file (its original bytes, untouched) and parses to the same value as
 /// the entry's `resource` in a plain parse of the whole bundle. `patient_id` is the bundle's
 /// patient (clear), for the ledger ids.
-pub fn sample_resources(file: &[u8], patient_id: &str) -> Vec<SampleResource> {
+pub(crate) fn sample_resources(file: &[u8], patient_id: &str) -> Vec<SampleResource> {
     let plain: Value = serde_json::from_slice(file).unwrap();
     let entries = plain["entry"].as_array().unwrap();
     let raws = ehr_chaincode::fhir::bundle_resources(file).unwrap();
@@ -722,7 +739,7 @@ pub fn sample_resources(file: &[u8], patient_id: &str) -> Vec<SampleResource> {
 }
 
 /// The number of resources of a patient's bundle per `manifest.csv`.
-pub fn manifest_resources(patient_id: &str) -> usize {
+pub(crate) fn manifest_resources(patient_id: &str) -> usize {
     let manifest = std::fs::read_to_string(bundles_dir().join("../manifest.csv")).unwrap();
     manifest
         .lines()
@@ -736,7 +753,7 @@ pub fn manifest_resources(patient_id: &str) -> usize {
 /// Loads a sample patient at Org1MSP: registers it, then stores its bundle in chunks of at
 /// most `chunk_bytes` (split client-side) as `doctor1`; returns the resources and the number
 /// of chunks.
-pub fn load_sample_patient(
+pub(crate) fn load_sample_patient(
     n: &mut Net,
     patient_id: &str,
     chunk_bytes: usize,

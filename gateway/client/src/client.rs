@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use medledger_channel::deliver::block_stream_envelope;
 use medledger_msp::identity::SigningIdentity;
 use medledger_proto::common::{Block, Envelope, Status as CommonStatus};
 use medledger_proto::gateway::gateway_client::GatewayClient;
@@ -22,7 +23,7 @@ use prost::Message;
 use tonic::transport::Channel;
 
 use crate::errors::GatewayError;
-use crate::proposal::{build_proposal, build_seek_envelope};
+use crate::proposal::build_proposal;
 
 /// Largest block accepted from `block_events` (bytes), as the peer's gRPC message limit.
 const MAX_BLOCK_BYTES: usize = 100 * 1024 * 1024;
@@ -105,8 +106,8 @@ impl Network {
         start: Option<u64>,
     ) -> Result<impl Stream<Item = Result<Block, GatewayError>> + use<>, GatewayError> {
         let gw = &self.gateway;
-        let envelope = build_seek_envelope(&gw.identity, &self.channel_id, seek_start(start))
-            .map_err(GatewayError::Local)?;
+        let envelope = block_stream_envelope(&gw.identity, &self.channel_id, seek_start(start))
+            .map_err(|e| GatewayError::Local(e.to_string()))?;
         let stream = DeliverClient::new(gw.channel.clone())
             .max_decoding_message_size(MAX_BLOCK_BYTES)
             .deliver(tokio_stream::once(envelope))
@@ -291,8 +292,7 @@ impl ProposalBuilder {
             &self.contract.chaincode,
             &self.args,
             &self.transient,
-        )
-        .map_err(GatewayError::Local)?;
+        )?;
         Ok(Proposal {
             network: net.clone(),
             tx_id: built.tx_id,

@@ -6,15 +6,14 @@ use std::time::SystemTime;
 
 use medledger_msp::identity::SigningIdentity;
 use medledger_proto::TxId;
-use medledger_proto::common::{
-    ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader,
-};
-use medledger_proto::orderer::{SeekInfo, SeekPosition, SeekSpecified, seek_info, seek_position};
+use medledger_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
 use medledger_proto::protos::{
     ChaincodeHeaderExtension, ChaincodeId, ChaincodeInput, ChaincodeInvocationSpec,
     ChaincodeProposalPayload, ChaincodeSpec, Proposal, SignedProposal, chaincode_spec,
 };
 use prost::Message;
+
+use crate::errors::GatewayError;
 
 /// A signed proposal and its transaction id.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +27,14 @@ pub struct BuiltProposal {
 /// Builds a chaincode proposal: `args[0]` is the function name.
 ///
 /// # Errors
-/// A message if signing fails.
+/// [`GatewayError::Local`] if signing fails.
 pub fn build_proposal(
     identity: &SigningIdentity,
     channel_id: &str,
     chaincode: &str,
     args: &[Vec<u8>],
     transient: &BTreeMap<String, Vec<u8>>,
-) -> Result<BuiltProposal, String> {
+) -> Result<BuiltProposal, GatewayError> {
     let nonce: [u8; 24] = rand::random();
     let creator = identity.serialized();
     let tx_id = TxId::compute(&nonce, creator).to_string();
@@ -88,7 +87,9 @@ pub fn build_proposal(
         extension: Vec::new(),
     }
     .encode_to_vec();
-    let signature = identity.sign(&proposal_bytes).map_err(|e| e.to_string())?;
+    let signature = identity
+        .sign(&proposal_bytes)
+        .map_err(|e| GatewayError::Local(e.to_string()))?;
     Ok(BuiltProposal {
         tx_id,
         signed: SignedProposal {
@@ -96,56 +97,4 @@ pub fn build_proposal(
             signature,
         },
     })
-}
-
-/// Builds the signed request of a block stream from the peer's `protos.Deliver` (Fabric
-/// Gateway client's `BlockEventsBuilder`): an `Envelope` whose payload has a
-/// `DELIVER_SEEK_INFO` channel header for `channel_id` and, as data, a `SeekInfo` from `start`
-/// to the largest block number, waiting for blocks not yet committed (`BLOCK_UNTIL_READY`);
-/// the signature is over the payload bytes.
-///
-/// # Errors
-/// A message if signing fails.
-pub fn build_seek_envelope(
-    identity: &SigningIdentity,
-    channel_id: &str,
-    start: SeekPosition,
-) -> Result<Envelope, String> {
-    let nonce: [u8; 24] = rand::random();
-    let header = Header {
-        channel_header: ChannelHeader {
-            r#type: HeaderType::DeliverSeekInfo as i32,
-            version: 0,
-            timestamp: Some(prost_types::Timestamp::from(SystemTime::now())),
-            channel_id: channel_id.to_owned(),
-            tx_id: String::new(),
-            epoch: 0,
-            extension: Vec::new(),
-            tls_cert_hash: Vec::new(),
-        }
-        .encode_to_vec(),
-        signature_header: SignatureHeader {
-            creator: identity.serialized().to_vec(),
-            nonce: nonce.to_vec(),
-        }
-        .encode_to_vec(),
-    };
-    let seek = SeekInfo {
-        start: Some(start),
-        stop: Some(SeekPosition {
-            r#type: Some(seek_position::Type::Specified(SeekSpecified {
-                number: u64::MAX,
-            })),
-        }),
-        behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
-        error_response: seek_info::SeekErrorResponse::Strict as i32,
-        content_type: seek_info::SeekContentType::Block as i32,
-    };
-    let payload = Payload {
-        header: Some(header),
-        data: seek.encode_to_vec(),
-    }
-    .encode_to_vec();
-    let signature = identity.sign(&payload).map_err(|e| e.to_string())?;
-    Ok(Envelope { payload, signature })
 }

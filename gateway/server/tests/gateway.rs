@@ -16,11 +16,11 @@ use medledger_endorser::{
     MemoryTransientStore,
 };
 use medledger_gateway::client::Gateway;
-use medledger_gateway::server::{
-    ChannelGateway, CommitSource, DefaultPolicies, EndorserHandle, EventStream, GatewayConfig,
-    GatewayService, PeerEndpoint,
-};
 use medledger_gateway::{GatewayError, error_details};
+use medledger_gateway_server::{
+    ChannelGateway, CommitSource, CommitSourceError, DefaultPolicies, EndorserHandle, EventStream,
+    GatewayConfig, GatewayService, PeerEndpoint,
+};
 use medledger_ledger_api::{LedgerReader, MemoryLedger, Version};
 use medledger_msp::ou::NodeOu;
 use medledger_proto::protos::endorser_client::EndorserClient;
@@ -53,9 +53,6 @@ impl ChannelContext for Ctx {
     fn ledger(&self) -> Arc<dyn LedgerReader> {
         self.state.clone()
     }
-    fn is_committed(&self, _tx: &str) -> Result<bool, String> {
-        Ok(false)
-    }
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         (self.defined && name == "kv").then(Vec::new)
     }
@@ -75,20 +72,20 @@ impl CommitSource for Commits {
         &self,
         _channel: &str,
         tx_id: &str,
-    ) -> Result<(TxValidationCode, u64), String> {
+    ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         self.statuses
             .lock()
             .unwrap()
             .get(tx_id)
             .copied()
-            .ok_or_else(|| "not committed".to_owned())
+            .ok_or_else(|| CommitSourceError::Ledger("not committed".into()))
     }
     async fn chaincode_events(
         &self,
         _channel: &str,
         chaincode: &str,
         start: Option<u64>,
-    ) -> Result<EventStream, String> {
+    ) -> Result<EventStream, CommitSourceError> {
         let ev = |tx: &str, name: &str| ChaincodeEvent {
             chaincode_id: chaincode.into(),
             tx_id: tx.into(),
@@ -374,7 +371,7 @@ impl CommitSource for Pending {
         &self,
         _channel: &str,
         _tx_id: &str,
-    ) -> Result<(TxValidationCode, u64), String> {
+    ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         std::future::pending().await
     }
     async fn chaincode_events(
@@ -382,7 +379,7 @@ impl CommitSource for Pending {
         _channel: &str,
         _chaincode: &str,
         _start: Option<u64>,
-    ) -> Result<EventStream, String> {
+    ) -> Result<EventStream, CommitSourceError> {
         Ok(Box::pin(tokio_stream::pending()))
     }
 }

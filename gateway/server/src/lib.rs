@@ -1,4 +1,10 @@
-//! The `gateway.Gateway` service (Fabric 2.4+ `internal/pkg/gateway`), run inside a peer.
+//! The `gateway.Gateway` service (Fabric 2.4+ `internal/pkg/gateway`), run inside each peer:
+//! endorsement planning from the chaincode's endorsement policy (and collection membership
+//! when the proposal carries transient data), endorsements from one peer per required
+//! organization with retry on another peer of the same organization, submission to the
+//! orderers (success once f+1 accept), commit status and chaincode events from the local
+//! ledger; errors as gRPC statuses with `gateway.ErrorDetail`s. Applications use the client
+//! SDK, `medledger-gateway`, which links neither the endorser nor the chaincode runtime.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -31,9 +37,11 @@ use medledger_proto::rwset::TxReadWriteSet;
 use prost::Message;
 use tokio::sync::Semaphore;
 use tokio_stream::{Stream, StreamExt};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-use crate::errors::status_with_details;
+mod error;
+
+pub use error::{CommitSourceError, ServiceError};
 
 /// Gateway limits and timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,24 +154,24 @@ pub trait CommitSource: Send + Sync {
     /// Waits until `tx_id` is committed on `channel`; its validation code and block.
     ///
     /// # Errors
-    /// A message if the ledger fails.
+    /// [`CommitSourceError`] if the ledger cannot answer.
     async fn wait_for_commit(
         &self,
         channel: &str,
         tx_id: &str,
-    ) -> Result<(TxValidationCode, u64), String>;
+    ) -> Result<(TxValidationCode, u64), CommitSourceError>;
 
     /// Chaincode events of `chaincode` per block from block `start` (`None`: next block),
     /// following new commits.
     ///
     /// # Errors
-    /// A message if the ledger fails.
+    /// [`CommitSourceError`] if the ledger cannot answer.
     async fn chaincode_events(
         &self,
         channel: &str,
         chaincode: &str,
         start: Option<u64>,
-    ) -> Result<EventStream, String>;
+    ) -> Result<EventStream, CommitSourceError>;
 }
 
 /// What the gateway knows of one channel.
@@ -206,24 +214,20 @@ struct ParsedProposal {
 /// The required proposal of an Endorse or Evaluate request, with its channel and chaincode.
 fn proposal_of(
     proposal: Option<SignedProposal>,
-) -> Result<(SignedProposal, ParsedProposal), Status> {
-    let signed =
-        proposal.ok_or_else(|| Status::invalid_argument("a proposed transaction is required"))?;
+) -> Result<(SignedProposal, ParsedProposal), ServiceError> {
+    let signed = proposal.ok_or(ServiceError::MissingProposal)?;
     let parsed = parse_proposal(&signed)?;
     Ok((signed, parsed))
 }
 
-fn parse_proposal(signed: &SignedProposal) -> Result<ParsedProposal, Status> {
-    let bad = |what: &str| {
-        Status::invalid_argument(format!("failed to unpack transaction proposal: {what}"))
-    };
+fn parse_proposal(signed: &SignedProposal) -> Result<ParsedProposal, ServiceError> {
+    let bad = |part| ServiceError::MalformedProposal { part };
     let p = Proposal::decode(signed.proposal_bytes.as_slice()).map_err(|_| bad("proposal"))?;
     let h = Header::decode(p.header.as_slice()).map_err(|_| bad("header"))?;
     let ch =
         ChannelHeader::decode(h.channel_header.as_slice()).map_err(|_| bad("channel header"))?;
-    let invocation = decode_invocation(&ch.extension, &p.payload).map_err(|e| {
-        Status::invalid_argument(format!("failed to unpack transaction proposal: {e}"))
-    })?;
+    let invocation =
+        decode_invocation(&ch.extension, &p.payload).map_err(ServiceError::Invocation)?;
     Ok(ParsedProposal {
         channel_id: ch.channel_id,
         chaincode: invocation.chaincode,
@@ -324,17 +328,19 @@ impl GatewayService {
     }
 
     /// Waits for a slot under the concurrency limit.
-    async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Status> {
+    async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ServiceError> {
         self.limiter
             .acquire()
             .await
-            .map_err(|_| Status::unavailable("gateway shutting down"))
+            .map_err(|_| ServiceError::ShuttingDown)
     }
 
-    fn channel(&self, id: &str) -> Result<&ChannelGateway, Status> {
+    fn channel(&self, id: &str) -> Result<&ChannelGateway, ServiceError> {
         self.channels
             .get(id)
-            .ok_or_else(|| Status::not_found(format!("channel {id} not found")))
+            .ok_or_else(|| ServiceError::ChannelNotFound {
+                channel: id.to_owned(),
+            })
     }
 
     /// The endorsement plan of a proposal with transient data and no endorsing organizations
@@ -350,17 +356,17 @@ impl GatewayService {
     /// organizations to ask.
     ///
     /// # Errors
-    /// `FAILED_PRECONDITION` (retry naming endorsing organizations) when this organization may
-    /// not receive the transient data, or the transaction touches no collection and this
-    /// organization alone does not satisfy the policy; `ABORTED` with details if the first
-    /// endorsement fails.
+    /// [`ServiceError::NotCollectionMember`], [`ServiceError::ForeignCollection`] or
+    /// [`ServiceError::NeedsOtherOrganizations`] (retry naming endorsing organizations) when
+    /// this organization may not receive the transient data, or the transaction touches no
+    /// collection and this organization alone does not satisfy the policy;
+    /// [`ServiceError::Endorsements`] if the first endorsement fails.
     async fn plan_private(
         &self,
         ch: &ChannelGateway,
         parsed: &ParsedProposal,
         signed: &SignedProposal,
-    ) -> Result<(ProposalResponse, Vec<String>), Status> {
-        const RETRY: &str = "retry specifying endorsing organization(s) to protect transient data";
+    ) -> Result<(ProposalResponse, Vec<String>), ServiceError> {
         let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
         let first = self.local_msp.clone();
         let is_member = |org: &str, collection: &str| {
@@ -369,25 +375,15 @@ impl GatewayService {
                 .is_some_and(|members| members.iter().any(|m| m == org))
         };
         if !collections.is_empty() && !collections.keys().any(|c| is_member(&first, c)) {
-            return Err(Status::failed_precondition(format!(
-                "this gateway's organization is not a member of the chaincode's collections; {RETRY}"
-            )));
+            return Err(ServiceError::NotCollectionMember);
         }
         let response = self
             .endorse_with_org(ch, &first, signed, true)
             .await
-            .map_err(|details| {
-                status_with_details(
-                    Code::Aborted,
-                    "failed to collect enough transaction endorsements, see attached details for more info",
-                    &details,
-                )
-            })?;
+            .map_err(|details| ServiceError::Endorsements { details })?;
         let touched = touched_collections(&response, &parsed.chaincode);
         if touched.iter().any(|c| !is_member(&first, c)) {
-            return Err(Status::failed_precondition(format!(
-                "the transaction touches a collection this gateway's organization is not a member of; {RETRY}"
-            )));
+            return Err(ServiceError::ForeignCollection);
         }
         let mut allowed = self.candidate_orgs(ch);
         allowed.retain(|org| *org == first || touched.iter().all(|c| is_member(org, c)));
@@ -396,17 +392,40 @@ impl GatewayService {
         }
         let policy = policy
             .or_else(|| ch.config.policy("Endorsement").cloned())
-            .ok_or_else(|| Status::failed_precondition("no endorsement policy"))?;
+            .ok_or(ServiceError::NoEndorsementPolicy)?;
         let rest = match plan_endorsers(&policy, ch.config.org_policies(), &allowed) {
             Some(plan) => plan.into_iter().filter(|org| *org != first).collect(),
             None if touched.is_empty() => {
-                return Err(Status::failed_precondition(format!(
-                    "the endorsement policy needs organizations other than this gateway's; {RETRY}"
-                )));
+                return Err(ServiceError::NeedsOtherOrganizations);
             }
             None => Vec::new(),
         };
         Ok((response, rest))
+    }
+
+    /// Decodes and checks a signed read request: its channel is served here, its identity is
+    /// valid under the channel's MSPs and signed `request`, and satisfies the channel's
+    /// `Readers` policy. The request and the requester's id (by certificate).
+    fn read_request<R: ReadRequest>(
+        &self,
+        request: &[u8],
+        signature: &[u8],
+    ) -> Result<(R, [u8; 32]), ServiceError> {
+        let req = R::decode(request)
+            .map_err(|_| ServiceError::UndecodableRequest { request: R::WHAT })?;
+        let ch = self.channel(req.channel_id())?;
+        let who = ch
+            .config
+            .msps()
+            .verify(req.identity(), request, signature, SystemTime::now())
+            .map_err(|source| ServiceError::Unauthenticated {
+                request: R::WHAT,
+                source,
+            })?;
+        if !ch.config.evaluate("Readers", &[who.signer()]) {
+            return Err(ServiceError::NotReader);
+        }
+        Ok((req, *who.id()))
     }
 
     /// Organizations with peers, this peer's own first.
@@ -470,26 +489,33 @@ impl GatewayService {
     }
 }
 
-/// Checks a signed read request (commit status, chaincode events): the identity is valid
-/// under the channel's MSPs, signed `request`, and satisfies the channel Readers policy.
-fn authorize_reader(
-    ch: &ChannelGateway,
-    identity: &[u8],
-    request: &[u8],
-    signature: &[u8],
-    what: &str,
-) -> Result<[u8; 32], Status> {
-    let who = ch
-        .config
-        .msps()
-        .verify(identity, request, signature, SystemTime::now())
-        .map_err(|e| Status::permission_denied(format!("{what}: {e}")))?;
-    if ch.config.evaluate("Readers", &[who.signer()]) {
-        Ok(*who.id())
-    } else {
-        Err(Status::permission_denied(
-            "identity does not satisfy the channel Readers policy",
-        ))
+/// A signed read request (commit status, chaincode events): who asks, on which channel.
+trait ReadRequest: Message + Default {
+    /// How messages name the request.
+    const WHAT: &'static str;
+    /// The channel read.
+    fn channel_id(&self) -> &str;
+    /// The requester's serialized identity.
+    fn identity(&self) -> &[u8];
+}
+
+impl ReadRequest for CommitStatusRequest {
+    const WHAT: &'static str = "commit status request";
+    fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+    fn identity(&self) -> &[u8] {
+        &self.identity
+    }
+}
+
+impl ReadRequest for ChaincodeEventsRequest {
+    const WHAT: &'static str = "chaincode events request";
+    fn channel_id(&self) -> &str {
+        &self.channel_id
+    }
+    fn identity(&self) -> &[u8] {
+        &self.identity
     }
 }
 
@@ -505,19 +531,17 @@ struct IdentityShare {
 }
 
 impl IdentityShare {
-    /// Takes one unit for `who`, or `RESOURCE_EXHAUSTED` if it holds `cap` already.
+    /// Takes one unit for `who`, or [`ServiceError::IdentityShare`] if it holds `cap` already.
     fn take(
         counts: &Arc<std::sync::Mutex<HashMap<[u8; 32], usize>>>,
         who: [u8; 32],
         cap: usize,
-        what: &str,
-    ) -> Result<Self, Status> {
+        what: &'static str,
+    ) -> Result<Self, ServiceError> {
         let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
         let held = map.entry(who).or_insert(0);
         if *held >= cap {
-            return Err(Status::resource_exhausted(format!(
-                "this identity has {cap} {what} open already; retry later"
-            )));
+            return Err(ServiceError::IdentityShare { cap, what });
         }
         *held += 1;
         Ok(IdentityShare {
@@ -555,10 +579,11 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             .policies
             .evaluate_only(&parsed.channel_id, &parsed.chaincode, &parsed.function)
         {
-            return Err(Status::failed_precondition(format!(
-                "{} of chaincode {} may only be evaluated: its response must not be written into a block",
-                parsed.function, parsed.chaincode
-            )));
+            return Err(ServiceError::EvaluateOnly {
+                chaincode: parsed.chaincode,
+                function: parsed.function,
+            }
+            .into());
         }
         let mut responses = Vec::new();
         let orgs = if !req.endorsing_organizations.is_empty() {
@@ -573,13 +598,10 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             let (policy, _) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
             let policy = policy
                 .or_else(|| ch.config.policy("Endorsement").cloned())
-                .ok_or_else(|| Status::failed_precondition("no endorsement policy"))?;
+                .ok_or(ServiceError::NoEndorsementPolicy)?;
             let candidates = self.candidate_orgs(ch);
-            plan_endorsers(&policy, ch.config.org_policies(), &candidates).ok_or_else(|| {
-                Status::failed_precondition(
-                    "no combination of available organizations satisfies the endorsement policy",
-                )
-            })?
+            plan_endorsers(&policy, ch.config.org_policies(), &candidates)
+                .ok_or(ServiceError::NoEndorsementPlan)?
         };
         let results = join_all(
             orgs.iter()
@@ -594,14 +616,9 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             }
         }
         if !details.is_empty() {
-            return Err(status_with_details(
-                Code::Aborted,
-                "failed to collect enough transaction endorsements, see attached details for more info",
-                &details,
-            ));
+            return Err(ServiceError::Endorsements { details }.into());
         }
-        let envelope = assemble_transaction(&signed, &responses)
-            .map_err(|e| Status::aborted(e.to_string()))?;
+        let envelope = assemble_transaction(&signed, &responses).map_err(ServiceError::Assembly)?;
         Ok(Response::new(EndorseResponse {
             prepared_transaction: Some(envelope),
         }))
@@ -616,11 +633,9 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let ch = self.channel(&req.channel_id)?;
         let envelope: Envelope = req
             .prepared_transaction
-            .ok_or_else(|| Status::invalid_argument("a prepared transaction is required"))?;
+            .ok_or(ServiceError::MissingTransaction)?;
         if envelope.signature.is_empty() {
-            return Err(Status::invalid_argument(
-                "prepared transaction must be signed",
-            ));
+            return Err(ServiceError::UnsignedTransaction.into());
         }
         let needed = ch.config.consenters().max_faulty() + 1;
         let timeout = self.config.submit_timeout;
@@ -630,15 +645,17 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             let channel = o.channel.clone();
             async move {
                 let mut client = AtomicBroadcastClient::new(channel);
+                // The orderer's answer, or the message of the RPC's failure.
                 let call = async {
                     let mut stream = client
                         .broadcast(tokio_stream::once(env))
-                        .await?
-                        .into_inner();
-                    stream
-                        .next()
                         .await
-                        .ok_or_else(|| Status::unavailable("orderer closed the stream"))?
+                        .map_err(|s| s.message().to_owned())?
+                        .into_inner();
+                    match stream.next().await {
+                        Some(r) => r.map_err(|s| s.message().to_owned()),
+                        None => Err("orderer closed the stream".to_owned()),
+                    }
                 };
                 let detail = |message: String| ErrorDetail {
                     address,
@@ -651,7 +668,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
                         "received unsuccessful response from orderer: status={} info={}",
                         r.status, r.info
                     ))),
-                    Ok(Err(s)) => Err(detail(format!("rpc error: {}", s.message()))),
+                    Ok(Err(message)) => Err(detail(format!("rpc error: {message}"))),
                     Err(_) => Err(detail("submission timed out".into())),
                 }
             }
@@ -696,11 +713,12 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
                 return Ok(Response::new(SubmitResponse {}));
             }
         }
-        Err(status_with_details(
-            Code::Unavailable,
-            &format!("{accepted} orderers accepted the transaction, {needed} needed"),
-            &details,
-        ))
+        Err(ServiceError::Submission {
+            accepted,
+            needed,
+            details,
+        }
+        .into())
     }
 
     async fn commit_status(
@@ -708,19 +726,12 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         request: Request<SignedCommitStatusRequest>,
     ) -> Result<Response<CommitStatusResponse>, Status> {
         let signed = request.into_inner();
-        let req = CommitStatusRequest::decode(signed.request.as_slice())
-            .map_err(|_| Status::invalid_argument("commit status request does not decode"))?;
-        let ch = self.channel(&req.channel_id)?;
-        let who = authorize_reader(
-            ch,
-            &req.identity,
-            &signed.request,
-            &signed.signature,
-            "commit status request",
-        )?;
-        let _waiting = self.commit_waits.try_acquire().map_err(|_| {
-            Status::resource_exhausted("too many commit-status requests waiting; retry later")
-        })?;
+        let (req, who): (CommitStatusRequest, _) =
+            self.read_request(&signed.request, &signed.signature)?;
+        let _waiting = self
+            .commit_waits
+            .try_acquire()
+            .map_err(|_| ServiceError::TooManyCommitWaits)?;
         let _mine = IdentityShare::take(
             &self.waits_by_identity,
             who,
@@ -732,8 +743,8 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             .wait_for_commit(&req.channel_id, &req.transaction_id);
         let (code, block) = tokio::time::timeout(self.config.commit_status_timeout, wait)
             .await
-            .map_err(|_| Status::deadline_exceeded("transaction not committed in time"))?
-            .map_err(Status::unavailable)?;
+            .map_err(|_| ServiceError::CommitTimeout)?
+            .map_err(ServiceError::Commits)?;
         Ok(Response::new(CommitStatusResponse {
             result: code as i32,
             block_number: block,
@@ -776,24 +787,15 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         }
         // Fabric's codes: a chaincode's refusal is `UNKNOWN` with the chaincode's status and
         // message (applications match on both), anything else `ABORTED`.
-        match details
+        let refusal = details
             .last()
             .filter(|d| d.message.starts_with("chaincode response "))
-        {
-            Some(refusal) => Err(status_with_details(
-                Code::Unknown,
-                &format!(
-                    "evaluate call to endorser returned error: {}",
-                    refusal.message
-                ),
-                &details,
-            )),
-            None => Err(status_with_details(
-                Code::Aborted,
-                "failed to evaluate transaction, see attached details for more info",
-                &details,
-            )),
+            .map(|d| d.message.clone());
+        Err(match refusal {
+            Some(refusal) => ServiceError::ChaincodeRefused { refusal, details },
+            None => ServiceError::Evaluation { details },
         }
+        .into())
     }
 
     type ChaincodeEventsStream = EventsStream;
@@ -803,23 +805,13 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         request: Request<SignedChaincodeEventsRequest>,
     ) -> Result<Response<Self::ChaincodeEventsStream>, Status> {
         let signed = request.into_inner();
-        let req = ChaincodeEventsRequest::decode(signed.request.as_slice())
-            .map_err(|_| Status::invalid_argument("chaincode events request does not decode"))?;
-        let ch = self.channel(&req.channel_id)?;
-        let who = authorize_reader(
-            ch,
-            &req.identity,
-            &signed.request,
-            &signed.signature,
-            "chaincode events request",
-        )?;
+        let (req, who): (ChaincodeEventsRequest, _) =
+            self.read_request(&signed.request, &signed.signature)?;
         let open = self
             .event_streams
             .clone()
             .try_acquire_owned()
-            .map_err(|_| {
-                Status::resource_exhausted("too many chaincode-event streams open; retry later")
-            })?;
+            .map_err(|_| ServiceError::TooManyEventStreams)?;
         let open = (
             open,
             IdentityShare::take(
@@ -838,7 +830,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             .commits
             .chaincode_events(&req.channel_id, &req.chaincode_id, start)
             .await
-            .map_err(Status::unavailable)?;
+            .map_err(ServiceError::Commits)?;
         // `after_transaction_id` applies within the start block only (Fabric's semantics).
         let mut after = (!req.after_transaction_id.is_empty()).then_some(req.after_transaction_id);
         let stream = events.filter_map(move |(block, evs)| {
