@@ -161,7 +161,7 @@ impl Harness {
             .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
             .collect();
         let built = build_proposal(client, CHANNEL, CHAINCODE, &args, &transient)
-            .map_err(Error::Signing)?;
+            .map_err(|e| Error::Signing(e.to_string()))?;
         let mut responses = Vec::new();
         let mut delay = 0;
         for org in 0..self.net.topology.orgs {
