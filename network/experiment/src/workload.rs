@@ -13,7 +13,7 @@ use serde::Serialize;
 /// Who sends a request (index into [`Clients::identities`]); each belongs to an organization
 /// whose peer is its gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ClientId {
+pub(crate) enum ClientId {
     /// Org1's EHR admin (stores Org1's pseudonym key before the workload, ADR 0031).
     Admin1,
     /// Org1's registrar (registers patients: Org1 is their custodian).
@@ -30,7 +30,7 @@ pub enum ClientId {
 
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Step {
+pub(crate) enum Step {
     /// `RegisterPatient`.
     Register,
     /// `ReserveRecords` for the patient's Observation.
@@ -102,7 +102,7 @@ pub(crate) fn setup_request() -> Request {
 impl Workload {
     /// At least `n` requests (whole chains), drawn from `seed`: the same for every run with
     /// the same `n` and `seed`.
-    pub fn new(n: usize, seed: u64) -> Self {
+    pub(crate) fn new(n: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x6d65_646c_6564_6765);
         let mut requests = Vec::new();
         let mut chains = Vec::new();
@@ -217,7 +217,7 @@ pub(crate) struct Clients {
 
 impl Clients {
     /// Enrolls the clients of `patients` chains at the organizations' CAs of `sim`'s channel.
-    pub fn new(sim: &mut Sim, patients: usize) -> Self {
+    pub(crate) fn new(sim: &mut Sim, patients: usize) -> Self {
         let org1 = &mut sim.ch.orgs[0];
         let admin1 = org1.identity("admin1", NodeOu::Client, &[("ehr.role", "admin")]);
         let registrar = org1.identity("registrar1", NodeOu::Client, &[("ehr.role", "registrar")]);
@@ -247,7 +247,7 @@ impl Clients {
     }
 
     /// The identity that sends `request`.
-    pub fn identity(&self, request: &Request) -> &SigningIdentity {
+    pub(crate) fn identity(&self, request: &Request) -> &SigningIdentity {
         match request.client {
             ClientId::Admin1 => &self.admin1,
             ClientId::Registrar => &self.registrar,
@@ -259,7 +259,7 @@ impl Clients {
     }
 
     /// Index of the organization of `client` (its gateway peer).
-    pub fn org(client: ClientId) -> usize {
+    pub(crate) fn org(client: ClientId) -> usize {
         match client {
             ClientId::Admin1 | ClientId::Registrar | ClientId::Doctor1 | ClientId::Patient => 0,
             ClientId::Doctor2 | ClientId::Researcher2 => 1,

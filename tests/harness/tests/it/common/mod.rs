@@ -8,10 +8,10 @@ use medledger_proto::protos::TxValidationCode;
 
 /// Virtual ms a transaction is given to commit everywhere (several block timeouts and a
 /// source switch or two).
-pub const COMMIT_MS: u64 = 30_000;
+pub(crate) const COMMIT_MS: u64 = 30_000;
 
 /// A registrar of every organization, index = organization.
-pub fn registrars(h: &mut Harness, orgs: usize) -> Vec<SigningIdentity> {
+pub(crate) fn registrars(h: &mut Harness, orgs: usize) -> Vec<SigningIdentity> {
     (0..orgs)
         .map(|org| {
             h.client(
@@ -32,7 +32,7 @@ fn patient(i: usize) -> String {
 
 /// Submits registrations of patients `from..to`, patient i by organization i mod n's
 /// registrar; returns their tx ids.
-pub fn register(
+pub(crate) fn register(
     h: &mut Harness,
     registrars: &[SigningIdentity],
     from: usize,
@@ -53,7 +53,7 @@ pub fn register(
 
 /// Every running peer has the same blocks (header hashes) and the same state digest as the
 /// first one, and committed every one of `tx_ids` as valid.
-pub fn assert_identical(h: &Harness, tx_ids: &[String]) {
+pub(crate) fn assert_identical(h: &Harness, tx_ids: &[String]) {
     let peers = h.peers();
     let (org0, peer0) = peers[0];
     let hashes = h.block_hashes(org0, peer0).unwrap();
