@@ -115,13 +115,7 @@ pub fn sample_patients(bundles: &Path, n: usize) -> Vec<String> {
 /// Where the sample bundles are: `$MEDLEDGER_EHR_BUNDLES`, else `shared/data/ehr/bundles` in
 /// the working directory or one of its parents.
 pub fn find_sample_bundles() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MEDLEDGER_EHR_BUNDLES") {
-        return Some(PathBuf::from(p));
-    }
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
-        .map(|a| a.join("shared/data/ehr/bundles"))
-        .find(|p| p.is_dir())
+    ehr_client::bundle::find_sample_bundles(&std::env::current_dir().ok()?)
 }
 
 /// What `up` did.
@@ -251,14 +245,9 @@ mod tests {
 
     #[test]
     fn sample_patients_come_from_the_bundles() {
-        let bundles = find_sample_bundles()
-            .or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .ancestors()
-                    .map(|a| a.join("shared/data/ehr/bundles"))
-                    .find(|p| p.is_dir())
-            })
-            .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES");
+        let bundles =
+            ehr_client::bundle::find_sample_bundles(Path::new(env!("CARGO_MANIFEST_DIR")))
+                .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES");
         let ids = sample_patients(&bundles, 3);
         assert_eq!(ids.len(), 3);
         assert!(ids.iter().all(|id| id.len() == 36), "{ids:?}");

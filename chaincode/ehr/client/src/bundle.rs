@@ -5,7 +5,7 @@
 //! Parsing reuses the chaincode's own code ([`ehr_chaincode::fhir`]), so the client and the
 //! contract agree byte for byte on what a resource is and on its record id.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ehr_chaincode::fhir::{
     MAX_BUNDLE_BYTES, MAX_BUNDLE_ENTRIES, bundle_resources, parse_resource, split_bundle,
@@ -125,6 +125,18 @@ pub fn chunk_resources(
     bundle.extend_from_slice(CHUNK_TAIL.as_bytes());
     split_bundle(&bundle, max_bytes, max_entries.max(1))
         .map_err(|e| BundleError::Invalid(e.to_string()))
+}
+
+/// The sample FHIR bundles (README, "Sample data"): `$MEDLEDGER_EHR_BUNDLES` if set, else the
+/// first `shared/data/ehr/bundles` folder in `start` or one of its parents; `None` if neither.
+pub fn find_sample_bundles(start: &Path) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("MEDLEDGER_EHR_BUNDLES") {
+        return Some(PathBuf::from(dir));
+    }
+    start
+        .ancestors()
+        .map(|a| a.join("shared/data/ehr/bundles"))
+        .find(|d| d.is_dir())
 }
 
 /// The bundle files named by `paths`: files as given, directories' `*.json` files (not
@@ -248,12 +260,6 @@ mod tests {
     }
 
     fn sample_dir() -> Option<PathBuf> {
-        if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
-            return Some(PathBuf::from(d));
-        }
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|a| a.join("shared/data/ehr/bundles"))
-            .find(|d| d.is_dir())
+        find_sample_bundles(Path::new(env!("CARGO_MANIFEST_DIR")))
     }
 }

@@ -274,13 +274,7 @@ fn lazy(addr: &str) -> tonic::transport::Channel {
 }
 
 fn sample_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
-        return PathBuf::from(d);
-    }
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/ehr/bundles"))
-        .find(|d| d.is_dir())
+    ehr_client::bundle::find_sample_bundles(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
         .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
 }
 

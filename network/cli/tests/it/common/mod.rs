@@ -121,13 +121,7 @@ pub(crate) fn medledger(args: &[&str], dir: &Path) -> String {
 /// The sample FHIR bundles: `$MEDLEDGER_EHR_BUNDLES`, else `shared/data/ehr/bundles` above the
 /// crate.
 pub(crate) fn sample_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("MEDLEDGER_EHR_BUNDLES") {
-        return PathBuf::from(d);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/ehr/bundles"))
-        .find(|d| d.is_dir())
+    ehr_client::bundle::find_sample_bundles(Path::new(env!("CARGO_MANIFEST_DIR")))
         .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
 }
 
