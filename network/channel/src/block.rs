@@ -141,6 +141,11 @@ pub fn number(block: &Block) -> u64 {
     block.header.as_ref().map_or(0, |h| h.number)
 }
 
+/// The block's entries (serialized envelopes), in order; empty if `data` is missing.
+pub fn entries(block: &Block) -> &[Vec<u8>] {
+    block.data.as_ref().map_or(&[], |d| d.data.as_slice())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

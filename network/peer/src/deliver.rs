@@ -288,11 +288,7 @@ fn channel_id(c: &DeliverChannel) -> String {
 /// without its payload.
 pub fn filtered_block(block: &Block, channel_id: &str) -> FilteredBlock {
     let filter = block::metadata_bytes(block, BlockMetadataIndex::TransactionsFilter);
-    let entries = block
-        .data
-        .as_ref()
-        .map(|d| d.data.as_slice())
-        .unwrap_or(&[]);
+    let entries = block::entries(block);
     let filtered_transactions = entries
         .iter()
         .enumerate()

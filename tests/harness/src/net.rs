@@ -459,11 +459,7 @@ fn private_data(
     block: &Block,
     transient: &MemoryTransientStore,
 ) -> BTreeMap<u64, medledger_proto::rwset::TxPvtReadWriteSet> {
-    let entries = block
-        .data
-        .as_ref()
-        .map(|d| d.data.as_slice())
-        .unwrap_or(&[]);
+    let entries = block::entries(block);
     entries
         .iter()
         .enumerate()

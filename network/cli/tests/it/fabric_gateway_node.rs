@@ -75,11 +75,7 @@ fn npm_install(dir: &Path) {
 
 /// The transaction ids of a block's envelopes.
 fn block_tx_ids(block: &medledger_proto::common::Block) -> Vec<String> {
-    block
-        .data
-        .as_ref()
-        .map(|d| d.data.as_slice())
-        .unwrap_or_default()
+    medledger_channel::block::entries(block)
         .iter()
         .map(|bytes| {
             let env = Envelope::decode(bytes.as_slice()).unwrap();

@@ -47,11 +47,7 @@ impl LedgerCommits {
 /// The events of `chaincode` raised by valid transactions of a committed `block`, in order.
 pub fn block_chaincode_events(block: &Block, chaincode: &str) -> Vec<ChaincodeEvent> {
     let filter = block::metadata_bytes(block, BlockMetadataIndex::TransactionsFilter);
-    let entries = block
-        .data
-        .as_ref()
-        .map(|d| d.data.as_slice())
-        .unwrap_or(&[]);
+    let entries = block::entries(block);
     entries
         .iter()
         .enumerate()

@@ -388,11 +388,7 @@ impl AttestedHeights {
 fn private_of(transient: &TransientStore, block: &Block) -> (BlockPrivateData, Vec<(String, u64)>) {
     let mut private = BlockPrivateData::new();
     let mut found = Vec::new();
-    let entries = block
-        .data
-        .as_ref()
-        .map(|d| d.data.as_slice())
-        .unwrap_or(&[]);
+    let entries = block::entries(block);
     for (i, entry) in entries.iter().enumerate() {
         let Some(tx_id) = Envelope::decode(entry.as_slice())
             .ok()

@@ -96,11 +96,7 @@ pub fn validate_block(
     private: &BlockPrivateData,
 ) -> Result<ValidatedBlock> {
     let number = block::number(&block);
-    let entries: &[Vec<u8>] = block
-        .data
-        .as_ref()
-        .map(|d| d.data.as_slice())
-        .unwrap_or(&[]);
+    let entries = block::entries(&block);
     // Verified with the block's signatures (the committer's first check).
     let ordered = medledger_channel::bft::ordering_time(&block);
     let pre: Vec<Prevalidated> = entries
