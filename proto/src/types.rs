@@ -2,8 +2,8 @@
 //!
 //! Each string identifier is a newtype that can only hold a value satisfying
 //! its rule. All of them implement `FromStr`, `TryFrom<&str>`,
-//! `TryFrom<String>`, `Display` and `AsRef<str>`, and (de)serialize with serde
-//! as plain strings, validating on deserialization.
+//! `TryFrom<String>`, `Display`, `AsRef<str>` and `Borrow<str>`, and
+//! (de)serialize with serde as plain strings, validating on deserialization.
 
 use std::fmt;
 use std::str::FromStr;
@@ -175,6 +175,14 @@ macro_rules! string_id {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// Hash, equality and order are the string's, so maps keyed by the id can be looked
+        /// up with a `&str` taken from the wire without building an id.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
                 &self.0
             }
         }
@@ -472,6 +480,16 @@ mod tests {
             let c: ChannelId = s.parse().unwrap();
             assert_eq!(c.as_ref(), s);
         }
+    }
+
+    #[test]
+    fn map_keyed_by_id_is_looked_up_by_str() {
+        let mut channels = std::collections::HashMap::new();
+        channels.insert(ChannelId::new("mychannel").unwrap(), 1);
+        assert_eq!(channels.get("mychannel"), Some(&1));
+        assert_eq!(channels.get("MyChannel"), None);
+        let msps: std::collections::BTreeSet<MspId> = [MspId::new("Org1MSP").unwrap()].into();
+        assert!(msps.contains("Org1MSP"));
     }
 
     #[test]
