@@ -89,6 +89,9 @@ pub struct CheckedEnvelope {
     /// The creator, validated under the channel's MSPs; its signature over the payload
     /// verified.
     pub creator: Arc<VerifiedIdentity>,
+    /// The channel header's `tx_id`, checked to be hex(SHA-256(nonce ‖ creator)) (Fabric's
+    /// `protoutil.ComputeTxID`).
+    pub tx_id: TxId,
 }
 
 /// Checks a signed envelope for `config`'s channel at time `now`: headers decode, the channel
@@ -129,8 +132,8 @@ pub fn check(
     if sh.creator.is_empty() || sh.nonce.is_empty() {
         return Err(fail(C::BadCommonHeader, "creator or nonce is empty"));
     }
-    let expected = TxId::compute(&sh.nonce, &sh.creator);
-    if ch.tx_id != expected.as_ref() {
+    let tx_id = TxId::compute(&sh.nonce, &sh.creator);
+    if ch.tx_id != tx_id.as_str() {
         return Err(fail(
             C::BadProposalTxid,
             "tx_id is not hex(SHA-256(nonce || creator))",
@@ -140,5 +143,9 @@ pub fn check(
         .msps()
         .verify(&sh.creator, &envelope.payload, &envelope.signature, now)
         .map_err(|e| fail(C::BadCreatorSignature, e.to_string()))?;
-    Ok(CheckedEnvelope { parsed, creator })
+    Ok(CheckedEnvelope {
+        parsed,
+        creator,
+        tx_id,
+    })
 }

@@ -350,7 +350,7 @@ impl Endorser {
         let mut sim = RwSetSimulator::new(ledger, &checked.chaincode, collections);
         let req = ExecRequest {
             channel_id: checked.channel_id.clone(),
-            tx_id: checked.tx_id.clone(),
+            tx_id: checked.tx_id.to_string(),
             input: checked.input.clone(),
             proposal: Some(signed.clone()),
             is_init: checked.input.is_init,
@@ -382,7 +382,9 @@ impl Endorser {
         }
         let results = sim.finish();
         if let Some(private) = results.private
-            && let Err(e) = self.persist_private(&checked.tx_id, height, private).await
+            && let Err(e) = self
+                .persist_private(checked.tx_id.as_str(), height, private)
+                .await
         {
             return error_response(500, format!("failed to store private data: {e}"));
         }
@@ -394,7 +396,7 @@ impl Endorser {
                 .event
                 .map(|mut e| {
                     e.chaincode_id.clone_from(&checked.chaincode);
-                    e.tx_id.clone_from(&checked.tx_id);
+                    e.tx_id = checked.tx_id.to_string();
                     e.encode_to_vec()
                 })
                 .unwrap_or_default(),

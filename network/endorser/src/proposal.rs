@@ -59,8 +59,9 @@ fn refuse(kind: ProposalErrorKind, message: impl Into<String>) -> ProposalError 
 pub struct CheckedProposal {
     /// Channel.
     pub channel_id: String,
-    /// Transaction id.
-    pub tx_id: String,
+    /// Transaction id, checked to be hex(SHA-256(nonce ‖ creator)) (Fabric's
+    /// `protoutil.ComputeTxID`).
+    pub tx_id: TxId,
     /// Chaincode name (the header extension and the invocation spec agree on it).
     pub chaincode: String,
     /// Canonical function name ([`medledger_proto::invocation::canonical_function`]).
@@ -138,7 +139,8 @@ pub fn check(
                 format!("access denied: creator or signature invalid: {e}"),
             )
         })?;
-    if ch.tx_id != TxId::compute(&sh.nonce, &sh.creator).as_ref() {
+    let tx_id = TxId::compute(&sh.nonce, &sh.creator);
+    if ch.tx_id != tx_id.as_str() {
         return Err(refuse(
             K::BadTxId,
             format!("incorrectly formed txid {:?}", ch.tx_id),
@@ -188,7 +190,7 @@ pub fn check(
     );
     Ok(CheckedProposal {
         channel_id: ch.channel_id,
-        tx_id: ch.tx_id,
+        tx_id,
         chaincode: invocation.chaincode,
         function: invocation.function,
         input: invocation.input,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use medledger_proto::TxId;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
@@ -87,8 +88,8 @@ impl HistoryQueryExecutor for MemoryLedger {
 }
 
 impl TxIdIndex for MemoryLedger {
-    fn tx_id_exists(&self, tx_id: &str) -> Result<bool> {
-        Ok(self.tx_ids.contains(tx_id))
+    fn tx_id_exists(&self, tx_id: &TxId) -> Result<bool> {
+        Ok(self.tx_ids.contains(tx_id.as_str()))
     }
 }
 

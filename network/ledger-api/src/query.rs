@@ -4,6 +4,8 @@
 //! ids), and [`LedgerReader`], all three, which the endorser simulates over and the
 //! validator validates against.
 
+use medledger_proto::TxId;
+
 use crate::error::Result;
 use crate::types::{HistoryEntry, Metadata, VersionedValue};
 
@@ -78,11 +80,13 @@ pub trait HistoryQueryExecutor: Send + Sync {
 
 /// The committed transaction ids (Fabric's `PeerLedger.TxIDExists`).
 pub trait TxIdIndex: Send + Sync {
-    /// Whether `tx_id` is already on the ledger.
+    /// Whether `tx_id` is already on the ledger. The id is a validated [`TxId`]: both callers
+    /// (the endorser's duplicate check and the committer's) ask after checking it is
+    /// hex(SHA-256(nonce ‖ creator)), so no malformed id reaches the index.
     ///
     /// # Errors
     /// [`crate::LedgerError::Storage`].
-    fn tx_id_exists(&self, tx_id: &str) -> Result<bool>;
+    fn tx_id_exists(&self, tx_id: &TxId) -> Result<bool>;
 }
 
 /// Everything a reader of the committed ledger may ask: what the endorser simulates over and

@@ -7,6 +7,7 @@ use medledger_ledger_api::{
     HistoryEntry, HistoryQueryExecutor, LedgerError, QueryExecutor, StateIter, TxIdIndex,
     VersionedValue,
 };
+use medledger_proto::TxId;
 
 use crate::error::Error;
 use crate::ledger::Ledger;
@@ -58,7 +59,7 @@ impl HistoryQueryExecutor for Ledger {
 }
 
 impl TxIdIndex for Ledger {
-    fn tx_id_exists(&self, tx_id: &str) -> Result<bool> {
-        Ok(Ledger::tx_exists(self, tx_id)?)
+    fn tx_id_exists(&self, tx_id: &TxId) -> Result<bool> {
+        Ok(Ledger::tx_exists(self, tx_id.as_str())?)
     }
 }

@@ -31,6 +31,7 @@ use medledger_ledger_api::{
 };
 use medledger_msp::crypto::sha256;
 use medledger_msp::policy::{Policy, SignaturePolicy, Signer};
+use medledger_proto::TxId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Metadata as PbMetadata};
 use medledger_proto::kvrwset::{KvMetadataEntry, KvrwSet, range_query_info::ReadsInfo};
 use medledger_proto::protos::TxValidationCode;
@@ -108,7 +109,7 @@ pub fn validate_block(
     let mut codes = Vec::with_capacity(pre.len());
     let mut tx_ids = Vec::with_capacity(pre.len());
     let mut update = BlockUpdate::default();
-    let mut seen_ids: HashSet<String> = HashSet::new();
+    let mut seen_ids: HashSet<TxId> = HashSet::new();
     let mut new_config = None;
     let mut config_disagreement = None;
     let alone = entries.len() == 1;
@@ -162,13 +163,13 @@ pub fn validate_block(
             && code != TxValidationCode::DuplicateTxid
         {
             update.txs.push(TxIndexEntry {
-                tx_id: id.clone(),
+                tx_id: id.to_string(),
                 tx_num,
                 code,
             });
         }
         codes.push(code);
-        tx_ids.push(tx_id);
+        tx_ids.push(tx_id.map(TxId::into_string));
     }
     update.state = overlay.public;
     update.hashed = overlay.hashed;
@@ -705,7 +706,7 @@ fn apply_public(
                 namespace: ns.namespace.clone(),
                 key: key.to_owned(),
                 tx_num: version.tx_num,
-                tx_id: tx.tx_id.clone(),
+                tx_id: tx.tx_id.to_string(),
                 timestamp: tx.timestamp,
                 is_delete: w.is_delete,
                 value: if w.is_delete {

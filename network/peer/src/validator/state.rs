@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use medledger_ledger_api::{HashedKey, LedgerReader, Result, StateKey, Version, VersionedValue};
+use medledger_proto::TxId;
 
 /// Committed state plus the block's valid writes so far. Its maps are the block's final
 /// updates once every transaction is processed.
@@ -54,7 +55,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// Whether `tx_id` is on the ledger.
-    pub fn tx_exists(&self, tx_id: &str) -> Result<bool> {
+    pub fn tx_exists(&self, tx_id: &TxId) -> Result<bool> {
         self.state.tx_id_exists(tx_id)
     }
 

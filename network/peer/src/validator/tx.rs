@@ -9,6 +9,7 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::envelope;
 use medledger_msp::crypto::sha256;
 use medledger_msp::policy::Signer;
+use medledger_proto::TxId;
 use medledger_proto::common::{Envelope, HeaderType, SignatureHeader};
 use medledger_proto::kvrwset::{HashedRwSet, KvrwSet, range_query_info::ReadsInfo};
 use medledger_proto::protos::{
@@ -46,7 +47,7 @@ pub struct NamespaceRwSet {
 #[derive(Debug, Clone)]
 pub struct EndorserTx {
     /// Authenticated tx id.
-    pub tx_id: String,
+    pub tx_id: TxId,
     /// Channel-header timestamp.
     pub timestamp: Option<prost_types::Timestamp>,
     /// The invoked chaincode.
@@ -66,7 +67,7 @@ pub enum Prevalidated {
         /// Validation code.
         code: TxValidationCode,
         /// The tx id if the creator's signature over it verified (so it can be indexed).
-        tx_id: Option<String>,
+        tx_id: Option<TxId>,
         /// Why (ids and names only).
         reason: String,
     },
@@ -76,16 +77,20 @@ pub enum Prevalidated {
     /// configuration; valid if it is alone in its block and its tx_id is new.
     Config {
         /// Authenticated tx id.
-        tx_id: String,
+        tx_id: TxId,
         /// The configuration it leads to.
         config: Box<ChannelConfig>,
     },
 }
 
-fn invalid(code: TxValidationCode, tx_id: Option<&str>, reason: impl Into<String>) -> Prevalidated {
+fn invalid(
+    code: TxValidationCode,
+    tx_id: Option<&TxId>,
+    reason: impl Into<String>,
+) -> Prevalidated {
     Prevalidated::Invalid {
         code,
-        tx_id: tx_id.map(str::to_owned),
+        tx_id: tx_id.cloned(),
         reason: reason.into(),
     }
 }
@@ -155,8 +160,8 @@ pub fn prevalidate(
     };
     let creator = checked.creator;
     let parsed = checked.parsed;
-    let tx_id = parsed.channel_header.tx_id.clone();
-    let id = Some(tx_id.as_str());
+    let tx_id = checked.tx_id;
+    let id = Some(&tx_id);
     if parsed.header_type() == Some(HeaderType::ConfigUpdate) {
         if !config.evaluate("Writers", &[creator.signer()]) {
             return invalid(
