@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use medledger_channel::ChannelConfig;
 use medledger_ledger_api::{LedgerError, LedgerReader, TxSimulator};
 use medledger_msp::identity::SigningIdentity;
+use medledger_proto::ChannelId;
 use medledger_proto::protos::{
     ChaincodeAction, ChaincodeId, Endorsement, ProposalResponse, ProposalResponsePayload, Response,
     SignedProposal,
@@ -188,7 +189,7 @@ pub struct Endorser {
 
 /// Called with the channel id and the processing time of every proposal of a served channel
 /// (the peer's `endorser_proposal_duration_seconds` metric).
-pub type ProposalObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+pub type ProposalObserver = Arc<dyn Fn(&ChannelId, Duration) + Send + Sync>;
 
 impl std::fmt::Debug for Endorser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -292,6 +293,7 @@ impl Endorser {
         if let Some(observe) = &self.observer
             && let Ok(channel) = proposal::channel_of(&signed)
             && self.channel(&channel).is_some()
+            && let Ok(channel) = ChannelId::new(channel)
         {
             observe(&channel, started.elapsed());
         }

@@ -1,6 +1,8 @@
 //! The crate's error type: one enum, structured fields (channel, block, tx_id), no state
 //! values (they may be health data) in any message.
 
+use medledger_proto::{ChannelId, IdError};
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -13,7 +15,7 @@ pub enum Error {
     #[error("ledger of channel {channel} corrupted at block {block}: {reason}")]
     Corrupted {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// First block found inconsistent.
         block: u64,
         /// What is wrong (hashes, decoding, storage message).
@@ -23,7 +25,7 @@ pub enum Error {
     #[error("ledger of channel {channel}: corrupted {what} record")]
     CorruptedRecord {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// Which record kind (`state`, `tx index`, `savepoint`, ...).
         what: &'static str,
     },
@@ -31,7 +33,7 @@ pub enum Error {
     #[error("ledger of channel {channel}: storage error: {source}")]
     Storage {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// The RocksDB error.
         #[source]
         source: rocksdb::Error,
@@ -43,7 +45,7 @@ pub enum Error {
     )]
     NotNextBlock {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// Number of the block offered.
         block: u64,
         /// Current height (number of blocks stored).
@@ -55,14 +57,18 @@ pub enum Error {
     #[error("channel {channel}: invalid {what} name")]
     InvalidName {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// `namespace` or `collection`.
         what: &'static str,
     },
+    /// [`crate::Ledger::open`] was given a channel name that is not a valid [`ChannelId`]
+    /// (Fabric's `ValidateChannelID`); nothing was opened or created.
+    #[error(transparent)]
+    InvalidChannelId(#[from] IdError),
     /// The ledger holds no block yet; most queries need the genesis block first.
     #[error("ledger of channel {channel} is empty (no genesis block)")]
     Empty {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
     },
 }

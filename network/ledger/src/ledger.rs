@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use medledger_channel::block;
+use medledger_proto::ChannelId;
 use medledger_proto::common::Block;
 use medledger_proto::kvrwset::{KvMetadataEntry, KvrwSet};
 use medledger_proto::protos::TxValidationCode;
@@ -59,7 +60,7 @@ struct Tip {
 /// may run concurrently with a commit and see either the state before or after it per key
 /// (the committer is the only writer; it reads its own consistent view).
 pub struct Ledger {
-    channel: String,
+    channel: ChannelId,
     db: DB,
     tip: Mutex<Tip>,
 }
@@ -112,12 +113,17 @@ impl Ledger {
     /// the stored hash chain (`number`, `data_hash`, `previous_hash`) as `config` says, and that
     /// the savepoint names the last stored block with its header hash.
     ///
+    /// `channel_id` is parsed into a [`ChannelId`] here, the ledger's one place where a channel
+    /// name arrives as a string (the peer joining from a genesis block, `medledger ledger
+    /// verify`, tests); everything after carries the typed id.
+    ///
     /// # Errors
-    /// [`Error::Corrupted`] naming the first bad block ("ledger corrupted at block N"),
-    /// [`Error::CorruptedRecord`] for an undecodable savepoint, [`Error::Storage`] if RocksDB
-    /// cannot open the directory (e.g. another process holds it).
+    /// [`Error::InvalidChannelId`] if `channel_id` breaks Fabric's channel name rule (checked
+    /// before anything is created), [`Error::Corrupted`] naming the first bad block ("ledger
+    /// corrupted at block N"), [`Error::CorruptedRecord`] for an undecodable savepoint,
+    /// [`Error::Storage`] if RocksDB cannot open the directory (e.g. another process holds it).
     pub fn open(path: &Path, channel_id: &str, config: &LedgerConfig) -> Result<Self> {
-        let channel = channel_id.to_owned();
+        let channel = ChannelId::new(channel_id)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -143,7 +149,7 @@ impl Ledger {
     }
 
     /// The channel id.
-    pub fn channel_id(&self) -> &str {
+    pub fn channel_id(&self) -> &ChannelId {
         &self.channel
     }
 

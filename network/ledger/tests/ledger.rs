@@ -280,3 +280,13 @@ fn second_open_of_the_same_directory_is_refused() {
     let _ledger = open(dir.path()).unwrap();
     assert!(matches!(open(dir.path()), Err(Error::Storage { .. })));
 }
+
+#[test]
+fn open_refuses_an_invalid_channel_name_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let err = Ledger::open(&path, "Bad/Channel", &LedgerConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::InvalidChannelId(_)), "{err}");
+    assert!(err.to_string().contains("channel ID"), "{err}");
+    assert!(!path.exists());
+}

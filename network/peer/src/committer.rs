@@ -9,6 +9,7 @@ use medledger_channel::bft;
 use medledger_channel::block;
 use medledger_ledger::Ledger;
 use medledger_ledger_api::BlockUpdate;
+use medledger_proto::ChannelId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Metadata as PbMetadata};
 use medledger_proto::protos::TxValidationCode;
 use prost::Message;
@@ -39,7 +40,7 @@ pub struct TxStatus {
 #[derive(Debug, Clone)]
 pub struct CommitEvent {
     /// Channel id.
-    pub channel: String,
+    pub channel: ChannelId,
     /// Block number.
     pub block_number: u64,
     /// The committed block (with TRANSACTIONS_FILTER and COMMIT_HASH).
@@ -63,7 +64,7 @@ pub struct CommitSummary {
 /// fsynced RocksDB write); call it from `spawn_blocking` in async code. Blocks are committed
 /// one at a time, in order.
 pub struct Committer {
-    channel: String,
+    channel: ChannelId,
     ledger: Arc<Ledger>,
     /// The current configuration: replaced when a config block commits.
     config: RwLock<Arc<ChannelConfig>>,
@@ -107,7 +108,7 @@ impl Committer {
         definitions: Arc<dyn ChaincodeDefinitions>,
         msp_id: impl Into<String>,
     ) -> Result<Self> {
-        let channel = ledger.channel_id().to_owned();
+        let channel = ledger.channel_id().clone();
         let genesis_err = |reason: String| Error::Genesis {
             channel: channel.clone(),
             reason,
@@ -119,7 +120,7 @@ impl Committer {
             }
             let config =
                 ChannelConfig::from_config_block(g).map_err(|e| genesis_err(e.to_string()))?;
-            if config.channel_id().as_ref() != channel {
+            if *config.channel_id() != channel {
                 return Err(genesis_err("config block is for another channel".into()));
             }
             let mut g = g.clone();
@@ -194,7 +195,7 @@ impl Committer {
     }
 
     /// Channel id.
-    pub fn channel_id(&self) -> &str {
+    pub fn channel_id(&self) -> &ChannelId {
         &self.channel
     }
 
@@ -280,7 +281,7 @@ impl Committer {
             return Err(self.refuse(number, "previous_hash is not the hash of the last block"));
         }
         let config = self.config();
-        bft::verify_block_signatures(&block, &self.channel, config.consenters())
+        bft::verify_block_signatures(&block, self.channel.as_str(), config.consenters())
             .map_err(|e| self.refuse(number, e.to_string()))?;
         let ctx = BlockContext {
             config: &config,

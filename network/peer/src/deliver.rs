@@ -18,6 +18,7 @@ use medledger_channel::block;
 use medledger_channel::deliver::{self, Refusal};
 use medledger_channel::envelope;
 use medledger_ledger::Ledger;
+use medledger_proto::ChannelId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope, HeaderType, Status};
 use medledger_proto::protos::deliver_server::{Deliver, DeliverServer};
 use medledger_proto::protos::{
@@ -79,7 +80,7 @@ impl DeliverChannel {
 
 #[derive(Debug)]
 struct Inner {
-    channels: RwLock<HashMap<String, DeliverChannel>>,
+    channels: RwLock<HashMap<ChannelId, DeliverChannel>>,
     time_window: Duration,
     /// One permit per request being served.
     streams: Arc<Semaphore>,
@@ -131,7 +132,7 @@ impl DeliverService {
 
     /// Serves `channel` from now on.
     pub fn add_channel(&self, channel: DeliverChannel) {
-        let id = channel.committer.channel_id().to_owned();
+        let id = channel.committer.channel_id().clone();
         let mut channels = self
             .inner
             .channels
@@ -209,7 +210,7 @@ impl deliver::BlockSource for DeliverChannel {
 struct PeerSink<'a> {
     tx: &'a mpsc::Sender<Result<DeliverResponse, GrpcStatus>>,
     mode: Mode,
-    channel_id: String,
+    channel_id: ChannelId,
 }
 
 impl deliver::BlockSink for PeerSink<'_> {
@@ -279,14 +280,14 @@ async fn handle(
     Ok(served == deliver::Served::Done)
 }
 
-fn channel_id(c: &DeliverChannel) -> String {
-    c.committer.channel_id().to_owned()
+fn channel_id(c: &DeliverChannel) -> ChannelId {
+    c.committer.channel_id().clone()
 }
 
 /// The filtered form of a committed block (Fabric's `FilteredBlock`): per transaction its
 /// tx id, header type and validation code, and for endorser transactions the chaincode event
 /// without its payload.
-pub fn filtered_block(block: &Block, channel_id: &str) -> FilteredBlock {
+pub fn filtered_block(block: &Block, channel_id: &ChannelId) -> FilteredBlock {
     let filter = block::metadata_bytes(block, BlockMetadataIndex::TransactionsFilter);
     let entries = block::entries(block);
     let filtered_transactions = entries
@@ -325,7 +326,7 @@ pub fn filtered_block(block: &Block, channel_id: &str) -> FilteredBlock {
         })
         .collect();
     FilteredBlock {
-        channel_id: channel_id.to_owned(),
+        channel_id: channel_id.to_string(),
         number: block::number(block),
         filtered_transactions,
     }

@@ -1,6 +1,8 @@
 //! The crate's error type: one enum, structured fields (channel, block), no state values or
 //! health data in any message; mapped to gRPC status in one place.
 
+use medledger_proto::ChannelId;
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -18,7 +20,7 @@ pub enum Error {
     #[error("channel {channel}: block {block} refused: {reason}")]
     BlockRefused {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// Block number.
         block: u64,
         /// Which check failed.
@@ -31,7 +33,7 @@ pub enum Error {
     #[error("channel {channel} halted at block {block}: {reason}")]
     ChannelHalted {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// The block carrying the configuration transaction.
         block: u64,
         /// Why the peer finds it invalid.
@@ -41,14 +43,15 @@ pub enum Error {
     #[error("channel {channel}: invalid genesis block: {reason}")]
     Genesis {
         /// Channel id.
-        channel: String,
+        channel: ChannelId,
         /// What is wrong.
         reason: String,
     },
     /// A request names a channel this peer does not serve.
     #[error("channel {channel} is not served by this peer")]
     UnknownChannel {
-        /// Channel id.
+        /// The channel id as the request gave it (a wire value, not validated: it names no
+        /// channel of this peer, so it may be any string).
         channel: String,
     },
     /// The peer's configuration or key material is unusable.

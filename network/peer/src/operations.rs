@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use medledger_proto::ChannelId;
 use medledger_proto::protos::TxValidationCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -130,15 +131,15 @@ impl PeerMetrics {
     }
 
     /// Records a committed block: one block, its transactions by code, the new height.
-    pub fn block_committed(&self, channel: &str, height: u64, codes: &[TxValidationCode]) {
+    pub fn block_committed(&self, channel: &ChannelId, height: u64, codes: &[TxValidationCode]) {
         let labels = ChannelLabels {
-            channel: channel.to_owned(),
+            channel: channel.to_string(),
         };
         self.blocks.get_or_create(&labels).inc();
         for code in codes {
             self.txs
                 .get_or_create(&TxLabels {
-                    channel: channel.to_owned(),
+                    channel: channel.to_string(),
                     validation_code: code.as_str_name().to_owned(),
                 })
                 .inc();
@@ -147,28 +148,28 @@ impl PeerMetrics {
     }
 
     /// Sets the ledger height of `channel`.
-    pub fn set_height(&self, channel: &str, height: u64) {
+    pub fn set_height(&self, channel: &ChannelId, height: u64) {
         self.height
             .get_or_create(&ChannelLabels {
-                channel: channel.to_owned(),
+                channel: channel.to_string(),
             })
             .set(i64::try_from(height).unwrap_or(i64::MAX));
     }
 
     /// Sets the sequence of the channel configuration the peer's services run with.
-    pub fn set_config_sequence(&self, channel: &str, sequence: u64) {
+    pub fn set_config_sequence(&self, channel: &ChannelId, sequence: u64) {
         self.config_sequence
             .get_or_create(&ChannelLabels {
-                channel: channel.to_owned(),
+                channel: channel.to_string(),
             })
             .set(i64::try_from(sequence).unwrap_or(i64::MAX));
     }
 
     /// Records the duration of one endorsement, seconds.
-    pub fn observe_endorsement(&self, channel: &str, seconds: f64) {
+    pub fn observe_endorsement(&self, channel: &ChannelId, seconds: f64) {
         self.endorsement
             .get_or_create(&ChannelLabels {
-                channel: channel.to_owned(),
+                channel: channel.to_string(),
             })
             .observe(seconds);
     }

@@ -17,6 +17,7 @@ use medledger_gateway_server::{
 use medledger_ledger::{Ledger, LedgerConfig, TransientStore};
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::policy::Policy;
+use medledger_proto::ChannelId;
 use medledger_proto::common::Block;
 use medledger_proto::invocation::canonical_function;
 use medledger_proto::protos::endorser_client::EndorserClient;
@@ -205,7 +206,7 @@ fn join_channel(
     )?
     .with_metrics(metrics.clone());
     let config = committer.config();
-    metrics.set_config_sequence(&channel, config.sequence());
+    metrics.set_config_sequence(config.channel_id(), config.sequence());
     Ok(Joined {
         committer: Arc::new(committer),
         config,
@@ -450,7 +451,7 @@ impl<'a> Components<'a> {
             .with_evaluate_only(self.evaluate_only.clone())
             .with_observer({
                 let metrics = self.metrics.clone();
-                Arc::new(move |channel: &str, took: Duration| {
+                Arc::new(move |channel: &ChannelId, took: Duration| {
                     metrics.observe_endorsement(channel, took.as_secs_f64());
                 })
             }),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use medledger_channel::{block, envelope};
 use medledger_gateway_server::{CommitSource, CommitSourceError, EventStream};
+use medledger_proto::ChannelId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope, HeaderType};
 use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
 use prost::Message;
@@ -21,7 +22,7 @@ const EVENT_BUFFER: usize = 64;
 /// Commit status and chaincode events over the committers of this peer's channels.
 #[derive(Debug, Clone, Default)]
 pub struct LedgerCommits {
-    committers: HashMap<String, Arc<Committer>>,
+    committers: HashMap<ChannelId, Arc<Committer>>,
 }
 
 impl LedgerCommits {
@@ -30,7 +31,7 @@ impl LedgerCommits {
         LedgerCommits {
             committers: committers
                 .into_iter()
-                .map(|c| (c.channel_id().to_owned(), c))
+                .map(|c| (c.channel_id().clone(), c))
                 .collect(),
         }
     }

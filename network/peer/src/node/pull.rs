@@ -27,6 +27,7 @@ use medledger_channel::config::ConsenterSet;
 use medledger_channel::{bft, block, envelope};
 use medledger_ledger::TransientStore;
 use medledger_msp::identity::SigningIdentity;
+use medledger_proto::ChannelId;
 use medledger_proto::common::{Block, Envelope};
 use medledger_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use medledger_proto::orderer::deliver_response::Type as DeliverType;
@@ -489,15 +490,19 @@ async fn deliver(
 async fn stream_blocks(
     tls: TlsClient,
     signer: Arc<SigningIdentity>,
-    channel_id: String,
+    channel_id: ChannelId,
     start: u64,
     orderer: Orderer,
     tx: mpsc::Sender<Result<Block, PullError>>,
 ) {
     let forward = async {
-        let request =
-            medledger_channel::deliver::seek_envelope(&signer, &channel_id, start, u64::MAX)
-                .map_err(|e| PullError::Request(e.to_string()))?;
+        let request = medledger_channel::deliver::seek_envelope(
+            &signer,
+            channel_id.as_str(),
+            start,
+            u64::MAX,
+        )
+        .map_err(|e| PullError::Request(e.to_string()))?;
         let mut stream = deliver(&tls, &orderer, request).await?;
         info!(target: "peer::pull", channel = %channel_id, %orderer, from = start, "pulling blocks");
         while let Some(resp) = stream.message().await.map_err(stream_failed(&orderer))? {
@@ -592,7 +597,7 @@ impl BlockPuller {
         stream.spawn(stream_blocks(
             self.tls.clone(),
             self.signer.clone(),
-            self.committer.channel_id().to_owned(),
+            self.committer.channel_id().clone(),
             self.committer.ledger().height(),
             source.clone(),
             tx,
@@ -637,7 +642,7 @@ impl BlockPuller {
         orderer: &Orderer,
         heights: &AttestedHeights,
     ) -> Result<(), PullError> {
-        let channel_id = self.committer.channel_id();
+        let channel_id = self.committer.channel_id().as_str();
         let request = medledger_channel::deliver::header_stream_envelope(&self.signer, channel_id)
             .map_err(|e| PullError::Request(e.to_string()))?;
         let mut stream = deliver(&self.tls, orderer, request).await?;

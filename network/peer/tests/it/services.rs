@@ -205,7 +205,7 @@ async fn operations_endpoint_serves_health_metrics_and_version() {
         &[1, 2, 3],
     );
     committer.commit_block(b, &Default::default()).unwrap();
-    metrics.observe_endorsement(CHANNEL, 0.004);
+    metrics.observe_endorsement(committer.channel_id(), 0.004);
 
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let h = healthy.clone();
