@@ -129,6 +129,15 @@ macro_rules! string_id {
                 Ok(Self(value))
             }
 
+            /// Checks `value` against the rule without building an identifier (no
+            /// allocation when it holds), for a string that is only compared or looked up.
+            ///
+            /// # Errors
+            /// The [`IdError`] that [`Self::new`] would return.
+            pub fn check(value: &str) -> Result<(), IdError> {
+                Self::validate(value)
+            }
+
             /// The identifier as a string slice.
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -480,6 +489,30 @@ mod tests {
             let c: ChannelId = s.parse().unwrap();
             assert_eq!(c.as_ref(), s);
         }
+    }
+
+    #[test]
+    fn check_agrees_with_new() {
+        for s in [
+            "ehr",
+            "my_cc-2",
+            "",
+            "-ehr",
+            "ehr_",
+            "a--b",
+            "a_-b",
+            "_lifecycle",
+            "é",
+        ] {
+            assert_eq!(
+                ChaincodeName::check(s).err(),
+                ChaincodeName::new(s).err(),
+                "{s:?}"
+            );
+        }
+        assert!(ChannelId::check("mychannel").is_ok());
+        assert!(MspId::check("..").is_err());
+        assert!(TxId::check(&"0".repeat(64)).is_ok());
     }
 
     #[test]

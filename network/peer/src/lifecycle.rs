@@ -32,6 +32,7 @@ use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
+use medledger_proto::ChaincodeName;
 use medledger_proto::common::{Header, SignatureHeader};
 use medledger_proto::protos::{Proposal, Response};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
@@ -175,13 +176,6 @@ pub struct Definition {
     pub collections: Vec<CollectionConfig>,
 }
 
-fn valid_chaincode_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .split(['-', '_'])
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
 fn valid_version(v: &str) -> bool {
     !v.is_empty()
         && v.bytes()
@@ -201,8 +195,8 @@ impl Definition {
             name: self.name.clone(),
             reason,
         };
-        if !valid_chaincode_name(&self.name) {
-            return Err(bad("invalid chaincode name".into()));
+        if let Err(e) = ChaincodeName::check(&self.name) {
+            return Err(bad(format!("invalid chaincode name: {e}")));
         }
         if !valid_version(&self.version) {
             return Err(bad("invalid version".into()));
@@ -345,12 +339,14 @@ pub enum LifecycleKey<'a> {
 /// Parses a `_lifecycle` key; `None` for any other shape.
 pub fn parse_key(key: &str) -> Option<LifecycleKey<'_>> {
     if let Some(name) = key.strip_prefix(DEFINITION_PREFIX) {
-        return valid_chaincode_name(name).then_some(LifecycleKey::Definition { name });
+        return ChaincodeName::check(name)
+            .is_ok()
+            .then_some(LifecycleKey::Definition { name });
     }
     let rest = key.strip_prefix(APPROVAL_PREFIX)?;
     let mut parts = rest.split('/');
     let (name, seq, msp_id) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || !valid_chaincode_name(name) || msp_id.is_empty() {
+    if parts.next().is_some() || ChaincodeName::check(name).is_err() || msp_id.is_empty() {
         return None;
     }
     let sequence: u64 = seq.parse().ok()?;
