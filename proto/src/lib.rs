@@ -12,7 +12,8 @@
 //!   [`protos::chaincode_client::ChaincodeClient::connect_endpoint`].
 //! * The Medledger certificate authority API in [`medledger::ca`].
 //! * Validated identifier types ([`TxId`], [`ChannelId`], [`MspId`],
-//!   [`ChaincodeName`], [`BlockNumber`]) in [`types`].
+//!   [`ChaincodeName`]) in [`types`], parsed where an id arrives and carried
+//!   by the crates behind (ADR 0038).
 //! * [`invocation`]: the chaincode and canonical function a proposal invokes, resolved one
 //!   way for the gateway, the endorser and the contract router.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of all of the above, for
@@ -25,7 +26,7 @@ mod ext;
 pub mod invocation;
 pub mod types;
 
-pub use types::{BlockNumber, ChaincodeName, ChannelId, IdError, IdKind, MspId, TxId};
+pub use types::{ChaincodeName, ChannelId, IdError, IdKind, MspId, TxId};
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every `.proto` file in this
 /// crate, including the well-known types they import (without comments).

@@ -1,6 +1,6 @@
 //! Validated identifier types.
 //!
-//! Each string identifier is a newtype that can only hold a value satisfying
+//! Each identifier is a string newtype that can only hold a value satisfying
 //! its rule. All of them implement `FromStr`, `TryFrom<&str>`,
 //! `TryFrom<String>`, `Display`, `AsRef<str>` and `Borrow<str>`, and
 //! (de)serialize with serde as plain strings, validating on deserialization.
@@ -364,56 +364,6 @@ impl ChaincodeName {
 }
 string_id!(ChaincodeName);
 
-/// The number of a block: its height in the chain, the genesis block being 0
-/// (`common.BlockHeader.number`). Serializes as a plain integer.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct BlockNumber(pub u64);
-
-impl BlockNumber {
-    /// The genesis block.
-    pub const GENESIS: Self = Self(0);
-
-    /// The number as a `u64`.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The following block number (saturating at `u64::MAX`, which no chain
-    /// reaches).
-    #[must_use]
-    pub const fn next(self) -> Self {
-        Self(self.0.saturating_add(1))
-    }
-}
-
-impl From<u64> for BlockNumber {
-    fn from(n: u64) -> Self {
-        Self(n)
-    }
-}
-
-impl From<BlockNumber> for u64 {
-    fn from(n: BlockNumber) -> u64 {
-        n.0
-    }
-}
-
-impl fmt::Display for BlockNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl FromStr for BlockNumber {
-    type Err = std::num::ParseIntError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(Self)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -627,19 +577,6 @@ mod tests {
     }
 
     #[test]
-    fn block_number() {
-        let b = BlockNumber::from(41);
-        assert_eq!(b.next(), BlockNumber(42));
-        assert_eq!(b.next().get(), 42);
-        assert_eq!(u64::from(b), 41);
-        assert_eq!(b.to_string(), "41");
-        assert_eq!("7".parse::<BlockNumber>().unwrap(), BlockNumber(7));
-        assert_eq!(BlockNumber::GENESIS.next(), BlockNumber(1));
-        assert_eq!(BlockNumber(u64::MAX).next(), BlockNumber(u64::MAX));
-        assert!(BlockNumber(1) < BlockNumber(2));
-    }
-
-    #[test]
     fn error_messages_are_readable() {
         assert_eq!(
             err::<ChannelId>("").to_string(),
@@ -668,10 +605,5 @@ mod tests {
         assert_eq!(cc, "basic");
         let e = serde_json::from_str::<ChaincodeName>("\"a__b\"").unwrap_err();
         assert!(e.to_string().contains("malformed"), "{e}");
-        assert_eq!(serde_json::to_string(&BlockNumber(5)).unwrap(), "5");
-        assert_eq!(
-            serde_json::from_str::<BlockNumber>("5").unwrap(),
-            BlockNumber(5)
-        );
     }
 }
