@@ -7,17 +7,17 @@ use std::time::{Duration, SystemTime};
 use medledger_channel::ChannelConfig;
 use medledger_ledger_api::{LedgerError, LedgerReader, TxSimulator};
 use medledger_msp::identity::SigningIdentity;
-use medledger_proto::ChannelId;
 use medledger_proto::protos::{
     ChaincodeAction, ChaincodeId, Endorsement, ProposalResponse, ProposalResponsePayload, Response,
     SignedProposal,
 };
 use medledger_proto::rwset::TxPvtReadWriteSet;
+use medledger_proto::{ChannelId, TxId};
 use medledger_runtime::process::{ChaincodeRuntime, InstalledChaincode};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 
-use crate::proposal::{self, CheckedProposal, ProposalError, ProposalErrorKind};
+use crate::proposal::{self, CheckedProposal, ProposalError};
 use crate::rwset::{CollectionAccess, RwSetSimulator};
 
 /// Endorser settings.
@@ -200,6 +200,21 @@ impl std::fmt::Debug for Endorser {
     }
 }
 
+/// The endorser's duplicate check (Fabric's `preProcess`, `TxIDExists`): refused if `tx_id`
+/// is already committed.
+///
+/// # Errors
+/// [`ProposalError::Duplicate`]; [`ProposalError::Ledger`] if the ledger cannot answer (not
+/// the proposal's fault: Fabric answers status 500 with the ledger's message, as here).
+fn check_not_committed(ledger: &dyn LedgerReader, tx_id: &TxId) -> Result<(), ProposalError> {
+    if ledger.tx_id_exists(tx_id)? {
+        return Err(ProposalError::Duplicate {
+            tx_id: tx_id.clone(),
+        });
+    }
+    Ok(())
+}
+
 fn error_response(status: i32, message: impl Into<String>) -> ProposalResponse {
     ProposalResponse {
         version: 1,
@@ -287,7 +302,7 @@ impl Endorser {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(target: "peer::endorser", error = %e, "proposal refused");
-                error_response(500, e.message)
+                error_response(500, e.to_string())
             }
         };
         if let Some(observe) = &self.observer
@@ -305,36 +320,22 @@ impl Endorser {
         signed: &SignedProposal,
         now: SystemTime,
     ) -> Result<ProposalResponse, ProposalError> {
-        use ProposalErrorKind as K;
         let channel_id = proposal::channel_of(signed)?;
-        let ctx = self.channel(&channel_id).ok_or_else(|| ProposalError {
-            kind: K::UnknownChannel,
-            message: format!("channel '{channel_id}' not found"),
-        })?;
+        let Some(ctx) = self.channel(&channel_id) else {
+            return Err(ProposalError::UnknownChannel {
+                channel: channel_id,
+            });
+        };
         let config = ctx.config();
         let checked = proposal::check(signed, &config, now, self.config.max_timestamp_skew)?;
         let ledger = ctx.ledger();
-        let committed = ledger
-            .tx_id_exists(&checked.tx_id)
-            .map_err(|e| ProposalError {
-                kind: K::Malformed,
-                message: e.to_string(),
-            })?;
-        if committed {
-            return Err(ProposalError {
-                kind: K::Duplicate,
-                message: format!("duplicate transaction found [{}]", checked.tx_id),
+        check_not_committed(&*ledger, &checked.tx_id)?;
+        let Some(collections) = ctx.chaincode(&checked.chaincode) else {
+            return Err(ProposalError::UnknownChaincode {
+                chaincode: checked.chaincode,
+                channel: config.channel_id().clone(),
             });
-        }
-        let collections = ctx
-            .chaincode(&checked.chaincode)
-            .ok_or_else(|| ProposalError {
-                kind: K::UnknownChaincode,
-                message: format!(
-                    "chaincode {} is not defined on channel {channel_id}",
-                    checked.chaincode
-                ),
-            })?;
+        };
         let height = ctx.height();
         Ok(self
             .simulate(signed, &checked, &*ledger, &collections, height)
@@ -512,5 +513,81 @@ impl medledger_proto::protos::endorser_server::Endorser for EndorserService {
         Ok(tonic::Response::new(
             self.endorser.process_proposal(request.into_inner()).await,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use medledger_ledger_api::{
+        HistoryEntry, HistoryQueryExecutor, LedgerError, QueryExecutor, Result, StateIter,
+        TxIdIndex, VersionedValue,
+    };
+
+    use super::*;
+
+    /// A ledger whose storage fails on every read.
+    struct FailingLedger;
+
+    fn failure() -> LedgerError {
+        LedgerError::Storage("disk unreadable".into())
+    }
+
+    impl QueryExecutor for FailingLedger {
+        fn get_state(&self, _: &str, _: &str) -> Result<Option<VersionedValue>> {
+            Err(failure())
+        }
+        fn get_state_range<'a>(&'a self, _: &'a str, _: &str, _: &str) -> Result<StateIter<'a>> {
+            Err(failure())
+        }
+        fn get_private_data(&self, _: &str, _: &str, _: &str) -> Result<Option<VersionedValue>> {
+            Err(failure())
+        }
+        fn get_private_data_hash(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[u8],
+        ) -> Result<Option<VersionedValue>> {
+            Err(failure())
+        }
+    }
+
+    impl HistoryQueryExecutor for FailingLedger {
+        fn get_history_for_key(&self, _: &str, _: &str) -> Result<Vec<HistoryEntry>> {
+            Err(failure())
+        }
+    }
+
+    impl TxIdIndex for FailingLedger {
+        fn tx_id_exists(&self, _: &TxId) -> Result<bool> {
+            Err(failure())
+        }
+    }
+
+    #[test]
+    fn a_ledger_failure_in_the_duplicate_check_is_not_a_malformed_proposal() {
+        let tx_id = TxId::compute(b"nonce", b"creator");
+        let err = check_not_committed(&FailingLedger, &tx_id).unwrap_err();
+        assert!(matches!(err, ProposalError::Ledger(_)), "{err:?}");
+        // The client reads the ledger's message, as before.
+        assert_eq!(err.to_string(), "disk unreadable");
+    }
+
+    #[test]
+    fn a_committed_tx_id_is_a_duplicate() {
+        let tx_id = TxId::compute(b"nonce", b"creator");
+        let ledger = medledger_ledger_api::MemoryLedger {
+            tx_ids: [tx_id.to_string()].into(),
+            ..Default::default()
+        };
+        let err = check_not_committed(&ledger, &tx_id).unwrap_err();
+        assert!(matches!(err, ProposalError::Duplicate { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("duplicate transaction found [{tx_id}]")
+        );
+        assert!(
+            check_not_committed(&medledger_ledger_api::MemoryLedger::default(), &tx_id).is_ok()
+        );
     }
 }

@@ -5,53 +5,100 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use medledger_channel::ChannelConfig;
+use medledger_ledger_api::LedgerError;
 use medledger_msp::msp::VerifiedIdentity;
-use medledger_proto::TxId;
 use medledger_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
+use medledger_proto::invocation::InvocationError;
 use medledger_proto::invocation::decode_invocation;
 use medledger_proto::protos::{ChaincodeInput, ChaincodeProposalPayload, Proposal, SignedProposal};
+use medledger_proto::{ChannelId, TxId};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 /// Why a proposal was refused: Fabric answers with a `ProposalResponse` whose response has
-/// status 500 and this message (no endorsement, chaincode not invoked).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ProposalError {
-    /// What failed.
-    pub kind: ProposalErrorKind,
-    /// Message for the client (ids only, never payload contents).
-    pub message: String,
-}
-
-/// Kinds of proposal refusals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProposalErrorKind {
+/// status 500 and this error's message (no endorsement, chaincode not invoked). Messages name
+/// ids and the failed check, never payload contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposalError {
     /// Bytes do not decode or a required field is missing.
-    Malformed,
+    #[error("{reason}")]
+    Malformed {
+        /// What does not decode or is missing.
+        reason: &'static str,
+    },
+    /// The header extension and the invocation spec do not name one chaincode, or name none.
+    #[error(transparent)]
+    Invocation(#[from] InvocationError),
     /// Header type is not `ENDORSER_TRANSACTION`.
-    HeaderType,
+    #[error("invalid header type {header_type}")]
+    HeaderType {
+        /// The channel header's `type`.
+        header_type: i32,
+    },
     /// This peer does not serve the channel.
-    UnknownChannel,
+    #[error("channel '{channel}' not found")]
+    UnknownChannel {
+        /// The channel id as the proposal gave it (a wire value: it names no channel of this
+        /// peer, so it may be any string).
+        channel: String,
+    },
     /// The creator is invalid (unknown, expired, revoked) or its signature does not verify.
-    BadCreator,
-    /// The creator does not satisfy the channel's Writers policy.
-    AccessDenied,
+    #[error("access denied: creator or signature invalid: {error}")]
+    BadCreator {
+        /// The MSP's verdict.
+        error: medledger_msp::Error,
+    },
     /// tx_id ≠ hex(SHA-256(nonce ‖ creator)).
-    BadTxId,
+    #[error("incorrectly formed txid {tx_id:?}")]
+    BadTxId {
+        /// The channel header's `tx_id`, as given.
+        tx_id: String,
+    },
+    /// The creator does not satisfy the channel's Writers policy.
+    #[error(
+        "access denied: channel [{channel}] creator org [{msp_id}] does not satisfy the Writers policy"
+    )]
+    AccessDenied {
+        /// Channel id.
+        channel: ChannelId,
+        /// The creator's MSP id.
+        msp_id: String,
+    },
     /// The proposal timestamp is too far from the peer's clock.
-    StaleTimestamp,
+    #[error(
+        "proposal timestamp is {}s away from the peer's clock (limit {}s)",
+        skew.as_secs(),
+        limit.as_secs()
+    )]
+    StaleTimestamp {
+        /// How far the timestamp is from the peer's clock.
+        skew: Duration,
+        /// The largest distance accepted.
+        limit: Duration,
+    },
     /// The tx_id is already in the ledger.
-    Duplicate,
+    #[error("duplicate transaction found [{tx_id}]")]
+    Duplicate {
+        /// The transaction id.
+        tx_id: TxId,
+    },
+    /// Reading the ledger for the duplicate check failed (Fabric answers such a failure with
+    /// status 500 as well; it is not the proposal's fault).
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// The chaincode is not defined on the channel.
-    UnknownChaincode,
+    #[error("chaincode {chaincode} is not defined on channel {channel}")]
+    UnknownChaincode {
+        /// The chaincode the proposal invokes.
+        chaincode: String,
+        /// Channel id.
+        channel: ChannelId,
+    },
 }
 
-fn refuse(kind: ProposalErrorKind, message: impl Into<String>) -> ProposalError {
-    ProposalError {
-        kind,
-        message: message.into(),
-    }
+fn malformed(reason: &'static str) -> ProposalError {
+    ProposalError::Malformed { reason }
 }
 
 /// A proposal that passed the header and creator checks.
@@ -80,7 +127,7 @@ pub struct CheckedProposal {
 /// Decodes a signed proposal far enough to find its channel.
 ///
 /// # Errors
-/// [`ProposalErrorKind::Malformed`].
+/// [`ProposalError::Malformed`].
 pub fn channel_of(signed: &SignedProposal) -> Result<String, ProposalError> {
     let (_, _, ch, _) = decode(signed)?;
     Ok(ch.channel_id)
@@ -89,15 +136,14 @@ pub fn channel_of(signed: &SignedProposal) -> Result<String, ProposalError> {
 fn decode(
     signed: &SignedProposal,
 ) -> Result<(Proposal, Header, ChannelHeader, SignatureHeader), ProposalError> {
-    use ProposalErrorKind::Malformed;
     let proposal = Proposal::decode(signed.proposal_bytes.as_slice())
-        .map_err(|_| refuse(Malformed, "proposal bytes do not decode"))?;
+        .map_err(|_| malformed("proposal bytes do not decode"))?;
     let header = Header::decode(proposal.header.as_slice())
-        .map_err(|_| refuse(Malformed, "proposal header does not decode"))?;
+        .map_err(|_| malformed("proposal header does not decode"))?;
     let ch = ChannelHeader::decode(header.channel_header.as_slice())
-        .map_err(|_| refuse(Malformed, "channel header does not decode"))?;
+        .map_err(|_| malformed("channel header does not decode"))?;
     let sh = SignatureHeader::decode(header.signature_header.as_slice())
-        .map_err(|_| refuse(Malformed, "signature header does not decode"))?;
+        .map_err(|_| malformed("signature header does not decode"))?;
     Ok((proposal, header, ch, sh))
 }
 
@@ -106,78 +152,58 @@ fn decode(
 /// checks duplicate tx_ids and the chaincode definition.
 ///
 /// # Errors
-/// A [`ProposalError`] whose kind says which check failed.
+/// A [`ProposalError`] whose variant says which check failed.
 pub fn check(
     signed: &SignedProposal,
     config: &ChannelConfig,
     now: SystemTime,
     max_skew: Duration,
 ) -> Result<CheckedProposal, ProposalError> {
-    use ProposalErrorKind as K;
     let (proposal, header, ch, sh) = decode(signed)?;
     if ch.r#type != HeaderType::EndorserTransaction as i32 {
-        return Err(refuse(
-            K::HeaderType,
-            format!("invalid header type {}", ch.r#type),
-        ));
+        return Err(ProposalError::HeaderType {
+            header_type: ch.r#type,
+        });
     }
-    if ch.channel_id != config.channel_id().as_ref() {
-        return Err(refuse(
-            K::UnknownChannel,
-            format!("channel '{}' not found", ch.channel_id),
-        ));
+    if ch.channel_id != config.channel_id().as_str() {
+        return Err(ProposalError::UnknownChannel {
+            channel: ch.channel_id,
+        });
     }
     if sh.creator.is_empty() || sh.nonce.is_empty() {
-        return Err(refuse(K::Malformed, "creator or nonce is empty"));
+        return Err(malformed("creator or nonce is empty"));
     }
     let creator = config
         .msps()
         .verify(&sh.creator, &signed.proposal_bytes, &signed.signature, now)
-        .map_err(|e| {
-            refuse(
-                K::BadCreator,
-                format!("access denied: creator or signature invalid: {e}"),
-            )
-        })?;
+        .map_err(|error| ProposalError::BadCreator { error })?;
     let tx_id = TxId::compute(&sh.nonce, &sh.creator);
     if ch.tx_id != tx_id.as_str() {
-        return Err(refuse(
-            K::BadTxId,
-            format!("incorrectly formed txid {:?}", ch.tx_id),
-        ));
+        return Err(ProposalError::BadTxId { tx_id: ch.tx_id });
     }
     if !config.evaluate("Writers", &[creator.signer()]) {
-        return Err(refuse(
-            K::AccessDenied,
-            format!(
-                "access denied: channel [{}] creator org [{}] does not satisfy the Writers policy",
-                ch.channel_id,
-                creator.msp_id()
-            ),
-        ));
+        return Err(ProposalError::AccessDenied {
+            channel: config.channel_id().clone(),
+            msp_id: creator.msp_id().to_owned(),
+        });
     }
     let ts = ch
         .timestamp
         .and_then(|t| SystemTime::try_from(t).ok())
-        .ok_or_else(|| refuse(K::Malformed, "proposal has no timestamp"))?;
+        .ok_or_else(|| malformed("proposal has no timestamp"))?;
     let skew = now
         .duration_since(ts)
         .or_else(|_| ts.duration_since(now))
         .unwrap_or_default();
     if skew > max_skew {
-        return Err(refuse(
-            K::StaleTimestamp,
-            format!(
-                "proposal timestamp is {}s away from the peer's clock (limit {}s)",
-                skew.as_secs(),
-                max_skew.as_secs()
-            ),
-        ));
+        return Err(ProposalError::StaleTimestamp {
+            skew,
+            limit: max_skew,
+        });
     }
-    let invocation = decode_invocation(&ch.extension, &proposal.payload)
-        .map_err(|e| refuse(K::Malformed, e.to_string()))?;
+    let invocation = decode_invocation(&ch.extension, &proposal.payload)?;
     let payload = ChaincodeProposalPayload::decode(proposal.payload.as_slice())
-        .map_err(|_| refuse(K::Malformed, "chaincode proposal payload does not decode"))?;
+        .map_err(|_| malformed("chaincode proposal payload does not decode"))?;
     let mut hasher = Sha256::new();
     hasher.update(&header.channel_header);
     hasher.update(&header.signature_header);
