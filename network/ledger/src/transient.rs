@@ -16,24 +16,24 @@ use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum TransientStoreError {
     /// RocksDB cannot open the store.
-    #[error("transient store {}: {source}", path.display())]
+    #[error("transient store {}: {error}", path.display())]
     Open {
         /// The store's directory.
         path: PathBuf,
-        /// The RocksDB error.
-        #[source]
-        source: rocksdb::Error,
+        /// The RocksDB error, in the message (not also as `source()`, which would print it
+        /// twice in an error chain).
+        error: rocksdb::Error,
     },
     /// RocksDB failed reading or writing the entry of `tx_id` (simulated at `height`, when
     /// known), or, without a `tx_id`, while purging.
-    #[error("{source}")]
+    #[error("{error}")]
     Storage {
         /// The transaction whose entry was read or written.
         tx_id: Option<String>,
         /// The height the entry was simulated at (written, or removed by it).
         height: Option<u64>,
-        /// The RocksDB error.
-        source: rocksdb::Error,
+        /// The RocksDB error, the whole message (not also `source()`: printed once).
+        error: rocksdb::Error,
     },
     /// The stored entry of `tx_id` does not decode.
     #[error("{reason}")]
@@ -49,10 +49,10 @@ fn storage(
     tx_id: Option<&str>,
     height: Option<u64>,
 ) -> impl FnOnce(rocksdb::Error) -> TransientStoreError {
-    move |source| TransientStoreError::Storage {
+    move |error| TransientStoreError::Storage {
         tx_id: tx_id.map(str::to_owned),
         height,
-        source,
+        error,
     }
 }
 
@@ -109,9 +109,9 @@ impl TransientStore {
         opts.create_if_missing(true);
         DB::open(&opts, dir)
             .map(|db| TransientStore { db })
-            .map_err(|source| TransientStoreError::Open {
+            .map_err(|error| TransientStoreError::Open {
                 path: dir.to_owned(),
-                source,
+                error,
             })
     }
 

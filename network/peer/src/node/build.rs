@@ -416,7 +416,7 @@ impl<'a> Components<'a> {
         };
         let transient = Arc::new(
             TransientStore::open(&cfg.data_dir.join("transient"))
-                .map_err(|e| config_err(format!("transient store: {e}")))?,
+                .map_err(|e| config_err(e.to_string()))?,
         );
         let (shutdown, _) = watch::channel(false);
         Ok(Components {

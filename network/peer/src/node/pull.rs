@@ -160,12 +160,13 @@ pub enum PullError {
         orderer: String,
     },
     /// A header the orderer sent has no valid commit certificate.
-    #[error("{source}")]
+    #[error("{error}")]
     Attestation {
         /// The orderer, `host:port`.
         orderer: String,
-        /// What the verification found.
-        source: bft::BlockVerifyError,
+        /// What the verification found, the whole message (not also `source()`: printed
+        /// once).
+        error: bft::BlockVerifyError,
     },
     /// The block stream's task ended (the puller stops it only when leaving the source).
     #[error("block stream ended")]
@@ -654,7 +655,7 @@ impl BlockPuller {
                         warn!(target: "peer::pull", channel = %channel_id, %orderer, error = %e, "orderer sent a header without a valid commit certificate");
                         return Err(PullError::Attestation {
                             orderer: orderer.to_string(),
-                            source: e,
+                            error: e,
                         });
                     }
                 }
