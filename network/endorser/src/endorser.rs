@@ -205,7 +205,8 @@ impl std::fmt::Debug for Endorser {
 ///
 /// # Errors
 /// [`ProposalError::Duplicate`]; [`ProposalError::Ledger`] if the ledger cannot answer (not
-/// the proposal's fault: Fabric answers status 500 with the ledger's message, as here).
+/// the proposal's fault; the client gets status 500 with the ledger's message, the status of
+/// every refusal before simulation, as Fabric's `ProcessProposal`).
 fn check_not_committed(ledger: &dyn LedgerReader, tx_id: &TxId) -> Result<(), ProposalError> {
     if ledger.tx_id_exists(tx_id)? {
         return Err(ProposalError::Duplicate {

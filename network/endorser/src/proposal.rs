@@ -83,8 +83,8 @@ pub enum ProposalError {
         /// The transaction id.
         tx_id: TxId,
     },
-    /// Reading the ledger for the duplicate check failed (Fabric answers such a failure with
-    /// status 500 as well; it is not the proposal's fault).
+    /// Reading the ledger for the duplicate check failed: not the proposal's fault, but the
+    /// peer cannot tell a replay, so it does not endorse (status 500, as every refusal here).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// The chaincode is not defined on the channel.
