@@ -118,7 +118,7 @@ fn endorser(ch: &mut TestChannel, org: usize, name: &str, defined: bool) -> Arc<
         Arc::new(MemoryTransientStore::default()),
         EndorserConfig::default(),
     ));
-    e.add_channel("ehr", ctx);
+    e.add_channel("ehr".parse().unwrap(), ctx);
     e
 }
 

@@ -230,7 +230,7 @@ pub fn chaincode_definition(spec: &NetworkSpec, cc: &ChaincodeSpec) -> Definitio
     if cc.private_collection_per_org {
         for o in &spec.organizations {
             collections.push(CollectionConfig {
-                name: ehr_chaincode::ids::default_collection(&o.msp_id),
+                name: ehr_chaincode::ids::default_collection(o.msp_id.as_str()),
                 member_orgs: format!("OR('{}.member')", o.msp_id),
                 endorsement_policy: Some(format!("OR('{}.peer')", o.msp_id)),
                 block_to_live: 0,
@@ -238,7 +238,9 @@ pub fn chaincode_definition(spec: &NetworkSpec, cc: &ChaincodeSpec) -> Definitio
         }
         for c in &spec.organizations {
             for g in spec.organizations.iter().filter(|g| g.msp_id != c.msp_id) {
-                if let Some(name) = ehr_chaincode::ids::share_collection(&c.msp_id, &g.msp_id) {
+                if let Some(name) =
+                    ehr_chaincode::ids::share_collection(c.msp_id.as_str(), g.msp_id.as_str())
+                {
                     collections.push(CollectionConfig {
                         name,
                         member_orgs: format!("OR('{}.member','{}.member')", c.msp_id, g.msp_id),
@@ -275,7 +277,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let nodes_dir = dir.join("nodes");
     let oo = &spec.orderer_org;
-    let mut orderer_org = Org::new(dir, &oo.name, &oo.msp_id, &oo.domain)?;
+    let mut orderer_org = Org::new(dir, &oo.name, oo.msp_id.as_str(), &oo.domain)?;
     let mut consenters = Vec::new();
     for (i, node) in oo.orderers.iter().enumerate() {
         let home = nodes_dir.join(node_dir_name(None, node));
@@ -287,7 +289,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
         let sign_cert = std::fs::read(home.join("msp/signcerts/cert.pem"))?;
         consenters.push(pb::Consenter {
             id: i as u32 + 1,
-            msp_id: oo.msp_id.clone(),
+            msp_id: oo.msp_id.to_string(),
             identity: sign_cert,
             client_tls_cert: tls_pem.clone().into_bytes(),
             server_tls_cert: tls_pem.into_bytes(),
@@ -319,7 +321,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
         channel_id: spec.channel.clone(),
         sequence: 0,
         organizations,
-        orderer_organizations: vec![orderer_org.organization(&oo.msp_id, Vec::new())?],
+        orderer_organizations: vec![orderer_org.organization(oo.msp_id.as_str(), Vec::new())?],
         consenters,
         policies: medledger_channel::config::default_policies(),
         batch: Some(batch),
@@ -344,7 +346,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
             genesis_block: PathBuf::from("../../genesis.block"),
             data_dir: PathBuf::from("data"),
             msp_dir: PathBuf::from("msp"),
-            msp_id: oo.msp_id.clone(),
+            msp_id: oo.msp_id.to_string(),
             tls_cert: PathBuf::from("tls/server.crt"),
             tls_key: PathBuf::from("tls/server.key"),
             listen: node.bind(node.port),
@@ -436,7 +438,7 @@ pub fn generate_org(
     identities: &mut Identities,
 ) -> Result<(pb::Organization, String)> {
     let nodes_dir = dir.join("nodes");
-    let mut o = Org::new(dir, &org.name, &org.msp_id, &org.domain)?;
+    let mut o = Org::new(dir, &org.name, org.msp_id.as_str(), &org.domain)?;
     for node in &org.peers {
         let home = nodes_dir.join(node_dir_name(Some(org), node));
         o.issue(
@@ -463,7 +465,7 @@ pub fn generate_org(
         o.issue(reg, &home, &[])?;
         identities.identities.push(IdentityEntry {
             name,
-            msp_id: org.msp_id.clone(),
+            msp_id: org.msp_id.to_string(),
             msp_dir: home.join("msp").strip_prefix(dir)?.to_path_buf(),
             role: role.to_owned(),
             gateway: gateway.endpoint(),
@@ -508,7 +510,7 @@ pub fn generate_org(
         })
         .collect();
     Ok((
-        o.organization(&org.msp_id, peers)?,
+        o.organization(org.msp_id.as_str(), peers)?,
         o.ca.tls_root_cert().to_pem(),
     ))
 }

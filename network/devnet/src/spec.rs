@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use medledger_msp::policy::{Policy, SignaturePolicy};
+use medledger_proto::types::MspId;
 use serde::{Deserialize, Serialize};
 
 /// A whole network.
@@ -59,8 +60,8 @@ impl Default for BatchSpec {
 pub struct OrdererOrgSpec {
     /// Short name (directories, CA name).
     pub name: String,
-    /// MSP id.
-    pub msp_id: String,
+    /// MSP id (checked when the file is read: [`MspId`]'s rule).
+    pub msp_id: MspId,
     /// DNS domain of its CA.
     pub domain: String,
     /// Its orderers (consenter ids 1..=n in this order). BFT: n = 3f + 1 tolerates f faults.
@@ -73,8 +74,8 @@ pub struct OrdererOrgSpec {
 pub struct OrgSpec {
     /// Short name (directories, identity names such as `org1-doctor`).
     pub name: String,
-    /// MSP id.
-    pub msp_id: String,
+    /// MSP id (checked when the file is read: [`MspId`]'s rule).
+    pub msp_id: MspId,
     /// DNS domain of its CA.
     pub domain: String,
     /// What it is (hospital, lab, insurer, ...), for people.
@@ -325,7 +326,7 @@ mod tests {
         assert!(e.contains("3f + 1"), "{e}");
 
         let mut s = dev();
-        s.organizations[1].msp_id = "Org1MSP".into();
+        s.organizations[1].msp_id = "Org1MSP".parse().unwrap();
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("used twice"));
     }
 }

@@ -177,7 +177,7 @@ impl TransientStore for MemoryTransientStore {
 /// The endorser of one peer.
 pub struct Endorser {
     signer: Arc<SigningIdentity>,
-    channels: RwLock<HashMap<String, Arc<dyn ChannelContext>>>,
+    channels: RwLock<HashMap<ChannelId, Arc<dyn ChannelContext>>>,
     executor: Arc<dyn ChaincodeExecutor>,
     transient: Arc<dyn TransientStore>,
     config: EndorserConfig,
@@ -276,9 +276,9 @@ impl Endorser {
     }
 
     /// Serves a channel.
-    pub fn add_channel(&self, channel_id: &str, ctx: Arc<dyn ChannelContext>) {
+    pub fn add_channel(&self, channel_id: ChannelId, ctx: Arc<dyn ChannelContext>) {
         if let Ok(mut c) = self.channels.write() {
-            c.insert(channel_id.to_owned(), ctx);
+            c.insert(channel_id, ctx);
         }
     }
 

@@ -146,7 +146,7 @@ fn setup() -> Setup {
         transient.clone(),
         EndorserConfig::default(),
     );
-    endorser.add_channel("ehr", ctx.clone());
+    endorser.add_channel("ehr".parse().unwrap(), ctx.clone());
     Setup {
         ch,
         peer,
@@ -572,7 +572,7 @@ async fn evaluate_only_output_is_never_endorsed() {
         "kv".to_owned(),
         HashSet::from(["readprivate".to_owned(), "private".to_owned()]),
     )]));
-    endorser.add_channel("ehr", s.ctx.clone());
+    endorser.add_channel("ehr".parse().unwrap(), s.ctx.clone());
     let phi: &[u8] = br#"{"resourceType":"Condition","id":"c-1"}"#;
     for function in ["private", "kv:private", "a:b:private"] {
         let b = proposal(
@@ -654,7 +654,7 @@ async fn the_endorser_service_refuses_proposals_over_its_concurrency_limit() {
         s.transient.clone(),
         EndorserConfig::default(),
     );
-    endorser.add_channel("ehr", s.ctx.clone());
+    endorser.add_channel("ehr".parse().unwrap(), s.ctx.clone());
     let service = EndorserService::with_concurrency_limit(Arc::new(endorser), 2);
     let call = |key: &str| {
         let service = service.clone();

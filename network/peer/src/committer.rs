@@ -9,9 +9,9 @@ use medledger_channel::bft;
 use medledger_channel::block;
 use medledger_ledger::Ledger;
 use medledger_ledger_api::BlockUpdate;
-use medledger_proto::ChannelId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Metadata as PbMetadata};
 use medledger_proto::protos::TxValidationCode;
+use medledger_proto::{ChannelId, MspId};
 use prost::Message;
 use tokio::sync::{broadcast, watch};
 use tracing::{error, info, warn};
@@ -71,7 +71,7 @@ pub struct Committer {
     /// Number of the block that carries the current configuration.
     last_config: AtomicU64,
     definitions: Arc<dyn ChaincodeDefinitions>,
-    msp_id: String,
+    msp_id: MspId,
     events: broadcast::Sender<Arc<CommitEvent>>,
     height: watch::Sender<u64>,
     /// Sequence of the current configuration.
@@ -106,7 +106,7 @@ impl Committer {
         ledger: Arc<Ledger>,
         genesis: Option<&Block>,
         definitions: Arc<dyn ChaincodeDefinitions>,
-        msp_id: impl Into<String>,
+        msp_id: MspId,
     ) -> Result<Self> {
         let channel = ledger.channel_id().clone();
         let genesis_err = |reason: String| Error::Genesis {
@@ -177,7 +177,7 @@ impl Committer {
             config: RwLock::new(Arc::new(config)),
             last_config: AtomicU64::new(last_config),
             definitions,
-            msp_id: msp_id.into(),
+            msp_id,
             events,
             height,
             config_sequence,

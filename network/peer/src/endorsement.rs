@@ -11,6 +11,7 @@ use std::sync::Arc;
 use medledger_channel::ChannelConfig;
 use medledger_endorser::{ChannelContext, CollectionAccess, TransientStore};
 use medledger_ledger_api::{LedgerError, LedgerReader};
+use medledger_proto::MspId;
 
 use crate::committer::Committer;
 use crate::definitions::ChaincodeDefinitions;
@@ -19,7 +20,7 @@ use crate::definitions::ChaincodeDefinitions;
 pub struct PeerChannelContext {
     committer: Arc<Committer>,
     definitions: Arc<dyn ChaincodeDefinitions>,
-    msp_id: String,
+    msp_id: MspId,
 }
 
 impl PeerChannelContext {
@@ -27,12 +28,12 @@ impl PeerChannelContext {
     pub fn new(
         committer: Arc<Committer>,
         definitions: Arc<dyn ChaincodeDefinitions>,
-        msp_id: &str,
+        msp_id: MspId,
     ) -> Self {
         PeerChannelContext {
             committer,
             definitions,
-            msp_id: msp_id.to_owned(),
+            msp_id,
         }
     }
 }
@@ -55,7 +56,7 @@ impl ChannelContext for PeerChannelContext {
                 .values()
                 .map(|c| CollectionAccess {
                     name: c.name.clone(),
-                    member: c.is_member(&self.msp_id),
+                    member: c.is_member(self.msp_id.as_str()),
                 })
                 .collect()
         })

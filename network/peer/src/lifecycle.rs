@@ -32,9 +32,9 @@ use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
-use medledger_proto::ChaincodeName;
 use medledger_proto::common::{Header, SignatureHeader};
 use medledger_proto::protos::{Proposal, Response};
+use medledger_proto::{ChaincodeName, MspId};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ pub enum LifecycleError {
         /// Creator's NodeOU (`none` if unclassified).
         creator_ou: String,
         /// Endorsing peer's MSP.
-        peer_msp: String,
+        peer_msp: MspId,
     },
     /// Not enough organizations approved the definition.
     #[error(
@@ -127,7 +127,7 @@ pub enum LifecycleError {
     #[error("chaincode definition not agreed to by this org ({msp_id})")]
     ThisOrgNotAgreed {
         /// The endorsing peer's MSP.
-        msp_id: String,
+        msp_id: MspId,
     },
     /// No definition of the chaincode is committed.
     #[error("namespace {name} is not defined")]
@@ -372,7 +372,7 @@ pub struct Invocation<'a> {
     /// The channel configuration.
     pub config: &'a ChannelConfig,
     /// MSP id of the endorsing peer.
-    pub peer_msp: &'a str,
+    pub peer_msp: &'a MspId,
     /// MSP id of the proposal's creator (validated).
     pub creator_msp: &'a str,
     /// NodeOU of the creator.
@@ -480,13 +480,13 @@ pub fn invoke(
     match function.as_str() {
         APPROVE => {
             let def = definition_arg(&function, rest)?;
-            if inv.creator_ou != Some(NodeOu::Admin) || inv.creator_msp != inv.peer_msp {
+            if inv.creator_ou != Some(NodeOu::Admin) || *inv.peer_msp != *inv.creator_msp {
                 return Err(LifecycleError::NotAdmin {
                     creator_msp: inv.creator_msp.to_owned(),
                     creator_ou: inv
                         .creator_ou
                         .map_or_else(|| "none".to_owned(), |ou| ou.as_str().to_owned()),
-                    peer_msp: inv.peer_msp.to_owned(),
+                    peer_msp: inv.peer_msp.clone(),
                 });
             }
             let current = committed(sim, &def.name)?;
@@ -504,7 +504,7 @@ pub fn invoke(
             }
             let hash = def.hash_hex()?;
             sim.put_state(
-                &approval_key(&def.name, def.sequence, inv.peer_msp),
+                &approval_key(&def.name, def.sequence, inv.peer_msp.as_str()),
                 hash.clone().into_bytes(),
             )?;
             Ok(hash.into_bytes())
@@ -531,9 +531,9 @@ pub fn invoke(
                     required,
                 });
             }
-            if approvals.get(inv.peer_msp) != Some(&true) {
+            if approvals.get(inv.peer_msp.as_str()) != Some(&true) {
                 return Err(LifecycleError::ThisOrgNotAgreed {
-                    msp_id: inv.peer_msp.to_owned(),
+                    msp_id: inv.peer_msp.clone(),
                 });
             }
             sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)?;
@@ -683,7 +683,7 @@ pub fn validate_writes(
 /// on the sandboxed runtime.
 pub struct LifecycleExecutor {
     runtime: Arc<RuntimeExecutor>,
-    msp_id: String,
+    msp_id: MspId,
     channels: RwLock<BTreeMap<String, Arc<ChannelConfig>>>,
 }
 
@@ -697,10 +697,10 @@ impl std::fmt::Debug for LifecycleExecutor {
 
 impl LifecycleExecutor {
     /// Serves `_lifecycle` for a peer of `msp_id`; delegates the rest to `runtime`.
-    pub fn new(runtime: Arc<RuntimeExecutor>, msp_id: &str) -> Self {
+    pub fn new(runtime: Arc<RuntimeExecutor>, msp_id: MspId) -> Self {
         LifecycleExecutor {
             runtime,
-            msp_id: msp_id.to_owned(),
+            msp_id,
             channels: RwLock::new(BTreeMap::new()),
         }
     }
@@ -809,9 +809,10 @@ mod tests {
             args: &[&[u8]],
         ) -> Result<Vec<u8>, LifecycleError> {
             let mut sim = MemorySimulator::new(self.0.clone());
+            let peer: MspId = peer.parse().unwrap();
             let inv = Invocation {
                 config,
-                peer_msp: peer,
+                peer_msp: &peer,
                 creator_msp: creator.0,
                 creator_ou: Some(creator.1),
             };

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use medledger_channel::block;
 use medledger_ledger::{Ledger, LedgerConfig, VerifyMode};
+use medledger_proto::MspId;
 use medledger_proto::common::BlockMetadataIndex;
 
 use crate::committer::Committer;
@@ -79,7 +80,7 @@ pub fn verify_ledger(
     path: &Path,
     channel: &str,
     definitions: Arc<dyn ChaincodeDefinitions>,
-    msp_id: &str,
+    msp_id: &MspId,
     scratch: &Path,
 ) -> Result<std::result::Result<Verified, Divergence>> {
     let config = LedgerConfig {
@@ -94,10 +95,11 @@ pub fn verify_ledger(
         return Ok(Err(Divergence::Chain("no genesis block".into())));
     };
     let replay = Arc::new(Ledger::open(scratch, channel, &LedgerConfig::default())?);
-    let committer = match Committer::new(replay.clone(), Some(&genesis), definitions, msp_id) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(Divergence::Chain(e.to_string()))),
-    };
+    let committer =
+        match Committer::new(replay.clone(), Some(&genesis), definitions, msp_id.clone()) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(Divergence::Chain(e.to_string()))),
+        };
     for n in 1..height {
         let Some(b) = stored.block(n)? else {
             return Ok(Err(Divergence::Chain(format!("block {n} is missing"))));

@@ -20,6 +20,7 @@ use medledger_peer::committer::Committer;
 use medledger_peer::definitions::{ChaincodeDefinition, CollectionDefinition, InMemoryDefinitions};
 use medledger_peer::endorsement::PeerChannelContext;
 use medledger_peer::node::pull::{SourceMonitor, start_index};
+use medledger_proto::MspId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope};
 use prost::Message;
 use serde::Serialize;
@@ -260,12 +261,15 @@ impl Network {
             msp_id: msp.clone(),
             source,
         })?;
+        let typed_msp =
+            MspId::new(msp.clone()).map_err(|e| Error::Setup(std::io::Error::other(e)))?;
+        let channel = ledger.channel_id().clone();
         let committer = Arc::new(
             Committer::new(
                 Arc::new(ledger),
                 Some(&self.genesis),
                 self.definitions.clone(),
-                msp.as_str(),
+                typed_msp.clone(),
             )
             .map_err(|source| Error::Peer {
                 msp_id: msp.clone(),
@@ -280,11 +284,11 @@ impl Network {
             EndorserConfig::default(),
         ));
         endorser.add_channel(
-            CHANNEL,
+            channel,
             Arc::new(PeerChannelContext::new(
                 committer.clone(),
                 self.definitions.clone(),
-                &msp,
+                typed_msp,
             )),
         );
         let orderers = self.topology.orderers as usize;

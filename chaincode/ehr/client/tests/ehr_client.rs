@@ -97,8 +97,15 @@ fn peer(
         Arc::new(Ledger::open(&dir.join(&msp), CHANNEL, &LedgerConfig::default()).unwrap());
     let definitions = Arc::new(InMemoryDefinitions::new());
     definitions.insert(ehr_definition());
-    let committer =
-        Arc::new(Committer::new(ledger, Some(genesis), definitions.clone(), msp.as_str()).unwrap());
+    let committer = Arc::new(
+        Committer::new(
+            ledger,
+            Some(genesis),
+            definitions.clone(),
+            msp.parse().unwrap(),
+        )
+        .unwrap(),
+    );
     let transient = Arc::new(MemoryTransientStore::default());
     let endorser = Arc::new(Endorser::new(
         Arc::new(identity),
@@ -107,11 +114,11 @@ fn peer(
         EndorserConfig::default(),
     ));
     endorser.add_channel(
-        CHANNEL,
+        CHANNEL.parse().unwrap(),
         Arc::new(PeerChannelContext::new(
             committer.clone(),
             definitions,
-            &msp,
+            msp.parse().unwrap(),
         )),
     );
     Peer {

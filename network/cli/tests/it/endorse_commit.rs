@@ -54,7 +54,7 @@ async fn kv_contract_endorsed_in_the_sandbox_then_committed() {
             ledger.clone(),
             Some(&genesis),
             definitions.clone(),
-            "Org1MSP",
+            "Org1MSP".parse().unwrap(),
         )
         .unwrap(),
     );
@@ -82,11 +82,11 @@ async fn kv_contract_endorsed_in_the_sandbox_then_committed() {
         EndorserConfig::default(),
     );
     endorser.add_channel(
-        "ehr",
+        "ehr".parse().unwrap(),
         Arc::new(PeerChannelContext::new(
             committer.clone(),
             definitions,
-            "Org1MSP",
+            "Org1MSP".parse().unwrap(),
         )),
     );
 

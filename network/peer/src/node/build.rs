@@ -248,7 +248,7 @@ fn channel_gateway(
         lazy_with(host, port, no_cert)
     };
     let own = GatewayPeer {
-        msp_id: cfg.msp_id.clone(),
+        msp_id: cfg.msp_id.to_string(),
         address: cfg.external().to_owned(),
         endorser: EndorserHandle::Local(endorser.clone()),
     };
@@ -393,14 +393,13 @@ impl<'a> Components<'a> {
     /// blocks) the channels' ledgers, reads the TLS material and opens the transient store.
     pub(super) fn open(cfg: &'a PeerConfig) -> Result<Self> {
         let signer = Arc::new(
-            medledger_msp::folder::load_signing_identity(&cfg.msp_dir, &cfg.msp_id).map_err(
-                |e| {
+            medledger_msp::folder::load_signing_identity(&cfg.msp_dir, cfg.msp_id.as_str())
+                .map_err(|e| {
                     config_err(format!(
                         "signing identity in {}: {e}",
                         cfg.msp_dir.display()
                     ))
-                },
-            )?,
+                })?,
         );
         let (definitions, installed) = chaincodes(cfg)?;
         let metrics = Arc::new(PeerMetrics::new());
@@ -437,7 +436,10 @@ impl<'a> Components<'a> {
     /// and the lifecycle system chaincode.
     pub(super) fn endorser(&mut self) -> (Arc<RuntimeExecutor>, Arc<Endorser>) {
         let executor = chaincode_runtime(self.cfg, std::mem::take(&mut self.installed));
-        let system = Arc::new(LifecycleExecutor::new(executor.clone(), &self.cfg.msp_id));
+        let system = Arc::new(LifecycleExecutor::new(
+            executor.clone(),
+            self.cfg.msp_id.clone(),
+        ));
         for j in &self.joined {
             system.add_channel(j.config.clone());
         }
@@ -472,11 +474,11 @@ impl<'a> Components<'a> {
         for j in &self.joined {
             let channel = j.config.channel_id().to_string();
             endorser.add_channel(
-                &channel,
+                j.config.channel_id().clone(),
                 Arc::new(PeerChannelContext::new(
                     j.committer.clone(),
                     j.definitions.clone(),
-                    &cfg.msp_id,
+                    cfg.msp_id.clone(),
                 )),
             );
             deliver.add_channel(DeliverChannel::from_committer(&j.committer));
@@ -501,7 +503,7 @@ impl<'a> Components<'a> {
         };
         let commits = LedgerCommits::new(self.joined.iter().map(|j| j.committer.clone()));
         let gateway = GatewayService::new(
-            &cfg.msp_id,
+            cfg.msp_id.as_str(),
             gateways,
             Arc::new(policies),
             Arc::new(commits),

@@ -54,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use medledger_gateway_server::GatewayConfig;
+use medledger_proto::types::MspId;
 use serde::{Deserialize, Serialize};
 
 use medledger_runtime::sandbox::LandlockLevel;
@@ -69,8 +70,8 @@ use crate::node::pull::PullConfig;
 pub struct PeerConfig {
     /// This peer's name, for logs and metrics.
     pub name: String,
-    /// MSP id of its organization.
-    pub msp_id: String,
+    /// MSP id of its organization (checked when the file is read: [`MspId`]'s rule).
+    pub msp_id: MspId,
     /// MSP folder of its signing identity.
     pub msp_dir: PathBuf,
     /// TLS certificate, PEM: served to clients and peers, presented to orderers and peers.
@@ -393,9 +394,6 @@ impl PeerConfig {
     /// # Errors
     /// [`Error::Config`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        if self.msp_id.is_empty() {
-            return Err(config_err("msp_id is empty"));
-        }
         if self.channels.is_empty() {
             return Err(config_err("no channels: list at least one genesis_block"));
         }
@@ -517,6 +515,16 @@ mod tests {
         );
         assert!(def.collections["c1"].is_member("Org1MSP"));
         assert!(!def.collections["c1"].is_member("Org2MSP"));
+    }
+
+    #[test]
+    fn an_msp_id_outside_the_rule_is_refused_when_the_file_is_read_naming_it() {
+        for bad in ["\"\"", "\"Org 1\"", "\"..\"", "\"Org1/../MSP\""] {
+            let e =
+                load(&MINIMAL.replace("msp_id: Org1MSP", &format!("msp_id: {bad}"))).unwrap_err();
+            assert!(e.to_string().contains("MSP ID"), "{bad}: {e}");
+        }
+        assert_eq!(load(MINIMAL).unwrap().msp_id, "Org1MSP");
     }
 
     #[test]

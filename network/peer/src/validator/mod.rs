@@ -31,11 +31,11 @@ use medledger_ledger_api::{
 };
 use medledger_msp::crypto::sha256;
 use medledger_msp::policy::{Policy, SignaturePolicy, Signer};
-use medledger_proto::TxId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Metadata as PbMetadata};
 use medledger_proto::kvrwset::{KvMetadataEntry, KvrwSet, range_query_info::ReadsInfo};
 use medledger_proto::protos::TxValidationCode;
 use medledger_proto::rwset::TxPvtReadWriteSet;
+use medledger_proto::{MspId, TxId};
 use prost::Message;
 use rayon::prelude::*;
 use tracing::debug;
@@ -61,7 +61,7 @@ pub struct BlockContext<'a> {
     /// Committed state and tx index.
     pub state: &'a dyn LedgerReader,
     /// This peer's organization: private data is kept only for its member collections.
-    pub msp_id: &'a str,
+    pub msp_id: &'a MspId,
     /// Commit hash of the previous block (empty before the first).
     pub previous_commit_hash: &'a [u8],
     /// Number of the last config block before this block (0: the genesis block).
@@ -557,7 +557,7 @@ fn apply_tx(
             let member = def
                 .collections
                 .get(&coll.name)
-                .is_some_and(|c| c.is_member(ctx.msp_id));
+                .is_some_and(|c| c.is_member(ctx.msp_id.as_str()));
             if !member {
                 continue;
             }

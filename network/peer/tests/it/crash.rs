@@ -30,7 +30,7 @@ const TXS_PER_BLOCK: usize = 20;
 fn committer(dir: &Path, genesis: &Block) -> Committer {
     let ledger = Arc::new(Ledger::open(dir, CHANNEL, &LedgerConfig::default()).unwrap());
     let defs: Arc<dyn ChaincodeDefinitions> = Arc::new(InMemoryDefinitions::new());
-    Committer::new(ledger, Some(genesis), defs, "Org1MSP").unwrap()
+    Committer::new(ledger, Some(genesis), defs, "Org1MSP".parse().unwrap()).unwrap()
 }
 
 fn load(feed: &Path, n: u64) -> Block {

@@ -34,7 +34,7 @@ fn open(net: &Net, dir: &std::path::Path) -> Peer {
         ledger,
         Some(&net.genesis()),
         definitions.clone() as Arc<dyn ChaincodeDefinitions>,
-        "Org1MSP",
+        "Org1MSP".parse().unwrap(),
     )
     .unwrap();
     Peer {

@@ -51,7 +51,7 @@ fn verify(dir: &Path) -> Result<medledger_peer::verify::Verified, Divergence> {
         dir,
         CHANNEL,
         defs as Arc<dyn ChaincodeDefinitions>,
-        "Org1MSP",
+        &"Org1MSP".parse().unwrap(),
         &scratch.path().join("replay"),
     )
     .unwrap()

@@ -112,7 +112,7 @@ impl Peer {
             ledger,
             Some(&net.genesis()),
             defs.clone() as Arc<dyn ChaincodeDefinitions>,
-            msp_id,
+            msp_id.parse().unwrap(),
         )
         .unwrap();
         Peer {
