@@ -19,10 +19,12 @@ use crate::{Error, Result};
 /// Decision latencies kept for [`super::RunningOrderer::decision_latencies`].
 pub(super) const LATENCY_SAMPLES: usize = 10_000;
 
-/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers` tasks at once,
-/// one envelope between yields (a check is one signature verification, ~50 µs: short enough
-/// for a runtime worker, and no thread hand-off per envelope); answers from the node's
-/// [`batch::Verdicts`] (shared by every verifier and the core) what was admitted before.
+/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread and off the runtime's
+/// async workers, on tokio's blocking pool (`spawn_blocking`), at most `workers` batches at
+/// once: a check is a signature verification per envelope and, above
+/// [`batch::VERIFY_ENDORSEMENTS_ABOVE`] bytes, one per endorsement over a payload of up to
+/// `absolute_max_bytes`, too long to run between the yields of an async task. Answers from
+/// the node's [`batch::Verdicts`] (shared by every verifier and the core) what it remembers.
 pub(super) struct Verifier {
     workers: Arc<Semaphore>,
     verdicts: batch::Verdicts,
@@ -36,24 +38,22 @@ impl Verifier {
         })
     }
 
-    /// Checks `envelopes` under `config`, waiting for a worker.
+    /// Checks `envelopes` under `config`, waiting for a worker; empty if the check panicked.
     pub(super) async fn check(
         &self,
         config: Arc<ChannelConfig>,
         envelopes: Vec<Vec<u8>>,
     ) -> Vec<Checked> {
         let _permit = self.workers.acquire().await;
-        let mut checked = Vec::with_capacity(envelopes.len());
-        for (i, bytes) in envelopes.into_iter().enumerate() {
-            if i > 0 {
-                tokio::task::yield_now().await;
-            }
-            checked.push(
-                self.verdicts
-                    .check(&config, bytes, std::time::SystemTime::now()),
-            );
-        }
-        checked
+        let verdicts = self.verdicts.clone();
+        tokio::task::spawn_blocking(move || {
+            envelopes
+                .into_iter()
+                .map(|bytes| verdicts.check(&config, bytes, std::time::SystemTime::now()))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 
