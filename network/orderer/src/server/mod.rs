@@ -10,10 +10,10 @@
 //! that cannot be sent are dropped (consensus re-sends votes and syncs missed blocks).
 //!
 //! What no client or orderer can exhaust (issue 14 items 3 and 4):
-//! - envelope signatures (Broadcast, and envelopes other orderers forward) are checked on
-//!   tokio's blocking pool, a bounded number of batches at once
-//!   ([`Verifier`](shared::Verifier)), never on the core thread nor on the runtime's async
-//!   workers, each envelope once per configuration whether admitted or refused
+//! - envelope signatures (Broadcast, and envelopes other orderers forward) are checked by a
+//!   bounded number of tasks ([`Verifier`](shared::Verifier): envelopes over 64 KiB, whose
+//!   endorsements are verified too, on tokio's blocking pool), never on the core thread,
+//!   each envelope once per configuration whether admitted or refused
 //!   ([`crate::batch::Verdicts`]); the core receives verdicts; a refused envelope never
 //!   reaches it; the core re-judges only what depends on the time or the configuration
 //!   ([`crate::batch::readmit`]: a proposal at its ordering time, the pool after a

@@ -19,12 +19,13 @@ use crate::{Error, Result};
 /// Decision latencies kept for [`super::RunningOrderer::decision_latencies`].
 pub(super) const LATENCY_SAMPLES: usize = 10_000;
 
-/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread and off the runtime's
-/// async workers, on tokio's blocking pool (`spawn_blocking`), at most `workers` batches at
-/// once: a check is a signature verification per envelope and, above
-/// [`batch::VERIFY_ENDORSEMENTS_ABOVE`] bytes, one per endorsement over a payload of up to
-/// `absolute_max_bytes`, too long to run between the yields of an async task. Answers from
-/// the node's [`batch::Verdicts`] (shared by every verifier and the core) what it remembers.
+/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers`
+/// batches at once; answers from the node's [`batch::Verdicts`] (shared by every verifier and
+/// the core) what it remembers. An envelope of at most [`batch::VERIFY_ENDORSEMENTS_ABOVE`]
+/// bytes is checked on the runtime worker, one between yields (one signature verification,
+/// ~50 µs: a thread hand-off per envelope cost more, ADR 0028); a larger one on tokio's
+/// blocking pool (`spawn_blocking`), as its check verifies every endorsement besides hashing
+/// up to `absolute_max_bytes`, too long for an async worker.
 pub(super) struct Verifier {
     workers: Arc<Semaphore>,
     verdicts: batch::Verdicts,
@@ -38,22 +39,36 @@ impl Verifier {
         })
     }
 
-    /// Checks `envelopes` under `config`, waiting for a worker; empty if the check panicked.
+    /// Checks `envelopes` under `config`, waiting for a worker; an envelope whose check
+    /// panicked is left out.
     pub(super) async fn check(
         &self,
         config: Arc<ChannelConfig>,
         envelopes: Vec<Vec<u8>>,
     ) -> Vec<Checked> {
         let _permit = self.workers.acquire().await;
-        let verdicts = self.verdicts.clone();
-        tokio::task::spawn_blocking(move || {
-            envelopes
-                .into_iter()
-                .map(|bytes| verdicts.check(&config, bytes, std::time::SystemTime::now()))
-                .collect()
-        })
-        .await
-        .unwrap_or_default()
+        let mut checked = Vec::with_capacity(envelopes.len());
+        for (i, bytes) in envelopes.into_iter().enumerate() {
+            if i > 0 {
+                tokio::task::yield_now().await;
+            }
+            if bytes.len() <= batch::VERIFY_ENDORSEMENTS_ABOVE {
+                checked.push(
+                    self.verdicts
+                        .check(&config, bytes, std::time::SystemTime::now()),
+                );
+                continue;
+            }
+            let (verdicts, config) = (self.verdicts.clone(), config.clone());
+            if let Ok(c) = tokio::task::spawn_blocking(move || {
+                verdicts.check(&config, bytes, std::time::SystemTime::now())
+            })
+            .await
+            {
+                checked.push(c);
+            }
+        }
+        checked
     }
 }
 
