@@ -35,6 +35,7 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::config::BatchConfig;
 use medledger_channel::envelope;
 use medledger_msp::ou::NodeOu;
+use medledger_proto::TxId;
 use medledger_proto::common::{BlockData, Envelope, HeaderType, SignatureHeader, Status};
 use medledger_proto::protos::{ChaincodeActionPayload, ProposalResponsePayload, Transaction};
 use prost::Message;
@@ -116,15 +117,24 @@ pub struct Checked {
 /// under, shared by every thread of an orderer that checks envelopes: Broadcast, envelopes
 /// other orderers forward, and the core when it validates a proposed batch. An envelope
 /// reaches an orderer up to three times (from its submitter, forwarded by another orderer, in
-/// a proposal); with this its signature is verified once per configuration. Bounded (least
-/// recently used verdicts are forgotten); only admissions are remembered.
+/// a proposal), and a client may send the same bytes many times; with this the signatures of
+/// one envelope are verified once per configuration, whatever the verdict.
+///
+/// What is remembered is what does not depend on the time: an admission means its
+/// signatures verified (every later judgement of those bytes re-runs the time-dependent
+/// checks — creator and endorser validity — at its own time, without verifying again:
+/// [`readmit`]); a refusal is remembered only if no time-dependent check caused it (a bad
+/// signature, a malformed envelope, a policy not satisfied), so it holds at any time under
+/// the same configuration. Every entry is keyed by the configuration sequence: nothing
+/// outlives a configuration change. Bounded (least recently used verdicts are forgotten).
 #[derive(Clone)]
 pub struct Verdicts {
     inner: std::sync::Arc<std::sync::Mutex<VerdictCache>>,
+    verifications: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Admissions by envelope hash, with the configuration sequence of each.
-type VerdictCache = lru::LruCache<[u8; 32], (u64, Admitted)>;
+/// Verdicts by envelope hash, with the configuration sequence of each.
+type VerdictCache = lru::LruCache<[u8; 32], (u64, Result<Admitted, Rejection>)>;
 
 impl std::fmt::Debug for Verdicts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,45 +148,85 @@ impl Verdicts {
         let capacity = std::num::NonZeroUsize::new(capacity).unwrap_or(std::num::NonZeroUsize::MIN);
         Verdicts {
             inner: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
+            verifications: std::sync::Arc::default(),
         }
     }
 
-    /// The admission of the envelope with this hash under configuration `sequence`, if known.
+    /// The admission of the envelope with this hash under configuration `sequence`, if known
+    /// (as judged when it was remembered: [`Verdicts::judge`] re-judges the time).
     pub fn get(&self, hash: &[u8; 32], sequence: u64) -> Option<Admitted> {
+        self.lookup(hash, sequence).and_then(Result::ok)
+    }
+
+    /// The verdict remembered for this hash under configuration `sequence`, if any.
+    fn lookup(&self, hash: &[u8; 32], sequence: u64) -> Option<Result<Admitted, Rejection>> {
         let mut cache = self.inner.lock().ok()?;
         cache
             .get(hash)
             .filter(|(seq, _)| *seq == sequence)
-            .map(|(_, a)| a.clone())
+            .map(|(_, v)| v.clone())
     }
 
     /// Remembers an admission under configuration `sequence`.
     pub fn put(&self, admitted: &Admitted, sequence: u64) {
         if let Ok(mut cache) = self.inner.lock() {
-            cache.put(admitted.hash, (sequence, admitted.clone()));
+            cache.put(admitted.hash, (sequence, Ok(admitted.clone())));
         }
     }
 
-    /// Runs [`admit`] on `bytes` under `config` at `now` and keeps the verdict with the
-    /// bytes, answered from the remembered verdicts when the envelope was admitted under
-    /// `config` before; a new admission is remembered.
-    pub fn check(&self, config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked {
+    /// How many envelopes were judged with their signatures verified (the expensive checks),
+    /// since this was created: every other judgement was answered from what it remembers.
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// [`admit`] of `bytes` (whose [`envelope_hash`] is `hash`) under `config` at `now`:
+    /// a remembered refusal answers at once; a remembered admission is re-judged at `now`
+    /// without verifying its signatures again ([`readmit`]); anything else is checked in full,
+    /// and the verdict remembered unless it depends on the time.
+    ///
+    /// # Errors
+    /// As [`admit`].
+    pub fn judge(
+        &self,
+        config: &ChannelConfig,
+        bytes: &[u8],
+        hash: [u8; 32],
+        now: SystemTime,
+    ) -> Result<Admitted, Rejection> {
         let sequence = config.sequence();
+        match self.lookup(&hash, sequence) {
+            Some(Err(r)) => Err(r),
+            Some(Ok(_)) => {
+                judge(config, bytes, hash, now, Signatures::Verified).map_err(|r| r.rejection)
+            }
+            None => {
+                self.verifications
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let verdict = judge(config, bytes, hash, now, Signatures::Verify).map_err(|r| {
+                    if !r.at_time
+                        && let Ok(mut cache) = self.inner.lock()
+                    {
+                        cache.put(hash, (sequence, Err(r.rejection.clone())));
+                    }
+                    r.rejection
+                })?;
+                self.put(&verdict, sequence);
+                Ok(verdict)
+            }
+        }
+    }
+
+    /// Runs [`Verdicts::judge`] on `bytes` under `config` at `now` and keeps the verdict
+    /// with the bytes.
+    pub fn check(&self, config: &ChannelConfig, bytes: Vec<u8>, now: SystemTime) -> Checked {
         let hash = envelope_hash(&bytes);
-        let result = self.get(&hash, sequence).map_or_else(
-            || {
-                let fresh = admit_hashed(config, &bytes, hash, now);
-                if let Ok(a) = &fresh {
-                    self.put(a, sequence);
-                }
-                fresh
-            },
-            Ok,
-        );
+        let result = self.judge(config, &bytes, hash, now);
         Checked {
             bytes,
             result,
-            sequence,
+            sequence: config.sequence(),
         }
     }
 }
@@ -200,33 +250,134 @@ pub fn envelope_hash(bytes: &[u8]) -> [u8; 32] {
 /// update that does not apply) or `FORBIDDEN` (invalid creator or signature, `Writers` not
 /// satisfied, a config update without the admins' signatures it needs).
 pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Admitted, Rejection> {
-    admit_hashed(config, bytes, envelope_hash(bytes), now)
+    judge(config, bytes, envelope_hash(bytes), now, Signatures::Verify).map_err(|r| r.rejection)
 }
 
-/// [`admit`] of `bytes` whose [`envelope_hash`] the caller already computed.
-fn admit_hashed(
+/// [`admit`] of envelope bytes whose signatures (the creator's, and the endorsements' a large
+/// envelope needs) were verified before — under any configuration: a signature depends only
+/// on the bytes and the signer's key. Every other check runs, at `now`: the size, the
+/// structure, the creator's and endorsers' validity (certificate windows, CRLs of `config`),
+/// the policies; a config update is checked in full. This is how an orderer re-judges an
+/// envelope it admitted earlier at a block's ordering time, or under a new configuration,
+/// with the verdict an orderer that never saw it reaches, for the cost of decoding it.
+///
+/// # Errors
+/// As [`admit`].
+pub fn readmit(
+    config: &ChannelConfig,
+    bytes: &[u8],
+    now: SystemTime,
+) -> Result<Admitted, Rejection> {
+    judge(
+        config,
+        bytes,
+        envelope_hash(bytes),
+        now,
+        Signatures::Verified,
+    )
+    .map_err(|r| r.rejection)
+}
+
+/// Whether admission verifies signatures, or takes them as verified ([`readmit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signatures {
+    Verify,
+    Verified,
+}
+
+/// A refusal, and whether a time-dependent check caused it (an identity not valid at the
+/// time judged, a config update's timestamp window): such a refusal is not remembered.
+struct Refusal {
+    rejection: Rejection,
+    at_time: bool,
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Refusal {
+            rejection,
+            at_time: false,
+        }
+    }
+}
+
+/// A refusal caused by a time-dependent check.
+fn refused_at_time(status: Status, reason: impl Into<String>) -> Refusal {
+    Refusal {
+        rejection: reject(status, reason),
+        at_time: true,
+    }
+}
+
+/// [`admit`] of `bytes` whose [`envelope_hash`] the caller already computed, verifying
+/// signatures or not.
+fn judge(
     config: &ChannelConfig,
     bytes: &[u8],
     hash: [u8; 32],
     now: SystemTime,
-) -> Result<Admitted, Rejection> {
+    signatures: Signatures,
+) -> Result<Admitted, Refusal> {
     use medledger_proto::protos::TxValidationCode as C;
     let max = config.batch().absolute_max_bytes as usize;
     if bytes.len() > max {
         return Err(reject(
             Status::RequestEntityTooLarge,
             format!("envelope of {} bytes exceeds {max}", bytes.len()),
-        ));
+        )
+        .into());
     }
     let env = Envelope::decode(bytes)
         .map_err(|_| reject(Status::BadRequest, "envelope does not decode"))?;
-    let checked = envelope::check(&env, config, now).map_err(|e| {
-        let status = match e.code {
-            C::BadCreatorSignature => Status::Forbidden,
-            _ => Status::BadRequest,
-        };
-        reject(status, e.to_string())
-    })?;
+    let creator_invalid = |e: medledger_msp::Error| {
+        refused_at_time(
+            Status::Forbidden,
+            envelope::EnvelopeError {
+                code: C::BadCreatorSignature,
+                reason: e.to_string(),
+            }
+            .to_string(),
+        )
+    };
+    let checked = match signatures {
+        Signatures::Verify => envelope::check(&env, config, now).map_err(|e| {
+            let status = match e.code {
+                C::BadCreatorSignature => Status::Forbidden,
+                _ => Status::BadRequest,
+            };
+            // An invalid creator at `now` (rather than a bad signature) may be valid at
+            // another time.
+            let at_time = e.code == C::BadCreatorSignature
+                && envelope::parse(&env).is_ok_and(|p| {
+                    config
+                        .msps()
+                        .validate(&p.signature_header.creator, now)
+                        .is_err()
+                });
+            Refusal {
+                rejection: reject(status, e.to_string()),
+                at_time,
+            }
+        })?,
+        Signatures::Verified => {
+            // The structure passed `envelope::check` with these bytes before; only the
+            // creator's validity depends on the time and the configuration.
+            let parsed =
+                envelope::parse(&env).map_err(|e| reject(Status::BadRequest, e.to_string()))?;
+            let creator = config
+                .msps()
+                .validate(&parsed.signature_header.creator, now)
+                .map_err(creator_invalid)?;
+            // `envelope::check` matched it with hex(SHA-256(nonce ‖ creator)) then.
+            let tx_id = TxId::new(parsed.channel_header.tx_id.clone())
+                .map_err(|e| reject(Status::BadRequest, e.to_string()))?;
+            envelope::CheckedEnvelope {
+                parsed,
+                creator,
+                tx_id,
+            }
+        }
+    };
     if !config.evaluate("Writers", &[checked.creator.signer()]) {
         return Err(reject(
             Status::Forbidden,
@@ -234,11 +385,12 @@ fn admit_hashed(
                 "creator of MSP {} does not satisfy the channel Writers policy",
                 checked.creator.msp_id()
             ),
-        ));
+        )
+        .into());
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
     if !config_update {
-        check_endorsed(config, &checked.parsed, bytes.len(), now)?;
+        endorsed(config, &checked.parsed, bytes.len(), now, signatures)?;
     }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
@@ -252,7 +404,7 @@ fn admit_hashed(
             .ok_or_else(|| reject(Status::BadRequest, "config update without a timestamp"))?;
         let skew = now.duration_since(at).unwrap_or_else(|e| e.duration());
         if skew > CONFIG_UPDATE_TIME_WINDOW {
-            return Err(reject(
+            return Err(refused_at_time(
                 Status::BadRequest,
                 format!(
                     "config update timestamp is {}s away from this orderer's clock (at most {}s)",
@@ -267,7 +419,8 @@ fn admit_hashed(
             return Err(reject(
                 Status::Forbidden,
                 "at its timestamp, the creator does not satisfy the channel Writers policy",
-            ));
+            )
+            .into());
         }
         config
             .apply_update(&checked.parsed.payload.data, at)
@@ -313,18 +466,28 @@ pub fn check_endorsed(
     size: usize,
     now: SystemTime,
 ) -> Result<(), Rejection> {
+    endorsed(config, parsed, size, now, Signatures::Verify).map_err(|r| r.rejection)
+}
+
+/// [`check_endorsed`], verifying the endorsements' signatures or not (they were verified
+/// before, [`readmit`]). The proposal response payload is hashed once for all endorsements.
+fn endorsed(
+    config: &ChannelConfig,
+    parsed: &envelope::ParsedEnvelope,
+    size: usize,
+    now: SystemTime,
+    signatures: Signatures,
+) -> Result<(), Refusal> {
     let bad = |reason: &str| reject(Status::BadRequest, reason);
     let tx = Transaction::decode(parsed.payload.data.as_slice())
         .map_err(|_| bad("payload data is not a Transaction"))?;
     let [action] = tx.actions.as_slice() else {
-        return Err(bad("a transaction must have exactly one action"));
+        return Err(bad("a transaction must have exactly one action").into());
     };
     let action_header = SignatureHeader::decode(action.header.as_slice())
         .map_err(|_| bad("action header does not decode"))?;
     if action_header != parsed.signature_header {
-        return Err(bad(
-            "action header differs from the envelope's signature header",
-        ));
+        return Err(bad("action header differs from the envelope's signature header").into());
     }
     let cap = ChaincodeActionPayload::decode(action.payload.as_slice())
         .map_err(|_| bad("action payload does not decode"))?;
@@ -345,20 +508,21 @@ pub fn check_endorsed(
     hasher.update(&action.header);
     hasher.update(&cap.chaincode_proposal_payload);
     if prp.proposal_hash[..] != hasher.finalize()[..] {
-        return Err(bad(
-            "proposal hash does not match the transaction's headers and proposal",
-        ));
+        return Err(
+            bad("proposal hash does not match the transaction's headers and proposal").into(),
+        );
     }
     let Some(first) = endorsed.endorsements.first() else {
-        return Err(bad(
-            "transaction has no endorsement (unendorsed output is not ordered)",
-        ));
+        return Err(
+            bad("transaction has no endorsement (unendorsed output is not ordered)").into(),
+        );
     };
     if endorsed.endorsements.len() > MAX_VERIFIED_ENDORSEMENTS {
         return Err(bad(&format!(
             "a transaction carries {} endorsements (at most {MAX_VERIFIED_ENDORSEMENTS})",
             endorsed.endorsements.len()
-        )));
+        ))
+        .into());
     }
     for e in &endorsed.endorsements {
         let sid = medledger_proto::msp::SerializedIdentity::decode(e.endorser.as_slice())
@@ -366,14 +530,17 @@ pub fn check_endorsed(
         if config.msps().msp(&sid.mspid).is_none() || e.signature.is_empty() {
             return Err(bad(
                 "an endorsement is not by a channel MSP's identity or has no signature",
-            ));
+            )
+            .into());
         }
     }
     if size <= VERIFY_ENDORSEMENTS_ABOVE {
-        config
-            .msps()
-            .validate(&first.endorser, now)
-            .map_err(|e| bad(&format!("endorser is not a valid identity: {e}")))?;
+        config.msps().validate(&first.endorser, now).map_err(|e| {
+            refused_at_time(
+                Status::BadRequest,
+                format!("endorser is not a valid identity: {e}"),
+            )
+        })?;
         return Ok(());
     }
     // What neither the endorsements nor the proposal hash cover is bounded: the creator
@@ -391,7 +558,8 @@ pub fn check_endorsed(
     if uncovered > action.header.len() + UNCOVERED_SLACK {
         return Err(bad(&format!(
             "an envelope of {size} bytes carries {uncovered} bytes no endorsement covers (at most the signature header and {UNCOVERED_SLACK} above {VERIFY_ENDORSEMENTS_ABOVE} bytes)"
-        )));
+        ))
+        .into());
     }
     // Every endorser a valid peer of a channel MSP, each once, before any signature is
     // verified (identities are cached; a signature costs a hash of the whole payload).
@@ -399,9 +567,12 @@ pub fn check_endorsed(
     let mut identities = Vec::with_capacity(endorsed.endorsements.len());
     for (i, e) in endorsed.endorsements.iter().enumerate() {
         let id = config.msps().validate(&e.endorser, now).map_err(|err| {
-            bad(&format!(
-                "endorsement {i} of an envelope of {size} bytes is not by a valid identity: {err}"
-            ))
+            refused_at_time(
+                Status::BadRequest,
+                format!(
+                    "endorsement {i} of an envelope of {size} bytes is not by a valid identity: {err}"
+                ),
+            )
         })?;
         id.require_ou(NodeOu::Peer).map_err(|err| {
             bad(&format!(
@@ -411,19 +582,49 @@ pub fn check_endorsed(
         if !endorsers.insert(*id.id()) {
             return Err(bad(&format!(
                 "endorsement {i} of an envelope of {size} bytes is by an endorser already counted"
-            )));
+            ))
+            .into());
         }
         identities.push(id);
     }
+    if signatures == Signatures::Verified {
+        return Ok(());
+    }
+    // Each endorsement signs SHA-256(proposal_response_payload ‖ endorser): the payload, up
+    // to `absolute_max_bytes`, is hashed once, and each signature verified on the digest.
+    let payload_hash = Sha256::new_with_prefix(&endorsed.proposal_response_payload);
     for (i, (e, id)) in endorsed.endorsements.iter().zip(&identities).enumerate() {
-        let msg = [endorsed.proposal_response_payload.as_slice(), &e.endorser].concat();
-        id.verify(&msg, &e.signature).map_err(|err| {
+        let digest = payload_hash.clone().chain_update(&e.endorser).finalize();
+        verify_digest(id.certificate().public_key(), &digest, &e.signature).map_err(|err| {
             bad(&format!(
                 "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) does not verify: {err}"
             ))
         })?;
     }
     Ok(())
+}
+
+/// Verifies a Fabric signature (ECDSA P-256, DER, low-S, as
+/// [`medledger_msp::crypto::verify`]) by the uncompressed SEC 1 `public_key` over a message
+/// whose SHA-256 `digest` the caller computed.
+///
+/// # Errors
+/// The msp's error for a non-DER or high-S signature; `BadSignature` when it does not verify.
+fn verify_digest(
+    public_key: &[u8],
+    digest: &[u8],
+    sig_der: &[u8],
+) -> Result<(), medledger_msp::Error> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+    if medledger_msp::crypto::is_high_s(sig_der)? {
+        return Err(medledger_msp::Error::HighS);
+    }
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+        .map_err(|_| medledger_msp::Error::BadSignature)?;
+    let signature = p256::ecdsa::Signature::from_der(sig_der)
+        .map_err(|_| medledger_msp::Error::BadSignature)?;
+    key.verify_prehash(digest, &signature)
+        .map_err(|_| medledger_msp::Error::BadSignature)
 }
 
 #[derive(Debug, Clone)]
@@ -1074,9 +1275,12 @@ pub fn validate(
         }
         total += e.len();
     }
-    // Envelopes not admitted here before are judged at the block's ordering time, as the
-    // peers judge them (ADR 0030), not at this orderer's clock: a certificate that expires
-    // while the batch is being decided gets the same verdict on every honest orderer.
+    // Every envelope is judged at the block's ordering time, as the peers judge it (ADR
+    // 0030), not at this orderer's clock, and whether or not this orderer admitted it
+    // before: a certificate that expires while the batch is being decided, or expired
+    // since an orderer admitted the envelope, gets the same verdict on every honest
+    // orderer. What an earlier admission spares is only what does not depend on the time:
+    // its signatures ([`readmit`], [`Verdicts::judge`]).
     // (`check_ordering_time` above bounds it near this orderer's clock; no overflow panic.)
     let ordered_at = SystemTime::UNIX_EPOCH
         .checked_add(Duration::from_millis(time_ms))
@@ -1085,26 +1289,20 @@ pub fn validate(
     let mut tx_ids = Vec::with_capacity(envelopes.len());
     for (index, e) in envelopes.iter().enumerate() {
         let hash = envelope_hash(e);
-        let (tx_id, config_update) = match already_admitted(&hash) {
-            Some(known) => known,
-            None => {
-                let a = match verdicts.get(&hash, config.sequence()) {
-                    Some(a) => a,
-                    None => {
-                        let a = admit_hashed(config, e, hash, ordered_at).map_err(|rejection| {
-                            BatchError::BadEnvelope {
-                                number,
-                                index,
-                                rejection,
-                            }
-                        })?;
-                        verdicts.put(&a, config.sequence());
-                        a
-                    }
-                };
-                (a.tx_id, a.config_update)
-            }
+        let judged = if already_admitted(&hash).is_some() {
+            judge(config, e, hash, ordered_at, Signatures::Verified).map_err(|r| r.rejection)
+        } else {
+            verdicts.judge(config, e, hash, ordered_at)
         };
+        let Admitted {
+            tx_id,
+            config_update,
+            ..
+        } = judged.map_err(|rejection| BatchError::BadEnvelope {
+            number,
+            index,
+            rejection,
+        })?;
         if config_update && envelopes.len() > 1 {
             return Err(BatchError::ConfigNotAlone { number });
         }
@@ -1222,16 +1420,23 @@ mod tests {
         let (mut ch, config) = channel(batch(10, 4000, 6000));
         let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
         let bytes = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
-        // Long after every certificate expired, a fresh check refuses the envelope; a
-        // remembered admission answers without checking again.
+        // Long after every certificate expired, a fresh check refuses the envelope; so does
+        // a remembered admission, re-judged at that time without verifying it again.
         let later = SystemTime::now() + Duration::from_secs(200 * 365 * 24 * 3600);
         assert!(admit(&config, &bytes, later).is_err());
         let verdicts = Verdicts::new(8);
         let first = verdicts.check(&config, bytes.clone(), SystemTime::now());
         let admitted = first.result.clone().unwrap();
+        assert_eq!(
+            verdicts
+                .check(&config, bytes.clone(), SystemTime::now())
+                .result,
+            Ok(admitted.clone())
+        );
         let again = verdicts.check(&config, bytes.clone(), later);
-        assert_eq!(again.result, Ok(admitted.clone()));
+        assert!(again.result.is_err());
         assert_eq!(again.sequence, config.sequence());
+        assert_eq!(verdicts.verifications(), 1);
         // Another configuration sequence checks again.
         let mut proto = config.to_proto().clone();
         proto.sequence += 1;
@@ -1245,16 +1450,9 @@ mod tests {
         let data_hash = medledger_channel::block::data_hash(&BlockData {
             data: envelopes.to_vec(),
         });
-        let at = |t: SystemTime| Candidate {
-            number: 1,
-            previous_hash: &[0; 32],
-            data_hash: &data_hash,
-            time_ms: medledger_channel::bft::time_ms(t),
-            fresh: true,
-            envelopes: &envelopes,
-        };
+        let at = |t: SystemTime| block_one_at(&envelopes, &data_hash, t);
         let none = |_: &[u8; 32]| None;
-        assert!(validate(&config, &chain, &at(later), &none, &verdicts, later).is_ok());
+        assert!(validate(&config, &chain, &at(later), &none, &verdicts, later).is_err());
         let fresh = Verdicts::new(8);
         assert!(validate(&config, &chain, &at(later), &none, &fresh, later).is_err());
         let now = SystemTime::now();
@@ -1674,6 +1872,23 @@ mod tests {
         assert_eq!(propose_first(&ch.config, &block, now).unwrap().len(), 4);
     }
 
+    /// A first proposal of `envelopes` (whose data hash is `data_hash`) as block 1 of an
+    /// empty chain, ordered at `t`.
+    fn block_one_at<'a>(
+        envelopes: &'a [Vec<u8>],
+        data_hash: &'a [u8; 32],
+        t: SystemTime,
+    ) -> Candidate<'a> {
+        Candidate {
+            number: 1,
+            previous_hash: &[0; 32],
+            data_hash,
+            time_ms: medledger_channel::bft::time_ms(t),
+            fresh: true,
+            envelopes,
+        }
+    }
+
     /// A chain of only the genesis block (hash zero), with `ordered` tx ids.
     fn empty_chain(ordered: &HashSet<String>) -> ChainView<'_> {
         ChainView {
@@ -1749,6 +1964,133 @@ mod tests {
             )
         };
         assert_eq!(validate_at(false).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn orderers_that_admitted_an_envelope_and_orderers_that_did_not_agree_after_its_creators_expiry()
+     {
+        // Open point 1 of issue 14: an orderer that admitted an envelope took its cached
+        // verdict for a proposal ordered after the creator's certificate expired, while one
+        // that never saw it judged it at the ordering time and refused: the honest orderers'
+        // votes split. Every orderer must judge at the ordering time.
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let env = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let now = SystemTime::now();
+        // Past every test certificate's expiry.
+        let expired = now + Duration::from_secs(200 * 365 * 24 * 3600);
+        // Orderer A admitted it before the expiry (its pool and its verdicts hold it);
+        // orderer B never saw it.
+        let a_verdicts = Verdicts::new(8);
+        let admitted = a_verdicts.check(&config, env.clone(), now).result.unwrap();
+        let in_a_pool =
+            |h: &[u8; 32]| (*h == admitted.hash).then(|| (admitted.tx_id.clone(), false));
+        let not_pooled = |_: &[u8; 32]| None;
+        let b_verdicts = Verdicts::new(8);
+        let envelopes = [env];
+        let data_hash = medledger_channel::block::data_hash(&BlockData {
+            data: envelopes.to_vec(),
+        });
+        let ordered = HashSet::new();
+        let chain = empty_chain(&ordered);
+        let at = |t: SystemTime| block_one_at(&envelopes, &data_hash, t);
+        type Known<'a> = &'a dyn Fn(&[u8; 32]) -> Option<KnownEnvelope>;
+        let orderers: [(&str, Known<'_>, &Verdicts); 3] = [
+            ("A, pooled", &in_a_pool, &a_verdicts),
+            ("A, verdict only", &not_pooled, &a_verdicts),
+            ("B", &not_pooled, &b_verdicts),
+        ];
+        for (who, known, verdicts) in orderers {
+            let after = validate(&config, &chain, &at(expired), known, verdicts, expired);
+            assert!(
+                matches!(after, Err(BatchError::BadEnvelope { index: 0, .. })),
+                "orderer {who} on a batch ordered after the expiry: {after:?}"
+            );
+            let before = validate(&config, &chain, &at(now), known, verdicts, now);
+            assert_eq!(before.unwrap().len(), 1, "orderer {who} before the expiry");
+        }
+    }
+
+    #[test]
+    fn each_envelope_is_verified_once_per_configuration_whatever_the_verdict() {
+        // Review finding M1: refusals were not remembered, so a flood of one bad envelope was
+        // verified again each time.
+        let (mut ch, config) = channel(batch(10, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let later = now + Duration::from_secs(200 * 365 * 24 * 3600);
+        let verdicts = Verdicts::new(8);
+        let mut forged = tx_envelope(&client, "ehr", vec![1; 10]);
+        let last = forged.signature.len() - 1;
+        forged.signature[last] ^= 1;
+        let forged = forged.encode_to_vec();
+        let first = verdicts
+            .check(&config, forged.clone(), now)
+            .result
+            .unwrap_err();
+        assert_eq!(first.status, Status::Forbidden);
+        let second = verdicts.check(&config, forged.clone(), now).result;
+        assert_eq!(second, Err(first.clone()));
+        assert_eq!(
+            verdicts.verifications(),
+            1,
+            "the same bad envelope twice: verified once"
+        );
+        // An admission is verified once too, and re-judged at each time without verifying.
+        let ok = tx_envelope(&client, "ehr", vec![2; 10]).encode_to_vec();
+        assert!(verdicts.check(&config, ok.clone(), now).result.is_ok());
+        assert!(verdicts.check(&config, ok.clone(), later).result.is_err());
+        assert!(verdicts.check(&config, ok.clone(), now).result.is_ok());
+        assert_eq!(verdicts.verifications(), 2);
+        // A refusal that depends on the time (an expired creator) is not remembered: the
+        // same bytes are admissible at another time.
+        let fresh = tx_envelope(&client, "ehr", vec![3; 10]).encode_to_vec();
+        assert!(
+            verdicts
+                .check(&config, fresh.clone(), later)
+                .result
+                .is_err()
+        );
+        assert!(verdicts.check(&config, fresh.clone(), now).result.is_ok());
+        assert_eq!(verdicts.verifications(), 4);
+        // Nothing outlives a configuration change.
+        let mut proto = config.to_proto().clone();
+        proto.sequence += 1;
+        let next = ChannelConfig::from_proto(proto).unwrap();
+        assert_eq!(verdicts.check(&next, forged, now).result, Err(first));
+        assert!(verdicts.check(&next, ok, now).result.is_ok());
+        assert_eq!(verdicts.verifications(), 6);
+    }
+
+    #[test]
+    fn a_configuration_change_re_judges_the_pool_without_verifying_signatures_again() {
+        let (mut ch, config) = channel(batch(10, 8000, 8000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let mut pool = Pool::new(PoolLimits::default());
+        let small = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let large = tx_envelope(&client, "ehr", vec![2; 5000]).encode_to_vec();
+        for e in [&small, &large] {
+            let a = admit(&config, e, now).unwrap();
+            assert!(pool.insert(e.clone(), a, Instant::now()));
+        }
+        // A configuration whose absolute_max_bytes the large one passes.
+        let mut proto = config.to_proto().clone();
+        proto.sequence += 1;
+        proto.batch = Some(batch(10, 4000, 4000));
+        let next = ChannelConfig::from_proto(proto).unwrap();
+        assert_eq!(pool.retain(|e| readmit(&next, e, now).is_ok()), 1);
+        assert_eq!(pool.len(), 1);
+        // Every check but the signatures runs (the creator at the time judged)...
+        let later = now + Duration::from_secs(200 * 365 * 24 * 3600);
+        assert!(readmit(&next, &small, later).is_err());
+        // ...and no signature is verified again (only bytes admitted before are readmitted).
+        let mut tampered = Envelope::decode(small.as_slice()).unwrap();
+        let last = tampered.signature.len() - 1;
+        tampered.signature[last] ^= 1;
+        let tampered = tampered.encode_to_vec();
+        assert!(admit(&next, &tampered, now).is_err());
+        assert!(readmit(&next, &tampered, now).is_ok());
     }
 
     /// The proposal response payload an envelope's endorsements sign.

@@ -535,9 +535,11 @@ impl Node {
         match ChannelConfig::from_config_block(b) {
             Ok(next) => {
                 let config = Arc::new(next);
+                // Re-judged without verifying signatures again (they do not depend on the
+                // configuration): what the new configuration changes is validity and policy.
                 let dropped = self
                     .pool
-                    .retain(|e| batch::admit(&config, e, now.wall).is_ok());
+                    .retain(|e| batch::readmit(&config, e, now.wall).is_ok());
                 tracing::info!(target: "orderer::consensus", consenter = self.me, block = number, sequence = config.sequence(), dropped, "channel configuration updated");
                 self.config = config;
             }
@@ -683,8 +685,9 @@ impl Node {
     fn admit_to_pool(&mut self, e: batch::Checked, now: Now) -> Result<Option<Vec<u8>>, Rejection> {
         let admitted = match e.result {
             Ok(a) if e.sequence == self.config.sequence() => a,
-            // Checked under a configuration that changed since: check again.
-            Ok(_) => batch::admit(&self.config, &e.bytes, now.wall)?,
+            // Checked under a configuration that changed since: check again (its signatures
+            // verified: they do not depend on the configuration).
+            Ok(_) => batch::readmit(&self.config, &e.bytes, now.wall)?,
             Err(r) => return Err(r),
         };
         if self.pool.contains_hash(&admitted.hash)
@@ -1229,19 +1232,19 @@ impl Node {
                 }
             }
             Some(_) => {
-                let envelopes = self.pool.cut(&batch_cfg);
-                if envelopes.is_empty() {
+                // The ordering time: this orderer's clock, never before the last block's.
+                let time_ms = bft::time_ms(now.wall).max(self.chain.last_time_ms);
+                let Some(envelopes) = self.cut_at(time_ms) else {
                     return;
-                }
+                };
                 let data_hash = blk::data_hash(&BlockData {
                     data: envelopes.clone(),
                 });
-                // The ordering time: this orderer's clock, never before the last block's.
                 let header = BatchHeader {
                     number: height,
                     previous_hash: self.chain.last_hash,
                     data_hash,
-                    time_ms: bft::time_ms(now.wall).max(self.chain.last_time_ms),
+                    time_ms,
                 };
                 self.awaiting_value = None;
                 if let Some(t) = self.batch_timer.take() {
@@ -1249,6 +1252,35 @@ impl Node {
                 }
                 self.propose(height, round, header, Arc::new(envelopes), now, actions);
             }
+        }
+    }
+
+    /// The envelopes of the next block ordered at `time_ms` (ms since the Unix epoch), every
+    /// one admissible then: pending envelopes that are not — their creator's certificate
+    /// expired since they were admitted, say — are dropped from the pool (every orderer
+    /// judges a proposal at its ordering time, [`batch::validate`]) and the block cut again.
+    /// `None` if nothing admissible is pending.
+    fn cut_at(&mut self, time_ms: u64) -> Option<Vec<Vec<u8>>> {
+        let at = std::time::SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(time_ms))?;
+        let batch_cfg = *self.config.batch();
+        loop {
+            let envelopes = self.pool.cut(&batch_cfg);
+            if envelopes.is_empty() {
+                return None;
+            }
+            let stale: Vec<String> = envelopes
+                .iter()
+                .filter(|e| batch::readmit(&self.config, e, at).is_err())
+                .filter_map(|e| {
+                    let hash = batch::envelope_hash(e);
+                    self.pool.tx_of(&hash).map(|(tx, _)| tx.to_owned())
+                })
+                .collect();
+            if stale.is_empty() {
+                return Some(envelopes);
+            }
+            tracing::info!(target: "orderer::consensus", consenter = self.me, dropped = stale.len(), "pending envelopes no longer admissible at the ordering time dropped");
+            self.pool.remove_txs(stale.iter().map(String::as_str));
         }
     }
 

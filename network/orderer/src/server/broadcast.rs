@@ -47,19 +47,44 @@ fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
     }
 }
 
+/// The header of a `common.Payload` without its data (field 1 of Fabric's
+/// `common.Payload`): prost skips the data field (field 2) without copying it, so the early
+/// refusal below costs no copy of a multi-MiB payload.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PayloadHeader {
+    #[prost(message, optional, tag = "1")]
+    header: Option<medledger_proto::common::Header>,
+}
+
+/// The serialized creator a Broadcast envelope claims in its signature header, unless it is
+/// a config update (or its headers do not decode): decoded from the headers only.
+fn claimed_creator(env: &Envelope) -> Option<Vec<u8>> {
+    use medledger_proto::common::{ChannelHeader, HeaderType, SignatureHeader};
+    let header = PayloadHeader::decode(env.payload.as_slice()).ok()?.header?;
+    let channel_header = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
+    if channel_header.r#type == HeaderType::ConfigUpdate as i32 {
+        return None;
+    }
+    let signature_header = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
+    Some(signature_header.creator)
+}
+
 /// Admits one Broadcast envelope: within the in-flight byte budget (else
 /// `SERVICE_UNAVAILABLE`), checked by the [`super::Verifier`] (a refusal is answered without the
-/// core), then handed to the core for the pool. `None` if the core is gone.
-async fn broadcast_one(shared: &Shared, bytes: Vec<u8>) -> Option<Result<(), Rejection>> {
+/// core), then handed to the core for the pool. `None` if the core is gone. The envelope is
+/// serialized once, for the pool, after the early refusals (the size and the creator's share
+/// are read from the decoded envelope and its headers).
+async fn broadcast_one(shared: &Shared, env: Envelope) -> Option<Result<(), Rejection>> {
     let config = shared.config();
     let max = config.batch().absolute_max_bytes as usize;
-    if bytes.len() > max {
+    let size = env.encoded_len();
+    if size > max {
         return Some(Err(Rejection {
             status: FabricStatus::RequestEntityTooLarge,
-            reason: format!("envelope of {} bytes exceeds {max}", bytes.len()),
+            reason: format!("envelope of {size} bytes exceeds {max}"),
         }));
     }
-    let kib = u32::try_from(bytes.len() / 1024 + 1).unwrap_or(u32::MAX);
+    let kib = u32::try_from(size / 1024 + 1).unwrap_or(u32::MAX);
     let Ok(_in_flight) = shared.in_flight.clone().try_acquire_many_owned(kib) else {
         shared.metrics.broadcast_rejected.inc();
         return Some(Err(Rejection {
@@ -71,17 +96,14 @@ async fn broadcast_one(shared: &Shared, bytes: Vec<u8>) -> Option<Result<(), Rej
     // identity; cached) has no room in the pool. A false claim gains nothing: the full check
     // follows for what passes. A config update is bounded by the pool's totals only
     // ([`batch::Pool::room`]), so it is left to the full check.
-    if let Ok(env) = Envelope::decode(bytes.as_slice())
-        && let Ok(parsed) = medledger_channel::envelope::parse(&env)
-        && parsed.header_type() != Some(medledger_proto::common::HeaderType::ConfigUpdate)
-        && let Ok(creator) = config.msps().validate(
-            &parsed.signature_header.creator,
-            std::time::SystemTime::now(),
-        )
+    if let Some(creator) = claimed_creator(&env)
+        && let Ok(creator) = config
+            .msps()
+            .validate(&creator, std::time::SystemTime::now())
         && shared
             .usage
             .lock()
-            .is_ok_and(|u| u.full(creator.id(), creator.msp_id(), bytes.len()))
+            .is_ok_and(|u| u.full(creator.id(), creator.msp_id(), size))
     {
         shared.metrics.broadcast_rejected.inc();
         return Some(Err(Rejection {
@@ -91,6 +113,8 @@ async fn broadcast_one(shared: &Shared, bytes: Vec<u8>) -> Option<Result<(), Rej
                     .into(),
         }));
     }
+    let bytes = env.encode_to_vec();
+    drop(env);
     let mut checked = shared.verifier.check(config, vec![bytes]).await;
     let checked = checked.pop()?;
     if let Err(r) = &checked.result {
@@ -120,7 +144,7 @@ impl atomic_broadcast_server::AtomicBroadcast for AtomicBroadcastService {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             while let Ok(Some(env)) = input.message().await {
-                let result = broadcast_one(&shared, env.encode_to_vec()).await;
+                let result = broadcast_one(&shared, env).await;
                 if tx.send(Ok(broadcast_response(result))).await.is_err() {
                     break;
                 }
@@ -149,5 +173,60 @@ impl atomic_broadcast_server::AtomicBroadcast for AtomicBroadcastService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use medledger_msp::ou::NodeOu;
+
+    /// Open point 3 of issue 14: Broadcast decoded each envelope, encoded it again, and the
+    /// early share check decoded the bytes once more (and its payload): four copies of a
+    /// 10 MiB envelope. Now the early check reads the headers only, and the envelope is
+    /// encoded once. Prints the microbenchmark (`cargo test --release -p medledger-orderer
+    /// --lib -- broadcast::tests --nocapture`).
+    #[test]
+    fn the_early_check_reads_a_10_mib_envelopes_headers_without_copying_its_data() {
+        let mut ch = medledger_channel::testing::TestChannel::new("ehr", 1, 4);
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let env = crate::client::transaction_envelope(
+            &client,
+            "ehr",
+            &medledger_channel::testing::rand_nonce(),
+            vec![7; 10 * 1024 * 1024],
+        )
+        .unwrap();
+        let creator = client.serialized().to_vec();
+        assert_eq!(claimed_creator(&env).as_deref(), Some(creator.as_slice()));
+        let update = medledger_channel::testing::signed_envelope(
+            &client,
+            "ehr",
+            medledger_proto::common::HeaderType::ConfigUpdate,
+            vec![],
+        );
+        assert_eq!(claimed_creator(&update), None);
+        let runs = 20u32;
+        let start = std::time::Instant::now();
+        for _ in 0..runs {
+            // Before: encode, decode the bytes again, parse the payload.
+            let bytes = env.encode_to_vec();
+            let again = Envelope::decode(bytes.as_slice()).unwrap();
+            let parsed = medledger_channel::envelope::parse(&again).unwrap();
+            assert_eq!(parsed.signature_header.creator, creator);
+        }
+        let before = start.elapsed() / runs;
+        let start = std::time::Instant::now();
+        for _ in 0..runs {
+            // Now: the headers, then one encoding for the pool.
+            assert!(claimed_creator(&env).is_some());
+            let bytes = env.encode_to_vec();
+            assert_eq!(bytes.len(), env.encoded_len());
+        }
+        let after = start.elapsed() / runs;
+        println!(
+            "10 MiB envelope, Broadcast's copies and early check: before {before:?}, now {after:?}"
+        );
     }
 }

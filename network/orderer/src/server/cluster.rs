@@ -35,6 +35,53 @@ pub const PEER_STALL: Duration = Duration::from_secs(10);
 /// Bytes of blocks per sync response (at least one block is sent).
 const SYNC_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
+/// Bytes of sync responses per second one other orderer may pull from this one, on average
+/// ([`SyncBudget`]; besides the node's one response per `sync_serve_interval`): a lagging
+/// honest orderer catches up at 32 MiB/s from each orderer it asks, and a Byzantine one that
+/// asks for block 0 again and again no longer pulls a 16 MiB response every 100 ms.
+pub(super) const SYNC_BYTES_PER_SECOND: usize = 32 * 1024 * 1024;
+
+/// A byte budget of sync responses to one requester: a token bucket of `burst` bytes refilled
+/// at `rate` bytes per second. A response is read only while tokens remain, at most that many
+/// bytes (but at least one block, so a block larger than the budget is still served: the
+/// bucket then goes into debt, repaid before the next one), so over any `t` seconds a
+/// requester gets at most `burst + rate × t` bytes plus one block.
+#[derive(Debug)]
+struct SyncBudget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl SyncBudget {
+    fn new(rate: usize, burst: usize, now: std::time::Instant) -> Self {
+        SyncBudget {
+            rate: rate as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
+            at: now,
+        }
+    }
+
+    /// Bytes that may be served at `now` (0: wait).
+    fn available(&mut self, now: std::time::Instant) -> usize {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + self.rate * elapsed).min(self.burst);
+        self.at = now.max(self.at);
+        if self.tokens >= 1.0 {
+            self.tokens as usize
+        } else {
+            0
+        }
+    }
+
+    /// Counts `bytes` served.
+    fn spend(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+    }
+}
+
 /// Opens the queues for consenter `peer` (reached at `endpoint`) and spawns the task that
 /// keeps a stream to it fed from them; returns the core's side of the queues and the task.
 pub(super) fn connect(
@@ -195,11 +242,11 @@ impl PeerTask {
         }
     }
 
-    /// Reads the blocks from `from` on for a sync response: at most
+    /// Reads the blocks from `from` on for a sync response: at most `allowed` bytes,
     /// [`SYNC_RESPONSE_BYTES`] and half the queue budget, at least one block.
-    async fn read_sync(&self, from: u64) -> Option<pb::ClusterMessage> {
+    async fn read_sync(&self, from: u64, allowed: usize) -> Option<pb::ClusterMessage> {
         let shared = self.shared.clone();
-        let budget = SYNC_RESPONSE_BYTES.min(self.cap / 2);
+        let budget = SYNC_RESPONSE_BYTES.min(self.cap / 2).min(allowed);
         let blocks = tokio::task::spawn_blocking(move || {
             let mut blocks = Vec::new();
             let mut bytes = 0usize;
@@ -239,6 +286,12 @@ async fn peer_sender(
     mut bulk: mpsc::Receiver<Queued>,
 ) {
     let (me, peer) = (t.me, t.peer);
+    // Kept across reconnections.
+    let mut sync_budget = SyncBudget::new(
+        SYNC_BYTES_PER_SECOND,
+        SYNC_RESPONSE_BYTES,
+        std::time::Instant::now(),
+    );
     loop {
         let channel = match endpoint.connect().await {
             Ok(c) => c,
@@ -266,8 +319,10 @@ async fn peer_sender(
         });
         let mut call = tokio::spawn(async move { client.step(outbound).await });
         let stalled = loop {
-            // A sync response is read only once the bulk lane is at most half full.
-            let sync_ready = t.bulk_queued.load(Ordering::Acquire) <= t.cap / 2;
+            // A sync response is read only once the bulk lane is at most half full, and
+            // within the requester's byte budget.
+            let allowed = sync_budget.available(std::time::Instant::now());
+            let sync_ready = t.bulk_queued.load(Ordering::Acquire) <= t.cap / 2 && allowed > 0;
             let next = tokio::select! {
                 biased;
                 r = &mut call => {
@@ -283,8 +338,9 @@ async fn peer_sender(
                 m = bulk.recv() => m,
                 () = t.sync.notify.notified(), if sync_ready => {
                     match t.sync.take() {
-                        Some(from) => t.read_sync(from).await.map(|m| {
+                        Some(from) => t.read_sync(from, allowed).await.map(|m| {
                             let len = m.encoded_len();
+                            sync_budget.spend(len);
                             t.bulk_queued.fetch_add(len, Ordering::AcqRel);
                             (m, len, t.bulk_queued.clone())
                         }),
@@ -292,7 +348,8 @@ async fn peer_sender(
                     }
                 },
                 () = tokio::time::sleep(Duration::from_millis(100)), if !sync_ready => {
-                    // Re-check the lane; a pending sync request is served once it drains.
+                    // Re-check the lane and the budget; a pending sync request is served
+                    // once the lane drains and the budget refills.
                     t.sync.notify.notify_one();
                     None
                 },
@@ -452,6 +509,44 @@ impl Cluster for ClusterService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requester_asking_again_and_again_gets_at_most_its_byte_budget() {
+        // Issue 14 item 4 (review): sync was limited by count only, one response of up to
+        // 16 MiB per 100 ms, so a consenter asking for block 0 again and again pulled
+        // 160 MiB/s from each orderer. Here it asks every 10 ms for 10 s, for 1 MiB blocks.
+        const MIB: usize = 1024 * 1024;
+        let start = std::time::Instant::now();
+        let mut budget = SyncBudget::new(SYNC_BYTES_PER_SECOND, SYNC_RESPONSE_BYTES, start);
+        let mut served = 0usize;
+        let mut responses = 0;
+        for i in 0..1000 {
+            let now = start + Duration::from_millis(10 * i);
+            let allowed = budget.available(now);
+            if allowed == 0 {
+                continue;
+            }
+            // As `read_sync`: whole blocks within the allowance, at least one.
+            let bytes = (allowed.min(SYNC_RESPONSE_BYTES) / MIB).max(1) * MIB;
+            budget.spend(bytes);
+            served += bytes;
+            responses += 1;
+        }
+        let seconds = 10;
+        let most = SYNC_RESPONSE_BYTES + SYNC_BYTES_PER_SECOND * seconds + MIB;
+        assert!(served <= most, "{served} bytes in {responses} responses");
+        // An honest lagging orderer still gets nearly the whole budget.
+        assert!(
+            served >= SYNC_BYTES_PER_SECOND * seconds * 9 / 10,
+            "{served} bytes"
+        );
+        // A block larger than what remains is served alone, and repaid before the next.
+        let mut budget = SyncBudget::new(MIB, MIB, start);
+        assert_eq!(budget.available(start), MIB);
+        budget.spend(3 * MIB);
+        assert_eq!(budget.available(start + Duration::from_secs(2)), 0);
+        assert!(budget.available(start + Duration::from_secs(3)) > 0);
+    }
 
     /// Every refusal keeps the gRPC code and message it had when built inline.
     #[test]

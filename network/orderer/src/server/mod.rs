@@ -11,9 +11,13 @@
 //!
 //! What no client or orderer can exhaust (issue 14 items 3 and 4):
 //! - envelope signatures (Broadcast, and envelopes other orderers forward) are checked by a
-//!   bounded number of runtime tasks ([`Verifier`](shared::Verifier)), never on the core
-//!   thread, each once per configuration ([`crate::batch::Verdicts`]); the core receives
-//!   verdicts; a refused envelope never reaches it;
+//!   bounded number of tasks ([`Verifier`](shared::Verifier): envelopes over 64 KiB, whose
+//!   endorsements are verified too, on tokio's blocking pool), never on the core thread,
+//!   each envelope once per configuration whether admitted or refused
+//!   ([`crate::batch::Verdicts`]); the core receives verdicts; a refused envelope never
+//!   reaches it; the core re-judges only what depends on the time or the configuration
+//!   ([`crate::batch::readmit`]: a proposal at its ordering time, the pool after a
+//!   configuration change), without verifying a signature again;
 //! - envelopes being checked hold a byte budget (a quarter of the pool's, at least two
 //!   envelopes of `absolute_max_bytes`); beyond it Broadcast answers `SERVICE_UNAVAILABLE`;
 //!   the pool itself is bounded in envelopes, bytes, bytes per submitter and bytes per

@@ -19,10 +19,13 @@ use crate::{Error, Result};
 /// Decision latencies kept for [`super::RunningOrderer::decision_latencies`].
 pub(super) const LATENCY_SAMPLES: usize = 10_000;
 
-/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers` tasks at once,
-/// one envelope between yields (a check is one signature verification, ~50 µs: short enough
-/// for a runtime worker, and no thread hand-off per envelope); answers from the node's
-/// [`batch::Verdicts`] (shared by every verifier and the core) what was admitted before.
+/// Checks envelopes ([`batch::Verdicts::check`]) off the core thread, at most `workers`
+/// batches at once; answers from the node's [`batch::Verdicts`] (shared by every verifier and
+/// the core) what it remembers. An envelope of at most [`batch::VERIFY_ENDORSEMENTS_ABOVE`]
+/// bytes is checked on the runtime worker, one between yields (one signature verification,
+/// ~50 µs: a thread hand-off per envelope cost more, ADR 0028); a larger one on tokio's
+/// blocking pool (`spawn_blocking`), as its check verifies every endorsement besides hashing
+/// up to `absolute_max_bytes`, too long for an async worker.
 pub(super) struct Verifier {
     workers: Arc<Semaphore>,
     verdicts: batch::Verdicts,
@@ -36,7 +39,8 @@ impl Verifier {
         })
     }
 
-    /// Checks `envelopes` under `config`, waiting for a worker.
+    /// Checks `envelopes` under `config`, waiting for a worker; an envelope whose check
+    /// panicked is left out.
     pub(super) async fn check(
         &self,
         config: Arc<ChannelConfig>,
@@ -48,10 +52,21 @@ impl Verifier {
             if i > 0 {
                 tokio::task::yield_now().await;
             }
-            checked.push(
-                self.verdicts
-                    .check(&config, bytes, std::time::SystemTime::now()),
-            );
+            if bytes.len() <= batch::VERIFY_ENDORSEMENTS_ABOVE {
+                checked.push(
+                    self.verdicts
+                        .check(&config, bytes, std::time::SystemTime::now()),
+                );
+                continue;
+            }
+            let (verdicts, config) = (self.verdicts.clone(), config.clone());
+            if let Ok(c) = tokio::task::spawn_blocking(move || {
+                verdicts.check(&config, bytes, std::time::SystemTime::now())
+            })
+            .await
+            {
+                checked.push(c);
+            }
         }
         checked
     }
