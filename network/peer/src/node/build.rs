@@ -119,7 +119,9 @@ fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8
 }
 
 /// The gateway's endorsement policies and collection members, from each channel's
-/// definitions; `_lifecycle` needs the channel's lifecycle endorsement policy.
+/// definitions (as Fabric's gateway plans from the chaincode definition's endorsement policy
+/// and collection configs); `_lifecycle` needs the channel's lifecycle endorsement policy.
+/// Used by the peer and by the whole-network harness's gateways (ADR 0037).
 pub struct DefinitionPolicies {
     channels: HashMap<String, (Arc<dyn ChaincodeDefinitions>, Arc<ChannelConfig>)>,
     /// Chaincode → functions only evaluated (`peer.yaml`'s `evaluate_only`).
