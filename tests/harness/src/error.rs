@@ -49,6 +49,13 @@ pub enum Error {
         /// What was still missing.
         what: String,
     },
+    /// An in-process gRPC endpoint could not be made (a bad authority).
+    #[error("in-process transport: {0}")]
+    Transport(String),
+    /// The served harness's driver thread stopped: a peer's ledger failed while it stepped,
+    /// or it panicked.
+    #[error("the harness driver stopped: {0}")]
+    Stopped(String),
     /// Temporary directories or the async runtime could not be created.
     #[error("setup: {0}")]
     Setup(#[from] std::io::Error),

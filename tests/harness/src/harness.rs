@@ -240,6 +240,42 @@ impl Harness {
         self.net.pull_all()
     }
 
+    /// Whether stepping would make progress: transactions queued, envelopes in a running
+    /// orderer's pool, or a peer not cut off below the highest running orderer's chain.
+    pub(crate) fn has_work(&self) -> bool {
+        let sim = &self.net.sim;
+        let ids = sim.ids();
+        if !self.pending.is_empty()
+            || ids
+                .iter()
+                .any(|id| sim.node(*id).is_some_and(|n| n.pending() > 0))
+        {
+            return true;
+        }
+        let top = ids
+            .iter()
+            .filter(|id| sim.is_up(**id))
+            .map(|id| sim.height(*id))
+            .max()
+            .unwrap_or(0);
+        self.net
+            .peers
+            .iter()
+            .any(|p| !self.net.cut_off.contains(&p.org) && p.committer.ledger().height() < top)
+    }
+
+    /// The lowest ledger height of the running peers not cut off (`u64::MAX` if there are
+    /// none: nothing to wait for).
+    pub(crate) fn settled_height(&self) -> u64 {
+        let net = &self.net;
+        net.peers
+            .iter()
+            .filter(|p| !net.cut_off.contains(&p.org))
+            .map(|p| p.committer.ledger().height())
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// Runs `ms` of virtual time.
     ///
     /// # Errors

@@ -126,24 +126,39 @@ pub struct Topology {
     pub orderers: u32,
 }
 
-/// The EHR chaincode definition for `orgs` organizations: the channel's `MAJORITY
-/// Endorsement` policy and one PHI collection per organization, its only member, whose peers
-/// alone endorse its private writes (ADR 0020), as the dev network defines it.
+/// The EHR chaincode definition for `orgs` organizations, as the dev network defines it
+/// (`medledger_devnet::generate::chaincode_definition`): the channel's `MAJORITY
+/// Endorsement` policy (for two organizations the dev network's `AND` of both), one PHI
+/// collection per organization, `<MSPID>PHI`, its only member, whose peers alone endorse its
+/// private writes (ADR 0020), and per ordered pair of organizations the share collection
+/// `<Custodian>-to-<Grantee>-PHI` of both, endorsed by the custodian's peers (ADR 0029).
 fn ehr_definition(orgs: usize) -> Result<ChaincodeDefinition> {
     let mut def = ChaincodeDefinition::with_default_policy(CHAINCODE);
-    for org in 1..=orgs {
-        let msp = msp_id(org - 1);
-        let name = format!("{msp}PHI");
-        let parse = |p: String| {
-            p.parse::<SignaturePolicy>()
-                .map_err(|e| Error::Signing(format!("policy {p}: {e}")))
-        };
+    let parse = |p: String| {
+        p.parse::<SignaturePolicy>()
+            .map_err(|e| Error::Signing(format!("policy {p}: {e}")))
+    };
+    let mut collections = Vec::new();
+    for custodian in (0..orgs).map(msp_id) {
+        collections.push((
+            ehr_chaincode::ids::default_collection(&custodian),
+            format!("'{custodian}.member'"),
+            custodian.clone(),
+        ));
+        for grantee in (0..orgs).map(msp_id).filter(|g| *g != custodian) {
+            if let Some(name) = ehr_chaincode::ids::share_collection(&custodian, &grantee) {
+                let members = format!("OR('{custodian}.member','{grantee}.member')");
+                collections.push((name, members, custodian.clone()));
+            }
+        }
+    }
+    for (name, members, endorser) in collections {
         def.collections.insert(
             name.clone(),
             CollectionDefinition {
                 name,
-                member_orgs: parse(format!("'{msp}.member'"))?,
-                endorsement_policy: Some(Policy::Signature(parse(format!("'{msp}.peer'"))?)),
+                member_orgs: parse(members)?,
+                endorsement_policy: Some(Policy::Signature(parse(format!("'{endorser}.peer'"))?)),
                 block_to_live: 0,
             },
         );
@@ -200,7 +215,7 @@ pub struct Network {
     pub runtime: tokio::runtime::Runtime,
     base: Instant,
     genesis: Block,
-    definitions: Arc<InMemoryDefinitions>,
+    pub(crate) definitions: Arc<InMemoryDefinitions>,
     dir: tempfile::TempDir,
 }
 

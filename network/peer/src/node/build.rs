@@ -120,11 +120,29 @@ fn tls_roots_pem<'a>(configs: impl Iterator<Item = &'a ChannelConfig>) -> Vec<u8
 }
 
 /// The gateway's endorsement policies and collection members, from each channel's
-/// definitions; `_lifecycle` needs the channel's lifecycle endorsement policy.
-struct DefinitionPolicies {
-    channels: HashMap<String, (Arc<LedgerDefinitions>, Arc<ChannelConfig>)>,
+/// definitions (as Fabric's gateway plans from the chaincode definition's endorsement policy
+/// and collection configs); `_lifecycle` needs the channel's lifecycle endorsement policy.
+/// Used by the peer and by the whole-network harness's gateways (ADR 0037).
+pub struct DefinitionPolicies {
+    channels: HashMap<String, (Arc<dyn ChaincodeDefinitions>, Arc<ChannelConfig>)>,
     /// Chaincode → functions only evaluated (`peer.yaml`'s `evaluate_only`).
     evaluate_only: HashMap<String, std::collections::HashSet<String>>,
+}
+
+impl DefinitionPolicies {
+    /// Over `channels`: per channel id, its chaincode definitions and configuration (the
+    /// lifecycle endorsement policy for `_lifecycle`); `evaluate_only`: chaincode name →
+    /// canonical names of the functions the gateway only evaluates (`peer.yaml`'s
+    /// `evaluate_only`, e.g. the EHR chaincode's `ReadRecord`, ADR 0023).
+    pub fn new(
+        channels: HashMap<String, (Arc<dyn ChaincodeDefinitions>, Arc<ChannelConfig>)>,
+        evaluate_only: HashMap<String, HashSet<String>>,
+    ) -> Self {
+        DefinitionPolicies {
+            channels,
+            evaluate_only,
+        }
+    }
 }
 
 impl ChaincodePolicies for DefinitionPolicies {
@@ -495,12 +513,11 @@ impl<'a> Components<'a> {
         }
         let channels = self.joined.iter().map(|j| {
             let channel = j.config.channel_id().to_string();
-            (channel, (j.definitions.clone(), j.config.clone()))
+            let definitions: Arc<dyn ChaincodeDefinitions> = j.definitions.clone();
+            (channel, (definitions, j.config.clone()))
         });
-        let policies = DefinitionPolicies {
-            channels: channels.collect(),
-            evaluate_only: std::mem::take(&mut self.evaluate_only),
-        };
+        let policies =
+            DefinitionPolicies::new(channels.collect(), std::mem::take(&mut self.evaluate_only));
         let commits = LedgerCommits::new(self.joined.iter().map(|j| j.committer.clone()));
         let gateway = GatewayService::new(
             cfg.msp_id.as_str(),

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use crate::committer::Committer;
 use crate::error::Result;
 use crate::operations::OperationsHandle;
+pub use build::DefinitionPolicies;
 use build::{Components, protect_process};
 use config::PeerConfig;
 

@@ -8,3 +8,4 @@ mod common;
 mod consistency;
 mod determinism;
 mod faults;
+mod gateway;

@@ -1,0 +1,125 @@
+//! The harness served ([`Harness::serve`]): clients of the gateway SDK submit through each
+//! organization's real Gateway service to the BFT orderers in process; every peer commits,
+//! also while an orderer is down.
+
+use medledger_gateway::client::Contract;
+use medledger_harness::{Harness, Served, TICK_MS};
+use medledger_proto::protos::TxValidationCode;
+
+/// The EHR contract of organization `org`'s registrar, through its gateway.
+fn registrar(net: &Served, org: usize) -> Contract {
+    let id = net
+        .client(
+            org,
+            &format!("registrar{org}"),
+            &[("ehr.role", "registrar")],
+        )
+        .unwrap();
+    net.gateway(org, id).network("ehr").contract("ehr")
+}
+
+/// Registers patients `from..to` through `contracts` in turn (patient i by contract i mod
+/// n), each endorsed, submitted and committed; their tx ids.
+async fn register(contracts: &[Contract], from: usize, to: usize) -> Vec<String> {
+    let mut tx_ids = Vec::new();
+    for i in from..to {
+        let contract = &contracts[i % contracts.len()];
+        let tx = contract
+            .new_proposal("RegisterPatient")
+            .args(&[&format!("p_{i:032x}")])
+            .build()
+            .unwrap()
+            .endorse()
+            .await
+            .unwrap();
+        let commit = tx.submit().await.unwrap();
+        let (code, _) = commit.status().await.unwrap();
+        assert_eq!(code, TxValidationCode::Valid, "{}", commit.tx_id);
+        tx_ids.push(commit.tx_id);
+    }
+    tx_ids
+}
+
+/// Every running peer has the first one's blocks and state, and `tx_ids` valid.
+fn assert_identical(net: &Served, tx_ids: Vec<String>) {
+    let views = net
+        .with(move |h| {
+            h.peers()
+                .into_iter()
+                .map(|(org, peer)| {
+                    let codes: Vec<_> = tx_ids
+                        .iter()
+                        .map(|t| h.validation_code(org, peer, t).unwrap())
+                        .collect();
+                    (
+                        h.block_hashes(org, peer).unwrap(),
+                        h.state_digest(org, peer).unwrap(),
+                        codes,
+                        h.seed(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let seed = views[0].3;
+    for view in &views {
+        assert_eq!(view.0, views[0].0, "blocks differ (SEED={seed})");
+        assert_eq!(view.1, views[0].1, "state differs (SEED={seed})");
+        assert!(
+            view.2.iter().all(|c| *c == Some(TxValidationCode::Valid)),
+            "{:?} (SEED={seed})",
+            view.2
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_submit_to_the_bft_orderers_and_every_peer_commits() {
+    let net = Harness::builder()
+        .orgs(3)
+        .peers_per_org(2)
+        .build()
+        .unwrap()
+        .serve()
+        .unwrap();
+    let contracts: Vec<Contract> = (0..3).map(|org| registrar(&net, org)).collect();
+    let tx_ids = register(&contracts, 0, 9).await;
+    assert_identical(&net, tx_ids);
+    net.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderer_crashed_while_served_is_tolerated_and_restarts() {
+    let net = Harness::builder().orgs(2).build().unwrap().serve().unwrap();
+    let contracts: Vec<Contract> = (0..2).map(|org| registrar(&net, org)).collect();
+    let mut tx_ids = register(&contracts, 0, 4).await;
+    net.with(|h| h.crash_orderer(1)).unwrap();
+    tx_ids.extend(register(&contracts, 4, 10).await);
+    net.with(|h| h.restart_orderer(1)).unwrap();
+    tx_ids.extend(register(&contracts, 10, 14).await);
+    // The restarted orderer catches up with the others (it syncs when it learns it is
+    // behind: given up to 30 virtual s).
+    let (heights, seed) = net
+        .with(|h| {
+            let heights = |h: &Harness| {
+                let sim = &h.network().sim;
+                let ids = sim.ids().into_iter();
+                ids.map(|id| sim.height(id)).collect::<Vec<_>>()
+            };
+            for _ in 0..30_000 / TICK_MS {
+                let now = heights(h);
+                if now.iter().all(|x| *x == now[0]) {
+                    break;
+                }
+                h.step().unwrap();
+            }
+            (heights(h), h.seed())
+        })
+        .unwrap();
+    assert!(
+        heights.iter().all(|x| *x == heights[0]),
+        "{heights:?} (SEED={seed})"
+    );
+    assert_identical(&net, tx_ids);
+    net.stop().unwrap();
+}
