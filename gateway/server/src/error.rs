@@ -110,6 +110,11 @@ pub enum ServiceError {
         /// `commit status request` or `chaincode events request`.
         request: &'static str,
     },
+    /// A commit-status request whose `transaction_id` is not 64 lowercase hexadecimal
+    /// characters (`INVALID_ARGUMENT`): no transaction can have it (Fabric's
+    /// `protoutil.ComputeTxID`). The id is not echoed.
+    #[error("transaction_id must be 64 lowercase hexadecimal characters")]
+    MalformedTxId,
     /// The requester's identity or signature is invalid (`PERMISSION_DENIED`).
     #[error("{request}: {source}")]
     Unauthenticated {
@@ -171,7 +176,8 @@ impl ServiceError {
             | Invocation(_)
             | MissingTransaction
             | UnsignedTransaction
-            | UndecodableRequest { .. } => Code::InvalidArgument,
+            | UndecodableRequest { .. }
+            | MalformedTxId => Code::InvalidArgument,
             EvaluateOnly { .. }
             | NoEndorsementPolicy
             | NoEndorsementPlan

@@ -18,6 +18,7 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::tx::assemble_transaction;
 use medledger_endorser::Endorser;
 use medledger_msp::policy::{OrgPolicies, Policy, Signer};
+use medledger_proto::TxId;
 use medledger_proto::common::{ChannelHeader, Envelope, Header, Status as CommonStatus};
 use medledger_proto::gateway::{
     ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, CommitStatusResponse,
@@ -151,14 +152,15 @@ pub type EventStream = Pin<Box<dyn Stream<Item = (u64, Vec<ChaincodeEvent>)> + S
 /// What the gateway reads from its peer's ledger.
 #[tonic::async_trait]
 pub trait CommitSource: Send + Sync {
-    /// Waits until `tx_id` is committed on `channel`; its validation code and block.
+    /// Waits until `tx_id` is committed on `channel` (a channel name from the request, which
+    /// may name no channel of the peer); its validation code and block.
     ///
     /// # Errors
     /// [`CommitSourceError`] if the ledger cannot answer.
     async fn wait_for_commit(
         &self,
         channel: &str,
-        tx_id: &str,
+        tx_id: &TxId,
     ) -> Result<(TxValidationCode, u64), CommitSourceError>;
 
     /// Chaincode events of `chaincode` per block from block `start` (`None`: next block),
@@ -728,6 +730,8 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let signed = request.into_inner();
         let (req, who): (CommitStatusRequest, _) =
             self.read_request(&signed.request, &signed.signature)?;
+        // An id that is not hex(SHA-256) can never commit: refuse it rather than hold a wait.
+        let tx_id = TxId::new(req.transaction_id).map_err(|_| ServiceError::MalformedTxId)?;
         let _waiting = self
             .commit_waits
             .try_acquire()
@@ -738,9 +742,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             per_identity_cap(self.config.max_commit_status_waits),
             "commit-status requests",
         )?;
-        let wait = self
-            .commits
-            .wait_for_commit(&req.channel_id, &req.transaction_id);
+        let wait = self.commits.wait_for_commit(&req.channel_id, &tx_id);
         let (code, block) = tokio::time::timeout(self.config.commit_status_timeout, wait)
             .await
             .map_err(|_| ServiceError::CommitTimeout)?

@@ -23,6 +23,7 @@ use medledger_gateway_server::{
 };
 use medledger_ledger_api::{LedgerReader, MemoryLedger, Version};
 use medledger_msp::ou::NodeOu;
+use medledger_proto::TxId;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::endorser_server::EndorserServer;
 use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
@@ -71,12 +72,12 @@ impl CommitSource for Commits {
     async fn wait_for_commit(
         &self,
         _channel: &str,
-        tx_id: &str,
+        tx_id: &TxId,
     ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         self.statuses
             .lock()
             .unwrap()
-            .get(tx_id)
+            .get(tx_id.as_str())
             .copied()
             .ok_or_else(|| CommitSourceError::Ledger("not committed".into()))
     }
@@ -370,7 +371,7 @@ impl CommitSource for Pending {
     async fn wait_for_commit(
         &self,
         _channel: &str,
-        _tx_id: &str,
+        _tx_id: &TxId,
     ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         std::future::pending().await
     }
@@ -430,26 +431,27 @@ async fn commit_status_waits_and_event_streams_are_bounded() {
             request,
         }
     };
+    let tx = |n: usize| format!("{n:064x}");
     let wait = |req: SignedCommitStatusRequest| {
         let svc = svc.clone();
         tokio::spawn(async move { svc.commit_status(tonic::Request::new(req)).await })
     };
     // Each identity may hold a quarter of the waits: app1's second is refused at once.
-    let mut waits = vec![wait(status_request(&clients[0], "a"))];
+    let mut waits = vec![wait(status_request(&clients[0], &tx(0xa)))];
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let second = svc
-        .commit_status(tonic::Request::new(status_request(&clients[0], "b")))
+        .commit_status(tonic::Request::new(status_request(&clients[0], &tx(0xb))))
         .await
         .unwrap_err();
     assert_eq!(second.code(), tonic::Code::ResourceExhausted);
     assert!(second.message().contains("this identity"), "{second:?}");
     // Three more identities fill the gateway; a fifth is refused.
     for (i, c) in clients[1..4].iter().enumerate() {
-        waits.push(wait(status_request(c, &format!("t{i}"))));
+        waits.push(wait(status_request(c, &tx(i))));
     }
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let fifth = svc
-        .commit_status(tonic::Request::new(status_request(&clients[4], "c")))
+        .commit_status(tonic::Request::new(status_request(&clients[4], &tx(0xc))))
         .await
         .unwrap_err();
     assert_eq!(fifth.code(), tonic::Code::ResourceExhausted);
@@ -488,4 +490,58 @@ async fn commit_status_waits_and_event_streams_are_bounded() {
             .is_ok(),
         "a closed stream did not free its place"
     );
+}
+
+/// A transaction id that is not 64 lowercase hex characters can never commit: the request is
+/// refused at once with `INVALID_ARGUMENT`, instead of holding a wait until the timeout.
+#[tokio::test]
+async fn a_malformed_transaction_id_is_refused_at_once() {
+    use medledger_proto::gateway::gateway_server::Gateway as _;
+    use medledger_proto::gateway::{CommitStatusRequest, SignedCommitStatusRequest};
+    use prost::Message;
+
+    let mut ch = TestChannel::new("ehr", 1, 4);
+    let client = ch.orgs[0].identity("app", NodeOu::Client, &[]);
+    let channel = ChannelGateway {
+        config: Arc::new(ch.config.clone()),
+        peers: vec![],
+        orderers: vec![],
+    };
+    let svc = GatewayService::new(
+        "Org1MSP",
+        [("ehr".to_owned(), channel)].into_iter().collect(),
+        Arc::new(DefaultPolicies),
+        Arc::new(Pending),
+        GatewayConfig::default(),
+    );
+    let upper = "A".repeat(64);
+    for bad in [
+        "",
+        "abc",
+        upper.as_str(),
+        &"0".repeat(65),
+        "../../etc/passwd",
+    ] {
+        let request = CommitStatusRequest {
+            transaction_id: bad.into(),
+            channel_id: "ehr".into(),
+            identity: client.serialized().to_vec(),
+        }
+        .encode_to_vec();
+        let signed = SignedCommitStatusRequest {
+            signature: client.sign(&request).unwrap(),
+            request,
+        };
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            svc.commit_status(tonic::Request::new(signed)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{bad:?}: still waiting after 5 s"));
+        let e = answer.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad:?}: {e:?}");
+        if !bad.is_empty() {
+            assert!(!e.message().contains(bad), "the id is echoed: {e:?}");
+        }
+    }
 }

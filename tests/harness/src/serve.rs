@@ -32,6 +32,7 @@ use medledger_orderer::sim::CHANNEL;
 use medledger_peer::definitions::ChaincodeDefinitions;
 use medledger_peer::node::DefinitionPolicies;
 use medledger_peer::node::commits::LedgerCommits;
+use medledger_proto::TxId;
 use medledger_proto::common::{Envelope, Status as FabricStatus};
 use medledger_proto::invocation::canonical_function;
 use medledger_proto::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
@@ -436,7 +437,7 @@ impl CommitSource for SettledCommits {
     async fn wait_for_commit(
         &self,
         channel: &str,
-        tx_id: &str,
+        tx_id: &TxId,
     ) -> std::result::Result<(TxValidationCode, u64), CommitSourceError> {
         let (code, block) = self.ledger.wait_for_commit(channel, tx_id).await?;
         self.settled

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use medledger_channel::{block, envelope};
 use medledger_gateway_server::{CommitSource, CommitSourceError, EventStream};
-use medledger_proto::ChannelId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope, HeaderType};
 use medledger_proto::protos::{ChaincodeEvent, TxValidationCode};
+use medledger_proto::{ChannelId, TxId};
 use prost::Message;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -69,7 +69,7 @@ impl CommitSource for LedgerCommits {
     async fn wait_for_commit(
         &self,
         channel: &str,
-        tx_id: &str,
+        tx_id: &TxId,
     ) -> Result<(TxValidationCode, u64), CommitSourceError> {
         let committer = self.committer(channel)?;
         // Subscribe before looking, so a commit in between is not missed.
@@ -77,14 +77,14 @@ impl CommitSource for LedgerCommits {
         loop {
             if let Some(loc) = committer
                 .ledger()
-                .tx_location(tx_id)
+                .tx_location(tx_id.as_str())
                 .map_err(|e| CommitSourceError::Ledger(Box::new(e)))?
             {
                 return Ok((loc.code, loc.block_num));
             }
             match events.recv().await {
                 Ok(ev) => {
-                    if let Some(tx) = ev.txs.iter().find(|t| t.tx_id == tx_id) {
+                    if let Some(tx) = ev.txs.iter().find(|t| t.tx_id == tx_id.as_str()) {
                         return Ok((tx.code, ev.block_number));
                     }
                 }
