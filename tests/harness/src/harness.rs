@@ -138,7 +138,27 @@ impl Harness {
     /// A client identity enrolled at organization `org`'s CA with attributes `attrs` (e.g.
     /// `("ehr.role", "registrar")`).
     pub fn client(&mut self, org: usize, name: &str, attrs: &[(&str, &str)]) -> SigningIdentity {
-        self.net.sim.ch.orgs[org].identity(name, NodeOu::Client, attrs)
+        self.enroll(org, name, attrs, NodeOu::Client)
+    }
+
+    /// An admin of organization `org`'s MSP (NodeOU `admin`, as the dev network's
+    /// `<org>-admin`), enrolled at its CA with `attrs`; see [`Harness::client`].
+    ///
+    /// # Panics
+    /// As [`Harness::client`].
+    pub fn admin(&mut self, org: usize, name: &str, attrs: &[(&str, &str)]) -> SigningIdentity {
+        self.enroll(org, name, attrs, NodeOu::Admin)
+    }
+
+    /// An identity of NodeOU `ou` enrolled at organization `org`'s CA with `attrs`.
+    pub(crate) fn enroll(
+        &mut self,
+        org: usize,
+        name: &str,
+        attrs: &[(&str, &str)],
+        ou: NodeOu,
+    ) -> SigningIdentity {
+        self.net.sim.ch.orgs[org].identity(name, ou, attrs)
     }
 
     /// Endorses `args` (function first) from `client` on the first running peer of every
@@ -374,6 +394,16 @@ impl Harness {
             .find(|p| p.org == org && p.index == peer)
             .map(|p| p.committer.ledger().as_ref())
             .ok_or(Error::NoSuchPeer { org, peer })
+    }
+
+    /// The directory of peer `peer` of organization `org`'s files (its ledger's block store
+    /// and RocksDB), to scan what it keeps on disk; the harness removes it when dropped.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPeer`] if it does not run.
+    pub fn peer_dir(&self, org: usize, peer: usize) -> Result<std::path::PathBuf> {
+        self.ledger(org, peer)?;
+        Ok(self.net.ledger_dir(org, peer))
     }
 
     /// The header hashes of peer `peer` of organization `org`'s blocks, genesis first.

@@ -323,7 +323,7 @@ impl Network {
     }
 
     /// Where peer `index` of organization `org` keeps its ledger.
-    fn ledger_dir(&self, org: usize, index: usize) -> PathBuf {
+    pub(crate) fn ledger_dir(&self, org: usize, index: usize) -> PathBuf {
         self.dir.path().join(format!("{}-peer{index}", msp_id(org)))
     }
 

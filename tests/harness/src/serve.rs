@@ -28,6 +28,7 @@ use medledger_gateway_server::{
     GatewayService, OrdererEndpoint, PeerEndpoint,
 };
 use medledger_msp::identity::SigningIdentity;
+use medledger_msp::ou::NodeOu;
 use medledger_orderer::sim::CHANNEL;
 use medledger_peer::definitions::ChaincodeDefinitions;
 use medledger_peer::node::DefinitionPolicies;
@@ -244,6 +245,25 @@ impl Served {
         name: &str,
         attrs: &[(&str, &str)],
     ) -> Result<SigningIdentity> {
+        self.enroll(org, name, attrs, NodeOu::Client)
+    }
+
+    /// An admin of organization `org`'s MSP (see [`Harness::admin`]).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the driver stopped.
+    pub fn admin(&self, org: usize, name: &str, attrs: &[(&str, &str)]) -> Result<SigningIdentity> {
+        self.enroll(org, name, attrs, NodeOu::Admin)
+    }
+
+    /// Enrolls `name` (NodeOU `ou`) at organization `org`'s CA on the driver thread.
+    fn enroll(
+        &self,
+        org: usize,
+        name: &str,
+        attrs: &[(&str, &str)],
+        ou: NodeOu,
+    ) -> Result<SigningIdentity> {
         let name = name.to_owned();
         let attrs: Vec<(String, String)> = attrs
             .iter()
@@ -254,7 +274,7 @@ impl Served {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            h.client(org, &name, &attrs)
+            h.enroll(org, &name, &attrs, ou)
         })
     }
 

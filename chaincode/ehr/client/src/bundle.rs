@@ -33,6 +33,46 @@ pub struct PatientBundle {
     pub resources: Vec<BundleResource>,
 }
 
+impl PatientBundle {
+    /// The strings that name the patient in clear, per FHIR R4 Patient: every Patient
+    /// resource's `name[].family`, `name[].given[]` and `identifier[].value` (Synthea puts
+    /// medical record, social security, driver's licence and passport numbers there), each once, in resource order. Privacy checks look for them: none may reach the
+    /// ledger (ADR 0031), another organization's store or a log. Fields that are absent or
+    /// not strings are skipped; an empty list means the bundle names nobody.
+    pub fn patient_identifiers(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let patients = self
+            .resources
+            .iter()
+            .filter(|r| r.resource_type == "Patient");
+        for r in patients {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.bytes) else {
+                continue;
+            };
+            let strings = |v: &serde_json::Value| -> Vec<String> {
+                match v {
+                    serde_json::Value::String(s) => vec![s.clone()],
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            };
+            for name in v["name"].as_array().into_iter().flatten() {
+                out.extend(strings(&name["family"]));
+                out.extend(strings(&name["given"]));
+            }
+            for ident in v["identifier"].as_array().into_iter().flatten() {
+                out.extend(strings(&ident["value"]));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|s| !s.is_empty() && seen.insert(s.clone()));
+        out
+    }
+}
+
 /// Why a bundle file could not be read. Messages name JSON positions, entry numbers and
 /// limits, never a value of the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,6 +226,27 @@ mod tests {
             b.resources[0].sha256,
             sha256_hex(br#"{"resourceType":"Patient","id":"p1","x":1.50}"#)
         );
+    }
+
+    #[test]
+    fn patient_identifiers_are_names_and_identifier_values() {
+        let b = read_bundle(BUNDLE.as_bytes()).unwrap();
+        assert!(b.patient_identifiers().is_empty());
+        let named = r#"{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient","id":"p",
+            "name":[{"family":"Doe","given":["Jane","Q"]},{"family":"Doe"}],
+            "identifier":[{"value":"p"},{"system":"ssn","value":"999-12-3456"},{"value":7}]}},
+            {"resource":{"resourceType":"Observation","id":"o","name":[{"family":"Other"}]}}]}"#;
+        let b = read_bundle(named.as_bytes()).unwrap();
+        assert_eq!(
+            b.patient_identifiers(),
+            ["Doe", "Jane", "Q", "p", "999-12-3456"]
+        );
+        let Some(dir) = sample_dir() else { return };
+        for file in std::fs::read_dir(dir).unwrap().take(3) {
+            let b = read_bundle(&std::fs::read(file.unwrap().path()).unwrap()).unwrap();
+            let ids = b.patient_identifiers();
+            assert!(ids.len() >= 3, "{} strings", ids.len());
+        }
     }
 
     #[test]

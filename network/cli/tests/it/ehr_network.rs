@@ -3,7 +3,8 @@
 //! `medledger ehr import` of three Synthea patients, every record read back byte-exact by the
 //! custodian with its on-chain hash equal to the SHA-256 of its bytes, a patient's consent
 //! letting Org2's doctor read and its revocation refusing it (both audited), both peers'
-//! ledgers agreeing (same height and commit hash), `network down`.
+//! ledgers agreeing (same height and commit hash), `network down`; no PHI, patient name or
+//! identifier in a block or in the nodes' log files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -201,6 +202,21 @@ async fn import_read_consent_audit_on_a_real_network() {
                 "Org2 holds Org1's PHI for {}",
                 r.record_id
             );
+        }
+    }
+    // No patient's name or identifier (Patient.name, Patient.identifier) in any block or in
+    // any node's log (the in-process EHR scenario, `chaincode/ehr/client/tests/it/scenario.rs`,
+    // scans the nodes' `tracing` output; the log files of node processes are scanned here).
+    for bundle in &expected {
+        let needles = bundle.patient_identifiers();
+        assert!(needles.len() >= 3, "{} needles", needles.len());
+        for needle in &needles {
+            for hay in blocks.iter().chain(&logs) {
+                assert!(
+                    !contains(hay, needle.as_bytes()),
+                    "a patient name or identifier is on the ledger or in a log"
+                );
+            }
         }
     }
     // No Patient.id and no resource id on the shared ledger (issue 13 item 10, ADR 0031):

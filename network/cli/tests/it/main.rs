@@ -10,7 +10,6 @@ mod common;
 mod crash_network;
 mod ehr_network;
 mod ehr_rules_network;
-mod ehr_scenario_network;
 mod endorse_commit;
 mod fabric_gateway_node;
 mod gateway_refusals;

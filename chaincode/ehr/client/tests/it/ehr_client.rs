@@ -13,8 +13,6 @@
 //! skips everything. Then history, consent, audit, erasure and break-glass through the typed
 //! calls.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -23,28 +21,18 @@ use ehr_chaincode::ids::{Grantee, PseudonymKey};
 use ehr_chaincode::model::{ConsentStatus, EmergencyReason, Purpose, RecordStatus};
 use ehr_chaincode::state_machine::AccessState;
 use ehr_client::bundle::{bundle_files, chunk_resources, read_bundle};
-use ehr_client::{ConsentGrant, EhrClient, EhrClientError, ImportOptions, ImportProgress, import};
+use ehr_client::{ConsentGrant, EhrClientError, ImportOptions, ImportProgress, import};
 use futures::StreamExt;
-use medledger_harness::{Harness, Served};
-use medledger_msp::identity::SigningIdentity;
+use medledger_harness::Harness;
 
-const CHANNEL: &str = "ehr";
+use crate::common::{client, sample_dir};
+
 /// The three smallest sample bundles (135-149 kB, 299 resources).
 const PATIENTS: [&str; 3] = [
     "fcece34f-2e51-43b5-acb0-361c3472e679",
     "53ead9ff-9ae0-432f-a314-017550d0420c",
     "68eec23c-3211-4eba-a28b-c26a2f7f49c4",
 ];
-
-fn sample_dir() -> PathBuf {
-    ehr_client::bundle::find_sample_bundles(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("sample bundles: set MEDLEDGER_EHR_BUNDLES")
-}
-
-/// An EHR client of `identity` through Org1's gateway.
-fn client(net: &Served, identity: SigningIdentity) -> EhrClient {
-    EhrClient::new(net.gateway(0, identity).network(CHANNEL).contract("ehr"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_read_back_reimport_and_everyday_operations() {
@@ -60,7 +48,7 @@ async fn import_read_back_reimport_and_everyday_operations() {
             &[("ehr.role", "patient"), ("ehr.patient_id", &ledger_patient)],
         )
         .unwrap();
-    let admin = client(&net, importer);
+    let admin = client(&net, 0, importer);
     let set = admin.set_pseudonym_key(&key).await.unwrap();
     assert!(set.set);
     // Idempotent with the same key; another key is refused (every ledger id depends on it).
@@ -200,7 +188,7 @@ async fn import_read_back_reimport_and_everyday_operations() {
 
     // The patient: consent to Org2 granted, listed, revoked; the audit trail shows the
     // custodian's reads; erasure requested.
-    let patient = client(&net, patient_identity);
+    let patient = client(&net, 0, patient_identity);
     assert_eq!(
         patient.resolve_patient(PATIENTS[0], None).await.unwrap(),
         patient_id
