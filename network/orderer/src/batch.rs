@@ -327,7 +327,7 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
 ///
 /// # Errors
 /// As [`admit`].
-pub fn readmit(
+pub(crate) fn readmit(
     config: &ChannelConfig,
     bytes: &[u8],
     now: SystemTime,
