@@ -115,7 +115,11 @@ pub fn check(
     if ch.channel_id != config.channel_id().as_ref() {
         return Err(fail(
             C::TargetChainNotFound,
-            format!("envelope is for channel {:?}", ch.channel_id),
+            // At most 64 characters of the client's channel id are echoed.
+            format!(
+                "envelope is for channel {:?}",
+                ch.channel_id.chars().take(64).collect::<String>()
+            ),
         ));
     }
     let header_type = parsed.header_type();

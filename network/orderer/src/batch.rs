@@ -52,12 +52,34 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// A [`Rejection`] whose reason is cut to [`MAX_REASON_BYTES`].
 fn reject(status: Status, reason: impl Into<String>) -> Rejection {
+    let reason = reason.into();
+    if reason.len() <= MAX_REASON_BYTES {
+        return Rejection { status, reason };
+    }
+    let mut end = MAX_REASON_BYTES - '…'.len_utf8();
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(end + '…'.len_utf8());
+    cut.push_str(&reason[..end]);
+    cut.push('…');
     Rejection {
         status,
-        reason: reason.into(),
+        reason: cut,
     }
 }
+
+/// Most bytes of a refusal's reason ([`Rejection::reason`]): longer reasons (one that
+/// echoes a client's channel id or MSP id, say) are cut at a character boundary and end
+/// with `…`. Keeps answers and remembered refusals small whatever a client sends.
+pub const MAX_REASON_BYTES: usize = 256;
+
+/// Most bytes one remembered verdict holds ([`Verdicts::held_bytes`]): the entry itself and
+/// the strings it owns (a refusal's reason of at most [`MAX_REASON_BYTES`], or an
+/// admission's tx_id and MSP id).
+pub const MAX_REMEMBERED_VERDICT_BYTES: usize = 512;
 
 /// How far a config update's channel-header timestamp may be from the orderer's clock
 /// (Fabric's default time window for signed requests, 15 minutes).
@@ -174,6 +196,25 @@ impl Verdicts {
         }
     }
 
+    /// Heap and inline bytes the remembered verdicts hold (each entry's key, sequence and
+    /// verdict, and the strings it owns): bounded by the entry count times
+    /// [`MAX_REMEMBERED_VERDICT_BYTES`].
+    pub fn held_bytes(&self) -> usize {
+        let Ok(cache) = self.inner.lock() else {
+            return 0;
+        };
+        cache
+            .iter()
+            .map(|(_, (_, verdict))| {
+                std::mem::size_of::<([u8; 32], (u64, Result<Admitted, Rejection>))>()
+                    + match verdict {
+                        Ok(a) => a.tx_id.capacity() + a.org.capacity(),
+                        Err(r) => r.reason.capacity(),
+                    }
+            })
+            .sum()
+    }
+
     /// How many envelopes were judged with their signatures verified (the expensive checks),
     /// since this was created: every other judgement was answered from what it remembers.
     pub fn verifications(&self) -> u64 {
@@ -208,7 +249,10 @@ impl Verdicts {
                     if !r.at_time
                         && let Ok(mut cache) = self.inner.lock()
                     {
-                        cache.put(hash, (sequence, Err(r.rejection.clone())));
+                        // Compact: the status and a reason of at most MAX_REASON_BYTES,
+                        // copied without spare capacity.
+                        let compact = reject(r.rejection.status, r.rejection.reason.as_str());
+                        cache.put(hash, (sequence, Err(compact)));
                     }
                     r.rejection
                 })?;
@@ -229,6 +273,26 @@ impl Verdicts {
             sequence: config.sequence(),
         }
     }
+}
+
+/// The header of a `common.Payload` without its data (field 1 of Fabric's
+/// `common.Payload`): prost skips the data field (field 2) without copying it, so reading
+/// the headers of a multi-MiB envelope costs no copy of its payload.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct PayloadHeader {
+    /// `common.Header`: the serialized channel and signature headers.
+    #[prost(message, optional, tag = "1")]
+    pub(crate) header: Option<medledger_proto::common::Header>,
+}
+
+/// The serialized creator in `env`'s signature header, decoded from the headers only;
+/// `None` if they do not decode or the creator is empty (`envelope::check` names that).
+fn signed_creator(env: &Envelope) -> Option<Vec<u8>> {
+    let header = PayloadHeader::decode(env.payload.as_slice()).ok()?.header?;
+    let creator = SignatureHeader::decode(header.signature_header.as_slice())
+        .ok()?
+        .creator;
+    (!creator.is_empty()).then_some(creator)
 }
 
 /// SHA-256 of serialized envelope bytes (the key of the pending pool).
@@ -263,7 +327,7 @@ pub fn admit(config: &ChannelConfig, bytes: &[u8], now: SystemTime) -> Result<Ad
 ///
 /// # Errors
 /// As [`admit`].
-pub fn readmit(
+pub(crate) fn readmit(
     config: &ChannelConfig,
     bytes: &[u8],
     now: SystemTime,
@@ -309,6 +373,20 @@ fn refused_at_time(status: Status, reason: impl Into<String>) -> Refusal {
     }
 }
 
+/// A refusal because an identity is not valid (`error`): time-dependent only if a
+/// certificate is outside its validity window (`Expired`, `NotYetValid`); an unknown MSP or
+/// CA, a forged or malformed certificate, a wrong NodeOU, a revocation (CRLs come with the
+/// configuration) hold at any time under the same configuration.
+fn invalid_identity(status: Status, reason: String, error: &medledger_msp::Error) -> Refusal {
+    Refusal {
+        rejection: reject(status, reason),
+        at_time: matches!(
+            error,
+            medledger_msp::Error::Expired { .. } | medledger_msp::Error::NotYetValid { .. }
+        ),
+    }
+}
+
 /// [`admit`] of `bytes` whose [`envelope_hash`] the caller already computed, verifying
 /// signatures or not.
 fn judge(
@@ -330,35 +408,35 @@ fn judge(
     let env = Envelope::decode(bytes)
         .map_err(|_| reject(Status::BadRequest, "envelope does not decode"))?;
     let creator_invalid = |e: medledger_msp::Error| {
-        refused_at_time(
-            Status::Forbidden,
-            envelope::EnvelopeError {
-                code: C::BadCreatorSignature,
-                reason: e.to_string(),
-            }
-            .to_string(),
-        )
+        let reason = envelope::EnvelopeError {
+            code: C::BadCreatorSignature,
+            reason: e.to_string(),
+        }
+        .to_string();
+        invalid_identity(Status::Forbidden, reason, &e)
     };
     let checked = match signatures {
-        Signatures::Verify => envelope::check(&env, config, now).map_err(|e| {
-            let status = match e.code {
-                C::BadCreatorSignature => Status::Forbidden,
-                _ => Status::BadRequest,
-            };
-            // An invalid creator at `now` (rather than a bad signature) may be valid at
-            // another time.
-            let at_time = e.code == C::BadCreatorSignature
-                && envelope::parse(&env).is_ok_and(|p| {
-                    config
-                        .msps()
-                        .validate(&p.signature_header.creator, now)
-                        .is_err()
-                });
-            Refusal {
-                rejection: reject(status, e.to_string()),
-                at_time,
+        Signatures::Verify => {
+            // The creator is validated first, so that its refusal keeps the MSP error's kind
+            // (`envelope::check` reports it as text): only a certificate outside its validity
+            // window may be valid at another time; an unknown MSP or CA, a forged or
+            // malformed certificate, a revoked one (CRLs come with the configuration) are
+            // refused under this configuration at any time. A valid creator is cached by the
+            // MSP manager, so `envelope::check` does not validate it again, and any creator
+            // refusal it returns is a bad signature.
+            if let Some(creator) = signed_creator(&env)
+                && let Err(e) = config.msps().validate(&creator, now)
+            {
+                return Err(creator_invalid(e));
             }
-        })?,
+            envelope::check(&env, config, now).map_err(|e| {
+                let status = match e.code {
+                    C::BadCreatorSignature => Status::Forbidden,
+                    _ => Status::BadRequest,
+                };
+                reject(status, e.to_string())
+            })?
+        }
         Signatures::Verified => {
             // The structure passed `envelope::check` with these bytes before; only the
             // creator's validity depends on the time and the configuration.
@@ -536,9 +614,10 @@ fn endorsed(
     }
     if size <= VERIFY_ENDORSEMENTS_ABOVE {
         config.msps().validate(&first.endorser, now).map_err(|e| {
-            refused_at_time(
+            invalid_identity(
                 Status::BadRequest,
                 format!("endorser is not a valid identity: {e}"),
+                &e,
             )
         })?;
         return Ok(());
@@ -567,11 +646,12 @@ fn endorsed(
     let mut identities = Vec::with_capacity(endorsed.endorsements.len());
     for (i, e) in endorsed.endorsements.iter().enumerate() {
         let id = config.msps().validate(&e.endorser, now).map_err(|err| {
-            refused_at_time(
+            invalid_identity(
                 Status::BadRequest,
                 format!(
                     "endorsement {i} of an envelope of {size} bytes is not by a valid identity: {err}"
                 ),
+                &err,
             )
         })?;
         id.require_ou(NodeOu::Peer).map_err(|err| {
@@ -2060,6 +2140,75 @@ mod tests {
         assert_eq!(verdicts.check(&next, forged, now).result, Err(first));
         assert!(verdicts.check(&next, ok, now).result.is_ok());
         assert_eq!(verdicts.verifications(), 6);
+    }
+
+    #[test]
+    fn refusals_with_huge_channel_ids_hold_little_memory() {
+        // Review finding H1: a refusal was remembered with its whole reason, which echoed
+        // the envelope's channel id debug-escaped (`\u{1}` is 6 bytes each): a few hundred
+        // big envelopes pinned gigabytes. Each remembered verdict is now compact.
+        let (mut ch, config) = channel(batch(10, 4 << 20, 4 << 20));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let verdicts = Verdicts::new(16);
+        let now = SystemTime::now();
+        for i in 0..16u8 {
+            let channel_id = format!("{i}{}", "\u{1}".repeat(256 * 1024));
+            let env = signed_envelope(
+                &client,
+                &channel_id,
+                HeaderType::EndorserTransaction,
+                vec![],
+            );
+            let refusal = verdicts
+                .check(&config, env.encode_to_vec(), now)
+                .result
+                .unwrap_err();
+            assert_eq!(refusal.status, Status::BadRequest);
+            assert!(
+                refusal.reason.len() <= MAX_REASON_BYTES,
+                "{}",
+                refusal.reason.len()
+            );
+        }
+        assert_eq!(verdicts.verifications(), 16);
+        assert!(
+            verdicts.held_bytes() <= 16 * MAX_REMEMBERED_VERDICT_BYTES,
+            "16 refusals hold {} bytes",
+            verdicts.held_bytes()
+        );
+    }
+
+    #[test]
+    fn a_creator_from_an_unknown_ca_is_verified_once() {
+        // Review finding M1: any invalid creator counted as time-dependent, so an envelope
+        // by a self-made "Org1MSP" certificate was never remembered and cost two chain
+        // validations each time it was sent.
+        let (ch, config) = channel(batch(10, 4000, 6000));
+        let mut impostor =
+            medledger_channel::testing::TestOrg::new(&ch.orgs[0].msp_id, "org1.example.com");
+        let creator = impostor.identity("c", NodeOu::Client, &[]);
+        let bytes = tx_envelope(&creator, "ehr", vec![1; 10]).encode_to_vec();
+        let verdicts = Verdicts::new(8);
+        let now = SystemTime::now();
+        let first = verdicts
+            .check(&config, bytes.clone(), now)
+            .result
+            .unwrap_err();
+        assert_eq!(first.status, Status::Forbidden);
+        let second = verdicts.check(&config, bytes.clone(), now).result;
+        assert_eq!(second, Err(first));
+        assert_eq!(
+            verdicts.verifications(),
+            1,
+            "the same impostor twice: verified once"
+        );
+        // A creator from no channel MSP at all is remembered too.
+        let stranger = medledger_channel::testing::TestOrg::new("StrangerMSP", "x.example.com")
+            .identity("s", NodeOu::Client, &[]);
+        let bytes = tx_envelope(&stranger, "ehr", vec![1; 10]).encode_to_vec();
+        assert!(verdicts.check(&config, bytes.clone(), now).result.is_err());
+        assert!(verdicts.check(&config, bytes, now).result.is_err());
+        assert_eq!(verdicts.verifications(), 2);
     }
 
     #[test]

@@ -47,20 +47,13 @@ fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
     }
 }
 
-/// The header of a `common.Payload` without its data (field 1 of Fabric's
-/// `common.Payload`): prost skips the data field (field 2) without copying it, so the early
-/// refusal below costs no copy of a multi-MiB payload.
-#[derive(Clone, PartialEq, prost::Message)]
-struct PayloadHeader {
-    #[prost(message, optional, tag = "1")]
-    header: Option<medledger_proto::common::Header>,
-}
-
 /// The serialized creator a Broadcast envelope claims in its signature header, unless it is
 /// a config update (or its headers do not decode): decoded from the headers only.
 fn claimed_creator(env: &Envelope) -> Option<Vec<u8>> {
     use medledger_proto::common::{ChannelHeader, HeaderType, SignatureHeader};
-    let header = PayloadHeader::decode(env.payload.as_slice()).ok()?.header?;
+    let header = crate::batch::PayloadHeader::decode(env.payload.as_slice())
+        .ok()?
+        .header?;
     let channel_header = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
     if channel_header.r#type == HeaderType::ConfigUpdate as i32 {
         return None;
