@@ -154,9 +154,66 @@ pub fn verify(public_key: &[u8], message: &[u8], sig_der: &[u8]) -> Result<()> {
         .map_err(|_| Error::BadSignature)
 }
 
+/// [`verify`] for a caller that already holds `digest` = SHA-256(message): the same rule
+/// (ECDSA P-256, strict DER, low-S) and the same errors, without hashing the message again
+/// (e.g. one proposal response payload hashed once for all its endorsements).
+///
+/// # Errors
+/// As [`verify`]; [`Error::BadSignature`] also for a `public_key` that is not a P-256 point.
+pub fn verify_prehashed(public_key: &[u8], digest: &[u8], sig_der: &[u8]) -> Result<()> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+    let signature = parse_der(sig_der)?;
+    if signature.normalize_s().is_some() {
+        return Err(Error::HighS);
+    }
+    let key =
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| Error::BadSignature)?;
+    key.verify_prehash(digest, &signature)
+        .map_err(|_| Error::BadSignature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_prehashed_agrees_with_verify() {
+        use sha2::Digest as _;
+        let key = SigningKey::generate().unwrap();
+        let other = SigningKey::generate().unwrap();
+        for i in 0..16u8 {
+            let msg = [i; 100];
+            let digest = sha2::Sha256::digest(msg);
+            let sig = key.sign(&msg).unwrap();
+            verify_prehashed(key.public_key(), &digest, &sig).unwrap();
+            let wrong = sha2::Sha256::digest(b"other");
+            assert!(matches!(
+                verify_prehashed(key.public_key(), &wrong, &sig),
+                Err(Error::BadSignature)
+            ));
+            assert!(matches!(
+                verify_prehashed(other.public_key(), &digest, &sig),
+                Err(Error::BadSignature)
+            ));
+            let (r, s) = parse_der(&sig).unwrap().split_scalars();
+            let high = p256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+            assert!(matches!(
+                verify_prehashed(key.public_key(), &digest, high.to_der().as_bytes()),
+                Err(Error::HighS)
+            ));
+        }
+        for bad in [vec![], vec![0x30, 0x00], vec![0xff; 72]] {
+            assert!(matches!(
+                verify_prehashed(key.public_key(), &[0; 32], &bad),
+                Err(Error::MalformedSignature)
+            ));
+        }
+        let sig = key.sign(b"m").unwrap();
+        assert!(matches!(
+            verify_prehashed(&[4; 65], &sha2::Sha256::digest(b"m"), &sig),
+            Err(Error::BadSignature)
+        ));
+    }
 
     #[test]
     fn sign_verify_round_trip_and_low_s() {

@@ -675,36 +675,13 @@ fn endorsed(
     let payload_hash = Sha256::new_with_prefix(&endorsed.proposal_response_payload);
     for (i, (e, id)) in endorsed.endorsements.iter().zip(&identities).enumerate() {
         let digest = payload_hash.clone().chain_update(&e.endorser).finalize();
-        verify_digest(id.certificate().public_key(), &digest, &e.signature).map_err(|err| {
+        medledger_msp::crypto::verify_prehashed(id.certificate().public_key(), &digest, &e.signature).map_err(|err| {
             bad(&format!(
                 "endorsement {i} of an envelope of {size} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) does not verify: {err}"
             ))
         })?;
     }
     Ok(())
-}
-
-/// Verifies a Fabric signature (ECDSA P-256, DER, low-S, as
-/// [`medledger_msp::crypto::verify`]) by the uncompressed SEC 1 `public_key` over a message
-/// whose SHA-256 `digest` the caller computed.
-///
-/// # Errors
-/// The msp's error for a non-DER or high-S signature; `BadSignature` when it does not verify.
-fn verify_digest(
-    public_key: &[u8],
-    digest: &[u8],
-    sig_der: &[u8],
-) -> Result<(), medledger_msp::Error> {
-    use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
-    if medledger_msp::crypto::is_high_s(sig_der)? {
-        return Err(medledger_msp::Error::HighS);
-    }
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
-        .map_err(|_| medledger_msp::Error::BadSignature)?;
-    let signature = p256::ecdsa::Signature::from_der(sig_der)
-        .map_err(|_| medledger_msp::Error::BadSignature)?;
-    key.verify_prehash(digest, &signature)
-        .map_err(|_| medledger_msp::Error::BadSignature)
 }
 
 #[derive(Debug, Clone)]
