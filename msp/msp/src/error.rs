@@ -106,22 +106,38 @@ pub enum Error {
     /// A policy could not be parsed.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
-    /// File system error with the path involved.
-    #[error("{path}: {source}")]
+    /// File system error with the path involved. The I/O error is in the message and not
+    /// returned as `source()`, so a report of the chain prints it once (ADR 0036).
+    #[error("{path}: {error}")]
     Io {
         /// Path read or written.
         path: std::path::PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// Underlying error (in the message, not a source).
+        error: std::io::Error,
     },
 }
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<std::path::PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// The I/O error is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn file_error_prints_its_cause_once() {
+        let e = Error::io("msp/signcerts", std::io::Error::other("permission denied"));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "msp/signcerts: permission denied"
+        );
     }
 }

@@ -30,13 +30,14 @@ pub enum Error {
         what: &'static str,
     },
     /// RocksDB failed (I/O, lock held by another process, ...).
-    #[error("ledger of channel {channel}: storage error: {source}")]
+    /// The RocksDB error is in the message and not returned as `source()`, so a report of
+    /// the chain prints it once (ADR 0036).
+    #[error("ledger of channel {channel}: storage error: {error}")]
     Storage {
         /// Channel id.
         channel: ChannelId,
-        /// The RocksDB error.
-        #[source]
-        source: rocksdb::Error,
+        /// The RocksDB error (in the message, not a source).
+        error: rocksdb::Error,
     },
     /// A block handed to [`crate::Ledger::commit`] does not extend the chain: wrong number,
     /// wrong `previous_hash`, or a `data_hash` that does not match its data.
@@ -71,4 +72,27 @@ pub enum Error {
         /// Channel id.
         channel: ChannelId,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Ledger, LedgerConfig};
+
+    /// RocksDB's message is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn storage_error_prints_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LedgerConfig::default();
+        let _held = Ledger::open(dir.path(), "mychannel", &config).unwrap();
+        let Err(e) = Ledger::open(dir.path(), "mychannel", &config) else {
+            panic!("a second open of a held ledger must fail");
+        };
+        let super::Error::Storage { error, .. } = &e else {
+            panic!("not a storage error: {e}");
+        };
+        let cause = error.to_string();
+        let chain = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        assert!(chain.starts_with("ledger of channel mychannel: storage error: "));
+    }
 }

@@ -133,9 +133,9 @@ impl Ledger {
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| Error::Storage {
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|error| Error::Storage {
             channel: channel.clone(),
-            source,
+            error,
         })?;
         let ledger = Ledger {
             channel,
@@ -168,10 +168,10 @@ impl Ledger {
             })
     }
 
-    fn storage(&self, source: rocksdb::Error) -> Error {
+    fn storage(&self, error: rocksdb::Error) -> Error {
         Error::Storage {
             channel: self.channel.clone(),
-            source,
+            error,
         }
     }
 

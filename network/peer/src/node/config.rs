@@ -355,9 +355,9 @@ impl PeerConfig {
     /// # Errors
     /// [`Error::Io`], [`Error::Config`] naming the problem.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             what: "reading the peer configuration",
-            source,
+            error,
         })?;
         let mut c: PeerConfig = serde_yaml_ng::from_str(&text)
             .map_err(|e| config_err(format!("{}: {e}", path.display())))?;
