@@ -32,7 +32,8 @@ pub enum Error {
     /// The identity names an MSP this validator does not know.
     #[error("unknown MSP {msp_id:?}")]
     UnknownMsp {
-        /// MSP id the identity claimed.
+        /// MSP id the identity claimed, as the client sent it, cut to
+        /// [`ECHOED_MSP_ID_CHARS`] characters (then `…`): it reaches logs and replies.
         msp_id: String,
     },
     /// No chain from the certificate to one of the MSP's root certificates.
@@ -115,6 +116,19 @@ pub enum Error {
         /// Underlying error (in the message, not a source).
         error: std::io::Error,
     },
+}
+
+/// At most this many characters of an MSP id a client sent are echoed in
+/// [`Error::UnknownMsp`] (the orderer echoes as much of a channel id it does not serve).
+pub const ECHOED_MSP_ID_CHARS: usize = 64;
+
+/// `text` cut to `max_chars` characters, with `…` when cut: for echoing a client's value in an
+/// error message.
+pub(crate) fn cut(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
 }
 
 impl Error {
