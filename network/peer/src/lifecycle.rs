@@ -573,8 +573,100 @@ fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &str) -> bool {
         .any(|s| s.msp_id == msp_id && s.ou == Some(NodeOu::Peer))
 }
 
+/// Why the committer refuses a transaction's writes to `_lifecycle` ([`validate_writes`]).
+/// On the ledger every refusal is Fabric's `ENDORSEMENT_POLICY_FAILURE`; the variant is logged
+/// (debug) and matched by tests. Messages name chaincodes, organizations, sequences and
+/// `_lifecycle` keys, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleRefusal {
+    /// `_lifecycle` writes carry no key metadata and touch no collection.
+    #[error("_lifecycle takes no metadata or private writes")]
+    MetadataOrPrivateWrites,
+    /// A `_lifecycle` transaction writing nothing does not satisfy the channel's
+    /// `LifecycleEndorsement` policy.
+    #[error("lifecycle endorsement policy not satisfied")]
+    LifecyclePolicy,
+    /// A transaction of another chaincode writes `_lifecycle`.
+    #[error("chaincode {chaincode} may not write the _lifecycle namespace")]
+    ForeignChaincode {
+        /// The chaincode the transaction invoked.
+        chaincode: String,
+    },
+    /// A `_lifecycle` key is deleted.
+    #[error("_lifecycle key {key} may not be deleted")]
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// An approval of an organization that is not an application organization of the channel.
+    #[error("approval of unknown organization {msp_id}")]
+    UnknownOrganization {
+        /// The approval key's MSP id.
+        msp_id: String,
+    },
+    /// An approval no peer of its organization endorsed.
+    #[error("approval of {msp_id} not endorsed by a peer of {msp_id}")]
+    NotEndorsedByPeer {
+        /// The approving organization.
+        msp_id: String,
+    },
+    /// An approval's value is not a hex SHA-256 (64 hex characters).
+    #[error("approval value is not a SHA-256")]
+    ApprovalNotHash,
+    /// A definition is written without the channel's `LifecycleEndorsement` policy.
+    #[error("definition of {name}: lifecycle endorsement policy not satisfied")]
+    DefinitionPolicy {
+        /// The chaincode.
+        name: String,
+    },
+    /// A definition's value is not a definition's JSON.
+    #[error("definition of {name} does not decode")]
+    DefinitionDecode {
+        /// The chaincode.
+        name: String,
+    },
+    /// A definition is not in canonical form, or names another chaincode than its key.
+    #[error("definition of {name} is not canonical")]
+    NotCanonical {
+        /// The chaincode (of the key).
+        name: String,
+    },
+    /// A definition's sequence is not the committed one + 1.
+    #[error("definition of {name}: sequence {sequence} is not {expected}")]
+    Sequence {
+        /// The chaincode.
+        name: String,
+        /// The definition's sequence.
+        sequence: u64,
+        /// The committed sequence + 1.
+        expected: u64,
+    },
+    /// Fewer than a majority of the application organizations approved exactly this
+    /// definition.
+    #[error(
+        "definition of {name} sequence {sequence} approved by {approved} of {orgs} organizations"
+    )]
+    NotApproved {
+        /// The chaincode.
+        name: String,
+        /// The definition's sequence.
+        sequence: u64,
+        /// Organizations whose approval matches.
+        approved: usize,
+        /// Application organizations of the channel.
+        orgs: usize,
+    },
+    /// A key that is neither an approval nor a definition.
+    #[error("_lifecycle key {key} is not allowed")]
+    KeyNotAllowed {
+        /// The key.
+        key: String,
+    },
+}
+
 /// The committer's rules for writes to the `_lifecycle` namespace (Fabric's lifecycle
-/// validation, with our public approvals). `Ok(Err(reason))` means
+/// validation, with our public approvals). `Ok(Err(refusal))` means
 /// `ENDORSEMENT_POLICY_FAILURE`:
 /// - only a transaction invoking `_lifecycle` may write it, with no collections, metadata or
 ///   deletes;
@@ -594,68 +686,68 @@ pub fn validate_writes(
     ns: Option<&NamespaceRwSet>,
     config: &ChannelConfig,
     overlay: &Overlay<'_>,
-) -> LedgerResult<std::result::Result<(), String>> {
+) -> LedgerResult<std::result::Result<(), LifecycleRefusal>> {
+    use LifecycleRefusal as R;
     let policy_ok = || lifecycle_policy(config).evaluate(&tx.endorsers, config.org_policies());
     let Some(ns) = ns.filter(|n| !n.kv.writes.is_empty()) else {
         if ns.is_some_and(|n| !n.kv.metadata_writes.is_empty() || !n.collections.is_empty()) {
-            return Ok(Err("_lifecycle takes no metadata or private writes".into()));
+            return Ok(Err(R::MetadataOrPrivateWrites));
         }
         return Ok(if policy_ok() {
             Ok(())
         } else {
-            Err("lifecycle endorsement policy not satisfied".into())
+            Err(R::LifecyclePolicy)
         });
     };
     if tx.chaincode != NAMESPACE {
-        return Ok(Err(format!(
-            "chaincode {} may not write the _lifecycle namespace",
-            tx.chaincode
-        )));
+        return Ok(Err(R::ForeignChaincode {
+            chaincode: tx.chaincode.clone(),
+        }));
     }
     if !ns.kv.metadata_writes.is_empty() || !ns.collections.is_empty() {
-        return Ok(Err("_lifecycle takes no metadata or private writes".into()));
+        return Ok(Err(R::MetadataOrPrivateWrites));
     }
     let orgs: Vec<&str> = config.application_orgs().collect();
     for w in &ns.kv.writes {
         if w.is_delete {
-            return Ok(Err(format!("_lifecycle key {} may not be deleted", w.key)));
+            return Ok(Err(R::Delete { key: w.key.clone() }));
         }
         match parse_key(&w.key) {
             Some(LifecycleKey::Approval { msp_id, .. }) => {
                 if !orgs.contains(&msp_id) {
-                    return Ok(Err(format!("approval of unknown organization {msp_id}")));
+                    return Ok(Err(R::UnknownOrganization {
+                        msp_id: msp_id.to_owned(),
+                    }));
                 }
                 if !endorsed_by_peer_of(tx, msp_id) {
-                    return Ok(Err(format!(
-                        "approval of {msp_id} not endorsed by a peer of {msp_id}"
-                    )));
+                    return Ok(Err(R::NotEndorsedByPeer {
+                        msp_id: msp_id.to_owned(),
+                    }));
                 }
                 if w.value.len() != 64 || !w.value.iter().all(u8::is_ascii_hexdigit) {
-                    return Ok(Err("approval value is not a SHA-256".into()));
+                    return Ok(Err(R::ApprovalNotHash));
                 }
             }
             Some(LifecycleKey::Definition { name }) => {
                 if !policy_ok() {
-                    return Ok(Err(format!(
-                        "definition of {name}: lifecycle endorsement policy not satisfied"
-                    )));
+                    return Ok(Err(R::DefinitionPolicy { name: name.into() }));
                 }
                 let Ok(def) = Definition::from_json(&w.value) else {
-                    return Ok(Err(format!("definition of {name} does not decode")));
+                    return Ok(Err(R::DefinitionDecode { name: name.into() }));
                 };
                 if def.canonical().ok().as_ref() != Some(&def) || def.name != name {
-                    return Ok(Err(format!("definition of {name} is not canonical")));
+                    return Ok(Err(R::NotCanonical { name: name.into() }));
                 }
                 let current = overlay
                     .get(NAMESPACE, &w.key)?
                     .and_then(|v| Definition::from_json(&v.value).ok())
                     .map_or(0, |d| d.sequence);
                 if def.sequence != current + 1 {
-                    return Ok(Err(format!(
-                        "definition of {name}: sequence {} is not {}",
-                        def.sequence,
-                        current + 1
-                    )));
+                    return Ok(Err(R::Sequence {
+                        name: name.into(),
+                        sequence: def.sequence,
+                        expected: current + 1,
+                    }));
                 }
                 let hash = hex::encode(sha256(&w.value));
                 let mut approved = 0;
@@ -666,14 +758,15 @@ pub fn validate_writes(
                     }
                 }
                 if approved < MetaRule::Majority.threshold(orgs.len()).max(1) {
-                    return Ok(Err(format!(
-                        "definition of {name} sequence {} approved by {approved} of {} organizations",
-                        def.sequence,
-                        orgs.len()
-                    )));
+                    return Ok(Err(R::NotApproved {
+                        name: name.into(),
+                        sequence: def.sequence,
+                        approved,
+                        orgs: orgs.len(),
+                    }));
                 }
             }
-            None => return Ok(Err(format!("_lifecycle key {} is not allowed", w.key))),
+            None => return Ok(Err(R::KeyNotAllowed { key: w.key.clone() })),
         }
     }
     Ok(Ok(()))
@@ -1094,5 +1187,157 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, LifecycleError::NotCommitted { .. }), "{e}");
+    }
+
+    /// A transaction invoking `chaincode` that writes `writes` (key, value, delete) to
+    /// `_lifecycle`, endorsed by a peer of each of `endorsers`.
+    fn lifecycle_writes(
+        chaincode: &str,
+        writes: &[(&str, &[u8], bool)],
+        endorsers: &[&str],
+    ) -> (EndorserTx, NamespaceRwSet) {
+        use medledger_proto::kvrwset::{KvWrite, KvrwSet};
+        let ns = NamespaceRwSet {
+            namespace: NAMESPACE.into(),
+            kv: KvrwSet {
+                writes: writes
+                    .iter()
+                    .map(|(key, value, is_delete)| KvWrite {
+                        key: (*key).into(),
+                        value: value.to_vec(),
+                        is_delete: *is_delete,
+                    })
+                    .collect(),
+                ..KvrwSet::default()
+            },
+            collections: Vec::new(),
+        };
+        let tx = crate::validator::tx::test_tx(chaincode, vec![ns.clone()], endorsers);
+        (tx, ns)
+    }
+
+    /// The committer's refusals of `_lifecycle` writes are variants a test matches (each is
+    /// `ENDORSEMENT_POLICY_FAILURE` on the ledger), with the messages the debug log had.
+    #[test]
+    fn lifecycle_write_refusals_are_typed() {
+        let ch = channel();
+        let state = medledger_ledger_api::MemoryLedger::default();
+        let overlay = Overlay::new(&state);
+        let refusal = |chaincode: &str, writes: &[(&str, &[u8], bool)], endorsers: &[&str]| {
+            let (tx, ns) = lifecycle_writes(chaincode, writes, endorsers);
+            validate_writes(&tx, Some(&ns), &ch.config, &overlay)
+                .unwrap()
+                .unwrap_err()
+        };
+        let hash = "0".repeat(64);
+        let approval = approval_key("kv", 1, "Org1MSP");
+        let d = serde_json::to_vec(&def(2, "OR('Org1MSP.peer')").canonical().unwrap()).unwrap();
+        let both = ["Org1MSP", "Org2MSP"];
+        let cases: Vec<(LifecycleRefusal, &str)> = vec![
+            (
+                refusal("kv", &[(&approval, hash.as_bytes(), false)], &both),
+                "chaincode kv may not write the _lifecycle namespace",
+            ),
+            (
+                refusal(NAMESPACE, &[(&approval, b"", true)], &both),
+                "_lifecycle key approvals/kv/1/Org1MSP may not be deleted",
+            ),
+            (
+                refusal(
+                    NAMESPACE,
+                    &[(&approval_key("kv", 1, "Org9MSP"), hash.as_bytes(), false)],
+                    &both,
+                ),
+                "approval of unknown organization Org9MSP",
+            ),
+            (
+                refusal(
+                    NAMESPACE,
+                    &[(&approval, hash.as_bytes(), false)],
+                    &["Org2MSP"],
+                ),
+                "approval of Org1MSP not endorsed by a peer of Org1MSP",
+            ),
+            (
+                refusal(NAMESPACE, &[(&approval, b"not a hash", false)], &both),
+                "approval value is not a SHA-256",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/kv", &d, false)], &["Org1MSP"]),
+                "definition of kv: lifecycle endorsement policy not satisfied",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/kv", b"{", false)], &both),
+                "definition of kv does not decode",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/other", &d, false)], &both),
+                "definition of other is not canonical",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/kv", &d, false)], &both),
+                "definition of kv: sequence 2 is not 1",
+            ),
+            (
+                refusal(NAMESPACE, &[("other", b"", false)], &both),
+                "_lifecycle key other is not allowed",
+            ),
+            (
+                refusal(NAMESPACE, &[], &["Org1MSP"]),
+                "lifecycle endorsement policy not satisfied",
+            ),
+        ];
+        let expected = [
+            LifecycleRefusal::ForeignChaincode {
+                chaincode: "kv".into(),
+            },
+            LifecycleRefusal::Delete {
+                key: approval.clone(),
+            },
+            LifecycleRefusal::UnknownOrganization {
+                msp_id: "Org9MSP".into(),
+            },
+            LifecycleRefusal::NotEndorsedByPeer {
+                msp_id: "Org1MSP".into(),
+            },
+            LifecycleRefusal::ApprovalNotHash,
+            LifecycleRefusal::DefinitionPolicy { name: "kv".into() },
+            LifecycleRefusal::DefinitionDecode { name: "kv".into() },
+            LifecycleRefusal::NotCanonical {
+                name: "other".into(),
+            },
+            LifecycleRefusal::Sequence {
+                name: "kv".into(),
+                sequence: 2,
+                expected: 1,
+            },
+            LifecycleRefusal::KeyNotAllowed {
+                key: "other".into(),
+            },
+            LifecycleRefusal::LifecyclePolicy,
+        ];
+        assert_eq!(cases.len(), expected.len());
+        for ((got, message), want) in cases.into_iter().zip(expected) {
+            assert_eq!(got, want);
+            assert_eq!(got.to_string(), message);
+        }
+        // A definition at the next sequence that no organization approved.
+        let d1 = serde_json::to_vec(&def(1, "OR('Org1MSP.peer')").canonical().unwrap()).unwrap();
+        assert_eq!(
+            refusal(NAMESPACE, &[("definitions/kv", &d1, false)], &both),
+            LifecycleRefusal::NotApproved {
+                name: "kv".into(),
+                sequence: 1,
+                approved: 0,
+                orgs: 3,
+            }
+        );
+        // Metadata or private writes.
+        let (tx, mut ns) = lifecycle_writes(NAMESPACE, &[], &both);
+        ns.kv.metadata_writes.push(Default::default());
+        assert_eq!(
+            validate_writes(&tx, Some(&ns), &ch.config, &overlay).unwrap(),
+            Err(LifecycleRefusal::MetadataOrPrivateWrites)
+        );
     }
 }
