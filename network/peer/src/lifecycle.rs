@@ -162,8 +162,9 @@ pub struct CollectionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
-    /// Chaincode name (Fabric's rule: `[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*`).
-    pub name: String,
+    /// Chaincode name (Fabric's rule: `[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*`), checked when the
+    /// definition is deserialized ([`Definition::from_json`], a `peer.yaml`, a command line).
+    pub name: ChaincodeName,
     /// Version label (`[A-Za-z0-9_.+-]+`).
     pub version: String,
     /// Sequence: 1 for the first definition, +1 for each change.
@@ -188,16 +189,13 @@ impl Definition {
     /// approving the same definition written differently approve the same hash.
     ///
     /// # Errors
-    /// [`LifecycleError::InvalidDefinition`]: bad name or version, sequence 0, a policy that
-    /// does not parse, a collection named twice.
+    /// [`LifecycleError::InvalidDefinition`]: bad version, sequence 0, a policy that does not
+    /// parse, a collection named twice.
     pub fn canonical(&self) -> Result<Definition, LifecycleError> {
         let bad = |reason: String| LifecycleError::InvalidDefinition {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             reason,
         };
-        if let Err(e) = ChaincodeName::check(&self.name) {
-            return Err(bad(format!("invalid chaincode name: {e}")));
-        }
         if !valid_version(&self.version) {
             return Err(bad("invalid version".into()));
         }
@@ -267,10 +265,10 @@ impl Definition {
     pub fn to_chaincode_definition(&self) -> Result<ChaincodeDefinition, LifecycleError> {
         let c = self.canonical()?;
         let bad = |reason: String| LifecycleError::InvalidDefinition {
-            name: c.name.clone(),
+            name: c.name.to_string(),
             reason,
         };
-        let mut def = ChaincodeDefinition::with_default_policy(&c.name);
+        let mut def = ChaincodeDefinition::with_default_policy(c.name.as_str());
         if let Some(p) = &c.endorsement_policy {
             def.endorsement_policy = p.parse().map_err(|e| bad(format!("{e}")))?;
         }
@@ -298,7 +296,8 @@ impl Definition {
     /// Decodes a stored or submitted definition (JSON).
     ///
     /// # Errors
-    /// [`LifecycleError::InvalidDefinition`] if it is not a definition.
+    /// [`LifecycleError::InvalidDefinition`] if it is not a definition, or names no valid
+    /// chaincode.
     pub fn from_json(bytes: &[u8]) -> Result<Definition, LifecycleError> {
         serde_json::from_slice(bytes).map_err(|e| LifecycleError::InvalidDefinition {
             name: String::new(),
@@ -413,7 +412,7 @@ pub fn approvals(
     let mut out = BTreeMap::new();
     for org in config.application_orgs() {
         let approved = sim
-            .get_state(&approval_key(&def.name, def.sequence, org))?
+            .get_state(&approval_key(def.name.as_str(), def.sequence, org))?
             .is_some_and(|v| v == hash.as_bytes());
         out.insert(org.to_owned(), approved);
     }
@@ -489,7 +488,7 @@ pub fn invoke(
                     peer_msp: inv.peer_msp.clone(),
                 });
             }
-            let current = committed(sim, &def.name)?;
+            let current = committed(sim, def.name.as_str())?;
             let current_seq = current.as_ref().map_or(0, |d| d.sequence);
             let same_as_current = current
                 .as_ref()
@@ -497,24 +496,24 @@ pub fn invoke(
             if def.sequence != current_seq + 1 && !(def.sequence == current_seq && same_as_current)
             {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.clone(),
+                    name: def.name.to_string(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
             }
             let hash = def.hash_hex()?;
             sim.put_state(
-                &approval_key(&def.name, def.sequence, inv.peer_msp.as_str()),
+                &approval_key(def.name.as_str(), def.sequence, inv.peer_msp.as_str()),
                 hash.clone().into_bytes(),
             )?;
             Ok(hash.into_bytes())
         }
         COMMIT => {
             let def = definition_arg(&function, rest)?;
-            let current_seq = committed(sim, &def.name)?.map_or(0, |d| d.sequence);
+            let current_seq = committed(sim, def.name.as_str())?.map_or(0, |d| d.sequence);
             if def.sequence != current_seq + 1 {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.clone(),
+                    name: def.name.to_string(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
@@ -524,7 +523,7 @@ pub fn invoke(
             let required = MetaRule::Majority.threshold(approvals.len()).max(1);
             if approved < required {
                 return Err(LifecycleError::NotAgreed {
-                    name: def.name.clone(),
+                    name: def.name.to_string(),
                     sequence: def.sequence,
                     approved,
                     orgs: approvals.len(),
@@ -536,7 +535,7 @@ pub fn invoke(
                     msp_id: inv.peer_msp.clone(),
                 });
             }
-            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)?;
+            sim.put_state(&definition_key(def.name.as_str()), def.canonical_bytes()?)?;
             json(&Readiness { approvals })
         }
         QUERY_COMMITTED => {
@@ -880,7 +879,7 @@ mod tests {
 
     fn def(sequence: u64, policy: &str) -> Definition {
         Definition {
-            name: "kv".into(),
+            name: "kv".parse().unwrap(),
             version: "1.0".into(),
             sequence,
             endorsement_policy: Some(policy.into()),
@@ -981,11 +980,14 @@ mod tests {
             d.canonical().unwrap().endorsement_policy.as_deref(),
             Some("MAJORITY Endorsement")
         );
+        // A bad name is refused when a definition is read.
+        let mut json = serde_json::to_value(def(1, "ANY Endorsement")).unwrap();
+        json["name"] = "bad name".into();
+        assert!(matches!(
+            Definition::from_json(&serde_json::to_vec(&json).unwrap()),
+            Err(LifecycleError::InvalidDefinition { .. })
+        ));
         for bad in [
-            Definition {
-                name: "bad name".into(),
-                ..def(1, "ANY Endorsement")
-            },
             Definition {
                 version: String::new(),
                 ..def(1, "ANY Endorsement")

@@ -520,7 +520,7 @@ impl<'a> Components<'a> {
             DefinitionPolicies::new(channels.collect(), std::mem::take(&mut self.evaluate_only));
         let commits = LedgerCommits::new(self.joined.iter().map(|j| j.committer.clone()));
         let gateway = GatewayService::new(
-            cfg.msp_id.as_str(),
+            cfg.msp_id.clone(),
             gateways,
             Arc::new(policies),
             Arc::new(commits),

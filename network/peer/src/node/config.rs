@@ -457,8 +457,12 @@ impl ChaincodeSection {
     /// [`Error::Config`] for an invalid name or version, a policy that does not parse or a
     /// duplicate collection.
     pub fn definition(&self) -> Result<ChaincodeDefinition> {
+        let name = self
+            .name
+            .parse()
+            .map_err(|e| config_err(format!("chaincode {:?}: {e}", self.name)))?;
         Definition {
-            name: self.name.clone(),
+            name,
             version: self.version.clone(),
             sequence: 1,
             endorsement_policy: self.endorsement_policy.clone(),
