@@ -1,7 +1,7 @@
 //! The crate's error type: one enum, structured fields (channel, block, tx_id), no state
 //! values (they may be health data) in any message.
 
-use medledger_proto::{ChannelId, IdError};
+use medledger_proto::ChannelId;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -62,10 +62,6 @@ pub enum Error {
         /// `namespace` or `collection`.
         what: &'static str,
     },
-    /// [`crate::Ledger::open`] was given a channel name that is not a valid [`ChannelId`]
-    /// (Fabric's `ValidateChannelID`); nothing was opened or created.
-    #[error(transparent)]
-    InvalidChannelId(#[from] IdError),
     /// The ledger holds no block yet; most queries need the genesis block first.
     #[error("ledger of channel {channel} is empty (no genesis block)")]
     Empty {
@@ -83,8 +79,9 @@ mod tests {
     fn storage_error_prints_its_cause_once() {
         let dir = tempfile::tempdir().unwrap();
         let config = LedgerConfig::default();
-        let _held = Ledger::open(dir.path(), "mychannel", &config).unwrap();
-        let Err(e) = Ledger::open(dir.path(), "mychannel", &config) else {
+        let channel = "mychannel".parse().unwrap();
+        let _held = Ledger::open(dir.path(), &channel, &config).unwrap();
+        let Err(e) = Ledger::open(dir.path(), &channel, &config) else {
             panic!("a second open of a held ledger must fail");
         };
         let super::Error::Storage { error, .. } = &e else {

@@ -206,9 +206,9 @@ fn join_channel(
         .map_err(|_| config_err(format!("{} is not a block", genesis_path.display())))?;
     let config = ChannelConfig::from_config_block(&genesis)
         .map_err(|e| config_err(format!("{}: {e}", genesis_path.display())))?;
-    let channel = config.channel_id().to_string();
+    let channel = config.channel_id().clone();
     let ledger = Arc::new(Ledger::open(
-        &cfg.data_dir.join("ledgers").join(&channel),
+        &cfg.data_dir.join("ledgers").join(channel.as_str()),
         &channel,
         &LedgerConfig::default(),
     )?);

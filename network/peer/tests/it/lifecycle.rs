@@ -27,7 +27,8 @@ struct Peer {
 }
 
 fn open(net: &Net, dir: &std::path::Path) -> Peer {
-    let ledger = Arc::new(Ledger::open(dir, CHANNEL, &LedgerConfig::default()).unwrap());
+    let ledger =
+        Arc::new(Ledger::open(dir, &CHANNEL.parse().unwrap(), &LedgerConfig::default()).unwrap());
     let fallback = Arc::new(InMemoryDefinitions::new());
     let definitions = Arc::new(LedgerDefinitions::load(&ledger, fallback).unwrap());
     let committer = Committer::new(
