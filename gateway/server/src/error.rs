@@ -36,8 +36,10 @@ pub enum ServiceError {
         part: &'static str,
     },
     /// The proposal's invocation does not resolve to a chaincode (`INVALID_ARGUMENT`).
+    /// The invocation error is in the message and not returned as `source()`, so a report of
+    /// the chain prints it once (ADR 0036).
     #[error("failed to unpack transaction proposal: {0}")]
-    Invocation(#[source] InvocationError),
+    Invocation(InvocationError),
     /// A function that may only be evaluated was sent for endorsement (`FAILED_PRECONDITION`).
     #[error(
         "{function} of chaincode {chaincode} may only be evaluated: its response must not be written into a block"
@@ -84,8 +86,8 @@ pub enum ServiceError {
         details: Vec<ErrorDetail>,
     },
     /// The endorsements do not make a transaction (`ABORTED`).
-    #[error("{0}")]
-    Assembly(#[source] AssemblyError),
+    #[error(transparent)]
+    Assembly(AssemblyError),
     /// A Submit request without a transaction (`INVALID_ARGUMENT`).
     #[error("a prepared transaction is required")]
     MissingTransaction,
@@ -239,6 +241,24 @@ pub enum CommitSourceError {
 mod tests {
     use super::*;
     use medledger_gateway::error_details;
+
+    /// The invocation's and the assembly's messages are printed once in an error's chain
+    /// (`{:#}`, as the `medledger` CLI prints it), and the client's message is unchanged.
+    #[test]
+    fn wrapped_errors_print_their_cause_once() {
+        let e = ServiceError::Invocation(InvocationError::NoChaincode);
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "failed to unpack transaction proposal: no chaincode name"
+        );
+        let e = ServiceError::Assembly(AssemblyError::NoResponses);
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "no proposal responses"
+        );
+        let status = Status::from(ServiceError::Assembly(AssemblyError::NoResponses));
+        assert_eq!(status.message(), "no proposal responses");
+    }
 
     #[test]
     fn statuses_carry_the_code_the_message_and_details_only_where_fabric_sends_them() {

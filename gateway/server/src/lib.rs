@@ -18,7 +18,6 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::tx::assemble_transaction;
 use medledger_endorser::Endorser;
 use medledger_msp::policy::{OrgPolicies, Policy, Signer};
-use medledger_proto::TxId;
 use medledger_proto::common::{ChannelHeader, Envelope, Header, Status as CommonStatus};
 use medledger_proto::gateway::{
     ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, CommitStatusResponse,
@@ -35,6 +34,7 @@ use medledger_proto::protos::{
     SignedProposal, TxValidationCode,
 };
 use medledger_proto::rwset::TxReadWriteSet;
+use medledger_proto::{MspId, TxId};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tokio_stream::{Stream, StreamExt};
@@ -190,7 +190,7 @@ pub struct ChannelGateway {
 /// The service.
 #[derive(Clone)]
 pub struct GatewayService {
-    local_msp: String,
+    local_msp: MspId,
     channels: Arc<HashMap<String, ChannelGateway>>,
     policies: Arc<dyn ChaincodePolicies>,
     commits: Arc<dyn CommitSource>,
@@ -301,16 +301,17 @@ fn submission_order(n: usize, needed: usize, start: usize) -> (Vec<usize>, Vec<u
 }
 
 impl GatewayService {
-    /// A gateway for a peer of `local_msp`.
+    /// A gateway for a peer of `local_msp` (the peer's configuration's MSP id, parsed when
+    /// `peer.yaml` is read).
     pub fn new(
-        local_msp: &str,
+        local_msp: MspId,
         channels: HashMap<String, ChannelGateway>,
         policies: Arc<dyn ChaincodePolicies>,
         commits: Arc<dyn CommitSource>,
         config: GatewayConfig,
     ) -> Self {
         GatewayService {
-            local_msp: local_msp.to_owned(),
+            local_msp,
             channels: Arc::new(channels),
             policies,
             commits,
@@ -370,7 +371,7 @@ impl GatewayService {
         signed: &SignedProposal,
     ) -> Result<(ProposalResponse, Vec<String>), ServiceError> {
         let (policy, collections) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
-        let first = self.local_msp.clone();
+        let first = self.local_msp.to_string();
         let is_member = |org: &str, collection: &str| {
             collections
                 .get(collection)
@@ -764,7 +765,7 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
         let orgs = if req.target_organizations.is_empty() && parsed.has_transient {
             // Transient data stays with this gateway's organization unless the client names
             // others.
-            vec![self.local_msp.clone()]
+            vec![self.local_msp.to_string()]
         } else if req.target_organizations.is_empty() {
             self.candidate_orgs(ch)
         } else {

@@ -183,7 +183,7 @@ async fn endorse_evaluate_status_and_events_through_the_gateway() {
             orderers: vec![],
         };
         let svc = GatewayService::new(
-            "Org1MSP",
+            "Org1MSP".parse().unwrap(),
             [("ehr".to_owned(), channel)].into_iter().collect(),
             Arc::new(DefaultPolicies),
             commits.clone(),
@@ -413,7 +413,7 @@ async fn commit_status_waits_and_event_streams_are_bounded() {
         ..GatewayConfig::default()
     };
     let svc = Arc::new(GatewayService::new(
-        "Org1MSP",
+        "Org1MSP".parse().unwrap(),
         [("ehr".to_owned(), channel)].into_iter().collect(),
         Arc::new(DefaultPolicies),
         Arc::new(Pending),
@@ -508,7 +508,7 @@ async fn a_malformed_transaction_id_is_refused_at_once() {
         orderers: vec![],
     };
     let svc = GatewayService::new(
-        "Org1MSP",
+        "Org1MSP".parse().unwrap(),
         [("ehr".to_owned(), channel)].into_iter().collect(),
         Arc::new(DefaultPolicies),
         Arc::new(Pending),

@@ -32,7 +32,8 @@ pub enum Error {
     /// The identity names an MSP this validator does not know.
     #[error("unknown MSP {msp_id:?}")]
     UnknownMsp {
-        /// MSP id the identity claimed.
+        /// MSP id the identity claimed, as the client sent it, cut to
+        /// [`ECHOED_MSP_ID_CHARS`] characters (then `…`): it reaches logs and replies.
         msp_id: String,
     },
     /// No chain from the certificate to one of the MSP's root certificates.
@@ -106,22 +107,51 @@ pub enum Error {
     /// A policy could not be parsed.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
-    /// File system error with the path involved.
-    #[error("{path}: {source}")]
+    /// File system error with the path involved. The I/O error is in the message and not
+    /// returned as `source()`, so a report of the chain prints it once (ADR 0036).
+    #[error("{path}: {error}")]
     Io {
         /// Path read or written.
         path: std::path::PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// Underlying error (in the message, not a source).
+        error: std::io::Error,
     },
+}
+
+/// At most this many characters of an MSP id a client sent are echoed in
+/// [`Error::UnknownMsp`] (the orderer echoes as much of a channel id it does not serve).
+pub const ECHOED_MSP_ID_CHARS: usize = 64;
+
+/// `text` cut to `max_chars` characters, with `…` when cut: for echoing a client's value in an
+/// error message.
+pub(crate) fn cut(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
 }
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<std::path::PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// The I/O error is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn file_error_prints_its_cause_once() {
+        let e = Error::io("msp/signcerts", std::io::Error::other("permission denied"));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "msp/signcerts: permission denied"
+        );
     }
 }

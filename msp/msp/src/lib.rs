@@ -21,4 +21,4 @@ pub mod msp;
 pub mod ou;
 pub mod policy;
 
-pub use error::{Error, Result};
+pub use error::{ECHOED_MSP_ID_CHARS, Error, Result};

@@ -486,7 +486,7 @@ impl MspManager {
         }
         let (msp_id, cert) = deserialize_identity(serialized)?;
         let msp = self.msps.get(&msp_id).ok_or_else(|| Error::UnknownMsp {
-            msp_id: msp_id.clone(),
+            msp_id: crate::error::cut(&msp_id, crate::error::ECHOED_MSP_ID_CHARS),
         })?;
         let (node_ou, window) = msp.validate_window(&cert, now)?;
         let id = certificate_id(&msp_id, &cert);

@@ -38,13 +38,14 @@ pub enum ConfigError {
     /// A field is invalid; the message names it.
     #[error("invalid channel configuration: {0}")]
     Invalid(String),
-    /// An organization's MSP is unusable.
-    #[error("invalid channel configuration: organization {msp_id}: {source}")]
+    /// An organization's MSP is unusable. The MSP's error is in the message and not returned
+    /// as `source()`, so a report of the chain prints it once (ADR 0036).
+    #[error("invalid channel configuration: organization {msp_id}: {error}")]
     Msp {
         /// MSP id.
         msp_id: String,
-        /// Why.
-        source: medledger_msp::Error,
+        /// Why (in the message, not a source).
+        error: medledger_msp::Error,
     },
     /// A block does not carry a configuration.
     #[error("not a config block: {0}")]
@@ -277,9 +278,9 @@ impl ChannelConfig {
                     )));
                 }
             }
-            let msp = Msp::new(msp_config(org)).map_err(|source| ConfigError::Msp {
+            let msp = Msp::new(msp_config(org)).map_err(|error| ConfigError::Msp {
                 msp_id: org.msp_id.clone(),
-                source,
+                error,
             })?;
             msps.push(msp);
         }
@@ -520,4 +521,23 @@ fn check_consenter_identity(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::ConfigError;
+
+    /// The MSP's message is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn msp_error_prints_its_cause_once() {
+        let e = ConfigError::Msp {
+            msp_id: "Org1MSP".into(),
+            error: medledger_msp::Error::InvalidCrl("signature does not verify".into()),
+        };
+        let chain = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(
+            chain,
+            "invalid channel configuration: organization Org1MSP: invalid CRL: signature does not verify"
+        );
+    }
 }

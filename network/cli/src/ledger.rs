@@ -72,7 +72,9 @@ pub fn run(cmd: LedgerCommand) -> Result<()> {
     // The replay starts from the genesis block: committed definitions take effect as the
     // replayed `_lifecycle` transactions commit, as they did on the peer.
     let definitions = Arc::new(LedgerDefinitions::new(fallback));
-    let ledger = cfg.data_dir.join("ledgers").join(&channel);
+    // Parsed before it names a directory.
+    let channel: medledger_proto::ChannelId = channel.parse().context("--channel")?;
+    let ledger = cfg.data_dir.join("ledgers").join(channel.as_str());
     if !ledger.is_dir() {
         bail!("no ledger of channel {channel} at {}", ledger.display());
     }

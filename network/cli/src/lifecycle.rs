@@ -87,7 +87,7 @@ impl DefinitionArgs {
             None => Vec::new(),
         };
         let def = Definition {
-            name: self.name.clone(),
+            name: self.name.parse().context("--name")?,
             version: self.version.clone(),
             sequence: self.sequence,
             endorsement_policy: self.endorsement_policy.clone(),

@@ -204,8 +204,9 @@ async fn seed_ehr_governance(dir: &std::path::Path, spec: &net::spec::NetworkSpe
         let mut admins = Vec::new();
         for org in &spec.organizations {
             let c = net::client::connect_as(dir, Some(&format!("{}-admin", org.name))).await?;
-            let admin =
-                ehr_client::EhrClient::new(c.gateway.network(&spec.channel).contract(&cc.name));
+            let admin = ehr_client::EhrClient::new(
+                c.gateway.network(&spec.channel).contract(cc.name.as_str()),
+            );
             let key = net::generate::write_pseudonym_key(dir, &org.name)?;
             admin
                 .set_pseudonym_key(&key)

@@ -528,9 +528,9 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
         .map(|cc| {
             let def = chaincode_definition(spec, cc);
             ChaincodeSection {
-                name: cc.name.clone(),
+                name: cc.name.to_string(),
                 version: cc.version.clone(),
-                executable: chaincode_executable(cc.executable.as_deref(), &cc.name),
+                executable: chaincode_executable(cc.executable.as_deref(), cc.name.as_str()),
                 endorsement_policy: def.endorsement_policy,
                 collections: def.collections,
                 evaluate_only: cc.evaluate_only.clone(),

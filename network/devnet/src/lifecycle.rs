@@ -194,7 +194,7 @@ pub async fn define_spec_chaincodes(
     };
     for cc in &spec.chaincodes {
         let def = chaincode_definition(spec, cc);
-        if let Some(c) = query_committed(&first.gateway, &spec.channel, &cc.name).await? {
+        if let Some(c) = query_committed(&first.gateway, &spec.channel, cc.name.as_str()).await? {
             progress(&format!(
                 "chaincode {} is defined on channel {} (sequence {})",
                 cc.name, spec.channel, c.definition.sequence

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use medledger_msp::policy::{Policy, SignaturePolicy};
-use medledger_proto::types::MspId;
+use medledger_proto::types::{ChaincodeName, MspId};
 use serde::{Deserialize, Serialize};
 
 /// A whole network.
@@ -121,8 +121,8 @@ impl NodeSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChaincodeSpec {
-    /// Name.
-    pub name: String,
+    /// Name (Fabric's chaincode name rule), checked when the file is read.
+    pub name: ChaincodeName,
     /// Version label.
     #[serde(default = "default_version")]
     pub version: String,

@@ -342,10 +342,14 @@ fn corrupt(net: &mut Network, scenario: &Scenario) -> Vec<bool> {
 
 /// Whether organization `org`'s peer committed `tx_id` (with any code).
 fn committed_at(net: &Network, org: usize, tx_id: &str) -> Result<bool> {
+    // A malformed tx id names no transaction a peer committed.
+    let Ok(tx_id) = tx_id.parse::<medledger_proto::TxId>() else {
+        return Ok(false);
+    };
     let peer = &net.peers[org];
     peer.committer
         .ledger()
-        .tx_location(tx_id)
+        .tx_location(&tx_id)
         .map(|l| l.is_some())
         .map_err(|source| {
             medledger_harness::Error::Ledger {
@@ -592,12 +596,16 @@ fn evaluate(
 ) -> Result<(Vec<Outcome>, Metrics)> {
     let valid = TxValidationCode::Valid as i32;
     let codes = |tx_id: &str| -> Result<Vec<Option<i32>>> {
+        // A malformed tx id names no transaction a peer committed.
+        let Ok(tx_id) = tx_id.parse::<medledger_proto::TxId>() else {
+            return Ok(vec![None; net.peers.len()]);
+        };
         net.peers
             .iter()
             .map(|p| {
                 p.committer
                     .ledger()
-                    .tx_location(tx_id)
+                    .tx_location(&tx_id)
                     .map(|l| l.map(|l| l.code as i32))
                     .map_err(|source| {
                         medledger_harness::Error::Ledger {

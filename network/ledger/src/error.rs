@@ -1,7 +1,7 @@
 //! The crate's error type: one enum, structured fields (channel, block, tx_id), no state
 //! values (they may be health data) in any message.
 
-use medledger_proto::{ChannelId, IdError};
+use medledger_proto::ChannelId;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -30,13 +30,14 @@ pub enum Error {
         what: &'static str,
     },
     /// RocksDB failed (I/O, lock held by another process, ...).
-    #[error("ledger of channel {channel}: storage error: {source}")]
+    /// The RocksDB error is in the message and not returned as `source()`, so a report of
+    /// the chain prints it once (ADR 0036).
+    #[error("ledger of channel {channel}: storage error: {error}")]
     Storage {
         /// Channel id.
         channel: ChannelId,
-        /// The RocksDB error.
-        #[source]
-        source: rocksdb::Error,
+        /// The RocksDB error (in the message, not a source).
+        error: rocksdb::Error,
     },
     /// A block handed to [`crate::Ledger::commit`] does not extend the chain: wrong number,
     /// wrong `previous_hash`, or a `data_hash` that does not match its data.
@@ -61,14 +62,34 @@ pub enum Error {
         /// `namespace` or `collection`.
         what: &'static str,
     },
-    /// [`crate::Ledger::open`] was given a channel name that is not a valid [`ChannelId`]
-    /// (Fabric's `ValidateChannelID`); nothing was opened or created.
-    #[error(transparent)]
-    InvalidChannelId(#[from] IdError),
     /// The ledger holds no block yet; most queries need the genesis block first.
     #[error("ledger of channel {channel} is empty (no genesis block)")]
     Empty {
         /// Channel id.
         channel: ChannelId,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Ledger, LedgerConfig};
+
+    /// RocksDB's message is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn storage_error_prints_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LedgerConfig::default();
+        let channel = "mychannel".parse().unwrap();
+        let _held = Ledger::open(dir.path(), &channel, &config).unwrap();
+        let Err(e) = Ledger::open(dir.path(), &channel, &config) else {
+            panic!("a second open of a held ledger must fail");
+        };
+        let super::Error::Storage { error, .. } = &e else {
+            panic!("not a storage error: {e}");
+        };
+        let cause = error.to_string();
+        let chain = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        assert!(chain.starts_with("ledger of channel mychannel: storage error: "));
+    }
 }

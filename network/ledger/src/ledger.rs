@@ -5,10 +5,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use medledger_channel::block;
-use medledger_proto::ChannelId;
 use medledger_proto::common::Block;
 use medledger_proto::kvrwset::{KvMetadataEntry, KvrwSet};
 use medledger_proto::protos::TxValidationCode;
+use medledger_proto::{ChannelId, TxId};
 use prost::Message;
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DB, Direction, ErrorKind, IteratorMode, Options,
@@ -113,17 +113,15 @@ impl Ledger {
     /// the stored hash chain (`number`, `data_hash`, `previous_hash`) as `config` says, and that
     /// the savepoint names the last stored block with its header hash.
     ///
-    /// `channel_id` is parsed into a [`ChannelId`] here, the ledger's one place where a channel
-    /// name arrives as a string (the peer joining from a genesis block, `medledger ledger
-    /// verify`, tests); everything after carries the typed id.
+    /// The caller parses the channel name where it arrives (a genesis block's channel header,
+    /// `medledger ledger verify`'s `--channel`), so a malformed one never reaches the disk.
     ///
     /// # Errors
-    /// [`Error::InvalidChannelId`] if `channel_id` breaks Fabric's channel name rule (checked
-    /// before anything is created), [`Error::Corrupted`] naming the first bad block ("ledger
-    /// corrupted at block N"), [`Error::CorruptedRecord`] for an undecodable savepoint,
-    /// [`Error::Storage`] if RocksDB cannot open the directory (e.g. another process holds it).
-    pub fn open(path: &Path, channel_id: &str, config: &LedgerConfig) -> Result<Self> {
-        let channel = ChannelId::new(channel_id)?;
+    /// [`Error::Corrupted`] naming the first bad block ("ledger corrupted at block N"),
+    /// [`Error::CorruptedRecord`] for an undecodable savepoint, [`Error::Storage`] if RocksDB
+    /// cannot open the directory (e.g. another process holds it).
+    pub fn open(path: &Path, channel_id: &ChannelId, config: &LedgerConfig) -> Result<Self> {
+        let channel = channel_id.clone();
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -133,9 +131,9 @@ impl Ledger {
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| Error::Storage {
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|error| Error::Storage {
             channel: channel.clone(),
-            source,
+            error,
         })?;
         let ledger = Ledger {
             channel,
@@ -168,10 +166,10 @@ impl Ledger {
             })
     }
 
-    fn storage(&self, source: rocksdb::Error) -> Error {
+    fn storage(&self, error: rocksdb::Error) -> Error {
         Error::Storage {
             channel: self.channel.clone(),
-            source,
+            error,
         }
     }
 
@@ -703,10 +701,10 @@ impl Ledger {
     ///
     /// # Errors
     /// [`Error::CorruptedRecord`], [`Error::Storage`].
-    pub fn tx_location(&self, tx_id: &str) -> Result<Option<TxLocation>> {
+    pub fn tx_location(&self, tx_id: &TxId) -> Result<Option<TxLocation>> {
         let raw = self
             .db
-            .get_pinned_cf(self.cf(keys::CF_TXIDS)?, tx_id.as_bytes())
+            .get_pinned_cf(self.cf(keys::CF_TXIDS)?, tx_id.as_str().as_bytes())
             .map_err(|e| self.storage(e))?;
         let Some(raw) = raw else { return Ok(None) };
         let rec = TxIndexRecord::decode(raw.as_ref()).map_err(|_| self.bad_record("tx index"))?;
@@ -723,10 +721,10 @@ impl Ledger {
     ///
     /// # Errors
     /// [`Error::Storage`].
-    pub fn tx_exists(&self, tx_id: &str) -> Result<bool> {
+    pub fn tx_exists(&self, tx_id: &TxId) -> Result<bool> {
         Ok(self
             .db
-            .get_pinned_cf(self.cf(keys::CF_TXIDS)?, tx_id.as_bytes())
+            .get_pinned_cf(self.cf(keys::CF_TXIDS)?, tx_id.as_str().as_bytes())
             .map_err(|e| self.storage(e))?
             .is_some())
     }
@@ -735,7 +733,7 @@ impl Ledger {
     ///
     /// # Errors
     /// As [`Ledger::tx_location`].
-    pub fn tx_validation_code(&self, tx_id: &str) -> Result<Option<TxValidationCode>> {
+    pub fn tx_validation_code(&self, tx_id: &TxId) -> Result<Option<TxValidationCode>> {
         Ok(self.tx_location(tx_id)?.map(|l| l.code))
     }
 
@@ -743,7 +741,7 @@ impl Ledger {
     ///
     /// # Errors
     /// As [`Ledger::tx_location`] and [`Ledger::block`].
-    pub fn block_by_tx_id(&self, tx_id: &str) -> Result<Option<Block>> {
+    pub fn block_by_tx_id(&self, tx_id: &TxId) -> Result<Option<Block>> {
         match self.tx_location(tx_id)? {
             Some(loc) => self.block(loc.block_num),
             None => Ok(None),

@@ -60,6 +60,6 @@ impl HistoryQueryExecutor for Ledger {
 
 impl TxIdIndex for Ledger {
     fn tx_id_exists(&self, tx_id: &TxId) -> Result<bool> {
-        Ok(Ledger::tx_exists(self, tx_id.as_str())?)
+        Ok(Ledger::tx_exists(self, tx_id)?)
     }
 }

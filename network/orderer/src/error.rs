@@ -5,15 +5,16 @@ use std::path::PathBuf;
 /// Errors of the ordering service.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file operation failed.
-    #[error("{op} {path}: {source}")]
+    /// A file operation failed. The OS error is in the message and not returned as
+    /// `source()`, so a report of the chain prints it once (ADR 0036).
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done (`open`, `write`, `fsync`, ...).
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a source).
+        error: std::io::Error,
     },
     /// The block store is inconsistent.
     #[error("block store: {reason}")]
@@ -62,11 +63,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An I/O failure of `op` on `path`.
-    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             op,
             path: path.into(),
-            source,
+            error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// The OS error is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn io_error_prints_its_cause_once() {
+        let e = Error::io("fsync", "wal/0001", std::io::Error::other("disk full"));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "fsync wal/0001: disk full"
+        );
     }
 }

@@ -201,7 +201,7 @@ impl deliver::BlockSource for DeliverChannel {
             .await
             .map_err(|e| Error::Io {
                 what: "block read",
-                source: std::io::Error::other(e),
+                error: std::io::Error::other(e),
             })??)
     }
 }

@@ -60,13 +60,31 @@ pub enum Error {
         /// What is wrong, naming the field or file.
         reason: String,
     },
-    /// Binding or serving a network endpoint failed.
-    #[error("{what}: {source}")]
+    /// Binding or serving a network endpoint failed. The I/O error is in the message and not
+    /// returned as `source()`, so a report of the chain prints it once (ADR 0036).
+    #[error("{what}: {error}")]
     Io {
         /// Which endpoint.
         what: &'static str,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not a source).
+        error: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// The I/O error is printed once in the chain the `medledger` CLI prints (`{:#}`).
+    #[test]
+    fn io_error_prints_its_cause_once() {
+        let e = Error::Io {
+            what: "listen",
+            error: std::io::Error::other("address in use"),
+        };
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "listen: address in use"
+        );
+    }
 }

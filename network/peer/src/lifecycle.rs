@@ -162,8 +162,9 @@ pub struct CollectionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
-    /// Chaincode name (Fabric's rule: `[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*`).
-    pub name: String,
+    /// Chaincode name (Fabric's rule: `[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*`), checked when the
+    /// definition is deserialized ([`Definition::from_json`], a `peer.yaml`, a command line).
+    pub name: ChaincodeName,
     /// Version label (`[A-Za-z0-9_.+-]+`).
     pub version: String,
     /// Sequence: 1 for the first definition, +1 for each change.
@@ -188,16 +189,13 @@ impl Definition {
     /// approving the same definition written differently approve the same hash.
     ///
     /// # Errors
-    /// [`LifecycleError::InvalidDefinition`]: bad name or version, sequence 0, a policy that
-    /// does not parse, a collection named twice.
+    /// [`LifecycleError::InvalidDefinition`]: bad version, sequence 0, a policy that does not
+    /// parse, a collection named twice.
     pub fn canonical(&self) -> Result<Definition, LifecycleError> {
         let bad = |reason: String| LifecycleError::InvalidDefinition {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             reason,
         };
-        if let Err(e) = ChaincodeName::check(&self.name) {
-            return Err(bad(format!("invalid chaincode name: {e}")));
-        }
         if !valid_version(&self.version) {
             return Err(bad("invalid version".into()));
         }
@@ -267,10 +265,10 @@ impl Definition {
     pub fn to_chaincode_definition(&self) -> Result<ChaincodeDefinition, LifecycleError> {
         let c = self.canonical()?;
         let bad = |reason: String| LifecycleError::InvalidDefinition {
-            name: c.name.clone(),
+            name: c.name.to_string(),
             reason,
         };
-        let mut def = ChaincodeDefinition::with_default_policy(&c.name);
+        let mut def = ChaincodeDefinition::with_default_policy(c.name.as_str());
         if let Some(p) = &c.endorsement_policy {
             def.endorsement_policy = p.parse().map_err(|e| bad(format!("{e}")))?;
         }
@@ -298,7 +296,8 @@ impl Definition {
     /// Decodes a stored or submitted definition (JSON).
     ///
     /// # Errors
-    /// [`LifecycleError::InvalidDefinition`] if it is not a definition.
+    /// [`LifecycleError::InvalidDefinition`] if it is not a definition, or names no valid
+    /// chaincode.
     pub fn from_json(bytes: &[u8]) -> Result<Definition, LifecycleError> {
         serde_json::from_slice(bytes).map_err(|e| LifecycleError::InvalidDefinition {
             name: String::new(),
@@ -413,7 +412,7 @@ pub fn approvals(
     let mut out = BTreeMap::new();
     for org in config.application_orgs() {
         let approved = sim
-            .get_state(&approval_key(&def.name, def.sequence, org))?
+            .get_state(&approval_key(def.name.as_str(), def.sequence, org))?
             .is_some_and(|v| v == hash.as_bytes());
         out.insert(org.to_owned(), approved);
     }
@@ -489,7 +488,7 @@ pub fn invoke(
                     peer_msp: inv.peer_msp.clone(),
                 });
             }
-            let current = committed(sim, &def.name)?;
+            let current = committed(sim, def.name.as_str())?;
             let current_seq = current.as_ref().map_or(0, |d| d.sequence);
             let same_as_current = current
                 .as_ref()
@@ -497,24 +496,24 @@ pub fn invoke(
             if def.sequence != current_seq + 1 && !(def.sequence == current_seq && same_as_current)
             {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.clone(),
+                    name: def.name.to_string(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
             }
             let hash = def.hash_hex()?;
             sim.put_state(
-                &approval_key(&def.name, def.sequence, inv.peer_msp.as_str()),
+                &approval_key(def.name.as_str(), def.sequence, inv.peer_msp.as_str()),
                 hash.clone().into_bytes(),
             )?;
             Ok(hash.into_bytes())
         }
         COMMIT => {
             let def = definition_arg(&function, rest)?;
-            let current_seq = committed(sim, &def.name)?.map_or(0, |d| d.sequence);
+            let current_seq = committed(sim, def.name.as_str())?.map_or(0, |d| d.sequence);
             if def.sequence != current_seq + 1 {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.clone(),
+                    name: def.name.to_string(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
@@ -524,7 +523,7 @@ pub fn invoke(
             let required = MetaRule::Majority.threshold(approvals.len()).max(1);
             if approved < required {
                 return Err(LifecycleError::NotAgreed {
-                    name: def.name.clone(),
+                    name: def.name.to_string(),
                     sequence: def.sequence,
                     approved,
                     orgs: approvals.len(),
@@ -536,7 +535,7 @@ pub fn invoke(
                     msp_id: inv.peer_msp.clone(),
                 });
             }
-            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)?;
+            sim.put_state(&definition_key(def.name.as_str()), def.canonical_bytes()?)?;
             json(&Readiness { approvals })
         }
         QUERY_COMMITTED => {
@@ -573,8 +572,100 @@ fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &str) -> bool {
         .any(|s| s.msp_id == msp_id && s.ou == Some(NodeOu::Peer))
 }
 
+/// Why the committer refuses a transaction's writes to `_lifecycle` ([`validate_writes`]).
+/// On the ledger every refusal is Fabric's `ENDORSEMENT_POLICY_FAILURE`; the variant is logged
+/// (debug) and matched by tests. Messages name chaincodes, organizations, sequences and
+/// `_lifecycle` keys, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleRefusal {
+    /// `_lifecycle` writes carry no key metadata and touch no collection.
+    #[error("_lifecycle takes no metadata or private writes")]
+    MetadataOrPrivateWrites,
+    /// A `_lifecycle` transaction writing nothing does not satisfy the channel's
+    /// `LifecycleEndorsement` policy.
+    #[error("lifecycle endorsement policy not satisfied")]
+    LifecyclePolicy,
+    /// A transaction of another chaincode writes `_lifecycle`.
+    #[error("chaincode {chaincode} may not write the _lifecycle namespace")]
+    ForeignChaincode {
+        /// The chaincode the transaction invoked.
+        chaincode: String,
+    },
+    /// A `_lifecycle` key is deleted.
+    #[error("_lifecycle key {key} may not be deleted")]
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// An approval of an organization that is not an application organization of the channel.
+    #[error("approval of unknown organization {msp_id}")]
+    UnknownOrganization {
+        /// The approval key's MSP id.
+        msp_id: String,
+    },
+    /// An approval no peer of its organization endorsed.
+    #[error("approval of {msp_id} not endorsed by a peer of {msp_id}")]
+    NotEndorsedByPeer {
+        /// The approving organization.
+        msp_id: String,
+    },
+    /// An approval's value is not a hex SHA-256 (64 hex characters).
+    #[error("approval value is not a SHA-256")]
+    ApprovalNotHash,
+    /// A definition is written without the channel's `LifecycleEndorsement` policy.
+    #[error("definition of {name}: lifecycle endorsement policy not satisfied")]
+    DefinitionPolicy {
+        /// The chaincode.
+        name: String,
+    },
+    /// A definition's value is not a definition's JSON.
+    #[error("definition of {name} does not decode")]
+    DefinitionDecode {
+        /// The chaincode.
+        name: String,
+    },
+    /// A definition is not in canonical form, or names another chaincode than its key.
+    #[error("definition of {name} is not canonical")]
+    NotCanonical {
+        /// The chaincode (of the key).
+        name: String,
+    },
+    /// A definition's sequence is not the committed one + 1.
+    #[error("definition of {name}: sequence {sequence} is not {expected}")]
+    Sequence {
+        /// The chaincode.
+        name: String,
+        /// The definition's sequence.
+        sequence: u64,
+        /// The committed sequence + 1.
+        expected: u64,
+    },
+    /// Fewer than a majority of the application organizations approved exactly this
+    /// definition.
+    #[error(
+        "definition of {name} sequence {sequence} approved by {approved} of {orgs} organizations"
+    )]
+    NotApproved {
+        /// The chaincode.
+        name: String,
+        /// The definition's sequence.
+        sequence: u64,
+        /// Organizations whose approval matches.
+        approved: usize,
+        /// Application organizations of the channel.
+        orgs: usize,
+    },
+    /// A key that is neither an approval nor a definition.
+    #[error("_lifecycle key {key} is not allowed")]
+    KeyNotAllowed {
+        /// The key.
+        key: String,
+    },
+}
+
 /// The committer's rules for writes to the `_lifecycle` namespace (Fabric's lifecycle
-/// validation, with our public approvals). `Ok(Err(reason))` means
+/// validation, with our public approvals). `Ok(Err(refusal))` means
 /// `ENDORSEMENT_POLICY_FAILURE`:
 /// - only a transaction invoking `_lifecycle` may write it, with no collections, metadata or
 ///   deletes;
@@ -594,68 +685,68 @@ pub fn validate_writes(
     ns: Option<&NamespaceRwSet>,
     config: &ChannelConfig,
     overlay: &Overlay<'_>,
-) -> LedgerResult<std::result::Result<(), String>> {
+) -> LedgerResult<std::result::Result<(), LifecycleRefusal>> {
+    use LifecycleRefusal as R;
     let policy_ok = || lifecycle_policy(config).evaluate(&tx.endorsers, config.org_policies());
     let Some(ns) = ns.filter(|n| !n.kv.writes.is_empty()) else {
         if ns.is_some_and(|n| !n.kv.metadata_writes.is_empty() || !n.collections.is_empty()) {
-            return Ok(Err("_lifecycle takes no metadata or private writes".into()));
+            return Ok(Err(R::MetadataOrPrivateWrites));
         }
         return Ok(if policy_ok() {
             Ok(())
         } else {
-            Err("lifecycle endorsement policy not satisfied".into())
+            Err(R::LifecyclePolicy)
         });
     };
     if tx.chaincode != NAMESPACE {
-        return Ok(Err(format!(
-            "chaincode {} may not write the _lifecycle namespace",
-            tx.chaincode
-        )));
+        return Ok(Err(R::ForeignChaincode {
+            chaincode: tx.chaincode.clone(),
+        }));
     }
     if !ns.kv.metadata_writes.is_empty() || !ns.collections.is_empty() {
-        return Ok(Err("_lifecycle takes no metadata or private writes".into()));
+        return Ok(Err(R::MetadataOrPrivateWrites));
     }
     let orgs: Vec<&str> = config.application_orgs().collect();
     for w in &ns.kv.writes {
         if w.is_delete {
-            return Ok(Err(format!("_lifecycle key {} may not be deleted", w.key)));
+            return Ok(Err(R::Delete { key: w.key.clone() }));
         }
         match parse_key(&w.key) {
             Some(LifecycleKey::Approval { msp_id, .. }) => {
                 if !orgs.contains(&msp_id) {
-                    return Ok(Err(format!("approval of unknown organization {msp_id}")));
+                    return Ok(Err(R::UnknownOrganization {
+                        msp_id: msp_id.to_owned(),
+                    }));
                 }
                 if !endorsed_by_peer_of(tx, msp_id) {
-                    return Ok(Err(format!(
-                        "approval of {msp_id} not endorsed by a peer of {msp_id}"
-                    )));
+                    return Ok(Err(R::NotEndorsedByPeer {
+                        msp_id: msp_id.to_owned(),
+                    }));
                 }
                 if w.value.len() != 64 || !w.value.iter().all(u8::is_ascii_hexdigit) {
-                    return Ok(Err("approval value is not a SHA-256".into()));
+                    return Ok(Err(R::ApprovalNotHash));
                 }
             }
             Some(LifecycleKey::Definition { name }) => {
                 if !policy_ok() {
-                    return Ok(Err(format!(
-                        "definition of {name}: lifecycle endorsement policy not satisfied"
-                    )));
+                    return Ok(Err(R::DefinitionPolicy { name: name.into() }));
                 }
                 let Ok(def) = Definition::from_json(&w.value) else {
-                    return Ok(Err(format!("definition of {name} does not decode")));
+                    return Ok(Err(R::DefinitionDecode { name: name.into() }));
                 };
                 if def.canonical().ok().as_ref() != Some(&def) || def.name != name {
-                    return Ok(Err(format!("definition of {name} is not canonical")));
+                    return Ok(Err(R::NotCanonical { name: name.into() }));
                 }
                 let current = overlay
                     .get(NAMESPACE, &w.key)?
                     .and_then(|v| Definition::from_json(&v.value).ok())
                     .map_or(0, |d| d.sequence);
                 if def.sequence != current + 1 {
-                    return Ok(Err(format!(
-                        "definition of {name}: sequence {} is not {}",
-                        def.sequence,
-                        current + 1
-                    )));
+                    return Ok(Err(R::Sequence {
+                        name: name.into(),
+                        sequence: def.sequence,
+                        expected: current + 1,
+                    }));
                 }
                 let hash = hex::encode(sha256(&w.value));
                 let mut approved = 0;
@@ -666,14 +757,15 @@ pub fn validate_writes(
                     }
                 }
                 if approved < MetaRule::Majority.threshold(orgs.len()).max(1) {
-                    return Ok(Err(format!(
-                        "definition of {name} sequence {} approved by {approved} of {} organizations",
-                        def.sequence,
-                        orgs.len()
-                    )));
+                    return Ok(Err(R::NotApproved {
+                        name: name.into(),
+                        sequence: def.sequence,
+                        approved,
+                        orgs: orgs.len(),
+                    }));
                 }
             }
-            None => return Ok(Err(format!("_lifecycle key {} is not allowed", w.key))),
+            None => return Ok(Err(R::KeyNotAllowed { key: w.key.clone() })),
         }
     }
     Ok(Ok(()))
@@ -787,7 +879,7 @@ mod tests {
 
     fn def(sequence: u64, policy: &str) -> Definition {
         Definition {
-            name: "kv".into(),
+            name: "kv".parse().unwrap(),
             version: "1.0".into(),
             sequence,
             endorsement_policy: Some(policy.into()),
@@ -888,11 +980,14 @@ mod tests {
             d.canonical().unwrap().endorsement_policy.as_deref(),
             Some("MAJORITY Endorsement")
         );
+        // A bad name is refused when a definition is read.
+        let mut json = serde_json::to_value(def(1, "ANY Endorsement")).unwrap();
+        json["name"] = "bad name".into();
+        assert!(matches!(
+            Definition::from_json(&serde_json::to_vec(&json).unwrap()),
+            Err(LifecycleError::InvalidDefinition { .. })
+        ));
         for bad in [
-            Definition {
-                name: "bad name".into(),
-                ..def(1, "ANY Endorsement")
-            },
             Definition {
                 version: String::new(),
                 ..def(1, "ANY Endorsement")
@@ -1094,5 +1189,157 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, LifecycleError::NotCommitted { .. }), "{e}");
+    }
+
+    /// A transaction invoking `chaincode` that writes `writes` (key, value, delete) to
+    /// `_lifecycle`, endorsed by a peer of each of `endorsers`.
+    fn lifecycle_writes(
+        chaincode: &str,
+        writes: &[(&str, &[u8], bool)],
+        endorsers: &[&str],
+    ) -> (EndorserTx, NamespaceRwSet) {
+        use medledger_proto::kvrwset::{KvWrite, KvrwSet};
+        let ns = NamespaceRwSet {
+            namespace: NAMESPACE.into(),
+            kv: KvrwSet {
+                writes: writes
+                    .iter()
+                    .map(|(key, value, is_delete)| KvWrite {
+                        key: (*key).into(),
+                        value: value.to_vec(),
+                        is_delete: *is_delete,
+                    })
+                    .collect(),
+                ..KvrwSet::default()
+            },
+            collections: Vec::new(),
+        };
+        let tx = crate::validator::tx::test_tx(chaincode, vec![ns.clone()], endorsers);
+        (tx, ns)
+    }
+
+    /// The committer's refusals of `_lifecycle` writes are variants a test matches (each is
+    /// `ENDORSEMENT_POLICY_FAILURE` on the ledger), with the messages the debug log had.
+    #[test]
+    fn lifecycle_write_refusals_are_typed() {
+        let ch = channel();
+        let state = medledger_ledger_api::MemoryLedger::default();
+        let overlay = Overlay::new(&state);
+        let refusal = |chaincode: &str, writes: &[(&str, &[u8], bool)], endorsers: &[&str]| {
+            let (tx, ns) = lifecycle_writes(chaincode, writes, endorsers);
+            validate_writes(&tx, Some(&ns), &ch.config, &overlay)
+                .unwrap()
+                .unwrap_err()
+        };
+        let hash = "0".repeat(64);
+        let approval = approval_key("kv", 1, "Org1MSP");
+        let d = serde_json::to_vec(&def(2, "OR('Org1MSP.peer')").canonical().unwrap()).unwrap();
+        let both = ["Org1MSP", "Org2MSP"];
+        let cases: Vec<(LifecycleRefusal, &str)> = vec![
+            (
+                refusal("kv", &[(&approval, hash.as_bytes(), false)], &both),
+                "chaincode kv may not write the _lifecycle namespace",
+            ),
+            (
+                refusal(NAMESPACE, &[(&approval, b"", true)], &both),
+                "_lifecycle key approvals/kv/1/Org1MSP may not be deleted",
+            ),
+            (
+                refusal(
+                    NAMESPACE,
+                    &[(&approval_key("kv", 1, "Org9MSP"), hash.as_bytes(), false)],
+                    &both,
+                ),
+                "approval of unknown organization Org9MSP",
+            ),
+            (
+                refusal(
+                    NAMESPACE,
+                    &[(&approval, hash.as_bytes(), false)],
+                    &["Org2MSP"],
+                ),
+                "approval of Org1MSP not endorsed by a peer of Org1MSP",
+            ),
+            (
+                refusal(NAMESPACE, &[(&approval, b"not a hash", false)], &both),
+                "approval value is not a SHA-256",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/kv", &d, false)], &["Org1MSP"]),
+                "definition of kv: lifecycle endorsement policy not satisfied",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/kv", b"{", false)], &both),
+                "definition of kv does not decode",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/other", &d, false)], &both),
+                "definition of other is not canonical",
+            ),
+            (
+                refusal(NAMESPACE, &[("definitions/kv", &d, false)], &both),
+                "definition of kv: sequence 2 is not 1",
+            ),
+            (
+                refusal(NAMESPACE, &[("other", b"", false)], &both),
+                "_lifecycle key other is not allowed",
+            ),
+            (
+                refusal(NAMESPACE, &[], &["Org1MSP"]),
+                "lifecycle endorsement policy not satisfied",
+            ),
+        ];
+        let expected = [
+            LifecycleRefusal::ForeignChaincode {
+                chaincode: "kv".into(),
+            },
+            LifecycleRefusal::Delete {
+                key: approval.clone(),
+            },
+            LifecycleRefusal::UnknownOrganization {
+                msp_id: "Org9MSP".into(),
+            },
+            LifecycleRefusal::NotEndorsedByPeer {
+                msp_id: "Org1MSP".into(),
+            },
+            LifecycleRefusal::ApprovalNotHash,
+            LifecycleRefusal::DefinitionPolicy { name: "kv".into() },
+            LifecycleRefusal::DefinitionDecode { name: "kv".into() },
+            LifecycleRefusal::NotCanonical {
+                name: "other".into(),
+            },
+            LifecycleRefusal::Sequence {
+                name: "kv".into(),
+                sequence: 2,
+                expected: 1,
+            },
+            LifecycleRefusal::KeyNotAllowed {
+                key: "other".into(),
+            },
+            LifecycleRefusal::LifecyclePolicy,
+        ];
+        assert_eq!(cases.len(), expected.len());
+        for ((got, message), want) in cases.into_iter().zip(expected) {
+            assert_eq!(got, want);
+            assert_eq!(got.to_string(), message);
+        }
+        // A definition at the next sequence that no organization approved.
+        let d1 = serde_json::to_vec(&def(1, "OR('Org1MSP.peer')").canonical().unwrap()).unwrap();
+        assert_eq!(
+            refusal(NAMESPACE, &[("definitions/kv", &d1, false)], &both),
+            LifecycleRefusal::NotApproved {
+                name: "kv".into(),
+                sequence: 1,
+                approved: 0,
+                orgs: 3,
+            }
+        );
+        // Metadata or private writes.
+        let (tx, mut ns) = lifecycle_writes(NAMESPACE, &[], &both);
+        ns.kv.metadata_writes.push(Default::default());
+        assert_eq!(
+            validate_writes(&tx, Some(&ns), &ch.config, &overlay).unwrap(),
+            Err(LifecycleRefusal::MetadataOrPrivateWrites)
+        );
     }
 }

@@ -231,9 +231,9 @@ impl Operations {
     /// # Errors
     /// [`Error::Io`] if the listener has no local address.
     pub fn serve(self, listener: TcpListener) -> Result<OperationsHandle> {
-        let addr = listener.local_addr().map_err(|source| Error::Io {
+        let addr = listener.local_addr().map_err(|error| Error::Io {
             what: "operations endpoint",
-            source,
+            error,
         })?;
         let app = Router::new()
             .route("/healthz", get(healthz))

@@ -351,10 +351,10 @@ pub struct ReconcileReport {
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
     /// The peer cannot be reached.
-    #[error("{0}")]
+    #[error(transparent)]
     Connect(#[from] tonic::transport::Error),
     /// The request cannot be signed.
-    #[error("{0}")]
+    #[error(transparent)]
     Sign(#[from] medledger_msp::Error),
     /// The peer answered with this gRPC status.
     #[error("{}", .0.message())]
@@ -457,7 +457,7 @@ impl Reconciler {
             .await
             .map_err(|_| crate::Error::Io {
                 what: "reconciler",
-                source: std::io::Error::other("task failed"),
+                error: std::io::Error::other("task failed"),
             })??;
         let mut report = ReconcileReport::default();
         for m in missing {
@@ -532,7 +532,7 @@ impl Reconciler {
                             .await
                             .map_err(|_| crate::Error::Io {
                                 what: "reconciler",
-                                source: std::io::Error::other("task failed"),
+                                error: std::io::Error::other("task failed"),
                             })??;
                         return Ok(true);
                     }
@@ -608,6 +608,16 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fetch failure prints the MSP's message once in its chain (`{:#}`).
+    #[test]
+    fn fetch_errors_print_their_cause_once() {
+        let e = FetchError::from(medledger_msp::Error::InvalidCrl("expired".into()));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "invalid CRL: expired"
+        );
+    }
 
     /// Every refusal keeps the gRPC code and message it had when built inline.
     #[test]

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use medledger_channel::block;
 use medledger_ledger::{Ledger, LedgerConfig, VerifyMode};
-use medledger_proto::MspId;
 use medledger_proto::common::BlockMetadataIndex;
+use medledger_proto::{ChannelId, MspId};
 
 use crate::committer::Committer;
 use crate::definitions::ChaincodeDefinitions;
@@ -78,7 +78,7 @@ pub enum Divergence {
 /// damaged is a [`Divergence::Chain`]).
 pub fn verify_ledger(
     path: &Path,
-    channel: &str,
+    channel: &ChannelId,
     definitions: Arc<dyn ChaincodeDefinitions>,
     msp_id: &MspId,
     scratch: &Path,

@@ -320,7 +320,7 @@ impl Harness {
                 let ledger = peer.committer.ledger();
                 for tx_id in tx_ids {
                     if ledger
-                        .tx_location(tx_id)
+                        .tx_location(&tx_id.parse().map_err(std::io::Error::other)?)
                         .map_err(|e| ledger_error(peer, e))?
                         .is_none()
                     {
@@ -450,7 +450,7 @@ impl Harness {
         tx_id: &str,
     ) -> Result<Option<TxValidationCode>> {
         self.ledger(org, peer)?
-            .tx_validation_code(tx_id)
+            .tx_validation_code(&tx_id.parse().map_err(std::io::Error::other)?)
             .map_err(|source| Error::Ledger {
                 msp_id: crate::net::msp_id(org),
                 source,

@@ -269,7 +269,7 @@ impl Network {
         let msp = msp_id(org);
         let ledger = medledger_ledger::Ledger::open(
             &self.ledger_dir(org, index),
-            CHANNEL,
+            &CHANNEL.parse().map_err(std::io::Error::other)?,
             &medledger_ledger::LedgerConfig::default(),
         )
         .map_err(|source| Error::Ledger {

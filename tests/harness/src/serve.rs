@@ -170,7 +170,7 @@ impl Harness {
                 settled: settled.clone(),
             };
             let service = GatewayService::new(
-                &msp,
+                msp.parse().map_err(std::io::Error::other)?,
                 [(CHANNEL.to_owned(), channel)].into(),
                 Arc::new(policies),
                 Arc::new(commits),

@@ -268,7 +268,7 @@ fn reason(step: &str, e: &EhrClientError) -> String {
         }
         EhrClientError::Invalid { code, .. } => format!("{step}: committed invalid ({code:?})"),
         EhrClientError::Gateway {
-            source: GatewayError::Status { code, .. },
+            error: GatewayError::Status { code, .. },
             ..
         } => format!("{step}: gateway {code:?}"),
         EhrClientError::Gateway { .. } => format!("{step}: gateway error"),
@@ -292,7 +292,7 @@ fn reason(step: &str, e: &EhrClientError) -> String {
 fn is_retryable(e: &EhrClientError) -> bool {
     match e {
         EhrClientError::Gateway {
-            source: GatewayError::Status { code, .. },
+            error: GatewayError::Status { code, .. },
             ..
         } => matches!(
             code,

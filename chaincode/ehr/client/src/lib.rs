@@ -53,14 +53,15 @@ pub enum EhrClientError {
         /// The chaincode's message.
         message: String,
     },
-    /// The gateway or the network failed the call (no chaincode status).
-    #[error("{function}: {source}")]
+    /// The gateway or the network failed the call (no chaincode status). The SDK's error is
+    /// in the message and not returned as `source()`, so a report of the chain prints it once
+    /// (ADR 0036).
+    #[error("{function}: {error}")]
     Gateway {
         /// Chaincode function.
         function: &'static str,
-        /// The SDK's error.
-        #[source]
-        source: GatewayError,
+        /// The SDK's error (in the message, not a source).
+        error: GatewayError,
     },
     /// The transaction was ordered but committed invalid (e.g. an MVCC read conflict).
     #[error("{function}: transaction {tx_id} committed with status {code:?} in block {block}")]
@@ -137,15 +138,12 @@ impl EhrClientError {
                         status,
                         message,
                     },
-                    None => EhrClientError::Gateway {
-                        function,
-                        source: e,
-                    },
+                    None => EhrClientError::Gateway { function, error: e },
                 }
             }
             other => EhrClientError::Gateway {
                 function,
-                source: other,
+                error: other,
             },
         }
     }
@@ -1428,6 +1426,11 @@ mod tests {
         let e = EhrClientError::from_gateway(f::GET_PATIENT, e);
         assert!(matches!(e, EhrClientError::Gateway { .. }));
         assert_eq!(e.chaincode_status(), None);
+        // The SDK's error is printed once in the chain the `medledger` CLI prints (`{:#}`).
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            "GetPatient: Aborted: failed"
+        );
     }
 
     #[test]

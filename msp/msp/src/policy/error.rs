@@ -177,8 +177,5 @@ impl PolicyError {
 
 /// `text`, cut to [`SNIPPET_CHARS`] characters (with `…` when cut) for an error message.
 pub(super) fn snippet(text: &str) -> String {
-    match text.char_indices().nth(SNIPPET_CHARS) {
-        None => text.to_owned(),
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-    }
+    crate::error::cut(text, SNIPPET_CHARS)
 }

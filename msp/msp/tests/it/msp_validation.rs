@@ -129,6 +129,38 @@ fn certificate_from_another_ca_is_rejected() {
     ));
 }
 
+/// A client chooses the MSP id of its identity; an unknown one is echoed in the error (which
+/// reaches logs and replies) cut to 64 characters, as the orderer cuts a channel id.
+#[test]
+fn unknown_msp_echoes_at_most_64_characters_of_the_id() {
+    let mut f = fixture();
+    let someone = enroll(&mut f.org2, "mallory", NodeOu::Client);
+    let long_id = "é".repeat(1 << 20);
+    let unknown = serialize_identity(&long_id, someone.certificate());
+    let err = manager(&f)
+        .validate(&unknown, SystemTime::now())
+        .unwrap_err();
+    let Error::UnknownMsp { ref msp_id } = err else {
+        panic!("expected UnknownMsp, got {err}");
+    };
+    assert!(
+        *msp_id == format!("{}…", "é".repeat(64)),
+        "{} characters echoed",
+        msp_id.chars().count()
+    );
+    assert!(
+        err.to_string().len() < 200,
+        "{} bytes",
+        err.to_string().len()
+    );
+    // A short id is echoed whole.
+    let unknown = serialize_identity("Org9MSP", someone.certificate());
+    let err = manager(&f)
+        .validate(&unknown, SystemTime::now())
+        .unwrap_err();
+    assert_eq!(err.to_string(), "unknown MSP \"Org9MSP\"");
+}
+
 #[test]
 fn tampered_certificate_is_rejected() {
     let mut f = fixture();

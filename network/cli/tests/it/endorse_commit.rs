@@ -44,7 +44,12 @@ async fn kv_contract_endorsed_in_the_sandbox_then_committed() {
 
     // Ledger + committer, joined from the genesis block.
     let ledger = Arc::new(
-        Ledger::open(&dir.path().join("ledger"), "ehr", &LedgerConfig::default()).unwrap(),
+        Ledger::open(
+            &dir.path().join("ledger"),
+            &"ehr".parse().unwrap(),
+            &LedgerConfig::default(),
+        )
+        .unwrap(),
     );
     let genesis = ch.config.config_block(0, &[], SystemTime::now());
     let definitions = Arc::new(InMemoryDefinitions::new());
@@ -130,7 +135,9 @@ async fn kv_contract_endorsed_in_the_sandbox_then_committed() {
         (b"v1".as_slice(), 1, 0)
     );
     assert_eq!(
-        ledger.tx_validation_code(&p1.tx_id).unwrap(),
+        ledger
+            .tx_validation_code(&p1.tx_id.parse().unwrap())
+            .unwrap(),
         Some(TxValidationCode::Valid)
     );
 

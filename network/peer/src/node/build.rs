@@ -68,7 +68,7 @@ pub(super) fn protect_process(data_dir: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     nix::sys::prctl::set_dumpable(false)
         .map_err(|e| config_err(format!("prctl(PR_SET_DUMPABLE, 0): {e}")))?;
-    let io = |what| move |source| Error::Io { what, source };
+    let io = |what| move |error| Error::Io { what, error };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -206,9 +206,9 @@ fn join_channel(
         .map_err(|_| config_err(format!("{} is not a block", genesis_path.display())))?;
     let config = ChannelConfig::from_config_block(&genesis)
         .map_err(|e| config_err(format!("{}: {e}", genesis_path.display())))?;
-    let channel = config.channel_id().to_string();
+    let channel = config.channel_id().clone();
     let ledger = Arc::new(Ledger::open(
-        &cfg.data_dir.join("ledgers").join(&channel),
+        &cfg.data_dir.join("ledgers").join(channel.as_str()),
         &channel,
         &LedgerConfig::default(),
     )?);
@@ -520,7 +520,7 @@ impl<'a> Components<'a> {
             DefinitionPolicies::new(channels.collect(), std::mem::take(&mut self.evaluate_only));
         let commits = LedgerCommits::new(self.joined.iter().map(|j| j.committer.clone()));
         let gateway = GatewayService::new(
-            cfg.msp_id.as_str(),
+            cfg.msp_id.clone(),
             gateways,
             Arc::new(policies),
             Arc::new(commits),
@@ -543,13 +543,13 @@ impl<'a> Components<'a> {
     ) -> Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(&self.cfg.listen)
             .await
-            .map_err(|source| Error::Io {
+            .map_err(|error| Error::Io {
                 what: "binding the peer's gRPC listener",
-                source,
+                error,
             })?;
-        let addr = listener.local_addr().map_err(|source| Error::Io {
+        let addr = listener.local_addr().map_err(|error| Error::Io {
             what: "peer listener address",
-            source,
+            error,
         })?;
         let server_tls = ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.tls.cert_pem, &self.tls.key_pem))
@@ -687,9 +687,9 @@ impl<'a> Components<'a> {
         };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| Error::Io {
+            .map_err(|error| Error::Io {
                 what: "binding the operations listener",
-                source,
+                error,
             })?;
         let mut ops = Operations::new(self.metrics.clone());
         for j in &self.joined {

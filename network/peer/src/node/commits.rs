@@ -77,7 +77,7 @@ impl CommitSource for LedgerCommits {
         loop {
             if let Some(loc) = committer
                 .ledger()
-                .tx_location(tx_id.as_str())
+                .tx_location(tx_id)
                 .map_err(|e| CommitSourceError::Ledger(Box::new(e)))?
             {
                 return Ok((loc.code, loc.block_num));

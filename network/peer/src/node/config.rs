@@ -355,9 +355,9 @@ impl PeerConfig {
     /// # Errors
     /// [`Error::Io`], [`Error::Config`] naming the problem.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             what: "reading the peer configuration",
-            source,
+            error,
         })?;
         let mut c: PeerConfig = serde_yaml_ng::from_str(&text)
             .map_err(|e| config_err(format!("{}: {e}", path.display())))?;
@@ -457,8 +457,12 @@ impl ChaincodeSection {
     /// [`Error::Config`] for an invalid name or version, a policy that does not parse or a
     /// duplicate collection.
     pub fn definition(&self) -> Result<ChaincodeDefinition> {
+        let name = self
+            .name
+            .parse()
+            .map_err(|e| config_err(format!("chaincode {:?}: {e}", self.name)))?;
         Definition {
-            name: self.name.clone(),
+            name,
             version: self.version.clone(),
             sequence: 1,
             endorsement_policy: self.endorsement_policy.clone(),

@@ -211,6 +211,70 @@ pub fn validate_block(
     })
 }
 
+/// Why a transaction fails its endorsement policy (Fabric 2.x's key-level validator, or the
+/// lifecycle's rules for `_lifecycle` writes). On the ledger every variant is Fabric's
+/// `ENDORSEMENT_POLICY_FAILURE`; the variant is logged (debug) and matched by tests. Messages
+/// name namespaces and collections, never a key or a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyFailure {
+    /// The chaincode-level endorsement policy of a namespace is not satisfied.
+    #[error("chaincode policy of {namespace} not satisfied")]
+    ChaincodePolicy {
+        /// The namespace (chaincode).
+        namespace: String,
+    },
+    /// A public key's key-level policy (`VALIDATION_PARAMETER`) is not satisfied.
+    #[error("key-level policy of a key in {namespace} not satisfied")]
+    KeyPolicy {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A public key whose metadata an earlier valid transaction of the block rewrote is
+    /// written again (Fabric's `ValidationParameterUpdatedError`).
+    #[error("key-level policy of a key in {namespace} changed earlier in the block")]
+    KeyPolicyChanged {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A private key's key-level policy is not satisfied.
+    #[error("key-level policy of a key in {namespace}/{collection} not satisfied")]
+    PrivateKeyPolicy {
+        /// The namespace.
+        namespace: String,
+        /// The collection.
+        collection: String,
+    },
+    /// A private key whose metadata an earlier valid transaction of the block rewrote is
+    /// written again.
+    #[error("key-level policy of a key in {namespace}/{collection} changed earlier in the block")]
+    PrivateKeyPolicyChanged {
+        /// The namespace.
+        namespace: String,
+        /// The collection.
+        collection: String,
+    },
+    /// A write to a collection the chaincode does not define.
+    #[error("collection {collection} of {namespace} is not defined")]
+    UndefinedCollection {
+        /// The namespace.
+        namespace: String,
+        /// The collection.
+        collection: String,
+    },
+    /// A collection-level endorsement policy is not satisfied.
+    #[error("collection policy of {namespace}/{collection} not satisfied")]
+    CollectionPolicy {
+        /// The namespace.
+        namespace: String,
+        /// The collection.
+        collection: String,
+    },
+    /// The lifecycle's rules for `_lifecycle` writes refuse the transaction.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleRefusal),
+}
+
 /// Endorsement policy, then MVCC.
 fn check_tx(
     tx: &EndorserTx,
@@ -246,12 +310,13 @@ fn validation_parameter(v: &Option<VersionedValue>) -> Option<&[u8]> {
 /// in a collection that defines one) or else the chaincode policy; if no policy was checked
 /// at all (a read-only transaction), the chaincode policy is checked. A key whose metadata an
 /// earlier valid transaction of the block rewrote cannot be written again in the block (as
-/// Fabric's `ValidationParameterUpdatedError`). `Ok(Err(reason))` means the policy failed.
+/// Fabric's `ValidationParameterUpdatedError`). `Ok(Err(failure))` means the policy failed.
 fn check_endorsement(
     tx: &EndorserTx,
     ctx: &BlockContext<'_>,
     overlay: &Overlay<'_>,
-) -> Result<std::result::Result<(), String>> {
+) -> Result<std::result::Result<(), PolicyFailure>> {
+    use PolicyFailure as F;
     let signers: &[Signer] = &tx.endorsers;
     let orgs = ctx.config.org_policies();
     let eval = |p: &Policy| p.evaluate(signers, orgs);
@@ -273,18 +338,20 @@ fn check_endorsement(
         if ns_name == crate::lifecycle::NAMESPACE {
             let ns = tx.rwsets.iter().find(|n| n.namespace == ns_name);
             if let Err(e) = crate::lifecycle::validate_writes(tx, ns, ctx.config, overlay)? {
-                return Ok(Err(e));
+                return Ok(Err(e.into()));
             }
             continue;
         }
         let def = definition(ctx, ns_name);
         let mut cc_checked = false;
         let mut any_checked = false;
-        let check_cc = |checked: &mut bool| -> std::result::Result<(), String> {
+        let check_cc = |checked: &mut bool| -> std::result::Result<(), PolicyFailure> {
             if !*checked {
                 *checked = true;
                 if !eval(&def.endorsement_policy) {
-                    return Err(format!("chaincode policy of {ns_name} not satisfied"));
+                    return Err(F::ChaincodePolicy {
+                        namespace: ns_name.to_owned(),
+                    });
                 }
             }
             Ok(())
@@ -307,18 +374,18 @@ fn check_endorsement(
                 String::new(),
                 key.as_bytes().to_vec(),
             )) {
-                return Ok(Err(format!(
-                    "key-level policy of a key in {ns_name} changed earlier in the block"
-                )));
+                return Ok(Err(F::KeyPolicyChanged {
+                    namespace: ns_name.to_owned(),
+                }));
             }
             let current = overlay.get(ns_name, key)?;
             match validation_parameter(&current) {
                 Some(vp) => {
                     any_checked = true;
                     if !eval_vp(vp) {
-                        return Ok(Err(format!(
-                            "key-level policy of a key in {ns_name} not satisfied"
-                        )));
+                        return Ok(Err(F::KeyPolicy {
+                            namespace: ns_name.to_owned(),
+                        }));
                     }
                 }
                 None => {
@@ -334,10 +401,10 @@ fn check_endorsement(
                 if coll.hashed.hashed_writes.is_empty() && coll.hashed.metadata_writes.is_empty() {
                     continue;
                 }
-                return Ok(Err(format!(
-                    "collection {} of {ns_name} is not defined",
-                    coll.name
-                )));
+                return Ok(Err(F::UndefinedCollection {
+                    namespace: ns_name.to_owned(),
+                    collection: coll.name.clone(),
+                }));
             };
             let mut coll_checked = false;
             let hashes = coll
@@ -357,30 +424,30 @@ fn check_endorsement(
                     coll.name.clone(),
                     key_hash.to_vec(),
                 )) {
-                    return Ok(Err(format!(
-                        "key-level policy of a key in {ns_name}/{} changed earlier in the block",
-                        coll.name
-                    )));
+                    return Ok(Err(F::PrivateKeyPolicyChanged {
+                        namespace: ns_name.to_owned(),
+                        collection: coll.name.clone(),
+                    }));
                 }
                 let current = overlay.get_hashed(ns_name, &coll.name, key_hash)?;
                 any_checked = true;
                 match (validation_parameter(&current), &cdef.endorsement_policy) {
                     (Some(vp), _) => {
                         if !eval_vp(vp) {
-                            return Ok(Err(format!(
-                                "key-level policy of a key in {ns_name}/{} not satisfied",
-                                coll.name
-                            )));
+                            return Ok(Err(F::PrivateKeyPolicy {
+                                namespace: ns_name.to_owned(),
+                                collection: coll.name.clone(),
+                            }));
                         }
                     }
                     (None, Some(policy)) => {
                         if !coll_checked {
                             coll_checked = true;
                             if !eval(policy) {
-                                return Ok(Err(format!(
-                                    "collection policy of {ns_name}/{} not satisfied",
-                                    coll.name
-                                )));
+                                return Ok(Err(F::CollectionPolicy {
+                                    namespace: ns_name.to_owned(),
+                                    collection: coll.name.clone(),
+                                }));
                             }
                         }
                     }
@@ -774,4 +841,103 @@ pub fn commit_hash(filter: &[u8], update: &BlockUpdate, previous: &[u8]) -> [u8;
     }
     put_lp(&mut h, previous);
     h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::definitions::InMemoryDefinitions;
+    use medledger_channel::testing::TestChannel;
+    use medledger_ledger_api::MemoryLedger;
+    use medledger_proto::kvrwset::{KvWrite, KvrwSet};
+    use tx::{CollectionRwSet, test_tx};
+
+    fn writes(namespace: &str, key: &str) -> NamespaceRwSet {
+        NamespaceRwSet {
+            namespace: namespace.into(),
+            kv: KvrwSet {
+                writes: vec![KvWrite {
+                    key: key.into(),
+                    value: b"v".to_vec(),
+                    is_delete: false,
+                }],
+                ..KvrwSet::default()
+            },
+            collections: Vec::new(),
+        }
+    }
+
+    /// Endorsement policy failures are variants a test matches (each is
+    /// `ENDORSEMENT_POLICY_FAILURE` on the ledger), with the messages the debug log had.
+    #[test]
+    fn policy_failures_are_typed() {
+        let ch = TestChannel::new("ch", 3, 4);
+        let definitions = InMemoryDefinitions::new();
+        let state = MemoryLedger::default();
+        let msp_id: MspId = "Org1MSP".parse().unwrap();
+        let ctx = BlockContext {
+            config: &ch.config,
+            definitions: &definitions,
+            state: &state,
+            msp_id: &msp_id,
+            previous_commit_hash: &[],
+            last_config: 0,
+        };
+        let overlay = Overlay::new(&state);
+        let failure = |tx: &EndorserTx| check_endorsement(tx, &ctx, &overlay).unwrap();
+        // The default policy (MAJORITY Endorsement) needs two of three organizations.
+        let two = ["Org1MSP", "Org2MSP"];
+        assert_eq!(
+            failure(&test_tx("kv", vec![writes("kv", "k")], &two)),
+            Ok(())
+        );
+        let e = failure(&test_tx("kv", vec![writes("kv", "k")], &["Org1MSP"])).unwrap_err();
+        assert_eq!(
+            e,
+            PolicyFailure::ChaincodePolicy {
+                namespace: "kv".into()
+            }
+        );
+        assert_eq!(e.to_string(), "chaincode policy of kv not satisfied");
+        let mut private = writes("kv", "k");
+        private.kv.writes.clear();
+        private.collections.push(CollectionRwSet {
+            name: "secret".into(),
+            hashed: medledger_proto::kvrwset::HashedRwSet {
+                hashed_writes: vec![Default::default()],
+                ..Default::default()
+            },
+            pvt_rwset_hash: Vec::new(),
+        });
+        let e = failure(&test_tx("kv", vec![private], &two)).unwrap_err();
+        assert_eq!(
+            e,
+            PolicyFailure::UndefinedCollection {
+                namespace: "kv".into(),
+                collection: "secret".into()
+            }
+        );
+        assert_eq!(e.to_string(), "collection secret of kv is not defined");
+        // A chaincode writing `_lifecycle`: the lifecycle's refusal, displayed as it is.
+        let e = failure(&test_tx(
+            "kv",
+            vec![
+                writes("kv", "k"),
+                writes(crate::lifecycle::NAMESPACE, "other"),
+            ],
+            &two,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PolicyFailure::Lifecycle(crate::lifecycle::LifecycleRefusal::ForeignChaincode {
+                chaincode: "kv".into()
+            })
+        );
+        assert_eq!(
+            e.to_string(),
+            "chaincode kv may not write the _lifecycle namespace"
+        );
+    }
 }

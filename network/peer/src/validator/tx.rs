@@ -353,3 +353,28 @@ pub fn decode_committed(entry: &[u8]) -> Option<(Vec<NamespaceRwSet>, Vec<String
         .collect();
     Some((rwsets, endorsers))
 }
+
+/// A transaction invoking `chaincode` with `rwsets`, endorsed by one peer of each MSP of
+/// `peers_of`, for tests of the state checks.
+#[cfg(test)]
+pub(crate) fn test_tx(
+    chaincode: &str,
+    rwsets: Vec<NamespaceRwSet>,
+    peers_of: &[&str],
+) -> EndorserTx {
+    EndorserTx {
+        tx_id: TxId::new("ab".repeat(32)).unwrap_or_else(|e| panic!("{e}")),
+        timestamp: None,
+        chaincode: chaincode.into(),
+        rwsets,
+        endorsers: peers_of
+            .iter()
+            .enumerate()
+            .map(|(i, msp_id)| Signer {
+                msp_id: (*msp_id).into(),
+                ou: Some(medledger_msp::ou::NodeOu::Peer),
+                id: [i as u8; 32],
+            })
+            .collect(),
+    }
+}

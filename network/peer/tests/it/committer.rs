@@ -101,9 +101,17 @@ fn valid_transactions_update_state_history_and_tx_index() {
         .collect();
     assert!(hist_b[0].is_delete && !hist_b[1].is_delete);
 
-    let loc = peer.ledger().tx_location(&id2).unwrap().unwrap();
+    let loc = peer
+        .ledger()
+        .tx_location(&id2.parse().unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!((loc.block_num, loc.tx_num, loc.code), (2, 0, C::Valid));
-    let b = peer.ledger().block_by_tx_id(&id1).unwrap().unwrap();
+    let b = peer
+        .ledger()
+        .block_by_tx_id(&id1.parse().unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(block::number(&b), 1);
     assert_eq!(
         block::metadata_bytes(&b, BlockMetadataIndex::TransactionsFilter),
@@ -143,7 +151,9 @@ fn same_key_twice_in_a_block_is_an_mvcc_conflict() {
     assert_eq!(s.codes, vec![C::Valid, C::MvccReadConflict]);
     assert_eq!(value(&peer, "k").unwrap().0, b"1");
     assert_eq!(
-        peer.ledger().tx_validation_code(&id2).unwrap(),
+        peer.ledger()
+            .tx_validation_code(&id2.parse().unwrap())
+            .unwrap(),
         Some(C::MvccReadConflict)
     );
     // A stale read in a later block conflicts too; so does reading as absent a key that exists.
@@ -227,7 +237,11 @@ fn replayed_tx_id_is_a_duplicate() {
         vec![C::Valid, C::DuplicateTxid]
     );
     assert_eq!(peer.commit(&net, &[t]).codes, vec![C::DuplicateTxid]);
-    let loc = peer.ledger().tx_location(&id).unwrap().unwrap();
+    let loc = peer
+        .ledger()
+        .tx_location(&id.parse().unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!((loc.block_num, loc.code), (1, C::Valid));
 }
 

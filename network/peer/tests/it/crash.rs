@@ -28,7 +28,8 @@ const BLOCKS: u64 = 60;
 const TXS_PER_BLOCK: usize = 20;
 
 fn committer(dir: &Path, genesis: &Block) -> Committer {
-    let ledger = Arc::new(Ledger::open(dir, CHANNEL, &LedgerConfig::default()).unwrap());
+    let ledger =
+        Arc::new(Ledger::open(dir, &CHANNEL.parse().unwrap(), &LedgerConfig::default()).unwrap());
     let defs: Arc<dyn ChaincodeDefinitions> = Arc::new(InMemoryDefinitions::new());
     Committer::new(ledger, Some(genesis), defs, "Org1MSP".parse().unwrap()).unwrap()
 }
@@ -144,8 +145,12 @@ fn crash_recovery() {
     let replay = committer(replay_dir.path(), &genesis);
     for kill_after in [3, 9, 1, 15] {
         let reported = run_child(crashed.path(), feed.path(), Some(kill_after)).unwrap();
-        let ledger = Ledger::open(crashed.path(), CHANNEL, &LedgerConfig::default())
-            .expect("ledger opens after kill -9");
+        let ledger = Ledger::open(
+            crashed.path(),
+            &CHANNEL.parse().unwrap(),
+            &LedgerConfig::default(),
+        )
+        .expect("ledger opens after kill -9");
         let height = ledger.height();
         // Every block the child reported committed is durable (it may have committed more
         // while the kill was on its way).
@@ -169,7 +174,12 @@ fn crash_recovery() {
     }
     // Let it finish the run.
     assert_eq!(run_child(crashed.path(), feed.path(), None), Some(BLOCKS));
-    let ledger = Ledger::open(crashed.path(), CHANNEL, &LedgerConfig::default()).unwrap();
+    let ledger = Ledger::open(
+        crashed.path(),
+        &CHANNEL.parse().unwrap(),
+        &LedgerConfig::default(),
+    )
+    .unwrap();
     while replay.ledger().height() <= BLOCKS {
         let n = replay.ledger().height();
         replay

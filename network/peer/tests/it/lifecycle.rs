@@ -27,7 +27,8 @@ struct Peer {
 }
 
 fn open(net: &Net, dir: &std::path::Path) -> Peer {
-    let ledger = Arc::new(Ledger::open(dir, CHANNEL, &LedgerConfig::default()).unwrap());
+    let ledger =
+        Arc::new(Ledger::open(dir, &CHANNEL.parse().unwrap(), &LedgerConfig::default()).unwrap());
     let fallback = Arc::new(InMemoryDefinitions::new());
     let definitions = Arc::new(LedgerDefinitions::load(&ledger, fallback).unwrap());
     let committer = Committer::new(
@@ -56,7 +57,7 @@ impl Peer {
 
 fn def(sequence: u64, policy: &str) -> Definition {
     Definition {
-        name: "kv".into(),
+        name: "kv".parse().unwrap(),
         version: "1.0".into(),
         sequence,
         endorsement_policy: Some(policy.into()),
@@ -80,13 +81,16 @@ fn lifecycle_tx(chaincode: &str, writes: Vec<KvWrite>) -> TxSpec {
 
 fn approval(org: &str, d: &Definition) -> KvWrite {
     write(
-        &approval_key(&d.name, d.sequence, org),
+        &approval_key(d.name.as_str(), d.sequence, org),
         d.hash_hex().unwrap().as_bytes(),
     )
 }
 
 fn definition(d: &Definition) -> KvWrite {
-    write(&definition_key(&d.name), &d.canonical_bytes().unwrap())
+    write(
+        &definition_key(d.name.as_str()),
+        &d.canonical_bytes().unwrap(),
+    )
 }
 
 fn tx(net: &Net, spec: &TxSpec, endorsers: &[&SigningIdentity]) -> Envelope {

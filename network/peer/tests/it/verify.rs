@@ -49,7 +49,7 @@ fn verify(dir: &Path) -> Result<medledger_peer::verify::Verified, Divergence> {
     let scratch = tempfile::tempdir().unwrap();
     verify_ledger(
         dir,
-        CHANNEL,
+        &CHANNEL.parse().unwrap(),
         defs as Arc<dyn ChaincodeDefinitions>,
         &"Org1MSP".parse().unwrap(),
         &scratch.path().join("replay"),

@@ -40,7 +40,11 @@ fn run(seed: u64) -> Trace {
                 .map(|e| {
                     let id = envelope_tx_id(e).unwrap();
                     let position = tx_ids.iter().position(|t| *t == id).unwrap();
-                    let code = ledger.tx_location(&id).unwrap().unwrap().code as i32;
+                    let code = ledger
+                        .tx_location(&id.parse().unwrap())
+                        .unwrap()
+                        .unwrap()
+                        .code as i32;
                     (position, code)
                 })
                 .collect::<Vec<_>>()

@@ -210,7 +210,7 @@ pub(crate) fn first_bundle(bundles: &Path) -> ehr_client::bundle::PatientBundle 
 pub(crate) fn open_ledger(dir: &Path, node: &str) -> medledger_ledger::Ledger {
     medledger_ledger::Ledger::open(
         &dir.join("nodes").join(node).join("data/ledgers/ehr"),
-        "ehr",
+        &"ehr".parse().unwrap(),
         &medledger_ledger::LedgerConfig::default(),
     )
     .unwrap()

@@ -107,7 +107,9 @@ pub(crate) struct Peer {
 impl Peer {
     pub(crate) fn open(net: &Net, dir: &Path, msp_id: &str) -> Self {
         let defs = Arc::new(InMemoryDefinitions::new());
-        let ledger = Arc::new(Ledger::open(dir, CHANNEL, &LedgerConfig::default()).unwrap());
+        let ledger = Arc::new(
+            Ledger::open(dir, &CHANNEL.parse().unwrap(), &LedgerConfig::default()).unwrap(),
+        );
         let committer = Committer::new(
             ledger,
             Some(&net.genesis()),
