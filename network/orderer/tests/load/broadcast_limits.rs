@@ -54,6 +54,8 @@ struct Flood {
 
 async fn run(flood: Flood) {
     let _turn = common::one_at_a_time().await;
+    // As `medledger orderer start` does.
+    assert!(medledger_orderer::memory::return_large_buffers_to_the_system());
     // RUST_LOG=orderer=debug shows what the orderers do under the flood.
     common::trace();
     let dir = tempfile::tempdir().unwrap();
