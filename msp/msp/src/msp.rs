@@ -377,6 +377,15 @@ impl VerifiedIdentity {
         &self.msp_id
     }
 
+    /// The span in which every certificate of its validated chain is within its validity
+    /// window: `(not_before, not_after)`, Unix seconds ([`unix_seconds`]), both inclusive.
+    /// Under the same MSP configuration (roots, intermediates, CRLs), [`MspManager::validate`]
+    /// of these bytes succeeds at any time in it and fails with `Expired`/`NotYetValid`
+    /// outside it (RFC 5280 §4.1.2.5 validity, checked for each certificate of the chain).
+    pub fn validity(&self) -> (i64, i64) {
+        (self.window.not_before, self.window.not_after)
+    }
+
     /// NodeOU (`None` when the MSP has NodeOUs disabled).
     pub fn node_ou(&self) -> Option<NodeOu> {
         self.node_ou

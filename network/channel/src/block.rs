@@ -66,9 +66,15 @@ fn der_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
 /// binds the number and the boundaries of the entries to the header every consenter signs;
 /// the `common.Block` format is unchanged (ADR 0026).
 pub fn data_hash(data: &BlockData) -> [u8; 32] {
+    entries_hash(&data.data)
+}
+
+/// [`data_hash`] of a block whose data would be `entries`, without building the
+/// `BlockData` (no copy of the entries).
+pub fn entries_hash(entries: &[Vec<u8>]) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update((data.data.len() as u64).to_be_bytes());
-    for entry in &data.data {
+    h.update((entries.len() as u64).to_be_bytes());
+    for entry in entries {
         h.update((entry.len() as u64).to_be_bytes());
         h.update(entry);
     }
@@ -78,12 +84,26 @@ pub fn data_hash(data: &BlockData) -> [u8; 32] {
 /// A new block: header chained to `previous_hash`, `data_hash` computed, five empty metadata
 /// slots.
 pub fn new_block(number: u64, previous_hash: &[u8], envelopes: Vec<Vec<u8>>) -> Block {
+    let hash = entries_hash(&envelopes);
+    new_block_with_data_hash(number, previous_hash, envelopes, hash)
+}
+
+/// [`new_block`] with its data hash computed by the caller: `data_hash` must be
+/// [`entries_hash`] of `envelopes` (an orderer that checked a proposed block's data hash
+/// against its envelopes need not hash several MiB again).
+pub fn new_block_with_data_hash(
+    number: u64,
+    previous_hash: &[u8],
+    envelopes: Vec<Vec<u8>>,
+    data_hash: [u8; 32],
+) -> Block {
+    debug_assert_eq!(data_hash, entries_hash(&envelopes));
     let data = BlockData { data: envelopes };
     Block {
         header: Some(BlockHeader {
             number,
             previous_hash: previous_hash.to_vec(),
-            data_hash: data_hash(&data).to_vec(),
+            data_hash: data_hash.to_vec(),
         }),
         data: Some(data),
         metadata: Some(BlockMetadata {

@@ -54,6 +54,38 @@ impl ParsedEnvelope {
     }
 }
 
+/// The channel and signature headers of serialized envelope bytes, read from the headers
+/// alone: prost decodes the payload (field 1 of `common.Envelope`, bytes on the wire) as a
+/// message holding only its `common.Header` (field 1 of `common.Payload`) and skips the data
+/// and the signature without copying them, so this costs the same for a 10 MiB envelope as
+/// for a small one. `None` if the headers do not decode as [`parse`] decodes them. For
+/// envelope bytes that decode and that [`parse`] accepts, they are [`parse`]'s headers.
+pub fn headers_of(envelope: &[u8]) -> Option<(ChannelHeader, SignatureHeader)> {
+    /// `common.Envelope` with its payload read as [`PayloadHeaderOnly`].
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct EnvelopeHeaderOnly {
+        #[prost(message, optional, tag = "1")]
+        payload: Option<PayloadHeaderOnly>,
+    }
+    /// `common.Payload` without its data.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct PayloadHeaderOnly {
+        #[prost(message, optional, tag = "1")]
+        header: Option<medledger_proto::common::Header>,
+    }
+    let header = EnvelopeHeaderOnly::decode(envelope).ok()?.payload?.header?;
+    let channel_header = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
+    let signature_header = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
+    Some((channel_header, signature_header))
+}
+
+/// The header type of serialized envelope bytes, from [`headers_of`]; `None` if the headers
+/// do not decode or the type is unknown.
+pub fn header_type_of(envelope: &[u8]) -> Option<HeaderType> {
+    let (channel_header, _) = headers_of(envelope)?;
+    HeaderType::try_from(channel_header.r#type).ok()
+}
+
 /// Decodes an envelope's payload and headers.
 ///
 /// # Errors

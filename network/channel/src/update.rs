@@ -305,10 +305,7 @@ impl ChannelConfig {
 /// Whether serialized envelope bytes are a `CONFIG_UPDATE` envelope (headers decoded,
 /// nothing verified): such an envelope is ordered in a block of its own.
 pub fn is_config_update(envelope: &[u8]) -> bool {
-    Envelope::decode(envelope)
-        .ok()
-        .and_then(|e| crate::envelope::parse(&e).ok())
-        .is_some_and(|p| p.header_type() == Some(HeaderType::ConfigUpdate))
+    crate::envelope::header_type_of(envelope) == Some(HeaderType::ConfigUpdate)
 }
 
 /// Whether a block is a config update block: exactly one envelope, a `CONFIG_UPDATE` (nothing

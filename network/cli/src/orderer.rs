@@ -88,6 +88,9 @@ pub async fn run(cmd: OrdererCommand) -> Result<()> {
         OrdererCommand::Start(a) => {
             let cfg = OrdererConfig::load(&a.config)
                 .with_context(|| format!("loading {}", a.config.display()))?;
+            if !medledger_orderer::memory::return_large_buffers_to_the_system() {
+                tracing::info!("not glibc: the allocator's mapping threshold is left as it is");
+            }
             let running = medledger_orderer::server::start(&cfg)
                 .await
                 .context("starting the orderer")?;

@@ -36,7 +36,7 @@ use medledger_channel::config::BatchConfig;
 use medledger_channel::envelope;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
-use medledger_proto::common::{BlockData, Envelope, HeaderType, SignatureHeader, Status};
+use medledger_proto::common::{Envelope, HeaderType, SignatureHeader, Status};
 use medledger_proto::protos::{ChaincodeActionPayload, ProposalResponsePayload, Transaction};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -120,6 +120,60 @@ pub struct Admitted {
     pub submitter: [u8; 32],
     /// The submitter's organization: its creator's MSP id.
     pub org: String,
+    /// When the identities it was judged on (its creator; the endorsers [`check_endorsed`]
+    /// validated) are all within their certificates' validity windows.
+    pub valid: Validity,
+}
+
+impl Admitted {
+    /// Whether this admission holds at `t` under the configuration it was reached under,
+    /// without judging the bytes again: nothing that admission checks depends on the time but
+    /// the identities' validity windows ([`Validity`]) — except for a config update, whose
+    /// timestamp is checked against the time too, so it is never taken as holding.
+    pub fn holds_at(&self, t: SystemTime) -> bool {
+        !self.config_update && self.valid.contains(t)
+    }
+}
+
+/// A span of time, Unix seconds, both ends inclusive (as [`medledger_msp::msp::unix_seconds`]
+/// and `VerifiedIdentity::validity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// First second in the span.
+    pub not_before: i64,
+    /// Last second in the span.
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// All time.
+    pub const ALWAYS: Validity = Validity {
+        not_before: i64::MIN,
+        not_after: i64::MAX,
+    };
+
+    /// The part of this span in which `id` is valid too.
+    fn and(self, id: &medledger_msp::msp::VerifiedIdentity) -> Validity {
+        let (not_before, not_after) = id.validity();
+        self.meet(Validity {
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The part of this span in `other` too.
+    fn meet(self, other: Validity) -> Validity {
+        Validity {
+            not_before: self.not_before.max(other.not_before),
+            not_after: self.not_after.min(other.not_after),
+        }
+    }
+
+    /// Whether `t` is in the span.
+    pub fn contains(&self, t: SystemTime) -> bool {
+        let s = medledger_msp::msp::unix_seconds(t);
+        self.not_before <= s && s <= self.not_after
+    }
 }
 
 /// An envelope checked for admission ([`Verdicts::check`]), possibly on another thread than
@@ -223,9 +277,11 @@ impl Verdicts {
     }
 
     /// [`admit`] of `bytes` (whose [`envelope_hash`] is `hash`) under `config` at `now`:
-    /// a remembered refusal answers at once; a remembered admission is re-judged at `now`
-    /// without verifying its signatures again ([`readmit`]); anything else is checked in full,
-    /// and the verdict remembered unless it depends on the time.
+    /// a remembered refusal answers at once; a remembered admission answers at once if it
+    /// holds at `now` ([`Admitted::holds_at`]: its identities' validity windows), and is
+    /// otherwise re-judged at `now` without verifying its signatures again ([`readmit`]);
+    /// anything else is checked in full, and the verdict remembered unless it depends on the
+    /// time.
     ///
     /// # Errors
     /// As [`admit`].
@@ -239,6 +295,7 @@ impl Verdicts {
         let sequence = config.sequence();
         match self.lookup(&hash, sequence) {
             Some(Err(r)) => Err(r),
+            Some(Ok(a)) if a.holds_at(now) => Ok(a),
             Some(Ok(_)) => {
                 judge(config, bytes, hash, now, Signatures::Verified).map_err(|r| r.rejection)
             }
@@ -467,8 +524,15 @@ fn judge(
         .into());
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
+    let mut valid = Validity::ALWAYS.and(&checked.creator);
     if !config_update {
-        endorsed(config, &checked.parsed, bytes.len(), now, signatures)?;
+        valid = valid.meet(endorsed(
+            config,
+            &checked.parsed,
+            bytes.len(),
+            now,
+            signatures,
+        )?);
     }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
@@ -510,6 +574,7 @@ fn judge(
         config_update,
         submitter: *checked.creator.id(),
         org: checked.creator.msp_id().to_owned(),
+        valid,
     })
 }
 
@@ -544,7 +609,9 @@ pub fn check_endorsed(
     size: usize,
     now: SystemTime,
 ) -> Result<(), Rejection> {
-    endorsed(config, parsed, size, now, Signatures::Verify).map_err(|r| r.rejection)
+    endorsed(config, parsed, size, now, Signatures::Verify)
+        .map(|_| ())
+        .map_err(|r| r.rejection)
 }
 
 /// [`check_endorsed`], verifying the endorsements' signatures or not (they were verified
@@ -555,7 +622,7 @@ fn endorsed(
     size: usize,
     now: SystemTime,
     signatures: Signatures,
-) -> Result<(), Refusal> {
+) -> Result<Validity, Refusal> {
     let bad = |reason: &str| reject(Status::BadRequest, reason);
     let tx = Transaction::decode(parsed.payload.data.as_slice())
         .map_err(|_| bad("payload data is not a Transaction"))?;
@@ -613,14 +680,14 @@ fn endorsed(
         }
     }
     if size <= VERIFY_ENDORSEMENTS_ABOVE {
-        config.msps().validate(&first.endorser, now).map_err(|e| {
+        let first = config.msps().validate(&first.endorser, now).map_err(|e| {
             invalid_identity(
                 Status::BadRequest,
                 format!("endorser is not a valid identity: {e}"),
                 &e,
             )
         })?;
-        return Ok(());
+        return Ok(Validity::ALWAYS.and(&first));
     }
     // What neither the endorsements nor the proposal hash cover is bounded: the creator
     // alone signs it.
@@ -667,8 +734,9 @@ fn endorsed(
         }
         identities.push(id);
     }
+    let valid = identities.iter().fold(Validity::ALWAYS, |v, id| v.and(id));
     if signatures == Signatures::Verified {
-        return Ok(());
+        return Ok(valid);
     }
     // Each endorsement signs SHA-256(proposal_response_payload ‖ endorser): the payload, up
     // to `absolute_max_bytes`, is hashed once, and each signature verified on the digest.
@@ -681,17 +749,13 @@ fn endorsed(
             ))
         })?;
     }
-    Ok(())
+    Ok(valid)
 }
 
 #[derive(Debug, Clone)]
 struct Pending {
     bytes: Vec<u8>,
-    tx_id: String,
-    hash: [u8; 32],
-    config_update: bool,
-    submitter: [u8; 32],
-    org: String,
+    admitted: Admitted,
     arrived: Instant,
 }
 
@@ -852,11 +916,7 @@ impl Pool {
             seq,
             Pending {
                 bytes,
-                tx_id: admitted.tx_id,
-                hash: admitted.hash,
-                config_update: admitted.config_update,
-                submitter: admitted.submitter,
-                org: admitted.org,
+                admitted,
                 arrived: now,
             },
         );
@@ -873,13 +933,12 @@ impl Pool {
         self.by_hash.contains_key(hash)
     }
 
-    /// The tx_id and config-update flag of the pending envelope with exactly these bytes (by
-    /// hash), if any: such an envelope was admitted here and need not be verified again.
-    pub fn tx_of(&self, hash: &[u8; 32]) -> Option<(&str, bool)> {
+    /// The admission of the pending envelope with exactly these bytes (by hash), if any:
+    /// such an envelope was admitted here, under the current configuration, and need not be
+    /// verified again.
+    pub fn admitted(&self, hash: &[u8; 32]) -> Option<&Admitted> {
         let seq = self.by_hash.get(hash)?;
-        self.by_seq
-            .get(seq)
-            .map(|p| (p.tx_id.as_str(), p.config_update))
+        self.by_seq.get(seq).map(|p| &p.admitted)
     }
 
     /// Removes the envelopes with these tx_ids (they were ordered).
@@ -888,27 +947,28 @@ impl Pool {
             if let Some(seq) = self.by_tx.remove(tx)
                 && let Some(p) = self.by_seq.remove(&seq)
             {
-                self.by_hash.remove(&p.hash);
+                self.by_hash.remove(&p.admitted.hash);
                 self.bytes -= p.bytes.len();
                 self.config_updates.remove(&seq);
-                *self.served.entry(p.submitter).or_default() += p.bytes.len() as u64;
-                *self.served_orgs.entry(p.org.clone()).or_default() += p.bytes.len() as u64;
+                *self.served.entry(p.admitted.submitter).or_default() += p.bytes.len() as u64;
+                *self.served_orgs.entry(p.admitted.org.clone()).or_default() +=
+                    p.bytes.len() as u64;
                 let mut gone = false;
-                if let Some(sub) = self.submitters.get_mut(&p.submitter) {
+                if let Some(sub) = self.submitters.get_mut(&p.admitted.submitter) {
                     sub.seqs.remove(&seq);
                     sub.bytes -= p.bytes.len();
                     if sub.seqs.is_empty() {
-                        self.submitters.remove(&p.submitter);
+                        self.submitters.remove(&p.admitted.submitter);
                         gone = true;
                     }
                 }
-                if let Some(org) = self.orgs.get_mut(&p.org) {
+                if let Some(org) = self.orgs.get_mut(&p.admitted.org) {
                     org.bytes -= p.bytes.len();
                     if gone {
-                        org.submitters.remove(&p.submitter);
+                        org.submitters.remove(&p.admitted.submitter);
                     }
                     if org.submitters.is_empty() {
-                        self.orgs.remove(&p.org);
+                        self.orgs.remove(&p.admitted.org);
                     }
                 }
             }
@@ -922,7 +982,7 @@ impl Pool {
             .by_seq
             .values()
             .filter(|p| !keep(&p.bytes))
-            .map(|p| p.tx_id.clone())
+            .map(|p| p.admitted.tx_id.clone())
             .collect();
         self.remove_txs(drop.iter().map(String::as_str));
         drop.len()
@@ -1009,11 +1069,19 @@ impl Pool {
     /// with many identities delays another's small envelopes behind its own, even one that
     /// has had more bytes ordered before.
     pub fn cut(&self, batch: &BatchConfig) -> Vec<Vec<u8>> {
+        self.cut_admitted(batch)
+            .into_iter()
+            .map(|(bytes, _)| bytes.to_vec())
+            .collect()
+    }
+
+    /// [`Pool::cut`], each envelope with its admission, without copying the bytes.
+    pub fn cut_admitted(&self, batch: &BatchConfig) -> Vec<(&[u8], &Admitted)> {
         let Some(first) = self.by_seq.values().next() else {
             return Vec::new();
         };
-        if first.config_update {
-            return vec![first.bytes.clone()];
+        if first.admitted.config_update {
+            return vec![(first.bytes.as_slice(), &first.admitted)];
         }
         let before = self.config_updates.first().copied().unwrap_or(u64::MAX);
         // Weighted fair queuing by finish tag (bytes ordered plus the next envelope's size),
@@ -1083,7 +1151,7 @@ impl Pool {
                         continue;
                     }
                     total += p.bytes.len();
-                    out.push(p.bytes.clone());
+                    out.push((p.bytes.as_slice(), &p.admitted));
                     q.next();
                     turn.next = (i + 1) % n;
                     took = true;
@@ -1099,7 +1167,7 @@ impl Pool {
 
     /// Tx ids pending, oldest first (for tests and metrics).
     pub fn tx_ids(&self) -> impl Iterator<Item = &str> {
-        self.by_seq.values().map(|p| p.tx_id.as_str())
+        self.by_seq.values().map(|p| p.admitted.tx_id.as_str())
     }
 }
 
@@ -1246,10 +1314,6 @@ pub enum BatchError {
     },
 }
 
-/// What this orderer knows of envelope bytes it admitted: the tx_id, and whether it is a
-/// config update.
-pub type KnownEnvelope = (String, bool);
-
 /// What a batch is checked against: the chain so far.
 #[derive(Debug)]
 pub struct ChainView<'a> {
@@ -1281,7 +1345,7 @@ pub struct Candidate<'a> {
 }
 
 /// Validates a proposed batch (see the module docs) and returns its tx_ids in block order.
-/// `already_admitted(hash)` gives the tx_id and config-update flag of envelope bytes this
+/// `already_admitted(hash)` gives the admission of envelope bytes this
 /// process already admitted under the current configuration, and `verdicts` the admissions
 /// it remembers (then they are not verified again); envelopes admitted here are added to
 /// `verdicts`. Those are judged at the candidate's ordering time (`time_ms`, the same on every
@@ -1293,7 +1357,7 @@ pub fn validate(
     config: &ChannelConfig,
     chain: &ChainView<'_>,
     candidate: &Candidate<'_>,
-    already_admitted: &dyn Fn(&[u8; 32]) -> Option<KnownEnvelope>,
+    already_admitted: &dyn Fn(&[u8; 32]) -> Option<Admitted>,
     verdicts: &Verdicts,
     now: SystemTime,
 ) -> Result<Vec<String>, BatchError> {
@@ -1318,10 +1382,7 @@ pub fn validate(
     if envelopes.is_empty() {
         return Err(BatchError::Empty { number });
     }
-    let data = BlockData {
-        data: envelopes.to_vec(),
-    };
-    if &medledger_channel::block::data_hash(&data) != data_hash {
+    if &medledger_channel::block::entries_hash(envelopes) != data_hash {
         return Err(BatchError::DataHashMismatch { number });
     }
     let batch = config.batch();
@@ -1346,10 +1407,14 @@ pub fn validate(
     let mut tx_ids = Vec::with_capacity(envelopes.len());
     for (index, e) in envelopes.iter().enumerate() {
         let hash = envelope_hash(e);
-        let judged = if already_admitted(&hash).is_some() {
-            judge(config, e, hash, ordered_at, Signatures::Verified).map_err(|r| r.rejection)
-        } else {
-            verdicts.judge(config, e, hash, ordered_at)
+        let judged = match already_admitted(&hash) {
+            // Admitted here under this configuration, and its identities valid at the
+            // ordering time: nothing else it was judged on depends on the time.
+            Some(a) if a.holds_at(ordered_at) => Ok(a),
+            Some(_) => {
+                judge(config, e, hash, ordered_at, Signatures::Verified).map_err(|r| r.rejection)
+            }
+            None => verdicts.judge(config, e, hash, ordered_at),
         };
         let Admitted {
             tx_id,
@@ -1381,7 +1446,7 @@ mod tests {
     use super::*;
     use medledger_channel::testing::{TestChannel, signed_envelope};
     use medledger_msp::ou::NodeOu;
-    use medledger_proto::common::Payload;
+    use medledger_proto::common::{BlockData, Payload};
     use medledger_proto::medledger::channel as cpb;
 
     /// An endorsed transaction envelope by `client` (endorsed by itself).
@@ -1602,6 +1667,7 @@ mod tests {
                 config_update: false,
                 submitter: [7; 32],
                 org: "Org1MSP".into(),
+                valid: Validity::ALWAYS,
             };
             pool.insert(bytes, admitted, t0)
         };
@@ -2024,6 +2090,38 @@ mod tests {
     }
 
     #[test]
+    fn an_admission_holds_exactly_while_every_identity_it_was_judged_on_is_valid() {
+        // Review L2 of issue 14: every orderer re-judged each pooled envelope of a proposal
+        // at its ordering time by decoding it (a 10 MiB envelope copied twice and hashed on
+        // the consensus thread). An admission now carries the span in which its identities
+        // are valid, and holds without a second look within it: it must be exactly the span
+        // in which judging again admits.
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let env = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let now = SystemTime::now();
+        let a = admit(&config, &env, now).unwrap();
+        let creator = config.msps().validate(client.serialized(), now).unwrap();
+        let (not_before, not_after) = creator.validity();
+        assert!(a.valid.not_before >= not_before && a.valid.not_after <= not_after);
+        let at = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s as u64);
+        for (t, holds) in [
+            (now, true),
+            (at(a.valid.not_after), true),
+            (at(a.valid.not_after + 1), false),
+            (at(a.valid.not_before), true),
+            (at(a.valid.not_before - 1), false),
+        ] {
+            assert_eq!(a.holds_at(t), holds, "at {t:?}");
+            assert_eq!(
+                readmit(&config, &env, t).is_ok(),
+                holds,
+                "judged again at {t:?}"
+            );
+        }
+    }
+
+    #[test]
     fn orderers_that_admitted_an_envelope_and_orderers_that_did_not_agree_after_its_creators_expiry()
      {
         // Open point 1 of issue 14: an orderer that admitted an envelope took its cached
@@ -2040,8 +2138,7 @@ mod tests {
         // orderer B never saw it.
         let a_verdicts = Verdicts::new(8);
         let admitted = a_verdicts.check(&config, env.clone(), now).result.unwrap();
-        let in_a_pool =
-            |h: &[u8; 32]| (*h == admitted.hash).then(|| (admitted.tx_id.clone(), false));
+        let in_a_pool = |h: &[u8; 32]| (*h == admitted.hash).then(|| admitted.clone());
         let not_pooled = |_: &[u8; 32]| None;
         let b_verdicts = Verdicts::new(8);
         let envelopes = [env];
@@ -2051,7 +2148,7 @@ mod tests {
         let ordered = HashSet::new();
         let chain = empty_chain(&ordered);
         let at = |t: SystemTime| block_one_at(&envelopes, &data_hash, t);
-        type Known<'a> = &'a dyn Fn(&[u8; 32]) -> Option<KnownEnvelope>;
+        type Known<'a> = &'a dyn Fn(&[u8; 32]) -> Option<Admitted>;
         let orderers: [(&str, Known<'_>, &Verdicts); 3] = [
             ("A, pooled", &in_a_pool, &a_verdicts),
             ("A, verdict only", &not_pooled, &a_verdicts),
@@ -2356,6 +2453,7 @@ mod pool_tests {
                 "Org2MSP"
             }
             .into(),
+            valid: Validity::ALWAYS,
         };
         pool.room(&admitted, size)?;
         Ok(pool.insert(bytes, admitted, Instant::now()))
@@ -2508,7 +2606,7 @@ mod pool_tests {
             .by_seq
             .values()
             .filter(|p| block.contains(&p.bytes))
-            .map(|p| p.tx_id.clone())
+            .map(|p| p.admitted.tx_id.clone())
             .collect();
         pool.remove_txs(txs.iter().map(String::as_str));
         block.iter().map(|e| e[0]).collect()

@@ -27,6 +27,7 @@ pub mod config;
 pub mod consensus;
 mod error;
 mod frame;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod server;

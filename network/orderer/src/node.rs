@@ -29,9 +29,7 @@ use medledger_channel::ChannelConfig;
 use medledger_channel::bft;
 use medledger_channel::block as blk;
 use medledger_msp::identity::SigningIdentity;
-use medledger_proto::common::{
-    Block, BlockData, BlockMetadataIndex, Envelope, LastConfig, Metadata,
-};
+use medledger_proto::common::{Block, BlockMetadataIndex, LastConfig, Metadata};
 use medledger_proto::medledger::orderer as pb;
 use pb::cluster_message::Message as M;
 use prost::Message as _;
@@ -248,11 +246,11 @@ pub fn block_tx_ids(b: &Block) -> Vec<String> {
     let Some(data) = b.data.as_ref() else {
         return Vec::new();
     };
+    // From the headers alone: no copy of a large envelope's payload.
     data.data
         .iter()
-        .filter_map(|e| Envelope::decode(e.as_slice()).ok())
-        .filter_map(|e| medledger_channel::envelope::parse(&e).ok())
-        .map(|p| p.tx_id().to_owned())
+        .filter_map(|e| medledger_channel::envelope::headers_of(e))
+        .map(|(channel_header, _)| channel_header.tx_id)
         .filter(|t| !t.is_empty())
         .collect()
 }
@@ -1142,7 +1140,7 @@ impl Node {
                     fresh,
                     envelopes: &body,
                 },
-                &|h| pool.tx_of(h).map(|(tx, config)| (tx.to_owned(), config)),
+                &|h| pool.admitted(h).cloned(),
                 &self.verdicts,
                 now.wall,
             )
@@ -1237,9 +1235,7 @@ impl Node {
                 let Some(envelopes) = self.cut_at(time_ms) else {
                     return;
                 };
-                let data_hash = blk::data_hash(&BlockData {
-                    data: envelopes.clone(),
-                });
+                let data_hash = blk::entries_hash(&envelopes);
                 let header = BatchHeader {
                     number: height,
                     previous_hash: self.chain.last_hash,
@@ -1264,20 +1260,19 @@ impl Node {
         let at = std::time::SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(time_ms))?;
         let batch_cfg = *self.config.batch();
         loop {
-            let envelopes = self.pool.cut(&batch_cfg);
-            if envelopes.is_empty() {
+            let cut = self.pool.cut_admitted(&batch_cfg);
+            if cut.is_empty() {
                 return None;
             }
-            let stale: Vec<String> = envelopes
+            // An admission that holds at `at` (its identities valid then) needs no second
+            // look; any other is judged again, without its signatures.
+            let stale: Vec<String> = cut
                 .iter()
-                .filter(|e| batch::readmit(&self.config, e, at).is_err())
-                .filter_map(|e| {
-                    let hash = batch::envelope_hash(e);
-                    self.pool.tx_of(&hash).map(|(tx, _)| tx.to_owned())
-                })
+                .filter(|(e, a)| !a.holds_at(at) && batch::readmit(&self.config, e, at).is_err())
+                .map(|(_, a)| a.tx_id.clone())
                 .collect();
             if stale.is_empty() {
-                return Some(envelopes);
+                return Some(cut.into_iter().map(|(e, _)| e.to_vec()).collect());
             }
             tracing::info!(target: "orderer::consensus", consenter = self.me, dropped = stale.len(), "pending envelopes no longer admissible at the ordering time dropped");
             self.pool.remove_txs(stale.iter().map(String::as_str));
@@ -1448,7 +1443,14 @@ impl Node {
         if height != self.chain.next_number || header.previous_hash != self.chain.last_hash {
             return;
         }
-        let mut block = blk::new_block(height, &header.previous_hash, body.to_vec());
+        // Its data hash was checked against these envelopes when it was proposed or
+        // validated (`batch::validate`), and is what the consenters signed.
+        let mut block = blk::new_block_with_data_hash(
+            height,
+            &header.previous_hash,
+            body.to_vec(),
+            header.data_hash,
+        );
         // A config block points at itself, as Fabric's.
         let last_config = if medledger_channel::update::is_config_block(&block) {
             height

@@ -299,3 +299,35 @@ fn envelope_checks_give_fabric_codes() {
     };
     assert_eq!(code(&bad_txid), TxValidationCode::BadProposalTxid);
 }
+
+#[test]
+fn headers_read_alone_are_the_headers_parse_gives() {
+    // The orderer reads tx ids and header types of whole blocks of envelopes of up to
+    // `absolute_max_bytes` from the headers alone (no copy of the payload's data).
+    let mut ch = TestChannel::new("ehr", 1, 1);
+    let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+    for (header_type, data) in [
+        (HeaderType::EndorserTransaction, vec![7; 3 << 20]),
+        (HeaderType::ConfigUpdate, vec![1; 10]),
+    ] {
+        let env = signed_envelope(&client, "ehr", header_type, data);
+        let parsed = envelope::parse(&env).unwrap();
+        let bytes = env.encode_to_vec();
+        let (channel_header, signature_header) = envelope::headers_of(&bytes).unwrap();
+        assert_eq!(channel_header, parsed.channel_header);
+        assert_eq!(signature_header, parsed.signature_header);
+        assert_eq!(envelope::header_type_of(&bytes), Some(header_type));
+    }
+    // What `parse` refuses, this does not read either.
+    assert_eq!(envelope::headers_of(b"not protobuf \xff\xff"), None);
+    let no_header = medledger_proto::common::Envelope {
+        payload: medledger_proto::common::Payload {
+            header: None,
+            data: vec![1; 100],
+        }
+        .encode_to_vec(),
+        signature: vec![1],
+    };
+    assert!(envelope::parse(&no_header).is_err());
+    assert_eq!(envelope::headers_of(&no_header.encode_to_vec()), None);
+}

@@ -29,18 +29,32 @@ pub(super) const LATENCY_SAMPLES: usize = 10_000;
 pub(super) struct Verifier {
     workers: Arc<Semaphore>,
     verdicts: batch::Verdicts,
+    /// The check of a large envelope (on the blocking pool): [`batch::Verdicts::check`],
+    /// replaced by tests to make it fail.
+    check_large: CheckFn,
 }
+
+/// How [`Verifier`] checks one envelope.
+type CheckFn = fn(&batch::Verdicts, &ChannelConfig, Vec<u8>) -> Checked;
 
 impl Verifier {
     pub(super) fn new(workers: usize, verdicts: batch::Verdicts) -> Arc<Self> {
-        Arc::new(Verifier {
-            workers: Arc::new(Semaphore::new(workers.max(1))),
-            verdicts,
+        Self::with_check(workers, verdicts, |verdicts, config, bytes| {
+            verdicts.check(config, bytes, std::time::SystemTime::now())
         })
     }
 
-    /// Checks `envelopes` under `config`, waiting for a worker; an envelope whose check
-    /// panicked is left out.
+    fn with_check(workers: usize, verdicts: batch::Verdicts, check_large: CheckFn) -> Arc<Self> {
+        Arc::new(Verifier {
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            verdicts,
+            check_large,
+        })
+    }
+
+    /// Checks `envelopes` under `config`, waiting for a worker: one [`Checked`] per envelope,
+    /// in order. An envelope whose check failed inside the orderer (a panic on the blocking
+    /// pool) is refused with `INTERNAL_SERVER_ERROR`, and logged without its contents.
     pub(super) async fn check(
         &self,
         config: Arc<ChannelConfig>,
@@ -59,13 +73,23 @@ impl Verifier {
                 );
                 continue;
             }
-            let (verdicts, config) = (self.verdicts.clone(), config.clone());
-            if let Ok(c) = tokio::task::spawn_blocking(move || {
-                verdicts.check(&config, bytes, std::time::SystemTime::now())
-            })
-            .await
-            {
-                checked.push(c);
+            let (verdicts, check, config) =
+                (self.verdicts.clone(), self.check_large, config.clone());
+            let size = bytes.len();
+            let sequence = config.sequence();
+            match tokio::task::spawn_blocking(move || check(&verdicts, &config, bytes)).await {
+                Ok(c) => checked.push(c),
+                Err(e) => {
+                    tracing::error!(target: "orderer::broadcast", size, error = %e, "checking an envelope failed inside the orderer");
+                    checked.push(Checked {
+                        bytes: Vec::new(),
+                        result: Err(batch::Rejection {
+                            status: medledger_proto::common::Status::InternalServerError,
+                            reason: "checking the envelope failed inside the orderer".into(),
+                        }),
+                        sequence,
+                    });
+                }
             }
         }
         checked
@@ -140,5 +164,37 @@ impl Shared {
                 reason: "block store lock poisoned".into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use medledger_channel::testing::TestChannel;
+
+    #[tokio::test]
+    async fn a_check_that_fails_inside_the_orderer_is_answered_not_dropped() {
+        // Review L3 of issue 14: a panic while checking a large envelope left it out of the
+        // results, so Broadcast answered "orderer is not running" and a forwarded envelope
+        // vanished without a word.
+        let ch = TestChannel::new("ehr", 1, 1);
+        let config = Arc::new(ch.config.clone());
+        let verifier = Verifier::with_check(1, batch::Verdicts::new(8), |_, _, _| {
+            panic!("a check that fails")
+        });
+        let large = vec![0u8; batch::VERIFY_ENDORSEMENTS_ABOVE + 1];
+        let checked = verifier.check(config, vec![large, vec![1, 2, 3]]).await;
+        assert_eq!(checked.len(), 2, "one result per envelope");
+        let refused = checked[0].result.as_ref().unwrap_err();
+        assert_eq!(
+            refused.status,
+            medledger_proto::common::Status::InternalServerError
+        );
+        // The small one is checked on the worker as before (and refused: not an envelope).
+        assert_eq!(
+            checked[1].result.as_ref().unwrap_err().status,
+            medledger_proto::common::Status::BadRequest
+        );
     }
 }
