@@ -4,8 +4,9 @@
 //! virtual time while there is work.
 //!
 //! The driver receives [`Command`]s: envelopes the gateways broadcast (it hands each to its
-//! orderer node, [`medledger_orderer::sim::Sim::submit`], and answers with Fabric's
-//! `BroadcastResponse`), and closures to run on the harness (faults, inspection). While there
+//! orderer node, [`medledger_orderer::sim::Sim::broadcast`], and answers with Fabric's
+//! `BroadcastResponse`: the node's status and reason, as the orderer's Broadcast service),
+//! and closures to run on the harness (faults, inspection). While there
 //! is work — envelopes queued, envelopes in an orderer's pool, a reachable peer below the
 //! orderers' height, and [`GRACE_TICKS`] after that — it steps ([`Harness::step`]); otherwise
 //! it blocks on its command channel: no sleeps, no busy loop.
@@ -374,26 +375,29 @@ fn apply(harness: &mut Harness, command: Command) {
             reply,
         } => {
             let sim = &mut harness.network_mut().sim;
-            let (status, info) = if sim.submit(orderer, vec![envelope]) == 1 {
-                (FabricStatus::Success, String::new())
-            } else if !sim.is_up(orderer) {
-                (FabricStatus::ServiceUnavailable, "orderer is down".into())
-            } else {
-                (
-                    FabricStatus::BadRequest,
-                    "orderer refused the envelope".into(),
-                )
+            let answer = sim.broadcast(orderer, vec![envelope]).pop();
+            let response = match answer {
+                Some(Ok(())) => BroadcastResponse {
+                    status: FabricStatus::Success as i32,
+                    info: String::new(),
+                },
+                Some(Err(rejection)) => BroadcastResponse {
+                    status: rejection.status as i32,
+                    info: rejection.reason,
+                },
+                None => BroadcastResponse {
+                    status: FabricStatus::InternalServerError as i32,
+                    info: "the orderer gave no answer".into(),
+                },
             };
-            let _ = reply.send(BroadcastResponse {
-                status: status as i32,
-                info,
-            });
+            let _ = reply.send(response);
         }
     }
 }
 
 /// Orderer `orderer`'s `AtomicBroadcast` in process: Broadcast hands each envelope to the
-/// driver and answers what the orderer node said; Deliver is not served (the harness's peers
+/// driver and answers what the orderer node said (`SUCCESS`, or its refusal's status and
+/// reason; `SERVICE_UNAVAILABLE` while it is down); Deliver is not served (the harness's peers
 /// pull from the orderers' stores, [`crate::net::Network::pull_all`]).
 struct Broadcast {
     orderer: u32,
