@@ -18,7 +18,7 @@
 //! network of processes that is a real race; here it would make runs depend on thread
 //! timing).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -39,7 +39,6 @@ use medledger_peer::node::DefinitionPolicies;
 use medledger_peer::node::commits::LedgerCommits;
 use medledger_proto::TxId;
 use medledger_proto::common::{Envelope, Status as FabricStatus};
-use medledger_proto::invocation::canonical_function;
 use medledger_proto::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
 use medledger_proto::orderer::{BroadcastResponse, DeliverResponse};
 use medledger_proto::protos::endorser_client::EndorserClient;
@@ -54,7 +53,7 @@ use tonic::transport::Server;
 use crate::error::{Error, Result};
 use crate::harness::Harness;
 use crate::inproc;
-use crate::net::{CHAINCODE, msp_id};
+use crate::net::{evaluate_only, msp_id};
 
 /// Ticks the driver keeps stepping after it last saw work: consensus messages still in
 /// flight once an orderer's pool is empty (a block takes a few network delays of at most 10
@@ -175,10 +174,6 @@ impl Harness {
             })
             .collect::<Result<_>>()?;
         let definitions: Arc<dyn ChaincodeDefinitions> = net.definitions.clone();
-        let evaluate_only: HashSet<String> = [canonical_function(
-            ehr_chaincode::functions::READ_RECORD.as_bytes(),
-        )]
-        .into();
         let mut gateways = Vec::with_capacity(net.topology.orgs);
         for org in 0..net.topology.orgs {
             let msp = msp_id(org);
@@ -202,7 +197,7 @@ impl Harness {
                     (definitions.clone(), net.sim.config.clone()),
                 )]
                 .into(),
-                [(CHAINCODE.to_owned(), evaluate_only.clone())].into(),
+                evaluate_only(),
             );
             let own = slots.subscribe(org, 0);
             let commits = SettledCommits {
