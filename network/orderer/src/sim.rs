@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::batch::Rejection;
 use crate::consensus::TimeoutConfig;
 use crate::node::{Action, Chain, Node, NodeConfig, Now, Target, TimerId};
 use medledger_channel::ChannelConfig;
@@ -27,7 +28,7 @@ use medledger_channel::block as blk;
 use medledger_channel::testing::TestChannel;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_proto::common::{Block, BlockData, Envelope};
+use medledger_proto::common::{Block, BlockData, Envelope, Status};
 use medledger_proto::medledger::orderer as pb;
 use pb::cluster_message::Message as M;
 use prost::Message as _;
@@ -329,24 +330,60 @@ impl Sim {
 
     /// Submits serialized envelopes to one node, as a client's Broadcast would; returns how
     /// many it accepted (0 if it is down; a censor drops its victims' envelopes unaccepted).
+    /// [`Sim::broadcast`] gives each envelope's answer.
     pub fn submit(&mut self, id: u32, envelopes: Vec<Vec<u8>>) -> usize {
-        let envelopes = self.filter_censored(id, envelopes);
-        let now = self.now();
-        let Some(node) = self.nodes.get_mut(&id) else {
-            return 0;
-        };
-        let (results, actions) = node.submit(envelopes, now);
-        self.run_actions(id, actions);
-        results.iter().filter(|r| r.is_ok()).count()
+        self.admit(id, envelopes)
+            .iter()
+            .filter(|r| matches!(r, Some(Ok(()))))
+            .count()
     }
 
-    fn filter_censored(&self, id: u32, envelopes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-        let Some(Byzantine::Censor(msp)) = self.byzantine.get(&id) else {
-            return envelopes;
-        };
-        envelopes
+    /// Submits serialized envelopes to one node as the orderer's Broadcast service does, and
+    /// returns its answer to each, in order, as Broadcast gives it (Fabric's
+    /// `BroadcastResponse` status and info): `Ok` for `SUCCESS`, else the node's
+    /// [`Rejection`] (`BAD_REQUEST`, `FORBIDDEN`, `REQUEST_ENTITY_TOO_LARGE` with the
+    /// admission check's reason; `SERVICE_UNAVAILABLE` if the node halted). A node that is
+    /// down answers `SERVICE_UNAVAILABLE` ("orderer is not running", as Broadcast when its
+    /// core is gone); a [`Byzantine::Censor`] answers `SUCCESS` to its victims and drops
+    /// their envelopes.
+    pub fn broadcast(&mut self, id: u32, envelopes: Vec<Vec<u8>>) -> Vec<Result<(), Rejection>> {
+        self.admit(id, envelopes)
             .into_iter()
-            .filter(|e| creator_msp(e).as_deref() != Some(msp.as_str()))
+            .map(|r| r.unwrap_or(Ok(())))
+            .collect()
+    }
+
+    /// Hands envelopes to node `id`: per envelope its node's answer, or `None` if a censor
+    /// dropped it unseen.
+    fn admit(&mut self, id: u32, envelopes: Vec<Vec<u8>>) -> Vec<Option<Result<(), Rejection>>> {
+        let now = self.now();
+        let censored = match self.byzantine.get(&id) {
+            Some(Byzantine::Censor(msp)) => Some(msp.clone()),
+            _ => None,
+        };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            let down = Rejection {
+                status: Status::ServiceUnavailable,
+                reason: "orderer is not running".into(),
+            };
+            return envelopes.iter().map(|_| Some(Err(down.clone()))).collect();
+        };
+        let dropped: Vec<bool> = envelopes
+            .iter()
+            .map(|e| censored.is_some() && creator_msp(e) == censored)
+            .collect();
+        let kept = envelopes
+            .into_iter()
+            .zip(&dropped)
+            .filter(|(_, d)| !**d)
+            .map(|(e, _)| e)
+            .collect();
+        let (results, actions) = node.submit(kept, now);
+        self.run_actions(id, actions);
+        let mut results = results.into_iter();
+        dropped
+            .into_iter()
+            .map(|d| if d { None } else { results.next() })
             .collect()
     }
 

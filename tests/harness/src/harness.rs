@@ -458,7 +458,9 @@ impl Harness {
     }
 
     /// Crashes peer `peer` of organization `org`: its process state (endorser, committer,
-    /// source monitor, transient store) is gone, its ledger directory stays.
+    /// source monitor, transient store) is gone, its ledger directory stays. Served
+    /// ([`Harness::serve`]), its Endorser service and, for peer 0, its organization's gateway
+    /// answer `UNAVAILABLE` until it restarts.
     ///
     /// # Errors
     /// [`Error::NoSuchPeer`] if it does not run.

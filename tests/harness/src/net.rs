@@ -166,6 +166,17 @@ fn ehr_definition(orgs: usize) -> Result<ChaincodeDefinition> {
     Ok(def)
 }
 
+/// The functions of the EHR chaincode that are only evaluated, as `network/configs/dev.yaml`'s
+/// `evaluate_only` (ADR 0023): `ReadRecord`, whose response is PHI, canonical as the peer
+/// reads the configuration. Every peer's endorser returns their responses unendorsed, and
+/// the gateways refuse to endorse them for ordering.
+pub(crate) fn evaluate_only() -> HashMap<String, HashSet<String>> {
+    let read_record = medledger_proto::invocation::canonical_function(
+        ehr_chaincode::functions::READ_RECORD.as_bytes(),
+    );
+    [(CHAINCODE.to_owned(), [read_record].into())].into()
+}
+
 /// MSP id of organization index `i` (0-based): `Org{i+1}MSP`.
 pub fn msp_id(i: usize) -> String {
     format!("Org{}MSP", i + 1)
@@ -292,12 +303,15 @@ impl Network {
             })?,
         );
         let transient = Arc::new(MemoryTransientStore::default());
-        let endorser = Arc::new(Endorser::new(
-            identity.clone(),
-            Arc::new(InProcessExecutor(ehr_chaincode::contract())),
-            transient.clone(),
-            EndorserConfig::default(),
-        ));
+        let endorser = Arc::new(
+            Endorser::new(
+                identity.clone(),
+                Arc::new(InProcessExecutor(ehr_chaincode::contract())),
+                transient.clone(),
+                EndorserConfig::default(),
+            )
+            .with_evaluate_only(evaluate_only()),
+        );
         endorser.add_channel(
             channel,
             Arc::new(PeerChannelContext::new(

@@ -4,8 +4,9 @@
 //! virtual time while there is work.
 //!
 //! The driver receives [`Command`]s: envelopes the gateways broadcast (it hands each to its
-//! orderer node, [`medledger_orderer::sim::Sim::submit`], and answers with Fabric's
-//! `BroadcastResponse`), and closures to run on the harness (faults, inspection). While there
+//! orderer node, [`medledger_orderer::sim::Sim::broadcast`], and answers with Fabric's
+//! `BroadcastResponse`: the node's status and reason, as the orderer's Broadcast service),
+//! and closures to run on the harness (faults, inspection). While there
 //! is work — envelopes queued, envelopes in an orderer's pool, a reachable peer below the
 //! orderers' height, and [`GRACE_TICKS`] after that — it steps ([`Harness::step`]); otherwise
 //! it blocks on its command channel: no sleeps, no busy loop.
@@ -17,11 +18,13 @@
 //! network of processes that is a real race; here it would make runs depend on thread
 //! timing).
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use medledger_endorser::Endorser;
 use medledger_gateway::client::Gateway;
 use medledger_gateway_server::{
     ChannelGateway, CommitSource, CommitSourceError, EndorserHandle, EventStream, GatewayConfig,
@@ -30,32 +33,39 @@ use medledger_gateway_server::{
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::sim::CHANNEL;
+use medledger_peer::committer::Committer;
 use medledger_peer::definitions::ChaincodeDefinitions;
 use medledger_peer::node::DefinitionPolicies;
 use medledger_peer::node::commits::LedgerCommits;
 use medledger_proto::TxId;
 use medledger_proto::common::{Envelope, Status as FabricStatus};
-use medledger_proto::invocation::canonical_function;
 use medledger_proto::orderer::atomic_broadcast_server::{AtomicBroadcast, AtomicBroadcastServer};
 use medledger_proto::orderer::{BroadcastResponse, DeliverResponse};
-use medledger_proto::protos::TxValidationCode;
+use medledger_proto::protos::endorser_client::EndorserClient;
+use medledger_proto::protos::endorser_server::{Endorser as EndorserRpc, EndorserServer};
+use medledger_proto::protos::{ProposalResponse, SignedProposal, TxValidationCode};
 use prost::Message;
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
 use crate::error::{Error, Result};
 use crate::harness::Harness;
 use crate::inproc;
-use crate::net::{CHAINCODE, msp_id};
+use crate::net::{evaluate_only, msp_id};
 
 /// Ticks the driver keeps stepping after it last saw work: consensus messages still in
 /// flight once an orderer's pool is empty (a block takes a few network delays of at most 10
 /// virtual ms each to decide).
 pub const GRACE_TICKS: u32 = 30;
 
-/// A closure run on the harness by the driver thread.
-type Job = Box<dyn FnOnce(&mut Harness) + Send>;
+/// A closure run on the harness by the driver thread; it returns how to answer its caller,
+/// which the driver does once the servers see the peers that run after it.
+type Job = Box<dyn FnOnce(&mut Harness) -> Answer + Send>;
+
+/// Answers a [`Job`]'s caller.
+type Answer = Box<dyn FnOnce() + Send>;
 
 /// What the driver thread is asked to do.
 enum Command {
@@ -83,6 +93,14 @@ pub struct Served {
     runtime: Option<tokio::runtime::Runtime>,
     /// Per organization index, a channel to its gateway (the gateway of its peer 0).
     gateways: Vec<tonic::transport::Channel>,
+    /// Per (organization, peer), its Endorser service.
+    endorsers: BTreeMap<(usize, usize), Endpoint>,
+}
+
+/// A peer's Endorser service in process: a channel to it, and how many proposals it received.
+struct Endpoint {
+    channel: tonic::transport::Channel,
+    received: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Served {
@@ -94,17 +112,22 @@ impl std::fmt::Debug for Served {
 }
 
 impl Harness {
-    /// Serves the network to async clients (see the module doc): per organization the real
-    /// `GatewayService` of its peer 0 (every running peer's endorser as
-    /// `EndorserHandle::Local`, the peer's `DefinitionPolicies` with the EHR chaincode's
+    /// Serves the network to async clients (see the module doc): every peer's Endorser
+    /// service in process (its endorser while it runs, `UNAVAILABLE` while it is down), per
+    /// organization the real `GatewayService` of its peer 0 (every peer's Endorser service
+    /// as `EndorserHandle::Remote`, the peer's `DefinitionPolicies` with the EHR chaincode's
     /// `ReadRecord` evaluate-only as in `network/configs/dev.yaml`, the peer's
-    /// `LedgerCommits` over peer 0's committer), every orderer behind an in-process
-    /// `AtomicBroadcast`; a driver thread owns the harness from now on.
+    /// `LedgerCommits` over peer 0's committer; `UNAVAILABLE` while peer 0 is down), every
+    /// orderer behind an in-process `AtomicBroadcast`; a driver thread owns the harness from
+    /// now on.
     ///
-    /// Faults stay scriptable through [`Served::with`] (e.g. `crash_orderer` /
-    /// `restart_orderer`, `partition_org`, Deliver faults). Not while served: crashing or
-    /// restarting a peer (its gateway keeps the endorser, and so the ledger, it was built
-    /// with) and `delay_chaincode` (it delays the harness's own submissions only).
+    /// Faults stay scriptable through [`Served::with`] (e.g. `crash_peer` / `restart_peer`,
+    /// `crash_orderer` / `restart_orderer`, `partition_org`, Deliver faults): after each
+    /// closure the driver hands the servers the peers that run now. A restart reopens the
+    /// peer's ledger, which fails (RocksDB's lock) while a request the crashed peer was
+    /// serving still holds it: a chaincode events stream of its gateway (a commit status
+    /// wait ends with `UNAVAILABLE` when its peer crashes). Not while served:
+    /// `delay_chaincode` (it delays the harness's own submissions only).
     ///
     /// # Errors
     /// [`Error::Setup`] if the runtime or the driver thread cannot be started;
@@ -133,21 +156,33 @@ impl Harness {
                 Ok(OrdererEndpoint { address, channel })
             })
             .collect::<Result<Vec<_>>>()?;
+        let slots = Arc::new(Slots::of(net));
+        let endorsers: BTreeMap<(usize, usize), Endpoint> = slots
+            .0
+            .iter()
+            .map(|(&(org, index), slot)| {
+                let address = peer_address(org, index);
+                let received = Arc::new(AtomicU64::new(0));
+                let facade = PeerEndorser {
+                    address: address.clone(),
+                    slot: slot.subscribe(),
+                    received: received.clone(),
+                };
+                let router = Server::builder().add_service(EndorserServer::new(facade));
+                let channel = inproc::serve(runtime.handle(), router, &address)?;
+                Ok(((org, index), Endpoint { channel, received }))
+            })
+            .collect::<Result<_>>()?;
         let definitions: Arc<dyn ChaincodeDefinitions> = net.definitions.clone();
-        let evaluate_only: HashSet<String> = [canonical_function(
-            ehr_chaincode::functions::READ_RECORD.as_bytes(),
-        )]
-        .into();
         let mut gateways = Vec::with_capacity(net.topology.orgs);
         for org in 0..net.topology.orgs {
             let msp = msp_id(org);
-            let mut peers: Vec<PeerEndpoint> = net
-                .peers
+            let mut peers: Vec<PeerEndpoint> = endorsers
                 .iter()
-                .map(|p| PeerEndpoint {
-                    msp_id: p.msp_id.clone(),
-                    address: format!("peer{}.org{}.example.com", p.index, p.org + 1),
-                    endorser: EndorserHandle::Local(p.endorser.clone()),
+                .map(|(&(org, index), endpoint)| PeerEndpoint {
+                    msp_id: msp_id(org),
+                    address: peer_address(org, index),
+                    endorser: EndorserHandle::Remote(EndorserClient::new(endpoint.channel.clone())),
                 })
                 .collect();
             peers.sort_by_key(|p| p.msp_id != msp);
@@ -162,11 +197,11 @@ impl Harness {
                     (definitions.clone(), net.sim.config.clone()),
                 )]
                 .into(),
-                [(CHAINCODE.to_owned(), evaluate_only.clone())].into(),
+                evaluate_only(),
             );
-            let own = net.peers.iter().filter(|p| p.org == org).take(1);
+            let own = slots.subscribe(org, 0);
             let commits = SettledCommits {
-                ledger: LedgerCommits::new(own.map(|p| p.committer.clone())),
+                peer: own.clone(),
                 settled: settled.clone(),
             };
             let service = GatewayService::new(
@@ -176,8 +211,18 @@ impl Harness {
                 Arc::new(commits),
                 GatewayConfig::default(),
             );
-            let router = Server::builder().add_service(service.into_service());
-            let address = format!("peer0.org{}.example.com", org + 1);
+            // The gateway runs in its peer: while the peer is down it answers UNAVAILABLE, as
+            // a peer process that is gone (no connection).
+            let address = peer_address(org, 0);
+            let down = format!("{address} is down");
+            let service = InterceptedService::new(service.into_service(), move |r| {
+                if own.borrow().is_some() {
+                    Ok(r)
+                } else {
+                    Err(tonic::Status::unavailable(down.clone()))
+                }
+            });
+            let router = Server::builder().add_service(service);
             gateways.push(inproc::serve(runtime.handle(), router, &address)?);
         }
         let failure = Arc::new(Mutex::new(None));
@@ -185,7 +230,12 @@ impl Harness {
             let failure = failure.clone();
             std::thread::Builder::new()
                 .name("harness-driver".into())
-                .spawn(move || drive(self, &inbox, &settled_tx, &failure))?
+                .spawn(move || {
+                    drive(self, &slots, &inbox, &settled_tx, &failure);
+                    // The peers' endorsers and committers (their ledgers) close here, not on
+                    // the servers' threads when the runtime is dropped.
+                    slots.clear();
+                })?
         };
         Ok(Served {
             commands: Some(commands),
@@ -193,6 +243,7 @@ impl Harness {
             failure,
             runtime: Some(runtime),
             gateways,
+            endorsers,
         })
     }
 }
@@ -215,6 +266,29 @@ impl Served {
         self.gateways[org].clone()
     }
 
+    /// The in-process gRPC channel to peer `peer` of organization `org`'s Endorser service
+    /// (`protos.Endorser`, as a client that calls `ProcessProposal` itself; the gateways reach
+    /// every peer's endorser through it). `UNAVAILABLE` while the peer is down.
+    ///
+    /// # Panics
+    /// If the topology has no such peer (a test's mistake).
+    pub fn endorser(&self, org: usize, peer: usize) -> tonic::transport::Channel {
+        self.endorsers[&(org, peer)].channel.clone()
+    }
+
+    /// How many proposals peer `peer` of organization `org`'s Endorser service received while
+    /// it ran (from gateways and direct callers; as a peer's
+    /// `endorser_proposal_duration_seconds` count). The harness's own
+    /// [`Harness::submit`] calls the endorser directly and is not counted.
+    ///
+    /// # Panics
+    /// If the topology has no such peer (a test's mistake).
+    pub fn proposals(&self, org: usize, peer: usize) -> u64 {
+        self.endorsers[&(org, peer)]
+            .received
+            .load(Ordering::Relaxed)
+    }
+
     /// Runs `f` on the harness in the driver thread, between two ticks, and returns what it
     /// returns (blocks the calling thread that long).
     ///
@@ -226,7 +300,10 @@ impl Served {
     ) -> Result<R> {
         let (reply, answer) = mpsc::channel();
         let job: Job = Box::new(move |h| {
-            let _ = reply.send(f(h));
+            let result = f(h);
+            Box::new(move || {
+                let _ = reply.send(result);
+            })
         });
         self.commands
             .as_ref()
@@ -323,6 +400,7 @@ impl Drop for Served {
 /// `failure`).
 fn drive(
     mut harness: Harness,
+    slots: &Slots,
     inbox: &Receiver<Command>,
     settled: &watch::Sender<u64>,
     failure: &Mutex<Option<String>>,
@@ -334,7 +412,7 @@ fn drive(
             match inbox.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
                 Ok(command) => {
-                    apply(&mut harness, command);
+                    apply(&mut harness, slots, command);
                     grace = GRACE_TICKS;
                 }
                 Err(TryRecvError::Empty) => break,
@@ -347,7 +425,7 @@ fn drive(
             match inbox.recv() {
                 Ok(Command::Stop) | Err(_) => return,
                 Ok(command) => {
-                    apply(&mut harness, command);
+                    apply(&mut harness, slots, command);
                     grace = GRACE_TICKS;
                 }
             }
@@ -363,37 +441,45 @@ fn drive(
     }
 }
 
-/// Applies one command to the harness.
-fn apply(harness: &mut Harness, command: Command) {
+/// Applies one command to the harness (after a closure, the servers are handed the peers
+/// that run now, before its caller is answered).
+fn apply(harness: &mut Harness, slots: &Slots, command: Command) {
     match command {
         Command::Stop => {}
-        Command::Run(job) => job(harness),
+        Command::Run(job) => {
+            let answer = job(harness);
+            slots.sync(harness);
+            answer();
+        }
         Command::Broadcast {
             orderer,
             envelope,
             reply,
         } => {
             let sim = &mut harness.network_mut().sim;
-            let (status, info) = if sim.submit(orderer, vec![envelope]) == 1 {
-                (FabricStatus::Success, String::new())
-            } else if !sim.is_up(orderer) {
-                (FabricStatus::ServiceUnavailable, "orderer is down".into())
-            } else {
-                (
-                    FabricStatus::BadRequest,
-                    "orderer refused the envelope".into(),
-                )
+            let answer = sim.broadcast(orderer, vec![envelope]).pop();
+            let response = match answer {
+                Some(Ok(())) => BroadcastResponse {
+                    status: FabricStatus::Success as i32,
+                    info: String::new(),
+                },
+                Some(Err(rejection)) => BroadcastResponse {
+                    status: rejection.status as i32,
+                    info: rejection.reason,
+                },
+                None => BroadcastResponse {
+                    status: FabricStatus::InternalServerError as i32,
+                    info: "the orderer gave no answer".into(),
+                },
             };
-            let _ = reply.send(BroadcastResponse {
-                status: status as i32,
-                info,
-            });
+            let _ = reply.send(response);
         }
     }
 }
 
 /// Orderer `orderer`'s `AtomicBroadcast` in process: Broadcast hands each envelope to the
-/// driver and answers what the orderer node said; Deliver is not served (the harness's peers
+/// driver and answers what the orderer node said (`SUCCESS`, or its refusal's status and
+/// reason; `SERVICE_UNAVAILABLE` while it is down); Deliver is not served (the harness's peers
 /// pull from the orderers' stores, [`crate::net::Network::pull_all`]).
 struct Broadcast {
     orderer: u32,
@@ -444,12 +530,139 @@ impl AtomicBroadcast for Broadcast {
     }
 }
 
-/// The gateway's commit source: its peer's [`LedgerCommits`], answering a commit status once
-/// every running peer not cut off holds the block too (see the module doc).
+/// What the servers see of a peer while it runs: its endorser and committer (the driver
+/// replaces them when it restarts).
+#[derive(Clone)]
+struct Running {
+    endorser: Arc<Endorser>,
+    committer: Arc<Committer>,
+}
+
+/// Every peer of the topology's slot: `Some` while it runs. The servers take a peer's
+/// endorser or committer from its slot at each request and drop it after, so that a crashed
+/// peer's ledger is closed and can be reopened by its restart.
+struct Slots(BTreeMap<(usize, usize), watch::Sender<Option<Running>>>);
+
+impl Slots {
+    /// The slots of every peer of `net`'s topology, filled for those that run.
+    fn of(net: &crate::net::Network) -> Self {
+        let mut slots = BTreeMap::new();
+        for org in 0..net.topology.orgs {
+            for index in 0..net.topology.peers_per_org {
+                slots.insert((org, index), watch::channel(None).0);
+            }
+        }
+        let slots = Slots(slots);
+        slots.sync_network(net);
+        slots
+    }
+
+    /// A receiver of peer `index` of organization `org`'s slot.
+    ///
+    /// # Panics
+    /// If the topology has no such peer (the harness's own mistake).
+    fn subscribe(&self, org: usize, index: usize) -> watch::Receiver<Option<Running>> {
+        self.0[&(org, index)].subscribe()
+    }
+
+    /// Empties every slot (the network is gone).
+    fn clear(&self) {
+        for slot in self.0.values() {
+            slot.send_replace(None);
+        }
+    }
+
+    /// Brings the slots in line with the peers running now (after a command that may have
+    /// crashed or restarted some).
+    fn sync(&self, harness: &Harness) {
+        self.sync_network(harness.network());
+    }
+
+    fn sync_network(&self, net: &crate::net::Network) {
+        for (&(org, index), slot) in &self.0 {
+            let running = net.peers.iter().find(|p| p.org == org && p.index == index);
+            let same = match (&*slot.borrow(), running) {
+                (Some(r), Some(p)) => Arc::ptr_eq(&r.committer, &p.committer),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                slot.send_replace(running.map(|p| Running {
+                    endorser: p.endorser.clone(),
+                    committer: p.committer.clone(),
+                }));
+            }
+        }
+    }
+}
+
+/// `peer{index}.org{org + 1}.example.com`, as the dev network names peers.
+fn peer_address(org: usize, index: usize) -> String {
+    format!("peer{index}.org{}.example.com", org + 1)
+}
+
+/// A peer's `protos.Endorser` in process: its endorser while it runs, `UNAVAILABLE` while it
+/// is down (as a peer process that is gone).
+struct PeerEndorser {
+    address: String,
+    slot: watch::Receiver<Option<Running>>,
+    /// Proposals given to the running peer's endorser.
+    received: Arc<AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl EndorserRpc for PeerEndorser {
+    async fn process_proposal(
+        &self,
+        request: tonic::Request<SignedProposal>,
+    ) -> std::result::Result<tonic::Response<ProposalResponse>, tonic::Status> {
+        let endorser = self.slot.borrow().as_ref().map(|r| r.endorser.clone());
+        match endorser {
+            Some(endorser) => {
+                self.received.fetch_add(1, Ordering::Relaxed);
+                Ok(tonic::Response::new(
+                    endorser.process_proposal(request.into_inner()).await,
+                ))
+            }
+            None => Err(tonic::Status::unavailable(format!(
+                "{} is down",
+                self.address
+            ))),
+        }
+    }
+}
+
+/// Resolves once the peer of `slot` is down (or its slot is gone).
+async fn crashed(mut slot: watch::Receiver<Option<Running>>) {
+    loop {
+        if slot.borrow_and_update().is_none() {
+            return;
+        }
+        if slot.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The gateway's commit source: its peer's [`LedgerCommits`] (taken from the peer's slot at
+/// each request), answering a commit status once every running peer not cut off holds the
+/// block too (see the module doc); `UNAVAILABLE` ([`CommitSourceError::ShuttingDown`]) if its
+/// peer is down or crashes meanwhile.
 struct SettledCommits {
-    ledger: LedgerCommits,
+    /// The gateway's own peer.
+    peer: watch::Receiver<Option<Running>>,
     /// The lowest height of the running peers not cut off, after each driver step.
     settled: watch::Receiver<u64>,
+}
+
+impl SettledCommits {
+    /// The commits of the gateway's peer, if it runs.
+    fn ledger(&self) -> std::result::Result<LedgerCommits, CommitSourceError> {
+        let committer = self.peer.borrow().as_ref().map(|r| r.committer.clone());
+        committer
+            .map(|c| LedgerCommits::new([c]))
+            .ok_or(CommitSourceError::ShuttingDown)
+    }
 }
 
 #[tonic::async_trait]
@@ -459,7 +672,12 @@ impl CommitSource for SettledCommits {
         channel: &str,
         tx_id: &TxId,
     ) -> std::result::Result<(TxValidationCode, u64), CommitSourceError> {
-        let (code, block) = self.ledger.wait_for_commit(channel, tx_id).await?;
+        let ledger = self.ledger()?;
+        let (code, block) = tokio::select! {
+            found = ledger.wait_for_commit(channel, tx_id) => found?,
+            () = crashed(self.peer.clone()) => return Err(CommitSourceError::ShuttingDown),
+        };
+        drop(ledger);
         self.settled
             .clone()
             .wait_for(|height| *height > block)
@@ -474,7 +692,7 @@ impl CommitSource for SettledCommits {
         chaincode: &str,
         start: Option<u64>,
     ) -> std::result::Result<EventStream, CommitSourceError> {
-        self.ledger
+        self.ledger()?
             .chaincode_events(channel, chaincode, start)
             .await
     }

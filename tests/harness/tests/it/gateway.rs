@@ -1,10 +1,13 @@
 //! The harness served ([`Harness::serve`]): clients of the gateway SDK submit through each
 //! organization's real Gateway service to the BFT orderers in process; every peer commits,
-//! also while an orderer is down.
+//! also while an orderer is down, and a peer crashed while served catches up after its
+//! restart.
 
+use medledger_gateway::GatewayError;
 use medledger_gateway::client::Contract;
 use medledger_harness::{Harness, Served, TICK_MS};
 use medledger_proto::protos::TxValidationCode;
+use tonic::Code;
 
 /// The EHR contract of organization `org`'s registrar, through its gateway.
 fn registrar(net: &Served, org: usize) -> Contract {
@@ -120,6 +123,71 @@ async fn an_orderer_crashed_while_served_is_tolerated_and_restarts() {
         heights.iter().all(|x| *x == heights[0]),
         "{heights:?} (SEED={seed})"
     );
+    assert_identical(&net, tx_ids);
+    net.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_crashed_while_served_are_unavailable_then_catch_up_after_a_restart() {
+    let net = Harness::builder()
+        .orgs(2)
+        .peers_per_org(2)
+        .build()
+        .unwrap()
+        .serve()
+        .unwrap();
+    let contracts: Vec<Contract> = (0..2).map(|org| registrar(&net, org)).collect();
+    let mut tx_ids = register(&contracts, 0, 4).await;
+    // Org1's second peer and Org2's first peer (the one its gateway runs in) go down.
+    net.with(|h| {
+        h.crash_peer(0, 1).unwrap();
+        h.crash_peer(1, 0).unwrap();
+    })
+    .unwrap();
+    // Org2's gateway is down with its peer: UNAVAILABLE, as a peer process that is gone.
+    let err = contracts[1]
+        .new_proposal("RegisterPatient")
+        .args(&[&format!("p_{:032x}", 100)])
+        .build()
+        .unwrap()
+        .endorse()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, GatewayError::Status { code: Code::Unavailable, message, .. }
+            if message == "peer0.org2.example.com is down"),
+        "{err:?}"
+    );
+    // Org1's gateway still serves: its own peer and Org2's second peer endorse, the peers
+    // that run commit.
+    tx_ids.extend(register(&contracts[..1], 4, 8).await);
+    let behind = net
+        .with(|h| {
+            (
+                h.ledger(0, 0).unwrap().height(),
+                h.peer_dir(0, 1).is_err() && h.peer_dir(1, 0).is_err(),
+            )
+        })
+        .unwrap();
+    assert!(behind.1, "the crashed peers do not run");
+    net.with(|h| {
+        h.restart_peer(0, 1).unwrap();
+        h.restart_peer(1, 0).unwrap();
+    })
+    .unwrap();
+    // Restarted, they catch up (a commit status is answered once every running peer holds
+    // the block) and Org2's gateway serves again.
+    tx_ids.extend(register(&contracts, 8, 12).await);
+    let heights = net
+        .with(|h| {
+            h.peers()
+                .into_iter()
+                .map(|(org, peer)| h.ledger(org, peer).unwrap().height())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert_eq!(heights.len(), 4);
+    assert!(heights.iter().all(|x| *x > behind.0), "{heights:?}");
     assert_identical(&net, tx_ids);
     net.stop().unwrap();
 }

@@ -9,3 +9,4 @@ mod consistency;
 mod determinism;
 mod faults;
 mod gateway;
+mod refusals;

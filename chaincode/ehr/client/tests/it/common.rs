@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use ehr_client::EhrClient;
+use ehr_chaincode::ids::PseudonymKey;
+use ehr_client::bundle::{PatientBundle, bundle_files, read_bundle};
+use ehr_client::{EhrClient, ImportOptions, import};
 use medledger_harness::Served;
 use medledger_msp::identity::SigningIdentity;
 
@@ -19,4 +21,54 @@ pub(crate) fn sample_dir() -> PathBuf {
 /// custodian; 1: Org2, the lab).
 pub(crate) fn client(net: &Served, org: usize, identity: SigningIdentity) -> EhrClient {
     EhrClient::new(net.gateway(org, identity).network(CHANNEL).contract("ehr"))
+}
+
+/// What [`dev_network`] set up: Org1's admin client, Org1's pseudonym key, the imported
+/// bundle.
+pub(crate) struct DevNetwork {
+    /// `org1-admin` (NodeOU admin, `ehr.role=admin`) through Org1's gateway.
+    pub(crate) admin: EhrClient,
+    /// Org1's pseudonym key (ADR 0031): the ledger ids of the imported patient and records.
+    pub(crate) key: PseudonymKey,
+    /// The first sample Synthea bundle, imported by Org1's admin.
+    pub(crate) bundle: PatientBundle,
+}
+
+/// Sets `net` (Org1 and Org2) up as `network up` and `ehr import` do a dev network: both
+/// organizations' MSP admins (the dev network's `org1-admin`, `org2-admin`) found the EHR
+/// governance, each approving the other's break-glass authority (ADR 0029); Org1 sets its
+/// pseudonym key and imports the first sample Synthea bundle (`ehr_client::import`, the library
+/// under `medledger ehr import`), every resource created.
+pub(crate) async fn dev_network(net: &Served) -> DevNetwork {
+    let admin = client(
+        net,
+        0,
+        net.admin(0, "org1-admin", &[("ehr.role", "admin")])
+            .unwrap(),
+    );
+    let org2_admin = client(
+        net,
+        1,
+        net.admin(1, "org2-admin", &[("ehr.role", "admin")])
+            .unwrap(),
+    );
+    let seeded = ehr_client::seed_governance(&[admin.clone(), org2_admin])
+        .await
+        .unwrap();
+    assert_eq!(seeded, ehr_client::Seeded::Founded);
+    let key = PseudonymKey::from_bytes(&[0x51; 32]).unwrap();
+    assert!(admin.set_pseudonym_key(&key).await.unwrap().set);
+    let file = bundle_files(&[sample_dir()]).unwrap().remove(0);
+    let bundle = read_bundle(&std::fs::read(&file).unwrap()).unwrap();
+    let summary = import(
+        &admin,
+        std::slice::from_ref(&file),
+        &ImportOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert!(summary.is_complete(), "{summary}");
+    assert_eq!(summary.resources_created, bundle.resources.len() as u64);
+    DevNetwork { admin, key, bundle }
 }

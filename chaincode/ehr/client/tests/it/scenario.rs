@@ -18,13 +18,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ehr_chaincode::ids::{Grantee, PseudonymKey, RecordId, record_key};
+use ehr_chaincode::ids::{Grantee, RecordId, record_key};
 use ehr_chaincode::model::{EmergencyReason, Purpose};
-use ehr_client::bundle::{bundle_files, read_bundle};
-use ehr_client::{ConsentGrant, EhrClient, EhrClientError, ImportOptions, import};
+use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_harness::Harness;
 
-use crate::common::{client, sample_dir};
+use crate::common::{DevNetwork, client, dev_network};
 
 /// Org1's gateway (the custodian), Org2's gateway (the lab).
 const ORG1: usize = 0;
@@ -101,38 +100,9 @@ async fn consent_state_machine_break_glass_erasure_and_privacy() {
     let net = Harness::builder().orgs(2).build().unwrap().serve().unwrap();
     // The dev network's identities (`network/devnet`'s identities.yaml): `org1-admin`,
     // `org2-doctor`, `org2-emergency` (`ehr.emergency`), the patient naming its ledger id.
-    let admin = client(
-        &net,
-        ORG1,
-        net.admin(ORG1, "org1-admin", &[("ehr.role", "admin")])
-            .unwrap(),
-    );
     // As `network up`: both organizations' MSP admins found the EHR governance, each
-    // approving the other's break-glass authority (ADR 0029).
-    let org2_admin = client(
-        &net,
-        ORG2,
-        net.admin(ORG2, "org2-admin", &[("ehr.role", "admin")])
-            .unwrap(),
-    );
-    let seeded = ehr_client::seed_governance(&[admin.clone(), org2_admin])
-        .await
-        .unwrap();
-    assert_eq!(seeded, ehr_client::Seeded::Founded);
-    let key = PseudonymKey::from_bytes(&[0x51; 32]).unwrap();
-    assert!(admin.set_pseudonym_key(&key).await.unwrap().set);
-    let file = bundle_files(&[sample_dir()]).unwrap().remove(0);
-    let bundle = read_bundle(&std::fs::read(&file).unwrap()).unwrap();
-    let summary = import(
-        &admin,
-        std::slice::from_ref(&file),
-        &ImportOptions::default(),
-        &|_| {},
-    )
-    .await
-    .unwrap();
-    assert!(summary.is_complete(), "{summary}");
-    assert_eq!(summary.resources_created, bundle.resources.len() as u64);
+    // approving the other's break-glass authority (ADR 0029); Org1 imports a patient.
+    let DevNetwork { admin, key, bundle } = dev_network(&net).await;
 
     // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
     let clear = bundle.patient_id.clone();
