@@ -58,8 +58,10 @@ impl ParsedEnvelope {
 /// alone: prost decodes the payload (field 1 of `common.Envelope`, bytes on the wire) as a
 /// message holding only its `common.Header` (field 1 of `common.Payload`) and skips the data
 /// and the signature without copying them, so this costs the same for a 10 MiB envelope as
-/// for a small one. `None` if the headers do not decode as [`parse`] decodes them. For
-/// envelope bytes that decode and that [`parse`] accepts, they are [`parse`]'s headers.
+/// for a small one. `None` if the headers do not decode as [`parse`] decodes them. When the
+/// payload field occurs once they are [`parse`]'s headers; when it occurs more than once
+/// they may differ (prost keeps the last copy of a bytes field but merges the copies of a
+/// message field), and orderers refuse such an envelope at admission.
 pub fn headers_of(envelope: &[u8]) -> Option<(ChannelHeader, SignatureHeader)> {
     /// `common.Envelope` with its payload read as [`PayloadHeaderOnly`].
     #[derive(Clone, PartialEq, prost::Message)]

@@ -513,6 +513,20 @@ fn judge(
             }
         }
     };
+    // Orderers read block entries' tx ids and header types from the headers alone
+    // (`envelope::headers_of`: no copy of the data); an encoding on which that reading and the
+    // full decoding disagree (a payload field given twice: prost keeps the last bytes but
+    // merges messages) would be ordered under one tx id and pruned under another.
+    if envelope::headers_of(bytes).is_none_or(|(channel_header, signature_header)| {
+        channel_header != checked.parsed.channel_header
+            || signature_header != checked.parsed.signature_header
+    }) {
+        return Err(reject(
+            Status::BadRequest,
+            "envelope headers are encoded ambiguously (a payload field given more than once)",
+        )
+        .into());
+    }
     if !config.evaluate("Writers", &[checked.creator.signer()]) {
         return Err(reject(
             Status::Forbidden,
@@ -975,15 +989,19 @@ impl Pool {
         }
     }
 
-    /// Keeps only the pending envelopes for which `keep(bytes)` holds (after a configuration
-    /// change, those still admissible); returns how many were dropped.
-    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
-        let drop: Vec<String> = self
-            .by_seq
-            .values()
-            .filter(|p| !keep(&p.bytes))
-            .map(|p| p.admitted.tx_id.clone())
-            .collect();
+    /// Judges every pending envelope again (after a configuration change): keeps those
+    /// `judge(bytes)` admits, with that admission (its identities' validity span under the new
+    /// configuration), and drops the others; returns how many were dropped.
+    pub fn rejudge(&mut self, mut judge: impl FnMut(&[u8]) -> Option<Admitted>) -> usize {
+        let mut drop = Vec::new();
+        for p in self.by_seq.values_mut() {
+            match judge(&p.bytes) {
+                // The same bytes: the same tx id, hash, submitter and organization; what a
+                // new configuration may change is the span its identities are valid in.
+                Some(a) if a.tx_id == p.admitted.tx_id => p.admitted = a,
+                _ => drop.push(p.admitted.tx_id.clone()),
+            }
+        }
         self.remove_txs(drop.iter().map(String::as_str));
         drop.len()
     }
@@ -2122,6 +2140,49 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_whose_payload_field_is_given_twice_is_refused() {
+        // Security review of the header-only reading (High): prost keeps the last copy of a
+        // bytes field but merges copies of a message field, so with a junk payload field in
+        // front the full decoding (and the signature) saw the envelope while the header-only
+        // reading of block entries saw nothing: ordered, never pruned from the pools, ordered
+        // again in every block; a config update so wrapped was never applied by orderers.
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let env = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let mut wrapped = vec![0x0a, 0x02, 0x08, 0x01];
+        wrapped.extend_from_slice(&env);
+        assert!(envelope::parse(&Envelope::decode(wrapped.as_slice()).unwrap()).is_ok());
+        let refused = admit(&config, &wrapped, SystemTime::now()).unwrap_err();
+        assert_eq!(refused.status, Status::BadRequest, "{refused:?}");
+        assert!(admit(&config, &env, SystemTime::now()).is_ok());
+    }
+
+    #[test]
+    fn a_pooled_admission_is_re_judged_under_a_new_configuration_with_its_new_span() {
+        // Security review (Medium): after a configuration change the pool kept each entry's
+        // old admission, whose validity span a new configuration (a re-issued intermediate
+        // that expires earlier, say) can narrow; the fast path then trusted the old span.
+        let (mut ch, config) = channel(batch(10, 1 << 20, 1 << 20));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let env = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let now = SystemTime::now();
+        let a = admit(&config, &env, now).unwrap();
+        let mut pool = Pool::default();
+        assert!(pool.insert(env.clone(), a.clone(), Instant::now()));
+        let narrowed = Admitted {
+            valid: Validity {
+                not_before: a.valid.not_before,
+                not_after: medledger_msp::msp::unix_seconds(now) + 60,
+            },
+            ..a.clone()
+        };
+        assert_eq!(pool.rejudge(|_| Some(narrowed.clone())), 0);
+        assert_eq!(pool.admitted(&a.hash), Some(&narrowed));
+        assert_eq!(pool.rejudge(|_| None), 1);
+        assert!(pool.is_empty());
+    }
+
+    #[test]
     fn orderers_that_admitted_an_envelope_and_orderers_that_did_not_agree_after_its_creators_expiry()
      {
         // Open point 1 of issue 14: an orderer that admitted an envelope took its cached
@@ -2302,7 +2363,7 @@ mod tests {
         proto.sequence += 1;
         proto.batch = Some(batch(10, 4000, 4000));
         let next = ChannelConfig::from_proto(proto).unwrap();
-        assert_eq!(pool.retain(|e| readmit(&next, e, now).is_ok()), 1);
+        assert_eq!(pool.rejudge(|e| readmit(&next, e, now).ok()), 1);
         assert_eq!(pool.len(), 1);
         // Every check but the signatures runs (the creator at the time judged)...
         let later = now + Duration::from_secs(200 * 365 * 24 * 3600);
@@ -2413,7 +2474,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            pool.retain(|e| admit(&applied, e, now).is_ok()),
+            pool.rejudge(|e| admit(&applied, e, now).ok()),
             1,
             "the stale update is dropped"
         );

@@ -17,8 +17,8 @@ pub const MMAP_THRESHOLD_BYTES: usize = 4 << 20;
 
 /// Fixes glibc's `malloc` mapping threshold at [`MMAP_THRESHOLD_BYTES`] for the whole process
 /// (`mallopt(M_MMAP_THRESHOLD)`, which also turns its dynamic adjustment off), so that large
-/// buffers freed by an orderer go back to the system. Call it once at start, before the
-/// orderer's threads allocate; `medledger orderer start` does. Returns whether the setting
+/// buffers freed by an orderer go back to the system. Call it once at start (it applies to
+/// allocations made after it); `medledger orderer start` does. Returns whether the setting
 /// took effect: `false` with a C library other than glibc, where nothing is changed.
 pub fn return_large_buffers_to_the_system() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

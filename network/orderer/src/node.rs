@@ -491,6 +491,12 @@ impl Node {
                 .restart_from_wal(height, &records)
                 .map_err(crate::Error::from)?;
             for (header, envelopes) in bodies {
+                // `on_decided` builds the block with the header's data hash: a body read
+                // back must match it (a fresh proposal is checked by `batch::validate`).
+                if blk::entries_hash(&envelopes) != header.data_hash {
+                    tracing::warn!(target: "orderer::consensus", consenter = me, height, "a value in the write-ahead log does not match its data hash; left out");
+                    continue;
+                }
                 node.bodies
                     .insert(header.hash(), (header, Arc::new(envelopes)));
             }
@@ -537,7 +543,7 @@ impl Node {
                 // configuration): what the new configuration changes is validity and policy.
                 let dropped = self
                     .pool
-                    .retain(|e| batch::readmit(&config, e, now.wall).is_ok());
+                    .rejudge(|e| batch::readmit(&config, e, now.wall).ok());
                 tracing::info!(target: "orderer::consensus", consenter = self.me, block = number, sequence = config.sequence(), dropped, "channel configuration updated");
                 self.config = config;
             }

@@ -80,7 +80,8 @@ impl Verifier {
             match tokio::task::spawn_blocking(move || check(&verdicts, &config, bytes)).await {
                 Ok(c) => checked.push(c),
                 Err(e) => {
-                    tracing::error!(target: "orderer::broadcast", size, error = %e, "checking an envelope failed inside the orderer");
+                    // The panic's message is not logged: it could quote the envelope.
+                    tracing::error!(target: "orderer::broadcast", size, panicked = e.is_panic(), "checking an envelope failed inside the orderer");
                     checked.push(Checked {
                         bytes: Vec::new(),
                         result: Err(batch::Rejection {
