@@ -52,6 +52,23 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// The Broadcast answer for one envelope's verdict, as Fabric's `orderer.BroadcastResponse`:
+/// `SUCCESS` with no info, or the refusal's status and reason.
+pub fn broadcast_response(
+    verdict: Result<(), Rejection>,
+) -> medledger_proto::orderer::BroadcastResponse {
+    match verdict {
+        Ok(()) => medledger_proto::orderer::BroadcastResponse {
+            status: Status::Success as i32,
+            info: String::new(),
+        },
+        Err(r) => medledger_proto::orderer::BroadcastResponse {
+            status: r.status as i32,
+            info: r.reason,
+        },
+    }
+}
+
 /// A [`Rejection`] whose reason is cut to [`MAX_REASON_BYTES`].
 fn reject(status: Status, reason: impl Into<String>) -> Rejection {
     let reason = reason.into();

@@ -459,14 +459,7 @@ fn apply(harness: &mut Harness, slots: &Slots, command: Command) {
             let sim = &mut harness.network_mut().sim;
             let answer = sim.broadcast(orderer, vec![envelope]).pop();
             let response = match answer {
-                Some(Ok(())) => BroadcastResponse {
-                    status: FabricStatus::Success as i32,
-                    info: String::new(),
-                },
-                Some(Err(rejection)) => BroadcastResponse {
-                    status: rejection.status as i32,
-                    info: rejection.reason,
-                },
+                Some(verdict) => medledger_orderer::batch::broadcast_response(verdict),
                 None => BroadcastResponse {
                     status: FabricStatus::InternalServerError as i32,
                     info: "the orderer gave no answer".into(),

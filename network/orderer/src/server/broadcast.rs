@@ -32,14 +32,7 @@ pub(super) fn service(
 
 fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
     match r {
-        Some(Ok(())) => BroadcastResponse {
-            status: FabricStatus::Success as i32,
-            info: String::new(),
-        },
-        Some(Err(rej)) => BroadcastResponse {
-            status: rej.status as i32,
-            info: rej.reason,
-        },
+        Some(verdict) => crate::batch::broadcast_response(verdict),
         None => BroadcastResponse {
             status: FabricStatus::ServiceUnavailable as i32,
             info: "orderer is not running".into(),

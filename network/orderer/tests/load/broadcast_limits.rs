@@ -25,7 +25,7 @@ use medledger_ca::{CertificateAuthority, Registration};
 use medledger_msp::folder::load_signing_identity;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
-use medledger_orderer::client::{OrdererClient, endorsed_envelope, transaction_envelope};
+use medledger_orderer::client::{endorsed_envelope, transaction_envelope};
 use medledger_orderer::config::ConsensusSection;
 use medledger_orderer::server;
 use medledger_proto::common::{Envelope, Status};
@@ -92,14 +92,7 @@ async fn run(flood: Flood) {
         .collect();
     let peer = issue("peer0", NodeOu::Peer);
 
-    let connect = |port: u16| {
-        let roots = roots.clone();
-        async move {
-            OrdererClient::connect("127.0.0.1", port, &roots)
-                .await
-                .unwrap()
-        }
-    };
+    let connect = |port: u16| common::connect(roots.clone(), port);
 
     // An envelope without endorsements is refused (evaluate-only output is not ordered).
     let mut c1 = connect(ports[0]).await;
@@ -478,14 +471,7 @@ async fn attacker_process() {
         std::process::exit(2);
     });
     let roots = std::fs::read(&attack.roots).unwrap();
-    let connect = |port: u16| {
-        let roots = roots.clone();
-        async move {
-            OrdererClient::connect("127.0.0.1", port, &roots)
-                .await
-                .unwrap()
-        }
-    };
+    let connect = |port: u16| common::connect(roots.clone(), port);
     let peer = Arc::new(load_signing_identity(&attack.peer, &attack.msp_id).unwrap());
     let attackers: Vec<Arc<SigningIdentity>> = attack
         .homes

@@ -76,6 +76,13 @@ pub(crate) fn rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// A Broadcast/Deliver client of the orderer on 127.0.0.1:`port`, trusting `roots` (PEM).
+pub(crate) async fn connect(roots: Vec<u8>, port: u16) -> medledger_orderer::client::OrdererClient {
+    medledger_orderer::client::OrdererClient::connect("127.0.0.1", port, &roots)
+        .await
+        .unwrap()
+}
+
 pub(crate) fn nonce() -> [u8; 24] {
     rand::random()
 }
