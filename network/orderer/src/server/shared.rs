@@ -29,9 +29,9 @@ pub(super) const LATENCY_SAMPLES: usize = 10_000;
 pub(super) struct Verifier {
     workers: Arc<Semaphore>,
     verdicts: batch::Verdicts,
-    /// The check of a large envelope (on the blocking pool): [`batch::Verdicts::check`],
-    /// replaced by tests to make it fail.
-    check_large: CheckFn,
+    /// The check of one envelope: [`batch::Verdicts::check`], replaced by tests to make it
+    /// fail.
+    check_one: CheckFn,
 }
 
 /// How [`Verifier`] checks one envelope.
@@ -44,17 +44,18 @@ impl Verifier {
         })
     }
 
-    fn with_check(workers: usize, verdicts: batch::Verdicts, check_large: CheckFn) -> Arc<Self> {
+    fn with_check(workers: usize, verdicts: batch::Verdicts, check_one: CheckFn) -> Arc<Self> {
         Arc::new(Verifier {
             workers: Arc::new(Semaphore::new(workers.max(1))),
             verdicts,
-            check_large,
+            check_one,
         })
     }
 
     /// Checks `envelopes` under `config`, waiting for a worker: one [`Checked`] per envelope,
-    /// in order. An envelope whose check failed inside the orderer (a panic on the blocking
-    /// pool) is refused with `INTERNAL_SERVER_ERROR`, and logged without its contents.
+    /// in order. An envelope whose check failed inside the orderer (a panic, on the worker or
+    /// the blocking pool) is refused with `INTERNAL_SERVER_ERROR`, and logged without its
+    /// contents.
     pub(super) async fn check(
         &self,
         config: Arc<ChannelConfig>,
@@ -66,22 +67,26 @@ impl Verifier {
             if i > 0 {
                 tokio::task::yield_now().await;
             }
-            if bytes.len() <= batch::VERIFY_ENDORSEMENTS_ABOVE {
-                checked.push(
-                    self.verdicts
-                        .check(&config, bytes, std::time::SystemTime::now()),
-                );
-                continue;
-            }
-            let (verdicts, check, config) =
-                (self.verdicts.clone(), self.check_large, config.clone());
-            let size = bytes.len();
-            let sequence = config.sequence();
-            match tokio::task::spawn_blocking(move || check(&verdicts, &config, bytes)).await {
+            let (size, sequence) = (bytes.len(), config.sequence());
+            let (verdicts, check) = (self.verdicts.clone(), self.check_one);
+            let outcome = if size <= batch::VERIFY_ENDORSEMENTS_ABOVE {
+                // `Verdicts` holds its lock only to read or write one entry, so a panic in a
+                // check leaves it consistent.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    check(&verdicts, &config, bytes)
+                }))
+                .map_err(|_| true)
+            } else {
+                let config = config.clone();
+                tokio::task::spawn_blocking(move || check(&verdicts, &config, bytes))
+                    .await
+                    .map_err(|e| e.is_panic())
+            };
+            match outcome {
                 Ok(c) => checked.push(c),
-                Err(e) => {
+                Err(panicked) => {
                     // The panic's message is not logged: it could quote the envelope.
-                    tracing::error!(target: "orderer::broadcast", size, panicked = e.is_panic(), "checking an envelope failed inside the orderer");
+                    tracing::error!(target: "orderer::broadcast", size, panicked, "checking an envelope failed inside the orderer");
                     checked.push(Checked {
                         bytes: Vec::new(),
                         result: Err(batch::Rejection {
@@ -184,18 +189,16 @@ mod tests {
         let verifier = Verifier::with_check(1, batch::Verdicts::new(8), |_, _, _| {
             panic!("a check that fails")
         });
+        // A large envelope is checked on the blocking pool, a small one on the worker (a
+        // panic there ended the Broadcast stream without an answer).
         let large = vec![0u8; batch::VERIFY_ENDORSEMENTS_ABOVE + 1];
         let checked = verifier.check(config, vec![large, vec![1, 2, 3]]).await;
         assert_eq!(checked.len(), 2, "one result per envelope");
-        let refused = checked[0].result.as_ref().unwrap_err();
-        assert_eq!(
-            refused.status,
-            medledger_proto::common::Status::InternalServerError
-        );
-        // The small one is checked on the worker as before (and refused: not an envelope).
-        assert_eq!(
-            checked[1].result.as_ref().unwrap_err().status,
-            medledger_proto::common::Status::BadRequest
-        );
+        for c in &checked {
+            assert_eq!(
+                c.result.as_ref().unwrap_err().status,
+                medledger_proto::common::Status::InternalServerError
+            );
+        }
     }
 }
