@@ -69,13 +69,26 @@ pub fn headers_of(envelope: &[u8]) -> Option<(ChannelHeader, SignatureHeader)> {
         #[prost(message, optional, tag = "1")]
         payload: Option<PayloadHeaderOnly>,
     }
-    /// `common.Payload` without its data.
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct PayloadHeaderOnly {
-        #[prost(message, optional, tag = "1")]
-        header: Option<medledger_proto::common::Header>,
-    }
-    let header = EnvelopeHeaderOnly::decode(envelope).ok()?.payload?.header?;
+    decode_headers(EnvelopeHeaderOnly::decode(envelope).ok()?.payload?.header?)
+}
+
+/// The channel and signature headers of a serialized `common.Payload`, read from its header
+/// alone (the data, field 2, skipped without a copy); `None` if they do not decode as
+/// [`parse`] decodes them.
+pub fn payload_headers(payload: &[u8]) -> Option<(ChannelHeader, SignatureHeader)> {
+    decode_headers(PayloadHeaderOnly::decode(payload).ok()?.header?)
+}
+
+/// `common.Payload` without its data.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PayloadHeaderOnly {
+    #[prost(message, optional, tag = "1")]
+    header: Option<medledger_proto::common::Header>,
+}
+
+fn decode_headers(
+    header: medledger_proto::common::Header,
+) -> Option<(ChannelHeader, SignatureHeader)> {
     let channel_header = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
     let signature_header = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
     Some((channel_header, signature_header))

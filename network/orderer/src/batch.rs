@@ -349,23 +349,11 @@ impl Verdicts {
     }
 }
 
-/// The header of a `common.Payload` without its data (field 1 of Fabric's
-/// `common.Payload`): prost skips the data field (field 2) without copying it, so reading
-/// the headers of a multi-MiB envelope costs no copy of its payload.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct PayloadHeader {
-    /// `common.Header`: the serialized channel and signature headers.
-    #[prost(message, optional, tag = "1")]
-    pub(crate) header: Option<medledger_proto::common::Header>,
-}
-
 /// The serialized creator in `env`'s signature header, decoded from the headers only;
 /// `None` if they do not decode or the creator is empty (`envelope::check` names that).
 fn signed_creator(env: &Envelope) -> Option<Vec<u8>> {
-    let header = PayloadHeader::decode(env.payload.as_slice()).ok()?.header?;
-    let creator = SignatureHeader::decode(header.signature_header.as_slice())
-        .ok()?
-        .creator;
+    let (_, signature_header) = envelope::payload_headers(&env.payload)?;
+    let creator = signature_header.creator;
     (!creator.is_empty()).then_some(creator)
 }
 

@@ -203,11 +203,12 @@ impl Chain {
         Ok(c)
     }
 
-    /// Adds the next block.
+    /// Adds the next block; returns its transaction ids ([`block_tx_ids`]; none for the
+    /// genesis block).
     ///
     /// # Errors
     /// [`crate::Error::Store`] if it is not the next block or does not chain.
-    pub fn append(&mut self, b: &Block) -> crate::Result<()> {
+    pub fn append(&mut self, b: &Block) -> crate::Result<Vec<String>> {
         let header = b.header.as_ref().ok_or_else(|| crate::Error::Store {
             reason: "block without header".into(),
         })?;
@@ -218,15 +219,15 @@ impl Chain {
                 reason: format!("block {} does not extend the chain", header.number),
             });
         }
+        let mut tx_ids = Vec::new();
         if header.number == 0 {
             self.last_config = 0;
         } else {
             if medledger_channel::update::is_config_block(b) {
                 self.last_config = header.number;
             }
-            for tx in block_tx_ids(b) {
-                self.tx_ids.insert(tx);
-            }
+            tx_ids = block_tx_ids(b);
+            self.tx_ids.extend(tx_ids.iter().cloned());
             if let Some(data) = b.data.as_ref() {
                 self.envelope_hashes
                     .extend(data.data.iter().map(|e| batch::envelope_hash(e)));
@@ -237,7 +238,7 @@ impl Chain {
         }
         self.last_hash = blk::header_hash(header);
         self.next_number = header.number + 1;
-        Ok(())
+        Ok(tx_ids)
     }
 }
 
@@ -959,11 +960,13 @@ impl Node {
                 .is_some_and(|h| h.previous_hash == self.chain.last_hash);
             match verified {
                 Ok(v) if chained => {
-                    let tx_ids = block_tx_ids(b);
-                    if let Err(e) = self.chain.append(b) {
-                        tracing::warn!(target: "orderer::sync", from, number, error = %e, "synced block refused");
-                        break;
-                    }
+                    let tx_ids = match self.chain.append(b) {
+                        Ok(tx_ids) => tx_ids,
+                        Err(e) => {
+                            tracing::warn!(target: "orderer::sync", from, number, error = %e, "synced block refused");
+                            break;
+                        }
+                    };
                     self.pool.remove_txs(tx_ids.iter().map(String::as_str));
                     self.after_append(b, now);
                     self.stats.blocks_synced += 1;
@@ -1477,11 +1480,13 @@ impl Node {
             }
             .encode_to_vec(),
         );
-        let tx_ids = block_tx_ids(&block);
-        if let Err(e) = self.chain.append(&block) {
-            tracing::error!(target: "orderer::consensus", height, error = %e, "decided block does not extend the chain");
-            return;
-        }
+        let tx_ids = match self.chain.append(&block) {
+            Ok(tx_ids) => tx_ids,
+            Err(e) => {
+                tracing::error!(target: "orderer::consensus", height, error = %e, "decided block does not extend the chain");
+                return;
+            }
+        };
         self.pool.remove_txs(tx_ids.iter().map(String::as_str));
         self.after_append(&block, now);
         self.stats.blocks_decided += 1;

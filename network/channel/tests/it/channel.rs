@@ -317,6 +317,9 @@ fn headers_read_alone_are_the_headers_parse_gives() {
         assert_eq!(channel_header, parsed.channel_header);
         assert_eq!(signature_header, parsed.signature_header);
         assert_eq!(envelope::header_type_of(&bytes), Some(header_type));
+        let (channel_header, signature_header) = envelope::payload_headers(&env.payload).unwrap();
+        assert_eq!(channel_header, parsed.channel_header);
+        assert_eq!(signature_header, parsed.signature_header);
     }
     // What `parse` refuses, this does not read either.
     assert_eq!(envelope::headers_of(b"not protobuf \xff\xff"), None);

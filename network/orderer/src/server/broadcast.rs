@@ -43,16 +43,10 @@ fn broadcast_response(r: Option<Result<(), Rejection>>) -> BroadcastResponse {
 /// The serialized creator a Broadcast envelope claims in its signature header, unless it is
 /// a config update (or its headers do not decode): decoded from the headers only.
 fn claimed_creator(env: &Envelope) -> Option<Vec<u8>> {
-    use medledger_proto::common::{ChannelHeader, HeaderType, SignatureHeader};
-    let header = crate::batch::PayloadHeader::decode(env.payload.as_slice())
-        .ok()?
-        .header?;
-    let channel_header = ChannelHeader::decode(header.channel_header.as_slice()).ok()?;
-    if channel_header.r#type == HeaderType::ConfigUpdate as i32 {
-        return None;
-    }
-    let signature_header = SignatureHeader::decode(header.signature_header.as_slice()).ok()?;
-    Some(signature_header.creator)
+    use medledger_proto::common::HeaderType;
+    let (channel_header, signature_header) =
+        medledger_channel::envelope::payload_headers(&env.payload)?;
+    (channel_header.r#type != HeaderType::ConfigUpdate as i32).then_some(signature_header.creator)
 }
 
 /// Admits one Broadcast envelope: within the in-flight byte budget (else

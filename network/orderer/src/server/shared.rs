@@ -67,17 +67,16 @@ impl Verifier {
             if i > 0 {
                 tokio::task::yield_now().await;
             }
-            let (size, sequence) = (bytes.len(), config.sequence());
-            let (verdicts, check) = (self.verdicts.clone(), self.check_one);
+            let (size, sequence, check) = (bytes.len(), config.sequence(), self.check_one);
             let outcome = if size <= batch::VERIFY_ENDORSEMENTS_ABOVE {
                 // `Verdicts` holds its lock only to read or write one entry, so a panic in a
                 // check leaves it consistent.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    check(&verdicts, &config, bytes)
+                    check(&self.verdicts, &config, bytes)
                 }))
                 .map_err(|_| true)
             } else {
-                let config = config.clone();
+                let (verdicts, config) = (self.verdicts.clone(), config.clone());
                 tokio::task::spawn_blocking(move || check(&verdicts, &config, bytes))
                     .await
                     .map_err(|e| e.is_panic())
