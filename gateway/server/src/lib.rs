@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::join_all;
 use futures::stream::FuturesUnordered;
 use medledger_channel::ChannelConfig;
-use medledger_channel::tx::assemble_transaction;
+use medledger_channel::tx::{AssemblyError, assemble_transaction};
 use medledger_endorser::Endorser;
 use medledger_msp::policy::{OrgPolicies, Policy, Signer};
 use medledger_proto::common::{ChannelHeader, Envelope, Header, Status as CommonStatus};
@@ -61,6 +61,13 @@ pub struct GatewayConfig {
     /// Chaincode-event streams open at once; more are refused with `RESOURCE_EXHAUSTED`
     /// (default 1,000).
     pub max_event_streams: usize,
+    /// How long the gateway keeps asking again when the endorsing organizations' responses
+    /// differ (default 2 s): a peer that has not yet committed the block the client just waited
+    /// for at this peer simulates an older read set. Fabric's gateway avoids such a peer by
+    /// choosing the highest ledger height; this one waits 50 ms, then twice as long each time,
+    /// while the wait fits. Responses that still differ end in `ABORTED` "proposal response
+    /// payloads do not match".
+    pub mismatch_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -72,6 +79,7 @@ impl Default for GatewayConfig {
             commit_status_timeout: Duration::from_secs(300),
             max_commit_status_waits: 10_000,
             max_event_streams: 1_000,
+            mismatch_wait: Duration::from_secs(2),
         }
     }
 }
@@ -443,6 +451,55 @@ impl GatewayService {
         orgs
     }
 
+    /// One endorsement from each organization that must endorse `signed`: those the client
+    /// named (`requested`), else, with transient data, the collections' members (Fabric's
+    /// gateway rule), else a set that satisfies the chaincode's endorsement policy.
+    ///
+    /// # Errors
+    /// No policy or plan, or an organization gave no endorsement (with a detail per peer).
+    async fn collect_endorsements(
+        &self,
+        ch: &ChannelGateway,
+        parsed: &ParsedProposal,
+        signed: &SignedProposal,
+        requested: &[String],
+    ) -> Result<Vec<ProposalResponse>, ServiceError> {
+        let mut responses = Vec::new();
+        let orgs = if !requested.is_empty() {
+            requested.to_vec()
+        } else if parsed.has_transient {
+            // Transient data is private: it goes only to organizations that are members of the
+            // collections the transaction touches (Fabric's gateway rule).
+            let (response, rest) = self.plan_private(ch, parsed, signed).await?;
+            responses.push(response);
+            rest
+        } else {
+            let (policy, _) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
+            let policy = policy
+                .or_else(|| ch.config.policy("Endorsement").cloned())
+                .ok_or(ServiceError::NoEndorsementPolicy)?;
+            let candidates = self.candidate_orgs(ch);
+            plan_endorsers(&policy, ch.config.org_policies(), &candidates)
+                .ok_or(ServiceError::NoEndorsementPlan)?
+        };
+        let results = join_all(
+            orgs.iter()
+                .map(|org| self.endorse_with_org(ch, org, signed, true)),
+        )
+        .await;
+        let mut details = Vec::new();
+        for r in results {
+            match r {
+                Ok(resp) => responses.push(resp),
+                Err(d) => details.extend(d),
+            }
+        }
+        if !details.is_empty() {
+            return Err(ServiceError::Endorsements { details });
+        }
+        Ok(responses)
+    }
+
     /// Asks `org`'s peers in turn for a response to `signed`; an endorsed one, or for an
     /// evaluation (`endorsed == false`) any successful one (the endorser does not sign the
     /// output of an evaluate-only function).
@@ -588,40 +645,23 @@ impl medledger_proto::gateway::gateway_server::Gateway for GatewayService {
             }
             .into());
         }
-        let mut responses = Vec::new();
-        let orgs = if !req.endorsing_organizations.is_empty() {
-            req.endorsing_organizations.clone()
-        } else if parsed.has_transient {
-            // Transient data is private: it goes only to organizations that are members of the
-            // collections the transaction touches (Fabric's gateway rule).
-            let (response, rest) = self.plan_private(ch, &parsed, &signed).await?;
-            responses.push(response);
-            rest
-        } else {
-            let (policy, _) = self.policies.policy(&parsed.channel_id, &parsed.chaincode);
-            let policy = policy
-                .or_else(|| ch.config.policy("Endorsement").cloned())
-                .ok_or(ServiceError::NoEndorsementPolicy)?;
-            let candidates = self.candidate_orgs(ch);
-            plan_endorsers(&policy, ch.config.org_policies(), &candidates)
-                .ok_or(ServiceError::NoEndorsementPlan)?
-        };
-        let results = join_all(
-            orgs.iter()
-                .map(|org| self.endorse_with_org(ch, org, &signed, true)),
-        )
-        .await;
-        let mut details = Vec::new();
-        for r in results {
-            match r {
-                Ok(resp) => responses.push(resp),
-                Err(d) => details.extend(d),
+        let mut pause = Duration::from_millis(50);
+        let mut waited = Duration::ZERO;
+        let envelope = loop {
+            let responses = self
+                .collect_endorsements(ch, &parsed, &signed, &req.endorsing_organizations)
+                .await?;
+            match assemble_transaction(&signed, &responses) {
+                Err(AssemblyError::PayloadMismatch)
+                    if waited + pause <= self.config.mismatch_wait =>
+                {
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                    pause *= 2;
+                }
+                assembled => break assembled.map_err(ServiceError::Assembly)?,
             }
-        }
-        if !details.is_empty() {
-            return Err(ServiceError::Endorsements { details }.into());
-        }
-        let envelope = assemble_transaction(&signed, &responses).map_err(ServiceError::Assembly)?;
+        };
         Ok(Response::new(EndorseResponse {
             prepared_transaction: Some(envelope),
         }))

@@ -15,7 +15,7 @@ use medledger_endorser::{
     ChannelContext, CollectionAccess, Endorser, EndorserConfig, EndorserService, InProcessExecutor,
     MemoryTransientStore,
 };
-use medledger_gateway::client::Gateway;
+use medledger_gateway::client::{Gateway, Transaction};
 use medledger_gateway::{GatewayError, error_details};
 use medledger_gateway_server::{
     ChannelGateway, CommitSource, CommitSourceError, DefaultPolicies, EndorserHandle, EventStream,
@@ -43,7 +43,8 @@ fn contract() -> Router {
 
 struct Ctx {
     config: Arc<ChannelConfig>,
-    state: Arc<MemoryLedger>,
+    /// The peer's committed state; a test replaces it to let the peer commit a block.
+    state: Mutex<Arc<MemoryLedger>>,
     defined: bool,
 }
 
@@ -52,7 +53,7 @@ impl ChannelContext for Ctx {
         self.config.clone()
     }
     fn ledger(&self) -> Arc<dyn LedgerReader> {
-        self.state.clone()
+        self.state.lock().unwrap().clone()
     }
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
         (self.defined && name == "kv").then(Vec::new)
@@ -104,15 +105,24 @@ impl CommitSource for Commits {
     }
 }
 
-fn endorser(ch: &mut TestChannel, org: usize, name: &str, defined: bool) -> Arc<Endorser> {
-    let peer = Arc::new(ch.orgs[org].identity(name, NodeOu::Peer, &[]));
+/// A ledger where key `k` of chaincode `kv` holds `value`, written at block `block`.
+fn ledger_at(block: u64, value: &[u8]) -> Arc<MemoryLedger> {
     let mut state = MemoryLedger::default();
-    state.put("kv", "k", b"v1", Version::new(1, 0));
+    state.put("kv", "k", value, Version::new(block, 0));
+    Arc::new(state)
+}
+
+fn endorser(ch: &mut TestChannel, org: usize, name: &str, defined: bool) -> Arc<Endorser> {
     let ctx = Arc::new(Ctx {
         config: Arc::new(ch.config.clone()),
-        state: Arc::new(state),
+        state: Mutex::new(ledger_at(1, b"v1")),
         defined,
     });
+    endorser_over(ch, org, name, ctx)
+}
+
+fn endorser_over(ch: &mut TestChannel, org: usize, name: &str, ctx: Arc<Ctx>) -> Arc<Endorser> {
+    let peer = Arc::new(ch.orgs[org].identity(name, NodeOu::Peer, &[]));
     let e = Arc::new(Endorser::new(
         peer,
         Arc::new(InProcessExecutor(contract())),
@@ -177,38 +187,12 @@ async fn endorse_evaluate_status_and_events_through_the_gateway() {
     };
     let commits = Arc::new(Commits::default());
     let start_gateway = |peers: Vec<PeerEndpoint>| {
-        let channel = ChannelGateway {
-            config: Arc::new(ch.config.clone()),
+        serve(gateway_over(
+            &ch,
             peers,
-            orderers: vec![],
-        };
-        let svc = GatewayService::new(
-            "Org1MSP".parse().unwrap(),
-            [("ehr".to_owned(), channel)].into_iter().collect(),
-            Arc::new(DefaultPolicies),
             commits.clone(),
             GatewayConfig::default(),
-        );
-        async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = format!("http://{}", l.local_addr().unwrap());
-            let (tx, rx) = oneshot::channel::<()>();
-            tokio::spawn(
-                tonic::transport::Server::builder()
-                    .add_service(svc.into_service())
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
-                        let _ = rx.await;
-                    }),
-            );
-            (
-                tonic::transport::Endpoint::from_shared(addr)
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap(),
-                tx,
-            )
-        }
+        ))
     };
 
     // Org2's first peer is down: the gateway retries its second peer.
@@ -402,23 +386,12 @@ async fn commit_status_waits_and_event_streams_are_bounded() {
         .map(|i| ch.orgs[0].identity(&format!("app{i}"), NodeOu::Client, &[]))
         .collect();
     let client = &clients[0];
-    let channel = ChannelGateway {
-        config: Arc::new(ch.config.clone()),
-        peers: vec![],
-        orderers: vec![],
-    };
     let config = GatewayConfig {
         max_commit_status_waits: 4,
         max_event_streams: 1,
         ..GatewayConfig::default()
     };
-    let svc = Arc::new(GatewayService::new(
-        "Org1MSP".parse().unwrap(),
-        [("ehr".to_owned(), channel)].into_iter().collect(),
-        Arc::new(DefaultPolicies),
-        Arc::new(Pending),
-        config,
-    ));
+    let svc = Arc::new(gateway_over(&ch, vec![], Arc::new(Pending), config));
     let status_request = |who: &medledger_msp::identity::SigningIdentity, tx: &str| {
         let request = CommitStatusRequest {
             transaction_id: tx.into(),
@@ -502,18 +475,7 @@ async fn a_malformed_transaction_id_is_refused_at_once() {
 
     let mut ch = TestChannel::new("ehr", 1, 4);
     let client = ch.orgs[0].identity("app", NodeOu::Client, &[]);
-    let channel = ChannelGateway {
-        config: Arc::new(ch.config.clone()),
-        peers: vec![],
-        orderers: vec![],
-    };
-    let svc = GatewayService::new(
-        "Org1MSP".parse().unwrap(),
-        [("ehr".to_owned(), channel)].into_iter().collect(),
-        Arc::new(DefaultPolicies),
-        Arc::new(Pending),
-        GatewayConfig::default(),
-    );
+    let svc = gateway_over(&ch, vec![], Arc::new(Pending), GatewayConfig::default());
     let upper = "A".repeat(64);
     for bad in [
         "",
@@ -544,4 +506,145 @@ async fn a_malformed_transaction_id_is_refused_at_once() {
             assert!(!e.message().contains(bad), "the id is echoed: {e:?}");
         }
     }
+}
+
+/// A gateway of Org1 over `peers` of channel `ehr`.
+fn gateway_over(
+    ch: &TestChannel,
+    peers: Vec<PeerEndpoint>,
+    commits: Arc<dyn CommitSource>,
+    config: GatewayConfig,
+) -> GatewayService {
+    let channel = ChannelGateway {
+        config: Arc::new(ch.config.clone()),
+        peers,
+        orderers: vec![],
+    };
+    GatewayService::new(
+        "Org1MSP".parse().unwrap(),
+        [("ehr".to_owned(), channel)].into_iter().collect(),
+        Arc::new(DefaultPolicies),
+        commits,
+        config,
+    )
+}
+
+/// `svc` served on a free loopback port: a tonic channel to it and the sender that stops it.
+async fn serve(svc: GatewayService) -> (tonic::transport::Channel, oneshot::Sender<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", l.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(svc.into_service())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
+                let _ = rx.await;
+            }),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (channel, tx)
+}
+
+/// Org1's peer (the gateway's) and Org2's peer, both reached in process.
+fn one_peer_each(org1: Arc<Endorser>, org2: Arc<Endorser>) -> Vec<PeerEndpoint> {
+    [("Org1MSP", org1), ("Org2MSP", org2)]
+        .into_iter()
+        .map(|(msp, e)| PeerEndpoint {
+            msp_id: msp.into(),
+            address: msp.into(),
+            endorser: EndorserHandle::Local(e),
+        })
+        .collect()
+}
+
+/// Endorses `get k` on chaincode `kv` of channel `ehr` through `gw`.
+async fn endorse_get(gw: &Gateway) -> Result<Transaction, GatewayError> {
+    let proposal = gw.network("ehr").contract("kv").new_proposal("get");
+    proposal.args(&["k"]).build().unwrap().endorse().await
+}
+
+/// A client waits for its transaction's commit at its gateway's peer, then sends a proposal
+/// that reads what it wrote: another organization's peer that has not yet committed that
+/// block simulates an older read set. Fabric's gateway avoids such a peer by choosing the
+/// highest ledger height; this gateway asks again while the responses differ (for up to
+/// `GatewayConfig::mismatch_wait`), so the proposal is endorsed once the peer catches up.
+/// Responses that keep differing (a chaincode that is not deterministic, a peer that never
+/// catches up) still end in Fabric's ABORTED "proposal response payloads do not match".
+#[tokio::test]
+async fn an_endorser_behind_the_gateways_peer_is_asked_again_until_it_catches_up() {
+    let mut ch = TestChannel::new("ehr", 2, 4);
+    let config = Arc::new(ch.config.clone());
+    let ctx = |state: Arc<MemoryLedger>| {
+        Arc::new(Ctx {
+            config: config.clone(),
+            state: Mutex::new(state),
+            defined: true,
+        })
+    };
+    // Org1's peer (the gateway's) has committed block 2, which wrote `k`; Org2's has not.
+    let org1_ctx = ctx(ledger_at(2, b"v2"));
+    let org2_ctx = ctx(ledger_at(1, b"v1"));
+    let org1 = endorser_over(&mut ch, 0, "peer0", org1_ctx);
+    let org2 = endorser_over(&mut ch, 1, "peer1", org2_ctx.clone());
+    let peers = one_peer_each(org1, org2);
+    let (channel, stop) = serve(gateway_over(
+        &ch,
+        peers,
+        Arc::new(Commits::default()),
+        GatewayConfig::default(),
+    ))
+    .await;
+    let client = ch.orgs[0].identity("app1", NodeOu::Client, &[]);
+    let gw = Gateway::connect(client, channel);
+
+    // Org2's peer commits block 2 a moment after the proposal is first endorsed.
+    let catch_up = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        *org2_ctx.state.lock().unwrap() = ledger_at(2, b"v2");
+    });
+    let started = std::time::Instant::now();
+    let tx = endorse_get(&gw)
+        .await
+        .expect("endorsed once Org2's peer caught up");
+    catch_up.await.unwrap();
+    assert_eq!(tx.result(), b"v2");
+    assert_eq!(endorsing_msps(tx.envelope()), ["Org1MSP", "Org2MSP"]);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+    stop.send(()).ok();
+
+    // A peer that stays behind: ABORTED once the wait is spent, naming no payload.
+    let org1 = endorser_over(&mut ch, 0, "peer2", ctx(ledger_at(2, b"v2")));
+    let org2 = endorser_over(&mut ch, 1, "peer3", ctx(ledger_at(1, b"v1")));
+    let peers = one_peer_each(org1, org2);
+    let config = GatewayConfig {
+        mismatch_wait: std::time::Duration::from_millis(300),
+        ..GatewayConfig::default()
+    };
+    let (channel, stop) = serve(gateway_over(
+        &ch,
+        peers,
+        Arc::new(Commits::default()),
+        config,
+    ))
+    .await;
+    let client = ch.orgs[0].identity("app2", NodeOu::Client, &[]);
+    let gw = Gateway::connect(client, channel);
+    let started = std::time::Instant::now();
+    let err = endorse_get(&gw).await.unwrap_err();
+    let waited = started.elapsed();
+    let GatewayError::Status { code, message, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code, tonic::Code::Aborted);
+    assert_eq!(message, "proposal response payloads do not match");
+    assert!(
+        waited >= std::time::Duration::from_millis(150)
+            && waited < std::time::Duration::from_secs(5),
+        "{waited:?}"
+    );
+    stop.send(()).ok();
 }

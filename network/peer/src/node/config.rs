@@ -279,6 +279,9 @@ pub struct GatewaySection {
     pub max_commit_status_waits: usize,
     /// Chaincode-event streams open at once (default 1000).
     pub max_event_streams: usize,
+    /// How long the gateway asks the endorsers again while their responses differ, ms
+    /// (default 2000; an endorsing peer may not yet have committed the latest block).
+    pub mismatch_wait_ms: u64,
 }
 
 impl Default for GatewaySection {
@@ -291,6 +294,7 @@ impl Default for GatewaySection {
             commit_status_timeout_ms: d.commit_status_timeout.as_millis() as u64,
             max_commit_status_waits: d.max_commit_status_waits,
             max_event_streams: d.max_event_streams,
+            mismatch_wait_ms: d.mismatch_wait.as_millis() as u64,
         }
     }
 }
@@ -305,6 +309,7 @@ impl GatewaySection {
             commit_status_timeout: Duration::from_millis(self.commit_status_timeout_ms),
             max_commit_status_waits: self.max_commit_status_waits,
             max_event_streams: self.max_event_streams,
+            mismatch_wait: Duration::from_millis(self.mismatch_wait_ms),
         }
     }
 }
