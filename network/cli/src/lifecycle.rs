@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use medledger_gateway::client::Gateway;
-use medledger_peer::lifecycle::{CollectionConfig, Definition};
+use medledger_peer_config::lifecycle::{CollectionConfig, Definition};
 
 use medledger_devnet::lifecycle as client;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use medledger_gateway::client::Gateway;
-use medledger_peer::lifecycle::{self, Committed, Definition, Readiness};
+use medledger_peer_config::lifecycle::{self, Committed, Definition, Readiness};
 use medledger_proto::protos::TxValidationCode;
 
 use super::client::{connect_as, explain};

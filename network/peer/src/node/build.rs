@@ -524,7 +524,7 @@ impl<'a> Components<'a> {
             gateways,
             Arc::new(policies),
             Arc::new(commits),
-            cfg.gateway.to_config(),
+            super::config::gateway_config(&cfg.gateway),
         );
         Ok(Services {
             deliver,
@@ -608,7 +608,7 @@ impl<'a> Components<'a> {
                 tls: self.tls.clone(),
                 transient: self.transient.clone(),
                 peer_name: self.cfg.name.clone(),
-                config: self.cfg.deliver_client.to_config(),
+                config: super::config::pull_config(&self.cfg.deliver_client),
             };
             self.tasks
                 .push(tokio::spawn(puller.run(self.shutdown.subscribe())));
