@@ -528,7 +528,7 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
         .map(|cc| {
             let def = chaincode_definition(spec, cc);
             ChaincodeSection {
-                name: cc.name.to_string(),
+                name: cc.name.clone(),
                 version: cc.version.clone(),
                 executable: chaincode_executable(cc.executable.as_deref(), cc.name.as_str()),
                 endorsement_policy: def.endorsement_policy,

@@ -52,7 +52,7 @@
 
 use std::path::{Path, PathBuf};
 
-use medledger_proto::types::MspId;
+use medledger_proto::types::{ChaincodeName, MspId};
 use serde::{Deserialize, Serialize};
 
 use crate::definitions::ChaincodeDefinition;
@@ -158,8 +158,9 @@ pub struct ChannelSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChaincodeSection {
-    /// Chaincode name (namespace).
-    pub name: String,
+    /// Chaincode name (namespace), checked when the file is read ([`ChaincodeName`]'s rule,
+    /// Fabric's `ChaincodeNameRegExp`).
+    pub name: ChaincodeName,
     /// Version label (the package id is `name:version`).
     #[serde(default = "default_version")]
     pub version: String,
@@ -434,15 +435,11 @@ impl ChaincodeSection {
     /// The chaincode definition this section describes.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid name or version, a policy that does not parse or a
-    /// duplicate collection.
+    /// [`Error::Config`] for an invalid version, a policy that does not parse or a duplicate
+    /// collection.
     pub fn definition(&self) -> Result<ChaincodeDefinition> {
-        let name = self
-            .name
-            .parse()
-            .map_err(|e| config_err(format!("chaincode {:?}: {e}", self.name)))?;
         Definition {
-            name,
+            name: self.name.clone(),
             version: self.version.clone(),
             sequence: 1,
             endorsement_policy: self.endorsement_policy.clone(),
@@ -493,8 +490,9 @@ mod tests {
             def.endorsement_policy.to_string(),
             "AND('Org1MSP.peer', 'Org2MSP.peer')"
         );
-        assert!(def.collections["c1"].is_member("Org1MSP"));
-        assert!(!def.collections["c1"].is_member("Org2MSP"));
+        let (org1, org2): (MspId, MspId) = ("Org1MSP".parse().unwrap(), "Org2MSP".parse().unwrap());
+        assert!(def.collections["c1"].is_member(&org1));
+        assert!(!def.collections["c1"].is_member(&org2));
     }
 
     #[test]
@@ -505,6 +503,17 @@ mod tests {
             assert!(e.to_string().contains("MSP ID"), "{bad}: {e}");
         }
         assert_eq!(load(MINIMAL).unwrap().msp_id, "Org1MSP");
+    }
+
+    #[test]
+    fn a_chaincode_name_outside_the_rule_is_refused_when_the_file_is_read() {
+        for bad in ["\"\"", "\"e h r\"", "_lifecycle", "\"ehr:1.0\"", "-ehr"] {
+            let e = load(&format!(
+                "{MINIMAL}chaincodes:\n  - name: {bad}\n    executable: /bin/ehr\n"
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains("chaincode name"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
+use medledger_proto::MspId;
 
 /// Namespace and collection names: non-empty, no NUL (they delimit storage keys).
 pub fn valid_name(name: &str) -> bool {
@@ -29,9 +30,10 @@ pub struct CollectionDefinition {
 }
 
 impl CollectionDefinition {
-    /// Whether `msp_id` is a member organization of the collection.
-    pub fn is_member(&self, msp_id: &str) -> bool {
-        self.member_orgs.msp_ids().contains(msp_id)
+    /// Whether the organization `msp_id` is a member of the collection (named by
+    /// [`CollectionDefinition::member_orgs`]).
+    pub fn is_member(&self, msp_id: &MspId) -> bool {
+        self.member_orgs.msp_ids().contains(msp_id.as_str())
     }
 }
 

@@ -68,7 +68,7 @@ pub enum LifecycleError {
     )]
     Sequence {
         /// Chaincode name.
-        name: String,
+        name: ChaincodeName,
         /// Sequence given.
         requested: u64,
         /// Sequence expected.
@@ -80,7 +80,7 @@ pub enum LifecycleError {
     )]
     NotAdmin {
         /// Creator's MSP.
-        creator_msp: String,
+        creator_msp: MspId,
         /// Creator's NodeOU (`none` if unclassified).
         creator_ou: String,
         /// Endorsing peer's MSP.
@@ -92,7 +92,7 @@ pub enum LifecycleError {
     )]
     NotAgreed {
         /// Chaincode name.
-        name: String,
+        name: ChaincodeName,
         /// Sequence.
         sequence: u64,
         /// Organizations that approved exactly this definition.
@@ -112,7 +112,7 @@ pub enum LifecycleError {
     #[error("namespace {name} is not defined")]
     NotCommitted {
         /// Chaincode name.
-        name: String,
+        name: ChaincodeName,
     },
     /// State could not be read or written.
     #[error("lifecycle state: {0}")]
@@ -286,52 +286,56 @@ impl Definition {
 }
 
 /// `definitions/<name>`.
-pub fn definition_key(name: &str) -> String {
+pub fn definition_key(name: &ChaincodeName) -> String {
     format!("{DEFINITION_PREFIX}{name}")
 }
 
 /// `approvals/<name>/<sequence>/<msp_id>`.
-pub fn approval_key(name: &str, sequence: u64, msp_id: &str) -> String {
+pub fn approval_key(name: &ChaincodeName, sequence: u64, msp_id: &MspId) -> String {
     format!("{APPROVAL_PREFIX}{name}/{sequence}/{msp_id}")
 }
 
-/// A key of the `_lifecycle` namespace, parsed.
+/// A key of the `_lifecycle` namespace, parsed: its chaincode name and MSP id are valid
+/// ([`ChaincodeName`]'s and [`MspId`]'s rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LifecycleKey<'a> {
+pub enum LifecycleKey {
     /// `definitions/<name>`.
     Definition {
         /// Chaincode name.
-        name: &'a str,
+        name: ChaincodeName,
     },
     /// `approvals/<name>/<sequence>/<msp_id>`.
     Approval {
         /// Chaincode name.
-        name: &'a str,
+        name: ChaincodeName,
         /// Sequence.
         sequence: u64,
         /// Approving organization.
-        msp_id: &'a str,
+        msp_id: MspId,
     },
 }
 
-/// Parses a `_lifecycle` key; `None` for any other shape.
-pub fn parse_key(key: &str) -> Option<LifecycleKey<'_>> {
+/// Parses a `_lifecycle` key; `None` for any other shape, a chaincode name or MSP id that
+/// breaks its rule, or a sequence not written in canonical decimal.
+pub fn parse_key(key: &str) -> Option<LifecycleKey> {
     if let Some(name) = key.strip_prefix(DEFINITION_PREFIX) {
-        return ChaincodeName::check(name)
-            .is_ok()
-            .then_some(LifecycleKey::Definition { name });
+        let name = ChaincodeName::new(name).ok()?;
+        return Some(LifecycleKey::Definition { name });
     }
     let rest = key.strip_prefix(APPROVAL_PREFIX)?;
     let mut parts = rest.split('/');
     let (name, seq, msp_id) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || ChaincodeName::check(name).is_err() || msp_id.is_empty() {
+    if parts.next().is_some() {
         return None;
     }
     let sequence: u64 = seq.parse().ok()?;
-    (seq == sequence.to_string()).then_some(LifecycleKey::Approval {
-        name,
+    if seq != sequence.to_string() {
+        return None;
+    }
+    Some(LifecycleKey::Approval {
+        name: ChaincodeName::new(name).ok()?,
         sequence,
-        msp_id,
+        msp_id: MspId::new(msp_id).ok()?,
     })
 }
 
@@ -339,7 +343,7 @@ pub fn parse_key(key: &str) -> Option<LifecycleKey<'_>> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {
     /// Per application organization, whether it approved the definition.
-    pub approvals: BTreeMap<String, bool>,
+    pub approvals: BTreeMap<MspId, bool>,
 }
 
 /// The answer to `QueryChaincodeDefinition`: the committed definition and who approved it.
@@ -349,5 +353,112 @@ pub struct Committed {
     #[serde(flatten)]
     pub definition: Definition,
     /// Per application organization, whether it approved this definition.
-    pub approvals: BTreeMap<String, bool>,
+    pub approvals: BTreeMap<MspId, bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn def(sequence: u64, policy: &str) -> Definition {
+        Definition {
+            name: "kv".parse().unwrap(),
+            version: "1.0".into(),
+            sequence,
+            endorsement_policy: Some(policy.into()),
+            collections: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn canonical_form_ignores_spelling_and_order() {
+        let a = Definition {
+            collections: vec![
+                CollectionConfig {
+                    name: "b".into(),
+                    member_orgs: "OR('Org1MSP.member','Org2MSP.member')".into(),
+                    endorsement_policy: None,
+                    block_to_live: 0,
+                },
+                CollectionConfig {
+                    name: "a".into(),
+                    member_orgs: "OR('Org1MSP.member')".into(),
+                    endorsement_policy: Some("OR('Org1MSP.peer')".into()),
+                    block_to_live: 3,
+                },
+            ],
+            ..def(1, "AND('Org1MSP.peer','Org2MSP.peer')")
+        };
+        let mut b = a.clone();
+        b.collections.reverse();
+        b.endorsement_policy = Some("AND('Org1MSP.peer', 'Org2MSP.peer')".into());
+        assert_eq!(a.hash_hex().unwrap(), b.hash_hex().unwrap());
+        assert_eq!(a.canonical().unwrap().collections[0].name, "a");
+        // The default policy is explicit in the canonical form.
+        let d = Definition {
+            endorsement_policy: None,
+            ..def(1, "")
+        };
+        assert_eq!(
+            d.canonical().unwrap().endorsement_policy.as_deref(),
+            Some("MAJORITY Endorsement")
+        );
+        // A bad name is refused when a definition is read.
+        let mut json = serde_json::to_value(def(1, "ANY Endorsement")).unwrap();
+        json["name"] = "bad name".into();
+        assert!(matches!(
+            Definition::from_json(&serde_json::to_vec(&json).unwrap()),
+            Err(LifecycleError::InvalidDefinition { .. })
+        ));
+        for bad in [
+            Definition {
+                version: String::new(),
+                ..def(1, "ANY Endorsement")
+            },
+            def(0, "ANY Endorsement"),
+            def(1, "AND("),
+        ] {
+            assert!(
+                matches!(
+                    bad.canonical(),
+                    Err(LifecycleError::InvalidDefinition { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_parse_strictly() {
+        let kv: ChaincodeName = "kv".parse().unwrap();
+        let org1: MspId = "Org1MSP".parse().unwrap();
+        assert_eq!(
+            parse_key("definitions/kv"),
+            Some(LifecycleKey::Definition { name: kv.clone() })
+        );
+        assert_eq!(
+            parse_key(&approval_key(&kv, 2, &org1)),
+            Some(LifecycleKey::Approval {
+                name: kv,
+                sequence: 2,
+                msp_id: org1
+            })
+        );
+        for bad in [
+            "definitions/",
+            "definitions/a/b",
+            "definitions/_lifecycle",
+            "approvals/kv/01/Org1MSP",
+            "approvals/kv/1",
+            "approvals/kv/1/",
+            "approvals/kv/1/Org 1",
+            "approvals/kv/1/..",
+            "approvals/-kv/1/Org1MSP",
+            "approvals/kv/1/Org1MSP/x",
+            "other",
+        ] {
+            assert_eq!(parse_key(bad), None, "{bad}");
+        }
+    }
 }

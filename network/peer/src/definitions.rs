@@ -128,14 +128,14 @@ impl ChaincodeDefinitions for LedgerDefinitions {
             match def {
                 Some(Ok(def)) => {
                     tracing::info!(target: "peer::lifecycle", chaincode = %name, "chaincode definition in effect");
-                    c.insert(name.to_owned(), Arc::new(def));
+                    c.insert(name.into_string(), Arc::new(def));
                 }
                 Some(Err(e)) => {
                     // Validation only lets canonical definitions through.
                     tracing::warn!(target: "peer::lifecycle", chaincode = %name, error = %e, "committed definition unusable");
                 }
                 None => {
-                    c.remove(name);
+                    c.remove(name.as_str());
                 }
             }
         }

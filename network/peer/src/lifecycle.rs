@@ -36,9 +36,9 @@ use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{MetaRule, Policy};
-use medledger_proto::MspId;
 use medledger_proto::common::{Header, SignatureHeader};
 use medledger_proto::protos::{Proposal, Response};
+use medledger_proto::{ChaincodeName, MspId};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
 use serde::Serialize;
@@ -69,7 +69,7 @@ pub struct Invocation<'a> {
     /// MSP id of the endorsing peer.
     pub peer_msp: &'a MspId,
     /// MSP id of the proposal's creator (validated).
-    pub creator_msp: &'a str,
+    pub creator_msp: &'a MspId,
     /// NodeOU of the creator.
     pub creator_ou: Option<NodeOu>,
 }
@@ -85,7 +85,7 @@ fn state_error(e: LedgerError) -> LifecycleError {
 /// [`LifecycleError::State`].
 pub fn committed(
     sim: &mut dyn TxSimulator,
-    name: &str,
+    name: &ChaincodeName,
 ) -> Result<Option<Definition>, LifecycleError> {
     match sim.get_state(&definition_key(name)).map_err(state_error)? {
         Some(bytes) => Definition::from_json(&bytes).map(Some),
@@ -102,15 +102,15 @@ pub fn approvals(
     config: &ChannelConfig,
     sim: &mut dyn TxSimulator,
     def: &Definition,
-) -> Result<BTreeMap<String, bool>, LifecycleError> {
+) -> Result<BTreeMap<MspId, bool>, LifecycleError> {
     let hash = def.hash_hex()?;
     let mut out = BTreeMap::new();
     for org in config.application_orgs() {
         let approved = sim
-            .get_state(&approval_key(def.name.as_str(), def.sequence, org))
+            .get_state(&approval_key(&def.name, def.sequence, org))
             .map_err(state_error)?
             .is_some_and(|v| v == hash.as_bytes());
-        out.insert(org.to_owned(), approved);
+        out.insert(org.clone(), approved);
     }
     Ok(out)
 }
@@ -160,14 +160,14 @@ pub fn invoke(
             let def = definition_arg(&function, rest)?;
             if inv.creator_ou != Some(NodeOu::Admin) || *inv.peer_msp != *inv.creator_msp {
                 return Err(LifecycleError::NotAdmin {
-                    creator_msp: inv.creator_msp.to_owned(),
+                    creator_msp: inv.creator_msp.clone(),
                     creator_ou: inv
                         .creator_ou
                         .map_or_else(|| "none".to_owned(), |ou| ou.as_str().to_owned()),
                     peer_msp: inv.peer_msp.clone(),
                 });
             }
-            let current = committed(sim, def.name.as_str())?;
+            let current = committed(sim, &def.name)?;
             let current_seq = current.as_ref().map_or(0, |d| d.sequence);
             let same_as_current = current
                 .as_ref()
@@ -175,14 +175,14 @@ pub fn invoke(
             if def.sequence != current_seq + 1 && !(def.sequence == current_seq && same_as_current)
             {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.to_string(),
+                    name: def.name.clone(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
             }
             let hash = def.hash_hex()?;
             sim.put_state(
-                &approval_key(def.name.as_str(), def.sequence, inv.peer_msp.as_str()),
+                &approval_key(&def.name, def.sequence, inv.peer_msp),
                 hash.clone().into_bytes(),
             )
             .map_err(state_error)?;
@@ -190,10 +190,10 @@ pub fn invoke(
         }
         COMMIT => {
             let def = definition_arg(&function, rest)?;
-            let current_seq = committed(sim, def.name.as_str())?.map_or(0, |d| d.sequence);
+            let current_seq = committed(sim, &def.name)?.map_or(0, |d| d.sequence);
             if def.sequence != current_seq + 1 {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.to_string(),
+                    name: def.name.clone(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
@@ -203,19 +203,19 @@ pub fn invoke(
             let required = MetaRule::Majority.threshold(approvals.len()).max(1);
             if approved < required {
                 return Err(LifecycleError::NotAgreed {
-                    name: def.name.to_string(),
+                    name: def.name.clone(),
                     sequence: def.sequence,
                     approved,
                     orgs: approvals.len(),
                     required,
                 });
             }
-            if approvals.get(inv.peer_msp.as_str()) != Some(&true) {
+            if approvals.get(inv.peer_msp) != Some(&true) {
                 return Err(LifecycleError::ThisOrgNotAgreed {
                     msp_id: inv.peer_msp.clone(),
                 });
             }
-            sim.put_state(&definition_key(def.name.as_str()), def.canonical_bytes()?)
+            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)
                 .map_err(state_error)?;
             json(&Readiness { approvals })
         }
@@ -226,7 +226,13 @@ pub fn invoke(
                     reason: "expected one argument: the chaincode name".into(),
                 });
             };
-            let name = String::from_utf8_lossy(name).into_owned();
+            let name =
+                ChaincodeName::new(String::from_utf8_lossy(name).into_owned()).map_err(|e| {
+                    LifecycleError::Arguments {
+                        function: function.clone(),
+                        reason: format!("invalid chaincode name: {e}"),
+                    }
+                })?;
             let def = committed(sim, &name)?.ok_or(LifecycleError::NotCommitted { name })?;
             let approvals = approvals(inv.config, sim, &def)?;
             json(&Committed {
@@ -247,10 +253,10 @@ pub fn invoke(
 }
 
 /// Whether an endorser of `msp_id` with NodeOU `peer` signed the transaction.
-fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &str) -> bool {
+fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &MspId) -> bool {
     tx.endorsers
         .iter()
-        .any(|s| s.msp_id == msp_id && s.ou == Some(NodeOu::Peer))
+        .any(|s| s.msp_id == *msp_id && s.ou == Some(NodeOu::Peer))
 }
 
 /// Why the committer refuses a transaction's writes to `_lifecycle` ([`validate_writes`]).
@@ -283,13 +289,13 @@ pub enum LifecycleRefusal {
     #[error("approval of unknown organization {msp_id}")]
     UnknownOrganization {
         /// The approval key's MSP id.
-        msp_id: String,
+        msp_id: MspId,
     },
     /// An approval no peer of its organization endorsed.
     #[error("approval of {msp_id} not endorsed by a peer of {msp_id}")]
     NotEndorsedByPeer {
         /// The approving organization.
-        msp_id: String,
+        msp_id: MspId,
     },
     /// An approval's value is not a hex SHA-256 (64 hex characters).
     #[error("approval value is not a SHA-256")]
@@ -298,25 +304,25 @@ pub enum LifecycleRefusal {
     #[error("definition of {name}: lifecycle endorsement policy not satisfied")]
     DefinitionPolicy {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
     },
     /// A definition's value is not a definition's JSON.
     #[error("definition of {name} does not decode")]
     DefinitionDecode {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
     },
     /// A definition is not in canonical form, or names another chaincode than its key.
     #[error("definition of {name} is not canonical")]
     NotCanonical {
         /// The chaincode (of the key).
-        name: String,
+        name: ChaincodeName,
     },
     /// A definition's sequence is not the committed one + 1.
     #[error("definition of {name}: sequence {sequence} is not {expected}")]
     Sequence {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
         /// The definition's sequence.
         sequence: u64,
         /// The committed sequence + 1.
@@ -329,7 +335,7 @@ pub enum LifecycleRefusal {
     )]
     NotApproved {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
         /// The definition's sequence.
         sequence: u64,
         /// Organizations whose approval matches.
@@ -387,22 +393,18 @@ pub fn validate_writes(
     if !ns.kv.metadata_writes.is_empty() || !ns.collections.is_empty() {
         return Ok(Err(R::MetadataOrPrivateWrites));
     }
-    let orgs: Vec<&str> = config.application_orgs().collect();
+    let orgs: Vec<&MspId> = config.application_orgs().collect();
     for w in &ns.kv.writes {
         if w.is_delete {
             return Ok(Err(R::Delete { key: w.key.clone() }));
         }
         match parse_key(&w.key) {
             Some(LifecycleKey::Approval { msp_id, .. }) => {
-                if !orgs.contains(&msp_id) {
-                    return Ok(Err(R::UnknownOrganization {
-                        msp_id: msp_id.to_owned(),
-                    }));
+                if !orgs.contains(&&msp_id) {
+                    return Ok(Err(R::UnknownOrganization { msp_id }));
                 }
-                if !endorsed_by_peer_of(tx, msp_id) {
-                    return Ok(Err(R::NotEndorsedByPeer {
-                        msp_id: msp_id.to_owned(),
-                    }));
+                if !endorsed_by_peer_of(tx, &msp_id) {
+                    return Ok(Err(R::NotEndorsedByPeer { msp_id }));
                 }
                 if w.value.len() != 64 || !w.value.iter().all(u8::is_ascii_hexdigit) {
                     return Ok(Err(R::ApprovalNotHash));
@@ -410,13 +412,13 @@ pub fn validate_writes(
             }
             Some(LifecycleKey::Definition { name }) => {
                 if !policy_ok() {
-                    return Ok(Err(R::DefinitionPolicy { name: name.into() }));
+                    return Ok(Err(R::DefinitionPolicy { name }));
                 }
                 let Ok(def) = Definition::from_json(&w.value) else {
-                    return Ok(Err(R::DefinitionDecode { name: name.into() }));
+                    return Ok(Err(R::DefinitionDecode { name }));
                 };
                 if def.canonical().ok().as_ref() != Some(&def) || def.name != name {
-                    return Ok(Err(R::NotCanonical { name: name.into() }));
+                    return Ok(Err(R::NotCanonical { name }));
                 }
                 let current = overlay
                     .get(NAMESPACE, &w.key)?
@@ -424,7 +426,7 @@ pub fn validate_writes(
                     .map_or(0, |d| d.sequence);
                 if def.sequence != current + 1 {
                     return Ok(Err(R::Sequence {
-                        name: name.into(),
+                        name,
                         sequence: def.sequence,
                         expected: current + 1,
                     }));
@@ -432,14 +434,14 @@ pub fn validate_writes(
                 let hash = hex::encode(sha256(&w.value));
                 let mut approved = 0;
                 for org in &orgs {
-                    let v = overlay.get(NAMESPACE, &approval_key(name, def.sequence, org))?;
+                    let v = overlay.get(NAMESPACE, &approval_key(&name, def.sequence, org))?;
                     if v.is_some_and(|v| v.value == hash.as_bytes()) {
                         approved += 1;
                     }
                 }
                 if approved < MetaRule::Majority.threshold(orgs.len()).max(1) {
                     return Ok(Err(R::NotApproved {
-                        name: name.into(),
+                        name,
                         sequence: def.sequence,
                         approved,
                         orgs: orgs.len(),
@@ -503,10 +505,12 @@ impl LifecycleExecutor {
             .msps()
             .validate(&creator, SystemTime::now())
             .map_err(|e| e.to_string())?;
+        // Every MSP of the channel was built from an MSP id the channel configuration parsed.
+        let creator_msp = MspId::new(identity.msp_id()).map_err(|e| e.to_string())?;
         let inv = Invocation {
             config: &config,
             peer_msp: &self.msp_id,
-            creator_msp: identity.msp_id(),
+            creator_msp: &creator_msp,
             creator_ou: identity.node_ou(),
         };
         invoke(&inv, &req.input.args, sim).map_err(|e| e.to_string())
@@ -553,6 +557,14 @@ mod tests {
     use medledger_channel::testing::TestChannel;
     use medledger_ledger_api::MemorySimulator;
 
+    fn cc(name: &str) -> ChaincodeName {
+        name.parse().unwrap()
+    }
+
+    fn msp(id: &str) -> MspId {
+        id.parse().unwrap()
+    }
+
     /// A channel of three organizations (majority: 2).
     fn channel() -> TestChannel {
         TestChannel::new("ch", 3, 4)
@@ -583,10 +595,11 @@ mod tests {
         ) -> Result<Vec<u8>, LifecycleError> {
             let mut sim = MemorySimulator::new(self.0.clone());
             let peer: MspId = peer.parse().unwrap();
+            let creator_msp: MspId = creator.0.parse().unwrap();
             let inv = Invocation {
                 config,
                 peer_msp: &peer,
-                creator_msp: creator.0,
+                creator_msp: &creator_msp,
                 creator_ou: Some(creator.1),
             };
             let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
@@ -625,90 +638,6 @@ mod tests {
                 (peer, NodeOu::Client),
                 &[COMMIT.as_bytes(), &json],
             )
-        }
-    }
-
-    #[test]
-    fn canonical_form_ignores_spelling_and_order() {
-        let a = Definition {
-            collections: vec![
-                CollectionConfig {
-                    name: "b".into(),
-                    member_orgs: "OR('Org1MSP.member','Org2MSP.member')".into(),
-                    endorsement_policy: None,
-                    block_to_live: 0,
-                },
-                CollectionConfig {
-                    name: "a".into(),
-                    member_orgs: "OR('Org1MSP.member')".into(),
-                    endorsement_policy: Some("OR('Org1MSP.peer')".into()),
-                    block_to_live: 3,
-                },
-            ],
-            ..def(1, "AND('Org1MSP.peer','Org2MSP.peer')")
-        };
-        let mut b = a.clone();
-        b.collections.reverse();
-        b.endorsement_policy = Some("AND('Org1MSP.peer', 'Org2MSP.peer')".into());
-        assert_eq!(a.hash_hex().unwrap(), b.hash_hex().unwrap());
-        assert_eq!(a.canonical().unwrap().collections[0].name, "a");
-        // The default policy is explicit in the canonical form.
-        let d = Definition {
-            endorsement_policy: None,
-            ..def(1, "")
-        };
-        assert_eq!(
-            d.canonical().unwrap().endorsement_policy.as_deref(),
-            Some("MAJORITY Endorsement")
-        );
-        // A bad name is refused when a definition is read.
-        let mut json = serde_json::to_value(def(1, "ANY Endorsement")).unwrap();
-        json["name"] = "bad name".into();
-        assert!(matches!(
-            Definition::from_json(&serde_json::to_vec(&json).unwrap()),
-            Err(LifecycleError::InvalidDefinition { .. })
-        ));
-        for bad in [
-            Definition {
-                version: String::new(),
-                ..def(1, "ANY Endorsement")
-            },
-            def(0, "ANY Endorsement"),
-            def(1, "AND("),
-        ] {
-            assert!(
-                matches!(
-                    bad.canonical(),
-                    Err(LifecycleError::InvalidDefinition { .. })
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn keys_parse_strictly() {
-        assert_eq!(
-            parse_key("definitions/kv"),
-            Some(LifecycleKey::Definition { name: "kv" })
-        );
-        assert_eq!(
-            parse_key(&approval_key("kv", 2, "Org1MSP")),
-            Some(LifecycleKey::Approval {
-                name: "kv",
-                sequence: 2,
-                msp_id: "Org1MSP"
-            })
-        );
-        for bad in [
-            "definitions/",
-            "definitions/a/b",
-            "approvals/kv/01/Org1MSP",
-            "approvals/kv/1",
-            "approvals/kv/1/Org1MSP/x",
-            "other",
-        ] {
-            assert_eq!(parse_key(bad), None, "{bad}");
         }
     }
 
@@ -756,9 +685,9 @@ mod tests {
         assert_eq!(
             readiness.approvals,
             BTreeMap::from([
-                ("Org1MSP".into(), true),
-                ("Org2MSP".into(), true),
-                ("Org3MSP".into(), false)
+                (msp("Org1MSP"), true),
+                (msp("Org2MSP"), true),
+                (msp("Org3MSP"), false)
             ])
         );
         // Org3's peer did not approve: it does not endorse the commit (Fabric's rule).
@@ -872,6 +801,30 @@ mod tests {
         assert!(matches!(e, LifecycleError::NotCommitted { .. }), "{e}");
     }
 
+    /// `QueryChaincodeDefinition`'s argument is parsed as a chaincode name where the proposal
+    /// is decoded: one that breaks Fabric's rule is refused as an argument, naming the rule,
+    /// not looked up.
+    #[test]
+    fn a_malformed_chaincode_name_is_refused_as_an_argument() {
+        let ch = channel();
+        let mut l = Ledger(BTreeMap::new());
+        for bad in [&b"bad name"[..], b"", b"_lifecycle", b"kv/1", b"\xff"] {
+            let e = l
+                .call(
+                    &ch.config,
+                    "Org1MSP",
+                    ("Org1MSP", NodeOu::Client),
+                    &[QUERY_COMMITTED.as_bytes(), bad],
+                )
+                .unwrap_err();
+            assert!(
+                matches!(&e, LifecycleError::Arguments { reason, .. } if reason.contains("chaincode name")),
+                "{e}"
+            );
+        }
+        assert!(l.0.is_empty());
+    }
+
     /// A transaction invoking `chaincode` that writes `writes` (key, value, delete) to
     /// `_lifecycle`, endorsed by a peer of each of `endorsers`.
     fn lifecycle_writes(
@@ -913,7 +866,7 @@ mod tests {
                 .unwrap_err()
         };
         let hash = "0".repeat(64);
-        let approval = approval_key("kv", 1, "Org1MSP");
+        let approval = approval_key(&cc("kv"), 1, &msp("Org1MSP"));
         let d = serde_json::to_vec(&def(2, "OR('Org1MSP.peer')").canonical().unwrap()).unwrap();
         let both = ["Org1MSP", "Org2MSP"];
         let cases: Vec<(LifecycleRefusal, &str)> = vec![
@@ -928,7 +881,11 @@ mod tests {
             (
                 refusal(
                     NAMESPACE,
-                    &[(&approval_key("kv", 1, "Org9MSP"), hash.as_bytes(), false)],
+                    &[(
+                        &approval_key(&cc("kv"), 1, &msp("Org9MSP")),
+                        hash.as_bytes(),
+                        false,
+                    )],
                     &both,
                 ),
                 "approval of unknown organization Org9MSP",
@@ -966,6 +923,14 @@ mod tests {
                 "_lifecycle key other is not allowed",
             ),
             (
+                refusal(
+                    NAMESPACE,
+                    &[("approvals/kv/1/Org 1", hash.as_bytes(), false)],
+                    &both,
+                ),
+                "_lifecycle key approvals/kv/1/Org 1 is not allowed",
+            ),
+            (
                 refusal(NAMESPACE, &[], &["Org1MSP"]),
                 "lifecycle endorsement policy not satisfied",
             ),
@@ -978,24 +943,25 @@ mod tests {
                 key: approval.clone(),
             },
             LifecycleRefusal::UnknownOrganization {
-                msp_id: "Org9MSP".into(),
+                msp_id: msp("Org9MSP"),
             },
             LifecycleRefusal::NotEndorsedByPeer {
-                msp_id: "Org1MSP".into(),
+                msp_id: msp("Org1MSP"),
             },
             LifecycleRefusal::ApprovalNotHash,
-            LifecycleRefusal::DefinitionPolicy { name: "kv".into() },
-            LifecycleRefusal::DefinitionDecode { name: "kv".into() },
-            LifecycleRefusal::NotCanonical {
-                name: "other".into(),
-            },
+            LifecycleRefusal::DefinitionPolicy { name: cc("kv") },
+            LifecycleRefusal::DefinitionDecode { name: cc("kv") },
+            LifecycleRefusal::NotCanonical { name: cc("other") },
             LifecycleRefusal::Sequence {
-                name: "kv".into(),
+                name: cc("kv"),
                 sequence: 2,
                 expected: 1,
             },
             LifecycleRefusal::KeyNotAllowed {
                 key: "other".into(),
+            },
+            LifecycleRefusal::KeyNotAllowed {
+                key: "approvals/kv/1/Org 1".into(),
             },
             LifecycleRefusal::LifecyclePolicy,
         ];
@@ -1009,7 +975,7 @@ mod tests {
         assert_eq!(
             refusal(NAMESPACE, &[("definitions/kv", &d1, false)], &both),
             LifecycleRefusal::NotApproved {
-                name: "kv".into(),
+                name: cc("kv"),
                 sequence: 1,
                 approved: 0,
                 orgs: 3,
