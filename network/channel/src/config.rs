@@ -15,7 +15,7 @@ use medledger_proto::common::{
     Payload, SignatureHeader,
 };
 use medledger_proto::medledger::channel as pb;
-use medledger_proto::types::ChannelId;
+use medledger_proto::types::{ChannelId, MspId};
 use prost::Message;
 
 use crate::block;
@@ -210,6 +210,8 @@ impl ConsenterSet {
 pub struct ChannelConfig {
     proto: pb::ChannelConfig,
     channel_id: ChannelId,
+    /// The application organizations' MSP ids, parsed, in configuration order.
+    application_orgs: Vec<MspId>,
     msps: Arc<MspManager>,
     policies: BTreeMap<String, Policy>,
     org_policies: OrgPolicies,
@@ -259,8 +261,7 @@ impl ChannelConfig {
                     org.msp_id
                 )));
             }
-            medledger_proto::types::MspId::try_from(org.msp_id.as_str())
-                .map_err(|e| invalid(format!("msp_id: {e}")))?;
+            MspId::try_from(org.msp_id.as_str()).map_err(|e| invalid(format!("msp_id: {e}")))?;
             // A root (or TLS root) certificate belongs to one organization: shared, an
             // identity or TLS certificate would be attributed to whichever comes first.
             let own: BTreeSet<&[u8]> = org
@@ -326,11 +327,13 @@ impl ChannelConfig {
                 return Err(invalid(format!("policy {name} is missing")));
             }
         }
-        let app_orgs: Vec<String> = proto
+        let application_orgs = proto
             .organizations
             .iter()
-            .map(|o| o.msp_id.clone())
-            .collect();
+            .map(|o| MspId::new(o.msp_id.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("msp_id: {e}")))?;
+        let app_orgs: Vec<String> = application_orgs.iter().map(MspId::to_string).collect();
         for (name, text) in &proto.policies {
             let policy: Policy = text
                 .parse()
@@ -351,6 +354,7 @@ impl ChannelConfig {
             org_policies: OrgPolicies::fabric_defaults(app_orgs),
             proto,
             channel_id,
+            application_orgs,
             msps,
             policies,
             consenters,
@@ -373,9 +377,10 @@ impl ChannelConfig {
         &self.msps
     }
 
-    /// MSP ids of the application organizations, in configuration order.
-    pub fn application_orgs(&self) -> impl Iterator<Item = &str> {
-        self.proto.organizations.iter().map(|o| o.msp_id.as_str())
+    /// MSP ids of the application organizations, in configuration order (parsed when the
+    /// configuration was: [`MspId`]'s rule).
+    pub fn application_orgs(&self) -> impl Iterator<Item = &MspId> {
+        self.application_orgs.iter()
     }
 
     /// A channel policy by name (`Readers`, `Writers`, `Admins`, `Endorsement`, ...).

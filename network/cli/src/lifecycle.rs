@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use medledger_gateway::client::Gateway;
-use medledger_peer::lifecycle::{CollectionConfig, Definition};
+use medledger_peer_config::lifecycle::{CollectionConfig, Definition};
+use medledger_proto::{ChaincodeName, MspId};
 
 use medledger_devnet::lifecycle as client;
 
@@ -42,9 +43,10 @@ pub struct Target {
 /// A chaincode definition.
 #[derive(Debug, Args)]
 pub struct DefinitionArgs {
-    /// Chaincode name.
+    /// Chaincode name (Fabric's rule: letters and digits, runs joined by single `-` or `_`;
+    /// refused before anything is sent).
     #[arg(short = 'n', long)]
-    pub name: String,
+    pub name: ChaincodeName,
     /// Version label.
     #[arg(short = 'v', long, default_value = "1.0")]
     pub version: String,
@@ -67,9 +69,10 @@ pub struct DefinitionArgs {
 /// `querycommitted`.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// Chaincode name.
+    /// Chaincode name (Fabric's rule: letters and digits, runs joined by single `-` or `_`;
+    /// refused before anything is sent).
     #[arg(short = 'n', long)]
-    pub name: String,
+    pub name: ChaincodeName,
     /// Channel and connection.
     #[command(flatten)]
     pub target: Target,
@@ -87,7 +90,7 @@ impl DefinitionArgs {
             None => Vec::new(),
         };
         let def = Definition {
-            name: self.name.parse().context("--name")?,
+            name: self.name.clone(),
             version: self.version.clone(),
             sequence: self.sequence,
             endorsement_policy: self.endorsement_policy.clone(),
@@ -108,7 +111,7 @@ async fn connect(t: &Target) -> Result<(Gateway, String)> {
     Ok((gateway, channel))
 }
 
-fn print_approvals(approvals: &std::collections::BTreeMap<String, bool>) -> String {
+fn print_approvals(approvals: &std::collections::BTreeMap<MspId, bool>) -> String {
     approvals
         .iter()
         .map(|(o, a)| format!("{o}: {a}"))
@@ -260,5 +263,13 @@ mod tests {
                 .to_string()
                 .contains("endorsement_policy")
         );
+        // A name outside Fabric's rule is refused when the command line is parsed.
+        for args in [
+            &["lifecycle", "approve", "--sequence", "1", "-n", "bad name"][..],
+            &["lifecycle", "querycommitted", "-n", "bad name"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert!(e.to_string().contains("chaincode name"), "{e}");
+        }
     }
 }

@@ -24,11 +24,11 @@ use ehr_chaincode::ids::PseudonymKey;
 use medledger_ca::{CaConfig, CertificateAuthority, Registration};
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
-use medledger_peer::lifecycle::{CollectionConfig, Definition};
-use medledger_peer::node::config::{
+use medledger_peer_config::config::{
     ChaincodeSection, ChannelSection, DeliverClientSection, GatewaySection, PeerConfig,
     SandboxSection,
 };
+use medledger_peer_config::lifecycle::{CollectionConfig, Definition};
 use medledger_proto::medledger::channel as pb;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -528,7 +528,7 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
         .map(|cc| {
             let def = chaincode_definition(spec, cc);
             ChaincodeSection {
-                name: cc.name.to_string(),
+                name: cc.name.clone(),
                 version: cc.version.clone(),
                 executable: chaincode_executable(cc.executable.as_deref(), cc.name.as_str()),
                 endorsement_policy: def.endorsement_policy,
@@ -555,9 +555,9 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
             chaincodes: chaincodes.clone(),
             sandbox: SandboxSection::default(),
             gateway: GatewaySection::default(),
-            transient_ttl_s: medledger_peer::node::config::DEFAULT_TRANSIENT_TTL_S,
+            transient_ttl_s: medledger_peer_config::config::DEFAULT_TRANSIENT_TTL_S,
             deliver_client: DeliverClientSection::default(),
-            limits: medledger_peer::node::config::LimitsSection::default(),
+            limits: medledger_peer_config::config::LimitsSection::default(),
         };
         write_yaml(&dir.join("nodes").join(&name).join("peer.yaml"), &cfg)?;
     }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use medledger_gateway::client::Gateway;
-use medledger_peer::lifecycle::{self, Committed, Definition, Readiness};
+use medledger_peer_config::lifecycle::{self, Committed, Definition, Readiness};
+use medledger_proto::ChaincodeName;
 use medledger_proto::protos::TxValidationCode;
 
 use super::client::{connect_as, explain};
@@ -99,12 +100,12 @@ pub async fn check_commit_readiness(
 pub async fn query_committed(
     gateway: &Gateway,
     channel: &str,
-    name: &str,
+    name: &ChaincodeName,
 ) -> Result<Option<Committed>> {
     let result = gateway
         .network(channel)
         .contract(lifecycle::NAMESPACE)
-        .evaluate_transaction(lifecycle::QUERY_COMMITTED, &[name])
+        .evaluate_transaction(lifecycle::QUERY_COMMITTED, &[name.as_str()])
         .await;
     match result {
         Ok(out) => Ok(Some(
@@ -194,7 +195,7 @@ pub async fn define_spec_chaincodes(
     };
     for cc in &spec.chaincodes {
         let def = chaincode_definition(spec, cc);
-        if let Some(c) = query_committed(&first.gateway, &spec.channel, cc.name.as_str()).await? {
+        if let Some(c) = query_committed(&first.gateway, &spec.channel, &cc.name).await? {
             progress(&format!(
                 "chaincode {} is defined on channel {} (sequence {})",
                 cc.name, spec.channel, c.definition.sequence
@@ -203,7 +204,7 @@ pub async fn define_spec_chaincodes(
         }
         for admin in &admins {
             let readiness = check_commit_readiness(&admin.gateway, &spec.channel, &def).await?;
-            if readiness.approvals.get(&admin.identity.msp_id) == Some(&true) {
+            if readiness.approvals.get(admin.identity.msp_id.as_str()) == Some(&true) {
                 continue;
             }
             approve(&admin.gateway, &spec.channel, &def)

@@ -341,7 +341,11 @@ pub async fn add(
         "channel {} is at configuration sequence {} with {}",
         spec.channel,
         current.sequence(),
-        current.application_orgs().collect::<Vec<_>>().join(", ")
+        current
+            .application_orgs()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
 
     progress(&format!(
@@ -387,7 +391,7 @@ pub async fn add(
     }
     let (updated, config_block) =
         wait_ordered(dir, &spec, &signing[0], next.sequence, timeout).await?;
-    if !updated.application_orgs().any(|m| m == org.msp_id) {
+    if !updated.application_orgs().any(|m| *m == org.msp_id) {
         cleanup(&identities);
         bail!(
             "another configuration update was ordered first (sequence {}); {} did not join",

@@ -13,56 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use medledger_ledger::Ledger;
-use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
 
 use crate::lifecycle::{self, Definition, LifecycleKey};
 
-/// A private data collection of a chaincode (Fabric's `StaticCollectionConfig`, the parts the
-/// committer uses).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectionDefinition {
-    /// Collection name.
-    pub name: String,
-    /// Which organizations are members (Fabric's `member_orgs_policy`): every MSP id the
-    /// policy names is a member and stores the collection's private data.
-    pub member_orgs: SignaturePolicy,
-    /// Collection-level endorsement policy: overrides the chaincode policy for this
-    /// collection's private writes (Fabric 2.x), if set.
-    pub endorsement_policy: Option<Policy>,
-    /// Blocks after which private data is purged (0 = never). Recorded; not yet enforced.
-    pub block_to_live: u64,
-}
-
-impl CollectionDefinition {
-    /// Whether `msp_id` is a member organization of the collection.
-    pub fn is_member(&self, msp_id: &str) -> bool {
-        self.member_orgs.msp_ids().contains(msp_id)
-    }
-}
-
-/// What validation needs of a chaincode definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChaincodeDefinition {
-    /// Chaincode (namespace) name.
-    pub name: String,
-    /// Chaincode-level endorsement policy; implicit-meta policies are evaluated over the
-    /// channel's organizations.
-    pub endorsement_policy: Policy,
-    /// Private data collections by name.
-    pub collections: BTreeMap<String, CollectionDefinition>,
-}
-
-impl ChaincodeDefinition {
-    /// A definition of `name` with the channel's default policy (`MAJORITY Endorsement`) and no
-    /// collections.
-    pub fn with_default_policy(name: impl Into<String>) -> Self {
-        ChaincodeDefinition {
-            name: name.into(),
-            endorsement_policy: Policy::implicit_meta(MetaRule::Majority, "Endorsement"),
-            collections: BTreeMap::new(),
-        }
-    }
-}
+pub use medledger_peer_config::definitions::{ChaincodeDefinition, CollectionDefinition};
 
 /// Source of chaincode definitions for the committer.
 pub trait ChaincodeDefinitions: Send + Sync {
@@ -174,14 +128,14 @@ impl ChaincodeDefinitions for LedgerDefinitions {
             match def {
                 Some(Ok(def)) => {
                     tracing::info!(target: "peer::lifecycle", chaincode = %name, "chaincode definition in effect");
-                    c.insert(name.to_owned(), Arc::new(def));
+                    c.insert(name.into_string(), Arc::new(def));
                 }
                 Some(Err(e)) => {
                     // Validation only lets canonical definitions through.
                     tracing::warn!(target: "peer::lifecycle", chaincode = %name, error = %e, "committed definition unusable");
                 }
                 None => {
-                    c.remove(name);
+                    c.remove(name.as_str());
                 }
             }
         }

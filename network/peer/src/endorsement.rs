@@ -56,7 +56,7 @@ impl ChannelContext for PeerChannelContext {
                 .values()
                 .map(|c| CollectionAccess {
                     name: c.name.clone(),
-                    member: c.is_member(self.msp_id.as_str()),
+                    member: c.is_member(&self.msp_id),
                 })
                 .collect()
         })

@@ -71,6 +71,15 @@ pub enum Error {
     },
 }
 
+impl From<medledger_peer_config::Error> for Error {
+    fn from(e: medledger_peer_config::Error) -> Self {
+        match e {
+            medledger_peer_config::Error::Config { reason } => Error::Config { reason },
+            medledger_peer_config::Error::Io { what, error } => Error::Io { what, error },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Error;

@@ -11,6 +11,10 @@
 //! - the committed definitions read back by the peer
 //!   ([`LedgerDefinitions`](crate::definitions::LedgerDefinitions)).
 //!
+//! The definition, its canonical form, the state keys, the query answers and
+//! [`LifecycleError`] are [`medledger_peer_config::lifecycle`]'s, re-exported here, so clients
+//! use them without linking the peer.
+//!
 //! State layout (public world state of namespace `_lifecycle`, ADR 0017):
 //!
 //! | key | value |
@@ -31,330 +35,22 @@ use medledger_endorser::{ChaincodeExecutor, RuntimeExecutor};
 use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;
-use medledger_msp::policy::{MetaRule, Policy, SignaturePolicy};
+use medledger_msp::policy::{MetaRule, Policy};
 use medledger_proto::common::{Header, SignatureHeader};
 use medledger_proto::protos::{Proposal, Response};
 use medledger_proto::{ChaincodeName, MspId};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
 use prost::Message;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::definitions::{ChaincodeDefinition, CollectionDefinition};
 use crate::validator::state::Overlay;
 use crate::validator::tx::{EndorserTx, NamespaceRwSet};
 
-/// The lifecycle system chaincode's name and state namespace.
-pub const NAMESPACE: &str = "_lifecycle";
-/// Channel policy that writes of committed definitions must satisfy (Fabric's
-/// `/Channel/Application/LifecycleEndorsement`); `MAJORITY Endorsement` when the channel has
-/// none.
-pub const LIFECYCLE_ENDORSEMENT: &str = "LifecycleEndorsement";
-/// Key prefix of committed definitions.
-pub const DEFINITION_PREFIX: &str = "definitions/";
-/// Key prefix of approvals.
-pub const APPROVAL_PREFIX: &str = "approvals/";
-
-/// Function: record this organization's approval of a definition (args: definition JSON).
-pub const APPROVE: &str = "ApproveChaincodeDefinitionForMyOrg";
-/// Function: commit a definition approved by a majority (args: definition JSON).
-pub const COMMIT: &str = "CommitChaincodeDefinition";
-/// Function: the committed definition of a chaincode and who approved it (args: name).
-pub const QUERY_COMMITTED: &str = "QueryChaincodeDefinition";
-/// Function: which organizations approved a definition (args: definition JSON).
-pub const CHECK_COMMIT_READINESS: &str = "CheckCommitReadiness";
-
-/// Why a lifecycle invocation was refused (status 500 to the client, as Fabric). Messages
-/// carry names, sequences and MSP ids only.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LifecycleError {
-    /// Unknown function or unusable arguments.
-    #[error("{function}: {reason}")]
-    Arguments {
-        /// Function called.
-        function: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The definition is not well formed.
-    #[error("chaincode definition of {name}: {reason}")]
-    InvalidDefinition {
-        /// Chaincode name as given.
-        name: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The sequence is not the next one (or the current one, for an approval).
-    #[error(
-        "requested sequence is {requested}, but new definition of {name} must be sequence {expected}"
-    )]
-    Sequence {
-        /// Chaincode name.
-        name: String,
-        /// Sequence given.
-        requested: u64,
-        /// Sequence expected.
-        expected: u64,
-    },
-    /// Approving needs an admin (NodeOU `admin`) of the endorsing peer's organization.
-    #[error(
-        "{creator_msp} identity with NodeOU {creator_ou} cannot approve for {peer_msp}: an admin of {peer_msp} must approve at a peer of {peer_msp}"
-    )]
-    NotAdmin {
-        /// Creator's MSP.
-        creator_msp: String,
-        /// Creator's NodeOU (`none` if unclassified).
-        creator_ou: String,
-        /// Endorsing peer's MSP.
-        peer_msp: MspId,
-    },
-    /// Not enough organizations approved the definition.
-    #[error(
-        "chaincode definition of {name} sequence {sequence} approved by {approved} of {orgs} organizations; {required} required"
-    )]
-    NotAgreed {
-        /// Chaincode name.
-        name: String,
-        /// Sequence.
-        sequence: u64,
-        /// Organizations that approved exactly this definition.
-        approved: usize,
-        /// Application organizations of the channel.
-        orgs: usize,
-        /// Majority threshold.
-        required: usize,
-    },
-    /// The endorsing peer's own organization did not approve (Fabric's check).
-    #[error("chaincode definition not agreed to by this org ({msp_id})")]
-    ThisOrgNotAgreed {
-        /// The endorsing peer's MSP.
-        msp_id: MspId,
-    },
-    /// No definition of the chaincode is committed.
-    #[error("namespace {name} is not defined")]
-    NotCommitted {
-        /// Chaincode name.
-        name: String,
-    },
-    /// State could not be read or written.
-    #[error("lifecycle state: {0}")]
-    State(String),
-}
-
-/// A private data collection of a [`Definition`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CollectionConfig {
-    /// Collection name.
-    pub name: String,
-    /// Member organizations, a signature policy such as `OR('Org1MSP.member')`.
-    pub member_orgs: String,
-    /// Collection-level endorsement policy, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endorsement_policy: Option<String>,
-    /// Blocks to live (0 = forever).
-    #[serde(default)]
-    pub block_to_live: u64,
-}
-
-/// A chaincode definition as organizations approve and commit it (Fabric's
-/// `ChaincodeDefinition` parameters we use: name, version, sequence, endorsement policy,
-/// collections). Its canonical form ([`Definition::canonical`]) is what is hashed and stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Definition {
-    /// Chaincode name (Fabric's rule: `[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*`), checked when the
-    /// definition is deserialized ([`Definition::from_json`], a `peer.yaml`, a command line).
-    pub name: ChaincodeName,
-    /// Version label (`[A-Za-z0-9_.+-]+`).
-    pub version: String,
-    /// Sequence: 1 for the first definition, +1 for each change.
-    pub sequence: u64,
-    /// Endorsement policy; default `MAJORITY Endorsement`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endorsement_policy: Option<String>,
-    /// Private data collections.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub collections: Vec<CollectionConfig>,
-}
-
-fn valid_version(v: &str) -> bool {
-    !v.is_empty()
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
-}
-
-impl Definition {
-    /// The definition with every policy parsed and re-printed in one spelling, the default
-    /// endorsement policy made explicit and collections sorted by name: two organizations
-    /// approving the same definition written differently approve the same hash.
-    ///
-    /// # Errors
-    /// [`LifecycleError::InvalidDefinition`]: bad version, sequence 0, a policy that does not
-    /// parse, a collection named twice.
-    pub fn canonical(&self) -> Result<Definition, LifecycleError> {
-        let bad = |reason: String| LifecycleError::InvalidDefinition {
-            name: self.name.to_string(),
-            reason,
-        };
-        if !valid_version(&self.version) {
-            return Err(bad("invalid version".into()));
-        }
-        if self.sequence == 0 {
-            return Err(bad("sequence must be at least 1".into()));
-        }
-        let policy = match &self.endorsement_policy {
-            Some(p) => p
-                .parse::<Policy>()
-                .map_err(|e| bad(format!("endorsement_policy: {e}")))?,
-            None => Policy::implicit_meta(MetaRule::Majority, "Endorsement"),
-        };
-        let mut collections: BTreeMap<String, CollectionConfig> = BTreeMap::new();
-        for c in &self.collections {
-            if !crate::validator::tx::valid_name(&c.name) || c.name.contains('/') {
-                return Err(bad("invalid collection name".into()));
-            }
-            let members = c
-                .member_orgs
-                .parse::<SignaturePolicy>()
-                .map_err(|e| bad(format!("collection {} member_orgs: {e}", c.name)))?;
-            let endorsement_policy = c
-                .endorsement_policy
-                .as_deref()
-                .map(str::parse::<Policy>)
-                .transpose()
-                .map_err(|e| bad(format!("collection {} endorsement_policy: {e}", c.name)))?;
-            let canon = CollectionConfig {
-                name: c.name.clone(),
-                member_orgs: members.to_string(),
-                endorsement_policy: endorsement_policy.map(|p| p.to_string()),
-                block_to_live: c.block_to_live,
-            };
-            if collections.insert(c.name.clone(), canon).is_some() {
-                return Err(bad(format!("collection {} listed twice", c.name)));
-            }
-        }
-        Ok(Definition {
-            name: self.name.clone(),
-            version: self.version.clone(),
-            sequence: self.sequence,
-            endorsement_policy: Some(policy.to_string()),
-            collections: collections.into_values().collect(),
-        })
-    }
-
-    /// Canonical JSON bytes (what `definitions/<name>` holds).
-    ///
-    /// # Errors
-    /// As [`Definition::canonical`].
-    pub fn canonical_bytes(&self) -> Result<Vec<u8>, LifecycleError> {
-        serde_json::to_vec(&self.canonical()?).map_err(|e| LifecycleError::State(e.to_string()))
-    }
-
-    /// Hex SHA-256 of the canonical JSON (what an approval records).
-    ///
-    /// # Errors
-    /// As [`Definition::canonical`].
-    pub fn hash_hex(&self) -> Result<String, LifecycleError> {
-        Ok(hex::encode(sha256(&self.canonical_bytes()?)))
-    }
-
-    /// What validation and endorsement need of it.
-    ///
-    /// # Errors
-    /// As [`Definition::canonical`].
-    pub fn to_chaincode_definition(&self) -> Result<ChaincodeDefinition, LifecycleError> {
-        let c = self.canonical()?;
-        let bad = |reason: String| LifecycleError::InvalidDefinition {
-            name: c.name.to_string(),
-            reason,
-        };
-        let mut def = ChaincodeDefinition::with_default_policy(c.name.as_str());
-        if let Some(p) = &c.endorsement_policy {
-            def.endorsement_policy = p.parse().map_err(|e| bad(format!("{e}")))?;
-        }
-        for coll in &c.collections {
-            let member_orgs = coll.member_orgs.parse().map_err(|e| bad(format!("{e}")))?;
-            let endorsement_policy = coll
-                .endorsement_policy
-                .as_deref()
-                .map(str::parse::<Policy>)
-                .transpose()
-                .map_err(|e| bad(format!("{e}")))?;
-            def.collections.insert(
-                coll.name.clone(),
-                CollectionDefinition {
-                    name: coll.name.clone(),
-                    member_orgs,
-                    endorsement_policy,
-                    block_to_live: coll.block_to_live,
-                },
-            );
-        }
-        Ok(def)
-    }
-
-    /// Decodes a stored or submitted definition (JSON).
-    ///
-    /// # Errors
-    /// [`LifecycleError::InvalidDefinition`] if it is not a definition, or names no valid
-    /// chaincode.
-    pub fn from_json(bytes: &[u8]) -> Result<Definition, LifecycleError> {
-        serde_json::from_slice(bytes).map_err(|e| LifecycleError::InvalidDefinition {
-            name: String::new(),
-            reason: format!("not a definition: {e}"),
-        })
-    }
-}
-
-/// `definitions/<name>`.
-pub fn definition_key(name: &str) -> String {
-    format!("{DEFINITION_PREFIX}{name}")
-}
-
-/// `approvals/<name>/<sequence>/<msp_id>`.
-pub fn approval_key(name: &str, sequence: u64, msp_id: &str) -> String {
-    format!("{APPROVAL_PREFIX}{name}/{sequence}/{msp_id}")
-}
-
-/// A key of the `_lifecycle` namespace, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LifecycleKey<'a> {
-    /// `definitions/<name>`.
-    Definition {
-        /// Chaincode name.
-        name: &'a str,
-    },
-    /// `approvals/<name>/<sequence>/<msp_id>`.
-    Approval {
-        /// Chaincode name.
-        name: &'a str,
-        /// Sequence.
-        sequence: u64,
-        /// Approving organization.
-        msp_id: &'a str,
-    },
-}
-
-/// Parses a `_lifecycle` key; `None` for any other shape.
-pub fn parse_key(key: &str) -> Option<LifecycleKey<'_>> {
-    if let Some(name) = key.strip_prefix(DEFINITION_PREFIX) {
-        return ChaincodeName::check(name)
-            .is_ok()
-            .then_some(LifecycleKey::Definition { name });
-    }
-    let rest = key.strip_prefix(APPROVAL_PREFIX)?;
-    let mut parts = rest.split('/');
-    let (name, seq, msp_id) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || ChaincodeName::check(name).is_err() || msp_id.is_empty() {
-        return None;
-    }
-    let sequence: u64 = seq.parse().ok()?;
-    (seq == sequence.to_string()).then_some(LifecycleKey::Approval {
-        name,
-        sequence,
-        msp_id,
-    })
-}
+pub use medledger_peer_config::lifecycle::{
+    APPROVAL_PREFIX, APPROVE, CHECK_COMMIT_READINESS, COMMIT, CollectionConfig, Committed,
+    DEFINITION_PREFIX, Definition, LIFECYCLE_ENDORSEMENT, LifecycleError, LifecycleKey, NAMESPACE,
+    QUERY_COMMITTED, Readiness, approval_key, definition_key, parse_key,
+};
 
 /// The channel's lifecycle endorsement policy: `LifecycleEndorsement`, else
 /// `MAJORITY Endorsement`.
@@ -373,15 +69,14 @@ pub struct Invocation<'a> {
     /// MSP id of the endorsing peer.
     pub peer_msp: &'a MspId,
     /// MSP id of the proposal's creator (validated).
-    pub creator_msp: &'a str,
+    pub creator_msp: &'a MspId,
     /// NodeOU of the creator.
     pub creator_ou: Option<NodeOu>,
 }
 
-impl From<LedgerError> for LifecycleError {
-    fn from(e: LedgerError) -> Self {
-        LifecycleError::State(e.to_string())
-    }
+/// A failed state read or write, as the lifecycle's refusal.
+fn state_error(e: LedgerError) -> LifecycleError {
+    LifecycleError::State(e.to_string())
 }
 
 /// The committed definition of `name`, if any, read through the simulator.
@@ -390,9 +85,9 @@ impl From<LedgerError> for LifecycleError {
 /// [`LifecycleError::State`].
 pub fn committed(
     sim: &mut dyn TxSimulator,
-    name: &str,
+    name: &ChaincodeName,
 ) -> Result<Option<Definition>, LifecycleError> {
-    match sim.get_state(&definition_key(name))? {
+    match sim.get_state(&definition_key(name)).map_err(state_error)? {
         Some(bytes) => Definition::from_json(&bytes).map(Some),
         None => Ok(None),
     }
@@ -407,14 +102,15 @@ pub fn approvals(
     config: &ChannelConfig,
     sim: &mut dyn TxSimulator,
     def: &Definition,
-) -> Result<BTreeMap<String, bool>, LifecycleError> {
+) -> Result<BTreeMap<MspId, bool>, LifecycleError> {
     let hash = def.hash_hex()?;
     let mut out = BTreeMap::new();
     for org in config.application_orgs() {
         let approved = sim
-            .get_state(&approval_key(def.name.as_str(), def.sequence, org))?
+            .get_state(&approval_key(&def.name, def.sequence, org))
+            .map_err(state_error)?
             .is_some_and(|v| v == hash.as_bytes());
-        out.insert(org.to_owned(), approved);
+        out.insert(org.clone(), approved);
     }
     Ok(out)
 }
@@ -427,23 +123,6 @@ fn definition_arg(function: &str, args: &[Vec<u8>]) -> Result<Definition, Lifecy
             reason: "expected one argument: the definition as JSON".into(),
         }),
     }
-}
-
-/// The readiness answer: `{"approvals":{"Org1MSP":true,...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Readiness {
-    /// Per application organization, whether it approved the definition.
-    pub approvals: BTreeMap<String, bool>,
-}
-
-/// The answer to `QueryChaincodeDefinition`: the committed definition and who approved it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Committed {
-    /// The definition.
-    #[serde(flatten)]
-    pub definition: Definition,
-    /// Per application organization, whether it approved this definition.
-    pub approvals: BTreeMap<String, bool>,
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, LifecycleError> {
@@ -481,14 +160,14 @@ pub fn invoke(
             let def = definition_arg(&function, rest)?;
             if inv.creator_ou != Some(NodeOu::Admin) || *inv.peer_msp != *inv.creator_msp {
                 return Err(LifecycleError::NotAdmin {
-                    creator_msp: inv.creator_msp.to_owned(),
+                    creator_msp: inv.creator_msp.clone(),
                     creator_ou: inv
                         .creator_ou
                         .map_or_else(|| "none".to_owned(), |ou| ou.as_str().to_owned()),
                     peer_msp: inv.peer_msp.clone(),
                 });
             }
-            let current = committed(sim, def.name.as_str())?;
+            let current = committed(sim, &def.name)?;
             let current_seq = current.as_ref().map_or(0, |d| d.sequence);
             let same_as_current = current
                 .as_ref()
@@ -496,24 +175,25 @@ pub fn invoke(
             if def.sequence != current_seq + 1 && !(def.sequence == current_seq && same_as_current)
             {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.to_string(),
+                    name: def.name.clone(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
             }
             let hash = def.hash_hex()?;
             sim.put_state(
-                &approval_key(def.name.as_str(), def.sequence, inv.peer_msp.as_str()),
+                &approval_key(&def.name, def.sequence, inv.peer_msp),
                 hash.clone().into_bytes(),
-            )?;
+            )
+            .map_err(state_error)?;
             Ok(hash.into_bytes())
         }
         COMMIT => {
             let def = definition_arg(&function, rest)?;
-            let current_seq = committed(sim, def.name.as_str())?.map_or(0, |d| d.sequence);
+            let current_seq = committed(sim, &def.name)?.map_or(0, |d| d.sequence);
             if def.sequence != current_seq + 1 {
                 return Err(LifecycleError::Sequence {
-                    name: def.name.to_string(),
+                    name: def.name.clone(),
                     requested: def.sequence,
                     expected: current_seq + 1,
                 });
@@ -523,19 +203,20 @@ pub fn invoke(
             let required = MetaRule::Majority.threshold(approvals.len()).max(1);
             if approved < required {
                 return Err(LifecycleError::NotAgreed {
-                    name: def.name.to_string(),
+                    name: def.name.clone(),
                     sequence: def.sequence,
                     approved,
                     orgs: approvals.len(),
                     required,
                 });
             }
-            if approvals.get(inv.peer_msp.as_str()) != Some(&true) {
+            if approvals.get(inv.peer_msp) != Some(&true) {
                 return Err(LifecycleError::ThisOrgNotAgreed {
                     msp_id: inv.peer_msp.clone(),
                 });
             }
-            sim.put_state(&definition_key(def.name.as_str()), def.canonical_bytes()?)?;
+            sim.put_state(&definition_key(&def.name), def.canonical_bytes()?)
+                .map_err(state_error)?;
             json(&Readiness { approvals })
         }
         QUERY_COMMITTED => {
@@ -545,7 +226,13 @@ pub fn invoke(
                     reason: "expected one argument: the chaincode name".into(),
                 });
             };
-            let name = String::from_utf8_lossy(name).into_owned();
+            let name =
+                ChaincodeName::new(String::from_utf8_lossy(name).into_owned()).map_err(|e| {
+                    LifecycleError::Arguments {
+                        function: function.clone(),
+                        reason: format!("invalid chaincode name: {e}"),
+                    }
+                })?;
             let def = committed(sim, &name)?.ok_or(LifecycleError::NotCommitted { name })?;
             let approvals = approvals(inv.config, sim, &def)?;
             json(&Committed {
@@ -566,10 +253,10 @@ pub fn invoke(
 }
 
 /// Whether an endorser of `msp_id` with NodeOU `peer` signed the transaction.
-fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &str) -> bool {
+fn endorsed_by_peer_of(tx: &EndorserTx, msp_id: &MspId) -> bool {
     tx.endorsers
         .iter()
-        .any(|s| s.msp_id == msp_id && s.ou == Some(NodeOu::Peer))
+        .any(|s| s.msp_id == *msp_id && s.ou == Some(NodeOu::Peer))
 }
 
 /// Why the committer refuses a transaction's writes to `_lifecycle` ([`validate_writes`]).
@@ -602,13 +289,13 @@ pub enum LifecycleRefusal {
     #[error("approval of unknown organization {msp_id}")]
     UnknownOrganization {
         /// The approval key's MSP id.
-        msp_id: String,
+        msp_id: MspId,
     },
     /// An approval no peer of its organization endorsed.
     #[error("approval of {msp_id} not endorsed by a peer of {msp_id}")]
     NotEndorsedByPeer {
         /// The approving organization.
-        msp_id: String,
+        msp_id: MspId,
     },
     /// An approval's value is not a hex SHA-256 (64 hex characters).
     #[error("approval value is not a SHA-256")]
@@ -617,25 +304,25 @@ pub enum LifecycleRefusal {
     #[error("definition of {name}: lifecycle endorsement policy not satisfied")]
     DefinitionPolicy {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
     },
     /// A definition's value is not a definition's JSON.
     #[error("definition of {name} does not decode")]
     DefinitionDecode {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
     },
     /// A definition is not in canonical form, or names another chaincode than its key.
     #[error("definition of {name} is not canonical")]
     NotCanonical {
         /// The chaincode (of the key).
-        name: String,
+        name: ChaincodeName,
     },
     /// A definition's sequence is not the committed one + 1.
     #[error("definition of {name}: sequence {sequence} is not {expected}")]
     Sequence {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
         /// The definition's sequence.
         sequence: u64,
         /// The committed sequence + 1.
@@ -648,7 +335,7 @@ pub enum LifecycleRefusal {
     )]
     NotApproved {
         /// The chaincode.
-        name: String,
+        name: ChaincodeName,
         /// The definition's sequence.
         sequence: u64,
         /// Organizations whose approval matches.
@@ -706,22 +393,18 @@ pub fn validate_writes(
     if !ns.kv.metadata_writes.is_empty() || !ns.collections.is_empty() {
         return Ok(Err(R::MetadataOrPrivateWrites));
     }
-    let orgs: Vec<&str> = config.application_orgs().collect();
+    let orgs: Vec<&MspId> = config.application_orgs().collect();
     for w in &ns.kv.writes {
         if w.is_delete {
             return Ok(Err(R::Delete { key: w.key.clone() }));
         }
         match parse_key(&w.key) {
             Some(LifecycleKey::Approval { msp_id, .. }) => {
-                if !orgs.contains(&msp_id) {
-                    return Ok(Err(R::UnknownOrganization {
-                        msp_id: msp_id.to_owned(),
-                    }));
+                if !orgs.contains(&&msp_id) {
+                    return Ok(Err(R::UnknownOrganization { msp_id }));
                 }
-                if !endorsed_by_peer_of(tx, msp_id) {
-                    return Ok(Err(R::NotEndorsedByPeer {
-                        msp_id: msp_id.to_owned(),
-                    }));
+                if !endorsed_by_peer_of(tx, &msp_id) {
+                    return Ok(Err(R::NotEndorsedByPeer { msp_id }));
                 }
                 if w.value.len() != 64 || !w.value.iter().all(u8::is_ascii_hexdigit) {
                     return Ok(Err(R::ApprovalNotHash));
@@ -729,13 +412,13 @@ pub fn validate_writes(
             }
             Some(LifecycleKey::Definition { name }) => {
                 if !policy_ok() {
-                    return Ok(Err(R::DefinitionPolicy { name: name.into() }));
+                    return Ok(Err(R::DefinitionPolicy { name }));
                 }
                 let Ok(def) = Definition::from_json(&w.value) else {
-                    return Ok(Err(R::DefinitionDecode { name: name.into() }));
+                    return Ok(Err(R::DefinitionDecode { name }));
                 };
                 if def.canonical().ok().as_ref() != Some(&def) || def.name != name {
-                    return Ok(Err(R::NotCanonical { name: name.into() }));
+                    return Ok(Err(R::NotCanonical { name }));
                 }
                 let current = overlay
                     .get(NAMESPACE, &w.key)?
@@ -743,7 +426,7 @@ pub fn validate_writes(
                     .map_or(0, |d| d.sequence);
                 if def.sequence != current + 1 {
                     return Ok(Err(R::Sequence {
-                        name: name.into(),
+                        name,
                         sequence: def.sequence,
                         expected: current + 1,
                     }));
@@ -751,14 +434,14 @@ pub fn validate_writes(
                 let hash = hex::encode(sha256(&w.value));
                 let mut approved = 0;
                 for org in &orgs {
-                    let v = overlay.get(NAMESPACE, &approval_key(name, def.sequence, org))?;
+                    let v = overlay.get(NAMESPACE, &approval_key(&name, def.sequence, org))?;
                     if v.is_some_and(|v| v.value == hash.as_bytes()) {
                         approved += 1;
                     }
                 }
                 if approved < MetaRule::Majority.threshold(orgs.len()).max(1) {
                     return Ok(Err(R::NotApproved {
-                        name: name.into(),
+                        name,
                         sequence: def.sequence,
                         approved,
                         orgs: orgs.len(),
@@ -822,10 +505,12 @@ impl LifecycleExecutor {
             .msps()
             .validate(&creator, SystemTime::now())
             .map_err(|e| e.to_string())?;
+        // Every MSP of the channel was built from an MSP id the channel configuration parsed.
+        let creator_msp = MspId::new(identity.msp_id()).map_err(|e| e.to_string())?;
         let inv = Invocation {
             config: &config,
             peer_msp: &self.msp_id,
-            creator_msp: identity.msp_id(),
+            creator_msp: &creator_msp,
             creator_ou: identity.node_ou(),
         };
         invoke(&inv, &req.input.args, sim).map_err(|e| e.to_string())
@@ -872,6 +557,14 @@ mod tests {
     use medledger_channel::testing::TestChannel;
     use medledger_ledger_api::MemorySimulator;
 
+    fn cc(name: &str) -> ChaincodeName {
+        name.parse().unwrap()
+    }
+
+    fn msp(id: &str) -> MspId {
+        id.parse().unwrap()
+    }
+
     /// A channel of three organizations (majority: 2).
     fn channel() -> TestChannel {
         TestChannel::new("ch", 3, 4)
@@ -902,10 +595,11 @@ mod tests {
         ) -> Result<Vec<u8>, LifecycleError> {
             let mut sim = MemorySimulator::new(self.0.clone());
             let peer: MspId = peer.parse().unwrap();
+            let creator_msp: MspId = creator.0.parse().unwrap();
             let inv = Invocation {
                 config,
                 peer_msp: &peer,
-                creator_msp: creator.0,
+                creator_msp: &creator_msp,
                 creator_ou: Some(creator.1),
             };
             let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
@@ -944,90 +638,6 @@ mod tests {
                 (peer, NodeOu::Client),
                 &[COMMIT.as_bytes(), &json],
             )
-        }
-    }
-
-    #[test]
-    fn canonical_form_ignores_spelling_and_order() {
-        let a = Definition {
-            collections: vec![
-                CollectionConfig {
-                    name: "b".into(),
-                    member_orgs: "OR('Org1MSP.member','Org2MSP.member')".into(),
-                    endorsement_policy: None,
-                    block_to_live: 0,
-                },
-                CollectionConfig {
-                    name: "a".into(),
-                    member_orgs: "OR('Org1MSP.member')".into(),
-                    endorsement_policy: Some("OR('Org1MSP.peer')".into()),
-                    block_to_live: 3,
-                },
-            ],
-            ..def(1, "AND('Org1MSP.peer','Org2MSP.peer')")
-        };
-        let mut b = a.clone();
-        b.collections.reverse();
-        b.endorsement_policy = Some("AND('Org1MSP.peer', 'Org2MSP.peer')".into());
-        assert_eq!(a.hash_hex().unwrap(), b.hash_hex().unwrap());
-        assert_eq!(a.canonical().unwrap().collections[0].name, "a");
-        // The default policy is explicit in the canonical form.
-        let d = Definition {
-            endorsement_policy: None,
-            ..def(1, "")
-        };
-        assert_eq!(
-            d.canonical().unwrap().endorsement_policy.as_deref(),
-            Some("MAJORITY Endorsement")
-        );
-        // A bad name is refused when a definition is read.
-        let mut json = serde_json::to_value(def(1, "ANY Endorsement")).unwrap();
-        json["name"] = "bad name".into();
-        assert!(matches!(
-            Definition::from_json(&serde_json::to_vec(&json).unwrap()),
-            Err(LifecycleError::InvalidDefinition { .. })
-        ));
-        for bad in [
-            Definition {
-                version: String::new(),
-                ..def(1, "ANY Endorsement")
-            },
-            def(0, "ANY Endorsement"),
-            def(1, "AND("),
-        ] {
-            assert!(
-                matches!(
-                    bad.canonical(),
-                    Err(LifecycleError::InvalidDefinition { .. })
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn keys_parse_strictly() {
-        assert_eq!(
-            parse_key("definitions/kv"),
-            Some(LifecycleKey::Definition { name: "kv" })
-        );
-        assert_eq!(
-            parse_key(&approval_key("kv", 2, "Org1MSP")),
-            Some(LifecycleKey::Approval {
-                name: "kv",
-                sequence: 2,
-                msp_id: "Org1MSP"
-            })
-        );
-        for bad in [
-            "definitions/",
-            "definitions/a/b",
-            "approvals/kv/01/Org1MSP",
-            "approvals/kv/1",
-            "approvals/kv/1/Org1MSP/x",
-            "other",
-        ] {
-            assert_eq!(parse_key(bad), None, "{bad}");
         }
     }
 
@@ -1075,9 +685,9 @@ mod tests {
         assert_eq!(
             readiness.approvals,
             BTreeMap::from([
-                ("Org1MSP".into(), true),
-                ("Org2MSP".into(), true),
-                ("Org3MSP".into(), false)
+                (msp("Org1MSP"), true),
+                (msp("Org2MSP"), true),
+                (msp("Org3MSP"), false)
             ])
         );
         // Org3's peer did not approve: it does not endorse the commit (Fabric's rule).
@@ -1191,6 +801,30 @@ mod tests {
         assert!(matches!(e, LifecycleError::NotCommitted { .. }), "{e}");
     }
 
+    /// `QueryChaincodeDefinition`'s argument is parsed as a chaincode name where the proposal
+    /// is decoded: one that breaks Fabric's rule is refused as an argument, naming the rule,
+    /// not looked up.
+    #[test]
+    fn a_malformed_chaincode_name_is_refused_as_an_argument() {
+        let ch = channel();
+        let mut l = Ledger(BTreeMap::new());
+        for bad in [&b"bad name"[..], b"", b"_lifecycle", b"kv/1", b"\xff"] {
+            let e = l
+                .call(
+                    &ch.config,
+                    "Org1MSP",
+                    ("Org1MSP", NodeOu::Client),
+                    &[QUERY_COMMITTED.as_bytes(), bad],
+                )
+                .unwrap_err();
+            assert!(
+                matches!(&e, LifecycleError::Arguments { reason, .. } if reason.contains("chaincode name")),
+                "{e}"
+            );
+        }
+        assert!(l.0.is_empty());
+    }
+
     /// A transaction invoking `chaincode` that writes `writes` (key, value, delete) to
     /// `_lifecycle`, endorsed by a peer of each of `endorsers`.
     fn lifecycle_writes(
@@ -1232,7 +866,7 @@ mod tests {
                 .unwrap_err()
         };
         let hash = "0".repeat(64);
-        let approval = approval_key("kv", 1, "Org1MSP");
+        let approval = approval_key(&cc("kv"), 1, &msp("Org1MSP"));
         let d = serde_json::to_vec(&def(2, "OR('Org1MSP.peer')").canonical().unwrap()).unwrap();
         let both = ["Org1MSP", "Org2MSP"];
         let cases: Vec<(LifecycleRefusal, &str)> = vec![
@@ -1247,7 +881,11 @@ mod tests {
             (
                 refusal(
                     NAMESPACE,
-                    &[(&approval_key("kv", 1, "Org9MSP"), hash.as_bytes(), false)],
+                    &[(
+                        &approval_key(&cc("kv"), 1, &msp("Org9MSP")),
+                        hash.as_bytes(),
+                        false,
+                    )],
                     &both,
                 ),
                 "approval of unknown organization Org9MSP",
@@ -1285,6 +923,14 @@ mod tests {
                 "_lifecycle key other is not allowed",
             ),
             (
+                refusal(
+                    NAMESPACE,
+                    &[("approvals/kv/1/Org 1", hash.as_bytes(), false)],
+                    &both,
+                ),
+                "_lifecycle key approvals/kv/1/Org 1 is not allowed",
+            ),
+            (
                 refusal(NAMESPACE, &[], &["Org1MSP"]),
                 "lifecycle endorsement policy not satisfied",
             ),
@@ -1297,24 +943,25 @@ mod tests {
                 key: approval.clone(),
             },
             LifecycleRefusal::UnknownOrganization {
-                msp_id: "Org9MSP".into(),
+                msp_id: msp("Org9MSP"),
             },
             LifecycleRefusal::NotEndorsedByPeer {
-                msp_id: "Org1MSP".into(),
+                msp_id: msp("Org1MSP"),
             },
             LifecycleRefusal::ApprovalNotHash,
-            LifecycleRefusal::DefinitionPolicy { name: "kv".into() },
-            LifecycleRefusal::DefinitionDecode { name: "kv".into() },
-            LifecycleRefusal::NotCanonical {
-                name: "other".into(),
-            },
+            LifecycleRefusal::DefinitionPolicy { name: cc("kv") },
+            LifecycleRefusal::DefinitionDecode { name: cc("kv") },
+            LifecycleRefusal::NotCanonical { name: cc("other") },
             LifecycleRefusal::Sequence {
-                name: "kv".into(),
+                name: cc("kv"),
                 sequence: 2,
                 expected: 1,
             },
             LifecycleRefusal::KeyNotAllowed {
                 key: "other".into(),
+            },
+            LifecycleRefusal::KeyNotAllowed {
+                key: "approvals/kv/1/Org 1".into(),
             },
             LifecycleRefusal::LifecyclePolicy,
         ];
@@ -1328,7 +975,7 @@ mod tests {
         assert_eq!(
             refusal(NAMESPACE, &[("definitions/kv", &d1, false)], &both),
             LifecycleRefusal::NotApproved {
-                name: "kv".into(),
+                name: cc("kv"),
                 sequence: 1,
                 approved: 0,
                 orgs: 3,

@@ -26,6 +26,7 @@ use medledger_msp::cert::Certificate;
 use medledger_msp::crypto::sha256;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
+use medledger_proto::MspId;
 use medledger_proto::medledger::privdata::private_data_client::PrivateDataClient;
 use medledger_proto::medledger::privdata::private_data_server::{PrivateData, PrivateDataServer};
 use medledger_proto::medledger::privdata::{
@@ -144,7 +145,7 @@ fn authorize(
     req: &FetchRequest,
     signed: &SignedFetchRequest,
     now: SystemTime,
-) -> Result<String, Refusal> {
+) -> Result<MspId, Refusal> {
     if req.tls_cert_hash.as_slice() != sha256(leaf_der).as_slice() {
         return Err(Refusal::NotBound);
     }
@@ -167,7 +168,9 @@ fn authorize(
     if tls_org(config, &leaf).as_deref() != Some(identity.msp_id()) {
         return Err(Refusal::WrongTlsOrganization);
     }
-    Ok(identity.msp_id().to_owned())
+    // Every MSP of the channel was built from an MSP id the channel configuration parsed,
+    // so this never refuses.
+    MspId::new(identity.msp_id()).map_err(|_| Refusal::WrongTlsOrganization)
 }
 
 /// The channel configuration in force (the committer's, which a config block replaces), read

@@ -336,7 +336,7 @@ fn chaincodes(
     for cc in &cfg.chaincodes {
         definitions.insert(cc.definition()?);
         installed.insert(
-            cc.name.clone(),
+            cc.name.to_string(),
             InstalledChaincode {
                 id: format!("{}:{}", cc.name, cc.version),
                 executable: cc.executable.clone(),
@@ -379,7 +379,7 @@ fn evaluate_only(cfg: &PeerConfig) -> HashMap<String, HashSet<String>> {
         .map(|cc| {
             let functions = cc.evaluate_only.iter();
             let canonical = functions.map(|f| canonical_function(f.as_bytes()));
-            (cc.name.clone(), canonical.collect())
+            (cc.name.to_string(), canonical.collect())
         })
         .collect()
 }
@@ -524,7 +524,7 @@ impl<'a> Components<'a> {
             gateways,
             Arc::new(policies),
             Arc::new(commits),
-            cfg.gateway.to_config(),
+            super::config::gateway_config(&cfg.gateway),
         );
         Ok(Services {
             deliver,
@@ -608,7 +608,7 @@ impl<'a> Components<'a> {
                 tls: self.tls.clone(),
                 transient: self.transient.clone(),
                 peer_name: self.cfg.name.clone(),
-                config: self.cfg.deliver_client.to_config(),
+                config: super::config::pull_config(&self.cfg.deliver_client),
             };
             self.tasks
                 .push(tokio::spawn(puller.run(self.shutdown.subscribe())));

@@ -11,9 +11,71 @@
 
 mod build;
 pub mod commits;
-pub mod config;
 pub mod pull;
 
+/// `peer.yaml`: the types are [`medledger_peer_config::config`]'s (re-exported here); what
+/// turns its sections into the services' settings is the peer's.
+pub mod config {
+    use std::time::Duration;
+
+    use medledger_gateway_server::GatewayConfig;
+
+    use super::pull::PullConfig;
+
+    pub use medledger_peer_config::config::*;
+
+    /// `gateway` as the gateway's settings.
+    pub fn gateway_config(section: &GatewaySection) -> GatewayConfig {
+        GatewayConfig {
+            concurrency_limit: section.concurrency_limit,
+            endorse_timeout: Duration::from_millis(section.endorse_timeout_ms),
+            submit_timeout: Duration::from_millis(section.submit_timeout_ms),
+            commit_status_timeout: Duration::from_millis(section.commit_status_timeout_ms),
+            max_commit_status_waits: section.max_commit_status_waits,
+            max_event_streams: section.max_event_streams,
+            mismatch_wait: Duration::from_millis(section.mismatch_wait_ms),
+        }
+    }
+
+    /// `deliver_client` as the block puller's settings.
+    pub fn pull_config(section: &DeliverClientSection) -> PullConfig {
+        PullConfig {
+            block_censorship_timeout: Duration::from_millis(section.block_censorship_timeout_ms),
+            reconnect_delay: Duration::from_millis(section.reconnect_delay_ms),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// peer.yaml's defaults are the services' own.
+        #[test]
+        fn section_defaults_are_the_services_defaults() {
+            assert_eq!(
+                gateway_config(&GatewaySection::default()),
+                GatewayConfig::default()
+            );
+            assert_eq!(
+                pull_config(&DeliverClientSection::default()).block_censorship_timeout,
+                Duration::from_secs(5)
+            );
+            let limits = LimitsSection::default();
+            assert_eq!(
+                limits.endorser_concurrency,
+                medledger_endorser::DEFAULT_ENDORSER_CONCURRENCY
+            );
+            assert_eq!(
+                limits.deliver_concurrency,
+                crate::deliver::DEFAULT_MAX_STREAMS
+            );
+            assert_eq!(
+                SandboxSection::default().max_tasks,
+                medledger_runtime::sandbox::Limits::default().max_tasks
+            );
+        }
+    }
+}
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -63,11 +63,9 @@ pub struct PullConfig {
 }
 
 impl Default for PullConfig {
+    /// peer.yaml's `deliver_client` defaults: 5 s, 500 ms.
     fn default() -> Self {
-        PullConfig {
-            block_censorship_timeout: Duration::from_secs(5),
-            reconnect_delay: Duration::from_millis(500),
-        }
+        super::config::pull_config(&super::config::DeliverClientSection::default())
     }
 }
 

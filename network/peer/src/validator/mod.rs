@@ -624,7 +624,7 @@ fn apply_tx(
             let member = def
                 .collections
                 .get(&coll.name)
-                .is_some_and(|c| c.is_member(ctx.msp_id.as_str()));
+                .is_some_and(|c| c.is_member(ctx.msp_id));
             if !member {
                 continue;
             }

@@ -276,10 +276,7 @@ pub fn prevalidate(
     }))
 }
 
-/// Namespace and collection names: non-empty, no NUL (they delimit storage keys).
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.as_bytes().contains(&0)
-}
+pub use medledger_peer_config::definitions::valid_name;
 
 fn decode_rwset(bytes: &[u8]) -> Result<Vec<NamespaceRwSet>, &'static str> {
     let txrw = TxReadWriteSet::decode(bytes).map_err(|_| "results are not a TxReadWriteSet")?;

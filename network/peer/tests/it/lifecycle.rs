@@ -81,16 +81,13 @@ fn lifecycle_tx(chaincode: &str, writes: Vec<KvWrite>) -> TxSpec {
 
 fn approval(org: &str, d: &Definition) -> KvWrite {
     write(
-        &approval_key(d.name.as_str(), d.sequence, org),
+        &approval_key(&d.name, d.sequence, &org.parse().unwrap()),
         d.hash_hex().unwrap().as_bytes(),
     )
 }
 
 fn definition(d: &Definition) -> KvWrite {
-    write(
-        &definition_key(d.name.as_str()),
-        &d.canonical_bytes().unwrap(),
-    )
+    write(&definition_key(&d.name), &d.canonical_bytes().unwrap())
 }
 
 fn tx(net: &Net, spec: &TxSpec, endorsers: &[&SigningIdentity]) -> Envelope {
@@ -151,7 +148,10 @@ fn approvals_only_by_their_organizations_peers() {
         &net,
         &lifecycle_tx(
             NAMESPACE,
-            vec![write(&approval_key("kv", 1, "Org1MSP"), b"yes")],
+            vec![write(
+                &approval_key(&"kv".parse().unwrap(), 1, &"Org1MSP".parse().unwrap()),
+                b"yes",
+            )],
         ),
         &[&net.peer1],
     );

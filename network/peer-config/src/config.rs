@@ -51,18 +51,14 @@
 //! then every peer of a channel must carry the same fallback, or they validate differently.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use medledger_gateway_server::GatewayConfig;
-use medledger_proto::types::MspId;
+use medledger_proto::types::{ChaincodeName, MspId};
 use serde::{Deserialize, Serialize};
-
-use medledger_runtime::sandbox::LandlockLevel;
 
 use crate::definitions::ChaincodeDefinition;
 use crate::error::{Error, Result};
 use crate::lifecycle::Definition;
-use crate::node::pull::PullConfig;
+use crate::sandbox::{LandlockLevel, SandboxUser, UidRange};
 
 /// `peer.yaml`. See the module docs for the schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,8 +127,10 @@ pub struct LimitsSection {
 impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
-            endorser_concurrency: medledger_endorser::DEFAULT_ENDORSER_CONCURRENCY,
-            deliver_concurrency: crate::deliver::DEFAULT_MAX_STREAMS,
+            // The endorser's `DEFAULT_ENDORSER_CONCURRENCY` and the peer's Deliver
+            // `DEFAULT_MAX_STREAMS` (Fabric's defaults; the peer's tests check they agree).
+            endorser_concurrency: 2500,
+            deliver_concurrency: 2500,
         }
     }
 }
@@ -160,8 +158,9 @@ pub struct ChannelSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChaincodeSection {
-    /// Chaincode name (namespace).
-    pub name: String,
+    /// Chaincode name (namespace), checked when the file is read ([`ChaincodeName`]'s rule,
+    /// Fabric's `ChaincodeNameRegExp`).
+    pub name: ChaincodeName,
     /// Version label (the package id is `name:version`).
     #[serde(default = "default_version")]
     pub version: String,
@@ -233,7 +232,7 @@ pub struct SandboxSection {
 
 impl Default for SandboxSection {
     fn default() -> Self {
-        let user = medledger_runtime::sandbox::SandboxUser::NOBODY;
+        let user = SandboxUser::NOBODY;
         SandboxSection {
             launcher: None,
             execution_timeout_ms: 30_000,
@@ -242,21 +241,21 @@ impl Default for SandboxSection {
             uid_range: None,
             min_landlock: LandlockLevel::default(),
             allow_without_landlock: None,
-            max_tasks: medledger_runtime::sandbox::Limits::default().max_tasks,
+            max_tasks: crate::sandbox::DEFAULT_MAX_TASKS,
         }
     }
 }
 
 impl SandboxSection {
     /// [`SandboxSection::uid_range`] as the runtime's.
-    pub fn uid_range(&self) -> Option<medledger_runtime::sandbox::UidRange> {
+    pub fn uid_range(&self) -> Option<UidRange> {
         self.uid_range
-            .map(|(start, count)| medledger_runtime::sandbox::UidRange { start, count })
+            .map(|(start, count)| UidRange { start, count })
     }
 
     /// The user chaincode runs as when the peer runs as root.
-    pub fn user(&self) -> medledger_runtime::sandbox::SandboxUser {
-        medledger_runtime::sandbox::SandboxUser {
+    pub fn user(&self) -> SandboxUser {
+        SandboxUser {
             uid: self.uid,
             gid: self.gid,
         }
@@ -285,31 +284,17 @@ pub struct GatewaySection {
 }
 
 impl Default for GatewaySection {
+    /// The gateway's defaults (`medledger_gateway_server::GatewayConfig::default`, Fabric's
+    /// `peer.gateway`; the peer's tests check they agree).
     fn default() -> Self {
-        let d = GatewayConfig::default();
         GatewaySection {
-            concurrency_limit: d.concurrency_limit,
-            endorse_timeout_ms: d.endorse_timeout.as_millis() as u64,
-            submit_timeout_ms: d.submit_timeout.as_millis() as u64,
-            commit_status_timeout_ms: d.commit_status_timeout.as_millis() as u64,
-            max_commit_status_waits: d.max_commit_status_waits,
-            max_event_streams: d.max_event_streams,
-            mismatch_wait_ms: d.mismatch_wait.as_millis() as u64,
-        }
-    }
-}
-
-impl GatewaySection {
-    /// As the gateway's settings.
-    pub fn to_config(&self) -> GatewayConfig {
-        GatewayConfig {
-            concurrency_limit: self.concurrency_limit,
-            endorse_timeout: Duration::from_millis(self.endorse_timeout_ms),
-            submit_timeout: Duration::from_millis(self.submit_timeout_ms),
-            commit_status_timeout: Duration::from_millis(self.commit_status_timeout_ms),
-            max_commit_status_waits: self.max_commit_status_waits,
-            max_event_streams: self.max_event_streams,
-            mismatch_wait: Duration::from_millis(self.mismatch_wait_ms),
+            concurrency_limit: 500,
+            endorse_timeout_ms: 30_000,
+            submit_timeout_ms: 10_000,
+            commit_status_timeout_ms: 300_000,
+            max_commit_status_waits: 10_000,
+            max_event_streams: 1_000,
+            mismatch_wait_ms: 2_000,
         }
     }
 }
@@ -328,21 +313,12 @@ pub struct DeliverClientSection {
 }
 
 impl Default for DeliverClientSection {
+    /// The block puller's defaults (`medledger_peer::node::pull::PullConfig::default` is
+    /// this section's default).
     fn default() -> Self {
-        let d = PullConfig::default();
         DeliverClientSection {
-            block_censorship_timeout_ms: d.block_censorship_timeout.as_millis() as u64,
-            reconnect_delay_ms: d.reconnect_delay.as_millis() as u64,
-        }
-    }
-}
-
-impl DeliverClientSection {
-    /// As the puller's settings.
-    pub fn to_config(&self) -> PullConfig {
-        PullConfig {
-            block_censorship_timeout: Duration::from_millis(self.block_censorship_timeout_ms),
-            reconnect_delay: Duration::from_millis(self.reconnect_delay_ms),
+            block_censorship_timeout_ms: 5_000,
+            reconnect_delay_ms: 500,
         }
     }
 }
@@ -459,15 +435,11 @@ impl ChaincodeSection {
     /// The chaincode definition this section describes.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid name or version, a policy that does not parse or a
-    /// duplicate collection.
+    /// [`Error::Config`] for an invalid version, a policy that does not parse or a duplicate
+    /// collection.
     pub fn definition(&self) -> Result<ChaincodeDefinition> {
-        let name = self
-            .name
-            .parse()
-            .map_err(|e| config_err(format!("chaincode {:?}: {e}", self.name)))?;
         Definition {
-            name,
+            name: self.name.clone(),
             version: self.version.clone(),
             sequence: 1,
             endorsement_policy: self.endorsement_policy.clone(),
@@ -499,16 +471,12 @@ mod tests {
         assert!(c.channels[0].genesis_block.ends_with("../genesis.block"));
         assert_eq!(c.listen, "0.0.0.0:7051");
         assert_eq!(c.external(), "0.0.0.0:7051");
-        assert_eq!(c.gateway.to_config(), GatewayConfig::default());
+        assert_eq!(c.gateway, GatewaySection::default());
         assert_eq!(c.sandbox.execution_timeout_ms, 30_000);
         assert_eq!((c.sandbox.uid, c.sandbox.gid), (65534, 65534));
         assert_eq!(c.sandbox.min_landlock, LandlockLevel::Full);
         assert_eq!(c.sandbox.max_tasks, 2048);
-        assert_eq!(c.deliver_client.to_config(), PullConfig::default());
-        assert_eq!(
-            PullConfig::default().block_censorship_timeout,
-            Duration::from_secs(5)
-        );
+        assert_eq!(c.deliver_client.block_censorship_timeout_ms, 5_000);
     }
 
     #[test]
@@ -522,8 +490,9 @@ mod tests {
             def.endorsement_policy.to_string(),
             "AND('Org1MSP.peer', 'Org2MSP.peer')"
         );
-        assert!(def.collections["c1"].is_member("Org1MSP"));
-        assert!(!def.collections["c1"].is_member("Org2MSP"));
+        let (org1, org2): (MspId, MspId) = ("Org1MSP".parse().unwrap(), "Org2MSP".parse().unwrap());
+        assert!(def.collections["c1"].is_member(&org1));
+        assert!(!def.collections["c1"].is_member(&org2));
     }
 
     #[test]
@@ -534,6 +503,17 @@ mod tests {
             assert!(e.to_string().contains("MSP ID"), "{bad}: {e}");
         }
         assert_eq!(load(MINIMAL).unwrap().msp_id, "Org1MSP");
+    }
+
+    #[test]
+    fn a_chaincode_name_outside_the_rule_is_refused_when_the_file_is_read() {
+        for bad in ["\"\"", "\"e h r\"", "_lifecycle", "\"ehr:1.0\"", "-ehr"] {
+            let e = load(&format!(
+                "{MINIMAL}chaincodes:\n  - name: {bad}\n    executable: /bin/ehr\n"
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains("chaincode name"), "{bad}: {e}");
+        }
     }
 
     #[test]
