@@ -301,6 +301,12 @@ pub struct NodeStats {
     pub rounds_total: u64,
     /// Batches this orderer found invalid.
     pub invalid_batches: u64,
+    /// Pending envelopes judged again when this orderer cut them into a proposal, because
+    /// their admission did not hold at its ordering time ([`batch::Admitted::holds_at`]: an
+    /// identity's validity span ended before it, say, or a config update).
+    pub rejudged_at_cut: u64,
+    /// Of those, the envelopes no longer admissible then, dropped from the pool.
+    pub dropped_at_cut: u64,
 }
 
 #[derive(Debug, Default)]
@@ -1275,14 +1281,20 @@ impl Node {
             }
             // An admission that holds at `at` (its identities valid then) needs no second
             // look; any other is judged again, without its signatures.
-            let stale: Vec<String> = cut
-                .iter()
-                .filter(|(e, a)| !a.holds_at(at) && batch::readmit(&self.config, e, at).is_err())
-                .map(|(_, a)| a.tx_id.clone())
-                .collect();
+            let mut stale = Vec::new();
+            for (e, a) in &cut {
+                if a.holds_at(at) {
+                    continue;
+                }
+                self.stats.rejudged_at_cut += 1;
+                if batch::readmit(&self.config, e, at).is_err() {
+                    stale.push(a.tx_id.clone());
+                }
+            }
             if stale.is_empty() {
                 return Some(cut.into_iter().map(|(e, _)| e.to_vec()).collect());
             }
+            self.stats.dropped_at_cut += stale.len() as u64;
             tracing::info!(target: "orderer::consensus", consenter = self.me, dropped = stale.len(), "pending envelopes no longer admissible at the ordering time dropped");
             self.pool.remove_txs(stale.iter().map(String::as_str));
         }
