@@ -216,14 +216,21 @@ pub struct Checked {
 /// What is remembered is what does not depend on the time: an admission means its
 /// signatures verified (every later judgement of those bytes re-runs the time-dependent
 /// checks — creator and endorser validity — at its own time, without verifying again:
-/// [`readmit`]); a refusal is remembered only if no time-dependent check caused it (a bad
+/// [`readmit`]); a refusal is remembered if no time-dependent check caused it (a bad
 /// signature, a malformed envelope, a policy not satisfied), so it holds at any time under
-/// the same configuration. Every entry is keyed by the configuration sequence: nothing
-/// outlives a configuration change. Bounded (least recently used verdicts are forgotten).
+/// the same configuration, or if a certificate it was judged on expired before the last
+/// block's ordering time ([`Verdicts::set_last_block_time`]): every later block is ordered
+/// at that time or later (ADR 0030), when the certificate is still expired, so the envelope
+/// can never be ordered (a client re-sending it costs each orderer a hash, not a chain
+/// validation or a signature verification). Every entry is keyed by the configuration
+/// sequence: nothing outlives a configuration change. Bounded (least recently used verdicts
+/// are forgotten).
 #[derive(Clone)]
 pub struct Verdicts {
     inner: std::sync::Arc<std::sync::Mutex<VerdictCache>>,
     verifications: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The last block's ordering time, ms since the Unix epoch (0: none yet).
+    last_block_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Verdicts by envelope hash, with the configuration sequence of each.
@@ -242,6 +249,32 @@ impl Verdicts {
         Verdicts {
             inner: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
             verifications: std::sync::Arc::default(),
+            last_block_ms: std::sync::Arc::default(),
+        }
+    }
+
+    /// Records the ordering time of the last block in the chain, ms since the Unix epoch
+    /// (`Chain::last_time_ms`; an earlier time than one recorded before is ignored): no later
+    /// block is ordered before it, so a refusal for a certificate that expired before it
+    /// holds for every envelope that can still be ordered, and is remembered.
+    pub fn set_last_block_time(&self, time_ms: u64) {
+        self.last_block_ms
+            .fetch_max(time_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `refusal` holds at every time a later judgement may matter at: always, or
+    /// (an expired certificate) from before the last block's ordering time on.
+    fn lasting(&self, refusal: &Refusal) -> bool {
+        match refusal.holds {
+            Holds::Always => true,
+            Holds::After(not_after) => {
+                let last_ms = self
+                    .last_block_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                // Any time from the last block's on is at least this many whole seconds.
+                i64::try_from(last_ms / 1000).is_ok_and(|last| not_after < last)
+            }
+            Holds::Now => false,
         }
     }
 
@@ -298,7 +331,8 @@ impl Verdicts {
     /// holds at `now` ([`Admitted::holds_at`]: its identities' validity windows), and is
     /// otherwise re-judged at `now` without verifying its signatures again ([`readmit`]);
     /// anything else is checked in full, and the verdict remembered unless it depends on the
-    /// time.
+    /// time (a certificate that expired before the last block's ordering time does not: see
+    /// the type's docs).
     ///
     /// # Errors
     /// As [`admit`].
@@ -320,7 +354,7 @@ impl Verdicts {
                 self.verifications
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let verdict = judge(config, bytes, hash, now, Signatures::Verify).map_err(|r| {
-                    if !r.at_time
+                    if self.lasting(&r)
                         && let Ok(mut cache) = self.inner.lock()
                     {
                         // Compact: the status and a reason of at most MAX_REASON_BYTES,
@@ -411,18 +445,31 @@ enum Signatures {
     Verified,
 }
 
-/// A refusal, and whether a time-dependent check caused it (an identity not valid at the
-/// time judged, a config update's timestamp window): such a refusal is not remembered.
+/// A refusal, and at which times it holds (under the same configuration).
 struct Refusal {
     rejection: Rejection,
-    at_time: bool,
+    holds: Holds,
+}
+
+/// At which times a refusal holds, under the configuration it was reached under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    /// At any time: no time-dependent check caused it (a bad signature, a malformed
+    /// envelope, a policy not satisfied, an unknown or revoked identity).
+    Always,
+    /// At any time after this second (Unix seconds): a certificate of an identity it was
+    /// judged on expired then (RFC 5280 validity: after `notAfter`, never valid again).
+    After(i64),
+    /// Only at the time judged: a certificate not valid yet, a config update's timestamp
+    /// window.
+    Now,
 }
 
 impl From<Rejection> for Refusal {
     fn from(rejection: Rejection) -> Self {
         Refusal {
             rejection,
-            at_time: false,
+            holds: Holds::Always,
         }
     }
 }
@@ -431,21 +478,29 @@ impl From<Rejection> for Refusal {
 fn refused_at_time(status: Status, reason: impl Into<String>) -> Refusal {
     Refusal {
         rejection: reject(status, reason),
-        at_time: true,
+        holds: Holds::Now,
     }
 }
 
 /// A refusal because an identity is not valid (`error`): time-dependent only if a
-/// certificate is outside its validity window (`Expired`, `NotYetValid`); an unknown MSP or
-/// CA, a forged or malformed certificate, a wrong NodeOU, a revocation (CRLs come with the
-/// configuration) hold at any time under the same configuration.
+/// certificate is outside its validity window (`Expired`: for ever after its `notAfter`;
+/// `NotYetValid`); an unknown MSP or CA, a forged or malformed certificate, a wrong NodeOU, a
+/// revocation (CRLs come with the configuration) hold at any time under the same
+/// configuration.
 fn invalid_identity(status: Status, reason: String, error: &medledger_msp::Error) -> Refusal {
+    let holds = match error {
+        // The MSP names the expired certificate's notAfter in RFC 3339 (from whole seconds);
+        // one that does not parse is taken as holding now only.
+        medledger_msp::Error::Expired { not_after, .. } => {
+            time::OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339)
+                .map_or(Holds::Now, |t| Holds::After(t.unix_timestamp()))
+        }
+        medledger_msp::Error::NotYetValid { .. } => Holds::Now,
+        _ => Holds::Always,
+    };
     Refusal {
         rejection: reject(status, reason),
-        at_time: matches!(
-            error,
-            medledger_msp::Error::Expired { .. } | medledger_msp::Error::NotYetValid { .. }
-        ),
+        holds,
     }
 }
 
@@ -2280,6 +2335,55 @@ mod tests {
         assert_eq!(verdicts.check(&next, forged, now).result, Err(first));
         assert!(verdicts.check(&next, ok, now).result.is_ok());
         assert_eq!(verdicts.verifications(), 6);
+    }
+
+    #[test]
+    fn a_refusal_for_a_certificate_expired_before_the_last_block_is_verified_once() {
+        // Issue 14's leftovers: a refusal for an expired creator was never remembered, so a
+        // client re-sending an envelope whose certificate expired made every orderer decode
+        // it and validate the certificate chain (an ECDSA verification) each time. It is
+        // remembered once the certificate expired before the last block's ordering time
+        // (no block can be ordered earlier), and only then.
+        let (mut ch, config) = channel(batch(10, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let expired = now + Duration::from_secs(200 * 365 * 24 * 3600);
+        let bytes = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let verdicts = Verdicts::new(8);
+        let refused = |at: SystemTime| {
+            let r = verdicts
+                .check(&config, bytes.clone(), at)
+                .result
+                .unwrap_err();
+            assert_eq!(r.status, Status::Forbidden, "{r}");
+            assert!(r.reason.contains("expired"), "{r}");
+        };
+        // The last block was ordered before the expiry: a block ordered before it too may
+        // still hold the envelope, so nothing is remembered.
+        verdicts.set_last_block_time(medledger_channel::bft::time_ms(now));
+        refused(expired);
+        refused(expired);
+        assert_eq!(verdicts.verifications(), 2);
+        // An earlier time than the last block's does not move it back.
+        verdicts.set_last_block_time(0);
+        refused(expired);
+        assert_eq!(verdicts.verifications(), 3);
+        assert!(verdicts.check(&config, bytes.clone(), now).result.is_ok());
+        // Once a block is ordered after the expiry, the refusal is remembered.
+        let fresh = Verdicts::new(8);
+        fresh.set_last_block_time(medledger_channel::bft::time_ms(expired));
+        for _ in 0..3 {
+            let r = fresh.check(&config, bytes.clone(), expired).result;
+            assert_eq!(r.map_err(|r| r.status), Err(Status::Forbidden));
+        }
+        assert_eq!(fresh.verifications(), 1, "the same expired envelope thrice");
+        // A certificate not valid yet is never remembered.
+        let early = now - Duration::from_secs(3600);
+        let fresh = Verdicts::new(8);
+        fresh.set_last_block_time(medledger_channel::bft::time_ms(expired));
+        assert!(fresh.check(&config, bytes.clone(), early).result.is_err());
+        assert!(fresh.check(&config, bytes, early).result.is_err());
+        assert_eq!(fresh.verifications(), 2);
     }
 
     #[test]

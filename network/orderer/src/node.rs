@@ -469,6 +469,7 @@ impl Node {
             verdicts: batch::Verdicts::new(VERDICTS_REMEMBERED),
             chain,
         };
+        node.verdicts.set_last_block_time(node.chain.last_time_ms);
         let mut actions = Vec::new();
         let height = node.chain.next_number;
         let records: Vec<pb::WalEntry> =
@@ -533,12 +534,15 @@ impl Node {
         &self.verdicts
     }
 
-    /// After `b` joined the chain: if it is a config block, its configuration takes effect
+    /// After `b` joined the chain: its ordering time is the admission verdicts' last block
+    /// time ([`batch::Verdicts::set_last_block_time`]); if it is a config block, its
+    /// configuration takes effect
     /// (it was validated against the previous one by a quorum, this orderer included when it
     /// decided it) and pending envelopes no longer admissible under it are dropped — a
     /// second update proposed for the same sequence, say, or a creator whose certificate the
     /// new CRL revokes.
     fn after_append(&mut self, b: &Block, now: Now) {
+        self.verdicts.set_last_block_time(self.chain.last_time_ms);
         if !medledger_channel::update::is_config_block(b) {
             return;
         }
