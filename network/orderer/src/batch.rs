@@ -29,11 +29,13 @@
 //!   proposer's: followers check limits, not fairness (pools differ between orderers).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use medledger_channel::ChannelConfig;
 use medledger_channel::config::BatchConfig;
 use medledger_channel::envelope;
+use medledger_msp::msp::VerifiedIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
 use medledger_proto::common::{Envelope, HeaderType, SignatureHeader, Status};
@@ -93,9 +95,12 @@ fn reject(status: Status, reason: impl Into<String>) -> Rejection {
 /// with `…`. Keeps answers and remembered refusals small whatever a client sends.
 pub const MAX_REASON_BYTES: usize = 256;
 
-/// Most bytes one remembered verdict holds ([`Verdicts::held_bytes`]): the entry itself and
-/// the strings it owns (a refusal's reason of at most [`MAX_REASON_BYTES`], or an
-/// admission's tx_id and MSP id).
+/// Most bytes one remembered refusal holds ([`Verdicts::held_bytes`]): the entry itself and
+/// its reason of at most [`MAX_REASON_BYTES`]. A remembered admission holds its tx_id, its
+/// MSP id and the list of the identities it was judged on ([`Identities`]: a pointer per
+/// validated endorser, at most [`MAX_VERIFIED_ENDORSEMENTS`], and each endorsing MSP's id
+/// once); the identities themselves are the MSP manager's, shared by every admission of one
+/// creator or endorser.
 pub const MAX_REMEMBERED_VERDICT_BYTES: usize = 512;
 
 /// How far a config update's channel-header timestamp may be from the orderer's clock
@@ -140,6 +145,195 @@ pub struct Admitted {
     /// When the identities it was judged on (its creator; the endorsers [`check_endorsed`]
     /// validated) are all within their certificates' validity windows.
     pub valid: Validity,
+    /// The identities it was judged on, kept so that a configuration change judges it again
+    /// without decoding the envelope ([`Rejudgement`]); `None` for a config update (judged
+    /// again in full, [`readmit`]).
+    pub identities: Option<Arc<Identities>>,
+}
+
+/// The identities an admission of an endorsed transaction was judged on: with the
+/// envelope's size, all that admission checks against the channel configuration. A
+/// configuration change (new MSPs, roots, CRLs, NodeOU rules, policies) re-checks them
+/// ([`Rejudgement`]) and leaves the rest — structure, tx id, bindings, signatures — as judged.
+/// Shared by the pool's and the verdict cache's copies of an admission; the identities are
+/// the MSP manager's (`MspManager::validate`), shared by every admission of one creator.
+#[derive(Debug)]
+pub struct Identities {
+    /// The creator (valid; the `Writers` policy was evaluated on it).
+    creator: Arc<VerifiedIdentity>,
+    /// The MSP id of every endorser, sorted, each once: each must stay a channel MSP.
+    endorser_msps: Vec<String>,
+    /// The endorsers [`check_endorsed`] validated: the first one, or every one (each a
+    /// peer) of an envelope above [`VERIFY_ENDORSEMENTS_ABOVE`] bytes.
+    endorsers: Vec<Arc<VerifiedIdentity>>,
+}
+
+impl PartialEq for Identities {
+    /// The same identities (by [`VerifiedIdentity::id`]: MSP id and certificate).
+    fn eq(&self, other: &Self) -> bool {
+        self.creator.id() == other.creator.id()
+            && self.endorser_msps == other.endorser_msps
+            && self.endorsers.len() == other.endorsers.len()
+            && self
+                .endorsers
+                .iter()
+                .zip(&other.endorsers)
+                .all(|(a, b)| a.id() == b.id())
+    }
+}
+
+impl Eq for Identities {}
+
+impl Identities {
+    /// Bytes this holds besides the identities it shares.
+    fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.endorsers.capacity() * std::mem::size_of::<Arc<VerifiedIdentity>>()
+            + self
+                .endorser_msps
+                .iter()
+                .map(|m| std::mem::size_of::<String>() + m.capacity())
+                .sum::<usize>()
+    }
+}
+
+/// Judges admissions again under a configuration that took effect since (a config block) at
+/// one time, with [`readmit`]'s verdict but without decoding the envelopes: what admission
+/// checks against the configuration is the envelope's size and the identities it kept
+/// ([`Identities`]) — the creator and the validated endorsers still valid identities of a
+/// channel MSP (its roots, CRLs and NodeOU rules now), the creator satisfying the `Writers`
+/// policy now, every endorser's MSP still a channel MSP, the endorsers of an envelope above
+/// [`VERIFY_ENDORSEMENTS_ABOVE`] bytes still peers. The rest depends on the bytes alone. An
+/// identity kept by many admissions is validated once. A config update, or an admission
+/// that kept no identities, is judged by [`readmit`], decoding it.
+pub struct Rejudgement<'a> {
+    config: &'a ChannelConfig,
+    now: SystemTime,
+    /// Identities validated so far, by [`VerifiedIdentity::id`]: valid now, or why not.
+    validated: HashMap<[u8; 32], Result<Arc<VerifiedIdentity>, String>>,
+}
+
+impl std::fmt::Debug for Rejudgement<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejudgement")
+            .field("sequence", &self.config.sequence())
+            .field("validated", &self.validated.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Rejudgement<'a> {
+    /// Judges under `config` at `now`.
+    pub fn new(config: &'a ChannelConfig, now: SystemTime) -> Self {
+        Rejudgement {
+            config,
+            now,
+            validated: HashMap::new(),
+        }
+    }
+
+    /// The admission, under this configuration at this time, of the envelope `bytes`
+    /// admitted before (under any configuration) as `admitted`: the same transaction, with
+    /// its identities validated again and their validity span under this configuration.
+    ///
+    /// # Errors
+    /// A [`Rejection`] as [`admit`]'s: `REQUEST_ENTITY_TOO_LARGE` (over
+    /// `absolute_max_bytes` now), `FORBIDDEN` (the creator no longer valid or no longer a
+    /// Writer), `BAD_REQUEST` (an endorser's MSP gone, an endorser no longer valid, or no
+    /// longer a peer).
+    pub fn judge(&mut self, bytes: &[u8], admitted: &Admitted) -> Result<Admitted, Rejection> {
+        let kept = match admitted.identities.as_deref() {
+            Some(kept) if !admitted.config_update => kept,
+            _ => return readmit(self.config, bytes, self.now),
+        };
+        let max = self.config.batch().absolute_max_bytes as usize;
+        if bytes.len() > max {
+            return Err(reject(
+                Status::RequestEntityTooLarge,
+                format!("envelope of {} bytes exceeds {max}", bytes.len()),
+            ));
+        }
+        let creator = self.validate(&kept.creator).map_err(|e| {
+            reject(
+                Status::Forbidden,
+                format!("creator is not a valid identity: {e}"),
+            )
+        })?;
+        if !self.config.evaluate("Writers", &[creator.signer()]) {
+            return Err(reject(
+                Status::Forbidden,
+                format!(
+                    "creator of MSP {} does not satisfy the channel Writers policy",
+                    creator.msp_id()
+                ),
+            ));
+        }
+        if kept
+            .endorser_msps
+            .iter()
+            .any(|m| self.config.msps().msp(m).is_none())
+        {
+            return Err(reject(
+                Status::BadRequest,
+                "an endorsement is not by a channel MSP's identity",
+            ));
+        }
+        let peers = bytes.len() > VERIFY_ENDORSEMENTS_ABOVE;
+        let mut valid = Validity::ALWAYS.and(&creator);
+        let mut endorsers = Vec::with_capacity(kept.endorsers.len());
+        for (i, e) in kept.endorsers.iter().enumerate() {
+            let id = self.validate(e).map_err(|e| {
+                reject(
+                    Status::BadRequest,
+                    format!("endorsement {i} is not by a valid identity: {e}"),
+                )
+            })?;
+            if peers {
+                id.require_ou(NodeOu::Peer).map_err(|e| {
+                    reject(
+                        Status::BadRequest,
+                        format!("endorsement {i} of an envelope of {} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) is not by a peer: {e}", bytes.len()),
+                    )
+                })?;
+            }
+            valid = valid.and(&id);
+            endorsers.push(id);
+        }
+        Ok(Admitted {
+            tx_id: admitted.tx_id.clone(),
+            hash: admitted.hash,
+            config_update: false,
+            submitter: *creator.id(),
+            org: creator.msp_id().to_owned(),
+            valid,
+            identities: Some(Arc::new(Identities {
+                creator,
+                endorser_msps: kept.endorser_msps.clone(),
+                endorsers,
+            })),
+        })
+    }
+
+    /// `id` validated under this configuration at this time (once per identity): its
+    /// certificate, in the serialized form of its MSP (`msp.SerializedIdentity`, one PEM
+    /// certificate), through `MspManager::validate`.
+    fn validate(&mut self, id: &VerifiedIdentity) -> Result<Arc<VerifiedIdentity>, String> {
+        let (config, now) = (self.config, self.now);
+        self.validated
+            .entry(*id.id())
+            .or_insert_with(|| {
+                let serialized = medledger_proto::msp::SerializedIdentity {
+                    mspid: id.msp_id().to_owned(),
+                    id_bytes: id.certificate().to_pem().into_bytes(),
+                }
+                .encode_to_vec();
+                config
+                    .msps()
+                    .validate(&serialized, now)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
 }
 
 impl Admitted {
@@ -312,7 +506,11 @@ impl Verdicts {
             .map(|(_, (_, verdict))| {
                 std::mem::size_of::<([u8; 32], (u64, Result<Admitted, Rejection>))>()
                     + match verdict {
-                        Ok(a) => a.tx_id.capacity() + a.org.capacity(),
+                        Ok(a) => {
+                            a.tx_id.capacity()
+                                + a.org.capacity()
+                                + a.identities.as_ref().map_or(0, |i| i.held_bytes())
+                        }
                         Err(r) => r.reason.capacity(),
                     }
             })
@@ -599,14 +797,15 @@ fn judge(
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
     let mut valid = Validity::ALWAYS.and(&checked.creator);
+    let mut identities = None;
     if !config_update {
-        valid = valid.meet(endorsed(
-            config,
-            &checked.parsed,
-            bytes.len(),
-            now,
-            signatures,
-        )?);
+        let e = endorsed(config, &checked.parsed, bytes.len(), now, signatures)?;
+        valid = valid.meet(e.valid);
+        identities = Some(Arc::new(Identities {
+            creator: checked.creator.clone(),
+            endorser_msps: e.msps,
+            endorsers: e.endorsers,
+        }));
     }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
@@ -649,6 +848,7 @@ fn judge(
         submitter: *checked.creator.id(),
         org: checked.creator.msp_id().to_owned(),
         valid,
+        identities,
     })
 }
 
@@ -688,6 +888,16 @@ pub fn check_endorsed(
         .map_err(|r| r.rejection)
 }
 
+/// What [`endorsed`] judged on: the span in which the endorsers it validated are valid, and
+/// the identities a configuration change checks again ([`Identities`]).
+struct Endorsed {
+    valid: Validity,
+    /// Every endorser's MSP id, sorted, each once.
+    msps: Vec<String>,
+    /// The endorsers validated.
+    endorsers: Vec<Arc<VerifiedIdentity>>,
+}
+
 /// [`check_endorsed`], verifying the endorsements' signatures or not (they were verified
 /// before, [`readmit`]). The proposal response payload is hashed once for all endorsements.
 fn endorsed(
@@ -696,7 +906,7 @@ fn endorsed(
     size: usize,
     now: SystemTime,
     signatures: Signatures,
-) -> Result<Validity, Refusal> {
+) -> Result<Endorsed, Refusal> {
     let bad = |reason: &str| reject(Status::BadRequest, reason);
     let tx = Transaction::decode(parsed.payload.data.as_slice())
         .map_err(|_| bad("payload data is not a Transaction"))?;
@@ -743,6 +953,7 @@ fn endorsed(
         ))
         .into());
     }
+    let mut msps = Vec::with_capacity(1);
     for e in &endorsed.endorsements {
         let sid = medledger_proto::msp::SerializedIdentity::decode(e.endorser.as_slice())
             .map_err(|_| bad("an endorser is not a serialized identity"))?;
@@ -752,7 +963,11 @@ fn endorsed(
             )
             .into());
         }
+        if !msps.contains(&sid.mspid) {
+            msps.push(sid.mspid);
+        }
     }
+    msps.sort_unstable();
     if size <= VERIFY_ENDORSEMENTS_ABOVE {
         let first = config.msps().validate(&first.endorser, now).map_err(|e| {
             invalid_identity(
@@ -761,7 +976,11 @@ fn endorsed(
                 &e,
             )
         })?;
-        return Ok(Validity::ALWAYS.and(&first));
+        return Ok(Endorsed {
+            valid: Validity::ALWAYS.and(&first),
+            msps,
+            endorsers: vec![first],
+        });
     }
     // What neither the endorsements nor the proposal hash cover is bounded: the creator
     // alone signs it.
@@ -810,7 +1029,11 @@ fn endorsed(
     }
     let valid = identities.iter().fold(Validity::ALWAYS, |v, id| v.and(id));
     if signatures == Signatures::Verified {
-        return Ok(valid);
+        return Ok(Endorsed {
+            valid,
+            msps,
+            endorsers: identities,
+        });
     }
     // Each endorsement signs SHA-256(proposal_response_payload ‖ endorser): the payload, up
     // to `absolute_max_bytes`, is hashed once, and each signature verified on the digest.
@@ -823,7 +1046,11 @@ fn endorsed(
             ))
         })?;
     }
-    Ok(valid)
+    Ok(Endorsed {
+        valid,
+        msps,
+        endorsers: identities,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -1050,12 +1277,16 @@ impl Pool {
     }
 
     /// Judges every pending envelope again (after a configuration change): keeps those
-    /// `judge(bytes)` admits, with that admission (its identities' validity span under the new
-    /// configuration), and drops the others; returns how many were dropped.
-    pub fn rejudge(&mut self, mut judge: impl FnMut(&[u8]) -> Option<Admitted>) -> usize {
+    /// `judge(bytes, admission)` admits, with that admission (its identities' validity span
+    /// under the new configuration), and drops the others; returns how many were dropped.
+    /// [`Rejudgement::judge`] does it without decoding the envelopes.
+    pub fn rejudge(
+        &mut self,
+        mut judge: impl FnMut(&[u8], &Admitted) -> Option<Admitted>,
+    ) -> usize {
         let mut drop = Vec::new();
         for p in self.by_seq.values_mut() {
-            match judge(&p.bytes) {
+            match judge(&p.bytes, &p.admitted) {
                 // The same bytes: the same tx id, hash, submitter and organization; what a
                 // new configuration may change is the span its identities are valid in.
                 Some(a) if a.tx_id == p.admitted.tx_id => p.admitted = a,
@@ -1746,6 +1977,7 @@ mod tests {
                 submitter: [7; 32],
                 org: "Org1MSP".into(),
                 valid: Validity::ALWAYS,
+                identities: None,
             };
             pool.insert(bytes, admitted, t0)
         };
@@ -2236,9 +2468,9 @@ mod tests {
             },
             ..a.clone()
         };
-        assert_eq!(pool.rejudge(|_| Some(narrowed.clone())), 0);
+        assert_eq!(pool.rejudge(|_, _| Some(narrowed.clone())), 0);
         assert_eq!(pool.admitted(&a.hash), Some(&narrowed));
-        assert_eq!(pool.rejudge(|_| None), 1);
+        assert_eq!(pool.rejudge(|_, _| None), 1);
         assert!(pool.is_empty());
     }
 
@@ -2472,7 +2704,7 @@ mod tests {
         proto.sequence += 1;
         proto.batch = Some(batch(10, 4000, 4000));
         let next = ChannelConfig::from_proto(proto).unwrap();
-        assert_eq!(pool.rejudge(|e| readmit(&next, e, now).ok()), 1);
+        assert_eq!(pool.rejudge(|e, _| readmit(&next, e, now).ok()), 1);
         assert_eq!(pool.len(), 1);
         // Every check but the signatures runs (the creator at the time judged)...
         let later = now + Duration::from_secs(200 * 365 * 24 * 3600);
@@ -2484,6 +2716,169 @@ mod tests {
         let tampered = tampered.encode_to_vec();
         assert!(admit(&next, &tampered, now).is_err());
         assert!(readmit(&next, &tampered, now).is_ok());
+    }
+
+    #[test]
+    fn re_judging_a_pooled_admission_from_its_identities_agrees_with_decoding_the_envelope() {
+        // Issue 14's leftovers: after a config block every orderer decoded every pooled
+        // envelope on the consensus thread (up to the pool's 256 MiB). A pooled admission now
+        // keeps the identities it was judged on and is judged again from them alone: under
+        // every kind of configuration change it must reach the verdict of judging the bytes
+        // again (`readmit`), or an envelope the new configuration refuses gets ordered.
+        let mut ch = TestChannel::new("ehr", 3, 4);
+        let config = ChannelConfig::from_proto(ch.config.to_proto().clone()).unwrap();
+        let client = ch.orgs[0].identity("client1", NodeOu::Client, &[]);
+        let first = ch.orgs[1].identity("peer2", NodeOu::Peer, &[]);
+        let second = ch.orgs[2].identity("peer3", NodeOu::Peer, &[]);
+        let now = SystemTime::now();
+        let envelope = |size: usize| {
+            crate::client::endorsed_envelope(
+                &client,
+                "ehr",
+                &medledger_channel::testing::rand_nonce(),
+                vec![7; size],
+                &[&first, &second],
+            )
+            .unwrap()
+            .encode_to_vec()
+        };
+        let small = envelope(10);
+        let large = envelope(VERIFY_ENDORSEMENTS_ABOVE + 1000);
+        let admitted = [
+            admit(&config, &small, now).unwrap(),
+            admit(&config, &large, now).unwrap(),
+        ];
+        let changed = |f: &dyn Fn(&mut cpb::ChannelConfig)| {
+            let mut p = config.to_proto().clone();
+            p.sequence += 1;
+            f(&mut p);
+            p
+        };
+        let large_len = large.len() as u32;
+        let second_revoked = ch.config_revoking(2, "peer3");
+        // Each change of configuration, and whether the small and the large envelope pass.
+        let cases: Vec<(&str, cpb::ChannelConfig, [bool; 2])> = vec![
+            ("nothing but the sequence", changed(&|_| {}), [true, true]),
+            (
+                "the creator revoked",
+                ch.config_revoking(0, "client1"),
+                [false, false],
+            ),
+            (
+                "the first endorser revoked",
+                ch.config_revoking(1, "peer2"),
+                [false, false],
+            ),
+            // Below the threshold only the first endorser is validated (Fabric's orderer).
+            (
+                "the second endorser revoked",
+                second_revoked.clone(),
+                [true, false],
+            ),
+            (
+                "the second endorser's organization removed",
+                changed(&|p| p.organizations.retain(|o| o.msp_id != "Org3MSP")),
+                [false, false],
+            ),
+            (
+                "the creator's organization no Writer",
+                changed(&|p| {
+                    p.policies.insert(
+                        "Writers".into(),
+                        "OR('Org2MSP.member', 'Org3MSP.member')".into(),
+                    );
+                }),
+                [false, false],
+            ),
+            (
+                "absolute_max_bytes below the large envelope",
+                changed(&|p| p.batch = Some(batch(10, large_len - 1, large_len - 1))),
+                [true, false],
+            ),
+            (
+                "NodeOUs off at the second endorser's organization (no peer role)",
+                changed(&|p| {
+                    for o in &mut p.organizations {
+                        if o.msp_id == "Org3MSP" {
+                            o.node_ous = false;
+                        }
+                    }
+                }),
+                [true, false],
+            ),
+        ];
+        for (what, proto, expected) in cases {
+            let next = ChannelConfig::from_proto(proto).unwrap();
+            let mut rejudgement = Rejudgement::new(&next, now);
+            for ((bytes, a), passes) in [&small, &large].into_iter().zip(&admitted).zip(expected) {
+                let cheap = rejudgement.judge(bytes, a);
+                let full = readmit(&next, bytes, now);
+                assert_eq!(
+                    cheap.is_ok(),
+                    passes,
+                    "{what}, {} bytes: {cheap:?}",
+                    bytes.len()
+                );
+                assert_eq!(
+                    full.is_ok(),
+                    passes,
+                    "{what}, {} bytes, judged again in full: {full:?}",
+                    bytes.len()
+                );
+                if let (Ok(cheap), Ok(full)) = (cheap, full) {
+                    assert_eq!(cheap, full, "{what}, {} bytes", bytes.len());
+                }
+            }
+        }
+        // The envelopes are not decoded: any bytes of the same length get the same verdict.
+        let next = ChannelConfig::from_proto(changed(&|_| {})).unwrap();
+        let mut rejudgement = Rejudgement::new(&next, now);
+        assert!(
+            rejudgement
+                .judge(&vec![0; small.len()], &admitted[0])
+                .is_ok()
+        );
+        // A pool re-judged so keeps what passes, with the new admission, and drops the rest.
+        let mut pool = Pool::default();
+        for (bytes, a) in [&small, &large].into_iter().zip(&admitted) {
+            assert!(pool.insert(bytes.clone(), a.clone(), Instant::now()));
+        }
+        let next = ChannelConfig::from_proto(second_revoked).unwrap();
+        let mut rejudgement = Rejudgement::new(&next, now);
+        assert_eq!(pool.rejudge(|e, a| rejudgement.judge(e, a).ok()), 1);
+        assert_eq!(
+            pool.tx_ids().collect::<Vec<_>>(),
+            [admitted[0].tx_id.as_str()]
+        );
+    }
+
+    #[test]
+    fn a_config_update_is_re_judged_in_full() {
+        // A config update keeps no identities: its admission depends on the configuration it
+        // applies to, so a configuration change judges its bytes again.
+        let mut ch = TestChannel::new("ehr", 2, 4);
+        let admins: Vec<_> = (0..2)
+            .map(|i| ch.orgs[i].identity(&format!("admin{i}"), NodeOu::Admin, &[]))
+            .collect();
+        let now = SystemTime::now();
+        let mut next = ch.config.to_proto().clone();
+        next.sequence += 1;
+        next.batch = Some(batch(10, 1 << 20, 1 << 20));
+        let bytes = medledger_channel::update::update_bytes(&next);
+        let sigs = admins
+            .iter()
+            .map(|s| medledger_channel::update::sign_update(&bytes, s).unwrap())
+            .collect();
+        let update =
+            medledger_channel::update::update_envelope("ehr", bytes, sigs, &admins[0], now)
+                .unwrap()
+                .encode_to_vec();
+        let a = admit(&ch.config, &update, now).unwrap();
+        assert!(a.config_update && a.identities.is_none());
+        let applied = ChannelConfig::from_proto(next).unwrap();
+        // Under the configuration it produced, its sequence is stale.
+        assert!(Rejudgement::new(&applied, now).judge(&update, &a).is_err());
+        assert!(Rejudgement::new(&ch.config, now).judge(&update, &a).is_ok());
     }
 
     /// The proposal response payload an envelope's endorsements sign.
@@ -2583,7 +2978,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            pool.rejudge(|e| admit(&applied, e, now).ok()),
+            pool.rejudge(|e, _| admit(&applied, e, now).ok()),
             1,
             "the stale update is dropped"
         );
@@ -2624,6 +3019,7 @@ mod pool_tests {
             }
             .into(),
             valid: Validity::ALWAYS,
+            identities: None,
         };
         pool.room(&admitted, size)?;
         Ok(pool.insert(bytes, admitted, Instant::now()))

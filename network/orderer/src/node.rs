@@ -551,10 +551,10 @@ impl Node {
             Ok(next) => {
                 let config = Arc::new(next);
                 // Re-judged without verifying signatures again (they do not depend on the
-                // configuration): what the new configuration changes is validity and policy.
-                let dropped = self
-                    .pool
-                    .rejudge(|e| batch::readmit(&config, e, now.wall).ok());
+                // configuration) nor decoding the envelopes: what the new configuration
+                // changes is the size limit, the identities' validity and the policies.
+                let mut rejudgement = batch::Rejudgement::new(&config, now.wall);
+                let dropped = self.pool.rejudge(|e, a| rejudgement.judge(e, a).ok());
                 tracing::info!(target: "orderer::consensus", consenter = self.me, block = number, sequence = config.sequence(), dropped, "channel configuration updated");
                 self.config = config;
             }
@@ -701,8 +701,9 @@ impl Node {
         let admitted = match e.result {
             Ok(a) if e.sequence == self.config.sequence() => a,
             // Checked under a configuration that changed since: check again (its signatures
-            // verified: they do not depend on the configuration).
-            Ok(_) => batch::readmit(&self.config, &e.bytes, now.wall)?,
+            // verified: they do not depend on the configuration), from the identities it
+            // was judged on.
+            Ok(a) => batch::Rejudgement::new(&self.config, now.wall).judge(&e.bytes, &a)?,
             Err(r) => return Err(r),
         };
         if self.pool.contains_hash(&admitted.hash)
