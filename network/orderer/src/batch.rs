@@ -29,11 +29,13 @@
 //!   proposer's: followers check limits, not fairness (pools differ between orderers).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use medledger_channel::ChannelConfig;
 use medledger_channel::config::BatchConfig;
 use medledger_channel::envelope;
+use medledger_msp::msp::VerifiedIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_proto::TxId;
 use medledger_proto::common::{Envelope, HeaderType, SignatureHeader, Status};
@@ -93,9 +95,12 @@ fn reject(status: Status, reason: impl Into<String>) -> Rejection {
 /// with `…`. Keeps answers and remembered refusals small whatever a client sends.
 pub const MAX_REASON_BYTES: usize = 256;
 
-/// Most bytes one remembered verdict holds ([`Verdicts::held_bytes`]): the entry itself and
-/// the strings it owns (a refusal's reason of at most [`MAX_REASON_BYTES`], or an
-/// admission's tx_id and MSP id).
+/// Most bytes one remembered refusal holds ([`Verdicts::held_bytes`]): the entry itself and
+/// its reason of at most [`MAX_REASON_BYTES`]. A remembered admission holds its tx_id, its
+/// MSP id and the list of the identities it was judged on ([`Identities`]: a pointer per
+/// validated endorser, at most [`MAX_VERIFIED_ENDORSEMENTS`], and each endorsing MSP's id
+/// once); the identities themselves are the MSP manager's, shared by every admission of one
+/// creator or endorser.
 pub const MAX_REMEMBERED_VERDICT_BYTES: usize = 512;
 
 /// How far a config update's channel-header timestamp may be from the orderer's clock
@@ -140,6 +145,195 @@ pub struct Admitted {
     /// When the identities it was judged on (its creator; the endorsers [`check_endorsed`]
     /// validated) are all within their certificates' validity windows.
     pub valid: Validity,
+    /// The identities it was judged on, kept so that a configuration change judges it again
+    /// without decoding the envelope ([`Rejudgement`]); `None` for a config update (judged
+    /// again in full, [`readmit`]).
+    pub identities: Option<Arc<Identities>>,
+}
+
+/// The identities an admission of an endorsed transaction was judged on: with the
+/// envelope's size, all that admission checks against the channel configuration. A
+/// configuration change (new MSPs, roots, CRLs, NodeOU rules, policies) re-checks them
+/// ([`Rejudgement`]) and leaves the rest — structure, tx id, bindings, signatures — as judged.
+/// Shared by the pool's and the verdict cache's copies of an admission; the identities are
+/// the MSP manager's (`MspManager::validate`), shared by every admission of one creator.
+#[derive(Debug)]
+pub struct Identities {
+    /// The creator (valid; the `Writers` policy was evaluated on it).
+    creator: Arc<VerifiedIdentity>,
+    /// The MSP id of every endorser, sorted, each once: each must stay a channel MSP.
+    endorser_msps: Vec<String>,
+    /// The endorsers [`check_endorsed`] validated: the first one, or every one (each a
+    /// peer) of an envelope above [`VERIFY_ENDORSEMENTS_ABOVE`] bytes.
+    endorsers: Vec<Arc<VerifiedIdentity>>,
+}
+
+impl PartialEq for Identities {
+    /// The same identities (by [`VerifiedIdentity::id`]: MSP id and certificate).
+    fn eq(&self, other: &Self) -> bool {
+        self.creator.id() == other.creator.id()
+            && self.endorser_msps == other.endorser_msps
+            && self.endorsers.len() == other.endorsers.len()
+            && self
+                .endorsers
+                .iter()
+                .zip(&other.endorsers)
+                .all(|(a, b)| a.id() == b.id())
+    }
+}
+
+impl Eq for Identities {}
+
+impl Identities {
+    /// Bytes this holds besides the identities it shares.
+    fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.endorsers.capacity() * std::mem::size_of::<Arc<VerifiedIdentity>>()
+            + self
+                .endorser_msps
+                .iter()
+                .map(|m| std::mem::size_of::<String>() + m.capacity())
+                .sum::<usize>()
+    }
+}
+
+/// Judges admissions again under a configuration that took effect since (a config block) at
+/// one time, with [`readmit`]'s verdict but without decoding the envelopes: what admission
+/// checks against the configuration is the envelope's size and the identities it kept
+/// ([`Identities`]) — the creator and the validated endorsers still valid identities of a
+/// channel MSP (its roots, CRLs and NodeOU rules now), the creator satisfying the `Writers`
+/// policy now, every endorser's MSP still a channel MSP, the endorsers of an envelope above
+/// [`VERIFY_ENDORSEMENTS_ABOVE`] bytes still peers. The rest depends on the bytes alone. An
+/// identity kept by many admissions is validated once. A config update, or an admission
+/// that kept no identities, is judged by [`readmit`], decoding it.
+pub struct Rejudgement<'a> {
+    config: &'a ChannelConfig,
+    now: SystemTime,
+    /// Identities validated so far, by [`VerifiedIdentity::id`]: valid now, or why not.
+    validated: HashMap<[u8; 32], Result<Arc<VerifiedIdentity>, String>>,
+}
+
+impl std::fmt::Debug for Rejudgement<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejudgement")
+            .field("sequence", &self.config.sequence())
+            .field("validated", &self.validated.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Rejudgement<'a> {
+    /// Judges under `config` at `now`.
+    pub fn new(config: &'a ChannelConfig, now: SystemTime) -> Self {
+        Rejudgement {
+            config,
+            now,
+            validated: HashMap::new(),
+        }
+    }
+
+    /// The admission, under this configuration at this time, of the envelope `bytes`
+    /// admitted before (under any configuration) as `admitted`: the same transaction, with
+    /// its identities validated again and their validity span under this configuration.
+    ///
+    /// # Errors
+    /// A [`Rejection`] as [`admit`]'s: `REQUEST_ENTITY_TOO_LARGE` (over
+    /// `absolute_max_bytes` now), `FORBIDDEN` (the creator no longer valid or no longer a
+    /// Writer), `BAD_REQUEST` (an endorser's MSP gone, an endorser no longer valid, or no
+    /// longer a peer).
+    pub fn judge(&mut self, bytes: &[u8], admitted: &Admitted) -> Result<Admitted, Rejection> {
+        let kept = match admitted.identities.as_deref() {
+            Some(kept) if !admitted.config_update => kept,
+            _ => return readmit(self.config, bytes, self.now),
+        };
+        let max = self.config.batch().absolute_max_bytes as usize;
+        if bytes.len() > max {
+            return Err(reject(
+                Status::RequestEntityTooLarge,
+                format!("envelope of {} bytes exceeds {max}", bytes.len()),
+            ));
+        }
+        let creator = self.validate(&kept.creator).map_err(|e| {
+            reject(
+                Status::Forbidden,
+                format!("creator is not a valid identity: {e}"),
+            )
+        })?;
+        if !self.config.evaluate("Writers", &[creator.signer()]) {
+            return Err(reject(
+                Status::Forbidden,
+                format!(
+                    "creator of MSP {} does not satisfy the channel Writers policy",
+                    creator.msp_id()
+                ),
+            ));
+        }
+        if kept
+            .endorser_msps
+            .iter()
+            .any(|m| self.config.msps().msp(m).is_none())
+        {
+            return Err(reject(
+                Status::BadRequest,
+                "an endorsement is not by a channel MSP's identity",
+            ));
+        }
+        let peers = bytes.len() > VERIFY_ENDORSEMENTS_ABOVE;
+        let mut valid = Validity::ALWAYS.and(&creator);
+        let mut endorsers = Vec::with_capacity(kept.endorsers.len());
+        for (i, e) in kept.endorsers.iter().enumerate() {
+            let id = self.validate(e).map_err(|e| {
+                reject(
+                    Status::BadRequest,
+                    format!("endorsement {i} is not by a valid identity: {e}"),
+                )
+            })?;
+            if peers {
+                id.require_ou(NodeOu::Peer).map_err(|e| {
+                    reject(
+                        Status::BadRequest,
+                        format!("endorsement {i} of an envelope of {} bytes (above {VERIFY_ENDORSEMENTS_ABOVE}) is not by a peer: {e}", bytes.len()),
+                    )
+                })?;
+            }
+            valid = valid.and(&id);
+            endorsers.push(id);
+        }
+        Ok(Admitted {
+            tx_id: admitted.tx_id.clone(),
+            hash: admitted.hash,
+            config_update: false,
+            submitter: *creator.id(),
+            org: creator.msp_id().to_owned(),
+            valid,
+            identities: Some(Arc::new(Identities {
+                creator,
+                endorser_msps: kept.endorser_msps.clone(),
+                endorsers,
+            })),
+        })
+    }
+
+    /// `id` validated under this configuration at this time (once per identity): its
+    /// certificate, in the serialized form of its MSP (`msp.SerializedIdentity`, one PEM
+    /// certificate), through `MspManager::validate`.
+    fn validate(&mut self, id: &VerifiedIdentity) -> Result<Arc<VerifiedIdentity>, String> {
+        let (config, now) = (self.config, self.now);
+        self.validated
+            .entry(*id.id())
+            .or_insert_with(|| {
+                let serialized = medledger_proto::msp::SerializedIdentity {
+                    mspid: id.msp_id().to_owned(),
+                    id_bytes: id.certificate().to_pem().into_bytes(),
+                }
+                .encode_to_vec();
+                config
+                    .msps()
+                    .validate(&serialized, now)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
 }
 
 impl Admitted {
@@ -216,14 +410,21 @@ pub struct Checked {
 /// What is remembered is what does not depend on the time: an admission means its
 /// signatures verified (every later judgement of those bytes re-runs the time-dependent
 /// checks — creator and endorser validity — at its own time, without verifying again:
-/// [`readmit`]); a refusal is remembered only if no time-dependent check caused it (a bad
+/// [`readmit`]); a refusal is remembered if no time-dependent check caused it (a bad
 /// signature, a malformed envelope, a policy not satisfied), so it holds at any time under
-/// the same configuration. Every entry is keyed by the configuration sequence: nothing
-/// outlives a configuration change. Bounded (least recently used verdicts are forgotten).
+/// the same configuration, or if a certificate it was judged on expired before the last
+/// block's ordering time ([`Verdicts::set_last_block_time`]): every later block is ordered
+/// at that time or later (ADR 0030), when the certificate is still expired, so the envelope
+/// can never be ordered (a client re-sending it costs each orderer a hash, not a chain
+/// validation or a signature verification). Every entry is keyed by the configuration
+/// sequence: nothing outlives a configuration change. Bounded (least recently used verdicts
+/// are forgotten).
 #[derive(Clone)]
 pub struct Verdicts {
     inner: std::sync::Arc<std::sync::Mutex<VerdictCache>>,
     verifications: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The last block's ordering time, ms since the Unix epoch (0: none yet).
+    last_block_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Verdicts by envelope hash, with the configuration sequence of each.
@@ -242,6 +443,32 @@ impl Verdicts {
         Verdicts {
             inner: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
             verifications: std::sync::Arc::default(),
+            last_block_ms: std::sync::Arc::default(),
+        }
+    }
+
+    /// Records the ordering time of the last block in the chain, ms since the Unix epoch
+    /// (`Chain::last_time_ms`; an earlier time than one recorded before is ignored): no later
+    /// block is ordered before it, so a refusal for a certificate that expired before it
+    /// holds for every envelope that can still be ordered, and is remembered.
+    pub fn set_last_block_time(&self, time_ms: u64) {
+        self.last_block_ms
+            .fetch_max(time_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `refusal` holds at every time a later judgement may matter at: always, or
+    /// (an expired certificate) from before the last block's ordering time on.
+    fn lasting(&self, refusal: &Refusal) -> bool {
+        match refusal.holds {
+            Holds::Always => true,
+            Holds::After(not_after) => {
+                let last_ms = self
+                    .last_block_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                // Any time from the last block's on is at least this many whole seconds.
+                i64::try_from(last_ms / 1000).is_ok_and(|last| not_after < last)
+            }
+            Holds::Now => false,
         }
     }
 
@@ -279,7 +506,11 @@ impl Verdicts {
             .map(|(_, (_, verdict))| {
                 std::mem::size_of::<([u8; 32], (u64, Result<Admitted, Rejection>))>()
                     + match verdict {
-                        Ok(a) => a.tx_id.capacity() + a.org.capacity(),
+                        Ok(a) => {
+                            a.tx_id.capacity()
+                                + a.org.capacity()
+                                + a.identities.as_ref().map_or(0, |i| i.held_bytes())
+                        }
                         Err(r) => r.reason.capacity(),
                     }
             })
@@ -298,7 +529,8 @@ impl Verdicts {
     /// holds at `now` ([`Admitted::holds_at`]: its identities' validity windows), and is
     /// otherwise re-judged at `now` without verifying its signatures again ([`readmit`]);
     /// anything else is checked in full, and the verdict remembered unless it depends on the
-    /// time.
+    /// time (a certificate that expired before the last block's ordering time does not: see
+    /// the type's docs).
     ///
     /// # Errors
     /// As [`admit`].
@@ -320,7 +552,7 @@ impl Verdicts {
                 self.verifications
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let verdict = judge(config, bytes, hash, now, Signatures::Verify).map_err(|r| {
-                    if !r.at_time
+                    if self.lasting(&r)
                         && let Ok(mut cache) = self.inner.lock()
                     {
                         // Compact: the status and a reason of at most MAX_REASON_BYTES,
@@ -411,18 +643,31 @@ enum Signatures {
     Verified,
 }
 
-/// A refusal, and whether a time-dependent check caused it (an identity not valid at the
-/// time judged, a config update's timestamp window): such a refusal is not remembered.
+/// A refusal, and at which times it holds (under the same configuration).
 struct Refusal {
     rejection: Rejection,
-    at_time: bool,
+    holds: Holds,
+}
+
+/// At which times a refusal holds, under the configuration it was reached under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    /// At any time: no time-dependent check caused it (a bad signature, a malformed
+    /// envelope, a policy not satisfied, an unknown or revoked identity).
+    Always,
+    /// At any time after this second (Unix seconds): a certificate of an identity it was
+    /// judged on expired then (RFC 5280 validity: after `notAfter`, never valid again).
+    After(i64),
+    /// Only at the time judged: a certificate not valid yet, a config update's timestamp
+    /// window.
+    Now,
 }
 
 impl From<Rejection> for Refusal {
     fn from(rejection: Rejection) -> Self {
         Refusal {
             rejection,
-            at_time: false,
+            holds: Holds::Always,
         }
     }
 }
@@ -431,21 +676,29 @@ impl From<Rejection> for Refusal {
 fn refused_at_time(status: Status, reason: impl Into<String>) -> Refusal {
     Refusal {
         rejection: reject(status, reason),
-        at_time: true,
+        holds: Holds::Now,
     }
 }
 
 /// A refusal because an identity is not valid (`error`): time-dependent only if a
-/// certificate is outside its validity window (`Expired`, `NotYetValid`); an unknown MSP or
-/// CA, a forged or malformed certificate, a wrong NodeOU, a revocation (CRLs come with the
-/// configuration) hold at any time under the same configuration.
+/// certificate is outside its validity window (`Expired`: for ever after its `notAfter`;
+/// `NotYetValid`); an unknown MSP or CA, a forged or malformed certificate, a wrong NodeOU, a
+/// revocation (CRLs come with the configuration) hold at any time under the same
+/// configuration.
 fn invalid_identity(status: Status, reason: String, error: &medledger_msp::Error) -> Refusal {
+    let holds = match error {
+        // The MSP names the expired certificate's notAfter in RFC 3339 (from whole seconds);
+        // one that does not parse is taken as holding now only.
+        medledger_msp::Error::Expired { not_after, .. } => {
+            time::OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339)
+                .map_or(Holds::Now, |t| Holds::After(t.unix_timestamp()))
+        }
+        medledger_msp::Error::NotYetValid { .. } => Holds::Now,
+        _ => Holds::Always,
+    };
     Refusal {
         rejection: reject(status, reason),
-        at_time: matches!(
-            error,
-            medledger_msp::Error::Expired { .. } | medledger_msp::Error::NotYetValid { .. }
-        ),
+        holds,
     }
 }
 
@@ -544,14 +797,15 @@ fn judge(
     }
     let config_update = checked.parsed.header_type() == Some(HeaderType::ConfigUpdate);
     let mut valid = Validity::ALWAYS.and(&checked.creator);
+    let mut identities = None;
     if !config_update {
-        valid = valid.meet(endorsed(
-            config,
-            &checked.parsed,
-            bytes.len(),
-            now,
-            signatures,
-        )?);
+        let e = endorsed(config, &checked.parsed, bytes.len(), now, signatures)?;
+        valid = valid.meet(e.valid);
+        identities = Some(Arc::new(Identities {
+            creator: checked.creator.clone(),
+            endorser_msps: e.msps,
+            endorsers: e.endorsers,
+        }));
     }
     if config_update {
         // Peers check a config update at its channel-header timestamp (deterministic), so
@@ -594,6 +848,7 @@ fn judge(
         submitter: *checked.creator.id(),
         org: checked.creator.msp_id().to_owned(),
         valid,
+        identities,
     })
 }
 
@@ -633,6 +888,16 @@ pub fn check_endorsed(
         .map_err(|r| r.rejection)
 }
 
+/// What [`endorsed`] judged on: the span in which the endorsers it validated are valid, and
+/// the identities a configuration change checks again ([`Identities`]).
+struct Endorsed {
+    valid: Validity,
+    /// Every endorser's MSP id, sorted, each once.
+    msps: Vec<String>,
+    /// The endorsers validated.
+    endorsers: Vec<Arc<VerifiedIdentity>>,
+}
+
 /// [`check_endorsed`], verifying the endorsements' signatures or not (they were verified
 /// before, [`readmit`]). The proposal response payload is hashed once for all endorsements.
 fn endorsed(
@@ -641,7 +906,7 @@ fn endorsed(
     size: usize,
     now: SystemTime,
     signatures: Signatures,
-) -> Result<Validity, Refusal> {
+) -> Result<Endorsed, Refusal> {
     let bad = |reason: &str| reject(Status::BadRequest, reason);
     let tx = Transaction::decode(parsed.payload.data.as_slice())
         .map_err(|_| bad("payload data is not a Transaction"))?;
@@ -688,6 +953,7 @@ fn endorsed(
         ))
         .into());
     }
+    let mut msps = Vec::with_capacity(1);
     for e in &endorsed.endorsements {
         let sid = medledger_proto::msp::SerializedIdentity::decode(e.endorser.as_slice())
             .map_err(|_| bad("an endorser is not a serialized identity"))?;
@@ -697,7 +963,11 @@ fn endorsed(
             )
             .into());
         }
+        if !msps.contains(&sid.mspid) {
+            msps.push(sid.mspid);
+        }
     }
+    msps.sort_unstable();
     if size <= VERIFY_ENDORSEMENTS_ABOVE {
         let first = config.msps().validate(&first.endorser, now).map_err(|e| {
             invalid_identity(
@@ -706,7 +976,11 @@ fn endorsed(
                 &e,
             )
         })?;
-        return Ok(Validity::ALWAYS.and(&first));
+        return Ok(Endorsed {
+            valid: Validity::ALWAYS.and(&first),
+            msps,
+            endorsers: vec![first],
+        });
     }
     // What neither the endorsements nor the proposal hash cover is bounded: the creator
     // alone signs it.
@@ -755,7 +1029,11 @@ fn endorsed(
     }
     let valid = identities.iter().fold(Validity::ALWAYS, |v, id| v.and(id));
     if signatures == Signatures::Verified {
-        return Ok(valid);
+        return Ok(Endorsed {
+            valid,
+            msps,
+            endorsers: identities,
+        });
     }
     // Each endorsement signs SHA-256(proposal_response_payload ‖ endorser): the payload, up
     // to `absolute_max_bytes`, is hashed once, and each signature verified on the digest.
@@ -768,7 +1046,11 @@ fn endorsed(
             ))
         })?;
     }
-    Ok(valid)
+    Ok(Endorsed {
+        valid,
+        msps,
+        endorsers: identities,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -995,12 +1277,16 @@ impl Pool {
     }
 
     /// Judges every pending envelope again (after a configuration change): keeps those
-    /// `judge(bytes)` admits, with that admission (its identities' validity span under the new
-    /// configuration), and drops the others; returns how many were dropped.
-    pub fn rejudge(&mut self, mut judge: impl FnMut(&[u8]) -> Option<Admitted>) -> usize {
+    /// `judge(bytes, admission)` admits, with that admission (its identities' validity span
+    /// under the new configuration), and drops the others; returns how many were dropped.
+    /// [`Rejudgement::judge`] does it without decoding the envelopes.
+    pub fn rejudge(
+        &mut self,
+        mut judge: impl FnMut(&[u8], &Admitted) -> Option<Admitted>,
+    ) -> usize {
         let mut drop = Vec::new();
         for p in self.by_seq.values_mut() {
-            match judge(&p.bytes) {
+            match judge(&p.bytes, &p.admitted) {
                 // The same bytes: the same tx id, hash, submitter and organization; what a
                 // new configuration may change is the span its identities are valid in.
                 Some(a) if a.tx_id == p.admitted.tx_id => p.admitted = a,
@@ -1691,6 +1977,7 @@ mod tests {
                 submitter: [7; 32],
                 org: "Org1MSP".into(),
                 valid: Validity::ALWAYS,
+                identities: None,
             };
             pool.insert(bytes, admitted, t0)
         };
@@ -2181,9 +2468,9 @@ mod tests {
             },
             ..a.clone()
         };
-        assert_eq!(pool.rejudge(|_| Some(narrowed.clone())), 0);
+        assert_eq!(pool.rejudge(|_, _| Some(narrowed.clone())), 0);
         assert_eq!(pool.admitted(&a.hash), Some(&narrowed));
-        assert_eq!(pool.rejudge(|_| None), 1);
+        assert_eq!(pool.rejudge(|_, _| None), 1);
         assert!(pool.is_empty());
     }
 
@@ -2283,6 +2570,55 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_for_a_certificate_expired_before_the_last_block_is_verified_once() {
+        // Issue 14's leftovers: a refusal for an expired creator was never remembered, so a
+        // client re-sending an envelope whose certificate expired made every orderer decode
+        // it and validate the certificate chain (an ECDSA verification) each time. It is
+        // remembered once the certificate expired before the last block's ordering time
+        // (no block can be ordered earlier), and only then.
+        let (mut ch, config) = channel(batch(10, 4000, 6000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let expired = now + Duration::from_secs(200 * 365 * 24 * 3600);
+        let bytes = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let verdicts = Verdicts::new(8);
+        let refused = |at: SystemTime| {
+            let r = verdicts
+                .check(&config, bytes.clone(), at)
+                .result
+                .unwrap_err();
+            assert_eq!(r.status, Status::Forbidden, "{r}");
+            assert!(r.reason.contains("expired"), "{r}");
+        };
+        // The last block was ordered before the expiry: a block ordered before it too may
+        // still hold the envelope, so nothing is remembered.
+        verdicts.set_last_block_time(medledger_channel::bft::time_ms(now));
+        refused(expired);
+        refused(expired);
+        assert_eq!(verdicts.verifications(), 2);
+        // An earlier time than the last block's does not move it back.
+        verdicts.set_last_block_time(0);
+        refused(expired);
+        assert_eq!(verdicts.verifications(), 3);
+        assert!(verdicts.check(&config, bytes.clone(), now).result.is_ok());
+        // Once a block is ordered after the expiry, the refusal is remembered.
+        let fresh = Verdicts::new(8);
+        fresh.set_last_block_time(medledger_channel::bft::time_ms(expired));
+        for _ in 0..3 {
+            let r = fresh.check(&config, bytes.clone(), expired).result;
+            assert_eq!(r.map_err(|r| r.status), Err(Status::Forbidden));
+        }
+        assert_eq!(fresh.verifications(), 1, "the same expired envelope thrice");
+        // A certificate not valid yet is never remembered.
+        let early = now - Duration::from_secs(3600);
+        let fresh = Verdicts::new(8);
+        fresh.set_last_block_time(medledger_channel::bft::time_ms(expired));
+        assert!(fresh.check(&config, bytes.clone(), early).result.is_err());
+        assert!(fresh.check(&config, bytes, early).result.is_err());
+        assert_eq!(fresh.verifications(), 2);
+    }
+
+    #[test]
     fn refusals_with_huge_channel_ids_hold_little_memory() {
         // Review finding H1: a refusal was remembered with its whole reason, which echoed
         // the envelope's channel id debug-escaped (`\u{1}` is 6 bytes each): a few hundred
@@ -2368,7 +2704,7 @@ mod tests {
         proto.sequence += 1;
         proto.batch = Some(batch(10, 4000, 4000));
         let next = ChannelConfig::from_proto(proto).unwrap();
-        assert_eq!(pool.rejudge(|e| readmit(&next, e, now).ok()), 1);
+        assert_eq!(pool.rejudge(|e, _| readmit(&next, e, now).ok()), 1);
         assert_eq!(pool.len(), 1);
         // Every check but the signatures runs (the creator at the time judged)...
         let later = now + Duration::from_secs(200 * 365 * 24 * 3600);
@@ -2380,6 +2716,169 @@ mod tests {
         let tampered = tampered.encode_to_vec();
         assert!(admit(&next, &tampered, now).is_err());
         assert!(readmit(&next, &tampered, now).is_ok());
+    }
+
+    #[test]
+    fn re_judging_a_pooled_admission_from_its_identities_agrees_with_decoding_the_envelope() {
+        // Issue 14's leftovers: after a config block every orderer decoded every pooled
+        // envelope on the consensus thread (up to the pool's 256 MiB). A pooled admission now
+        // keeps the identities it was judged on and is judged again from them alone: under
+        // every kind of configuration change it must reach the verdict of judging the bytes
+        // again (`readmit`), or an envelope the new configuration refuses gets ordered.
+        let mut ch = TestChannel::new("ehr", 3, 4);
+        let config = ChannelConfig::from_proto(ch.config.to_proto().clone()).unwrap();
+        let client = ch.orgs[0].identity("client1", NodeOu::Client, &[]);
+        let first = ch.orgs[1].identity("peer2", NodeOu::Peer, &[]);
+        let second = ch.orgs[2].identity("peer3", NodeOu::Peer, &[]);
+        let now = SystemTime::now();
+        let envelope = |size: usize| {
+            crate::client::endorsed_envelope(
+                &client,
+                "ehr",
+                &medledger_channel::testing::rand_nonce(),
+                vec![7; size],
+                &[&first, &second],
+            )
+            .unwrap()
+            .encode_to_vec()
+        };
+        let small = envelope(10);
+        let large = envelope(VERIFY_ENDORSEMENTS_ABOVE + 1000);
+        let admitted = [
+            admit(&config, &small, now).unwrap(),
+            admit(&config, &large, now).unwrap(),
+        ];
+        let changed = |f: &dyn Fn(&mut cpb::ChannelConfig)| {
+            let mut p = config.to_proto().clone();
+            p.sequence += 1;
+            f(&mut p);
+            p
+        };
+        let large_len = large.len() as u32;
+        let second_revoked = ch.config_revoking(2, "peer3");
+        // Each change of configuration, and whether the small and the large envelope pass.
+        let cases: Vec<(&str, cpb::ChannelConfig, [bool; 2])> = vec![
+            ("nothing but the sequence", changed(&|_| {}), [true, true]),
+            (
+                "the creator revoked",
+                ch.config_revoking(0, "client1"),
+                [false, false],
+            ),
+            (
+                "the first endorser revoked",
+                ch.config_revoking(1, "peer2"),
+                [false, false],
+            ),
+            // Below the threshold only the first endorser is validated (Fabric's orderer).
+            (
+                "the second endorser revoked",
+                second_revoked.clone(),
+                [true, false],
+            ),
+            (
+                "the second endorser's organization removed",
+                changed(&|p| p.organizations.retain(|o| o.msp_id != "Org3MSP")),
+                [false, false],
+            ),
+            (
+                "the creator's organization no Writer",
+                changed(&|p| {
+                    p.policies.insert(
+                        "Writers".into(),
+                        "OR('Org2MSP.member', 'Org3MSP.member')".into(),
+                    );
+                }),
+                [false, false],
+            ),
+            (
+                "absolute_max_bytes below the large envelope",
+                changed(&|p| p.batch = Some(batch(10, large_len - 1, large_len - 1))),
+                [true, false],
+            ),
+            (
+                "NodeOUs off at the second endorser's organization (no peer role)",
+                changed(&|p| {
+                    for o in &mut p.organizations {
+                        if o.msp_id == "Org3MSP" {
+                            o.node_ous = false;
+                        }
+                    }
+                }),
+                [true, false],
+            ),
+        ];
+        for (what, proto, expected) in cases {
+            let next = ChannelConfig::from_proto(proto).unwrap();
+            let mut rejudgement = Rejudgement::new(&next, now);
+            for ((bytes, a), passes) in [&small, &large].into_iter().zip(&admitted).zip(expected) {
+                let cheap = rejudgement.judge(bytes, a);
+                let full = readmit(&next, bytes, now);
+                assert_eq!(
+                    cheap.is_ok(),
+                    passes,
+                    "{what}, {} bytes: {cheap:?}",
+                    bytes.len()
+                );
+                assert_eq!(
+                    full.is_ok(),
+                    passes,
+                    "{what}, {} bytes, judged again in full: {full:?}",
+                    bytes.len()
+                );
+                if let (Ok(cheap), Ok(full)) = (cheap, full) {
+                    assert_eq!(cheap, full, "{what}, {} bytes", bytes.len());
+                }
+            }
+        }
+        // The envelopes are not decoded: any bytes of the same length get the same verdict.
+        let next = ChannelConfig::from_proto(changed(&|_| {})).unwrap();
+        let mut rejudgement = Rejudgement::new(&next, now);
+        assert!(
+            rejudgement
+                .judge(&vec![0; small.len()], &admitted[0])
+                .is_ok()
+        );
+        // A pool re-judged so keeps what passes, with the new admission, and drops the rest.
+        let mut pool = Pool::default();
+        for (bytes, a) in [&small, &large].into_iter().zip(&admitted) {
+            assert!(pool.insert(bytes.clone(), a.clone(), Instant::now()));
+        }
+        let next = ChannelConfig::from_proto(second_revoked).unwrap();
+        let mut rejudgement = Rejudgement::new(&next, now);
+        assert_eq!(pool.rejudge(|e, a| rejudgement.judge(e, a).ok()), 1);
+        assert_eq!(
+            pool.tx_ids().collect::<Vec<_>>(),
+            [admitted[0].tx_id.as_str()]
+        );
+    }
+
+    #[test]
+    fn a_config_update_is_re_judged_in_full() {
+        // A config update keeps no identities: its admission depends on the configuration it
+        // applies to, so a configuration change judges its bytes again.
+        let mut ch = TestChannel::new("ehr", 2, 4);
+        let admins: Vec<_> = (0..2)
+            .map(|i| ch.orgs[i].identity(&format!("admin{i}"), NodeOu::Admin, &[]))
+            .collect();
+        let now = SystemTime::now();
+        let mut next = ch.config.to_proto().clone();
+        next.sequence += 1;
+        next.batch = Some(batch(10, 1 << 20, 1 << 20));
+        let bytes = medledger_channel::update::update_bytes(&next);
+        let sigs = admins
+            .iter()
+            .map(|s| medledger_channel::update::sign_update(&bytes, s).unwrap())
+            .collect();
+        let update =
+            medledger_channel::update::update_envelope("ehr", bytes, sigs, &admins[0], now)
+                .unwrap()
+                .encode_to_vec();
+        let a = admit(&ch.config, &update, now).unwrap();
+        assert!(a.config_update && a.identities.is_none());
+        let applied = ChannelConfig::from_proto(next).unwrap();
+        // Under the configuration it produced, its sequence is stale.
+        assert!(Rejudgement::new(&applied, now).judge(&update, &a).is_err());
+        assert!(Rejudgement::new(&ch.config, now).judge(&update, &a).is_ok());
     }
 
     /// The proposal response payload an envelope's endorsements sign.
@@ -2479,7 +2978,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            pool.rejudge(|e| admit(&applied, e, now).ok()),
+            pool.rejudge(|e, _| admit(&applied, e, now).ok()),
             1,
             "the stale update is dropped"
         );
@@ -2520,6 +3019,7 @@ mod pool_tests {
             }
             .into(),
             valid: Validity::ALWAYS,
+            identities: None,
         };
         pool.room(&admitted, size)?;
         Ok(pool.insert(bytes, admitted, Instant::now()))

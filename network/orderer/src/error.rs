@@ -75,6 +75,25 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::Error;
+    use crate::consensus::{EngineError, WireError};
+
+    /// A WAL record's decoding error is printed once in the chain (`{:#}`), whether the
+    /// engine's error is reported alone or as the orderer's (issue 15, item 3).
+    #[test]
+    fn wrapped_errors_print_their_cause_once() {
+        let bad_record = || EngineError::BadWalRecord {
+            height: 7,
+            index: 2,
+            error: WireError("round out of range"),
+        };
+        let expected =
+            "WAL record 2 of height 7 is malformed: malformed cluster message: round out of range";
+        assert_eq!(format!("{:#}", anyhow::Error::new(bad_record())), expected);
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(Error::from(bad_record()))),
+            expected
+        );
+    }
 
     /// The OS error is printed once in the chain the `medledger` CLI prints (`{:#}`).
     #[test]

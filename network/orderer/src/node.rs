@@ -301,6 +301,12 @@ pub struct NodeStats {
     pub rounds_total: u64,
     /// Batches this orderer found invalid.
     pub invalid_batches: u64,
+    /// Pending envelopes judged again when this orderer cut them into a proposal, because
+    /// their admission did not hold at its ordering time ([`batch::Admitted::holds_at`]: an
+    /// identity's validity span ended before it, say, or a config update).
+    pub rejudged_at_cut: u64,
+    /// Of those, the envelopes no longer admissible then, dropped from the pool.
+    pub dropped_at_cut: u64,
 }
 
 #[derive(Debug, Default)]
@@ -463,6 +469,7 @@ impl Node {
             verdicts: batch::Verdicts::new(VERDICTS_REMEMBERED),
             chain,
         };
+        node.verdicts.set_last_block_time(node.chain.last_time_ms);
         let mut actions = Vec::new();
         let height = node.chain.next_number;
         let records: Vec<pb::WalEntry> =
@@ -527,12 +534,15 @@ impl Node {
         &self.verdicts
     }
 
-    /// After `b` joined the chain: if it is a config block, its configuration takes effect
+    /// After `b` joined the chain: its ordering time is the admission verdicts' last block
+    /// time ([`batch::Verdicts::set_last_block_time`]); if it is a config block, its
+    /// configuration takes effect
     /// (it was validated against the previous one by a quorum, this orderer included when it
     /// decided it) and pending envelopes no longer admissible under it are dropped — a
     /// second update proposed for the same sequence, say, or a creator whose certificate the
     /// new CRL revokes.
     fn after_append(&mut self, b: &Block, now: Now) {
+        self.verdicts.set_last_block_time(self.chain.last_time_ms);
         if !medledger_channel::update::is_config_block(b) {
             return;
         }
@@ -541,10 +551,10 @@ impl Node {
             Ok(next) => {
                 let config = Arc::new(next);
                 // Re-judged without verifying signatures again (they do not depend on the
-                // configuration): what the new configuration changes is validity and policy.
-                let dropped = self
-                    .pool
-                    .rejudge(|e| batch::readmit(&config, e, now.wall).ok());
+                // configuration) nor decoding the envelopes: what the new configuration
+                // changes is the size limit, the identities' validity and the policies.
+                let mut rejudgement = batch::Rejudgement::new(&config, now.wall);
+                let dropped = self.pool.rejudge(|e, a| rejudgement.judge(e, a).ok());
                 tracing::info!(target: "orderer::consensus", consenter = self.me, block = number, sequence = config.sequence(), dropped, "channel configuration updated");
                 self.config = config;
             }
@@ -691,8 +701,9 @@ impl Node {
         let admitted = match e.result {
             Ok(a) if e.sequence == self.config.sequence() => a,
             // Checked under a configuration that changed since: check again (its signatures
-            // verified: they do not depend on the configuration).
-            Ok(_) => batch::readmit(&self.config, &e.bytes, now.wall)?,
+            // verified: they do not depend on the configuration), from the identities it
+            // was judged on.
+            Ok(a) => batch::Rejudgement::new(&self.config, now.wall).judge(&e.bytes, &a)?,
             Err(r) => return Err(r),
         };
         if self.pool.contains_hash(&admitted.hash)
@@ -1275,14 +1286,20 @@ impl Node {
             }
             // An admission that holds at `at` (its identities valid then) needs no second
             // look; any other is judged again, without its signatures.
-            let stale: Vec<String> = cut
-                .iter()
-                .filter(|(e, a)| !a.holds_at(at) && batch::readmit(&self.config, e, at).is_err())
-                .map(|(_, a)| a.tx_id.clone())
-                .collect();
+            let mut stale = Vec::new();
+            for (e, a) in &cut {
+                if a.holds_at(at) {
+                    continue;
+                }
+                self.stats.rejudged_at_cut += 1;
+                if batch::readmit(&self.config, e, at).is_err() {
+                    stale.push(a.tx_id.clone());
+                }
+            }
             if stale.is_empty() {
                 return Some(cut.into_iter().map(|(e, _)| e.to_vec()).collect());
             }
+            self.stats.dropped_at_cut += stale.len() as u64;
             tracing::info!(target: "orderer::consensus", consenter = self.me, dropped = stale.len(), "pending envelopes no longer admissible at the ordering time dropped");
             self.pool.remove_txs(stale.iter().map(String::as_str));
         }

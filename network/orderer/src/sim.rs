@@ -6,7 +6,9 @@
 //! [`Sim::with_channel`] takes it as an argument (experiments).
 //!
 //! Time is virtual, in ms since the start ([`Sim::time`]); [`Sim::run_until`] advances it.
-//! Wall-clock time (block ordering times) is the host's.
+//! Wall-clock time (block ordering times, certificate validity) is the host's, unless a test
+//! sets the orderers' clock ([`Sim::set_wall_clock`]): from then on it advances with virtual
+//! time.
 //!
 //! A simulator, not a service: its inputs are its own generated messages, so a broken
 //! invariant (a node committing out of order, a forged message that does not decode) is a
@@ -147,6 +149,9 @@ pub struct Sim {
     pub delivered: u64,
     /// Sync responses served, by (server, requester): (responses, blocks).
     pub sync_served: HashMap<(u32, u32), (u64, u64)>,
+    /// The orderers' wall clock: `None` the host's; `Some((t, at))` is `t` at virtual time
+    /// `at` ([`Sim::set_wall_clock`]).
+    clock: Option<(SystemTime, u64)>,
 }
 
 /// The seed of a test run: the `SEED` env var if it parses, else the clock.
@@ -232,6 +237,7 @@ impl Sim {
             votes_sent: HashMap::new(),
             delivered: 0,
             sync_served: HashMap::new(),
+            clock: None,
         };
         for id in 1..=n {
             sim.start(id);
@@ -247,7 +253,23 @@ impl Sim {
     fn now(&self) -> Now {
         Now {
             mono: self.base + Duration::from_millis(self.time),
-            wall: SystemTime::now(),
+            wall: self.wall_clock(),
+        }
+    }
+
+    /// Sets every orderer's wall clock (ordering times, certificate validity) to `t` now;
+    /// it then advances with virtual time, as the host's would. It may go back (a test's
+    /// choice); an orderer still never orders a block before the last block's time.
+    pub fn set_wall_clock(&mut self, t: SystemTime) {
+        self.clock = Some((t, self.time));
+    }
+
+    /// The orderers' wall clock now: the host's, or the one a test set
+    /// ([`Sim::set_wall_clock`]) advanced by the virtual time since.
+    pub fn wall_clock(&self) -> SystemTime {
+        match self.clock {
+            Some((t, at)) => t + Duration::from_millis(self.time.saturating_sub(at)),
+            None => SystemTime::now(),
         }
     }
 

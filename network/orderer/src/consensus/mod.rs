@@ -186,14 +186,15 @@ pub enum EngineError {
         detail: String,
     },
     /// A WAL record does not decode.
-    #[error("WAL record {index} of height {height} is malformed: {source}")]
+    #[error("WAL record {index} of height {height} is malformed: {error}")]
     BadWalRecord {
         /// Height of the WAL.
         height: u64,
         /// Record index.
         index: usize,
-        /// Why.
-        source: WireError,
+        /// Why (in the message, not a source: a report of the chain names it once, ADR
+        /// 0036).
+        error: WireError,
     },
 }
 
@@ -329,12 +330,11 @@ impl Engine {
             if r.height != height {
                 continue;
             }
-            let (input, body) =
-                codec::wal_input(r).map_err(|source| EngineError::BadWalRecord {
-                    height,
-                    index,
-                    source,
-                })?;
+            let (input, body) = codec::wal_input(r).map_err(|error| EngineError::BadWalRecord {
+                height,
+                index,
+                error,
+            })?;
             if let Some((header, envelopes)) = body {
                 self.io
                     .bodies

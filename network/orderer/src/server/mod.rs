@@ -16,8 +16,9 @@
 //!   each envelope once per configuration whether admitted or refused
 //!   ([`crate::batch::Verdicts`]); the core receives verdicts; a refused envelope never
 //!   reaches it; the core re-judges only what depends on the time or the configuration
-//!   ([`crate::batch::readmit`]: a proposal at its ordering time, the pool after a
-//!   configuration change), without verifying a signature again;
+//!   ([`crate::batch::readmit`]: a proposal at its ordering time; the pool after a
+//!   configuration change from the identities each admission kept,
+//!   [`crate::batch::Rejudgement`]), without verifying a signature again;
 //! - envelopes being checked hold a byte budget (a quarter of the pool's, at least two
 //!   envelopes of `absolute_max_bytes`); beyond it Broadcast answers `SERVICE_UNAVAILABLE`;
 //!   the pool itself is bounded in envelopes, bytes, bytes per submitter and bytes per

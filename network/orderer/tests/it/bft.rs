@@ -403,3 +403,79 @@ fn byzantine_sync_flood_with_a_slow_reader_is_rate_limited() {
         );
     }
 }
+
+/// Re-opens `org`'s CA so that the certificates it issues from now on are valid for `days`
+/// (the CA reads its settings from its `ca.yaml`).
+fn issue_certificates_for(org: &mut medledger_channel::testing::TestOrg, days: u32) {
+    let dir = org.ca.dir().to_owned();
+    let mut config = org.ca.config().clone();
+    config.cert_validity_days = days;
+    std::fs::write(
+        dir.join("ca.yaml"),
+        serde_yaml_ng::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    org.ca = medledger_ca::CertificateAuthority::open(&dir).unwrap();
+}
+
+#[test]
+fn a_proposer_cuts_pooled_envelopes_on_their_admission_and_drops_one_whose_creator_expired() {
+    // Node::cut_at had no test of its own (issue 14's leftovers). Org1's client has a
+    // certificate valid for one day, Org2's for a year. The orderers' clock is set one minute
+    // before the Org1 certificate's expiry, its envelope and two of Org2 are pooled on every
+    // orderer, then the clock moves two minutes on before the block is cut: the Org2
+    // envelopes are cut on their admission (no second look), the Org1 one is judged again,
+    // found expired (as Fabric's orderer refuses an expired creator) and dropped from the
+    // pool, and is in no block.
+    let mut ch = medledger_channel::testing::TestChannel::new(harness::CHANNEL, 2, 4);
+    issue_certificates_for(&mut ch.orgs[0], 1);
+    let seed = harness::env_seed();
+    println!("SEED={seed}");
+    let mut sim = Sim::with_channel(ch, batch(10, 300), seed);
+    let expiry = sim.client.certificate().not_after();
+    assert!(sim.client2.certificate().not_after() > expiry + 3600);
+    let at = |s: i64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s as u64);
+    sim.set_wall_clock(at(expiry - 60));
+
+    let (a1, expiring, a2) = (sim.envelope(true), sim.envelope(false), sim.envelope(true));
+    let kept = HashSet::from([harness::tx_id(&a1), harness::tx_id(&a2)]);
+    assert_eq!(sim.submit(1, vec![a1, expiring.clone(), a2]), 3);
+    // Forwarded to every orderer, before the 300 ms batch timeout.
+    sim.run_until(50, |_| false);
+    for id in sim.ids() {
+        assert_eq!(sim.node(id).unwrap().pending(), 3, "orderer {id}'s pool");
+    }
+    sim.set_wall_clock(at(expiry + 60));
+    let ids = sim.ids();
+    assert!(
+        sim.run_until(60_000, |s| ids
+            .iter()
+            .all(|i| s.height(*i) >= 2 && s.node(*i).unwrap().pending() == 0)),
+        "not ordered, or the expired envelope still pending; SEED={seed}"
+    );
+    sim.check_chains(&ids);
+    for id in &ids {
+        let ordered: HashSet<String> = sim.tx_ids(*id).into_iter().collect();
+        assert_eq!(ordered, kept, "orderer {id}'s blocks");
+        let stats = sim.node(*id).unwrap().stats();
+        // Only the expired envelope was judged again, by each orderer that cut it.
+        assert_eq!(
+            stats.rejudged_at_cut, stats.dropped_at_cut,
+            "orderer {id}: {stats:?}"
+        );
+        assert_eq!(stats.invalid_batches, 0, "orderer {id}: {stats:?}");
+    }
+    let dropped: u64 = ids
+        .iter()
+        .map(|i| sim.node(*i).unwrap().stats().dropped_at_cut)
+        .sum();
+    assert!(dropped >= 1, "the expired envelope was never cut");
+    // Broadcast now refuses it too, as expired.
+    let refused = sim.broadcast(1, vec![expiring]).remove(0).unwrap_err();
+    assert_eq!(
+        refused.status,
+        medledger_proto::common::Status::Forbidden,
+        "{refused}"
+    );
+    assert!(refused.reason.contains("expired"), "{refused}");
+}
