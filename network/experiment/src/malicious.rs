@@ -351,10 +351,10 @@ fn committed_at(net: &Network, org: usize, tx_id: &str) -> Result<bool> {
         .ledger()
         .tx_location(&tx_id)
         .map(|l| l.is_some())
-        .map_err(|source| {
+        .map_err(|error| {
             medledger_harness::Error::Ledger {
                 msp_id: peer.msp_id.clone(),
-                source,
+                error,
             }
             .into()
         })
@@ -607,10 +607,10 @@ fn evaluate(
                     .ledger()
                     .tx_location(&tx_id)
                     .map(|l| l.map(|l| l.code as i32))
-                    .map_err(|source| {
+                    .map_err(|error| {
                         medledger_harness::Error::Ledger {
                             msp_id: p.msp_id.clone(),
-                            source,
+                            error,
                         }
                         .into()
                     })
@@ -712,10 +712,10 @@ fn forks(net: &Network) -> Result<usize> {
     for h in 1..min {
         let mut headers = Vec::new();
         for p in &net.peers {
-            let block = p.committer.ledger().block(h).map_err(|source| {
+            let block = p.committer.ledger().block(h).map_err(|error| {
                 medledger_harness::Error::Ledger {
                     msp_id: p.msp_id.clone(),
-                    source,
+                    error,
                 }
             })?;
             headers.push(block.and_then(|b| b.header));

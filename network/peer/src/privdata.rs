@@ -477,55 +477,20 @@ impl Reconciler {
     }
 
     async fn reconcile_one(&self, m: &MissingPrivate) -> crate::Result<bool> {
-        let Some(block) = self.ledger.block(m.block_num)? else {
+        let Some(wanted) = locate_missing(&self.ledger, self.definitions.as_ref(), m)? else {
             return Ok(false);
         };
-        let entry = block
-            .data
-            .as_ref()
-            .and_then(|d| d.data.get(m.tx_num as usize));
-        let Some((rwsets, endorser_orgs)) = entry.and_then(|e| tx::decode_committed(e)) else {
-            return Ok(false);
-        };
-        let Some(coll) = rwsets
-            .iter()
-            .find(|n| n.namespace == m.namespace)
-            .and_then(|n| n.collections.iter().find(|c| c.name == m.collection))
-        else {
-            return Ok(false);
-        };
-        let members: Vec<String> = self
-            .definitions
-            .definition(&m.namespace)
-            .and_then(|d| d.collections.get(&m.collection).cloned())
-            .map(|c| {
-                c.member_orgs
-                    .msp_ids()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut orgs: Vec<String> = endorser_orgs
-            .into_iter()
-            .filter(|o| members.contains(o))
-            .collect();
-        for o in members {
-            if !orgs.contains(&o) {
-                orgs.push(o);
-            }
-        }
         let digest = PrivateDataDigest {
             block_num: m.block_num,
             tx_num: m.tx_num,
             namespace: m.namespace.clone(),
             collection: m.collection.clone(),
         };
-        for org in orgs {
-            for peer in self.directory.peers(&org) {
+        for org in &wanted.orgs {
+            for peer in self.directory.peers(org) {
                 match self.fetch_from(&peer, digest.clone()).await {
                     Ok(Some(bytes)) => {
-                        if !self.acceptable(&bytes, coll, m)? {
+                        if !acceptable_private(&self.ledger, &bytes, &wanted.hashes, m)? {
                             warn!(target: "peer::privdata", peer = %peer.url, block = m.block_num, tx = m.tx_num, "private data does not match the on-chain hash; rejected");
                             continue;
                         }
@@ -551,46 +516,6 @@ impl Reconciler {
         Ok(false)
     }
 
-    /// Whether `bytes`, a peer's answer for `m`, may be stored: the exact private read-write
-    /// set the block's hash commits to, or that set without the writes of keys this ledger
-    /// has seen purged since (what a member peer serves after a purge: ADR 0016). Every write
-    /// present must match the block's hashed writes either way.
-    fn acceptable(
-        &self,
-        bytes: &[u8],
-        coll: &tx::CollectionRwSet,
-        m: &MissingPrivate,
-    ) -> crate::Result<bool> {
-        if verify_private_rwset(bytes, coll).is_some() {
-            return Ok(true);
-        }
-        let Some(set) = verify_private_writes(bytes, coll) else {
-            return Ok(false);
-        };
-        let version = m.version();
-        let present: Vec<[u8; 32]> = set
-            .writes
-            .iter()
-            .map(|w| sha256(w.key.as_bytes()))
-            .collect();
-        for h in coll.hashed.hashed_writes.iter().filter(|h| !h.is_purge) {
-            if present
-                .iter()
-                .any(|p| p.as_slice() == h.key_hash.as_slice())
-            {
-                continue;
-            }
-            let purged = self
-                .ledger
-                .purged_at(&m.namespace, &m.collection, &h.key_hash)?
-                .is_some_and(|at| at > version);
-            if !purged {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     /// Runs [`Reconciler::reconcile_once`] every `interval` until `shutdown` resolves.
     pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -606,6 +531,111 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// Where a member peer finds private data it lacks ([`locate_missing`]).
+#[derive(Debug, Clone)]
+pub struct MissingSource {
+    /// The on-chain hashes of the missing collection's read-write set (what an answer is
+    /// checked against, [`acceptable_private`]).
+    pub hashes: tx::CollectionRwSet,
+    /// The collection's member organizations to ask, in order: the transaction's endorsers'
+    /// organizations first (they simulated it), then the other members.
+    pub orgs: Vec<String>,
+}
+
+/// The on-chain hashes of `m`, private data `ledger` lacks, and the member organizations to
+/// ask for it (as Fabric's reconciler: endorsers first). `None` if the block, the
+/// transaction or its collection is not found.
+///
+/// # Errors
+/// Ledger errors.
+pub fn locate_missing(
+    ledger: &Ledger,
+    definitions: &dyn ChaincodeDefinitions,
+    m: &MissingPrivate,
+) -> crate::Result<Option<MissingSource>> {
+    let Some(block) = ledger.block(m.block_num)? else {
+        return Ok(None);
+    };
+    let entry = block
+        .data
+        .as_ref()
+        .and_then(|d| d.data.get(m.tx_num as usize));
+    let Some((rwsets, endorser_orgs)) = entry.and_then(|e| tx::decode_committed(e)) else {
+        return Ok(None);
+    };
+    let Some(hashes) = rwsets
+        .into_iter()
+        .find(|n| n.namespace == m.namespace)
+        .and_then(|n| n.collections.into_iter().find(|c| c.name == m.collection))
+    else {
+        return Ok(None);
+    };
+    let members: Vec<String> = definitions
+        .definition(&m.namespace)
+        .and_then(|d| d.collections.get(&m.collection).cloned())
+        .map(|c| {
+            c.member_orgs
+                .msp_ids()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut orgs: Vec<String> = endorser_orgs
+        .into_iter()
+        .filter(|o| members.contains(o))
+        .collect();
+    for o in members {
+        if !orgs.contains(&o) {
+            orgs.push(o);
+        }
+    }
+    Ok(Some(MissingSource { hashes, orgs }))
+}
+
+/// Whether `bytes`, another peer's answer for `m`, may be stored in `ledger`
+/// ([`Ledger::reconcile_private`]): the exact private read-write set the block's hash
+/// (`coll`) commits to, or that set without the writes of keys this ledger has seen purged
+/// since (what a member peer serves after a purge: ADR 0016). Every write present must match
+/// the block's hashed writes either way.
+///
+/// # Errors
+/// Ledger errors.
+pub fn acceptable_private(
+    ledger: &Ledger,
+    bytes: &[u8],
+    coll: &tx::CollectionRwSet,
+    m: &MissingPrivate,
+) -> crate::Result<bool> {
+    if verify_private_rwset(bytes, coll).is_some() {
+        return Ok(true);
+    }
+    let Some(set) = verify_private_writes(bytes, coll) else {
+        return Ok(false);
+    };
+    let version = m.version();
+    let present: Vec<[u8; 32]> = set
+        .writes
+        .iter()
+        .map(|w| sha256(w.key.as_bytes()))
+        .collect();
+    for h in coll.hashed.hashed_writes.iter().filter(|h| !h.is_purge) {
+        if present
+            .iter()
+            .any(|p| p.as_slice() == h.key_hash.as_slice())
+        {
+            continue;
+        }
+        let purged = ledger
+            .purged_at(&m.namespace, &m.collection, &h.key_hash)?
+            .is_some_and(|at| at > version);
+        if !purged {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

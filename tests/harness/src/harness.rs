@@ -8,13 +8,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
+use medledger_ca::{Profile, build_csr};
 use medledger_channel::block;
 use medledger_channel::tx::assemble_transaction;
 use medledger_gateway::proposal::build_proposal;
 use medledger_ledger::Ledger;
+use medledger_msp::cert::Certificate;
+use medledger_msp::crypto::SigningKey;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::sim::{CHANNEL, env_seed, pb_batch::BatchConfig};
+use medledger_peer::verify::{Divergence, Verified};
+use medledger_proto::MspId;
 use medledger_proto::protos::TxValidationCode;
 use prost::Message;
 
@@ -150,6 +155,25 @@ impl Harness {
         self.enroll(org, name, attrs, NodeOu::Admin)
     }
 
+    /// `name`, enrolled earlier at organization `org`'s CA, re-enrolled there: a new key
+    /// and certificate for the same registered identity (the same person, as `medledger ca
+    /// reenroll`), with its registered attributes.
+    ///
+    /// # Errors
+    /// [`Error::Signing`] if the CA refuses (e.g. `name` is not registered).
+    pub fn reenroll(&mut self, org: usize, name: &str) -> Result<SigningIdentity> {
+        let signing = |e: &dyn std::fmt::Display| Error::Signing(format!("reenroll {name}: {e}"));
+        let key = SigningKey::generate().map_err(|e| signing(&e))?;
+        let csr = build_csr(&key, name, &[]).map_err(|e| signing(&e))?;
+        let org = &mut self.net.sim.ch.orgs[org];
+        let issued = org
+            .ca
+            .reenroll(name, &csr, Profile::Ecert, &[])
+            .map_err(|e| signing(&e))?;
+        let cert = Certificate::from_pem(issued.cert_pem.as_bytes()).map_err(|e| signing(&e))?;
+        SigningIdentity::new(org.msp_id.clone(), cert, key).map_err(|e| signing(&e))
+    }
+
     /// An identity of NodeOU `ou` enrolled at organization `org`'s CA with `attrs`.
     pub(crate) fn enroll(
         &mut self,
@@ -175,6 +199,23 @@ impl Harness {
         args: &[&str],
         transient: &[(&str, &[u8])],
     ) -> Result<String> {
+        let orgs: Vec<usize> = (0..self.net.topology.orgs).collect();
+        self.submit_endorsed_by(client, &orgs, args, transient)
+    }
+
+    /// As [`Harness::submit`], endorsed by organizations `orgs` only (as a client naming its
+    /// endorsing organizations, e.g. to keep transient private data on the collection's
+    /// members): the first running peer of each that is not partitioned away.
+    ///
+    /// # Errors
+    /// As [`Harness::submit`].
+    pub fn submit_endorsed_by(
+        &mut self,
+        client: &SigningIdentity,
+        orgs: &[usize],
+        args: &[&str],
+        transient: &[(&str, &[u8])],
+    ) -> Result<String> {
         let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
         let transient: BTreeMap<String, Vec<u8>> = transient
             .iter()
@@ -184,7 +225,7 @@ impl Harness {
             .map_err(|e| Error::Signing(e.to_string()))?;
         let mut responses = Vec::new();
         let mut delay = 0;
-        for org in 0..self.net.topology.orgs {
+        for &org in orgs {
             if self.net.cut_off.contains(&org) {
                 continue;
             }
@@ -397,13 +438,14 @@ impl Harness {
     }
 
     /// The directory of peer `peer` of organization `org`'s files (its ledger's block store
-    /// and RocksDB), to scan what it keeps on disk; the harness removes it when dropped.
+    /// and RocksDB in `ledger/`, its transient store in `transient/`), to scan what it keeps
+    /// on disk; the harness removes it when dropped.
     ///
     /// # Errors
     /// [`Error::NoSuchPeer`] if it does not run.
     pub fn peer_dir(&self, org: usize, peer: usize) -> Result<std::path::PathBuf> {
         self.ledger(org, peer)?;
-        Ok(self.net.ledger_dir(org, peer))
+        Ok(self.net.peer_dir(org, peer))
     }
 
     /// The header hashes of peer `peer` of organization `org`'s blocks, genesis first.
@@ -412,9 +454,9 @@ impl Harness {
     /// [`Error::NoSuchPeer`], [`Error::Ledger`].
     pub fn block_hashes(&self, org: usize, peer: usize) -> Result<Vec<[u8; 32]>> {
         let ledger = self.ledger(org, peer)?;
-        let err = |source| Error::Ledger {
+        let err = |error| Error::Ledger {
             msp_id: crate::net::msp_id(org),
-            source,
+            error,
         };
         (0..ledger.height())
             .map(|n| {
@@ -433,9 +475,9 @@ impl Harness {
     pub fn state_digest(&self, org: usize, peer: usize) -> Result<[u8; 32]> {
         self.ledger(org, peer)?
             .public_digest()
-            .map_err(|source| Error::Ledger {
+            .map_err(|error| Error::Ledger {
                 msp_id: crate::net::msp_id(org),
-                source,
+                error,
             })
     }
 
@@ -451,14 +493,14 @@ impl Harness {
     ) -> Result<Option<TxValidationCode>> {
         self.ledger(org, peer)?
             .tx_validation_code(&tx_id.parse().map_err(std::io::Error::other)?)
-            .map_err(|source| Error::Ledger {
+            .map_err(|error| Error::Ledger {
                 msp_id: crate::net::msp_id(org),
-                source,
+                error,
             })
     }
 
     /// Crashes peer `peer` of organization `org`: its process state (endorser, committer,
-    /// source monitor, transient store) is gone, its ledger directory stays. Served
+    /// source monitor) is gone, its directory (ledger and transient store) stays. Served
     /// ([`Harness::serve`]), its Endorser service and, for peer 0, its organization's gateway
     /// answer `UNAVAILABLE` until it restarts.
     ///
@@ -468,13 +510,48 @@ impl Harness {
         self.net.crash_peer(org, peer)
     }
 
-    /// Restarts a crashed peer: reopens its ledger from its directory; it catches up by
-    /// pulling.
+    /// Restarts a crashed peer: reopens its ledger and transient store from its directory;
+    /// it catches up by pulling (committing with the private data its transient store kept)
+    /// and reconciles the private data it lacks.
     ///
     /// # Errors
     /// [`Error::NoSuchPeer`] if it was not crashed; [`Error::Ledger`], [`Error::Peer`].
     pub fn restart_peer(&mut self, org: usize, peer: usize) -> Result<()> {
         self.net.restart_peer(org, peer)
+    }
+
+    /// Verifies crashed peer `peer` of organization `org`'s ledger from scratch, as
+    /// `medledger ledger verify` does a stopped peer's
+    /// ([`medledger_peer::verify::verify_ledger`]): the hash chain, every block's orderer
+    /// signatures and a replay into a scratch ledger (validation codes, commit hashes, world
+    /// state, history, hashed private state), and every private value it holds against its
+    /// on-chain hash. The inner result is the verification's: what was checked, or the first
+    /// divergence. Served, crash the peer in one [`Served::with`](crate::Served::with) call
+    /// and verify in the next (the servers let go of a crashed peer's ledger in between).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPeer`] if it is not crashed (a running peer holds its ledger open);
+    /// [`Error::Setup`] for the scratch directory; [`Error::Peer`] if the replay's own
+    /// ledger fails.
+    pub fn verify_ledger(
+        &self,
+        org: usize,
+        peer: usize,
+    ) -> Result<std::result::Result<Verified, Divergence>> {
+        if !self.net.is_crashed(org, peer) {
+            return Err(Error::NoSuchPeer { org, peer });
+        }
+        let scratch = tempfile::tempdir()?;
+        let msp_id = crate::net::msp_id(org);
+        let typed = MspId::new(msp_id.clone()).map_err(std::io::Error::other)?;
+        medledger_peer::verify::verify_ledger(
+            &self.net.ledger_dir(org, peer),
+            &CHANNEL.parse().map_err(std::io::Error::other)?,
+            self.net.definitions.clone(),
+            &typed,
+            scratch.path(),
+        )
+        .map_err(|error| Error::Peer { msp_id, error })
     }
 
     /// Cuts organization `org`'s peers off: they neither pull blocks nor endorse.
@@ -523,9 +600,9 @@ impl Harness {
 }
 
 /// A peer's ledger error.
-fn ledger_error(peer: &crate::net::Peer, source: medledger_ledger::Error) -> Error {
+fn ledger_error(peer: &crate::net::Peer, error: medledger_ledger::Error) -> Error {
     Error::Ledger {
         msp_id: peer.msp_id.clone(),
-        source,
+        error,
     }
 }

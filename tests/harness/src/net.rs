@@ -1,9 +1,10 @@
 //! The simulated network: the orderer cluster ([`Sim`]), peers in every organization (real
-//! endorser, committer and RocksDB ledger), block delivery from orderers to peers with the
-//! peer's own source-switching rules, the Byzantine orderers' delivery faults, crashed and
-//! restarted peers, organizations cut off from the network.
+//! endorser, committer, RocksDB ledger and durable transient store), block delivery from
+//! orderers to peers with the peer's own source-switching rules, private data reconciled
+//! between member peers, the Byzantine orderers' delivery faults, crashed and restarted
+//! peers, organizations cut off from the network.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,15 +12,18 @@ use std::time::{Duration, Instant};
 use medledger_channel::bft::{self, CommitSignature, VoteKind};
 use medledger_channel::block;
 use medledger_channel::testing::TestChannel;
-use medledger_endorser::{Endorser, EndorserConfig, InProcessExecutor, MemoryTransientStore};
+use medledger_endorser::{Endorser, EndorserConfig, InProcessExecutor};
+use medledger_ledger::TransientStore;
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{Policy, SignaturePolicy};
 use medledger_orderer::sim::{Byzantine, CHANNEL, NetConfig, Sim, pb_batch::BatchConfig};
 use medledger_peer::committer::Committer;
 use medledger_peer::definitions::{ChaincodeDefinition, CollectionDefinition, InMemoryDefinitions};
-use medledger_peer::endorsement::PeerChannelContext;
+use medledger_peer::endorsement::{PeerChannelContext, PeerTransientStore};
 use medledger_peer::node::pull::{SourceMonitor, start_index};
+use medledger_peer::privdata::{acceptable_private, locate_missing};
+use medledger_peer::validator::BlockPrivateData;
 use medledger_proto::MspId;
 use medledger_proto::common::{Block, BlockMetadataIndex, Envelope};
 use prost::Message;
@@ -32,6 +36,9 @@ pub const CHAINCODE: &str = "ehr";
 /// How long an attested block may stay undelivered before a peer leaves its source (the
 /// peer's default `block_censorship_timeout`).
 const CENSORSHIP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Virtual ms between two reconciliation rounds of a peer whose height did not change (the
+/// peer's `RECONCILE_INTERVAL`); a peer that committed blocks reconciles in the same tick.
+const RECONCILE_MS: u64 = 1_000;
 
 /// How a Byzantine orderer serves blocks to peers (its consensus behaviour is a
 /// [`Byzantine`] mode of the cluster).
@@ -196,9 +203,12 @@ pub struct Peer {
     pub committer: Arc<Committer>,
     /// Endorses proposals with the EHR chaincode.
     pub endorser: Arc<Endorser>,
-    /// Private data of the transactions it endorsed, until they commit.
-    pub transient: Arc<MemoryTransientStore>,
+    /// Private data of the transactions it endorsed, until they commit: the peer's durable
+    /// transient store (RocksDB in its directory), which survives a crash and restart.
+    pub transient: Arc<TransientStore>,
     monitor: SourceMonitor,
+    /// Height and virtual ms of its last reconciliation round.
+    reconciled: (u64, u64),
     /// Blocks it refused (bad signatures, data hash mismatch, broken chain).
     pub refused: u64,
     /// Times it left its source orderer.
@@ -278,14 +288,15 @@ impl Network {
     /// Peer `index` of organization `org` on its ledger directory (created or reopened).
     fn open_peer(&self, org: usize, index: usize, identity: Arc<SigningIdentity>) -> Result<Peer> {
         let msp = msp_id(org);
+        std::fs::create_dir_all(self.peer_dir(org, index))?;
         let ledger = medledger_ledger::Ledger::open(
             &self.ledger_dir(org, index),
             &CHANNEL.parse().map_err(std::io::Error::other)?,
             &medledger_ledger::LedgerConfig::default(),
         )
-        .map_err(|source| Error::Ledger {
+        .map_err(|error| Error::Ledger {
             msp_id: msp.clone(),
-            source,
+            error,
         })?;
         let typed_msp =
             MspId::new(msp.clone()).map_err(|e| Error::Setup(std::io::Error::other(e)))?;
@@ -297,17 +308,24 @@ impl Network {
                 self.definitions.clone(),
                 typed_msp.clone(),
             )
-            .map_err(|source| Error::Peer {
+            .map_err(|error| Error::Peer {
                 msp_id: msp.clone(),
-                source,
+                error,
             })?,
         );
-        let transient = Arc::new(MemoryTransientStore::default());
+        let transient = Arc::new(
+            TransientStore::open(&self.peer_dir(org, index).join("transient")).map_err(
+                |error| Error::Transient {
+                    msp_id: msp.clone(),
+                    error,
+                },
+            )?,
+        );
         let endorser = Arc::new(
             Endorser::new(
                 identity.clone(),
                 Arc::new(InProcessExecutor(ehr_chaincode::contract())),
-                transient.clone(),
+                Arc::new(PeerTransientStore(transient.clone())),
                 EndorserConfig::default(),
             )
             .with_evaluate_only(evaluate_only()),
@@ -331,18 +349,25 @@ impl Network {
             committer,
             endorser,
             transient,
+            reconciled: (0, 0),
             refused: 0,
             switches: 0,
         })
     }
 
-    /// Where peer `index` of organization `org` keeps its ledger.
-    pub(crate) fn ledger_dir(&self, org: usize, index: usize) -> PathBuf {
+    /// Where peer `index` of organization `org` keeps its files: its ledger (`ledger/`) and
+    /// its transient store (`transient/`), as a peer's data directory.
+    pub(crate) fn peer_dir(&self, org: usize, index: usize) -> PathBuf {
         self.dir.path().join(format!("{}-peer{index}", msp_id(org)))
     }
 
-    /// Crashes peer `index` of organization `org`: its endorser, committer, source monitor
-    /// and transient store are dropped (its ledger is closed), its ledger directory stays.
+    /// Where peer `index` of organization `org` keeps its ledger.
+    pub(crate) fn ledger_dir(&self, org: usize, index: usize) -> PathBuf {
+        self.peer_dir(org, index).join("ledger")
+    }
+
+    /// Crashes peer `index` of organization `org`: its endorser, committer and source monitor
+    /// are dropped (its ledger and transient store are closed), its directory stays.
     ///
     /// # Errors
     /// [`Error::NoSuchPeer`] if it does not run.
@@ -357,7 +382,8 @@ impl Network {
         Ok(())
     }
 
-    /// Restarts crashed peer `index` of organization `org` on its ledger directory.
+    /// Restarts crashed peer `index` of organization `org` on its directory (its ledger and
+    /// the private data its transient store holds for transactions not yet committed).
     ///
     /// # Errors
     /// [`Error::NoSuchPeer`] if it was not crashed; [`Error::Ledger`], [`Error::Peer`].
@@ -376,6 +402,13 @@ impl Network {
             .unwrap_or(self.peers.len());
         self.peers.insert(at, peer);
         Ok(())
+    }
+
+    /// Whether peer `index` of organization `org` is crashed (not restarted yet).
+    pub(crate) fn is_crashed(&self, org: usize, index: usize) -> bool {
+        self.crashed
+            .iter()
+            .any(|(o, i, _)| (*o, *i) == (org, index))
     }
 
     /// Virtual time as the peers' monotonic clock.
@@ -397,12 +430,14 @@ impl Network {
             .collect()
     }
 
-    /// Every peer not cut off pulls what its source serves and commits it; a refused block or
-    /// a source that withholds attested blocks for the censorship timeout makes it switch
-    /// orderer.
+    /// Every peer not cut off pulls what its source serves and commits it, with the private
+    /// data its transient store holds for the block's transactions (removed once committed,
+    /// as the peer does); a refused block or a source that withholds attested blocks for the
+    /// censorship timeout makes it switch orderer. Then the peers reconcile the private data
+    /// they lack ([`Network::reconcile`]).
     ///
     /// # Errors
-    /// A ledger failure or an error other than a refused block.
+    /// A ledger or transient store failure, or an error other than a refused block.
     pub fn pull_all(&mut self) -> Result<()> {
         let attested = self.attested();
         let now = self.now();
@@ -422,19 +457,28 @@ impl Network {
                 ) else {
                     break;
                 };
-                let private = private_data(&block, &peer.transient);
+                let (private, found) = private_data(&block, peer)?;
                 match peer.committer.commit_block(block, &private) {
-                    Ok(_) => {}
+                    Ok(_) => {
+                        for (tx_id, height) in &found {
+                            peer.transient.remove_at(tx_id, *height).map_err(|error| {
+                                Error::Transient {
+                                    msp_id: peer.msp_id.clone(),
+                                    error,
+                                }
+                            })?;
+                        }
+                    }
                     Err(medledger_peer::Error::BlockRefused { .. }) => {
                         peer.refused += 1;
                         peer.switches += 1;
                         peer.monitor.failed(&attested);
                         break;
                     }
-                    Err(source) => {
+                    Err(error) => {
                         return Err(Error::Peer {
                             msp_id: peer.msp_id.clone(),
-                            source,
+                            error,
                         });
                     }
                 }
@@ -442,6 +486,82 @@ impl Network {
             let height = peer.committer.ledger().height();
             if peer.monitor.poll(height, &attested, now).is_some() {
                 peer.switches += 1;
+            }
+        }
+        self.reconcile()
+    }
+
+    /// Private data between member peers, as the peer's reconciler
+    /// (`medledger_peer::privdata::Reconciler`) fetches it over the `PrivateData` service:
+    /// every running peer not cut off that lacks private data of a collection its
+    /// organization is a member of (a share endorsed by the custodian alone, a second peer of
+    /// the endorsing organization) asks the other running member peers not cut off, the
+    /// transaction's endorsers' organizations first (`locate_missing`), checks each answer
+    /// against the block's hashes (`acceptable_private`) and stores the first that matches.
+    /// A peer reconciles in the tick it committed blocks (Fabric's committer pulls missing
+    /// private data from other peers before it moves on) and every [`RECONCILE_MS`] after;
+    /// what no reachable peer holds stays missing until a later round.
+    ///
+    /// # Errors
+    /// A ledger failure.
+    pub fn reconcile(&mut self) -> Result<()> {
+        let now = self.sim.time;
+        for at in 0..self.peers.len() {
+            let peer = &self.peers[at];
+            let height = peer.committer.ledger().height();
+            let (last_height, last_ms) = peer.reconciled;
+            if self.cut_off.contains(&peer.org)
+                || (height == last_height && now < last_ms + RECONCILE_MS)
+            {
+                continue;
+            }
+            self.reconcile_peer(peer)?;
+            self.peers[at].reconciled = (height, now);
+        }
+        Ok(())
+    }
+
+    /// One reconciliation round of `peer` (see [`Network::reconcile`]).
+    fn reconcile_peer(&self, peer: &Peer) -> Result<()> {
+        let ledger = peer.committer.ledger();
+        let ledger_err = |p: &Peer| {
+            let msp_id = p.msp_id.clone();
+            move |error: medledger_ledger::Error| Error::Ledger { msp_id, error }
+        };
+        let peer_err = |error: medledger_peer::Error| Error::Peer {
+            msp_id: peer.msp_id.clone(),
+            error,
+        };
+        for m in ledger.missing_private().map_err(ledger_err(peer))? {
+            let Some(source) =
+                locate_missing(ledger, self.definitions.as_ref(), &m).map_err(peer_err)?
+            else {
+                continue;
+            };
+            // The PrivateData service answers member organizations' peers only.
+            if !source.orgs.contains(&peer.msp_id) {
+                continue;
+            }
+            let holders = source.orgs.iter().flat_map(|org| {
+                self.peers.iter().filter(move |p| {
+                    p.msp_id == *org
+                        && (p.org, p.index) != (peer.org, peer.index)
+                        && !self.cut_off.contains(&p.org)
+                })
+            });
+            for holder in holders {
+                let served = holder
+                    .committer
+                    .ledger()
+                    .private_rwset(m.block_num, m.tx_num, &m.namespace, &m.collection)
+                    .map_err(ledger_err(holder))?;
+                let Some(bytes) = served else { continue };
+                if acceptable_private(ledger, &bytes, &source.hashes, &m).map_err(peer_err)? {
+                    ledger
+                        .reconcile_private(&m, &bytes)
+                        .map_err(ledger_err(peer))?;
+                    break;
+                }
             }
         }
         Ok(())
@@ -487,20 +607,31 @@ fn deliver(
     Some(block)
 }
 
-/// The private data `transient` holds for `block`'s transactions, by position.
-fn private_data(
-    block: &Block,
-    transient: &MemoryTransientStore,
-) -> BTreeMap<u64, medledger_proto::rwset::TxPvtReadWriteSet> {
-    let entries = block::entries(block);
-    entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let id = envelope_tx_id(e)?;
-            transient.get(&id).map(|p| (i as u64, p))
-        })
-        .collect()
+/// Private data of `block`'s transactions, by position, that `peer`'s transient store
+/// holds, and the (tx id, simulation height) of those entries, to remove once committed.
+///
+/// # Errors
+/// [`Error::Transient`] if the store cannot be read.
+fn private_data(block: &Block, peer: &Peer) -> Result<(BlockPrivateData, Vec<(String, u64)>)> {
+    let mut private = BlockPrivateData::new();
+    let mut found = Vec::new();
+    for (i, entry) in block::entries(block).iter().enumerate() {
+        let Some(tx_id) = envelope_tx_id(entry) else {
+            continue;
+        };
+        let stored = peer
+            .transient
+            .get(&tx_id)
+            .map_err(|error| Error::Transient {
+                msp_id: peer.msp_id.clone(),
+                error,
+            })?;
+        if let Some((height, rwset)) = stored {
+            private.insert(i as u64, rwset);
+            found.push((tx_id, height));
+        }
+    }
+    Ok((private, found))
 }
 
 /// The tx id in a serialized envelope's channel header, if it parses.

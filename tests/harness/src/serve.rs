@@ -333,6 +333,15 @@ impl Served {
         self.enroll(org, name, attrs, NodeOu::Admin)
     }
 
+    /// `name` re-enrolled at organization `org`'s CA (see [`Harness::reenroll`]).
+    ///
+    /// # Errors
+    /// [`Error::Stopped`] if the driver stopped; [`Error::Signing`] if the CA refuses.
+    pub fn reenroll(&self, org: usize, name: &str) -> Result<SigningIdentity> {
+        let name = name.to_owned();
+        self.with(move |h| h.reenroll(org, &name))?
+    }
+
     /// Enrolls `name` (NodeOU `ou`) at organization `org`'s CA on the driver thread.
     fn enroll(
         &self,
@@ -533,7 +542,7 @@ struct Running {
 
 /// Every peer of the topology's slot: `Some` while it runs. The servers take a peer's
 /// endorser or committer from its slot at each request and drop it after, so that a crashed
-/// peer's ledger is closed and can be reopened by its restart.
+/// peer's ledger and transient store are closed and can be reopened by its restart.
 struct Slots(BTreeMap<(usize, usize), watch::Sender<Option<Running>>>);
 
 impl Slots {

@@ -9,7 +9,6 @@ mod ca_cli;
 mod common;
 mod crash_network;
 mod ehr_network;
-mod ehr_rules_network;
 mod endorse_commit;
 mod fabric_gateway_node;
 mod gateway_refusals;

@@ -9,4 +9,5 @@ mod consistency;
 mod determinism;
 mod faults;
 mod gateway;
+mod privdata;
 mod refusals;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ehr_chaincode::ids::PseudonymKey;
-use ehr_client::bundle::{PatientBundle, bundle_files, read_bundle};
+use ehr_client::bundle::{BundleResource, PatientBundle, bundle_files, read_bundle};
 use ehr_client::{EhrClient, ImportOptions, import};
 use medledger_harness::Served;
 use medledger_msp::identity::SigningIdentity;
@@ -23,11 +23,13 @@ pub(crate) fn client(net: &Served, org: usize, identity: SigningIdentity) -> Ehr
     EhrClient::new(net.gateway(org, identity).network(CHANNEL).contract("ehr"))
 }
 
-/// What [`dev_network`] set up: Org1's admin client, Org1's pseudonym key, the imported
+/// What [`dev_network`] set up: both admins' clients, Org1's pseudonym key, the imported
 /// bundle.
 pub(crate) struct DevNetwork {
     /// `org1-admin` (NodeOU admin, `ehr.role=admin`) through Org1's gateway.
     pub(crate) admin: EhrClient,
+    /// `org2-admin` (NodeOU admin, `ehr.role=admin`) through Org2's gateway.
+    pub(crate) org2_admin: EhrClient,
     /// Org1's pseudonym key (ADR 0031): the ledger ids of the imported patient and records.
     pub(crate) key: PseudonymKey,
     /// The first sample Synthea bundle, imported by Org1's admin.
@@ -38,7 +40,8 @@ pub(crate) struct DevNetwork {
 /// organizations' MSP admins (the dev network's `org1-admin`, `org2-admin`) found the EHR
 /// governance, each approving the other's break-glass authority (ADR 0029); Org1 sets its
 /// pseudonym key and imports the first sample Synthea bundle (`ehr_client::import`, the library
-/// under `medledger ehr import`), every resource created.
+/// under `medledger ehr import`), every resource created. A third organization, if `net` has
+/// one, is on the channel but no founder: as one that joined after `network up`.
 pub(crate) async fn dev_network(net: &Served) -> DevNetwork {
     let admin = client(
         net,
@@ -52,7 +55,7 @@ pub(crate) async fn dev_network(net: &Served) -> DevNetwork {
         net.admin(1, "org2-admin", &[("ehr.role", "admin")])
             .unwrap(),
     );
-    let seeded = ehr_client::seed_governance(&[admin.clone(), org2_admin])
+    let seeded = ehr_client::seed_governance(&[admin.clone(), org2_admin.clone()])
         .await
         .unwrap();
     assert_eq!(seeded, ehr_client::Seeded::Founded);
@@ -70,5 +73,40 @@ pub(crate) async fn dev_network(net: &Served) -> DevNetwork {
     .unwrap();
     assert!(summary.is_complete(), "{summary}");
     assert_eq!(summary.resources_created, bundle.resources.len() as u64);
-    DevNetwork { admin, key, bundle }
+    DevNetwork {
+        admin,
+        org2_admin,
+        key,
+        bundle,
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// The first resource of type `resource_type` (e.g. `Observation`) in `bundle`.
+///
+/// # Panics
+/// If the bundle has none (the sample bundles have every type the tests use).
+pub(crate) fn first_of(bundle: &PatientBundle, resource_type: &str) -> BundleResource {
+    bundle
+        .resources
+        .iter()
+        .find(|r| r.resource_type == resource_type)
+        .unwrap()
+        .clone()
 }

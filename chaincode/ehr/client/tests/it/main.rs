@@ -5,5 +5,7 @@
 
 mod common;
 mod ehr_client;
+mod main_job;
 mod phi_paths;
+mod rules;
 mod scenario;

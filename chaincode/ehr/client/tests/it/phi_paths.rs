@@ -30,7 +30,7 @@ use medledger_proto::protos::{
 };
 use prost::Message;
 
-use crate::common::{DevNetwork, client, dev_network};
+use crate::common::{DevNetwork, client, dev_network, first_of};
 
 /// Org1 (the custodian), Org2 (the lab).
 const ORG1: usize = 0;
@@ -41,16 +41,13 @@ async fn phi_paths_around_consent_are_closed() {
     let net = Harness::builder().orgs(2).build().unwrap().serve().unwrap();
     // As `network up` and `ehr import`: governance founded by both MSP admins, Org1's
     // pseudonym key, a Synthea patient imported by Org1's admin.
-    let DevNetwork { admin, key, bundle } = dev_network(&net).await;
+    let DevNetwork {
+        admin, key, bundle, ..
+    } = dev_network(&net).await;
     let clear_patient_id = bundle.patient_id.clone();
     // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
     let patient_id = key.patient(&clear_patient_id);
-    let observation = bundle
-        .resources
-        .iter()
-        .find(|r| r.resource_type == "Observation")
-        .unwrap()
-        .clone();
+    let observation = first_of(&bundle, "Observation");
     let record_id = key
         .record(&clear_patient_id, &observation.record_id.parse().unwrap())
         .to_string();

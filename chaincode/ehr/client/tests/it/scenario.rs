@@ -23,7 +23,7 @@ use ehr_chaincode::model::{EmergencyReason, Purpose};
 use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_harness::Harness;
 
-use crate::common::{DevNetwork, client, dev_network};
+use crate::common::{DevNetwork, client, dev_network, files_under, first_of};
 
 /// Org1's gateway (the custodian), Org2's gateway (the lab).
 const ORG1: usize = 0;
@@ -77,23 +77,6 @@ fn denied<T: std::fmt::Debug>(r: Result<T, EhrClientError>) -> bool {
     matches!(r, Err(EhrClientError::AccessDenied { .. }))
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_state_machine_break_glass_erasure_and_privacy() {
     let log = captured_log();
@@ -102,19 +85,14 @@ async fn consent_state_machine_break_glass_erasure_and_privacy() {
     // `org2-doctor`, `org2-emergency` (`ehr.emergency`), the patient naming its ledger id.
     // As `network up`: both organizations' MSP admins found the EHR governance, each
     // approving the other's break-glass authority (ADR 0029); Org1 imports a patient.
-    let DevNetwork { admin, key, bundle } = dev_network(&net).await;
+    let DevNetwork {
+        admin, key, bundle, ..
+    } = dev_network(&net).await;
 
     // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
     let clear = bundle.patient_id.clone();
     let p = key.patient(&clear);
-    let of = |t: &str| {
-        bundle
-            .resources
-            .iter()
-            .find(|r| r.resource_type == t)
-            .unwrap()
-            .clone()
-    };
+    let of = |t: &str| first_of(&bundle, t);
     let (obs, cond) = (of("Observation"), of("Condition"));
     let obs_id = key
         .record(&clear, &obs.record_id.parse().unwrap())
