@@ -106,7 +106,7 @@ impl EndorserHandle {
 #[derive(Clone)]
 pub struct PeerEndpoint {
     /// MSP id of its organization.
-    pub msp_id: String,
+    pub msp_id: MspId,
     /// Address (for error details).
     pub address: String,
     /// How to reach it.
@@ -443,8 +443,8 @@ impl GatewayService {
     fn candidate_orgs(&self, ch: &ChannelGateway) -> Vec<String> {
         let mut orgs: Vec<String> = Vec::new();
         for p in &ch.peers {
-            if !orgs.contains(&p.msp_id) {
-                orgs.push(p.msp_id.clone());
+            if !orgs.iter().any(|o| o == p.msp_id.as_str()) {
+                orgs.push(p.msp_id.to_string());
             }
         }
         orgs.sort_by_key(|o| *o != self.local_msp);
@@ -511,10 +511,10 @@ impl GatewayService {
         endorsed: bool,
     ) -> Result<ProposalResponse, Vec<ErrorDetail>> {
         let mut details = Vec::new();
-        for peer in ch.peers.iter().filter(|p| p.msp_id == org) {
+        for peer in ch.peers.iter().filter(|p| p.msp_id.as_str() == org) {
             let detail = |message: String| ErrorDetail {
                 address: peer.address.clone(),
-                msp_id: peer.msp_id.clone(),
+                msp_id: peer.msp_id.to_string(),
                 message,
             };
             match tokio::time::timeout(

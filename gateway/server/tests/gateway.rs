@@ -174,12 +174,12 @@ async fn endorse_evaluate_status_and_events_through_the_gateway() {
 
     let peers = |org2: Vec<(&str, EndorserHandle)>| {
         let mut v = vec![PeerEndpoint {
-            msp_id: "Org1MSP".into(),
+            msp_id: "Org1MSP".parse().unwrap(),
             address: "local".into(),
             endorser: EndorserHandle::Local(org1.clone()),
         }];
         v.extend(org2.into_iter().map(|(a, h)| PeerEndpoint {
-            msp_id: "Org2MSP".into(),
+            msp_id: "Org2MSP".parse().unwrap(),
             address: a.to_owned(),
             endorser: h,
         }));
@@ -554,7 +554,7 @@ fn one_peer_each(org1: Arc<Endorser>, org2: Arc<Endorser>) -> Vec<PeerEndpoint> 
     [("Org1MSP", org1), ("Org2MSP", org2)]
         .into_iter()
         .map(|(msp, e)| PeerEndpoint {
-            msp_id: msp.into(),
+            msp_id: msp.parse().unwrap(),
             address: msp.into(),
             endorser: EndorserHandle::Local(e),
         })

@@ -189,6 +189,12 @@ pub fn msp_id(i: usize) -> String {
     format!("Org{}MSP", i + 1)
 }
 
+/// [`msp_id`] as a typed id.
+pub fn typed_msp_id(i: usize) -> medledger_proto::MspId {
+    #[allow(clippy::expect_used)] // `Org{n}MSP` is ASCII letters and digits: always within the rule
+    medledger_proto::MspId::new(msp_id(i)).expect("Org{n}MSP follows the MSP id rule")
+}
+
 /// A running peer.
 pub struct Peer {
     /// Its organization's index (0-based).

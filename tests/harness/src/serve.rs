@@ -53,7 +53,7 @@ use tonic::transport::Server;
 use crate::error::{Error, Result};
 use crate::harness::Harness;
 use crate::inproc;
-use crate::net::{evaluate_only, msp_id};
+use crate::net::{evaluate_only, msp_id, typed_msp_id};
 
 /// Ticks the driver keeps stepping after it last saw work: consensus messages still in
 /// flight once an orderer's pool is empty (a block takes a few network delays of at most 10
@@ -180,12 +180,12 @@ impl Harness {
             let mut peers: Vec<PeerEndpoint> = endorsers
                 .iter()
                 .map(|(&(org, index), endpoint)| PeerEndpoint {
-                    msp_id: msp_id(org),
+                    msp_id: typed_msp_id(org),
                     address: peer_address(org, index),
                     endorser: EndorserHandle::Remote(EndorserClient::new(endpoint.channel.clone())),
                 })
                 .collect();
-            peers.sort_by_key(|p| p.msp_id != msp);
+            peers.sort_by_key(|p| p.msp_id.as_str() != msp);
             let channel = ChannelGateway {
                 config: net.sim.config.clone(),
                 peers,

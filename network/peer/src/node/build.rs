@@ -17,11 +17,11 @@ use medledger_gateway_server::{
 use medledger_ledger::{Ledger, LedgerConfig, TransientStore};
 use medledger_msp::identity::SigningIdentity;
 use medledger_msp::policy::Policy;
-use medledger_proto::ChannelId;
 use medledger_proto::common::Block;
 use medledger_proto::invocation::canonical_function;
 use medledger_proto::protos::endorser_client::EndorserClient;
 use medledger_proto::protos::endorser_server::EndorserServer;
+use medledger_proto::{ChannelId, MspId};
 use medledger_runtime::process::{
     ChaincodeRuntime, InstalledChaincode, RuntimeConfig, default_launcher,
 };
@@ -266,7 +266,7 @@ fn channel_gateway(
         lazy_with(host, port, no_cert)
     };
     let own = GatewayPeer {
-        msp_id: cfg.msp_id.to_string(),
+        msp_id: cfg.msp_id.clone(),
         address: cfg.external().to_owned(),
         endorser: EndorserHandle::Local(endorser.clone()),
     };
@@ -281,7 +281,9 @@ fn channel_gateway(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
             peers.push(GatewayPeer {
-                msp_id: org.msp_id.clone(),
+                msp_id: MspId::new(org.msp_id.as_str()).map_err(|e| Error::Config {
+                    reason: format!("a channel organization's MSP id: {e}"),
+                })?,
                 address,
                 endorser: EndorserHandle::Remote(client),
             });
