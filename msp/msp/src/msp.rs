@@ -449,11 +449,24 @@ pub const DEFAULT_IDENTITY_CACHE_SIZE: usize = 4096;
 ///
 /// A cache hit (SHA-256 of the serialized identity plus a map lookup and a time-window
 /// check) replaces chain validation; CRL changes come with a new channel configuration and
-/// therefore a new manager, so cached entries never outlive a revocation.
+/// therefore a new manager, so cached entries never outlive a revocation. One certificate
+/// has many encodings (`id_bytes` may carry any whitespace around its PEM block): after the
+/// bytes' own entry misses, the decoded certificate is looked up by
+/// [`VerifiedIdentity::id`], so every encoding of a cached certificate yields the same shared
+/// [`VerifiedIdentity`] (one allocation per certificate, not per encoding) without chain
+/// validation.
 #[derive(Debug)]
 pub struct MspManager {
     msps: HashMap<String, Msp>,
-    cache: Mutex<lru::LruCache<[u8; 32], Arc<VerifiedIdentity>>>,
+    cache: Mutex<IdentityCache>,
+}
+
+/// Verified identities by SHA-256 of their serialized bytes and by [`VerifiedIdentity::id`],
+/// each an LRU of the manager's capacity; both hold the same `Arc`s.
+#[derive(Debug)]
+struct IdentityCache {
+    by_bytes: lru::LruCache<[u8; 32], Arc<VerifiedIdentity>>,
+    by_id: lru::LruCache<[u8; 32], Arc<VerifiedIdentity>>,
 }
 
 impl MspManager {
@@ -462,7 +475,10 @@ impl MspManager {
         let cap = NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         MspManager {
             msps: msps.into_iter().map(|m| (m.id.clone(), m)).collect(),
-            cache: Mutex::new(lru::LruCache::new(cap)),
+            cache: Mutex::new(IdentityCache {
+                by_bytes: lru::LruCache::new(cap),
+                by_id: lru::LruCache::new(cap),
+            }),
         }
     }
 
@@ -487,18 +503,29 @@ impl MspManager {
         let key = sha256(serialized);
         // A hit outside its validity window falls through, so the error names the
         // certificate at fault.
-        if let Some(hit) = self.cache_get(&key)
-            && now >= hit.window.not_before
-            && now <= hit.window.not_after
+        let within = |hit: &Arc<VerifiedIdentity>| {
+            now >= hit.window.not_before && now <= hit.window.not_after
+        };
+        if let Some(hit) = self.cache_get(|c| c.by_bytes.get(&key).cloned())
+            && within(&hit)
         {
             return Ok(hit);
         }
         let (msp_id, cert) = deserialize_identity(serialized)?;
+        let id = certificate_id(&msp_id, &cert);
+        // Another encoding of a cached certificate: the same identity, shared.
+        if let Some(hit) = self.cache_get(|c| c.by_id.get(&id).cloned())
+            && within(&hit)
+        {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.by_bytes.put(key, hit.clone());
+            }
+            return Ok(hit);
+        }
         let msp = self.msps.get(&msp_id).ok_or_else(|| Error::UnknownMsp {
             msp_id: crate::error::cut(&msp_id, crate::error::ECHOED_MSP_ID_CHARS),
         })?;
         let (node_ou, window) = msp.validate_window(&cert, now)?;
-        let id = certificate_id(&msp_id, &cert);
         let verified = Arc::new(VerifiedIdentity {
             msp_id,
             cert,
@@ -507,7 +534,8 @@ impl MspManager {
             window,
         });
         if let Ok(mut cache) = self.cache.lock() {
-            cache.put(key, verified.clone());
+            cache.by_bytes.put(key, verified.clone());
+            cache.by_id.put(id, verified.clone());
         }
         Ok(verified)
     }
@@ -528,12 +556,16 @@ impl MspManager {
         Ok(identity)
     }
 
-    fn cache_get(&self, key: &[u8; 32]) -> Option<Arc<VerifiedIdentity>> {
-        self.cache.lock().ok()?.get(key).cloned()
+    fn cache_get(
+        &self,
+        get: impl FnOnce(&mut IdentityCache) -> Option<Arc<VerifiedIdentity>>,
+    ) -> Option<Arc<VerifiedIdentity>> {
+        get(&mut *self.cache.lock().ok()?)
     }
 
-    /// Number of identities currently cached.
+    /// Number of distinct identities (certificates, by [`VerifiedIdentity::id`]) currently
+    /// cached.
     pub fn cached(&self) -> usize {
-        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+        self.cache.lock().map(|c| c.by_id.len()).unwrap_or(0)
     }
 }

@@ -95,12 +95,10 @@ fn reject(status: Status, reason: impl Into<String>) -> Rejection {
 /// with `…`. Keeps answers and remembered refusals small whatever a client sends.
 pub const MAX_REASON_BYTES: usize = 256;
 
-/// Most bytes one remembered refusal holds ([`Verdicts::held_bytes`]): the entry itself and
-/// its reason of at most [`MAX_REASON_BYTES`]. A remembered admission holds its tx_id, its
-/// MSP id and the list of the identities it was judged on ([`Identities`]: a pointer per
-/// validated endorser, at most [`MAX_VERIFIED_ENDORSEMENTS`], and each endorsing MSP's id
-/// once); the identities themselves are the MSP manager's, shared by every admission of one
-/// creator or endorser.
+/// Most bytes one remembered verdict holds ([`Verdicts::held_bytes`]): the entry itself and
+/// a refusal's reason of at most [`MAX_REASON_BYTES`], or an admission's tx_id and its
+/// creator's MSP id. A remembered admission keeps none of the identities it was judged on
+/// ([`Verdicts::put`]), however many endorsements it carries.
 pub const MAX_REMEMBERED_VERDICT_BYTES: usize = 512;
 
 /// How far a config update's channel-header timestamp may be from the orderer's clock
@@ -147,7 +145,7 @@ pub struct Admitted {
     pub valid: Validity,
     /// The identities it was judged on, kept so that a configuration change judges it again
     /// without decoding the envelope ([`Rejudgement`]); `None` for a config update (judged
-    /// again in full, [`readmit`]).
+    /// again in full, [`readmit`]) and in the verdict cache's copy ([`Verdicts::put`]).
     pub identities: Option<Arc<Identities>>,
 }
 
@@ -155,8 +153,10 @@ pub struct Admitted {
 /// envelope's size, all that admission checks against the channel configuration. A
 /// configuration change (new MSPs, roots, CRLs, NodeOU rules, policies) re-checks them
 /// ([`Rejudgement`]) and leaves the rest — structure, tx id, bindings, signatures — as judged.
-/// Shared by the pool's and the verdict cache's copies of an admission; the identities are
-/// the MSP manager's (`MspManager::validate`), shared by every admission of one creator.
+/// Kept by the pool's copy of an admission only (not the verdict cache's), and counted there
+/// against [`PoolLimits::max_bytes`] ([`Pool::held_bytes`]). The identities are the MSP
+/// manager's (`MspManager::validate`), shared by every admission of one certificate whatever
+/// its encoding while the manager caches it.
 #[derive(Debug)]
 pub struct Identities {
     /// The creator (valid; the `Writers` policy was evaluated on it).
@@ -185,7 +185,8 @@ impl PartialEq for Identities {
 impl Eq for Identities {}
 
 impl Identities {
-    /// Bytes this holds besides the identities it shares.
+    /// Bytes this holds besides the identities it shares: the list, its pointers and the
+    /// endorsing MSPs' ids.
     fn held_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.endorsers.capacity() * std::mem::size_of::<Arc<VerifiedIdentity>>()
@@ -195,6 +196,27 @@ impl Identities {
                 .map(|m| std::mem::size_of::<String>() + m.capacity())
                 .sum::<usize>()
     }
+
+    /// Every identity it keeps (the creator first; one may appear twice).
+    fn all(&self) -> impl Iterator<Item = &Arc<VerifiedIdentity>> {
+        std::iter::once(&self.creator).chain(&self.endorsers)
+    }
+}
+
+/// Bytes one verified identity holds at most (an upper bound, not a measure): the
+/// `VerifiedIdentity` and its `Arc` counters, its MSP id, and its parsed certificate — the
+/// DER, and the fields parsed from it (serial, subject, issuer, public key, common name, OUs,
+/// attributes), each a copy of part of the DER, so at most the DER's size again — plus a
+/// fixed allowance for those fields' own headers.
+pub fn identity_held_bytes(identity: &VerifiedIdentity) -> usize {
+    /// Headers of the parsed certificate's strings, vectors and attribute map, and
+    /// allocator rounding.
+    const PARSED_OVERHEAD: usize = 1024;
+    2 * std::mem::size_of::<usize>()
+        + std::mem::size_of::<VerifiedIdentity>()
+        + identity.msp_id().len()
+        + 2 * identity.certificate().der().len()
+        + PARSED_OVERHEAD
 }
 
 /// Judges admissions again under a configuration that took effect since (a config block) at
@@ -487,10 +509,23 @@ impl Verdicts {
             .map(|(_, v)| v.clone())
     }
 
-    /// Remembers an admission under configuration `sequence`.
+    /// Remembers an admission under configuration `sequence`, without the identities it
+    /// was judged on ([`Admitted::identities`] is `None` in the copy): they would outlive
+    /// the MSP manager's bounded cache in this one, outside
+    /// [`MAX_REMEMBERED_VERDICT_BYTES`]. A remembered admission answered under a later
+    /// configuration is therefore judged again from its bytes ([`readmit`]).
     pub fn put(&self, admitted: &Admitted, sequence: u64) {
+        let compact = Admitted {
+            tx_id: admitted.tx_id.clone(),
+            hash: admitted.hash,
+            config_update: admitted.config_update,
+            submitter: admitted.submitter,
+            org: admitted.org.clone(),
+            valid: admitted.valid,
+            identities: None,
+        };
         if let Ok(mut cache) = self.inner.lock() {
-            cache.put(admitted.hash, (sequence, Ok(admitted.clone())));
+            cache.put(admitted.hash, (sequence, Ok(compact)));
         }
     }
 
@@ -506,11 +541,8 @@ impl Verdicts {
             .map(|(_, (_, verdict))| {
                 std::mem::size_of::<([u8; 32], (u64, Result<Admitted, Rejection>))>()
                     + match verdict {
-                        Ok(a) => {
-                            a.tx_id.capacity()
-                                + a.org.capacity()
-                                + a.identities.as_ref().map_or(0, |i| i.held_bytes())
-                        }
+                        // No identities: see `Verdicts::put`.
+                        Ok(a) => a.tx_id.capacity() + a.org.capacity(),
                         Err(r) => r.reason.capacity(),
                     }
             })
@@ -1060,6 +1092,64 @@ struct Pending {
     arrived: Instant,
 }
 
+/// The identities pooled admissions keep ([`Identities`]), each allocation counted once
+/// however many admissions share it (by the address of its `Arc`, alive while counted).
+#[derive(Debug, Default)]
+struct KeptIdentities {
+    /// Per identity: how many pooled admissions keep it, and its [`identity_held_bytes`].
+    by_address: HashMap<usize, (usize, usize)>,
+    /// Their bytes, and each admission's own [`Identities::held_bytes`].
+    bytes: usize,
+}
+
+impl KeptIdentities {
+    /// The distinct identities of `kept`, by address.
+    fn distinct(kept: &Identities) -> impl Iterator<Item = (usize, &Arc<VerifiedIdentity>)> {
+        let mut seen = HashSet::new();
+        kept.all()
+            .map(|id| (Arc::as_ptr(id) as usize, id))
+            .filter(move |(address, _)| seen.insert(*address))
+    }
+
+    /// Bytes adding an admission that keeps `kept` would count.
+    fn cost(&self, kept: Option<&Identities>) -> usize {
+        kept.map_or(0, |kept| {
+            kept.held_bytes()
+                + Self::distinct(kept)
+                    .filter(|(address, _)| !self.by_address.contains_key(address))
+                    .map(|(_, id)| identity_held_bytes(id))
+                    .sum::<usize>()
+        })
+    }
+
+    fn add(&mut self, kept: Option<&Identities>) {
+        let Some(kept) = kept else { return };
+        self.bytes += kept.held_bytes();
+        for (address, id) in Self::distinct(kept) {
+            let entry = self.by_address.entry(address).or_insert_with(|| {
+                let bytes = identity_held_bytes(id);
+                self.bytes += bytes;
+                (0, bytes)
+            });
+            entry.0 += 1;
+        }
+    }
+
+    fn remove(&mut self, kept: Option<&Identities>) {
+        let Some(kept) = kept else { return };
+        self.bytes -= kept.held_bytes();
+        for (address, _) in Self::distinct(kept) {
+            if let Some(entry) = self.by_address.get_mut(&address) {
+                entry.0 -= 1;
+                if entry.0 == 0 {
+                    self.bytes -= entry.1;
+                    self.by_address.remove(&address);
+                }
+            }
+        }
+    }
+}
+
 /// Whether `size` more bytes on top of `held` pending pass a submitter's or organization's
 /// `share`. Nothing pending always takes one envelope (at most `absolute_max_bytes`), so a
 /// share below that size never refuses a large transaction for ever.
@@ -1072,7 +1162,8 @@ pub fn over_share(held: usize, size: usize, share: usize) -> bool {
 pub struct PoolLimits {
     /// Envelopes.
     pub max_envelopes: usize,
-    /// Bytes of envelopes.
+    /// Bytes of envelopes and of the identities their admissions keep
+    /// ([`Pool::held_bytes`]).
     pub max_bytes: usize,
     /// Bytes of one submitter's envelopes.
     pub max_bytes_per_submitter: usize,
@@ -1120,6 +1211,8 @@ pub struct Pool {
     by_tx: HashMap<String, u64>,
     by_hash: HashMap<[u8; 32], u64>,
     bytes: usize,
+    /// The identities the pending admissions keep, and their bytes.
+    kept: KeptIdentities,
     /// Pending envelopes per submitter.
     submitters: BTreeMap<[u8; 32], Submitter>,
     /// Submitters with envelopes pending per organization (MSP id).
@@ -1160,7 +1253,8 @@ impl Pool {
         if self.by_seq.len() >= self.limits.max_envelopes {
             return full("too many envelopes pending");
         }
-        if self.bytes.saturating_add(size) > self.limits.max_bytes {
+        let kept = self.kept.cost(admitted.identities.as_deref());
+        if self.held_bytes().saturating_add(size).saturating_add(kept) > self.limits.max_bytes {
             return full("too many bytes pending");
         }
         if admitted.config_update {
@@ -1186,6 +1280,7 @@ impl Pool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += bytes.len();
+        self.kept.add(admitted.identities.as_deref());
         if admitted.config_update {
             self.config_updates.insert(seq);
         }
@@ -1250,6 +1345,7 @@ impl Pool {
             {
                 self.by_hash.remove(&p.admitted.hash);
                 self.bytes -= p.bytes.len();
+                self.kept.remove(p.admitted.identities.as_deref());
                 self.config_updates.remove(&seq);
                 *self.served.entry(p.admitted.submitter).or_default() += p.bytes.len() as u64;
                 *self.served_orgs.entry(p.admitted.org.clone()).or_default() +=
@@ -1289,7 +1385,11 @@ impl Pool {
             match judge(&p.bytes, &p.admitted) {
                 // The same bytes: the same tx id, hash, submitter and organization; what a
                 // new configuration may change is the span its identities are valid in.
-                Some(a) if a.tx_id == p.admitted.tx_id => p.admitted = a,
+                Some(a) if a.tx_id == p.admitted.tx_id => {
+                    self.kept.remove(p.admitted.identities.as_deref());
+                    self.kept.add(a.identities.as_deref());
+                    p.admitted = a;
+                }
                 _ => drop.push(p.admitted.tx_id.clone()),
             }
         }
@@ -1307,9 +1407,16 @@ impl Pool {
         self.by_seq.is_empty()
     }
 
-    /// Total bytes pending.
+    /// Total bytes pending (envelopes).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes the pool holds against [`PoolLimits::max_bytes`]: its envelopes', and the
+    /// identities their admissions keep ([`Identities`]), each identity counted once
+    /// ([`identity_held_bytes`]) however many admissions keep it.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.saturating_add(self.kept.bytes)
     }
 
     /// Number of submitters with envelopes pending.
@@ -1858,11 +1965,15 @@ mod tests {
         let verdicts = Verdicts::new(8);
         let first = verdicts.check(&config, bytes.clone(), SystemTime::now());
         let admitted = first.result.clone().unwrap();
+        // Remembered without the identities it was judged on (`Verdicts::put`).
         assert_eq!(
             verdicts
                 .check(&config, bytes.clone(), SystemTime::now())
                 .result,
-            Ok(admitted.clone())
+            Ok(Admitted {
+                identities: None,
+                ..admitted.clone()
+            })
         );
         let again = verdicts.check(&config, bytes.clone(), later);
         assert!(again.result.is_err());
@@ -2983,6 +3094,162 @@ mod tests {
             "the stale update is dropped"
         );
         assert_eq!(pool.len(), 1);
+    }
+
+    /// `env` with its first endorser's `id_bytes` followed by `spaces` spaces: another
+    /// encoding of the same certificate (re-signed by its creator `client`).
+    fn first_endorser_padded(
+        client: &medledger_msp::identity::SigningIdentity,
+        env: &Envelope,
+        spaces: usize,
+    ) -> Vec<u8> {
+        with_endorsements(client, env, |es| {
+            let mut sid =
+                medledger_proto::msp::SerializedIdentity::decode(es[0].endorser.as_slice())
+                    .unwrap();
+            sid.id_bytes.extend(std::iter::repeat_n(b' ', spaces));
+            es[0].endorser = sid.encode_to_vec();
+        })
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn every_encoding_of_one_endorser_is_one_kept_identity() {
+        // Security review sr1, M1: the MSP cache was keyed by the serialized identity's
+        // bytes and `id_bytes` may carry any whitespace, so each encoding of a certificate
+        // copied from the ledger built a new VerifiedIdentity (~2.5 KB) that the admission
+        // kept: small envelopes with fresh encodings pinned memory no bound counted. Every
+        // encoding is now the same shared identity.
+        let (mut ch, config) = channel(batch(10, 8000, 8000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let peer = ch.orgs[0].identity("peer0", NodeOu::Peer, &[]);
+        let env = crate::client::endorsed_envelope(
+            &client,
+            "ehr",
+            &medledger_channel::testing::rand_nonce(),
+            vec![1; 10],
+            &[&peer],
+        )
+        .unwrap();
+        let verdicts = Verdicts::new(64);
+        let now = SystemTime::now();
+        let kept: Vec<Arc<Identities>> = (0..32)
+            .map(|spaces| {
+                let bytes = first_endorser_padded(&client, &env, spaces);
+                let a = verdicts.check(&config, bytes, now).result.unwrap();
+                a.identities.unwrap()
+            })
+            .collect();
+        assert_eq!(verdicts.verifications(), 32, "32 distinct envelopes");
+        for (spaces, k) in kept.iter().enumerate() {
+            assert!(
+                Arc::ptr_eq(&k.endorsers[0], &kept[0].endorsers[0]),
+                "encoding {spaces} of the endorser is a new identity"
+            );
+            assert!(Arc::ptr_eq(&k.creator, &kept[0].creator));
+        }
+    }
+
+    #[test]
+    fn remembered_admissions_keep_no_identities_and_stay_within_their_bound() {
+        // Security review sr1, M1 and L1: the verdict cache's copy of an admission kept its
+        // identities alive (up to 33 of ~2.5 KB each) outside MAX_REMEMBERED_VERDICT_BYTES,
+        // and the bound was tested on refusals only. A remembered admission now keeps none
+        // (a later configuration re-judges it from its bytes, `readmit`); one with 32
+        // verified endorsements stays within the bound.
+        let mut ch = TestChannel::new("ehr", 1, 4);
+        let mut proto = ch.config.to_proto().clone();
+        proto.batch = Some(batch(10, 1 << 20, 1 << 20));
+        let config = ChannelConfig::from_proto(proto).unwrap();
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let peers: Vec<_> = (0..MAX_VERIFIED_ENDORSEMENTS)
+            .map(|i| ch.orgs[0].identity(&format!("peer{i}"), NodeOu::Peer, &[]))
+            .collect();
+        let peers: Vec<_> = peers.iter().collect();
+        let verdicts = Verdicts::new(4);
+        let now = SystemTime::now();
+        for _ in 0..4 {
+            let env = crate::client::endorsed_envelope(
+                &client,
+                "ehr",
+                &medledger_channel::testing::rand_nonce(),
+                vec![7; VERIFY_ENDORSEMENTS_ABOVE + 1000],
+                &peers,
+            )
+            .unwrap();
+            let a = verdicts
+                .check(&config, env.encode_to_vec(), now)
+                .result
+                .unwrap();
+            assert_eq!(a.identities.as_ref().unwrap().endorsers.len(), peers.len());
+            let remembered = verdicts.get(&a.hash, config.sequence()).unwrap();
+            assert!(remembered.identities.is_none());
+        }
+        assert!(
+            verdicts.held_bytes() <= 4 * MAX_REMEMBERED_VERDICT_BYTES,
+            "4 admissions with 32 endorsers hold {} bytes",
+            verdicts.held_bytes()
+        );
+    }
+
+    #[test]
+    fn the_pool_counts_the_identities_its_admissions_keep_once_each() {
+        // Security review sr1, M1: the identities pooled admissions keep were in no bound
+        // (`Pool::room` counted envelope bytes only). Each distinct identity is counted once
+        // against max_bytes, while any admission keeps it.
+        let (mut ch, config) = channel(batch(10, 8000, 8000));
+        let client = ch.orgs[0].identity("c", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let one = tx_envelope(&client, "ehr", vec![1; 10]).encode_to_vec();
+        let two = tx_envelope(&client, "ehr", vec![2; 10]).encode_to_vec();
+        let a1 = admit(&config, &one, now).unwrap();
+        let a2 = admit(&config, &two, now).unwrap();
+        // Self-endorsed: the creator and the endorser are one identity.
+        let creator = a1.identities.as_ref().unwrap().creator.clone();
+        let id_bytes = identity_held_bytes(&creator);
+        assert!(id_bytes > creator.certificate().der().len());
+        // Each admission's own list of them (a few pointers and MSP ids) counts too.
+        let list = |a: &Admitted| a.identities.as_ref().unwrap().held_bytes();
+        let (one_held, two_held) = (one.len() + list(&a1), two.len() + list(&a2));
+        let envelopes = one_held + two_held;
+        let mut pool = Pool::new(PoolLimits {
+            max_bytes: envelopes + id_bytes - 1,
+            ..PoolLimits::default()
+        });
+        assert!(pool.room(&a1, one.len()).is_ok());
+        assert!(pool.insert(one.clone(), a1.clone(), Instant::now()));
+        assert_eq!(pool.held_bytes(), one_held + id_bytes);
+        // The second admission shares the identity, but its envelope no longer fits.
+        assert_eq!(
+            pool.room(&a2, two.len()).map_err(|r| r.status),
+            Err(Status::ServiceUnavailable)
+        );
+        let mut pool = Pool::new(PoolLimits {
+            max_bytes: envelopes + id_bytes,
+            ..PoolLimits::default()
+        });
+        for (e, a) in [(&one, &a1), (&two, &a2)] {
+            assert!(pool.room(a, e.len()).is_ok());
+            assert!(pool.insert(e.clone(), a.clone(), Instant::now()));
+        }
+        assert_eq!(pool.held_bytes(), envelopes + id_bytes, "counted once");
+        pool.remove_txs([a1.tx_id.as_str()]);
+        assert_eq!(pool.held_bytes(), two_held + id_bytes);
+        // Re-judged under a new configuration: its new identities are counted instead.
+        let mut next = config.to_proto().clone();
+        next.sequence += 1;
+        let next = ChannelConfig::from_proto(next).unwrap();
+        let mut judgement = Rejudgement::new(&next, now);
+        assert_eq!(pool.rejudge(|e, a| judgement.judge(e, a).ok()), 0);
+        let rejudged = pool.admitted(&a2.hash).unwrap();
+        let new_creator = &rejudged.identities.as_ref().unwrap().creator;
+        assert!(!Arc::ptr_eq(new_creator, &creator), "the new MSP manager's");
+        assert_eq!(
+            pool.held_bytes(),
+            two.len() + list(rejudged) + identity_held_bytes(new_creator)
+        );
+        pool.remove_txs([a2.tx_id.as_str()]);
+        assert_eq!(pool.held_bytes(), 0);
     }
 }
 

@@ -16,7 +16,7 @@
 //!   precommit_timeout_ms: 1000
 //!   timeout_delta_ms: 500
 //!   rebroadcast_ms: 5000
-//!   max_pending_bytes: 268435456       # pending pool budget, bytes (256 MiB)
+//!   max_pending_bytes: 268435456       # pending pool budget, bytes (256 MiB; envelopes and kept identities)
 //!   max_pending_bytes_per_submitter: 0 # one creator's share, bytes (0: a quarter of the pool)
 //!   max_pending_bytes_per_org: 0       # one organization's (MSP's) share, bytes (0: half the pool)
 //!   max_pending_envelopes: 100000      # pending pool budget, envelopes
@@ -48,8 +48,9 @@ pub struct ConsensusSection {
     pub timeout_delta_ms: u64,
     /// Re-send own votes after this long without progress, ms (default 5000).
     pub rebroadcast_ms: u64,
-    /// Bytes of admitted envelopes the pending pool may hold (default 256 MiB); Broadcast
-    /// answers `SERVICE_UNAVAILABLE` beyond.
+    /// Bytes of admitted envelopes, and of the identities their admissions keep (each
+    /// counted once: `batch::Pool::held_bytes`), the pending pool may hold (default 256 MiB);
+    /// Broadcast answers `SERVICE_UNAVAILABLE` beyond.
     pub max_pending_bytes: u64,
     /// Bytes of the pending pool one submitter (creator identity) may hold; 0 (the default)
     /// means a quarter of `max_pending_bytes`.

@@ -554,7 +554,18 @@ impl Node {
                 // configuration) nor decoding the envelopes: what the new configuration
                 // changes is the size limit, the identities' validity and the policies.
                 let mut rejudgement = batch::Rejudgement::new(&config, now.wall);
-                let dropped = self.pool.rejudge(|e, a| rejudgement.judge(e, a).ok());
+                let dropped = self.pool.rejudge(|e, a| {
+                    let verdict = rejudgement.judge(e, a).ok();
+                    // Pooled admissions feed this orderer's votes: in debug builds, the
+                    // re-judgement from kept identities must agree with judging the bytes
+                    // again (security review sr1).
+                    debug_assert_eq!(
+                        verdict,
+                        batch::readmit(&config, e, now.wall).ok(),
+                        "Rejudgement::judge disagrees with readmit"
+                    );
+                    verdict
+                });
                 tracing::info!(target: "orderer::consensus", consenter = self.me, block = number, sequence = config.sequence(), dropped, "channel configuration updated");
                 self.config = config;
             }
