@@ -453,7 +453,7 @@ pub const DEFAULT_IDENTITY_CACHE_SIZE: usize = 4096;
 /// has many encodings (`id_bytes` may carry any whitespace around its PEM block): after the
 /// bytes' own entry misses, the decoded certificate is looked up by
 /// [`VerifiedIdentity::id`], so every encoding of a cached certificate yields the same shared
-/// [`VerifiedIdentity`] (one allocation per certificate, not per encoding) without chain
+/// [`VerifiedIdentity`] (one allocation per certificate while it is cached, not per encoding) without chain
 /// validation.
 #[derive(Debug)]
 pub struct MspManager {
@@ -513,9 +513,13 @@ impl MspManager {
         }
         let (msp_id, cert) = deserialize_identity(serialized)?;
         let id = certificate_id(&msp_id, &cert);
-        // Another encoding of a cached certificate: the same identity, shared.
+        // Another encoding of a cached certificate: the same identity, shared. The id is a
+        // hash over a client's MSP id and DER; the hit must be that exact pair (a memcmp), so
+        // a verdict never depends on what another orderer happens to have cached.
         if let Some(hit) = self.cache_get(|c| c.by_id.get(&id).cloned())
             && within(&hit)
+            && hit.msp_id == msp_id
+            && hit.cert.der() == cert.der()
         {
             if let Ok(mut cache) = self.cache.lock() {
                 cache.by_bytes.put(key, hit.clone());

@@ -203,10 +203,11 @@ impl Identities {
     }
 }
 
-/// Bytes one verified identity holds at most (an upper bound, not a measure): the
+/// Bytes one verified identity holds, estimated (not measured; a certificate with many short
+/// OUs or attributes holds more): the
 /// `VerifiedIdentity` and its `Arc` counters, its MSP id, and its parsed certificate — the
 /// DER, and the fields parsed from it (serial, subject, issuer, public key, common name, OUs,
-/// attributes), each a copy of part of the DER, so at most the DER's size again — plus a
+/// attributes), each a copy of part of the DER, so about the DER's size again — plus a
 /// fixed allowance for those fields' own headers.
 pub fn identity_held_bytes(identity: &VerifiedIdentity) -> usize {
     /// Headers of the parsed certificate's strings, vectors and attribute map, and
@@ -1090,6 +1091,24 @@ struct Pending {
     bytes: Vec<u8>,
     admitted: Admitted,
     arrived: Instant,
+    /// What it counts against its submitter's and organization's shares ([`share_charge`]).
+    charge: usize,
+}
+
+/// What an envelope of `size` bytes whose admission is `admitted` counts against its
+/// submitter's and its organization's shares: its bytes, and the identities its admission keeps
+/// as if no other admission shared them ([`identity_held_bytes`] each, and their list), so an
+/// organization cannot fill the pool beyond its share with identity bytes (security review
+/// sr2, Low-1). The pool's total counts each shared identity once ([`Pool::held_bytes`]).
+fn share_charge(admitted: &Admitted, size: usize) -> usize {
+    admitted.identities.as_deref().map_or(size, |kept| {
+        KeptIdentities::distinct(kept)
+            .map(|(_, id)| identity_held_bytes(id))
+            .fold(
+                size.saturating_add(kept.held_bytes()),
+                usize::saturating_add,
+            )
+    })
 }
 
 /// The identities pooled admissions keep ([`Identities`]), each allocation counted once
@@ -1165,10 +1184,11 @@ pub struct PoolLimits {
     /// Bytes of envelopes and of the identities their admissions keep
     /// ([`Pool::held_bytes`]).
     pub max_bytes: usize,
-    /// Bytes of one submitter's envelopes.
+    /// Bytes of one submitter's envelopes, with the identities their admissions keep (each
+    /// counted per admission: [`share_charge`]).
     pub max_bytes_per_submitter: usize,
-    /// Bytes of the envelopes of one organization's submitters (creators of one MSP): an
-    /// organization that enrolls many identities still gets one share.
+    /// Bytes of the envelopes of one organization's submitters (creators of one MSP), counted
+    /// as for a submitter: an organization that enrolls many identities still gets one share.
     pub max_bytes_per_org: usize,
 }
 
@@ -1260,12 +1280,13 @@ impl Pool {
         if admitted.config_update {
             return Ok(());
         }
+        let charge = share_charge(admitted, size);
         let mine = self.submitters.get(submitter).map_or(0, |s| s.bytes);
-        if over_share(mine, size, self.limits.max_bytes_per_submitter) {
+        if over_share(mine, charge, self.limits.max_bytes_per_submitter) {
             return full("this submitter has too many bytes pending");
         }
         let ours = self.orgs.get(org).map_or(0, |o| o.bytes);
-        if over_share(ours, size, self.limits.max_bytes_per_org) {
+        if over_share(ours, charge, self.limits.max_bytes_per_org) {
             return full("this submitter's organization has too many bytes pending");
         }
         Ok(())
@@ -1300,12 +1321,13 @@ impl Pool {
             let served = self.served_orgs.entry(admitted.org.clone()).or_default();
             *served = (*served).max(floor);
         }
+        let charge = share_charge(&admitted, bytes.len());
         let org = self.orgs.entry(admitted.org.clone()).or_default();
         org.submitters.insert(admitted.submitter);
-        org.bytes += bytes.len();
+        org.bytes += charge;
         let sub = self.submitters.entry(admitted.submitter).or_default();
         sub.seqs.insert(seq);
-        sub.bytes += bytes.len();
+        sub.bytes += charge;
         self.by_tx.insert(admitted.tx_id.clone(), seq);
         self.by_hash.insert(admitted.hash, seq);
         self.by_seq.insert(
@@ -1314,6 +1336,7 @@ impl Pool {
                 bytes,
                 admitted,
                 arrived: now,
+                charge,
             },
         );
         true
@@ -1353,14 +1376,14 @@ impl Pool {
                 let mut gone = false;
                 if let Some(sub) = self.submitters.get_mut(&p.admitted.submitter) {
                     sub.seqs.remove(&seq);
-                    sub.bytes -= p.bytes.len();
+                    sub.bytes -= p.charge;
                     if sub.seqs.is_empty() {
                         self.submitters.remove(&p.admitted.submitter);
                         gone = true;
                     }
                 }
                 if let Some(org) = self.orgs.get_mut(&p.admitted.org) {
-                    org.bytes -= p.bytes.len();
+                    org.bytes -= p.charge;
                     if gone {
                         org.submitters.remove(&p.admitted.submitter);
                     }
@@ -3250,6 +3273,41 @@ mod tests {
         );
         pool.remove_txs([a2.tx_id.as_str()]);
         assert_eq!(pool.held_bytes(), 0);
+    }
+
+    #[test]
+    fn an_organizations_share_counts_the_identities_its_admissions_keep() {
+        // Security review sr2, Low-1: the shares counted envelope bytes only, so an
+        // organization whose admissions each keep identities the MSP cache no longer shares
+        // could hold identity bytes beyond its share. Two envelopes of one organization whose
+        // bytes alone fit its share, from two creators: the second no longer fits.
+        let (mut ch, config) = channel(batch(10, 8000, 8000));
+        let c1 = ch.orgs[0].identity("c1", NodeOu::Client, &[]);
+        let c2 = ch.orgs[0].identity("c2", NodeOu::Client, &[]);
+        let now = SystemTime::now();
+        let one = tx_envelope(&c1, "ehr", vec![1; 10]).encode_to_vec();
+        let two = tx_envelope(&c2, "ehr", vec![2; 10]).encode_to_vec();
+        let (a1, a2) = (
+            admit(&config, &one, now).unwrap(),
+            admit(&config, &two, now).unwrap(),
+        );
+        let mut pool = Pool::new(PoolLimits {
+            max_bytes_per_org: one.len() + two.len() + 100,
+            ..PoolLimits::default()
+        });
+        assert!(pool.room(&a1, one.len()).is_ok(), "nothing of Org1 pending");
+        assert!(pool.insert(one.clone(), a1.clone(), Instant::now()));
+        let refused = pool.room(&a2, two.len()).unwrap_err();
+        assert_eq!(refused.status, Status::ServiceUnavailable);
+        assert!(
+            refused.reason.contains("organization"),
+            "{}",
+            refused.reason
+        );
+        // Ordered: its charge is given back whole.
+        pool.remove_txs([a1.tx_id.as_str()]);
+        assert!(pool.bytes_by_org().is_empty(), "{:?}", pool.bytes_by_org());
+        assert!(pool.room(&a2, two.len()).is_ok());
     }
 }
 

@@ -27,7 +27,8 @@ pub struct Metrics {
     pub envelopes_ordered: Counter,
     /// `orderer_broadcast_rejected_total`: envelopes refused on Broadcast.
     pub broadcast_rejected: Counter,
-    /// `orderer_pending_bytes`: bytes of admitted envelopes waiting for a block.
+    /// `orderer_pending_bytes`: bytes of admitted envelopes waiting for a block, with the
+    /// identities their admissions keep (what `max_pending_bytes` bounds).
     pub pending_bytes: Gauge,
     /// `orderer_buffered_bytes`: bytes of proposals held for a later height or being
     /// assembled.
@@ -114,7 +115,7 @@ impl Metrics {
         );
         registry.register(
             "orderer_pending_bytes",
-            "Bytes of admitted envelopes waiting for a block",
+            "Bytes of admitted envelopes waiting for a block, with the identities they keep",
             m.pending_bytes.clone(),
         );
         registry.register(

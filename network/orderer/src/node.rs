@@ -585,9 +585,10 @@ impl Node {
         self.pool.len()
     }
 
-    /// Bytes of envelopes pending.
+    /// Bytes pending, as the pool's byte bound counts them: the envelopes and the identities
+    /// their admissions keep ([`Pool::held_bytes`]).
     pub fn pending_bytes(&self) -> usize {
-        self.pool.bytes()
+        self.pool.held_bytes()
     }
 
     /// The pending pool (read only: its limits and usage).

@@ -158,7 +158,7 @@ impl Core {
                 if let Ok(mut u) = self.shared.usage.lock() {
                     *u = PoolUsage {
                         limits: pool.limits(),
-                        total: pool.bytes(),
+                        total: pool.held_bytes(),
                         by_submitter: pool.bytes_by_submitter(),
                         by_org: pool.bytes_by_org(),
                     };
