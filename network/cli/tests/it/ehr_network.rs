@@ -6,7 +6,10 @@
 //! height and commit hash), `medledger ledger verify` finds both sound with the private values
 //! each should hold, and no PHI, patient name or identifier, `Patient.id` or resource id is in
 //! a block or in the node processes' files: their log files, and the orderers' and the lab
-//! peer's data directories (block stores, WALs, RocksDB files).
+//! peer's data directories (block stores, WALs, RocksDB files). An organization that joins
+//! later (`medledger org add`) falls under the EHR rules as the founders do: its emergency
+//! doctor's break-glass is denied until the members admit it to the EHR governance and a
+//! majority of them approve its break-glass authority, then opens a window and reads.
 //!
 //! The rest moved onto the whole-network harness (issue 15 item 5, ADR 0037): every record
 //! read back with its on-chain hash, consent and its audit trail, the peers' agreement, the
@@ -19,8 +22,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ehr_chaincode::model::Purpose;
-use ehr_client::EhrClient;
+use ehr_chaincode::model::{AuthorityRole, EmergencyReason, JoinStatus, Purpose};
+use ehr_client::{EhrClient, EhrClientError};
 use medledger_devnet::client::connect_as;
 
 use crate::common;
@@ -29,6 +32,24 @@ use common::{first_bundle, medledger_with, settle, up_dev_network};
 
 fn medledger(args: &[&str], dir: &Path, bundles: &Path) -> String {
     medledger_with(args, dir, &[("MEDLEDGER_EHR_BUNDLES", bundles)])
+}
+
+/// An EHR client of demo identity `name` through its organization's gateway.
+async fn client(dir: &Path, name: &str) -> EhrClient {
+    let c = connect_as(dir, Some(name)).await.unwrap();
+    EhrClient::new(c.gateway.network("ehr").contract("ehr"))
+}
+
+/// `EmergencyAccess` by `clinician` on patient `p`, which must be denied on the ledger: the
+/// chaincode's reason.
+async fn break_glass_denied(clinician: &EhrClient, p: &str) -> String {
+    match clinician
+        .emergency_access(p, EmergencyReason::EmergencyTreatment, None)
+        .await
+    {
+        Err(EhrClientError::EmergencyDenied { message, .. }) => message,
+        other => panic!("expected a denied break-glass, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,6 +107,71 @@ async fn import_read_verify_and_privacy_on_a_real_network() {
         again.contains("EHR governance of chaincode ehr: already founded"),
         "{again}"
     );
+
+    // Org3 joins the channel (`org add`, both admins sign). Its emergency doctor holds a
+    // certificate with `ehr.emergency` from its own CA, which alone grants nothing: denied
+    // until the EHR governance admits Org3 and a majority approves its authority.
+    let ports = medledger_devnet::orderers::free_ports("127.0.0.1", 2).unwrap();
+    let org3 = tmp.path().join("org3.yaml");
+    std::fs::write(
+        &org3,
+        format!(
+            "name: org3\nmsp_id: Org3MSP\ndomain: org3.test\ndescription: clinic\npeers:\n  - {{ name: peer0, host: 127.0.0.1, port: {}, operations_port: {} }}\n",
+            ports[0], ports[1]
+        ),
+    )
+    .unwrap();
+    let added = medledger(
+        &["org", "add", "--config", org3.to_str().unwrap()],
+        &dir,
+        &bundles,
+    );
+    assert!(added.contains("Org3MSP joined the channel"), "{added}");
+    settle(&dir).await;
+    let org3_emergency = client(&dir, "org3-emergency").await;
+    let m = break_glass_denied(&org3_emergency, &patient).await;
+    assert!(
+        m.contains("Org3MSP holds no break-glass authority") && m.contains("0 of 2"),
+        "{m}"
+    );
+    let (org1_admin, org2_admin, org3_admin) = (
+        client(&dir, "org1-admin").await,
+        client(&dir, "org2-admin").await,
+        client(&dir, "org3-admin").await,
+    );
+    let joined = org3_admin.join_governance(None).await.unwrap();
+    assert_eq!(joined.status, JoinStatus::Requested);
+    for founder in [&org1_admin, &org2_admin] {
+        settle(&dir).await;
+        founder.admit_member("Org3MSP").await.unwrap();
+    }
+    settle(&dir).await;
+    // Its own approval is 1 of 3: still denied.
+    org3_admin
+        .approve_role_authority("Org3MSP", AuthorityRole::Emergency)
+        .await
+        .unwrap();
+    settle(&dir).await;
+    let m = break_glass_denied(&org3_emergency, &patient).await;
+    assert!(m.contains("1 of 3"), "{m}");
+    // Org1's makes a majority: the window opens and the record reads back byte-exact.
+    org1_admin
+        .approve_role_authority("Org3MSP", AuthorityRole::Emergency)
+        .await
+        .unwrap();
+    settle(&dir).await;
+    let (_, read) = org3_emergency
+        .emergency_read(
+            &patient,
+            &ledger_record,
+            EmergencyReason::EmergencyTreatment,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(read.bytes == record.bytes, "the emergency read differs");
+    drop((org1_admin, org2_admin, org3_admin, org3_emergency));
+    settle(&dir).await;
 
     // Both peers agree: stop the network, open both ledgers, compare.
     medledger(&["network", "down"], &dir, &bundles);
