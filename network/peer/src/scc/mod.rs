@@ -210,7 +210,10 @@ impl Channels {
         acl.map_err(|e| format!("access denied for [{fname}][{cid}]: [{e}]"))?;
         let ledger = committer.ledger();
         let arg = arg.map(Vec::as_slice).unwrap_or_default();
-        let block = |b: Option<Block>, what: String| b.map(|b| b.encode_to_vec()).ok_or(what);
+        // A block found, encoded; not found: `missing`; a store error: its message.
+        let block = |found: Result<Option<Block>, String>, missing: String| {
+            found.and_then(|b| b.map(|b| b.encode_to_vec()).ok_or(missing))
+        };
         match fname.as_str() {
             GET_CHAIN_INFO => chain_info(&committer),
             GET_BLOCK_BY_NUMBER => {
@@ -222,17 +225,15 @@ impl Channels {
                 } else {
                     n
                 };
-                let b = ledger.block(n).map_err(|e| e.to_string());
-                block(b?, format!("no such block number [{n}] in index"))
+                let found = ledger.block(n).map_err(|e| e.to_string());
+                block(found, format!("no such block number [{n}] in index"))
                     .map_err(|e| format!("Failed to get block number {n}, error {e}"))
             }
             GET_BLOCK_BY_HASH => {
-                let found = self.block_by_hash(&committer, arg)?;
-                block(
-                    found,
-                    format!("no such block hash [{}] in index", hex::encode(arg)),
-                )
-                .map_err(|e| format!("Failed to get block hash {}, error {e}", text(arg)))
+                let found = self.block_by_hash(&committer, arg);
+                let missing = format!("no such block hash [{}] in index", hex::encode(arg));
+                block(found, missing)
+                    .map_err(|e| format!("Failed to get block hash {}, error {e}", text(arg)))
             }
             GET_TRANSACTION_BY_ID => {
                 let id = text(arg);
@@ -242,8 +243,8 @@ impl Channels {
             GET_BLOCK_BY_TX_ID => {
                 let id = text(arg);
                 let found = match id.parse::<TxId>() {
-                    Ok(tx_id) => ledger.block_by_tx_id(&tx_id).map_err(|e| e.to_string())?,
-                    Err(_) => None,
+                    Ok(tx_id) => ledger.block_by_tx_id(&tx_id).map_err(|e| e.to_string()),
+                    Err(_) => Ok(None),
                 };
                 block(found, format!("no such transaction ID [{id}] in index"))
                     .map_err(|e| format!("Failed to get block for txID {id}, error {e}"))
