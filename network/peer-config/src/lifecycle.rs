@@ -162,19 +162,31 @@ fn valid_version(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
 }
 
+/// Names no chaincode definition may take, as Fabric's lifecycle
+/// (`core/chaincode/lifecycle/scc.go`, `systemChaincodeNames`): the peer serves `qscc` and
+/// `cscc` itself (`medledger_peer::scc`), and Fabric reserves the others.
+pub const SYSTEM_CHAINCODE_NAMES: [&str; 5] = ["cscc", "escc", "lscc", "qscc", "vscc"];
+
 impl Definition {
     /// The definition with every policy parsed and re-printed in one spelling, the default
     /// endorsement policy made explicit and collections sorted by name: two organizations
     /// approving the same definition written differently approve the same hash.
     ///
     /// # Errors
-    /// [`LifecycleError::InvalidDefinition`]: bad version, sequence 0, a policy that does not
-    /// parse, a collection named twice.
+    /// [`LifecycleError::InvalidDefinition`]: the name of one of Fabric's system chaincodes
+    /// ([`SYSTEM_CHAINCODE_NAMES`]), bad version, sequence 0, a policy that does not parse, a
+    /// collection named twice.
     pub fn canonical(&self) -> Result<Definition, LifecycleError> {
         let bad = |reason: String| LifecycleError::InvalidDefinition {
             name: self.name.to_string(),
             reason,
         };
+        if SYSTEM_CHAINCODE_NAMES.contains(&self.name.as_str()) {
+            return Err(bad(format!(
+                "chaincode name '{}' is the name of a system chaincode",
+                self.name
+            )));
+        }
         if !valid_version(&self.version) {
             return Err(bad("invalid version".into()));
         }
@@ -412,6 +424,10 @@ mod tests {
             Err(LifecycleError::InvalidDefinition { .. })
         ));
         for bad in [
+            Definition {
+                name: "qscc".parse().unwrap(),
+                ..def(1, "ANY Endorsement")
+            },
             Definition {
                 version: String::new(),
                 ..def(1, "ANY Endorsement")

@@ -12,6 +12,10 @@ use medledger_channel::ChannelConfig;
 use medledger_endorser::{ChannelContext, CollectionAccess, TransientStore};
 use medledger_ledger_api::{LedgerError, LedgerReader};
 use medledger_proto::MspId;
+use medledger_proto::common::{Header, SignatureHeader};
+use medledger_proto::protos::{Proposal, Response, SignedProposal};
+use medledger_runtime::support::ExecOutcome;
+use prost::Message;
 
 use crate::committer::Committer;
 use crate::definitions::ChaincodeDefinitions;
@@ -48,8 +52,8 @@ impl ChannelContext for PeerChannelContext {
     }
 
     fn chaincode(&self, name: &str) -> Option<Vec<CollectionAccess>> {
-        if name == crate::lifecycle::NAMESPACE {
-            return Some(Vec::new()); // the system chaincode, always defined
+        if name == crate::lifecycle::NAMESPACE || crate::scc::is_system_query(name) {
+            return Some(Vec::new()); // system chaincodes, always defined
         }
         self.definitions.definition(name).map(|d| {
             d.collections
@@ -79,5 +83,37 @@ impl TransientStore for PeerTransientStore {
         private: &medledger_proto::rwset::TxPvtReadWriteSet,
     ) -> Result<(), LedgerError> {
         Ok(self.0.persist(tx_id, height, private)?)
+    }
+}
+
+/// The creator (a serialized `msp.SerializedIdentity`) of a signed proposal, if its proposal,
+/// header and signature header decode. For the system chaincodes, which the endorser calls
+/// after it checked the proposal.
+pub(crate) fn proposal_creator(signed: &SignedProposal) -> Option<Vec<u8>> {
+    Proposal::decode(signed.proposal_bytes.as_slice())
+        .ok()
+        .and_then(|p| Header::decode(p.header.as_slice()).ok())
+        .and_then(|h| SignatureHeader::decode(h.signature_header.as_slice()).ok())
+        .map(|s| s.creator)
+}
+
+/// A system chaincode's answer as the endorser takes it (Fabric's `shim.Success` /
+/// `shim.Error`): status 200 with the payload, or status 500 with the message; no event.
+pub(crate) fn system_outcome(result: Result<Vec<u8>, String>) -> ExecOutcome {
+    let response = match result {
+        Ok(payload) => Response {
+            status: 200,
+            message: String::new(),
+            payload,
+        },
+        Err(message) => Response {
+            status: 500,
+            message,
+            payload: Vec::new(),
+        },
+    };
+    ExecOutcome {
+        response,
+        event: None,
     }
 }

@@ -12,6 +12,8 @@
 //!   committed on the channel (`LedgerDefinitions`), over those of `peer.yaml`.
 //! - [`lifecycle`]: Fabric's `_lifecycle`: the system chaincode (approve, commit, query,
 //!   commit readiness) run in-process by the endorser, and the committer's rules for its writes.
+//! - [`scc`]: Fabric's query system chaincodes `qscc` and `cscc` (`GetChannelConfig`), run
+//!   in-process by the endorser, answering in Fabric's formats under the channel's `Readers`.
 //! - [`deliver::DeliverService`]: Fabric's `protos.Deliver` (`Deliver`, `DeliverFiltered`).
 //! - [`operations`]: `/healthz`, `/metrics`, `/version`.
 //! - [`privdata`]: private data between member peers over mutual TLS, and the reconciler.
@@ -29,6 +31,7 @@ pub mod lifecycle;
 pub mod node;
 pub mod operations;
 pub mod privdata;
+pub mod scc;
 pub mod validator;
 pub mod verify;
 

@@ -36,11 +36,8 @@ use medledger_ledger_api::{LedgerError, Result as LedgerResult, TxSimulator};
 use medledger_msp::crypto::sha256;
 use medledger_msp::ou::NodeOu;
 use medledger_msp::policy::{MetaRule, Policy};
-use medledger_proto::common::{Header, SignatureHeader};
-use medledger_proto::protos::{Proposal, Response};
 use medledger_proto::{ChaincodeName, MspId};
 use medledger_runtime::support::{ExecOutcome, ExecRequest, RuntimeError};
-use prost::Message;
 use serde::Serialize;
 
 use crate::validator::state::Overlay;
@@ -495,12 +492,8 @@ impl LifecycleExecutor {
             .cloned()
             .ok_or_else(|| format!("channel {} not served", req.channel_id))?;
         let signed = req.proposal.as_ref().ok_or("no proposal")?;
-        let creator = Proposal::decode(signed.proposal_bytes.as_slice())
-            .ok()
-            .and_then(|p| Header::decode(p.header.as_slice()).ok())
-            .and_then(|h| SignatureHeader::decode(h.signature_header.as_slice()).ok())
-            .map(|s| s.creator)
-            .ok_or("proposal does not decode")?;
+        let creator =
+            crate::endorsement::proposal_creator(signed).ok_or("proposal does not decode")?;
         let identity = config
             .msps()
             .validate(&creator, SystemTime::now())
@@ -528,25 +521,11 @@ impl ChaincodeExecutor for LifecycleExecutor {
         if chaincode != NAMESPACE {
             return self.runtime.execute(chaincode, req, sim).await;
         }
-        let response = match self.run(&req, sim) {
-            Ok(payload) => Response {
-                status: 200,
-                message: String::new(),
-                payload,
-            },
-            Err(message) => {
-                tracing::info!(target: "peer::lifecycle", tx_id = %req.tx_id, %message, "lifecycle invocation refused");
-                Response {
-                    status: 500,
-                    message,
-                    payload: Vec::new(),
-                }
-            }
-        };
-        Ok(ExecOutcome {
-            response,
-            event: None,
-        })
+        let result = self.run(&req, sim);
+        if let Err(message) = &result {
+            tracing::info!(target: "peer::lifecycle", tx_id = %req.tx_id, %message, "lifecycle invocation refused");
+        }
+        Ok(crate::endorsement::system_outcome(result))
     }
 }
 

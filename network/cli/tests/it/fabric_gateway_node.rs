@@ -8,7 +8,9 @@
 //!    `@hyperledger/fabric-gateway` and `@grpc/grpc-js` (installed with npm into a temporary
 //!    directory), connects with the org1-admin identity our CA issued and checks submit,
 //!    evaluate, the step-by-step flow with commit status, chaincode events, block events and
-//!    filtered block events.
+//!    filtered block events, then reads the chain through the system chaincodes (qscc's
+//!    GetChainInfo, GetBlockByNumber, GetBlockByHash, GetTransactionByID, GetBlockByTxID and
+//!    cscc's GetChannelConfig, evaluated), decoding the answers with `@hyperledger/fabric-protos`.
 //!
 //! Part 2 is skipped, with a message, only when `node` or `npm` is not on PATH; an npm
 //! failure (e.g. no registry) fails the test.

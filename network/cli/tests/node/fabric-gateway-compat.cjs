@@ -14,13 +14,16 @@
 //   CHAINCODE_NAME     default "kv" (a contract with put KEY VALUE, raising event "put" with
 //                      payload KEY, and get KEY)
 //
+// Then reads the chain through Fabric's system chaincodes (qscc, cscc) with evaluate, decoding
+// the answers with @hyperledger/fabric-protos, as block explorers and other tools do.
+//
 // Prints one "ok" line per check; exits 1 with "FAIL: ..." on the first mismatch.
 
 'use strict';
 
 const grpc = require('@grpc/grpc-js');
 const { connect, hash, signers, GatewayError, StatusCode } = require('@hyperledger/fabric-gateway');
-const { common, peer } = require('@hyperledger/fabric-protos');
+const { common, msp, peer } = require('@hyperledger/fabric-protos');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 
@@ -182,6 +185,74 @@ async function run(gateway) {
     const actions = filteredTx.getTransactionActions()?.getChaincodeActionsList() ?? [];
     const filteredEvent = actions[0]?.getChaincodeEvent();
     check(filteredEvent?.getEventName() === 'put', `filtered transaction carries the 'put' chaincode event`);
+
+    await systemChaincodes(network, blockNumber, transactionId);
+}
+
+/** qscc and cscc through evaluate, answers decoded with @hyperledger/fabric-protos. */
+async function systemChaincodes(network, blockNumber, transactionId) {
+    const channel = config.channelName;
+    const qscc = network.getContract('qscc');
+
+    const info = common.BlockchainInfo.deserializeBinary(await qscc.evaluateTransaction('GetChainInfo', channel));
+    const height = BigInt(info.getHeight());
+    check(height > blockNumber, `qscc GetChainInfo: height ${height} is past block ${blockNumber}`);
+    check(info.getCurrentblockhash_asU8().length === 32 && info.getPreviousblockhash_asU8().length === 32,
+        'qscc GetChainInfo: current and previous block hashes');
+
+    const block = common.Block.deserializeBinary(
+        await qscc.evaluateTransaction('GetBlockByNumber', channel, String(blockNumber)));
+    check(BigInt(block.getHeader().getNumber()) === blockNumber, `qscc GetBlockByNumber: block ${blockNumber}`);
+    check(blockTransactionIds(block).includes(transactionId), 'qscc GetBlockByNumber: the block holds the transaction');
+
+    // The hash argument is raw bytes: the last block's header hash from GetChainInfo.
+    const last = common.Block.deserializeBinary(
+        await qscc.evaluateTransaction('GetBlockByHash', channel, info.getCurrentblockhash_asU8()));
+    check(BigInt(last.getHeader().getNumber()) === height - 1n, `qscc GetBlockByHash: the last block (${height - 1n})`);
+    check(Buffer.from(last.getHeader().getPreviousHash_asU8()).equals(Buffer.from(info.getPreviousblockhash_asU8())),
+        'qscc GetBlockByHash: its previous hash is GetChainInfo\'s');
+
+    const processed = peer.ProcessedTransaction.deserializeBinary(
+        await qscc.evaluateTransaction('GetTransactionByID', channel, transactionId));
+    check(processed.getValidationcode() === peer.TxValidationCode.VALID, 'qscc GetTransactionByID: validation code VALID',
+        `got ${processed.getValidationcode()}`);
+    const payload = common.Payload.deserializeBinary(processed.getTransactionenvelope().getPayload_asU8());
+    const channelHeader = common.ChannelHeader.deserializeBinary(payload.getHeader().getChannelHeader_asU8());
+    check(channelHeader.getTxId() === transactionId && channelHeader.getChannelId() === channel,
+        'qscc GetTransactionByID: the envelope of that transaction');
+
+    const byTx = common.Block.deserializeBinary(await qscc.evaluateTransaction('GetBlockByTxID', channel, transactionId));
+    check(BigInt(byTx.getHeader().getNumber()) === blockNumber, `qscc GetBlockByTxID: block ${blockNumber}`);
+
+    const channelConfig = common.Config.deserializeBinary(
+        await network.getContract('cscc').evaluateTransaction('GetChannelConfig', channel));
+    const application = channelConfig.getChannelGroup().getGroupsMap().get('Application');
+    const orgs = application.getGroupsMap().getEntryList().map(([name]) => name).sort();
+    check(JSON.stringify(orgs) === JSON.stringify(['Org1MSP', 'Org2MSP']), `cscc GetChannelConfig: organizations ${orgs}`);
+    for (const name of orgs) {
+        const mspValue = application.getGroupsMap().get(name).getValuesMap().get('MSP');
+        const fabricMsp = msp.FabricMSPConfig.deserializeBinary(
+            msp.MSPConfig.deserializeBinary(mspValue.getValue_asU8()).getConfig_asU8());
+        check(fabricMsp.getName() === name && fabricMsp.getRootCertsList().length > 0,
+            `cscc GetChannelConfig: ${name}'s MSP with its root certificates`);
+    }
+    check(application.getPoliciesMap().get('Readers') !== undefined, 'cscc GetChannelConfig: the Readers policy');
+
+    // Bad arguments: Fabric's message; query-only: no submit.
+    try {
+        await qscc.evaluateTransaction('GetBlockByNumber', channel, 'not-a-number');
+        check(false, 'qscc GetBlockByNumber of a non-number fails');
+    } catch (err) {
+        check(err instanceof GatewayError && /Failed to parse block number/.test(err.message),
+            'qscc GetBlockByNumber of a non-number fails with Fabric\'s message', String(err));
+    }
+    try {
+        await qscc.submitTransaction('GetChainInfo', channel);
+        check(false, 'qscc cannot be submitted');
+    } catch (err) {
+        check(err instanceof GatewayError && err.code === grpc.status.FAILED_PRECONDITION,
+            'qscc submitTransaction is refused with FAILED_PRECONDITION, as Fabric', `${err.code}: ${err.message}`);
+    }
 }
 
 async function main() {

@@ -47,6 +47,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{self, LifecycleExecutor};
 use crate::operations::{Operations, OperationsHandle, PeerMetrics};
 use crate::privdata::{self, PeerDirectory, PrivateDataService, Reconciler, TlsClient};
+use crate::scc::SystemChaincodes;
 
 /// How often the reconciler looks for missing private data.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
@@ -172,10 +173,16 @@ impl ChaincodePolicies for DefinitionPolicies {
         }
     }
 
+    /// `peer.yaml`'s `evaluate_only` functions, and every function of the query system
+    /// chaincodes `qscc` and `cscc`: their answers are not transactions (Fabric's gateway
+    /// finds no endorsement plan for them and refuses with `FAILED_PRECONDITION`, as this
+    /// refusal does).
     fn evaluate_only(&self, _channel: &str, chaincode: &str, function: &str) -> bool {
-        self.evaluate_only
-            .get(chaincode)
-            .is_some_and(|fs| fs.contains(function))
+        crate::scc::is_system_query(chaincode)
+            || self
+                .evaluate_only
+                .get(chaincode)
+                .is_some_and(|fs| fs.contains(function))
     }
 }
 
@@ -453,15 +460,17 @@ impl<'a> Components<'a> {
     }
 
     /// The endorser, with the sandboxed chaincode runtime (returned too: the peer stops it)
-    /// and the lifecycle system chaincode.
+    /// and the system chaincodes (`_lifecycle`, `qscc`, `cscc`).
     pub(super) fn endorser(&mut self) -> (Arc<RuntimeExecutor>, Arc<Endorser>) {
         let executor = chaincode_runtime(self.cfg, std::mem::take(&mut self.installed));
-        let system = Arc::new(LifecycleExecutor::new(
+        let lifecycle = Arc::new(LifecycleExecutor::new(
             executor.clone(),
             self.cfg.msp_id.clone(),
         ));
+        let system = Arc::new(SystemChaincodes::new(lifecycle.clone()));
         for j in &self.joined {
-            system.add_channel(j.config.clone());
+            lifecycle.add_channel(j.config.clone());
+            system.add_channel(j.committer.clone());
         }
         let endorser = Arc::new(
             Endorser::new(

@@ -5,7 +5,8 @@
 //!    endorsement signatures; for a config update, its signatures against the current
 //!    configuration ([`medledger_channel::ChannelConfig::apply_update`]).
 //! 2. Sequentially, in block order, for each transaction that passed: duplicate tx_id (on the
-//!    ledger or earlier in the block) → `DUPLICATE_TXID`; endorsement policy with Fabric's
+//!    ledger or earlier in the block) → `DUPLICATE_TXID`; invoking a query system chaincode
+//!    (`qscc`, `cscc`) or writing its namespace → `INVALID_CHAINCODE`; endorsement policy with Fabric's
 //!    collection-level and key-level (state-based) overrides, and the lifecycle rules for
 //!    writes to `_lifecycle` ([`crate::lifecycle::validate_writes`]) →
 //!    `ENDORSEMENT_POLICY_FAILURE`;
@@ -275,12 +276,34 @@ pub enum PolicyFailure {
     Lifecycle(#[from] crate::lifecycle::LifecycleRefusal),
 }
 
-/// Endorsement policy, then MVCC.
+/// Whether a namespace's read-write set writes anything (values or metadata, public or
+/// private), as Fabric's `txWritesToNamespace`.
+fn writes(ns: &tx::NamespaceRwSet) -> bool {
+    !ns.kv.writes.is_empty()
+        || !ns.kv.metadata_writes.is_empty()
+        || ns
+            .collections
+            .iter()
+            .any(|c| !c.hashed.hashed_writes.is_empty() || !c.hashed.metadata_writes.is_empty())
+}
+
+/// A transaction invoking a query system chaincode (`qscc`, `cscc`) or writing its namespace
+/// is `INVALID_CHAINCODE`, as on Fabric, whose validator finds no validation info for them.
+/// Then endorsement policy, then MVCC.
 fn check_tx(
     tx: &EndorserTx,
     ctx: &BlockContext<'_>,
     overlay: &Overlay<'_>,
 ) -> Result<TxValidationCode> {
+    if crate::scc::is_system_query(&tx.chaincode)
+        || tx
+            .rwsets
+            .iter()
+            .any(|ns| crate::scc::is_system_query(&ns.namespace) && writes(ns))
+    {
+        debug!(target: "peer::committer", tx_id = %tx.tx_id, "transaction of a query system chaincode");
+        return Ok(TxValidationCode::InvalidChaincode);
+    }
     if let Err(reason) = check_endorsement(tx, ctx, overlay)? {
         debug!(target: "peer::committer", tx_id = %tx.tx_id, %reason, "endorsement policy not satisfied");
         return Ok(TxValidationCode::EndorsementPolicyFailure);
@@ -325,12 +348,7 @@ fn check_endorsement(
     };
     let mut namespaces: Vec<&str> = vec![tx.chaincode.as_str()];
     for ns in &tx.rwsets {
-        let writes = !ns.kv.writes.is_empty()
-            || !ns.kv.metadata_writes.is_empty()
-            || ns.collections.iter().any(|c| {
-                !c.hashed.hashed_writes.is_empty() || !c.hashed.metadata_writes.is_empty()
-            });
-        if writes && ns.namespace != tx.chaincode {
+        if writes(ns) && ns.namespace != tx.chaincode {
             namespaces.push(&ns.namespace);
         }
     }

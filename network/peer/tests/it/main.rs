@@ -14,5 +14,6 @@ mod model;
 mod privdata;
 mod process_hardening;
 mod pull;
+mod scc;
 mod services;
 mod verify;
