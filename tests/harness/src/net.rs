@@ -327,10 +327,16 @@ impl Network {
                 },
             )?,
         );
+        // The EHR contract in process, behind the peer's query system chaincodes (`qscc`,
+        // `cscc`) as a peer process has them.
+        let system = Arc::new(medledger_peer::scc::SystemChaincodes::new(Arc::new(
+            InProcessExecutor(ehr_chaincode::contract()),
+        )));
+        system.add_channel(committer.clone());
         let endorser = Arc::new(
             Endorser::new(
                 identity.clone(),
-                Arc::new(InProcessExecutor(ehr_chaincode::contract())),
+                system,
                 Arc::new(PeerTransientStore(transient.clone())),
                 EndorserConfig::default(),
             )

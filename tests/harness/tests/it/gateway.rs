@@ -6,6 +6,7 @@
 use medledger_gateway::GatewayError;
 use medledger_gateway::client::Contract;
 use medledger_harness::{Harness, Served, TICK_MS};
+use medledger_peer::scc::fabric::BlockchainInfo;
 use medledger_proto::protos::TxValidationCode;
 use tonic::Code;
 
@@ -87,6 +88,28 @@ async fn gateways_submit_to_the_bft_orderers_and_every_peer_commits() {
         .unwrap();
     let contracts: Vec<Contract> = (0..3).map(|org| registrar(&net, org)).collect();
     let tx_ids = register(&contracts, 0, 9).await;
+    // The peers serve Fabric's qscc as peer processes do: each organization's gateway
+    // answers GetChainInfo with its peer's height and block hash.
+    for org in 0..3 {
+        let id = net.client(org, &format!("reader{org}"), &[]).unwrap();
+        let qscc = net.gateway(org, id).network("ehr").contract("qscc");
+        let info = qscc
+            .evaluate_transaction("GetChainInfo", &["ehr"])
+            .await
+            .unwrap();
+        let info: BlockchainInfo = prost::Message::decode(info.as_slice()).unwrap();
+        // The block it names is that organization's peers' block of that number (a peer
+        // may already be a block ahead by the time it is read).
+        let blocks = net.with(move |h| h.block_hashes(org, 0).unwrap()).unwrap();
+        let last = usize::try_from(info.height).unwrap() - 1;
+        assert!(last >= 9, "Org{}: height {}", org + 1, info.height);
+        assert_eq!(
+            blocks.get(last).map(|h| h.to_vec()),
+            Some(info.current_block_hash),
+            "Org{}",
+            org + 1
+        );
+    }
     assert_identical(&net, tx_ids);
     net.stop().unwrap();
 }
