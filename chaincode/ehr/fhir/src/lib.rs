@@ -1,0 +1,60 @@
+//! Medledger's FHIR R4 REST API over the EHR chaincode (issue 16, ADR 0039): an application on
+//! the gateway, the EHR application's third half beside the contract (`ehr-chaincode`) and
+//! the client (`ehr-client`).
+//!
+//! An EHR system talks to `[base]/fhir` as to any FHIR server; underneath, every write is an
+//! endorsed, ordered, committed transaction and every read the audited two-step read (ADR
+//! 0023), signed as the calling identity's delegate enrollment (ADR 0039).
+//!
+//! - [`config`]: `fhir.yaml` ([`config::FhirConfig`]).
+//! - [`outcome`]: the one mapping from errors to HTTP statuses and `OperationOutcome`s.
+//! - [`capability`]: the table of what is served and the `CapabilityStatement` built from it.
+//! - [`backend`]: the verified [`backend::Caller`], the wallet of delegates, the
+//!   [`backend::Backend`] giving an `EhrClient` per caller.
+//! - [`router`]: the axum `Router` (one access-log event per request: method, route template,
+//!   status, duration; never the URI, query, headers or body).
+//!
+//! docs/fhir.md says how a client connects and what maps to what on the ledger.
+
+pub mod backend;
+pub mod capability;
+pub mod config;
+pub mod outcome;
+mod routes;
+
+use std::sync::Arc;
+
+pub use routes::router;
+
+use crate::backend::Backend;
+use crate::config::FhirConfig;
+
+/// What every request handler shares: the configuration and the backend.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) config: Arc<FhirConfig>,
+    #[allow(dead_code)] // used by the interactions (next step)
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("base_url", &self.config.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state of a server with `config` (validated by the caller) acting through
+    /// `backend`.
+    pub fn new(config: FhirConfig, backend: Arc<dyn Backend>) -> Self {
+        let permits = Arc::new(tokio::sync::Semaphore::new(config.limits.concurrency));
+        Self {
+            config: Arc::new(config),
+            backend,
+            permits,
+        }
+    }
+}
