@@ -11,21 +11,28 @@
 //! - [`capability`]: the table of what is served and the `CapabilityStatement` built from it.
 //! - [`backend`]: the verified [`backend::Caller`], the wallet of delegates, the
 //!   [`backend::Backend`] giving an `EhrClient` per caller.
+//! - [`auth`]: mutual TLS callers, bearer tokens (SMART Backend Services: ES256
+//!   `private_key_jwt` assertions, [`auth::jws`], [`auth::tokens`]).
+//! - [`serve()`]: the HTTPS listener and its accept loop ([`serve::serve_on`]).
 //! - [`router`]: the axum `Router` (one access-log event per request: method, route template,
 //!   status, duration; never the URI, query, headers or body).
 //!
 //! docs/fhir.md says how a client connects and what maps to what on the ledger.
 
+pub mod auth;
 pub mod backend;
 pub mod capability;
 pub mod config;
 pub mod outcome;
 mod routes;
+pub mod serve;
 
 use std::sync::Arc;
 
 pub use routes::router;
+pub use serve::serve;
 
+use crate::auth::tokens::TokenService;
 use crate::backend::Backend;
 use crate::config::FhirConfig;
 
@@ -35,6 +42,7 @@ pub struct AppState {
     pub(crate) config: Arc<FhirConfig>,
     #[allow(dead_code)] // used by the interactions (next step)
     pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) tokens: TokenService,
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
 }
 
@@ -48,12 +56,13 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// The state of a server with `config` (validated by the caller) acting through
-    /// `backend`.
-    pub fn new(config: FhirConfig, backend: Arc<dyn Backend>) -> Self {
+    /// `backend`, its bearer tokens from `tokens`.
+    pub fn new(config: FhirConfig, backend: Arc<dyn Backend>, tokens: TokenService) -> Self {
         let permits = Arc::new(tokio::sync::Semaphore::new(config.limits.concurrency));
         Self {
             config: Arc::new(config),
             backend,
+            tokens,
             permits,
         }
     }

@@ -7,7 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::capability::capability_statement;
@@ -19,6 +19,11 @@ use crate::outcome::{FhirError, fhir_json};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/fhir/metadata", get(metadata))
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(crate::auth::smart_configuration),
+        )
+        .route("/fhir/auth/token", post(crate::auth::token))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), access_log))
