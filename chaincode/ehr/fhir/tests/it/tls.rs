@@ -1,6 +1,7 @@
 //! The server over real TLS on 127.0.0.1:0 (`ehr_fhir::serve::serve_on`): mutual TLS with a
 //! TLS certificate of Org1's TLS CA names the caller; without one, `/metadata` and the token
-//! endpoint answer, data routes ask for a credential; the SMART Backend Services token flow
+//! endpoint answer, data routes ask for a credential; another organization's certificate is
+//! refused at the handshake; the SMART Backend Services token flow
 //! (an ES256 assertion signed with the enrollment key) gives a bearer token that reads.
 
 use std::sync::Arc;
@@ -17,9 +18,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::common::{BASE, Setup};
 
-/// A TLS certificate (PEM) of Org1's TLS CA for `name` (registered with `medledger.tls=true`)
-/// with host names `hosts`, and its key.
-fn tls_cert(s: &Setup, name: &str, hosts: &[&str]) -> (String, SigningKey) {
+/// A TLS certificate (PEM) of organization `org`'s TLS CA for `name` (registered with
+/// `medledger.tls=true`) with host names `hosts`, and its key.
+fn tls_cert(s: &Setup, org: usize, name: &str, hosts: &[&str]) -> (String, SigningKey) {
     let key = SigningKey::generate().unwrap();
     let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
     let csr = build_csr(&key, name, &hosts).unwrap();
@@ -27,7 +28,7 @@ fn tls_cert(s: &Setup, name: &str, hosts: &[&str]) -> (String, SigningKey) {
     let issued = s
         .net
         .with(move |h| {
-            h.network_mut().sim.ch.orgs[0]
+            h.network_mut().sim.ch.orgs[org]
                 .ca
                 .reenroll(&name, &csr, Profile::Tls, &hosts)
         })
@@ -91,8 +92,8 @@ pub(crate) async fn over_tls(s: &Setup, bundle: &PatientBundle) {
     s.net
         .client(0, "fhir-org1", &[("medledger.tls", "true")])
         .unwrap();
-    let (server_pem, server_key) = tls_cert(s, "fhir-org1", &["localhost"]);
-    let (client_pem, client_key) = tls_cert(s, "org1-admin", &[]);
+    let (server_pem, server_key) = tls_cert(s, 0, "fhir-org1", &["localhost"]);
+    let (client_pem, client_key) = tls_cert(s, 0, "org1-admin", &[]);
     let root = s
         .net
         .with(|h| h.network().sim.ch.orgs[0].ca.tls_root_cert().clone())
@@ -136,6 +137,16 @@ pub(crate) async fn over_tls(s: &Setup, bundle: &PatientBundle) {
     .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(&body, stored);
+
+    // Another organization's TLS certificate: the handshake is refused, nothing answers.
+    s.net
+        .client(1, "org2-tls-user", &[("medledger.tls", "true")])
+        .unwrap();
+    let (other_pem, other_key) = tls_cert(s, 1, "org2-tls-user", &[]);
+    match https(addr, &root, Some((&other_pem, &other_key)), get(&read, "")).await {
+        Err(_) => {}
+        Ok((status, _)) => assert_eq!(status, 0, "another organization's certificate answered"),
+    }
 
     // The token flow: an ES256 assertion with the enrollment certificate in x5c.
     let token_url = format!("{BASE}/auth/token");
