@@ -222,16 +222,27 @@ impl Org {
         Ok(issued.tls_cert_pem.unwrap_or(issued.cert_pem))
     }
 
-    /// Issues `enrollment_id` (registered with [`medledger_ca::TLS_ATTRIBUTE`]) a TLS client
-    /// certificate from the TLS CA, with a new key: `<tls>/{cert.pem,key.pem,ca.crt}` (key
-    /// 0600 in a 0700 directory).
-    fn client_tls(&mut self, enrollment_id: &str, tls: &Path) -> Result<()> {
+    /// A new P-256 key and the certificate of `profile` the CA issues `enrollment_id` for it
+    /// (a reenrollment: same enrollment id and attributes, no secret, not counted).
+    fn reenroll_new_key(
+        &mut self,
+        enrollment_id: &str,
+        profile: Profile,
+    ) -> Result<(SigningKey, medledger_ca::Enrollment)> {
         let key = SigningKey::generate()?;
         let csr = medledger_ca::build_csr(&key, enrollment_id, &[])?;
         let issued = self
             .ca
-            .reenroll(enrollment_id, &csr, Profile::Tls, &[])
-            .with_context(|| format!("issuing a TLS client certificate to {enrollment_id}"))?;
+            .reenroll(enrollment_id, &csr, profile, &[])
+            .with_context(|| format!("issuing {enrollment_id} a {profile:?} certificate"))?;
+        Ok((key, issued))
+    }
+
+    /// Issues `enrollment_id` (registered with [`medledger_ca::TLS_ATTRIBUTE`]) a TLS client
+    /// certificate from the TLS CA, with a new key: `<tls>/{cert.pem,key.pem,ca.crt}` (key
+    /// 0600 in a 0700 directory).
+    fn client_tls(&mut self, enrollment_id: &str, tls: &Path) -> Result<()> {
+        let (key, issued) = self.reenroll_new_key(enrollment_id, Profile::Tls)?;
         create_private_dir(tls)?;
         write_file(&tls.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
         write_file(&tls.join("key.pem"), key.to_pkcs8_pem()?.as_bytes(), true)?;
@@ -242,12 +253,7 @@ impl Org {
     /// key, and a certificate for the same enrollment id and attributes (a reenrollment, as
     /// `medledger fhir delegate` obtains from a served CA).
     fn delegate(&mut self, msp_id: &str, enrollment_id: &str, wallet: &Path) -> Result<()> {
-        let key = SigningKey::generate()?;
-        let csr = medledger_ca::build_csr(&key, enrollment_id, &[])?;
-        let issued = self
-            .ca
-            .reenroll(enrollment_id, &csr, Profile::Ecert, &[])
-            .with_context(|| format!("issuing a delegate enrollment of {enrollment_id}"))?;
+        let (key, issued) = self.reenroll_new_key(enrollment_id, Profile::Ecert)?;
         let cert = Certificate::from_pem(issued.cert_pem.as_bytes())?;
         let identity = SigningIdentity::new(msp_id.to_owned(), cert, key)?;
         Wallet::new(wallet, msp_id)
