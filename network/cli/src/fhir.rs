@@ -236,7 +236,7 @@ pub fn token(dir: &Path, name: &str, scope: &str) -> Result<String> {
 /// `fhir delegate`: a new P-256 key for the server, and its certificate from the CA's
 /// `reenroll` (Fabric CA's reenroll: same enrollment id and attributes, request signed with
 /// the identity's current enrollment key), stored in the wallet (`cert.pem`, `key.pem` 0600 in
-/// a 0700 folder).
+/// a 0700 folder; a new wallet directory is made 0700).
 async fn delegate(a: DelegateArgs) -> Result<()> {
     let dir = net::default_dir(a.dir);
     let (entry, signing) = identity(&dir, &a.name)?;
@@ -255,6 +255,14 @@ async fn delegate(a: DelegateArgs) -> Result<()> {
         .with_context(|| format!("reenrolling {} for the FHIR server", a.name))?;
     let cert = Certificate::from_pem(issued.cert_pem.as_bytes())?;
     let delegate = SigningIdentity::new(entry.msp_id.clone(), cert, key)?;
+    if !a.wallet.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&a.wallet)
+            .with_context(|| format!("creating {}", a.wallet.display()))?;
+    }
     let folder = Wallet::new(&a.wallet, &entry.msp_id)
         .store(&delegate)
         .map_err(|e| anyhow::anyhow!("writing the delegate into {}: {e}", a.wallet.display()))?;
