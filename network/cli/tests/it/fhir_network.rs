@@ -9,13 +9,16 @@
 //! 4. `tests/fhir/clients.py` in a Python venv (`fhir.resources` 6.4.0's R4 models,
 //!    SMART's `fhirclient` 4.3.1) reads the CapabilityStatement over mutual TLS with the
 //!    identity's TLS client certificate and validates it;
+//!    Then, as org1-admin over mutual TLS: create a Patient and an Observation, read the
+//!    Patient back (fhirclient's model), post a sample transaction Bundle; then a malformed
+//!    body (400 `structure`), a wrong `resourceType` (400 `invalid`) and a request without a
+//!    credential (401 `login`), each an OperationOutcome, the peers' heights unchanged;
 //! 5. `tests/fhir/kit.cjs` (`fhir-kit-client` 2.0.3, npm) reads it with the bearer token,
 //!    and clients.py validates what it returned.
 //!
 //! Steps 4 and 5 are skipped, with a message, only when `python3 -m venv` or `node`/`npm` is
 //! missing; an install failure fails the test. pip's and npm's caches live in
-//! `$HOME/.cache/medledger/` (outside the clone). The data interactions (create, read, Bundles,
-//! bad resources) join when the server serves them.
+//! `$HOME/.cache/medledger/` (outside the clone).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -62,6 +65,17 @@ fn output(cmd: &mut Command, what: &str) -> String {
 
 fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fhir")
+}
+
+/// The `n`th sample bundle (by file name).
+fn sample_bundle(n: usize) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(common::sample_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files.swap_remove(n)
 }
 
 /// The committed heights of every peer of the network in `dir`.
@@ -175,6 +189,68 @@ fn fhir_clients_use_the_networks_fhir_servers() {
     let py: serde_json::Value = serde_json::from_str(py.trim()).unwrap();
     assert_eq!(py["fhirVersion"], "4.0.1", "{py}");
     assert_eq!(py["validated"], serde_json::json!(["CapabilityStatement"]));
+
+    // 4b. Writes over mutual TLS as org1-admin (a registrar): a Patient, an Observation, the
+    //     Patient read back, a sample transaction Bundle (not imported yet).
+    let admin = dir.join("identities/org1-admin/tls");
+    let bundle = sample_bundle(1);
+    let wrote = output(
+        Command::new(&python)
+            .arg(&clients)
+            .args(["write", &base_url])
+            .args([
+                &ca,
+                &admin.join("cert.pem"),
+                &admin.join("key.pem"),
+                &bundle,
+            ]),
+        "clients.py write",
+    );
+    let wrote: serde_json::Value = serde_json::from_str(wrote.trim()).unwrap();
+    assert_eq!(
+        wrote["validated"],
+        serde_json::json!(["Patient", "Observation", "Patient", "Bundle"]),
+        "{wrote}"
+    );
+    assert!(
+        wrote["transaction_entries"].as_u64().unwrap() > 1,
+        "{wrote}"
+    );
+
+    // 4c. Bad input and no credential: status + OperationOutcome, nothing written.
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::settle(&dir));
+    let before = peer_heights(&dir);
+    let refused = output(
+        Command::new(&python)
+            .arg(&clients)
+            .args(["refusals", &base_url])
+            .args([&ca, &admin.join("cert.pem"), &admin.join("key.pem")]),
+        "clients.py refusals",
+    );
+    let refused: serde_json::Value = serde_json::from_str(refused.trim()).unwrap();
+    assert_eq!(
+        refused["malformed"],
+        serde_json::json!([400, "structure"]),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["wrong_type"],
+        serde_json::json!([400, "invalid"]),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["no_credential"],
+        serde_json::json!([401, "login"]),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["validated"].as_array().unwrap().len(),
+        3,
+        "{refused}"
+    );
+    assert_eq!(peer_heights(&dir), before, "refused requests wrote nothing");
 
     // 5. Node: fhir-kit-client with the bearer token.
     if !(runs("node", &["--version"]) && runs("npm", &["--version"])) {
