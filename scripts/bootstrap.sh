@@ -15,6 +15,9 @@ fi
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 # The proto compatibility test installs @hyperledger/fabric-protos with npm.
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The FHIR process test (network/cli/tests/it/fhir_network.rs) makes a Python venv for the
+# FHIR clients; Debian ships `venv` in its own package.
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

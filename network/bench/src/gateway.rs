@@ -182,7 +182,7 @@ fn cpu_snapshot(dir: &Path) -> Result<HashMap<String, Duration>> {
         {
             out.insert(node.name.clone(), t);
             let chaincode: Duration = children_of(pid).iter().filter_map(|c| cpu_time(c)).sum();
-            if !node.orderer {
+            if node.kind == net::generate::NodeKind::Peer {
                 out.insert(format!("{}/chaincode", node.name), chaincode);
             }
         }

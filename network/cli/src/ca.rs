@@ -251,7 +251,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM: when a served process (`ca serve`, `fhir serve`) stops.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -285,7 +286,8 @@ fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
     (url.to_owned(), None)
 }
 
-async fn connect(conn: &ConnArgs) -> Result<(CaClient, String)> {
+/// Connects to the CA service of `conn`; the client and the CA's MSP id.
+pub(crate) async fn connect(conn: &ConnArgs) -> Result<(CaClient, String)> {
     let (url, _) = split_credentials(&conn.url);
     let tls = std::fs::read(&conn.tls_certfiles)
         .with_context(|| format!("reading {}", conn.tls_certfiles.display()))?;

@@ -5,6 +5,7 @@ pub mod chaincode;
 pub mod connect;
 pub mod ehr;
 pub mod experiment;
+pub mod fhir;
 pub mod ledger;
 pub mod lifecycle;
 pub mod msp;
@@ -69,6 +70,10 @@ pub enum Command {
     /// existing organizations' admins (Fabric's channel config update).
     #[command(subcommand)]
     Org(org::OrgCommand),
+    /// FHIR R4 API of an organization: serve it, get a bearer token, authorize a server's
+    /// delegate enrollment (docs/fhir.md).
+    #[command(subcommand)]
+    Fhir(fhir::FhirCommand),
     /// Experiments on the real components over a simulated network: `experiment malicious`
     /// (docs/experiment-malicious.md).
     #[command(subcommand)]
@@ -82,6 +87,7 @@ impl Command {
     pub fn prints_and_exits(&self) -> bool {
         match self {
             Command::Peer(_) | Command::Orderer(_) => false,
+            Command::Fhir(c) => !matches!(c, fhir::FhirCommand::Serve(_)),
             Command::Ca(c) => !matches!(c, ca::CaCommand::Serve(_)),
             _ => true,
         }
@@ -126,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Peer(cmd) => runtime.block_on(peer::run(cmd)),
         Command::Org(cmd) => runtime.block_on(org::run(cmd)),
         Command::Experiment(cmd) => experiment::run(cmd),
+        Command::Fhir(cmd) => runtime.block_on(fhir::run(cmd)),
     }
 }
 

@@ -90,6 +90,10 @@ pub fn run(cmd: NetworkCommand) -> Result<()> {
                 // completes a founding that an earlier `up` left unfinished.
                 rt.block_on(seed_ehr_governance(&dir, &report.spec))
                     .context("seeding the EHR governance of the founding organizations")?;
+                // The FHIR servers act through the gateways on the defined chaincode.
+                net::start_fhir_servers(&dir, &exe, Duration::from_secs(a.timeout), |msg| {
+                    println!("  {msg}")
+                })?;
             }
             if a.generate_only {
                 println!(
@@ -122,6 +126,23 @@ pub fn run(cmd: NetworkCommand) -> Result<()> {
                         p.endpoint()
                     );
                 }
+            }
+            for org in &report.spec.organizations {
+                if let Some(url) = net::generate::fhir_base_url(org) {
+                    println!("  FHIR R4 API of {}: {url}", org.msp_id);
+                }
+            }
+            if let Some(org) = report.spec.organizations.iter().find(|o| o.fhir.is_some())
+                && let Some(url) = net::generate::fhir_base_url(org)
+            {
+                let id = format!("{}-doctor", org.name);
+                let tls = dir.join("identities").join(&id).join("tls");
+                println!(
+                    "  curl --cacert {} --cert {} --key {} {url}/metadata",
+                    tls.join("ca.crt").display(),
+                    tls.join("cert.pem").display(),
+                    tls.join("key.pem").display()
+                );
             }
             println!(
                 "  connection profile: {}",

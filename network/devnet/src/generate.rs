@@ -12,7 +12,10 @@
 //! identities.yaml         demo identities: name, MSP id, MSP folder, gateway peer
 //! ca/<org>/               each organization's CA (serve it with `medledger ca serve`)
 //! nodes/<node>/           orderer.yaml or peer.yaml, msp/, tls/, data/
+//! nodes/fhir.<org>/       fhir.yaml, msp/ (the organization's MSP), tls/ (HTTPS server
+//!                         certificate), wallet/<enrollment id>/ (delegate enrollments)
 //! identities/<name>/msp   demo identities' MSP folders
+//! identities/<name>/tls   their TLS client certificates (cert.pem, key.pem, ca.crt)
 //! logs/<node>.log, run/<node>.pid   written by `network up`
 //! ```
 
@@ -21,7 +24,12 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use ehr_chaincode::ids::PseudonymKey;
-use medledger_ca::{CaConfig, CertificateAuthority, Registration};
+use ehr_fhir::backend::Wallet;
+use ehr_fhir::config::{FhirConfig, GatewayEndpoint};
+use medledger_ca::{CaConfig, CertificateAuthority, Profile, Registration};
+use medledger_msp::cert::Certificate;
+use medledger_msp::crypto::SigningKey;
+use medledger_msp::identity::SigningIdentity;
 use medledger_msp::ou::NodeOu;
 use medledger_orderer::config::{ConsensusSection, OrdererConfig};
 use medledger_peer_config::config::{
@@ -107,27 +115,56 @@ pub fn node_dir_name(org: Option<&OrgSpec>, node: &NodeSpec) -> String {
     }
 }
 
+/// What a node process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// An orderer (`medledger orderer start`).
+    Orderer,
+    /// A peer (`medledger peer start`).
+    Peer,
+    /// An organization's FHIR R4 API server (`medledger fhir serve`, ADR 0039).
+    Fhir,
+}
+
 /// The generated files of one node.
 #[derive(Debug, Clone)]
 pub struct GeneratedNode {
     /// Directory name under `nodes/` (also the process name).
     pub name: String,
-    /// `true` for an orderer.
-    pub orderer: bool,
+    /// What it is.
+    pub kind: NodeKind,
     /// Its configuration file.
     pub config: PathBuf,
-    /// Operations endpoint `host:port`.
+    /// Operations endpoint `host:port` (a FHIR server's: its HTTPS `host:port`, whose
+    /// `GET /fhir/metadata` tells its health).
     pub operations: String,
 }
 
-/// Nodes of a generated network, orderers first.
+/// Directory name of an organization's FHIR server: `fhir.org1`.
+pub fn fhir_dir_name(org: &OrgSpec) -> String {
+    format!("fhir.{}", org.name)
+}
+
+/// The `base_url` of `org`'s FHIR server: `https://HOST:PORT/fhir`, HOST its first peer's
+/// host (`localhost` for `127.0.0.1`, a name its certificate also carries).
+pub fn fhir_base_url(org: &OrgSpec) -> Option<String> {
+    let node = org.fhir_node()?;
+    let host = if node.host == "127.0.0.1" {
+        "localhost"
+    } else {
+        &node.host
+    };
+    Some(format!("https://{host}:{}/fhir", node.port))
+}
+
+/// Nodes of a generated network: orderers, peers, then FHIR servers.
 pub fn nodes(dir: &Path, spec: &NetworkSpec) -> Vec<GeneratedNode> {
     let orderers = spec.orderer_org.orderers.iter().map(|n| {
         let name = node_dir_name(None, n);
         GeneratedNode {
             config: dir.join("nodes").join(&name).join("orderer.yaml"),
             name,
-            orderer: true,
+            kind: NodeKind::Orderer,
             operations: format!("{}:{}", n.host, n.operations_port),
         }
     });
@@ -137,12 +174,22 @@ pub fn nodes(dir: &Path, spec: &NetworkSpec) -> Vec<GeneratedNode> {
             GeneratedNode {
                 config: dir.join("nodes").join(&name).join("peer.yaml"),
                 name,
-                orderer: false,
+                kind: NodeKind::Peer,
                 operations: format!("{}:{}", n.host, n.operations_port),
             }
         })
     });
-    orderers.chain(peers).collect()
+    let fhir = spec.organizations.iter().filter_map(|o| {
+        let n = o.fhir_node()?;
+        let name = fhir_dir_name(o);
+        Some(GeneratedNode {
+            config: dir.join("nodes").join(&name).join("fhir.yaml"),
+            name,
+            kind: NodeKind::Fhir,
+            operations: format!("{}:{}", n.host, n.port),
+        })
+    });
+    orderers.chain(peers).chain(fhir).collect()
 }
 
 struct Org {
@@ -175,6 +222,46 @@ impl Org {
         Ok(issued.tls_cert_pem.unwrap_or(issued.cert_pem))
     }
 
+    /// A new P-256 key and the certificate of `profile` the CA issues `enrollment_id` for it
+    /// (a reenrollment: same enrollment id and attributes, no secret, not counted).
+    fn reenroll_new_key(
+        &mut self,
+        enrollment_id: &str,
+        profile: Profile,
+    ) -> Result<(SigningKey, medledger_ca::Enrollment)> {
+        let key = SigningKey::generate()?;
+        let csr = medledger_ca::build_csr(&key, enrollment_id, &[])?;
+        let issued = self
+            .ca
+            .reenroll(enrollment_id, &csr, profile, &[])
+            .with_context(|| format!("issuing {enrollment_id} a {profile:?} certificate"))?;
+        Ok((key, issued))
+    }
+
+    /// Issues `enrollment_id` (registered with [`medledger_ca::TLS_ATTRIBUTE`]) a TLS client
+    /// certificate from the TLS CA, with a new key: `<tls>/{cert.pem,key.pem,ca.crt}` (key
+    /// 0600 in a 0700 directory).
+    fn client_tls(&mut self, enrollment_id: &str, tls: &Path) -> Result<()> {
+        let (key, issued) = self.reenroll_new_key(enrollment_id, Profile::Tls)?;
+        create_private_dir(tls)?;
+        write_file(&tls.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
+        write_file(&tls.join("key.pem"), key.to_pkcs8_pem()?.as_bytes(), true)?;
+        write_file(&tls.join("ca.crt"), issued.ca_cert_pem.as_bytes(), false)
+    }
+
+    /// A delegate enrollment of `enrollment_id` for a FHIR server's `wallet` (ADR 0039): a new
+    /// key, and a certificate for the same enrollment id and attributes (a reenrollment, as
+    /// `medledger fhir delegate` obtains from a served CA).
+    fn delegate(&mut self, msp_id: &str, enrollment_id: &str, wallet: &Path) -> Result<()> {
+        let (key, issued) = self.reenroll_new_key(enrollment_id, Profile::Ecert)?;
+        let cert = Certificate::from_pem(issued.cert_pem.as_bytes())?;
+        let identity = SigningIdentity::new(msp_id.to_owned(), cert, key)?;
+        Wallet::new(wallet, msp_id)
+            .store(&identity)
+            .map_err(|e| anyhow::anyhow!("writing the delegate of {enrollment_id}: {e}"))?;
+        Ok(())
+    }
+
     fn organization(&self, msp_id: &str, peers: Vec<pb::Endpoint>) -> Result<pb::Organization> {
         let cfg = self.ca.msp_config()?;
         Ok(pb::Organization {
@@ -197,6 +284,29 @@ fn tls_hosts(node: &NodeSpec) -> Vec<String> {
         }
     }
     hosts
+}
+
+/// Creates `dir` (and its parents) and makes it 0700.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {}", dir.display()))
+}
+
+/// Writes `path`, 0600 when `private`.
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_yaml(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -358,6 +468,7 @@ pub fn generate(dir: &Path, spec: &NetworkSpec, patients: &[String]) -> Result<V
     }
     for org in &spec.organizations {
         write_peer_configs(dir, spec, org)?;
+        write_fhir_config(dir, spec, org)?;
     }
     identities.save(dir)?;
     write_connection_profile(dir, spec)?;
@@ -448,6 +559,23 @@ pub fn generate_org(
         )?;
     }
     let gateway = &org.peers[0];
+    // The FHIR server: its HTTPS certificate (and the organization's MSP folder beside it),
+    // and its wallet, which gets a delegate enrollment of each demo identity (ADR 0039).
+    let wallet = match org.fhir_node() {
+        Some(node) => {
+            let home = nodes_dir.join(fhir_dir_name(org));
+            o.issue(
+                Registration::new(fhir_dir_name(org), NodeOu::Client)
+                    .with_attribute(medledger_ca::TLS_ATTRIBUTE, "true"),
+                &home,
+                &tls_hosts(&node),
+            )?;
+            let wallet = home.join("wallet");
+            create_private_dir(&wallet)?;
+            Some(wallet)
+        }
+        None => None,
+    };
     // The organization's pseudonym key (ADR 0031): its patients' ledger ids. `up` stores it in
     // the organization's PHI collection; patient certificates carry the ledger id only.
     let key = write_pseudonym_key(dir, &org.name)?;
@@ -458,11 +586,19 @@ pub fn generate_org(
                    role: &str,
                    extra: &[(&str, &str)]| {
         let home = dir.join("identities").join(&enrollment_id);
-        let mut reg = Registration::new(enrollment_id, ou).with_attribute("ehr.role", role);
+        // `medledger.tls`: the CA issues TLS certificates to clients only with it (mutual TLS
+        // with the FHIR server).
+        let mut reg = Registration::new(enrollment_id.clone(), ou)
+            .with_attribute("ehr.role", role)
+            .with_attribute(medledger_ca::TLS_ATTRIBUTE, "true");
         for (k, v) in extra {
             reg = reg.with_attribute(k, v);
         }
         o.issue(reg, &home, &[])?;
+        o.client_tls(&enrollment_id, &home.join("tls"))?;
+        if let Some(wallet) = &wallet {
+            o.delegate(org.msp_id.as_str(), &enrollment_id, wallet)?;
+        }
         identities.identities.push(IdentityEntry {
             name,
             msp_id: org.msp_id.to_string(),
@@ -564,6 +700,55 @@ pub fn write_peer_configs(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Resu
     Ok(())
 }
 
+/// Writes `nodes/fhir.<org>/fhir.yaml` ([`FhirConfig`], ADR 0039) when `org` has a FHIR
+/// server: listening on its port, `base_url` [`fhir_base_url`], its TLS certificate and the
+/// organization's TLS root for client certificates, the organization's MSP folder, the gateway
+/// of its first peer (TLS as other clients: the organization's TLS root, the peer's host), the
+/// spec's EHR chaincode (the first with `private_collection_per_org`, else the first) and its
+/// wallet. Paths are relative to the file's directory (`medledger fhir serve` resolves them).
+///
+/// # Errors
+/// Files that cannot be written, or a configuration [`FhirConfig::validate`] refuses.
+pub fn write_fhir_config(dir: &Path, spec: &NetworkSpec, org: &OrgSpec) -> Result<()> {
+    let (Some(node), Some(base_url)) = (org.fhir_node(), fhir_base_url(org)) else {
+        return Ok(());
+    };
+    let gateway = &org.peers[0];
+    let chaincode = spec
+        .chaincodes
+        .iter()
+        .find(|c| c.private_collection_per_org)
+        .or(spec.chaincodes.first())
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| "ehr".to_owned());
+    let cfg = FhirConfig {
+        listen: node.bind(node.port),
+        base_url,
+        tls_cert: PathBuf::from("tls/server.crt"),
+        tls_key: PathBuf::from("tls/server.key"),
+        client_tls_ca: PathBuf::from("tls/ca.crt"),
+        msp_dir: PathBuf::from("msp"),
+        msp_id: org.msp_id.to_string(),
+        gateway: GatewayEndpoint {
+            endpoint: format!("https://{}", gateway.endpoint()),
+            tls_host: Some(gateway.host.clone()),
+            tls_ca: Some(PathBuf::from("tls/ca.crt")),
+            tls_cert: None,
+            tls_key: None,
+        },
+        channel: spec.channel.clone(),
+        chaincode,
+        wallet_dir: PathBuf::from("wallet"),
+        ..FhirConfig::default()
+    };
+    cfg.validate()
+        .with_context(|| format!("the FHIR server of {}", org.msp_id))?;
+    write_yaml(
+        &dir.join("nodes").join(fhir_dir_name(org)).join("fhir.yaml"),
+        &cfg,
+    )
+}
+
 /// Writes `connection.yaml`: Fabric's common connection profile (organizations, peers with
 /// `grpcs://` URLs and TLS CA files, orderers, the channel).
 ///
@@ -645,6 +830,56 @@ mod tests {
             {
                 out.push(path);
             }
+        }
+    }
+
+    /// Issue 16: each organization's FHIR server gets a loadable `fhir.yaml`, and each demo
+    /// identity a TLS client certificate and a delegate enrollment in that server's wallet: a
+    /// key of its own, a certificate for the same enrollment id and attributes.
+    #[test]
+    fn fhir_servers_get_configs_wallets_and_client_certificates() {
+        let spec =
+            NetworkSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml"))
+                .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("net");
+        let nodes = generate(&dir, &spec, &["p-1".to_owned()]).unwrap();
+        let fhir: Vec<_> = nodes.iter().filter(|n| n.kind == NodeKind::Fhir).collect();
+        assert_eq!(fhir.len(), 2);
+        let text = std::fs::read_to_string(&fhir[0].config).unwrap();
+        let cfg = FhirConfig::from_yaml(&text).unwrap();
+        assert_eq!(cfg.base_url, "https://localhost:7443/fhir");
+        assert_eq!(cfg.msp_id, "Org1MSP");
+        assert_eq!(cfg.gateway.endpoint, "https://127.0.0.1:7051");
+        let home = fhir[0].config.parent().unwrap();
+        assert!(home.join(&cfg.tls_cert).is_file() && home.join(&cfg.client_tls_ca).is_file());
+        let wallet = Wallet::new(home.join(&cfg.wallet_dir), "Org1MSP");
+        let ids = Identities::load(&dir).unwrap();
+        let org1: Vec<_> = ids
+            .identities
+            .iter()
+            .filter(|i| i.msp_id == "Org1MSP")
+            .collect();
+        assert_eq!(org1.len(), 5, "admin, doctor, lab, emergency, one patient");
+        for id in org1 {
+            let own =
+                medledger_msp::folder::load_signing_identity(&dir.join(&id.msp_dir), "Org1MSP")
+                    .unwrap();
+            let cn = own.certificate().common_name().to_owned();
+            let delegate = wallet.load(&cn).unwrap();
+            assert_ne!(
+                delegate.certificate().public_key(),
+                own.certificate().public_key()
+            );
+            assert_eq!(
+                delegate.certificate().attributes(),
+                own.certificate().attributes()
+            );
+            let tls = dir.join(&id.msp_dir).parent().unwrap().join("tls");
+            let cert =
+                Certificate::from_pem(&std::fs::read(tls.join("cert.pem")).unwrap()).unwrap();
+            assert_eq!(cert.common_name(), cn);
+            assert!(tls.join("key.pem").is_file());
         }
     }
 

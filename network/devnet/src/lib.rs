@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod generate;
+pub mod https;
 pub mod lifecycle;
 pub mod orderers;
 pub mod org;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use generate::GeneratedNode;
+use generate::{GeneratedNode, NodeKind};
 use spec::NetworkSpec;
 
 /// The default network configuration (`network/configs/dev.yaml`), built in.
@@ -74,7 +75,7 @@ pub fn nodes_of(dir: &Path) -> Result<(NetworkSpec, Vec<GeneratedNode>)> {
 /// The network's nodes cannot be read, or the peers do not converge in time.
 pub async fn settle(dir: &Path) -> Result<()> {
     let (spec, nodes) = nodes_of(dir)?;
-    let peers: Vec<_> = nodes.iter().filter(|n| !n.orderer).collect();
+    let peers: Vec<_> = nodes.iter().filter(|n| n.kind == NodeKind::Peer).collect();
     for _ in 0..200 {
         let heights: Vec<u64> = peers
             .iter()
@@ -132,8 +133,9 @@ pub struct UpReport {
 }
 
 /// `network up`: generates the network in `dir` from `config` (or the built-in dev network)
-/// unless it exists, then (unless `generate_only`) starts every node that is not running with
-/// `exe` and waits until all are healthy.
+/// unless it exists, then (unless `generate_only`) starts every orderer and peer that is not
+/// running with `exe` and waits until all are healthy. The FHIR servers are started later by
+/// [`start_fhir_servers`], once the chaincodes are defined.
 ///
 /// # Errors
 /// A bad configuration, a `dir` holding a different network, a node that fails to start.
@@ -182,30 +184,93 @@ pub fn up(
         }
     };
     let nodes = generate::nodes(dir, &spec);
-    let mut started = Vec::new();
-    let mut children = std::collections::HashMap::new();
     if generate_only {
         return Ok(UpReport {
             spec,
             nodes,
             generated,
-            started,
+            started: Vec::new(),
         });
     }
-    // The addresses each node binds, to refuse early when another process holds one.
-    let binds: std::collections::HashMap<String, Vec<String>> = spec
+    let ledger_nodes: Vec<GeneratedNode> = nodes
+        .iter()
+        .filter(|n| n.kind != NodeKind::Fhir)
+        .cloned()
+        .collect();
+    let started = start_nodes(dir, &spec, exe, &ledger_nodes, timeout, &mut progress)?;
+    Ok(UpReport {
+        spec,
+        nodes,
+        generated,
+        started,
+    })
+}
+
+/// Starts the FHIR servers of the network in `dir` that are not running (`medledger fhir
+/// serve`) and waits until each answers `GET /fhir/metadata`: what `network up` does once
+/// the chaincodes are defined and the EHR governance seeded. Returns the servers started now.
+///
+/// # Errors
+/// No network in `dir`, a port held by another process, a server that exits or is not
+/// healthy within `timeout`.
+pub fn start_fhir_servers(
+    dir: &Path,
+    exe: &Path,
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<String>> {
+    let (spec, nodes) = nodes_of(dir)?;
+    let fhir: Vec<GeneratedNode> = nodes
+        .into_iter()
+        .filter(|n| n.kind == NodeKind::Fhir)
+        .collect();
+    start_nodes(dir, &spec, exe, &fhir, timeout, &mut progress)
+}
+
+/// The addresses each node of `spec` binds (by node name), to refuse early when another
+/// process holds one.
+fn binds(spec: &NetworkSpec) -> std::collections::HashMap<String, Vec<String>> {
+    let orderers = spec
         .orderer_org
         .orderers
         .iter()
-        .map(|n| (generate::node_dir_name(None, n), n))
-        .chain(spec.organizations.iter().flat_map(|o| {
-            o.peers
-                .iter()
-                .map(move |n| (generate::node_dir_name(Some(o), n), n))
-        }))
-        .map(|(name, n)| (name, vec![n.bind(n.port), n.bind(n.operations_port)]))
-        .collect();
-    for node in &nodes {
+        .map(|n| (generate::node_dir_name(None, n), n.clone()));
+    let peers = spec.organizations.iter().flat_map(|o| {
+        o.peers
+            .iter()
+            .map(move |n| (generate::node_dir_name(Some(o), n), n.clone()))
+    });
+    let fhir = spec
+        .organizations
+        .iter()
+        .filter_map(|o| Some((generate::fhir_dir_name(o), o.fhir_node()?)));
+    orderers
+        .chain(peers)
+        .chain(fhir)
+        .map(|(name, n)| {
+            let mut addrs = vec![n.bind(n.port)];
+            if n.operations_port != n.port {
+                addrs.push(n.bind(n.operations_port));
+            }
+            (name, addrs)
+        })
+        .collect()
+}
+
+/// Starts each of `nodes` that is not running and waits until all are healthy; returns the
+/// names of those started.
+fn start_nodes(
+    dir: &Path,
+    spec: &NetworkSpec,
+    exe: &Path,
+    nodes: &[GeneratedNode],
+    timeout: Duration,
+    progress: &mut impl FnMut(&str),
+) -> Result<Vec<String>> {
+    let binds = binds(spec);
+    let mut started = Vec::new();
+    let mut children = std::collections::HashMap::new();
+    for node in nodes {
         if process::running_pid(dir, node).is_some() {
             progress(&format!("{} is already running", node.name));
             continue;
@@ -223,13 +288,8 @@ pub fn up(
         started.push(node.name.clone());
         children.insert(node.name.clone(), child);
     }
-    process::wait_healthy(dir, &nodes, &mut children, timeout, &mut progress)?;
-    Ok(UpReport {
-        spec,
-        nodes,
-        generated,
-        started,
-    })
+    process::wait_healthy(dir, nodes, &mut children, timeout, progress)?;
+    Ok(started)
 }
 
 #[cfg(test)]

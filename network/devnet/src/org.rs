@@ -90,7 +90,7 @@ async fn connect_orderer(dir: &Path, spec: &NetworkSpec) -> Result<(OrdererClien
     let mut last_err = None;
     for (node, o) in nodes
         .iter()
-        .filter(|n| n.orderer)
+        .filter(|n| n.kind == generate::NodeKind::Orderer)
         .zip(&spec.orderer_org.orderers)
     {
         match OrdererClient::connect(&o.host, o.port, &roots).await {
@@ -412,18 +412,24 @@ pub async fn add(
     roots.push_str(&tls_root);
     std::fs::write(dir.join("tls-roots.pem"), roots)?;
     generate::write_peer_configs(dir, &next_spec, &org)?;
+    generate::write_fhir_config(dir, &next_spec, &org)?;
     generate::write_connection_profile(dir, &next_spec)?;
     std::fs::write(
         dir.join("network.yaml"),
         serde_yaml_ng::to_string(&next_spec)?,
     )?;
     // Every existing peer applies it (a peer that is down applies it when it comes back).
-    let peers: Vec<GeneratedNode> = nodes.iter().filter(|n| !n.orderer).cloned().collect();
+    let peers: Vec<GeneratedNode> = nodes
+        .iter()
+        .filter(|n| n.kind == generate::NodeKind::Peer)
+        .cloned()
+        .collect();
     wait_config_sequence(&peers, &spec.channel, next.sequence, timeout)
         .context("the organization joined and is recorded; some peers have not applied it yet")?;
     let all = generate::nodes(dir, &next_spec);
     let new_peers: Vec<GeneratedNode> = all
         .iter()
+        .filter(|n| n.kind == generate::NodeKind::Peer)
         .filter(|n| !nodes.iter().any(|old| old.name == n.name))
         .cloned()
         .collect();
@@ -533,7 +539,10 @@ pub async fn update_crl(
         signer_names.join(", ")
     ));
     submit_update(dir, &spec, &next, &signing).await?;
-    let peers: Vec<GeneratedNode> = nodes.into_iter().filter(|n| !n.orderer).collect();
+    let peers: Vec<GeneratedNode> = nodes
+        .into_iter()
+        .filter(|n| n.kind == generate::NodeKind::Peer)
+        .collect();
     wait_config_sequence(&peers, &spec.channel, next.sequence, timeout)?;
     let (_, config_block) = current_config(dir, &spec, &signing[0]).await?;
     Ok(CrlReport {

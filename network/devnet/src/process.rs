@@ -1,6 +1,7 @@
 //! Running a generated network's nodes as background OS processes: `up` starts every node that
-//! is not running (`medledger orderer start` / `medledger peer start`, logs under `logs/`, pid
-//! files under `run/`) and waits until each answers `/healthz`; `down` stops them (SIGTERM,
+//! is not running (`medledger orderer start` / `medledger peer start` / `medledger fhir serve`,
+//! logs under `logs/`, pid files under `run/`) and waits until each answers `/healthz` (a FHIR
+//! server: `GET /fhir/metadata` over HTTPS); `down` stops them (SIGTERM,
 //! then SIGKILL after a grace period); `status` reports each node's health and height.
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::generate::GeneratedNode;
+use super::generate::{GeneratedNode, NodeKind};
 
 /// How long `down` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -58,9 +59,13 @@ pub fn spawn(dir: &Path, exe: &Path, node: &GeneratedNode) -> Result<Child> {
         .create(true)
         .append(true)
         .open(log_file(dir, &node.name))?;
-    let kind = if node.orderer { "orderer" } else { "peer" };
+    let command: &[&str] = match node.kind {
+        NodeKind::Orderer => &["-v", "orderer", "start", "--config"],
+        NodeKind::Peer => &["-v", "peer", "start", "--config"],
+        NodeKind::Fhir => &["-v", "fhir", "serve", "--config"],
+    };
     let child = Command::new(exe)
-        .args(["-v", kind, "start", "--config"])
+        .args(command)
         .arg(&node.config)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -98,21 +103,52 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     Ok((status, body))
 }
 
-/// Whether `node` answers `/healthz` with 200.
+/// Whether `node` answers `/healthz` with 200 (a FHIR server: `GET /fhir/metadata` over
+/// HTTPS, trusting its organization's TLS root, with 200).
 pub fn healthy(node: &GeneratedNode) -> bool {
-    matches!(http_get(&node.operations, "/healthz"), Ok((200, _)))
+    match node.kind {
+        NodeKind::Fhir => fhir_target(node).is_ok_and(|t| {
+            matches!(
+                super::https::request(&t, "GET", "/fhir/metadata", &[], &[]),
+                Ok(a) if a.status == 200
+            )
+        }),
+        _ => matches!(http_get(&node.operations, "/healthz"), Ok((200, _))),
+    }
+}
+
+/// How to reach a FHIR server node: its HTTPS address, trusting its organization's TLS root
+/// (`tls/ca.crt` beside its `fhir.yaml`).
+///
+/// # Errors
+/// The TLS root cannot be read.
+pub fn fhir_target(node: &GeneratedNode) -> Result<super::https::Target> {
+    let home = node.config.parent().context("FHIR server directory")?;
+    let roots_pem = std::fs::read(home.join("tls/ca.crt"))
+        .with_context(|| format!("reading {}", home.join("tls/ca.crt").display()))?;
+    let host = node
+        .operations
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_owned())
+        .unwrap_or_default();
+    Ok(super::https::Target {
+        addr: node.operations.clone(),
+        server_name: host,
+        roots_pem,
+        client: None,
+    })
 }
 
 /// The block height a node reports in `/metrics` (`orderer_height`, or the peer's
-/// `ledger_blockchain_height` of `channel`).
+/// `ledger_blockchain_height` of `channel`); none for a FHIR server.
 pub fn height(node: &GeneratedNode, channel: &str) -> Option<u64> {
-    if node.orderer {
-        gauge(node, "orderer_height")
-    } else {
-        gauge(
+    match node.kind {
+        NodeKind::Orderer => gauge(node, "orderer_height"),
+        NodeKind::Peer => gauge(
             node,
             &format!("ledger_blockchain_height{{channel=\"{channel}\"}}"),
-        )
+        ),
+        NodeKind::Fhir => None,
     }
 }
 

@@ -83,6 +83,42 @@ pub struct OrgSpec {
     pub description: String,
     /// Its peers.
     pub peers: Vec<NodeSpec>,
+    /// Its FHIR R4 API server (`medledger fhir serve`, ADR 0039), on the host of its first
+    /// peer, whose gateway it uses; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir: Option<FhirSpec>,
+}
+
+/// An organization's FHIR server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirSpec {
+    /// HTTPS port of `https://HOST:PORT/fhir` (HOST: the organization's first peer's host).
+    pub port: u16,
+    /// Port reserved for the server's operations endpoint (`/healthz`, `/metrics`): checked
+    /// for clashes, not yet served (`ehr_fhir::config::FhirConfig` has no such listener;
+    /// `network status` reads the health from `GET /fhir/metadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations_port: Option<u16>,
+    /// Address to bind (default the host; `0.0.0.0` on a multi-host machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_host: Option<String>,
+}
+
+impl OrgSpec {
+    /// The FHIR server as a node: named `fhir`, on the first peer's host, `port` its HTTPS
+    /// port, `operations_port` its reserved operations port (else the HTTPS port).
+    pub fn fhir_node(&self) -> Option<NodeSpec> {
+        let fhir = self.fhir.as_ref()?;
+        let host = self.peers.first()?.host.clone();
+        Some(NodeSpec {
+            name: "fhir".into(),
+            host,
+            port: fhir.port,
+            operations_port: fhir.operations_port.unwrap_or(fhir.port),
+            listen_host: fhir.listen_host.clone(),
+        })
+    }
 }
 
 /// An orderer or a peer.
@@ -231,8 +267,17 @@ impl NetworkSpec {
             }
         }
         let mut ports: BTreeMap<(String, u16), String> = BTreeMap::new();
-        for (msp, node) in self.nodes() {
-            for port in [node.port, node.operations_port] {
+        let fhir: Vec<(&str, NodeSpec)> = self
+            .organizations
+            .iter()
+            .filter_map(|o| Some((o.msp_id.as_str(), o.fhir_node()?)))
+            .collect();
+        for (msp, node) in self.nodes().chain(fhir.iter().map(|(m, n)| (*m, n))) {
+            let mut node_ports = vec![node.port];
+            if node.operations_port != node.port {
+                node_ports.push(node.operations_port);
+            }
+            for port in node_ports {
                 let key = (node.host.clone(), port);
                 let who = format!("{msp}/{}", node.name);
                 if port == 0 {
@@ -294,6 +339,12 @@ mod tests {
         let spec = dev();
         assert_eq!(spec.orderer_org.orderers.len(), 4);
         assert_eq!(spec.organizations.len(), 2);
+        let ports: Vec<_> = spec
+            .organizations
+            .iter()
+            .map(|o| o.fhir.as_ref().map(|f| f.port))
+            .collect();
+        assert_eq!(ports, [Some(7443), Some(8443)]);
         let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/multi-host.yaml");
         NetworkSpec::load(&multi).unwrap();
     }
@@ -309,6 +360,15 @@ mod tests {
         s.organizations[1].peers[0].port = s.organizations[0].peers[0].port;
         let e = format!("{:#}", s.validate().unwrap_err());
         assert!(e.contains("port clash"), "{e}");
+
+        let mut s = dev();
+        let taken = s.organizations[0].peers[0].operations_port;
+        s.organizations[0].fhir.as_mut().unwrap().port = taken;
+        let e = format!("{:#}", s.validate().unwrap_err());
+        assert!(
+            e.contains("port clash") && e.contains("Org1MSP/fhir"),
+            "{e}"
+        );
 
         let mut s = dev();
         s.orderer_org.orderers.truncate(3);

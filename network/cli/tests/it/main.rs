@@ -11,6 +11,7 @@ mod crash_network;
 mod ehr_network;
 mod endorse_commit;
 mod fabric_gateway_node;
+mod fhir_network;
 mod gateway_refusals;
 mod lifecycle_network;
 mod network_up;

@@ -139,11 +139,12 @@ pub(crate) fn copy_sample_bundles(into: &Path, n: usize) {
     }
 }
 
-/// `network/configs/dev.yaml` (the default network) moved to free loopback ports.
+/// `network/configs/dev.yaml` (the default network) moved to free loopback ports (its FHIR
+/// servers' too).
 pub(crate) fn dev_spec_on_free_ports() -> String {
     let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/dev.yaml");
     let mut spec = NetworkSpec::load(&dev).unwrap();
-    let n = spec.nodes().count();
+    let n = spec.nodes().count() + spec.organizations.len();
     let mut ports = medledger_devnet::orderers::free_ports("127.0.0.1", 2 * n)
         .unwrap()
         .into_iter();
@@ -153,6 +154,10 @@ pub(crate) fn dev_spec_on_free_ports() -> String {
     for org in &mut spec.organizations {
         for p in &mut org.peers {
             (p.port, p.operations_port) = (ports.next().unwrap(), ports.next().unwrap());
+        }
+        if let Some(f) = &mut org.fhir {
+            f.port = ports.next().unwrap();
+            f.operations_port = f.operations_port.map(|_| ports.next().unwrap());
         }
     }
     serde_yaml_ng::to_string(&spec).unwrap()
