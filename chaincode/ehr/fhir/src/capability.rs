@@ -35,12 +35,59 @@ pub struct TypeSupport {
     pub interactions: &'static [Interaction],
 }
 
-/// The table: every resource type and what it answers to (none yet: the interactions
-/// come in the next steps).
-pub const RESOURCES: &[TypeSupport] = &[];
+use Interaction::{Create, HistoryInstance, Read};
 
-/// System interactions: `POST [base]` with a Bundle of these types (none yet).
-pub const SYSTEM: &[&str] = &[];
+/// Record types created one by one with `POST [base]/T` (each names its patient in
+/// `subject` or `patient`). Read and history of these need the record's patient, which a
+/// `GET [base]/T/id` does not name: they come with the contract's `LocateRecords` (G4).
+const RECORD: &[Interaction] = &[Create];
+
+/// The table: every resource type and what it answers to.
+pub const RESOURCES: &[TypeSupport] = &[
+    TypeSupport {
+        resource_type: "Patient",
+        interactions: &[Read, Create, HistoryInstance],
+    },
+    TypeSupport {
+        resource_type: "AllergyIntolerance",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "CarePlan",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "Condition",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "DiagnosticReport",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "Encounter",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "Immunization",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "MedicationRequest",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "Observation",
+        interactions: RECORD,
+    },
+    TypeSupport {
+        resource_type: "Procedure",
+        interactions: RECORD,
+    },
+];
+
+/// System interactions: `POST [base]` with a Bundle of these types.
+pub const SYSTEM: &[&str] = &["transaction", "batch"];
 
 /// Whether `resource_type` answers to `interaction`.
 pub fn supports(resource_type: &str, interaction: Interaction) -> bool {
@@ -121,7 +168,17 @@ mod tests {
             rest["resource"].as_array().map(Vec::len),
             Some(RESOURCES.len())
         );
-        assert!(!supports("Patient", Interaction::Read));
+        assert_eq!(rest["resource"][0]["type"], "Patient");
+        let patient: Vec<&str> = rest["resource"][0]["interaction"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["code"].as_str())
+            .collect();
+        assert_eq!(patient, ["read", "create", "history-instance"]);
+        assert_eq!(rest["interaction"][0]["code"], "transaction");
+        assert!(supports("Observation", Interaction::Create));
+        assert!(!supports("Observation", Interaction::Read));
         assert!(!known_type("Bundle"));
     }
 }

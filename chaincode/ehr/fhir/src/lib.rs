@@ -23,6 +23,7 @@ pub mod auth;
 pub mod backend;
 pub mod capability;
 pub mod config;
+mod interactions;
 pub mod outcome;
 mod routes;
 pub mod serve;
@@ -40,7 +41,6 @@ use crate::config::FhirConfig;
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) config: Arc<FhirConfig>,
-    #[allow(dead_code)] // used by the interactions (next step)
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) tokens: TokenService,
     pub(crate) permits: Arc<tokio::sync::Semaphore>,

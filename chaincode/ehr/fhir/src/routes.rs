@@ -24,6 +24,13 @@ pub fn router(state: AppState) -> Router {
             get(crate::auth::smart_configuration),
         )
         .route("/fhir/auth/token", post(crate::auth::token))
+        .route("/fhir", post(crate::interactions::system))
+        .route("/fhir/{type}", post(crate::interactions::create))
+        .route("/fhir/{type}/{id}", get(crate::interactions::read))
+        .route(
+            "/fhir/{type}/{id}/_history",
+            get(crate::interactions::history),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), access_log))
