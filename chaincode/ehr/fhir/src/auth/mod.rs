@@ -133,11 +133,21 @@ fn token_request(body: &[u8]) -> Result<TokenRequest, FhirError> {
     Ok(req)
 }
 
+/// Largest token request body, bytes (64 KiB; larger → 413).
+const TOKEN_BODY_LIMIT_BYTES: usize = 64 * 1024;
+
 /// `POST [base]/auth/token`: a client assertion for a bearer token. Errors follow RFC 6749
 /// §5.2 (`{"error", "error_description"}`), their status from the one mapping
 /// ([`FhirError::mapped`]).
-pub(crate) async fn token(State(state): State<AppState>, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    // A token request is a few kilobytes: read at most this much (not axum's default 2 MiB).
+    let body = axum::body::to_bytes(request.into_body(), TOKEN_BODY_LIMIT_BYTES).await;
     let answer = (|| {
+        let body: Bytes =
+            body.map_err(|_| FhirError::TooLong("the token request is larger than 64 KiB"))?;
         let req = token_request(&body)?;
         if req.grant_type.as_deref() != Some("client_credentials") {
             return Err(FhirError::Value("grant_type must be client_credentials"));
@@ -170,7 +180,7 @@ pub(crate) async fn token(State(state): State<AppState>, body: Bytes) -> Respons
                     "invalid_request"
                 }
                 IssueCode::Value => "unsupported_grant_type",
-                IssueCode::Structure => "invalid_request",
+                IssueCode::Structure | IssueCode::TooLong => "invalid_request",
                 _ => "server_error",
             };
             (

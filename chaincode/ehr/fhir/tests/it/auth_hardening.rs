@@ -425,3 +425,16 @@ async fn mutual_tls_trusts_only_the_organizations_client_tls_certificates() {
         "Org2's TLS certificate on Org1's server"
     );
 }
+
+/// M2 (part): the token endpoint reads at most 64 KiB (it read axum's default 2 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_refuses_bodies_over_64_kib() {
+    let mut org = Org::new("Org1MSP");
+    let server = start(&mut org, |_| {}).await;
+    let mut c = server.connect(None).await.unwrap();
+    let body = vec![b'a'; 65 * 1024];
+    let (status, _, _) = request(&mut c, "POST", "/fhir/auth/token", &[], &body)
+        .await
+        .unwrap();
+    assert_eq!(status, 413);
+}
