@@ -207,12 +207,7 @@ impl TokenService {
         const NOT: FhirError = FhirError::Security(
             "the client certificate is not a TLS identity of this organization",
         );
-        let msp = self
-            .inner
-            .msp
-            .read()
-            .map_err(|_| FhirError::Internal("MSP lock poisoned"))?
-            .clone();
+        let msp = self.current_msp()?;
         let issued = msp.tls_roots().iter().any(|root| {
             cert.issuer_raw() == root.subject_raw() && cert.verify_signed_by(root).is_ok()
         });
@@ -248,6 +243,16 @@ impl TokenService {
             return Err(NOT);
         }
         Ok(())
+    }
+
+    /// The MSP now (replaced whole on a reload).
+    fn current_msp(&self) -> Result<Arc<Msp>, FhirError> {
+        Ok(self
+            .inner
+            .msp
+            .read()
+            .map_err(|_| FhirError::Internal("MSP lock poisoned"))?
+            .clone())
     }
 
     /// Verifies `assertion` at `now_s` (Unix seconds) and the caller it names.
@@ -328,12 +333,7 @@ impl TokenService {
     /// # Errors
     /// [`FhirError::Expired`] for an expired certificate, [`FhirError::Security`] otherwise.
     pub fn check_certificate(&self, cert: &Certificate, now_s: i64) -> Result<(), FhirError> {
-        let msp = self
-            .inner
-            .msp
-            .read()
-            .map_err(|_| FhirError::Internal("MSP lock poisoned"))?
-            .clone();
+        let msp = self.current_msp()?;
         match msp.validate(cert, now_s) {
             Ok(_) => {}
             Err(medledger_msp::Error::Expired { .. }) => {
