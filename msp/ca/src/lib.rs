@@ -848,9 +848,13 @@ impl CertificateAuthority {
         Ok(revoked)
     }
 
-    /// Generates a CRL of the enrollment certificates revoked so far (those revoked within
-    /// `[after, before]` when given), signed by the root CA, on behalf of `caller` (needs
-    /// `hf.GenCRL=true`). PEM `X509 CRL`.
+    /// Generates a CRL of the certificates revoked so far, enrollment and TLS alike (those
+    /// revoked within `[after, before]` when given), signed by the root CA, on behalf of
+    /// `caller` (needs `hf.GenCRL=true`). PEM `X509 CRL`. As Fabric CA's `gencrl`, which
+    /// lists every revoked certificate of the CA's certificates table whatever its profile:
+    /// serials are random 128-bit values unique across both profiles (one table), so a
+    /// relying party that trusts this CRL for the organization (the FHIR server for its
+    /// mutual TLS callers) can match a TLS certificate's serial against it.
     ///
     /// # Errors
     /// [`CaError::Unauthorized`], [`CaError::Issue`], [`CaError::Storage`].
@@ -880,10 +884,7 @@ impl CertificateAuthority {
         let mut revoked_certs = Vec::new();
         for cert in self.store.state().certificates.values() {
             let Some(rev) = &cert.revoked else { continue };
-            if cert.profile != Profile::Ecert
-                || after.is_some_and(|a| rev.at < a)
-                || before.is_some_and(|b| rev.at > b)
-            {
+            if after.is_some_and(|a| rev.at < a) || before.is_some_and(|b| rev.at > b) {
                 continue;
             }
             let serial = hex::decode(&cert.serial)
@@ -1292,6 +1293,41 @@ mod tests {
         assert!(list_allows(Some("client,peer"), "peer"));
         assert!(!list_allows(Some("client,peer"), "admin"));
         assert!(!list_allows(None, "client"));
+    }
+
+    /// Fabric CA's CRL lists revoked TLS certificates too (they used to be left out, so a
+    /// revoked TLS client certificate was never published).
+    #[test]
+    fn the_crl_lists_revoked_tls_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = CertificateAuthority::init(
+            &dir.path().join("ca"),
+            CaConfig::new("ca-org1", "Org1MSP", "example.com"),
+            "admin",
+            "adminpw",
+        )
+        .unwrap();
+        let home = dir.path().join("doctor1");
+        let issued = ca
+            .issue_local(
+                "admin",
+                Registration::new("doctor1", NodeOu::Client).with_attribute(TLS_ATTRIBUTE, "true"),
+                &home,
+                &["doctor1".to_owned()],
+            )
+            .unwrap();
+        let tls = Certificate::from_pem(issued.tls_cert_pem.unwrap().as_bytes()).unwrap();
+        let ecert = Certificate::from_pem(issued.cert_pem.as_bytes()).unwrap();
+        ca.revoke(
+            "admin",
+            RevokeTarget::Identity("doctor1".into()),
+            "keyCompromise",
+        )
+        .unwrap();
+        let crl = pem::parse(ca.gen_crl("admin", None, None).unwrap()).unwrap();
+        let lists = |serial: &[u8]| crl.contents().windows(serial.len()).any(|w| w == serial);
+        assert!(lists(ecert.serial()), "the enrollment certificate");
+        assert!(lists(tls.serial()), "the TLS certificate");
     }
 
     #[test]

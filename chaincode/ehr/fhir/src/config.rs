@@ -32,13 +32,19 @@ pub struct FhirConfig {
     pub tls_cert: PathBuf,
     /// The server's TLS private key, PEM (PKCS#8).
     pub tls_key: PathBuf,
-    /// The organization's TLS root CA, PEM: client certificates of mutual TLS chain to it.
+    /// The organization's TLS root CA, PEM. Client certificates of mutual TLS chain to the
+    /// MSP folder's `tlscacerts/`; every certificate here must be one of those, else the
+    /// server refuses to start (it cannot widen whom mutual TLS trusts).
     pub client_tls_ca: PathBuf,
     /// The organization's MSP folder (`cacerts/`, `intermediatecerts/`, `crls/`): token
     /// assertions' enrollment certificates are validated against it (`medledger_msp`).
     pub msp_dir: PathBuf,
     /// The organization's MSP id; every caller belongs to it.
     pub msp_id: String,
+    /// How often `<msp_dir>/crls` is checked for changes, ms (default 2000, 100-60 000): on a
+    /// change the MSP and the TLS configuration are reloaded, so a published revocation
+    /// ends tokens, open mutual-TLS connections and new handshakes within one poll.
+    pub crl_poll_ms: u64,
     /// The organization's gateway.
     pub gateway: GatewayEndpoint,
     /// Channel of the EHR chaincode (default `ehr`).
@@ -115,6 +121,7 @@ impl Default for FhirConfig {
             client_tls_ca: "tls/ca.crt".into(),
             msp_dir: "msp".into(),
             msp_id: "Org1MSP".into(),
+            crl_poll_ms: 2000,
             gateway: GatewayEndpoint::default(),
             channel: "ehr".into(),
             chaincode: "ehr".into(),
@@ -197,6 +204,9 @@ impl FhirConfig {
         if self.msp_id.is_empty() {
             return bad("msp_id", "empty");
         }
+        if !(100..=60_000).contains(&self.crl_poll_ms) {
+            return bad("crl_poll_ms", "must be 100-60 000 ms");
+        }
         if !(self.gateway.endpoint.starts_with("https://")
             || self.gateway.endpoint.starts_with("http://"))
         {
@@ -268,6 +278,7 @@ tls_key: tls/server.key
 client_tls_ca: tls/ca.crt
 msp_dir: msp
 msp_id: Org1MSP
+crl_poll_ms: 2000
 gateway:
   endpoint: https://localhost:7051
   tls_host: null
@@ -312,6 +323,7 @@ default_purpose: treatment
                 Box::new(|c| c.base_url = "https://h/fhir/".into()),
             ),
             ("msp_id", Box::new(|c| c.msp_id.clear())),
+            ("crl_poll_ms", Box::new(|c| c.crl_poll_ms = 0)),
             (
                 "gateway.endpoint",
                 Box::new(|c| c.gateway.endpoint = "h:1".into()),

@@ -27,24 +27,65 @@ pub(crate) fn now_s() -> i64 {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = FhirError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, FhirError> {
-        if let Some(c) = parts.extensions.get::<Caller>() {
-            return Ok(c.clone());
-        }
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(FhirError::NoCredential);
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(FhirError::NoCredential)?;
-        state.tokens.resolve(token, now_s())
+    /// The caller [`authenticate`] (or the accept loop) put in the request's extensions.
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, FhirError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(FhirError::NoCredential)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1; the scheme is
+/// case-insensitive, RFC 7235 §2.1).
+fn bearer_token(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The layer that says who calls, for every request (matched or not): the mutual-TLS
+/// [`Caller`] the accept loop put in the extensions, or the one an `Authorization: Bearer`
+/// token names ([`tokens::TokenService::resolve`], the certificate checked again). Both at
+/// once → 400 (one credential per request). A bad, unknown or expired token → 401 with
+/// `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1), on any route.
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tls = request.extensions().get::<Caller>().is_some();
+    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+        if tls {
+            return FhirError::Structure(
+                "send either a client certificate or an Authorization header, not both",
+            )
+            .into_response();
+        }
+        let caller = bearer_token(value)
+            .ok_or(FhirError::Security(
+                "the Authorization header is not a bearer token",
+            ))
+            .and_then(|t| state.tokens.resolve(t, now_s()));
+        match caller {
+            Ok(c) => {
+                request.extensions_mut().insert(c);
+            }
+            Err(e) => return invalid_token(e),
+        }
+    }
+    next.run(request).await
+}
+
+/// `e`'s response with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1).
+fn invalid_token(e: FhirError) -> Response {
+    let mut r = e.into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    r
 }
 
 /// `GET [base]/.well-known/smart-configuration` (SMART App Launch 2.0 §2.1, Backend
@@ -92,11 +133,21 @@ fn token_request(body: &[u8]) -> Result<TokenRequest, FhirError> {
     Ok(req)
 }
 
+/// Largest token request body, bytes (64 KiB; larger → 413).
+const TOKEN_BODY_LIMIT_BYTES: usize = 64 * 1024;
+
 /// `POST [base]/auth/token`: a client assertion for a bearer token. Errors follow RFC 6749
 /// §5.2 (`{"error", "error_description"}`), their status from the one mapping
 /// ([`FhirError::mapped`]).
-pub(crate) async fn token(State(state): State<AppState>, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
+    // A token request is a few kilobytes: read at most this much (not axum's default 2 MiB).
+    let body = axum::body::to_bytes(request.into_body(), TOKEN_BODY_LIMIT_BYTES).await;
     let answer = (|| {
+        let body: Bytes =
+            body.map_err(|_| FhirError::TooLong("the token request is larger than 64 KiB"))?;
         let req = token_request(&body)?;
         if req.grant_type.as_deref() != Some("client_credentials") {
             return Err(FhirError::Value("grant_type must be client_credentials"));
@@ -129,7 +180,7 @@ pub(crate) async fn token(State(state): State<AppState>, body: Bytes) -> Respons
                     "invalid_request"
                 }
                 IssueCode::Value => "unsupported_grant_type",
-                IssueCode::Structure => "invalid_request",
+                IssueCode::Structure | IssueCode::TooLong => "invalid_request",
                 _ => "server_error",
             };
             (

@@ -10,7 +10,7 @@
 //! Tokens are 32 random bytes (base64url), kept in memory for `lifetime_s`; each use re-checks
 //! the certificate against the MSP (expiry, CRL).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use aws_lc_rs::rand::SecureRandom as _;
@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ehr_chaincode::model::Purpose;
 use lru::LruCache;
 use medledger_msp::cert::Certificate;
-use medledger_msp::msp::Msp;
+use medledger_msp::msp::{Msp, MspConfig};
 use serde::Deserialize;
 
 use super::jws;
@@ -72,13 +72,32 @@ pub struct TokenService {
 #[derive(Debug)]
 struct Inner {
     msp_id: String,
-    /// Replaced whole when the CRLs change ([`TokenService::set_msp`]).
+    /// Replaced whole when the CRLs change ([`TokenService::set_msp`],
+    /// [`TokenService::reload`]).
     msp: RwLock<Arc<Msp>>,
+    /// Serials listed by the MSP's CRLs (DER contents of `serialNumber`): TLS certificates
+    /// are checked against them ([`TokenService::check_tls_certificate`]).
+    revoked_serials: RwLock<Arc<HashSet<Vec<u8>>>>,
     token_url: String,
     rules: Tokens,
     /// `(iss, jti)` → the assertion's `exp`.
     seen: Mutex<LruCache<(String, String), i64>>,
     tokens: Mutex<HashMap<String, Issued>>,
+}
+
+/// The serials (`serialNumber` contents) every CRL of `crls` (DER) lists.
+fn crl_serials(crls: &[Vec<u8>]) -> Result<HashSet<Vec<u8>>, medledger_msp::Error> {
+    use x509_parser::prelude::{CertificateRevocationList, FromDer as _};
+    let mut serials = HashSet::new();
+    for der in crls {
+        let (_, crl) = CertificateRevocationList::from_der(der)
+            .map_err(|e| medledger_msp::Error::InvalidCrl(format!("DER: {e}")))?;
+        serials.extend(
+            crl.iter_revoked_certificates()
+                .map(|r| r.raw_serial().to_vec()),
+        );
+    }
+    Ok(serials)
 }
 
 /// The HL7 v3 PurposeOfUse code's purpose.
@@ -103,6 +122,7 @@ impl TokenService {
             inner: Arc::new(Inner {
                 msp_id: msp.id().to_owned(),
                 msp: RwLock::new(Arc::new(msp)),
+                revoked_serials: RwLock::new(Arc::new(HashSet::new())),
                 token_url: token_url.into(),
                 rules,
                 seen: Mutex::new(LruCache::new(cap)),
@@ -132,6 +152,107 @@ impl TokenService {
             .map_err(|_| FhirError::Internal("MSP lock poisoned"))?;
         *current = Arc::new(msp);
         Ok(())
+    }
+
+    /// A service for the MSP of `config` (as [`Self::new`]) that also knows the serials its
+    /// CRLs list, for [`Self::check_tls_certificate`].
+    ///
+    /// # Errors
+    /// [`medledger_msp::Error`] if the MSP refuses `config` (e.g. a CRL not signed by one
+    /// of its CAs) or a CRL does not parse.
+    pub fn from_msp_config(
+        config: MspConfig,
+        token_url: impl Into<String>,
+        rules: Tokens,
+    ) -> Result<Self, medledger_msp::Error> {
+        let service = Self::new(Msp::new(config.clone())?, token_url, rules);
+        service.reload(config)?;
+        Ok(service)
+    }
+
+    /// Replaces the MSP and the revoked serials with those of `config` (the MSP folder
+    /// reloaded after its `crls/` changed): every later assertion, token use and mutual-TLS
+    /// request is checked against them. Nothing changes on an error.
+    ///
+    /// # Errors
+    /// [`medledger_msp::Error`] as [`Self::from_msp_config`], or
+    /// [`medledger_msp::Error::InvalidMspConfig`] for another organization's MSP.
+    pub fn reload(&self, config: MspConfig) -> Result<(), medledger_msp::Error> {
+        let serials = crl_serials(&config.crls)?;
+        let msp = Msp::new(config)?;
+        if msp.id() != self.inner.msp_id {
+            return Err(medledger_msp::Error::InvalidMspConfig {
+                msp_id: msp.id().to_owned(),
+                reason: "another organization's MSP".into(),
+            });
+        }
+        let poisoned = || medledger_msp::Error::InvalidCrl("lock poisoned".into());
+        let mut current = self.inner.msp.write().map_err(|_| poisoned())?;
+        let mut revoked = self.inner.revoked_serials.write().map_err(|_| poisoned())?;
+        *current = Arc::new(msp);
+        *revoked = Arc::new(serials);
+        Ok(())
+    }
+
+    /// Checks a mutual-TLS client certificate (already chain-verified by rustls against
+    /// the verifier's roots) at `now_s`: issued by one of the MSP's TLS roots (`tlscacerts`,
+    /// signature checked), valid now, of a client or admin NodeOU (never a peer's, orderer's
+    /// or CA server's TLS certificate), its serial on none of the MSP's CRLs (the CA lists
+    /// revoked TLS certificates there as Fabric CA does; serials are unique across its
+    /// profiles), its CN an enrollment id.
+    ///
+    /// # Errors
+    /// [`FhirError::Expired`] for an expired certificate, [`FhirError::Security`] otherwise.
+    pub fn check_tls_certificate(&self, cert: &Certificate, now_s: i64) -> Result<(), FhirError> {
+        const NOT: FhirError = FhirError::Security(
+            "the client certificate is not a TLS identity of this organization",
+        );
+        let msp = self.current_msp()?;
+        let issued = msp.tls_roots().iter().any(|root| {
+            cert.issuer_raw() == root.subject_raw() && cert.verify_signed_by(root).is_ok()
+        });
+        if !issued {
+            return Err(NOT);
+        }
+        if now_s < cert.not_before() {
+            return Err(NOT);
+        }
+        if now_s > cert.not_after() {
+            return Err(FhirError::Expired("the client certificate has expired"));
+        }
+        let ous = msp.node_ous();
+        let role = cert
+            .organizational_units()
+            .iter()
+            .any(|ou| *ou == ous.client_ou || *ou == ous.admin_ou);
+        if !role {
+            return Err(FhirError::Security(
+                "only client and admin TLS certificates may call",
+            ));
+        }
+        let revoked = self
+            .inner
+            .revoked_serials
+            .read()
+            .map_err(|_| FhirError::Internal("CRL lock poisoned"))?
+            .contains(cert.serial());
+        if revoked {
+            return Err(FhirError::Security("the client certificate is revoked"));
+        }
+        if !valid_enrollment_id(cert.common_name()) {
+            return Err(NOT);
+        }
+        Ok(())
+    }
+
+    /// The MSP now (replaced whole on a reload).
+    fn current_msp(&self) -> Result<Arc<Msp>, FhirError> {
+        Ok(self
+            .inner
+            .msp
+            .read()
+            .map_err(|_| FhirError::Internal("MSP lock poisoned"))?
+            .clone())
     }
 
     /// Verifies `assertion` at `now_s` (Unix seconds) and the caller it names.
@@ -212,12 +333,7 @@ impl TokenService {
     /// # Errors
     /// [`FhirError::Expired`] for an expired certificate, [`FhirError::Security`] otherwise.
     pub fn check_certificate(&self, cert: &Certificate, now_s: i64) -> Result<(), FhirError> {
-        let msp = self
-            .inner
-            .msp
-            .read()
-            .map_err(|_| FhirError::Internal("MSP lock poisoned"))?
-            .clone();
+        let msp = self.current_msp()?;
         match msp.validate(cert, now_s) {
             Ok(_) => {}
             Err(medledger_msp::Error::Expired { .. }) => {

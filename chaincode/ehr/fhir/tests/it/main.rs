@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod auth_hardening;
 mod common;
 mod guard;
 mod tls;
