@@ -341,13 +341,24 @@ pub struct AccessRequestArgs {
     pub for_identity: bool,
 }
 
-/// A record access decision (`RequestRecordAccess`).
+/// A record access decision (`RequestRecordAccess`). A grant pins the record's current
+/// version: `version`, `sha256` and `updated_at_ms` are set when granted (a FHIR `ETag` and
+/// `Last-Modified` for grantees who may not read the metadata), absent when denied.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct AccessDecision {
     /// Access id of the audit entry.
     pub access_id: String,
     /// Granted or denied.
     pub decision: Decision,
+    /// The version granted (the only one `ReadRecord` then serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Hex SHA-256 of that version's exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// When that version was written (transaction time), ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_ms: Option<u64>,
 }
 
 /// A break-glass window opened (`EmergencyAccess`).
@@ -364,6 +375,12 @@ pub struct EmergencyOpened {
 pub struct RecordRead {
     /// Access id of the audit entry that allowed the read.
     pub access_id: String,
+    /// The version read (pinned by the grant).
+    pub version: u64,
+    /// Hex SHA-256 of `bytes` (the on-chain hash of that version).
+    pub sha256: String,
+    /// When that version was written (transaction time), ms since the Unix epoch.
+    pub updated_at_ms: u64,
     /// The resource's exact bytes (PHI: never log them).
     pub bytes: Vec<u8>,
 }
@@ -902,7 +919,8 @@ impl EhrClient {
     /// is not yet committed on that peer.
     ///
     /// # Errors
-    /// [`EhrClientError`] (403 not granted or stale, 410 purged).
+    /// [`EhrClientError`] (403 not granted or stale, 409 updated since the grant: request
+    /// access again, 410 purged).
     pub async fn read_record_with(
         &self,
         patient_id: &str,
@@ -983,11 +1001,21 @@ impl EhrClient {
                 access_id: decision.access_id,
             });
         }
+        let (Some(version), Some(sha256), Some(updated_at_ms)) =
+            (decision.version, decision.sha256, decision.updated_at_ms)
+        else {
+            return Err(EhrClientError::Decode {
+                function: f::REQUEST_RECORD_ACCESS,
+            });
+        };
         let bytes = self
             .read_record_with(patient_id, &decision.access_id, org)
             .await?;
         Ok(RecordRead {
             access_id: decision.access_id,
+            version,
+            sha256,
+            updated_at_ms,
             bytes,
         })
     }

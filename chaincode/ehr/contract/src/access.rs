@@ -13,8 +13,8 @@ use crate::ids::{Grantee, RecordId};
 use crate::ids::{access_key, access_state_key, consent_range, emergency_key, record_key};
 use crate::model::{
     AccessEntry, AccessKind, AccessStateEntry, AuthorityRole, Basis, Consent, ConsentStatus,
-    Decision, DenyReason, EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus,
-    ResetApprovals,
+    Decision, DenyReason, EmergencyReason, EmergencyWindow, PatientEntry, Purpose, RecordMeta,
+    RecordStatus, ResetApprovals,
 };
 use crate::state_machine::{AccessState, Action, TransitionError, reset, transition};
 use crate::tx::{Events, all, get_json, load_patient, now_ms, opt_param, param, put_json, to_json};
@@ -283,7 +283,7 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
     let record: RecordId = param(args, 1, USAGE)?.parse()?;
     let purpose = parse_purpose(param(args, 2, USAGE)?)?;
     let patient = load_patient(stub, patient_id)?;
-    load_active_record(stub, patient_id, &record)?;
+    let (_, meta) = load_active_record(stub, patient_id, &record)?;
     let now = now_ms(stub)?;
     let mut events = Events::default();
 
@@ -356,6 +356,7 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
     };
 
     let access_id = access_id(stub, now);
+    let granted = decision == Decision::Granted;
     let entry = AccessEntry {
         access_id: access_id.clone(),
         kind: AccessKind::RecordAccess,
@@ -370,8 +371,10 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
         basis,
         basis_id,
         reason,
-        valid_until_ms: (decision == Decision::Granted).then_some(now + ACCESS_FRESHNESS_MS),
+        valid_until_ms: granted.then_some(now + ACCESS_FRESHNESS_MS),
         emergency_reason: None,
+        version: granted.then_some(meta.version),
+        sha256: granted.then(|| meta.sha256.clone()),
     };
     put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
     let (name, detail) = match decision {
@@ -388,24 +391,33 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
     all_events.push(name, payload);
     all_events.extend(events);
     all_events.emit(stub)?;
-    to_json(&json!({"access_id": access_id, "decision": decision}))
+    if granted {
+        to_json(&json!({"access_id": access_id, "decision": decision,
+            "version": meta.version, "sha256": meta.sha256, "updated_at_ms": meta.updated_at_ms}))
+    } else {
+        to_json(&json!({"access_id": access_id, "decision": decision}))
+    }
 }
 
-/// `ReadRecord PATIENT_ID ACCESS_ID` (evaluated only, on a peer holding the PHI; never
-/// submit it: a submitted response is stored in the block). Returns the resource's exact
-/// bytes when the access entry is committed, is the caller's, was granted, and is fresh
-/// ([`ACCESS_FRESHNESS_MS`]); the bytes are checked against the on-chain SHA-256.
-pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
-    const USAGE: &str = "ReadRecord PATIENT_ID ACCESS_ID";
-    let caller = Caller::of(stub)?;
-    let patient_id = param(args, 0, USAGE)?;
-    let access_id = param(args, 1, USAGE)?;
-    let patient = load_patient(stub, patient_id)?;
+/// The caller's granted, committed and fresh ([`ACCESS_FRESHNESS_MS`]) access entry
+/// `access_id` of kind `kind`, for the evaluated reads (`ReadRecord`, `ReadRecords`).
+///
+/// # Errors
+/// 404 if no such entry is committed (on this peer, yet); 403 if it is another kind or
+/// another caller's, was denied, or is no longer fresh.
+pub(crate) fn granted_entry(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient_id: &str,
+    access_id: &str,
+    kind: AccessKind,
+) -> Result<AccessEntry> {
     let entry: AccessEntry = get_json(stub, &access_key(patient_id, access_id)?, "access")?
         .ok_or_else(|| EhrError::not_found("access entry", access_id))?;
-    if entry.kind != AccessKind::RecordAccess || entry.requester != caller.id {
+    if entry.kind != kind || entry.requester != caller.id {
         return Err(EhrError::forbidden(format!(
-            "access entry {access_id} is not a record access of the caller"
+            "access entry {access_id} is not a {} of the caller",
+            kind.as_str()
         )));
     }
     if entry.decision != Decision::Granted {
@@ -419,14 +431,34 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
             "access {access_id} is no longer fresh; request access again"
         )));
     }
-    let record: RecordId = entry
-        .record_id
-        .as_deref()
-        .ok_or(EhrError::Corrupt("access"))?
-        .parse()?;
-    let (key, meta) = load_active_record(stub, patient_id, &record)?;
-    // A grantee organization's own peers serve a shared copy; the custodian's serve the
-    // original. A peer that is not a member of a collection answers nothing (or an error).
+    Ok(entry)
+}
+
+/// The exact bytes of a record (`key`, current metadata `meta`) that `access_id` granted at
+/// `pinned` (version, hex SHA-256), from a collection of this peer: a grantee
+/// organization's own peers serve a copy shared with it, the custodian's the original.
+///
+/// # Errors
+/// 409 if the record changed since the grant (another version is current); 500 if the stored
+/// bytes do not hash to the on-chain SHA-256; 404 if this peer holds no copy.
+pub(crate) fn pinned_bytes(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+    (key, meta): (&str, &RecordMeta),
+    pinned: (Option<u64>, Option<&str>),
+    access_id: &str,
+) -> Result<Vec<u8>> {
+    if let (Some(version), Some(sha256)) = pinned
+        && (version != meta.version || sha256 != meta.sha256)
+    {
+        return Err(EhrError::conflict(format!(
+            "record {} changed after access {access_id} was granted (version {version} \
+             granted, {} current); request access again",
+            meta.record_id, meta.version
+        )));
+    }
+    // A peer that is not a member of a collection answers nothing (or an error).
     let mut collections: Vec<&str> = meta
         .shares
         .iter()
@@ -435,10 +467,10 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
         .collect();
     collections.push(&patient.collection);
     for collection in &collections {
-        if let Ok(Some(bytes)) = stub.get_private_data(collection, &key) {
+        if let Ok(Some(bytes)) = stub.get_private_data(collection, key) {
             if hex::encode(Sha256::digest(&bytes)) != meta.sha256 {
                 return Err(EhrError::Integrity {
-                    record_id: record.to_string(),
+                    record_id: meta.record_id.clone(),
                 });
             }
             return Ok(bytes);
@@ -446,8 +478,42 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
     }
     Err(EhrError::not_found(
         "PHI on this peer for record",
-        record.to_string(),
+        meta.record_id.clone(),
     ))
+}
+
+/// `ReadRecord PATIENT_ID ACCESS_ID` (evaluated only, on a peer holding the PHI; never
+/// submit it: a submitted response is stored in the block). Returns the resource's exact
+/// bytes when the access entry is committed, is the caller's, was granted, and is fresh
+/// ([`ACCESS_FRESHNESS_MS`]); the bytes are checked against the on-chain SHA-256, and must be
+/// the version the grant pinned: 409 if the record was updated between the two steps.
+pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ReadRecord PATIENT_ID ACCESS_ID";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let access_id = param(args, 1, USAGE)?;
+    let patient = load_patient(stub, patient_id)?;
+    let entry = granted_entry(
+        stub,
+        &caller,
+        patient_id,
+        access_id,
+        AccessKind::RecordAccess,
+    )?;
+    let record: RecordId = entry
+        .record_id
+        .as_deref()
+        .ok_or(EhrError::Corrupt("access"))?
+        .parse()?;
+    let (key, meta) = load_active_record(stub, patient_id, &record)?;
+    pinned_bytes(
+        stub,
+        &caller,
+        &patient,
+        (&key, &meta),
+        (entry.version, entry.sha256.as_deref()),
+        access_id,
+    )
 }
 
 fn parse_reason(s: &str) -> Result<EmergencyReason> {
@@ -523,6 +589,8 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         reason: None,
         valid_until_ms: None,
         emergency_reason: Some(reason),
+        version: None,
+        sha256: None,
     };
     if let Some((deny, message)) = denial {
         entry.reason = Some(deny);

