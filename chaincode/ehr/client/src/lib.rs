@@ -48,7 +48,7 @@ pub enum EhrClientError {
         /// Chaincode function.
         function: &'static str,
         /// Chaincode status (400 malformed, 403 forbidden, 404 unknown, 409 conflict, 410
-        /// purged, 500 internal).
+        /// purged, 412 precondition failed, 500 internal).
         status: i32,
         /// The chaincode's message.
         message: String,
@@ -708,9 +708,53 @@ impl EhrClient {
         custodian_msp: &str,
         resource: &[u8],
     ) -> Result<Committed> {
-        self.submit(
+        self.write_record(
             f::CREATE_RECORD,
             &[&patient.ledger_id],
+            patient,
+            custodian_msp,
+            resource,
+        )
+        .await
+    }
+
+    /// `UpdateRecord` with a FHIR resource's new exact bytes and the clear `Patient.id` in the
+    /// transient map, endorsed by `custodian_msp` only; the record's version goes up by one.
+    /// With `expected_version` (FHIR's `If-Match: W/"n"`) the chaincode refuses, writing
+    /// nothing, when the record is at another version. Returns the commit (its payload is
+    /// `{record_id, version, sha256}`).
+    ///
+    /// # Errors
+    /// [`EhrClientError`]: chaincode 412 when `expected_version` is not the current one, and
+    /// an [`EhrClientError::Invalid`] MVCC conflict when another update committed between
+    /// endorsement and commit; 404 unknown record, 410 purged.
+    pub async fn update_record(
+        &self,
+        patient: &LedgerPatient,
+        custodian_msp: &str,
+        resource: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<Committed> {
+        let expected = expected_version.map(|v| v.to_string());
+        let mut args = vec![patient.ledger_id.as_str()];
+        args.extend(expected.as_deref());
+        self.write_record(f::UPDATE_RECORD, &args, patient, custodian_msp, resource)
+            .await
+    }
+
+    /// Submits a PHI-carrying record write: `resource` and the clear `Patient.id` in the
+    /// transient map, endorsed by `custodian_msp` only.
+    async fn write_record(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        patient: &LedgerPatient,
+        custodian_msp: &str,
+        resource: &[u8],
+    ) -> Result<Committed> {
+        self.submit(
+            function,
+            args,
             &[
                 (ehr_chaincode::TRANSIENT_RESOURCE, resource),
                 (

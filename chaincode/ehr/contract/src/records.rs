@@ -30,7 +30,7 @@ use crate::pseudonyms::{check_clear_patient_id, clear_patient_id};
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
 use crate::template::Template;
-use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, page};
+use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, opt_param, page};
 use crate::tx::{page_params, param, put_json, to_json};
 
 /// Transient map key carrying one resource's JSON (`CreateRecord`, `UpdateRecord`).
@@ -278,14 +278,35 @@ fn writable(stub: &dyn ChaincodeStub, checked: &Checked<'_>, update: bool) -> Re
     }
 }
 
+/// `UpdateRecord`'s optional `EXPECTED_VERSION` (argument 1): a version ≥ 1, or 400.
+fn expected_version(args: &[String], usage: &str) -> Result<Option<u64>> {
+    if args.len() > 2 {
+        return Err(EhrError::invalid(format!("usage: {usage}")));
+    }
+    opt_param(args, 1)
+        .map(|v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| EhrError::invalid("the expected version must be a number ≥ 1"))
+        })
+        .transpose()
+}
+
 fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Result<Vec<u8>> {
     let usage = if update {
-        "UpdateRecord PATIENT_ID (transient `resource`: the resource JSON, `patient`: its Patient.id)"
+        "UpdateRecord PATIENT_ID [EXPECTED_VERSION] (transient `resource`: the resource JSON, \
+         `patient`: its Patient.id)"
     } else {
         "CreateRecord PATIENT_ID (transient `resource`: the resource JSON, `patient`: its Patient.id)"
     };
     let caller = Caller::of(stub)?;
     let writing = Writing::load(stub, param(args, 0, usage)?)?;
+    let expected = if update {
+        expected_version(args, usage)?
+    } else {
+        None
+    };
     let patient = &writing.patient;
     let now = now_ms(stub)?;
     let bytes = stub.transient().get(TRANSIENT_RESOURCE).ok_or_else(|| {
@@ -293,6 +314,12 @@ fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Resu
     })?;
     let checked = check_resource(stub, &caller, &writing, bytes, &mut BTreeMap::new(), now)?;
     let previous = writable(stub, &checked, update)?;
+    if let Some(expected) = expected.filter(|v| *v != previous.version) {
+        return Err(EhrError::PreconditionFailed(format!(
+            "record {} is at version {}, not the expected {expected}",
+            checked.record_id, previous.version
+        )));
+    }
     let meta = store(stub, &caller, patient, &checked, &previous, now)?;
     let mut payload = summary(&meta);
     if let Some(p) = payload.as_object_mut() {
@@ -321,8 +348,13 @@ pub(crate) fn create_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     write_record(stub, args, false)
 }
 
-/// `UpdateRecord PATIENT_ID` with transient `resource` (submitted; endorsed by the custodian
-/// only): as `CreateRecord` for an existing, not purged record; the version goes up by one.
+/// `UpdateRecord PATIENT_ID [EXPECTED_VERSION]` with transient `resource` and `patient`
+/// (submitted; endorsed by the custodian only): as `CreateRecord` for an existing, not purged
+/// record; the version goes up by one. With `EXPECTED_VERSION` (a version ≥ 1, FHIR's
+/// `If-Match: W/"n"`), a record at another version is refused with 412 and nothing is
+/// written; the record's metadata is in the read set, so an update committed between this
+/// endorsement and its commit makes the transaction an MVCC conflict instead. Returns
+/// `{record_id, version, sha256}`.
 pub(crate) fn update_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     write_record(stub, args, true)
 }

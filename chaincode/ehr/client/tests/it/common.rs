@@ -125,3 +125,15 @@ pub(crate) fn first_record(
         .to_string();
     (dev.key.patient(clear), resource, record_id)
 }
+
+/// The highest ledger height among the network's peers.
+pub(crate) fn height(net: &Served) -> u64 {
+    net.with(|h| {
+        h.peers()
+            .into_iter()
+            .map(|(org, peer)| h.ledger(org, peer).unwrap().height())
+            .max()
+            .unwrap()
+    })
+    .unwrap()
+}

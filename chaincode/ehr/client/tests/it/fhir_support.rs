@@ -4,9 +4,10 @@
 //! read (G1) and one consent by id (G5).
 
 use ehr_chaincode::model::{Decision, Purpose};
+use ehr_client::LedgerPatient;
 use medledger_harness::Harness;
 
-use crate::common::{client, dev_network, first_record};
+use crate::common::{client, dev_network, first_record, height};
 
 /// Org1 (the custodian), Org2.
 const ORG1: usize = 0;
@@ -48,4 +49,39 @@ async fn fhir_api_calls_on_the_harness() {
     .unwrap();
     assert_eq!(denied.decision, Decision::Denied);
     assert!(denied.version.is_none() && denied.sha256.is_none());
+
+    // ---- G3: an update with the expected version; a stale one is refused with 412 ----
+    let amended = String::from_utf8(observation.bytes.clone())
+        .unwrap()
+        .replacen("\"final\"", "\"amended\"", 1)
+        .into_bytes();
+    assert_ne!(amended, observation.bytes);
+    let patient = LedgerPatient {
+        patient_id: dev.bundle.patient_id.clone(),
+        ledger_id: patient_id.clone(),
+    };
+    let committed = admin
+        .update_record(&patient, "Org1MSP", &amended, Some(1))
+        .await
+        .unwrap();
+    let written: serde_json::Value = serde_json::from_slice(&committed.payload).unwrap();
+    assert_eq!(written["version"], 2);
+    let before = height(&net);
+    let err = admin
+        .update_record(&patient, "Org1MSP", &observation.bytes, Some(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.chaincode_status(), Some(412), "{err}");
+    assert_eq!(height(&net), before, "a refused update orders nothing");
+    // The access granted at version 1 no longer reads: the record moved (409).
+    let err = doctor
+        .read_record_with(&patient_id, &read.access_id, "Org1MSP")
+        .await
+        .unwrap_err();
+    assert_eq!(err.chaincode_status(), Some(409), "{err}");
+    let read = doctor
+        .read_record(&patient_id, &record_id, Purpose::Treatment)
+        .await
+        .unwrap();
+    assert_eq!((read.version, read.bytes.clone()), (2, amended.clone()));
 }

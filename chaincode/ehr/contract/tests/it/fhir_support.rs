@@ -98,3 +98,71 @@ fn read_record_refuses_a_record_updated_after_the_grant() {
     assert_eq!(r.status, 200, "{}", r.message);
     assert_eq!(r.payload, v2);
 }
+
+// ---- G3: UpdateRecord's expected version (If-Match) ----
+
+#[test]
+fn update_record_with_an_expected_version_refuses_another_with_412() {
+    let mut n = pa_with_records();
+    let obs = lr(PA, "Observation/obs-1");
+    let v2 = amended("173.0");
+    let v = n.ok_t(
+        "doctor1",
+        &["UpdateRecord", lpa(), "1"],
+        &phi(PA, "resource", &v2),
+    );
+    assert_eq!(v["version"], 2);
+    // A second writer still holding version 1: 412, nothing written.
+    let v3 = amended("174.0");
+    let message = n.refused(
+        Some("doctor1"),
+        &["UpdateRecord", lpa(), "1"],
+        &phi(PA, "resource", &v3),
+        412,
+    );
+    assert!(
+        message.contains(&obs) && message.contains("version 2"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("174.0") && !message.contains(PA),
+        "{message}"
+    );
+    // Malformed expected versions and extra arguments: 400.
+    for bad in ["0", "-1", "v2", "1.0", "W/\"2\""] {
+        n.refused(
+            Some("doctor1"),
+            &["UpdateRecord", lpa(), bad],
+            &phi(PA, "resource", &v3),
+            400,
+        );
+    }
+    n.refused(
+        Some("doctor1"),
+        &["UpdateRecord", lpa(), "2", "extra"],
+        &phi(PA, "resource", &v3),
+        400,
+    );
+    // The authorization comes first: an outsider learns nothing from a wrong version.
+    n.refused(
+        Some("researcher2"),
+        &["UpdateRecord", lpa(), "7"],
+        &phi(PA, "resource", &v3),
+        403,
+    );
+    // The current version: written; without one: written (last writer wins, as before).
+    let v = n.ok_t(
+        "doctor1",
+        &["UpdateRecord", lpa(), "2"],
+        &phi(PA, "resource", &v3),
+    );
+    assert_eq!(v["version"], 3);
+    let v = n.ok_t(
+        "doctor1",
+        &["UpdateRecord", lpa()],
+        &phi(PA, "resource", &v2),
+    );
+    assert_eq!(v["version"], 4);
+    let key = record_key(PA, "Observation/obs-1");
+    assert_eq!(n.ledger.private("Org1MSPPHI", &key).unwrap(), v2);
+}
