@@ -255,6 +255,17 @@ pub struct LedgerIds {
     pub records: Vec<String>,
 }
 
+/// A record found by its FHIR id (`LocateRecords`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LocatedRecord {
+    /// The clear `ResourceType/id` asked about.
+    pub record: String,
+    /// The patient's ledger id `p_…`.
+    pub patient: String,
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+}
+
 /// `SetPseudonymKey`'s result.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PseudonymKeySet {
@@ -824,6 +835,45 @@ impl EhrClient {
             )
             .await?;
         decode(f::LEDGER_IDS, &bytes)
+    }
+
+    /// `LocateRecords`, evaluated on a peer of `custodian_msp` (default: the caller's
+    /// organization), the only peers holding its locators: finds records by their FHIR id
+    /// alone, `resources` (`ResourceType/id`, 1 to 500) in the transient map to that peer only.
+    /// One answer per resource, in order: `None` when no record was created under that id or
+    /// the caller may not learn it.
+    ///
+    /// # Errors
+    /// 403 unless the caller is the custodian's staff or registrar, one of its patients, or a
+    /// clinician (doctor, nurse, lab); 400 for malformed ids; 404 if the custodian has no
+    /// pseudonym key.
+    pub async fn locate_records(
+        &self,
+        custodian_msp: Option<&str>,
+        resources: &[&str],
+    ) -> Result<Vec<Option<LocatedRecord>>> {
+        #[derive(Deserialize)]
+        struct Located {
+            records: Vec<Option<LocatedRecord>>,
+        }
+        let custodian = custodian_msp.unwrap_or(self.msp_id()).to_owned();
+        let input = serde_json::to_vec(&serde_json::json!({ "records": resources }))
+            .map_err(|_| EhrClientError::Usage("record ids do not encode".into()))?;
+        let bytes = self
+            .evaluate_with(
+                f::LOCATE_RECORDS,
+                &[&custodian],
+                &[(ehr_chaincode::TRANSIENT_RECORDS, &input)],
+                Some(&custodian),
+            )
+            .await?;
+        let located: Located = decode(f::LOCATE_RECORDS, &bytes)?;
+        if located.records.len() != resources.len() {
+            return Err(EhrClientError::Decode {
+                function: f::LOCATE_RECORDS,
+            });
+        }
+        Ok(located.records)
     }
 
     /// The ledger id of a patient given either way: a ledger id (`p_…`) as it is, a

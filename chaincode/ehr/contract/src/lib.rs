@@ -46,7 +46,9 @@ use medledger_chaincode::{ChaincodeStub, ContractError, Router};
 pub use access::{ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S};
 pub use caller::{Caller, Role};
 pub use error::{EhrError, Result};
-pub use pseudonyms::{TRANSIENT_IDS, TRANSIENT_PATIENT, TRANSIENT_PSEUDONYM_KEY};
+pub use pseudonyms::{
+    TRANSIENT_IDS, TRANSIENT_PATIENT, TRANSIENT_PSEUDONYM_KEY, TRANSIENT_RECORDS,
+};
 pub use records::{TRANSIENT_BUNDLE, TRANSIENT_RESOURCE};
 pub use tx::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
@@ -56,6 +58,8 @@ pub mod functions {
     pub const SET_PSEUDONYM_KEY: &str = "SetPseudonymKey";
     /// `LedgerIds [CUSTODIAN_MSP]` + transient `ids` (ADR 0031).
     pub const LEDGER_IDS: &str = "LedgerIds";
+    /// `LocateRecords [CUSTODIAN_MSP]` + transient `records` (issue 16).
+    pub const LOCATE_RECORDS: &str = "LocateRecords";
     /// `RegisterPatient PATIENT_ID [COLLECTION]`.
     pub const REGISTER_PATIENT: &str = "RegisterPatient";
     /// `GetPatient PATIENT_ID`.
@@ -131,6 +135,7 @@ pub mod functions {
 /// Functions that only read (clients evaluate them; submitting them is pointless).
 pub const EVALUATE_FUNCTIONS: &[&str] = &[
     functions::LEDGER_IDS,
+    functions::LOCATE_RECORDS,
     functions::GET_PATIENT,
     functions::READ_RECORD_METADATA,
     functions::GET_RECORD_HISTORY,
@@ -173,11 +178,12 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 37] {
+fn table() -> [(&'static str, Function); 38] {
     use functions::*;
     [
         (SET_PSEUDONYM_KEY, pseudonyms::set_pseudonym_key),
         (LEDGER_IDS, pseudonyms::ledger_ids),
+        (LOCATE_RECORDS, pseudonyms::locate_records),
         (REGISTER_PATIENT, registry::register_patient),
         (GET_PATIENT, registry::get_patient),
         (PUT_TEMPLATE, registry::put_template),

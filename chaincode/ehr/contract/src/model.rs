@@ -7,6 +7,18 @@ use serde::{Deserialize, Serialize};
 use crate::ids::Grantee;
 use crate::state_machine::AccessState;
 
+/// Where a FHIR resource is filed (`locator\0{hash}` in its custodian's default collection,
+/// never on the shared ledger): the ledger ids of its patient and record. Written by the first
+/// create of the resource; a resource filed under several patients (a shared Organization or
+/// Practitioner) keeps the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locator {
+    /// The patient's ledger id `p_…`.
+    pub patient_id: String,
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+}
+
 /// A registered patient and their custodian organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientEntry {

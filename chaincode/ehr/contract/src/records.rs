@@ -22,9 +22,10 @@ use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::fhir::{MAX_BUNDLE_ENTRIES, Resource, bundle_resources, parse_resource};
-use crate::ids::{Grantee, PseudonymKey, RecordId, check_msp_id, share_collection};
+use crate::ids::{Grantee, PseudonymKey, RecordId, check_msp_id, default_collection};
 use crate::ids::{consent_range, record_key, record_range};
-use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
+use crate::ids::{locator_key, share_collection};
+use crate::model::{Consent, Locator, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
 use crate::policy::custodian_endorsement_policy;
 use crate::pseudonyms::{check_clear_patient_id, clear_patient_id};
 use crate::registry::effective_template;
@@ -224,6 +225,25 @@ fn check_resource<'a>(
     })
 }
 
+/// Writes the locator of a checked resource into the custodian's default collection, unless
+/// one is there (a resource filed under several patients keeps the first; a re-create of an
+/// older record fills a missing one). Same key-level policy as the pseudonym key.
+fn write_locator(stub: &dyn ChaincodeStub, writing: &Writing, checked: &Checked<'_>) -> Result<()> {
+    let collection = default_collection(&writing.patient.custodian_msp);
+    let key = locator_key(&writing.key.locator(&checked.resource.reference))?;
+    if stub.get_private_data(&collection, &key)?.is_some() {
+        return Ok(());
+    }
+    let locator = Locator {
+        patient_id: writing.patient.patient_id.clone(),
+        record_id: checked.record_id.to_string(),
+    };
+    stub.put_private_data(&collection, &key, &to_json(&locator)?)?;
+    let policy = custodian_endorsement_policy(&writing.patient.custodian_msp);
+    stub.set_validation_parameter(&collection, &key, &policy)?;
+    Ok(())
+}
+
 /// Writes the PHI into the patient's collection and the metadata (version + 1) into the
 /// record's public key; on creation, also gives the private key the custodian's policy.
 fn store(
@@ -321,6 +341,7 @@ fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Resu
         )));
     }
     let meta = store(stub, &caller, patient, &checked, &previous, now)?;
+    write_locator(stub, &writing, &checked)?;
     let mut payload = summary(&meta);
     if let Some(p) = payload.as_object_mut() {
         p.insert("patient_id".into(), patient.patient_id.clone().into());
@@ -423,10 +444,12 @@ pub(crate) fn create_records_from_bundle(
             }
             unchanged += 1;
             records.push(summary(&m));
+            write_locator(stub, &writing, c)?;
             continue;
         }
         let previous = writable(stub, c, false).map_err(in_entry(i))?;
         let meta = store(stub, &caller, patient, c, &previous, now)?;
+        write_locator(stub, &writing, c)?;
         created += 1;
         records.push(summary(&meta));
     }

@@ -7,10 +7,11 @@ use ehr_chaincode::model::{Decision, Purpose};
 use ehr_client::LedgerPatient;
 use medledger_harness::Harness;
 
-use crate::common::{client, dev_network, first_record, height};
+use crate::common::{client, dev_network, first_of, first_record, height};
 
 /// Org1 (the custodian), Org2.
 const ORG1: usize = 0;
+const ORG2: usize = 1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fhir_api_calls_on_the_harness() {
@@ -38,15 +39,16 @@ async fn fhir_api_calls_on_the_harness() {
         .await
         .unwrap();
     assert_eq!(read.updated_at_ms, meta.updated_at_ms);
-    let denied = client(
+    let researcher = client(
         &net,
         ORG1,
         net.client(ORG1, "org1-researcher", &[("ehr.role", "researcher")])
             .unwrap(),
-    )
-    .request_record_access(&patient_id, &record_id, Purpose::Research)
-    .await
-    .unwrap();
+    );
+    let denied = researcher
+        .request_record_access(&patient_id, &record_id, Purpose::Research)
+        .await
+        .unwrap();
     assert_eq!(denied.decision, Decision::Denied);
     assert!(denied.version.is_none() && denied.sha256.is_none());
 
@@ -84,4 +86,37 @@ async fn fhir_api_calls_on_the_harness() {
         .await
         .unwrap();
     assert_eq!((read.version, read.bytes.clone()), (2, amended.clone()));
+
+    // ---- G4: records found by FHIR id alone ----
+    let condition = first_of(&dev.bundle, "Condition");
+    let asked = [
+        observation.record_id.as_str(),
+        condition.record_id.as_str(),
+        "Observation/never-created",
+    ];
+    let found = admin.locate_records(None, &asked).await.unwrap();
+    let located = found[0].as_ref().unwrap();
+    assert_eq!(
+        (
+            located.record.as_str(),
+            located.patient.as_str(),
+            located.record_id.as_str()
+        ),
+        (asked[0], patient_id.as_str(), record_id.as_str())
+    );
+    assert!(found[1].is_some() && found[2].is_none());
+    // A doctor of Org2 without a consent learns nothing; a researcher may not ask.
+    let org2_doctor = client(
+        &net,
+        ORG2,
+        net.client(ORG2, "org2-doctor", &[("ehr.role", "doctor")])
+            .unwrap(),
+    );
+    let found = org2_doctor
+        .locate_records(Some("Org1MSP"), &asked)
+        .await
+        .unwrap();
+    assert!(found.iter().all(Option::is_none));
+    let err = researcher.locate_records(None, &asked).await.unwrap_err();
+    assert_eq!(err.chaincode_status(), Some(403), "{err}");
 }

@@ -166,3 +166,200 @@ fn update_record_with_an_expected_version_refuses_another_with_412() {
     let key = record_key(PA, "Observation/obs-1");
     assert_eq!(n.ledger.private("Org1MSPPHI", &key).unwrap(), v2);
 }
+
+// ---- G4: locating a record by its FHIR id ----
+
+/// `LocateRecords [custodian]` as `who` for clear references: the answer's `records`.
+#[track_caller]
+fn locate(n: &mut Net, who: &str, custodian: Option<&str>, references: &[&str]) -> Vec<Value> {
+    let input = json!({ "records": references }).to_string();
+    let mut args = vec!["LocateRecords"];
+    args.extend(custodian);
+    let v = n.ok_t(who, &args, &[("records", input.as_bytes())]);
+    v["records"].as_array().unwrap().clone()
+}
+
+/// A shared Organization (no patient link) filed under whichever patient's bundle has it.
+fn organization() -> Vec<u8> {
+    br#"{"resourceType":"Organization","id":"org-clinic-1","name":"Sunnyvale Clinic"}"#.to_vec()
+}
+
+/// The locator entries of Org1MSP's default collection.
+fn locators(n: &Net) -> Vec<(String, Value)> {
+    n.ledger
+        .private_state()
+        .into_iter()
+        .filter(|((_, k), _)| k.starts_with("\u{0}locator\u{0}"))
+        .map(|((c, k), v)| {
+            assert_eq!(
+                c, "Org1MSPPHI",
+                "a locator outside the custodian's collection"
+            );
+            (k, serde_json::from_slice(&v).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn every_create_writes_a_locator_that_finds_the_record_by_its_fhir_id() {
+    let mut n = pa_with_records();
+    n.register(PB);
+    n.create_bundle(
+        "doctor1",
+        PB,
+        &bundle(&[observation("obs-b1", PB), organization()]),
+    );
+    // The shared Organization again under PA: it keeps its first patient, PB.
+    n.create_bundle("doctor1", PA, &bundle(&[organization()]));
+    let found = locate(
+        &mut n,
+        "doctor1",
+        None,
+        &[
+            "Observation/obs-1",
+            "Condition/cond-1",
+            "Observation/obs-b1",
+            "Organization/org-clinic-1",
+            "Observation/never-created",
+        ],
+    );
+    let expect = |reference: &str, clear: &str| json!({"record": reference, "patient": lp(clear), "record_id": lr(clear, reference)});
+    assert_eq!(found[0], expect("Observation/obs-1", PA));
+    assert_eq!(found[1], expect("Condition/cond-1", PA));
+    assert_eq!(found[2], expect("Observation/obs-b1", PB));
+    assert_eq!(found[3], expect("Organization/org-clinic-1", PB));
+    assert_eq!(found[4], Value::Null);
+    // One locator per resource, keyed by a hash, valued with ledger ids only, under the
+    // custodian's key-level policy.
+    let stored = locators(&n);
+    assert_eq!(stored.len(), 4);
+    let key = pseudonym_key("Org1MSP");
+    let hash = key.locator(&"Observation/obs-1".parse().unwrap());
+    let locator_key = ehr_chaincode::ids::locator_key(&hash).unwrap();
+    assert_eq!(
+        stored.iter().find(|(k, _)| *k == locator_key).unwrap().1,
+        json!({"patient_id": lpa(), "record_id": lr(PA, "Observation/obs-1")})
+    );
+    assert!(
+        n.ledger
+            .validation_parameter("Org1MSPPHI", &locator_key)
+            .is_some()
+    );
+    for (k, v) in &stored {
+        for clear in [PA, PB, "obs-1", "cond-1", "obs-b1", "org-clinic-1"] {
+            assert!(
+                !k.contains(clear) && !v.to_string().contains(clear),
+                "{k:?}"
+            );
+        }
+    }
+    assert!(
+        !n.ledger
+            .public_state()
+            .keys()
+            .any(|k| k.contains("locator")),
+        "a locator in public state"
+    );
+}
+
+#[test]
+fn locate_records_answers_as_ledger_ids_does() {
+    let mut n = pa_with_records();
+    n.register(PB);
+    n.create("doctor1", PB, &observation("obs-b1", PB));
+    consent_org2_observations(&mut n);
+    let asked = [
+        "Observation/obs-1",
+        "Condition/cond-1",
+        "Observation/obs-b1",
+    ];
+    // The patient: its own records only.
+    let found = locate(&mut n, "patientA", Some("Org1MSP"), &asked);
+    assert!(found[0].is_object() && found[1].is_object());
+    assert_eq!(found[2], Value::Null);
+    // A registrar of the custodian: every record.
+    let found = locate(&mut n, "registrar1", None, &asked);
+    assert!(found.iter().all(Value::is_object));
+    // A consented doctor of Org2 (Observation, treatment): PA's Observation only.
+    let found = locate(&mut n, "doctor2", Some("Org1MSP"), &asked);
+    assert_eq!(found[0]["record_id"], lr(PA, "Observation/obs-1"));
+    assert_eq!(found[1], Value::Null);
+    assert_eq!(found[2], Value::Null);
+    // Nobody else: 403, found or not.
+    let input = json!({ "records": asked }).to_string();
+    let t = [("records", input.as_bytes())];
+    for who in ["researcher1", "insurer2", "norole1", "auditor1"] {
+        n.refused(Some(who), &["LocateRecords", "Org1MSP"], &t, 403);
+    }
+    // Bad input: 400, never echoing a clear id.
+    let many: Vec<String> = (0..501).map(|i| format!("Observation/o-{i}")).collect();
+    for bad in [
+        json!({ "records": [] }).to_string(),
+        json!({ "records": many }).to_string(),
+        json!({ "records": ["Observation"] }).to_string(),
+        json!({ "records": ["Observation/has space"] }).to_string(),
+        json!({ "ids": ["Observation/obs-1"] }).to_string(),
+        "not json".to_owned(),
+    ] {
+        let m = n.refused(
+            Some("doctor1"),
+            &["LocateRecords"],
+            &[("records", bad.as_bytes())],
+            400,
+        );
+        assert!(!m.contains("obs-1") && !m.contains("has space"), "{m}");
+    }
+    n.refused(Some("doctor1"), &["LocateRecords"], &[], 400);
+    n.refused(Some("doctor1"), &["LocateRecords", "Org1MSP", "x"], &t, 400);
+    // A custodian without a pseudonym key has no locators: 404 (ADR 0031).
+    n.refused(Some("doctor1"), &["LocateRecords", "Org4MSP"], &t, 404);
+}
+
+#[test]
+fn a_re_create_of_a_record_without_a_locator_writes_it() {
+    use medledger_chaincode::{ChaincodeStub, Router, TxContext};
+    let mut n = pa_with_records();
+    // As a record created before locators existed: drop its locator.
+    let hash = pseudonym_key("Org1MSP").locator(&"Observation/obs-1".parse().unwrap());
+    let key = ehr_chaincode::ids::locator_key(&hash).unwrap();
+    let drop = Router::new().add(
+        "Drop",
+        move |stub: &dyn ChaincodeStub, _: &[String]| -> Result<Vec<u8>, _> {
+            stub.del_private_data("Org1MSPPHI", &key)
+                .map(|()| Vec::new())
+                .map_err(|e| medledger_chaincode::ContractError {
+                    status: 500,
+                    message: e.to_string(),
+                })
+        },
+    );
+    let ctx = TxContext {
+        channel_id: "ehr".into(),
+        tx_id: n.next_tx_id(),
+        args: vec![b"Drop".to_vec()],
+        transient: Default::default(),
+        creator: Some(creator("doctor1")),
+        timestamp: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(n.now_ms)),
+    };
+    assert_eq!(n.ledger.invoke(&drop, ctx).status, 200);
+    assert_eq!(locators(&n).len(), 1);
+    assert_eq!(
+        locate(&mut n, "doctor1", None, &["Observation/obs-1"])[0],
+        Value::Null
+    );
+    // `ehr import` again: the bundle's equal entry is `unchanged` and gets its locator.
+    let v = n.ok_t(
+        "doctor1",
+        &["CreateRecordsFromBundle", lpa()],
+        &phi(PA, "bundle", &bundle(&[observation("obs-1", PA)])),
+    );
+    assert_eq!(
+        (v["created"].as_u64(), v["unchanged"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(locators(&n).len(), 2);
+    assert_eq!(
+        locate(&mut n, "doctor1", None, &["Observation/obs-1"])[0]["record_id"],
+        lr(PA, "Observation/obs-1")
+    );
+}

@@ -423,6 +423,11 @@ fn refusals(w: &World) -> Vec<Row> {
         row_t("doctor1", &["LedgerIds", "Org1MSP", "x"], vec![("ids", json!({"patient": PA}).to_string().into_bytes())], 400),
         row_t("auditor4", &["LedgerIds"], vec![("ids", json!({"patient": PA}).to_string().into_bytes())], 404),
         (None, vec!["LedgerIds".into(), "Org1MSP".into()], vec![("ids", json!({"patient": PA}).to_string().into_bytes())], 403),
+        // LocateRecords: as LedgerIds (fhir_support.rs has the rest).
+        row_t("researcher1", &["LocateRecords"], vec![("records", json!({"records": ["Observation/obs-1"]}).to_string().into_bytes())], 403),
+        row("doctor1", &["LocateRecords"], 400),
+        row_t("doctor1", &["LocateRecords"], vec![("records", json!({"records": []}).to_string().into_bytes())], 400),
+        (None, vec!["LocateRecords".into()], vec![("records", json!({"records": ["Observation/obs-1"]}).to_string().into_bytes())], 403),
         // Unknown function.
         row("admin1", &["DropAllTables"], 400),
     ]
