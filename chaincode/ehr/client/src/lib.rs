@@ -381,6 +381,60 @@ pub struct EmergencyOpened {
     pub expires_at_ms: u64,
 }
 
+/// `RequestRecordsAccess`' query (serialized as the chaincode reads it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecordsQuery {
+    /// Resource types; empty = every type the caller may read.
+    pub types: Vec<String>,
+    /// Only records whose current version was written at or after this time, ms since the
+    /// Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_since_ms: Option<u64>,
+    /// Records per page, 1 to 200 (`None`: 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// The previous page's bookmark (`None` or empty: the first page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<String>,
+}
+
+/// One page of a search access (`RequestRecordsAccess`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RecordsAccess {
+    /// Access id of the audit entry (`ReadRecords` takes it).
+    pub access_id: String,
+    /// Granted or denied.
+    pub decision: Decision,
+    /// The page's records, each pinned to the version granted.
+    pub records: Vec<GrantedRecord>,
+    /// The next page's bookmark; empty on the last page.
+    pub bookmark: String,
+}
+
+/// A record a search access granted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct GrantedRecord {
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+    /// The version granted.
+    pub version: u64,
+    /// Hex SHA-256 of that version's exact bytes.
+    pub sha256: String,
+    /// When that version was written (transaction time), ms since the Unix epoch.
+    pub updated_at_ms: u64,
+}
+
+/// One record's exact bytes from `ReadRecords`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBytes {
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+    /// The version read (pinned by the grant).
+    pub version: u64,
+    /// The resource's exact bytes (PHI: never log them).
+    pub bytes: Vec<u8>,
+}
+
 /// A record read through the audited two-step read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRead {
@@ -1021,12 +1075,22 @@ impl EhrClient {
         access_id: &str,
         org: &str,
     ) -> Result<Vec<u8>> {
+        self.evaluate_phi(f::READ_RECORD, &[patient_id, access_id], org)
+            .await
+    }
+
+    /// Evaluates a PHI-returning read (`ReadRecord`, `ReadRecords`: never submitted) on a
+    /// peer of `org`, retrying briefly while that peer has not yet committed the access entry
+    /// (404 `access entry …`).
+    async fn evaluate_phi(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        org: &str,
+    ) -> Result<Vec<u8>> {
         let mut attempt = 0;
         loop {
-            match self
-                .evaluate(f::READ_RECORD, &[patient_id, access_id], Some(org))
-                .await
-            {
+            match self.evaluate(function, args, Some(org)).await {
                 Err(e)
                     if e.chaincode_status() == Some(404)
                         && attempt < READ_RETRIES
@@ -1037,6 +1101,84 @@ impl EhrClient {
                     tokio::time::sleep(READ_RETRY_DELAY).await;
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// `RequestRecordsAccess` (submitted, audited): one page of the patient's records the
+    /// caller may read for `purpose`, matching `query`, each pinned to its current version,
+    /// under one access entry (`search_access`). `decision` is `Granted` when some type asked
+    /// is; `records` then lists the page (ids and metadata, no PHI) and `bookmark` continues
+    /// it (empty on the last page).
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 role not fitting the purpose or a Blocked relation, 400
+    /// malformed query, 404 unknown patient).
+    pub async fn request_records_access(
+        &self,
+        patient_id: &str,
+        purpose: Purpose,
+        query: &RecordsQuery,
+    ) -> Result<RecordsAccess> {
+        let json = serde_json::to_string(query)
+            .map_err(|_| EhrClientError::Usage("query does not encode".into()))?;
+        self.submit_json(
+            f::REQUEST_RECORDS_ACCESS,
+            &[patient_id, purpose_arg(purpose), &json],
+        )
+        .await
+    }
+
+    /// `ReadRecords` (evaluated only, never submitted) on a peer of `org`, every part (the
+    /// chaincode answers at most 4 MiB of resources at a time): the exact bytes of each record
+    /// a granted, committed, fresh search access entry of the caller lists, in its order.
+    /// Retries briefly while the entry is not yet committed on that peer.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 not granted, not a search access or stale, 409 a record updated
+    /// since the grant: request access again, 410 one purged).
+    pub async fn read_records(
+        &self,
+        patient_id: &str,
+        access_id: &str,
+        org: &str,
+    ) -> Result<Vec<RecordBytes>> {
+        #[derive(Deserialize)]
+        struct Item {
+            record_id: String,
+            version: u64,
+            resource: Box<serde_json::value::RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Part {
+            records: Vec<Item>,
+            #[serde(default)]
+            next: Option<usize>,
+        }
+        let mut out = Vec::new();
+        let mut start = 0usize;
+        loop {
+            let index = start.to_string();
+            let mut args = vec![patient_id, access_id];
+            if start > 0 {
+                args.push(&index);
+            }
+            let bytes = self.evaluate_phi(f::READ_RECORDS, &args, org).await?;
+            let part: Part = decode(f::READ_RECORDS, &bytes)?;
+            out.extend(part.records.into_iter().map(|i| RecordBytes {
+                record_id: i.record_id,
+                version: i.version,
+                bytes: i.resource.get().as_bytes().to_vec(),
+            }));
+            match part.next {
+                // Each part serves at least one record: a `next` not ahead is a broken answer.
+                Some(next) if next > start => start = next,
+                Some(_) => {
+                    return Err(EhrClientError::Decode {
+                        function: f::READ_RECORDS,
+                    });
+                }
+                None => return Ok(out),
             }
         }
     }

@@ -43,7 +43,9 @@ mod tx;
 
 use medledger_chaincode::{ChaincodeStub, ContractError, Router};
 
-pub use access::{ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S};
+pub use access::{
+    ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S, MAX_READ_RECORDS_BYTES, MAX_SEARCH_PAGE,
+};
 pub use caller::{Caller, Role};
 pub use error::{EhrError, Result};
 pub use pseudonyms::{
@@ -100,6 +102,10 @@ pub mod functions {
     pub const REQUEST_RECORD_ACCESS: &str = "RequestRecordAccess";
     /// `ReadRecord PATIENT_ID ACCESS_ID`.
     pub const READ_RECORD: &str = "ReadRecord";
+    /// `RequestRecordsAccess PATIENT_ID PURPOSE QUERY_JSON` (issue 16).
+    pub const REQUEST_RECORDS_ACCESS: &str = "RequestRecordsAccess";
+    /// `ReadRecords PATIENT_ID ACCESS_ID [START]` (issue 16).
+    pub const READ_RECORDS: &str = "ReadRecords";
     /// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP PURPOSE`.
     pub const SHARE_RECORD: &str = "ShareRecord";
     /// `EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]`.
@@ -144,6 +150,7 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
     functions::LIST_CONSENTS,
     functions::LIST_ACCESS_REQUESTS,
     functions::READ_RECORD,
+    functions::READ_RECORDS,
     functions::GET_ACCESS_STATE,
     functions::LIST_AUDIT_ENTRIES,
     functions::GET_ROLE_AUTHORITY,
@@ -153,7 +160,7 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
 
 /// Functions whose response is PHI: a gateway must refuse to submit them (a submitted
 /// transaction's response is stored in the block on every peer).
-pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD];
+pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD, functions::READ_RECORDS];
 
 /// Functions that carry or copy PHI (or the pseudonym key): endorsed by the patient's
 /// custodian organization only (the gateway sends them to the custodian collection's member
@@ -178,7 +185,7 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 38] {
+fn table() -> [(&'static str, Function); 40] {
     use functions::*;
     [
         (SET_PSEUDONYM_KEY, pseudonyms::set_pseudonym_key),
@@ -208,6 +215,8 @@ fn table() -> [(&'static str, Function); 38] {
         (LIST_ACCESS_REQUESTS, consents::list_access_requests),
         (REQUEST_RECORD_ACCESS, access::request_record_access),
         (READ_RECORD, access::read_record),
+        (REQUEST_RECORDS_ACCESS, access::request_records_access),
+        (READ_RECORDS, access::read_records),
         (EMERGENCY_ACCESS, access::emergency_access),
         (GET_ACCESS_STATE, access::get_access_state),
         (RESET_ACCESS_STATE, access::reset_access_state),

@@ -259,6 +259,8 @@ pub enum AccessKind {
     RecordAccess,
     /// `EmergencyAccess`: a break-glass window opened.
     EmergencyAccess,
+    /// `RequestRecordsAccess`: one page of a patient's records (`records` lists them).
+    SearchAccess,
 }
 
 impl AccessKind {
@@ -267,6 +269,7 @@ impl AccessKind {
         match self {
             AccessKind::RecordAccess => "record_access",
             AccessKind::EmergencyAccess => "emergency_access",
+            AccessKind::SearchAccess => "search_access",
         }
     }
 }
@@ -364,6 +367,21 @@ pub struct AccessEntry {
     /// Hex SHA-256 of the pinned version's exact bytes (granted record access).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The records a granted search access lets `ReadRecords` serve, each pinned to the
+    /// version granted (at most 200).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<PinnedRecord>,
+}
+
+/// A record a search access granted, pinned to one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedRecord {
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+    /// The version granted.
+    pub version: u64,
+    /// Hex SHA-256 of that version's exact bytes.
+    pub sha256: String,
 }
 
 /// Break-glass reason (HL7 v3 ActReason codes). A code, not free text: arguments are written

@@ -3,8 +3,12 @@
 //! updates with an expected version (G3), locating records by FHIR id (G4), the bulk audited
 //! read (G1) and one consent by id (G5).
 
-use ehr_chaincode::model::{Decision, Purpose};
-use ehr_client::LedgerPatient;
+use std::collections::HashMap;
+
+use ehr_chaincode::ids::Grantee;
+use ehr_chaincode::model::{AccessKind, Decision, Purpose};
+use ehr_client::bundle::BundleResource;
+use ehr_client::{ConsentGrant, LedgerPatient, RecordsQuery};
 use medledger_harness::Harness;
 
 use crate::common::{client, dev_network, first_of, first_record, height};
@@ -119,4 +123,129 @@ async fn fhir_api_calls_on_the_harness() {
     assert!(found.iter().all(Option::is_none));
     let err = researcher.locate_records(None, &asked).await.unwrap_err();
     assert_eq!(err.chaincode_status(), Some(403), "{err}");
+
+    // ---- G1: the bulk audited read ----
+    // Without a consent Org2's doctor is denied, and the denial is audited.
+    let query = RecordsQuery::default();
+    let denied = org2_doctor
+        .request_records_access(&patient_id, Purpose::Treatment, &query)
+        .await
+        .unwrap();
+    assert_eq!(denied.decision, Decision::Denied);
+    assert!(denied.records.is_empty());
+    // The patient consents to Org2 for Observations: its doctor lists and reads those only.
+    let patient = client(
+        &net,
+        ORG1,
+        net.client(
+            ORG1,
+            "patient-fhir",
+            &[("ehr.role", "patient"), ("ehr.patient_id", &patient_id)],
+        )
+        .unwrap(),
+    );
+    let audited = patient.audit_entries(&patient_id, 200, "").await.unwrap();
+    assert!(
+        audited
+            .entries
+            .iter()
+            .any(|e| e.access_id == denied.access_id
+                && e.kind == AccessKind::SearchAccess
+                && e.decision == Decision::Denied)
+    );
+    patient
+        .grant_consent(&ConsentGrant {
+            patient_id: patient_id.clone(),
+            grantee: Grantee::Org("Org2MSP".into()),
+            resource_types: vec!["Observation".into()],
+            purposes: vec![Purpose::Treatment],
+            valid_for_s: 3600,
+        })
+        .await
+        .unwrap();
+    let by_ledger_id: HashMap<String, &BundleResource> = dev
+        .bundle
+        .resources
+        .iter()
+        .map(|r| {
+            (
+                dev.key
+                    .record(&dev.bundle.patient_id, &r.record_id.parse().unwrap())
+                    .to_string(),
+                r,
+            )
+        })
+        .collect();
+    let observations = dev
+        .bundle
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "Observation")
+        .count();
+    let (mut listed, mut read_bytes, mut bookmark) = (0, 0, String::new());
+    loop {
+        let page = org2_doctor
+            .request_records_access(
+                &patient_id,
+                Purpose::Treatment,
+                &RecordsQuery {
+                    page_size: Some(200),
+                    bookmark: Some(bookmark.clone()),
+                    ..RecordsQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.decision, Decision::Granted);
+        assert!(
+            page.records
+                .iter()
+                .all(|r| r.record_id.starts_with("Observation/"))
+        );
+        let read = org2_doctor
+            .read_records(&patient_id, &page.access_id, "Org1MSP")
+            .await
+            .unwrap();
+        assert_eq!(read.len(), page.records.len());
+        for (granted, got) in page.records.iter().zip(&read) {
+            assert_eq!(granted.record_id, got.record_id);
+            let expected = if got.record_id == record_id {
+                &amended
+            } else {
+                &by_ledger_id[&got.record_id].bytes
+            };
+            assert!(got.bytes == *expected, "{} not byte-exact", got.record_id);
+            read_bytes += got.bytes.len();
+        }
+        listed += page.records.len();
+        bookmark = page.bookmark;
+        if bookmark.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(listed, observations);
+    // No PHI in any block: the submitted searches answered ids and metadata only.
+    let blocks = net
+        .with(|h| {
+            let l = h.ledger(ORG1, 0).unwrap();
+            (0..l.height())
+                .map(|n| prost::Message::encode_to_vec(&l.block(n).unwrap().unwrap()))
+                .collect::<Vec<Vec<u8>>>()
+        })
+        .unwrap();
+    for r in dev
+        .bundle
+        .resources
+        .iter()
+        .filter(|r| r.resource_type == "Observation")
+    {
+        for b in &blocks {
+            assert!(
+                !b.windows(r.bytes.len()).any(|w| w == r.bytes.as_slice()),
+                "{}",
+                r.record_id
+            );
+        }
+    }
+    assert!(read_bytes > 0);
 }

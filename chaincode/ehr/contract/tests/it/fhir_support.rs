@@ -363,3 +363,343 @@ fn a_re_create_of_a_record_without_a_locator_writes_it() {
         lr(PA, "Observation/obs-1")
     );
 }
+
+// ---- G1: the bulk audited read ----
+
+/// `RequestRecordsAccess` as `who` for PA with `query`: the answer.
+#[track_caller]
+fn search(n: &mut Net, who: &str, purpose: &str, query: Value) -> Value {
+    n.ok(
+        who,
+        &["RequestRecordsAccess", lpa(), purpose, &query.to_string()],
+    )
+}
+
+/// `ReadRecords` as `who`: (record ids, exact resource bytes, next).
+#[track_caller]
+fn read_all(
+    n: &mut Net,
+    who: &str,
+    access: &Value,
+    start: Option<&str>,
+) -> (Vec<String>, Vec<Vec<u8>>, Value) {
+    let mut args = vec!["ReadRecords", lpa(), access.as_str().unwrap()];
+    args.extend(start);
+    let r = n.call(who, &args);
+    assert_eq!(r.status, 200, "ReadRecords as {who}: {}", r.message);
+    #[derive(serde::Deserialize)]
+    struct Item {
+        record_id: String,
+        resource: Box<serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        records: Vec<Item>,
+        #[serde(default)]
+        next: Value,
+    }
+    let a: Answer = serde_json::from_slice(&r.payload).unwrap();
+    let ids = a.records.iter().map(|i| i.record_id.clone()).collect();
+    let bytes = a
+        .records
+        .iter()
+        .map(|i| i.resource.get().as_bytes().to_vec())
+        .collect();
+    (ids, bytes, a.next)
+}
+
+fn ids_of(v: &Value) -> Vec<String> {
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_consented_grantee_of_another_org_lists_and_reads_only_the_consented_types() {
+    let mut n = pa_with_records();
+    n.create("doctor1", PA, &observation("obs-2", PA));
+    consent_org2_observations(&mut n);
+    let observations = [lr(PA, "Observation/obs-1"), lr(PA, "Observation/obs-2")];
+    let mut expected = observations.to_vec();
+    expected.sort();
+    // Every type it may read: the two Observations, not the Condition.
+    let v = search(&mut n, "doctor2", "treatment", json!({}));
+    assert_eq!(v["decision"], "granted");
+    assert_eq!(ids_of(&v), expected);
+    assert_eq!(v["bookmark"], "");
+    for r in v["records"].as_array().unwrap() {
+        assert_eq!(r["version"], 1);
+        assert!(r["updated_at_ms"].is_u64() && r["sha256"].as_str().unwrap().len() == 64);
+    }
+    // One audit entry listing them, pinned.
+    let entry = audit_entry(&mut n, &v["access_id"]);
+    assert_eq!(entry["kind"], "search_access");
+    assert_eq!(entry["decision"], "granted");
+    assert_eq!(entry["basis"], "consent");
+    assert_eq!(entry["records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        entry["records"][0]["sha256"],
+        n.ok("auditor1", &["ReadRecordMetadata", lpa(), &expected[0]])["sha256"]
+    );
+    // The exact bytes, in the entry's order.
+    let (ids, bytes, next) = read_all(&mut n, "doctor2", &v["access_id"], None);
+    assert_eq!(ids, expected);
+    for (id, b) in ids.iter().zip(&bytes) {
+        let clear = if *id == lr(PA, "Observation/obs-1") {
+            "obs-1"
+        } else {
+            "obs-2"
+        };
+        assert_eq!(*b, observation(clear, PA));
+    }
+    assert!(next.is_null());
+    // Naming the Condition too: only the Observations; the Condition alone: denied, audited.
+    let v = search(
+        &mut n,
+        "doctor2",
+        "treatment",
+        json!({"types": ["Condition", "Observation"]}),
+    );
+    assert_eq!(
+        (v["decision"].as_str(), ids_of(&v)),
+        (Some("granted"), expected.clone())
+    );
+    assert_eq!(n.state(lpa(), "org:Org2MSP"), "Authorized");
+    let v = search(
+        &mut n,
+        "doctor2",
+        "treatment",
+        json!({"types": ["Condition"]}),
+    );
+    assert_eq!(v["decision"], "denied");
+    assert!(ids_of(&v).is_empty());
+    let entry = audit_entry(&mut n, &v["access_id"]);
+    assert_eq!(
+        (entry["kind"].as_str(), entry["reason"].as_str()),
+        (Some("search_access"), Some("out-of-scope"))
+    );
+    // A denial by consent is a Violation, as for one record.
+    assert_eq!(n.state(lpa(), "org:Org2MSP"), "Suspended");
+    n.refused(
+        Some("doctor2"),
+        &["ReadRecords", lpa(), v["access_id"].as_str().unwrap()],
+        &[],
+        403,
+    );
+}
+
+#[test]
+fn a_denied_search_is_audited_and_reads_nothing() {
+    let mut n = pa_with_records();
+    let before = n.ok("auditor1", &["ListAuditEntries", lpa()])["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+    let v = search(&mut n, "doctor3", "treatment", json!({}));
+    assert_eq!(v["decision"], "denied");
+    assert!(ids_of(&v).is_empty());
+    let entries = n.ok("auditor1", &["ListAuditEntries", lpa()]);
+    assert_eq!(entries["entries"].as_array().unwrap().len(), before + 1);
+    let entry = audit_entry(&mut n, &v["access_id"]);
+    assert_eq!(entry["kind"], "search_access");
+    assert_eq!(entry["requester_msp"], "Org3MSP");
+    assert_eq!(entry["reason"], "no-consent");
+    assert!(entry.get("records").is_none());
+    assert_eq!(n.last_event_names(), ["AccessDenied"]);
+    n.refused(
+        Some("doctor3"),
+        &["ReadRecords", lpa(), v["access_id"].as_str().unwrap()],
+        &[],
+        403,
+    );
+    // A role that does not fit the purpose: 403, nothing written.
+    let q = json!({}).to_string();
+    n.refused(
+        Some("researcher2"),
+        &["RequestRecordsAccess", lpa(), "treatment", &q],
+        &[],
+        403,
+    );
+}
+
+#[test]
+fn a_patient_pages_through_and_reads_their_own_records() {
+    let mut n = pa_with_records();
+    n.create("doctor1", PA, &observation("obs-2", PA));
+    let mut all = vec![
+        lr(PA, "Observation/obs-1"),
+        lr(PA, "Observation/obs-2"),
+        lr(PA, "Condition/cond-1"),
+    ];
+    all.sort();
+    let mut seen = Vec::new();
+    let mut bookmark = String::new();
+    loop {
+        let v = search(
+            &mut n,
+            "patientA",
+            "treatment",
+            json!({"page_size": 2, "bookmark": bookmark}),
+        );
+        assert_eq!(v["decision"], "granted");
+        assert_eq!(audit_entry(&mut n, &v["access_id"])["basis"], "patient");
+        let (ids, bytes, _) = read_all(&mut n, "patientA", &v["access_id"], None);
+        assert_eq!(ids, ids_of(&v));
+        assert!(
+            bytes
+                .iter()
+                .all(|b| b.windows(PA.len()).any(|w| w == PA.as_bytes()))
+        );
+        seen.extend(ids);
+        bookmark = v["bookmark"].as_str().unwrap().to_owned();
+        if bookmark.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, all);
+    // Types and time filters.
+    let v = search(
+        &mut n,
+        "patientA",
+        "treatment",
+        json!({"types": ["Condition"]}),
+    );
+    assert_eq!(ids_of(&v), [lr(PA, "Condition/cond-1")]);
+    let since = n.ok(
+        "auditor1",
+        &["ReadRecordMetadata", lpa(), &lr(PA, "Observation/obs-2")],
+    )["updated_at_ms"]
+        .as_u64()
+        .unwrap();
+    let v = search(
+        &mut n,
+        "patientA",
+        "treatment",
+        json!({"updated_since_ms": since}),
+    );
+    assert_eq!(ids_of(&v), [lr(PA, "Observation/obs-2")]);
+    // Another caller's entry, a record access entry, a search entry in ReadRecord: 403.
+    let v = search(&mut n, "patientA", "treatment", json!({}));
+    let access = v["access_id"].as_str().unwrap().to_owned();
+    n.refused(Some("doctor1"), &["ReadRecords", lpa(), &access], &[], 403);
+    n.refused(Some("patientA"), &["ReadRecord", lpa(), &access], &[], 403);
+    let (record_access, _) = n.request("patientA", lpa(), &all[0], "treatment");
+    n.refused(
+        Some("patientA"),
+        &["ReadRecords", lpa(), &record_access],
+        &[],
+        403,
+    );
+    // After the freshness window: 403.
+    n.advance_s(601);
+    n.refused(Some("patientA"), &["ReadRecords", lpa(), &access], &[], 403);
+}
+
+#[test]
+fn read_records_refuses_records_that_moved_and_splits_large_answers() {
+    let mut n = pa_with_records();
+    let v = search(
+        &mut n,
+        "doctor1",
+        "treatment",
+        json!({"types": ["Observation"]}),
+    );
+    n.ok_t(
+        "doctor1",
+        &["UpdateRecord", lpa()],
+        &phi(PA, "resource", &amended("190.0")),
+    );
+    let m = n.refused(
+        Some("doctor1"),
+        &["ReadRecords", lpa(), v["access_id"].as_str().unwrap()],
+        &[],
+        409,
+    );
+    assert!(
+        m.contains(&lr(PA, "Observation/obs-1")) && !m.contains("190.0"),
+        "{m}"
+    );
+    // Five resources of about 900 kB: more than 4 MiB, so two parts.
+    let text = "x".repeat(900_000);
+    for i in 0..5 {
+        let big = format!(
+            r#"{{"resourceType":"Observation","id":"big-{i}","status":"final","code":{{"text":"Note"}},"subject":{{"reference":"Patient/{PA}"}},"valueString":"{text}"}}"#
+        );
+        n.create("doctor1", PA, big.as_bytes());
+    }
+    let v = search(
+        &mut n,
+        "doctor1",
+        "treatment",
+        json!({"types": ["Observation"]}),
+    );
+    assert_eq!(ids_of(&v).len(), 6);
+    let access = v["access_id"].clone();
+    let (first, bytes, next) = read_all(&mut n, "doctor1", &access, None);
+    let total: usize = bytes.iter().map(Vec::len).sum();
+    assert!(total <= ehr_chaincode::MAX_READ_RECORDS_BYTES, "{total}");
+    let next = next.as_u64().unwrap();
+    assert_eq!(next as usize, first.len());
+    let (rest, _, end) = read_all(&mut n, "doctor1", &access, Some(&next.to_string()));
+    assert!(end.is_null());
+    let mut both = first;
+    both.extend(rest);
+    assert_eq!(both, ids_of(&v));
+    // Malformed START, extra arguments: 400.
+    let a = access.as_str().unwrap();
+    for bad in ["7", "-1", "x"] {
+        n.refused(Some("doctor1"), &["ReadRecords", lpa(), a, bad], &[], 400);
+    }
+    n.refused(
+        Some("doctor1"),
+        &["ReadRecords", lpa(), a, "0", "x"],
+        &[],
+        400,
+    );
+}
+
+#[test]
+fn request_records_access_refuses_malformed_queries() {
+    let mut n = pa_with_records();
+    let many: Vec<String> = (0..65).map(|_| "Observation".to_owned()).collect();
+    for bad in [
+        json!({"page_size": 0}).to_string(),
+        json!({"page_size": 201}).to_string(),
+        json!({"types": ["observation"]}).to_string(),
+        json!({"types": many}).to_string(),
+        json!({"bookmark": "Observation/obs-1"}).to_string(),
+        json!({"sort": "date"}).to_string(),
+        json!({"updated_since_ms": -1}).to_string(),
+        "[]".to_owned(),
+        "not json".to_owned(),
+    ] {
+        n.refused(
+            Some("doctor1"),
+            &["RequestRecordsAccess", lpa(), "treatment", &bad],
+            &[],
+            400,
+        );
+    }
+    let q = json!({}).to_string();
+    n.refused(
+        Some("doctor1"),
+        &["RequestRecordsAccess", lpa(), "curiosity", &q],
+        &[],
+        400,
+    );
+    n.refused(
+        Some("doctor1"),
+        &["RequestRecordsAccess", lpa(), "treatment", &q, "x"],
+        &[],
+        400,
+    );
+    n.refused(
+        Some("doctor1"),
+        &["RequestRecordsAccess", &lp("nobody"), "treatment", &q],
+        &[],
+        404,
+    );
+}

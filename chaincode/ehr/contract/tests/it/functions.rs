@@ -428,6 +428,13 @@ fn refusals(w: &World) -> Vec<Row> {
         row("doctor1", &["LocateRecords"], 400),
         row_t("doctor1", &["LocateRecords"], vec![("records", json!({"records": []}).to_string().into_bytes())], 400),
         (None, vec!["LocateRecords".into()], vec![("records", json!({"records": ["Observation/obs-1"]}).to_string().into_bytes())], 403),
+        // RequestRecordsAccess / ReadRecords (fhir_support.rs has the rest).
+        row("researcher2", &["RequestRecordsAccess", lpa(), "treatment", "{}"], 403),
+        row("doctor2", &["RequestRecordsAccess", lpa(), "treatment", r#"{"page_size": 0}"#], 400),
+        row("doctor2", &["RequestRecordsAccess", lpa(), "treatment"], 400),
+        row("doctor2", &["ReadRecords", lpa(), &w.access], 403),
+        row("doctor1", &["ReadRecords", lpa(), &w.access], 403),
+        row("doctor1", &["ReadRecords", lpa(), "000000000000000.x"], 404),
         // Unknown function.
         row("admin1", &["DropAllTables"], 400),
     ]

@@ -178,7 +178,7 @@ fn no_phi_outside_private_data_and_read_record() {
                 c.function, c.status
             );
         }
-        if c.function == "ReadRecord" {
+        if c.function == "ReadRecord" || c.function == "ReadRecords" {
             phi_reads += usize::from(find(&c.payload, &all_needles).is_some());
         } else if let Some(hit) = find(&c.payload, &all_needles) {
             panic!("PHI {hit:?} in the response of {}", c.function);
@@ -251,6 +251,22 @@ fn exercise(n: &mut Net, patients: &Patients) {
         );
         assert_eq!(found["records"][0]["record_id"], obs.record_id.as_str());
         assert!(found["records"][2].is_null(), "no Condition consent");
+        // The bulk audited read: the consented types only, their exact bytes.
+        let page = n.ok(
+            "doctor2",
+            &[
+                "RequestRecordsAccess",
+                id,
+                "treatment",
+                r#"{"page_size": 200}"#,
+            ],
+        );
+        assert_eq!(page["decision"], "granted");
+        let r = n.call(
+            "doctor2",
+            &["ReadRecords", id, page["access_id"].as_str().unwrap()],
+        );
+        assert_eq!(r.status, 200, "{}", r.message);
         n.read("doctor2", id, &obs.record_id, "treatment");
         n.read("doctor2", id, &patient.record_id, "treatment");
         n.read("doctor1", id, &cond.record_id, "treatment");
@@ -430,7 +446,7 @@ fn no_clear_patient_or_resource_id_reaches_the_shared_ledger() {
             );
         }
         let evaluated = ehr_chaincode::EVALUATE_FUNCTIONS.contains(&c.function.as_str());
-        if c.function == "ReadRecord" {
+        if c.function == "ReadRecord" || c.function == "ReadRecords" {
             // Evaluated, PHI by design: the resource names its ids.
             reads_naming_ids += usize::from(find(&c.payload, &ids).is_some());
         } else if c.function == "LocateRecords" {
