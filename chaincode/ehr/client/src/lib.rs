@@ -1476,6 +1476,15 @@ impl EhrClient {
             .await
     }
 
+    /// `GetConsent` (the patient, auditors): one consent by id, whatever its status.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (404 no such consent of the patient, 403 another caller).
+    pub async fn get_consent(&self, patient_id: &str, consent_id: &str) -> Result<Consent> {
+        self.evaluate_json(f::GET_CONSENT, &[patient_id, consent_id])
+            .await
+    }
+
     /// `RequestAccess` (doctor, nurse, lab, insurer, researcher): the request id.
     ///
     /// # Errors

@@ -88,6 +88,8 @@ pub mod functions {
     pub const GRANT_CONSENT: &str = "GrantConsent";
     /// `RevokeConsent PATIENT_ID CONSENT_ID`.
     pub const REVOKE_CONSENT: &str = "RevokeConsent";
+    /// `GetConsent PATIENT_ID CONSENT_ID` (issue 16).
+    pub const GET_CONSENT: &str = "GetConsent";
     /// `ListConsents PATIENT_ID [PAGE_SIZE [BOOKMARK]]`.
     pub const LIST_CONSENTS: &str = "ListConsents";
     /// `RequestAccess REQUEST_JSON`.
@@ -148,6 +150,7 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
     functions::LIST_RECORDS,
     functions::GET_TEMPLATE,
     functions::LIST_CONSENTS,
+    functions::GET_CONSENT,
     functions::LIST_ACCESS_REQUESTS,
     functions::READ_RECORD,
     functions::READ_RECORDS,
@@ -185,7 +188,7 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 40] {
+fn table() -> [(&'static str, Function); 41] {
     use functions::*;
     [
         (SET_PSEUDONYM_KEY, pseudonyms::set_pseudonym_key),
@@ -209,6 +212,7 @@ fn table() -> [(&'static str, Function); 40] {
         (GRANT_CONSENT, consents::grant_consent),
         (REVOKE_CONSENT, consents::revoke_consent),
         (LIST_CONSENTS, consents::list_consents),
+        (GET_CONSENT, consents::get_consent),
         (REQUEST_ACCESS, consents::request_access),
         (APPROVE_ACCESS_REQUEST, consents::approve_access_request),
         (REJECT_ACCESS_REQUEST, consents::reject_access_request),

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use ehr_chaincode::ids::Grantee;
-use ehr_chaincode::model::{AccessKind, Decision, Purpose};
+use ehr_chaincode::model::{AccessKind, ConsentStatus, Decision, Purpose};
 use ehr_client::bundle::BundleResource;
 use ehr_client::{ConsentGrant, LedgerPatient, RecordsQuery};
 use medledger_harness::Harness;
@@ -153,7 +153,7 @@ async fn fhir_api_calls_on_the_harness() {
                 && e.kind == AccessKind::SearchAccess
                 && e.decision == Decision::Denied)
     );
-    patient
+    let granted = patient
         .grant_consent(&ConsentGrant {
             patient_id: patient_id.clone(),
             grantee: Grantee::Org("Org2MSP".into()),
@@ -163,6 +163,19 @@ async fn fhir_api_calls_on_the_harness() {
         })
         .await
         .unwrap();
+    // ---- G5: one consent by id ----
+    let consent = patient
+        .get_consent(&patient_id, &granted.consent_id)
+        .await
+        .unwrap();
+    assert_eq!(consent.consent_id, granted.consent_id);
+    assert_eq!(consent.grantee, Grantee::Org("Org2MSP".into()));
+    assert_eq!(consent.status, ConsentStatus::Active);
+    let err = org2_doctor
+        .get_consent(&patient_id, &granted.consent_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.chaincode_status(), Some(403), "{err}");
     let by_ledger_id: HashMap<String, &BundleResource> = dev
         .bundle
         .resources

@@ -703,3 +703,24 @@ fn request_records_access_refuses_malformed_queries() {
         404,
     );
 }
+
+// ---- G5: one consent by id ----
+
+#[test]
+fn get_consent_answers_one_consent_to_the_patient_and_auditors() {
+    let mut n = pa_with_records();
+    let consent = consent_org2_observations(&mut n);
+    let listed = n.ok("patientA", &["ListConsents", lpa()]);
+    let one = n.ok("patientA", &["GetConsent", lpa(), &consent]);
+    assert_eq!(one, listed["consents"][0]);
+    assert_eq!(one["consent_id"], consent.as_str());
+    assert_eq!(n.ok("auditor2", &["GetConsent", lpa(), &consent]), one);
+    // Revoked: still answered, with its status.
+    n.ok("patientA", &["RevokeConsent", lpa(), &consent]);
+    let one = n.ok("patientA", &["GetConsent", lpa(), &consent]);
+    assert_eq!(one["status"], "inactive");
+    // Another patient's consent id, or a grantee asking: 404 / 403.
+    n.register(PB);
+    n.refused(Some("patientB"), &["GetConsent", lpb(), &consent], &[], 404);
+    n.refused(Some("doctor2"), &["GetConsent", lpa(), &consent], &[], 403);
+}

@@ -435,6 +435,13 @@ fn refusals(w: &World) -> Vec<Row> {
         row("doctor2", &["ReadRecords", lpa(), &w.access], 403),
         row("doctor1", &["ReadRecords", lpa(), &w.access], 403),
         row("doctor1", &["ReadRecords", lpa(), "000000000000000.x"], 404),
+        // GetConsent: as ListConsents.
+        row("doctor1", &["GetConsent", lpa(), &w.consent], 403),
+        row("patientB", &["GetConsent", lpa(), &w.consent], 403),
+        row("auditor4", &["GetConsent", lpa(), &w.consent], 403),
+        row("patientA", &["GetConsent", lpa(), &w.request], 404),
+        row("patientA", &["GetConsent", lpa()], 400),
+        row("patientA", &["GetConsent", lpa(), &w.consent, "x"], 400),
         // Unknown function.
         row("admin1", &["DropAllTables"], 400),
     ]

@@ -379,6 +379,12 @@ fn exercise(n: &mut Net, patients: &Patients) {
         ] {
             n.ok("auditor1", &[f, id]);
         }
+        let consents = n.ok(&who, &["ListConsents", id]);
+        let first = consents["consents"][0]["consent_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        n.ok(&who, &["GetConsent", id, &first]);
         n.ok(&who, &["GetRecordHistory", id, &obs.record_id]);
         n.ok(&who, &["ReadRecordMetadata", id, &patient.record_id]);
         n.ok(&who, &["GetAccessState", id, "org:Org2MSP"]);
