@@ -503,11 +503,11 @@ impl Run<'_> {
             };
         let mut pending: Vec<&BundleResource> = Vec::new();
         let mut to_reserve: HashSet<&str> = HashSet::new();
-        let mut skipped = 0u64;
+        let mut stored_already: Vec<&BundleResource> = Vec::new();
         for r in &bundle.resources {
             let ledger = ledger_of.get(r.record_id.as_str()).copied().unwrap_or("");
             match plan(r, stored.get(ledger), self.options.max_chunk_bytes) {
-                Plan::Skip => skipped += 1,
+                Plan::Skip => stored_already.push(r),
                 Plan::Create => pending.push(r),
                 Plan::ReserveAndCreate => {
                     to_reserve.insert(ledger);
@@ -516,6 +516,11 @@ impl Run<'_> {
                 Plan::Fail(why) => self.fail(why, &[&r.record_id]),
             }
         }
+        // Records stored before locators existed (issue 16) are sent again: an equal entry
+        // is `unchanged` and gets its locator.
+        let (unlocated, located) = self.without_locators(&stored_already).await;
+        pending.extend(unlocated);
+        let skipped = located as u64;
         self.with_summary(|s| s.resources_skipped += skipped);
         self.advance(|p| p.resources_done += skipped);
         let chunks = match chunk_resources(
@@ -540,6 +545,33 @@ impl Run<'_> {
                 async move { self.chunk(lp, custodian, &chunk, chunk_ids).await }
             })
             .await;
+    }
+
+    /// Of `stored` (resources already stored with the same hash), those whose locator is
+    /// missing (`LocateRecords` answers `None`), and how many have theirs. A failed
+    /// `LocateRecords` fails its resources.
+    async fn without_locators<'b>(
+        &self,
+        stored: &[&'b BundleResource],
+    ) -> (Vec<&'b BundleResource>, usize) {
+        let c = self.client;
+        let own = Some(self.own_msp.as_str());
+        let (mut missing, mut located) = (Vec::new(), 0);
+        for part in stored.chunks(ehr_chaincode::fhir::MAX_BUNDLE_ENTRIES) {
+            let ids: Vec<&str> = part.iter().map(|r| r.record_id.as_str()).collect();
+            match self.call(false, || c.locate_records(own, &ids)).await {
+                Ok(found) => {
+                    for (r, f) in part.iter().zip(found) {
+                        match f {
+                            Some(_) => located += 1,
+                            None => missing.push(*r),
+                        }
+                    }
+                }
+                Err(e) => self.fail(&reason("LocateRecords", &e), &ids),
+            }
+        }
+        (missing, located)
     }
 
     async fn chunk(

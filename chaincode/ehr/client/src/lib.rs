@@ -48,7 +48,7 @@ pub enum EhrClientError {
         /// Chaincode function.
         function: &'static str,
         /// Chaincode status (400 malformed, 403 forbidden, 404 unknown, 409 conflict, 410
-        /// purged, 500 internal).
+        /// purged, 412 precondition failed, 500 internal).
         status: i32,
         /// The chaincode's message.
         message: String,
@@ -255,6 +255,17 @@ pub struct LedgerIds {
     pub records: Vec<String>,
 }
 
+/// A record found by its FHIR id (`LocateRecords`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LocatedRecord {
+    /// The clear `ResourceType/id` asked about.
+    pub record: String,
+    /// The patient's ledger id `p_…`.
+    pub patient: String,
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+}
+
 /// `SetPseudonymKey`'s result.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PseudonymKeySet {
@@ -341,13 +352,24 @@ pub struct AccessRequestArgs {
     pub for_identity: bool,
 }
 
-/// A record access decision (`RequestRecordAccess`).
+/// A record access decision (`RequestRecordAccess`). A grant pins the record's current
+/// version: `version`, `sha256` and `updated_at_ms` are set when granted (a FHIR `ETag` and
+/// `Last-Modified` for grantees who may not read the metadata), absent when denied.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct AccessDecision {
     /// Access id of the audit entry.
     pub access_id: String,
     /// Granted or denied.
     pub decision: Decision,
+    /// The version granted (the only one `ReadRecord` then serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Hex SHA-256 of that version's exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// When that version was written (transaction time), ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_ms: Option<u64>,
 }
 
 /// A break-glass window opened (`EmergencyAccess`).
@@ -359,11 +381,71 @@ pub struct EmergencyOpened {
     pub expires_at_ms: u64,
 }
 
+/// `RequestRecordsAccess`' query (serialized as the chaincode reads it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecordsQuery {
+    /// Resource types; empty = every type the caller may read.
+    pub types: Vec<String>,
+    /// Only records whose current version was written at or after this time, ms since the
+    /// Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_since_ms: Option<u64>,
+    /// Records per page, 1 to 200 (`None`: 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
+    /// The previous page's bookmark (`None` or empty: the first page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<String>,
+}
+
+/// One page of a search access (`RequestRecordsAccess`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RecordsAccess {
+    /// Access id of the audit entry (`ReadRecords` takes it).
+    pub access_id: String,
+    /// Granted or denied.
+    pub decision: Decision,
+    /// The page's records, each pinned to the version granted.
+    pub records: Vec<GrantedRecord>,
+    /// The next page's bookmark; empty on the last page.
+    pub bookmark: String,
+}
+
+/// A record a search access granted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct GrantedRecord {
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+    /// The version granted.
+    pub version: u64,
+    /// Hex SHA-256 of that version's exact bytes.
+    pub sha256: String,
+    /// When that version was written (transaction time), ms since the Unix epoch.
+    pub updated_at_ms: u64,
+}
+
+/// One record's exact bytes from `ReadRecords`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBytes {
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+    /// The version read (pinned by the grant).
+    pub version: u64,
+    /// The resource's exact bytes (PHI: never log them).
+    pub bytes: Vec<u8>,
+}
+
 /// A record read through the audited two-step read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRead {
     /// Access id of the audit entry that allowed the read.
     pub access_id: String,
+    /// The version read (pinned by the grant).
+    pub version: u64,
+    /// Hex SHA-256 of `bytes` (the on-chain hash of that version).
+    pub sha256: String,
+    /// When that version was written (transaction time), ms since the Unix epoch.
+    pub updated_at_ms: u64,
     /// The resource's exact bytes (PHI: never log them).
     pub bytes: Vec<u8>,
 }
@@ -691,9 +773,53 @@ impl EhrClient {
         custodian_msp: &str,
         resource: &[u8],
     ) -> Result<Committed> {
-        self.submit(
+        self.write_record(
             f::CREATE_RECORD,
             &[&patient.ledger_id],
+            patient,
+            custodian_msp,
+            resource,
+        )
+        .await
+    }
+
+    /// `UpdateRecord` with a FHIR resource's new exact bytes and the clear `Patient.id` in the
+    /// transient map, endorsed by `custodian_msp` only; the record's version goes up by one.
+    /// With `expected_version` (FHIR's `If-Match: W/"n"`) the chaincode refuses, writing
+    /// nothing, when the record is at another version. Returns the commit (its payload is
+    /// `{record_id, version, sha256}`).
+    ///
+    /// # Errors
+    /// [`EhrClientError`]: chaincode 412 when `expected_version` is not the current one, and
+    /// an [`EhrClientError::Invalid`] MVCC conflict when another update committed between
+    /// endorsement and commit; 404 unknown record, 410 purged.
+    pub async fn update_record(
+        &self,
+        patient: &LedgerPatient,
+        custodian_msp: &str,
+        resource: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<Committed> {
+        let expected = expected_version.map(|v| v.to_string());
+        let mut args = vec![patient.ledger_id.as_str()];
+        args.extend(expected.as_deref());
+        self.write_record(f::UPDATE_RECORD, &args, patient, custodian_msp, resource)
+            .await
+    }
+
+    /// Submits a PHI-carrying record write: `resource` and the clear `Patient.id` in the
+    /// transient map, endorsed by `custodian_msp` only.
+    async fn write_record(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        patient: &LedgerPatient,
+        custodian_msp: &str,
+        resource: &[u8],
+    ) -> Result<Committed> {
+        self.submit(
+            function,
+            args,
             &[
                 (ehr_chaincode::TRANSIENT_RESOURCE, resource),
                 (
@@ -763,6 +889,45 @@ impl EhrClient {
             )
             .await?;
         decode(f::LEDGER_IDS, &bytes)
+    }
+
+    /// `LocateRecords`, evaluated on a peer of `custodian_msp` (default: the caller's
+    /// organization), the only peers holding its locators: finds records by their FHIR id
+    /// alone, `resources` (`ResourceType/id`, 1 to 500) in the transient map to that peer only.
+    /// One answer per resource, in order: `None` when no record was created under that id or
+    /// the caller may not learn it.
+    ///
+    /// # Errors
+    /// 403 unless the caller is the custodian's staff or registrar, one of its patients, or a
+    /// clinician (doctor, nurse, lab); 400 for malformed ids; 404 if the custodian has no
+    /// pseudonym key.
+    pub async fn locate_records(
+        &self,
+        custodian_msp: Option<&str>,
+        resources: &[&str],
+    ) -> Result<Vec<Option<LocatedRecord>>> {
+        #[derive(Deserialize)]
+        struct Located {
+            records: Vec<Option<LocatedRecord>>,
+        }
+        let custodian = custodian_msp.unwrap_or(self.msp_id()).to_owned();
+        let input = serde_json::to_vec(&serde_json::json!({ "records": resources }))
+            .map_err(|_| EhrClientError::Usage("record ids do not encode".into()))?;
+        let bytes = self
+            .evaluate_with(
+                f::LOCATE_RECORDS,
+                &[&custodian],
+                &[(ehr_chaincode::TRANSIENT_RECORDS, &input)],
+                Some(&custodian),
+            )
+            .await?;
+        let located: Located = decode(f::LOCATE_RECORDS, &bytes)?;
+        if located.records.len() != resources.len() {
+            return Err(EhrClientError::Decode {
+                function: f::LOCATE_RECORDS,
+            });
+        }
+        Ok(located.records)
     }
 
     /// The ledger id of a patient given either way: a ledger id (`p_…`) as it is, a
@@ -902,19 +1067,30 @@ impl EhrClient {
     /// is not yet committed on that peer.
     ///
     /// # Errors
-    /// [`EhrClientError`] (403 not granted or stale, 410 purged).
+    /// [`EhrClientError`] (403 not granted or stale, 409 updated since the grant: request
+    /// access again, 410 purged).
     pub async fn read_record_with(
         &self,
         patient_id: &str,
         access_id: &str,
         org: &str,
     ) -> Result<Vec<u8>> {
+        self.evaluate_phi(f::READ_RECORD, &[patient_id, access_id], org)
+            .await
+    }
+
+    /// Evaluates a PHI-returning read (`ReadRecord`, `ReadRecords`: never submitted) on a
+    /// peer of `org`, retrying briefly while that peer has not yet committed the access entry
+    /// (404 `access entry …`).
+    async fn evaluate_phi(
+        &self,
+        function: &'static str,
+        args: &[&str],
+        org: &str,
+    ) -> Result<Vec<u8>> {
         let mut attempt = 0;
         loop {
-            match self
-                .evaluate(f::READ_RECORD, &[patient_id, access_id], Some(org))
-                .await
-            {
+            match self.evaluate(function, args, Some(org)).await {
                 Err(e)
                     if e.chaincode_status() == Some(404)
                         && attempt < READ_RETRIES
@@ -925,6 +1101,84 @@ impl EhrClient {
                     tokio::time::sleep(READ_RETRY_DELAY).await;
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// `RequestRecordsAccess` (submitted, audited): one page of the patient's records the
+    /// caller may read for `purpose`, matching `query`, each pinned to its current version,
+    /// under one access entry (`search_access`). `decision` is `Granted` when some type asked
+    /// is; `records` then lists the page (ids and metadata, no PHI) and `bookmark` continues
+    /// it (empty on the last page).
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 role not fitting the purpose or a Blocked relation, 400
+    /// malformed query, 404 unknown patient).
+    pub async fn request_records_access(
+        &self,
+        patient_id: &str,
+        purpose: Purpose,
+        query: &RecordsQuery,
+    ) -> Result<RecordsAccess> {
+        let json = serde_json::to_string(query)
+            .map_err(|_| EhrClientError::Usage("query does not encode".into()))?;
+        self.submit_json(
+            f::REQUEST_RECORDS_ACCESS,
+            &[patient_id, purpose_arg(purpose), &json],
+        )
+        .await
+    }
+
+    /// `ReadRecords` (evaluated only, never submitted) on a peer of `org`, every part (the
+    /// chaincode answers at most 4 MiB of resources at a time): the exact bytes of each record
+    /// a granted, committed, fresh search access entry of the caller lists, in its order.
+    /// Retries briefly while the entry is not yet committed on that peer.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (403 not granted, not a search access or stale, 409 a record updated
+    /// since the grant: request access again, 410 one purged).
+    pub async fn read_records(
+        &self,
+        patient_id: &str,
+        access_id: &str,
+        org: &str,
+    ) -> Result<Vec<RecordBytes>> {
+        #[derive(Deserialize)]
+        struct Item {
+            record_id: String,
+            version: u64,
+            resource: Box<serde_json::value::RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Part {
+            records: Vec<Item>,
+            #[serde(default)]
+            next: Option<usize>,
+        }
+        let mut out = Vec::new();
+        let mut start = 0usize;
+        loop {
+            let index = start.to_string();
+            let mut args = vec![patient_id, access_id];
+            if start > 0 {
+                args.push(&index);
+            }
+            let bytes = self.evaluate_phi(f::READ_RECORDS, &args, org).await?;
+            let part: Part = decode(f::READ_RECORDS, &bytes)?;
+            out.extend(part.records.into_iter().map(|i| RecordBytes {
+                record_id: i.record_id,
+                version: i.version,
+                bytes: i.resource.get().as_bytes().to_vec(),
+            }));
+            match part.next {
+                // Each part serves at least one record: a `next` not ahead is a broken answer.
+                Some(next) if next > start => start = next,
+                Some(_) => {
+                    return Err(EhrClientError::Decode {
+                        function: f::READ_RECORDS,
+                    });
+                }
+                None => return Ok(out),
             }
         }
     }
@@ -983,11 +1237,21 @@ impl EhrClient {
                 access_id: decision.access_id,
             });
         }
+        let (Some(version), Some(sha256), Some(updated_at_ms)) =
+            (decision.version, decision.sha256, decision.updated_at_ms)
+        else {
+            return Err(EhrClientError::Decode {
+                function: f::REQUEST_RECORD_ACCESS,
+            });
+        };
         let bytes = self
             .read_record_with(patient_id, &decision.access_id, org)
             .await?;
         Ok(RecordRead {
             access_id: decision.access_id,
+            version,
+            sha256,
+            updated_at_ms,
             bytes,
         })
     }
@@ -1209,6 +1473,15 @@ impl EhrClient {
     ) -> Result<Page<Consent>> {
         let size = page_size.to_string();
         self.evaluate_json(f::LIST_CONSENTS, &page_args(patient_id, &size, bookmark))
+            .await
+    }
+
+    /// `GetConsent` (the patient, auditors): one consent by id, whatever its status.
+    ///
+    /// # Errors
+    /// [`EhrClientError`] (404 no such consent of the patient, 403 another caller).
+    pub async fn get_consent(&self, patient_id: &str, consent_id: &str) -> Result<Consent> {
+        self.evaluate_json(f::GET_CONSENT, &[patient_id, consent_id])
             .await
     }
 

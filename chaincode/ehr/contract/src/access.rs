@@ -2,22 +2,28 @@
 //! (`RequestRecordAccess` submitted → `ReadRecord` evaluated), break-glass, and the access
 //! state's reset.
 
+use std::collections::BTreeMap;
+
 use medledger_chaincode::ChaincodeStub;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::ids::{Grantee, RecordId};
-use crate::ids::{access_key, access_state_key, consent_range, emergency_key, record_key};
+use crate::ids::{access_key, access_state_key, check_resource_type, consent_range};
+use crate::ids::{emergency_key, record_key, record_range};
 use crate::model::{
     AccessEntry, AccessKind, AccessStateEntry, AuthorityRole, Basis, Consent, ConsentStatus,
-    Decision, DenyReason, EmergencyReason, EmergencyWindow, Purpose, RecordMeta, RecordStatus,
-    ResetApprovals,
+    Decision, DenyReason, EmergencyReason, EmergencyWindow, PatientEntry, PinnedRecord, Purpose,
+    RecordMeta, RecordStatus, ResetApprovals,
 };
 use crate::state_machine::{AccessState, Action, TransitionError, reset, transition};
-use crate::tx::{Events, all, get_json, load_patient, now_ms, opt_param, param, put_json, to_json};
+use crate::tx::{DEFAULT_PAGE_SIZE, Events, MAX_PAGE_SIZE, all, get_json, json_param};
+use crate::tx::{load_patient, now_ms, opt_param, param, put_json, to_json};
 
 /// How long a granted record access lets `ReadRecord` serve the PHI, ms (10 min).
 pub const ACCESS_FRESHNESS_MS: u64 = 10 * 60 * 1000;
@@ -270,49 +276,100 @@ fn access_id(stub: &dyn ChaincodeStub, now: u64) -> String {
     format!("{now:015}.{}", stub.tx_id())
 }
 
-/// `RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE` (submitted; any identity). Decides on
-/// the patient's own access, custodianship, consent (scope, purpose, period) with the access
-/// state, or an open break-glass window; writes the access entry; returns only
-/// `{access_id, decision}`. A denial is a successful transaction (so it is audited) and is a
-/// Violation for a grantee with a relation. A Blocked relation errors (403) and writes
-/// nothing.
-pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
-    const USAGE: &str = "RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE";
-    let caller = Caller::of(stub)?;
-    let patient_id = param(args, 0, USAGE)?;
-    let record: RecordId = param(args, 1, USAGE)?.parse()?;
-    let purpose = parse_purpose(param(args, 2, USAGE)?)?;
-    let patient = load_patient(stub, patient_id)?;
-    load_active_record(stub, patient_id, &record)?;
-    let now = now_ms(stub)?;
-    let mut events = Events::default();
+/// One access decision for one resource type.
+#[derive(Debug, Clone)]
+struct Verdict {
+    decision: Decision,
+    basis: Option<Basis>,
+    basis_id: Option<String>,
+    reason: Option<DenyReason>,
+    /// A denial by consent: the caller's Authorized or Suspended relations take a Violation.
+    violation: bool,
+}
 
-    let (decision, basis, basis_id, reason) = if caller.is_patient(&patient) {
-        (Decision::Granted, Some(Basis::Patient), None, None)
-    } else if caller.is_staff_of(&patient.custodian_msp) {
-        (Decision::Granted, Some(Basis::Custodian), None, None)
-    } else {
+impl Verdict {
+    fn granted(basis: Basis, basis_id: Option<String>) -> Verdict {
+        Verdict {
+            decision: Decision::Granted,
+            basis: Some(basis),
+            basis_id,
+            reason: None,
+            violation: false,
+        }
+    }
+
+    fn denied(reason: DenyReason, violation: bool) -> Verdict {
+        Verdict {
+            decision: Decision::Denied,
+            basis: None,
+            basis_id: None,
+            reason: Some(reason),
+            violation,
+        }
+    }
+}
+
+/// What decides a caller's record access requests for one patient and purpose: its own
+/// standing (the patient, the custodian's staff), else its relations, their consents and an
+/// open break-glass window.
+struct Grantor {
+    patient_id: String,
+    own: Option<Basis>,
+    rels: Vec<Relation>,
+    consents: Vec<Consent>,
+    window: Option<EmergencyWindow>,
+    purpose: Purpose,
+    now: u64,
+}
+
+impl Grantor {
+    /// # Errors
+    /// 403 if the caller's role does not fit `purpose` or a relation is Blocked (nothing
+    /// written).
+    fn load(
+        stub: &dyn ChaincodeStub,
+        caller: &Caller,
+        patient: &PatientEntry,
+        purpose: Purpose,
+        now: u64,
+    ) -> Result<Grantor> {
+        let mut g = Grantor {
+            patient_id: patient.patient_id.clone(),
+            own: None,
+            rels: Vec::new(),
+            consents: Vec::new(),
+            window: None,
+            purpose,
+            now,
+        };
+        if caller.is_patient(patient) {
+            g.own = Some(Basis::Patient);
+            return Ok(g);
+        }
+        if caller.is_staff_of(&patient.custodian_msp) {
+            g.own = Some(Basis::Custodian);
+            return Ok(g);
+        }
         if !role_fits_purpose(caller.role, purpose) {
             return Err(EhrError::forbidden(format!(
                 "role {} may not request access for this purpose",
                 caller.role_name()
             )));
         }
-        let mut rels = relations(stub, patient_id, &caller)?;
-        refuse_blocked(&rels, patient_id)?;
-        let consents = consents_for(stub, patient_id, &rels)?;
-        let check = check_consents(&consents, &rels, &record.resource_type, purpose, now);
+        let patient_id = &patient.patient_id;
+        g.rels = relations(stub, patient_id, caller)?;
+        refuse_blocked(&g.rels, patient_id)?;
+        g.consents = consents_for(stub, patient_id, &g.rels)?;
         let window: Option<EmergencyWindow> = get_json(
             stub,
             &emergency_key(patient_id, &caller.id)?,
             "emergency window",
         )?;
-        let window = window.filter(|w| w.opened_at_ms <= now && now < w.expires_at_ms);
         // An open window grants only while the caller still is a doctor or nurse with
         // `ehr.emergency=true` (a certificate re-issued without it closes the person's
         // windows) and its organization still holds break-glass authority (a withdrawn
         // authority closes its windows).
-        let window = match window {
+        g.window = match window.filter(|w| w.opened_at_ms <= now && now < w.expires_at_ms) {
             Some(w)
                 if caller.emergency
                     && caller.has_role(&[Role::Doctor, Role::Nurse])
@@ -327,85 +384,401 @@ pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -
             }
             _ => None,
         };
-        match (check, window) {
-            (ConsentCheck::Granted(consent_id), _) => (
-                Decision::Granted,
-                Some(Basis::Consent),
-                Some(consent_id),
-                None,
-            ),
-            (_, Some(w)) => (
-                Decision::Granted,
-                Some(Basis::Emergency),
-                Some(w.access_id),
-                None,
-            ),
-            (ConsentCheck::NotAuthorized, None) => {
-                (Decision::Denied, None, None, Some(DenyReason::Suspended))
+        Ok(g)
+    }
+
+    /// The decision for a record of `resource_type`.
+    fn decide(&self, resource_type: &str) -> Verdict {
+        if let Some(basis) = self.own {
+            return Verdict::granted(basis, None);
+        }
+        let check = check_consents(
+            &self.consents,
+            &self.rels,
+            resource_type,
+            self.purpose,
+            self.now,
+        );
+        match (check, &self.window) {
+            (ConsentCheck::Granted(consent_id), _) => {
+                Verdict::granted(Basis::Consent, Some(consent_id))
             }
-            (ConsentCheck::Denied(reason), None) => {
-                for r in rels
-                    .iter_mut()
-                    .filter(|r| matches!(r.state, AccessState::Authorized | AccessState::Suspended))
-                {
-                    r.apply(stub, patient_id, Action::Violation, now, &mut events)?;
-                }
-                (Decision::Denied, None, None, Some(reason))
+            (_, Some(w)) => Verdict::granted(Basis::Emergency, Some(w.access_id.clone())),
+            (ConsentCheck::NotAuthorized, None) => Verdict::denied(DenyReason::Suspended, false),
+            (ConsentCheck::Denied(reason), None) => Verdict::denied(reason, true),
+        }
+    }
+
+    /// The decision when no record type is at stake (a search that matched nothing): granted
+    /// to the patient, the custodian's staff, an open window, or a consent in force for the
+    /// purpose whose relation is Authorized; no Violation either way.
+    fn decide_any(&self) -> Verdict {
+        if self.own.is_some() || self.window.is_some() {
+            return self.decide("");
+        }
+        let authorized = |c: &Consent| {
+            self.rels
+                .iter()
+                .any(|r| r.grantee == c.grantee && r.state == AccessState::Authorized)
+        };
+        match self
+            .consents
+            .iter()
+            .find(|c| c.in_force(self.now) && c.purposes.contains(&self.purpose) && authorized(c))
+        {
+            Some(c) => Verdict::granted(Basis::Consent, Some(c.consent_id.clone())),
+            None => Verdict::denied(DenyReason::NoConsent, false),
+        }
+    }
+
+    /// The access entry of `verdict` by `caller` (kind `kind`, this purpose, fresh for
+    /// [`ACCESS_FRESHNESS_MS`] when granted), after the Violation a consent denial takes.
+    fn audited(
+        &mut self,
+        stub: &dyn ChaincodeStub,
+        caller: &Caller,
+        verdict: Verdict,
+        kind: AccessKind,
+        events: &mut Events,
+    ) -> Result<AccessEntry> {
+        if verdict.violation {
+            self.violate(stub, &self.patient_id.clone(), events)?;
+        }
+        let granted = verdict.decision == Decision::Granted;
+        let id = access_id(stub, self.now);
+        let mut entry = access_entry(caller, &self.patient_id, &id, kind, self.now);
+        entry.purpose = Some(self.purpose);
+        entry.valid_until_ms = granted.then_some(self.now + ACCESS_FRESHNESS_MS);
+        verdict.apply_to(&mut entry);
+        Ok(entry)
+    }
+
+    /// A Violation for each of the caller's relations that is Authorized or Suspended.
+    fn violate(
+        &mut self,
+        stub: &dyn ChaincodeStub,
+        patient_id: &str,
+        events: &mut Events,
+    ) -> Result<()> {
+        for r in self
+            .rels
+            .iter_mut()
+            .filter(|r| matches!(r.state, AccessState::Authorized | AccessState::Suspended))
+        {
+            r.apply(stub, patient_id, Action::Violation, self.now, events)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes an access entry and emits its `AccessGranted`/`AccessDenied` event (with `detail`
+/// merged into the payload) before the state changes in `events`.
+fn audit_access(
+    stub: &dyn ChaincodeStub,
+    entry: &AccessEntry,
+    detail: serde_json::Value,
+    events: Events,
+) -> Result<()> {
+    put_json(
+        stub,
+        &access_key(&entry.patient_id, &entry.access_id)?,
+        entry,
+    )?;
+    let (name, outcome) = match entry.decision {
+        Decision::Granted => (events::ACCESS_GRANTED, json!({"basis": entry.basis})),
+        Decision::Denied => (events::ACCESS_DENIED, json!({"reason": entry.reason})),
+    };
+    let mut payload = json!({"patient_id": entry.patient_id, "access_id": entry.access_id,
+        "requester_msp": entry.requester_msp});
+    if let Some(p) = payload.as_object_mut() {
+        for extra in [detail, outcome] {
+            if let serde_json::Value::Object(extra) = extra {
+                p.extend(extra);
             }
         }
-    };
-
-    let access_id = access_id(stub, now);
-    let entry = AccessEntry {
-        access_id: access_id.clone(),
-        kind: AccessKind::RecordAccess,
-        patient_id: patient_id.to_owned(),
-        record_id: Some(record.to_string()),
-        requester: caller.id.clone(),
-        requester_msp: caller.msp_id.clone(),
-        requester_role: caller.role_name().to_owned(),
-        purpose: Some(purpose),
-        at_ms: now,
-        decision,
-        basis,
-        basis_id,
-        reason,
-        valid_until_ms: (decision == Decision::Granted).then_some(now + ACCESS_FRESHNESS_MS),
-        emergency_reason: None,
-    };
-    put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;
-    let (name, detail) = match decision {
-        Decision::Granted => (events::ACCESS_GRANTED, json!({"basis": basis})),
-        Decision::Denied => (events::ACCESS_DENIED, json!({"reason": reason})),
-    };
-    let mut payload = json!({"patient_id": patient_id, "access_id": access_id,
-        "record_id": record.to_string(), "requester_msp": caller.msp_id});
-    if let (Some(p), Some(d)) = (payload.as_object_mut(), detail.as_object()) {
-        p.extend(d.clone());
     }
     // The access event first, then any state change.
     let mut all_events = Events::default();
     all_events.push(name, payload);
     all_events.extend(events);
-    all_events.emit(stub)?;
-    to_json(&json!({"access_id": access_id, "decision": decision}))
+    all_events.emit(stub)
 }
 
-/// `ReadRecord PATIENT_ID ACCESS_ID` (evaluated only, on a peer holding the PHI; never
-/// submit it: a submitted response is stored in the block). Returns the resource's exact
-/// bytes when the access entry is committed, is the caller's, was granted, and is fresh
-/// ([`ACCESS_FRESHNESS_MS`]); the bytes are checked against the on-chain SHA-256.
-pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
-    const USAGE: &str = "ReadRecord PATIENT_ID ACCESS_ID";
+/// `RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE` (submitted; any identity). Decides on
+/// the patient's own access, custodianship, consent (scope, purpose, period) with the access
+/// state, or an open break-glass window; writes the access entry, pinning the record's
+/// current version when granted; returns `{access_id, decision}` and, when granted,
+/// `version`, `sha256` (hex) and `updated_at_ms` (that version's transaction time, ms) — ids
+/// and public metadata only. A denial is a successful transaction (so it is audited) and is
+/// a Violation for a grantee with a relation. A Blocked relation errors (403) and writes
+/// nothing.
+pub(crate) fn request_record_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "RequestRecordAccess PATIENT_ID RECORD_ID PURPOSE";
     let caller = Caller::of(stub)?;
     let patient_id = param(args, 0, USAGE)?;
-    let access_id = param(args, 1, USAGE)?;
+    let record: RecordId = param(args, 1, USAGE)?.parse()?;
+    let purpose = parse_purpose(param(args, 2, USAGE)?)?;
     let patient = load_patient(stub, patient_id)?;
+    let (_, meta) = load_active_record(stub, patient_id, &record)?;
+    let now = now_ms(stub)?;
+    let mut events = Events::default();
+    let mut grantor = Grantor::load(stub, &caller, &patient, purpose, now)?;
+    let verdict = grantor.decide(&record.resource_type);
+    let mut entry = grantor.audited(
+        stub,
+        &caller,
+        verdict,
+        AccessKind::RecordAccess,
+        &mut events,
+    )?;
+    let granted = entry.decision == Decision::Granted;
+    let access_id = entry.access_id.clone();
+    entry.record_id = Some(record.to_string());
+    entry.version = granted.then_some(meta.version);
+    entry.sha256 = granted.then(|| meta.sha256.clone());
+    audit_access(
+        stub,
+        &entry,
+        json!({"record_id": record.to_string()}),
+        events,
+    )?;
+    if granted {
+        to_json(&json!({"access_id": access_id, "decision": entry.decision,
+            "version": meta.version, "sha256": meta.sha256, "updated_at_ms": meta.updated_at_ms}))
+    } else {
+        to_json(&json!({"access_id": access_id, "decision": entry.decision}))
+    }
+}
+
+impl Verdict {
+    fn apply_to(self, entry: &mut AccessEntry) {
+        entry.decision = self.decision;
+        entry.basis = self.basis;
+        entry.basis_id = self.basis_id;
+        entry.reason = self.reason;
+    }
+}
+
+/// A denied access entry of `kind` by `caller` at `now`, to fill in.
+fn access_entry(
+    caller: &Caller,
+    patient_id: &str,
+    access_id: &str,
+    kind: AccessKind,
+    now: u64,
+) -> AccessEntry {
+    AccessEntry {
+        access_id: access_id.to_owned(),
+        kind,
+        patient_id: patient_id.to_owned(),
+        record_id: None,
+        requester: caller.id.clone(),
+        requester_msp: caller.msp_id.clone(),
+        requester_role: caller.role_name().to_owned(),
+        purpose: None,
+        at_ms: now,
+        decision: Decision::Denied,
+        basis: None,
+        basis_id: None,
+        reason: None,
+        valid_until_ms: None,
+        emergency_reason: None,
+        version: None,
+        sha256: None,
+        records: Vec::new(),
+    }
+}
+
+/// Largest page of `RequestRecordsAccess`, records.
+pub const MAX_SEARCH_PAGE: usize = MAX_PAGE_SIZE as usize;
+/// Most resource bytes one `ReadRecords` answer carries (4 MiB); the rest follows from
+/// `START`.
+pub const MAX_READ_RECORDS_BYTES: usize = 4 << 20;
+/// Most resource types one search names.
+const MAX_SEARCH_TYPES: usize = 64;
+
+/// `RequestRecordsAccess`' query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    /// Resource types; empty = every type the caller may read.
+    #[serde(default)]
+    types: Vec<String>,
+    /// Only records whose current version was written at or after this time, ms.
+    #[serde(default)]
+    updated_since_ms: Option<u64>,
+    /// Records per page, 1 to [`MAX_SEARCH_PAGE`] (default 50).
+    #[serde(default)]
+    page_size: Option<usize>,
+    /// The previous page's bookmark (a record's ledger id), or empty for the first page.
+    #[serde(default)]
+    bookmark: Option<String>,
+}
+
+/// `RequestRecordsAccess PATIENT_ID PURPOSE QUERY_JSON` (submitted; any identity; the
+/// audited search of FHIR `GET /Observation?patient=…` and `$everything`). `QUERY_JSON` =
+/// `{"types": ["Observation",…] (empty or absent = every type the caller may read, at most
+/// 64), "updated_since_ms"?: ms, "page_size"?: 1-200 (default 50), "bookmark"?: "…"}`.
+/// Applies `RequestRecordAccess`' decision rules per resource type of the patient's active
+/// records (in key order, after the bookmark): the patient and the custodian's staff read
+/// every type, other callers the types a consent in force covers for `PURPOSE` with an
+/// Authorized relation, or every type in an open break-glass window. Writes ONE access entry
+/// (`kind: search_access`) listing the page's records, each pinned to its current version, and
+/// returns `{access_id, decision, records: [{record_id, version, sha256, updated_at_ms}],
+/// bookmark}` (`bookmark` empty on the last page) — ids and public metadata only.
+///
+/// `decision` is `granted` when some type asked (or, with no type named, some type the
+/// patient has) is granted, even if the page is empty; records of other types are left out.
+/// Otherwise the search is `denied` (audited, its reason the first type's; a Violation as
+/// for `RequestRecordAccess` when a consent rule denied it). Errors (nothing written): 403
+/// role not fitting the purpose or a Blocked relation, 400 malformed arguments, 404 unknown
+/// patient.
+pub(crate) fn request_records_access(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "RequestRecordsAccess PATIENT_ID PURPOSE QUERY_JSON";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let purpose = parse_purpose(param(args, 1, USAGE)?)?;
+    let query: serde_json::Value = json_param(args, 2, USAGE)?;
+    let query: SearchQuery = query
+        .is_object()
+        .then(|| serde_json::from_value(query).ok())
+        .flatten()
+        .ok_or_else(|| {
+            EhrError::invalid(
+                "QUERY_JSON must be {\"types\"?: [..], \"updated_since_ms\"?: ms, \
+                 \"page_size\"?: 1-200, \"bookmark\"?: \"..\"}",
+            )
+        })?;
+    if args.len() > 3 {
+        return Err(EhrError::invalid(format!("usage: {USAGE}")));
+    }
+    let size = query
+        .page_size
+        .unwrap_or(DEFAULT_PAGE_SIZE.unsigned_abs() as usize);
+    if !(1..=MAX_SEARCH_PAGE).contains(&size) {
+        return Err(EhrError::invalid(format!(
+            "page_size must be 1 to {MAX_SEARCH_PAGE}"
+        )));
+    }
+    if query.types.len() > MAX_SEARCH_TYPES {
+        return Err(EhrError::invalid(format!(
+            "a search names at most {MAX_SEARCH_TYPES} types"
+        )));
+    }
+    for t in &query.types {
+        check_resource_type(t)?;
+    }
+    let bookmark: Option<RecordId> = match query.bookmark.as_deref() {
+        None | Some("") => None,
+        Some(b) => Some(
+            b.parse()
+                .map_err(|_| EhrError::invalid("bookmark is not from this search"))?,
+        ),
+    };
+    let patient = load_patient(stub, patient_id)?;
+    let now = now_ms(stub)?;
+    let mut grantor = Grantor::load(stub, &caller, &patient, purpose, now)?;
+    // Fabric allows only unpaged range queries in a submitted transaction: the patient's
+    // records from the bookmark on (the bookmark itself excluded).
+    let (start, end) = record_range(patient_id)?;
+    let start = match &bookmark {
+        Some(b) => record_key(patient_id, b)?,
+        None => start,
+    };
+    let after: String = bookmark
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let records: Vec<RecordMeta> = all(stub, (start, end), "record")?;
+    let mut verdicts: BTreeMap<String, Verdict> = query
+        .types
+        .iter()
+        .map(|t| (t.clone(), grantor.decide(t)))
+        .collect();
+    let mut page: Vec<RecordMeta> = Vec::new();
+    let mut more = false;
+    for meta in records.into_iter().filter(|m| m.record_id != after) {
+        if meta.status != RecordStatus::Active
+            || (!query.types.is_empty() && !verdicts.contains_key(&meta.resource_type))
+            || query
+                .updated_since_ms
+                .is_some_and(|t| meta.updated_at_ms < t)
+        {
+            continue;
+        }
+        let verdict = verdicts
+            .entry(meta.resource_type.clone())
+            .or_insert_with(|| grantor.decide(&meta.resource_type));
+        if verdict.decision != Decision::Granted {
+            continue;
+        }
+        if page.len() == size {
+            more = true;
+            break;
+        }
+        page.push(meta);
+    }
+    let verdict = match verdicts.values().find(|v| v.decision == Decision::Granted) {
+        Some(v) => v.clone(),
+        None => verdicts
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| grantor.decide_any()),
+    };
+    let mut events = Events::default();
+    let mut entry = grantor.audited(
+        stub,
+        &caller,
+        verdict,
+        AccessKind::SearchAccess,
+        &mut events,
+    )?;
+    let access_id = entry.access_id.clone();
+    entry.records = page
+        .iter()
+        .map(|m| PinnedRecord {
+            record_id: m.record_id.clone(),
+            version: m.version,
+            sha256: m.sha256.clone(),
+        })
+        .collect();
+    let detail = json!({"kind": AccessKind::SearchAccess, "records": page.len()});
+    audit_access(stub, &entry, detail, events)?;
+    let bookmark = match (more, page.last()) {
+        (true, Some(last)) => last.record_id.clone(),
+        _ => String::new(),
+    };
+    let records: Vec<serde_json::Value> = page
+        .iter()
+        .map(|m| {
+            json!({"record_id": m.record_id, "version": m.version, "sha256": m.sha256,
+                   "updated_at_ms": m.updated_at_ms})
+        })
+        .collect();
+    to_json(&json!({"access_id": access_id, "decision": entry.decision,
+        "records": records, "bookmark": bookmark}))
+}
+
+/// The caller's granted, committed and fresh ([`ACCESS_FRESHNESS_MS`]) access entry
+/// `access_id` of kind `kind`, for the evaluated reads (`ReadRecord`, `ReadRecords`).
+///
+/// # Errors
+/// 404 if no such entry is committed (on this peer, yet); 403 if it is another kind or
+/// another caller's, was denied, or is no longer fresh.
+pub(crate) fn granted_entry(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient_id: &str,
+    access_id: &str,
+    kind: AccessKind,
+) -> Result<AccessEntry> {
     let entry: AccessEntry = get_json(stub, &access_key(patient_id, access_id)?, "access")?
         .ok_or_else(|| EhrError::not_found("access entry", access_id))?;
-    if entry.kind != AccessKind::RecordAccess || entry.requester != caller.id {
+    if entry.kind != kind || entry.requester != caller.id {
         return Err(EhrError::forbidden(format!(
-            "access entry {access_id} is not a record access of the caller"
+            "access entry {access_id} is not a {} of the caller",
+            kind.as_str()
         )));
     }
     if entry.decision != Decision::Granted {
@@ -419,14 +792,34 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
             "access {access_id} is no longer fresh; request access again"
         )));
     }
-    let record: RecordId = entry
-        .record_id
-        .as_deref()
-        .ok_or(EhrError::Corrupt("access"))?
-        .parse()?;
-    let (key, meta) = load_active_record(stub, patient_id, &record)?;
-    // A grantee organization's own peers serve a shared copy; the custodian's serve the
-    // original. A peer that is not a member of a collection answers nothing (or an error).
+    Ok(entry)
+}
+
+/// The exact bytes of a record (`key`, current metadata `meta`) that `access_id` granted at
+/// `pinned` (version, hex SHA-256), from a collection of this peer: a grantee
+/// organization's own peers serve a copy shared with it, the custodian's the original.
+///
+/// # Errors
+/// 409 if the record changed since the grant (another version is current); 500 if the stored
+/// bytes do not hash to the on-chain SHA-256; 404 if this peer holds no copy.
+pub(crate) fn pinned_bytes(
+    stub: &dyn ChaincodeStub,
+    caller: &Caller,
+    patient: &PatientEntry,
+    (key, meta): (&str, &RecordMeta),
+    pinned: (Option<u64>, Option<&str>),
+    access_id: &str,
+) -> Result<Vec<u8>> {
+    if let (Some(version), Some(sha256)) = pinned
+        && (version != meta.version || sha256 != meta.sha256)
+    {
+        return Err(EhrError::conflict(format!(
+            "record {} changed after access {access_id} was granted (version {version} \
+             granted, {} current); request access again",
+            meta.record_id, meta.version
+        )));
+    }
+    // A peer that is not a member of a collection answers nothing (or an error).
     let mut collections: Vec<&str> = meta
         .shares
         .iter()
@@ -435,10 +828,10 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
         .collect();
     collections.push(&patient.collection);
     for collection in &collections {
-        if let Ok(Some(bytes)) = stub.get_private_data(collection, &key) {
+        if let Ok(Some(bytes)) = stub.get_private_data(collection, key) {
             if hex::encode(Sha256::digest(&bytes)) != meta.sha256 {
                 return Err(EhrError::Integrity {
-                    record_id: record.to_string(),
+                    record_id: meta.record_id.clone(),
                 });
             }
             return Ok(bytes);
@@ -446,8 +839,123 @@ pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<V
     }
     Err(EhrError::not_found(
         "PHI on this peer for record",
-        record.to_string(),
+        meta.record_id.clone(),
     ))
+}
+
+/// `ReadRecord PATIENT_ID ACCESS_ID` (evaluated only, on a peer holding the PHI; never
+/// submit it: a submitted response is stored in the block). Returns the resource's exact
+/// bytes when the access entry is committed, is the caller's, was granted, and is fresh
+/// ([`ACCESS_FRESHNESS_MS`]); the bytes are checked against the on-chain SHA-256, and must be
+/// the version the grant pinned: 409 if the record was updated between the two steps.
+pub(crate) fn read_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ReadRecord PATIENT_ID ACCESS_ID";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let access_id = param(args, 1, USAGE)?;
+    let patient = load_patient(stub, patient_id)?;
+    let entry = granted_entry(
+        stub,
+        &caller,
+        patient_id,
+        access_id,
+        AccessKind::RecordAccess,
+    )?;
+    let record: RecordId = entry
+        .record_id
+        .as_deref()
+        .ok_or(EhrError::Corrupt("access"))?
+        .parse()?;
+    let (key, meta) = load_active_record(stub, patient_id, &record)?;
+    pinned_bytes(
+        stub,
+        &caller,
+        &patient,
+        (&key, &meta),
+        (entry.version, entry.sha256.as_deref()),
+        access_id,
+    )
+}
+
+/// One record of `ReadRecords`' answer: the stored bytes as they are.
+#[derive(Serialize)]
+struct ReadItem {
+    record_id: String,
+    version: u64,
+    resource: Box<RawValue>,
+}
+
+/// `ReadRecords PATIENT_ID ACCESS_ID [START]` (evaluated only, on a peer holding the PHI, like
+/// `ReadRecord`; never submit it). For the caller's granted, committed and fresh search
+/// access entry (`RequestRecordsAccess`), returns `{"records": [{"record_id", "version",
+/// "resource": <the exact stored bytes, as JSON>}], "next"?: n}`: the entry's records from
+/// index `START` (default 0) on, in its order, at most [`MAX_READ_RECORDS_BYTES`] of resources
+/// (at least one); `next` is the index to continue from when more remain. Each record must
+/// still be the version the grant pinned: 409 if one was updated since (request access
+/// again), 410 if one was purged; 500 if stored bytes do not match the on-chain hash.
+pub(crate) fn read_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "ReadRecords PATIENT_ID ACCESS_ID [START]";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let access_id = param(args, 1, USAGE)?;
+    if args.len() > 3 {
+        return Err(EhrError::invalid(format!("usage: {USAGE}")));
+    }
+    let patient = load_patient(stub, patient_id)?;
+    let entry = granted_entry(
+        stub,
+        &caller,
+        patient_id,
+        access_id,
+        AccessKind::SearchAccess,
+    )?;
+    let start = match opt_param(args, 2) {
+        None => 0,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|s| *s <= entry.records.len())
+            .ok_or_else(|| {
+                EhrError::invalid("START must be an index into the access entry's records")
+            })?,
+    };
+    let (mut items, mut total, mut next) = (Vec::new(), 0usize, None);
+    for (i, pinned) in entry.records.iter().enumerate().skip(start) {
+        let record: RecordId = pinned.record_id.parse()?;
+        let (key, meta) = load_active_record(stub, patient_id, &record)?;
+        let bytes = pinned_bytes(
+            stub,
+            &caller,
+            &patient,
+            (&key, &meta),
+            (Some(pinned.version), Some(&pinned.sha256)),
+            access_id,
+        )?;
+        if !items.is_empty() && total + bytes.len() > MAX_READ_RECORDS_BYTES {
+            next = Some(i);
+            break;
+        }
+        total += bytes.len();
+        let resource = String::from_utf8(bytes)
+            .ok()
+            .and_then(|s| RawValue::from_string(s).ok())
+            .ok_or(EhrError::Corrupt("record"))?;
+        items.push(ReadItem {
+            record_id: pinned.record_id.clone(),
+            version: pinned.version,
+            resource,
+        });
+    }
+    #[derive(Serialize)]
+    struct Answer {
+        records: Vec<ReadItem>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<usize>,
+    }
+    to_json(&Answer {
+        records: items,
+        next,
+    })
 }
 
 fn parse_reason(s: &str) -> Result<EmergencyReason> {
@@ -507,23 +1015,14 @@ pub(crate) fn emergency_access(stub: &dyn ChaincodeStub, args: &[String]) -> Res
         Some((DenyReason::NoEmergencyAttribute, NEEDS.to_owned()))
     };
     // The audit entry of the attempt, denied unless the window opens below.
-    let mut entry = AccessEntry {
-        access_id: access_id.clone(),
-        kind: AccessKind::EmergencyAccess,
-        patient_id: patient_id.to_owned(),
-        record_id: None,
-        requester: caller.id.clone(),
-        requester_msp: caller.msp_id.clone(),
-        requester_role: caller.role_name().to_owned(),
-        purpose: None,
-        at_ms: now,
-        decision: Decision::Denied,
-        basis: None,
-        basis_id: None,
-        reason: None,
-        valid_until_ms: None,
-        emergency_reason: Some(reason),
-    };
+    let mut entry = access_entry(
+        &caller,
+        patient_id,
+        &access_id,
+        AccessKind::EmergencyAccess,
+        now,
+    );
+    entry.emergency_reason = Some(reason);
     if let Some((deny, message)) = denial {
         entry.reason = Some(deny);
         put_json(stub, &access_key(patient_id, &access_id)?, &entry)?;

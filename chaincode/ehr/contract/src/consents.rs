@@ -198,6 +198,25 @@ pub(crate) fn list_consents(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     to_json(&json!({"consents": consents, "bookmark": bookmark}))
 }
 
+/// `GetConsent PATIENT_ID CONSENT_ID` (evaluated; as `ListConsents`: the patient or an
+/// auditor): one consent of the patient, whatever its status, as `ListConsents` lists it
+/// (FHIR `GET /Consent/{id}`; the consent id is the granting transaction's id). 404 if the
+/// patient has no consent of that id.
+pub(crate) fn get_consent(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    const USAGE: &str = "GetConsent PATIENT_ID CONSENT_ID";
+    let caller = Caller::of(stub)?;
+    let patient_id = param(args, 0, USAGE)?;
+    let consent_id = param(args, 1, USAGE)?;
+    if args.len() > 2 {
+        return Err(EhrError::invalid(format!("usage: {USAGE}")));
+    }
+    let patient = load_patient(stub, patient_id)?;
+    caller.require_patient_or_auditor(stub, &patient, true)?;
+    let consent: Consent = get_json(stub, &consent_key(patient_id, consent_id)?, "consent")?
+        .ok_or_else(|| EhrError::not_found("consent", consent_id))?;
+    to_json(&consent)
+}
+
 /// `RequestAccess`'s argument.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -29,6 +29,11 @@ pub enum EhrError {
     /// The request conflicts with the current state, e.g. already exists (status 409).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A precondition the caller set does not hold, e.g. `UpdateRecord`'s expected version
+    /// is not the current one (status 412, HTTP's Precondition Failed, RFC 9110 §15.5.13;
+    /// FHIR's answer to an `If-Match` that fails). Nothing is written.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
     /// The request is malformed or the resource fails validation (status 400).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -71,6 +76,7 @@ impl EhrError {
             EhrError::NoCreator | EhrError::Forbidden(_) | EhrError::Blocked { .. } => 403,
             EhrError::NotFound { .. } => 404,
             EhrError::Conflict(_) => 409,
+            EhrError::PreconditionFailed(_) => 412,
             EhrError::Invalid(_) => 400,
             EhrError::Purged { .. } => 410,
             EhrError::Integrity { .. } | EhrError::Corrupt(_) | EhrError::Stub(_) => 500,

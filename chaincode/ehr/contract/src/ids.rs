@@ -62,6 +62,11 @@ pub mod object {
     /// `pseudonymKey` (private, in an organization's default PHI collection only): the
     /// organization's [`super::PseudonymKey`], 32 bytes (ADR 0031).
     pub const PSEUDONYM_KEY: &str = "pseudonymKey";
+    /// `locator\0{hash}` (private, in the custodian's default PHI collection only): a
+    /// [`crate::model::Locator`] naming the patient and record of the FHIR resource whose
+    /// clear `ResourceType/id` hashes to `hash` ([`super::PseudonymKey::locator`]), so a record
+    /// can be found by its FHIR id alone (`LocateRecords`).
+    pub const LOCATOR: &str = "locator";
 }
 
 /// Prefix of a patient's ledger id: `p_` + 32 lowercase hex digits.
@@ -75,6 +80,8 @@ const LEDGER_ID_HEX: usize = 32;
 const PATIENT_DOMAIN: &[u8] = b"medledger/ehr/patient\0";
 /// HMAC domain of a record's ledger id.
 const RECORD_DOMAIN: &[u8] = b"medledger/ehr/record\0";
+/// HMAC domain of a record's locator.
+const LOCATOR_DOMAIN: &[u8] = b"medledger/ehr/locator\0";
 
 fn is_ledger_id(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix).is_some_and(|h| {
@@ -146,6 +153,14 @@ impl PseudonymKey {
             "{LEDGER_PATIENT_PREFIX}{}",
             self.mac(PATIENT_DOMAIN, &[patient_id])
         )
+    }
+
+    /// The locator hash of FHIR resource `resource` (clear `ResourceType/id`, whatever its
+    /// patient): 32 hex digits, HMAC-SHA256 over `medledger/ehr/locator\0` and the
+    /// length-prefixed type and id, truncated to 128 bits as the ledger ids are. The key of
+    /// its [`locator_key`] in the custodian's collection.
+    pub fn locator(&self, resource: &ResourceRef) -> String {
+        self.mac(LOCATOR_DOMAIN, &[&resource.resource_type, &resource.id])
     }
 
     /// The ledger id of resource `resource` of the patient whose `Patient.id` is `patient_id`.
@@ -304,6 +319,15 @@ pub fn erasure_key(patient_id: &str, record: &RecordId) -> Result<String> {
 /// As [`patient_key`].
 pub fn pseudonym_key_key() -> Result<String> {
     key(object::PSEUDONYM_KEY, &[])
+}
+
+/// Key of a record's locator (private, in its custodian's default collection), from
+/// [`PseudonymKey::locator`]'s hash.
+///
+/// # Errors
+/// As [`patient_key`].
+pub fn locator_key(hash: &str) -> Result<String> {
+    key(object::LOCATOR, &[hash])
 }
 
 /// Key of an organization's governance membership.

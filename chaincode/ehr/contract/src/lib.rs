@@ -43,10 +43,14 @@ mod tx;
 
 use medledger_chaincode::{ChaincodeStub, ContractError, Router};
 
-pub use access::{ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S};
+pub use access::{
+    ACCESS_FRESHNESS_MS, MAX_EMERGENCY_WINDOW_S, MAX_READ_RECORDS_BYTES, MAX_SEARCH_PAGE,
+};
 pub use caller::{Caller, Role};
 pub use error::{EhrError, Result};
-pub use pseudonyms::{TRANSIENT_IDS, TRANSIENT_PATIENT, TRANSIENT_PSEUDONYM_KEY};
+pub use pseudonyms::{
+    TRANSIENT_IDS, TRANSIENT_PATIENT, TRANSIENT_PSEUDONYM_KEY, TRANSIENT_RECORDS,
+};
 pub use records::{TRANSIENT_BUNDLE, TRANSIENT_RESOURCE};
 pub use tx::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
@@ -56,6 +60,8 @@ pub mod functions {
     pub const SET_PSEUDONYM_KEY: &str = "SetPseudonymKey";
     /// `LedgerIds [CUSTODIAN_MSP]` + transient `ids` (ADR 0031).
     pub const LEDGER_IDS: &str = "LedgerIds";
+    /// `LocateRecords [CUSTODIAN_MSP]` + transient `records` (issue 16).
+    pub const LOCATE_RECORDS: &str = "LocateRecords";
     /// `RegisterPatient PATIENT_ID [COLLECTION]`.
     pub const REGISTER_PATIENT: &str = "RegisterPatient";
     /// `GetPatient PATIENT_ID`.
@@ -82,6 +88,8 @@ pub mod functions {
     pub const GRANT_CONSENT: &str = "GrantConsent";
     /// `RevokeConsent PATIENT_ID CONSENT_ID`.
     pub const REVOKE_CONSENT: &str = "RevokeConsent";
+    /// `GetConsent PATIENT_ID CONSENT_ID` (issue 16).
+    pub const GET_CONSENT: &str = "GetConsent";
     /// `ListConsents PATIENT_ID [PAGE_SIZE [BOOKMARK]]`.
     pub const LIST_CONSENTS: &str = "ListConsents";
     /// `RequestAccess REQUEST_JSON`.
@@ -96,6 +104,10 @@ pub mod functions {
     pub const REQUEST_RECORD_ACCESS: &str = "RequestRecordAccess";
     /// `ReadRecord PATIENT_ID ACCESS_ID`.
     pub const READ_RECORD: &str = "ReadRecord";
+    /// `RequestRecordsAccess PATIENT_ID PURPOSE QUERY_JSON` (issue 16).
+    pub const REQUEST_RECORDS_ACCESS: &str = "RequestRecordsAccess";
+    /// `ReadRecords PATIENT_ID ACCESS_ID [START]` (issue 16).
+    pub const READ_RECORDS: &str = "ReadRecords";
     /// `ShareRecord PATIENT_ID RECORD_ID GRANTEE_MSP PURPOSE`.
     pub const SHARE_RECORD: &str = "ShareRecord";
     /// `EmergencyAccess PATIENT_ID ETREAT|BTG [WINDOW_S]`.
@@ -131,14 +143,17 @@ pub mod functions {
 /// Functions that only read (clients evaluate them; submitting them is pointless).
 pub const EVALUATE_FUNCTIONS: &[&str] = &[
     functions::LEDGER_IDS,
+    functions::LOCATE_RECORDS,
     functions::GET_PATIENT,
     functions::READ_RECORD_METADATA,
     functions::GET_RECORD_HISTORY,
     functions::LIST_RECORDS,
     functions::GET_TEMPLATE,
     functions::LIST_CONSENTS,
+    functions::GET_CONSENT,
     functions::LIST_ACCESS_REQUESTS,
     functions::READ_RECORD,
+    functions::READ_RECORDS,
     functions::GET_ACCESS_STATE,
     functions::LIST_AUDIT_ENTRIES,
     functions::GET_ROLE_AUTHORITY,
@@ -148,7 +163,7 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
 
 /// Functions whose response is PHI: a gateway must refuse to submit them (a submitted
 /// transaction's response is stored in the block on every peer).
-pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD];
+pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD, functions::READ_RECORDS];
 
 /// Functions that carry or copy PHI (or the pseudonym key): endorsed by the patient's
 /// custodian organization only (the gateway sends them to the custodian collection's member
@@ -173,11 +188,12 @@ fn route(
 }
 
 /// Every function with its handler.
-fn table() -> [(&'static str, Function); 37] {
+fn table() -> [(&'static str, Function); 41] {
     use functions::*;
     [
         (SET_PSEUDONYM_KEY, pseudonyms::set_pseudonym_key),
         (LEDGER_IDS, pseudonyms::ledger_ids),
+        (LOCATE_RECORDS, pseudonyms::locate_records),
         (REGISTER_PATIENT, registry::register_patient),
         (GET_PATIENT, registry::get_patient),
         (PUT_TEMPLATE, registry::put_template),
@@ -196,12 +212,15 @@ fn table() -> [(&'static str, Function); 37] {
         (GRANT_CONSENT, consents::grant_consent),
         (REVOKE_CONSENT, consents::revoke_consent),
         (LIST_CONSENTS, consents::list_consents),
+        (GET_CONSENT, consents::get_consent),
         (REQUEST_ACCESS, consents::request_access),
         (APPROVE_ACCESS_REQUEST, consents::approve_access_request),
         (REJECT_ACCESS_REQUEST, consents::reject_access_request),
         (LIST_ACCESS_REQUESTS, consents::list_access_requests),
         (REQUEST_RECORD_ACCESS, access::request_record_access),
         (READ_RECORD, access::read_record),
+        (REQUEST_RECORDS_ACCESS, access::request_records_access),
+        (READ_RECORDS, access::read_records),
         (EMERGENCY_ACCESS, access::emergency_access),
         (GET_ACCESS_STATE, access::get_access_state),
         (RESET_ACCESS_STATE, access::reset_access_state),

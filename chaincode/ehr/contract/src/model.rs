@@ -7,6 +7,18 @@ use serde::{Deserialize, Serialize};
 use crate::ids::Grantee;
 use crate::state_machine::AccessState;
 
+/// Where a FHIR resource is filed (`locator\0{hash}` in its custodian's default collection,
+/// never on the shared ledger): the ledger ids of its patient and record. Written by the first
+/// create of the resource; a resource filed under several patients (a shared Organization or
+/// Practitioner) keeps the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locator {
+    /// The patient's ledger id `p_…`.
+    pub patient_id: String,
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+}
+
 /// A registered patient and their custodian organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientEntry {
@@ -247,6 +259,19 @@ pub enum AccessKind {
     RecordAccess,
     /// `EmergencyAccess`: a break-glass window opened.
     EmergencyAccess,
+    /// `RequestRecordsAccess`: one page of a patient's records (`records` lists them).
+    SearchAccess,
+}
+
+impl AccessKind {
+    /// The kind as serialized, e.g. `record_access`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessKind::RecordAccess => "record_access",
+            AccessKind::EmergencyAccess => "emergency_access",
+            AccessKind::SearchAccess => "search_access",
+        }
+    }
 }
 
 /// Decision of an access entry.
@@ -336,6 +361,27 @@ pub struct AccessEntry {
     /// Break-glass reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_reason: Option<EmergencyReason>,
+    /// The record version a granted record access pins (`ReadRecord` serves only it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Hex SHA-256 of the pinned version's exact bytes (granted record access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The records a granted search access lets `ReadRecords` serve, each pinned to the
+    /// version granted (at most 200).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<PinnedRecord>,
+}
+
+/// A record a search access granted, pinned to one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedRecord {
+    /// The record's ledger id `ResourceType/r_…`.
+    pub record_id: String,
+    /// The version granted.
+    pub version: u64,
+    /// Hex SHA-256 of that version's exact bytes.
+    pub sha256: String,
 }
 
 /// Break-glass reason (HL7 v3 ActReason codes). A code, not free text: arguments are written

@@ -11,10 +11,10 @@ use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::fhir::MAX_BUNDLE_ENTRIES;
 use crate::ids::{
-    PseudonymKey, ResourceRef, check_fhir_id, check_msp_id, default_collection, patient_key,
-    pseudonym_key_key,
+    PseudonymKey, ResourceRef, check_fhir_id, check_msp_id, default_collection, locator_key,
+    patient_key, pseudonym_key_key,
 };
-use crate::model::{PatientEntry, Purpose};
+use crate::model::{Locator, PatientEntry, Purpose};
 use crate::policy::custodian_endorsement_policy;
 use crate::tx::{get_json, now_ms, opt_param, to_json};
 
@@ -23,6 +23,8 @@ pub const TRANSIENT_PSEUDONYM_KEY: &str = "pseudonym_key";
 /// Transient map key carrying the clear `Patient.id` of a PHI-carrying call (`CreateRecord`,
 /// `UpdateRecord`, `CreateRecordsFromBundle`): checked against the ledger id in the arguments.
 pub const TRANSIENT_PATIENT: &str = "patient";
+/// Transient map key carrying `LocateRecords`' input: `{"records": ["ResourceType/id", …]}`.
+pub const TRANSIENT_RECORDS: &str = "records";
 /// Transient map key carrying `LedgerIds`' input: `{"patient": "<Patient.id>", "records":
 /// ["ResourceType/id", …]}`.
 pub const TRANSIENT_IDS: &str = "ids";
@@ -225,4 +227,84 @@ pub(crate) fn ledger_ids(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Ve
         .map(|r| key.record(&ids.patient, r).to_string())
         .collect();
     to_json(&json!({"patient": ledger_patient, "records": ledger_records}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsIn {
+    records: Vec<String>,
+}
+
+/// `LocateRecords [CUSTODIAN_MSP]` with transient `records` = `{"records":
+/// ["ResourceType/id", …]}` (1 to [`MAX_BUNDLE_ENTRIES`] clear FHIR references) (evaluated on a
+/// peer of the custodian, default the caller's organization: only its peers hold the
+/// locators). Finds each resource by its FHIR id alone through the locator its create wrote
+/// ([`crate::ids::PseudonymKey::locator`]): returns `{"records": [{"record": "Type/id",
+/// "patient": "p_…", "record_id": "Type/r_…"} | null, …]}` in the order asked; `null` when
+/// no record was created under that id *or* the caller may not learn it. Callers as
+/// `LedgerIds`: the custodian's staff and registrars (every record), the patient (its own),
+/// a doctor, nurse or lab of another organization (records of a patient whose treatment
+/// consent in force covers the type, not Blocked); anyone else 403.
+pub(crate) fn locate_records(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
+    let caller = Caller::of(stub)?;
+    let custodian = opt_param(args, 0).unwrap_or(&caller.msp_id).to_owned();
+    check_msp_id(&custodian)?;
+    if args.len() > 1 {
+        return Err(EhrError::invalid(
+            "usage: LocateRecords [CUSTODIAN_MSP] (transient `records`)",
+        ));
+    }
+    let own = caller.msp_id == custodian
+        && (caller.is_staff_of(&custodian) || caller.has_role(&[Role::Registrar, Role::Patient]));
+    if !own && !caller.role.is_some_and(Role::is_clinician) {
+        return Err(EhrError::forbidden(
+            "only the custodian's staff, its patients, or a clinician allowed to write the \
+             records locates records",
+        ));
+    }
+    let raw = stub.transient().get(TRANSIENT_RECORDS).ok_or_else(|| {
+        EhrError::invalid(format!("the transient map has no `{TRANSIENT_RECORDS}`"))
+    })?;
+    let asked: RecordsIn = serde_json::from_slice(raw).map_err(|_| {
+        EhrError::invalid(r#"transient `records` must be {"records": ["ResourceType/id", ...]}"#)
+    })?;
+    if asked.records.is_empty() || asked.records.len() > MAX_BUNDLE_ENTRIES {
+        return Err(EhrError::invalid(format!(
+            "locate 1 to {MAX_BUNDLE_ENTRIES} records per call"
+        )));
+    }
+    let references = asked
+        .records
+        .iter()
+        .map(|r| r.parse::<ResourceRef>())
+        .collect::<Result<Vec<_>>>()?;
+    let key = load_key(stub, &custodian)?;
+    let collection = default_collection(&custodian);
+    let mut found = Vec::with_capacity(references.len());
+    for (reference, asked) in references.iter().zip(&asked.records) {
+        let stored = stub.get_private_data(&collection, &locator_key(&key.locator(reference))?)?;
+        let located = match stored {
+            None => None,
+            Some(bytes) => Some(
+                serde_json::from_slice::<Locator>(&bytes)
+                    .map_err(|_| EhrError::Corrupt("locator"))?,
+            ),
+        };
+        let answer = match located {
+            Some(l)
+                if may_translate(
+                    stub,
+                    &caller,
+                    &custodian,
+                    &l.patient_id,
+                    std::slice::from_ref(reference),
+                )? =>
+            {
+                json!({"record": asked, "patient": l.patient_id, "record_id": l.record_id})
+            }
+            _ => serde_json::Value::Null,
+        };
+        found.push(answer);
+    }
+    to_json(&json!({ "records": found }))
 }

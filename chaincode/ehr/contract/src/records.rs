@@ -22,15 +22,16 @@ use crate::caller::{Caller, Role};
 use crate::error::{EhrError, Result};
 use crate::events;
 use crate::fhir::{MAX_BUNDLE_ENTRIES, Resource, bundle_resources, parse_resource};
-use crate::ids::{Grantee, PseudonymKey, RecordId, check_msp_id, share_collection};
+use crate::ids::{Grantee, PseudonymKey, RecordId, check_msp_id, default_collection};
 use crate::ids::{consent_range, record_key, record_range};
-use crate::model::{Consent, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
+use crate::ids::{locator_key, share_collection};
+use crate::model::{Consent, Locator, PatientEntry, Purpose, RecordMeta, RecordStatus, SharedCopy};
 use crate::policy::custodian_endorsement_policy;
 use crate::pseudonyms::{check_clear_patient_id, clear_patient_id};
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
 use crate::template::Template;
-use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, page};
+use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, opt_param, page};
 use crate::tx::{page_params, param, put_json, to_json};
 
 /// Transient map key carrying one resource's JSON (`CreateRecord`, `UpdateRecord`).
@@ -224,6 +225,25 @@ fn check_resource<'a>(
     })
 }
 
+/// Writes the locator of a checked resource into the custodian's default collection, unless
+/// one is there (a resource filed under several patients keeps the first; a re-create of an
+/// older record fills a missing one). Same key-level policy as the pseudonym key.
+fn write_locator(stub: &dyn ChaincodeStub, writing: &Writing, checked: &Checked<'_>) -> Result<()> {
+    let collection = default_collection(&writing.patient.custodian_msp);
+    let key = locator_key(&writing.key.locator(&checked.resource.reference))?;
+    if stub.get_private_data(&collection, &key)?.is_some() {
+        return Ok(());
+    }
+    let locator = Locator {
+        patient_id: writing.patient.patient_id.clone(),
+        record_id: checked.record_id.to_string(),
+    };
+    stub.put_private_data(&collection, &key, &to_json(&locator)?)?;
+    let policy = custodian_endorsement_policy(&writing.patient.custodian_msp);
+    stub.set_validation_parameter(&collection, &key, &policy)?;
+    Ok(())
+}
+
 /// Writes the PHI into the patient's collection and the metadata (version + 1) into the
 /// record's public key; on creation, also gives the private key the custodian's policy.
 fn store(
@@ -278,14 +298,35 @@ fn writable(stub: &dyn ChaincodeStub, checked: &Checked<'_>, update: bool) -> Re
     }
 }
 
+/// `UpdateRecord`'s optional `EXPECTED_VERSION` (argument 1): a version ≥ 1, or 400.
+fn expected_version(args: &[String], usage: &str) -> Result<Option<u64>> {
+    if args.len() > 2 {
+        return Err(EhrError::invalid(format!("usage: {usage}")));
+    }
+    opt_param(args, 1)
+        .map(|v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| EhrError::invalid("the expected version must be a number ≥ 1"))
+        })
+        .transpose()
+}
+
 fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Result<Vec<u8>> {
     let usage = if update {
-        "UpdateRecord PATIENT_ID (transient `resource`: the resource JSON, `patient`: its Patient.id)"
+        "UpdateRecord PATIENT_ID [EXPECTED_VERSION] (transient `resource`: the resource JSON, \
+         `patient`: its Patient.id)"
     } else {
         "CreateRecord PATIENT_ID (transient `resource`: the resource JSON, `patient`: its Patient.id)"
     };
     let caller = Caller::of(stub)?;
     let writing = Writing::load(stub, param(args, 0, usage)?)?;
+    let expected = if update {
+        expected_version(args, usage)?
+    } else {
+        None
+    };
     let patient = &writing.patient;
     let now = now_ms(stub)?;
     let bytes = stub.transient().get(TRANSIENT_RESOURCE).ok_or_else(|| {
@@ -293,7 +334,14 @@ fn write_record(stub: &dyn ChaincodeStub, args: &[String], update: bool) -> Resu
     })?;
     let checked = check_resource(stub, &caller, &writing, bytes, &mut BTreeMap::new(), now)?;
     let previous = writable(stub, &checked, update)?;
+    if let Some(expected) = expected.filter(|v| *v != previous.version) {
+        return Err(EhrError::PreconditionFailed(format!(
+            "record {} is at version {}, not the expected {expected}",
+            checked.record_id, previous.version
+        )));
+    }
     let meta = store(stub, &caller, patient, &checked, &previous, now)?;
+    write_locator(stub, &writing, &checked)?;
     let mut payload = summary(&meta);
     if let Some(p) = payload.as_object_mut() {
         p.insert("patient_id".into(), patient.patient_id.clone().into());
@@ -321,8 +369,13 @@ pub(crate) fn create_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result
     write_record(stub, args, false)
 }
 
-/// `UpdateRecord PATIENT_ID` with transient `resource` (submitted; endorsed by the custodian
-/// only): as `CreateRecord` for an existing, not purged record; the version goes up by one.
+/// `UpdateRecord PATIENT_ID [EXPECTED_VERSION]` with transient `resource` and `patient`
+/// (submitted; endorsed by the custodian only): as `CreateRecord` for an existing, not purged
+/// record; the version goes up by one. With `EXPECTED_VERSION` (a version ≥ 1, FHIR's
+/// `If-Match: W/"n"`), a record at another version is refused with 412 and nothing is
+/// written; the record's metadata is in the read set, so an update committed between this
+/// endorsement and its commit makes the transaction an MVCC conflict instead. Returns
+/// `{record_id, version, sha256}`.
 pub(crate) fn update_record(stub: &dyn ChaincodeStub, args: &[String]) -> Result<Vec<u8>> {
     write_record(stub, args, true)
 }
@@ -391,10 +444,12 @@ pub(crate) fn create_records_from_bundle(
             }
             unchanged += 1;
             records.push(summary(&m));
+            write_locator(stub, &writing, c)?;
             continue;
         }
         let previous = writable(stub, c, false).map_err(in_entry(i))?;
         let meta = store(stub, &caller, patient, c, &previous, now)?;
+        write_locator(stub, &writing, c)?;
         created += 1;
         records.push(summary(&meta));
     }

@@ -110,3 +110,30 @@ pub(crate) fn first_of(bundle: &PatientBundle, resource_type: &str) -> BundleRes
         .unwrap()
         .clone()
 }
+
+/// The ledger ids (patient, record) and the resource of the first `resource_type` of the
+/// patient [`dev_network`] imported.
+pub(crate) fn first_record(
+    dev: &DevNetwork,
+    resource_type: &str,
+) -> (String, BundleResource, String) {
+    let clear = &dev.bundle.patient_id;
+    let resource = first_of(&dev.bundle, resource_type);
+    let record_id = dev
+        .key
+        .record(clear, &resource.record_id.parse().unwrap())
+        .to_string();
+    (dev.key.patient(clear), resource, record_id)
+}
+
+/// The highest ledger height among the network's peers.
+pub(crate) fn height(net: &Served) -> u64 {
+    net.with(|h| {
+        h.peers()
+            .into_iter()
+            .map(|(org, peer)| h.ledger(org, peer).unwrap().height())
+            .max()
+            .unwrap()
+    })
+    .unwrap()
+}

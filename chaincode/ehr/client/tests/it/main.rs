@@ -5,6 +5,7 @@
 
 mod common;
 mod ehr_client;
+mod fhir_support;
 mod main_job;
 mod phi_paths;
 mod rules;

@@ -315,7 +315,13 @@ async fn import_read_consent_audit_and_privacy_on_the_harness() {
 
     // `ledger verify`'s checks on both stopped peers: sound, and the private values each
     // holds match the on-chain hashes: every record and Org1's pseudonym key at the
-    // custodian (ADR 0031), none at the lab (Org2 set no key here, and holds no Org1 PHI).
+    // custodian (ADR 0031), and one locator per distinct FHIR resource (issue 16: a resource
+    // filed under several patients keeps one), none at the lab (Org2 set no key here, and
+    // holds no Org1 PHI).
+    let locators: std::collections::BTreeSet<&str> = expected
+        .iter()
+        .flat_map(|b| b.resources.iter().map(|r| r.record_id.as_str()))
+        .collect();
     for org in [ORG1, ORG2] {
         net.with(move |h| h.crash_peer(org, 0)).unwrap().unwrap();
     }
@@ -324,7 +330,10 @@ async fn import_read_consent_audit_and_privacy_on_the_harness() {
         .unwrap()
         .map(|v| v.unwrap().unwrap());
     assert_eq!(verified[0].height, hashes[0].len() as u64);
-    assert_eq!(verified[0].private_values, total as u64 + 1);
+    assert_eq!(
+        verified[0].private_values,
+        total as u64 + 1 + locators.len() as u64
+    );
     assert_eq!(verified[1].private_values, 0);
     net.stop().unwrap();
 }

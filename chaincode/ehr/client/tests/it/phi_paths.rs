@@ -30,7 +30,7 @@ use medledger_proto::protos::{
 };
 use prost::Message;
 
-use crate::common::{DevNetwork, client, dev_network, first_of};
+use crate::common::{DevNetwork, client, dev_network, first_record};
 
 /// Org1 (the custodian), Org2 (the lab).
 const ORG1: usize = 0;
@@ -41,16 +41,13 @@ async fn phi_paths_around_consent_are_closed() {
     let net = Harness::builder().orgs(2).build().unwrap().serve().unwrap();
     // As `network up` and `ehr import`: governance founded by both MSP admins, Org1's
     // pseudonym key, a Synthea patient imported by Org1's admin.
+    let dev = dev_network(&net).await;
+    // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
+    let (patient_id, observation, record_id) = first_record(&dev, "Observation");
     let DevNetwork {
         admin, key, bundle, ..
-    } = dev_network(&net).await;
+    } = dev;
     let clear_patient_id = bundle.patient_id.clone();
-    // The ledger names the patient and its records by Org1's keyed hashes (ADR 0031).
-    let patient_id = key.patient(&clear_patient_id);
-    let observation = first_of(&bundle, "Observation");
-    let record_id = key
-        .record(&clear_patient_id, &observation.record_id.parse().unwrap())
-        .to_string();
 
     // ---- Item 3: evaluate-only functions are never endorsed for ordering ----
     // Org1's doctor: an EHR client, and the same identity to sign hand-made proposals.

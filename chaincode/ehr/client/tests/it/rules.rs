@@ -29,7 +29,7 @@ use ehr_chaincode::model::{AuthorityRole, Decision, EmergencyReason, JoinStatus,
 use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
 use medledger_harness::{Harness, Served};
 
-use crate::common::{DevNetwork, client, dev_network, first_of};
+use crate::common::{DevNetwork, client, dev_network, first_of, height};
 
 /// Org1 (hospital, custodian), Org2 (lab), Org3 (clinic, not a founder).
 const ORG1: usize = 0;
@@ -39,18 +39,6 @@ const ORG3: usize = 2;
 /// An EHR client of a new identity of organization `org` (NodeOU client) with `attrs`.
 fn enrolled(net: &Served, org: usize, name: &str, attrs: &[(&str, &str)]) -> EhrClient {
     client(net, org, net.client(org, name, attrs).unwrap())
-}
-
-/// The highest ledger height among the network's peers.
-fn height(net: &Served) -> u64 {
-    net.with(|h| {
-        h.peers()
-            .into_iter()
-            .map(|(org, peer)| h.ledger(org, peer).unwrap().height())
-            .max()
-            .unwrap()
-    })
-    .unwrap()
 }
 
 /// The chaincode's refusal of `r`: its status and message, which must name no patient data.

@@ -423,6 +423,25 @@ fn refusals(w: &World) -> Vec<Row> {
         row_t("doctor1", &["LedgerIds", "Org1MSP", "x"], vec![("ids", json!({"patient": PA}).to_string().into_bytes())], 400),
         row_t("auditor4", &["LedgerIds"], vec![("ids", json!({"patient": PA}).to_string().into_bytes())], 404),
         (None, vec!["LedgerIds".into(), "Org1MSP".into()], vec![("ids", json!({"patient": PA}).to_string().into_bytes())], 403),
+        // LocateRecords: as LedgerIds (fhir_support.rs has the rest).
+        row_t("researcher1", &["LocateRecords"], vec![("records", json!({"records": ["Observation/obs-1"]}).to_string().into_bytes())], 403),
+        row("doctor1", &["LocateRecords"], 400),
+        row_t("doctor1", &["LocateRecords"], vec![("records", json!({"records": []}).to_string().into_bytes())], 400),
+        (None, vec!["LocateRecords".into()], vec![("records", json!({"records": ["Observation/obs-1"]}).to_string().into_bytes())], 403),
+        // RequestRecordsAccess / ReadRecords (fhir_support.rs has the rest).
+        row("researcher2", &["RequestRecordsAccess", lpa(), "treatment", "{}"], 403),
+        row("doctor2", &["RequestRecordsAccess", lpa(), "treatment", r#"{"page_size": 0}"#], 400),
+        row("doctor2", &["RequestRecordsAccess", lpa(), "treatment"], 400),
+        row("doctor2", &["ReadRecords", lpa(), &w.access], 403),
+        row("doctor1", &["ReadRecords", lpa(), &w.access], 403),
+        row("doctor1", &["ReadRecords", lpa(), "000000000000000.x"], 404),
+        // GetConsent: as ListConsents.
+        row("doctor1", &["GetConsent", lpa(), &w.consent], 403),
+        row("patientB", &["GetConsent", lpa(), &w.consent], 403),
+        row("auditor4", &["GetConsent", lpa(), &w.consent], 403),
+        row("patientA", &["GetConsent", lpa(), &w.request], 404),
+        row("patientA", &["GetConsent", lpa()], 400),
+        row("patientA", &["GetConsent", lpa(), &w.consent, "x"], 400),
         // Unknown function.
         row("admin1", &["DropAllTables"], 400),
     ]

@@ -3,6 +3,7 @@
 //! One module's tests: `cargo test --release -p ehr-chaincode --test it scenario::`.
 
 mod common;
+mod fhir_support;
 mod functions;
 mod ledger_ids;
 mod privacy;

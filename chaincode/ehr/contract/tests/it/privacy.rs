@@ -7,8 +7,9 @@
 //!
 //! Ledger ids (ADR 0031): after the same exercise, no clear `Patient.id` and no resource id of
 //! those bundles appears in what reaches the shared ledger — public keys and values, events,
-//! any call's arguments, any response other than `ReadRecord`'s — while the custodian's
-//! collection holds every resource byte-exact.
+//! any call's arguments, any response other than `ReadRecord`'s and `LocateRecords`' (evaluated
+//! answers to what the caller asked) — while the custodian's collection holds every resource
+//! byte-exact, and a locator per resource keyed by a hash, with ledger ids only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -177,7 +178,7 @@ fn no_phi_outside_private_data_and_read_record() {
                 c.function, c.status
             );
         }
-        if c.function == "ReadRecord" {
+        if c.function == "ReadRecord" || c.function == "ReadRecords" {
             phi_reads += usize::from(find(&c.payload, &all_needles).is_some());
         } else if let Some(hit) = find(&c.payload, &all_needles) {
             panic!("PHI {hit:?} in the response of {}", c.function);
@@ -233,6 +234,39 @@ fn exercise(n: &mut Net, patients: &Patients) {
             clear,
             std::slice::from_ref(&obs.reference),
         );
+        // Records found by FHIR id alone (clear ids in the transient map, answered to the
+        // caller only): the custodian's staff, a consented clinician of another org.
+        let asked =
+            json!({"records": [obs.reference, patient.reference, cond.reference]}).to_string();
+        let found = n.ok_t(
+            "doctor1",
+            &["LocateRecords"],
+            &[("records", asked.as_bytes())],
+        );
+        assert_eq!(found["records"][2]["record_id"], cond.record_id.as_str());
+        let found = n.ok_t(
+            "doctor2",
+            &["LocateRecords", "Org1MSP"],
+            &[("records", asked.as_bytes())],
+        );
+        assert_eq!(found["records"][0]["record_id"], obs.record_id.as_str());
+        assert!(found["records"][2].is_null(), "no Condition consent");
+        // The bulk audited read: the consented types only, their exact bytes.
+        let page = n.ok(
+            "doctor2",
+            &[
+                "RequestRecordsAccess",
+                id,
+                "treatment",
+                r#"{"page_size": 200}"#,
+            ],
+        );
+        assert_eq!(page["decision"], "granted");
+        let r = n.call(
+            "doctor2",
+            &["ReadRecords", id, page["access_id"].as_str().unwrap()],
+        );
+        assert_eq!(r.status, 200, "{}", r.message);
         n.read("doctor2", id, &obs.record_id, "treatment");
         n.read("doctor2", id, &patient.record_id, "treatment");
         n.read("doctor1", id, &cond.record_id, "treatment");
@@ -345,6 +379,12 @@ fn exercise(n: &mut Net, patients: &Patients) {
         ] {
             n.ok("auditor1", &[f, id]);
         }
+        let consents = n.ok(&who, &["ListConsents", id]);
+        let first = consents["consents"][0]["consent_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        n.ok(&who, &["GetConsent", id, &first]);
         n.ok(&who, &["GetRecordHistory", id, &obs.record_id]);
         n.ok(&who, &["ReadRecordMetadata", id, &patient.record_id]);
         n.ok(&who, &["GetAccessState", id, "org:Org2MSP"]);
@@ -412,9 +452,12 @@ fn no_clear_patient_or_resource_id_reaches_the_shared_ledger() {
             );
         }
         let evaluated = ehr_chaincode::EVALUATE_FUNCTIONS.contains(&c.function.as_str());
-        if c.function == "ReadRecord" {
+        if c.function == "ReadRecord" || c.function == "ReadRecords" {
             // Evaluated, PHI by design: the resource names its ids.
             reads_naming_ids += usize::from(find(&c.payload, &ids).is_some());
+        } else if c.function == "LocateRecords" {
+            // Evaluated: answers the caller the clear references it asked about.
+            assert!(evaluated);
         } else if let Some(hit) = find(&c.payload, &ids) {
             panic!("clear id {hit:?} in the response of {}", c.function);
         }
@@ -444,6 +487,26 @@ fn no_clear_patient_or_resource_id_reaches_the_shared_ledger() {
     for (collection, key) in private.keys() {
         if let Some(hit) = find(key.as_bytes(), &ids) {
             panic!("clear id {hit:?} in a private key of {collection} (its hash is public)");
+        }
+    }
+    // Locators (issue 16): one per resource, only in the custodian's own collection, keyed by
+    // a hash and valued with ledger ids.
+    let locators: Vec<(&(String, String), &Vec<u8>)> = private
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("\u{0}locator\u{0}"))
+        .collect();
+    let resources: BTreeSet<&str> = patients
+        .iter()
+        .flat_map(|(_, rs)| rs.iter().map(|r| r.reference.as_str()))
+        .collect();
+    assert_eq!(locators.len(), resources.len());
+    for ((collection, key), value) in &locators {
+        assert_eq!(
+            collection, "Org1MSPPHI",
+            "locator {key:?} off the custodian"
+        );
+        if let Some(hit) = find(value, &ids) {
+            panic!("clear id {hit:?} in the locator {key:?}");
         }
     }
     println!(

@@ -561,11 +561,15 @@ impl Net {
         purpose: &str,
     ) -> (String, String) {
         let v = self.ok(who, &["RequestRecordAccess", patient_id, record, purpose]);
-        assert_eq!(
-            v.as_object().unwrap().len(),
-            2,
-            "only access_id and decision: {v}"
-        );
+        // A grant also pins the version (version, sha256, updated_at_ms): ids and metadata,
+        // never PHI.
+        let fields = if v["decision"] == "granted" { 5 } else { 2 };
+        assert_eq!(v.as_object().unwrap().len(), fields, "{v}");
+        if v["decision"] == "granted" {
+            assert!(v["version"].as_u64().unwrap() >= 1, "{v}");
+            assert_eq!(v["sha256"].as_str().unwrap().len(), 64, "{v}");
+            assert!(v["updated_at_ms"].is_u64(), "{v}");
+        }
         (
             v["access_id"].as_str().unwrap().to_owned(),
             v["decision"].as_str().unwrap().to_owned(),
