@@ -134,7 +134,7 @@ pub trait ChaincodePolicies: Send + Sync {
 
     /// Whether `function` of `chaincode` may only be evaluated, never endorsed for
     /// submission: its response carries data that must not go into a block, which every peer
-    /// of the channel stores (e.g. the EHR chaincode's `ReadRecord`, ADR 0023). Default: none.
+    /// of the channel stores (e.g. the EHR chaincode's `ReadRecord`, `ReadRecords` and `LocateRecords`, ADR 0023). Default: none.
     fn evaluate_only(&self, _channel: &str, _chaincode: &str, _function: &str) -> bool {
         false
     }

@@ -174,7 +174,7 @@ pub struct ChaincodeSpec {
     #[serde(default)]
     pub private_collection_per_org: bool,
     /// Functions the gateways only evaluate, never submit: their responses must not enter a
-    /// block (for the EHR chaincode: `ReadRecord`, which returns PHI; ADR 0023).
+    /// block (for the EHR chaincode: `ReadRecord` and `ReadRecords`, which return PHI, and `LocateRecords`, which names clear ids; ADR 0023).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evaluate_only: Vec<String>,
 }

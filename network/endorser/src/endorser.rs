@@ -259,7 +259,7 @@ impl Endorser {
 
     /// Functions (canonical names, by chaincode) that may only be evaluated: their response
     /// carries data that must never be written into a block (e.g. the EHR chaincode's
-    /// `ReadRecord`, ADR 0023). For them the endorser returns the chaincode's response
+    /// `ReadRecord`, `ReadRecords`, `LocateRecords`; ADR 0023). For them the endorser returns the chaincode's response
     /// without an endorsement and keeps no private data, so no transaction carrying their
     /// output can satisfy an endorsement policy, whoever assembles it (the gateway, or a
     /// client calling `ProcessProposal` and `Broadcast` itself).

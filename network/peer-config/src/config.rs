@@ -173,7 +173,7 @@ pub struct ChaincodeSection {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub collections: Vec<CollectionSection>,
     /// Functions the gateway only evaluates, never endorses for submission: their responses
-    /// must not be written into a block (the EHR chaincode's `ReadRecord`, ADR 0023).
+    /// must not be written into a block (the EHR chaincode's `ReadRecord`, `ReadRecords`, `LocateRecords`; ADR 0023).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evaluate_only: Vec<String>,
 }

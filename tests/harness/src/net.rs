@@ -174,14 +174,16 @@ fn ehr_definition(orgs: usize) -> Result<ChaincodeDefinition> {
 }
 
 /// The functions of the EHR chaincode that are only evaluated, as `network/configs/dev.yaml`'s
-/// `evaluate_only` (ADR 0023): `ReadRecord`, whose response is PHI, canonical as the peer
-/// reads the configuration. Every peer's endorser returns their responses unendorsed, and
-/// the gateways refuse to endorse them for ordering.
+/// `evaluate_only` (ADR 0023): `ehr_chaincode::PHI_RESPONSE_FUNCTIONS` (`ReadRecord`,
+/// `ReadRecords`, `LocateRecords`), whose responses are PHI or clear ids, canonical as the
+/// peer reads the configuration. Every peer's endorser returns their responses unendorsed,
+/// and the gateways refuse to endorse them for ordering.
 pub(crate) fn evaluate_only() -> HashMap<String, HashSet<String>> {
-    let read_record = medledger_proto::invocation::canonical_function(
-        ehr_chaincode::functions::READ_RECORD.as_bytes(),
-    );
-    [(CHAINCODE.to_owned(), [read_record].into())].into()
+    let functions = ehr_chaincode::PHI_RESPONSE_FUNCTIONS
+        .iter()
+        .map(|f| medledger_proto::invocation::canonical_function(f.as_bytes()))
+        .collect();
+    [(CHAINCODE.to_owned(), functions)].into()
 }
 
 /// MSP id of organization index `i` (0-based): `Org{i+1}MSP`.

@@ -161,9 +161,14 @@ pub const EVALUATE_FUNCTIONS: &[&str] = &[
     functions::WHO_AM_I,
 ];
 
-/// Functions whose response is PHI: a gateway must refuse to submit them (a submitted
-/// transaction's response is stored in the block on every peer).
-pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[functions::READ_RECORD, functions::READ_RECORDS];
+/// Functions whose response is PHI or names clear ids (`LocateRecords` answers each clear
+/// `Type/id` it found): a gateway must refuse to submit them (a submitted transaction's
+/// response is stored in the block on every peer).
+pub const PHI_RESPONSE_FUNCTIONS: &[&str] = &[
+    functions::READ_RECORD,
+    functions::READ_RECORDS,
+    functions::LOCATE_RECORDS,
+];
 
 /// Functions that carry or copy PHI (or the pseudonym key): endorsed by the patient's
 /// custodian organization only (the gateway sends them to the custodian collection's member

@@ -251,9 +251,18 @@ async fn import_read_verify_and_privacy_on_a_real_network() {
         &bundles,
     );
     assert!(org1_verified.contains(": OK"), "{org1_verified}");
-    // Every record, and the organization's pseudonym key (ADR 0031).
+    // Every record, the organization's pseudonym key (ADR 0031) and one locator per distinct
+    // FHIR resource (issue 16: a record found by its FHIR id).
+    let locators: std::collections::BTreeSet<&str> = bundle
+        .resources
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .collect();
     assert!(
-        org1_verified.contains(&format!("{} private values match", total + 1)),
+        org1_verified.contains(&format!(
+            "{} private values match",
+            total + 1 + locators.len()
+        )),
         "{org1_verified}"
     );
     let org2_verified = medledger(

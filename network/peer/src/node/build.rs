@@ -134,7 +134,7 @@ impl DefinitionPolicies {
     /// Over `channels`: per channel id, its chaincode definitions and configuration (the
     /// lifecycle endorsement policy for `_lifecycle`); `evaluate_only`: chaincode name →
     /// canonical names of the functions the gateway only evaluates (`peer.yaml`'s
-    /// `evaluate_only`, e.g. the EHR chaincode's `ReadRecord`, ADR 0023).
+    /// `evaluate_only`, e.g. the EHR chaincode's `ReadRecord`, `ReadRecords`, `LocateRecords`; ADR 0023).
     pub fn new(
         channels: HashMap<String, (Arc<dyn ChaincodeDefinitions>, Arc<ChannelConfig>)>,
         evaluate_only: HashMap<String, HashSet<String>>,
