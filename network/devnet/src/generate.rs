@@ -587,15 +587,21 @@ pub fn generate_org(
                    extra: &[(&str, &str)]| {
         let home = dir.join("identities").join(&enrollment_id);
         // `medledger.tls`: the CA issues TLS certificates to clients only with it (mutual TLS
-        // with the FHIR server).
-        let mut reg = Registration::new(enrollment_id.clone(), ou)
-            .with_attribute("ehr.role", role)
-            .with_attribute(medledger_ca::TLS_ATTRIBUTE, "true");
+        // with the FHIR server). Staff get one; patients do not (a patient's certificate is
+        // never a TLS client of the organization's nodes: they use the FHIR server with a
+        // bearer token).
+        let staff = role != "patient";
+        let mut reg = Registration::new(enrollment_id.clone(), ou).with_attribute("ehr.role", role);
+        if staff {
+            reg = reg.with_attribute(medledger_ca::TLS_ATTRIBUTE, "true");
+        }
         for (k, v) in extra {
             reg = reg.with_attribute(k, v);
         }
         o.issue(reg, &home, &[])?;
-        o.client_tls(&enrollment_id, &home.join("tls"))?;
+        if staff {
+            o.client_tls(&enrollment_id, &home.join("tls"))?;
+        }
         if let Some(wallet) = &wallet {
             o.delegate(org.msp_id.as_str(), &enrollment_id, wallet)?;
         }
@@ -875,7 +881,13 @@ mod tests {
                 delegate.certificate().attributes(),
                 own.certificate().attributes()
             );
+            // Staff hold a TLS client certificate for mutual TLS; patients none (they use a
+            // bearer token, and the CA never gives a patient a TLS certificate).
             let tls = dir.join(&id.msp_dir).parent().unwrap().join("tls");
+            if id.role == "patient" {
+                assert!(!tls.exists(), "{cn} holds a TLS certificate");
+                continue;
+            }
             let cert =
                 Certificate::from_pem(&std::fs::read(tls.join("cert.pem")).unwrap()).unwrap();
             assert_eq!(cert.common_name(), cn);

@@ -208,15 +208,44 @@ pub fn generate(dir: &Path, spec: &DevNetSpec) -> Result<DevNet> {
     })
 }
 
-/// Free TCP ports on `host` (bound and released: another process could take one in
-/// between, which tests accept).
+/// Free TCP ports on `host`, distinct within this process, bound and released: another
+/// process could take one in between, which tests accept.
+///
+/// The ports are taken below Linux's default ephemeral range (32768-60999), from
+/// 20000-32767, so that an outgoing connection's local port (which the kernel picks from the
+/// ephemeral range) cannot take one before the node it is meant for binds it: a node started
+/// seconds later (a FHIR server after the chaincode is defined) otherwise found its port
+/// taken. A process-wide counter, starting at a place given by the process id, keeps
+/// concurrent tests of one process from drawing the same port; a port found busy is skipped.
+/// Falls back to ports the kernel picks if that range has none free.
 ///
 /// # Errors
 /// [`Error::Io`] if binding fails.
 pub fn free_ports(host: &str, n: usize) -> Result<Vec<u16>> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind((host, 0)).map_err(|e| Error::io("bind", host, e)))
-        .collect::<Result<_>>()?;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let mut listeners = Vec::with_capacity(n);
+    let mut tried = 0;
+    while listeners.len() < n && tried < SPAN {
+        tried += 1;
+        let port =
+            u16::try_from(LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN).unwrap_or(u16::MAX);
+        if let Ok(l) = std::net::TcpListener::bind((host, port)) {
+            listeners.push(l);
+        }
+    }
+    while listeners.len() < n {
+        listeners
+            .push(std::net::TcpListener::bind((host, 0)).map_err(|e| Error::io("bind", host, e))?);
+    }
     listeners
         .iter()
         .map(|l| {
