@@ -548,15 +548,23 @@ impl Run<'_> {
     }
 
     /// Of `stored` (resources already stored with the same hash), those whose locator is
-    /// missing (`LocateRecords` answers `None`), and how many have theirs. A failed
+    /// missing (`LocateRecords` answers `None`), and how many have theirs or need none
+    /// (resources without a patient reference, Organization and Practitioner, get no locator:
+    /// re-sending them would only make a bundle that writes nothing). A failed
     /// `LocateRecords` fails its resources.
     async fn without_locators<'b>(
         &self,
         stored: &[&'b BundleResource],
     ) -> (Vec<&'b BundleResource>, usize) {
+        use ehr_chaincode::template::{PatientLink, default_template};
         let c = self.client;
         let own = Some(self.own_msp.as_str());
-        let (mut missing, mut located) = (Vec::new(), 0);
+        let (shared, stored): (Vec<&BundleResource>, Vec<&BundleResource>) =
+            stored.iter().partition(|r| {
+                default_template(&r.resource_type)
+                    .is_some_and(|t| t.patient_link == PatientLink::None)
+            });
+        let (mut missing, mut located) = (Vec::new(), shared.len());
         for part in stored.chunks(ehr_chaincode::fhir::MAX_BUNDLE_ENTRIES) {
             let ids: Vec<&str> = part.iter().map(|r| r.record_id.as_str()).collect();
             match self.call(false, || c.locate_records(own, &ids)).await {

@@ -9,8 +9,8 @@ use crate::state_machine::AccessState;
 
 /// Where a FHIR resource is filed (`locator\0{hash}` in its custodian's default collection,
 /// never on the shared ledger): the ledger ids of its patient and record. Written by the first
-/// create of the resource; a resource filed under several patients (a shared Organization or
-/// Practitioner) keeps the first.
+/// create of the resource; resources without a patient reference (Organization,
+/// Practitioner) get none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Locator {
     /// The patient's ledger id `p_…`.

@@ -30,7 +30,7 @@ use crate::policy::custodian_endorsement_policy;
 use crate::pseudonyms::{check_clear_patient_id, clear_patient_id};
 use crate::registry::effective_template;
 use crate::state_machine::AccessState;
-use crate::template::Template;
+use crate::template::{PatientLink, Template};
 use crate::tx::{Events, all, get_json, json_param, load_patient, now_ms, opt_param, page};
 use crate::tx::{page_params, param, put_json, to_json};
 
@@ -158,6 +158,9 @@ pub(crate) fn reserve_records(stub: &dyn ChaincodeStub, args: &[String]) -> Resu
 /// A validated resource ready to store.
 struct Checked<'a> {
     resource: Resource<'a>,
+    /// No patient reference (Organization, Practitioner): a resource several patients'
+    /// bundles carry under the same FHIR id; it gets no locator.
+    shared: bool,
     /// The record's ledger id.
     record_id: RecordId,
     template_version: u64,
@@ -218,6 +221,7 @@ fn check_resource<'a>(
     let record_id = writing.key.record(&writing.clear_id, &resource.reference);
     Ok(Checked {
         key: record_key(&writing.patient.patient_id, &record_id)?,
+        shared: template.patient_link == PatientLink::None,
         record_id,
         sha256: sha256_hex(resource.bytes),
         template_version: template.version,
@@ -226,9 +230,17 @@ fn check_resource<'a>(
 }
 
 /// Writes the locator of a checked resource into the custodian's default collection, unless
-/// one is there (a resource filed under several patients keeps the first; a re-create of an
-/// older record fills a missing one). Same key-level policy as the pseudonym key.
+/// one is there (a re-create of an older record fills a missing one). Same key-level policy
+/// as the pseudonym key. Resources without a patient reference (Organization, Practitioner)
+/// get none: several patients' bundles carry them under one FHIR id, so their locator key
+/// (which depends on the FHIR id alone) would be read and written by every such patient's
+/// transaction, linking those patients on the public ledger by its hash, and concurrent
+/// imports would write it in one block (the second ENDORSEMENT_POLICY_FAILURE: its key-level
+/// policy was set by the first).
 fn write_locator(stub: &dyn ChaincodeStub, writing: &Writing, checked: &Checked<'_>) -> Result<()> {
+    if checked.shared {
+        return Ok(());
+    }
     let collection = default_collection(&writing.patient.custodian_msp);
     let key = locator_key(&writing.key.locator(&checked.resource.reference))?;
     if stub.get_private_data(&collection, &key)?.is_some() {
