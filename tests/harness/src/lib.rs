@@ -10,9 +10,11 @@
 mod error;
 mod harness;
 mod inproc;
+mod log;
 pub mod net;
 mod serve;
 
 pub use error::{Error, Result};
 pub use harness::{Builder, Harness, TICK_MS};
+pub use log::captured_log;
 pub use serve::{GRACE_TICKS, Served};

@@ -15,9 +15,6 @@
 //! Moved from `network/cli/tests/it/ehr_scenario_network.rs` (processes, issue 15 item 5):
 //! the node log files of a process network stay covered by `ehr_network` there.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use ehr_chaincode::ids::{Grantee, RecordId, record_key};
 use ehr_chaincode::model::{EmergencyReason, Purpose};
 use ehr_client::{ConsentGrant, EhrClient, EhrClientError};
@@ -29,38 +26,7 @@ use crate::common::{DevNetwork, client, dev_network, files_under, first_of};
 const ORG1: usize = 0;
 const ORG2: usize = 1;
 
-/// Everything `tracing` emits in this test binary, at debug and above (the nodes of a
-/// process network log at info): what the in-process peers, orderers, gateways and clients
-/// log.
-fn captured_log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init()
-            .expect("no other tracing subscriber in this test binary");
-        log
-    })
-    .clone()
-}
-
-/// A `tracing` writer into the shared buffer.
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use medledger_harness::captured_log;
 
 /// The access state of Org2 on `patient`'s records (`GetAccessState`).
 async fn state(c: &EhrClient, patient: &str) -> String {

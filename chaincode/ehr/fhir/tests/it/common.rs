@@ -8,8 +8,7 @@
 //! import through the API). To move into a shared harness test-utils module (a harness change,
 //! asked for in the F16 report).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -29,35 +28,7 @@ pub(crate) const CHANNEL: &str = "ehr";
 /// The API's base URL in the tests' configuration.
 pub(crate) const BASE: &str = "https://localhost/fhir";
 
-/// Everything `tracing` emits in this test binary, at debug and above.
-pub(crate) fn captured_log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .try_init()
-            .expect("no other tracing subscriber in this test binary");
-        log
-    })
-    .clone()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+pub(crate) use medledger_harness::captured_log;
 
 /// The exact bytes of `bundle`'s Patient resource.
 pub(crate) fn patient_bytes(bundle: &ehr_client::bundle::PatientBundle) -> &[u8] {
